@@ -1,0 +1,1 @@
+"""tcxhooks media service."""
