@@ -1,0 +1,3 @@
+from tcxhooks.cli import main
+
+main()

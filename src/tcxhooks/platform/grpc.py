@@ -1,0 +1,132 @@
+"""gRPC plumbing: the server factory (auth + metrics interceptors), client channels, error mapping.
+
+    server = create_server(config)            # interceptors installed
+    channel = open_channel(config, "dispatcher")
+    stub = dispatcher_service_pb2_grpc.DispatcherServiceStub(channel)
+
+With `[services] token` set, every RPC except grpc.health.v1 needs `authorization: Bearer <token>`;
+a wrong or missing token gets UNAUTHENTICATED. Channels made here send the token themselves.
+"""
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from typing import Any, Awaitable, Callable
+
+import grpc
+
+from .config import Config
+from .metrics import GRPC_CLIENT_HANDLED, ServerMetricsInterceptor
+
+HEALTH_PREFIX = "/grpc.health.v1.Health/"
+MAX_MESSAGE = 64 * 1024 * 1024
+_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.max_send_message_length", MAX_MESSAGE),
+    ("grpc.keepalive_time_ms", 30_000),
+]
+
+
+def _deny(message: str) -> grpc.RpcMethodHandler:
+    async def abort(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+    return grpc.unary_unary_rpc_method_handler(abort, request_deserializer=lambda raw: raw,
+                                               response_serializer=lambda raw: raw)
+
+
+class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
+    """Requires the shared bearer token on every RPC but health checks."""
+
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}".encode()
+
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], details: Any) -> Any:
+        if details.method.startswith(HEALTH_PREFIX):
+            return await continuation(details)
+        given = ""
+        for key, value in details.invocation_metadata or ():
+            if key == "authorization":
+                given = value if isinstance(value, str) else value.decode()
+        if not given:
+            return _deny("missing service token (authorization: Bearer …)")
+        if not hmac.compare_digest(given.encode(), self._expected):
+            return _deny("wrong service token")
+        return await continuation(details)
+
+
+def listen_address(address: str) -> str:
+    """Where a server for `[services] <name>` = host:port binds: loopback stays loopback, else all."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return address
+    except ValueError:
+        if host == "localhost":
+            return f"127.0.0.1:{port}"
+    return f"[::]:{port}"
+
+
+def _server_credentials(config: Config) -> grpc.ServerCredentials | None:
+    s = config.services
+    if not (s.tls_cert and s.tls_key):
+        return None
+    with open(s.tls_key, "rb") as key, open(s.tls_cert, "rb") as cert:
+        pair = [(key.read(), cert.read())]
+    ca = open(s.tls_ca, "rb").read() if s.tls_ca else None
+    return grpc.ssl_server_credentials(pair, root_certificates=ca, require_client_auth=ca is not None)
+
+
+def create_server(config: Config, address: str) -> tuple[grpc.aio.Server, int]:
+    """A grpc.aio server bound to `address` with the shared interceptors; returns it and its port."""
+    interceptors: list[grpc.aio.ServerInterceptor] = [ServerMetricsInterceptor()]
+    if config.services.token:
+        interceptors.insert(0, TokenAuthInterceptor(config.services.token))
+    server = grpc.aio.server(interceptors=interceptors, options=_OPTIONS)
+    credentials = _server_credentials(config)
+    bind = listen_address(address)
+    port = server.add_secure_port(bind, credentials) if credentials else server.add_insecure_port(bind)
+    if port == 0:
+        raise OSError(f"cannot listen on {bind}")
+    return server, port
+
+
+class _TokenMetadata(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
+    def __init__(self, token: str) -> None:
+        self._pair = ("authorization", f"Bearer {token}") if token else None
+
+    def _details(self, details: Any) -> Any:
+        if self._pair is None:
+            return details
+        metadata = list(details.metadata or []) + [self._pair]
+        return details._replace(metadata=metadata) if hasattr(details, "_replace") else grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready)
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        call = await continuation(self._details(details), request)
+        service, _, method = details.method.decode().strip("/").partition("/") if isinstance(
+            details.method, bytes) else details.method.strip("/").partition("/")
+        try:
+            code = await call.code()
+            GRPC_CLIENT_HANDLED.labels(service, method, code.name).inc()
+        except Exception:  # the caller sees the error itself
+            pass
+        return call
+
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+
+def open_channel(config: Config, service: str, address: str | None = None) -> grpc.aio.Channel:
+    """A channel to one of the four services (`[services] <service>`), sending the shared token."""
+    target = address or getattr(config.services, service)
+    interceptors = [_TokenMetadata(config.services.token)]
+    s = config.services
+    if s.tls_ca:
+        ca = open(s.tls_ca, "rb").read()
+        key = open(s.tls_key, "rb").read() if s.tls_key else None
+        cert = open(s.tls_cert, "rb").read() if s.tls_cert else None
+        creds = grpc.ssl_channel_credentials(ca, key, cert)
+        return grpc.aio.secure_channel(target, creds, options=_OPTIONS, interceptors=interceptors)
+    return grpc.aio.insecure_channel(target, options=_OPTIONS, interceptors=interceptors)

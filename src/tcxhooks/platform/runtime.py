@@ -1,0 +1,153 @@
+"""The life of every service: config → logging → metrics → gRPC server → build() → serve → drain.
+
+    async def build(app: App) -> None:
+        store = await app.open_store()
+        servicer = DispatcherServicer(...)
+        dispatcher_service_pb2_grpc.add_DispatcherServiceServicer_to_server(servicer, app.server)
+        app.spawn(worker.run(), "worker")
+
+    def main() -> None:
+        runtime.run("dispatcher", build)
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Coroutine
+
+import grpc
+
+from .config import Config, ConfigError, load_config
+from .grpc import create_server, open_channel
+from .health import Health
+from .logging import setup_logging
+from .metrics import start_metrics
+from .store import Store, StoreError, open_store
+
+log = logging.getLogger(__name__)
+
+GRPC_NAMES = {
+    "monitor": "tcxhooks.v1.MonitorService",
+    "dispatcher": "tcxhooks.v1.DispatcherService",
+    "media": "tcxhooks.v1.MediaService",
+    "analytics": "tcxhooks.v1.AnalyticsService",
+}
+METRICS_OFFSET = {"monitor": 0, "dispatcher": 1, "media": 2, "analytics": 3}
+
+
+@dataclass
+class App:
+    """What build() wires into; every resource it opens goes on `stack` (closed in reverse)."""
+
+    name: str
+    config: Config
+    server: grpc.aio.Server
+    health: Health
+    stack: contextlib.AsyncExitStack
+    grpc_port: int
+    metrics_port: int
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    _store: Store | None = None
+    _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Runs a background loop; a crash is logged and stops the service (the supervisor restarts it)."""
+        task = asyncio.create_task(coro, name=f"{self.name}.{name}")
+
+        def done(t: asyncio.Task[Any]) -> None:
+            if not t.cancelled() and t.exception() is not None and not self.stopping.is_set():
+                log.error("background task %s crashed", name, exc_info=t.exception())
+                self.stopping.set()
+
+        task.add_done_callback(done)
+        self.tasks.append(task)
+        return task
+
+    async def open_store(self) -> Store:
+        """The shared store (opened once per process, closed at shutdown)."""
+        if self._store is None:
+            self._store = await open_store(self.config.store.url)
+            self.stack.push_async_callback(self._store.close)
+            self.health.add_check("store", self._store.ping, critical=True)
+        return self._store
+
+    def channel(self, service: str) -> grpc.aio.Channel:
+        """A shared channel to a peer service (closed at shutdown)."""
+        if service not in self._channels:
+            channel = open_channel(self.config, service)
+            self._channels[service] = channel
+            self.stack.push_async_callback(channel.close)
+        return self._channels[service]
+
+
+Build = Callable[[App], Awaitable[None]]
+
+
+def parse_args(name: str, argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=f"tcxhooks {name}", description=f"Run the tcxhooks {name} service.")
+    parser.add_argument("-c", "--config", default=os.environ.get("TCXH_CONFIG"), help="ini file (or TCXH_CONFIG)")
+    return parser.parse_args(argv)
+
+
+def load_or_exit(path: str | None, require: tuple[str, ...]) -> Config:
+    try:
+        return load_config(path, require=require)
+    except ConfigError as exc:
+        print(f"tcxhooks: bad configuration: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def run(name: str, build: Build, argv: list[str] | None = None) -> None:
+    """Entry point of one service process; exits 0 after a clean shutdown, 2 on bad config."""
+    args = parse_args(name, argv)
+    config = load_or_exit(args.config, (name,))
+    setup_logging(config.log.level, config.log.format, config.secrets(), name)
+    try:
+        asyncio.run(serve(name, config, build))
+    except (StoreError, OSError) as exc:
+        log.error("%s cannot start: %s", name, exc)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        pass
+
+
+async def serve(name: str, config: Config, build: Build, ready: asyncio.Event | None = None) -> None:
+    log.info("%s starting; config %s", name, config.path, extra={"config": config.redacted()})
+    metrics_port = start_metrics(name, config.metrics.port)
+    address = getattr(config.services, name)
+    server, port = create_server(config, address)
+    health = Health(name, (GRPC_NAMES[name],))
+    health.add_to_server(server)
+    async with contextlib.AsyncExitStack() as stack:
+        app = App(name, config, server, health, stack, port, metrics_port)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, app.stopping.set)
+        await build(app)
+        await server.start()
+        await health.run_checks()
+        health_task = asyncio.create_task(health.loop(), name=f"{name}.health")
+        log.info("%s serving gRPC on %s (port %d), metrics on :%d", name, address, port, metrics_port)
+        if ready is not None:
+            ready.set()
+        await app.stopping.wait()
+        log.info("%s stopping", name)
+        await health.shutdown()
+        await server.stop(config.services.grace)
+        health_task.cancel()
+        # Background loops get `grace` seconds to finish their in-flight work (they watch
+        # app.stopping), then are cancelled; unfinished work stays in the store for next time.
+        if app.tasks:
+            _, pending = await asyncio.wait(app.tasks, timeout=config.services.grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+    log.info("%s stopped", name)

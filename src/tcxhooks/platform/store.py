@@ -1,0 +1,272 @@
+"""The store: SQLite (WAL, single host, default) or PostgreSQL (several replicas), one async API.
+
+    store = await open_store(config.store.url)
+    await store.migrate("dispatcher", MIGRATIONS)
+    async with store.transaction() as tx:
+        await tx.execute("INSERT INTO t (a) VALUES (?)", (1,))
+        rows = await tx.fetchall("SELECT a FROM t WHERE a > ?", (0,))
+
+SQL is written once with `?` placeholders; the Postgres backend turns them into `%s`. Where the
+dialects differ, a migration or query gives both texts (`store.dialect` is "sqlite" or "postgres").
+Migrations are versioned per component in `schema_migrations` and run at start, once.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Protocol, Sequence
+
+Params = Sequence[Any]
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step; `postgres` defaults to the SQLite text when both dialects agree."""
+
+    version: int
+    sqlite: str
+    postgres: str = ""
+
+    def text(self, dialect: str) -> str:
+        return self.postgres if dialect == "postgres" and self.postgres else self.sqlite
+
+
+class StoreError(Exception):
+    """The store could not be opened or migrated."""
+
+
+class Tx(Protocol):
+    async def execute(self, sql: str, params: Params = ()) -> int: ...
+    async def executemany(self, sql: str, rows: Sequence[Params]) -> None: ...
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None: ...
+
+
+class Store(Protocol):
+    dialect: str
+    url: str
+
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[Tx]: ...
+    async def execute(self, sql: str, params: Params = ()) -> int: ...
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None: ...
+    async def migrate(self, component: str, migrations: Sequence[Migration]) -> None: ...
+    async def ping(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+_MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " component TEXT NOT NULL, version INTEGER NOT NULL, applied_at DOUBLE PRECISION NOT NULL,"
+    " PRIMARY KEY (component, version))"
+)
+
+
+class _BaseStore:
+    dialect = ""
+
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[Tx]:
+        raise NotImplementedError
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        async with self.transaction() as tx:
+            return await tx.execute(sql, params)
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        async with self.transaction() as tx:
+            return await tx.fetchall(sql, params)
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        async with self.transaction() as tx:
+            return await tx.fetchone(sql, params)
+
+    async def ping(self) -> None:
+        await self.fetchone("SELECT 1")
+
+    async def migrate(self, component: str, migrations: Sequence[Migration]) -> None:
+        import time
+
+        async with self.transaction() as tx:
+            await self._lock_migrations(tx)
+            await tx.execute(_MIGRATIONS_TABLE)
+            done = {row[0] for row in await tx.fetchall(
+                "SELECT version FROM schema_migrations WHERE component = ?", (component,))}
+            for migration in sorted(migrations, key=lambda m: m.version):
+                if migration.version in done:
+                    continue
+                for statement in _statements(migration.text(self.dialect)):
+                    await tx.execute(statement)
+                await tx.execute("INSERT INTO schema_migrations (component, version, applied_at) VALUES (?, ?, ?)",
+                                 (component, migration.version, time.time()))
+
+    async def _lock_migrations(self, tx: Tx) -> None:
+        """Serialises concurrent migrators (several replicas starting at once)."""
+
+
+def _statements(script: str) -> list[str]:
+    return [part.strip() for part in script.split(";\n") if part.strip().strip(";")]
+
+
+# --- SQLite ----------------------------------------------------------------------------------
+
+class _SqliteTx:
+    def __init__(self, store: "SqliteStore", conn: sqlite3.Connection) -> None:
+        self._store, self._conn = store, conn
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        return await self._store._run(lambda: self._conn.execute(sql, params).rowcount)
+
+    async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        await self._store._run(lambda: self._conn.executemany(sql, rows))
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        return await self._store._run(lambda: self._conn.execute(sql, params).fetchall())
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        return await self._store._run(lambda: self._conn.execute(sql, params).fetchone())
+
+
+class SqliteStore(_BaseStore):
+    """One connection owned by one thread; transactions are serialised (SQLite has one writer).
+
+    `synchronous=FULL` in WAL mode: a commit is on disk before the call returns, so an
+    acknowledged event survives kill -9 and power loss alike.
+    """
+
+    dialect = "sqlite"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path = url[len("sqlite:///"):]
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._lock = asyncio.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        def connect() -> sqlite3.Connection:
+            folder = os.path.dirname(os.path.abspath(self.path))
+            os.makedirs(folder, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA foreign_keys=ON")
+            return conn
+
+        try:
+            self._conn = await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
+
+    async def _run(self, fn: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        assert self._conn is not None, "store not opened"
+        conn = self._conn
+        async with self._lock:
+            await self._run(lambda: conn.execute("BEGIN IMMEDIATE"))
+            try:
+                yield _SqliteTx(self, conn)
+            except BaseException:
+                await asyncio.shield(self._run(lambda: conn.execute("ROLLBACK")))
+                raise
+            else:
+                await asyncio.shield(self._run(lambda: conn.execute("COMMIT")))
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await self._run(conn.close)
+        self._executor.shutdown(wait=True)
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+
+def _pg_sql(sql: str) -> str:
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class _PgTx:
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        cur = await self._conn.execute(_pg_sql(sql), params or None)
+        return int(cur.rowcount)
+
+    async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        async with self._conn.cursor() as cur:
+            await cur.executemany(_pg_sql(sql), rows)
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        cur = await self._conn.execute(_pg_sql(sql), params or None)
+        return [tuple(r) for r in await cur.fetchall()]
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        cur = await self._conn.execute(_pg_sql(sql), params or None)
+        row = await cur.fetchone()
+        return tuple(row) if row is not None else None
+
+
+class PostgresStore(_BaseStore):
+    dialect = "postgres"
+
+    def __init__(self, url: str, max_size: int = 8) -> None:
+        from psycopg_pool import AsyncConnectionPool
+
+        self.url = url
+        self._pool = AsyncConnectionPool(url, min_size=1, max_size=max_size, open=False,
+                                         kwargs={"autocommit": True})
+
+    async def open(self) -> None:
+        import psycopg
+
+        try:
+            await self._pool.open(wait=True, timeout=15)
+        except (psycopg.Error, Exception) as exc:
+            raise StoreError(f"cannot open PostgreSQL store: {_safe_url(self.url)}: {exc}") from exc
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        async with self._pool.connection() as conn:
+            async with conn.transaction():
+                yield _PgTx(conn)
+
+    async def _lock_migrations(self, tx: Tx) -> None:
+        await tx.execute("SELECT pg_advisory_xact_lock(7316001)")
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password (for error messages)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+async def open_store(url: str) -> Store:
+    """Opens (and creates, for SQLite) the store named by `[store] url`."""
+    store: SqliteStore | PostgresStore
+    if url.startswith("sqlite:///"):
+        store = SqliteStore(url)
+    elif url.startswith(("postgresql://", "postgres://")):
+        store = PostgresStore(url)
+    else:
+        raise StoreError(f"unsupported store url {url!r}")
+    await store.open()
+    return store
+
+

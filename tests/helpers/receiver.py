@@ -1,0 +1,122 @@
+"""A fake CRM: an HTTP server on a free port that records every request it gets.
+
+    async with Receiver() as crm:
+        crm.respond(500, 500)               # next two answers; then 200
+        ... await crm.wait_for(3)
+        crm.requests[0].form()["event"]
+
+Runs in its own thread with its own event loop, so a test's subprocesses and the test's loop
+are never blocked by it (and it can be used from sync tests too).
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from .net import free_port
+
+
+@dataclass
+class Request:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    received: float = field(default_factory=time.time)
+
+    def form(self) -> dict[str, str]:
+        return dict(parse_qsl(self.body.decode(), keep_blank_values=True))
+
+    def form_items(self) -> list[tuple[str, str]]:
+        return parse_qsl(self.body.decode(), keep_blank_values=True)
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+class Receiver:
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.requests: list[Request] = []
+        self._answers: deque[tuple[int, dict[str, str], float]] = deque()
+        self._cond = threading.Condition()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._runner: web.AppRunner | None = None
+
+    def respond(self, *statuses: int, headers: dict[str, str] | None = None, delay: float = 0.0) -> None:
+        """Queue the status codes of the next answers (then 200 again)."""
+        for status in statuses:
+            self._answers.append((status, headers or {}, delay))
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        status, headers, delay = self._answers.popleft() if self._answers else (200, {}, 0.0)
+        if delay:
+            await asyncio.sleep(delay)
+        if 200 <= status < 300:
+            with self._cond:
+                self.requests.append(Request(request.path, dict(request.headers), body))
+                self._cond.notify_all()
+        return web.Response(status=status, text="ok" if status < 400 else "error", headers=headers)
+
+    def start(self) -> "Receiver":
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", self._handle)
+            self._runner = web.AppRunner(app, access_log=None)
+            loop.run_until_complete(self._runner.setup())
+            loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
+            self._started.set()
+            loop.run_forever()
+            loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+
+        self._thread = threading.Thread(target=serve, daemon=True, name="receiver")
+        self._thread.start()
+        self._started.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def __enter__(self) -> "Receiver":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> "Receiver":
+        return self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_for_sync(self, count: int, timeout: float = 30.0) -> list[Request]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self.requests) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    got = [r.body.decode(errors="replace") for r in self.requests]
+                    raise AssertionError(f"expected {count} webhooks within {timeout}s, got {len(got)}: {got}")
+                self._cond.wait(left)
+            return list(self.requests)
+
+    async def wait_for(self, count: int, timeout: float = 30.0) -> list[Request]:
+        return await asyncio.to_thread(self.wait_for_sync, count, timeout)

@@ -1,0 +1,111 @@
+"""Run tcxhooks commands as real processes for tests, and wait for their gRPC health.
+
+    cfg = write_config(tmp_path, webhook={"url": crm.url}, pbx={"url": sim.url, ...})
+    with running(["dispatcher", "-c", cfg]) as proc:
+        wait_healthy(addr)
+"""
+from __future__ import annotations
+
+import configparser
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from .net import free_port
+
+
+def write_config(folder: Path, **sections: Mapping[str, object]) -> Path:
+    """An ini file with free ports for every service and metrics, a store and a recordings dir in `folder`.
+
+    Section names with a colon are passed as keyword dicts via `**{"webhook:crm2": {...}}`.
+    """
+    parser = configparser.ConfigParser(interpolation=None)
+    defaults: dict[str, dict[str, object]] = {
+        "store": {"url": f"sqlite:///{folder / 'tcxhooks.db'}"},
+        "services": {name: f"127.0.0.1:{free_port()}" for name in ("monitor", "dispatcher", "media", "analytics")},
+        "metrics": {"port": free_port()},
+        "recordings": {"local_dir": str(folder / "recordings")},
+        "log": {"level": "info"},
+    }
+    media_port = free_port()
+    defaults["recordings"].update({"listen": f"127.0.0.1:{media_port}", "public_url": f"http://127.0.0.1:{media_port}"})
+    for name, values in sections.items():
+        defaults.setdefault(name, {}).update(values)
+    for name, values in defaults.items():
+        parser[name] = {k: str(v) for k, v in values.items()}
+    path = folder / "tcxhooks.ini"
+    with open(path, "w", encoding="utf-8") as handle:
+        parser.write(handle)
+    return path
+
+
+def read_config(path: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(path)
+    return parser
+
+
+def tcxhooks_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tcxhooks", *args]
+
+
+def start(args: list[str], log_path: Path | None = None, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Starts `tcxhooks <args>` in its own process group; output goes to `log_path`."""
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.Popen(tcxhooks_command(*args), stdout=out, stderr=subprocess.STDOUT, env=full_env,
+                            start_new_session=True)
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    return proc.returncode
+
+
+def kill9(proc: subprocess.Popen[bytes]) -> None:
+    """kill -9 of the process (and of its group, so no child survives)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+
+
+@contextlib.contextmanager
+def running(args: list[str], log_path: Path | None = None, env: Mapping[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    proc = start(args, log_path, env)
+    try:
+        yield proc
+    finally:
+        stop(proc)
+
+
+def wait_healthy(address: str, timeout: float = 30.0, service: str = "") -> None:
+    """Polls grpc.health.v1 Check on `address` until SERVING."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+                last = reply.status
+            except grpc.RpcError as exc:
+                last = exc.code()
+            time.sleep(0.1)
+    raise AssertionError(f"{address} not SERVING within {timeout}s (last: {last})")
