@@ -402,6 +402,7 @@ class _Loader:
         self.env = env
         self.errors: list[str] = []
         self.warnings: list[str] = []
+        self.invalid: set[tuple[str, str]] = set()
 
     def section(self, cls: type, section: str, raw: Mapping[str, str], extra: dict[str, Any] | None = None) -> Any:
         known = {f.name: f for f in fields(cls) if "parse" in f.metadata}
@@ -432,6 +433,7 @@ class _Loader:
             except ValueError as exc:
                 shown = "***" if f.metadata["secret"] else repr(text.strip())
                 origin = "" if source == self.path else f" (from {source})"
+                self.invalid.add((section, name))
                 self.errors.append(f"{self.path}: [{section}] {name} = {shown}{origin}: expected {exc}")
         return cls(**values)
 
@@ -470,6 +472,9 @@ def load_config(path: str | None, env: Mapping[str, str] | None = None,
             raise ConfigError(f"{path}: file not found") from None
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+        except (configparser.DuplicateOptionError, configparser.DuplicateSectionError) as exc:
+            what = f"[{exc.section}] {exc.option}" if isinstance(exc, configparser.DuplicateOptionError) else f"[{exc.section}]"
+            raise ConfigError(f"{path}: {what} is set twice (line {exc.lineno}): expected it once") from None
         except configparser.Error as exc:
             first = str(exc).splitlines()[0]
             raise ConfigError(f"{path}: not a valid ini file: {first}") from None
@@ -513,7 +518,10 @@ def load_config(path: str | None, env: Mapping[str, str] | None = None,
 
 
 def _check_required(config: Config, require: tuple[str, ...], loader: _Loader) -> None:
+    """Adds a 'missing' line per required key that is unset (a key already reported as bad is not repeated)."""
     path = loader.path
+    if ("pbx", "url") in loader.invalid:
+        require = tuple(r for r in require if r != "monitor")
     if "monitor" in require and not config.pbx.url:
         loader.errors.append(f"{path}: [pbx] url is missing: expected the 3CX base URL, e.g. https://pbx.example.com")
     if "monitor" in require and config.pbx.url and not config.pbx.client_id:
@@ -524,7 +532,8 @@ def _check_required(config: Config, require: tuple[str, ...], loader: _Loader) -
         if not config.webhooks:
             loader.errors.append(f"{path}: [webhook] url is missing: expected the CRM endpoint URL")
         for hook in config.webhooks:
-            if not hook.url:
+            env_section = "webhook" if hook.name == "default" else f"webhook_{hook.name}"
+            if not hook.url and (env_section, "url") not in loader.invalid:
                 name = _webhook_section_name(hook.name)
                 loader.errors.append(f"{path}: [{name}] url is missing: expected the CRM endpoint URL")
     if "media" in require and config.recordings.storage == "s3":

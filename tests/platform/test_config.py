@@ -1,0 +1,139 @@
+"""Config validation through the real CLI: a bad value exits 2 with one line naming file/section/key."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tcxhooks.platform.config import ConfigError, load_config
+
+GOOD = """
+[pbx]
+url = https://pbx.example.com
+client_id = crmhooks
+client_secret = s3cr3t-pbx-key
+
+[webhook]
+url = https://crm.example.com/3cx
+secret = whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+
+[webhook:backup]
+url = http://10.0.0.5/hooks
+format = json
+events = call.ended, recording.ready
+"""
+
+
+def run_up(path: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`tcxhooks up --only` a service that fails config validation never starts anything."""
+    import os
+
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TCXH_")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "tcxhooks", "up", "-c", str(path)], capture_output=True,
+                          text=True, timeout=60, env=full_env)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "tcxhooks.ini"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_good_file_loads_every_endpoint(tmp_path: Path) -> None:
+    config = load_config(str(write(tmp_path, GOOD)), env={}, require=("monitor", "dispatcher"))
+    assert [w.name for w in config.webhooks] == ["default", "backup"]
+    assert config.webhooks[1].format == "json"
+    assert config.webhooks[1].events == ("call.ended", "recording.ready")
+    assert config.pbx.poll_interval == 5.0
+    assert config.recordings.purge_at.strftime("%H:%M") == "03:00"
+    assert config.store.url == "sqlite:///./data/tcxhooks.db"
+
+
+@pytest.mark.parametrize(
+    ("section", "line", "expected"),
+    [
+        ("pbx", "poll_interval = soon", "[pbx] poll_interval = 'soon': expected a duration"),
+        ("pbx", "url = ftp://pbx", "[pbx] url = 'ftp://pbx': expected an http:// or https:// URL"),
+        ("webhook", "format = xml", "[webhook] format = 'xml': expected form or json"),
+        ("events", "language = de", "[events] language = 'de': expected ru or en"),
+        ("recordings", "purge_at = 25:99", "[recordings] purge_at = '25:99': expected a local time HH:MM"),
+        ("recordings", "retention_days = -1", "[recordings] retention_days = '-1': expected a whole number from 1 up"),
+        ("metrics", "port = 70000", "[metrics] port = '70000': expected a whole number from 0 to 65535"),
+        ("store", "url = mysql://x", "[store] url = 'mysql://x': expected sqlite:///"),
+        ("services", "dispatcher = nowhere", "[services] dispatcher = 'nowhere': expected host:port"),
+    ],
+)
+def test_bad_value_exits_2_with_one_line(tmp_path: Path, section: str, line: str, expected: str) -> None:
+    key = line.split(" = ")[0]
+    if f"[{section}]\n" in GOOD:  # replace the key inside its section (first occurrence after the header)
+        head, _, tail = GOOD.partition(f"[{section}]\n")
+        tail = re.sub(rf"^{key} = .*$\n?", "", tail, count=1, flags=re.M)
+        text = f"{head}[{section}]\n{line}\n{tail}"
+    else:
+        text = GOOD + f"\n[{section}]\n{line}\n"
+    path = write(tmp_path, text)
+    result = run_up(path)
+    assert result.returncode == 2
+    errors = [l for l in result.stderr.splitlines() if "bad configuration" in l or l.startswith(str(path))]
+    assert len(errors) == 1, result.stderr
+    assert str(path) in errors[0] and expected in errors[0], result.stderr
+
+
+def test_env_override_wins_and_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    result = run_up(path, {"TCXH_WEBHOOK_BACKUP_TIMEOUT": "forever"})
+    assert result.returncode == 2
+    assert "[webhook:backup] timeout = 'forever' (from env TCXH_WEBHOOK_BACKUP_TIMEOUT)" in result.stderr
+    config = load_config(str(path), env={"TCXH_PBX_POLL_INTERVAL": "2m", "TCXH_WEBHOOK_FORMAT": "json"})
+    assert config.pbx.poll_interval == 120.0
+    assert config.webhooks[0].format == "json"
+
+
+def test_env_only_endpoint_and_secret_file(tmp_path: Path) -> None:
+    secret_file = tmp_path / "pbx-secret"
+    secret_file.write_text("from-a-mounted-secret\n")
+    config = load_config(str(write(tmp_path, GOOD)), env={
+        "TCXH_WEBHOOK_CRM2_URL": "https://crm2.example.com/hook",
+        "TCXH_PBX_CLIENT_SECRET_FILE": str(secret_file),
+    })
+    assert [w.name for w in config.webhooks] == ["default", "backup", "crm2"]
+    assert config.pbx.client_secret == "from-a-mounted-secret"
+
+
+def test_missing_required_keys_are_named(tmp_path: Path) -> None:
+    path = write(tmp_path, "[log]\nlevel = info\n")
+    result = run_up(path)
+    assert result.returncode == 2
+    assert f"{path}: [pbx] url is missing" in result.stderr
+    assert f"{path}: [webhook] url is missing" in result.stderr
+
+
+def test_secrets_never_echoed(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "not-a-whsec-value"))
+    result = run_up(path)
+    assert result.returncode == 2
+    assert "[webhook] secret = ***: expected whsec_" in result.stderr
+    assert "not-a-whsec-value" not in result.stderr + result.stdout
+    config = load_config(str(write(tmp_path, GOOD)), env={})
+    assert "s3cr3t-pbx-key" not in str(config.redacted())
+
+
+def test_unknown_key_is_warned_not_ignored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    load_config(str(write(tmp_path, GOOD + "\n[recordings]\nretension_days = 30\n")), env={})
+    assert "[recordings] unknown key 'retension_days' ignored (typo?)" in caplog.text
+
+
+def test_key_set_twice(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"\[pbx\] url is set twice \(line 4\)"):
+        load_config(str(write(tmp_path, GOOD.replace("client_id", "url"))), env={})
+
+
+def test_not_an_ini_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not a valid ini file"):
+        load_config(str(write(tmp_path, "this is not = an ini\n[[[")), env={})
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(str(tmp_path / "missing.ini"), env={})
