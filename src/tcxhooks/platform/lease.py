@@ -1,0 +1,94 @@
+"""A leadership lease in the store: one active holder per name, standbys take over when it lapses.
+
+    lease = Lease(store, "monitor:pbx.example.com", owner=f"{hostname}:{pid}", ttl=5.0)
+    await lease.acquire(stopping)      # waits while another holder renews
+    app.spawn(lease.keep(stopping), "lease")   # renews every ttl/3; raises LeaseLost if taken over
+
+The holder renews every ttl/3; a holder that dies stops renewing and a standby gets the lease once
+`ttl` has passed since the last renewal. A holder that cannot renew in time must stop acting at once
+(`keep` raises LeaseLost), so two holders never act together beyond clock skew.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from .store import Migration, Store
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = [
+    Migration(1, "CREATE TABLE IF NOT EXISTS platform_leases ("
+                 " name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL)"),
+]
+
+
+class LeaseLost(Exception):
+    """Another holder has the lease (or it could not be renewed in time)."""
+
+
+class Lease:
+    def __init__(self, store: Store, name: str, owner: str, ttl: float) -> None:
+        self.store, self.name, self.owner, self.ttl = store, name, owner, ttl
+        self.held = False
+
+    async def try_acquire(self) -> bool:
+        """Takes or renews the lease if it is free, expired, or already ours."""
+        now = time.time()
+        async with self.store.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO platform_leases (name, owner, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at"
+                " WHERE platform_leases.owner = excluded.owner OR platform_leases.expires_at < ?",
+                (self.name, self.owner, now + self.ttl, now))
+            row = await tx.fetchone("SELECT owner FROM platform_leases WHERE name = ?", (self.name,))
+        self.held = row is not None and row[0] == self.owner
+        return self.held
+
+    async def holder(self) -> str | None:
+        row = await self.store.fetchone("SELECT owner, expires_at FROM platform_leases WHERE name = ?", (self.name,))
+        return str(row[0]) if row and float(row[1]) >= time.time() else None
+
+    async def acquire(self, stopping: asyncio.Event) -> bool:
+        """Waits until the lease is ours (True) or `stopping` is set (False)."""
+        await self.store.migrate("platform_lease", MIGRATIONS)
+        announced = False
+        while not stopping.is_set():
+            if await self.try_acquire():
+                log.info("lease %s acquired by %s", self.name, self.owner)
+                return True
+            if not announced:
+                log.info("lease %s is held by %s; standing by", self.name, await self.holder())
+                announced = True
+            try:
+                await asyncio.wait_for(stopping.wait(), self.ttl / 3)
+            except asyncio.TimeoutError:
+                pass
+        return False
+
+    async def keep(self, stopping: asyncio.Event) -> None:
+        """Renews until `stopping`; raises LeaseLost when the lease cannot be kept."""
+        last_renewal = time.monotonic()
+        while not stopping.is_set():
+            try:
+                await asyncio.wait_for(stopping.wait(), self.ttl / 3)
+                break
+            except asyncio.TimeoutError:
+                pass
+            try:
+                ok = await asyncio.wait_for(self.try_acquire(), self.ttl / 3)
+            except Exception as exc:  # store unreachable: keep trying until the lease would lapse
+                log.warning("lease %s renewal failed: %s", self.name, exc)
+                ok = None
+            if ok:
+                last_renewal = time.monotonic()
+            elif ok is False or time.monotonic() - last_renewal > self.ttl * 2 / 3:
+                self.held = False
+                raise LeaseLost(f"lease {self.name} lost by {self.owner}")
+        await self.release()
+
+    async def release(self) -> None:
+        if self.held:
+            await self.store.execute("DELETE FROM platform_leases WHERE name = ? AND owner = ?", (self.name, self.owner))
+            self.held = False

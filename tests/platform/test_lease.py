@@ -1,0 +1,53 @@
+"""The leadership lease on both stores: one holder, takeover after expiry, release on stop."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+
+from tcxhooks.platform.lease import Lease, LeaseLost
+from tcxhooks.platform.store import Store, open_store
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    url = f"sqlite:///{tmp_path / 'lease.db'}" if request.param == "sqlite" else "postgresql://postgres@127.0.0.1:5432/test"
+    opened = await open_store(url)
+    yield opened
+    await opened.close()
+
+
+async def test_one_holder_then_takeover_after_expiry(store: Store) -> None:
+    name = f"monitor:{uuid.uuid4()}"
+    stopping = asyncio.Event()
+    active = Lease(store, name, "active", ttl=0.6)
+    standby = Lease(store, name, "standby", ttl=0.6)
+    assert await active.acquire(stopping)
+    assert not await standby.try_acquire()
+    assert await standby.holder() == "active"
+    # The active holder dies (stops renewing): the standby gets the lease once it lapses.
+    waiting = asyncio.create_task(standby.acquire(stopping))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    assert await asyncio.wait_for(waiting, 3)
+    assert await standby.holder() == "standby"
+    # The old holder, coming back, finds it taken and must stop acting.
+    with pytest.raises(LeaseLost):
+        await asyncio.wait_for(active.keep(stopping), 3)
+
+
+async def test_keep_renews_and_release_frees(store: Store) -> None:
+    name = f"monitor:{uuid.uuid4()}"
+    stopping = asyncio.Event()
+    holder = Lease(store, name, "a", ttl=0.6)
+    other = Lease(store, name, "b", ttl=0.6)
+    assert await holder.acquire(stopping)
+    keeper = asyncio.create_task(holder.keep(stopping))
+    await asyncio.sleep(1.5)  # well past the ttl: renewals kept it
+    assert not await other.try_acquire()
+    stopping.set()
+    await asyncio.wait_for(keeper, 3)
+    assert await other.try_acquire()  # released on a clean stop: no wait for expiry
