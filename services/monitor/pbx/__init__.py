@@ -1,0 +1,1 @@
+"""The PBX side of the monitor: HTTP client with token manager, Call Control WebSocket."""

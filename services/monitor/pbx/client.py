@@ -1,0 +1,236 @@
+"""HTTP client of the PBX: OAuth client-credentials token manager, JSON GETs and byte streams.
+
+    pbx = PbxClient(config)
+    users = await pbx.get_json("/xapi/v1/Users", {"$select": "Id,Number"})
+    async for chunk in pbx.stream("/xapi/v1/Recordings/Pbx.DownloadRecording(recId=7)"):
+        ...
+    await pbx.aclose()
+
+3CX keeps one live token per client (3cx-v20.md §1.2), so one PbxClient per process mints for
+everybody: one mint at a time behind a lock, refreshed `token_margin` before the JWT's `exp`
+(fallback `expires_in` seconds), and minted again once when a request answers 401.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import ssl
+import time
+from typing import Any, AsyncIterator
+
+import httpx
+
+from tcxhooks.platform.config import Config
+
+from ..errors import PbxError, PbxHttpError
+from ..metrics import PBX_REQUEST_SECONDS, TOKEN_MINTS
+
+log = logging.getLogger(__name__)
+
+TOKEN_PATH = "/connect/token"
+DEFAULT_LIFETIME = 60.0  # when neither `exp` nor `expires_in` can be read
+CHUNK = 64 * 1024
+
+
+def jwt_expiry(token: str) -> float | None:
+    """The `exp` claim (unix seconds) of a JWT, or None when it is not a readable JWT."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+        exp = claims.get("exp") if isinstance(claims, dict) else None
+        return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
+    except (ValueError, TypeError):
+        return None
+
+
+def _kind(path: str) -> str:
+    if path.startswith("/xapi/"):
+        return "xapi"
+    if path.startswith("/callcontrol"):
+        return "callcontrol"
+    return "other"
+
+
+def _detail(response: httpx.Response) -> str:
+    """A short, secret-free description of an error answer (OData error message or body start)."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip().replace("\n", " ")
+        return text[:200]
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            return str(error.get("message") or error.get("code") or "")[:200]
+        if isinstance(error, str):
+            return str(body.get("error_description") or error)[:200]
+    return json.dumps(body)[:200]
+
+
+class PbxClient:
+    """One per process; safe for concurrent use by several tasks."""
+
+    def __init__(self, config: Config, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        pbx = config.pbx
+        self.base_url = pbx.url
+        self.client_id = pbx.client_id
+        self._secret = pbx.client_secret
+        self._margin = pbx.token_margin
+        if pbx.verify_tls == "true":
+            self.verify: bool | str = True
+        elif pbx.verify_tls == "false":
+            self.verify = False
+        else:
+            self.verify = pbx.verify_tls
+        self._http = httpx.AsyncClient(base_url=pbx.url, verify=self.verify, transport=transport,
+                                       timeout=httpx.Timeout(15.0, connect=5.0), follow_redirects=False)
+        self._token: str | None = None
+        self._refresh_at = 0.0  # unix seconds
+        self._lock = asyncio.Lock()
+        self.token_minted_at = 0.0
+
+    # --- token ---------------------------------------------------------------------------------
+    async def token(self) -> str:
+        """A live bearer token, minted when missing or within `token_margin` of its expiry."""
+        if self._token is not None and time.time() < self._refresh_at:
+            return self._token
+        return await self._mint(self._token)
+
+    async def renew(self, stale: str | None) -> str:
+        """A new token unless somebody already replaced `stale` (call after a 401)."""
+        return await self._mint(stale, force=True)
+
+    async def _mint(self, stale: str | None, force: bool = False) -> str:
+        async with self._lock:
+            if self._token is not None and self._token != stale:
+                return self._token
+            if self._token is not None and not force and time.time() < self._refresh_at:
+                return self._token
+            started = time.perf_counter()
+            try:
+                response = await self._http.post(TOKEN_PATH, data={
+                    "client_id": self.client_id, "client_secret": self._secret, "grant_type": "client_credentials"})
+            except httpx.HTTPError as exc:
+                TOKEN_MINTS.labels("unreachable").inc()
+                PBX_REQUEST_SECONDS.labels("token", "error").observe(time.perf_counter() - started)
+                raise PbxError(f"POST {TOKEN_PATH}: cannot reach the PBX at {self.base_url} "
+                               f"({type(exc).__name__}: {exc})") from None
+            PBX_REQUEST_SECONDS.labels("token", str(response.status_code // 100) + "xx").observe(
+                time.perf_counter() - started)
+            if response.status_code != 200:
+                TOKEN_MINTS.labels("refused").inc()
+                raise PbxHttpError(response.status_code,
+                                   f"POST {TOKEN_PATH}: the PBX refused client id {self.client_id!r} "
+                                   f"(HTTP {response.status_code} {_detail(response)})")
+            try:
+                body = response.json()
+                token = body["access_token"]
+                if not isinstance(token, str) or not token:
+                    raise KeyError("access_token")
+            except (ValueError, KeyError, TypeError):
+                TOKEN_MINTS.labels("garbage").inc()
+                raise PbxError(f"POST {TOKEN_PATH}: the answer holds no access_token") from None
+            now = time.time()
+            expires = jwt_expiry(token)
+            if expires is None:
+                lifetime = body.get("expires_in") if isinstance(body, dict) else None
+                expires = now + (float(lifetime) if isinstance(lifetime, (int, float)) and lifetime > 0
+                                 else DEFAULT_LIFETIME)
+            lifetime = max(0.0, expires - now)
+            # A margin larger than half the lifetime would mint on every request.
+            self._refresh_at = expires - min(self._margin, lifetime / 2)
+            self._token = token
+            self.token_minted_at = now
+            TOKEN_MINTS.labels("ok").inc()
+            log.info("PBX token minted for client %s, valid %.0f s", self.client_id, lifetime)
+            return token
+
+    # --- requests ------------------------------------------------------------------------------
+    async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET `path` (e.g. "/xapi/v1/Users") → decoded JSON; raises PbxHttpError on an error status."""
+        response = await self._send("GET", path, params)
+        try:
+            return response.json()
+        except ValueError:
+            raise PbxError(f"GET {path}: the PBX answered something that is not JSON "
+                           f"({response.headers.get('content-type', 'no content type')})") from None
+
+    async def _send(self, method: str, path: str, params: dict[str, Any] | None) -> httpx.Response:
+        token = await self.token()
+        for attempt in (1, 2):
+            started = time.perf_counter()
+            try:
+                response = await self._http.request(method, path, params=params,
+                                                    headers={"Authorization": f"Bearer {token}"})
+            except httpx.HTTPError as exc:
+                PBX_REQUEST_SECONDS.labels(_kind(path), "error").observe(time.perf_counter() - started)
+                raise PbxError(f"{method} {path}: cannot reach the PBX ({type(exc).__name__}: {exc})") from None
+            PBX_REQUEST_SECONDS.labels(_kind(path), str(response.status_code // 100) + "xx").observe(
+                time.perf_counter() - started)
+            if response.status_code == 401 and attempt == 1:
+                token = await self.renew(token)
+                continue
+            if response.status_code >= 300:
+                raise PbxHttpError(response.status_code,
+                                   f"{method} {path}: HTTP {response.status_code} {_detail(response)}".rstrip())
+            return response
+        raise AssertionError("unreachable")
+
+    async def stream(self, path: str, params: dict[str, Any] | None = None) -> AsyncIterator[bytes]:
+        """GET `path` and yield its body in chunks of up to 64 KB (recordings)."""
+        token = await self.token()
+        for attempt in (1, 2):
+            started = time.perf_counter()
+            request = self._http.build_request("GET", path, params=params,
+                                               headers={"Authorization": f"Bearer {token}"})
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                PBX_REQUEST_SECONDS.labels("stream", "error").observe(time.perf_counter() - started)
+                raise PbxError(f"GET {path}: cannot reach the PBX ({type(exc).__name__}: {exc})") from None
+            try:
+                PBX_REQUEST_SECONDS.labels("stream", str(response.status_code // 100) + "xx").observe(
+                    time.perf_counter() - started)
+                if response.status_code == 401 and attempt == 1:
+                    token = await self.renew(token)
+                    continue
+                if response.status_code >= 300:
+                    await response.aread()
+                    raise PbxHttpError(response.status_code,
+                                       f"GET {path}: HTTP {response.status_code} {_detail(response)}".rstrip())
+                try:
+                    async for chunk in response.aiter_bytes(CHUNK):
+                        yield chunk
+                except httpx.HTTPError as exc:
+                    raise PbxError(f"GET {path}: the download broke off ({type(exc).__name__}: {exc})") from None
+                return
+            finally:
+                await response.aclose()
+
+    # --- WebSocket helpers -----------------------------------------------------------------------
+    def websocket_url(self, path: str) -> str:
+        base = self.base_url
+        if base.startswith("https://"):
+            return "wss://" + base[len("https://"):] + path
+        return "ws://" + base[len("http://"):] + path
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS settings of `verify_tls` for the WebSocket (None for plain ws://)."""
+        if not self.base_url.startswith("https://"):
+            return None
+        if self.verify is False:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        if isinstance(self.verify, str):
+            return ssl.create_default_context(cafile=self.verify)
+        return ssl.create_default_context()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

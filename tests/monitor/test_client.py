@@ -1,0 +1,132 @@
+"""PbxClient: token minting, refresh before expiry, one mint at a time, 401 → re-mint once, clear errors."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+
+import httpx
+import pytest
+
+from tcxhooks.monitor.errors import PbxError, PbxHttpError
+from tcxhooks.monitor.pbx.client import PbxClient, jwt_expiry
+from tcxhooks.platform.config import load_config
+
+SECRET = "very-secret-api-key"
+
+
+def make_jwt(exp: float) -> str:
+    def b64(obj: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+    return f"{b64({'alg': 'HS256'})}.{b64({'sub': 'crm', 'exp': exp})}.c2ln"
+
+
+class FakePbx:
+    def __init__(self, lifetime: float = 3600, expires_in: int = 60) -> None:
+        self.lifetime, self.expires_in = lifetime, expires_in
+        self.mints = 0
+        self.valid: set[str] = set()
+        self.reject_next = 0
+        self.paths: list[str] = []
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/connect/token":
+            form = dict(x.split("=", 1) for x in request.content.decode().split("&"))
+            if form.get("client_secret") != SECRET or form.get("grant_type") != "client_credentials":
+                return httpx.Response(401, json={"error": "unauthorized", "error_description": "bad client"})
+            self.mints += 1
+            await asyncio.sleep(0.01)
+            token = make_jwt(time.time() + self.lifetime) + str(self.mints)
+            self.valid = {token}
+            return httpx.Response(200, json={"token_type": "Bearer", "expires_in": self.expires_in,
+                                             "access_token": token, "refresh_token": None})
+        self.paths.append(request.url.path)
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if self.reject_next:
+            self.reject_next -= 1
+            return httpx.Response(401)
+        if token not in self.valid:
+            return httpx.Response(401)
+        if request.url.path == "/xapi/v1/missing":
+            return httpx.Response(404, json={"error": {"code": "404", "message": "WARNINGS.XAPI.NOT_FOUND"}})
+        if request.url.path == "/xapi/v1/Recordings/Pbx.DownloadRecording(recId=1)":
+            return httpx.Response(200, content=b"x" * 200_000, headers={"content-type": "audio/wav"})
+        return httpx.Response(200, json={"value": [{"Number": "101"}], "params": dict(request.url.params)})
+
+
+def client(fake: FakePbx, secret: str = SECRET, margin: str = "30") -> PbxClient:
+    config = load_config(None, env={"TCXH_PBX_URL": "http://pbx.test", "TCXH_PBX_CLIENT_ID": "crm",
+                                    "TCXH_PBX_CLIENT_SECRET": secret, "TCXH_PBX_TOKEN_MARGIN": margin})
+    return PbxClient(config, transport=httpx.MockTransport(fake.handle))
+
+
+def test_jwt_expiry_reads_exp_and_rejects_garbage() -> None:
+    assert jwt_expiry(make_jwt(1234.0)) == 1234.0
+    assert jwt_expiry("not-a-jwt") is None
+    assert jwt_expiry("a.!!!.c") is None
+
+
+async def test_concurrent_callers_share_one_mint_and_get_json_passes_params() -> None:
+    fake = FakePbx()
+    pbx = client(fake)
+    results = await asyncio.gather(*(pbx.get_json("/xapi/v1/Users", {"$top": 5}) for _ in range(10)))
+    assert fake.mints == 1
+    assert results[0] == {"value": [{"Number": "101"}], "params": {"$top": "5"}}
+    await pbx.aclose()
+
+
+async def test_refresh_margin_before_jwt_exp_not_expires_in() -> None:
+    fake = FakePbx(lifetime=3600, expires_in=60)  # expires_in in the wrong unit must not matter
+    pbx = client(fake)
+    first = await pbx.token()
+    assert await pbx.token() == first and fake.mints == 1
+    fake.lifetime = 2  # the next token lives 2 s: the margin shrinks to half of it
+    pbx._refresh_at = 0  # as if the margin before the first token's exp had been reached
+    second = await pbx.token()
+    assert second != first and fake.mints == 2
+    assert await pbx.token() == second
+
+
+async def test_401_mints_once_and_retries_then_gives_up() -> None:
+    fake = FakePbx()
+    pbx = client(fake)
+    await pbx.token()
+    fake.reject_next = 1
+    assert (await pbx.get_json("/callcontrol"))["value"]
+    assert fake.mints == 2
+    fake.reject_next = 2
+    with pytest.raises(PbxHttpError) as info:
+        await pbx.get_json("/callcontrol")
+    assert info.value.status == 401 and "GET /callcontrol" in str(info.value)
+    await pbx.aclose()
+
+
+async def test_errors_name_the_request_never_the_secret() -> None:
+    fake = FakePbx()
+    pbx = client(fake)
+    with pytest.raises(PbxHttpError) as info:
+        await pbx.get_json("/xapi/v1/missing")
+    assert info.value.status == 404 and "WARNINGS.XAPI.NOT_FOUND" in str(info.value)
+    bad = client(fake, secret="wrong-secret-value")
+    with pytest.raises(PbxHttpError) as info:
+        await bad.get_json("/callcontrol")
+    assert info.value.status == 401 and "crm" in str(info.value) and "wrong-secret-value" not in str(info.value)
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused")
+    config = load_config(None, env={"TCXH_PBX_URL": "http://pbx.test", "TCXH_PBX_CLIENT_ID": "crm",
+                                    "TCXH_PBX_CLIENT_SECRET": SECRET})
+    down = PbxClient(config, transport=httpx.MockTransport(refuse))
+    with pytest.raises(PbxError) as err:
+        await down.token()
+    assert "cannot reach" in str(err.value) and SECRET not in str(err.value)
+
+
+async def test_stream_yields_the_body_in_chunks() -> None:
+    fake = FakePbx()
+    pbx = client(fake)
+    chunks = [c async for c in pbx.stream("/xapi/v1/Recordings/Pbx.DownloadRecording(recId=1)")]
+    assert b"".join(chunks) == b"x" * 200_000 and max(len(c) for c in chunks) <= 64 * 1024
+    with pytest.raises(PbxHttpError):
+        [c async for c in pbx.stream("/xapi/v1/missing")]
