@@ -1,0 +1,180 @@
+"""Polls the XAPI directory every `[pbx] poll_interval`, diffs complete views, publishes status events.
+
+    poller = StatusPoller(pbx_client, store, publish, config)
+    app.spawn(poller.run(app.stopping), "status-poller")
+    poller.poke()          # e.g. Call Control showed a DN change: poll now
+
+Rules (webhooks.md §4): no baseline yet → the first complete view is stored silently; a stored
+baseline → the differences are sent once; a failed or partial read of Users or Queues → nothing is
+diffed (it never turns into deletions). Per-queue logins come from the login-history report; when
+that report fails, the last known per-queue logins are carried over and diffed once it answers again.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from typing import Awaitable, Callable
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from tcxhooks.platform.config import Config
+from tcxhooks.platform.store import Store
+from tcxhooks.v1 import events_pb2, monitor_service_pb2
+
+from . import metrics
+from .diff import NAMES, diff
+from .store import StatusStore
+from .view import DirectoryView, ExtensionView, QueueView
+from .xapi import LOGGED_IN, JsonGetter, Xapi, XapiError, current_logins
+
+log = logging.getLogger("tcxhooks.monitor.status")
+
+Publish = Callable[[events_pb2.Event], Awaitable[None]]
+HISTORY_LOOKBACK = dt.timedelta(days=2)  # login sessions are reported per day: today's piece of an open one suffices
+
+
+class StatusPoller:
+    def __init__(self, pbx: JsonGetter, store: Store, publish: Publish, config: Config, *,
+                 page_size: int = 500, timeout: float = 10.0) -> None:
+        self._xapi = Xapi(pbx, page_size=page_size, timeout=timeout)
+        self._store = StatusStore(store, config.pbx.url)
+        self._publish = publish
+        self._interval = config.pbx.poll_interval
+        self._poke = asyncio.Event()
+        self._view: DirectoryView | None = None
+        self._failing: dict[str, str] = {}  # what → last error, to log each failure streak once
+        self._ready = False
+
+    # --- public ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Creates the tables and loads the persisted baseline (run() does it too)."""
+        if not self._ready:
+            await self._store.migrate()
+            self._view = await self._store.load()
+            self._ready = True
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        await self.start()
+        while not stopping.is_set():
+            self._poke.clear()
+            try:
+                await self.poll()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the store or publish broke: keep the loop, try again next round
+                log.exception("status poll failed")
+                metrics.POLL_FAILURES.labels("internal").inc()
+            await _first(stopping, self._poke, self._interval)
+
+    def poke(self) -> None:
+        """Poll now (or right after the poll in progress)."""
+        self._poke.set()
+
+    def extensions(self) -> list[monitor_service_pb2.Extension]:
+        view = self._view
+        if view is None:
+            return []
+        queues: dict[str, list[str]] = {}
+        for queue in view.queues.values():
+            for agent in queue.agents:
+                queues.setdefault(agent, []).append(queue.number)
+        return [monitor_service_pb2.Extension(number=e.number, name=e.name, email=e.email, profile=e.profile,
+                                              queue_logged_in=e.queue_login, queues=queues.get(e.number, []))
+                for e in sorted(view.extensions.values(), key=lambda e: (len(e.number), e.number))]
+
+    # --- one round -------------------------------------------------------------------------
+    async def poll(self) -> list[events_pb2.Event]:
+        """Flushes pending events, reads the PBX, diffs and publishes; returns what it published."""
+        await self.start()
+        published = await self._flush()
+        started = time.perf_counter()
+        try:
+            current = await self.read()
+        except XapiError as exc:
+            self._failed(exc.what, str(exc))
+            return published
+        for what in [w for w in self._failing if w not in ("publish", "ReportAgentLoginHistory")]:
+            self._recovered(what)
+        previous = self._view
+        if previous is None:
+            self._view = await self._store.save(current)
+            log.info("status baseline taken: %d extensions, %d queues (no events on a first start)",
+                     len(current.extensions), len(current.queues))
+        else:
+            changes = diff(previous, current)
+            if changes or current != previous:
+                occur = Timestamp()
+                occur.GetCurrentTime()
+                events = [events_pb2.Event(event_id=f"status-{previous.view_id}-{i}", chain=f"ext:{c.user}",
+                                           occur_time=occur, status=c.to_proto()) for i, c in enumerate(changes)]
+                self._view = await self._store.save(current, events)
+                for change in changes:
+                    metrics.CHANGES.labels(NAMES[change.type]).inc()
+                published += await self._flush()
+        metrics.POLL_SECONDS.observe(time.perf_counter() - started)
+        metrics.EXTENSIONS.set(len(current.extensions))
+        metrics.LAST_SUCCESS.set(time.time())
+        return published
+
+    async def read(self) -> DirectoryView:
+        """One complete view of the PBX, or XapiError."""
+        users, queues = await asyncio.gather(self._xapi.users(), self._xapi.queues())
+        now = dt.datetime.now(dt.timezone.utc)
+        previous = self._view
+        try:
+            logins = current_logins(await self._xapi.login_history(now - HISTORY_LOOKBACK, now + dt.timedelta(days=1)))
+            known = True
+            self._recovered("ReportAgentLoginHistory")
+        except XapiError as exc:
+            self._failed(exc.what, f"{exc}; per-queue logins kept as last seen")
+            logins = None
+            known = previous.queue_logins_known if previous is not None else False
+        extensions = {u.number: ExtensionView(u.number, u.name, u.email, u.profile, u.queue_status == LOGGED_IN)
+                      for u in users}
+        views = {}
+        for q in queues:
+            if logins is not None:
+                logged_in = frozenset(a for a in q.agents if logins.get((q.number, a), False))
+            else:
+                last = previous.queues.get(q.number) if previous is not None else None
+                logged_in = frozenset(a for a in q.agents if last is not None and a in last.logged_in)
+            views[q.number] = QueueView(q.number, q.name, q.agents, logged_in)
+        return DirectoryView(extensions, views, known)
+
+    async def _flush(self) -> list[events_pb2.Event]:
+        """Hands pending events to the dispatcher in order; stops at the first failure (kept for next time)."""
+        sent = []
+        for seq, event in await self._store.pending():
+            try:
+                await self._publish(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._failed("publish", f"publishing status events failed: {type(exc).__name__}: {exc}")
+                break
+            await self._store.done(seq)
+            sent.append(event)
+        else:
+            self._recovered("publish")
+        return sent
+
+    def _failed(self, what: str, message: str) -> None:
+        metrics.POLL_FAILURES.labels(what).inc()
+        if what not in self._failing:
+            log.warning("%s (status events wait until it answers; logged once)", message)
+        self._failing[what] = message
+
+    def _recovered(self, what: str) -> None:
+        if self._failing.pop(what, None) is not None:
+            log.info("%s answers again", what)
+
+
+async def _first(stopping: asyncio.Event, poke: asyncio.Event, timeout: float) -> None:
+    waits = [asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(poke.wait())]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
