@@ -1,0 +1,172 @@
+"""The simulator's own control API under `/sim/` (not 3CX; no token): play scenarios, load, faults, inspection."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+from aiohttp import web
+
+from . import scenarios
+from .steps import Script, Upsert
+
+
+@dataclass
+class LoadRun:
+    id: int
+    calls: int
+    rate: float
+    scenario: str
+    started: int = 0
+    call_numbers: tuple[int, ...] = ()
+    finished_starting: bool = False
+
+
+def _bad(message: str, status: int = 400) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        raise web.HTTPBadRequest(text=json.dumps({"error": "body must be a JSON object"}),
+                                 content_type="application/json") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text=json.dumps({"error": "body must be a JSON object"}),
+                                 content_type="application/json")
+    return body
+
+
+class Control:
+    def __init__(self, state_key: web.AppKey[Any], drop: Callable[[Any], int]) -> None:
+        self.key = state_key
+        self.drop_sockets = drop
+        self.loads: dict[int, LoadRun] = {}
+        self.load_tasks: set[asyncio.Task[None]] = set()
+
+    def _script(self, request: web.Request, name: Any, params: Any) -> Script:
+        if not isinstance(name, str) or not name:
+            raise ValueError("'scenario' must be a scenario name (GET /sim/scenarios)")
+        if params is not None and not isinstance(params, dict):
+            raise ValueError("'params' must be an object")
+        try:
+            script = scenarios.build(name, params)
+        except KeyError:
+            raise ValueError(f"unknown scenario {name!r}") from None
+        dns = request.app[self.key].pbx.dns
+        unknown = sorted({s.dn for s in script.steps if isinstance(s, Upsert) and s.dn not in dns})
+        if unknown:
+            raise ValueError(f"scenario uses DNs this PBX does not have: {', '.join(unknown)}")
+        return script
+
+    async def play(self, request: web.Request) -> web.Response:
+        body = await _json(request)
+        params = body.get("params") or {}
+        try:
+            script = self._script(request, body.get("scenario"), params)
+            gap = scenarios.Params.parse(params).gap
+        except ValueError as exc:
+            return _bad(str(exc))
+        record = body.get("record", True)
+        if not isinstance(record, bool):
+            return _bad("'record' must be true or false")
+        row = request.app[self.key].player.start(script, gap=gap, record=record)
+        return web.json_response({"call_number": row.call_number, "scenario": row.scenario,
+                                  "calls": {name: kind for name, kind in script.calls.items()}})
+
+    async def scenario_list(self, request: web.Request) -> web.Response:
+        return web.json_response({"scenarios": scenarios.names(), "params": asdict(scenarios.Params())})
+
+    async def calls(self, request: web.Request) -> web.Response:
+        rows = request.app[self.key].pbx.calls.values()
+        return web.json_response({"calls": [asdict(row) for row in rows],
+                                  "active": sum(1 for row in rows if not row.done)})
+
+    async def call(self, request: web.Request) -> web.Response:
+        raw = request.match_info["number"]
+        row = request.app[self.key].pbx.calls.get(int(raw)) if raw.isdigit() else None
+        if row is None:
+            return _bad("no such call", 404)
+        return web.json_response(asdict(row))
+
+    async def ws_drop(self, request: web.Request) -> web.Response:
+        return web.json_response({"dropped": self.drop_sockets(request.app[self.key])})
+
+    async def token_expire(self, request: web.Request) -> web.Response:
+        return web.json_response({"expired": request.app[self.key].tokens.expire_all()})
+
+    async def load(self, request: web.Request) -> web.Response:
+        """`{"calls": N, "rate": R, "scenario": "inbound_answered", "params": {...}, "record": false}`."""
+        body = await _json(request)
+        try:
+            calls, rate = int(body.get("calls", 100)), float(body.get("rate", 100))
+        except (TypeError, ValueError):
+            return _bad("'calls' and 'rate' must be numbers")
+        if not 1 <= calls <= 100_000 or not 0 < rate <= 10_000:
+            return _bad("'calls' must be 1..100000 and 'rate' 0..10000 starts per second")
+        name = body.get("scenario", "inbound_answered")
+        params = dict(body.get("params") or {}) if isinstance(body.get("params") or {}, dict) else None
+        if params is None:
+            return _bad("'params' must be an object")
+        params.setdefault("talk_seconds", calls / rate + 5)
+        params.setdefault("ring_seconds", 1.0)
+        state = request.app[self.key]
+        exts = [d.number for d in state.pbx.dns.values() if d.type == "Wextension" and d.monitored]
+        try:
+            scripts = [self._script(request, name, {**params, "ext": exts[i % len(exts)]}
+                                    if name in scenarios.EXT_SCENARIOS else params) for i in range(min(calls, len(exts)))]
+            gap = scenarios.Params.parse(params).gap
+        except ValueError as exc:
+            return _bad(str(exc))
+        record = body.get("record", False)
+        if not isinstance(record, bool):
+            return _bad("'record' must be true or false")
+        run = LoadRun(len(self.loads) + 1, calls, rate, name)
+        self.loads[run.id] = run
+        task = asyncio.get_running_loop().create_task(self._run_load(state, run, scripts, gap, record))
+        self.load_tasks.add(task)
+        task.add_done_callback(self.load_tasks.discard)
+        return web.json_response({"load": run.id, "calls": calls, "rate": rate, "scenario": name,
+                                  "params": params})
+
+    async def _run_load(self, state: Any, run: LoadRun, scripts: list[Script], gap: float, record: bool) -> None:
+        began = time.monotonic()
+        numbers: list[int] = []
+        for i in range(run.calls):
+            delay = began + i / run.rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            numbers.append(state.player.start(scripts[i % len(scripts)], gap=gap, record=record).call_number)
+            run.started = i + 1
+        run.call_numbers = tuple(numbers)
+        run.finished_starting = True
+
+    async def load_status(self, request: web.Request) -> web.Response:
+        calls = request.app[self.key].pbx.calls
+        out = []
+        for run in self.loads.values():
+            done = sum(1 for n in run.call_numbers if calls[n].done) if run.finished_starting else 0
+            out.append({"load": run.id, "calls": run.calls, "rate": run.rate, "scenario": run.scenario,
+                        "started": run.started, "finished_starting": run.finished_starting, "done": done})
+        return web.json_response({"loads": out})
+
+    async def close(self, app: web.Application) -> None:
+        for task in list(self.load_tasks):
+            task.cancel()
+        await asyncio.gather(*self.load_tasks, return_exceptions=True)
+
+
+def add_routes(app: web.Application, state_key: web.AppKey[Any], drop: Callable[[Any], int]) -> None:
+    c = Control(state_key, drop)
+    app.router.add_post("/sim/play", c.play)
+    app.router.add_get("/sim/scenarios", c.scenario_list)
+    app.router.add_get("/sim/calls", c.calls)
+    app.router.add_get("/sim/calls/{number}", c.call)
+    app.router.add_post("/sim/ws/drop", c.ws_drop)
+    app.router.add_post("/sim/token/expire", c.token_expire)
+    app.router.add_post("/sim/load", c.load)
+    app.router.add_get("/sim/load", c.load_status)
+    app.on_shutdown.append(c.close)

@@ -1,0 +1,223 @@
+"""Plays a `Script` against the `Pbx`: participants appear, change and go; recordings are written like 3CX's."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import audio
+from .state import EXTENSION, TRUNK, TRUNK_DN, CallRecord, Participant, Pbx, Recording
+from .steps import OrderCallback, Remove, Script, SplitRecording, Upsert, Wait
+
+LOG = logging.getLogger("tcxhooks.simulator.player")
+
+
+@dataclass
+class _Segment:
+    started: float  # unix
+    started_mono: float
+    participant: Participant  # the leg's state when the segment began
+
+
+def _recorded(p: Participant, pbx: Pbx) -> bool:
+    """3CX records an extension's leg while it talks to an external party."""
+    return pbx.dns[p.dn].type == EXTENSION and p.status == "Connected" and p.party_dn_type == TRUNK
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Player:
+    """Runs scenarios concurrently; each one is an asyncio task."""
+
+    def __init__(self, pbx: Pbx, recordings_dir: Path, recording_delay: float = 0.3, record: bool = True) -> None:
+        self.pbx = pbx
+        self.recordings_dir = recordings_dir
+        self.recording_delay = recording_delay
+        self.record = record
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, script: Script, gap: float = 0.05, record: bool | None = None) -> CallRecord:
+        """Allocates the first call's number now and plays the rest in the background."""
+        calls = {name: 0 for name in script.calls}
+        first = next(iter(script.calls))
+        first_leg = 3 if script.calls[first] == "inbound" else 1  # routing legs come first (§2.5)
+        calls[first] = self.pbx.new_call(first_leg)
+        record_row = CallRecord(calls[first], script.name, time.time(), call_numbers=[calls[first]])
+        self.pbx.calls[calls[first]] = record_row
+        run = _Run(self, script, calls, record_row, gap, self.record if record is None else record)
+        task = asyncio.get_running_loop().create_task(run.play(), name=f"scenario-{record_row.call_number}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return record_row
+
+    async def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+class _Run:
+    def __init__(self, player: Player, script: Script, calls: dict[str, int], record_row: CallRecord, gap: float,
+                 record: bool) -> None:
+        self.player = player
+        self.pbx = player.pbx
+        self.script = script
+        self.calls = calls
+        self.row = record_row
+        self.gap = gap
+        self.record = record
+        self.legs: dict[str, Participant] = {}
+        self.segments: dict[str, _Segment] = {}
+        self.writes: list[asyncio.Task[None]] = []
+        self.inbound_row: dict[str, object] | None = None
+
+    def _callid(self, name: str) -> int:
+        if not self.calls.get(name):
+            kind = self.script.calls.get(name, "internal")
+            self.calls[name] = self.pbx.new_call(3 if kind == "inbound" else 1)
+            self.row.call_numbers.append(self.calls[name])
+        return self.calls[name]
+
+    async def play(self) -> None:
+        try:
+            self._log_inbound()
+            for step in self.script.steps:
+                if isinstance(step, Wait):
+                    await asyncio.sleep(step.seconds)
+                elif isinstance(step, Upsert):
+                    await self._upsert(step)
+                elif isinstance(step, Remove):
+                    await self._remove(step.leg)
+                elif isinstance(step, SplitRecording):
+                    self._split(step.leg)
+                elif isinstance(step, OrderCallback):
+                    self.pbx.callback_log.append({"queue": step.queue, "time": time.time(),
+                                                  "caller": self._caller(), "callid": self._callid("A")})
+            for leg in list(self.legs):  # a script never leaves legs behind
+                await self._remove(leg)
+            if self.writes:  # done = every wav written and visible in XAPI
+                await asyncio.gather(*self.writes)
+                visible = max(r.visible_at for r in self.pbx.recordings if r.id in self.row.recordings) \
+                    if self.row.recordings else 0.0
+                await asyncio.sleep(max(0.0, visible - time.monotonic()))
+        except asyncio.CancelledError:
+            self.row.error = "cancelled"
+            raise
+        except Exception as exc:  # a broken script must not take the server down
+            LOG.exception("scenario %s (call %s) failed", self.script.name, self.row.call_number)
+            self.row.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.row.done = True
+
+    def _caller(self) -> str:
+        leg = self.legs.get("A:caller")
+        return leg.party_caller_id if leg else ""
+
+    def _log_inbound(self) -> None:
+        """A ReportInboundCalls row for an inbound first call: DID, caller, first monitored DN reached."""
+        first = next(iter(self.script.calls))
+        if self.script.calls[first] != "inbound":
+            return
+        upserts = [s for s in self.script.steps if isinstance(s, Upsert)]
+        caller = next((s.fields.get("party_caller_id", "") for s in upserts if s.dn == TRUNK_DN), "")
+        self.inbound_row = {"callid": self.calls[first], "time": time.time(), "did": self.script.did,
+                            "caller": caller, "first_dn": next((s.dn for s in upserts if s.dn != TRUNK_DN), "")}
+        self.pbx.inbound_log.append(self.inbound_row)
+
+    async def _upsert(self, step: Upsert) -> None:
+        callid = self._callid(step.call)
+        current = self.legs.get(step.leg)
+        if current is None:
+            dn = self.pbx.dns[step.dn]
+            current = Participant(id=self.pbx.new_participant_id(), status="", dn=step.dn,
+                                  device_id=dn.device()["device_id"], callid=callid, legid=self.pbx.new_leg(callid))
+        elif current.callid != callid:  # attended transfer: the leg joins another call (§4.5)
+            current = replace(current, callid=callid, legid=self.pbx.new_leg(callid))
+        current = replace(current, **dict(step.fields))
+        self.legs[step.leg] = current
+        if current.status == "Connected" and self.pbx.dns[step.dn].type == EXTENSION and self.inbound_row:
+            self.inbound_row["answered"] = True
+        self._track_recording(step.leg, current)
+        self.pbx.upsert(current)
+        if self.pbx.dns[step.dn].monitored:
+            await asyncio.sleep(self.gap)
+
+    async def _remove(self, leg: str) -> None:
+        current = self.legs.pop(leg, None)
+        if current is None:
+            return
+        self._finish_segment(leg)
+        self.pbx.remove(current.dn, current.id)
+        if self.pbx.dns[current.dn].monitored:
+            await asyncio.sleep(self.gap)
+
+    # --- recordings ------------------------------------------------------------------------
+    def _track_recording(self, leg: str, p: Participant) -> None:
+        if not self.record:
+            return
+        recording = _recorded(p, self.pbx)
+        if recording and leg not in self.segments:
+            self.segments[leg] = _Segment(time.time(), time.monotonic(), p)
+        elif not recording and leg in self.segments:
+            self._finish_segment(leg)
+
+    def _split(self, leg: str) -> None:
+        if leg in self.segments:
+            p = self.segments[leg].participant
+            self._finish_segment(leg)
+            self.segments[leg] = _Segment(time.time(), time.monotonic(), p)
+
+    def _finish_segment(self, leg: str) -> None:
+        segment = self.segments.pop(leg, None)
+        if segment is None:
+            return
+        seconds = time.monotonic() - segment.started_mono
+        p = segment.participant
+        trunk = next((t.id for t in self.legs.values() if t.dn == TRUNK_DN and t.callid == p.callid), None)
+        task = asyncio.get_running_loop().create_task(self._write(segment, seconds, trunk))
+        self.writes.append(task)
+
+    async def _write(self, segment: _Segment, seconds: float, trunk_participant: int | None) -> None:
+        p = segment.participant
+        rec_id = self.pbx.new_recording_id()
+        ext_name = self.pbx.dns[p.dn].name
+        inbound = self.script.calls.get(self._call_name(p.callid)) != "outbound"
+        stamp = datetime.fromtimestamp(segment.started, timezone.utc).strftime("%Y%m%d%H%M%S")
+        if inbound:
+            name = f"[{p.party_caller_name}]_{p.party_caller_id}-{p.dn}_{stamp}({rec_id}).wav"
+        else:
+            name = f"[{ext_name}]_{p.dn}-{p.party_caller_id}_{stamp}({rec_id}).wav"
+        relative = f"{p.dn}/{_safe(name)}"
+        try:
+            await asyncio.to_thread(audio.write_wav, self.player.recordings_dir / relative, seconds)
+        except OSError as exc:
+            LOG.error("cannot write recording %s: %s", relative, exc)
+            self.row.error = f"recording not written: {exc}"
+            return
+        end = segment.started + seconds
+        delay = self.script.recording_delay if self.script.recording_delay is not None else self.player.recording_delay
+        external = {"Dn": TRUNK_DN, "DnType": 1, "CallerNumber": p.party_caller_id, "DisplayName": p.party_caller_name,
+                    "DidNumber": "", "IdParticipant": trunk_participant, "CrmContact": None}
+        internal = {"Dn": p.dn, "DnType": 0, "CallerNumber": f"Ext.{p.dn}", "DisplayName": ext_name,
+                    "DidNumber": self.script.did if inbound else "", "IdParticipant": p.id, "CrmContact": None}
+        source, target = (external, internal) if inbound else (internal, external)
+        row = {"Id": rec_id, "StartTime": _iso(segment.started), "EndTime": _iso(end),
+               "CallType": "InboundExternal" if inbound else "OutboundExternal",
+               **{f"From{k}": v for k, v in source.items()}, **{f"To{k}": v for k, v in target.items()},
+               "RefParticipantId": None, "RecordingUrl": relative, "IsArchived": False, "ArchivedUrl": None,
+               "CanBeTranscribed": False, "IsTranscribed": False, "TranscriptionResult": None,
+               "Transcription": None, "Summary": None, "SentimentScore": None}
+        self.pbx.add_recording(Recording(rec_id, relative, segment.started, end, time.monotonic() + delay, row))
+        self.row.recordings.append(rec_id)
+
+    def _call_name(self, callid: int) -> str:
+        return next((name for name, number in self.calls.items() if number == callid), "")
+
+
+def _safe(name: str) -> str:
+    return "".join("_" if ch in '/\\\0' else ch for ch in name)

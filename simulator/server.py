@@ -1,0 +1,222 @@
+"""The simulator's aiohttp application: OAuth token, Call Control REST + WebSocket, XAPI, and `/sim/` control.
+
+    state = SimState(SimConfig(client_id="crmhooks", client_secret="…", recordings_dir=Path("rec")))
+    app = create_app(state)
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from aiohttp import WSMsgType, web
+
+from . import control, xapi
+from .auth import Tokens
+from .directory import Directory, Queue, User, add_routes as add_directory_routes
+from .player import Player
+from .state import DEFAULT_DNS, EXTENSION, QUEUE, Dn, Listener, Pbx
+
+LOG = logging.getLogger("tcxhooks.simulator")
+
+
+@dataclass
+class SimConfig:
+    client_id: str = "crmhooks"
+    client_secret: str = "sim-secret"
+    token_ttl: float = 3600.0
+    recordings_dir: Path = Path("sim-recordings")
+    recording_delay: float = 0.3
+    first_call_number: int = 698
+    extra_extensions: int = 0  # extensions 2000… for load tests
+
+
+@dataclass
+class SimState:
+    """Everything the app serves: the PBX, its tokens, the scenario player and the directory."""
+
+    config: SimConfig
+    pbx: Pbx = field(init=False)
+    tokens: Tokens = field(init=False)
+    player: Player = field(init=False)
+    directory: Directory = field(init=False)
+    sockets: set[web.WebSocketResponse] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        extra = tuple(Dn(str(2000 + i), EXTENSION, f"Load {2000 + i}") for i in range(self.config.extra_extensions))
+        dns = DEFAULT_DNS + extra
+        self.pbx = Pbx(dns, self.config.first_call_number)
+        self.tokens = Tokens(self.config.client_id, self.config.client_secret, self.config.token_ttl)
+        self.player = Player(self.pbx, self.config.recordings_dir, self.config.recording_delay)
+        self.directory = directory_for(dns)
+
+
+def directory_for(dns: tuple[Dn, ...]) -> Directory:
+    """The XAPI directory matching the DN list: one user per extension; queue 800 → 101, 102; 801 → 103."""
+    users = []
+    for i, dn in enumerate(d for d in dns if d.type == EXTENSION):
+        first, _, last = dn.name.partition(" ")
+        users.append(User(i + 1, dn.number, first, last, f"{first.lower()}.{last.lower() or dn.number}@example.com"))
+    members = {"800": ["101", "102"], "801": ["103"]}
+    queues = [Queue(i + 1, dn.number, dn.name, members.get(dn.number, []))
+              for i, dn in enumerate(d for d in dns if d.type == QUEUE)]
+    return Directory(users, queues)
+
+
+STATE_KEY = web.AppKey("sim_state", SimState)
+TOKENS_KEY = web.AppKey("sim_tokens", Tokens)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _unauthorized() -> web.Response:
+    return web.Response(status=401, headers={"WWW-Authenticate": "Bearer"})
+
+
+@web.middleware
+async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every 3CX API (Call Control and XAPI) needs the live bearer token; `/sim/` and the token endpoint do not."""
+    path = request.path
+    if path.startswith("/callcontrol") or path.startswith("/xapi/"):
+        tokens = request.app[TOKENS_KEY]
+        header = request.headers.get("Authorization")
+        if not tokens.valid(header) and not (path.startswith("/xapi/") and "access_token" in request.query
+                                             and tokens.valid("Bearer " + request.query["access_token"])):
+            return _unauthorized()
+    return await handler(request)
+
+
+async def token(request: web.Request) -> web.Response:
+    """`POST /connect/token` (form or multipart): client_credentials only."""
+    state = request.app[STATE_KEY]
+    try:
+        form = await request.post()
+    except ValueError:
+        form = {}  # type: ignore[assignment]
+    grant = str(form.get("grant_type", ""))
+    client_id, secret = str(form.get("client_id", "")), str(form.get("client_secret", ""))
+    if grant != "client_credentials":
+        return web.json_response({"error": "unsupported_grant_type",
+                                  "error_description": "grant_type must be client_credentials"}, status=400)
+    if not state.tokens.check_credentials(client_id, secret):
+        return web.json_response({"error": "unauthorized", "error_description": "Invalid client credentials"},
+                                 status=401)
+    access, expires_in = state.tokens.mint(client_id)
+    return web.json_response({"token_type": "Bearer", "expires_in": expires_in, "access_token": access,
+                              "refresh_token": None})
+
+
+def _dn_or_404(request: web.Request) -> Dn:
+    dn = request.app[STATE_KEY].pbx.visible(request.match_info["dn"])
+    if dn is None:
+        raise web.HTTPNotFound()
+    return dn
+
+
+async def all_dns(request: web.Request) -> web.Response:
+    pbx = request.app[STATE_KEY].pbx
+    return web.json_response([pbx.dn_info(dn) for dn in pbx.dns.values() if dn.monitored])
+
+
+async def one_dn(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE_KEY].pbx.dn_info(_dn_or_404(request)))
+
+
+async def participants(request: web.Request) -> web.Response:
+    dn = _dn_or_404(request)
+    legs = request.app[STATE_KEY].pbx.participants[dn.number]
+    return web.json_response([p.to_json() for p in legs.values()])
+
+
+async def participant(request: web.Request) -> web.Response:
+    dn = _dn_or_404(request)
+    raw = request.match_info["pid"]
+    if not raw.isdigit():
+        raise web.HTTPNotFound()
+    found = request.app[STATE_KEY].pbx.participants[dn.number].get(int(raw))
+    if found is None:
+        raise web.HTTPNotFound()
+    return web.json_response(found.to_json())
+
+
+async def devices(request: web.Request) -> web.Response:
+    return web.json_response([_dn_or_404(request).device()])
+
+
+async def device(request: web.Request) -> web.Response:
+    dn = _dn_or_404(request)
+    if request.match_info["device"] != dn.device()["device_id"]:
+        raise web.HTTPNotFound()
+    return web.json_response(dn.device())
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    """`/callcontrol/ws`: one `{"sequence", "event"}` text frame per participant change (§3.2)."""
+    state = request.app[STATE_KEY]
+    ws = web.WebSocketResponse(autoping=True)
+    await ws.prepare(request)
+    listener = Listener()
+    state.pbx.listeners.add(listener)
+    state.sockets.add(ws)
+    sender = asyncio.get_running_loop().create_task(_send_events(ws, listener))
+    try:
+        async for message in ws:
+            if message.type == WSMsgType.ERROR:
+                break  # client messages (requests over the socket) are not served; ignore them
+    finally:
+        state.pbx.listeners.discard(listener)
+        state.sockets.discard(ws)
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+    return ws
+
+
+async def _send_events(ws: web.WebSocketResponse, listener: Listener) -> None:
+    while True:
+        message = await listener.queue.get()
+        if message is None or ws.closed:
+            return
+        try:
+            await ws.send_str(json.dumps(message))
+        except (ConnectionError, RuntimeError):
+            return
+
+
+def drop_sockets(state: SimState) -> int:
+    """Closes every WebSocket abruptly (TCP reset, no close frame)."""
+    count = 0
+    for ws in list(state.sockets):
+        transport = ws._req.transport if ws._req is not None else None  # noqa: SLF001 (aiohttp keeps it there)
+        if transport is not None:
+            transport.abort()
+            count += 1
+    return count
+
+
+async def _shutdown(app: web.Application) -> None:
+    state = app[STATE_KEY]
+    await state.player.close()
+    for ws in list(state.sockets):
+        await ws.close()
+
+
+def create_app(state: SimState) -> web.Application:
+    app = web.Application(middlewares=[_auth], client_max_size=1024 * 1024)
+    app[STATE_KEY] = state
+    app[TOKENS_KEY] = state.tokens
+    app.router.add_post("/connect/token", token)
+    app.router.add_get("/callcontrol", all_dns)
+    app.router.add_get("/callcontrol/ws", websocket)
+    app.router.add_get("/callcontrol/{dn}", one_dn)
+    app.router.add_get("/callcontrol/{dn}/participants", participants)
+    app.router.add_get("/callcontrol/{dn}/participants/{pid}", participant)
+    app.router.add_get("/callcontrol/{dn}/devices", devices)
+    app.router.add_get("/callcontrol/{dn}/devices/{device}", device)
+    add_directory_routes(app, state.directory)
+    xapi.add_routes(app, STATE_KEY)
+    control.add_routes(app, STATE_KEY, drop_sockets)
+    app.on_shutdown.append(_shutdown)
+    return app

@@ -1,0 +1,201 @@
+"""The simulated PBX: DNs, live participants, call/leg/participant numbering, WS listeners, recordings, tokens."""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+# DN type strings as Call Control reports them (3cx-v20.md §2.3).
+EXTENSION = "Wextension"
+QUEUE = "Wqueue"
+IVR = "Wivr"
+ROUTEPOINT = "Wroutepoint"
+RINGGROUP = "Wringgroup"  # spelling unconfirmed on a real PBX (3cx-v20.md §7.2)
+TRUNK = "Wexternalline"
+SPECIALMENU = "Wspecialmenu"
+PARKING = "Wparkextension"
+NONE_TYPE = "None"  # empty *_type fields read the string "None"
+
+UPSERT = 0
+REMOVE = 1
+
+TRUNK_DN = "10000"
+TRUNK_DID = "74951234567"
+DID_RULE_NAME = "Main line"
+
+
+@dataclass(frozen=True)
+class Dn:
+    number: str
+    type: str
+    name: str
+    monitored: bool = True
+
+    def device(self, host: str = "127.0.0.1") -> dict[str, str]:
+        return {"dn": self.number, "device_id": f"sip:{self.number}@{host}:5062;rinstance=sim{self.number}",
+                "user_agent": "3CX Phone for Linux 20.0" if self.type == EXTENSION else "3CX"}
+
+
+DEFAULT_DNS: tuple[Dn, ...] = (
+    Dn("101", EXTENSION, "Ivan Petrov"),
+    Dn("102", EXTENSION, "Maria Sidorova"),
+    Dn("103", EXTENSION, "Oleg Smirnov"),
+    Dn("104", EXTENSION, "Anna Kuznetsova"),
+    Dn("105", EXTENSION, "Pavel Volkov"),
+    Dn("800", QUEUE, "Sales"),
+    Dn("801", QUEUE, "Support"),
+    Dn("700", IVR, "Main menu"),
+    Dn("900", RINGGROUP, "Office"),
+    Dn("999", SPECIALMENU, "Voicemail"),
+    Dn(TRUNK_DN, TRUNK, "Main trunk", monitored=False),
+)
+
+
+@dataclass
+class Participant:
+    """One leg on one DN, exactly the Call Control JSON fields (3cx-v20.md §2.2)."""
+
+    id: int
+    status: str
+    dn: str
+    party_caller_name: str = ""
+    party_dn: str = ""
+    party_caller_id: str = ""
+    party_did: str = ""
+    device_id: str = ""
+    party_dn_type: str = NONE_TYPE
+    direct_control: bool = False
+    originated_by_dn: str = ""
+    originated_by_type: str = NONE_TYPE
+    referred_by_dn: str = ""
+    referred_by_type: str = NONE_TYPE
+    on_behalf_of_dn: str = ""
+    on_behalf_of_type: str = NONE_TYPE
+    callid: int = 0
+    legid: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+PARTICIPANT_FIELDS = frozenset(f.name for f in fields(Participant))
+
+
+@dataclass
+class Recording:
+    """One wav file as XAPI `Recordings` lists it (3cx-v20.md §5.7)."""
+
+    id: int
+    path: str  # relative to the recordings folder (= RecordingUrl)
+    start: float  # unix seconds
+    end: float
+    visible_at: float  # monotonic moment it shows up in XAPI
+    row: dict[str, Any]
+
+
+@dataclass
+class CallRecord:
+    """A played scenario, for `GET /sim/calls`."""
+
+    call_number: int
+    scenario: str
+    started: float
+    done: bool = False
+    error: str = ""
+    call_numbers: list[int] = field(default_factory=list)
+    recordings: list[int] = field(default_factory=list)
+
+
+class Listener:
+    """One WebSocket connection: its own gap-free sequence and an outbound queue."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._sequence = itertools.count(1)
+
+    def push(self, event_type: int, entity: str) -> None:
+        self.queue.put_nowait({"sequence": next(self._sequence),
+                               "event": {"event_type": event_type, "entity": entity, "attached_data": None}})
+
+
+class Pbx:
+    """All mutable PBX state. Single-threaded (asyncio), so no locks."""
+
+    def __init__(self, dns: tuple[Dn, ...] = DEFAULT_DNS, first_call_number: int = 698) -> None:
+        self.dns: dict[str, Dn] = {dn.number: dn for dn in dns}
+        self.participants: dict[str, dict[int, Participant]] = {dn.number: {} for dn in dns}
+        self.listeners: set[Listener] = set()
+        self.recordings: list[Recording] = []
+        self.calls: dict[int, CallRecord] = {}
+        self.call_started: dict[int, float] = {}  # callid → unix start time (ActiveCalls)
+        self.inbound_log: list[dict[str, Any]] = []  # ReportInboundCalls rows
+        self.callback_log: list[dict[str, Any]] = []  # (queue, unix time) of ordered callbacks
+        self._call_numbers = itertools.count(first_call_number)
+        self._participant_ids = itertools.count(1)
+        self._recording_ids = itertools.count(1)
+        self._legs: dict[int, itertools.count[int]] = {}
+
+    # --- numbering -------------------------------------------------------------------------
+    def new_call(self, first_leg: int = 1) -> int:
+        callid = next(self._call_numbers)
+        self._legs[callid] = itertools.count(first_leg)
+        self.call_started[callid] = time.time()
+        return callid
+
+    def new_leg(self, callid: int) -> int:
+        return next(self._legs.setdefault(callid, itertools.count(1)))
+
+    def new_participant_id(self) -> int:
+        return next(self._participant_ids)
+
+    def new_recording_id(self) -> int:
+        return next(self._recording_ids)
+
+    # --- visibility ------------------------------------------------------------------------
+    def visible(self, dn: str) -> Dn | None:
+        found = self.dns.get(dn)
+        return found if found is not None and found.monitored else None
+
+    def dn_info(self, dn: Dn) -> dict[str, Any]:
+        return {"dn": dn.number, "type": dn.type, "devices": [dn.device()],
+                "participants": [p.to_json() for p in self.participants[dn.number].values()]}
+
+    # --- changes (each one is announced to every WebSocket) ---------------------------------
+    def upsert(self, participant: Participant) -> None:
+        self.participants.setdefault(participant.dn, {})[participant.id] = replace(participant)
+        self._announce(UPSERT, participant.dn, participant.id)
+
+    def remove(self, dn: str, participant_id: int) -> Participant | None:
+        gone = self.participants.get(dn, {}).pop(participant_id, None)
+        if gone is not None:
+            self._announce(REMOVE, dn, participant_id)
+            self._forget_call_if_idle(gone.callid)
+        return gone
+
+    def _announce(self, event_type: int, dn: str, participant_id: int) -> None:
+        if not self.dns[dn].monitored:
+            return
+        entity = f"/callcontrol/{dn}/participants/{participant_id}"
+        for listener in self.listeners:
+            listener.push(event_type, entity)
+
+    def _forget_call_if_idle(self, callid: int) -> None:
+        if not any(p.callid == callid for legs in self.participants.values() for p in legs.values()):
+            self.call_started.pop(callid, None)
+
+    def live_calls(self) -> dict[int, list[Participant]]:
+        calls: dict[int, list[Participant]] = {}
+        for legs in self.participants.values():
+            for p in legs.values():
+                calls.setdefault(p.callid, []).append(p)
+        return calls
+
+    # --- recordings ------------------------------------------------------------------------
+    def add_recording(self, recording: Recording) -> None:
+        self.recordings.append(recording)
+
+    def visible_recordings(self) -> list[Recording]:
+        now = time.monotonic()
+        return [r for r in self.recordings if r.visible_at <= now]

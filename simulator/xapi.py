@@ -1,0 +1,218 @@
+"""The XAPI subset of the simulator (3cx-v20.md §5): Recordings (+ download), Trunks, DidNumbers, InboundRules,
+ActiveCalls, SystemStatus, ReportInboundCalls and ReportQueueCallbacks. Users/Queues live in `directory.py`.
+"""
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from . import odata
+from .state import DID_RULE_NAME, EXTENSION, QUEUE, TRUNK_DID, TRUNK_DN, Pbx
+
+RECORDING_FIELDS = ("Id", "StartTime", "EndTime", "CallType", "FromDn", "FromDnType", "FromCallerNumber",
+                    "FromDisplayName", "FromDidNumber", "FromCrmContact", "FromIdParticipant", "ToDn", "ToDnType",
+                    "ToCallerNumber", "ToDisplayName", "ToDidNumber", "ToCrmContact", "ToIdParticipant",
+                    "RefParticipantId", "RecordingUrl", "IsArchived", "ArchivedUrl", "CanBeTranscribed",
+                    "IsTranscribed", "TranscriptionResult", "Transcription", "Summary", "SentimentScore")
+VERSION = "20.0.10.1001"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def odata_error(status: int, message: str, code: str = "") -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _party_text(number: str, name: str) -> str:
+    """ActiveCalls' `Caller`/`Callee` style: the number, then the name when it says more."""
+    return number if not name or name == number else f"{number} {name}"
+
+
+def _collection(request: web.Request, name: str, rows: list[dict[str, Any]], fields: tuple[str, ...]) -> web.Response:
+    try:
+        value, count = odata.apply(rows, request.query, fields)
+    except odata.ODataError as exc:
+        return odata_error(400, str(exc))
+    body: dict[str, Any] = {"@odata.context": f"{request.scheme}://{request.host}/xapi/v1/$metadata#{name}"}
+    if count is not None:
+        body["@odata.count"] = count
+    body["value"] = value
+    return web.json_response(body)
+
+
+_ARG = re.compile(r"\s*(\w+)\s*=\s*('(?:[^']|'')*'|[^,]*)\s*(?:,|$)")
+
+
+def call_args(text: str, function: str) -> dict[str, str]:
+    """`Pbx.Name(a=1,b='x')` → {"a": "1", "b": "x"}; raises ValueError if it is not that function."""
+    prefix = f"Pbx.{function}("
+    if not text.startswith(prefix) or not text.endswith(")"):
+        raise ValueError(f"unknown function {text!r}")
+    inner = text[len(prefix):-1]
+    args: dict[str, str] = {}
+    pos = 0
+    while pos < len(inner):
+        match = _ARG.match(inner, pos)
+        if match is None or match.end() == pos:
+            raise ValueError(f"bad arguments in {text!r}")
+        value = match.group(2).strip()
+        args[match.group(1)] = value[1:-1].replace("''", "'") if value.startswith("'") else value
+        pos = match.end()
+    return args
+
+
+def _moment(args: dict[str, str], name: str) -> float:
+    if name not in args:
+        raise ValueError(f"The {name} field is required.")
+    try:
+        moment = datetime.fromisoformat(args[name].replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"The value '{args[name]}' is not valid for {name}.") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+class Xapi:
+    def __init__(self, state_key: web.AppKey[Any]) -> None:
+        self.key = state_key
+
+    def pbx(self, request: web.Request) -> Pbx:
+        return request.app[self.key].pbx
+
+    async def recordings(self, request: web.Request) -> web.Response:
+        rows = [r.row for r in sorted(self.pbx(request).visible_recordings(), key=lambda r: r.id)]
+        return _collection(request, "Recordings", rows, RECORDING_FIELDS)
+
+    async def recording_by_key(self, request: web.Request) -> web.Response:
+        return odata_error(404, "No HTTP resource was found that matches the request URI.")  # as on a real V20
+
+    async def recording_function(self, request: web.Request) -> web.StreamResponse:
+        call = request.match_info["call"]
+        if call.startswith("Pbx.GetRecordingRepositorySettings"):
+            state = request.app[self.key]
+            return web.json_response({"@odata.context": "$metadata#Pbx.RecordingRepositorySettings",
+                                      "RecordingPath": str(state.config.recordings_dir), "IsArchivingEnabled": False,
+                                      "AutoDeleteRecordingDays": 0, "RecordingsQuota": 0})
+        try:
+            args = call_args(call, "DownloadRecording")
+            rec_id = int(args["recId"])
+        except (ValueError, KeyError):
+            return odata_error(400, f"Bad request: {call}")
+        found = next((r for r in self.pbx(request).visible_recordings() if r.id == rec_id), None)
+        path = request.app[self.key].config.recordings_dir / found.path if found else None
+        if found is None or path is None or not path.is_file():
+            return odata_error(400, "WARNINGS.XAPI.FILE_NOT_FOUND", "WARNINGS.XAPI.FILE_NOT_FOUND")
+        name = path.name.replace('"', "'")
+        return web.FileResponse(path, headers={"Content-Type": "audio/x-wav",
+                                               "Content-Disposition": f'attachment; filename="{name}"'})
+
+    async def trunks(self, request: web.Request) -> web.Response:
+        rows = [{"Id": 1, "Number": TRUNK_DN, "Name": "Main trunk", "DidNumbers": [TRUNK_DID],
+                 "ExternalNumber": TRUNK_DID, "Direction": "Both", "IsOnline": True,
+                 "Gateway": {"Name": "SIP provider", "Host": "sip.example.net", "Port": 5060}}]
+        return _collection(request, "Trunks", rows, ("Id", "Number", "Name", "DidNumbers", "ExternalNumber",
+                                                     "Direction", "IsOnline", "Gateway"))
+
+    async def did_numbers(self, request: web.Request) -> web.Response:
+        rows = [{"Number": TRUNK_DID, "TrunkId": 1}]
+        return _collection(request, "DidNumbers", rows, ("Number", "TrunkId"))
+
+    async def inbound_rules(self, request: web.Request) -> web.Response:
+        destination = {"To": "Extension", "Number": "101", "External": None, "Name": "Ivan Petrov"}
+        rows = [{"Id": 1, "RuleName": DID_RULE_NAME, "Data": TRUNK_DID, "Condition": "BasedOnDID",
+                 "CallType": "AllCalls", "TrunkDN": {"Id": 1, "Number": TRUNK_DN, "Name": "Main trunk",
+                                                     "Type": "ExternalLine"},
+                 "OfficeHoursDestination": destination, "OutOfOfficeHoursDestination": destination,
+                 "HolidaysDestination": destination, "Hours": {"Type": "AllHours"}}]
+        return _collection(request, "InboundRules", rows, ("Id", "RuleName", "Data", "Condition", "CallType",
+                                                           "TrunkDN", "OfficeHoursDestination",
+                                                           "OutOfOfficeHoursDestination", "HolidaysDestination",
+                                                           "Hours"))
+
+    async def active_calls(self, request: web.Request) -> web.Response:
+        pbx = self.pbx(request)
+        now = time.time()
+        rows = []
+        for callid, legs in sorted(pbx.live_calls().items()):
+            external = next((p for p in legs if p.dn == TRUNK_DN), None)
+            inside = [p for p in legs if p.dn != TRUNK_DN]
+            callee = inside[-1] if inside else None
+            caller = _party_text(external.party_caller_id, external.party_caller_name) if external else ""
+            if callee is not None and external is not None and external.status == "Ringing":  # outbound call
+                caller, callee_text = f"{callee.dn} {pbx.dns[callee.dn].name}", external.party_caller_id
+            else:
+                callee_text = f"{callee.dn} {pbx.dns[callee.dn].name}" if callee else ""
+            talking = any(p.status == "Connected" and pbx.dns[p.dn].type in (EXTENSION, QUEUE) for p in inside)
+            started = pbx.call_started.get(callid, now)
+            rows.append({"Id": callid, "Caller": caller, "Callee": callee_text,
+                         "Status": "Talking" if talking else "Routing", "EstablishedAt": _iso(started),
+                         "LastChangeStatus": _iso(started), "ServerNow": _iso(now)})
+        return _collection(request, "ActiveCalls", rows, ("Id", "Caller", "Callee", "Status", "EstablishedAt",
+                                                          "LastChangeStatus", "ServerNow"))
+
+    async def system_status(self, request: web.Request) -> web.Response:
+        pbx = self.pbx(request)
+        return web.json_response({"@odata.context": "$metadata#Pbx.SystemStatus", "Version": VERSION,
+                                  "FQDN": request.host, "CallsActive": len(pbx.live_calls()),
+                                  "ExtensionsRegistered": sum(1 for d in pbx.dns.values() if d.type == EXTENSION),
+                                  "RecordingQuotaReached": False, "RecordingStopped": False})
+
+    async def inbound_calls(self, request: web.Request) -> web.Response:
+        try:
+            args = call_args(request.match_info["call"], "GetInboundCalls")
+            start, end = _moment(args, "periodFrom"), _moment(args, "periodTo")
+        except ValueError as exc:
+            return odata_error(400, str(exc))
+        trunks = [t for t in args.get("trunkDns", "").split(",") if t]
+        rows = [{"CallHistoryId": f"00000000-0000-0000-0000-{row['callid']:012d}", "StartTime": _iso(row["time"]),
+                 "Did": row["did"], "RuleName": DID_RULE_NAME if row["did"] == TRUNK_DID else "",
+                 "TrunkName": "Main trunk", "TrunkNumber": TRUNK_DN, "SourceCallerId": row["caller"],
+                 "DestinationDn": row["first_dn"], "Status": "Answered" if row.get("answered") else "Unanswered"}
+                for row in self.pbx(request).inbound_log if start <= row["time"] <= end
+                and (not trunks or TRUNK_DN in trunks)]
+        return _collection(request, "ReportInboundCalls", rows, ("CallHistoryId", "StartTime", "Did", "RuleName",
+                                                                 "TrunkName", "TrunkNumber", "SourceCallerId",
+                                                                 "DestinationDn", "Status"))
+
+    async def queue_callbacks(self, request: web.Request) -> web.Response:
+        try:
+            args = call_args(request.match_info["call"], "GetQueueCallbacksData")
+            start, end = _moment(args, "startDt"), _moment(args, "endDt")
+        except ValueError as exc:
+            return odata_error(400, str(exc))
+        pbx = self.pbx(request)
+        wanted = [q for q in args.get("queueDnStr", "").split(",") if q]
+        rows = []
+        for queue in sorted(d.number for d in pbx.dns.values() if d.type == QUEUE):
+            if wanted and queue not in wanted:
+                continue
+            count = sum(1 for c in pbx.callback_log if c["queue"] == queue and start <= c["time"] <= end)
+            rows.append({"QueueDnNumber": queue, "QueueDisplayName": pbx.dns[queue].name, "CallbacksCount": count,
+                         "FailCallbacksCount": 0, "ReceivedCount": count})
+        return _collection(request, "ReportQueueCallbacks", rows, ("QueueDnNumber", "QueueDisplayName",
+                                                                   "CallbacksCount", "FailCallbacksCount",
+                                                                   "ReceivedCount"))
+
+
+def add_routes(app: web.Application, state_key: web.AppKey[Any]) -> None:
+    x = Xapi(state_key)
+    get = app.router.add_get
+    get("/xapi/v1/Recordings", x.recordings)
+    get("/xapi/v1/Recordings({key})", x.recording_by_key)
+    get("/xapi/v1/Recordings/{call:.+}", x.recording_function)
+    get("/xapi/v1/Trunks", x.trunks)
+    get("/xapi/v1/DidNumbers", x.did_numbers)
+    get("/xapi/v1/InboundRules", x.inbound_rules)
+    get("/xapi/v1/ActiveCalls", x.active_calls)
+    get("/xapi/v1/SystemStatus", x.system_status)
+    get("/xapi/v1/ReportInboundCalls/{call:.+}", x.inbound_calls)
+    get("/xapi/v1/ReportQueueCallbacks/{call:.+}", x.queue_callbacks)
