@@ -1,0 +1,95 @@
+"""Fixtures of the deployment tests: repository paths, and the real services running as processes.
+
+`live` starts dispatcher, media and analytics (and the monitor against `tcxhooks sim`, when the
+simulator command exists) once per session, so the Dockerfile's HEALTHCHECK and the dashboards'
+queries are checked against what the product really serves.
+"""
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+from tests.helpers.net import free_port
+from tests.helpers.receiver import Receiver
+from tests.helpers.services import read_config, start, stop, wait_healthy, write_config
+
+ROOT = Path(__file__).resolve().parents[2]
+SIM_CLIENT_ID = "crmhooks"
+SIM_CLIENT_SECRET = "deploy-tests-client-secret"
+
+
+@dataclass
+class Live:
+    """Services started by the `live` fixture: their config and metrics ports."""
+
+    config: Path
+    metrics: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def scrape(self, service: str) -> str:
+        reply = httpx.get(f"http://127.0.0.1:{self.metrics[service]}/metrics", timeout=10)
+        reply.raise_for_status()
+        return reply.text
+
+
+def simulator_available() -> bool:
+    return importlib.util.find_spec("tcxhooks.simulator.__main__") is not None
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"{url}: the process exited with {proc.returncode}"
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    folder = tmp_path_factory.mktemp("deploy-live")
+    crm = Receiver().start()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        sections: dict[str, dict[str, object]] = {"webhook": {"url": crm.url}}
+        names = ["dispatcher", "media", "analytics"]
+        if simulator_available():
+            sim_port = free_port()
+            sim = start(["sim", "--port", str(sim_port), "--client-id", SIM_CLIENT_ID,
+                         "--client-secret", SIM_CLIENT_SECRET, "--recordings-dir", str(folder / "pbx")],
+                        folder / "sim.log")
+            procs.append(sim)
+            _wait_http(f"http://127.0.0.1:{sim_port}/sim/scenarios", sim)
+            sections["pbx"] = {"url": f"http://127.0.0.1:{sim_port}", "client_id": SIM_CLIENT_ID,
+                               "client_secret": SIM_CLIENT_SECRET}
+            names.append("monitor")
+        config = write_config(folder, **sections)
+        live = Live(config)
+        if "monitor" not in names:
+            live.skipped["monitor"] = "`tcxhooks sim` is not in the tree, and the monitor needs a PBX"
+        services = read_config(config)["services"]
+        for name in names:
+            port = free_port()
+            live.metrics[name] = port
+            procs.append(start([name, "-c", str(config)], folder / f"{name}.log", env={"TCXH_METRICS_PORT": str(port)}))
+        for name in names:
+            try:
+                wait_healthy(services[name], timeout=60)
+            except AssertionError as exc:
+                log = (folder / f"{name}.log").read_text(errors="replace")[-3000:]
+                raise AssertionError(f"{name} did not become ready: {exc}\n{log}") from None
+        yield live
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+        crm.stop()
