@@ -1,0 +1,14 @@
+"""`tcxhooks media -c FILE` / `python -m tcxhooks.media`: the media service process."""
+from __future__ import annotations
+
+from tcxhooks.platform import runtime
+
+from .server import build
+
+
+def main(argv: list[str] | None = None) -> None:
+    runtime.run("media", build, argv)
+
+
+if __name__ == "__main__":
+    main()

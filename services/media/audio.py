@@ -1,0 +1,124 @@
+"""Just enough of the wav and mp3 formats: the wav header (channels, emptiness) and mp3 duration.
+
+    info = parse_wav_header(first_bytes)   # None: need more bytes; BadAudio: not a usable wav
+    seconds = mp3_duration(mp3_bytes)      # counts MPEG audio frames (no decoding)
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from .errors import BadAudio
+
+MAX_HEADER = 64 * 1024  # a wav whose data chunk starts later than this is not one we accept
+
+
+@dataclass(frozen=True)
+class WavInfo:
+    channels: int
+    sample_rate: int
+    format_tag: int
+    data_offset: int  # where the audio bytes start
+    data_size: int    # as declared (0xFFFFFFFF or 0 when the writer never finalised it)
+
+
+def parse_wav_header(head: bytes) -> WavInfo | None:
+    """Parses RIFF/WAVE chunks up to the `data` chunk; None when `head` is too short to decide."""
+    if len(head) < 12:
+        if head and not (b"RIFF".startswith(head[:4]) or b"RF64".startswith(head[:4])):
+            raise BadAudio("not a RIFF/WAVE file")
+        return None
+    if head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+        raise BadAudio("not a RIFF/WAVE file")
+    offset, fmt = 12, None
+    while True:
+        if offset + 8 > len(head):
+            if len(head) >= MAX_HEADER:
+                raise BadAudio("wav header too long or without a data chunk")
+            return None
+        chunk_id, size = head[offset:offset + 4], struct.unpack_from("<I", head, offset + 4)[0]
+        body = offset + 8
+        if not chunk_id.isascii():
+            raise BadAudio("corrupt wav chunk list")
+        if chunk_id == b"fmt ":
+            if size < 16:
+                raise BadAudio("wav fmt chunk too short")
+            if body + 16 > len(head):
+                return None
+            tag, channels, rate = struct.unpack_from("<HHI", head, body)
+            if not 1 <= channels <= 8 or not 1000 <= rate <= 384000:
+                raise BadAudio(f"wav fmt chunk invalid (channels={channels}, rate={rate})")
+            fmt = (tag, channels, rate)
+        elif chunk_id == b"data":
+            if fmt is None:
+                raise BadAudio("wav data chunk before its fmt chunk")
+            return WavInfo(fmt[1], fmt[2], fmt[0], body, size)
+        offset = body + size + (size & 1)
+        if offset > MAX_HEADER:
+            raise BadAudio("wav header too long or without a data chunk")
+
+
+# --- mp3 ----------------------------------------------------------------------------------------
+
+_BITRATES = {  # kbit/s by (version is MPEG-1, layer) → index 1..14
+    (True, 1): (32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (True, 2): (32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (True, 3): (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (False, 1): (32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (False, 2): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (False, 3): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+@dataclass(frozen=True)
+class Mp3Info:
+    frames: int
+    sample_rate: int
+    channels: int
+    duration: float
+
+
+def _frame(data: bytes, pos: int) -> tuple[int, int, int, int] | None:
+    """(length, samples, rate, channels) of the frame at `pos`, or None when there is none."""
+    if pos + 4 > len(data) or data[pos] != 0xFF or (data[pos + 1] & 0xE0) != 0xE0:
+        return None
+    b1, b2, b3 = data[pos + 1], data[pos + 2], data[pos + 3]
+    version, layer_bits = (b1 >> 3) & 3, (b1 >> 1) & 3
+    bitrate_index, rate_index, padding = b2 >> 4, (b2 >> 2) & 3, (b2 >> 1) & 1
+    if version == 1 or layer_bits == 0 or bitrate_index in (0, 15) or rate_index == 3:
+        return None
+    layer = 4 - layer_bits
+    mpeg1 = version == 3
+    bitrate = _BITRATES[(mpeg1, layer)][bitrate_index - 1] * 1000
+    rate = _RATES[version][rate_index]
+    if layer == 1:
+        return (12 * bitrate // rate + padding) * 4, 384, rate, 1 if b3 >> 6 == 3 else 2
+    samples = 1152 if layer == 2 or mpeg1 else 576
+    return samples // 8 * bitrate // rate + padding, samples, rate, 1 if b3 >> 6 == 3 else 2
+
+
+def mp3_info(data: bytes) -> Mp3Info:
+    """Counts the MPEG audio frames of an mp3 (skipping ID3v2 and a Xing/Info frame)."""
+    pos = 0
+    if data[:3] == b"ID3" and len(data) >= 10:
+        size = (data[6] << 21) | (data[7] << 14) | (data[8] << 7) | data[9]
+        pos = 10 + size + (10 if data[5] & 0x10 else 0)
+    frames = samples = rate = channels = 0
+    while pos < len(data):
+        frame = _frame(data, pos)
+        if frame is None:
+            if frames:
+                break  # trailing tag (ID3v1, APE) or garbage after the audio
+            pos += 1
+            continue
+        length, count, rate, channels = frame
+        if length <= 4:
+            break
+        if not (frames == 0 and (b"Xing" in data[pos:pos + 64] or b"Info" in data[pos:pos + 64])):
+            frames += 1
+            samples += count
+        pos += length
+    if not frames:
+        raise BadAudio("the mp3 holds no audio frames")
+    return Mp3Info(frames, rate, channels, samples / rate)

@@ -1,0 +1,26 @@
+"""Errors of the media service: permanent (bad audio) vs transient (retry the job later)."""
+from __future__ import annotations
+
+
+class MediaError(Exception):
+    """Base of every media error; str() is a clear one-line reason."""
+
+
+class BadAudio(MediaError):
+    """A recording that cannot become an mp3 (corrupt, empty, not a wav): skipped, never retried."""
+
+
+class TransientError(MediaError):
+    """A peer or the storage failed; the job is retried later with backoff."""
+
+
+class SourceUnavailable(TransientError):
+    """The monitor (xapi source) or the recordings folder cannot be read right now."""
+
+
+class StorageError(TransientError):
+    """The object storage refused or failed an operation."""
+
+
+class PublishError(TransientError):
+    """The dispatcher or analytics service did not acknowledge."""

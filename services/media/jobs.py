@@ -1,0 +1,213 @@
+"""The job loop: find a leg's wav files, transcode and store them, link and announce them.
+
+    runner = Runner(jobs, source, transcoder, storage, links, publisher, config, analytics=False)
+    app.spawn(runner.run(app.stopping), "jobs")
+    runner.wake()                       # a new job was stored
+
+Every step is recorded in the store before the next one starts (pending → stored → published →
+submitted → done), so a job left by a killed process resumes where it was; storing is
+idempotent (objects are named after their source file) and the event id is stable.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+import time
+from typing import Awaitable
+
+from tcxhooks.platform.config import RecordingsConfig
+
+from . import metrics
+from .errors import BadAudio, TransientError
+from .jobstore import DONE, FAILED, NO_RECORDING, PENDING, STORED, Job, JobStore, StoredFile
+from .links import Links
+from .publisher import Publisher, analytics_request, recording_event
+from .sources import SLACK, Found, Source, Window
+from .storage import Storage
+from .transcode import Transcoder
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 60.0
+MAX_JOBS = 64            # legs handled at once (most of them just wait for late files)
+MAX_SETTLE = 120.0       # after the grace window, stop waiting for files still being written
+MAX_BACKOFF = 60.0
+
+
+def window_for(job: Job, grace: float) -> Window:
+    """Files of the leg end between its answer and `grace` after its hangup (or after we heard of it)."""
+    leg = job.request.leg
+    end = leg.end_unix_ms / 1000 if leg.end_unix_ms else job.created_at
+    base = min(end, job.created_at)
+    if leg.start_unix_ms:
+        start = leg.start_unix_ms / 1000
+    else:
+        start = base - job.request.ended.duration_seconds
+    return Window(start - SLACK, base + grace)
+
+
+def object_key(call_id: str, ident: str) -> str:
+    """A stable, readable object name per source file (a retried job overwrites, never duplicates)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", ident.rsplit("/", 1)[-1].removesuffix(".wav"))[:80].strip("._") or "rec"
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:8]
+    return f"{call_id}/{stem}-{digest}.mp3"
+
+
+class Runner:
+    def __init__(self, jobs: JobStore, source: Source, transcoder: Transcoder, storage: Storage, links: Links,
+                 publisher: Publisher, config: RecordingsConfig, analytics: bool) -> None:
+        self.jobs, self.source, self.transcoder, self.storage = jobs, source, transcoder, storage
+        self.links, self.publisher, self.config, self.analytics = links, publisher, config, analytics
+        self._wake = asyncio.Event()
+        self._active: dict[str, asyncio.Task[None]] = {}
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        try:
+            while not stopping.is_set():
+                self._wake.clear()
+                free = MAX_JOBS - len(self._active)
+                try:
+                    claimed = await self.jobs.claim(free, LEASE_SECONDS, set(self._active)) if free > 0 else []
+                except Exception as exc:  # the store is down for a moment: try again shortly
+                    log.warning("cannot claim recording jobs: %s", exc)
+                    metrics.ERRORS.labels("store").inc()
+                    claimed = []
+                for job in claimed:
+                    task = asyncio.create_task(self._run_job(job), name=f"media.job.{job.call_id}")
+                    self._active[job.call_id] = task
+                    task.add_done_callback(lambda _t, call_id=job.call_id: self._active.pop(call_id, None))
+                await _first(self._wake.wait(), stopping.wait(), timeout=1.0)
+            if self._active:
+                await asyncio.gather(*self._active.values(), return_exceptions=True)
+        finally:
+            for task in list(self._active.values()):
+                task.cancel()
+
+    async def _run_job(self, job: Job) -> None:
+        metrics.JOBS_IN_FLIGHT.inc()
+        heartbeat = asyncio.create_task(self._heartbeat(job.call_id))
+        settled = False
+        try:
+            await self._advance(job)
+            settled = True
+        except TransientError as exc:
+            delay = min(MAX_BACKOFF, 2.0 ** min(job.attempts, 6))
+            log.warning("recording job %s: %s; retrying in %.0f s", job.call_id, exc, delay,
+                        extra={"call_id": job.call_id, "attempt": job.attempts + 1})
+            metrics.RETRIES.labels(job.state).inc()
+            await self.jobs.retry(job.call_id, delay, str(exc))
+            settled = True
+        except Exception as exc:
+            log.exception("recording job %s failed unexpectedly; retrying in a minute", job.call_id,
+                          extra={"call_id": job.call_id})
+            metrics.ERRORS.labels("internal").inc()
+            await self.jobs.retry(job.call_id, MAX_BACKOFF, f"internal error: {exc}")
+            settled = True
+        finally:
+            heartbeat.cancel()
+            metrics.JOBS_IN_FLIGHT.dec()
+            if not settled:  # cancelled at shutdown: let the next process take it at once
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.jobs.release(job.call_id))
+
+    async def _heartbeat(self, call_id: str) -> None:
+        while True:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            with contextlib.suppress(Exception):
+                await self.jobs.renew(call_id, LEASE_SECONDS)
+
+    async def _advance(self, job: Job) -> None:
+        if job.state == PENDING:
+            stored = await self._collect(job)
+            if stored is None:
+                return
+            files, expire_at = stored
+            await self.jobs.save_files(job.call_id, files, expire_at)
+        else:
+            files = await self.jobs.files(job.call_id)
+            expire_at = job.expire_at
+        urls = [self.links.url(job.call_id, f.idx, int(expire_at)) for f in files]
+        if not job.published:
+            duplicate = await self.publisher.publish(recording_event(job, files, urls, self.config.full_info))
+            await self.jobs.mark(job.call_id, published=1)
+            log.info("recording of %s published (%d file(s))%s", job.call_id, len(files),
+                     " again (the dispatcher had it)" if duplicate else "", extra={"call_id": job.call_id})
+        if self.analytics and not job.submitted:
+            await self.publisher.submit(analytics_request(job, files, urls))
+            await self.jobs.mark(job.call_id, submitted=1)
+        await self.jobs.mark(job.call_id, state=DONE, error="")
+        metrics.JOBS.labels("done").inc()
+
+    async def _collect(self, job: Job) -> tuple[list[StoredFile], float] | None:
+        """Finds the leg's files until the grace window closes, converting each as soon as it is complete."""
+        window = window_for(job, self.config.grace)
+        scanner = self.source.scanner(job.request.leg, window)
+        tasks: dict[str, tuple[Found, asyncio.Task[tuple[str, int, float, int]]]] = {}
+        try:
+            while True:
+                found, settled = await scanner.scan()
+                for item in found:
+                    if item.ident not in tasks:
+                        tasks[item.ident] = (item, asyncio.create_task(self._convert(job, item)))
+                now = time.time()
+                if now >= window.deadline and (settled or now >= window.deadline + MAX_SETTLE):
+                    break
+                wait = self.source.poll if now >= window.deadline else min(self.source.poll, window.deadline - now)
+                await asyncio.sleep(max(wait, 0.02))
+            results = await asyncio.gather(*(task for _, task in tasks.values()), return_exceptions=True)
+        finally:
+            for _, task in tasks.values():
+                task.cancel()
+        converted: list[tuple[Found, tuple[str, int, float, int]]] = []
+        bad: list[str] = []
+        for (item, _), result in zip(tasks.values(), results):
+            if isinstance(result, BadAudio):
+                bad.append(f"{item.label}: {result}")
+                log.error("recording %s of %s is unusable: %s (no link is sent for it)", item.label, job.call_id,
+                          result, extra={"call_id": job.call_id})
+                metrics.FILES.labels("bad_audio").inc()
+                metrics.ERRORS.labels("bad_audio").inc()
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                converted.append((item, result))
+        if not converted:
+            if bad:
+                await self.jobs.mark(job.call_id, state=FAILED, error="; ".join(bad)[:500])
+                metrics.JOBS.labels("failed").inc()
+            else:
+                log.info("no recording found for %s", job.call_id, extra={"call_id": job.call_id})
+                await self.jobs.mark(job.call_id, state=NO_RECORDING, error="")
+                metrics.JOBS.labels("no_recording").inc()
+            return None
+        converted.sort(key=lambda pair: (pair[0].order, pair[0].ident))
+        files = [StoredFile(idx, key, duration, size, channels)
+                 for idx, (_, (key, size, duration, channels)) in enumerate(converted, start=1)]
+        return files, time.time() + self.config.retention_days * 86400
+
+    async def _convert(self, job: Job, item: Found) -> tuple[str, int, float, int]:
+        """Transcodes and stores one file; (object key, size, duration, channels)."""
+        key = object_key(job.call_id, item.ident)
+        mp3 = await self.transcoder.to_mp3(item.open())
+        await self.storage.put(key, mp3.data, {"call-id": job.call_id, "leg": job.request.leg.dn or "-"})
+        metrics.FILES.labels("ok").inc()
+        metrics.STORED_BYTES.inc(len(mp3.data))
+        log.info("stored %s of %s: %.1f s of audio, %d channel(s), %d bytes, transcoded in %.2f s", item.label,
+                 job.call_id, mp3.duration, mp3.channels, len(mp3.data), mp3.seconds, extra={"call_id": job.call_id})
+        return key, len(mp3.data), mp3.duration, mp3.channels
+
+
+async def _first(*waits: Awaitable[object], timeout: float) -> None:
+    """Returns when any of `waits` completes or after `timeout`."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

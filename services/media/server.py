@@ -1,0 +1,71 @@
+"""Wiring of the media service: store, source, transcoder, storage, links, HTTP, jobs, purge, gRPC."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+
+from tcxhooks.platform.runtime import App
+from tcxhooks.v1 import media_service_pb2_grpc
+
+from .http import LinkServer, start_http
+from .jobs import Runner
+from .jobstore import JobStore
+from .links import Links
+from .publisher import Publisher
+from .retention import Retention
+from .errors import StorageError
+from .servicer import MediaServicer
+from .sources import FolderSource, Source, XapiSource
+from .storage import Storage, make_storage
+from .transcode import Transcoder
+
+log = logging.getLogger(__name__)
+
+
+async def _setup_later(storage: Storage, stopping: asyncio.Event) -> None:
+    """Creates the folder or bucket once the storage answers (the health check reports it meanwhile)."""
+    while not stopping.is_set():
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=5)
+        try:
+            await storage.setup()
+            log.info("storage ready")
+            return
+        except StorageError as exc:
+            log.warning("storage still not ready: %s", exc)
+
+
+async def build(app: App) -> None:
+    config = app.config.recordings
+    pbx = app.config.pbx
+    if pbx.recordings == "folder" and not pbx.recordings_dir:
+        print(f"tcxhooks: bad configuration: {app.config.path}: [pbx] recordings_dir is missing: "
+              "expected a folder with recordings = folder", file=sys.stderr)
+        raise SystemExit(2)
+    jobs = JobStore(await app.open_store())
+    await jobs.migrate()
+    if app.config.store.url.startswith("sqlite:"):
+        await jobs.release_all()
+    storage = make_storage(config)
+    try:
+        await storage.setup()
+    except StorageError as exc:
+        log.error("storage not ready: %s; retrying in the background", exc)
+        app.spawn(_setup_later(storage, app.stopping), "storage-setup")
+    app.health.add_check("storage", storage.ping, critical=True)
+    source: Source = FolderSource(pbx.recordings_dir) if pbx.recordings == "folder" else XapiSource(app.channel("monitor"))
+    if source.kind == "folder":
+        app.health.add_check("recordings_dir", source.ping, critical=True)
+    links = Links(config.link_secret.encode() if config.link_secret else await jobs.link_key(), config.public_url)
+    analytics = app.config.analytics.enabled
+    publisher = Publisher(app.channel("dispatcher"), app.channel("analytics") if analytics else None)
+    runner = Runner(jobs, source, Transcoder(config.bitrate, config.jobs), storage, links, publisher, config, analytics)
+    retention = Retention(jobs, storage)
+    http = await start_http(LinkServer(links, jobs, storage), config.listen)
+    app.stack.push_async_callback(http.cleanup)
+    media_service_pb2_grpc.add_MediaServiceServicer_to_server(
+        MediaServicer(config, jobs, links, retention, runner.wake), app.server)
+    app.spawn(runner.run(app.stopping), "jobs")
+    app.spawn(retention.nightly(config.purge_at, app.stopping), "purge")

@@ -1,0 +1,80 @@
+"""MediaService over gRPC: RecordingsDue (durable, idempotent), GetRecording, Purge."""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Callable
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from tcxhooks.platform.config import RecordingsConfig
+from tcxhooks.v1 import events_pb2, media_service_pb2, media_service_pb2_grpc
+
+from .errors import StorageError
+from .jobstore import DONE, FAILED, NO_RECORDING, PENDING, PURGED, STORED, JobStore
+from .links import Links
+from .retention import Retention
+from .sources import SAFE_DN
+
+log = logging.getLogger(__name__)
+
+CALL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_STATES = {
+    PENDING: media_service_pb2.RECORDING_JOB_STATE_PENDING,
+    STORED: media_service_pb2.RECORDING_JOB_STATE_PENDING,
+    DONE: media_service_pb2.RECORDING_JOB_STATE_DONE,
+    NO_RECORDING: media_service_pb2.RECORDING_JOB_STATE_NO_RECORDING,
+    FAILED: media_service_pb2.RECORDING_JOB_STATE_FAILED,
+    PURGED: media_service_pb2.RECORDING_JOB_STATE_PURGED,
+}
+
+
+def chain_of(call_id: str) -> str:
+    return call_id.rsplit("-", 1)[0]
+
+
+class MediaServicer(media_service_pb2_grpc.MediaServiceServicer):
+    def __init__(self, config: RecordingsConfig, jobs: JobStore, links: Links, retention: Retention,
+                 wake: Callable[[], None]) -> None:
+        self.config, self.jobs, self.links, self.retention, self.wake = config, jobs, links, retention, wake
+
+    async def RecordingsDue(self, request: media_service_pb2.RecordingsDueRequest,
+                            context: grpc.aio.ServicerContext) -> media_service_pb2.RecordingsDueResponse:
+        call_id = request.leg.call_id
+        if not CALL_ID.fullmatch(call_id) or ".." in call_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"leg.call_id {call_id[:80]!r} is not a call id")
+        if request.leg.dn and (not SAFE_DN.fullmatch(request.leg.dn) or request.leg.dn in (".", "..")):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"leg.dn {request.leg.dn[:80]!r} is not a DN")
+        if not self.config.enabled:
+            log.debug("recordings disabled; %s ignored", call_id)
+            return media_service_pb2.RecordingsDueResponse(duplicate=False)
+        added = await self.jobs.add(request, request.chain or chain_of(call_id))
+        if added:
+            log.info("recordings of %s due (extension %s)", call_id, request.leg.dn or "?", extra={"call_id": call_id})
+            self.wake()
+        return media_service_pb2.RecordingsDueResponse(duplicate=not added)
+
+    async def GetRecording(self, request: media_service_pb2.GetRecordingRequest,
+                           context: grpc.aio.ServicerContext) -> media_service_pb2.GetRecordingResponse:
+        job = await self.jobs.get(request.call_id)
+        if job is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no recording job for {request.call_id[:80]!r}")
+        assert job is not None
+        reply = media_service_pb2.GetRecordingResponse(call_id=job.call_id, state=_STATES[job.state], error=job.error)
+        if job.expire_at:
+            reply.expire_time.CopyFrom(Timestamp(seconds=int(job.expire_at)))
+        for stored in await self.jobs.files(job.call_id):
+            reply.files.append(events_pb2.RecordingFile(
+                url=self.links.url(job.call_id, stored.idx, int(job.expire_at)),
+                duration_seconds=stored.duration, size_bytes=stored.size))
+        return reply
+
+    async def Purge(self, request: media_service_pb2.PurgeRequest,
+                    context: grpc.aio.ServicerContext) -> media_service_pb2.PurgeResponse:
+        now = request.now.seconds + request.now.nanos / 1e9 if request.HasField("now") else None
+        try:
+            purged = await self.retention.purge(now)
+        except StorageError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"purge incomplete: {exc}")
+        return media_service_pb2.PurgeResponse(purged=purged)

@@ -1,0 +1,206 @@
+"""Where mp3 objects live, behind one interface: a local folder or S3/MinIO (minio client).
+
+    storage = make_storage(config.recordings)
+    await storage.setup()                       # folder / bucket (+ lifecycle rule) exists
+    await storage.put(key, data, {"call-id": ..., "leg": ...})
+    target = await storage.resolve(key)         # Redirect(presigned url) or LocalFile(path)
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import io
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from tcxhooks.platform.config import RecordingsConfig
+
+from .errors import StorageError
+
+CONTENT_TYPE = "audio/mpeg"
+PRESIGN_SECONDS = 900  # a redirect target lives 15 minutes; the stable link lives the retention
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,400}")
+
+
+@dataclass(frozen=True)
+class Redirect:
+    url: str
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    path: Path
+
+
+class Storage(Protocol):
+    kind: str
+
+    async def setup(self) -> None: ...
+    async def put(self, key: str, data: bytes, metadata: dict[str, str]) -> None: ...
+    async def delete(self, key: str) -> None: ...
+    async def exists(self, key: str) -> bool: ...
+    async def resolve(self, key: str) -> Redirect | LocalFile | None: ...
+    async def ping(self) -> None: ...
+
+
+def check_key(key: str) -> str:
+    if not _KEY.fullmatch(key) or ".." in key:
+        raise StorageError(f"invalid object key {key!r}")
+    return key
+
+
+class LocalStorage:
+    """Objects as files under `local_dir`; written to a temp file, fsynced, then renamed."""
+
+    kind = "local"
+
+    def __init__(self, folder: str) -> None:
+        self.root = Path(folder).resolve()
+
+    def path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    async def setup(self) -> None:
+        try:
+            await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create {self.root}: {exc.strerror}") from exc
+
+    async def put(self, key: str, data: bytes, metadata: dict[str, str]) -> None:
+        target = self.path(key)
+
+        def write() -> None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(temp, target)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp)
+                raise
+
+        try:
+            await asyncio.to_thread(write)
+        except OSError as exc:
+            raise StorageError(f"cannot write {target}: {exc.strerror}") from exc
+
+    async def delete(self, key: str) -> None:
+        target = self.path(key)
+
+        def remove() -> None:
+            target.unlink(missing_ok=True)
+            parent = target.parent
+            if parent != self.root and not any(parent.iterdir()):
+                parent.rmdir()
+
+        try:
+            await asyncio.to_thread(remove)
+        except OSError as exc:
+            raise StorageError(f"cannot delete {target}: {exc.strerror}") from exc
+
+    async def exists(self, key: str) -> bool:
+        return await asyncio.to_thread(self.path(key).is_file)
+
+    async def resolve(self, key: str) -> LocalFile | None:
+        path = self.path(key)
+        return LocalFile(path) if await asyncio.to_thread(path.is_file) else None
+
+    async def ping(self) -> None:
+        if not await asyncio.to_thread(os.access, self.root, os.W_OK):
+            raise StorageError(f"{self.root} is not writable")
+
+
+class S3Storage:
+    """Objects in an S3 bucket (MinIO in production); the minio client is synchronous, so it runs in threads."""
+
+    kind = "s3"
+
+    def __init__(self, config: RecordingsConfig) -> None:
+        import urllib3
+        from minio import Minio
+
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=5, read=60), maxsize=16,
+            retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]))
+        self.client = Minio(config.s3_endpoint, access_key=config.s3_access_key, secret_key=config.s3_secret_key,
+                            secure=config.s3_secure, region=config.s3_region, http_client=http)
+        self.bucket = config.s3_bucket
+        self.region = config.s3_region
+        self.retention_days = config.retention_days
+
+    async def _call(self, what: str, fn: object, *args: object, **kwargs: object) -> object:
+        from minio.error import MinioException
+
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)  # type: ignore[arg-type]
+        except (MinioException, OSError, ValueError) as exc:
+            raise StorageError(f"S3 {what} failed: {_short(exc)}") from exc
+
+    async def setup(self) -> None:
+        from minio.commonconfig import ENABLED, Filter
+        from minio.error import S3Error
+        from minio.lifecycleconfig import Expiration, LifecycleConfig, Rule
+
+        if not await self._call("bucket check", self.client.bucket_exists, self.bucket):
+            try:
+                await asyncio.to_thread(self.client.make_bucket, self.bucket, self.region)
+            except S3Error as exc:
+                if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise StorageError(f"S3 bucket creation failed: {_short(exc)}") from exc
+            except OSError as exc:
+                raise StorageError(f"S3 bucket creation failed: {_short(exc)}") from exc
+        # Second line of retention: the bucket expires objects a day after the nightly purge should have.
+        rule = Rule(ENABLED, rule_filter=Filter(prefix=""), rule_id="tcxhooks-retention",
+                    expiration=Expiration(days=self.retention_days + 1))
+        await self._call("lifecycle rule", self.client.set_bucket_lifecycle, self.bucket, LifecycleConfig([rule]))
+
+    async def put(self, key: str, data: bytes, metadata: dict[str, str]) -> None:
+        await self._call("upload", self.client.put_object, self.bucket, check_key(key), io.BytesIO(data), len(data),
+                         content_type=CONTENT_TYPE, metadata=metadata)
+
+    async def delete(self, key: str) -> None:
+        await self._call("delete", self.client.remove_object, self.bucket, check_key(key))
+
+    async def exists(self, key: str) -> bool:
+        from minio.error import S3Error
+
+        try:
+            await asyncio.to_thread(self.client.stat_object, self.bucket, check_key(key))
+            return True
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject", "NoSuchBucket"):
+                return False
+            raise StorageError(f"S3 stat failed: {_short(exc)}") from exc
+        except OSError as exc:
+            raise StorageError(f"S3 stat failed: {_short(exc)}") from exc
+
+    async def resolve(self, key: str) -> Redirect | None:
+        if not await self.exists(key):
+            return None
+        url = await self._call("presign", self.client.presigned_get_object, self.bucket, check_key(key),
+                               expires=dt.timedelta(seconds=PRESIGN_SECONDS))
+        return Redirect(str(url))
+
+    async def ping(self) -> None:
+        if not await self._call("bucket check", self.client.bucket_exists, self.bucket):
+            raise StorageError(f"S3 bucket {self.bucket} does not exist")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:300]
+
+
+def make_storage(config: RecordingsConfig) -> Storage:
+    if config.storage == "s3":
+        return S3Storage(config)
+    return LocalStorage(config.local_dir)

@@ -1,0 +1,127 @@
+"""wav → mp3 with ffmpeg-python driving the ffmpeg binary of the imageio-ffmpeg wheel, through pipes.
+
+    transcoder = Transcoder("64k", jobs=0)          # 0: one transcode per core at a time
+    mp3 = await transcoder.to_mp3(chunks)           # chunks: async iterator of wav bytes
+
+The wav streams into ffmpeg's stdin while the mp3 is read from its stdout (no temp files);
+channels are kept (mono stays mono, stereo stays stereo). A corrupt or empty wav raises BadAudio.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+import ffmpeg
+import imageio_ffmpeg
+
+from . import metrics
+from .audio import WavInfo, mp3_info, parse_wav_header
+from .errors import BadAudio
+
+log = logging.getLogger(__name__)
+
+UNFINALISED = (0, 0xFFFFFFFF)  # data sizes a writer leaves when it never patched the header
+
+
+@dataclass(frozen=True)
+class Mp3:
+    data: bytes
+    duration: float
+    channels: int
+    wav_bytes: int
+    seconds: float  # time spent transcoding
+
+
+def ffmpeg_exe() -> str:
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+class Transcoder:
+    def __init__(self, bitrate: str, jobs: int = 0, exe: str | None = None) -> None:
+        self.bitrate = bitrate
+        self.exe = exe or ffmpeg_exe()
+        self.limit = jobs or os.cpu_count() or 1
+        self._slots = asyncio.Semaphore(self.limit)
+
+    def command(self, info: WavInfo) -> list[str]:
+        options = {"f": "wav"}
+        if info.data_size in UNFINALISED:
+            options["ignore_length"] = "1"
+        stream = ffmpeg.input("pipe:0", **options).output(
+            "pipe:1", f="mp3", acodec="libmp3lame", audio_bitrate=self.bitrate)
+        return list(ffmpeg.compile(stream, cmd=[self.exe, "-nostdin", "-hide_banner", "-loglevel", "error"]))
+
+    async def to_mp3(self, chunks: AsyncIterator[bytes]) -> Mp3:
+        """Transcodes one wav (at most `jobs` at once); BadAudio for a corrupt or empty file."""
+        async with self._slots:
+            head, info, ended = await _read_header(chunks)
+            started = time.perf_counter()
+            proc = await asyncio.create_subprocess_exec(
+                *self.command(info), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE)
+            try:
+                fed, out, err = await asyncio.gather(
+                    _feed(proc, head, chunks, ended), proc.stdout.read(), proc.stderr.read())  # type: ignore[union-attr]
+                code = await proc.wait()
+            finally:
+                if proc.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+                    await proc.wait()
+            seconds = time.perf_counter() - started
+        if code != 0:
+            lines = err.decode(errors="replace").strip().splitlines()
+            raise BadAudio(f"ffmpeg could not convert it: {lines[-1] if lines else f'exit status {code}'}")
+        result = mp3_info(out)
+        metrics.TRANSCODE_SECONDS.observe(seconds)
+        metrics.AUDIO_SECONDS.inc(result.duration)
+        return Mp3(out, round(result.duration, 3), info.channels, fed, seconds)
+
+
+async def _read_header(chunks: AsyncIterator[bytes]) -> tuple[bytes, WavInfo, bool]:
+    """Reads until the header is parsed and some audio follows; (bytes read, info, source ended)."""
+    head = b""
+    info: WavInfo | None = None
+    while True:
+        try:
+            chunk = await anext(chunks)
+        except StopAsyncIteration:
+            break
+        head += chunk
+        info = parse_wav_header(head)
+        if info is not None and len(head) > info.data_offset:
+            return head, info, False
+    info = parse_wav_header(head) if head else None
+    if not head:
+        raise BadAudio("empty file")
+    if info is None:
+        raise BadAudio("truncated wav header")
+    raise BadAudio("empty recording: the wav holds no audio data")
+
+
+async def _feed(proc: asyncio.subprocess.Process, head: bytes, chunks: AsyncIterator[bytes], ended: bool) -> int:
+    """Writes the wav into ffmpeg's stdin; returns the bytes written. A source error propagates."""
+    stdin = proc.stdin
+    assert stdin is not None
+    total = 0
+    try:
+        stdin.write(head)
+        total += len(head)
+        await stdin.drain()
+        if not ended:
+            async for chunk in chunks:
+                stdin.write(chunk)
+                total += len(chunk)
+                await stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        log.debug("ffmpeg closed its input early")  # its exit status tells why
+    finally:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            stdin.close()
+            await stdin.wait_closed()
+    return total
