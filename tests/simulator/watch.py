@@ -11,14 +11,14 @@ from .conftest import Sim
 
 
 async def watch(sim: Sim, ws: aiohttp.ClientWebSocketResponse, until_removed: int,
-                timeout: float = 20) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+                timeout: float = 20, start: int = 1) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(event, participant state) pairs until `until_removed` Removes arrived; Remove pairs carry {}.
 
-    Checks the envelope and that `sequence` counts 1, 2, 3… on this connection.
+    Checks the envelope and that `sequence` counts start, start+1, … on this connection.
     """
     seen: list[tuple[dict[str, Any], dict[str, Any]]] = []
     removed = 0
-    expected_sequence = 1
+    expected_sequence = start
 
     async def run() -> None:
         nonlocal removed, expected_sequence

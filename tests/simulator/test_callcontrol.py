@@ -1,0 +1,91 @@
+"""Call Control REST shapes (3cx-v20.md §2) and WebSocket behaviour (§3)."""
+from __future__ import annotations
+
+import asyncio
+import json
+from urllib.parse import quote
+
+import aiohttp
+
+from .conftest import Sim
+from .watch import watch
+
+PARTICIPANT_KEYS = {"id", "status", "dn", "party_caller_name", "party_dn", "party_caller_id", "party_did",
+                    "device_id", "party_dn_type", "direct_control", "originated_by_dn", "originated_by_type",
+                    "referred_by_dn", "referred_by_type", "on_behalf_of_dn", "on_behalf_of_type", "callid", "legid"}
+
+
+async def test_snapshot_lists_monitored_dns_with_devices_and_participants(sim: Sim) -> None:
+    snapshot = await sim.get("/callcontrol")
+    types = {item["dn"]: item["type"] for item in snapshot}
+    assert types["101"] == "Wextension" and types["800"] == "Wqueue" and types["700"] == "Wivr"
+    assert "10000" not in types  # the trunk is not a monitored DN
+    for item in snapshot:
+        assert set(item) == {"dn", "type", "devices", "participants"}
+        assert item["participants"] == []
+        assert all(set(d) == {"dn", "device_id", "user_agent"} and d["dn"] == item["dn"] for d in item["devices"])
+    await sim.get("/callcontrol/10000", status=404)
+    await sim.get("/callcontrol/555", status=404)
+
+
+async def test_participants_during_a_queue_call(sim: Sim) -> None:
+    number = await sim.play("queue_answered", ring_seconds=1.0, talk_seconds=0.3)
+    for _ in range(100):
+        agents = await sim.get("/callcontrol/101/participants")
+        if agents:
+            break
+        await asyncio.sleep(0.02)
+    (agent,) = agents
+    assert set(agent) == PARTICIPANT_KEYS
+    assert (agent["status"], agent["on_behalf_of_dn"], agent["on_behalf_of_type"], agent["callid"]) == (
+        "Ringing", "800", "Wqueue", number)
+    (queue,) = (await sim.get("/callcontrol/800"))["participants"]
+    assert (queue["status"], queue["party_caller_id"], queue["callid"]) == ("Connected", "79161234567", number)
+    assert agent["legid"] != queue["legid"] and agent["id"] != queue["id"]
+    snapshot = {item["dn"]: item for item in await sim.get("/callcontrol")}
+    assert [p["id"] for p in snapshot["101"]["participants"]] == [agent["id"]]
+    assert await sim.get(f"/callcontrol/101/participants/{agent['id']}") == agent
+    await sim.get("/callcontrol/102/participants/abc", status=404)
+    await sim.wait_done(number)
+    await sim.get(f"/callcontrol/101/participants/{agent['id']}", status=404)
+
+
+async def test_devices(sim: Sim) -> None:
+    (device,) = await sim.get("/callcontrol/102/devices")
+    assert device["dn"] == "102" and device["device_id"].startswith("sip:102@")
+    assert await sim.get("/callcontrol/102/devices/" + quote(device["device_id"], safe="")) == device
+    await sim.get("/callcontrol/102/devices/" + quote("sip:nobody@x", safe=""), status=404)
+
+
+async def test_each_connection_has_its_own_gap_free_sequence(sim: Sim) -> None:
+    async with sim.ws() as first:
+        await sim.play("caller_hangs_up_ringing")
+        seen_first = await watch(sim, first, until_removed=1)
+        async with sim.ws() as second:
+            await sim.play("caller_hangs_up_ringing")
+            seen_second = await watch(sim, second, until_removed=1)
+            more_first = await watch(sim, first, until_removed=1, start=3)
+    assert len(seen_first) == 2 and len(seen_second) == 2 and len(more_first) == 2
+    assert seen_second[0][0]["entity"] == more_first[0][0]["entity"]
+    assert seen_second[0][1]["callid"] == 699
+
+
+async def test_pings_are_answered_and_client_text_is_ignored(sim: Sim) -> None:
+    async with sim.ws() as ws:
+        await ws.ping(b"hello")
+        await ws.send_str("not json at all")
+        await ws.send_str(json.dumps({"RequestID": "1", "Path": "/callcontrol"}))
+        await sim.play("caller_hangs_up_ringing")
+        seen = await watch(sim, ws, until_removed=1)
+    assert [e["event_type"] for e, _ in seen] == [0, 1]
+
+
+async def test_drop_cuts_every_socket(sim: Sim) -> None:
+    async with sim.ws() as ws:
+        async with sim.session.post(sim.url + "/sim/ws/drop") as reply:
+            assert (await reply.json())["dropped"] == 1
+        message = await asyncio.wait_for(ws.receive(), 5)
+        assert message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE)
+    async with sim.ws() as ws:  # a reconnect works and sees new calls
+        await sim.play("caller_hangs_up_ringing")
+        assert len(await watch(sim, ws, until_removed=1)) == 2
