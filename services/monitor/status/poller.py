@@ -120,7 +120,13 @@ class StatusPoller:
 
     async def read(self) -> DirectoryView:
         """One complete view of the PBX, or XapiError."""
-        users, queues = await asyncio.gather(self._xapi.users(), self._xapi.queues())
+        reads = (asyncio.ensure_future(self._xapi.users()), asyncio.ensure_future(self._xapi.queues()))
+        try:
+            users, queues = await asyncio.gather(*reads)
+        finally:  # one read failed: stop the other too, no request of this poll outlives it
+            for read in reads:
+                read.cancel()
+            await asyncio.gather(*reads, return_exceptions=True)
         now = dt.datetime.now(dt.timezone.utc)
         previous = self._view
         try:

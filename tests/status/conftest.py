@@ -1,0 +1,114 @@
+"""Fixtures: the simulator as a real process, and a StatusPoller on a real store and PbxClient."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
+
+import httpx
+import pytest
+
+from tcxhooks.monitor.pbx.client import PbxClient
+from tcxhooks.monitor.status.diff import NAMES
+from tcxhooks.monitor.status.poller import StatusPoller
+from tcxhooks.platform.config import Config, load_config
+from tcxhooks.platform.store import Store, open_store
+from tcxhooks.v1 import events_pb2
+from tests.helpers.net import free_port
+from tests.helpers.services import start, stop, write_config
+
+CLIENT_ID = "statushooks"
+CLIENT_SECRET = "status-test-secret"
+
+
+@dataclass
+class Sim:
+    url: str
+    control: httpx.Client
+
+    def do(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        reply = self.control.request(method, f"/sim/directory{path}", json=body)
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[Sim]:
+    port = free_port()
+    proc = start(["sim", "--port", str(port), "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
+                  "--recordings-dir", str(tmp_path / "pbx-recordings")], tmp_path / "sim.log")
+    url = f"http://127.0.0.1:{port}"
+    control = httpx.Client(base_url=url, timeout=10)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            control.get("/sim/directory").raise_for_status()
+            break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise AssertionError((tmp_path / "sim.log").read_text(errors="replace")[-2000:])
+            time.sleep(0.1)
+    try:
+        yield Sim(url, control)
+    finally:
+        control.close()
+        stop(proc)
+
+
+def status_config(tmp_path: Path, sim_url: str, **sections: dict[str, object]) -> Path:
+    pbx = {"url": sim_url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "poll_interval": "1"}
+    return write_config(tmp_path, pbx={**pbx, **sections.pop("pbx", {})}, **sections)
+
+
+@dataclass
+class Harness:
+    """One monitor's worth of status polling; `restart()` is a new process's view of the same store."""
+
+    config: Config
+    publish: Callable[[events_pb2.Event], Awaitable[None]] | None = None
+    page_size: int = 500
+    published: list[events_pb2.Event] = field(default_factory=list)
+    store: Store | None = None
+    pbx: PbxClient | None = None
+    poller: StatusPoller | None = None
+
+    async def open(self) -> Harness:
+        self.store = await open_store(self.config.store.url)
+        self.pbx = PbxClient(self.config)
+        self.poller = StatusPoller(self.pbx, self.store, self._publish, self.config, page_size=self.page_size)
+        await self.poller.start()
+        return self
+
+    async def _publish(self, event: events_pb2.Event) -> None:
+        if self.publish is not None:
+            await self.publish(event)
+        self.published.append(event)
+
+    async def poll(self) -> list[events_pb2.Event]:
+        assert self.poller is not None
+        return await self.poller.poll()
+
+    async def close(self) -> None:
+        if self.pbx is not None:
+            await self.pbx.aclose()
+        if self.store is not None:
+            await self.store.close()
+
+    async def restart(self) -> Harness:
+        await self.close()
+        return await self.open()
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, sim: Sim) -> AsyncIterator[Harness]:
+    h = await Harness(load_config(status_config(tmp_path, sim.url))).open()
+    try:
+        yield h
+    finally:
+        await h.close()
+
+
+def summary(events: list[events_pb2.Event]) -> list[tuple[str, ...]]:
+    """(event, user, status, previous, queue) per event: what a CRM would read."""
+    return [(NAMES[e.status.type], e.status.user, e.status.status, e.status.previous, e.status.queue) for e in events]

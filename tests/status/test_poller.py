@@ -1,0 +1,187 @@
+"""StatusPoller against the simulator process: each change type, baselines, failures, ordering."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tcxhooks.platform.config import load_config
+from tcxhooks.v1 import events_pb2
+
+from .conftest import Harness, Sim, status_config, summary
+
+# (control calls, expected events) on the simulator's default directory:
+# 101 Ivan Petrov, 102 Maria Sidorova, 103 Oleg Smirnov, 104, 105; queue 800 Sales (101, 102), 801 (103).
+CHANGES: dict[str, tuple[list[tuple[str, str, dict[str, Any] | None]], list[tuple[str, ...]]]] = {
+    "forwarding": ([("POST", "/profile", {"number": "101", "profile": "Out of office"})],
+                   [("forwarding", "101", "Out of office", "Available", "")]),
+    "queuelogin": ([("POST", "/queue-login", {"number": "102", "status": "out"})],
+                   [("queuelogin", "102", "out", "in", ""), ("queuestatus", "102", "out", "in", "800")]),
+    "queuestatus": ([("POST", "/queue-status", {"number": "101", "queue": "800", "status": "out"})],
+                    [("queuestatus", "101", "out", "in", "800")]),
+    "extensionadded": ([("POST", "/extensions", {"number": "120", "first_name": "Nina", "last_name": "Orlova",
+                                                  "email": "nina@example.com"})],
+                       [("extensionadded", "120", "", "", "")]),
+    "extensiondeleted": ([("DELETE", "/extensions/104", None)], [("extensiondeleted", "104", "", "", "")]),
+    "agentadded": ([("POST", "/agents", {"queue": "800", "number": "104"})],
+                   [("agentadded", "104", "", "", "800"), ("queuestatus", "104", "in", "out", "800")]),
+    "agentremoved": ([("DELETE", "/agents/800/102", None)], [("agentremoved", "102", "", "", "800")]),
+}
+
+
+async def test_first_start_is_silent_and_so_is_a_restart_without_changes(harness: Harness) -> None:
+    assert await harness.poll() == []
+    assert await harness.poll() == []
+    await harness.restart()
+    assert await harness.poll() == []
+    assert [e.number for e in harness.poller.extensions()] == ["101", "102", "103", "104", "105"]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("kind", list(CHANGES))
+async def test_each_change_type(harness: Harness, sim: Sim, kind: str) -> None:
+    calls, expected = CHANGES[kind]
+    await harness.poll()
+    for method, path, body in calls:
+        sim.do(method, path, body)
+    events = await harness.poll()
+    assert summary(events) == expected
+    for event in events:
+        assert event.chain == f"ext:{event.status.user}"
+        assert event.occur_time.seconds > 0
+    assert len({e.event_id for e in events}) == len(events)
+    assert await harness.poll() == []  # reported once
+
+
+async def test_event_fields(harness: Harness, sim: Sim) -> None:
+    await harness.poll()
+    sim.do("POST", "/extensions", {"number": "120", "first_name": "Nina", "last_name": "Orlova",
+                                    "email": "nina@example.com"})
+    sim.do("POST", "/profile", {"number": "101", "profile": "Away"})
+    sim.do("DELETE", "/agents/800/102")
+    by_type = {e.status.type: e.status for e in await harness.poll()}
+    added = by_type[events_pb2.STATUS_EVENT_TYPE_EXTENSION_ADDED]
+    assert (added.user, added.name, added.email) == ("120", "Nina Orlova", "nina@example.com")
+    forwarding = by_type[events_pb2.STATUS_EVENT_TYPE_FORWARDING]
+    assert (forwarding.name, forwarding.status, forwarding.previous) == ("Ivan Petrov", "Away", "Available")
+    removed = by_type[events_pb2.STATUS_EVENT_TYPE_AGENT_REMOVED]
+    assert (removed.user, removed.queue, removed.queue_name) == ("102", "800", "Sales")
+
+
+async def test_changes_during_downtime_are_sent_once_after_restart(harness: Harness, sim: Sim) -> None:
+    await harness.poll()
+    await harness.close()  # the monitor is down
+    sim.do("POST", "/profile", {"number": "103", "profile": "Custom 1"})
+    sim.do("DELETE", "/extensions/105")
+    sim.do("POST", "/queue-status", {"number": "102", "queue": "800", "status": "out"})
+    await harness.open()
+    assert summary(await harness.poll()) == [("queuestatus", "102", "out", "in", "800"),
+                                             ("forwarding", "103", "Custom 1", "Available", ""),
+                                             ("extensiondeleted", "105", "", "", "")]
+    assert await harness.poll() == []
+    await harness.restart()
+    assert await harness.poll() == []
+
+
+@pytest.mark.parametrize("target, requests", [("Users", 2), ("Queues", 2), ("", 4)])  # "": Users and Queues
+async def test_failed_poll_emits_nothing_and_the_change_arrives_once_after(harness: Harness, sim: Sim,
+                                                                           target: str, requests: int) -> None:
+    await harness.poll()
+    sim.do("POST", "/fail", {"count": requests, "target": target, "status": 500})
+    sim.do("DELETE", "/extensions/104")
+    assert await harness.poll() == []
+    assert await harness.poll() == []
+    assert summary(await harness.poll()) == [("extensiondeleted", "104", "", "", "")]
+    assert await harness.poll() == []
+
+
+async def test_partial_page_never_turns_into_deletions(tmp_path: Path, sim: Sim) -> None:
+    harness = await Harness(load_config(status_config(tmp_path, sim.url)), page_size=2).open()
+    try:
+        await harness.poll()
+        for target in ("Users", "Queues"):
+            sim.do("POST", "/partial", {"count": 1, "target": target})
+            assert await harness.poll() == []
+        sim.do("POST", "/profile", {"number": "105", "profile": "Away"})
+        sim.do("POST", "/partial", {"count": 3, "target": "Users"})
+        for _ in range(3):
+            assert await harness.poll() == []
+        assert summary(await harness.poll()) == [("forwarding", "105", "Away", "Available", "")]
+    finally:
+        await harness.close()
+
+
+async def test_failing_login_report_keeps_other_events_and_reports_queue_logins_later(harness: Harness,
+                                                                                     sim: Sim) -> None:
+    await harness.poll()
+    sim.do("POST", "/fail", {"count": 1, "target": "ReportAgentLoginHistory"})
+    sim.do("POST", "/queue-status", {"number": "101", "queue": "800", "status": "out"})
+    sim.do("POST", "/profile", {"number": "102", "profile": "Away"})
+    assert summary(await harness.poll()) == [("forwarding", "102", "Away", "Available", "")]
+    assert summary(await harness.poll()) == [("queuestatus", "101", "out", "in", "800")]
+
+
+async def test_per_extension_order_across_and_within_polls(harness: Harness, sim: Sim) -> None:
+    await harness.poll()
+    sim.do("POST", "/profile", {"number": "101", "profile": "Away"})
+    first = await harness.poll()
+    sim.do("POST", "/queue-status", {"number": "101", "queue": "800", "status": "out"})
+    sim.do("POST", "/profile", {"number": "101", "profile": "Available"})
+    sim.do("POST", "/queue-login", {"number": "101", "status": "out"})
+    sim.do("POST", "/extensions", {"number": "130", "first_name": "Olga"})
+    sim.do("POST", "/agents", {"queue": "801", "number": "130"})
+    second = await harness.poll()
+    assert summary(first + second) == [
+        ("forwarding", "101", "Away", "Available", ""),
+        ("forwarding", "101", "Available", "Away", ""),
+        ("queuelogin", "101", "out", "in", ""),
+        ("queuestatus", "101", "out", "in", "800"),
+        ("extensionadded", "130", "", "", ""),
+        ("agentadded", "130", "", "", "801"),
+        ("queuestatus", "130", "in", "out", "801")]
+    assert harness.published == first + second
+
+
+async def test_publish_failure_keeps_events_and_republishes_the_same_ids_first(harness: Harness, sim: Sim) -> None:
+    down = True
+
+    async def dispatcher(event: events_pb2.Event) -> None:
+        if down:
+            raise ConnectionError("dispatcher unavailable")
+
+    harness.publish = dispatcher
+    await harness.poll()
+    sim.do("POST", "/profile", {"number": "101", "profile": "Away"})
+    assert await harness.poll() == []
+    down = False
+    sim.do("POST", "/profile", {"number": "101", "profile": "Available"})
+    await harness.restart()  # also survives a restart: the events wait in the store
+    events = await harness.poll()
+    assert summary(events) == [("forwarding", "101", "Away", "Available", ""),
+                               ("forwarding", "101", "Available", "Away", "")]
+    assert await harness.poll() == []
+
+
+async def test_run_polls_on_interval_and_poke(tmp_path: Path, sim: Sim) -> None:
+    harness = await Harness(load_config(status_config(tmp_path, sim.url, pbx={"poll_interval": "1h"}))).open()
+    stopping = asyncio.Event()
+    assert harness.poller is not None
+    task = asyncio.create_task(harness.poller.run(stopping))
+    try:
+        await _until(lambda: harness.poller is not None and harness.poller.extensions() != [])
+        sim.do("POST", "/profile", {"number": "102", "profile": "Out of office"})
+        harness.poller.poke()
+        await _until(lambda: len(harness.published) == 1)
+        assert summary(harness.published) == [("forwarding", "102", "Out of office", "Available", "")]
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, 10)
+        await harness.close()
+
+
+async def _until(condition: Any, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
