@@ -1,0 +1,58 @@
+"""Maps environment variable names to the config keys of `tcxhooks.platform.config` they override.
+
+    config_key("TCXH_RECORDINGS_S3_SECRET_KEY_FILE")  # Key("recordings", "s3_secret_key", secret=True, file=True)
+
+Besides `TCXH_<SECTION>_<KEY>` (and `_FILE` for secrets), the containers may set `TCXH_CONFIG` (the
+ini path, read by the runtime's `-c` default) and `PGPASSWORD` (libpq's password for the store URL).
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, fields
+
+from tcxhooks.platform import runtime
+from tcxhooks.platform.config import ENV_PREFIX, SECTIONS, WebhookConfig
+
+NON_CONFIG = {"TCXH_CONFIG", "PGPASSWORD"}
+
+
+@dataclass(frozen=True)
+class Key:
+    section: str
+    key: str
+    secret: bool
+    file: bool
+
+
+def _keys(section_cls: type) -> dict[str, bool]:
+    return {f.name: bool(f.metadata.get("secret")) for f in fields(section_cls) if "parse" in f.metadata}
+
+
+def config_key(name: str) -> Key:
+    """The key `name` overrides; AssertionError when it overrides nothing."""
+    assert name.startswith(ENV_PREFIX), f"{name}: not a {ENV_PREFIX}* variable"
+    rest, file = (name[: -len("_FILE")], True) if name.endswith("_FILE") else (name, False)
+    rest = rest[len(ENV_PREFIX):]
+    candidates: list[Key] = []
+    for section, cls in SECTIONS.items():
+        for key, secret in _keys(cls).items():
+            if rest == f"{section}_{key}".upper():
+                candidates.append(Key(section, key, secret, file))
+    for key, secret in _keys(WebhookConfig).items():
+        if rest == f"WEBHOOK_{key}".upper():
+            candidates.append(Key("webhook", key, secret, file))
+        elif rest.startswith("WEBHOOK_") and rest.endswith(f"_{key}".upper()) and len(rest) > len(f"WEBHOOK__{key}"):
+            hook = rest[len("WEBHOOK_"): -len(key) - 1].lower()
+            candidates.append(Key(f"webhook:{hook}", key, secret, file))
+    assert candidates, f"{name} names no key of tcxhooks.platform.config"
+    found = candidates[0]
+    assert not found.file or found.secret, f"{name}: only secrets may be read from a _FILE"
+    return found
+
+
+def check_env_names(names: list[str]) -> None:
+    """Every name is a config override or one of the documented non-config variables."""
+    assert "TCXH_CONFIG" in inspect.getsource(runtime), "the runtime no longer reads TCXH_CONFIG"
+    for name in names:
+        if name not in NON_CONFIG:
+            config_key(name)

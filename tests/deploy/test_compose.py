@@ -1,0 +1,184 @@
+"""compose.yaml, parsed and cross-checked against the code: real commands, config keys, ports, the
+Prometheus/Grafana wiring, and the bucket-init command run against an S3 server."""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+from minio import Minio
+from moto.server import ThreadedMotoServer
+
+from tcxhooks.cli import COMMANDS
+from tcxhooks.platform.config import SERVICES, Config, load_config
+from tests.helpers.net import free_port
+
+from .composefile import environment, load_compose, read_env_file, variables
+from .conftest import ROOT
+from .dockerfile import parse_dockerfile
+from .envmap import check_env_names
+
+INI = ROOT / "deploy" / "tcxhooks.ini"
+ENV_EXAMPLE = read_env_file(ROOT / "deploy" / "env.example")
+COMPOSE = load_compose(ROOT / "compose.yaml", ENV_EXAMPLE)
+SERVICES_OF = COMPOSE["services"]
+STAGES = parse_dockerfile(ROOT / "Dockerfile")
+IMAGE_CONFIG = next(i.args for i in STAGES[-1].instructions("ENV") if "TCXH_CONFIG=" in i.args).split("TCXH_CONFIG=")[1].split()[0]
+
+
+def service_config(name: str) -> Config:
+    return load_config(str(INI), env=environment(SERVICES_OF[name]), require=(name,))
+
+
+def port_of(address: str) -> int:
+    return int(address.rpartition(":")[2])
+
+
+def test_every_variable_is_documented_in_env_example() -> None:
+    used = variables((ROOT / "compose.yaml").read_text(encoding="utf-8"))
+    assert used == set(ENV_EXAMPLE), f"undocumented: {used - set(ENV_EXAMPLE)}, unused: {set(ENV_EXAMPLE) - used}"
+
+
+def test_has_the_four_services_and_their_dependencies() -> None:
+    assert set(SERVICES) | {"minio", "minio-init", "postgres", "prometheus", "grafana"} == set(SERVICES_OF)
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_runs_its_cli_command_with_the_mounted_ini(name: str) -> None:
+    service = SERVICES_OF[name]
+    assert service["command"] == [name, "-c", IMAGE_CONFIG]
+    assert service["command"][0] in COMMANDS
+    assert service["build"] == {"context": ".", "target": STAGES[-1].name}
+    assert f"./deploy/tcxhooks.ini:{IMAGE_CONFIG}:ro" in service["volumes"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_env_names_are_config_keys_and_the_config_loads(name: str, caplog: pytest.LogCaptureFixture) -> None:
+    check_env_names(list(environment(SERVICES_OF[name])))
+    with caplog.at_level(logging.WARNING, logger="tcxhooks.platform.config"):
+        config = service_config(name)
+    assert not caplog.records, [r.getMessage() for r in caplog.records]
+    if name == "monitor":
+        assert config.pbx.client_secret
+    if name == "media":
+        assert config.recordings.storage == "s3" and config.recordings.s3_secret_key and config.recordings.link_secret
+    assert config.services.token
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_peers_are_addressed_by_compose_service_name_on_all_interfaces(name: str) -> None:
+    config = service_config(name)
+    for peer in SERVICES:
+        host, _, port = getattr(config.services, peer).rpartition(":")
+        assert host == peer and peer in SERVICES_OF, f"[services] {peer} = {host}:{port}"
+    assert len({port_of(getattr(config.services, p)) for p in SERVICES}) == len(SERVICES)
+
+
+def test_store_is_the_compose_postgres_and_its_password_stays_out_of_the_url() -> None:
+    postgres = environment(SERVICES_OF["postgres"])
+    for name in SERVICES:
+        url = urlparse(service_config(name).store.url)
+        assert url.scheme == "postgresql" and url.hostname == "postgres" and url.password is None
+        assert url.username == postgres["POSTGRES_USER"] and url.path == "/" + postgres["POSTGRES_DB"]
+        assert environment(SERVICES_OF[name])["PGPASSWORD"] == postgres["POSTGRES_PASSWORD"]
+
+
+def test_media_reaches_the_compose_minio_and_publishes_its_links_port() -> None:
+    config = service_config("media").recordings
+    minio = environment(SERVICES_OF["minio"])
+    assert config.s3_endpoint.rpartition(":")[0] == "minio"
+    assert (config.s3_access_key, config.s3_secret_key) == (minio["MINIO_ROOT_USER"], minio["MINIO_ROOT_PASSWORD"])
+    assert not config.listen.startswith("127."), "the links server must listen beyond loopback"
+    published = [p.split(":") for p in SERVICES_OF["media"]["ports"]]
+    assert [str(port_of(config.listen))] * 2 in [p[-2:] for p in published]
+    assert urlparse(config.public_url).port == port_of(config.listen)
+
+
+def test_prometheus_scrapes_every_service_metrics_port() -> None:
+    prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text(encoding="utf-8"))
+    targets = {job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
+               for job in prometheus["scrape_configs"]}
+    for name in SERVICES:
+        port = service_config(name).metrics.port
+        assert targets[f"tcxhooks-{name}"] == [f"{name}:{port}"]
+    assert "./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in SERVICES_OF["prometheus"]["volumes"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in SERVICES_OF["prometheus"]["command"]
+
+
+def test_grafana_provisions_the_prometheus_datasource_and_the_dashboards() -> None:
+    mounts = dict(v.split(":")[:2] for v in SERVICES_OF["grafana"]["volumes"] if v.startswith("./"))
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    datasources = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yaml").read_text())
+    (source,) = datasources["datasources"]
+    url = urlparse(source["url"])
+    assert source["type"] == "prometheus" and url.hostname == "prometheus" and url.port == 9090
+    assert any(p.endswith(":9090") for p in SERVICES_OF["prometheus"]["ports"])
+    providers = yaml.safe_load((ROOT / "deploy/grafana/provisioning/dashboards/tcxhooks.yaml").read_text())
+    (provider,) = providers["providers"]
+    assert mounts["./deploy/grafana/dashboards"] == provider["options"]["path"]
+    assert list((ROOT / "deploy/grafana/dashboards").glob("*.json"))
+
+
+def test_restart_policies_and_healthchecks() -> None:
+    for name, service in SERVICES_OF.items():
+        if name == "minio-init":
+            assert service["restart"] == "on-failure" and service["healthcheck"] == {"disable": True}
+            continue
+        assert service["restart"] == "unless-stopped", name
+        check = service["healthcheck"]
+        if name in SERVICES:
+            assert "test" not in check, f"{name}: uses the image's HEALTHCHECK"
+        else:
+            assert check["test"][0] in ("CMD", "CMD-SHELL"), name
+
+
+def test_dependencies_wait_for_health_or_completion() -> None:
+    for name, service in SERVICES_OF.items():
+        for target, rule in (service.get("depends_on") or {}).items():
+            assert target in SERVICES_OF, f"{name} depends on unknown {target}"
+            if rule["condition"] == "service_healthy":
+                assert SERVICES_OF[target].get("healthcheck", {}).get("disable") is not True
+            else:
+                assert rule["condition"] == "service_completed_successfully" and target == "minio-init"
+
+
+def test_volumes_are_declared_and_bind_mounts_exist() -> None:
+    declared = set(COMPOSE["volumes"])
+    used = set()
+    for name, service in SERVICES_OF.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name}: {source}"
+            else:
+                used.add(source)
+    assert used == declared
+
+
+@pytest.fixture
+def s3_server() -> Any:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop()
+
+
+def test_bucket_init_creates_the_recordings_bucket_once(s3_server: str) -> None:
+    """Runs minio-init's command (with the image's TCXH_CONFIG) against a local S3 server, twice."""
+    service = SERVICES_OF["minio-init"]
+    assert service["entrypoint"] == ["python", "-c"] and service["depends_on"] == {"minio": {"condition": "service_healthy"}}
+    code = service["command"][0].replace(IMAGE_CONFIG, str(INI))
+    env = {**os.environ, **environment(service), "TCXH_RECORDINGS_S3_ENDPOINT": s3_server}
+    for _ in range(2):
+        reply = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=60)
+        assert reply.returncode == 0, reply.stderr.decode()[-2000:]
+    bucket = load_config(str(INI), env={}).recordings.s3_bucket
+    client = Minio(s3_server, "any", "any", secure=False)
+    assert client.bucket_exists(bucket)
