@@ -55,7 +55,8 @@ async def build(app: App) -> None:
         log.error("storage not ready: %s; retrying in the background", exc)
         app.spawn(_setup_later(storage, app.stopping), "storage-setup")
     app.health.add_check("storage", storage.ping, critical=True)
-    source: Source = FolderSource(pbx.recordings_dir) if pbx.recordings == "folder" else XapiSource(app.channel("monitor"))
+    source: Source = FolderSource(pbx.recordings_dir) if pbx.recordings == "folder" else XapiSource(
+        app.channel("monitor"), app.config.services.token)
     if source.kind == "folder":
         app.health.add_check("recordings_dir", source.ping, critical=True)
     links = Links(config.link_secret.encode() if config.link_secret else await jobs.link_key(), config.public_url)
