@@ -64,7 +64,7 @@ class Control:
 
     async def play(self, request: web.Request) -> web.Response:
         body = await _json(request)
-        params = body.get("params") or {}
+        params = body.get("params", {})
         try:
             script = self._script(request, body.get("scenario"), params)
             gap = scenarios.Params.parse(params).gap
@@ -108,9 +108,10 @@ class Control:
         if not 1 <= calls <= 100_000 or not 0 < rate <= 10_000:
             return _bad("'calls' must be 1..100000 and 'rate' 0..10000 starts per second")
         name = body.get("scenario", "inbound_answered")
-        params = dict(body.get("params") or {}) if isinstance(body.get("params") or {}, dict) else None
-        if params is None:
+        raw_params = body.get("params", {})
+        if not isinstance(raw_params, dict):
             return _bad("'params' must be an object")
+        params = dict(raw_params)
         params.setdefault("talk_seconds", calls / rate + 5)
         params.setdefault("ring_seconds", 1.0)
         state = request.app[self.key]

@@ -1,0 +1,132 @@
+"""XAPI: Recordings with OData queries, download, the late-file delay, Trunks/InboundRules/ActiveCalls/reports."""
+from __future__ import annotations
+
+import asyncio
+import io
+import wave
+from pathlib import Path
+
+import pytest
+
+from tcxhooks.simulator import odata
+
+from .conftest import Sim
+
+ROWS = [{"Id": i, "FromDn": "10000" if i % 2 else "101", "ToDn": "101" if i % 2 else "10000",
+         "StartTime": f"2025-11-25T18:4{i}:00.000Z", "Name": "O'Brien" if i == 3 else f"n{i}"} for i in range(1, 7)]
+FIELDS = ("Id", "FromDn", "ToDn", "StartTime", "Name")
+
+
+@pytest.mark.parametrize("query,ids", [
+    ({"$filter": "Id gt 4"}, [5, 6]),
+    ({"$filter": "Id eq 3"}, [3]),
+    ({"$filter": "Id ge 2 and Id le 3"}, [2, 3]),
+    ({"$filter": "Id lt 2 or Id eq 6"}, [1, 6]),
+    ({"$filter": "FromDn eq '10000' and ToDn eq '101'"}, [1, 3, 5]),
+    ({"$filter": "(FromDn eq '101' or Id eq 1) and not (Id eq 4)"}, [1, 2, 6]),
+    ({"$filter": "Name eq 'O''Brien'"}, [3]),
+    ({"$filter": "StartTime ge 2025-11-25T18:45:00Z"}, [5, 6]),
+    ({"$filter": "Id ne 1 and ToDn ne null"}, [2, 3, 4, 5, 6]),
+    ({"$filter": "Id gt 1", "$orderby": "Id desc", "$top": "2"}, [6, 5]),
+    ({"$orderby": "FromDn asc, Id desc", "$skip": "1", "$top": "3"}, [3, 1, 6]),
+])
+def test_filter_order_page(query: dict[str, str], ids: list[int]) -> None:
+    value, count = odata.apply(ROWS, query, FIELDS)
+    assert [row["Id"] for row in value] == ids and count is None
+
+
+def test_count_and_select() -> None:
+    value, count = odata.apply(ROWS, {"$filter": "Id gt 2", "$top": "1", "$count": "true", "$select": "Id,ToDn"},
+                               FIELDS)
+    assert value == [{"Id": 3, "ToDn": "101"}] and count == 4
+
+
+@pytest.mark.parametrize("query", [
+    {"$filter": "Id gt"}, {"$filter": "Id gt 1 and"}, {"$filter": "Nope eq 1"}, {"$filter": "Id like 1"},
+    {"$filter": "(Id eq 1"}, {"$filter": "Id eq 'unterminated"}, {"$filter": "Id eq 1 Id"}, {"$filter": "eq 1"},
+    {"$top": "-1"}, {"$skip": "x"}, {"$orderby": "Nope"}, {"$orderby": "Id sideways"}, {"$select": "Nope"},
+    {"$filter": "Id eq 2025-13-45T99:00:00Z"}, {"$filter": "Id eq #"},
+])
+def test_bad_queries_raise(query: dict[str, str]) -> None:
+    with pytest.raises(odata.ODataError):
+        odata.apply(ROWS, query, FIELDS)
+
+
+async def test_recordings_over_http(sim: Sim, tmp_path: Path) -> None:
+    first = await sim.wait_done(await sim.play("outbound_answered", talk_seconds=0.3))
+    second = await sim.wait_done(await sim.play("mobile_reconnect", talk_seconds=0.9))
+    out_id, = first["recordings"]
+    page = await sim.get("/xapi/v1/Recordings", **{"$filter": f"Id gt {out_id}", "$orderby": "Id asc",
+                                                    "$top": "50"})
+    assert page["@odata.context"].endswith("/xapi/v1/$metadata#Recordings")
+    assert [r["Id"] for r in page["value"]] == second["recordings"] and len(second["recordings"]) == 3
+    assert len({r["ToIdParticipant"] for r in page["value"]}) == 1
+    outbound = (await sim.get("/xapi/v1/Recordings", **{"$filter": "FromDn eq '101' and ToDn eq '10000'"}))["value"]
+    assert [(r["Id"], r["CallType"], r["ToCallerNumber"], r["FromCallerNumber"]) for r in outbound] == [
+        (out_id, "OutboundExternal", "79031112233", "Ext.101")]
+    assert outbound[0]["RecordingUrl"].startswith("101/[Ivan Petrov]_101-79031112233_")
+    for row in page["value"]:
+        assert row["StartTime"].endswith("Z") and row["EndTime"] > row["StartTime"]
+    await sim.get("/xapi/v1/Recordings", status=400, **{"$filter": "Id gt"})
+    await sim.get(f"/xapi/v1/Recordings({out_id})", status=404)
+
+
+async def test_download_and_missing_file(sim: Sim) -> None:
+    row = await sim.wait_done(await sim.play("inbound_answered", talk_seconds=0.5))
+    rec_id = row["recordings"][0]
+    url = f"/xapi/v1/Recordings/Pbx.DownloadRecording(recId={rec_id})"
+    async with sim.session.get(sim.url + url, headers=sim.auth()) as reply:
+        assert reply.status == 200 and reply.headers["Content-Type"] == "audio/x-wav"
+        assert reply.headers["Content-Disposition"].startswith('attachment; filename="[79161234567]_')
+        data = await reply.read()
+    with wave.open(io.BytesIO(data)) as wav:
+        assert wav.getnframes() >= 4000
+    error = await sim.get("/xapi/v1/Recordings/Pbx.DownloadRecording(recId=999)", status=400)
+    assert error["error"]["message"] == "WARNINGS.XAPI.FILE_NOT_FOUND"
+    listed = (await sim.get("/xapi/v1/Recordings", **{"$filter": f"Id eq {rec_id}"}))["value"][0]
+    (sim.state.config.recordings_dir / listed["RecordingUrl"]).unlink()
+    await sim.get(url, status=400)
+    await sim.get("/xapi/v1/Recordings/Pbx.DownloadRecording(recId=abc)", status=400)
+    await sim.get("/xapi/v1/Recordings/Pbx.Nonsense()", status=400)
+
+
+async def test_late_recording_appears_after_its_delay(sim: Sim) -> None:
+    number = await sim.play("inbound_answered", recording_delay=1.5)
+    for _ in range(400):
+        if sim.state.pbx.recordings:
+            break
+        await asyncio.sleep(0.01)
+    written = sim.state.pbx.recordings[0]
+    assert (sim.state.config.recordings_dir / written.path).is_file()
+    assert (await sim.get("/xapi/v1/Recordings"))["value"] == []  # on disk, not yet in XAPI
+    row = await sim.wait_done(number)
+    assert [r["Id"] for r in (await sim.get("/xapi/v1/Recordings"))["value"]] == row["recordings"]
+
+
+async def test_trunks_rules_and_active_calls(sim: Sim) -> None:
+    trunk, = (await sim.get("/xapi/v1/Trunks"))["value"]
+    assert (trunk["Number"], trunk["DidNumbers"]) == ("10000", ["74951234567"])
+    rule, = (await sim.get("/xapi/v1/InboundRules", **{"$filter": "Data eq '74951234567'"}))["value"]
+    assert (rule["RuleName"], rule["Condition"]) == ("Main line", "BasedOnDID")
+    number = await sim.play("transfer_to_external", ring_seconds=0.3, talk_seconds=0.6)
+    calls: list[dict[str, object]] = []
+    for _ in range(200):
+        calls = (await sim.get("/xapi/v1/ActiveCalls"))["value"]
+        if calls and calls[0]["Status"] == "Talking":
+            break
+        await asyncio.sleep(0.01)
+    assert [(c["Id"], c["Caller"], c["Callee"]) for c in calls] == [(number, "79161234567", "101 Ivan Petrov")]
+    for _ in range(200):  # 101 transferred the caller out: the call goes on without any monitored leg
+        if not (await sim.get("/callcontrol/101"))["participants"]:
+            break
+        await asyncio.sleep(0.01)
+    assert [c["Id"] for c in (await sim.get("/xapi/v1/ActiveCalls"))["value"]] == [number]
+    await sim.wait_done(number)
+    assert (await sim.get("/xapi/v1/ActiveCalls"))["value"] == []
+    report = await sim.get("/xapi/v1/ReportInboundCalls/Pbx.GetInboundCalls(periodFrom=2020-01-01T00:00:00Z,"
+                           "periodTo=2100-01-01T00:00:00Z,trunkDns='',callsType=0)")
+    assert [(r["Did"], r["RuleName"], r["SourceCallerId"], r["DestinationDn"], r["Status"]) for r in
+            report["value"]] == [("74951234567", "Main line", "79161234567", "101", "Answered")]
+    await sim.get("/xapi/v1/ReportInboundCalls/Pbx.GetInboundCalls(periodTo=2100-01-01T00:00:00Z)", status=400)
+    status = await sim.get("/xapi/v1/SystemStatus")
+    assert status["Version"].startswith("20.")
