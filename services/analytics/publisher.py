@@ -1,0 +1,69 @@
+"""Hands finished jobs to the dispatcher: `<call_id>/analytics` as AnalyticsReady or AnalyticsFailed.
+
+Publishing is retried until the dispatcher acknowledges; the event id makes a repeat after a
+crash harmless (the dispatcher stores an event id once).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from tcxhooks.v1 import dispatcher_service_pb2, dispatcher_service_pb2_grpc, events_pb2
+
+from .jobstore import DONE, Job, JobStore
+
+log = logging.getLogger(__name__)
+
+
+def event_of(job: Job) -> events_pb2.Event:
+    stamp = Timestamp()
+    stamp.GetCurrentTime()
+    event = events_pb2.Event(event_id=f"{job.call_id}/analytics", chain=job.chain, occur_time=stamp)
+    if job.state == DONE and job.result is not None:
+        event.analytics.CopyFrom(job.result)
+    else:
+        event.analytics_failed.CopyFrom(events_pb2.AnalyticsFailed(call_id=job.call_id, error=job.error))
+    return event
+
+
+class Publisher:
+    def __init__(self, jobs: JobStore, channel: grpc.aio.Channel) -> None:
+        self.jobs = jobs
+        self.stub = dispatcher_service_pb2_grpc.DispatcherServiceStub(channel)
+        self.wake = asyncio.Event()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Publishes every finished, unpublished job, oldest first, until the service stops."""
+        delay = 0.5
+        while not stopping.is_set():
+            self.wake.clear()
+            try:
+                for job in await self.jobs.unpublished():
+                    if stopping.is_set():
+                        return
+                    reply = await self.stub.Publish(dispatcher_service_pb2.PublishRequest(event=event_of(job)),
+                                                    timeout=15)
+                    await self.jobs.mark_published(job.call_id)
+                    log.info("published %s", "analytics" if job.state == DONE else "analytics_failed",
+                             extra={"call_id": job.call_id, "duplicate": reply.duplicate})
+                delay = 0.5
+            except grpc.aio.AioRpcError as exc:
+                log.warning("dispatcher did not take the analytics event (%s: %s); retrying in %.1fs",
+                            exc.code().name, exc.details(), delay)
+                await _sleep_or(stopping, delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            await _sleep_or(self.wake, 2.0, stopping)
+
+
+async def _sleep_or(event: asyncio.Event, seconds: float, stopping: asyncio.Event | None = None) -> None:
+    """Sleeps `seconds` or until `event` (or `stopping`) is set."""
+    waiters = [asyncio.create_task(e.wait()) for e in (event, stopping) if e is not None]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

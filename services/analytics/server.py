@@ -1,0 +1,31 @@
+"""Wiring of the analytics service: store, backend, job runner, publisher, gRPC servicer."""
+from __future__ import annotations
+
+import socket
+
+import httpx
+
+from tcxhooks.platform.runtime import App
+from tcxhooks.v1 import analytics_service_pb2_grpc
+
+from .backend import make_backend
+from .jobs import Runner
+from .jobstore import JobStore
+from .publisher import Publisher
+from .servicer import AnalyticsServicer
+
+
+async def build(app: App) -> None:
+    config = app.config.analytics
+    store = await app.open_store()
+    jobs = JobStore(store, owner=f"{socket.gethostname()}/{app.config.services.analytics}")
+    await jobs.migrate()
+    client = httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=10.0))
+    app.stack.push_async_callback(client.aclose)
+    backend = make_backend(config, client)
+    publisher = Publisher(jobs, app.channel("dispatcher"))
+    runner = Runner(config, jobs, backend, publisher.wake)
+    servicer = AnalyticsServicer(config, jobs, backend.name, runner.wake)
+    analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server(servicer, app.server)
+    app.spawn(runner.run(app.stopping), "jobs")
+    app.spawn(publisher.run(app.stopping), "publisher")

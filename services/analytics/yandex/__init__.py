@@ -1,0 +1,1 @@
+"""Yandex Cloud backend: SpeechKit v3 asynchronous recognition and YandexGPT summaries over REST."""

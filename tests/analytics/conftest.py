@@ -1,0 +1,134 @@
+"""Fixtures: fake Yandex, a recording dispatcher, speech mp3s on a tiny HTTP server, the real service."""
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import grpc
+import pytest
+
+from tcxhooks.v1 import analytics_service_pb2 as pb
+from tcxhooks.v1 import analytics_service_pb2_grpc
+from tests.fakes.yandex import FakeYandex
+from tests.helpers.services import start, stop, wait_healthy, write_config
+
+from .support import RecordingDispatcher, audio_server, stereo_call_mp3
+
+OPERATOR = ["Hello, this is Anna from the sales department.", "Your order will be delivered on Monday morning."]
+CLIENT = ["Hi Anna, I am calling about my order.", "Thank you, Monday works for me."]
+
+
+@dataclass
+class Audio:
+    base_url: str
+    path: Path
+    duration: float
+
+    def signed_url(self) -> str:
+        return f"{self.base_url}/signed/{self.path.name}?exp=9999999999&sig=abcdef"
+
+
+@pytest.fixture(scope="session")
+def call_audio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Audio]:
+    folder = tmp_path_factory.mktemp("audio")
+    duration = stereo_call_mp3(OPERATOR, CLIENT, folder / "call.mp3", rate=16000, bitrate="64k")
+    with audio_server(folder) as url:
+        yield Audio(url, folder / "call.mp3", duration)
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("xdg-cache")
+
+
+@pytest.fixture
+def dispatcher() -> Iterator[RecordingDispatcher]:
+    with RecordingDispatcher() as recorder:
+        yield recorder
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeYandex]:
+    with FakeYandex() as server:
+        yield server
+
+
+def yandex_settings(fake: FakeYandex, **overrides: Any) -> dict[str, Any]:
+    return {"enabled": "true", "backend": "yandex", "api_key": fake.api_key, "folder_id": fake.folder_id,
+            "language": "en-US", "stt_url": fake.url, "operation_url": fake.url, "llm_url": fake.url, **overrides}
+
+
+@dataclass
+class Service:
+    proc: subprocess.Popen[bytes]
+    config: Path
+    log: Path
+    address: str
+    channel: grpc.Channel
+
+    @property
+    def stub(self) -> analytics_service_pb2_grpc.AnalyticsServiceStub:
+        return analytics_service_pb2_grpc.AnalyticsServiceStub(self.channel)
+
+    def submit(self, call_id: str, audio: Audio, channels: int = 2, chain: str = "") -> pb.SubmitResponse:
+        source = pb.AudioSource(url=audio.signed_url(), duration_seconds=audio.duration, channels=channels)
+        return self.stub.Submit(pb.SubmitRequest(call_id=call_id, chain=chain or call_id.split("-")[0],
+                                                 audio=[source]), timeout=10)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+StartService = Callable[..., Service]
+
+
+@pytest.fixture
+def analytics_service(tmp_path: Path, dispatcher: RecordingDispatcher, model_cache: Path) -> Iterator[StartService]:
+    """Starts `tcxhooks analytics` with the given [analytics] settings (restartable on the same store)."""
+    started: list[Service] = []
+
+    def launch(settings: dict[str, Any], log_level: str = "info", env: dict[str, str] | None = None,
+               reuse: Service | None = None) -> Service:
+        if reuse is None:
+            config = write_config(tmp_path, analytics=settings, services={"dispatcher": dispatcher.address},
+                                  log={"level": log_level})
+        else:
+            config = reuse.config
+        log = tmp_path / "analytics.log"
+        proc = start(["analytics", "-c", str(config)], log, env={"XDG_CACHE_HOME": str(model_cache), **(env or {})})
+        address = _analytics_address(config)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                wait_healthy(address, timeout=1)
+                break
+            except AssertionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    stop(proc)
+                    raise AssertionError("analytics did not become healthy:\n" + log.read_text(errors="replace")) from None
+        service = Service(proc, config, log, address, grpc.insecure_channel(address))
+        started.append(service)
+        return service
+
+    yield launch
+    for service in started:
+        service.channel.close()
+        stop(service.proc)
+
+
+def _analytics_address(config: Path) -> str:
+    from tests.helpers.services import read_config
+
+    return read_config(config)["services"]["analytics"]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

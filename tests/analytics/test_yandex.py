@@ -1,0 +1,252 @@
+"""The `yandex` backend end to end: real analytics process, fake Yandex, recording dispatcher."""
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from tcxhooks.v1 import analytics_service_pb2 as pb
+from tests.fakes.yandex import FakeYandex, Phrase
+from tests.helpers.services import kill9, tcxhooks_command, write_config
+
+from .conftest import Audio, StartService, wait_until, yandex_settings
+from .support import RecordingDispatcher
+
+TRANSCRIPT = {
+    "0": [Phrase(0, 2600, "hello this is anna from the sales department", "Hello, this is Anna from the sales department."),
+          Phrase(6100, 8900, "your order will be delivered on monday morning")],
+    "1": [Phrase(3200, 5600, "hi anna i am calling about my order", "Hi Anna, I am calling about my order."),
+          Phrase(9500, 11200, "thank you monday works for me", "Thank you, Monday works for me.")],
+}
+EXPECTED_TEXT = ("operator: Hello, this is Anna from the sales department.\n"
+                 "client: Hi Anna, I am calling about my order.\n"
+                 "operator: your order will be delivered on monday morning\n"
+                 "client: Thank you, Monday works for me.")
+CALL = "261125213000_7-1"
+
+
+def test_transcript_and_summary_arrive_with_documented_requests(
+        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, call_audio: Audio) -> None:
+    fake.transcript = TRANSCRIPT
+    service = analytics_service(yandex_settings(fake), log_level="debug")
+    started = time.monotonic()
+    reply = service.submit(CALL, call_audio)
+    assert reply.job_id == CALL and not reply.duplicate
+    assert service.submit(CALL, call_audio).duplicate
+
+    event = dispatcher.wait_for(f"{CALL}/analytics")
+    elapsed = dispatcher.received_at[f"{CALL}/analytics"] - started
+    print(f"yandex (fake): submit → analytics event in {elapsed:.2f}s")
+    assert event.chain == "261125213000_7"
+    assert event.WhichOneof("payload") == "analytics"
+    ready = event.analytics
+    assert ready.call_id == CALL
+    assert ready.text == EXPECTED_TEXT
+    assert ready.summary == fake.gpt_text
+    assert ready.language == "en-US" and ready.backend == "yandex"
+    assert [(s.channel, s.start_seconds, s.end_seconds) for s in ready.segments] == [
+        ("operator", 0.0, 2.6), ("client", 3.2, 5.6), ("operator", 6.1, 8.9), ("client", 9.5, 11.2)]
+
+    # recognizeFileAsync: once, the served mp3 inline, the documented recognitionModel shape and auth headers
+    [submit] = fake.requests_to("/stt/v3/recognizeFileAsync")
+    body = submit.json
+    assert base64.b64decode(body["content"]) == call_audio.path.read_bytes()
+    model = body["recognitionModel"]
+    assert model["audioFormat"] == {"containerAudio": {"containerAudioType": "MP3"}}
+    assert model["languageRestriction"] == {"restrictionType": "WHITELIST", "languageCode": ["en-US"]}
+    assert model["model"] == "general"
+    assert model["textNormalization"]["textNormalization"] == "TEXT_NORMALIZATION_ENABLED"
+    for request in fake.requests:
+        assert request.headers["authorization"] == f"Api-Key {fake.api_key}"
+        assert request.headers["x-folder-id"] == fake.folder_id
+        assert request.headers["x-client-request-id"]
+    op_id = fake.operations and next(iter(fake.operations))
+    polls = fake.requests_to(f"/operations/{op_id}")
+    assert len(polls) == 2   # "still running", then done
+    [results] = fake.requests_to("/stt/v3/getRecognition")
+    assert results.query == {"operationId": op_id}
+    assert fake.requests_to("/stt/v3/deleteRecognition", "DELETE")[0].query == {"operationId": op_id}
+
+    [completion] = fake.requests_to("/foundationModels/v1/completion")
+    gpt = completion.json
+    assert gpt["modelUri"] == f"gpt://{fake.folder_id}/yandexgpt-lite/latest"
+    assert gpt["completionOptions"]["stream"] is False
+    assert 0 < gpt["completionOptions"]["temperature"] <= 0.3
+    assert [m["role"] for m in gpt["messages"]] == ["system", "user"]
+    assert "English" in gpt["messages"][0]["text"]
+    assert gpt["messages"][1]["text"] == EXPECTED_TEXT
+
+    job = service.stub.GetJob(pb.GetJobRequest(call_id=CALL), timeout=5)
+    assert job.state == pb.JOB_STATE_DONE and job.result.text == EXPECTED_TEXT
+    log = service.log_text()
+    assert "recognizeFileAsync" in log or "SpeechKit" in log   # the debug log did talk about the calls
+    assert fake.api_key not in log
+    assert "sig=abcdef" not in log
+
+
+def test_bad_key_fails_once_without_retry(
+        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, call_audio: Audio) -> None:
+    service = analytics_service(yandex_settings(fake, api_key="wrong-key-9876543210"))
+    service.submit(CALL, call_audio)
+    event = dispatcher.wait_for(f"{CALL}/analytics")
+    assert event.WhichOneof("payload") == "analytics_failed"
+    error = event.analytics_failed.error
+    assert "HTTP 401 UNAUTHENTICATED" in error and "recognizeFileAsync" in error
+    assert len(fake.requests_to("/stt/v3/recognizeFileAsync")) == 1
+    time.sleep(1.0)
+    assert dispatcher.calls == 1
+    job = service.stub.GetJob(pb.GetJobRequest(call_id=CALL), timeout=5)
+    assert job.state == pb.JOB_STATE_FAILED and job.error == error
+    assert "wrong-key-9876543210" not in service.log_text()
+
+
+def test_quota_429_is_retried_then_succeeds(
+        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, call_audio: Audio) -> None:
+    fake.transcript = TRANSCRIPT
+    fake.fail_next("/stt/v3/recognizeFileAsync", 429, times=1, retry_after="1")
+    fake.fail_next("/foundationModels/v1/completion", 503, times=1)
+    service = analytics_service(yandex_settings(fake))
+    service.submit(CALL, call_audio)
+    event = dispatcher.wait_for(f"{CALL}/analytics")
+    assert event.WhichOneof("payload") == "analytics", event
+    assert event.analytics.text == EXPECTED_TEXT and event.analytics.summary == fake.gpt_text
+    assert len(fake.requests_to("/stt/v3/recognizeFileAsync")) == 2
+    assert len(fake.operations) == 1
+    assert len(fake.requests_to("/foundationModels/v1/completion")) == 2
+
+
+def test_operation_error_internal_is_resubmitted_once(
+        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, call_audio: Audio) -> None:
+    fake.transcript = TRANSCRIPT
+    fake.operation_errors = [{"code": 13, "message": "Internal error", "details": []}, None]
+    service = analytics_service(yandex_settings(fake))
+    service.submit(CALL, call_audio)
+    event = dispatcher.wait_for(f"{CALL}/analytics")
+    assert event.WhichOneof("payload") == "analytics"
+    assert len(fake.requests_to("/stt/v3/recognizeFileAsync")) == 2
+
+
+def test_operation_error_invalid_argument_fails(
+        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, call_audio: Audio) -> None:
+    fake.operation_errors = [{"code": 3, "message": "audio could not be decoded", "details": []}]
+    service = analytics_service(yandex_settings(fake))
+    service.submit(CALL, call_audio)
+    event = dispatcher.wait_for(f"{CALL}/analytics")
+    assert event.WhichOneof("payload") == "analytics_failed"
+    op_id = next(iter(fake.operations))
+    assert event.analytics_failed.error == (
+        f"SpeechKit operation {op_id} failed with 3 INVALID_ARGUMENT: audio could not be decoded")
+    assert len(fake.requests_to("/stt/v3/recognizeFileAsync")) == 1
+    assert not fake.requests_to("/foundationModels/v1/completion")
+
+
+def test_deadline_fails_a_job_whose_operation_never_finishes(
+        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, call_audio: Audio) -> None:
+    fake.never_done = True
+    service = analytics_service(yandex_settings(fake, deadline="4s"))
+    service.submit(CALL, call_audio)
+    event = dispatcher.wait_for(f"{CALL}/analytics", timeout=20)
+    assert event.WhichOneof("payload") == "analytics_failed"
+    op_id = next(iter(fake.operations))
+    assert event.analytics_failed.error == (
+        f"deadline of 4s exceeded (last stage: waiting for SpeechKit operation {op_id})")
+    assert len(fake.requests_to(f"/operations/{op_id}")) >= 1
+    assert len(fake.requests_to("/stt/v3/recognizeFileAsync")) == 1   # polling, never resubmitting
+
+
+def test_job_survives_kill9_and_keeps_polling_the_stored_operation(
+        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, call_audio: Audio) -> None:
+    fake.transcript = TRANSCRIPT
+    fake.never_done = True
+    service = analytics_service(yandex_settings(fake))
+    service.submit(CALL, call_audio)
+    wait_until(lambda: len(fake.requests_to("/operations/")) >= 1, what="a first status poll")
+    kill9(service.proc)
+    fake.finish_all()
+    restarted = analytics_service({}, reuse=service)
+    event = dispatcher.wait_for(f"{CALL}/analytics")
+    assert event.WhichOneof("payload") == "analytics"
+    assert event.analytics.text == EXPECTED_TEXT
+    assert len(fake.requests_to("/stt/v3/recognizeFileAsync")) == 1
+    assert restarted.stub.GetJob(pb.GetJobRequest(call_id=CALL), timeout=5).state == pb.JOB_STATE_DONE
+
+
+def test_content_filter_falls_back_to_the_extractive_summary(
+        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, call_audio: Audio) -> None:
+    fake.transcript = TRANSCRIPT
+    fake.gpt_status = "ALTERNATIVE_STATUS_CONTENT_FILTER"
+    service = analytics_service(yandex_settings(fake))
+    service.submit(CALL, call_audio)
+    ready = dispatcher.wait_for(f"{CALL}/analytics").analytics
+    assert ready.summary and "cannot discuss" not in ready.summary
+    phrases = [line.split(": ", 1)[1] for line in EXPECTED_TEXT.splitlines()]
+    assert any(ready.summary == " ".join(chosen) for chosen in itertools.combinations(phrases, 3)), ready.summary
+
+
+def test_publish_is_retried_until_the_dispatcher_acknowledges(
+        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, call_audio: Audio) -> None:
+    fake.transcript = TRANSCRIPT
+    dispatcher.reject_next = 2
+    service = analytics_service(yandex_settings(fake))
+    service.submit(CALL, call_audio)
+    event = dispatcher.wait_for(f"{CALL}/analytics")
+    assert event.WhichOneof("payload") == "analytics"
+    assert dispatcher.calls == 3
+
+
+def test_disabled_service_refuses_jobs(dispatcher: RecordingDispatcher, analytics_service: StartService,
+                                       call_audio: Audio) -> None:
+    service = analytics_service({"enabled": "false"})
+    with pytest.raises(grpc.RpcError) as raised:
+        service.submit(CALL, call_audio)
+    assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "analytics disabled" in raised.value.details()
+
+
+def test_enabled_yandex_without_credentials_is_a_configuration_error(tmp_path: Path) -> None:
+    config = write_config(tmp_path, analytics={"enabled": "true", "backend": "yandex"})
+    done = subprocess.run(tcxhooks_command("analytics", "-c", str(config)), capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 2
+    assert "[analytics] api_key is missing" in done.stderr and "[analytics] folder_id is missing" in done.stderr
+
+
+def test_bad_submissions_are_rejected(dispatcher: RecordingDispatcher, analytics_service: StartService,
+                                      fake: FakeYandex) -> None:
+    service = analytics_service(yandex_settings(fake))
+    cases = [pb.SubmitRequest(call_id="", audio=[pb.AudioSource(url="http://x/a.mp3")]),
+             pb.SubmitRequest(call_id="1_1-1"),
+             pb.SubmitRequest(call_id="1_1-1", audio=[pb.AudioSource(url="file:///etc/passwd")])]
+    for request in cases:
+        with pytest.raises(grpc.RpcError) as raised:
+            service.stub.Submit(request, timeout=5)
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as raised:
+        service.stub.GetJob(pb.GetJobRequest(call_id="nope"), timeout=5)
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+    assert not fake.requests
+
+
+def test_unreachable_recording_fails_clearly(
+        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, call_audio: Audio) -> None:
+    service = analytics_service(yandex_settings(fake))
+    source = pb.AudioSource(url=f"{call_audio.base_url}/files/missing.mp3", duration_seconds=3, channels=1)
+    service.stub.Submit(pb.SubmitRequest(call_id=CALL, chain="261125213000_7", audio=[source]), timeout=5)
+    event = dispatcher.wait_for(f"{CALL}/analytics")
+    assert event.analytics_failed.error == f"recording download {call_audio.base_url}/files/missing.mp3 answered HTTP 404"
+    assert not fake.requests
+
+
+def test_fake_documents_shapes() -> None:
+    """Guards the fake itself: getRecognition lines are `{"result": …}` objects with string int64s."""
+    with FakeYandex() as fake:
+        fake.transcript = {"0": [Phrase(0, 1000, "a b", "A b.")]}
+        op = fake._results(type("Op", (), {"id": "x"})())  # type: ignore[arg-type]
+        assert {k for o in op for k in o} >= {"final", "finalRefinement", "eouUpdate", "statusCode", "channelTag"}
+        assert json.loads(json.dumps(op))[1]["final"]["alternatives"][0]["startTimeMs"] == "0"
