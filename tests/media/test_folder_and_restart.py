@@ -1,0 +1,103 @@
+"""`recordings = folder` (media on the PBX host) and kill -9 during transcoding, with the real process."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+from tcxhooks.v1 import media_service_pb2
+
+from .conftest import Media, decode_mp3, leg, make_wav, media_config, running_media
+from .fakes import Peers
+
+DONE = media_service_pb2.RECORDING_JOB_STATE_DONE
+NO_RECORDING = media_service_pb2.RECORDING_JOB_STATE_NO_RECORDING
+
+
+@pytest.fixture(scope="module")
+def pbx_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("pbx-recordings")
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory, peers: Peers, pbx_folder: Path) -> Iterator[Media]:
+    yield from running_media(tmp_path_factory.mktemp("media-folder"), peers,
+                             pbx={"recordings": "folder", "recordings_dir": str(pbx_folder)})
+
+
+def test_folder_files_of_the_leg_once_complete(media: Media, peers: Peers, pbx_folder: Path, tmp_path: Path) -> None:
+    call_id = "251125184500_800-1"
+    now = time.time()
+    ext = pbx_folder / "101"
+    # Not this leg: another extension's file, and one of an earlier call of 101.
+    make_wav(pbx_folder / "102" / "[]_102-79160000000_20251125184455(7).wav", 1.0)
+    old = make_wav(ext / "[]_101-79160000000_20251125170000(3).wav", 5.0)
+    os.utime(old, (now - 3600, now - 3600))
+    # The first file of a mobile reconnect, finished 10 s before hangup.
+    first = make_wav(ext / "[Ivan]_79161234567-101_20251125184400(8).wav", 2.0)
+    os.utime(first, (now - 10, now - 10))
+
+    media.due(leg(call_id, start=now - 40, end=now))
+    # The last file appears after hangup and is still being written for a moment.
+    data = make_wav(tmp_path / "whole.wav", 3.0).read_bytes()
+    last = ext / "[Ivan]_79161234567-101_20251125184430(9).wav"
+    with open(last, "wb") as handle:
+        handle.write(data[: len(data) // 2])
+        handle.flush()
+        time.sleep(0.5)
+        handle.write(data[len(data) // 2:])
+
+    files = peers.dispatcher.wait_event(f"{call_id}/recording").recording.files
+    decoded = [decode_mp3(httpx.get(f.url, timeout=10).content)[0] for f in files]
+    assert [round(seconds) for seconds in decoded] == [2, 3]
+    assert media.wait_state(call_id, DONE)
+
+
+def test_folder_without_files_means_no_recording(media: Media, peers: Peers) -> None:
+    call_id = "251125184500_801-1"
+    media.due(leg(call_id, dn="555", start=time.time() - 30))
+    media.wait_state(call_id, NO_RECORDING)
+    assert peers.dispatcher.publishes(f"{call_id}/recording") == 0
+
+
+def _ffmpeg_children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            name, rest = stat[stat.index("(") + 1: stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+            if int(rest[1]) == pid and name.startswith("ffmpeg"):
+                found.append(int(entry.name))
+    return found
+
+
+def test_kill9_during_transcoding_publishes_once_after_restart(peers: Peers, tmp_path: Path) -> None:
+    call_id = "251125184500_850-1"
+    peers.monitor.add(call_id, make_wav(tmp_path / "long.wav", 20 * 60), start=time.time() - 1300)
+    media = Media(media_config(tmp_path, peers), tmp_path)
+    peers.monitor.chunk_delay = 0.01  # the 19 MB stream takes a few seconds
+    media.start()
+    try:
+        media.due(leg(call_id, start=time.time() - 1200))
+        deadline = time.monotonic() + 30
+        while not _ffmpeg_children(media.proc.pid):
+            assert time.monotonic() < deadline, media.log()[-2000:]
+            time.sleep(0.05)
+        media.kill9()
+        assert peers.dispatcher.publishes(f"{call_id}/recording") == 0
+        peers.monitor.chunk_delay = 0.0
+        media.start()
+        event = peers.dispatcher.wait_event(f"{call_id}/recording", timeout=60)
+        media.wait_state(call_id, DONE)
+        assert [round(f.duration_seconds) for f in event.recording.files] == [1200]
+        assert peers.dispatcher.publishes(f"{call_id}/recording") == 1
+    finally:
+        peers.monitor.chunk_delay = 0.0
+        assert media.stop() == 0

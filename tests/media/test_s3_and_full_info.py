@@ -1,0 +1,79 @@
+"""S3 storage (moto in server mode), full_info and analytics submission, through the real media process."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from minio import Minio
+from moto.server import ThreadedMotoServer
+
+from tcxhooks.v1 import media_service_pb2
+from tests.helpers.net import free_port
+
+from .conftest import Media, decode_mp3, ended_event, leg, make_wav, running_media
+from .fakes import Peers
+
+BUCKET = "tcxh-media-test"
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[str]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory, peers: Peers, s3: str) -> Iterator[Media]:
+    yield from running_media(
+        tmp_path_factory.mktemp("media-s3"), peers,
+        recordings={"storage": "s3", "s3_endpoint": s3, "s3_secure": "false", "s3_bucket": BUCKET,
+                    "s3_access_key": "testing", "s3_secret_key": "testing-secret", "full_info": "true"},
+        analytics={"enabled": "true", "backend": "offline"})
+
+
+def test_s3_redirect_full_info_and_analytics(media: Media, peers: Peers, s3: str, tmp_path: Path) -> None:
+    call_id = "251125184500_900-1"
+    peers.monitor.add(call_id, make_wav(tmp_path / "a.wav", 2.5, channels=2), start=time.time() - 5)
+    media.due(leg(call_id), ended_event(call_id))
+    event = peers.dispatcher.wait_event(f"{call_id}/recording")
+    assert event.recording.call == ended_event(call_id)  # full_info = true adds the call-ended fields
+    [file] = event.recording.files
+
+    # The stable link redirects to a fresh, short-lived presigned URL of the object.
+    first = httpx.get(file.url, timeout=10)
+    assert first.status_code == 302
+    location = first.headers["location"]
+    assert location.startswith(f"http://{s3}/{BUCKET}/{call_id}/") and "X-Amz-Signature=" in location
+    assert "X-Amz-Expires=900" in location
+    audio = httpx.get(location, timeout=10)
+    assert audio.status_code == 200 and audio.headers["content-type"] == "audio/mpeg"
+    seconds, channels = decode_mp3(audio.content)
+    assert seconds == pytest.approx(2.5, abs=0.3) and channels == 2
+
+    # Bucket created by media, object metadata, and the lifecycle rule as second line of retention.
+    client = Minio(s3, access_key="testing", secret_key="testing-secret", secure=False)
+    key = location.split(f"/{BUCKET}/", 1)[1].split("?", 1)[0]
+    info = client.stat_object(BUCKET, key)
+    assert info.content_type == "audio/mpeg"
+    assert info.metadata["x-amz-meta-call-id"] == call_id and info.metadata["x-amz-meta-leg"] == "101"
+    [rule] = client.get_bucket_lifecycle(BUCKET).rules
+    assert rule.expiration.days == 31 and rule.status == "Enabled"
+
+    job = peers.analytics.wait_job(call_id)
+    [audio_source] = job.audio
+    assert (audio_source.url, audio_source.object_key, audio_source.channels) == (file.url, key, 2)
+    assert audio_source.duration_seconds == file.duration_seconds
+    assert job.chain == call_id.rsplit("-", 1)[0]
+
+    # Purge after retention deletes the object itself; the link then answers 410.
+    expires = media.recording(call_id).expire_time.seconds
+    media.call("Purge", media_service_pb2.PurgeRequest(now=Timestamp(seconds=expires + 1)))
+    assert not [o for o in client.list_objects(BUCKET, recursive=True)]
+    assert httpx.get(file.url, timeout=10).status_code == 410
