@@ -9,7 +9,7 @@ import random
 from dataclasses import dataclass, fields, replace
 from typing import Any, Callable, Mapping
 
-from .state import (DEFAULT_DNS, EXTENSION, NONE_TYPE, QUEUE, IVR, RINGGROUP, ROUTEPOINT, TRUNK, TRUNK_DID, TRUNK_DN)
+from .state import DEFAULT_DNS, EXTENSION, IVR, NONE_TYPE, QUEUE, ROUTEPOINT, TRUNK, TRUNK_DID, TRUNK_DN
 from .steps import OrderCallback, Remove, Script, SplitRecording, Step, Upsert, Wait
 
 NAMES = {dn.number: dn.name for dn in DEFAULT_DNS}

@@ -18,7 +18,7 @@ from . import control, xapi
 from .auth import Tokens
 from .directory import Directory, Queue, User, add_routes as add_directory_routes
 from .player import Player
-from .state import DEFAULT_DNS, EXTENSION, QUEUE, Dn, Listener, Pbx
+from .state import DEFAULT_DNS, EXTENSION, QUEUE, ROUTEPOINT, Dn, Listener, Pbx
 
 LOG = logging.getLogger("tcxhooks.simulator")
 
@@ -47,7 +47,8 @@ class SimState:
 
     def __post_init__(self) -> None:
         extra = tuple(Dn(str(2000 + i), EXTENSION, f"Load {2000 + i}") for i in range(self.config.extra_extensions))
-        dns = DEFAULT_DNS + extra
+        route_point = Dn(self.config.client_id, ROUTEPOINT, "API route point")  # the API client's own DN (§1.1)
+        dns = DEFAULT_DNS + (route_point,) + extra
         self.pbx = Pbx(dns, self.config.first_call_number)
         self.tokens = Tokens(self.config.client_id, self.config.client_secret, self.config.token_ttl)
         self.player = Player(self.pbx, self.config.recordings_dir, self.config.recording_delay)

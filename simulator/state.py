@@ -49,6 +49,7 @@ DEFAULT_DNS: tuple[Dn, ...] = (
     Dn("700", IVR, "Main menu"),
     Dn("900", RINGGROUP, "Office"),
     Dn("999", SPECIALMENU, "Voicemail"),
+    Dn("SP0", PARKING, "Park 0"),
     Dn(TRUNK_DN, TRUNK, "Main trunk", monitored=False),
 )
 

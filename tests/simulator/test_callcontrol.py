@@ -19,6 +19,7 @@ async def test_snapshot_lists_monitored_dns_with_devices_and_participants(sim: S
     snapshot = await sim.get("/callcontrol")
     types = {item["dn"]: item["type"] for item in snapshot}
     assert types["101"] == "Wextension" and types["800"] == "Wqueue" and types["700"] == "Wivr"
+    assert types["crmhooks"] == "Wroutepoint"  # the API client's own route point
     assert "10000" not in types  # the trunk is not a monitored DN
     for item in snapshot:
         assert set(item) == {"dn", "type", "devices", "participants"}
