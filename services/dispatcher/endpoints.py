@@ -1,0 +1,129 @@
+"""The configured endpoints at run time: filter, signer, transport, state (enabled / disabled / gone).
+
+    endpoints = Endpoints.from_config(config, outbox)
+    await endpoints.load()                     # states saved by any replica
+    endpoints.route(new_event, attributes)     # names of the endpoints that get the event
+    await endpoints.set_state("default", ENABLED)
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from tcxhooks.platform.config import Config, WebhookConfig
+
+from .errors import UnknownEndpoint
+from .filters import EndpointFilter
+from .metrics import ENDPOINT_STATE
+from .outbox import DISABLED, ENABLED, GONE, NewEvent, Outbox
+from .signing import Signer
+from .transport import Timeouts, Transport, open_transport
+
+log = logging.getLogger(__name__)
+STATE_NAMES = {ENABLED: "enabled", DISABLED: "disabled", GONE: "gone"}
+
+
+@dataclass
+class Endpoint:
+    name: str
+    config: WebhookConfig
+    filter: EndpointFilter
+    signer: Signer
+    transport: Transport
+    state: int = ENABLED
+    failures: int = 0
+    last_error: str = ""
+    queue: asyncio.Queue[object] = field(default_factory=asyncio.Queue)
+
+    @property
+    def enabled(self) -> bool:
+        return self.state == ENABLED
+
+    def show_state(self) -> None:
+        for value, label in STATE_NAMES.items():
+            ENDPOINT_STATE.labels(self.name, label).set(1 if value == self.state else 0)
+
+
+class Endpoints:
+    def __init__(self, outbox: Outbox, endpoints: list[Endpoint]) -> None:
+        self.outbox = outbox
+        self.by_name = {e.name: e for e in endpoints}
+        self._dirty: set[str] = set()
+
+    @classmethod
+    def from_config(cls, config: Config, outbox: Outbox) -> "Endpoints":
+        kind = config.dispatcher.transport
+        endpoints = []
+        for hook in config.webhooks:
+            if hook.url.startswith("http://"):
+                log.warning("endpoint %s uses plain http (no TLS)", hook.name)
+            transport = open_transport(kind, Timeouts(hook.connect_timeout, hook.timeout), hook.concurrency,
+                                       hook.ca_file)
+            endpoints.append(Endpoint(hook.name, hook, EndpointFilter.from_config(hook), Signer(hook.secret),
+                                      transport))
+        return cls(outbox, endpoints)
+
+    def __iter__(self) -> Iterator[Endpoint]:
+        return iter(self.by_name.values())
+
+    def get(self, name: str) -> Endpoint:
+        try:
+            return self.by_name[name]
+        except KeyError:
+            raise UnknownEndpoint(f"no endpoint named {name!r} (known: {', '.join(self.by_name)})") from None
+
+    def enabled_names(self) -> list[str]:
+        return [e.name for e in self.by_name.values() if e.enabled]
+
+    def route(self, item: NewEvent, attributes: dict[str, set[str]]) -> list[str]:
+        return [e.name for e in self.by_name.values() if e.filter.matches(item.form_name, item.json_type, attributes)]
+
+    async def load(self) -> None:
+        """Takes the states stored by any replica (a 410 seen elsewhere disables here too)."""
+        rows = await self.outbox.endpoint_rows()
+        for endpoint in self.by_name.values():
+            row = rows.get(endpoint.name)
+            if row is None:
+                await self.outbox.save_endpoint(endpoint.name, endpoint.state, 0, "")
+            elif row.state != endpoint.state:
+                endpoint.state = row.state
+                log.info("endpoint %s is %s", endpoint.name, STATE_NAMES.get(row.state, row.state))
+            endpoint.show_state()
+
+    def note(self, endpoint: Endpoint, ok: bool, error: str = "") -> None:
+        """Remembers the last answer (saved by `flush`)."""
+        if ok and endpoint.failures == 0:
+            return
+        endpoint.failures = 0 if ok else endpoint.failures + 1
+        endpoint.last_error = "" if ok else error[:500]
+        self._dirty.add(endpoint.name)
+
+    def mark_gone(self, endpoint: Endpoint) -> None:
+        if endpoint.state != GONE:
+            log.error("endpoint %s answered 410 Gone: disabled until re-enabled (tcxhooks endpoints enable %s)",
+                      endpoint.name, endpoint.name)
+            endpoint.state = GONE
+            endpoint.show_state()
+            self._dirty.add(endpoint.name)
+
+    async def flush(self) -> None:
+        for name in sorted(self._dirty):
+            endpoint = self.by_name[name]
+            await self.outbox.save_endpoint(name, endpoint.state, endpoint.failures, endpoint.last_error)
+        self._dirty.clear()
+
+    async def set_state(self, name: str, enabled: bool) -> Endpoint:
+        endpoint = self.get(name)
+        endpoint.state = ENABLED if enabled else DISABLED
+        if enabled:
+            endpoint.failures, endpoint.last_error = 0, ""
+        endpoint.show_state()
+        await self.outbox.save_endpoint(name, endpoint.state, endpoint.failures, endpoint.last_error)
+        log.info("endpoint %s %s by an operator", name, "enabled" if enabled else "disabled")
+        return endpoint
+
+    async def close(self) -> None:
+        for endpoint in self.by_name.values():
+            await endpoint.transport.close()

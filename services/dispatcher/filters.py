@@ -1,0 +1,42 @@
+"""Which endpoints get an event (specs/webhooks.md §5).
+
+    f = EndpointFilter.from_config(webhook_config)
+    f.matches("hangupincoming", "call.answered", {"did": "74951234567", "user": "101"})
+
+`events` lists form names or JSON types (`*`: all). `dids`, `queues` and `users`, when set, must
+each be satisfied by the event: its own `did` / `queue` / `user`, or, for the recording and
+analytics events that carry none, the values seen on the call events of the same chain. An event
+without the attribute a set filter asks for does not match (a DID filter gets no status events).
+A ping ignores the attribute filters (it proves the endpoint answers).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tcxhooks.platform.config import WebhookConfig
+
+_FILTERED = (("dids", "did"), ("queues", "queue"), ("users", "user"))
+Attributes = dict[str, set[str]]
+
+
+@dataclass(frozen=True)
+class EndpointFilter:
+    events: frozenset[str]
+    dids: frozenset[str]
+    queues: frozenset[str]
+    users: frozenset[str]
+
+    @classmethod
+    def from_config(cls, hook: WebhookConfig) -> "EndpointFilter":
+        return cls(frozenset(hook.events), frozenset(hook.dids), frozenset(hook.queues), frozenset(hook.users))
+
+    def matches(self, form_name: str, json_type: str, attributes: Attributes) -> bool:
+        if "*" not in self.events and form_name not in self.events and json_type not in self.events:
+            return False
+        if json_type == "webhook.ping":
+            return True
+        for filter_name, attribute in _FILTERED:
+            wanted: frozenset[str] = getattr(self, filter_name)
+            if wanted and not wanted & attributes.get(attribute, set()):
+                return False
+        return True

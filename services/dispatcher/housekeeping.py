@@ -1,0 +1,59 @@
+"""Background care of the outbox: endpoint states, queue gauges, lease reaper, pruning.
+
+    app.spawn(housekeeping(outbox, endpoints, 30, 60.0, app.stopping, worker.wake), "housekeeping")
+
+Every few seconds: reload endpoint states (another replica may have seen a 410), set the queue
+depth / oldest pending gauges. Every half lease: clear expired leases (a replica died mid-delivery).
+Every hour (and at start): remove delivered deliveries older than `keep_days`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Callable
+
+from .endpoints import Endpoints
+from .metrics import LEASES_EXPIRED, OLDEST_PENDING, PRUNED, QUEUE_DEPTH
+from .outbox import Outbox
+
+log = logging.getLogger(__name__)
+PRUNE_EVERY = 3600.0
+
+
+async def _step(outbox: Outbox, endpoints: Endpoints) -> None:
+    await endpoints.load()
+    stats = await outbox.pending_stats()
+    now = time.time()
+    for endpoint in endpoints:
+        pending, oldest = stats.get(endpoint.name, (0, now))
+        QUEUE_DEPTH.labels(endpoint.name).set(pending)
+        OLDEST_PENDING.labels(endpoint.name).set(max(0.0, now - oldest) if pending else 0.0)
+
+
+async def housekeeping(outbox: Outbox, endpoints: Endpoints, keep_days: int, lease_ttl: float,
+                       stopping: asyncio.Event, on_reap: Callable[[], None], interval: float = 5.0) -> None:
+    last_reap = last_prune = 0.0
+    while not stopping.is_set():
+        try:
+            await _step(outbox, endpoints)
+            if time.monotonic() - last_reap >= lease_ttl / 2:
+                last_reap = time.monotonic()
+                reaped = await outbox.reap()
+                if reaped:
+                    LEASES_EXPIRED.inc(reaped)
+                    log.warning("%d deliveries had an expired lease (a replica stopped mid-delivery); queued again",
+                                reaped)
+                    on_reap()
+            if time.monotonic() - last_prune >= PRUNE_EVERY:
+                last_prune = time.monotonic()
+                removed = await outbox.prune(keep_days * 86400.0)
+                PRUNED.inc(removed)
+                if removed:
+                    log.info("pruned %d delivered deliveries older than %d days", removed, keep_days)
+        except Exception as exc:  # the store may be briefly down; the next round tries again
+            log.warning("dispatcher housekeeping failed: %s", exc)
+        try:
+            await asyncio.wait_for(stopping.wait(), timeout=min(interval, lease_ttl / 2))
+        except TimeoutError:
+            pass

@@ -1,0 +1,573 @@
+"""The store-backed queue of deliveries (SQLite or PostgreSQL behind one class).
+
+    outbox = Outbox(store, owner="replica-uuid")
+    await outbox.migrate()
+    results = await outbox.publish([(event, rendered_names, endpoints_of)])   # one transaction
+    claimed = await outbox.cycle(outcomes, limit=256, endpoints=("default",), lease_ttl=60)
+
+One row per (event, endpoint) in `dispatcher_deliveries`. Ordering per endpoint and chain is kept
+by the `ready` flag: only the pending delivery with the lowest sequence of its (endpoint, chain)
+is ready, and only ready rows are claimed; finishing it (delivered or dead) readies the next one.
+Publish and finish lock the chain's row (Postgres `FOR UPDATE`), so a publish racing a finish in
+another replica cannot leave a chain without a ready head. Claims take a lease (owner, until);
+Postgres claims with `FOR UPDATE SKIP LOCKED`; an expired lease makes the row claimable again.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+from tcxhooks.platform.store import Migration, Store, Tx
+from tcxhooks.v1 import events_pb2
+
+PENDING, DELIVERED, DEAD = 1, 2, 3
+ENABLED, DISABLED, GONE = 1, 2, 3
+_CHUNK = 500
+
+MIGRATIONS = [
+    Migration(
+        1,
+        """
+CREATE TABLE dispatcher_chains (
+  chain TEXT PRIMARY KEY,
+  last_sequence BIGINT NOT NULL,
+  dids TEXT NOT NULL DEFAULT '',
+  queues TEXT NOT NULL DEFAULT '',
+  users TEXT NOT NULL DEFAULT '',
+  updated_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE dispatcher_events (
+  event_id TEXT PRIMARY KEY,
+  chain TEXT NOT NULL,
+  sequence BIGINT NOT NULL,
+  created_at DOUBLE PRECISION NOT NULL,
+  payload BLOB NOT NULL
+);
+CREATE INDEX dispatcher_events_chain ON dispatcher_events (chain);
+CREATE TABLE dispatcher_deliveries (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_id TEXT NOT NULL,
+  endpoint TEXT NOT NULL,
+  chain TEXT NOT NULL,
+  sequence BIGINT NOT NULL,
+  event_type TEXT NOT NULL,
+  call_id TEXT NOT NULL,
+  status SMALLINT NOT NULL,
+  ready SMALLINT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  failures INTEGER NOT NULL DEFAULT 0,
+  created_at DOUBLE PRECISION NOT NULL,
+  next_attempt_at DOUBLE PRECISION NOT NULL,
+  lease_until DOUBLE PRECISION NOT NULL DEFAULT 0,
+  lease_owner TEXT NOT NULL DEFAULT '',
+  finished_at DOUBLE PRECISION
+);
+CREATE UNIQUE INDEX dispatcher_deliveries_event ON dispatcher_deliveries (event_id, endpoint);
+CREATE INDEX dispatcher_deliveries_ready ON dispatcher_deliveries (next_attempt_at) WHERE status = 1 AND ready = 1;
+CREATE INDEX dispatcher_deliveries_pending ON dispatcher_deliveries (endpoint, chain, sequence) WHERE status = 1;
+CREATE INDEX dispatcher_deliveries_call ON dispatcher_deliveries (call_id);
+CREATE INDEX dispatcher_deliveries_chain ON dispatcher_deliveries (chain);
+CREATE INDEX dispatcher_deliveries_finished ON dispatcher_deliveries (finished_at) WHERE status = 2;
+CREATE TABLE dispatcher_attempts (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  delivery_id BIGINT NOT NULL,
+  number INTEGER NOT NULL,
+  at DOUBLE PRECISION NOT NULL,
+  http_status INTEGER NOT NULL,
+  latency DOUBLE PRECISION NOT NULL,
+  response TEXT NOT NULL,
+  error TEXT NOT NULL
+);
+CREATE INDEX dispatcher_attempts_delivery ON dispatcher_attempts (delivery_id);
+CREATE TABLE dispatcher_endpoints (
+  name TEXT PRIMARY KEY,
+  state SMALLINT NOT NULL,
+  failures INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '',
+  updated_at DOUBLE PRECISION NOT NULL
+)
+""",
+        """
+CREATE TABLE dispatcher_chains (
+  chain TEXT PRIMARY KEY,
+  last_sequence BIGINT NOT NULL,
+  dids TEXT NOT NULL DEFAULT '',
+  queues TEXT NOT NULL DEFAULT '',
+  users TEXT NOT NULL DEFAULT '',
+  updated_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE dispatcher_events (
+  event_id TEXT PRIMARY KEY,
+  chain TEXT NOT NULL,
+  sequence BIGINT NOT NULL,
+  created_at DOUBLE PRECISION NOT NULL,
+  payload BYTEA NOT NULL
+);
+CREATE INDEX dispatcher_events_chain ON dispatcher_events (chain);
+CREATE TABLE dispatcher_deliveries (
+  id BIGSERIAL PRIMARY KEY,
+  event_id TEXT NOT NULL,
+  endpoint TEXT NOT NULL,
+  chain TEXT NOT NULL,
+  sequence BIGINT NOT NULL,
+  event_type TEXT NOT NULL,
+  call_id TEXT NOT NULL,
+  status SMALLINT NOT NULL,
+  ready SMALLINT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  failures INTEGER NOT NULL DEFAULT 0,
+  created_at DOUBLE PRECISION NOT NULL,
+  next_attempt_at DOUBLE PRECISION NOT NULL,
+  lease_until DOUBLE PRECISION NOT NULL DEFAULT 0,
+  lease_owner TEXT NOT NULL DEFAULT '',
+  finished_at DOUBLE PRECISION
+);
+CREATE UNIQUE INDEX dispatcher_deliveries_event ON dispatcher_deliveries (event_id, endpoint);
+CREATE INDEX dispatcher_deliveries_ready ON dispatcher_deliveries (next_attempt_at) WHERE status = 1 AND ready = 1;
+CREATE INDEX dispatcher_deliveries_pending ON dispatcher_deliveries (endpoint, chain, sequence) WHERE status = 1;
+CREATE INDEX dispatcher_deliveries_call ON dispatcher_deliveries (call_id);
+CREATE INDEX dispatcher_deliveries_chain ON dispatcher_deliveries (chain);
+CREATE INDEX dispatcher_deliveries_finished ON dispatcher_deliveries (finished_at) WHERE status = 2;
+CREATE TABLE dispatcher_attempts (
+  id BIGSERIAL PRIMARY KEY,
+  delivery_id BIGINT NOT NULL,
+  number INTEGER NOT NULL,
+  at DOUBLE PRECISION NOT NULL,
+  http_status INTEGER NOT NULL,
+  latency DOUBLE PRECISION NOT NULL,
+  response TEXT NOT NULL,
+  error TEXT NOT NULL
+);
+CREATE INDEX dispatcher_attempts_delivery ON dispatcher_attempts (delivery_id);
+CREATE TABLE dispatcher_endpoints (
+  name TEXT PRIMARY KEY,
+  state SMALLINT NOT NULL,
+  failures INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '',
+  updated_at DOUBLE PRECISION NOT NULL
+)
+""",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """A validated event and what routing needs: its names and filter attributes."""
+
+    event: events_pb2.Event
+    form_name: str
+    json_type: str
+    call_id: str
+    attributes: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Published:
+    sequence: int
+    duplicate: bool
+    deliveries: int
+
+
+# route(new_event, attributes incl. the chain's) → endpoint names the event goes to
+Router = Callable[[NewEvent, dict[str, set[str]]], list[str]]
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    endpoint: str
+    event_id: str
+    chain: str
+    sequence: int
+    attempts: int
+    failures: int
+    created_at: float
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    number: int
+    at: float
+    http_status: int
+    latency: float
+    response: str
+    error: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one claimed delivery. `result`: delivered, retry, dead or release."""
+
+    delivery: Claimed
+    result: str
+    attempt: AttemptRecord | None = None
+    next_attempt_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    id: int
+    event_id: str
+    endpoint: str
+    chain: str
+    sequence: int
+    event_type: str
+    call_id: str
+    status: int
+    attempts: int
+    created_at: float
+    next_attempt_at: float
+    attempt_log: list[AttemptRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EndpointRow:
+    name: str
+    state: int
+    failures: int
+    last_error: str
+
+
+@dataclass
+class _Chain:
+    """A chain's last sequence and the DIDs, queues and users its call events named (for filters)."""
+
+    last: int
+    attributes: dict[str, set[str]]
+
+    def joined(self) -> tuple[str, str, str]:
+        did, queue, user = ("\n".join(sorted(self.attributes[k])) for k in ("did", "queue", "user"))
+        return did, queue, user
+
+
+_DELIVERY_COLUMNS = ("id, event_id, endpoint, chain, sequence, event_type, call_id, status, attempts, "
+                     "created_at, next_attempt_at")
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def _chunks(items: Sequence[object], size: int = _CHUNK) -> Iterable[Sequence[object]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _split(text: str) -> set[str]:
+    return {part for part in text.split("\n") if part}
+
+
+class Outbox:
+    def __init__(self, store: Store, owner: str) -> None:
+        self.store = store
+        self.owner = owner
+        self.postgres = store.dialect == "postgres"
+
+    async def migrate(self) -> None:
+        await self.store.migrate("dispatcher", MIGRATIONS)
+
+    # --- publish -------------------------------------------------------------------------
+
+    async def publish(self, batch: Sequence[NewEvent], route: Router) -> list[Published]:
+        """Stores a batch of events and their deliveries in one transaction (idempotent on event_id)."""
+        now = time.time()
+        async with self.store.transaction() as tx:
+            stored: dict[str, int] = {}
+            ids = list(dict.fromkeys(item.event.event_id for item in batch))
+            for chunk in _chunks(ids):
+                for event_id, sequence in await tx.fetchall(
+                        f"SELECT event_id, sequence FROM dispatcher_events WHERE event_id IN ({_marks(len(chunk))})",
+                        chunk):
+                    stored[event_id] = int(sequence)
+            fresh: list[NewEvent] = []
+            seen: set[str] = set()
+            for item in batch:
+                if item.event.event_id not in stored and item.event.event_id not in seen:
+                    seen.add(item.event.event_id)
+                    fresh.append(item)
+            chains = await self._lock_chains(tx, sorted({item.event.chain for item in fresh}), now)
+            pending = await self._pending_heads(tx, sorted({item.event.chain for item in fresh}))
+            event_rows: list[tuple[object, ...]] = []
+            delivery_rows: list[tuple[object, ...]] = []
+            results: dict[str, Published] = {}
+            for item in fresh:
+                event = item.event
+                state = chains[event.chain]
+                state.last += 1
+                for key, value in item.attributes.items():
+                    state.attributes[key].add(value)
+                attributes = ({k: {v} for k, v in item.attributes.items()} if item.attributes
+                              else {k: set(v) for k, v in state.attributes.items()})
+                endpoints = route(item, attributes)
+                event_rows.append((event.event_id, event.chain, state.last, now, event.SerializeToString()))
+                for endpoint in endpoints:
+                    head = (endpoint, event.chain) not in pending
+                    pending.add((endpoint, event.chain))
+                    delivery_rows.append((event.event_id, endpoint, event.chain, state.last, item.json_type,
+                                          item.call_id, PENDING, 1 if head else 0, now, now))
+                results[event.event_id] = Published(state.last, False, len(endpoints))
+            if event_rows:
+                await tx.executemany("INSERT INTO dispatcher_events (event_id, chain, sequence, created_at, payload) "
+                                     "VALUES (?, ?, ?, ?, ?)", event_rows)
+                await tx.executemany(
+                    "UPDATE dispatcher_chains SET last_sequence = ?, dids = ?, queues = ?, users = ?, updated_at = ? "
+                    "WHERE chain = ?", [(s.last, *s.joined(), now, chain) for chain, s in chains.items()])
+            if delivery_rows:
+                await tx.executemany(
+                    "INSERT INTO dispatcher_deliveries (event_id, endpoint, chain, sequence, event_type, call_id, "
+                    "status, ready, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", delivery_rows)
+        out: list[Published] = []
+        answered: set[str] = set()
+        for item in batch:
+            event_id = item.event.event_id
+            if event_id in stored:
+                out.append(Published(stored[event_id], True, 0))
+            elif event_id in answered:
+                out.append(Published(results[event_id].sequence, True, 0))
+            else:
+                answered.add(event_id)
+                out.append(results[event_id])
+        return out
+
+    async def _lock_chains(self, tx: Tx, chains: list[str], now: float) -> dict[str, _Chain]:
+        """Current state of each chain (created when new), locked for this transaction on Postgres."""
+        if not chains:
+            return {}
+        await tx.executemany(
+            "INSERT INTO dispatcher_chains (chain, last_sequence, updated_at) VALUES (?, 0, ?) "
+            "ON CONFLICT (chain) DO NOTHING", [(chain, now) for chain in chains])
+        lock = " ORDER BY chain FOR UPDATE" if self.postgres else ""
+        found: dict[str, _Chain] = {}
+        for chunk in _chunks(chains):
+            rows = await tx.fetchall(
+                f"SELECT chain, last_sequence, dids, queues, users FROM dispatcher_chains "
+                f"WHERE chain IN ({_marks(len(chunk))}){lock}", chunk)
+            for chain, last, dids, queues, users in rows:
+                found[chain] = _Chain(int(last), {"did": _split(dids), "queue": _split(queues), "user": _split(users)})
+        return found
+
+    async def _pending_heads(self, tx: Tx, chains: list[str]) -> set[tuple[str, str]]:
+        """(endpoint, chain) pairs that already have a pending delivery."""
+        found: set[tuple[str, str]] = set()
+        for chunk in _chunks(chains):
+            rows = await tx.fetchall(
+                f"SELECT DISTINCT endpoint, chain FROM dispatcher_deliveries WHERE status = {PENDING} "
+                f"AND chain IN ({_marks(len(chunk))})", chunk)
+            found.update((str(e), str(c)) for e, c in rows)
+        return found
+
+    # --- delivery cycle ------------------------------------------------------------------
+
+    async def cycle(self, outcomes: Sequence[Outcome], limit: int, endpoints: Sequence[str],
+                    lease_ttl: float) -> list[Claimed]:
+        """Records finished attempts, readies each chain's next delivery, and claims up to `limit` due ones."""
+        now = time.time()
+        async with self.store.transaction() as tx:
+            if outcomes:
+                await self._finish(tx, outcomes, now)
+            if limit <= 0 or not endpoints:
+                return []
+            return await self._claim(tx, limit, endpoints, now, now + lease_ttl)
+
+    async def _finish(self, tx: Tx, outcomes: Sequence[Outcome], now: float) -> None:
+        finished = sorted({(o.delivery.endpoint, o.delivery.chain) for o in outcomes if o.result in ("delivered", "dead")})
+        if self.postgres and finished:
+            chains = sorted({chain for _, chain in finished})
+            for chunk in _chunks(chains):
+                await tx.fetchall(f"SELECT chain FROM dispatcher_chains WHERE chain IN ({_marks(len(chunk))}) "
+                                  "ORDER BY chain FOR UPDATE", chunk)
+        owner = self.owner
+        by_result: dict[str, list[Outcome]] = {}
+        for outcome in outcomes:
+            by_result.setdefault(outcome.result, []).append(outcome)
+        guard = "WHERE id = ? AND lease_owner = ? AND status = 1"
+        if "delivered" in by_result:
+            await tx.executemany(
+                f"UPDATE dispatcher_deliveries SET status = {DELIVERED}, ready = 0, attempts = attempts + 1, "
+                f"failures = 0, finished_at = ?, lease_until = 0, lease_owner = '' {guard}",
+                [(now, o.delivery.id, owner) for o in by_result["delivered"]])
+        if "dead" in by_result:
+            await tx.executemany(
+                f"UPDATE dispatcher_deliveries SET status = {DEAD}, ready = 0, attempts = attempts + 1, "
+                f"failures = failures + 1, finished_at = ?, lease_until = 0, lease_owner = '' {guard}",
+                [(now, o.delivery.id, owner) for o in by_result["dead"]])
+        if "retry" in by_result:
+            await tx.executemany(
+                "UPDATE dispatcher_deliveries SET attempts = attempts + 1, failures = failures + 1, "
+                f"next_attempt_at = ?, lease_until = 0, lease_owner = '' {guard}",
+                [(o.next_attempt_at, o.delivery.id, owner) for o in by_result["retry"]])
+        if "release" in by_result:
+            await tx.executemany(
+                "UPDATE dispatcher_deliveries SET attempts = attempts + ?, lease_until = 0, lease_owner = '' "
+                f"{guard}", [(1 if o.attempt else 0, o.delivery.id, owner) for o in by_result["release"]])
+        attempts = [(o.delivery.id, o.attempt.number, o.attempt.at, o.attempt.http_status, o.attempt.latency,
+                     o.attempt.response, o.attempt.error) for o in outcomes if o.attempt is not None]
+        if attempts:
+            await tx.executemany("INSERT INTO dispatcher_attempts (delivery_id, number, at, http_status, latency, "
+                                 "response, error) VALUES (?, ?, ?, ?, ?, ?, ?)", attempts)
+        if finished:
+            await tx.executemany(
+                "UPDATE dispatcher_deliveries SET ready = 1 WHERE id = (SELECT id FROM dispatcher_deliveries "
+                f"WHERE endpoint = ? AND chain = ? AND status = {PENDING} ORDER BY sequence LIMIT 1)", finished)
+
+    async def _claim(self, tx: Tx, limit: int, endpoints: Sequence[str], now: float,
+                     until: float) -> list[Claimed]:
+        where = (f"status = {PENDING} AND ready = 1 AND next_attempt_at <= ? AND lease_until <= ? "
+                 f"AND endpoint IN ({_marks(len(endpoints))})")
+        params = (now, now, *endpoints)
+        if self.postgres:
+            rows = await tx.fetchall(
+                "UPDATE dispatcher_deliveries SET lease_until = ?, lease_owner = ? WHERE id IN ("
+                f"SELECT id FROM dispatcher_deliveries WHERE {where} ORDER BY next_attempt_at LIMIT ? "
+                "FOR UPDATE SKIP LOCKED) RETURNING id", (until, self.owner, *params, limit))
+            ids = [int(r[0]) for r in rows]
+        else:
+            rows = await tx.fetchall(f"SELECT id FROM dispatcher_deliveries WHERE {where} "
+                                     "ORDER BY next_attempt_at LIMIT ?", (*params, limit))
+            ids = [int(r[0]) for r in rows]
+            if ids:
+                await tx.execute(f"UPDATE dispatcher_deliveries SET lease_until = ?, lease_owner = ? "
+                                 f"WHERE id IN ({_marks(len(ids))})", (until, self.owner, *ids))
+        if not ids:
+            return []
+        claimed = await tx.fetchall(
+            "SELECT d.id, d.endpoint, d.event_id, d.chain, d.sequence, d.attempts, d.failures, d.created_at, e.payload "
+            "FROM dispatcher_deliveries d JOIN dispatcher_events e ON e.event_id = d.event_id "
+            f"WHERE d.id IN ({_marks(len(ids))}) ORDER BY d.next_attempt_at, d.id", ids)
+        return [Claimed(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), int(r[5]), int(r[6]), float(r[7]),
+                        bytes(r[8])) for r in claimed]
+
+    async def renew(self, ids: Sequence[int], lease_ttl: float) -> None:
+        """Extends the lease of deliveries this replica still holds."""
+        until = time.time() + lease_ttl
+        async with self.store.transaction() as tx:
+            for chunk in _chunks(list(ids)):
+                await tx.execute(f"UPDATE dispatcher_deliveries SET lease_until = ? WHERE lease_owner = ? "
+                                 f"AND id IN ({_marks(len(chunk))})", (until, self.owner, *chunk))
+
+    async def release_all(self) -> int:
+        """SQLite only (one dispatcher per file): leases of a previous, killed process are void."""
+        return await self.store.execute(
+            f"UPDATE dispatcher_deliveries SET lease_until = 0, lease_owner = '' WHERE status = {PENDING} "
+            "AND lease_until > 0")
+
+    async def reap(self) -> int:
+        """Clears expired leases (their replica died or stalled); returns how many."""
+        now = time.time()
+        return await self.store.execute(
+            f"UPDATE dispatcher_deliveries SET lease_until = 0, lease_owner = '' WHERE status = {PENDING} "
+            "AND lease_until > 0 AND lease_until <= ?", (now,))
+
+    # --- housekeeping, admin -------------------------------------------------------------
+
+    async def prune(self, keep_seconds: float, chunk: int = 5000) -> int:
+        """Removes delivered deliveries (and their attempts, and unreferenced events) older than the cutoff."""
+        cutoff = time.time() - keep_seconds
+        removed = 0
+        while True:
+            async with self.store.transaction() as tx:
+                rows = await tx.fetchall(f"SELECT id FROM dispatcher_deliveries WHERE status = {DELIVERED} "
+                                         "AND finished_at < ? LIMIT ?", (cutoff, chunk))
+                ids = [int(r[0]) for r in rows]
+                for part in _chunks(ids):
+                    await tx.execute(f"DELETE FROM dispatcher_attempts WHERE delivery_id IN ({_marks(len(part))})", part)
+                    await tx.execute(f"DELETE FROM dispatcher_deliveries WHERE id IN ({_marks(len(part))})", part)
+            removed += len(ids)
+            if len(ids) < chunk:
+                break
+        async with self.store.transaction() as tx:
+            await tx.execute("DELETE FROM dispatcher_events WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM "
+                             "dispatcher_deliveries d WHERE d.event_id = dispatcher_events.event_id)", (cutoff,))
+            await tx.execute("DELETE FROM dispatcher_chains WHERE updated_at < ? AND NOT EXISTS (SELECT 1 FROM "
+                             "dispatcher_events e WHERE e.chain = dispatcher_chains.chain)", (cutoff,))
+        return removed
+
+    async def list_deliveries(self, status: int, call_id: str, endpoint: str, limit: int,
+                              with_attempts: bool) -> list[DeliveryRow]:
+        where: list[str] = ["1 = 1"]
+        params: list[object] = []
+        if status:
+            where.append("status = ?")
+            params.append(status)
+        if call_id:
+            where.append("(call_id = ? OR chain = ?)")
+            params += [call_id, call_id]
+        if endpoint:
+            where.append("endpoint = ?")
+            params.append(endpoint)
+        rows = await self.store.fetchall(
+            f"SELECT {_DELIVERY_COLUMNS} FROM dispatcher_deliveries WHERE {' AND '.join(where)} "
+            "ORDER BY id DESC LIMIT ?", (*params, limit))
+        result = [DeliveryRow(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]), str(r[6]), int(r[7]),
+                              int(r[8]), float(r[9]), float(r[10])) for r in rows]
+        if with_attempts and result:
+            logs: dict[int, list[AttemptRecord]] = {}
+            ids = [row.id for row in result]
+            attempt_rows = await self.store.fetchall(
+                "SELECT delivery_id, number, at, http_status, latency, response, error FROM dispatcher_attempts "
+                f"WHERE delivery_id IN ({_marks(len(ids))}) ORDER BY id", ids)
+            for a in attempt_rows:
+                logs.setdefault(int(a[0]), []).append(AttemptRecord(int(a[1]), float(a[2]), int(a[3]), float(a[4]),
+                                                                    str(a[5]), str(a[6])))
+            for row in result:
+                row.attempt_log.extend(logs.get(row.id, []))
+        return list(reversed(result))
+
+    async def redeliver(self, ids: Sequence[int], since: float | None, dead: bool) -> int:
+        """Queues deliveries again (new attempts, same webhook-id); returns how many."""
+        now = time.time()
+        async with self.store.transaction() as tx:
+            selected: set[int] = set()
+            for chunk in _chunks(list(ids)):
+                rows = await tx.fetchall(f"SELECT id FROM dispatcher_deliveries WHERE id IN ({_marks(len(chunk))})",
+                                         chunk)
+                selected.update(int(r[0]) for r in rows)
+            if since is not None:
+                rows = await tx.fetchall("SELECT id FROM dispatcher_deliveries WHERE created_at >= ?", (since,))
+                selected.update(int(r[0]) for r in rows)
+            if dead:
+                rows = await tx.fetchall(f"SELECT id FROM dispatcher_deliveries WHERE status = {DEAD}")
+                selected.update(int(r[0]) for r in rows)
+            if not selected:
+                return 0
+            chosen = sorted(selected)
+            pairs: set[tuple[str, str]] = set()
+            for chunk in _chunks(chosen):
+                rows = await tx.fetchall(f"SELECT DISTINCT endpoint, chain FROM dispatcher_deliveries "
+                                         f"WHERE id IN ({_marks(len(chunk))})", chunk)
+                pairs.update((str(e), str(c)) for e, c in rows)
+            if self.postgres:
+                chains = sorted({c for _, c in pairs})
+                for chunk in _chunks(chains):
+                    await tx.fetchall(f"SELECT chain FROM dispatcher_chains WHERE chain IN ({_marks(len(chunk))}) "
+                                      "ORDER BY chain FOR UPDATE", chunk)
+            for chunk in _chunks(chosen):
+                await tx.execute(
+                    f"UPDATE dispatcher_deliveries SET status = {PENDING}, failures = 0, next_attempt_at = ?, "
+                    f"finished_at = NULL WHERE id IN ({_marks(len(chunk))})", (now, *chunk))
+            await tx.executemany(
+                "UPDATE dispatcher_deliveries SET ready = CASE WHEN id = (SELECT id FROM dispatcher_deliveries p "
+                f"WHERE p.endpoint = ? AND p.chain = ? AND p.status = {PENDING} ORDER BY p.sequence LIMIT 1) "
+                f"THEN 1 ELSE 0 END WHERE endpoint = ? AND chain = ? AND status = {PENDING}",
+                [(e, c, e, c) for e, c in sorted(pairs)])
+            return len(chosen)
+
+    async def endpoint_rows(self) -> dict[str, EndpointRow]:
+        rows = await self.store.fetchall("SELECT name, state, failures, last_error FROM dispatcher_endpoints")
+        return {str(r[0]): EndpointRow(str(r[0]), int(r[1]), int(r[2]), str(r[3])) for r in rows}
+
+    async def save_endpoint(self, name: str, state: int, failures: int, last_error: str) -> None:
+        await self.store.execute(
+            "INSERT INTO dispatcher_endpoints (name, state, failures, last_error, updated_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET state = excluded.state, failures = excluded.failures, "
+            "last_error = excluded.last_error, updated_at = excluded.updated_at",
+            (name, state, failures, last_error, time.time()))
+
+    async def pending_stats(self) -> dict[str, tuple[int, float]]:
+        """endpoint → (pending deliveries, creation time of the oldest)."""
+        rows = await self.store.fetchall(f"SELECT endpoint, COUNT(*), MIN(created_at) FROM dispatcher_deliveries "
+                                         f"WHERE status = {PENDING} GROUP BY endpoint")
+        return {str(r[0]): (int(r[1]), float(r[2])) for r in rows}

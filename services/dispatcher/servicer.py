@@ -1,0 +1,166 @@
+"""DispatcherService: translates between the gRPC messages and the outbox, endpoints and worker.
+
+Errors map to status codes here only: InvalidEvent / InvalidRequest → INVALID_ARGUMENT (nothing
+stored), UnknownEndpoint → NOT_FOUND, a store failure → UNAVAILABLE (the producer retries).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Awaitable, Callable, TypeVar
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from tcxhooks.v1 import dispatcher_service_pb2 as pb
+from tcxhooks.v1 import dispatcher_service_pb2_grpc
+
+from .endpoints import Endpoint, Endpoints
+from .errors import InvalidEvent, InvalidRequest, UnknownEndpoint
+from .intake import Intake
+from .metrics import PUBLISHED
+from .outbox import AttemptRecord, DeliveryRow, NewEvent, Outbox
+from .payloads import attributes, call_id_of, event_names, validate
+from .worker import Worker
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+MAX_LIST = 10_000
+
+
+def _timestamp(seconds: float) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromNanoseconds(int(seconds * 1e9))
+    return stamp
+
+
+def _attempt(record: AttemptRecord) -> pb.Attempt:
+    return pb.Attempt(number=record.number, time=_timestamp(record.at), http_status=record.http_status,
+                      latency_seconds=record.latency, response_snippet=record.response, error=record.error)
+
+
+def _delivery(row: DeliveryRow) -> pb.Delivery:
+    return pb.Delivery(id=str(row.id), event_id=row.event_id, endpoint=row.endpoint, chain=row.chain,
+                       sequence=row.sequence, event_type=row.event_type, call_id=row.call_id,
+                       status=row.status, attempts=row.attempts, created_time=_timestamp(row.created_at),
+                       next_attempt_time=_timestamp(row.next_attempt_at),
+                       attempt_log=[_attempt(a) for a in row.attempt_log])
+
+
+def _delivery_id(text: str) -> int:
+    value = text.strip().removeprefix("msg_")
+    if not value.isdigit():
+        raise InvalidRequest(f"delivery id {text!r} is not a number (as listed by `tcxhooks deliveries`)")
+    return int(value)
+
+
+class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
+    def __init__(self, outbox: Outbox, endpoints: Endpoints, intake: Intake, worker: Worker) -> None:
+        self.outbox = outbox
+        self.endpoints = endpoints
+        self.intake = intake
+        self.worker = worker
+
+    async def _call(self, context: grpc.aio.ServicerContext, work: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await work()
+        except (InvalidEvent, InvalidRequest) as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except UnknownEndpoint as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except Exception as exc:
+            log.exception("dispatcher request failed")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"dispatcher store unavailable: {type(exc).__name__}")
+        raise AssertionError("unreachable")
+
+    async def Publish(self, request: pb.PublishRequest, context: grpc.aio.ServicerContext) -> pb.PublishResponse:
+        async def work() -> pb.PublishResponse:
+            event = request.event
+            try:
+                validate(event)
+            except InvalidEvent as exc:
+                PUBLISHED.labels("rejected").inc()
+                log.warning("rejected event %r: %s", event.event_id[:80], exc)
+                raise
+            if not event.HasField("occur_time"):
+                event.occur_time.GetCurrentTime()
+            form_name, json_type = event_names(event)
+            item = NewEvent(event, form_name, json_type, call_id_of(event), attributes(event))
+            result = await self.intake.publish(item)
+            return pb.PublishResponse(sequence=result.sequence, duplicate=result.duplicate,
+                                      deliveries=result.deliveries)
+
+        return await self._call(context, work)
+
+    async def ListDeliveries(self, request: pb.ListDeliveriesRequest,
+                             context: grpc.aio.ServicerContext) -> pb.ListDeliveriesResponse:
+        async def work() -> pb.ListDeliveriesResponse:
+            if request.limit < 0:
+                raise InvalidRequest("limit must not be negative")
+            if request.status not in pb.DeliveryStatus.values():
+                raise InvalidRequest(f"unknown status {request.status}")
+            if request.endpoint:
+                self.endpoints.get(request.endpoint)
+            rows = await self.outbox.list_deliveries(request.status, request.call_id, request.endpoint,
+                                                     min(request.limit or 100, MAX_LIST), request.with_attempts)
+            return pb.ListDeliveriesResponse(deliveries=[_delivery(r) for r in rows])
+
+        return await self._call(context, work)
+
+    async def Redeliver(self, request: pb.RedeliverRequest, context: grpc.aio.ServicerContext) -> pb.RedeliverResponse:
+        async def work() -> pb.RedeliverResponse:
+            ids = [_delivery_id(text) for text in request.delivery_ids]
+            since = request.since_time.ToNanoseconds() / 1e9 if request.HasField("since_time") else None
+            if not ids and since is None and not request.dead:
+                raise InvalidRequest("name delivery ids, a since_time or dead")
+            count = await self.outbox.redeliver(ids, since, request.dead)
+            log.info("redelivery of %d deliveries requested", count)
+            self.worker.wake()
+            return pb.RedeliverResponse(count=count)
+
+        return await self._call(context, work)
+
+    def _endpoint(self, endpoint: Endpoint, stats: dict[str, tuple[int, float]]) -> pb.Endpoint:
+        pending, oldest = stats.get(endpoint.name, (0, 0.0))
+        return pb.Endpoint(name=endpoint.name, url=endpoint.config.url, format=endpoint.config.format,
+                           state=endpoint.state, pending=pending,
+                           oldest_pending_age_seconds=max(0.0, time.time() - oldest) if pending else 0.0,
+                           consecutive_failures=endpoint.failures, last_error=endpoint.last_error)
+
+    async def ListEndpoints(self, request: pb.ListEndpointsRequest,
+                            context: grpc.aio.ServicerContext) -> pb.ListEndpointsResponse:
+        async def work() -> pb.ListEndpointsResponse:
+            await self.endpoints.load()
+            stats = await self.outbox.pending_stats()
+            return pb.ListEndpointsResponse(endpoints=[self._endpoint(e, stats) for e in self.endpoints])
+
+        return await self._call(context, work)
+
+    async def SetEndpointState(self, request: pb.SetEndpointStateRequest,
+                               context: grpc.aio.ServicerContext) -> pb.SetEndpointStateResponse:
+        async def work() -> pb.SetEndpointStateResponse:
+            if not request.name:
+                raise InvalidRequest("name the endpoint")
+            endpoint = await self.endpoints.set_state(request.name, request.enabled)
+            self.worker.wake()
+            stats = await self.outbox.pending_stats()
+            return pb.SetEndpointStateResponse(endpoint=self._endpoint(endpoint, stats))
+
+        return await self._call(context, work)
+
+    async def PingEndpoint(self, request: pb.PingEndpointRequest,
+                           context: grpc.aio.ServicerContext) -> pb.PingEndpointResponse:
+        async def work() -> pb.PingEndpointResponse:
+            chosen = [self.endpoints.get(request.name)] if request.name else list(self.endpoints)
+            results = []
+            for endpoint in chosen:
+                status, error, latency = await self.worker.ping(endpoint)
+                results.append(pb.PingResult(endpoint=endpoint.name, ok=200 <= status < 300, http_status=status,
+                                             error=error, latency_seconds=latency))
+            return pb.PingEndpointResponse(results=results)
+
+        return await self._call(context, work)
+
+
+def register(servicer: DispatcherServicer, server: Any) -> None:
+    dispatcher_service_pb2_grpc.add_DispatcherServiceServicer_to_server(servicer, server)

@@ -1,0 +1,139 @@
+"""The one HTTP operation the dispatcher needs: POST a body, get status, Retry-After and a snippet.
+
+    transport = open_transport("aiohttp", Timeouts(connect=5, total=15), limit=16)
+    reply = await transport.post(url, body, headers)    # raises TransportError on no answer
+    await transport.close()
+
+Two implementations (aiohttp, httpx) behind one protocol, chosen by `[dispatcher] transport`;
+bench/dispatch.py measures both. Both keep connections alive (HTTP/1.1 pool per endpoint),
+never follow redirects (a 3xx is just a failed answer) and apply connect and total timeouts.
+"""
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import Mapping, Protocol
+
+SNIPPET = 1024
+_DRAIN = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 5.0
+    total: float = 15.0
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    retry_after: str | None
+    snippet: bytes
+
+
+class TransportError(Exception):
+    """No HTTP answer: refused, reset, DNS, TLS or timeout. `kind` is a short fixed label."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+
+
+class Transport(Protocol):
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Reply: ...
+    async def close(self) -> None: ...
+
+
+def _ssl_context(ca_file: str) -> ssl.SSLContext | None:
+    if not ca_file:
+        return None
+    context = ssl.create_default_context()
+    context.load_verify_locations(ca_file)
+    return context
+
+
+class AiohttpTransport:
+    def __init__(self, timeouts: Timeouts, limit: int, ca_file: str = "") -> None:
+        import aiohttp
+
+        self._aiohttp = aiohttp
+        context = _ssl_context(ca_file)
+        connector = aiohttp.TCPConnector(limit=limit, keepalive_timeout=60,
+                                         ssl=context if context is not None else True)
+        self._session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent", "Content-Type"),
+            timeout=aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect))
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Reply:
+        aiohttp = self._aiohttp
+        try:
+            async with self._session.post(url, data=body, headers=dict(headers), allow_redirects=False) as resp:
+                snippet = await resp.content.read(SNIPPET)
+                drained = len(snippet)
+                while not resp.content.at_eof() and drained < _DRAIN:
+                    chunk = await resp.content.read(_DRAIN)
+                    if not chunk:
+                        break
+                    drained += len(chunk)
+                if not resp.content.at_eof():
+                    resp.close()
+                return Reply(resp.status, resp.headers.get("Retry-After"), snippet)
+        except TimeoutError as exc:
+            raise TransportError("timeout", str(exc) or "no answer in time") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise TransportError("connect", str(exc)) from None
+        except aiohttp.ClientError as exc:
+            raise TransportError("http", str(exc) or type(exc).__name__) from None
+        except OSError as exc:
+            raise TransportError("connect", str(exc)) from None
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+class HttpxTransport:
+    def __init__(self, timeouts: Timeouts, limit: int, ca_file: str = "") -> None:
+        import httpx
+
+        self._httpx = httpx
+        context = _ssl_context(ca_file)
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeouts.total, connect=timeouts.connect),
+            limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit, keepalive_expiry=60),
+            follow_redirects=False, verify=context if context is not None else True, trust_env=False)
+        self._total = timeouts.total
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Reply:
+        import asyncio
+
+        httpx = self._httpx
+        try:
+            async with asyncio.timeout(self._total):
+                async with self._client.stream("POST", url, content=body, headers=dict(headers)) as resp:
+                    snippet = b""
+                    drained = 0
+                    async for chunk in resp.aiter_raw():
+                        if len(snippet) < SNIPPET:
+                            snippet += chunk[: SNIPPET - len(snippet)]
+                        drained += len(chunk)
+                        if drained >= _DRAIN:
+                            break
+                    return Reply(resp.status_code, resp.headers.get("Retry-After"), snippet)
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise TransportError("timeout", str(exc) or "no answer in time") from None
+        except httpx.ConnectError as exc:
+            raise TransportError("connect", str(exc)) from None
+        except httpx.HTTPError as exc:
+            raise TransportError("http", str(exc) or type(exc).__name__) from None
+        except OSError as exc:
+            raise TransportError("connect", str(exc)) from None
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def open_transport(kind: str, timeouts: Timeouts, limit: int, ca_file: str = "") -> Transport:
+    """The transport named by `[dispatcher] transport` (aiohttp or httpx)."""
+    if kind == "httpx":
+        return HttpxTransport(timeouts, limit, ca_file)
+    return AiohttpTransport(timeouts, limit, ca_file)
