@@ -55,6 +55,19 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> 
     raise AssertionError(f"{url} did not answer within {timeout}s")
 
 
+def _wait_ready(name: str, address: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            state = f"exited with {proc.returncode}" if proc.poll() is not None else f"not ready in {timeout}s"
+            raise AssertionError(f"{name} {state}:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            wait_healthy(address, timeout=1)
+            return
+        except AssertionError:
+            continue
+
+
 @pytest.fixture(scope="session")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     folder = tmp_path_factory.mktemp("deploy-live")
@@ -78,16 +91,15 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         if "monitor" not in names:
             live.skipped["monitor"] = "`tcxhooks sim` is not in the tree, and the monitor needs a PBX"
         services = read_config(config)["services"]
+        started: dict[str, subprocess.Popen[bytes]] = {}
         for name in names:
             port = free_port()
             live.metrics[name] = port
-            procs.append(start([name, "-c", str(config)], folder / f"{name}.log", env={"TCXH_METRICS_PORT": str(port)}))
+            started[name] = start([name, "-c", str(config)], folder / f"{name}.log",
+                                  env={"TCXH_METRICS_PORT": str(port)})
+            procs.append(started[name])
         for name in names:
-            try:
-                wait_healthy(services[name], timeout=60)
-            except AssertionError as exc:
-                log = (folder / f"{name}.log").read_text(errors="replace")[-3000:]
-                raise AssertionError(f"{name} did not become ready: {exc}\n{log}") from None
+            _wait_ready(name, services[name], started[name], folder / f"{name}.log")
         yield live
     finally:
         for proc in reversed(procs):

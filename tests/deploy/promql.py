@@ -1,0 +1,49 @@
+"""Metric names in a PromQL expression (the subset our dashboards use), and names a /metrics page serves.
+
+    metric_names('sum by (le) (rate(tcxhooks_media_transcode_seconds_bucket[$__rate_interval]))')
+    # {"tcxhooks_media_transcode_seconds_bucket"}
+"""
+from __future__ import annotations
+
+import re
+
+from prometheus_client.parser import text_string_to_metric_families
+
+_KEYWORDS = {
+    "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset", "and", "or", "unless",
+    "sum", "avg", "min", "max", "count", "stddev", "stdvar", "topk", "bottomk", "quantile", "count_values",
+    "group", "inf", "nan",
+}
+_SAMPLE_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "summary": ("", "_sum", "_count", "_created"),
+    "gauge": ("",),
+    "info": ("_info",),
+    "untyped": ("",),
+    "unknown": ("",),
+}
+
+
+def metric_names(expr: str) -> set[str]:
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)            # string literals
+    text = re.sub(r"\$\{?\w+\}?", "", text)                        # Grafana variables
+    text = re.sub(r"\{[^}]*\}", "", text)                          # label matchers
+    text = re.sub(r"\[[^\]]*\]", "", text)                         # range selectors
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    names = set()
+    for match in re.finditer(r"(?<![\w.])([A-Za-z_:][A-Za-z0-9_:]*)\s*(\()?", text):
+        name, call = match.group(1), match.group(2)
+        if call or name in _KEYWORDS:
+            continue
+        names.add(name)
+    return names
+
+
+def served_names(exposition: str) -> set[str]:
+    """Every sample name a /metrics page can serve, labelled series not yet observed included."""
+    names: set[str] = set()
+    for family in text_string_to_metric_families(exposition):
+        names.update(family.name + suffix for suffix in _SAMPLE_SUFFIXES[family.type])
+        names.update(sample.name for sample in family.samples)
+    return names
