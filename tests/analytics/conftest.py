@@ -91,10 +91,11 @@ def analytics_service(tmp_path: Path, dispatcher: RecordingDispatcher, model_cac
     started: list[Service] = []
 
     def launch(settings: dict[str, Any], log_level: str = "info", env: dict[str, str] | None = None,
-               reuse: Service | None = None) -> Service:
+               reuse: Service | None = None, store_url: str = "") -> Service:
         if reuse is None:
+            extra = {"store": {"url": store_url}} if store_url else {}
             config = write_config(tmp_path, analytics=settings, services={"dispatcher": dispatcher.address},
-                                  log={"level": log_level})
+                                  log={"level": log_level}, **extra)
         else:
             config = reuse.config
         log = tmp_path / "analytics.log"

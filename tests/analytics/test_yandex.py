@@ -29,6 +29,8 @@ EXPECTED_TEXT = ("operator: Hello, this is Anna from the sales department.\n"
                  "operator: your order will be delivered on monday morning\n"
                  "client: Thank you, Monday works for me.")
 CALL = "261125213000_7-1"
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+POSTGRES_DB = "tcxh_analytics_test"
 
 
 def test_transcript_and_summary_arrive_with_documented_requests(
@@ -160,11 +162,31 @@ def test_deadline_fails_a_job_whose_operation_never_finishes(
     assert len(fake.requests_to("/stt/v3/recognizeFileAsync")) == 1   # polling, never resubmitting
 
 
+def _fresh_postgres() -> str:
+    """A database of our own on the local server, emptied of analytics tables."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=3) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (POSTGRES_DB,)).fetchone():
+                conn.execute(f"CREATE DATABASE {POSTGRES_DB}")
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no local PostgreSQL: {exc}")
+    url = POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + POSTGRES_DB
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS analytics_jobs")
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT NOT NULL, version INTEGER NOT NULL,"
+                     " applied_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (component, version))")
+        conn.execute("DELETE FROM schema_migrations WHERE component = 'analytics'")
+    return url
+
+
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_job_survives_kill9_and_keeps_polling_the_stored_operation(
-        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, call_audio: Audio) -> None:
+        store: str, fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService,
+        call_audio: Audio) -> None:
     fake.transcript = TRANSCRIPT
     fake.never_done = True
-    service = analytics_service(yandex_settings(fake))
+    service = analytics_service(yandex_settings(fake), store_url=_fresh_postgres() if store == "postgres" else "")
     service.submit(CALL, call_audio)
     wait_until(lambda: len(fake.requests_to("/operations/")) >= 1, what="a first status poll")
     kill9(service.proc)
@@ -177,13 +199,16 @@ def test_job_survives_kill9_and_keeps_polling_the_stored_operation(
     assert restarted.stub.GetJob(pb.GetJobRequest(call_id=CALL), timeout=5).state == pb.JOB_STATE_DONE
 
 
-def test_content_filter_falls_back_to_the_extractive_summary(
+def test_iam_token_auth_and_content_filter_falls_back_to_the_extractive_summary(
         fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, call_audio: Audio) -> None:
     fake.transcript = TRANSCRIPT
     fake.gpt_status = "ALTERNATIVE_STATUS_CONTENT_FILTER"
-    service = analytics_service(yandex_settings(fake))
+    fake.iam_token = "t1.fake-iam-token-0123456789"
+    service = analytics_service(yandex_settings(fake, api_key="", iam_token=fake.iam_token))
     service.submit(CALL, call_audio)
     ready = dispatcher.wait_for(f"{CALL}/analytics").analytics
+    assert {r.headers["authorization"] for r in fake.requests} == {f"Bearer {fake.iam_token}"}
+    assert fake.iam_token not in service.log_text()
     assert ready.summary and "cannot discuss" not in ready.summary
     phrases = [line.split(": ", 1)[1] for line in EXPECTED_TEXT.splitlines()]
     assert any(ready.summary == " ".join(chosen) for chosen in itertools.combinations(phrases, 3)), ready.summary
