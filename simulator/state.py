@@ -81,9 +81,6 @@ class Participant:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-PARTICIPANT_FIELDS = frozenset(f.name for f in fields(Participant))
-
-
 @dataclass
 class Recording:
     """One wav file as XAPI `Recordings` lists it (3cx-v20.md §5.7)."""

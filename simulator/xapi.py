@@ -92,8 +92,8 @@ class Xapi:
         rows = [r.row for r in sorted(self.pbx(request).visible_recordings(), key=lambda r: r.id)]
         return _collection(request, "Recordings", rows, RECORDING_FIELDS)
 
-    async def recording_by_key(self, request: web.Request) -> web.Response:
-        return odata_error(404, "No HTTP resource was found that matches the request URI.")  # as on a real V20
+    async def not_found(self, request: web.Request) -> web.Response:
+        return odata_error(404, "No HTTP resource was found that matches the request URI.")
 
     async def recording_function(self, request: web.Request) -> web.StreamResponse:
         call = request.match_info["call"]
@@ -207,7 +207,7 @@ def add_routes(app: web.Application, state_key: web.AppKey[Any]) -> None:
     x = Xapi(state_key)
     get = app.router.add_get
     get("/xapi/v1/Recordings", x.recordings)
-    get("/xapi/v1/Recordings({key})", x.recording_by_key)
+    get("/xapi/v1/Recordings({key})", x.not_found)  # by key is 404 on a real V20 too (§5.7)
     get("/xapi/v1/Recordings/{call:.+}", x.recording_function)
     get("/xapi/v1/Trunks", x.trunks)
     get("/xapi/v1/DidNumbers", x.did_numbers)
@@ -216,3 +216,4 @@ def add_routes(app: web.Application, state_key: web.AppKey[Any]) -> None:
     get("/xapi/v1/SystemStatus", x.system_status)
     get("/xapi/v1/ReportInboundCalls/{call:.+}", x.inbound_calls)
     get("/xapi/v1/ReportQueueCallbacks/{call:.+}", x.queue_callbacks)
+    get("/xapi/v1/{unknown:.*}", x.not_found)

@@ -130,3 +130,9 @@ async def test_trunks_rules_and_active_calls(sim: Sim) -> None:
     await sim.get("/xapi/v1/ReportInboundCalls/Pbx.GetInboundCalls(periodTo=2100-01-01T00:00:00Z)", status=400)
     status = await sim.get("/xapi/v1/SystemStatus")
     assert status["Version"].startswith("20.")
+
+
+async def test_unknown_xapi_paths_are_odata_404(sim: Sim) -> None:
+    for path in ("/xapi/v1/Nothing", "/xapi/v1/Recordings(3)", "/xapi/v1/Trunks/Deeper"):
+        body = await sim.get(path, status=404)
+        assert "No HTTP resource" in body["error"]["message"]
