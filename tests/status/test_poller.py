@@ -84,14 +84,15 @@ async def test_changes_during_downtime_are_sent_once_after_restart(harness: Harn
     assert await harness.poll() == []
 
 
-@pytest.mark.parametrize("target, requests", [("Users", 2), ("Queues", 2), ("", 4)])  # "": Users and Queues
+@pytest.mark.parametrize("target, failing", [("Users", 2), ("Queues", 2), ("", 1)])
 async def test_failed_poll_emits_nothing_and_the_change_arrives_once_after(harness: Harness, sim: Sim,
-                                                                           target: str, requests: int) -> None:
+                                                                           target: str, failing: int) -> None:
     await harness.poll()
-    sim.do("POST", "/fail", {"count": requests, "target": target, "status": 500})
+    # "" fails whichever request comes first; the other one of that poll may or may not get through
+    sim.do("POST", "/fail", {"count": failing, "target": target, "status": 500})
     sim.do("DELETE", "/extensions/104")
-    assert await harness.poll() == []
-    assert await harness.poll() == []
+    for _ in range(failing):
+        assert await harness.poll() == []
     assert summary(await harness.poll()) == [("extensiondeleted", "104", "", "", "")]
     assert await harness.poll() == []
 
