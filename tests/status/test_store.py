@@ -41,3 +41,14 @@ async def test_postgres_baseline_restart_and_outbox(tmp_path: Path, sim: Sim) ->
         assert await harness.poll() == []
     finally:
         await harness.close()
+
+
+async def test_unreadable_stored_view_becomes_a_new_silent_baseline(harness: Harness, sim: Sim) -> None:
+    await harness.poll()
+    assert harness.store is not None
+    await harness.store.execute("UPDATE monitor_status_view SET body = ?", ('{"extensions": 7}',))
+    await harness.restart()
+    sim.do("POST", "/profile", {"number": "101", "profile": "Away"})
+    assert await harness.poll() == []  # baseline again, no crash, no flood
+    sim.do("POST", "/profile", {"number": "101", "profile": "Available"})
+    assert summary(await harness.poll()) == [("forwarding", "101", "Available", "Away", "")]

@@ -25,7 +25,7 @@ from tcxhooks.v1 import events_pb2, monitor_service_pb2
 
 from . import metrics
 from .diff import NAMES, diff
-from .store import StatusStore
+from .store import StatusStore, StatusStoreError
 from .view import DirectoryView, ExtensionView, QueueView
 from .xapi import LOGGED_IN, JsonGetter, Xapi, XapiError, current_logins
 
@@ -52,20 +52,24 @@ class StatusPoller:
         """Creates the tables and loads the persisted baseline (run() does it too)."""
         if not self._ready:
             await self._store.migrate()
-            self._view = await self._store.load()
+            try:
+                self._view = await self._store.load()
+            except StatusStoreError as exc:  # never crash on it: a new silent baseline replaces it
+                log.error("%s; taking a new baseline (changes made while down are not reported)", exc)
+                metrics.POLL_FAILURES.labels("store").inc()
             self._ready = True
 
     async def run(self, stopping: asyncio.Event) -> None:
-        await self.start()
         while not stopping.is_set():
             self._poke.clear()
             try:
                 await self.poll()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the store or publish broke: keep the loop, try again next round
-                log.exception("status poll failed")
-                metrics.POLL_FAILURES.labels("internal").inc()
+            except Exception as exc:  # the store broke: keep the loop, try again next round
+                self._failed("store", f"status poll failed: {type(exc).__name__}: {exc}")
+            else:
+                self._recovered("store")
             await _first(stopping, self._poke, self._interval)
 
     def poke(self) -> None:
