@@ -96,6 +96,7 @@ class Flow:
         self.p = p
         self.steps: list[Step] = []
         self.calls: dict[str, str] = {}
+        self.external: dict[str, tuple[str, str]] = {}  # call → (number, name) of its external party
         self._count: dict[str, int] = {}
 
     def script(self) -> Script:
@@ -122,33 +123,29 @@ class Flow:
     def inbound(self, call: str = "A", caller: str | None = None) -> str:
         """The external caller's trunk leg (not monitored: no events, but it keeps the call alive)."""
         self.calls[call] = "inbound"
-        number = caller or self.p.caller
-        name = self.p.caller_name if caller is None else caller
+        self.external[call] = (caller, caller) if caller else (self.p.caller, self.p.caller_name)
         return self.up(f"{call}:caller", TRUNK_DN, call, status="Connected",
-                       **{**_party_external(number, name), "party_did": self.p.did})
+                       **{**_party_external(*self.external[call]), "party_did": self.p.did})
 
     def outbound(self, ext: str, call: str = "A") -> str:
         """`ext` dials `callee` through the trunk: U Dialing on ext (originated_by empty, §4.6)."""
         self.calls[call] = "outbound"
+        self.external[call] = (self.p.callee, "")
         leg = self.up(self._leg(ext, call), ext, call, status="Dialing", **_party_external(self.p.callee, ""),
                       **_by("originated_by", ""))
         self.up(f"{call}:callee", TRUNK_DN, call, status="Ringing", **_party_external(self.p.callee, ""))
         return leg
 
     # --- offering ---------------------------------------------------------------------------
-    def ring(self, ext: str, call: str = "A", *, behalf: str = "", referred: str = "", origin: str = "ROUTER",
-             caller: str | None = None) -> str:
-        """U Ringing on `ext`, the other party being the external caller."""
-        number = caller or self.p.caller
-        name = self.p.caller_name if caller is None else caller
-        return self.up(self._leg(ext, call), ext, call, status="Ringing", **_party_external(number, name),
+    def ring(self, ext: str, call: str = "A", *, behalf: str = "", referred: str = "", origin: str = "ROUTER") -> str:
+        """U Ringing on `ext`, the other party being the call's external party."""
+        return self.up(self._leg(ext, call), ext, call, status="Ringing", **_party_external(*self.external[call]),
                        **_by("originated_by", behalf or origin), **_by("referred_by", referred),
                        **_by("on_behalf_of", behalf))
 
     def enter(self, dn: str, call: str = "A", *, referred: str = "", status: str = "Connected") -> str:
         """The caller reaches a queue / IVR / ring group DN (the queue and IVR answer: Connected)."""
-        return self.up(self._leg(dn, call), dn, call, status=status, **_party_external(self.p.caller,
-                                                                                       self.p.caller_name),
+        return self.up(self._leg(dn, call), dn, call, status=status, **_party_external(*self.external[call]),
                        **_by("originated_by", "ROUTER"), **_by("referred_by", referred))
 
     def answer(self, leg: str) -> None:
@@ -191,7 +188,7 @@ class Flow:
         self.answer(ringing)
         self.answer(dialing)
         self.wait(self.p.talk_seconds / 2)
-        self.up(ringing, target, call, status="Connected", **_party_external(self.p.caller, self.p.caller_name),
+        self.up(ringing, target, call, status="Connected", **_party_external(*self.external[call]),
                 **_by("referred_by", by))
         self.rm(dialing, leg)
         return ringing
@@ -410,8 +407,8 @@ def parallel_calls(f: Flow) -> None:
     callers = [str(int(f.p.caller) + i) if f.p.caller.isdigit() else f.p.caller for i in range(f.p.calls)]
     legs = []
     for i, call in enumerate(names):
-        f.inbound(call)
-        legs.append(f.ring(exts[i % len(exts)], call, caller=callers[i]))
+        f.inbound(call, callers[i])
+        legs.append(f.ring(exts[i % len(exts)], call))
         f.wait(f.p.gap)
     f.ringtime()
     for leg in legs:
@@ -474,7 +471,7 @@ def random_flow(f: Flow) -> None:
             f.wait(rng.uniform(0, f.p.talk_seconds))
             f.end()
             return
-        if kind == "attended" and f.calls.get("A") == "inbound" and "B" not in f.calls:
+        if kind == "attended" and "B" not in f.calls:
             leg = f.attended_transfer(leg, rng.choice(others))
             continue
         target = "800" if kind == "queue" else rng.choice(others)

@@ -28,9 +28,10 @@ def test_sim_command(tmp_path: Path) -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
-        banner = [proc.stdout.readline() for _ in range(5)]
+        banner = [proc.stdout.readline() for _ in range(6)]
         assert banner[0].strip() == f"3CX V20 simulator at http://127.0.0.1:{port}"
         assert banner[2].split() == ["client", "secret:", "s3cr3t"]
+        assert banner[5].strip() == "playing caller_hangs_up_ringing as call 5000"
         token = _request(f"http://127.0.0.1:{port}/connect/token", {
             "grant_type": "client_credentials", "client_id": "cli", "client_secret": "s3cr3t"})
         assert isinstance(token, dict) and token["expires_in"] == 60
@@ -44,9 +45,8 @@ def test_sim_command(tmp_path: Path) -> None:
         assert isinstance(calls, dict) and calls["calls"][0]["call_number"] == 5000
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=15)
+        _, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err
-    assert "playing caller_hangs_up_ringing as call 5000" in out
 
 
 def test_bad_arguments_exit_2() -> None:
