@@ -35,6 +35,7 @@ LEASE_SECONDS = 60.0
 MAX_JOBS = 64            # legs handled at once (most of them just wait for late files)
 MAX_SETTLE = 120.0       # after the grace window, stop waiting for files still being written
 MAX_BACKOFF = 60.0
+LAST_FILE_TOLERANCE = 1.0  # a file ending this close to the hangup is the leg's last one
 
 
 def window_for(job: Job, grace: float) -> Window:
@@ -86,8 +87,10 @@ class Runner:
             if self._active:
                 await asyncio.gather(*self._active.values(), return_exceptions=True)
         finally:
-            for task in list(self._active.values()):
+            tasks = list(self._active.values())
+            for task in tasks:
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # each releases its lease
 
     async def _run_job(self, job: Job) -> None:
         metrics.JOBS_IN_FLIGHT.inc()
@@ -147,6 +150,7 @@ class Runner:
     async def _collect(self, job: Job) -> tuple[list[StoredFile], float] | None:
         """Finds the leg's files until the grace window closes, converting each as soon as it is complete."""
         window = window_for(job, self.config.grace)
+        leg_end = job.request.leg.end_unix_ms / 1000
         scanner = self.source.scanner(job.request.leg, window)
         tasks: dict[str, tuple[Found, asyncio.Task[tuple[str, int, float, int]]]] = {}
         try:
@@ -156,7 +160,8 @@ class Runner:
                     if item.ident not in tasks:
                         tasks[item.ident] = (item, asyncio.create_task(self._convert(job, item)))
                 now = time.time()
-                if now >= window.deadline and (settled or now >= window.deadline + MAX_SETTLE):
+                has_last = leg_end > 0 and any(f.end >= leg_end - LAST_FILE_TOLERANCE for f, _ in tasks.values())
+                if settled and (has_last or now >= window.deadline) or now >= window.deadline + MAX_SETTLE:
                     break
                 wait = self.source.poll if now >= window.deadline else min(self.source.poll, window.deadline - now)
                 await asyncio.sleep(max(wait, 0.02))

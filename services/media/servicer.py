@@ -11,6 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from tcxhooks.platform.config import RecordingsConfig
 from tcxhooks.v1 import events_pb2, media_service_pb2, media_service_pb2_grpc
 
+from . import metrics
 from .errors import StorageError
 from .jobstore import DONE, FAILED, NO_RECORDING, PENDING, PURGED, STORED, JobStore
 from .links import Links
@@ -41,11 +42,16 @@ class MediaServicer(media_service_pb2_grpc.MediaServiceServicer):
 
     async def RecordingsDue(self, request: media_service_pb2.RecordingsDueRequest,
                             context: grpc.aio.ServicerContext) -> media_service_pb2.RecordingsDueResponse:
-        call_id = request.leg.call_id
+        call_id, dn = request.leg.call_id, request.leg.dn
+        problem = ""
         if not CALL_ID.fullmatch(call_id) or ".." in call_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"leg.call_id {call_id[:80]!r} is not a call id")
-        if request.leg.dn and (not SAFE_DN.fullmatch(request.leg.dn) or request.leg.dn in (".", "..")):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"leg.dn {request.leg.dn[:80]!r} is not a DN")
+            problem = f"leg.call_id {call_id[:80]!r} is not a call id"
+        elif dn and (not SAFE_DN.fullmatch(dn) or dn in (".", "..")):
+            problem = f"leg.dn {dn[:80]!r} is not a DN"
+        if problem:
+            log.warning("RecordingsDue rejected: %s", problem)
+            metrics.ERRORS.labels("bad_request").inc()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         if not self.config.enabled:
             log.debug("recordings disabled; %s ignored", call_id)
             return media_service_pb2.RecordingsDueResponse(duplicate=False)

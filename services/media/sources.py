@@ -9,6 +9,9 @@ xapi: the monitor lists the leg's rows of XAPI `Recordings` (it holds the only P
 streams each file. folder: media runs on the PBX host and reads `<recordings_dir>/<ext>/*.wav`;
 a file belongs to the leg when it was last written between the leg's answer and the end of the
 grace window, and is taken once its size and mtime have stopped changing.
+
+A file that ends at the leg's hangup is its last one (earlier files of a mobile reconnect ended
+during the call), so once it is complete nobody waits for the rest of the grace window.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from tcxhooks.v1 import common_pb2, monitor_service_pb2, monitor_service_pb2_grp
 
 from .errors import BadAudio, SourceUnavailable
 
-CHUNK = 256 * 1024
+CHUNK = 1024 * 1024
 STABLE_SECONDS = 0.75  # a folder file unchanged this long (and between two looks) is complete
 SLACK = 2.0            # clock and file-system timestamp tolerance around the leg's times
 SAFE_DN = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
@@ -42,6 +45,7 @@ class Window:
 class Found:
     ident: str   # stable identity of the file (names its object)
     order: float  # recording time, for ordering several files
+    end: float   # when the file stopped being written (unix seconds; 0 unknown)
     label: str   # for logs
     open: Callable[[], AsyncIterator[bytes]]
 
@@ -90,8 +94,9 @@ class _XapiScanner:
         found = []
         for row in reply.recordings:
             start = row.start_time.seconds + row.start_time.nanos / 1e9
+            end = row.end_time.seconds + row.end_time.nanos / 1e9
             label = row.file_name or f"recording {row.recording_id}"
-            found.append(Found(f"rec-{row.recording_id}", start, label, self._opener(row.recording_id)))
+            found.append(Found(f"rec-{row.recording_id}", start, end, label, self._opener(row.recording_id)))
         return found, True
 
     def _opener(self, recording_id: int) -> Callable[[], AsyncIterator[bytes]]:
@@ -163,12 +168,12 @@ class _FolderScanner:
                 settled = False
                 continue
             path = self.source.root / self.leg.dn / name
-            found.append(Found(f"{self.leg.dn}/{name}", mtime, name, _file_reader(path)))
+            found.append(Found(f"{self.leg.dn}/{name}", mtime, mtime, name, file_reader(path)))
         self.seen = seen
         return found, settled
 
 
-def _file_reader(path: Path) -> Callable[[], AsyncIterator[bytes]]:
+def file_reader(path: Path) -> Callable[[], AsyncIterator[bytes]]:
     async def read() -> AsyncIterator[bytes]:
         try:
             handle = await asyncio.to_thread(open, path, "rb")

@@ -37,6 +37,7 @@ class FakeRecording:
     path: Path
     start: float
     visible_at: float = 0.0
+    end: float = 0.0
 
 
 class FakeMonitor(monitor_service_pb2_grpc.MonitorServiceServicer):
@@ -46,8 +47,8 @@ class FakeMonitor(monitor_service_pb2_grpc.MonitorServiceServicer):
         self.fetches: list[int] = []
         self._ids = iter(range(1000, 10**6))
 
-    def add(self, call_id: str, path: Path, start: float, visible_at: float = 0.0) -> int:
-        rec = FakeRecording(next(self._ids), path, start, visible_at)
+    def add(self, call_id: str, path: Path, start: float, visible_at: float = 0.0, end: float = 0.0) -> int:
+        rec = FakeRecording(next(self._ids), path, start, visible_at, end)
         self.recordings.setdefault(call_id, []).append(rec)
         return rec.recording_id
 
@@ -57,10 +58,11 @@ class FakeMonitor(monitor_service_pb2_grpc.MonitorServiceServicer):
         rows = []
         for rec in reversed(self.recordings.get(request.leg.call_id, [])):  # not in time order on purpose
             if rec.visible_at <= now:
-                start = Timestamp()
+                start, end = Timestamp(), Timestamp()
                 start.FromNanoseconds(int(rec.start * 1e9))
+                end.FromNanoseconds(int(rec.end * 1e9))
                 rows.append(monitor_service_pb2.RecordingInfo(recording_id=rec.recording_id, start_time=start,
-                                                              file_name=rec.path.name))
+                                                              end_time=end, file_name=rec.path.name))
         return monitor_service_pb2.ListRecordingsResponse(recordings=rows)
 
     def FetchRecording(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
@@ -82,6 +84,7 @@ class FakeMonitor(monitor_service_pb2_grpc.MonitorServiceServicer):
 class FakeDispatcher(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
     calls: list[events_pb2.Event] = field(default_factory=list)
     stored: dict[str, events_pb2.Event] = field(default_factory=dict)
+    received: dict[str, float] = field(default_factory=dict)  # event id → time of its first Publish
     cond: threading.Condition = field(default_factory=threading.Condition)
 
     def Publish(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -90,6 +93,7 @@ class FakeDispatcher(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
             self.calls.append(request.event)
             duplicate = request.event.event_id in self.stored
             self.stored.setdefault(request.event.event_id, request.event)
+            self.received.setdefault(request.event.event_id, time.time())
             self.cond.notify_all()
         return dispatcher_service_pb2.PublishResponse(sequence=len(self.stored), duplicate=duplicate, deliveries=1)
 

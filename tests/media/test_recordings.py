@@ -34,8 +34,9 @@ def media(tmp_path_factory: pytest.TempPathFactory, peers: Peers) -> Iterator[Me
 
 def test_single_file_becomes_one_mp3_link(media: Media, peers: Peers, tmp_path: Path) -> None:
     call_id = new_call_id()
-    peers.monitor.add(call_id, make_wav(tmp_path / "a.wav", 3.0), start=time.time() - 5)
-    assert media.due(leg(call_id), ended_event(call_id)) is False
+    now = time.time()
+    peers.monitor.add(call_id, make_wav(tmp_path / "a.wav", 3.0), start=now - 3, end=now)
+    assert media.due(leg(call_id, end=now), ended_event(call_id)) is False
     assert media.due(leg(call_id)) is True  # idempotent on the leg's call id
 
     event = peers.dispatcher.wait_event(f"{call_id}/recording")
@@ -78,8 +79,9 @@ def test_mobile_reconnect_files_in_recording_order(media: Media, peers: Peers, t
 def test_late_file_within_grace_is_included(media: Media, peers: Peers, tmp_path: Path) -> None:
     call_id = new_call_id()
     now = time.time()
-    peers.monitor.add(call_id, make_wav(tmp_path / "early.wav", 1.0), start=now - 10)
-    peers.monitor.add(call_id, make_wav(tmp_path / "late.wav", 2.0), start=now - 3, visible_at=now + 0.6)
+    # A reconnect's first file ended mid-call; the last one (ending at hangup) shows up late.
+    peers.monitor.add(call_id, make_wav(tmp_path / "early.wav", 1.0), start=now - 10, end=now - 9)
+    peers.monitor.add(call_id, make_wav(tmp_path / "late.wav", 2.0), start=now - 3, end=now, visible_at=now + 0.6)
     media.due(leg(call_id, end=now))
     files = peers.dispatcher.wait_event(f"{call_id}/recording").recording.files
     assert [round(f.duration_seconds) for f in files] == [1, 2]
@@ -145,3 +147,16 @@ def test_tampered_expired_and_purged_links(media: Media, peers: Peers, tmp_path:
     stored = Path(media.folder / "recordings" / call_id)
     assert not stored.exists() or not list(stored.iterdir())
     assert media.metric("tcxhooks_media_link_hits_total", '{outcome="tampered"}') >= 4
+
+
+def test_bad_requests_are_rejected_clearly(media: Media) -> None:
+    import grpc
+
+    for bad in (leg("../../etc-1"), leg("251125184500_1-1", dn="../101")):
+        with pytest.raises(grpc.RpcError) as error:
+            media.due(bad)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as missing:
+        media.recording("251125184500_999999-1")
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    assert media.metric("tcxhooks_media_errors_total", '{kind="bad_request"}') == 2
