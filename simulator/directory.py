@@ -5,7 +5,8 @@
     add_routes(app, directory)
 
 XAPI (OData v4, 3cx-v20.md §5): `GET /xapi/v1/Users` (`$select`, `$filter`, `$orderby`, `$top`, `$skip`,
-`$count`), `Users({Id})`, `Queues` (`$expand=Agents`), `Queues({Id})`, `Queues({Id})/Agents` and
+`$count`), `Users({Id})`, `Queues` (`$expand=Agents`), `Queues({Id})`, `Queues({Id})/Agents`, the writes
+`PATCH Users({Id})` (CurrentProfileName, QueueStatus, names, email) and `PATCH Queues({Id})` (Agents), and
 `ReportAgentLoginHistory/Pbx.GetAgentLoginHistoryData(clientTimeZone=…,startDt=…,endDt=…,queueDnStr=…,
 agentDnStr=…)`: one row per queue, agent and day a login session touches (`loggedInDt`, `LoggedOutDt`,
 null while the session is open). All need a Bearer token: the live one when a `simulator.auth.Tokens`
@@ -523,6 +524,69 @@ def _xapi(target: str, handler: Callable[[web.Request, Directory], dict[str, Any
     return serve
 
 
+def _patch(target: str, apply: Callable[[web.Request, Directory, dict[str, Any]], None]) -> Callable[..., Any]:
+    async def serve(request: web.Request) -> web.StreamResponse:
+        if not _authorized(request):
+            return web.json_response({"error": "unauthorized", "error_description": "invalid or expired token"},
+                                     status=401)
+        directory = request.app[DIRECTORY_KEY]
+        try:
+            apply(request, directory, await _control_body(request))
+        except (ODataError, DirectoryError) as exc:
+            return _odata_error(400, "BadRequest", str(exc))
+        except KeyError as exc:
+            return _odata_error(404, "WARNINGS.XAPI.NOT_FOUND", f"{target} {exc.args[0]} not found")
+        return web.Response(status=204)
+    return serve
+
+
+_USER_PATCH = {"CurrentProfileName", "QueueStatus", "FirstName", "LastName", "EmailAddress"}
+
+
+def _patch_user(request: web.Request, directory: Directory, body: dict[str, Any]) -> None:
+    """`PATCH /Users({Id})` with the fields the simulator models (3cx-v20.md §5.2)."""
+    key = _key(request.match_info["key"])
+    user = next((u for u in directory.users.values() if (u.id == key if isinstance(key, int) else u.number == key)),
+                None)
+    if user is None:
+        raise KeyError(request.match_info["key"])
+    unsupported = sorted(set(body) - _USER_PATCH)
+    if unsupported:
+        raise ODataError(f"the simulator cannot change {', '.join(unsupported)}")
+    if any(not isinstance(body[k], str) for k in body):
+        raise ODataError("values must be strings")
+    if "QueueStatus" in body and body["QueueStatus"] not in (LOGGED_IN, LOGGED_OUT):
+        raise ODataError(f"QueueStatus must be {LOGGED_IN} or {LOGGED_OUT}")
+    renamed = False
+    for name, attribute in (("FirstName", "first_name"), ("LastName", "last_name"), ("EmailAddress", "email")):
+        if name in body:
+            setattr(user, attribute, body[name])
+            renamed = True
+    if renamed:
+        directory._changed(user.number)
+    if "CurrentProfileName" in body:
+        directory.set_profile(user.number, body["CurrentProfileName"])
+    if "QueueStatus" in body:
+        directory.set_queue_login(user.number, body["QueueStatus"] == LOGGED_IN)
+
+
+def _patch_queue(request: web.Request, directory: Directory, body: dict[str, Any]) -> None:
+    """`PATCH /Queues({Id})` with the whole `Agents` array (membership changes, 3cx-v20.md §5.3)."""
+    queue = _find_queue(request, directory)
+    agents = body.get("Agents")
+    if set(body) != {"Agents"} or not isinstance(agents, list) or not all(
+            isinstance(a, dict) and isinstance(a.get("Number"), str) for a in agents):
+        raise ODataError('the simulator changes queues only by {"Agents": [{"Number": "…"}, …]}')
+    wanted = [a["Number"] for a in agents]
+    for number in wanted:
+        directory.user(number)
+    for number in [a for a in queue.agents if a not in wanted]:
+        directory.remove_agent(queue.number, number)
+    for number in wanted:
+        if number not in queue.agents:
+            directory.add_agent(queue.number, number)
+
+
 def _context(request: web.Request, name: str) -> str:
     return f"{request.scheme}://{request.host}/xapi/v1/$metadata#{name}"
 
@@ -732,6 +796,8 @@ def add_routes(app: web.Application, directory: Directory) -> None:
     app.router.add_get("/xapi/v1/Queues", _xapi("Queues", _queues))
     app.router.add_get("/xapi/v1/Queues({key})", _xapi("Queues", _queue))
     app.router.add_get("/xapi/v1/Queues({key})/Agents", _xapi("Agents", _agents))
+    app.router.add_patch("/xapi/v1/Users({key})", _patch("Users", _patch_user))
+    app.router.add_patch("/xapi/v1/Queues({key})", _patch("Queues", _patch_queue))
     app.router.add_get("/xapi/v1/ReportAgentLoginHistory/{call:.+}", _xapi("ReportAgentLoginHistory", _history))
 
     add = app.router.add_post

@@ -90,3 +90,20 @@ def test_generate_builds_a_large_directory(sim: Sim, xapi: httpx.Client) -> None
     assert reply.json()["@odata.count"] == 2000
     queues = values(xapi.get("/Queues", params={"$expand": "Agents"}))
     assert len(queues) == 100 and all(len(q["Agents"]) == 20 for q in queues)
+
+
+def test_xapi_writes_change_what_the_reads_show(xapi: httpx.Client) -> None:
+    user = values(xapi.get("/Users", params={"$filter": "Number eq '104'"}))[0]
+    assert xapi.patch(f"/Users({user['Id']})", json={"CurrentProfileName": "Away", "QueueStatus": "LoggedOut"}
+                      ).status_code == 204
+    got = xapi.get(f"/Users({user['Id']})", params={"$select": "CurrentProfileName,QueueStatus"}).json()
+    assert (got["CurrentProfileName"], got["QueueStatus"], "Number" in got) == ("Away", "LoggedOut", False)
+    queue = values(xapi.get("/Queues", params={"$filter": "Number eq '800'"}))[0]
+    assert xapi.patch(f"/Queues({queue['Id']})", json={"Agents": [{"Number": "102"}, {"Number": "104"}]}
+                      ).status_code == 204
+    assert [a["Number"] for a in values(xapi.get(f"/Queues({queue['Id']})/Agents"))] == ["102", "104"]
+    assert xapi.patch(f"/Users({user['Id']})", json={"QueueStatus": "Maybe"}).status_code == 400
+    assert xapi.patch(f"/Users({user['Id']})", json={"Mobile": "1"}).status_code == 400
+    assert xapi.patch(f"/Queues({queue['Id']})", json={"Agents": [{"Number": "999"}]}).status_code == 400
+    assert xapi.patch("/Users(999)", json={"CurrentProfileName": "Away"}).status_code == 404
+    assert httpx.patch(f"{xapi.base_url}/Users(1)", json={"CurrentProfileName": "Away"}).status_code == 401
