@@ -1,0 +1,14 @@
+"""`python -m tcxhooks monitor -c FILE`: the monitor service process."""
+from __future__ import annotations
+
+from tcxhooks.platform import runtime
+
+from .server import build
+
+
+def main(argv: list[str] | None = None) -> None:
+    runtime.run("monitor", build, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Runs the call graph: Call Control changes in, graph decisions on time, state + events committed together.
+
+    engine = Engine(graph, registry, publisher, pbx, settings)
+    await engine.restore()                       # registry + unsent outbox from the store
+    cc = CallControl(pbx, engine)                # engine is the Sink
+    app.spawn(engine.run(app.stopping), "engine")
+
+Changes are applied to the graph at once (in arrival order); a committer writes every changed
+chain and the new outbox rows in one transaction (group commit), and only then gives the rows to
+the publisher, so nothing is published that a crash could un-happen.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any, Callable
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from tcxhooks.v1 import events_pb2, media_service_pb2
+
+from .callgraph import CallGraph, Emitted
+from .errors import PbxError
+from .metrics import ACTIVE_CALLS, MALFORMED
+from .participant import Participant
+from .pbx import xapi
+from .pbx.client import PbxClient
+from .publisher import Publisher
+from .registry import OutRow, Registry
+
+log = logging.getLogger(__name__)
+TICK = 0.1
+
+
+def rows_of(item: Emitted) -> list[OutRow]:
+    """The outbox rows of one emitted event: the Event, then RecordingsDue for an ended conversation."""
+    stamp = Timestamp()
+    stamp.FromNanoseconds(int(item.occur * 1e9))
+    needs = ",".join(n for n, on in (("did", item.needs_did), ("callback", item.needs_callback)) if on)
+    event = events_pb2.Event(event_id=item.event_id, chain=item.chain, occur_time=stamp, call=item.event)
+    rows = [OutRow(item.chain, "dispatcher", event.SerializeToString(), needs)]
+    if item.leg is not None:
+        due = media_service_pb2.RecordingsDueRequest(leg=item.leg, chain=item.chain, ended=item.event)
+        rows.append(OutRow(item.chain, "media", due.SerializeToString(), needs))
+    return rows
+
+
+class Engine:
+    def __init__(self, graph: CallGraph, registry: Registry, publisher: Publisher, pbx: PbxClient | None,
+                 poke: Callable[[], None] | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.graph = graph
+        self.registry = registry
+        self.publisher = publisher
+        self.pbx = pbx
+        self.poke = poke
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._committed = asyncio.Event()
+        self.last_change = 0.0  # unix time of the last Call Control change applied
+        self.snapshots = 0
+        self._flushing = asyncio.Lock()
+
+    async def restore(self) -> None:
+        chains = await self.registry.load_chains()
+        self.graph.restore(chains)
+        rows = await self.registry.load_outbox()
+        self.publisher.add(rows)
+        ACTIVE_CALLS.set(len(self.graph.chains))
+        if chains or rows:
+            log.info("restored %d calls and %d unsent outbox rows from the store", len(chains), len(rows))
+
+    # --- Sink of CallControl -----------------------------------------------------------------
+    async def snapshot(self, dns: list[dict[str, Any]], participants: list[Participant]) -> None:
+        for info in dns:
+            if info["type"]:
+                self.graph.facts.dn_types[info["dn"]] = info["type"]
+        self.graph.reconcile(participants, self.clock())
+        self.snapshots += 1
+        self._changed()
+        await self.flush()
+
+    async def upsert(self, participant: Participant) -> None:
+        self.graph.upsert(participant, self.clock())
+        self._changed()
+
+    async def remove(self, dn: str, pid: int) -> None:
+        self.graph.remove(dn, pid, self.clock())
+        self._changed()
+
+    async def dn_changed(self, dn: str) -> None:
+        if self.poke is not None:
+            self.poke()
+
+    def _changed(self) -> None:
+        self.last_change = self.clock()
+        for anomaly in self.graph.anomalies:
+            MALFORMED.labels(anomaly).inc()
+            log.info("Call Control anomaly: %s", anomaly)
+        self.graph.anomalies.clear()
+        self._wake.set()
+
+    # --- loops ---------------------------------------------------------------------------------
+    async def run(self, stopping: asyncio.Event) -> None:
+        committer = asyncio.create_task(self._committer(stopping))
+        try:
+            while not stopping.is_set():
+                await self._decide()
+                try:
+                    await asyncio.wait_for(stopping.wait(), TICK)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            self._wake.set()
+            await committer
+
+    async def _decide(self) -> None:
+        now = self.clock()
+        due = self.graph.due(now)
+        if not due:
+            return
+        active: set[int] = set()
+        if self.pbx is not None and any(self.graph.needs_outside(c, now) for c in due):
+            try:
+                active = await xapi.active_call_numbers(self.pbx)
+            except PbxError as exc:
+                log.warning("ActiveCalls unavailable, deciding without it: %s", exc)
+        for callid in due:
+            self.graph.decide(callid, now, outside=callid in active)
+        self._wake.set()
+
+    async def _committer(self, stopping: asyncio.Event) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception as exc:  # the store is down: keep the state in memory and try again
+                log.error("cannot commit call state: %s", exc)
+                await asyncio.sleep(1)
+                self._wake.set()
+            if stopping.is_set() and not self.graph.dirty and not self.graph.out:
+                return
+
+    async def flush(self) -> None:
+        """Commits changed chains and new events, then hands the events to the publisher."""
+        async with self._flushing:
+            graph = self.graph
+            if not graph.dirty and not graph.gone and not graph.out:
+                return
+            items = graph.drain()
+            dirty = [c for c in graph.dirty if c in graph.chains]
+            # Serialised now: the graph may change while the transaction runs.
+            changed = [(c, json.dumps(graph.chains[c].to_dict(), separators=(",", ":"))) for c in dirty]
+            finished = list(graph.gone)
+            rows = [row for item in items for row in rows_of(item)]
+            graph.dirty.clear()
+            graph.gone.clear()
+            try:
+                await self.registry.commit(changed, finished, rows)
+            except Exception:
+                graph.out[:0] = items
+                graph.dirty.update(dirty)
+                graph.gone.update(finished)
+                raise
+            ACTIVE_CALLS.set(len(graph.chains))
+            self.publisher.add(rows)

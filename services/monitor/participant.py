@@ -1,0 +1,82 @@
+"""A Call Control participant (3cx-v20.md §2.2) as the monitor holds it, parsed and checked.
+
+    part = Participant.parse(json_object)   # ValueError naming the bad field
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+STATUSES = ("Ringing", "Dialing", "Connected")
+TRUNK_TYPE = "Wexternalline"
+
+
+def _text(raw: dict[str, Any], name: str) -> str:
+    value = raw.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"participant field {name!r} is not a string")
+
+
+def _int(raw: dict[str, Any], name: str, required: bool = True) -> int:
+    value = raw.get(name)
+    if value is None and not required:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"participant field {name!r} is missing or not a number")
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"participant field {name!r} is not a number: {value!r}") from None
+
+
+@dataclass(frozen=True)
+class Participant:
+    id: int
+    dn: str
+    status: str
+    callid: int
+    legid: int = 0
+    party_dn: str = ""
+    party_dn_type: str = ""
+    party_caller_id: str = ""
+    party_caller_name: str = ""
+    party_did: str = ""
+    originated_by_dn: str = ""
+    referred_by_dn: str = ""
+    on_behalf_of_dn: str = ""
+
+    @classmethod
+    def parse(cls, raw: Any, dn: str = "") -> Participant:
+        """From the JSON of `GET /callcontrol/{dn}/participants/{id}`; `dn` fills a missing `dn` field."""
+        if not isinstance(raw, dict):
+            raise ValueError("participant is not a JSON object")
+        status = _text(raw, "status")
+        if status not in STATUSES:
+            raise ValueError(f"participant status {status!r} is not Ringing, Dialing or Connected")
+        own = _text(raw, "dn") or dn
+        if not own:
+            raise ValueError("participant has no dn")
+        return cls(id=_int(raw, "id"), dn=own, status=status, callid=_int(raw, "callid"),
+                   legid=_int(raw, "legid", required=False), party_dn=_text(raw, "party_dn"),
+                   party_dn_type=_text(raw, "party_dn_type"), party_caller_id=_text(raw, "party_caller_id"),
+                   party_caller_name=_text(raw, "party_caller_name"), party_did=_text(raw, "party_did"),
+                   originated_by_dn=_text(raw, "originated_by_dn"), referred_by_dn=_text(raw, "referred_by_dn"),
+                   on_behalf_of_dn=_text(raw, "on_behalf_of_dn"))
+
+    @property
+    def key(self) -> str:
+        return f"{self.dn}/{self.id}"
+
+    @property
+    def external(self) -> bool:
+        return self.party_dn_type == TRUNK_TYPE
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Participant:
+        return cls(**data)

@@ -1,0 +1,282 @@
+"""Call Control WebSocket client (3cx-v20.md §3): events in order, entities fetched, resync after every connect.
+
+    cc = CallControl(pbx, sink)
+    app.spawn(cc.run(app.stopping), "callcontrol")
+
+For every (re)connect: open the socket first, then `GET /callcontrol` and hand the snapshot to the
+sink (so nothing that happens in between is missed). Each participant Upsert is fetched with a GET
+(404 → Remove; a participant object in `attached_data` is used as is); Removes carry no data (the
+sink holds the last copy). GETs run concurrently but one at a time per entity, and results reach the
+sink strictly in message order. Bad frames are counted and logged, never fatal; a sequence gap
+triggers a resync. Reconnects back off exponentially (capped) forever.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import re
+import time
+from typing import Any, Awaitable, Callable, Protocol
+
+import websockets
+from websockets.exceptions import InvalidStatus, WebSocketException
+
+from ..errors import PbxError, PbxHttpError
+from ..metrics import MALFORMED, RESYNC_SECONDS, WS_CONNECTED, WS_RECONNECTS
+from ..participant import Participant
+from .client import PbxClient
+
+log = logging.getLogger(__name__)
+
+UPSERT, REMOVE, DTMF, PROMPT_DONE, RESPONSE = 0, 1, 2, 3, 4
+_PARTICIPANT = re.compile(r"^/callcontrol/([^/]+)/participants/(\d+)$")
+_DEVICE_OR_DN = re.compile(r"^/callcontrol/([^/]+)(?:/devices(?:/.*)?)?$")
+MAX_IN_FLIGHT = 64
+FAILED: Any = object()  # an entity that could not be read (neither a state nor a 404)
+
+
+class Sink(Protocol):
+    """Where Call Control changes go, in order (the monitor's engine)."""
+
+    async def snapshot(self, dns: list[dict[str, Any]], participants: list[Participant]) -> None: ...
+    async def upsert(self, participant: Participant) -> None: ...
+    async def remove(self, dn: str, pid: int) -> None: ...
+    async def dn_changed(self, dn: str) -> None: ...
+
+
+def _bad(reason: str, detail: str) -> None:
+    MALFORMED.labels(reason).inc()
+    log.warning("Call Control message ignored (%s): %s", reason, detail[:300])
+
+
+def parse_snapshot(body: Any) -> tuple[list[dict[str, Any]], list[Participant]]:
+    """DNInfo list of `GET /callcontrol` → (DNs, participants); malformed entries are counted and skipped."""
+    if not isinstance(body, list):
+        raise PbxError("GET /callcontrol: the answer is not a list of DNs")
+    dns: list[dict[str, Any]] = []
+    parts: list[Participant] = []
+    for info in body:
+        if not isinstance(info, dict) or not isinstance(info.get("dn"), str):
+            _bad("bad_snapshot", repr(info))
+            continue
+        dns.append({"dn": info["dn"], "type": str(info.get("type") or "")})
+        for raw in info.get("participants") or []:
+            try:
+                parts.append(Participant.parse(raw, info["dn"]))
+            except ValueError as exc:
+                _bad("bad_participant", f"{exc}: {raw!r}")
+    return dns, parts
+
+
+class CallControl:
+    def __init__(self, pbx: PbxClient, sink: Sink, ping_interval: float = 10.0, max_backoff: float = 30.0,
+                 resync_every: float = 60.0) -> None:
+        self.pbx = pbx
+        self.sink = sink
+        self.ping_interval = ping_interval
+        self.max_backoff = max_backoff
+        self.resync_every = resync_every
+        self.connected = False
+        self.last_message = 0.0  # monotonic
+        self.last_resync = 0.0  # monotonic
+        self.connects = 0
+        self._gone: set[str] = set()  # entities already reported removed by a 404
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        backoff = 0.5
+        while not stopping.is_set():
+            started = time.monotonic()
+            try:
+                await self._session(stopping)
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                WS_RECONNECTS.labels("refused").inc()
+                log.warning("Call Control WebSocket refused with HTTP %s", status)
+                if status == 401:
+                    await self._renew()
+            except (OSError, WebSocketException, asyncio.TimeoutError) as exc:
+                WS_RECONNECTS.labels("dropped").inc()
+                log.warning("Call Control WebSocket lost: %s", exc or type(exc).__name__)
+            except PbxError as exc:
+                WS_RECONNECTS.labels("resync_failed").inc()
+                log.warning("Call Control resync failed: %s", exc)
+            finally:
+                self.connected = False
+                WS_CONNECTED.set(0)
+            if stopping.is_set():
+                break
+            if time.monotonic() - started > 30:
+                backoff = 0.5  # the last session was healthy: start again quickly
+            delay = backoff * (0.8 + 0.4 * random.random())
+            backoff = min(self.max_backoff, backoff * 2)
+            try:
+                await asyncio.wait_for(stopping.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _renew(self) -> None:
+        try:
+            await self.pbx.renew(None)
+        except PbxError as exc:
+            log.warning("cannot renew the PBX token: %s", exc)
+
+    async def _session(self, stopping: asyncio.Event) -> None:
+        token = await self.pbx.token()
+        url = self.pbx.websocket_url("/callcontrol/ws")
+        async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {token}"},
+                                      ssl=self.pbx.ssl_context(), ping_interval=self.ping_interval,
+                                      ping_timeout=self.ping_interval, max_size=16 * 1024 * 1024,
+                                      open_timeout=15) as ws:
+            self.connects += 1
+            WS_RECONNECTS.labels("connected").inc()
+            log.info("Call Control WebSocket open (%s)", url)
+            ordered: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue(MAX_IN_FLIGHT)
+            applier = asyncio.create_task(self._apply(ordered, ws))
+            try:
+                # The socket is open before the snapshot is read, so no change falls in between.
+                await self._resync()
+                self.connected = True
+                WS_CONNECTED.set(1)
+                await self._read(ws, ordered, stopping)
+            finally:
+                await ordered.put(None)
+                await asyncio.wait({applier}, timeout=5)
+                applier.cancel()
+                await asyncio.gather(applier, return_exceptions=True)
+
+    async def _resync(self) -> None:
+        started = time.perf_counter()
+        dns, parts = parse_snapshot(await self.pbx.get_json("/callcontrol"))
+        await self.sink.snapshot(dns, parts)
+        self._gone.clear()
+        self.last_resync = time.monotonic()
+        RESYNC_SECONDS.observe(time.perf_counter() - started)
+        log.info("Call Control resync: %d DNs, %d participants", len(dns), len(parts))
+
+    async def _apply(self, ordered: asyncio.Queue[Callable[[], Awaitable[None]] | None], ws: Any) -> None:
+        """Applies fetched changes in message order; a failure closes the socket (reconnect + resync)."""
+        while True:
+            step = await ordered.get()
+            if step is None:
+                return
+            try:
+                await step()
+            except Exception as exc:  # a failed resync or sink error: start over from a fresh snapshot
+                log.warning("Call Control processing failed, reconnecting: %s", exc)
+                await ws.close()
+                return
+
+    async def _read(self, ws: Any, ordered: asyncio.Queue[Callable[[], Awaitable[None]] | None],
+                    stopping: asyncio.Event) -> None:
+        last_sequence: int | None = None
+        fetches: dict[str, asyncio.Task[Participant | None]] = {}
+        stop = asyncio.create_task(stopping.wait())
+        try:
+            while True:
+                receive = asyncio.create_task(ws.recv())
+                timeout = max(1.0, self.resync_every - (time.monotonic() - self.last_resync))
+                done, _ = await asyncio.wait({receive, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                if stop in done:
+                    receive.cancel()
+                    await asyncio.gather(receive, return_exceptions=True)
+                    return
+                if not done:
+                    receive.cancel()
+                    await asyncio.gather(receive, return_exceptions=True)
+                    await ordered.put(self._resync)  # watchdog: catches anything lost silently
+                    continue
+                frame = receive.result()
+                self.last_message = time.monotonic()
+                if isinstance(frame, bytes):
+                    _bad("binary_frame", f"{len(frame)} bytes")
+                    continue
+                try:
+                    message = json.loads(frame)
+                    sequence = message.get("sequence")
+                    event = message["event"]
+                    event_type = event["event_type"]
+                    entity = event["entity"]
+                    if not isinstance(entity, str) or not isinstance(event_type, int):
+                        raise TypeError
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    _bad("malformed_json", str(frame))
+                    continue
+                if isinstance(sequence, int):
+                    if last_sequence is not None and sequence <= last_sequence:
+                        _bad("out_of_order", f"sequence {sequence} after {last_sequence}")
+                    elif last_sequence is not None and sequence > last_sequence + 1:
+                        _bad("sequence_gap", f"sequence {sequence} after {last_sequence}; resync")
+                        await ordered.put(self._resync)
+                    last_sequence = max(sequence, last_sequence or sequence)
+                await self._dispatch(event_type, entity, event.get("attached_data"), ordered, fetches)
+        finally:
+            stop.cancel()
+
+    async def _dispatch(self, event_type: int, entity: str, attached: Any,
+                        ordered: asyncio.Queue[Callable[[], Awaitable[None]] | None],
+                        fetches: dict[str, asyncio.Task[Participant | None]]) -> None:
+        match = _PARTICIPANT.match(entity)
+        if match is None:
+            other = _DEVICE_OR_DN.match(entity)
+            if other is not None and event_type in (UPSERT, REMOVE):
+                dn = other.group(1)
+                await ordered.put(lambda: self.sink.dn_changed(dn))
+            elif event_type not in (DTMF, PROMPT_DONE, RESPONSE):
+                _bad("unknown_entity", f"{event_type} {entity}")
+            return
+        dn, pid = match.group(1), int(match.group(2))
+        if event_type == REMOVE:
+            async def removed() -> None:
+                if entity in self._gone:
+                    self._gone.discard(entity)
+                    return
+                await self.sink.remove(dn, pid)
+            await ordered.put(removed)
+        elif event_type == UPSERT:
+            previous = fetches.get(entity)
+            task = asyncio.create_task(self._fetch(entity, dn, attached, previous))
+            fetches[entity] = task
+            task.add_done_callback(lambda t, e=entity: fetches.pop(e, None) if fetches.get(e) is t else None)
+
+            async def upserted() -> None:
+                part = await task
+                if part is FAILED:
+                    await self._resync()  # the entity could not be read: a snapshot settles it
+                elif part is None:
+                    self._gone.add(entity)
+                    await self.sink.remove(dn, pid)
+                else:
+                    self._gone.discard(entity)
+                    await self.sink.upsert(part)  # type: ignore[arg-type]
+            await ordered.put(upserted)
+        elif event_type not in (DTMF, PROMPT_DONE, RESPONSE):
+            _bad("unknown_event_type", f"{event_type} {entity}")
+
+    async def _fetch(self, entity: str, dn: str, attached: Any,
+                     previous: asyncio.Task[Participant | None] | None) -> Participant | None:
+        """The participant now (None when it is gone); one GET at a time per entity."""
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+        if isinstance(attached, dict) and "status" in attached and "callid" in attached:
+            try:
+                return Participant.parse(attached, dn)
+            except ValueError as exc:
+                _bad("bad_participant", f"{exc}: attached_data of {entity}")
+        for attempt in range(3):
+            try:
+                raw = await self.pbx.get_json(entity)
+                return Participant.parse(raw, dn)
+            except PbxHttpError as exc:
+                if exc.status == 404:
+                    return None
+                log.warning("GET %s failed: %s", entity, exc)
+            except ValueError as exc:
+                _bad("bad_participant", f"{exc}: {entity}")
+                return None
+            except PbxError as exc:
+                log.warning("GET %s failed: %s", entity, exc)
+            await asyncio.sleep(0.2 * (attempt + 1))
+        _bad("fetch_failed", entity)
+        return FAILED

@@ -1,0 +1,106 @@
+"""The XAPI reads of the monitor (3cx-v20.md §5): trunk DIDs, inbound rules, active calls, reports, recordings.
+
+Every function takes the shared PbxClient and returns plain data; garbage rows are skipped and
+counted, an unusable answer raises PbxError.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import PbxError
+from ..facts import Rule
+from ..metrics import MALFORMED
+from .client import PbxClient
+
+log = logging.getLogger(__name__)
+
+
+def _rows(body: Any, what: str) -> list[dict[str, Any]]:
+    if not isinstance(body, dict) or not isinstance(body.get("value"), list):
+        raise PbxError(f"XAPI {what}: the answer has no 'value' list")
+    rows = [row for row in body["value"] if isinstance(row, dict)]
+    if len(rows) != len(body["value"]):
+        MALFORMED.labels("xapi_row").inc(len(body["value"]) - len(rows))
+    return rows
+
+
+def iso(moment: float) -> str:
+    """Unix seconds → the UTC literal XAPI functions take (2025-11-25T18:45:00Z)."""
+    return dt.datetime.fromtimestamp(moment, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: Any) -> float | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.timestamp()
+
+
+async def trunk_dids(pbx: PbxClient) -> dict[str, list[str]]:
+    rows = _rows(await pbx.get_json("/xapi/v1/Trunks", {"$select": "Number,DidNumbers"}), "Trunks")
+    out: dict[str, list[str]] = {}
+    for row in rows:
+        number, dids = row.get("Number"), row.get("DidNumbers")
+        if isinstance(number, str) and isinstance(dids, list):
+            out[number] = [str(d) for d in dids if isinstance(d, (str, int))]
+    return out
+
+
+async def inbound_rules(pbx: PbxClient) -> list[Rule]:
+    rows = _rows(await pbx.get_json("/xapi/v1/InboundRules", {"$select": "Id,RuleName,Data"}), "InboundRules")
+    return [Rule(str(r["RuleName"]), str(r["Data"])) for r in rows
+            if isinstance(r.get("RuleName"), str) and isinstance(r.get("Data"), (str, int))]
+
+
+async def active_call_numbers(pbx: PbxClient) -> set[int]:
+    """Call numbers the PBX still has (XAPI ActiveCalls.Id, assumed equal to Call Control `callid`)."""
+    rows = _rows(await pbx.get_json("/xapi/v1/ActiveCalls", {"$select": "Id"}), "ActiveCalls")
+    return {int(r["Id"]) for r in rows if isinstance(r.get("Id"), int)}
+
+
+@dataclass
+class InboundCall:
+    did: str
+    rule_name: str
+    caller: str
+    start: float
+
+
+async def inbound_calls(pbx: PbxClient, start: float, end: float) -> list[InboundCall]:
+    path = (f"/xapi/v1/ReportInboundCalls/Pbx.GetInboundCalls(periodFrom={iso(start)},periodTo={iso(end)},"
+            f"trunkDns='',callsType=0)")
+    out = []
+    for row in _rows(await pbx.get_json(path), "ReportInboundCalls"):
+        moment = parse_time(row.get("StartTime"))
+        if moment is not None and isinstance(row.get("Did"), str):
+            out.append(InboundCall(row["Did"], str(row.get("RuleName") or ""), str(row.get("SourceCallerId") or ""),
+                                   moment))
+    return out
+
+
+async def callbacks_count(pbx: PbxClient, queue: str, start: float, end: float) -> int:
+    """Callbacks ordered in `queue` over [start, end] (a per-queue count, not a per-call flag: §4.3)."""
+    path = (f"/xapi/v1/ReportQueueCallbacks/Pbx.GetQueueCallbacksData(startDt={iso(start)},endDt={iso(end)},"
+            f"queueDnStr='{queue}')")
+    total = 0
+    for row in _rows(await pbx.get_json(path), "ReportQueueCallbacks"):
+        if str(row.get("QueueDnNumber", queue)) == queue and isinstance(row.get("CallbacksCount"), int):
+            total += row["CallbacksCount"]
+    return total
+
+
+async def recordings(pbx: PbxClient, dn: str, start: float, end: float) -> list[dict[str, Any]]:
+    """XAPI Recordings rows of `dn` overlapping [start, end] (± a few seconds), oldest first."""
+    odata_dn = dn.replace("'", "''")
+    flt = (f"(FromDn eq '{odata_dn}' or ToDn eq '{odata_dn}') and StartTime le {iso(end + 5)}"
+           f" and EndTime ge {iso(start - 5)}")
+    body = await pbx.get_json("/xapi/v1/Recordings", {"$filter": flt, "$orderby": "Id asc", "$top": "100"})
+    return [r for r in _rows(body, "Recordings") if isinstance(r.get("Id"), int)]

@@ -1,0 +1,87 @@
+"""The monitor's durable state: the call registry (chains) and the outbox of events not yet handed over.
+
+    registry = Registry(store); await registry.migrate()
+    chains = await registry.load_chains(); rows = await registry.load_outbox()
+    seqs = await registry.commit(changed_chains, finished_callids, new_rows)
+    await registry.delete_outbox(seqs)
+
+Chains and the events they produced are written in one transaction, so after a kill -9 the
+restarted monitor holds exactly the state whose events were queued: ids stay the same and no event
+is lost or produced twice.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+from tcxhooks.platform.store import Migration, Store
+
+from .callgraph import Chain
+
+MIGRATIONS = [
+    Migration(
+        1,
+        "CREATE TABLE IF NOT EXISTS monitor_chains ("
+        " callid BIGINT PRIMARY KEY, data TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL);\n"
+        "CREATE TABLE IF NOT EXISTS monitor_outbox ("
+        " seq INTEGER PRIMARY KEY AUTOINCREMENT, chain TEXT NOT NULL, target TEXT NOT NULL,"
+        " payload BLOB NOT NULL, needs TEXT NOT NULL DEFAULT '', created_at DOUBLE PRECISION NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS monitor_chains ("
+        " callid BIGINT PRIMARY KEY, data TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL);\n"
+        "CREATE TABLE IF NOT EXISTS monitor_outbox ("
+        " seq BIGSERIAL PRIMARY KEY, chain TEXT NOT NULL, target TEXT NOT NULL,"
+        " payload BYTEA NOT NULL, needs TEXT NOT NULL DEFAULT '', created_at DOUBLE PRECISION NOT NULL)",
+    ),
+]
+
+
+@dataclass
+class OutRow:
+    """One hand-over still due: `target` "dispatcher" (an Event) or "media" (a RecordingsDueRequest)."""
+
+    chain: str
+    target: str
+    payload: bytes
+    needs: str = ""  # comma list: did, callback
+    seq: int = 0
+
+
+class Registry:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def migrate(self) -> None:
+        await self.store.migrate("monitor", MIGRATIONS)
+
+    async def load_chains(self) -> list[Chain]:
+        rows = await self.store.fetchall("SELECT data FROM monitor_chains ORDER BY callid")
+        return [Chain.from_dict(json.loads(row[0])) for row in rows]
+
+    async def load_outbox(self) -> list[OutRow]:
+        rows = await self.store.fetchall("SELECT seq, chain, target, payload, needs FROM monitor_outbox ORDER BY seq")
+        return [OutRow(str(r[1]), str(r[2]), bytes(r[3]), str(r[4]), int(r[0])) for r in rows]
+
+    async def commit(self, changed: Sequence[tuple[int, str]], finished: Sequence[int], rows: Sequence[OutRow]) -> None:
+        """Writes chain states (callid, JSON), forgets finished chains, appends rows (their `seq` is filled in)."""
+        now = time.time()
+        async with self.store.transaction() as tx:
+            if changed:
+                await tx.executemany(
+                    "INSERT INTO monitor_chains (callid, data, updated_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (callid) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                    [(callid, data, now) for callid, data in changed])
+            if finished:
+                await tx.executemany("DELETE FROM monitor_chains WHERE callid = ?", [(c,) for c in finished])
+            for row in rows:
+                found = await tx.fetchone(
+                    "INSERT INTO monitor_outbox (chain, target, payload, needs, created_at) VALUES (?, ?, ?, ?, ?)"
+                    " RETURNING seq", (row.chain, row.target, row.payload, row.needs, now))
+                assert found is not None
+                row.seq = int(found[0])
+
+    async def delete_outbox(self, seqs: Sequence[int]) -> None:
+        if seqs:
+            async with self.store.transaction() as tx:
+                await tx.executemany("DELETE FROM monitor_outbox WHERE seq = ?", [(s,) for s in seqs])

@@ -1,0 +1,98 @@
+"""Wiring of the monitor: store, PBX client, call graph, Call Control, publisher, status poller, gRPC servicer.
+
+Only the holder of the store lease `monitor:<pbx url>` talks to the PBX (3CX keeps one live token
+per API client, and two monitors would double every webhook); a standby waits for the lease.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+
+from tcxhooks.platform.config import Config
+from tcxhooks.platform.lease import Lease
+from tcxhooks.platform.runtime import App
+from tcxhooks.v1 import dispatcher_service_pb2, dispatcher_service_pb2_grpc, events_pb2, monitor_service_pb2_grpc
+
+from .callgraph import CallGraph, Settings
+from .engine import Engine
+from .enrich import Enricher
+from .errors import PbxError
+from .facts import Facts
+from .pbx import xapi
+from .pbx.callcontrol import CallControl
+from .pbx.client import PbxClient
+from .publisher import Publisher
+from .registry import Registry
+from .servicer import MonitorServicer
+from .status.poller import StatusPoller
+
+log = logging.getLogger(__name__)
+FACTS_REFRESH = 300.0
+
+
+def settings_of(config: Config) -> Settings:
+    return Settings(grace=config.pbx.ringing_grace, ringing_stopped=config.events.ringing_stopped,
+                    internal_calls=config.events.internal_calls, timezone=config.pbx.timezone)
+
+
+async def refresh_facts(pbx: PbxClient, facts: Facts) -> None:
+    """Trunk DIDs and inbound rule names (XAPI); a failure keeps what was known."""
+    try:
+        facts.trunk_dids = await xapi.trunk_dids(pbx)
+    except PbxError as exc:
+        log.warning("trunk DIDs unavailable (DIDs come from the inbound-call report instead): %s", exc)
+    try:
+        facts.rules = await xapi.inbound_rules(pbx)
+    except PbxError as exc:
+        log.warning("inbound rules unavailable (no DID rule names): %s", exc)
+
+
+async def build(app: App) -> None:
+    config = app.config
+    store = await app.open_store()
+    registry = Registry(store)
+    await registry.migrate()
+    pbx = PbxClient(config)
+    app.stack.push_async_callback(pbx.aclose)
+    facts = Facts()
+    graph = CallGraph(settings_of(config), facts)
+    dispatcher = app.channel("dispatcher")
+    media = app.channel("media") if config.recordings.enabled else None
+    publisher = Publisher(registry, dispatcher, media, Enricher(pbx, facts, config.events.language))
+    stub = dispatcher_service_pb2_grpc.DispatcherServiceStub(dispatcher)
+
+    async def publish(event: events_pb2.Event) -> None:
+        await stub.Publish(dispatcher_service_pb2.PublishRequest(event=event), timeout=15)
+
+    poller = StatusPoller(pbx, store, publish, config)
+    engine = Engine(graph, registry, publisher, pbx, poke=poller.poke)
+    callcontrol = CallControl(pbx, engine)
+    servicer = MonitorServicer(graph, pbx, callcontrol, poller.extensions)
+    monitor_service_pb2_grpc.add_MonitorServiceServicer_to_server(servicer, app.server)
+
+    async def pbx_connected() -> None:
+        if not callcontrol.connected:
+            raise PbxError("Call Control WebSocket not connected")
+
+    app.health.add_check("pbx", pbx_connected, critical=True)
+    lease = Lease(store, f"monitor:{config.pbx.url}", owner=f"{socket.gethostname()}:{os.getpid()}",
+                  ttl=config.pbx.lease_ttl)
+
+    async def facts_loop(stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                await asyncio.wait_for(stopping.wait(), FACTS_REFRESH)
+            except asyncio.TimeoutError:
+                await refresh_facts(pbx, facts)
+
+    async def active() -> None:
+        if not await lease.acquire(app.stopping):
+            return
+        await engine.restore()
+        await refresh_facts(pbx, facts)
+        await asyncio.gather(lease.keep(app.stopping), engine.run(app.stopping), publisher.run(app.stopping),
+                             callcontrol.run(app.stopping), poller.run(app.stopping), facts_loop(app.stopping))
+
+    app.spawn(active(), "active")

@@ -1,0 +1,128 @@
+"""MonitorService: the calls the monitor holds, extensions, recordings of a leg and their audio, a PBX check."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, AsyncIterator, Callable
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from tcxhooks.v1 import common_pb2, monitor_service_pb2, monitor_service_pb2_grpc
+
+from .callgraph import CallGraph, Chain
+from .errors import PbxError, PbxHttpError
+from .pbx import xapi
+from .pbx.callcontrol import CallControl
+from .pbx.client import PbxClient
+
+log = logging.getLogger(__name__)
+_DIRECTIONS = {"incoming": common_pb2.DIRECTION_INCOMING, "outgoing": common_pb2.DIRECTION_OUTGOING,
+               "internal": common_pb2.DIRECTION_INTERNAL}
+
+
+def _stamp(seconds: float) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromNanoseconds(int(seconds * 1e9))
+    return stamp
+
+
+def call_message(chain: Chain) -> monitor_service_pb2.Call:
+    legs = [monitor_service_pb2.CallLeg(call_id=chain.call_id(leg.link), dn=leg.dn, status=leg.status,
+                                        party=str(leg.part.get("party_caller_id") or leg.part.get("party_dn") or ""))
+            for leg in chain.legs.values() if leg.live]
+    return monitor_service_pb2.Call(chain=chain.name, pbx_call_number=chain.callid,
+                                    direction=_DIRECTIONS.get(chain.direction, 0), caller_id=chain.caller_id,
+                                    did=chain.did, link=chain.link, legs=legs, start_time=_stamp(chain.first_seen))
+
+
+class MonitorServicer(monitor_service_pb2_grpc.MonitorServiceServicer):
+    def __init__(self, graph: CallGraph, pbx: PbxClient, callcontrol: CallControl,
+                 extensions: Callable[[], list[monitor_service_pb2.Extension]] | None = None) -> None:
+        self.graph = graph
+        self.pbx = pbx
+        self.callcontrol = callcontrol
+        self.extensions = extensions
+
+    async def ListCalls(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        chains = sorted(self.graph.chains.values(), key=lambda c: (c.first_seen, c.callid))
+        return monitor_service_pb2.ListCallsResponse(calls=[call_message(c) for c in chains])
+
+    async def GetCall(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        wanted = request.chain.rsplit("-", 1)[0] if "-" in request.chain else request.chain
+        for chain in self.graph.chains.values():
+            if chain.name == wanted:
+                return monitor_service_pb2.GetCallResponse(call=call_message(chain))
+        await context.abort(grpc.StatusCode.NOT_FOUND, f"no live call {request.chain!r}")
+
+    async def ListExtensions(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if self.extensions is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the directory has not been read yet")
+        return monitor_service_pb2.ListExtensionsResponse(extensions=self.extensions())  # type: ignore[misc]
+
+    async def ListRecordings(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        leg = request.leg
+        if not leg.dn or not leg.start_unix_ms:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "leg.dn and leg.start_unix_ms are required")
+        end = (leg.end_unix_ms or int(time.time() * 1000)) / 1000
+        try:
+            rows = await xapi.recordings(self.pbx, leg.dn, leg.start_unix_ms / 1000, end)
+        except PbxError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot list recordings: {exc}")
+        ids = set(leg.participant_ids)
+        by_participant = [r for r in rows if ids & {r.get("FromIdParticipant"), r.get("ToIdParticipant")}]
+        chosen = by_participant if ids and by_participant else rows
+        out = []
+        for row in chosen:
+            start, stop = xapi.parse_time(row.get("StartTime")), xapi.parse_time(row.get("EndTime"))
+            info = monitor_service_pb2.RecordingInfo(recording_id=row["Id"], file_name=str(row.get("RecordingUrl") or ""))
+            if start is not None:
+                info.start_time.CopyFrom(_stamp(start))
+            if stop is not None:
+                info.end_time.CopyFrom(_stamp(stop))
+            out.append(info)
+        return monitor_service_pb2.ListRecordingsResponse(recordings=out)
+
+    async def FetchRecording(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        path = f"/xapi/v1/Recordings/Pbx.DownloadRecording(recId={int(request.recording_id)})"
+        try:
+            async for chunk in self.pbx.stream(path):
+                yield monitor_service_pb2.FetchRecordingResponse(chunk=chunk)
+        except PbxHttpError as exc:
+            if exc.status == 404 or "FILE_NOT_FOUND" in exc.message:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"recording {request.recording_id} not found")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except PbxError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+
+    async def CheckPbx(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        items = []
+
+        async def check(name: str, probe: Any) -> None:
+            try:
+                items.append(monitor_service_pb2.CheckItem(name=name, ok=True, detail=await probe()))
+            except PbxError as exc:
+                items.append(monitor_service_pb2.CheckItem(name=name, ok=False, detail=str(exc)))
+
+        async def token() -> str:
+            await self.pbx.token()
+            return f"token for client {self.pbx.client_id}"
+
+        async def callcontrol() -> str:
+            body = await self.pbx.get_json("/callcontrol")
+            return f"{len(body) if isinstance(body, list) else 0} DNs visible to Call Control"
+
+        async def xapi_access() -> str:
+            body = await self.pbx.get_json("/xapi/v1/SystemStatus")
+            return f"XAPI answers, PBX version {body.get('Version', '?') if isinstance(body, dict) else '?'}"
+
+        await check("token", token)
+        await check("callcontrol", callcontrol)
+        await check("xapi", xapi_access)
+        cc = self.callcontrol
+        age = time.monotonic() - cc.last_message if cc.last_message else None
+        detail = "open" if cc.connected else "not connected"
+        if age is not None:
+            detail += f", last message {age:.0f} s ago"
+        items.append(monitor_service_pb2.CheckItem(name="websocket", ok=cc.connected, detail=detail))
+        return monitor_service_pb2.CheckPbxResponse(items=items)

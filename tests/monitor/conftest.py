@@ -1,0 +1,120 @@
+"""Monitor fixtures: the simulator, the real dispatcher and the monitor as processes, a fake CRM."""
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+from tests.helpers.net import free_port
+from tests.helpers.receiver import Receiver
+from tests.helpers.services import kill9, read_config, start, stop, wait_healthy, write_config
+
+CLIENT_ID = "crmhooks"
+CLIENT_SECRET = "monitor-test-secret"
+
+
+@dataclass
+class Pbx:
+    url: str
+    folder: Path
+
+    def play(self, scenario: str, **params: Any) -> dict[str, Any]:
+        reply = httpx.post(f"{self.url}/sim/play", json={"scenario": scenario, "params": params}, timeout=10)
+        reply.raise_for_status()
+        return dict(reply.json())
+
+    def call(self, number: int) -> dict[str, Any]:
+        return dict(httpx.get(f"{self.url}/sim/calls/{number}", timeout=10).json())
+
+    def wait_done(self, number: int, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.call(number)
+            if state.get("done"):
+                return state
+            time.sleep(0.1)
+        raise AssertionError(f"scenario of call {number} did not finish")
+
+    def drop(self) -> None:
+        httpx.post(f"{self.url}/sim/ws/drop", timeout=10).raise_for_status()
+
+
+@dataclass
+class Monitor:
+    pbx: Pbx
+    crm: Receiver
+    config: Path
+    folder: Path
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str) -> None:
+        self.procs[name] = start([name, "-c", str(self.config)], self.folder / f"{name}.log",
+                                 env={"TCXH_METRICS_PORT": str(free_port())})
+        wait_healthy(read_config(self.config)["services"][name], timeout=60)
+
+    def kill9(self, name: str) -> None:
+        kill9(self.procs.pop(name))
+
+    def address(self, name: str) -> str:
+        return read_config(self.config)["services"][name]
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-6000:] for p in sorted(self.folder.glob("*.log")))
+
+    def bodies(self, count: int, timeout: float = 30) -> list[list[tuple[str, str]]]:
+        try:
+            hooks = self.crm.wait_for_sync(count, timeout=timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.logs()}") from None
+        return [h.form_items() for h in hooks]
+
+
+def start_pbx(folder: Path, *extra: str) -> tuple[subprocess.Popen[bytes], Pbx]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start(["sim", "--port", str(port), "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
+                  "--recordings-dir", str(folder / "pbx-recordings"), *extra], folder / "sim.log")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{url}/sim/scenarios", timeout=1)
+            return proc, Pbx(url, folder)
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    stop(proc)
+    raise AssertionError("simulator did not start")
+
+
+@pytest.fixture
+def monitor_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Monitor]:
+    """Simulator + dispatcher + monitor; `@pytest.mark.parametrize("monitor_stack", [{...}], indirect=True)`
+    passes extra ini sections (e.g. {"events": {"ringing_stopped": "true"}})."""
+    extra: dict[str, dict[str, Any]] = getattr(request, "param", {}) or {}
+    sim, pbx = start_pbx(tmp_path)
+    crm = Receiver().start()
+    sections: dict[str, dict[str, Any]] = {
+        "pbx": {"url": pbx.url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "ringing_grace": "1",
+                "timezone": "UTC"},
+        "events": {"language": "en"},
+        "webhook": {"url": crm.url},
+        "recordings": {"enabled": "false"},
+        "dispatcher": {"retry_schedule": "1s"},
+    }
+    for name, values in extra.items():
+        sections.setdefault(name, {}).update(values)
+    config = write_config(tmp_path, **sections)
+    stack = Monitor(pbx, crm, config, tmp_path)
+    try:
+        stack.start("dispatcher")
+        stack.start("monitor")
+        yield stack
+    finally:
+        for proc in stack.procs.values():
+            stop(proc)
+        stop(sim)
+        crm.stop()
