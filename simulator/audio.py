@@ -46,8 +46,9 @@ def _resample_wav(wav: bytes) -> bytes:
         import imageio_ffmpeg
 
         ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-        return subprocess.run([ffmpeg, "-v", "error", "-i", "pipe:0", "-af", "volume=0.7", "-ar", str(RATE), "-ac", "1", "-f", "s16le",
-                               "pipe:1"], input=wav, check=True, capture_output=True, timeout=30).stdout
+        command = [ffmpeg, "-v", "error", "-i", "pipe:0", "-af", "volume=0.7", "-ar", str(RATE), "-ac", "1",
+                   "-f", "s16le", "pipe:1"]
+        return subprocess.run(command, input=wav, check=True, capture_output=True, timeout=30).stdout
     except (ImportError, RuntimeError, OSError, subprocess.SubprocessError):
         return _linear_resample(wav)
 

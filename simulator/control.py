@@ -117,8 +117,9 @@ class Control:
         state = request.app[self.key]
         exts = [d.number for d in state.pbx.dns.values() if d.type == "Wextension" and d.monitored]
         try:
-            scripts = [self._script(request, name, {**params, "ext": exts[i % len(exts)]}
-                                    if name in scenarios.EXT_SCENARIOS else params) for i in range(min(calls, len(exts)))]
+            per_ext = name in scenarios.EXT_SCENARIOS  # spread one-extension calls over every extension
+            scripts = [self._script(request, name, {**params, "ext": exts[i % len(exts)]} if per_ext else params)
+                       for i in range(min(calls, len(exts)) if per_ext else 1)]
             gap = scenarios.Params.parse(params).gap
         except ValueError as exc:
             return _bad(str(exc))

@@ -46,7 +46,8 @@ def _tokens(text: str) -> list[_Tok]:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if match is None or match.end() == pos:
-            raise ODataError(f"The query specified in the URI is not valid. Syntax error at position {pos} in '{text}'.")
+            raise ODataError(f"The query specified in the URI is not valid. Syntax error at position {pos} "
+                             f"in '{text}'.")
         kind = match.lastgroup or ""
         out.append(_Tok(kind, match.group(kind)))
         pos = match.end()
@@ -158,7 +159,8 @@ def _int_option(query: Mapping[str, str], name: str) -> int | None:
     return int(raw)
 
 
-def apply(rows: Sequence[Row], query: Mapping[str, str], fields: Sequence[str]) -> tuple[list[dict[str, Any]], int | None]:
+def apply(rows: Sequence[Row], query: Mapping[str, str],
+          fields: Sequence[str]) -> tuple[list[dict[str, Any]], int | None]:
     """Filters, orders, pages and projects `rows`; returns (value, count or None when $count is not asked)."""
     selected: list[Row] = list(rows)
     if query.get("$filter"):
@@ -167,9 +169,10 @@ def apply(rows: Sequence[Row], query: Mapping[str, str], fields: Sequence[str]) 
     if query.get("$orderby"):
         for clause in reversed([c.strip() for c in query["$orderby"].split(",") if c.strip()]):
             parts = clause.split()
-            if len(parts) > 2 or parts[0] not in fields or (len(parts) == 2 and parts[1].lower() not in ("asc", "desc")):
+            direction = parts[1].lower() if len(parts) == 2 else "asc"
+            if len(parts) > 2 or parts[0] not in fields or direction not in ("asc", "desc"):
                 raise ODataError(f"Invalid $orderby clause '{clause}'.")
-            name, descending = parts[0], len(parts) == 2 and parts[1].lower() == "desc"
+            name, descending = parts[0], direction == "desc"
             selected.sort(key=lambda row: (row.get(name) is not None, row.get(name)), reverse=descending)
     count = len(selected) if query.get("$count", "").lower() == "true" else None
     skip, top = _int_option(query, "$skip"), _int_option(query, "$top")

@@ -457,10 +457,11 @@ def random_flow(f: Flow) -> None:
         f.answer(leg)
     else:
         f.inbound()
-        leg = _random_offer(f, rng, exts, referred="")
-        if leg is None:
+        answered = _random_offer(f, rng, exts)
+        if answered is None:
             f.end()
             return
+        leg = answered
     for _ in range(rng.choice((0, 0, 1, 1, 2))):
         f.wait(rng.uniform(0, f.p.talk_seconds))
         kind = rng.choice(("blind", "attended", "external", "queue"))
@@ -497,7 +498,7 @@ def random_flow(f: Flow) -> None:
     f.end()
 
 
-def _random_offer(f: Flow, rng: random.Random, exts: list[str], referred: str) -> str | None:
+def _random_offer(f: Flow, rng: random.Random, exts: list[str]) -> str | None:
     """Direct extension, queue (ring-all) or ring group; returns the answering leg or None if abandoned."""
     entry = rng.choice(("ext", "queue", "group"))
     if entry == "ext":
@@ -509,7 +510,7 @@ def _random_offer(f: Flow, rng: random.Random, exts: list[str], referred: str) -
         f.answer(leg)
         return leg
     dn = "800" if entry == "queue" else "900"
-    holder = f.enter(dn, status="Connected" if entry == "queue" else "Ringing", referred=referred)
+    holder = f.enter(dn, status="Connected" if entry == "queue" else "Ringing")
     offered = [f.ring(e, behalf=dn) for e in rng.sample(exts, rng.randint(1, 3))]
     f.wait(rng.uniform(0, f.p.ring_seconds))
     if rng.random() < 0.2:

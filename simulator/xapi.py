@@ -86,7 +86,8 @@ class Xapi:
         self.key = state_key
 
     def pbx(self, request: web.Request) -> Pbx:
-        return request.app[self.key].pbx
+        pbx: Pbx = request.app[self.key].pbx
+        return pbx
 
     async def recordings(self, request: web.Request) -> web.Response:
         rows = [r.row for r in sorted(self.pbx(request).visible_recordings(), key=lambda r: r.id)]

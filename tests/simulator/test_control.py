@@ -56,8 +56,8 @@ async def test_numbers_start_at_the_configured_value_and_increase(sim: Sim) -> N
 
 
 async def test_load_runs_many_concurrent_calls(sim: Sim) -> None:
-    async with sim.session.post(sim.url + "/sim/load", json={"calls": 60, "rate": 200,
-                                                               "params": {"talk_seconds": 0.5, "ring_seconds": 0.1}}) as reply:
+    body = {"calls": 60, "rate": 200, "params": {"talk_seconds": 0.5, "ring_seconds": 0.1}}
+    async with sim.session.post(sim.url + "/sim/load", json=body) as reply:
         assert reply.status == 200, await reply.text()
     peak = 0
     for _ in range(400):
