@@ -8,10 +8,10 @@ imageio-ffmpeg binary driven by ffmpeg-python) and through the plain ffmpeg CLI 
 writing files, alternately in the same run; the ratio is CLI time / our time (target ≥ 0.9),
 on the best round of each (least disturbed by other load) and on the medians.
 
-Latency: the real media process (`tcxhooks media`) with a recording fake dispatcher. Each call's
-leg ends (RecordingsDue), then its 30 s wav appears a moment later, as on a real PBX (in the
-recordings folder, or in the fake monitor's XAPI list); measured from the moment the file is
-complete to the moment the dispatcher receives `recording.ready` (target ≤ 1.5 s + transcoding).
+Latency: the real media and dispatcher processes and a fake CRM. Each call's leg ends
+(RecordingsDue), then its 30 s wav appears a moment later, as on a real PBX (in the recordings
+folder, or in the fake monitor's XAPI list); measured from the moment the file is complete to the
+moment the CRM receives the `recording.ready` webhook (target ≤ 1.5 s + transcoding).
 """
 from __future__ import annotations
 
@@ -95,8 +95,8 @@ def latency(folder: Path, peers: Peers, mode: str, calls: int, number: int) -> t
             appeared = time.time()
             if mode == "xapi":
                 peers.monitor.add(call_id, target, start=hangup - 30, end=hangup, visible_at=appeared)
-            peers.dispatcher.wait_event(f"{call_id}/recording", timeout=60)
-            samples.append(peers.dispatcher.received[f"{call_id}/recording"] - appeared)
+            peers.wait_recording(call_id, timeout=60)
+            samples.append(peers.recordings(call_id)[0].received - appeared)
         transcode = media.metric("tcxhooks_media_transcode_seconds_sum") / max(
             1.0, media.metric("tcxhooks_media_transcode_seconds_count"))
     finally:
@@ -113,13 +113,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-media-") as tmp:
         folder = Path(tmp)
         rows += transcoding(folder, minutes, rounds)
-        peers = Peers()
+        peers = Peers(folder)
         try:
             for n, mode in enumerate(("folder", "xapi")):
                 work = folder / mode
                 work.mkdir()
                 samples, transcode = latency(work, peers, mode, calls, 1000 * (n + 1))
-                rows.append((f"latency {mode}: wav complete -> published",
+                rows.append((f"latency {mode}: wav complete -> webhook",
                              f"p50 {statistics.median(samples) * 1000:.0f} ms, max {max(samples) * 1000:.0f} ms",
                              f"target <= 1500 ms + transcoding ({transcode * 1000:.0f} ms per 30 s file)"))
         finally:

@@ -135,8 +135,8 @@ class Media:
 
 
 @pytest.fixture(scope="module")
-def peers() -> Iterator[Peers]:
-    fakes = Peers()
+def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
+    fakes = Peers(tmp_path_factory.mktemp("peers"))
     yield fakes
     fakes.stop()
 

@@ -1,8 +1,6 @@
-"""Small real gRPC peers of media for its tests: a MonitorService serving wav files, a recording
-DispatcherService (idempotent on event_id, like the real one) and an AnalyticsService.
-
-They run a grpc server in threads, so sync tests and the media subprocess can use them; each
-checks the shared service token, which proves media sends it.
+"""Media's peers in its tests: a small real MonitorService serving wav files and an AnalyticsService
+(gRPC servers in threads, checking the shared service token, which proves media sends it), plus
+the real dispatcher process delivering to a fake CRM.
 """
 from __future__ import annotations
 
@@ -16,11 +14,10 @@ from typing import Any, Iterator
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from tcxhooks.v1 import (analytics_service_pb2, analytics_service_pb2_grpc, dispatcher_service_pb2,
-                         dispatcher_service_pb2_grpc, events_pb2, monitor_service_pb2,
-                         monitor_service_pb2_grpc)
-
+from tcxhooks.v1 import analytics_service_pb2, analytics_service_pb2_grpc, monitor_service_pb2, monitor_service_pb2_grpc
 from tests.helpers.net import free_port
+from tests.helpers.receiver import Receiver, Request
+from tests.helpers.services import read_config, start, stop, wait_healthy, write_config
 
 TOKEN = "media-test-service-token"
 
@@ -81,34 +78,6 @@ class FakeMonitor(monitor_service_pb2_grpc.MonitorServiceServicer):
 
 
 @dataclass
-class FakeDispatcher(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
-    calls: list[events_pb2.Event] = field(default_factory=list)
-    stored: dict[str, events_pb2.Event] = field(default_factory=dict)
-    received: dict[str, float] = field(default_factory=dict)  # event id → time of its first Publish
-    cond: threading.Condition = field(default_factory=threading.Condition)
-
-    def Publish(self, request: Any, context: grpc.ServicerContext) -> Any:
-        _authorised(context)
-        with self.cond:
-            self.calls.append(request.event)
-            duplicate = request.event.event_id in self.stored
-            self.stored.setdefault(request.event.event_id, request.event)
-            self.received.setdefault(request.event.event_id, time.time())
-            self.cond.notify_all()
-        return dispatcher_service_pb2.PublishResponse(sequence=len(self.stored), duplicate=duplicate, deliveries=1)
-
-    def wait_event(self, event_id: str, timeout: float = 30.0) -> events_pb2.Event:
-        with self.cond:
-            if not self.cond.wait_for(lambda: event_id in self.stored, timeout):
-                raise AssertionError(f"{event_id} not published within {timeout}s; got {sorted(self.stored)}")
-            return self.stored[event_id]
-
-    def publishes(self, event_id: str) -> int:
-        with self.cond:
-            return sum(1 for e in self.calls if e.event_id == event_id)
-
-
-@dataclass
 class FakeAnalytics(analytics_service_pb2_grpc.AnalyticsServiceServicer):
     jobs: dict[str, analytics_service_pb2.SubmitRequest] = field(default_factory=dict)
     cond: threading.Condition = field(default_factory=threading.Condition)
@@ -129,15 +98,15 @@ class FakeAnalytics(analytics_service_pb2_grpc.AnalyticsServiceServicer):
 
 
 class Peers:
-    """The three fakes on their own gRPC servers (one port each, as in `[services]`)."""
+    """Media's peers: the fake monitor and analytics on their own gRPC servers, and the real
+    dispatcher process (`tcxhooks dispatcher`) delivering JSON webhooks to a fake CRM."""
 
-    def __init__(self) -> None:
-        self.monitor, self.dispatcher, self.analytics = FakeMonitor(), FakeDispatcher(), FakeAnalytics()
+    def __init__(self, folder: Path) -> None:
+        self.monitor, self.analytics = FakeMonitor(), FakeAnalytics()
         self.addresses: dict[str, str] = {}
         self._servers: list[grpc.Server] = []
         for name, servicer, add in (
                 ("monitor", self.monitor, monitor_service_pb2_grpc.add_MonitorServiceServicer_to_server),
-                ("dispatcher", self.dispatcher, dispatcher_service_pb2_grpc.add_DispatcherServiceServicer_to_server),
                 ("analytics", self.analytics, analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server)):
             server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
             add(servicer, server)
@@ -146,7 +115,31 @@ class Peers:
             server.start()
             self._servers.append(server)
             self.addresses[name] = f"127.0.0.1:{port}"
+        self.crm = Receiver().start()
+        self.folder = folder
+        config = write_config(folder, webhook={"url": self.crm.url, "format": "json"},
+                              services={**self.addresses, "token": TOKEN}, log={"level": "warning"})
+        self.addresses["dispatcher"] = read_config(config)["services"]["dispatcher"]
+        self.dispatcher = start(["dispatcher", "-c", str(config)], folder / "dispatcher.log")
+        wait_healthy(self.addresses["dispatcher"])
+
+    def recordings(self, call_id: str) -> list[Request]:
+        """The recording webhooks the CRM got for this leg so far."""
+        return [r for r in list(self.crm.requests) if r.json()["type"] == "recording.ready"
+                and r.json()["data"]["id"] == call_id]
+
+    def wait_recording(self, call_id: str, timeout: float = 30.0) -> dict[str, Any]:
+        """The `data` of the leg's recording webhook, once the CRM has it."""
+        deadline = time.monotonic() + timeout
+        while not (found := self.recordings(call_id)):
+            if time.monotonic() > deadline:
+                log = (self.folder / "dispatcher.log").read_text(errors="replace")[-2000:]
+                raise AssertionError(f"no recording webhook for {call_id} within {timeout}s\n{log}")
+            time.sleep(0.05)
+        return dict(found[0].json()["data"])
 
     def stop(self) -> None:
+        stop(self.dispatcher)
+        self.crm.stop()
         for server in self._servers:
             server.stop(0)

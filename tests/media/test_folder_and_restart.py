@@ -51,8 +51,8 @@ def test_folder_files_of_the_leg_once_complete(media: Media, peers: Peers, pbx_f
         time.sleep(0.5)
         handle.write(data[len(data) // 2:])
 
-    files = peers.dispatcher.wait_event(f"{call_id}/recording").recording.files
-    decoded = [decode_mp3(httpx.get(f.url, timeout=10).content)[0] for f in files]
+    files = peers.wait_recording(call_id)["links"]
+    decoded = [decode_mp3(httpx.get(url, timeout=10).content)[0] for url in files]
     assert [round(seconds) for seconds in decoded] == [2, 3]
     assert media.wait_state(call_id, DONE)
 
@@ -61,7 +61,7 @@ def test_folder_without_files_means_no_recording(media: Media, peers: Peers) -> 
     call_id = "251125184500_801-1"
     media.due(leg(call_id, dn="555", start=time.time() - 30))
     media.wait_state(call_id, NO_RECORDING)
-    assert peers.dispatcher.publishes(f"{call_id}/recording") == 0
+    assert peers.recordings(call_id) == []
 
 
 def _ffmpeg_children(pid: int) -> list[int]:
@@ -91,13 +91,13 @@ def test_kill9_during_transcoding_publishes_once_after_restart(peers: Peers, tmp
             assert time.monotonic() < deadline, media.log()[-2000:]
             time.sleep(0.05)
         media.kill9()
-        assert peers.dispatcher.publishes(f"{call_id}/recording") == 0
+        assert peers.recordings(call_id) == []
         peers.monitor.chunk_delay = 0.0
         media.start()
-        event = peers.dispatcher.wait_event(f"{call_id}/recording", timeout=60)
+        data = peers.wait_recording(call_id, timeout=60)
         media.wait_state(call_id, DONE)
-        assert [round(f.duration_seconds) for f in event.recording.files] == [1200]
-        assert peers.dispatcher.publishes(f"{call_id}/recording") == 1
+        assert [round(f["duration"]) for f in data["files"]] == [1200]
+        assert len(peers.recordings(call_id)) == 1
     finally:
         peers.monitor.chunk_delay = 0.0
         assert media.stop() == 0

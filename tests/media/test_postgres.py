@@ -42,8 +42,8 @@ def test_recording_through_postgres_store(tmp_path: Path, peers: Peers, schema: 
         peers.monitor.add(call_id, make_wav(tmp_path / "a.wav", 2.0), start=now - 2, end=now)
         assert media.due(leg(call_id, end=now)) is False
         assert media.due(leg(call_id, end=now)) is True
-        [file] = peers.dispatcher.wait_event(f"{call_id}/recording").recording.files
-        assert decode_mp3(httpx.get(file.url, timeout=10).content)[0] == pytest.approx(2.0, abs=0.3)
+        [link] = peers.wait_recording(call_id)["links"]
+        assert decode_mp3(httpx.get(link, timeout=10).content)[0] == pytest.approx(2.0, abs=0.3)
         media.wait_state(call_id, media_service_pb2.RECORDING_JOB_STATE_DONE)
         with psycopg.connect(SERVER, autocommit=True) as conn:
             rows = conn.execute(f"SELECT state, published FROM {schema}.media_jobs WHERE call_id = %s",

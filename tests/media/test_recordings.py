@@ -39,27 +39,26 @@ def test_single_file_becomes_one_mp3_link(media: Media, peers: Peers, tmp_path: 
     assert media.due(leg(call_id, end=now), ended_event(call_id)) is False
     assert media.due(leg(call_id)) is True  # idempotent on the leg's call id
 
-    event = peers.dispatcher.wait_event(f"{call_id}/recording")
-    assert event.chain == call_id.rsplit("-", 1)[0]
-    assert event.recording.call_id == call_id
-    assert not event.recording.HasField("call")  # full_info = false
-    [file] = event.recording.files
-    assert abs(file.duration_seconds - 3.0) < 0.3
-    reply = httpx.get(file.url, timeout=10)
+    data = peers.wait_recording(call_id)
+    assert "finishtype" not in data  # full_info = false
+    [file] = data["files"]
+    assert data["links"] == [file["url"]]
+    assert abs(file["duration"] - 3.0) < 0.3
+    reply = httpx.get(file["url"], timeout=10)
     assert reply.status_code == 200 and reply.headers["content-type"] == "audio/mpeg"
-    assert len(reply.content) == file.size_bytes
+    assert len(reply.content) == file["size"]
     seconds, channels = decode_mp3(reply.content)
     assert abs(seconds - 3.0) < 0.3 and channels == 1
 
     # A browser player seeks with Range requests.
-    part = httpx.get(file.url, headers={"Range": "bytes=100-1099"}, timeout=10)
+    part = httpx.get(file["url"], headers={"Range": "bytes=100-1099"}, timeout=10)
     assert part.status_code == 206
     assert part.content == reply.content[100:1100]
     assert part.headers["content-range"] == f"bytes 100-1099/{len(reply.content)}"
 
     state = media.wait_state(call_id, DONE)
-    assert [f.url for f in state.files] == [file.url]
-    assert peers.dispatcher.publishes(f"{call_id}/recording") == 1
+    assert [f.url for f in state.files] == [file["url"]]
+    assert len(peers.recordings(call_id)) == 1
 
 
 def test_mobile_reconnect_files_in_recording_order(media: Media, peers: Peers, tmp_path: Path) -> None:
@@ -69,11 +68,11 @@ def test_mobile_reconnect_files_in_recording_order(media: Media, peers: Peers, t
     peers.monitor.add(call_id, make_wav(tmp_path / "third.wav", 1.0, channels=2), start=now - 5)
     peers.monitor.add(call_id, make_wav(tmp_path / "second.wav", 4.0), start=now - 20)
     media.due(leg(call_id))
-    files = peers.dispatcher.wait_event(f"{call_id}/recording").recording.files
-    decoded = [decode_mp3(httpx.get(f.url, timeout=10).content) for f in files]
+    files = peers.wait_recording(call_id)["files"]
+    decoded = [decode_mp3(httpx.get(f["url"], timeout=10).content) for f in files]
     assert [round(seconds) for seconds, _ in decoded] == [2, 4, 1]
     assert [channels for _, channels in decoded] == [1, 1, 2]  # stereo stays stereo
-    assert [round(f.duration_seconds) for f in files] == [2, 4, 1]
+    assert [round(f["duration"]) for f in files] == [2, 4, 1]
 
 
 def test_late_file_within_grace_is_included(media: Media, peers: Peers, tmp_path: Path) -> None:
@@ -83,8 +82,8 @@ def test_late_file_within_grace_is_included(media: Media, peers: Peers, tmp_path
     peers.monitor.add(call_id, make_wav(tmp_path / "early.wav", 1.0), start=now - 10, end=now - 9)
     peers.monitor.add(call_id, make_wav(tmp_path / "late.wav", 2.0), start=now - 3, end=now, visible_at=now + 0.6)
     media.due(leg(call_id, end=now))
-    files = peers.dispatcher.wait_event(f"{call_id}/recording").recording.files
-    assert [round(f.duration_seconds) for f in files] == [1, 2]
+    files = peers.wait_recording(call_id)["files"]
+    assert [round(f["duration"]) for f in files] == [1, 2]
 
 
 def test_corrupt_and_empty_wavs_give_no_link(media: Media, peers: Peers, tmp_path: Path) -> None:
@@ -104,9 +103,9 @@ def test_corrupt_and_empty_wavs_give_no_link(media: Media, peers: Peers, tmp_pat
     failed = media.wait_state(only_bad, FAILED)
     assert "not a RIFF/WAVE file" in failed.error and "no audio data" in failed.error
     assert not failed.files
-    [good] = peers.dispatcher.wait_event(f"{mixed}/recording").recording.files
-    assert decode_mp3(httpx.get(good.url, timeout=10).content)[0] == pytest.approx(2.0, abs=0.3)
-    assert peers.dispatcher.publishes(f"{only_bad}/recording") == 0
+    [good] = peers.wait_recording(mixed)["files"]
+    assert decode_mp3(httpx.get(good["url"], timeout=10).content)[0] == pytest.approx(2.0, abs=0.3)
+    assert peers.recordings(only_bad) == []
     assert media.metric("tcxhooks_media_files_total", '{outcome="bad_audio"}') == bad_before + 3
     assert "is unusable: not a RIFF/WAVE file" in media.log()
 
@@ -115,8 +114,8 @@ def test_tampered_expired_and_purged_links(media: Media, peers: Peers, tmp_path:
     call_id = new_call_id()
     peers.monitor.add(call_id, make_wav(tmp_path / "a.wav", 1.0), start=time.time() - 5)
     media.due(leg(call_id))
-    [file] = peers.dispatcher.wait_event(f"{call_id}/recording").recording.files
-    parts = urlsplit(file.url)
+    [file] = peers.wait_recording(call_id)["links"]
+    parts = urlsplit(file)
     query = dict(parse_qsl(parts.query))
 
     def variant(path: str = parts.path, **changes: str) -> str:
@@ -132,7 +131,7 @@ def test_tampered_expired_and_purged_links(media: Media, peers: Peers, tmp_path:
     expires = int(query["exp"])
     assert abs(expires - (time.time() + 30 * 86400)) < 120
     links = Links(LINK_SECRET.encode(), f"{parts.scheme}://{parts.netloc}")
-    assert links.url(call_id, 1, expires) == file.url  # stable: same leg, same link
+    assert links.url(call_id, 1, expires) == file  # stable: same leg, same link
     assert httpx.get(links.url(call_id, 1, int(time.time()) - 1), timeout=10).status_code == 410
 
     # Purge at a simulated date: a day before expiry nothing goes; a day after, the recording does.
@@ -140,9 +139,9 @@ def test_tampered_expired_and_purged_links(media: Media, peers: Peers, tmp_path:
         return int(media.call("Purge", media_service_pb2.PurgeRequest(now=Timestamp(seconds=int(at)))).purged)
 
     assert purge(expires - 86400) == 0
-    assert httpx.get(file.url, timeout=10).status_code == 200
+    assert httpx.get(file, timeout=10).status_code == 200
     assert purge(expires + 86400) >= 1
-    assert httpx.get(file.url, timeout=10).status_code == 410
+    assert httpx.get(file, timeout=10).status_code == 410
     assert media.recording(call_id).state == PURGED
     stored = Path(media.folder / "recordings" / call_id)
     assert not stored.exists() or not list(stored.iterdir())

@@ -42,12 +42,15 @@ def test_s3_redirect_full_info_and_analytics(media: Media, peers: Peers, s3: str
     call_id = "251125184500_900-1"
     peers.monitor.add(call_id, make_wav(tmp_path / "a.wav", 2.5, channels=2), start=time.time() - 5)
     media.due(leg(call_id), ended_event(call_id))
-    event = peers.dispatcher.wait_event(f"{call_id}/recording")
-    assert event.recording.call == ended_event(call_id)  # full_info = true adds the call-ended fields
-    [file] = event.recording.files
+    data = peers.wait_recording(call_id)
+    ended = ended_event(call_id)  # full_info = true adds the call-ended fields
+    assert (data["callerid"], data["user"], data["did"], data["finishtype"], data["transfer"], data["title"],
+            data["duration"], data["didname"]) == (ended.caller_id, "101", ended.did, "Ok", False, ended.title, 65,
+                                                   "Main line")
+    [file] = data["files"]
 
     # The stable link redirects to a fresh, short-lived presigned URL of the object.
-    first = httpx.get(file.url, timeout=10)
+    first = httpx.get(file["url"], timeout=10)
     assert first.status_code == 302
     location = first.headers["location"]
     assert location.startswith(f"http://{s3}/{BUCKET}/{call_id}/") and "X-Amz-Signature=" in location
@@ -68,12 +71,12 @@ def test_s3_redirect_full_info_and_analytics(media: Media, peers: Peers, s3: str
 
     job = peers.analytics.wait_job(call_id)
     [audio_source] = job.audio
-    assert (audio_source.url, audio_source.object_key, audio_source.channels) == (file.url, key, 2)
-    assert audio_source.duration_seconds == file.duration_seconds
+    assert (audio_source.url, audio_source.object_key, audio_source.channels) == (file["url"], key, 2)
+    assert audio_source.duration_seconds == file["duration"]
     assert job.chain == call_id.rsplit("-", 1)[0]
 
     # Purge after retention deletes the object itself; the link then answers 410.
     expires = media.recording(call_id).expire_time.seconds
     media.call("Purge", media_service_pb2.PurgeRequest(now=Timestamp(seconds=expires + 1)))
     assert not [o for o in client.list_objects(BUCKET, recursive=True)]
-    assert httpx.get(file.url, timeout=10).status_code == 410
+    assert httpx.get(file["url"], timeout=10).status_code == 410
