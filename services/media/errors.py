@@ -10,6 +10,10 @@ class BadAudio(MediaError):
     """A recording that cannot become an mp3 (corrupt, empty, not a wav): skipped, never retried."""
 
 
+class LegError(MediaError):
+    """The leg itself cannot be looked up (bad leg data refused by the source): the job fails."""
+
+
 class TransientError(MediaError):
     """A peer or the storage failed; the job is retried later with backoff."""
 

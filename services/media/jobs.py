@@ -21,7 +21,7 @@ from typing import Awaitable
 from tcxhooks.platform.config import RecordingsConfig
 
 from . import metrics
-from .errors import BadAudio, TransientError
+from .errors import BadAudio, LegError, TransientError
 from .jobstore import DONE, FAILED, NO_RECORDING, PENDING, STORED, Job, JobStore, StoredFile
 from .links import Links
 from .publisher import Publisher, analytics_request, recording_event
@@ -105,6 +105,11 @@ class Runner:
                         extra={"call_id": job.call_id, "attempt": job.attempts + 1})
             metrics.RETRIES.labels(job.state).inc()
             await self.jobs.retry(job.call_id, delay, str(exc))
+            settled = True
+        except LegError as exc:
+            log.error("recording job %s failed: %s", job.call_id, exc, extra={"call_id": job.call_id})
+            metrics.JOBS.labels("failed").inc()
+            await self.jobs.mark(job.call_id, state=FAILED, error=str(exc)[:500])
             settled = True
         except Exception as exc:
             log.exception("recording job %s failed unexpectedly; retrying in a minute", job.call_id,

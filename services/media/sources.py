@@ -27,7 +27,7 @@ import grpc
 
 from tcxhooks.v1 import common_pb2, monitor_service_pb2, monitor_service_pb2_grpc
 
-from .errors import BadAudio, SourceUnavailable
+from .errors import BadAudio, LegError, SourceUnavailable
 
 CHUNK = 1024 * 1024
 STABLE_SECONDS = 0.75  # a folder file unchanged this long (and between two looks) is complete
@@ -90,7 +90,10 @@ class _XapiScanner:
         try:
             reply = await self.stub.ListRecordings(monitor_service_pb2.ListRecordingsRequest(leg=self.leg), timeout=15)
         except grpc.aio.AioRpcError as exc:
-            raise SourceUnavailable(f"monitor ListRecordings failed: {exc.code().name} {exc.details() or ''}".strip()) from exc
+            detail = f"monitor ListRecordings failed: {exc.code().name} {exc.details() or ''}".strip()
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise LegError(detail) from exc
+            raise SourceUnavailable(detail) from exc
         found = []
         for row in reply.recordings:
             start = row.start_time.seconds + row.start_time.nanos / 1e9
@@ -142,7 +145,7 @@ class _FolderScanner:
 
     def _list(self) -> list[tuple[str, int, int]]:
         if not SAFE_DN.fullmatch(self.leg.dn) or self.leg.dn in (".", ".."):
-            raise BadAudio(f"extension {self.leg.dn!r} cannot name a recordings folder")
+            raise LegError(f"extension {self.leg.dn!r} cannot name a recordings folder")
         folder = self.source.root / self.leg.dn
         try:
             with os.scandir(folder) as entries:

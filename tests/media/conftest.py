@@ -59,8 +59,9 @@ def decode_mp3(data: bytes) -> tuple[float, int]:
     return len(pcm.stdout) / 2 / RATE, 1 if layout.group(2) == "mono" else 2
 
 
-def leg(call_id: str, dn: str = "101", start: float = 0.0, end: float | None = None) -> common_pb2.LegRef:
+def leg(call_id: str, dn: str = "101", start: float | None = None, end: float | None = None) -> common_pb2.LegRef:
     end = time.time() if end is None else end
+    start = end - 60 if start is None else start
     number = re.search(r"_(\d+)-", call_id)
     return common_pb2.LegRef(call_id=call_id, dn=dn, pbx_call_number=int(number.group(1)) if number else 0,
                              start_unix_ms=int(start * 1000), end_unix_ms=int(end * 1000), caller_id="79161234567")

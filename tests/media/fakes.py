@@ -51,6 +51,8 @@ class FakeMonitor(monitor_service_pb2_grpc.MonitorServiceServicer):
 
     def ListRecordings(self, request: Any, context: grpc.ServicerContext) -> Any:
         _authorised(context)
+        if not request.leg.dn or not request.leg.start_unix_ms:  # as the real monitor answers
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "leg.dn and leg.start_unix_ms are required")
         now = time.time()
         rows = []
         for rec in reversed(self.recordings.get(request.leg.call_id, [])):  # not in time order on purpose

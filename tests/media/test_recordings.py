@@ -159,3 +159,11 @@ def test_bad_requests_are_rejected_clearly(media: Media) -> None:
         media.recording("251125184500_999999-1")
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     assert media.metric("tcxhooks_media_errors_total", '{kind="bad_request"}') == 2
+
+
+def test_leg_refused_by_the_monitor_fails_the_job(media: Media, peers: Peers) -> None:
+    call_id = new_call_id()
+    media.due(leg(call_id, start=0))
+    failed = media.wait_state(call_id, FAILED)
+    assert "INVALID_ARGUMENT" in failed.error and "start_unix_ms" in failed.error
+    assert peers.recordings(call_id) == []
