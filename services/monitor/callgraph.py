@@ -345,7 +345,10 @@ class CallGraph:
         chain.offer_open = False
         chain.talker = leg.key
         leg.link, leg.answered_at, leg.trtype, leg.stopped = link, now, trtype, True
-        leg.rang_at = moved.rang_at if moved is not None and moved.rang_at else (leg.rang_at or now)
+        if moved is not None and moved.answered_at and moved.rang_at:
+            leg.rang_at = now - (moved.answered_at - moved.rang_at)  # it rang (and answered) in the consultation
+        elif not leg.rang_at:
+            leg.rang_at = now
         self._emit(chain, ANSWERED, link, now, user=leg.dn, trtype=trtype)
         if trtype == "Accomp" and previous is not None and not previous.ended:
             # webhooks.md §6 ex. 5: the target's answer first, then the transferor's end.

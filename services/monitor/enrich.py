@@ -41,8 +41,9 @@ class Enricher:
             out.did_name = self.facts.rule_name(out.did)
         if "callback" in wanted and self.pbx is not None and out.queue:
             try:
-                start = occur - out.ring_seconds - 5
-                out.callback = await xapi.callbacks_count(self.pbx, out.queue, start, occur + 5) > 0
+                # Per-queue counts only (§4.3): a callback ordered in this call's own wait counts as its own.
+                start = occur - out.ring_seconds - 2
+                out.callback = await xapi.callbacks_count(self.pbx, out.queue, start, occur + 2) > 0
             except PbxError as exc:
                 log.warning("queue callbacks of %s unknown for %s: %s", out.queue, out.call_id, exc)
         out.title = title(out, self.language)
