@@ -205,8 +205,9 @@ def _form_value(value: Any) -> str:
 
 def timestamp_of(event: events_pb2.Event) -> str:
     """RFC 3339 UTC time of the event (millisecond precision), the JSON `timestamp`."""
-    when = event.occur_time.ToDatetime(tzinfo=dt.timezone.utc)
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    stamp = event.occur_time
+    when = dt.datetime.fromtimestamp(stamp.seconds, dt.timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S") + f".{stamp.nanos // 1_000_000:03d}Z"
 
 
 def render(event: events_pb2.Event) -> Rendered:

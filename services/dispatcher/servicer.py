@@ -83,7 +83,7 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
                 log.warning("rejected event %r: %s", event.event_id[:80], exc)
                 raise
             if not event.HasField("occur_time"):
-                event.occur_time.GetCurrentTime()
+                event.occur_time.FromNanoseconds(time.time_ns())
             form_name, json_type = event_names(event)
             item = NewEvent(event, form_name, json_type, call_id_of(event), attributes(event))
             result = await self.intake.publish(item)

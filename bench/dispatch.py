@@ -1,0 +1,300 @@
+"""Dispatcher throughput, latency and ordering against bare HTTP client loops, in one run.
+
+    .venv/bin/python bench/dispatch.py            # 50,000 events over 1,000 calls
+    .venv/bin/python bench/dispatch.py --smoke    # a tiny run (CI checks it still works)
+
+A fast local receiver runs in its own process. First the same form bodies are posted by a bare
+httpx AsyncClient loop and a bare aiohttp ClientSession loop (the references), then a real
+dispatcher process (`tcxhooks dispatcher`) per row (store × transport) gets every event over
+gRPC, with a durable store, and delivers it. Printed: webhooks/s (first Publish → last webhook
+received), p50/p99 publish→receive latency, events received out of order per call, and our rate
+as a ratio of the faster bare loop.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers.net import free_port  # noqa: E402
+from tests.helpers.services import read_config, start, stop, wait_healthy, write_config  # noqa: E402
+
+PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+CONCURRENCY = 16
+PUBLISHERS = 64
+
+
+# --- the receiver (own process) -----------------------------------------------------------
+
+def _receiver_main(port: int, conn: Any) -> None:
+    from aiohttp import web
+
+    seen: list[tuple[bytes, int, float]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.read()
+        at = time.time()
+        key = body[body.rfind(b"id=") + 3:]
+        seen.append((key, int(request.headers.get("x-tcxhooks-sequence", "0")), at))
+        return web.Response(text="ok")
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_post("/hook", handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        conn.send("ready")
+        loop = asyncio.get_running_loop()
+        while True:
+            command = await loop.run_in_executor(None, conn.recv)
+            if command == "count":
+                conn.send(len(seen))
+            elif command == "take":
+                conn.send(list(seen))
+                seen.clear()
+            elif command == "stop":
+                break
+        await runner.cleanup()
+
+    asyncio.run(main())
+
+
+class ReceiverProcess:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        parent, child = multiprocessing.Pipe()
+        self.conn = parent
+        self.proc = multiprocessing.Process(target=_receiver_main, args=(self.port, child), daemon=True)
+
+    def start(self) -> "ReceiverProcess":
+        self.proc.start()
+        assert self.conn.recv() == "ready"
+        return self
+
+    def count(self) -> int:
+        self.conn.send("count")
+        return int(self.conn.recv())
+
+    def take(self) -> list[tuple[bytes, int, float]]:
+        self.conn.send("take")
+        return list(self.conn.recv())
+
+    def stop(self) -> None:
+        self.conn.send("stop")
+        self.proc.join(10)
+
+
+# --- the workload -------------------------------------------------------------------------
+
+def events(calls: int, per_call: int) -> list[list[Any]]:
+    """Per call, its events in order (ringing, answered, ended repeated), one chain per call."""
+    from tcxhooks.v1 import common_pb2, events_pb2
+
+    kinds = (events_pb2.CALL_EVENT_TYPE_RINGING, events_pb2.CALL_EVENT_TYPE_ANSWERED, events_pb2.CALL_EVENT_TYPE_ENDED)
+    run = uuid.uuid4().hex[:6]
+    out = []
+    for call in range(calls):
+        chain = f"251125{run}_{call}"
+        chain_events = []
+        for n in range(per_call):
+            call_event = events_pb2.CallEvent(
+                type=kinds[n % 3], call_id=f"{chain}-{n}", direction=common_pb2.DIRECTION_INCOMING,
+                caller_id="79161234567", did="74951234567", user=str(100 + n % 50), user_type=common_pb2.USER_TYPE_EXT,
+                transfer_type=common_pb2.TRANSFER_TYPE_NOT_DEF, finish_type=common_pb2.FINISH_TYPE_OK,
+                title="Main line, 0:01:05", duration_seconds=65, ring_seconds=4, did_name="Main line")
+            chain_events.append(events_pb2.Event(event_id=f"{chain}-{n}/e", chain=chain, call=call_event))
+        out.append(chain_events)
+    return out
+
+
+def bodies(count: int) -> list[bytes]:
+    from tcxhooks.dispatcher.payloads import render
+
+    sample = events(1, 3)[0]
+    for event in sample:
+        event.occur_time.GetCurrentTime()
+    rendered = [render(e).form for e in sample]
+    return [rendered[i % 3] for i in range(count)]
+
+
+# --- bare loops ---------------------------------------------------------------------------
+
+async def bare_httpx(url: str, payloads: list[bytes]) -> float:
+    import httpx
+
+    headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=CONCURRENCY)) as client:
+        return await _loop(payloads, lambda body: client.post(url, content=body, headers=headers))
+
+
+async def bare_aiohttp(url: str, payloads: list[bytes]) -> float:
+    import aiohttp
+
+    headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as session:
+        async def post(body: bytes) -> None:
+            async with session.post(url, data=body, headers=headers) as resp:
+                await resp.read()
+
+        return await _loop(payloads, post)
+
+
+async def _loop(payloads: list[bytes], post: Any) -> float:
+    queue = list(reversed(payloads))
+    started = time.perf_counter()
+
+    async def worker() -> None:
+        while queue:
+            await post(queue.pop())
+
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return len(payloads) / (time.perf_counter() - started)
+
+
+# --- the dispatcher -----------------------------------------------------------------------
+
+@dataclass
+class Row:
+    name: str
+    rate: float
+    publish_rate: float
+    p50: float
+    p99: float
+    out_of_order: int
+    missing: int
+
+
+async def publish_all(address: str, per_call: list[list[Any]]) -> dict[bytes, float]:
+    import grpc
+
+    from tcxhooks.v1 import dispatcher_service_pb2, dispatcher_service_pb2_grpc
+
+    sent: dict[bytes, float] = {}
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = dispatcher_service_pb2_grpc.DispatcherServiceStub(channel)
+
+        async def publisher(index: int) -> None:
+            mine = per_call[index::PUBLISHERS]
+            for round_events in zip(*mine) if mine else ():
+                for event in round_events:
+                    sent[event.call.call_id.encode()] = time.time()
+                    await stub.Publish(dispatcher_service_pb2.PublishRequest(event=event), timeout=60)
+
+        await asyncio.gather(*(publisher(i) for i in range(PUBLISHERS)))
+    return sent
+
+
+def run_dispatcher(name: str, store_url: str, transport: str, receiver: ReceiverProcess,
+                   per_call: list[list[Any]], folder: Path) -> Row:
+    total = sum(len(c) for c in per_call)
+    run_dir = folder / name.replace(" ", "-")
+    run_dir.mkdir()
+    config = write_config(run_dir, webhook={"url": receiver.url, "concurrency": CONCURRENCY,
+                                             "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+                          dispatcher={"transport": transport}, store={"url": store_url}, log={"level": "warning"})
+    address = read_config(config)["services"]["dispatcher"]
+    proc = start(["dispatcher", "-c", str(config)], run_dir / "dispatcher.log")
+    try:
+        wait_healthy(address, 60)
+        receiver.take()
+        started = time.time()
+        sent = asyncio.run(publish_all(address, per_call))
+        published = time.time()
+        deadline = time.monotonic() + 300
+        while receiver.count() < total and time.monotonic() < deadline:
+            time.sleep(0.05)
+        got = receiver.take()
+    finally:
+        stop(proc)
+    last = max((at for _, _, at in got), default=started)
+    latencies = sorted(at - sent[key] for key, _, at in got if key in sent)
+    chains: dict[bytes, int] = {}
+    disorder = 0
+    for key, sequence, _ in got:
+        chain = key.rsplit(b"-", 1)[0]
+        if sequence <= chains.get(chain, 0):
+            disorder += 1
+        chains[chain] = max(chains.get(chain, 0), sequence)
+    unique = {key for key, _, _ in got}
+    return Row(name, len(unique) / max(1e-9, last - started), total / max(1e-9, published - started),
+               statistics.median(latencies) if latencies else float("nan"),
+               latencies[int(len(latencies) * 0.99) - 1] if latencies else float("nan"),
+               disorder, total - len(unique))
+
+
+@contextlib.contextmanager
+def postgres_schema() -> Any:
+    import psycopg
+
+    schema = f"bench_dispatch_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="a tiny run (500 events over 20 calls)")
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=50_000, help="events in all")
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    calls, total = (20, 500) if args.smoke else (args.calls, args.events)
+    per_call = events(calls, total // calls)
+    total = calls * (total // calls)
+    bare_count = min(total, 500 if args.smoke else 20_000)
+    receiver = ReceiverProcess().start()
+    folder = Path(tempfile.mkdtemp(prefix="bench-dispatch-"))
+    rows: list[Row] = []
+    try:
+        payloads = bodies(bare_count)
+        bare = {"httpx": asyncio.run(bare_httpx(receiver.url, payloads))}
+        receiver.take()
+        bare["aiohttp"] = asyncio.run(bare_aiohttp(receiver.url, payloads))
+        receiver.take()
+        for transport in ("aiohttp", "httpx"):
+            rows.append(run_dispatcher(f"sqlite {transport}", f"sqlite:///{folder / transport}.db", transport,
+                                       receiver, per_call, folder))
+        if not args.no_postgres:
+            for transport in ("aiohttp", "httpx"):
+                with postgres_schema() as url:
+                    rows.append(run_dispatcher(f"postgres {transport}", url, transport, receiver, per_call, folder))
+    finally:
+        receiver.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    best = max(bare.values())
+    print(f"\ndispatch bench: {total} events over {calls} calls, endpoint concurrency {CONCURRENCY}, "
+          f"{PUBLISHERS} concurrent publishers, {os.cpu_count()} cores")
+    print(f"bare httpx loop:   {bare['httpx']:8.0f} req/s ({bare_count} posts)")
+    print(f"bare aiohttp loop: {bare['aiohttp']:8.0f} req/s ({bare_count} posts)")
+    print(f"{'row':<18} {'webhooks/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'out of order':>12} {'missing':>7} "
+          f"{'ratio':>6} {'publish/s':>9}")
+    for row in rows:
+        print(f"{row.name:<18} {row.rate:10.0f} {row.p50 * 1000:8.1f} {row.p99 * 1000:8.1f} {row.out_of_order:12d} "
+              f"{row.missing:7d} {row.rate / best:6.2f} {row.publish_rate:9.0f}")
+    if any(row.missing or row.out_of_order for row in rows):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

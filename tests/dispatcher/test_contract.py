@@ -1,0 +1,170 @@
+"""Headers, signatures (checked by the standardwebhooks package), sequences, idempotency, filters, bad input."""
+from __future__ import annotations
+
+import grpc
+import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from tcxhooks import __version__
+from tcxhooks.dispatcher.signing import SignatureError, verify
+from tcxhooks.v1 import common_pb2, dispatcher_service_pb2 as pb, events_pb2
+from tests.helpers.receiver import Receiver
+
+from .conftest import SECRET, SECRET2, Dispatchers, answered, ended, new_chain, ringing
+
+
+def _headers(request: object) -> dict[str, str]:
+    return {k.lower(): v for k, v in request.headers.items()}  # type: ignore[attr-defined]
+
+
+def test_headers_signature_and_sequence(dispatchers: Dispatchers) -> None:
+    chain, other = new_chain(), new_chain()
+    with Receiver() as crm:
+        d = dispatchers.make(webhook={"url": crm.url, "secret": SECRET})
+        replies = [d.publish(e) for e in (ringing(chain, 0), ringing(other, 0), answered(chain, 1), ended(chain, 1))]
+        assert [r.sequence for r in replies] == [1, 1, 2, 3]
+        assert all(not r.duplicate and r.deliveries == 1 for r in replies)
+        requests = crm.wait_for_sync(4)
+    verifier = Webhook(SECRET)
+    ids = set()
+    for request in requests:
+        headers = _headers(request)
+        verifier.verify(request.body, headers, json_parse=False)
+        verify([SECRET], headers, request.body)
+        assert headers["user-agent"] == f"tcxhooks/{__version__}"
+        assert headers["webhook-id"].startswith("msg_")
+        ids.add(headers["webhook-id"])
+    assert len(ids) == 4
+    mine = [r for r in requests if chain in r.form()["id"]]
+    assert [_headers(r)["x-tcxhooks-sequence"] for r in mine] == ["1", "2", "3"]
+    assert [r.form()["event"] for r in mine] == ["ringing", "hangupincoming", "incoming"]
+    # a tampered body fails both verifiers
+    tampered = requests[0].body + b"&x=1"
+    with pytest.raises(WebhookVerificationError):
+        verifier.verify(tampered, _headers(requests[0]), json_parse=False)
+    with pytest.raises(SignatureError):
+        verify([SECRET], _headers(requests[0]), tampered)
+
+
+def test_rotation_signs_with_every_secret(dispatchers: Dispatchers) -> None:
+    with Receiver() as crm:
+        d = dispatchers.make(webhook={"url": crm.url, "secret": f"{SECRET} {SECRET2}", "format": "json"})
+        d.publish(ringing(new_chain()))
+        [request] = crm.wait_for_sync(1)
+    headers = _headers(request)
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    Webhook(SECRET).verify(request.body, headers)      # a CRM still on the old secret
+    Webhook(SECRET2).verify(request.body, headers)     # a CRM already on the new one
+    with pytest.raises(WebhookVerificationError):
+        Webhook("whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB").verify(request.body, headers)
+
+
+def test_no_signature_without_secret(dispatchers: Dispatchers) -> None:
+    with Receiver() as crm:
+        d = dispatchers.make(webhook={"url": crm.url})
+        d.publish(ringing(new_chain()))
+        [request] = crm.wait_for_sync(1)
+    assert "webhook-signature" not in _headers(request)
+
+
+def test_publish_is_idempotent_on_event_id(dispatchers: Dispatchers) -> None:
+    chain = new_chain()
+    with Receiver() as crm:
+        d = dispatchers.make(webhook={"url": crm.url})
+        first = d.publish(ringing(chain, 0))
+        again = d.publish(ringing(chain, 0))
+        assert (first.sequence, first.duplicate) == (1, False)
+        assert (again.sequence, again.duplicate, again.deliveries) == (1, True, 0)
+        assert d.publish(answered(chain)).sequence == 2
+        crm.wait_for_sync(2)
+        assert len(d.deliveries(call_id=chain)) == 2
+    assert [r.form()["event"] for r in crm.requests] == ["ringing", "hangupincoming"]
+
+
+def test_filters_route_events_to_matching_endpoints(dispatchers: Dispatchers) -> None:
+    chain, other = new_chain(), new_chain()
+    with Receiver() as all_crm, Receiver() as ended_crm, Receiver() as did_crm, Receiver() as user_crm, \
+            Receiver() as queue_crm:
+        d = dispatchers.make(
+            webhook={"url": all_crm.url},
+            **{"webhook:ended": {"url": ended_crm.url, "events": "incoming, call.answered"},
+               "webhook:did": {"url": did_crm.url, "dids": "74950000000"},
+               "webhook:user": {"url": user_crm.url, "users": "102,103"},
+               "webhook:queue": {"url": queue_crm.url, "queues": "800"}})
+        events = [ringing(chain, 0, user="800", user_type=common_pb2.USER_TYPE_QUEUE),
+                  ringing(chain, 0, user="102", queue="800"),
+                  answered(chain, 1, user="102"),
+                  ended(chain, 1, user="102", queue="800"),
+                  events_pb2.Event(event_id=f"{chain}-1/recording", chain=chain, recording=events_pb2.RecordingReady(
+                      call_id=f"{chain}-1", files=[events_pb2.RecordingFile(url="https://m/1.mp3")])),
+                  ringing(other, 0, user="101", did="74950000000"),
+                  events_pb2.Event(event_id=f"{other}-0/analytics", chain=other, analytics_failed=events_pb2.AnalyticsFailed(
+                      call_id=f"{other}-0", error="x"))]
+        counts = [d.publish(e).deliveries for e in events]
+        all_crm.wait_for_sync(len(events))
+        ended_crm.wait_for_sync(2)
+        did_crm.wait_for_sync(2)
+        user_crm.wait_for_sync(4)
+        queue_crm.wait_for_sync(4)
+        assert d.deliveries(status=pb.DELIVERY_STATUS_PENDING) == []
+        assert len(d.deliveries(status=pb.DELIVERY_STATUS_DELIVERED)) == sum(counts)
+    assert counts == [2, 3, 3, 4, 3, 2, 2]
+
+    def seen(crm: Receiver) -> list[tuple[str, str]]:
+        return [(r.form()["event"], r.form().get("user", "")) for r in crm.requests]
+
+    assert seen(ended_crm) == [("hangupincoming", "102"), ("incoming", "102")]
+    assert seen(did_crm) == [("ringing", "101"), ("analyticsfailed", "")]
+    assert seen(user_crm) == [("ringing", "102"), ("hangupincoming", "102"), ("incoming", "102"), ("recording", "")]
+    assert seen(queue_crm) == [("ringing", "800"), ("ringing", "102"), ("incoming", "102"), ("recording", "")]
+
+
+BAD_EVENTS = [
+    events_pb2.Event(),
+    events_pb2.Event(event_id="x", chain="c"),
+    events_pb2.Event(event_id="", chain="c", ping=events_pb2.Ping(id="p")),
+    events_pb2.Event(event_id="x", chain="", ping=events_pb2.Ping(id="p")),
+    events_pb2.Event(event_id="x" * 300, chain="c", ping=events_pb2.Ping(id="p")),
+    events_pb2.Event(event_id="x", chain="c", call=events_pb2.CallEvent(call_id="c-0")),
+    events_pb2.Event(event_id="x", chain="c", call=events_pb2.CallEvent(type=events_pb2.CALL_EVENT_TYPE_RINGING,
+                                                                       call_id="c-0")),
+    events_pb2.Event(event_id="x", chain="c", call=events_pb2.CallEvent(type=99, call_id="c-0")),
+    events_pb2.Event(event_id="x", chain="c", call=events_pb2.CallEvent(type=events_pb2.CALL_EVENT_TYPE_ENDED,
+                                                                       call_id="c-1",
+                                                                       direction=common_pb2.DIRECTION_INCOMING)),
+    events_pb2.Event(event_id="x", chain="c", recording=events_pb2.RecordingReady(call_id="c-1")),
+    events_pb2.Event(event_id="x", chain="c", status=events_pb2.StatusEvent(type=events_pb2.STATUS_EVENT_TYPE_FORWARDING)),
+]
+
+
+def test_bad_input_is_rejected_and_never_stored(dispatchers: Dispatchers) -> None:
+    with Receiver() as crm:
+        d = dispatchers.make(webhook={"url": crm.url})
+        for event in BAD_EVENTS:
+            with pytest.raises(grpc.RpcError) as caught:
+                d.publish(event)
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, event
+        for request in (pb.RedeliverRequest(), pb.RedeliverRequest(delivery_ids=["abc"]),
+                        pb.SetEndpointStateRequest(name="")):
+            method = "Redeliver" if isinstance(request, pb.RedeliverRequest) else "SetEndpointState"
+            with pytest.raises(grpc.RpcError) as caught:
+                d.call(method, request)
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        with pytest.raises(grpc.RpcError) as caught:
+            d.call("SetEndpointState", pb.SetEndpointStateRequest(name="nope", enabled=True))
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        assert d.deliveries() == []
+        # the service still works after all that
+        d.publish(ringing(new_chain()))
+        crm.wait_for_sync(1)
+    assert len(crm.requests) == 1
+
+
+def test_service_token_is_required(dispatchers: Dispatchers) -> None:
+    with Receiver() as crm:
+        d = dispatchers.make(webhook={"url": crm.url})
+        for token in (None, "wrong-token"):
+            with pytest.raises(grpc.RpcError) as caught:
+                d.call("Publish", pb.PublishRequest(event=ringing(new_chain())), token=token)
+            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert d.deliveries() == []
