@@ -10,6 +10,7 @@ from typing import Any, Callable
 from aiohttp import web
 
 from . import scenarios
+from .state import Fault
 from .steps import Script, Upsert
 
 
@@ -95,6 +96,43 @@ class Control:
     async def ws_drop(self, request: web.Request) -> web.Response:
         return web.json_response({"dropped": self.drop_sockets(request.app[self.key])})
 
+    async def ws_inject(self, request: web.Request) -> web.Response:
+        """Sends one frame to every socket: `{"raw": text}` verbatim, or an envelope built from `event_type`,
+        `entity`, `attached_data` and optionally `sequence` (else each socket's next number)."""
+        body = await _json(request)
+        listeners = request.app[self.key].pbx.listeners
+        if "raw" in body:
+            if not isinstance(body["raw"], str):
+                return _bad("'raw' must be a string")
+            for listener in listeners:
+                listener.push_raw(body["raw"])
+            return web.json_response({"sockets": len(listeners)})
+        event_type, entity, sequence = body.get("event_type"), body.get("entity"), body.get("sequence")
+        if not isinstance(event_type, int) or not isinstance(entity, str) or not (
+                sequence is None or isinstance(sequence, int)):
+            return _bad("give 'raw', or 'event_type' (int) and 'entity' (string), optionally 'sequence' (int)")
+        for listener in listeners:
+            listener.push(event_type, entity, body.get("attached_data"), sequence)
+        return web.json_response({"sockets": len(listeners)})
+
+    async def fail(self, request: web.Request) -> web.Response:
+        """`{"prefix": "/callcontrol", "status": 503, "count": 1}`: the next matching PBX requests fail;
+        `count` 0 clears every pending failure."""
+        body = await _json(request)
+        state = request.app[self.key]
+        prefix, status, count = body.get("prefix", "/callcontrol"), body.get("status", 503), body.get("count", 1)
+        if not isinstance(count, int) or not 0 <= count <= 100_000:
+            return _bad("'count' must be 0..100000")
+        if count == 0:
+            state.faults.clear()
+            return web.json_response({"pending": 0})
+        if not isinstance(prefix, str) or not prefix.startswith(("/callcontrol", "/xapi/")):
+            return _bad("'prefix' must start with /callcontrol or /xapi/")
+        if not isinstance(status, int) or not 400 <= status <= 599:
+            return _bad("'status' must be 400..599")
+        state.faults.append(Fault(prefix, status, count))
+        return web.json_response({"pending": sum(f.count for f in state.faults)})
+
     async def token_expire(self, request: web.Request) -> web.Response:
         return web.json_response({"expired": request.app[self.key].tokens.expire_all()})
 
@@ -168,6 +206,8 @@ def add_routes(app: web.Application, state_key: web.AppKey[Any], drop: Callable[
     app.router.add_get("/sim/calls", c.calls)
     app.router.add_get("/sim/calls/{number}", c.call)
     app.router.add_post("/sim/ws/drop", c.ws_drop)
+    app.router.add_post("/sim/ws/inject", c.ws_inject)
+    app.router.add_post("/sim/fail", c.fail)
     app.router.add_post("/sim/token/expire", c.token_expire)
     app.router.add_post("/sim/load", c.load)
     app.router.add_get("/sim/load", c.load_status)

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from . import control, xapi
 from .auth import Tokens
 from .directory import Directory, Queue, User, add_routes as add_directory_routes
 from .player import Player
-from .state import DEFAULT_DNS, EXTENSION, QUEUE, ROUTEPOINT, Dn, Listener, Pbx
+from .state import DEFAULT_DNS, EXTENSION, QUEUE, ROUTEPOINT, Dn, Fault, Listener, Pbx
 
 LOG = logging.getLogger("tcxhooks.simulator")
 
@@ -44,6 +43,7 @@ class SimState:
     player: Player = field(init=False)
     directory: Directory = field(init=False)
     sockets: set[web.WebSocketResponse] = field(default_factory=set)
+    faults: list[Fault] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         extra = tuple(Dn(str(2000 + i), EXTENSION, f"Load {2000 + i}") for i in range(self.config.extra_extensions))
@@ -53,7 +53,6 @@ class SimState:
         self.tokens = Tokens(self.config.client_id, self.config.client_secret, self.config.token_ttl)
         self.player = Player(self.pbx, self.config.recordings_dir, self.config.recording_delay)
         self.directory = directory_for(dns)
-
 
 def directory_for(dns: tuple[Dn, ...]) -> Directory:
     """The XAPI directory matching the DN list: one user per extension; queue 800 → 101, 102; 801 → 103."""
@@ -87,6 +86,11 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not tokens.valid(header) and not (path.startswith("/xapi/") and "access_token" in request.query
                                              and tokens.valid("Bearer " + request.query["access_token"])):
             return _unauthorized()
+        fault = next((f for f in request.app[STATE_KEY].faults if path.startswith(f.prefix) and f.count > 0), None)
+        if fault is not None:
+            fault.count -= 1
+            return web.json_response({"error": {"code": "SIMULATED", "message": "simulated failure"}},
+                                     status=fault.status)
     return await handler(request)
 
 
@@ -177,11 +181,11 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 async def _send_events(ws: web.WebSocketResponse, listener: Listener) -> None:
     while True:
-        message = await listener.queue.get()
-        if message is None or ws.closed:
+        frame = await listener.queue.get()
+        if ws.closed:
             return
         try:
-            await ws.send_str(json.dumps(message))
+            await ws.send_str(frame)
         except (ConnectionError, RuntimeError):
             return
 

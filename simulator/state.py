@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -106,16 +107,30 @@ class CallRecord:
     recordings: list[int] = field(default_factory=list)
 
 
+@dataclass
+class Fault:
+    """The next `count` PBX API requests whose path starts with `prefix` fail with `status` (control API)."""
+
+    prefix: str
+    status: int
+    count: int
+
+
 class Listener:
-    """One WebSocket connection: its own gap-free sequence and an outbound queue."""
+    """One WebSocket connection: its own gap-free sequence and an outbound queue of text frames."""
 
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
         self._sequence = itertools.count(1)
 
-    def push(self, event_type: int, entity: str) -> None:
-        self.queue.put_nowait({"sequence": next(self._sequence),
-                               "event": {"event_type": event_type, "entity": entity, "attached_data": None}})
+    def push(self, event_type: int, entity: str, attached_data: Any = None, sequence: int | None = None) -> None:
+        """One §3.2 envelope; `sequence` overrides the counter (to fake out-of-order frames)."""
+        number = next(self._sequence) if sequence is None else sequence
+        self.queue.put_nowait(json.dumps({"sequence": number, "event": {
+            "event_type": event_type, "entity": entity, "attached_data": attached_data}}))
+
+    def push_raw(self, text: str) -> None:
+        self.queue.put_nowait(text)
 
 
 class Pbx:

@@ -90,3 +90,42 @@ async def test_drop_cuts_every_socket(sim: Sim) -> None:
     async with sim.ws() as ws:  # a reconnect works and sees new calls
         await sim.play("caller_hangs_up_ringing")
         assert len(await watch(sim, ws, until_removed=1)) == 2
+
+
+async def test_injected_frames_reach_every_socket(sim: Sim) -> None:
+    async with sim.ws() as ws:
+        for body in ({"raw": "{not json"}, {"event_type": 0, "entity": "/callcontrol/101/devices/x"},
+                     {"event_type": 2, "entity": "/callcontrol/crmhooks/participants/9",
+                      "attached_data": {"dtmf_input": "12"}, "sequence": 77}):
+            async with sim.session.post(sim.url + "/sim/ws/inject", json=body) as reply:
+                assert (await reply.json())["sockets"] == 1
+        frames = [(await asyncio.wait_for(ws.receive(), 5)).data for _ in range(3)]
+    assert frames[0] == "{not json"
+    assert json.loads(frames[1]) == {"sequence": 1, "event": {"event_type": 0, "entity": "/callcontrol/101/devices/x",
+                                                              "attached_data": None}}
+    assert json.loads(frames[2])["sequence"] == 77 and json.loads(frames[2])["event"]["attached_data"] == {
+        "dtmf_input": "12"}
+    async with sim.session.post(sim.url + "/sim/ws/inject", json={"event_type": "x"}) as reply:
+        assert reply.status == 400
+
+
+async def test_scheduled_failures(sim: Sim) -> None:
+    async with sim.session.post(sim.url + "/sim/fail", json={"prefix": "/callcontrol/1", "status": 503,
+                                                              "count": 2}) as reply:
+        assert (await reply.json())["pending"] == 2
+    await sim.get("/callcontrol")  # another prefix
+    await sim.get("/callcontrol/101", status=503)
+    await sim.get("/callcontrol/102/participants", status=503)
+    await sim.get("/callcontrol/101")
+    async with sim.session.post(sim.url + "/sim/fail", json={"prefix": "/callcontrol/ws", "count": 1}) as reply:
+        assert reply.status == 200
+    try:
+        async with sim.ws():
+            raise AssertionError("the upgrade should have failed")
+    except aiohttp.WSServerHandshakeError as exc:
+        assert exc.status == 503
+    async with sim.ws():
+        pass
+    for bad in ({"prefix": "/sim", "count": 1}, {"status": 200}, {"count": -1}):
+        async with sim.session.post(sim.url + "/sim/fail", json=bad) as reply:
+            assert reply.status == 400
