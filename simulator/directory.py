@@ -247,7 +247,8 @@ class Directory:
         self._faults.append(_Fault(count, _check_target(target), status))
 
     def partial(self, count: int, target: str = "Users") -> None:
-        """The next `count` collection answers for `target` lose their last row (a short page)."""
+        """The next `count` answers for `target` page as if its last row were missing, `@odata.count` still
+        counting it (a PBX answering short)."""
         self._partials.append(_Fault(count, _check_target(target)))
 
     def _take(self, faults: list[_Fault], target: str) -> _Fault | None:
@@ -443,8 +444,12 @@ class _Filter:
         return self._tree(row)
 
 
-def apply_query(rows: list[dict[str, Any]], query: Any, fields: set[str]) -> tuple[list[dict[str, Any]], int]:
-    """$filter, $orderby, $skip, $top, $select on `rows`; returns the page and the filtered count."""
+def apply_query(rows: list[dict[str, Any]], query: Any, fields: set[str],
+                drop_last: bool = False) -> tuple[list[dict[str, Any]], int]:
+    """$filter, $orderby, $skip, $top, $select on `rows`; returns the page and the filtered count.
+
+    `drop_last` pages as if the last row did not exist while the count still includes it (a short answer).
+    """
     unknown = set(query) - {"$filter", "$orderby", "$skip", "$top", "$select", "$count", "$expand", "$search"}
     if unknown:
         raise ODataError(f"unknown query option {sorted(unknown)[0]}")
@@ -460,6 +465,8 @@ def apply_query(rows: list[dict[str, Any]], query: Any, fields: set[str]) -> tup
         rows = sorted(rows, key=lambda row: (row.get(name) is not None, row.get(name) if row.get(name) is not None else 0),
                       reverse=direction.strip().lower() == "desc")
     total = len(rows)
+    if drop_last:
+        rows = rows[:-1]
     try:
         skip = int(query.get("$skip", "0"))
         top = int(query["$top"]) if "$top" in query else None
@@ -517,8 +524,6 @@ def _xapi(target: str, handler: Callable[[web.Request, Directory], dict[str, Any
             return _odata_error(400, "BadRequest", str(exc))
         except KeyError as exc:
             return _odata_error(404, "WARNINGS.XAPI.NOT_FOUND", f"{target} {exc.args[0]} not found")
-        if "value" in body and directory._take(directory._partials, target) is not None and body["value"]:
-            body["value"] = body["value"][:-1]
         return web.Response(text=json.dumps(body, ensure_ascii=False), content_type="application/json",
                             charset="utf-8")
     return serve
@@ -591,8 +596,11 @@ def _context(request: web.Request, name: str) -> str:
     return f"{request.scheme}://{request.host}/xapi/v1/$metadata#{name}"
 
 
-def _collection(request: web.Request, name: str, rows: list[dict[str, Any]], fields: set[str]) -> dict[str, Any]:
-    page, total = apply_query(rows, request.query, fields)
+def _collection(request: web.Request, target: str, name: str, rows: list[dict[str, Any]],
+                fields: set[str]) -> dict[str, Any]:
+    directory = request.app[DIRECTORY_KEY]
+    short = directory._take(directory._partials, target) is not None
+    page, total = apply_query(rows, request.query, fields, drop_last=short)
     body: dict[str, Any] = {"@odata.context": _context(request, name)}
     if request.query.get("$count", "").lower() == "true":
         body["@odata.count"] = total
@@ -604,7 +612,7 @@ def _users(request: web.Request, directory: Directory) -> dict[str, Any]:
     if request.query.get("$expand"):
         raise ODataError("Users supports no $expand here")
     rows = [u.to_json() for u in directory.users.values()]
-    return _collection(request, "Users", rows, _USER_FIELDS)
+    return _collection(request, "Users", "Users", rows, _USER_FIELDS)
 
 
 def _user(request: web.Request, directory: Directory) -> dict[str, Any]:
@@ -629,7 +637,7 @@ def _expand_agents(request: web.Request) -> bool:
 def _queues(request: web.Request, directory: Directory) -> dict[str, Any]:
     expand = _expand_agents(request)
     rows = [directory.queue_json(q, expand) for q in directory.queues.values()]
-    return _collection(request, "Queues", rows, _QUEUE_FIELDS)
+    return _collection(request, "Queues", "Queues", rows, _QUEUE_FIELDS)
 
 
 def _find_queue(request: web.Request, directory: Directory) -> Queue:
@@ -648,7 +656,7 @@ def _queue(request: web.Request, directory: Directory) -> dict[str, Any]:
 
 def _agents(request: web.Request, directory: Directory) -> dict[str, Any]:
     rows = [directory.agent_json(a) for a in _find_queue(request, directory).agents]
-    return _collection(request, "Agents", rows, _AGENT_FIELDS)
+    return _collection(request, "Agents", "Agents", rows, _AGENT_FIELDS)
 
 
 _CALL = re.compile(r"^Pbx\.GetAgentLoginHistoryData\((?P<args>.*)\)$")
@@ -703,7 +711,8 @@ def _history(request: web.Request, directory: Directory) -> dict[str, Any]:
     rows = directory.history(_moment("startDt", args["startDt"]), _moment("endDt", args["endDt"]),
                              _zone(args["clientTimeZone"]),
                              {q for q in args["queueDnStr"].split(",") if q}, {a for a in args["agentDnStr"].split(",") if a})
-    return _collection(request, "Collection(Pbx.AgentLoginHistory)", rows, _HISTORY_FIELDS)
+    return _collection(request, "ReportAgentLoginHistory", "Collection(Pbx.AgentLoginHistory)", rows,
+                       _HISTORY_FIELDS)
 
 
 def _key(text: str) -> int | str:

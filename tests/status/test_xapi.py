@@ -37,6 +37,9 @@ class FakePbx:
         answer = self.answers[request.match_info["set"]]
         if isinstance(answer, (bytes, str)):
             return web.Response(body=answer, content_type="application/json")
+        if isinstance(answer, dict) and isinstance(answer.get("value"), list):  # honour $skip/$top
+            skip, top = int(request.query.get("$skip", 0)), int(request.query.get("$top", 1000))
+            answer = {**answer, "value": answer["value"][skip:skip + top]}
         return web.json_response(answer)
 
     async def __aenter__(self) -> FakePbx:

@@ -1,8 +1,10 @@
 """Typed reads of the XAPI directory (3cx-v20.md §5.2, §5.3) and the agent login history report.
 
 Every read pages with `$top`/`$skip` over a stable `$orderby=Id`, asks `$count=true` and checks that
-the rows add up to it, so a short page, a PBX that changed between pages or a garbled row raises
-`XapiError` naming the request instead of returning a list that would read as deletions.
+the rows add up to it (a short page is taken as the server's own page size and paging goes on from
+where the rows end; an empty page before the count is reached is a partial answer), so a partial
+answer, a PBX that changed between pages or a garbled row raises `XapiError` naming the request
+instead of returning a list that would read as deletions.
 """
 from __future__ import annotations
 
@@ -138,7 +140,8 @@ class Xapi:
                 if not isinstance(row, Mapping):
                     raise XapiError(what, f"row {len(rows) + index} is not an object")
             rows.extend(page)
-            if len(rows) >= count or len(page) < self._page_size:
+            # a page shorter than $top may be the server's own page size: go on from where the rows end
+            if len(rows) >= count or not page:
                 break
         if len(rows) != expected:
             raise XapiError(what, f"partial answer: {len(rows)} of {expected} rows")
