@@ -1,0 +1,76 @@
+"""`tcxhooks deliveries`, `redeliver` and `endpoints` against a real dispatcher."""
+from __future__ import annotations
+
+import subprocess
+
+from tests.helpers.receiver import Receiver
+from tests.helpers.services import tcxhooks_command
+
+from .conftest import Dispatchers, answered, new_chain, ringing
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(tcxhooks_command(*args), capture_output=True, text=True, timeout=60)
+
+
+def test_deliveries_redeliver_and_endpoints(dispatchers: Dispatchers) -> None:
+    chain = new_chain()
+    with Receiver() as crm:
+        d = dispatchers.make(webhook={"url": crm.url}, dispatcher={"retry_schedule": "1s"})
+        config = str(d.config)
+        crm.respond(500, 500)
+        d.publish(ringing(chain))
+        d.publish(answered(chain))
+        crm.wait_for_sync(1)
+
+        listed = cli("deliveries", "-c", config, "--call", chain, "--attempts")
+        assert listed.returncode == 0, listed.stderr
+        lines = listed.stdout.splitlines()
+        assert lines[0].split() == ["ID", "STATUS", "ENDPOINT", "EVENT", "CALL", "SEQ", "ATTEMPTS", "CREATED", "NEXT",
+                                    "ATTEMPT"]
+        assert "dead" in lines[1] and "call.ringing" in lines[1] and f"{chain}-0" in lines[1]
+        assert "HTTP 500" in lines[2] and "HTTP 500" in lines[3]
+        assert "delivered" in lines[4] and "call.answered" in lines[4]
+
+        dead = cli("deliveries", "-c", config, "--status", "dead")
+        assert dead.returncode == 0 and len(dead.stdout.splitlines()) == 2
+        dead_id = dead.stdout.splitlines()[1].split()[0]
+
+        again = cli("redeliver", "-c", config, dead_id)
+        assert again.returncode == 0 and again.stdout.strip() == "1 deliveries queued again"
+        crm.wait_for_sync(2)
+        assert crm.requests[1].headers["webhook-id"] == f"msg_{dead_id}"
+
+        since = cli("redeliver", "-c", config, "--since", "1h")
+        assert since.returncode == 0 and since.stdout.strip() == "2 deliveries queued again"
+        crm.wait_for_sync(4)
+
+        disabled = cli("endpoints", "-c", config, "disable", "default")
+        assert disabled.returncode == 0 and disabled.stdout.strip() == "endpoint default is disabled"
+        d.publish(ringing(new_chain()))
+        listed = cli("endpoints", "-c", config)
+        assert listed.returncode == 0
+        row = listed.stdout.splitlines()[1].split()
+        assert row[:4] == ["default", "disabled", "form", "1"]
+        assert cli("endpoints", "-c", config, "enable", "default").returncode == 0
+        crm.wait_for_sync(5)
+
+        pinged = cli("endpoints", "-c", config, "ping")
+        assert pinged.returncode == 0 and pinged.stdout.splitlines()[1].split()[:3] == ["default", "ok", "200"]
+        ping = crm.wait_for_sync(6)[5]
+        assert ping.form()["event"] == "ping" and ping.form()["id"]
+
+
+def test_cli_usage_errors_exit_2(dispatchers: Dispatchers) -> None:
+    d = dispatchers.make(webhook={"url": "http://127.0.0.1:9/hook"})
+    config = str(d.config)
+    for args in (("redeliver", "-c", config), ("redeliver", "-c", config, "--since", "yesterday"),
+                 ("deliveries", "-c", config, "--status", "lost"), ("endpoints", "-c", config, "enable"),
+                 ("endpoints", "-c", config, "enable", "nosuch"), ("redeliver", "-c", config, "abc"),
+                 ("deliveries", "-c", "/nonexistent.ini")):
+        result = cli(*args)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert result.stderr.strip()
+    d.stop()
+    down = cli("deliveries", "-c", config)
+    assert down.returncode == 1 and "UNAVAILABLE" in down.stderr

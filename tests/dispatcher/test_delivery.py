@@ -1,0 +1,117 @@
+"""Retries, a CRM that refuses / fails / hangs and comes back, 410 Gone, dead deliveries."""
+from __future__ import annotations
+
+import time
+
+from tcxhooks.v1 import dispatcher_service_pb2 as pb
+from tests.helpers.net import free_port
+from tests.helpers.receiver import Receiver, Request
+
+from .conftest import Dispatchers, answered, ended, new_chain, ringing
+
+
+def _wait(predicate: object, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def first_seen(requests: list[Request]) -> list[Request]:
+    """Requests without repeats of a webhook-id (a receiver de-duplicates on it)."""
+    seen: set[str] = set()
+    out = []
+    for request in requests:
+        if request.headers["webhook-id"] not in seen:
+            seen.add(request.headers["webhook-id"])
+            out.append(request)
+    return out
+
+
+def assert_in_order(requests: list[Request], chains: list[str], per_chain: int) -> None:
+    for chain in chains:
+        sequences = [int(r.headers["x-tcxhooks-sequence"]) for r in requests if r.form()["id"].startswith(chain)]
+        assert sequences == list(range(1, per_chain + 1)), (chain, sequences)
+
+
+def test_failed_attempts_are_retried_and_logged(dispatchers: Dispatchers) -> None:
+    chain = new_chain()
+    with Receiver() as crm:
+        d = dispatchers.make(webhook={"url": crm.url})
+        crm.respond(500, 503)
+        d.publish(ringing(chain))
+        [request] = crm.wait_for_sync(1)
+        [delivery] = d.deliveries(call_id=chain, with_attempts=True)
+    assert delivery.status == pb.DELIVERY_STATUS_DELIVERED
+    assert [a.http_status for a in delivery.attempt_log] == [500, 503, 200]
+    assert [a.number for a in delivery.attempt_log] == [1, 2, 3]
+    assert delivery.attempt_log[0].response_snippet == "error"
+    assert request.headers["webhook-id"] == f"msg_{delivery.id}"
+
+
+def test_crm_down_500_and_hanging_then_back(dispatchers: Dispatchers) -> None:
+    port = free_port()
+    chains = [new_chain() for _ in range(4)]
+    d = dispatchers.make(webhook={"url": f"http://127.0.0.1:{port}/hook", "timeout": "1s", "connect_timeout": "1s"},
+                         dispatcher={"retry_schedule": "1s,1s,1s,1s,1s,1s,1s,1s,1s,1s"})
+    for chain in chains:  # connection refused: nobody listens yet
+        d.publish(ringing(chain))
+        d.publish(answered(chain))
+    _wait(lambda: sum(x.attempts >= 1 for x in d.deliveries(status=pb.DELIVERY_STATUS_PENDING)) == 4)
+    with Receiver(port) as crm:
+        crm.respond(500, 500, 429)
+        crm.respond(200, delay=2.0)  # hangs past the 1 s timeout (then records it anyway)
+        for chain in chains:
+            d.publish(ended(chain))
+        crm.wait_for_sync(12, timeout=40)
+        _wait(lambda: not d.deliveries(status=pb.DELIVERY_STATUS_PENDING), timeout=30)
+        requests = first_seen(crm.requests)
+    assert len(requests) == 12
+    assert_in_order(requests, chains, 3)
+    logged = d.deliveries(with_attempts=True)
+    errors = [a.error for x in logged for a in x.attempt_log if a.error]
+    assert any("connect" in e for e in errors) and any("timeout" in e for e in errors)
+    assert {a.http_status for x in logged for a in x.attempt_log} >= {0, 500, 429, 200}
+
+
+def test_dead_delivery_unblocks_its_chain_and_can_be_redelivered(dispatchers: Dispatchers) -> None:
+    chain = new_chain()
+    with Receiver() as crm:
+        d = dispatchers.make(webhook={"url": crm.url}, dispatcher={"retry_schedule": "1s"})
+        crm.respond(500, 500)
+        d.publish(ringing(chain))
+        d.publish(answered(chain))
+        [request] = crm.wait_for_sync(1)
+        assert request.form()["event"] == "hangupincoming"
+        [dead] = d.deliveries(status=pb.DELIVERY_STATUS_DEAD, with_attempts=True)
+        assert [a.http_status for a in dead.attempt_log] == [500, 500]
+        assert d.call("Redeliver", pb.RedeliverRequest(dead=True)).count == 1
+        crm.wait_for_sync(2)
+    assert crm.requests[1].form()["event"] == "ringing"
+    assert crm.requests[1].headers["webhook-id"] == f"msg_{dead.id}"
+
+
+def test_410_disables_the_endpoint_until_enabled(dispatchers: Dispatchers) -> None:
+    chain = new_chain()
+    with Receiver() as crm, Receiver() as other:
+        d = dispatchers.make(webhook={"url": crm.url}, **{"webhook:other": {"url": other.url}})
+        crm.respond(410)
+        d.publish(ringing(chain))
+        d.publish(answered(chain))
+        other.wait_for_sync(2)
+        _wait(lambda: {e.name: e.state for e in d.call("ListEndpoints", pb.ListEndpointsRequest()).endpoints}
+              ["default"] == pb.ENDPOINT_STATE_GONE)
+        endpoints = {e.name: e for e in d.call("ListEndpoints", pb.ListEndpointsRequest()).endpoints}
+        assert endpoints["default"].pending == 2
+        assert endpoints["default"].last_error == "410 Gone"
+        assert endpoints["other"].state == pb.ENDPOINT_STATE_ENABLED
+        d.publish(ended(chain))
+        other.wait_for_sync(3)
+        time.sleep(1.0)
+        assert crm.requests == []
+        reply = d.call("SetEndpointState", pb.SetEndpointStateRequest(name="default", enabled=True))
+        assert reply.endpoint.state == pb.ENDPOINT_STATE_ENABLED
+        crm.wait_for_sync(3)
+    assert [r.form()["event"] for r in crm.requests] == ["ringing", "hangupincoming", "incoming"]
