@@ -122,7 +122,11 @@ class Peers:
         config = write_config(folder, webhook={"url": self.crm.url, "format": "json"},
                               services={**self.addresses, "token": TOKEN}, log={"level": "warning"})
         self.addresses["dispatcher"] = read_config(config)["services"]["dispatcher"]
-        self.dispatcher = start(["dispatcher", "-c", str(config)], folder / "dispatcher.log")
+        self._dispatcher_args = ["dispatcher", "-c", str(config)]
+        self.start_dispatcher()
+
+    def start_dispatcher(self) -> None:
+        self.dispatcher = start(self._dispatcher_args, self.folder / "dispatcher.log")
         wait_healthy(self.addresses["dispatcher"])
 
     def recordings(self, call_id: str) -> list[Request]:

@@ -167,3 +167,24 @@ def test_leg_refused_by_the_monitor_fails_the_job(media: Media, peers: Peers) ->
     failed = media.wait_state(call_id, FAILED)
     assert "INVALID_ARGUMENT" in failed.error and "start_unix_ms" in failed.error
     assert peers.recordings(call_id) == []
+
+
+def test_publish_is_retried_until_the_dispatcher_acknowledges(media: Media, peers: Peers, tmp_path: Path) -> None:
+    from tests.helpers.services import stop
+
+    call_id = new_call_id()
+    now = time.time()
+    peers.monitor.add(call_id, make_wav(tmp_path / "a.wav", 1.0), start=now - 1, end=now)
+    assert stop(peers.dispatcher) == 0
+    try:
+        media.due(leg(call_id, end=now))
+        deadline = time.monotonic() + 20
+        while "dispatcher Publish failed" not in media.recording(call_id).error:
+            assert time.monotonic() < deadline, media.log()[-2000:]
+            time.sleep(0.1)
+        assert media.recording(call_id).state == media_service_pb2.RECORDING_JOB_STATE_PENDING
+    finally:
+        peers.start_dispatcher()
+    [link] = peers.wait_recording(call_id)["links"]
+    assert httpx.get(link, timeout=10).status_code == 200
+    assert media.wait_state(call_id, DONE).error == ""
