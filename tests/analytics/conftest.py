@@ -40,6 +40,13 @@ def call_audio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Audio]:
 
 
 @pytest.fixture(scope="session")
+def short_audio(call_audio: Audio) -> Audio:
+    """A 3-second stereo call (the Yandex tests' fake does not listen; a short file polls sooner)."""
+    duration = stereo_call_mp3(["Hello."], ["Hi."], call_audio.path.parent / "short.mp3")
+    return Audio(call_audio.base_url, call_audio.path.parent / "short.mp3", duration)
+
+
+@pytest.fixture(scope="session")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("xdg-cache")
 

@@ -69,9 +69,9 @@ def _run_call(tmp_path: Path, analytics: dict[str, str], talk_seconds: float, mo
         hooks["analytics"] = _webhook(crm, "analytics", 120)
         times = {name: hook.received for name, hook in hooks.items()}
         yield crm, hooks, times
-    except AssertionError:
+    except AssertionError as exc:
         logs = "\n".join(p.read_text(errors="replace")[-3000:] for p in tmp_path.glob("*.log"))
-        raise AssertionError(f"pipeline failed; logs:\n{logs}") from None
+        raise AssertionError(f"pipeline failed: {exc}\nlogs:\n{logs}") from None
     finally:
         if up is not None:
             stop(up)

@@ -9,11 +9,12 @@ import time
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 
 from tcxhooks.v1 import analytics_service_pb2 as pb
 from tests.fakes.yandex import FakeYandex, Phrase
-from tests.helpers.services import kill9, tcxhooks_command, write_config
+from tests.helpers.services import kill9, read_config, stop, tcxhooks_command, write_config
 
 from .conftest import Audio, StartService, wait_until, yandex_settings
 from .support import RecordingDispatcher
@@ -34,13 +35,13 @@ POSTGRES_DB = "tcxh_analytics_test"
 
 
 def test_transcript_and_summary_arrive_with_documented_requests(
-        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, call_audio: Audio) -> None:
+        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, short_audio: Audio) -> None:
     fake.transcript = TRANSCRIPT
     service = analytics_service(yandex_settings(fake), log_level="debug")
     started = time.monotonic()
-    reply = service.submit(CALL, call_audio)
+    reply = service.submit(CALL, short_audio)
     assert reply.job_id == CALL and not reply.duplicate
-    assert service.submit(CALL, call_audio).duplicate
+    assert service.submit(CALL, short_audio).duplicate
 
     event = dispatcher.wait_for(f"{CALL}/analytics")
     elapsed = dispatcher.received_at[f"{CALL}/analytics"] - started
@@ -58,7 +59,7 @@ def test_transcript_and_summary_arrive_with_documented_requests(
     # recognizeFileAsync: once, the served mp3 inline, the documented recognitionModel shape and auth headers
     [submit] = fake.requests_to("/stt/v3/recognizeFileAsync")
     body = submit.json
-    assert base64.b64decode(body["content"]) == call_audio.path.read_bytes()
+    assert base64.b64decode(body["content"]) == short_audio.path.read_bytes()
     model = body["recognitionModel"]
     assert model["audioFormat"] == {"containerAudio": {"containerAudioType": "MP3"}}
     assert model["languageRestriction"] == {"restrictionType": "WHITELIST", "languageCode": ["en-US"]}
@@ -86,16 +87,26 @@ def test_transcript_and_summary_arrive_with_documented_requests(
 
     job = service.stub.GetJob(pb.GetJobRequest(call_id=CALL), timeout=5)
     assert job.state == pb.JOB_STATE_DONE and job.result.text == EXPECTED_TEXT
+    metrics_port = read_config(service.config)["metrics"]["port"]
+    wait_until(lambda: 'tcxhooks_analytics_jobs{state="done"} 1.0' in _metrics(metrics_port), what="jobs gauge")
+    metrics = _metrics(metrics_port)
+    assert f'tcxhooks_analytics_audio_seconds_total{{backend="yandex"}} {short_audio.duration}' in metrics
+    assert 'tcxhooks_analytics_backend_seconds_count{backend="yandex",operation="stt_submit"} 1.0' in metrics
+    assert stop(service.proc) == 0
     log = service.log_text()
-    assert "recognizeFileAsync" in log or "SpeechKit" in log   # the debug log did talk about the calls
+    assert "submitted recording to SpeechKit" in log and "analytics stopped" in log
     assert fake.api_key not in log
     assert "sig=abcdef" not in log
 
 
+def _metrics(port: str) -> str:
+    return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+
+
 def test_bad_key_fails_once_without_retry(
-        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, call_audio: Audio) -> None:
+        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, short_audio: Audio) -> None:
     service = analytics_service(yandex_settings(fake, api_key="wrong-key-9876543210"))
-    service.submit(CALL, call_audio)
+    service.submit(CALL, short_audio)
     event = dispatcher.wait_for(f"{CALL}/analytics")
     assert event.WhichOneof("payload") == "analytics_failed"
     error = event.analytics_failed.error
@@ -109,12 +120,12 @@ def test_bad_key_fails_once_without_retry(
 
 
 def test_quota_429_is_retried_then_succeeds(
-        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, call_audio: Audio) -> None:
+        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, short_audio: Audio) -> None:
     fake.transcript = TRANSCRIPT
     fake.fail_next("/stt/v3/recognizeFileAsync", 429, times=1, retry_after="1")
     fake.fail_next("/foundationModels/v1/completion", 503, times=1)
     service = analytics_service(yandex_settings(fake))
-    service.submit(CALL, call_audio)
+    service.submit(CALL, short_audio)
     event = dispatcher.wait_for(f"{CALL}/analytics")
     assert event.WhichOneof("payload") == "analytics", event
     assert event.analytics.text == EXPECTED_TEXT and event.analytics.summary == fake.gpt_text
@@ -124,21 +135,21 @@ def test_quota_429_is_retried_then_succeeds(
 
 
 def test_operation_error_internal_is_resubmitted_once(
-        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, call_audio: Audio) -> None:
+        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, short_audio: Audio) -> None:
     fake.transcript = TRANSCRIPT
     fake.operation_errors = [{"code": 13, "message": "Internal error", "details": []}, None]
     service = analytics_service(yandex_settings(fake))
-    service.submit(CALL, call_audio)
+    service.submit(CALL, short_audio)
     event = dispatcher.wait_for(f"{CALL}/analytics")
     assert event.WhichOneof("payload") == "analytics"
     assert len(fake.requests_to("/stt/v3/recognizeFileAsync")) == 2
 
 
 def test_operation_error_invalid_argument_fails(
-        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, call_audio: Audio) -> None:
+        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, short_audio: Audio) -> None:
     fake.operation_errors = [{"code": 3, "message": "audio could not be decoded", "details": []}]
     service = analytics_service(yandex_settings(fake))
-    service.submit(CALL, call_audio)
+    service.submit(CALL, short_audio)
     event = dispatcher.wait_for(f"{CALL}/analytics")
     assert event.WhichOneof("payload") == "analytics_failed"
     op_id = next(iter(fake.operations))
@@ -149,10 +160,10 @@ def test_operation_error_invalid_argument_fails(
 
 
 def test_deadline_fails_a_job_whose_operation_never_finishes(
-        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, call_audio: Audio) -> None:
+        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, short_audio: Audio) -> None:
     fake.never_done = True
     service = analytics_service(yandex_settings(fake, deadline="4s"))
-    service.submit(CALL, call_audio)
+    service.submit(CALL, short_audio)
     event = dispatcher.wait_for(f"{CALL}/analytics", timeout=20)
     assert event.WhichOneof("payload") == "analytics_failed"
     op_id = next(iter(fake.operations))
@@ -183,11 +194,11 @@ def _fresh_postgres() -> str:
 @pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_job_survives_kill9_and_keeps_polling_the_stored_operation(
         store: str, fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService,
-        call_audio: Audio) -> None:
+        short_audio: Audio) -> None:
     fake.transcript = TRANSCRIPT
     fake.never_done = True
     service = analytics_service(yandex_settings(fake), store_url=_fresh_postgres() if store == "postgres" else "")
-    service.submit(CALL, call_audio)
+    service.submit(CALL, short_audio)
     wait_until(lambda: len(fake.requests_to("/operations/")) >= 1, what="a first status poll")
     kill9(service.proc)
     fake.finish_all()
@@ -200,12 +211,12 @@ def test_job_survives_kill9_and_keeps_polling_the_stored_operation(
 
 
 def test_iam_token_auth_and_content_filter_falls_back_to_the_extractive_summary(
-        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, call_audio: Audio) -> None:
+        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, short_audio: Audio) -> None:
     fake.transcript = TRANSCRIPT
     fake.gpt_status = "ALTERNATIVE_STATUS_CONTENT_FILTER"
     fake.iam_token = "t1.fake-iam-token-0123456789"
     service = analytics_service(yandex_settings(fake, api_key="", iam_token=fake.iam_token))
-    service.submit(CALL, call_audio)
+    service.submit(CALL, short_audio)
     ready = dispatcher.wait_for(f"{CALL}/analytics").analytics
     assert {r.headers["authorization"] for r in fake.requests} == {f"Bearer {fake.iam_token}"}
     assert fake.iam_token not in service.log_text()
@@ -215,21 +226,21 @@ def test_iam_token_auth_and_content_filter_falls_back_to_the_extractive_summary(
 
 
 def test_publish_is_retried_until_the_dispatcher_acknowledges(
-        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, call_audio: Audio) -> None:
+        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, short_audio: Audio) -> None:
     fake.transcript = TRANSCRIPT
     dispatcher.reject_next = 2
     service = analytics_service(yandex_settings(fake))
-    service.submit(CALL, call_audio)
+    service.submit(CALL, short_audio)
     event = dispatcher.wait_for(f"{CALL}/analytics")
     assert event.WhichOneof("payload") == "analytics"
     assert dispatcher.calls == 3
 
 
 def test_disabled_service_refuses_jobs(dispatcher: RecordingDispatcher, analytics_service: StartService,
-                                       call_audio: Audio) -> None:
+                                       short_audio: Audio) -> None:
     service = analytics_service({"enabled": "false"})
     with pytest.raises(grpc.RpcError) as raised:
-        service.submit(CALL, call_audio)
+        service.submit(CALL, short_audio)
     assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "analytics disabled" in raised.value.details()
 
@@ -259,12 +270,12 @@ def test_bad_submissions_are_rejected(dispatcher: RecordingDispatcher, analytics
 
 
 def test_unreachable_recording_fails_clearly(
-        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, call_audio: Audio) -> None:
+        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, short_audio: Audio) -> None:
     service = analytics_service(yandex_settings(fake))
-    source = pb.AudioSource(url=f"{call_audio.base_url}/files/missing.mp3", duration_seconds=3, channels=1)
+    source = pb.AudioSource(url=f"{short_audio.base_url}/files/missing.mp3", duration_seconds=3, channels=1)
     service.stub.Submit(pb.SubmitRequest(call_id=CALL, chain="261125213000_7", audio=[source]), timeout=5)
     event = dispatcher.wait_for(f"{CALL}/analytics")
-    assert event.analytics_failed.error == f"recording download {call_audio.base_url}/files/missing.mp3 answered HTTP 404"
+    assert event.analytics_failed.error == f"recording download {short_audio.base_url}/files/missing.mp3 answered HTTP 404"
     assert not fake.requests
 
 
