@@ -5,7 +5,7 @@ import asyncio
 import json
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
@@ -42,7 +42,7 @@ async def _json(request: web.Request) -> dict[str, Any]:
 
 
 class Control:
-    def __init__(self, state_key: web.AppKey[Any], drop: Callable[[Any], int]) -> None:
+    def __init__(self, state_key: web.AppKey[Any], drop: Callable[[Any], Awaitable[int]]) -> None:
         self.key = state_key
         self.drop_sockets = drop
         self.loads: dict[int, LoadRun] = {}
@@ -74,7 +74,10 @@ class Control:
         record = body.get("record", True)
         if not isinstance(record, bool):
             return _bad("'record' must be true or false")
-        row = request.app[self.key].player.start(script, gap=gap, record=record)
+        drops = body.get("drop_ws_after", [])
+        if not isinstance(drops, list) or not all(isinstance(n, int) and not isinstance(n, bool) for n in drops):
+            return _bad("'drop_ws_after' must be a list of step numbers")
+        row = request.app[self.key].player.start(script, gap=gap, record=record, drop_after=frozenset(drops))
         return web.json_response({"call_number": row.call_number, "scenario": row.scenario,
                                   "calls": {name: kind for name, kind in script.calls.items()}})
 
@@ -94,7 +97,7 @@ class Control:
         return web.json_response(asdict(row))
 
     async def ws_drop(self, request: web.Request) -> web.Response:
-        return web.json_response({"dropped": self.drop_sockets(request.app[self.key])})
+        return web.json_response({"dropped": await self.drop_sockets(request.app[self.key])})
 
     async def ws_inject(self, request: web.Request) -> web.Response:
         """Sends one frame to every socket: `{"raw": text}` verbatim, or an envelope built from `event_type`,
@@ -199,7 +202,7 @@ class Control:
         await asyncio.gather(*self.load_tasks, return_exceptions=True)
 
 
-def add_routes(app: web.Application, state_key: web.AppKey[Any], drop: Callable[[Any], int]) -> None:
+def add_routes(app: web.Application, state_key: web.AppKey[Any], drop: Callable[[Any], Awaitable[int]]) -> None:
     c = Control(state_key, drop)
     app.router.add_post("/sim/play", c.play)
     app.router.add_get("/sim/scenarios", c.scenario_list)

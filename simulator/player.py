@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Awaitable, Callable
 
 from . import audio
 from .state import EXTENSION, TRUNK, TRUNK_DN, CallRecord, Participant, Pbx, Recording
@@ -40,16 +41,21 @@ class Player:
         self.recording_delay = recording_delay
         self.record = record
         self.tasks: set[asyncio.Task[None]] = set()
+        self.drop_sockets: Callable[[], Awaitable[int]] | None = None  # set by the server: cuts every WebSocket
 
-    def start(self, script: Script, gap: float = 0.05, record: bool | None = None) -> CallRecord:
-        """Allocates the first call's number now and plays the rest in the background."""
+    def start(self, script: Script, gap: float = 0.05, record: bool | None = None,
+              drop_after: frozenset[int] = frozenset()) -> CallRecord:
+        """Allocates the first call's number now and plays the rest in the background.
+
+        `drop_after`: cut every WebSocket right after the n-th visible change (1-based) of this call.
+        """
         calls = {name: 0 for name in script.calls}
         first = next(iter(script.calls))
         first_leg = 3 if script.calls[first] == "inbound" else 1  # routing legs come first (§2.5)
         calls[first] = self.pbx.new_call(first_leg)
         record_row = CallRecord(calls[first], script.name, time.time(), call_numbers=[calls[first]])
         self.pbx.calls[calls[first]] = record_row
-        run = _Run(self, script, calls, record_row, gap, self.record if record is None else record)
+        run = _Run(self, script, calls, record_row, gap, self.record if record is None else record, drop_after)
         task = asyncio.get_running_loop().create_task(run.play(), name=f"scenario-{record_row.call_number}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -63,13 +69,15 @@ class Player:
 
 class _Run:
     def __init__(self, player: Player, script: Script, calls: dict[str, int], record_row: CallRecord, gap: float,
-                 record: bool) -> None:
+                 record: bool, drop_after: frozenset[int]) -> None:
         self.player = player
         self.pbx = player.pbx
         self.script = script
         self.calls = calls
         self.row = record_row
         self.gap = gap
+        self.drop_after = drop_after
+        self.changes = 0  # visible changes so far
         self.record = record
         self.legs: dict[str, Participant] = {}
         self.segments: dict[str, _Segment] = {}
@@ -145,7 +153,7 @@ class _Run:
         self._track_recording(step.leg, current)
         self.pbx.upsert(current)
         if self.pbx.dns[step.dn].monitored:
-            await asyncio.sleep(self.gap)
+            await self._after_change()
 
     async def _remove(self, leg: str) -> None:
         current = self.legs.pop(leg, None)
@@ -154,7 +162,13 @@ class _Run:
         self._finish_segment(leg)
         self.pbx.remove(current.dn, current.id)
         if self.pbx.dns[current.dn].monitored:
-            await asyncio.sleep(self.gap)
+            await self._after_change()
+
+    async def _after_change(self) -> None:
+        self.changes += 1
+        if self.changes in self.drop_after and self.player.drop_sockets is not None:
+            await self.player.drop_sockets()
+        await asyncio.sleep(self.gap)
 
     # --- recordings ------------------------------------------------------------------------
     def _track_recording(self, leg: str, p: Participant) -> None:

@@ -42,7 +42,7 @@ class SimState:
     tokens: Tokens = field(init=False)
     player: Player = field(init=False)
     directory: Directory = field(init=False)
-    sockets: set[web.WebSocketResponse] = field(default_factory=set)
+    sockets: dict[web.WebSocketResponse, Listener] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -53,6 +53,7 @@ class SimState:
         self.tokens = Tokens(self.config.client_id, self.config.client_secret, self.config.token_ttl)
         self.player = Player(self.pbx, self.config.recordings_dir, self.config.recording_delay)
         self.directory = directory_for(dns)
+        self.player.drop_sockets = lambda: drop_sockets(self)
 
 def directory_for(dns: tuple[Dn, ...]) -> Directory:
     """The XAPI directory matching the DN list: one user per extension; queue 800 → 101, 102; 801 → 103."""
@@ -165,7 +166,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     listener = Listener()
     state.pbx.listeners.add(listener)
-    state.sockets.add(ws)
+    state.sockets[ws] = listener
     sender = asyncio.get_running_loop().create_task(_send_events(ws, listener))
     try:
         async for message in ws:
@@ -173,7 +174,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                 break  # client messages (requests over the socket) are not served; ignore them
     finally:
         state.pbx.listeners.discard(listener)
-        state.sockets.discard(ws)
+        state.sockets.pop(ws, None)
         sender.cancel()
         await asyncio.gather(sender, return_exceptions=True)
     return ws
@@ -190,13 +191,18 @@ async def _send_events(ws: web.WebSocketResponse, listener: Listener) -> None:
             return
 
 
-def drop_sockets(state: SimState) -> int:
-    """Closes every WebSocket abruptly (TCP reset, no close frame)."""
+async def drop_sockets(state: SimState) -> int:
+    """Cuts every WebSocket at the TCP level (no close frame), once the frames already queued are written."""
     count = 0
-    for ws in list(state.sockets):
+    for ws, listener in list(state.sockets.items()):
+        for _ in range(200):
+            if listener.queue.empty():
+                break
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0)  # let the sender finish the frame it took off the queue
         transport = ws._req.transport if ws._req is not None else None  # noqa: SLF001 (aiohttp keeps it there)
         if transport is not None:
-            transport.abort()
+            transport.close()
             count += 1
     return count
 

@@ -129,3 +129,19 @@ async def test_scheduled_failures(sim: Sim) -> None:
     for bad in ({"prefix": "/sim", "count": 1}, {"status": 200}, {"count": -1}):
         async with sim.session.post(sim.url + "/sim/fail", json=bad) as reply:
             assert reply.status == 400
+
+
+async def test_play_can_cut_the_sockets_after_a_given_change(sim: Sim) -> None:
+    async with sim.ws() as ws:
+        async with sim.session.post(sim.url + "/sim/play", json={
+                "scenario": "inbound_answered", "params": {"ring_seconds": 0.2, "talk_seconds": 0.2},
+                "drop_ws_after": [2]}) as reply:
+            assert reply.status == 200
+        first = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
+        second = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
+        closed = await asyncio.wait_for(ws.receive(), 5)
+    assert [first["sequence"], second["sequence"]] == [1, 2]
+    assert closed.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE)
+    async with sim.session.post(sim.url + "/sim/play", json={"scenario": "inbound_answered",
+                                                              "drop_ws_after": ["x"]}) as reply:
+        assert reply.status == 400
