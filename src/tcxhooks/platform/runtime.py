@@ -150,4 +150,10 @@ async def serve(name: str, config: Config, build: Build, ready: asyncio.Event | 
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+    # A second SIGTERM (a supervisor and a process-group kill both sending one) must not turn a
+    # clean exit into death by signal while the interpreter winds down.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_IGN)
     log.info("%s stopped", name)
