@@ -40,23 +40,30 @@ class Publisher:
         delay = 0.5
         while not stopping.is_set():
             self.wake.clear()
-            try:
-                for job in await self.jobs.unpublished():
-                    if stopping.is_set():
-                        return
-                    reply = await self.stub.Publish(dispatcher_service_pb2.PublishRequest(event=event_of(job)),
-                                                    timeout=15)
-                    await self.jobs.mark_published(job.call_id)
-                    log.info("published %s", "analytics" if job.state == DONE else "analytics_failed",
-                             extra={"call_id": job.call_id, "duplicate": reply.duplicate})
-                delay = 0.5
-            except grpc.aio.AioRpcError as exc:
-                log.warning("dispatcher did not take the analytics event (%s: %s); retrying in %.1fs",
-                            exc.code().name, exc.details(), delay)
+            failed = False
+            for job in await self.jobs.unpublished():
+                if stopping.is_set():
+                    return
+                failed = not await self._publish(job) or failed
+            if failed:
                 await _sleep_or(stopping, delay)
                 delay = min(delay * 2, 30.0)
-                continue
-            await _sleep_or(self.wake, 2.0, stopping)
+            else:
+                delay = 0.5
+                await _sleep_or(self.wake, 2.0, stopping)
+
+    async def _publish(self, job: Job) -> bool:
+        """True once the dispatcher acknowledged the job's event (a repeat counts: it is stored once)."""
+        try:
+            reply = await self.stub.Publish(dispatcher_service_pb2.PublishRequest(event=event_of(job)), timeout=15)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("dispatcher did not take the analytics event (%s: %s); will retry",
+                        exc.code().name, exc.details(), extra={"call_id": job.call_id})
+            return False
+        await self.jobs.mark_published(job.call_id)
+        log.info("published %s", "analytics" if job.state == DONE else "analytics_failed",
+                 extra={"call_id": job.call_id, "duplicate": reply.duplicate})
+        return True
 
 
 async def _sleep_or(event: asyncio.Event, seconds: float, stopping: asyncio.Event | None = None) -> None:

@@ -225,15 +225,21 @@ def test_iam_token_auth_and_content_filter_falls_back_to_the_extractive_summary(
     assert any(ready.summary == " ".join(chosen) for chosen in itertools.combinations(phrases, 3)), ready.summary
 
 
-def test_publish_is_retried_until_the_dispatcher_acknowledges(
+def test_two_files_and_publish_retried_until_the_dispatcher_acknowledges(
         fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, short_audio: Audio) -> None:
-    fake.transcript = TRANSCRIPT
+    fake.transcript = {"0": [Phrase(0, 900, "hello", "Hello.")], "1": [Phrase(1200, 2000, "hi", "Hi.")]}
     dispatcher.reject_next = 2
     service = analytics_service(yandex_settings(fake))
-    service.submit(CALL, short_audio)
+    # two files for the leg (a mobile reconnect): transcripts are concatenated in order
+    source = pb.AudioSource(url=short_audio.signed_url(), duration_seconds=short_audio.duration, channels=2)
+    service.stub.Submit(pb.SubmitRequest(call_id=CALL, chain="261125213000_7", audio=[source, source]), timeout=10)
     event = dispatcher.wait_for(f"{CALL}/analytics")
     assert event.WhichOneof("payload") == "analytics"
     assert dispatcher.calls == 3
+    assert event.analytics.text == "operator: Hello.\nclient: Hi.\noperator: Hello.\nclient: Hi."
+    starts = [s.start_seconds for s in event.analytics.segments]
+    assert starts == [0.0, 1.2, round(short_audio.duration, 3), round(short_audio.duration + 1.2, 3)]
+    assert len(fake.operations) == 2
 
 
 def test_disabled_service_refuses_jobs(dispatcher: RecordingDispatcher, analytics_service: StartService,
