@@ -13,7 +13,7 @@ from typing import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
-from . import control, xapi
+from . import callcontrol, control, xapi
 from .auth import Tokens
 from .directory import Directory, Queue, User, add_routes as add_directory_routes
 from .player import Player
@@ -115,48 +115,12 @@ async def token(request: web.Request) -> web.Response:
                               "refresh_token": None})
 
 
-def _dn_or_404(request: web.Request) -> Dn:
-    dn = request.app[STATE_KEY].pbx.visible(request.match_info["dn"])
-    if dn is None:
+async def callcontrol_get(request: web.Request) -> web.Response:
+    """`GET /callcontrol[/{dn}[/participants[/{id}]|/devices[/{device}]]]`."""
+    status, body = callcontrol.read(request.app[STATE_KEY].pbx, request.raw_path)
+    if status != 200:
         raise web.HTTPNotFound()
-    return dn
-
-
-async def all_dns(request: web.Request) -> web.Response:
-    pbx = request.app[STATE_KEY].pbx
-    return web.json_response([pbx.dn_info(dn) for dn in pbx.dns.values() if dn.monitored])
-
-
-async def one_dn(request: web.Request) -> web.Response:
-    return web.json_response(request.app[STATE_KEY].pbx.dn_info(_dn_or_404(request)))
-
-
-async def participants(request: web.Request) -> web.Response:
-    dn = _dn_or_404(request)
-    legs = request.app[STATE_KEY].pbx.participants[dn.number]
-    return web.json_response([p.to_json() for p in legs.values()])
-
-
-async def participant(request: web.Request) -> web.Response:
-    dn = _dn_or_404(request)
-    raw = request.match_info["pid"]
-    if not raw.isdigit():
-        raise web.HTTPNotFound()
-    found = request.app[STATE_KEY].pbx.participants[dn.number].get(int(raw))
-    if found is None:
-        raise web.HTTPNotFound()
-    return web.json_response(found.to_json())
-
-
-async def devices(request: web.Request) -> web.Response:
-    return web.json_response([_dn_or_404(request).device()])
-
-
-async def device(request: web.Request) -> web.Response:
-    dn = _dn_or_404(request)
-    if request.match_info["device"] != dn.device()["device_id"]:
-        raise web.HTTPNotFound()
-    return web.json_response(dn.device())
+    return web.json_response(body)
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
@@ -170,8 +134,10 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     sender = asyncio.get_running_loop().create_task(_send_events(ws, listener))
     try:
         async for message in ws:
-            if message.type == WSMsgType.ERROR:
-                break  # client messages (requests over the socket) are not served; ignore them
+            if message.type == WSMsgType.TEXT:
+                callcontrol.answer_request(state.pbx, listener, message.data)
+            elif message.type == WSMsgType.ERROR:
+                break
     finally:
         state.pbx.listeners.discard(listener)
         state.sockets.pop(ws, None)
@@ -219,13 +185,9 @@ def create_app(state: SimState) -> web.Application:
     app[STATE_KEY] = state
     app[TOKENS_KEY] = state.tokens
     app.router.add_post("/connect/token", token)
-    app.router.add_get("/callcontrol", all_dns)
     app.router.add_get("/callcontrol/ws", websocket)
-    app.router.add_get("/callcontrol/{dn}", one_dn)
-    app.router.add_get("/callcontrol/{dn}/participants", participants)
-    app.router.add_get("/callcontrol/{dn}/participants/{pid}", participant)
-    app.router.add_get("/callcontrol/{dn}/devices", devices)
-    app.router.add_get("/callcontrol/{dn}/devices/{device}", device)
+    app.router.add_get("/callcontrol", callcontrol_get)
+    app.router.add_get("/callcontrol/{tail:.+}", callcontrol_get)
     add_directory_routes(app, state.directory)
     xapi.add_routes(app, STATE_KEY)
     control.add_routes(app, STATE_KEY, drop_sockets)

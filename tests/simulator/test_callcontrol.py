@@ -71,13 +71,22 @@ async def test_each_connection_has_its_own_gap_free_sequence(sim: Sim) -> None:
     assert seen_second[0][1]["callid"] == 699
 
 
-async def test_pings_are_answered_and_client_text_is_ignored(sim: Sim) -> None:
+async def test_pings_and_requests_over_the_socket(sim: Sim) -> None:
     async with sim.ws() as ws:
         await ws.ping(b"hello")
         await ws.send_str("not json at all")
-        await ws.send_str(json.dumps({"RequestID": "1", "Path": "/callcontrol"}))
+        await ws.send_str(json.dumps({"RequestID": "r1", "Path": "/callcontrol/101"}))
+        await ws.send_str(json.dumps({"RequestID": "r2", "Path": "/callcontrol/101/participants/1/drop",
+                                      "RequestData": {"reason": "None"}}))
+        answers = [json.loads((await asyncio.wait_for(ws.receive(), 5)).data) for _ in range(2)]
         await sim.play("caller_hangs_up_ringing")
-        seen = await watch(sim, ws, until_removed=1)
+        seen = await watch(sim, ws, until_removed=1, start=3)
+    assert [a["sequence"] for a in answers] == [1, 2]
+    first, second = (a["event"] for a in answers)
+    assert (first["event_type"], first["entity"]) == (4, "/callcontrol/101")
+    assert first["attached_data"]["RequestID"] == "r1" and first["attached_data"]["StatusCode"] == 200
+    assert first["attached_data"]["Response"]["dn"] == "101"
+    assert (second["attached_data"]["RequestID"], second["attached_data"]["StatusCode"]) == ("r2", 405)
     assert [e["event_type"] for e, _ in seen] == [0, 1]
 
 
