@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import re
@@ -82,7 +83,7 @@ class Runner:
                 for job in claimed:
                     task = asyncio.create_task(self._run_job(job), name=f"media.job.{job.call_id}")
                     self._active[job.call_id] = task
-                    task.add_done_callback(lambda _t, call_id=job.call_id: self._active.pop(call_id, None))
+                    task.add_done_callback(functools.partial(self._forget, job.call_id))
                 await _first(self._wake.wait(), stopping.wait(), timeout=1.0)
             if self._active:
                 await asyncio.gather(*self._active.values(), return_exceptions=True)
@@ -92,30 +93,35 @@ class Runner:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)  # each releases its lease
 
+    def _forget(self, call_id: str, _task: asyncio.Task[None]) -> None:
+        self._active.pop(call_id, None)
+
     async def _run_job(self, job: Job) -> None:
         metrics.JOBS_IN_FLIGHT.inc()
         heartbeat = asyncio.create_task(self._heartbeat(job.call_id))
         settled = False
         try:
-            await self._advance(job)
+            try:
+                await self._advance(job)
+            except TransientError as exc:
+                delay = min(MAX_BACKOFF, 2.0 ** min(job.attempts, 6))
+                log.warning("recording job %s: %s; retrying in %.0f s", job.call_id, exc, delay,
+                            extra={"call_id": job.call_id, "attempt": job.attempts + 1})
+                metrics.RETRIES.labels(job.state).inc()
+                await self.jobs.retry(job.call_id, delay, str(exc))
+            except LegError as exc:
+                log.error("recording job %s failed: %s", job.call_id, exc, extra={"call_id": job.call_id})
+                metrics.JOBS.labels("failed").inc()
+                await self.jobs.mark(job.call_id, state=FAILED, error=str(exc)[:500])
+            except Exception as exc:
+                log.exception("recording job %s failed unexpectedly; retrying in a minute", job.call_id,
+                              extra={"call_id": job.call_id})
+                metrics.ERRORS.labels("internal").inc()
+                await self.jobs.retry(job.call_id, MAX_BACKOFF, f"internal error: {exc}")
             settled = True
-        except TransientError as exc:
-            delay = min(MAX_BACKOFF, 2.0 ** min(job.attempts, 6))
-            log.warning("recording job %s: %s; retrying in %.0f s", job.call_id, exc, delay,
-                        extra={"call_id": job.call_id, "attempt": job.attempts + 1})
-            metrics.RETRIES.labels(job.state).inc()
-            await self.jobs.retry(job.call_id, delay, str(exc))
-            settled = True
-        except LegError as exc:
-            log.error("recording job %s failed: %s", job.call_id, exc, extra={"call_id": job.call_id})
-            metrics.JOBS.labels("failed").inc()
-            await self.jobs.mark(job.call_id, state=FAILED, error=str(exc)[:500])
-            settled = True
-        except Exception as exc:
-            log.exception("recording job %s failed unexpectedly; retrying in a minute", job.call_id,
-                          extra={"call_id": job.call_id})
-            metrics.ERRORS.labels("internal").inc()
-            await self.jobs.retry(job.call_id, MAX_BACKOFF, f"internal error: {exc}")
+        except Exception as exc:  # the store failed while recording the outcome: the lease expires, it runs again
+            log.error("recording job %s: cannot record its state: %s", job.call_id, exc, extra={"call_id": job.call_id})
+            metrics.ERRORS.labels("store").inc()
             settled = True
         finally:
             heartbeat.cancel()

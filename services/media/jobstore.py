@@ -15,7 +15,6 @@ from tcxhooks.platform.store import Migration, Store
 from tcxhooks.v1 import media_service_pb2
 
 PENDING, STORED, DONE, NO_RECORDING, FAILED, PURGED = "pending", "stored", "done", "no_recording", "failed", "purged"
-ACTIVE = (PENDING, STORED)
 
 MIGRATIONS = [
     Migration(1, """
@@ -100,7 +99,7 @@ class JobStore:
             "INSERT INTO media_jobs (call_id, chain, request, state, created_at, next_attempt_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_id) DO NOTHING",
             (request.leg.call_id, chain, encoded, PENDING, now, now, now))
-        return count == 1
+        return bool(count == 1)
 
     async def get(self, call_id: str) -> Job | None:
         row = await self.store.fetchone(f"SELECT {_JOB_COLUMNS} FROM media_jobs WHERE call_id = ?", (call_id,))
@@ -189,7 +188,7 @@ class JobStore:
                 (PURGED, time.time(), call_id, now))
             if count == 1:
                 await tx.execute("DELETE FROM media_files WHERE call_id = ?", (call_id,))
-            return count == 1
+            return bool(count == 1)
 
     async def link_key(self) -> bytes:
         """The links' HMAC key when `[recordings] link_secret` is empty: random, made once, kept in the store."""
@@ -198,7 +197,3 @@ class JobStore:
         row = await self.store.fetchone("SELECT value FROM media_settings WHERE name = ?", ("link_key",))
         assert row is not None
         return bytes.fromhex(str(row[0]))
-
-    async def pending_count(self) -> int:
-        row = await self.store.fetchone("SELECT COUNT(*) FROM media_jobs WHERE state IN (?, ?)", ACTIVE)
-        return int(row[0]) if row else 0  # type: ignore[call-overload]

@@ -35,7 +35,7 @@ def chain_of(call_id: str) -> str:
     return call_id.rsplit("-", 1)[0]
 
 
-class MediaServicer(media_service_pb2_grpc.MediaServiceServicer):
+class MediaServicer(media_service_pb2_grpc.MediaServiceServicer):  # type: ignore[misc]
     def __init__(self, config: RecordingsConfig, jobs: JobStore, links: Links, retention: Retention,
                  wake: Callable[[], None]) -> None:
         self.config, self.jobs, self.links, self.retention, self.wake = config, jobs, links, retention, wake

@@ -43,7 +43,6 @@ class Storage(Protocol):
     async def setup(self) -> None: ...
     async def put(self, key: str, data: bytes, metadata: dict[str, str]) -> None: ...
     async def delete(self, key: str) -> None: ...
-    async def exists(self, key: str) -> bool: ...
     async def resolve(self, key: str) -> Redirect | LocalFile | None: ...
     async def ping(self) -> None: ...
 
@@ -107,9 +106,6 @@ class LocalStorage:
         except OSError as exc:
             raise StorageError(f"cannot delete {target}: {exc.strerror}") from exc
 
-    async def exists(self, key: str) -> bool:
-        return await asyncio.to_thread(self.path(key).is_file)
-
     async def resolve(self, key: str) -> LocalFile | None:
         path = self.path(key)
         return LocalFile(path) if await asyncio.to_thread(path.is_file) else None
@@ -170,7 +166,7 @@ class S3Storage:
     async def delete(self, key: str) -> None:
         await self._call("delete", self.client.remove_object, self.bucket, check_key(key))
 
-    async def exists(self, key: str) -> bool:
+    async def _exists(self, key: str) -> bool:
         from minio.error import S3Error
 
         try:
@@ -184,7 +180,7 @@ class S3Storage:
             raise StorageError(f"S3 stat failed: {_short(exc)}") from exc
 
     async def resolve(self, key: str) -> Redirect | None:
-        if not await self.exists(key):
+        if not await self._exists(key):
             return None
         url = await self._call("presign", self.client.presigned_get_object, self.bucket, check_key(key),
                                expires=dt.timedelta(seconds=PRESIGN_SECONDS))

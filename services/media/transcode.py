@@ -33,20 +33,18 @@ class Mp3:
     data: bytes
     duration: float
     channels: int
-    wav_bytes: int
     seconds: float  # time spent transcoding
 
 
 def ffmpeg_exe() -> str:
-    return imageio_ffmpeg.get_ffmpeg_exe()
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
 class Transcoder:
     def __init__(self, bitrate: str, jobs: int = 0, exe: str | None = None) -> None:
         self.bitrate = bitrate
         self.exe = exe or ffmpeg_exe()
-        self.limit = jobs or os.cpu_count() or 1
-        self._slots = asyncio.Semaphore(self.limit)
+        self._slots = asyncio.Semaphore(jobs or os.cpu_count() or 1)
 
     def command(self, info: WavInfo) -> list[str]:
         options = {"f": "wav"}
@@ -65,7 +63,7 @@ class Transcoder:
                 *self.command(info), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE)
             try:
-                fed, out, err = await asyncio.gather(
+                _, out, err = await asyncio.gather(
                     _feed(proc, head, chunks, ended), proc.stdout.read(), proc.stderr.read())  # type: ignore[union-attr]
                 code = await proc.wait()
             finally:
@@ -80,7 +78,7 @@ class Transcoder:
         result = mp3_info(out)
         metrics.TRANSCODE_SECONDS.observe(seconds)
         metrics.AUDIO_SECONDS.inc(result.duration)
-        return Mp3(out, round(result.duration, 3), info.channels, fed, seconds)
+        return Mp3(out, round(result.duration, 3), info.channels, seconds)
 
 
 async def _read_header(chunks: AsyncIterator[bytes]) -> tuple[bytes, WavInfo, bool]:
@@ -104,19 +102,16 @@ async def _read_header(chunks: AsyncIterator[bytes]) -> tuple[bytes, WavInfo, bo
     raise BadAudio("empty recording: the wav holds no audio data")
 
 
-async def _feed(proc: asyncio.subprocess.Process, head: bytes, chunks: AsyncIterator[bytes], ended: bool) -> int:
-    """Writes the wav into ffmpeg's stdin; returns the bytes written. A source error propagates."""
+async def _feed(proc: asyncio.subprocess.Process, head: bytes, chunks: AsyncIterator[bytes], ended: bool) -> None:
+    """Writes the wav into ffmpeg's stdin; a source error propagates."""
     stdin = proc.stdin
     assert stdin is not None
-    total = 0
     try:
         stdin.write(head)
-        total += len(head)
         await stdin.drain()
         if not ended:
             async for chunk in chunks:
                 stdin.write(chunk)
-                total += len(chunk)
                 await stdin.drain()
     except (BrokenPipeError, ConnectionResetError):
         log.debug("ffmpeg closed its input early")  # its exit status tells why
@@ -124,4 +119,3 @@ async def _feed(proc: asyncio.subprocess.Process, head: bytes, chunks: AsyncIter
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             stdin.close()
             await stdin.wait_closed()
-    return total
