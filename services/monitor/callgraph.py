@@ -297,6 +297,8 @@ class CallGraph:
         if before == p.status:
             return
         self._resolve_stops(chain, now)
+        if before == "Dialing" and chain.direction == "internal":
+            return  # the caller's own leg of an internal call connecting: the callee's answer tells it
         if p.status == "Connected" and leg.user_type == "ext" and not leg.answered_at:
             self._answer(chain, leg, now, joined=False, moved=None)
 

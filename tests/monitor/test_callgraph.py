@@ -1,0 +1,97 @@
+"""The call graph on recorded simulator sequences (data/*.jsonl): exact bodies, lost messages, restarts, options."""
+from __future__ import annotations
+
+import pytest
+
+from tcxhooks.monitor.callgraph import CallGraph, Settings
+from tcxhooks.monitor.facts import Facts, Rule, same_number
+from tcxhooks.monitor.participant import Participant
+
+from .expected import EXPECTED, check
+from .replay import load, replay
+
+OUTBOUND = {"outbound_answered", "outbound_unanswered"}
+SCENARIOS = sorted(EXPECTED)
+
+
+def one_call(bodies: dict[str, list[list[tuple[str, str]]]], scenario: str) -> tuple[str, list[list[tuple[str, str]]]]:
+    assert len(bodies) == 1, f"{scenario}: {list(bodies)}"
+    return next(iter(bodies.items()))
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_recorded_scenario_gives_the_exact_bodies(scenario: str) -> None:
+    callbacks = 1 if scenario == "queue_abandoned_callback" else 0
+    prefix, got = one_call(replay(load(scenario), callbacks=callbacks), scenario)
+    check(scenario, prefix, got, outbound=scenario in OUTBOUND)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_a_lost_message_then_resync_changes_nothing(scenario: str) -> None:
+    lines = load(scenario)
+    baseline = replay(lines)
+    for index in range(1, len(lines)):
+        assert replay(lines, drop=index) == baseline, f"{scenario}: message {index} lost"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_a_restart_at_any_step_keeps_ids_and_events(scenario: str) -> None:
+    lines = load(scenario)
+    baseline = replay(lines)
+    for index in range(len(lines)):
+        assert replay(lines, restart=index) == baseline, f"{scenario}: restarted after message {index}"
+
+
+def test_ringing_stopped_is_opt_in() -> None:
+    _, got = one_call(replay(load("queue_answered"), Settings(grace=1.0, timezone="UTC")), "queue_answered")
+    assert [dict(b)["event"] for b in got] == ["ringing", "ringing", "ringing", "hangupincoming", "incoming"]
+
+
+def test_internal_calls_are_reported_only_when_asked() -> None:
+    bodies = replay(load("attended_transfer"), Settings(grace=1.0, timezone="UTC", internal_calls=True))
+    assert len(bodies) == 2
+    consult = [b for prefix, b in bodies.items() if not any(dict(x)["callerid"] == "79161234567" for x in b)][0]
+    assert [(dict(b)["event"], dict(b)["user"], dict(b)["callerid"]) for b in consult] == [
+        ("ringing", "102", "101"), ("hangupoutgoing", "102", "101"), ("outgoing", "102", "101")]
+    assert dict(consult[-1])["transfer"] == "true"  # 102's consultation leg moved into the caller's call
+
+
+def test_ids_use_the_configured_time_zone() -> None:
+    utc = replay(load("inbound_answered"))
+    moscow = replay(load("inbound_answered"), Settings(grace=1.0, ringing_stopped=True, timezone="Europe/Moscow"))
+    (u,), (m,) = utc.keys(), moscow.keys()
+    assert u.split("_")[1] == m.split("_")[1] and int(m[6:8]) == (int(u[6:8]) + 3) % 24
+
+
+def test_duplicates_unknown_removes_and_late_messages_are_counted_not_applied() -> None:
+    graph = CallGraph(Settings(grace=1.0, timezone="UTC"), Facts())
+    part = Participant.parse({"id": 1, "dn": "101", "status": "Ringing", "callid": 5, "party_dn_type": "Wexternalline",
+                              "party_caller_id": "79161234567", "party_dn": "10000"})
+    graph.upsert(part, 10.0)
+    graph.upsert(part, 10.5)
+    graph.remove("101", 99, 11.0)
+    graph.remove("101", 1, 12.0)
+    for callid in graph.due(14.0):
+        graph.decide(callid, 14.0)
+    graph.upsert(part, 15.0)  # a stale message of a finished call
+    assert graph.anomalies == ["duplicate", "unknown_remove", "late_message"]
+    assert [e.event_id.split("/")[1] for e in graph.drain()] == ["ringing", "ended"]
+
+
+@pytest.mark.parametrize("raw", [None, [], {"id": 1}, {"id": "x", "dn": "1", "status": "Ringing", "callid": 1},
+                                 {"id": 1, "dn": "1", "status": "Held", "callid": 1},
+                                 {"id": 1, "dn": "1", "status": "Ringing", "callid": True},
+                                 {"id": 1, "dn": "1", "status": "Ringing", "callid": 2, "party_dn": {"a": 1}}])
+def test_malformed_participants_are_rejected_with_a_reason(raw: object) -> None:
+    with pytest.raises(ValueError):
+        Participant.parse(raw)
+
+
+def test_did_rules_and_number_spellings() -> None:
+    facts = Facts(trunk_dids={"10000": ["74951234567"], "10001": ["1", "2"]},
+                  rules=[Rule("Masked", "7495*"), Rule("Main line", "+7 (495) 123-45-67")])
+    assert facts.trunk_did("10000") == "74951234567" and facts.trunk_did("10001") == ""
+    assert facts.rule_name("74951234567") == "Main line"
+    assert facts.rule_name("74959999999") == "Masked"
+    assert facts.rule_name("78120000000") == ""
+    assert same_number("+79161234567", "89161234567") is False and same_number("+79161234567", "79161234567")
