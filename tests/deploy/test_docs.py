@@ -1,0 +1,50 @@
+"""docs/deployment.md stays true: its commands exist, its paths exist, its variables are config keys,
+and its metrics reference lists exactly what the running services serve."""
+from __future__ import annotations
+
+import importlib.util
+import re
+
+from tcxhooks.cli import COMMANDS
+from tcxhooks.platform.config import SERVICES
+from prometheus_client.parser import text_string_to_metric_families
+
+from .conftest import ROOT, Live
+from .envmap import check_env_names
+
+DOC = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+FENCED = re.findall(r"^```[a-z]*\n(.*?)^```", DOC, re.S | re.M)
+SPANS = re.findall(r"`([^`\n]+)`", re.sub(r"^```[a-z]*\n.*?^```", "", DOC, flags=re.S | re.M)) + FENCED
+
+
+def test_every_tcxhooks_command_exists() -> None:
+    commands = {m for span in SPANS for m in re.findall(r"(?<![\w-])tcxhooks (\w+)", span)}
+    assert commands
+    for command in commands:
+        assert command in COMMANDS, command
+        assert importlib.util.find_spec(COMMANDS[command]) is not None, f"tcxhooks {command}: {COMMANDS[command]} missing"
+
+
+def test_every_repository_path_exists() -> None:
+    paths = {s.split(" ")[0].rstrip("/") for s in SPANS
+             if re.fullmatch(r"(k8s|deploy|src|tests|docs)/[\w./<>-]+", s.split(" ")[0])}
+    assert paths
+    for path in paths:
+        if "<" not in path:
+            assert (ROOT / path).exists(), path
+
+
+def test_every_variable_is_a_config_key() -> None:
+    names = {m for span in SPANS for m in re.findall(r"\bTCXH_[A-Z0-9_]+\b", span)}
+    assert len(names) > 10
+    check_env_names(sorted(names))
+
+
+def test_metrics_reference_lists_what_the_services_serve(live: Live) -> None:
+    documented = {re.sub(r"_total$", "", m) for m in re.findall(r"^\| `((?:tcxhooks|grpc)_\w+)` \|", DOC, re.M)}
+    served: set[str] = set()
+    for service in live.metrics:
+        served |= {f.name for f in text_string_to_metric_families(live.scrape(service))
+                   if f.name.startswith(("tcxhooks_", "grpc_")) and not f.name.endswith("_created")}
+    own = {n for n in documented if not any(n.startswith(f"tcxhooks_{s}_") for s in SERVICES if s not in live.metrics)}
+    assert own == served, f"undocumented: {sorted(served - own)}; not served: {sorted(own - served)}"
