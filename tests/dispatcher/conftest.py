@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,13 @@ class Dispatcher:
 
     def deliveries(self, **kwargs: Any) -> list[pb.Delivery]:
         return list(self.call("ListDeliveries", pb.ListDeliveriesRequest(**kwargs)).deliveries)
+
+    def settle(self, timeout: float = 20.0) -> None:
+        """Waits until no delivery is pending (a receiver records a webhook before we commit its answer)."""
+        deadline = time.monotonic() + timeout
+        while self.deliveries(status=pb.DELIVERY_STATUS_PENDING):
+            assert time.monotonic() < deadline, "deliveries still pending"
+            time.sleep(0.05)
 
     def close(self) -> None:
         if self._channel is not None:

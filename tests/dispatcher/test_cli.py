@@ -22,6 +22,7 @@ def test_deliveries_redeliver_and_endpoints(dispatchers: Dispatchers) -> None:
         d.publish(ringing(chain))
         d.publish(answered(chain))
         crm.wait_for_sync(1)
+        d.settle()
 
         listed = cli("deliveries", "-c", config, "--call", chain, "--attempts")
         assert listed.returncode == 0, listed.stderr

@@ -43,6 +43,7 @@ def test_failed_attempts_are_retried_and_logged(dispatchers: Dispatchers) -> Non
         crm.respond(500, 503)
         d.publish(ringing(chain))
         [request] = crm.wait_for_sync(1)
+        d.settle()
         [delivery] = d.deliveries(call_id=chain, with_attempts=True)
     assert delivery.status == pb.DELIVERY_STATUS_DELIVERED
     assert [a.http_status for a in delivery.attempt_log] == [500, 503, 200]
@@ -66,7 +67,7 @@ def test_crm_down_500_and_hanging_then_back(dispatchers: Dispatchers) -> None:
         for chain in chains:
             d.publish(ended(chain))
         crm.wait_for_sync(12, timeout=40)
-        _wait(lambda: not d.deliveries(status=pb.DELIVERY_STATUS_PENDING), timeout=30)
+        d.settle(30)
         requests = first_seen(crm.requests)
     assert len(requests) == 12
     assert_in_order(requests, chains, 3)

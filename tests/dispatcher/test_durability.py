@@ -70,10 +70,7 @@ def _kill_during_stream(dispatchers: Dispatchers, store_url: str) -> None:
             d.start()
         producer.join(120)
         crm.wait_for_sync(len(events), timeout=60)
-        deadline = time.monotonic() + 30
-        while d.deliveries(status=pb.DELIVERY_STATUS_PENDING) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert d.deliveries(status=pb.DELIVERY_STATUS_PENDING) == []
+        d.settle(30)
         requests = list(crm.requests)
     check_stream(requests, events)
     assert len(d.deliveries(status=pb.DELIVERY_STATUS_DELIVERED, limit=1000)) == len(events)
