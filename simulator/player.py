@@ -83,6 +83,7 @@ class _Run:
         self.segments: dict[str, _Segment] = {}
         self.writes: list[asyncio.Task[None]] = []
         self.inbound_row: dict[str, object] | None = None
+        self.visible_at = 0.0  # when the last recording of this run shows in XAPI (monotonic)
 
     def _callid(self, name: str) -> int:
         if not self.calls.get(name):
@@ -110,9 +111,7 @@ class _Run:
                 await self._remove(leg)
             if self.writes:  # done = every wav written and visible in XAPI
                 await asyncio.gather(*self.writes)
-                visible = max(r.visible_at for r in self.pbx.recordings if r.id in self.row.recordings) \
-                    if self.row.recordings else 0.0
-                await asyncio.sleep(max(0.0, visible - time.monotonic()))
+                await asyncio.sleep(max(0.0, self.visible_at - time.monotonic()))
         except asyncio.CancelledError:
             self.row.error = "cancelled"
             raise
@@ -226,7 +225,9 @@ class _Run:
                "RefParticipantId": None, "RecordingUrl": relative, "IsArchived": False, "ArchivedUrl": None,
                "CanBeTranscribed": False, "IsTranscribed": False, "TranscriptionResult": None,
                "Transcription": None, "Summary": None, "SentimentScore": None}
-        self.pbx.add_recording(Recording(rec_id, relative, segment.started, end, time.monotonic() + delay, row))
+        visible_at = time.monotonic() + delay
+        self.visible_at = max(self.visible_at, visible_at)
+        self.pbx.add_recording(Recording(rec_id, relative, segment.started, end, visible_at, row))
         self.row.recordings.append(rec_id)
 
     def _call_name(self, callid: int) -> str:
