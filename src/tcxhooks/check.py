@@ -1,0 +1,229 @@
+"""`tcxhooks check -c FILE`: validate the file, then reach every dependency; one verdict line each.
+
+    config   ok    /etc/tcxhooks/tcxhooks.ini: 2 endpoints, store sqlite
+    pbx      FAIL  token: 401 unauthorized
+                   fix: check [pbx] client_id / client_secret (Integrations → API in the 3CX console)
+
+Where a service is running it is asked over gRPC (a running monitor holds the PBX's only live
+token, so check must not mint a second one; a running dispatcher sends the pings). Otherwise check
+reaches the dependency itself. Exit 0 only when every item passes.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import uuid
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from .platform.config import SERVICES, Config, ConfigError, load_config
+from .platform.grpc import open_channel
+from .platform.store import open_store
+
+
+@dataclass
+class Verdict:
+    item: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def lines(self) -> list[str]:
+        out = [f"{self.item:<18} {'ok  ' if self.ok else 'FAIL'}  {self.detail}"]
+        if not self.ok and self.fix:
+            out.append(f"{'':24}fix: {self.fix}")
+        return out
+
+
+async def _running(config: Config, service: str) -> grpc.aio.Channel | None:
+    """A channel to the service when it answers health checks (running), else None."""
+    channel = open_channel(config, service)
+    try:
+        await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+        return channel
+    except grpc.aio.AioRpcError:
+        await channel.close()
+        return None
+
+
+async def check_store(config: Config) -> list[Verdict]:
+    try:
+        store = await open_store(config.store.url)
+        try:
+            await store.ping()
+        finally:
+            await store.close()
+    except Exception as exc:  # any failure to reach the store is the verdict
+        return [Verdict("store", False, str(exc),
+                        "check [store] url; SQLite needs a writable folder, Postgres a reachable server and database")]
+    return [Verdict("store", True, f"{config.store.url.split('://')[0]} store answers")]
+
+
+async def check_pbx(config: Config) -> list[Verdict]:
+    from tcxhooks.v1 import monitor_service_pb2, monitor_service_pb2_grpc
+
+    fixes = {
+        "token": "check [pbx] url, client_id and client_secret (3CX console: Integrations → API)",
+        "callcontrol": "enable '3CX Call Control API Access' for the client and add every DN to monitor",
+        "xapi": "enable '3CX Configuration API Access' with the System Owner role (needed for recordings)",
+        "recordings": "give the API client the System Owner role (XAPI Recordings answers 403 otherwise)",
+        "websocket": "see the monitor's log; it reconnects with backoff",
+    }
+    channel = await _running(config, "monitor")
+    if channel is not None:
+        try:
+            reply = await monitor_service_pb2_grpc.MonitorServiceStub(channel).CheckPbx(
+                monitor_service_pb2.CheckPbxRequest(), timeout=30)
+        finally:
+            await channel.close()
+        return [Verdict(f"pbx {item.name}", item.ok, item.detail + " (asked the running monitor)",
+                        fixes.get(item.name, "")) for item in reply.items]
+    if not config.pbx.url:
+        return [Verdict("pbx", False, "[pbx] url is not set", "set [pbx] url to the 3CX V20 base URL")]
+    from tcxhooks.monitor.pbx.client import PbxClient
+
+    pbx = PbxClient(config)
+    verdicts: list[Verdict] = []
+
+    async def probe(name: str, action: Callable[[], Awaitable[str]]) -> None:
+        try:
+            verdicts.append(Verdict(f"pbx {name}", True, await action()))
+        except Exception as exc:  # the message names what failed
+            verdicts.append(Verdict(f"pbx {name}", False, str(exc), fixes[name]))
+
+    async def token() -> str:
+        await pbx.token()
+        return f"token minted for client {config.pbx.client_id}"
+
+    async def callcontrol() -> str:
+        dns = await pbx.get_json("/callcontrol")
+        names = ", ".join(sorted(str(d.get("dn")) for d in dns if isinstance(d, dict)))[:200]
+        return f"{len(dns)} DNs visible: {names}"
+
+    async def recordings() -> str:
+        await pbx.get_json("/xapi/v1/Recordings", {"$top": "1"})
+        return "XAPI Recordings readable"
+
+    try:
+        await probe("token", token)
+        if verdicts[-1].ok:
+            await probe("callcontrol", callcontrol)
+            await probe("recordings", recordings)
+    finally:
+        await pbx.aclose()
+    return verdicts
+
+
+async def check_s3(config: Config) -> list[Verdict]:
+    if config.recordings.storage != "s3":
+        return [Verdict("storage", True, f"local folder {os.path.abspath(config.recordings.local_dir)}")]
+    from tcxhooks.media.storage import Redirect, make_storage
+
+    key = f"tcxhooks-check/{uuid.uuid4()}.txt"
+    storage = make_storage(config.recordings)
+    try:
+        await storage.setup()
+        await storage.put(key, b"tcxhooks check", {"purpose": "check"})
+        link = await storage.resolve(key)
+        if not isinstance(link, Redirect):
+            raise RuntimeError("no presigned URL for the test object")
+        async with httpx.AsyncClient(timeout=10) as client:
+            reply = await client.get(link.url)
+        if reply.status_code != 200 or reply.content != b"tcxhooks check":
+            raise RuntimeError(f"presigned URL answered {reply.status_code}")
+        await storage.delete(key)
+    except Exception as exc:  # bucket, write or presign failed: the message says which
+        return [Verdict("s3", False, str(exc),
+                        "check [recordings] s3_endpoint, s3_bucket, s3_access_key/s3_secret_key and s3_secure")]
+    return [Verdict("s3", True, f"bucket {config.recordings.s3_bucket}: write, presigned read and delete work")]
+
+
+async def check_endpoints(config: Config) -> list[Verdict]:
+    from tcxhooks.v1 import dispatcher_service_pb2 as pb
+    from tcxhooks.v1 import dispatcher_service_pb2_grpc as pbg
+
+    fix = "the endpoint must answer 2xx to a POST (event=ping); check the URL, TLS and the CRM's logs"
+    channel = await _running(config, "dispatcher")
+    if channel is None:
+        from tcxhooks.dispatcher.ping import ping_all
+
+        results = await ping_all(config)
+        how = "sent by check"
+    else:
+        try:
+            results = list((await pbg.DispatcherServiceStub(channel).PingEndpoint(
+                pb.PingEndpointRequest(), timeout=60)).results)
+        finally:
+            await channel.close()
+        how = "sent by the running dispatcher"
+    urls = {hook.name: hook.url for hook in config.webhooks}
+    return [
+        Verdict(f"webhook {r.endpoint}", r.ok,
+                f"{urls.get(r.endpoint, '')}: " + (f"HTTP {r.http_status} in {r.latency_seconds * 1000:.0f} ms"
+                                                    if r.ok else (r.error or f"HTTP {r.http_status}")) + f" ({how})",
+                fix)
+        for r in results
+    ]
+
+
+async def check_yandex(config: Config) -> list[Verdict]:
+    a = config.analytics
+    if not a.enabled:
+        return [Verdict("analytics", True, "disabled")]
+    if a.backend == "offline":
+        from importlib.util import find_spec
+
+        if find_spec("faster_whisper") is None:
+            return [Verdict("analytics", False, "backend offline but the offline engine is not installed",
+                            "pip install 'tcxhooks[offline]'")]
+        return [Verdict("analytics", True, "offline engine installed")]
+    headers = {"Authorization": f"Api-Key {a.api_key}" if a.api_key else f"Bearer {a.iam_token}",
+               "x-folder-id": a.folder_id}
+    fix = "check [analytics] api_key (or iam_token) and folder_id; the service account needs ai.speechkit-stt.user"
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            # An unknown operation id: 401/403 means the credentials are refused, 404 that they work.
+            reply = await client.get(f"{a.operation_url}/operations/tcxhooks-check-{uuid.uuid4().hex[:8]}",
+                                     headers=headers)
+    except httpx.HTTPError as exc:
+        return [Verdict("yandex", False, f"{a.operation_url} unreachable: {type(exc).__name__}", fix)]
+    if reply.status_code in (401, 403):
+        return [Verdict("yandex", False, f"credentials refused (HTTP {reply.status_code})", fix)]
+    return [Verdict("yandex", True, f"credentials accepted by {a.operation_url}")]
+
+
+async def run_checks(config: Config) -> list[Verdict]:
+    verdicts = [Verdict("config", True, f"{config.path}: {len(config.webhooks)} endpoint(s), "
+                                        f"store {config.store.url.split('://')[0]}, recordings {config.recordings.storage}")]
+    for step in (check_store, check_pbx, check_s3, check_endpoints, check_yandex):
+        try:
+            verdicts += await step(config)
+        except Exception as exc:  # a check that breaks is a failed check, never a crash
+            verdicts.append(Verdict(step.__name__.removeprefix("check_"), False, f"check failed: {exc}"))
+    return verdicts
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="tcxhooks check", description="Validate the configuration and reach "
+                                     "every dependency (PBX, store, S3, webhook endpoints, Yandex).")
+    parser.add_argument("-c", "--config", default=os.environ.get("TCXH_CONFIG"), help="ini file (or TCXH_CONFIG)")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config, require=SERVICES)
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            print(Verdict("config", False, line).lines()[0])
+        raise SystemExit(2) from None
+    verdicts = asyncio.run(run_checks(config))
+    for verdict in verdicts:
+        print("\n".join(verdict.lines()))
+    failed = [v for v in verdicts if not v.ok]
+    print(f"\n{len(failed)} of {len(verdicts)} checks failed" if failed else f"\nall {len(verdicts)} checks passed")
+    sys.stdout.flush()
+    raise SystemExit(1 if failed else 0)

@@ -1,0 +1,84 @@
+"""`tcxhooks check` against real dependencies: the simulator, a CRM receiver, the store."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.e2e.conftest import wait_http
+from tests.helpers.net import free_port
+from tests.helpers.receiver import Receiver
+from tests.helpers.services import read_config, running, start, stop, wait_healthy, write_config
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    proc = start(["sim", "--port", str(port), "--client-id", "crmhooks", "--client-secret", "check-secret",
+                  "--recordings-dir", str(tmp_path / "pbx")], tmp_path / "sim.log")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/sim/scenarios")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc)
+
+
+def check(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tcxhooks", "check", "-c", str(config)], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_all_dependencies_reachable(tmp_path: Path, sim: str) -> None:
+    with Receiver() as crm:
+        config = write_config(tmp_path, pbx={"url": sim, "client_id": "crmhooks", "client_secret": "check-secret"},
+                              webhook={"url": crm.url, "secret": SECRET})
+        result = check(config)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "pbx token" in result.stdout and "pbx callcontrol" in result.stdout
+        assert "webhook default" in result.stdout and "HTTP 200" in result.stdout
+        ping = crm.wait_for_sync(1)[0]
+        assert ping.form()["event"] == "ping"
+        assert "webhook-signature" in {k.lower() for k in ping.headers}
+    assert "check-secret" not in result.stdout + result.stderr
+
+
+def test_failures_are_named_with_a_fix(tmp_path: Path, sim: str) -> None:
+    with Receiver() as crm:
+        crm.respond(500)
+        config = write_config(tmp_path, pbx={"url": sim, "client_id": "crmhooks", "client_secret": "wrong-secret"},
+                              webhook={"url": crm.url})
+        result = check(config)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    token = next(i for i, line in enumerate(lines) if line.startswith("pbx token"))
+    assert "FAIL" in lines[token] and lines[token + 1].strip().startswith("fix: check [pbx] url, client_id")
+    assert any(line.startswith("webhook default") and "FAIL" in line and "500" in line for line in lines)
+    assert "wrong-secret" not in result.stdout + result.stderr
+
+
+def test_running_services_are_asked_over_grpc(tmp_path: Path, sim: str) -> None:
+    """With the monitor running, check must not mint a second PBX token: it asks the monitor."""
+    with Receiver() as crm:
+        config = write_config(tmp_path, pbx={"url": sim, "client_id": "crmhooks", "client_secret": "check-secret"},
+                              webhook={"url": crm.url})
+        services = read_config(config)["services"]
+        with running(["up", "-c", str(config), "--only", "monitor,dispatcher"], tmp_path / "up.log"):
+            wait_healthy(services["monitor"], 60)
+            wait_healthy(services["dispatcher"], 60)
+            result = check(config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "(asked the running monitor)" in result.stdout
+    assert "(sent by the running dispatcher)" in result.stdout
+
+
+def test_bad_file_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "bad.ini"
+    path.write_text("[webhook]\nurl = not-a-url\n")
+    result = check(path)
+    assert result.returncode == 2
+    assert "[webhook] url = 'not-a-url': expected an http:// or https:// URL" in result.stdout
