@@ -70,8 +70,8 @@ async def reference(pbx: PbxClient, page: int) -> None:
                 return
 
     await asyncio.gather(pages("/xapi/v1/Users", {"$select": USER_FIELDS, "$orderby": "Id"}),
-                         pages("/xapi/v1/Queues", {"$select": QUEUE_FIELDS, "$expand": "Agents", "$orderby": "Id"}))
-    await pages(call, {"$orderby": "QueueNo,AgentNo,loggedInDt"})
+                         pages("/xapi/v1/Queues", {"$select": QUEUE_FIELDS, "$expand": "Agents", "$orderby": "Id"}),
+                         pages(call, {"$orderby": "QueueNo,AgentNo,loggedInDt"}))
 
 
 async def bench(extensions: int, queues: int, per_queue: int, rounds: int, changes: int) -> list[tuple[str, str, str]]:

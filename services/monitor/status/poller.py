@@ -124,17 +124,22 @@ class StatusPoller:
 
     async def read(self) -> DirectoryView:
         """One complete view of the PBX, or XapiError."""
+        now = dt.datetime.now(dt.timezone.utc)
+        history = asyncio.ensure_future(self._xapi.login_history(now - HISTORY_LOOKBACK, now + dt.timedelta(days=1)))
         reads = (asyncio.ensure_future(self._xapi.users()), asyncio.ensure_future(self._xapi.queues()))
         try:
             users, queues = await asyncio.gather(*reads)
-        finally:  # one read failed: stop the other too, no request of this poll outlives it
+        except BaseException:
+            history.cancel()
+            await asyncio.gather(history, return_exceptions=True)
+            raise
+        finally:  # one read failed: stop the others too, no request of this poll outlives it
             for read in reads:
                 read.cancel()
             await asyncio.gather(*reads, return_exceptions=True)
-        now = dt.datetime.now(dt.timezone.utc)
         previous = self._view
         try:
-            logins = current_logins(await self._xapi.login_history(now - HISTORY_LOOKBACK, now + dt.timedelta(days=1)))
+            logins = current_logins(await history)
             known = True
             self._recovered("ReportAgentLoginHistory")
         except XapiError as exc:
@@ -155,7 +160,8 @@ class StatusPoller:
 
     async def _flush(self) -> list[events_pb2.Event]:
         """Hands pending events to the dispatcher in order; stops at the first failure (kept for next time)."""
-        sent = []
+        sent: list[events_pb2.Event] = []
+        through = 0
         for seq, event in await self._store.pending():
             try:
                 await self._publish(event)
@@ -164,10 +170,12 @@ class StatusPoller:
             except Exception as exc:
                 self._failed("publish", f"publishing status events failed: {type(exc).__name__}: {exc}")
                 break
-            await self._store.done(seq)
             sent.append(event)
+            through = seq
         else:
             self._recovered("publish")
+        if through:
+            await self._store.done(through)
         return sent
 
     def _failed(self, what: str, message: str) -> None:

@@ -79,5 +79,6 @@ class StatusStore:
             out.append((int(seq), event))
         return out
 
-    async def done(self, seq: int) -> None:
-        await self._store.execute("DELETE FROM monitor_status_outbox WHERE pbx = ? AND seq = ?", (self._pbx, seq))
+    async def done(self, through: int) -> None:
+        """Forgets the pending events up to sequence `through` (the dispatcher has them)."""
+        await self._store.execute("DELETE FROM monitor_status_outbox WHERE pbx = ? AND seq <= ?", (self._pbx, through))
