@@ -82,7 +82,7 @@ class _Run:
         self.legs: dict[str, Participant] = {}
         self.segments: dict[str, _Segment] = {}
         self.writes: list[asyncio.Task[None]] = []
-        self.inbound_row: dict[str, object] | None = None
+        self.inbound_rows: dict[str, dict[str, object]] = {}  # call name → its ReportInboundCalls row
         self.visible_at = 0.0  # when the last recording of this run shows in XAPI (monotonic)
 
     def _callid(self, name: str) -> int:
@@ -90,11 +90,12 @@ class _Run:
             kind = self.script.calls.get(name, "internal")
             self.calls[name] = self.pbx.new_call(3 if kind == "inbound" else 1)
             self.row.call_numbers.append(self.calls[name])
+            self._log_inbound(name)
         return self.calls[name]
 
     async def play(self) -> None:
         try:
-            self._log_inbound()
+            self._log_inbound(next(iter(self.script.calls)))
             for step in self.script.steps:
                 if isinstance(step, Wait):
                     await asyncio.sleep(step.seconds)
@@ -125,16 +126,15 @@ class _Run:
         leg = self.legs.get("A:caller")
         return leg.party_caller_id if leg else ""
 
-    def _log_inbound(self) -> None:
-        """A ReportInboundCalls row for an inbound first call: DID, caller, first monitored DN reached."""
-        first = next(iter(self.script.calls))
-        if self.script.calls[first] != "inbound":
+    def _log_inbound(self, name: str) -> None:
+        """A ReportInboundCalls row per inbound call: DID, caller, first monitored DN reached."""
+        if self.script.calls.get(name) != "inbound":
             return
-        upserts = [s for s in self.script.steps if isinstance(s, Upsert)]
+        upserts = [s for s in self.script.steps if isinstance(s, Upsert) and s.call == name]
         caller = next((s.fields.get("party_caller_id", "") for s in upserts if s.dn == TRUNK_DN), "")
-        self.inbound_row = {"callid": self.calls[first], "time": time.time(), "did": self.script.did,
-                            "caller": caller, "first_dn": next((s.dn for s in upserts if s.dn != TRUNK_DN), "")}
-        self.pbx.inbound_log.append(self.inbound_row)
+        self.inbound_rows[name] = {"callid": self.calls[name], "time": time.time(), "did": self.script.did,
+                                   "caller": caller, "first_dn": next((s.dn for s in upserts if s.dn != TRUNK_DN), "")}
+        self.pbx.inbound_log.append(self.inbound_rows[name])
 
     async def _upsert(self, step: Upsert) -> None:
         callid = self._callid(step.call)
@@ -147,8 +147,8 @@ class _Run:
             current = replace(current, callid=callid, legid=self.pbx.new_leg(callid))
         current = replace(current, **dict(step.fields))
         self.legs[step.leg] = current
-        if current.status == "Connected" and self.pbx.dns[step.dn].type == EXTENSION and self.inbound_row:
-            self.inbound_row["answered"] = True
+        if current.status == "Connected" and self.pbx.dns[step.dn].type == EXTENSION and step.call in self.inbound_rows:
+            self.inbound_rows[step.call]["answered"] = True
         self._track_recording(step.leg, current)
         self.pbx.upsert(current)
         if self.pbx.dns[step.dn].monitored:

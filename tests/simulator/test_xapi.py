@@ -136,3 +136,14 @@ async def test_unknown_xapi_paths_are_odata_404(sim: Sim) -> None:
     for path in ("/xapi/v1/Nothing", "/xapi/v1/Recordings(3)", "/xapi/v1/Trunks/Deeper"):
         body = await sim.get(path, status=404)
         assert "No HTTP resource" in body["error"]["message"]
+
+
+async def test_inbound_report_has_a_row_per_inbound_call(sim: Sim) -> None:
+    row = await sim.wait_done(await sim.play("parallel_calls", calls=3))
+    await sim.wait_done(await sim.play("outbound_answered"))
+    path = ("/xapi/v1/ReportInboundCalls/Pbx.GetInboundCalls(periodFrom=2020-01-01T00:00:00Z,"
+            "periodTo=2100-01-01T00:00:00Z,trunkDns='10000',callsType=0)")
+    report = await sim.get(path, **{"$orderby": "CallHistoryId"})
+    assert [(r["SourceCallerId"], r["DestinationDn"]) for r in report["value"]] == [
+        ("79161234567", "101"), ("79161234568", "102"), ("79161234569", "103")]
+    assert len(row["call_numbers"]) == 3
