@@ -7,6 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tcxhooks.simulator.directory import Directory, DirectoryError
+
 from .conftest import CLIENT_ID, CLIENT_SECRET, Sim
 
 
@@ -107,3 +109,17 @@ def test_xapi_writes_change_what_the_reads_show(xapi: httpx.Client) -> None:
     assert xapi.patch(f"/Queues({queue['Id']})", json={"Agents": [{"Number": "999"}]}).status_code == 400
     assert xapi.patch("/Users(999)", json={"CurrentProfileName": "Away"}).status_code == 404
     assert httpx.patch(f"{xapi.base_url}/Users(1)", json={"CurrentProfileName": "Away"}).status_code == 401
+
+
+def test_directory_tells_subscribers_which_extension_changed() -> None:
+    directory = Directory()
+    changed: list[str] = []
+    directory.subscribe(changed.append)
+    directory.set_profile("101", "Away")
+    directory.set_queue_status("102", "800", False)
+    directory.add_extension("150", "New")
+    directory.add_agent("800", "150")
+    directory.delete_extension("103")
+    assert changed == ["101", "102", "150", "150", "103"]
+    with pytest.raises(DirectoryError):
+        directory.set_queue_status("103", "800", True)

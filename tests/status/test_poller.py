@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from tcxhooks.platform.config import load_config
 from tcxhooks.v1 import events_pb2
@@ -82,6 +83,25 @@ async def test_changes_during_downtime_are_sent_once_after_restart(harness: Harn
     assert await harness.poll() == []
     await harness.restart()
     assert await harness.poll() == []
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_metrics_count_polls_failures_and_changes(harness: Harness, sim: Sim) -> None:
+    await harness.poll()
+    polls = metric("tcxhooks_monitor_status_poll_seconds_count")
+    failures = metric("tcxhooks_monitor_status_poll_failures_total", what="Users")
+    forwarding = metric("tcxhooks_monitor_status_changes_total", type="forwarding")
+    sim.do("POST", "/fail", {"count": 1, "target": "Users"})
+    await harness.poll()
+    sim.do("POST", "/profile", {"number": "101", "profile": "Away"})
+    await harness.poll()
+    assert metric("tcxhooks_monitor_status_poll_failures_total", what="Users") == failures + 1
+    assert metric("tcxhooks_monitor_status_changes_total", type="forwarding") == forwarding + 1
+    assert metric("tcxhooks_monitor_status_poll_seconds_count") == polls + 1
+    assert metric("tcxhooks_monitor_status_extensions") == 5
 
 
 @pytest.mark.parametrize("target, failing", [("Users", 2), ("Queues", 3)])
