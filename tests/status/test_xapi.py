@@ -117,3 +117,15 @@ async def test_a_slow_pbx_times_out_with_a_clear_error() -> None:
 
     with pytest.raises(XapiError, match="Users: no answer within 0.2 s"):
         await Xapi(Slow(), timeout=0.2).users()
+
+
+async def test_open_session_may_carry_a_placeholder_logout(fake: tuple[FakePbx, Harness]) -> None:
+    pbx, harness = fake
+    await harness.poll()  # baseline: no session, 101 out of queue 800
+    pbx.answers["ReportAgentLoginHistory"] = {"@odata.count": 2, "value": [
+        {"QueueNo": "800", "AgentNo": "101", "loggedInDt": "2026-01-01T00:00:00+03:00",
+         "LoggedOutDt": "2026-01-01T18:00:00.1234567+03:00"},
+        {"QueueNo": "800", "AgentNo": "101", "loggedInDt": "2026-01-02T08:00:00+03:00",
+         "LoggedOutDt": "0001-01-01T00:00:00Z"}]}
+    events = await harness.poll()
+    assert [(e.status.user, e.status.queue, e.status.status) for e in events] == [("101", "800", "in")]

@@ -223,12 +223,17 @@ def _unique(what: str, numbers: list[str]) -> None:
         seen.add(number)
 
 
+def _open(row: LoginRow) -> bool:
+    """No logout yet: empty, or a placeholder before the login (a .NET `DateTime.MinValue`)."""
+    return row.logged_out is None or row.logged_out < row.logged_in
+
+
 def current_logins(rows: list[LoginRow]) -> dict[tuple[str, str], bool]:
     """(queue, agent) → logged in, from each pair's latest session piece (open means logged in)."""
     latest: dict[tuple[str, str], LoginRow] = {}
     for row in rows:
         key = (row.queue, row.agent)
         seen = latest.get(key)
-        if seen is None or (row.logged_in, row.logged_out is None) > (seen.logged_in, seen.logged_out is None):
+        if seen is None or (row.logged_in, _open(row)) > (seen.logged_in, _open(seen)):
             latest[key] = row
-    return {key: row.logged_out is None for key, row in latest.items()}
+    return {key: _open(row) for key, row in latest.items()}
