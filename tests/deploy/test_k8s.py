@@ -219,8 +219,14 @@ def test_deployment_is_hardened_and_bounded(name: str, service: str) -> None:
     resources = main["resources"]
     for kind in ("cpu", "memory"):
         assert quantity(resources["requests"][kind]) <= quantity(resources["limits"][kind]), kind
-    pdb = one(objects, "PodDisruptionBudget", f"tcxhooks-{service}")
-    assert matches(pdb["spec"]["selector"]["matchLabels"], pod_labels(workload))
+    if service == "monitor":
+        # Only the lease holder is Ready: a rolling update or a disruption budget would wait forever.
+        assert workload["spec"]["strategy"] == {"type": "Recreate"}
+        assert not find(objects, "PodDisruptionBudget", "tcxhooks-monitor")
+    else:
+        assert workload["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+        pdb = one(objects, "PodDisruptionBudget", f"tcxhooks-{service}")
+        assert matches(pdb["spec"]["selector"]["matchLabels"], pod_labels(workload))
     assert spec["terminationGracePeriodSeconds"] >= 30
 
 
