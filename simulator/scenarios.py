@@ -97,6 +97,7 @@ class Flow:
         self.steps: list[Step] = []
         self.calls: dict[str, str] = {}
         self.external: dict[str, tuple[str, str]] = {}  # call → (number, name) of its external party
+        self.leg_call: dict[str, str] = {}  # leg → the call it is in now (a leg can move: attended transfer)
         self._count: dict[str, int] = {}
 
     def script(self) -> Script:
@@ -110,6 +111,7 @@ class Flow:
 
     def up(self, leg: str, dn: str, call: str, **fields: Any) -> str:
         self.steps.append(Upsert(leg, dn, call, fields))
+        self.leg_call[leg] = call
         return leg
 
     def rm(self, *legs: str) -> None:
@@ -161,9 +163,8 @@ class Flow:
     def _dn(leg: str) -> str:
         return leg.split(":", 1)[1].split("#", 1)[0]
 
-    @staticmethod
-    def _call(leg: str) -> str:
-        return leg.split(":", 1)[0]
+    def _call(self, leg: str) -> str:
+        return self.leg_call[leg]
 
     # --- transfers --------------------------------------------------------------------------
     def blind_transfer(self, leg: str, target: str) -> str:

@@ -11,7 +11,8 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from . import odata
-from .state import DID_RULE_NAME, EXTENSION, QUEUE, TRUNK_DID, TRUNK_DN, Pbx
+from .state import (DID_RULE_NAME, EXTENSION, IVR, PARKING, QUEUE, RINGGROUP, ROUTEPOINT, SPECIALMENU, TRUNK,
+                    TRUNK_DID, TRUNK_DN, Pbx)
 
 RECORDING_FIELDS = ("Id", "StartTime", "EndTime", "CallType", "FromDn", "FromDnType", "FromCallerNumber",
                     "FromDisplayName", "FromDidNumber", "FromCrmContact", "FromIdParticipant", "ToDn", "ToDnType",
@@ -19,6 +20,8 @@ RECORDING_FIELDS = ("Id", "StartTime", "EndTime", "CallType", "FromDn", "FromDnT
                     "RefParticipantId", "RecordingUrl", "IsArchived", "ArchivedUrl", "CanBeTranscribed",
                     "IsTranscribed", "TranscriptionResult", "Transcription", "Summary", "SentimentScore")
 VERSION = "20.0.10.1001"
+PEER_TYPES = {EXTENSION: "Extension", QUEUE: "Queue", IVR: "IVR", RINGGROUP: "RingGroup", SPECIALMENU: "SpecialMenu",
+              PARKING: "Parking", TRUNK: "ExternalLine", ROUTEPOINT: "RoutePoint"}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -139,6 +142,13 @@ class Xapi:
                                                            "OutOfOfficeHoursDestination", "HolidaysDestination",
                                                            "Hours"))
 
+    async def peers(self, request: web.Request) -> web.Response:
+        """Every DN with its XAPI PeerType, the way to label a DN seen in Call Control (§5.3)."""
+        dns = self.pbx(request).dns.values()
+        rows = [{"Id": i + 1, "Number": dn.number, "Name": dn.name, "Type": PEER_TYPES.get(dn.type, "None")}
+                for i, dn in enumerate(dns)]
+        return _collection(request, "Peers", rows, ("Id", "Number", "Name", "Type"))
+
     async def active_calls(self, request: web.Request) -> web.Response:
         pbx = self.pbx(request)
         now = time.time()
@@ -213,6 +223,7 @@ def add_routes(app: web.Application, state_key: web.AppKey[Any]) -> None:
     get("/xapi/v1/Trunks", x.trunks)
     get("/xapi/v1/DidNumbers", x.did_numbers)
     get("/xapi/v1/InboundRules", x.inbound_rules)
+    get("/xapi/v1/Peers", x.peers)
     get("/xapi/v1/ActiveCalls", x.active_calls)
     get("/xapi/v1/SystemStatus", x.system_status)
     get("/xapi/v1/ReportInboundCalls/{call:.+}", x.inbound_calls)

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tcxhooks.simulator import describe, scenarios
 from tcxhooks.simulator.state import TRUNK_DN
@@ -130,7 +131,8 @@ async def test_callback_shows_in_the_queue_callbacks_report(sim: Sim) -> None:
     await sim.get(report.format("yesterday", window[1]), status=400)
 
 
-@pytest.mark.parametrize("seed", range(30))
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=0, max_value=2**32))
 def test_random_scripts_are_well_formed(seed: int) -> None:
     script = scenarios.build("random", {"seed": seed})
     assert script == scenarios.build("random", {"seed": seed})

@@ -128,6 +128,9 @@ async def test_trunks_rules_and_active_calls(sim: Sim) -> None:
     assert [(r["Did"], r["RuleName"], r["SourceCallerId"], r["DestinationDn"], r["Status"]) for r in
             report["value"]] == [("74951234567", "Main line", "79161234567", "101", "Answered")]
     await sim.get("/xapi/v1/ReportInboundCalls/Pbx.GetInboundCalls(periodTo=2100-01-01T00:00:00Z)", status=400)
+    peers = {p["Number"]: p["Type"] for p in (await sim.get("/xapi/v1/Peers"))["value"]}
+    assert (peers["101"], peers["800"], peers["700"], peers["900"], peers["10000"], peers["crmhooks"]) == (
+        "Extension", "Queue", "IVR", "RingGroup", "ExternalLine", "RoutePoint")
     status = await sim.get("/xapi/v1/SystemStatus")
     assert status["Version"].startswith("20.")
 
