@@ -52,6 +52,10 @@ class Unavailable:
     async def step(self, job: Job, save: Save) -> Wait | Outcome:
         raise no_backend(self.detail)
 
+    async def probe(self) -> None:
+        """A (non-critical) health check that stays down: `tcxhooks_dependency_up{dependency="backend"} 0`."""
+        raise RuntimeError(f"no backend configured: {self.detail}")
+
 
 def make_backend(config: AnalyticsConfig, client: httpx.AsyncClient) -> Backend:
     """The configured backend, or `Unavailable` with what is missing (logged once here)."""

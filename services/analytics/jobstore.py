@@ -96,7 +96,7 @@ class JobStore:
             "INSERT INTO analytics_jobs (call_id, chain, audio, backend, state, created_at, updated_at, next_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_id) DO NOTHING",
             (call_id, chain, payload, backend, QUEUED, now, now, now))
-        return count == 1
+        return bool(count == 1)
 
     async def get(self, call_id: str) -> Job | None:
         row = await self.store.fetchone(f"SELECT {_COLUMNS} FROM analytics_jobs WHERE call_id = ?", (call_id,))
@@ -104,9 +104,9 @@ class JobStore:
 
     async def requeue_mine(self) -> int:
         """At start: jobs this replica was running when it stopped go back to the queue."""
-        return await self.store.execute(
+        return int(await self.store.execute(
             "UPDATE analytics_jobs SET state = ?, next_at = ? WHERE state = ? AND owner = ?",
-            (QUEUED, time.time(), RUNNING, self.owner))
+            (QUEUED, time.time(), RUNNING, self.owner)))
 
     async def claim(self, limit: int, lease: float) -> list[Job]:
         """Takes up to `limit` due jobs (queued and due, or running under an expired lease)."""

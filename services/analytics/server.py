@@ -8,7 +8,7 @@ import httpx
 from tcxhooks.platform.runtime import App
 from tcxhooks.v1 import analytics_service_pb2_grpc
 
-from .backend import make_backend
+from .backend import Unavailable, make_backend
 from .jobs import Runner
 from .jobstore import JobStore
 from .publisher import Publisher
@@ -23,6 +23,8 @@ async def build(app: App) -> None:
     client = httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=10.0))
     app.stack.push_async_callback(client.aclose)
     backend = make_backend(config, client)
+    if config.enabled and isinstance(backend, Unavailable):
+        app.health.add_check("backend", backend.probe, critical=False)
     publisher = Publisher(jobs, app.channel("dispatcher"))
     runner = Runner(config, jobs, backend, publisher.wake)
     servicer = AnalyticsServicer(config, jobs, backend.name, runner.wake)

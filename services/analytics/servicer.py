@@ -39,7 +39,9 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
     async def GetJob(self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext) -> pb.GetJobResponse:
         job = await self.jobs.get(request.call_id)
         if job is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no analytics job for call {request.call_id!r}")
+            context.set_code(grpc.StatusCode.NOT_FOUND)
+            context.set_details(f"no analytics job for call {request.call_id!r}")
+            return pb.GetJobResponse()
         reply = pb.GetJobResponse(call_id=job.call_id, state=STATES.get(job.state, pb.JOB_STATE_UNSPECIFIED),
                                   attempts=job.attempts, error=job.error)
         if job.result is not None:

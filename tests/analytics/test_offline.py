@@ -5,7 +5,10 @@ import importlib.util
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+
+from tests.helpers.services import read_config
 
 from .conftest import CLIENT, OPERATOR, Audio, StartService
 from .support import RecordingDispatcher, word_error_rate
@@ -53,3 +56,6 @@ def test_offline_without_the_extra_reports_no_backend(
     assert event.analytics_failed.error == (
         "no backend configured: backend = offline needs the offline extra (pip install 'tcxhooks[offline]'): "
         "No module named 'faster_whisper'")
+    port = read_config(service.config)["metrics"]["port"]
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert 'tcxhooks_dependency_up{dependency="backend",service="analytics"} 0.0' in metrics

@@ -55,7 +55,7 @@ def _run_call(tmp_path: Path, analytics: dict[str, str], talk_seconds: float, mo
     config = write_config(tmp_path, pbx={"url": sim_url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
                                          "ringing_grace": "1"},
                           webhook={"url": crm.url}, recordings={"grace": "1"}, services={"token": SERVICE_TOKEN},
-                          analytics=analytics)
+                          analytics=analytics, metrics={"port": 0})   # 0: no base+offset port clashes
     up = None
     try:
         _wait_http(f"{sim_url}/sim/scenarios")

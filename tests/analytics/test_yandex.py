@@ -69,7 +69,7 @@ def test_transcript_and_summary_arrive_with_documented_requests(
         assert request.headers["authorization"] == f"Api-Key {fake.api_key}"
         assert request.headers["x-folder-id"] == fake.folder_id
         assert request.headers["x-client-request-id"]
-    op_id = fake.operations and next(iter(fake.operations))
+    op_id = next(iter(fake.operations))
     polls = fake.requests_to(f"/operations/{op_id}")
     assert len(polls) == 2   # "still running", then done
     [results] = fake.requests_to("/stt/v3/getRecognition")

@@ -11,6 +11,7 @@ import random
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -48,7 +49,7 @@ class YandexBackend:
         self.gpt = YandexGPT(config, client)
 
     async def step(self, job: Job, save: Save) -> Wait | Outcome:
-        parts: list[dict] = job.progress.setdefault("parts", [{} for _ in job.audio])
+        parts: list[dict[str, Any]] = job.progress.setdefault("parts", [{} for _ in job.audio])
         for source, part in zip(job.audio, parts):
             if not part.get("operation_id") and "segments" not in part:
                 await self._submit(job, source, part, save)
@@ -80,7 +81,7 @@ class YandexBackend:
             await save()
         return Outcome(segments, job.progress["summary"], job.progress.get("language") or self.config.language)
 
-    async def _submit(self, job: Job, source: AudioRef, part: dict, save: Save) -> None:
+    async def _submit(self, job: Job, source: AudioRef, part: dict[str, Any], save: Save) -> None:
         job.progress["stage"] = "downloading the recording"
         with tempfile.TemporaryDirectory(prefix="tcxhooks-analytics-") as tmp:
             path = Path(tmp) / "audio.mp3"
@@ -93,7 +94,7 @@ class YandexBackend:
         await save()   # the id is stored before anything else may fail: never submit this audio twice
         log.info("submitted recording to SpeechKit", extra={"call_id": job.call_id, "operation_id": op_id})
 
-    async def _poll(self, job: Job, index: int, source: AudioRef, part: dict, save: Save) -> float | None:
+    async def _poll(self, job: Job, index: int, source: AudioRef, part: dict[str, Any], save: Save) -> float | None:
         op_id = part["operation_id"]
         try:
             operation = await self.stt.operation(op_id)

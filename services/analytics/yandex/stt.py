@@ -10,7 +10,7 @@ import asyncio
 import base64
 import json
 import time
-from collections import Counter
+from collections import defaultdict
 from typing import Any
 
 import httpx
@@ -151,7 +151,7 @@ def parse_results(text: str, stereo: bool) -> tuple[list[Segment], list[str]]:
     """Per (channelTag, finalIndex): finalRefinement.normalizedText if present, else the final's text."""
     finals: dict[tuple[str, int], tuple[float, float, str]] = {}
     refined: dict[tuple[str, int], str] = {}
-    languages: Counter[str] = Counter()
+    languages: defaultdict[str, float] = defaultdict(float)
     for obj in iter_objects(text):
         result = obj.get("result", obj)
         if not isinstance(result, dict):
@@ -177,6 +177,6 @@ def parse_results(text: str, stereo: bool) -> tuple[list[Segment], list[str]]:
     for (tag, index), (start, end, final_text) in finals.items():
         channel = (int(tag) if tag.isdigit() else 0) if two_channels else MONO
         segments.append(Segment(channel, start, end, refined.get((tag, index), final_text)))
-    ranked = [code for code, _ in languages.most_common() if code]
+    ranked = [code for code, _ in sorted(languages.items(), key=lambda item: -item[1]) if code]
     return segments, ranked
 
