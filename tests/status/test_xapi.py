@@ -76,8 +76,12 @@ GARBAGE = [
     ("Users", {"@odata.count": 1, "value": ["x"]}, "row 0 is not an object"),
     ("Users", {"@odata.count": 1, "value": [{"Id": 1}]}, "Number missing"),
     ("Users", {"@odata.count": 1, "value": [{"Id": "1", "Number": "101"}]}, "Id is not a whole number"),
-    ("Users", {"@odata.count": 2, "value": [{"Id": 1, "Number": "101"}, {"Id": 2, "Number": "101"}]},
+    ("Users", {"@odata.count": 2, "value": [GOOD_USERS["value"][0], {**GOOD_USERS["value"][0], "Id": 2}]},
      "number 101 appears twice"),
+    ("Users", {"@odata.count": 1, "value": [{"Id": 1, "Number": "101", "QueueStatus": "LoggedIn"}]},
+     "CurrentProfileName missing"),
+    ("Users", {"@odata.count": 1, "value": [{"Id": 1, "Number": "101", "CurrentProfileName": "Away",
+                                             "QueueStatus": "Busy"}]}, "neither LoggedIn nor LoggedOut"),
     ("Queues", {"@odata.count": 1, "value": [{"Id": 1, "Number": "800"}]}, "Agents missing"),
     ("Queues", {"@odata.count": 1, "value": [{"Id": 1, "Number": "800", "Agents": [{"Id": 3}]}]}, "Number missing"),
 ]

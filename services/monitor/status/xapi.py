@@ -19,6 +19,7 @@ BASE = "/xapi/v1"
 USER_FIELDS = "Id,Number,FirstName,LastName,DisplayName,EmailAddress,CurrentProfileName,QueueStatus"
 QUEUE_FIELDS = "Id,Number,Name"
 LOGGED_IN = "LoggedIn"
+LOGGED_OUT = "LoggedOut"
 
 
 class JsonGetter(Protocol):
@@ -159,11 +160,15 @@ class Xapi:
 
     @staticmethod
     def _user(row: Mapping[str, Any], where: str) -> UserRow:
+        user_id, number = _int(row, "Id", where), _text(row, "Number", where, required=True)
         first, last = _text(row, "FirstName", where), _text(row, "LastName", where)
         name = f"{first} {last}".strip() or _text(row, "DisplayName", where)
-        return UserRow(_int(row, "Id", where), _text(row, "Number", where, required=True), name,
-                       _text(row, "EmailAddress", where), _text(row, "CurrentProfileName", where),
-                       _text(row, "QueueStatus", where))
+        # profile and queue status are required: a field the PBX stopped sending must not read as a change
+        profile = _text(row, "CurrentProfileName", where, required=True)
+        queue_status = _text(row, "QueueStatus", where, required=True)
+        if queue_status not in (LOGGED_IN, LOGGED_OUT):
+            raise ValueError(f"{where}: QueueStatus {queue_status[:40]!r} is neither {LOGGED_IN} nor {LOGGED_OUT}")
+        return UserRow(user_id, number, name, _text(row, "EmailAddress", where), profile, queue_status)
 
     async def queues(self) -> list[QueueRow]:
         what = "Queues?$expand=Agents"
