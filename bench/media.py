@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import statistics
 import subprocess
 import sys
@@ -41,6 +42,12 @@ async def ours(path: Path, transcoder: Transcoder) -> tuple[float, float]:
     return time.perf_counter() - started, mp3.duration
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (ffmpeg), user + system."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def cli(path: Path, out: Path) -> float:
     started = time.perf_counter()
     subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", str(path), "-c:a", "libmp3lame",
@@ -51,13 +58,20 @@ def cli(path: Path, out: Path) -> float:
 def transcoding(folder: Path, minutes: float, rounds: int) -> list[tuple[str, str, str]]:
     wav = make_wav(folder / "long.wav", minutes * 60)
     transcoder = Transcoder("64k", jobs=1)
-    asyncio.run(ours(wav, transcoder))  # warm-up of both (first process start, page cache)
+    loop = asyncio.new_event_loop()  # one loop for every round, as in the service
+    loop.run_until_complete(ours(wav, transcoder))  # warm-up of both (first process start, page cache)
     cli(wav, folder / "cli.mp3")
     ours_times, cli_times, duration = [], [], 0.0
+    ours_cpu = cli_cpu = 0.0
     for _ in range(rounds):
-        seconds, duration = asyncio.run(ours(wav, transcoder))
+        before = cpu_seconds()
+        seconds, duration = loop.run_until_complete(ours(wav, transcoder))
+        middle = cpu_seconds()
         ours_times.append(seconds)
         cli_times.append(cli(wav, folder / "cli.mp3"))
+        ours_cpu += middle - before
+        cli_cpu += cpu_seconds() - middle
+    loop.close()
     mine, theirs = min(ours_times), min(cli_times)
     mine_median, theirs_median = statistics.median(ours_times), statistics.median(cli_times)
     return [
@@ -68,6 +82,8 @@ def transcoding(folder: Path, minutes: float, rounds: int) -> list[tuple[str, st
          f"{duration / theirs:.0f}x real time"),
         ("speed ratio (CLI time / ours)", f"best {theirs / mine:.2f}, median {theirs_median / mine_median:.2f}",
          "target >= 0.90"),
+        ("CPU per file (ours / CLI)", f"{ours_cpu / rounds * 1000:.0f} ms / {cli_cpu / rounds * 1000:.0f} ms",
+         f"ratio {cli_cpu / ours_cpu:.2f} (steady under load)"),
     ]
 
 

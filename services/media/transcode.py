@@ -25,7 +25,8 @@ from .errors import BadAudio
 
 log = logging.getLogger(__name__)
 
-UNFINALISED = (0, 0xFFFFFFFF)  # data sizes a writer leaves when it never patched the header
+UNFINALISED = (0, 0xFFFFFFFF)
+PIPE_BUFFER = 1024 * 1024  # data sizes a writer leaves when it never patched the header
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,11 @@ class Transcoder:
         self._slots = asyncio.Semaphore(jobs or os.cpu_count() or 1)
 
     def command(self, info: WavInfo) -> list[str]:
-        options = {"f": "wav"}
+        options = {"f": "wav"}  # flush_packets=0 below: ffmpeg writes 32 KiB blocks, not one write per frame
         if info.data_size in UNFINALISED:
             options["ignore_length"] = "1"
         stream = ffmpeg.input("pipe:0", **options).output(
-            "pipe:1", f="mp3", acodec="libmp3lame", audio_bitrate=self.bitrate)
+            "pipe:1", f="mp3", acodec="libmp3lame", audio_bitrate=self.bitrate, flush_packets=0)
         return list(ffmpeg.compile(stream, cmd=[self.exe, "-nostdin", "-hide_banner", "-loglevel", "error"]))
 
     async def to_mp3(self, chunks: AsyncIterator[bytes]) -> Mp3:
