@@ -152,7 +152,7 @@ class _Run:
         self._track_recording(step.leg, current)
         self.pbx.upsert(current)
         if self.pbx.dns[step.dn].monitored:
-            await self._after_change()
+            await self._after_change("U", current)
 
     async def _remove(self, leg: str) -> None:
         current = self.legs.pop(leg, None)
@@ -161,10 +161,13 @@ class _Run:
         self._finish_segment(leg)
         self.pbx.remove(current.dn, current.id)
         if self.pbx.dns[current.dn].monitored:
-            await self._after_change()
+            await self._after_change("R", current)
 
-    async def _after_change(self) -> None:
+    async def _after_change(self, kind: str, p: Participant) -> None:
         self.changes += 1
+        entity = f"/callcontrol/{p.dn}/participants/{p.id}"
+        self.row.changes.append({"time": time.time(), "kind": kind, "entity": entity,
+                                 "status": p.status if kind == "U" else "", "callid": p.callid})
         if self.changes in self.drop_after and self.player.drop_sockets is not None:
             await self.player.drop_sockets()
         await asyncio.sleep(self.gap)

@@ -53,10 +53,14 @@ async def test_numbers_start_at_the_configured_value_and_increase(sim: Sim) -> N
     assert [c["call_number"] for c in body["calls"]] == [698, 699]
     async with sim.session.get(sim.url + "/sim/calls/12345") as reply:
         assert reply.status == 404
+    row = await sim.wait_done(first)
+    assert [(c["kind"], c["status"], c["callid"]) for c in row["changes"]] == [("U", "Ringing", 698), ("R", "", 698)]
+    assert row["changes"][0]["entity"] == row["changes"][1]["entity"]
+    assert row["changes"][0]["time"] <= row["changes"][1]["time"]
 
 
 async def test_load_runs_many_concurrent_calls(sim: Sim) -> None:
-    body = {"calls": 60, "rate": 200, "params": {"talk_seconds": 0.5, "ring_seconds": 0.1}}
+    body = {"calls": 60, "rate": 200, "params": {"talk_seconds": 1.5, "ring_seconds": 0.1}}
     async with sim.session.post(sim.url + "/sim/load", json=body) as reply:
         assert reply.status == 200, await reply.text()
     peak = 0
