@@ -24,6 +24,7 @@ from .transcript import render_text, to_proto
 log = logging.getLogger(__name__)
 
 LEASE = 3600.0
+PURGE_EVERY = 3600.0
 MAX_BACKOFF = 300.0
 IDLE_CHECK = 1.0
 
@@ -34,8 +35,11 @@ def backoff(attempt: int, minimum: float = 0.0) -> float:
 
 
 class Runner:
-    def __init__(self, config: AnalyticsConfig, jobs: JobStore, backend: Backend, on_finished: asyncio.Event) -> None:
+    def __init__(self, config: AnalyticsConfig, jobs: JobStore, backend: Backend, on_finished: asyncio.Event,
+                 retention: float) -> None:
         self.config = config
+        self.retention = retention
+        self._purged_at = 0.0
         self.jobs = jobs
         self.backend = backend
         self.on_finished = on_finished
@@ -56,6 +60,7 @@ class Runner:
                         self.active.add(task)
                         task.add_done_callback(self._task_done)
                 await self._update_gauges()
+                await self._purge()
                 await self._idle(stopping)
         finally:
             if self.active:
@@ -64,6 +69,10 @@ class Runner:
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self.active.discard(task)
         self.wake.set()
+        if not task.cancelled() and task.exception() is not None:
+            # e.g. the store went away while recording the outcome: the job stays claimed and is taken up
+            # again after a restart (or by another replica once its lease ends)
+            log.error("analytics job task failed: %s", task.exception(), exc_info=task.exception())
 
     async def _idle(self, stopping: asyncio.Event) -> None:
         due = await self.jobs.next_due()
@@ -74,6 +83,15 @@ class Runner:
         finally:
             for waiter in waiters:
                 waiter.cancel()
+
+    async def _purge(self) -> None:
+        """Transcripts are personal data: kept as long as the recordings (`[recordings] retention_days`)."""
+        if time.time() - self._purged_at < PURGE_EVERY:
+            return
+        self._purged_at = time.time()
+        purged = await self.jobs.purge(time.time() - self.retention)
+        if purged:
+            log.info("purged %d analytics job(s) older than %.0f days", purged, self.retention / 86400)
 
     async def _update_gauges(self) -> None:
         for state, count in (await self.jobs.count_by_state()).items():

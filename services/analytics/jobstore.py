@@ -165,6 +165,12 @@ class JobStore:
     async def mark_published(self, call_id: str) -> None:
         await self.store.execute("UPDATE analytics_jobs SET published = 1 WHERE call_id = ?", (call_id,))
 
+    async def purge(self, older_than: float) -> int:
+        """Deletes finished, published jobs (their transcripts) last changed before `older_than`."""
+        return int(await self.store.execute(
+            "DELETE FROM analytics_jobs WHERE published = 1 AND state IN (?, ?) AND updated_at < ?",
+            (DONE, FAILED, older_than)))
+
     async def count_by_state(self) -> dict[str, int]:
         rows = await self.store.fetchall("SELECT state, COUNT(*) FROM analytics_jobs GROUP BY state")
         counts = {state: 0 for state in STATES}

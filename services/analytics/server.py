@@ -26,7 +26,7 @@ async def build(app: App) -> None:
     if config.enabled and isinstance(backend, Unavailable):
         app.health.add_check("backend", backend.probe, critical=False)
     publisher = Publisher(jobs, app.channel("dispatcher"))
-    runner = Runner(config, jobs, backend, publisher.wake)
+    runner = Runner(config, jobs, backend, publisher.wake, retention=app.config.recordings.retention_days * 86400.0)
     servicer = AnalyticsServicer(config, jobs, backend.name, runner.wake)
     analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server(servicer, app.server)
     app.spawn(runner.run(app.stopping), "jobs")

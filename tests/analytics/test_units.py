@@ -1,9 +1,15 @@
 """Pure functions of the analytics service: TextRank, getRecognition parsing, transcript rendering."""
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+from tcxhooks.analytics.jobstore import AudioRef, JobStore
 from tcxhooks.analytics.textrank import sentences, summarize
 from tcxhooks.analytics.transcript import MONO, Segment, render_text
 from tcxhooks.analytics.yandex.stt import parse_results
+from tcxhooks.platform.store import open_store
+from tcxhooks.v1 import events_pb2
 
 RU = ("Добрый день, компания Ромашка, меня зовут Анна. Я хотел бы узнать статус моего заказа. "
       "Назовите, пожалуйста, номер заказа. Номер заказа сто двадцать три. "
@@ -47,3 +53,27 @@ def test_get_recognition_prefers_refinement_and_groups_channels() -> None:
 
 def test_mono_text_has_no_speaker_prefix() -> None:
     assert render_text([Segment(MONO, 2, 3, "b"), Segment(MONO, 0, 1, " a ")], ("operator", "client")) == "a\nb"
+
+
+async def test_jobstore_claims_once_and_purges_only_old_published_jobs(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'jobs.db'}")
+    try:
+        jobs = JobStore(store, owner="host/a")
+        await jobs.migrate()
+        audio = [AudioRef("http://media/r/1.mp3", 3.0, 1)]
+        assert await jobs.submit("1_1-1", "1_1", audio, "offline")
+        assert not await jobs.submit("1_1-1", "1_1", audio, "offline")
+        [job] = await jobs.claim(5, lease=60)
+        assert job.call_id == "1_1-1" and job.audio == audio
+        assert await JobStore(store, owner="host/b").claim(5, lease=60) == []   # leased to host/a
+        assert await jobs.requeue_mine() == 1
+        [job] = await jobs.claim(5, lease=60)
+        await jobs.finish(job, events_pb2.AnalyticsReady(call_id="1_1-1", text="hi"))
+        assert (await jobs.get("1_1-1")).result.text == "hi"  # type: ignore[union-attr]
+        assert await jobs.purge(time.time() + 10) == 0      # not yet published: kept
+        await jobs.mark_published("1_1-1")
+        assert await jobs.purge(time.time() - 3600) == 0    # younger than the retention
+        assert await jobs.purge(time.time() + 10) == 1
+        assert await jobs.get("1_1-1") is None
+    finally:
+        await store.close()
