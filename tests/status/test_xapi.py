@@ -109,7 +109,10 @@ async def test_garbage_login_history_keeps_the_last_queue_logins(fake: tuple[Fak
     pbx.answers["ReportAgentLoginHistory"] = {"@odata.count": 1, "value": [{"QueueNo": "800", "AgentNo": "101",
                                                                             "loggedInDt": "yesterday"}]}
     assert await harness.poll() == []
-    pbx.answers["ReportAgentLoginHistory"] = GOOD_HISTORY  # no open session any more: logged out
+    pbx.answers["ReportAgentLoginHistory"] = GOOD_HISTORY  # no row: the last known state stays
+    assert await harness.poll() == []
+    pbx.answers["ReportAgentLoginHistory"] = {"@odata.count": 1, "value": [
+        {"QueueNo": "800", "AgentNo": "101", "loggedInDt": "2026-01-01T08:00:00Z", "LoggedOutDt": "2026-01-01T09:00:00Z"}]}
     events = await harness.poll()
     assert [(e.status.user, e.status.queue, e.status.status) for e in events] == [("101", "800", "out")]
 

@@ -7,7 +7,8 @@
 Rules (webhooks.md §4): no baseline yet → the first complete view is stored silently; a stored
 baseline → the differences are sent once; a failed or partial read of Users or Queues → nothing is
 diffed (it never turns into deletions). Per-queue logins come from the login-history report; when
-that report fails, the last known per-queue logins are carried over and diffed once it answers again.
+that report fails, or has no row for an agent of a queue, the last known state is kept (and diffed
+once the report shows it again).
 """
 from __future__ import annotations
 
@@ -150,12 +151,16 @@ class StatusPoller:
                       for u in users}
         views = {}
         for q in queues:
-            if logins is not None:
-                logged_in = frozenset(a for a in q.agents if logins.get((q.number, a), False))
-            else:
-                last = previous.queues.get(q.number) if previous is not None else None
-                logged_in = frozenset(a for a in q.agents if last is not None and a in last.logged_in)
-            views[q.number] = QueueView(q.number, q.name, q.agents, logged_in)
+            last = previous.queues.get(q.number) if previous is not None else None
+            logged_in = set()
+            for agent in q.agents:
+                # no row for the pair (or no report): the last known state; out for a new member
+                state = logins.get((q.number, agent)) if logins is not None else None
+                if state is None:
+                    state = last is not None and agent in last.logged_in
+                if state:
+                    logged_in.add(agent)
+            views[q.number] = QueueView(q.number, q.name, q.agents, frozenset(logged_in))
         return DirectoryView(extensions, views, known)
 
     async def _flush(self) -> list[events_pb2.Event]:
