@@ -119,6 +119,13 @@ class OfflineBackend:
                 log.info("Whisper base model loaded in %.1fs from %s", time.monotonic() - started, directory)
             return self._model
 
+    async def warm_up(self) -> None:
+        """Loads the model in the background at start, so the first job does not wait for it."""
+        try:
+            await asyncio.to_thread(self.model)
+        except Exception as exc:  # noqa: BLE001 - reported again, as the job's error, by the first job
+            log.error("cannot load the Whisper model: %s", exc)
+
     async def step(self, job: Job, save: Save) -> Wait | Outcome:
         parts: list[dict[str, Any]] = job.progress.setdefault("parts", [{} for _ in job.audio])
         for index, (source, part) in enumerate(zip(job.audio, parts)):

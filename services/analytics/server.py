@@ -30,4 +30,7 @@ async def build(app: App) -> None:
     servicer = AnalyticsServicer(config, jobs, backend.name, runner.wake)
     analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server(servicer, app.server)
     app.spawn(runner.run(app.stopping), "jobs")
+    warm_up = getattr(backend, "warm_up", None)
+    if config.enabled and warm_up is not None:
+        app.spawn(warm_up(), "warm-up")
     app.spawn(publisher.run(app.stopping), "publisher")
