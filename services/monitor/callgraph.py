@@ -194,18 +194,26 @@ class CallGraph:
             chain.end_due = now + self.settings.grace
 
     def reconcile(self, snapshot: list[Participant], now: float) -> None:
-        """A full `GET /callcontrol` after a (re)connect: new legs adopted, changed ones applied, vanished ones ended."""
-        seen = set()
-        for p in snapshot:
-            seen.add(p.key)
+        """A full `GET /callcontrol` after a (re)connect: changes applied, vanished legs ended, new ones adopted.
+
+        The snapshot has no history, so the order is inferred: first the changes of legs we hold (an answer
+        tells which ringing legs were answered elsewhere), then the legs that went (a hunt moving on, a
+        transferor leaving), then new legs in the order 3CX created them (legid, then participant id).
+        """
+        order = sorted(snapshot, key=lambda item: (item.callid, item.legid, item.id))
+        seen = {p.key for p in order}
+        fresh = []
+        for p in order:
             held_in = self.where.get(p.key)
-            held = self.chains[held_in].legs.get(p.key) if held_in in self.chains else None
-            if held is not None and held.part == p.to_dict():
-                continue
-            self.upsert(p, now)
+            if held_in is None:
+                fresh.append(p)
+            elif held_in not in self.chains or self.chains[held_in].legs[p.key].part != p.to_dict():
+                self.upsert(p, now)
         for key in [k for k in self.where if k not in seen]:
             dn, _, pid = key.rpartition("/")
             self.remove(dn, int(pid), now)
+        for p in fresh:
+            self.upsert(p, now)
 
     def due(self, now: float) -> list[int]:
         """Call numbers with a decision due (call `decide` for each)."""

@@ -23,8 +23,11 @@ class Pbx:
     url: str
     folder: Path
 
-    def play(self, scenario: str, **params: Any) -> dict[str, Any]:
-        reply = httpx.post(f"{self.url}/sim/play", json={"scenario": scenario, "params": params}, timeout=10)
+    def play(self, scenario: str, drop_ws_after: list[int] | None = None, **params: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"scenario": scenario, "params": params}
+        if drop_ws_after:
+            body["drop_ws_after"] = drop_ws_after
+        reply = httpx.post(f"{self.url}/sim/play", json=body, timeout=10)
         reply.raise_for_status()
         return dict(reply.json())
 
@@ -51,11 +54,19 @@ class Monitor:
     config: Path
     folder: Path
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    metrics: dict[str, int] = field(default_factory=dict)
 
     def start(self, name: str) -> None:
+        self.metrics[name] = free_port()
         self.procs[name] = start([name, "-c", str(self.config)], self.folder / f"{name}.log",
-                                 env={"TCXH_METRICS_PORT": str(free_port())})
+                                 env={"TCXH_METRICS_PORT": str(self.metrics[name])})
         wait_healthy(read_config(self.config)["services"][name], timeout=60)
+
+    def metric(self, name: str, service: str = "monitor") -> float:
+        """Sum of every sample of metric `name` (any labels) on the service's /metrics."""
+        text = httpx.get(f"http://127.0.0.1:{self.metrics[service]}/metrics", timeout=5).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(name) and not line.startswith("#"))
 
     def kill9(self, name: str) -> None:
         kill9(self.procs.pop(name))
@@ -99,7 +110,7 @@ def monitor_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Mo
     crm = Receiver().start()
     sections: dict[str, dict[str, Any]] = {
         "pbx": {"url": pbx.url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "ringing_grace": "1",
-                "timezone": "UTC"},
+                "timezone": "UTC", "lease_ttl": "2"},
         "events": {"language": "en"},
         "webhook": {"url": crm.url},
         "recordings": {"enabled": "false"},

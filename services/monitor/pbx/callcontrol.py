@@ -83,11 +83,13 @@ class CallControl:
         self.last_resync = 0.0  # monotonic
         self.connects = 0
         self._gone: set[str] = set()  # entities already reported removed by a 404
+        self._synced = False
+        self._token: str | None = None  # the token of the last upgrade (renewed after a 401)
 
     async def run(self, stopping: asyncio.Event) -> None:
         backoff = 0.5
         while not stopping.is_set():
-            started = time.monotonic()
+            self._synced = False
             try:
                 await self._session(stopping)
             except InvalidStatus as exc:
@@ -95,20 +97,20 @@ class CallControl:
                 WS_RECONNECTS.labels("refused").inc()
                 log.warning("Call Control WebSocket refused with HTTP %s", status)
                 if status == 401:
-                    await self._renew()
+                    await self._renew(self._token)
             except (OSError, WebSocketException, asyncio.TimeoutError) as exc:
                 WS_RECONNECTS.labels("dropped").inc()
                 log.warning("Call Control WebSocket lost: %s", exc or type(exc).__name__)
             except PbxError as exc:
-                WS_RECONNECTS.labels("resync_failed").inc()
-                log.warning("Call Control resync failed: %s", exc)
+                WS_RECONNECTS.labels("pbx_error").inc()
+                log.warning("Call Control unavailable: %s", exc)
             finally:
                 self.connected = False
                 WS_CONNECTED.set(0)
             if stopping.is_set():
                 break
-            if time.monotonic() - started > 30:
-                backoff = 0.5  # the last session was healthy: start again quickly
+            if self._synced:
+                backoff = 0.5  # the last session got as far as a resync: the PBX is fine, come back quickly
             delay = backoff * (0.8 + 0.4 * random.random())
             backoff = min(self.max_backoff, backoff * 2)
             try:
@@ -116,14 +118,14 @@ class CallControl:
             except asyncio.TimeoutError:
                 pass
 
-    async def _renew(self) -> None:
+    async def _renew(self, stale: str | None) -> None:
         try:
-            await self.pbx.renew(None)
+            await self.pbx.renew(stale)
         except PbxError as exc:
             log.warning("cannot renew the PBX token: %s", exc)
 
     async def _session(self, stopping: asyncio.Event) -> None:
-        token = await self.pbx.token()
+        token = self._token = await self.pbx.token()
         url = self.pbx.websocket_url("/callcontrol/ws")
         async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {token}"},
                                       ssl=self.pbx.ssl_context(), ping_interval=self.ping_interval,
@@ -137,6 +139,7 @@ class CallControl:
             try:
                 # The socket is open before the snapshot is read, so no change falls in between.
                 await self._resync()
+                self._synced = True
                 self.connected = True
                 WS_CONNECTED.set(1)
                 await self._read(ws, ordered, stopping)

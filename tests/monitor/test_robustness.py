@@ -1,0 +1,69 @@
+"""Faults through real processes: WebSocket drops at every step, an expired token, kill -9 of the monitor."""
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from .conftest import Monitor
+from .expected import EXPECTED, PARAMS, check
+
+RINGING_STOPPED = [{"events": {"ringing_stopped": "true"}}]
+VISIBLE_CHANGES = {"blind_transfer": 6, "queue_answered": 7, "attended_transfer": 10, "transfer_to_queue": 9}
+
+
+def prefix_of(monitor: Monitor, number: int) -> list[list[tuple[str, str]]]:
+    return [h.form_items() for h in monitor.crm.requests if f"_{number}-" in h.form()["id"]]
+
+
+@pytest.mark.parametrize("monitor_stack", RINGING_STOPPED, indirect=True)
+def test_websocket_dropped_after_every_step_still_gives_the_same_webhooks(monitor_stack: Monitor) -> None:
+    numbers = {}
+    for scenario, changes in VISIBLE_CHANGES.items():
+        numbers[scenario] = monitor_stack.pbx.play(
+            scenario, **PARAMS, drop_ws_after=list(range(1, changes)))["call_number"]
+        time.sleep(0.3)
+    httpx.post(f"{monitor_stack.pbx.url}/sim/token/expire", timeout=5).raise_for_status()  # and a dead token
+    for number in numbers.values():
+        monitor_stack.pbx.wait_done(number)
+    monitor_stack.bodies(sum(len(EXPECTED[s]) for s in numbers), timeout=30)
+    time.sleep(2)  # room for anything repeated or invented
+    for scenario, number in numbers.items():
+        bodies = prefix_of(monitor_stack, number)
+        assert bodies, f"{scenario}: nothing received\n{monitor_stack.logs()}"
+        check(scenario, dict(bodies[0])["id"].rsplit("-", 1)[0], bodies)
+    assert monitor_stack.metric('tcxhooks_monitor_ws_reconnects_total{outcome="connected"}') >= 4  # several reconnects happened
+
+
+@pytest.mark.parametrize("monitor_stack", RINGING_STOPPED, indirect=True)
+def test_monitor_killed_mid_call_keeps_ids_and_misses_nothing(monitor_stack: Monitor) -> None:
+    number = monitor_stack.pbx.play("blind_transfer", ring_seconds=1, talk_seconds=4, wait_seconds=1)["call_number"]
+    monitor_stack.bodies(2)  # ringing, answered
+    monitor_stack.kill9("monitor")
+    monitor_stack.start("monitor")
+    monitor_stack.pbx.wait_done(number)
+    bodies = monitor_stack.bodies(6)
+    time.sleep(2)
+    assert len(monitor_stack.crm.requests) == 6
+    prefix = dict(bodies[0])["id"].rsplit("-", 1)[0]
+    events = [(dict(b)["event"], dict(b)["id"], dict(b).get("user")) for b in bodies]
+    assert events == [("ringing", f"{prefix}-0", "101"), ("hangupincoming", f"{prefix}-1", "101"),
+                      ("ringing", f"{prefix}-2", "102"), ("incoming", f"{prefix}-1", "101"),
+                      ("hangupincoming", f"{prefix}-2", "102"), ("incoming", f"{prefix}-2", "102")]
+    assert [dict(b).get("transfer") for b in bodies if dict(b)["event"] == "incoming"] == ["true", "false"]
+
+
+def test_a_call_that_ended_while_the_monitor_was_down_ends_once(monitor_stack: Monitor) -> None:
+    number = monitor_stack.pbx.play("inbound_answered", ring_seconds=1, talk_seconds=1)["call_number"]
+    monitor_stack.bodies(2)
+    monitor_stack.kill9("monitor")
+    monitor_stack.pbx.wait_done(number)
+    monitor_stack.start("monitor")
+    bodies = monitor_stack.bodies(3)
+    time.sleep(2.5)
+    assert len(monitor_stack.crm.requests) == 3
+    prefix = dict(bodies[0])["id"].rsplit("-", 1)[0]
+    ended = dict(bodies[2])
+    assert (ended["event"], ended["id"], ended["user"], ended["finishtype"], ended["transfer"]) == (
+        "incoming", f"{prefix}-1", "101", "Ok", "false")
