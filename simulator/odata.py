@@ -58,10 +58,17 @@ def _parse_datetime(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+MAX_FILTER = 4000  # characters
+MAX_DEPTH = 50  # nested parentheses / `not`
+
+
 class _Parser:
     def __init__(self, text: str, fields: Sequence[str]) -> None:
+        if len(text) > MAX_FILTER:
+            raise ODataError(f"The $filter is longer than {MAX_FILTER} characters.")
         self.toks = _tokens(text)
         self.i = 0
+        self.depth = 0
         self.fields = set(fields)
 
     def parse(self) -> Predicate:
@@ -97,6 +104,15 @@ class _Parser:
         return parts[0] if len(parts) == 1 else (lambda row: all(p(row) for p in parts))
 
     def _unary(self) -> Predicate:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ODataError(f"The $filter nests deeper than {MAX_DEPTH} levels.")
+        try:
+            return self._unary_inner()
+        finally:
+            self.depth -= 1
+
+    def _unary_inner(self) -> Predicate:
         if self._peek_word("not"):
             self.i += 1
             inner = self._unary()

@@ -25,6 +25,7 @@ FIELDS = ("Id", "FromDn", "ToDn", "StartTime", "Name")
     ({"$filter": "FromDn eq '10000' and ToDn eq '101'"}, [1, 3, 5]),
     ({"$filter": "(FromDn eq '101' or Id eq 1) and not (Id eq 4)"}, [1, 2, 6]),
     ({"$filter": "Name eq 'O''Brien'"}, [3]),
+    ({"$filter": "(" * 40 + "Id eq 3" + ")" * 40}, [3]),
     ({"$filter": "StartTime ge 2025-11-25T18:45:00Z"}, [5, 6]),
     ({"$filter": "Id ne 1 and ToDn ne null"}, [2, 3, 4, 5, 6]),
     ({"$filter": "Id gt 1", "$orderby": "Id desc", "$top": "2"}, [6, 5]),
@@ -46,6 +47,8 @@ def test_count_and_select() -> None:
     {"$filter": "(Id eq 1"}, {"$filter": "Id eq 'unterminated"}, {"$filter": "Id eq 1 Id"}, {"$filter": "eq 1"},
     {"$top": "-1"}, {"$skip": "x"}, {"$orderby": "Nope"}, {"$orderby": "Id sideways"}, {"$select": "Nope"},
     {"$filter": "Id eq 2025-13-45T99:00:00Z"}, {"$filter": "Id eq #"},
+    {"$filter": "(" * 3000 + "Id eq 1" + ")" * 3000}, {"$filter": "not " * 500 + "Id eq 1"},
+    {"$filter": " or ".join(["Id eq 1"] * 1000)},
 ])
 def test_bad_queries_raise(query: dict[str, str]) -> None:
     with pytest.raises(odata.ODataError):
