@@ -153,3 +153,13 @@ async def test_inbound_report_has_a_row_per_inbound_call(sim: Sim) -> None:
     assert [(r["SourceCallerId"], r["DestinationDn"]) for r in report["value"]] == [
         ("79161234567", "101"), ("79161234568", "102"), ("79161234569", "103")]
     assert len(row["call_numbers"]) == 3
+
+
+async def test_directory_matches_the_dn_list(sim: Sim) -> None:
+    users = (await sim.get("/xapi/v1/Users", **{"$orderby": "Number"}))["value"]
+    assert [(u["Number"], u["DisplayName"]) for u in users] == [
+        ("101", "Ivan Petrov"), ("102", "Maria Sidorova"), ("103", "Oleg Smirnov"), ("104", "Anna Kuznetsova"),
+        ("105", "Pavel Volkov")]
+    queues = (await sim.get("/xapi/v1/Queues", **{"$expand": "Agents"}))["value"]
+    assert {q["Number"]: [a["Number"] for a in q["Agents"]] for q in queues} == {"800": ["101", "102"],
+                                                                                 "801": ["103"]}
