@@ -65,15 +65,16 @@ class LoginRow:
 
 def _text(row: Mapping[str, Any], key: str, where: str, required: bool = False) -> str:
     value = row.get(key)
-    if value is None:
-        if required:
-            raise ValueError(f"{where}: {key} missing")
-        return ""
-    if not isinstance(value, (str, int)) or isinstance(value, bool):
+    if type(value) is str:
+        text = value.strip()
+    elif value is None:
+        text = ""
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    else:
         raise ValueError(f"{where}: {key} is not text")
-    text = str(value).strip()
     if required and not text:
-        raise ValueError(f"{where}: {key} empty")
+        raise ValueError(f"{where}: {key} {'missing' if value is None else 'empty'}")
     return text
 
 
@@ -116,7 +117,7 @@ class Xapi:
             raise XapiError(what, f"no answer within {self._timeout:g} s") from None
         except PbxError as exc:  # HTTP status, transport, not JSON: the message names the request
             raise XapiError(what, str(exc), getattr(exc, "status", None)) from None
-        if not isinstance(body, Mapping):
+        if not isinstance(body, dict):
             raise XapiError(what, f"answer is not a JSON object but {type(body).__name__}")
         return body
 
@@ -138,7 +139,7 @@ class Xapi:
                 raise XapiError(what, f"the PBX changed while paging (count {expected} then {count})")
             expected = count
             for index, row in enumerate(page):
-                if not isinstance(row, Mapping):
+                if not isinstance(row, dict):
                     raise XapiError(what, f"row {len(rows) + index} is not an object")
             rows.extend(page)
             # a page shorter than $top may be the server's own page size: go on from where the rows end
@@ -182,7 +183,7 @@ class Xapi:
                     raise ValueError(f"{where}: Agents missing (was $expand=Agents honoured?)")
                 numbers = []
                 for k, agent in enumerate(agents):
-                    if not isinstance(agent, Mapping):
+                    if not isinstance(agent, dict):
                         raise ValueError(f"{where} agent {k} is not an object")
                     numbers.append(_text(agent, "Number", f"{where} agent {k}", required=True))
                 queues.append(QueueRow(_int(row, "Id", where), _text(row, "Number", where, required=True),
