@@ -101,3 +101,34 @@ def test_kill9_during_transcoding_publishes_once_after_restart(peers: Peers, tmp
     finally:
         peers.monitor.chunk_delay = 0.0
         assert media.stop() == 0
+
+
+def test_kill9_while_the_dispatcher_is_down_resumes_at_publishing(peers: Peers, tmp_path: Path) -> None:
+    from tests.helpers.services import stop
+
+    call_id = "251125184500_851-1"
+    now = time.time()
+    peers.monitor.add(call_id, make_wav(tmp_path / "a.wav", 2.0), start=now - 2, end=now)
+    media = Media(media_config(tmp_path, peers), tmp_path)
+    media.start()
+    assert stop(peers.dispatcher) == 0
+    try:
+        media.due(leg(call_id, end=now))
+        deadline = time.monotonic() + 20
+        while "dispatcher Publish failed" not in media.recording(call_id).error:  # stored, not yet announced
+            assert time.monotonic() < deadline, media.log()[-2000:]
+            time.sleep(0.1)
+        media.kill9()
+    finally:
+        peers.start_dispatcher()
+    (tmp_path / "media.log").rename(tmp_path / "media-before-kill.log")
+    media.start()
+    try:
+        [link] = peers.wait_recording(call_id)["links"]
+        media.wait_state(call_id, DONE)
+        assert len(peers.recordings(call_id)) == 1
+        assert decode_mp3(httpx.get(link, timeout=10).content)[0] == pytest.approx(2.0, abs=0.3)
+        assert f"stored a.wav of {call_id}" not in media.log()  # resumed at publishing, not transcoded again
+        assert peers.monitor.fetches.count(peers.monitor.recordings[call_id][0].recording_id) == 1
+    finally:
+        assert media.stop() == 0
