@@ -52,7 +52,7 @@ class Player:
         calls = {name: 0 for name in script.calls}
         first = next(iter(script.calls))
         first_leg = 3 if script.calls[first] == "inbound" else 1  # routing legs come first (§2.5)
-        calls[first] = self.pbx.new_call(first_leg)
+        calls[first] = self.pbx.new_call(script.calls[first], first_leg)
         record_row = CallRecord(calls[first], script.name, time.time(), call_numbers=[calls[first]])
         self.pbx.calls[calls[first]] = record_row
         run = _Run(self, script, calls, record_row, gap, self.record if record is None else record, drop_after)
@@ -88,7 +88,7 @@ class _Run:
     def _callid(self, name: str) -> int:
         if not self.calls.get(name):
             kind = self.script.calls.get(name, "internal")
-            self.calls[name] = self.pbx.new_call(3 if kind == "inbound" else 1)
+            self.calls[name] = self.pbx.new_call(kind, 3 if kind == "inbound" else 1)
             self.row.call_numbers.append(self.calls[name])
             self._log_inbound(name)
         return self.calls[name]

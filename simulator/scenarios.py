@@ -401,6 +401,21 @@ def mobile_reconnect(f: Flow) -> None:
     f.rm(leg)
 
 
+def internal_call(f: Flow) -> None:
+    """`ext` calls 102 (103 when `ext` is 102): an internal call, no trunk, no recording."""
+    target = "103" if f.p.ext == "102" else "102"
+    f.calls["A"] = "internal"
+    dialing = f.up(f._leg(f.p.ext, "A"), f.p.ext, "A", status="Dialing", **_party_dn(target),
+                   **_by("originated_by", ""), **_by("referred_by", ""), **_by("on_behalf_of", ""))
+    ringing = f.up(f._leg(target, "A"), target, "A", status="Ringing", **_party_dn(f.p.ext),
+                   **_by("originated_by", f.p.ext), **_by("referred_by", ""), **_by("on_behalf_of", ""))
+    f.ringtime()
+    f.answer(ringing)
+    f.answer(dialing)
+    f.talk()
+    f.rm(ringing, dialing)
+
+
 def parallel_calls(f: Flow) -> None:
     """`calls` unrelated inbound calls to 101, 102, … interleaved: all ring, then all answer, then all end."""
     exts = ["101", "102", "103", "104", "105"]
@@ -438,10 +453,11 @@ SCENARIOS: dict[str, Callable[[Flow], None]] = {
     "two_transfers": two_transfers,
     "mobile_reconnect": mobile_reconnect,
     "parallel_calls": parallel_calls,
+    "internal_call": internal_call,
 }
 
 EXT_SCENARIOS = frozenset({"inbound_answered", "caller_hangs_up_ringing", "mobile_reconnect", "outbound_answered",
-                           "outbound_unanswered"})
+                           "outbound_unanswered", "internal_call"})
 
 
 def random_flow(f: Flow) -> None:

@@ -144,6 +144,7 @@ class Pbx:
         self.recordings: list[Recording] = []
         self.calls: dict[int, CallRecord] = {}
         self.call_started: dict[int, float] = {}  # callid → unix start time (ActiveCalls)
+        self.call_kinds: dict[int, str] = {}  # callid → inbound / outbound / internal (ActiveCalls)
         self.inbound_log: list[dict[str, Any]] = []  # ReportInboundCalls rows
         self.callback_log: list[dict[str, Any]] = []  # (queue, unix time) of ordered callbacks
         self._call_numbers = itertools.count(first_call_number)
@@ -152,10 +153,11 @@ class Pbx:
         self._legs: dict[int, itertools.count[int]] = {}
 
     # --- numbering -------------------------------------------------------------------------
-    def new_call(self, first_leg: int = 1) -> int:
+    def new_call(self, kind: str, first_leg: int = 1) -> int:
         callid = next(self._call_numbers)
         self._legs[callid] = itertools.count(first_leg)
         self.call_started[callid] = time.time()
+        self.call_kinds[callid] = kind
         return callid
 
     def new_leg(self, callid: int) -> int:
@@ -198,6 +200,7 @@ class Pbx:
     def _forget_call_if_idle(self, callid: int) -> None:
         if not any(p.callid == callid for legs in self.participants.values() for p in legs.values()):
             self.call_started.pop(callid, None)
+            self.call_kinds.pop(callid, None)
 
     def live_calls(self) -> dict[int, list[Participant]]:
         calls: dict[int, list[Participant]] = {}

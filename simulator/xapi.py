@@ -155,16 +155,19 @@ class Xapi:
         rows = []
         for callid, legs in sorted(pbx.live_calls().items()):
             external = next((p for p in legs if p.dn == TRUNK_DN), None)
-            inside = [p for p in legs if p.dn != TRUNK_DN]
-            callee = inside[-1] if inside else None
-            caller = _party_text(external.party_caller_id, external.party_caller_name) if external else ""
-            if callee is not None and external is not None and external.status == "Ringing":  # outbound call
-                caller, callee_text = f"{callee.dn} {pbx.dns[callee.dn].name}", external.party_caller_id
+            inside = [_party_text(p.dn, pbx.dns[p.dn].name) for p in sorted(legs, key=lambda p: p.legid)
+                      if p.dn != TRUNK_DN]  # in the order the legs were created
+            outside = _party_text(external.party_caller_id, external.party_caller_name) if external else ""
+            kind = pbx.call_kinds.get(callid, "inbound")
+            if kind == "outbound":
+                caller, callee = (inside[0] if inside else ""), outside
+            elif kind == "internal":
+                caller, callee = (inside[0] if inside else ""), (inside[-1] if len(inside) > 1 else "")
             else:
-                callee_text = f"{callee.dn} {pbx.dns[callee.dn].name}" if callee else ""
-            talking = any(p.status == "Connected" and pbx.dns[p.dn].type in (EXTENSION, QUEUE) for p in inside)
+                caller, callee = outside, (inside[-1] if inside else "")
+            talking = any(p.status == "Connected" and pbx.dns[p.dn].type in (EXTENSION, QUEUE) for p in legs)
             started = pbx.call_started.get(callid, now)
-            rows.append({"Id": callid, "Caller": caller, "Callee": callee_text,
+            rows.append({"Id": callid, "Caller": caller, "Callee": callee,
                          "Status": "Talking" if talking else "Routing", "EstablishedAt": _iso(started),
                          "LastChangeStatus": _iso(started), "ServerNow": _iso(now)})
         return _collection(request, "ActiveCalls", rows, ("Id", "Caller", "Callee", "Status", "EstablishedAt",

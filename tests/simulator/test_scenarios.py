@@ -20,7 +20,7 @@ RECORDINGS = {"inbound_answered": 1, "queue_answered": 1, "queue_abandoned_callb
               "blind_transfer": 2, "attended_transfer": 2, "outbound_answered": 1, "outbound_unanswered": 0,
               "ring_group": 1, "ivr_to_queue": 1, "queue_overflow": 1, "agent_rejects": 1,
               "caller_hangs_up_ringing": 0, "transfer_to_external": 1, "transfer_to_queue": 2, "two_transfers": 3,
-              "mobile_reconnect": 3, "parallel_calls": 2}
+              "mobile_reconnect": 3, "parallel_calls": 2, "internal_call": 0}
 SLOW_GAP = {**FAST, "gap": 0.1}
 
 

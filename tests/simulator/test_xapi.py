@@ -163,3 +163,18 @@ async def test_directory_matches_the_dn_list(sim: Sim) -> None:
     queues = (await sim.get("/xapi/v1/Queues", **{"$expand": "Agents"}))["value"]
     assert {q["Number"]: [a["Number"] for a in q["Agents"]] for q in queues} == {"800": ["101", "102"],
                                                                                  "801": ["103"]}
+
+
+async def test_active_calls_name_caller_and_callee_by_direction(sim: Sim) -> None:
+    numbers = {await sim.play(name, ring_seconds=1.0, ext="103"): name
+               for name in ("inbound_answered", "outbound_answered", "internal_call")}
+    rows: list[dict[str, object]] = []
+    for _ in range(200):
+        rows = (await sim.get("/xapi/v1/ActiveCalls"))["value"]
+        if len(rows) == 3 and all(r["Callee"] for r in rows):
+            break
+        await asyncio.sleep(0.01)
+    seen = {numbers[int(str(r["Id"]))]: (r["Caller"], r["Callee"], r["Status"]) for r in rows}
+    assert seen == {"inbound_answered": ("79161234567", "103 Oleg Smirnov", "Routing"),
+                    "outbound_answered": ("103 Oleg Smirnov", "79031112233", "Routing"),
+                    "internal_call": ("103 Oleg Smirnov", "102 Maria Sidorova", "Routing")}
