@@ -151,7 +151,11 @@ class Flow:
                        **_by("originated_by", "ROUTER"), **_by("referred_by", referred))
 
     def answer(self, leg: str) -> None:
-        self.steps.append(Upsert(leg, self._dn(leg), self._call(leg), {"status": "Connected"}))
+        call = self._call(leg)
+        self.steps.append(Upsert(leg, self._dn(leg), call, {"status": "Connected"}))
+        callee = f"{call}:callee"  # an outbound call's far end answers too (hidden trunk leg, no event)
+        if self.calls.get(call) == "outbound" and callee in self.leg_call:
+            self.up(callee, TRUNK_DN, call, status="Connected")
 
     def talk(self) -> None:
         self.wait(self.p.talk_seconds)
