@@ -36,6 +36,7 @@ LEASE_SECONDS = 60.0
 MAX_JOBS = 64            # legs handled at once (most of them just wait for late files)
 MAX_SETTLE = 120.0       # after the grace window, stop waiting for files still being written
 MAX_BACKOFF = 60.0
+IDLE_POLL = 5.0          # new jobs and retries wake the loop; this catches other replicas' lapsed leases
 LAST_FILE_TOLERANCE = 1.0  # a file ending this close to the hangup is the leg's last one
 
 
@@ -84,7 +85,7 @@ class Runner:
                     task = asyncio.create_task(self._run_job(job), name=f"media.job.{job.call_id}")
                     self._active[job.call_id] = task
                     task.add_done_callback(functools.partial(self._forget, job.call_id))
-                await _first(self._wake.wait(), stopping.wait(), timeout=1.0)
+                await _first(self._wake.wait(), stopping.wait(), timeout=IDLE_POLL)
             if self._active:
                 await asyncio.gather(*self._active.values(), return_exceptions=True)
         finally:
@@ -109,6 +110,7 @@ class Runner:
                             extra={"call_id": job.call_id, "attempt": job.attempts + 1})
                 metrics.RETRIES.labels(job.state).inc()
                 await self.jobs.retry(job.call_id, delay, str(exc))
+                asyncio.get_running_loop().call_later(delay, self.wake)
             except LegError as exc:
                 log.error("recording job %s failed: %s", job.call_id, exc, extra={"call_id": job.call_id})
                 metrics.JOBS.labels("failed").inc()
@@ -118,6 +120,7 @@ class Runner:
                               extra={"call_id": job.call_id})
                 metrics.ERRORS.labels("internal").inc()
                 await self.jobs.retry(job.call_id, MAX_BACKOFF, f"internal error: {exc}")
+                asyncio.get_running_loop().call_later(MAX_BACKOFF, self.wake)
             settled = True
         except Exception as exc:  # the store failed while recording the outcome: the lease expires, it runs again
             log.error("recording job %s: cannot record its state: %s", job.call_id, exc, extra={"call_id": job.call_id})
