@@ -36,6 +36,7 @@ from tests.helpers.services import read_config, start, stop, wait_healthy, write
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 CONCURRENCY = 16
 PUBLISHERS = 64
+STREAMS = 8
 
 
 # --- the receiver (own process) -----------------------------------------------------------
@@ -129,7 +130,7 @@ def bodies(count: int) -> list[bytes]:
     sample = events(1, 3)[0]
     for event in sample:
         event.occur_time.GetCurrentTime()
-    rendered = [render(e).form for e in sample]
+    rendered = [render(e, "form") for e in sample]
     return [rendered[i % 3] for i in range(count)]
 
 
@@ -180,7 +181,9 @@ class Row:
     missing: int
 
 
-async def publish_all(address: str, per_call: list[list[Any]]) -> dict[bytes, float]:
+async def publish_all(address: str, per_call: list[list[Any]], streams: int) -> dict[bytes, float]:
+    """Publishes every event, each call's in order, over `streams` PublishStream calls (or unary Publish
+    calls from PUBLISHERS tasks when streams = 0); returns when every event is acknowledged."""
     import grpc
 
     from tcxhooks.v1 import dispatcher_service_pb2, dispatcher_service_pb2_grpc
@@ -189,19 +192,37 @@ async def publish_all(address: str, per_call: list[list[Any]]) -> dict[bytes, fl
     async with grpc.aio.insecure_channel(address) as channel:
         stub = dispatcher_service_pb2_grpc.DispatcherServiceStub(channel)
 
-        async def publisher(index: int) -> None:
-            mine = per_call[index::PUBLISHERS]
-            for round_events in zip(*mine) if mine else ():
-                for event in round_events:
-                    sent[event.call.call_id.encode()] = time.time()
-                    await stub.Publish(dispatcher_service_pb2.PublishRequest(event=event), timeout=60)
+        def ordered(index: int, count: int) -> list[Any]:
+            mine = per_call[index::count]
+            return [event for round_events in zip(*mine) for event in round_events] if mine else []
 
-        await asyncio.gather(*(publisher(i) for i in range(PUBLISHERS)))
+        async def unary(index: int) -> None:
+            for event in ordered(index, PUBLISHERS):
+                sent[event.call.call_id.encode()] = time.time()
+                await stub.Publish(dispatcher_service_pb2.PublishRequest(event=event), timeout=60)
+
+        async def stream(index: int) -> None:
+            mine = ordered(index, streams)
+
+            async def requests() -> Any:
+                for event in mine:
+                    sent[event.call.call_id.encode()] = time.time()
+                    yield dispatcher_service_pb2.PublishRequest(event=event)
+
+            acked = 0
+            async for _ in stub.PublishStream(requests(), timeout=600):
+                acked += 1
+            assert acked == len(mine), (acked, len(mine))
+
+        if streams:
+            await asyncio.gather(*(stream(i) for i in range(streams)))
+        else:
+            await asyncio.gather(*(unary(i) for i in range(PUBLISHERS)))
     return sent
 
 
 def run_dispatcher(name: str, store_url: str, transport: str, receiver: ReceiverProcess,
-                   per_call: list[list[Any]], folder: Path) -> Row:
+                   per_call: list[list[Any]], folder: Path, streams: int) -> Row:
     total = sum(len(c) for c in per_call)
     run_dir = folder / name.replace(" ", "-")
     run_dir.mkdir()
@@ -214,7 +235,7 @@ def run_dispatcher(name: str, store_url: str, transport: str, receiver: Receiver
         wait_healthy(address, 60)
         receiver.take()
         started = time.time()
-        sent = asyncio.run(publish_all(address, per_call))
+        sent = asyncio.run(publish_all(address, per_call, streams))
         published = time.time()
         deadline = time.monotonic() + 300
         while receiver.count() < total and time.monotonic() < deadline:
@@ -258,6 +279,10 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--events", type=int, default=50_000, help="events in all")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--streams", type=int, default=STREAMS,
+                        help=f"PublishStream calls to publish over (0: unary Publish from {PUBLISHERS} tasks)")
+    parser.add_argument("--transport", choices=("aiohttp", "httpx"), action="append",
+                        help="only these transports (default: both)")
     args = parser.parse_args()
     calls, total = (20, 500) if args.smoke else (args.calls, args.events)
     per_call = events(calls, total // calls)
@@ -272,19 +297,22 @@ def main() -> None:
         receiver.take()
         bare["aiohttp"] = asyncio.run(bare_aiohttp(receiver.url, payloads))
         receiver.take()
-        for transport in ("aiohttp", "httpx"):
+        transports = args.transport or ["aiohttp", "httpx"]
+        for transport in transports:
             rows.append(run_dispatcher(f"sqlite {transport}", f"sqlite:///{folder / transport}.db", transport,
-                                       receiver, per_call, folder))
+                                       receiver, per_call, folder, args.streams))
         if not args.no_postgres:
-            for transport in ("aiohttp", "httpx"):
+            for transport in transports:
                 with postgres_schema() as url:
-                    rows.append(run_dispatcher(f"postgres {transport}", url, transport, receiver, per_call, folder))
+                    rows.append(run_dispatcher(f"postgres {transport}", url, transport, receiver, per_call, folder,
+                                               args.streams))
     finally:
         receiver.stop()
         shutil.rmtree(folder, ignore_errors=True)
     best = max(bare.values())
+    how = f"{args.streams} PublishStream calls" if args.streams else f"{PUBLISHERS} concurrent unary Publish tasks"
     print(f"\ndispatch bench: {total} events over {calls} calls, endpoint concurrency {CONCURRENCY}, "
-          f"{PUBLISHERS} concurrent publishers, {os.cpu_count()} cores")
+          f"published by {how}, {os.cpu_count()} cores")
     print(f"bare httpx loop:   {bare['httpx']:8.0f} req/s ({bare_count} posts)")
     print(f"bare aiohttp loop: {bare['aiohttp']:8.0f} req/s ({bare_count} posts)")
     print(f"{'row':<18} {'webhooks/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'out of order':>12} {'missing':>7} "

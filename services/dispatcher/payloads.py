@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -47,17 +46,6 @@ _STATUS = {
 }
 
 Fields = list[tuple[str, Any]]
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """What one event looks like on the wire, for both formats, plus what filters match on."""
-
-    form_name: str
-    json_type: str
-    call_id: str
-    form: bytes
-    json: bytes
 
 
 def event_names(event: events_pb2.Event) -> tuple[str, str]:
@@ -210,16 +198,15 @@ def timestamp_of(event: events_pb2.Event) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S") + f".{stamp.nanos // 1_000_000:03d}Z"
 
 
-def render(event: events_pb2.Event) -> Rendered:
-    """Both bodies of a validated event."""
+def render(event: events_pb2.Event, fmt: str) -> bytes:
+    """The body of a validated event in `fmt` ("form" or "json")."""
     form_name, json_type = event_names(event)
     shared, form_only, json_only = _fields(event)
-    form_pairs = [("event", form_name)] + [(k, _form_value(v)) for k, v in shared + form_only]
-    form = urlencode(form_pairs, encoding="utf-8").encode("ascii")
-    data = dict(shared + json_only)
-    body = {"type": json_type, "timestamp": timestamp_of(event), "data": data}
-    encoded = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return Rendered(form_name, json_type, call_id_of(event), form, encoded)
+    if fmt == "form":
+        pairs = [("event", form_name)] + [(k, _form_value(v)) for k, v in shared + form_only]
+        return urlencode(pairs, encoding="utf-8").encode("ascii")
+    body = {"type": json_type, "timestamp": timestamp_of(event), "data": dict(shared + json_only)}
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def attributes(event: events_pb2.Event) -> dict[str, str]:

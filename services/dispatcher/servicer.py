@@ -5,21 +5,22 @@ stored), UnknownEndpoint → NOT_FOUND, a store failure → UNAVAILABLE (the pro
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from tcxhooks.v1 import dispatcher_service_pb2 as pb
-from tcxhooks.v1 import dispatcher_service_pb2_grpc
+from tcxhooks.v1 import dispatcher_service_pb2_grpc, events_pb2
 
 from .endpoints import Endpoint, Endpoints
 from .errors import InvalidEvent, InvalidRequest, UnknownEndpoint
 from .intake import Intake
 from .metrics import PUBLISHED
-from .outbox import AttemptRecord, DeliveryRow, NewEvent, Outbox
+from .outbox import AttemptRecord, DeliveryRow, NewEvent, Outbox, Published
 from .payloads import attributes, call_id_of, event_names, validate
 from .worker import Worker
 
@@ -73,24 +74,51 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"dispatcher store unavailable: {type(exc).__name__}")
         raise AssertionError("unreachable")
 
+    def _prepare(self, event: events_pb2.Event) -> NewEvent:
+        try:
+            validate(event)
+        except InvalidEvent as exc:
+            PUBLISHED.labels("rejected").inc()
+            log.warning("rejected event %r: %s", event.event_id[:80], exc)
+            raise
+        if not event.HasField("occur_time"):
+            event.occur_time.FromNanoseconds(time.time_ns())
+        form_name, json_type = event_names(event)
+        return NewEvent(event, form_name, json_type, call_id_of(event), attributes(event))
+
     async def Publish(self, request: pb.PublishRequest, context: grpc.aio.ServicerContext) -> pb.PublishResponse:
         async def work() -> pb.PublishResponse:
-            event = request.event
-            try:
-                validate(event)
-            except InvalidEvent as exc:
-                PUBLISHED.labels("rejected").inc()
-                log.warning("rejected event %r: %s", event.event_id[:80], exc)
-                raise
-            if not event.HasField("occur_time"):
-                event.occur_time.FromNanoseconds(time.time_ns())
-            form_name, json_type = event_names(event)
-            item = NewEvent(event, form_name, json_type, call_id_of(event), attributes(event))
-            result = await self.intake.publish(item)
+            result = await self.intake.publish(self._prepare(request.event))
             return pb.PublishResponse(sequence=result.sequence, duplicate=result.duplicate,
                                       deliveries=result.deliveries)
 
         return await self._call(context, work)
+
+    async def PublishStream(self, requests: AsyncIterator[pb.PublishRequest],
+                            context: grpc.aio.ServicerContext) -> None:
+        # Reading runs ahead of the commits (group commit needs many events in flight); answers
+        # go out in request order, so a chain's events keep the order they were sent in.
+        queue: asyncio.Queue[asyncio.Future[Published] | None] = asyncio.Queue()
+
+        async def read() -> None:
+            try:
+                async for request in requests:
+                    queue.put_nowait(asyncio.ensure_future(self.intake.publish(self._prepare(request.event))))
+            finally:
+                queue.put_nowait(None)
+
+        async def work() -> None:
+            reader = asyncio.ensure_future(read())
+            try:
+                while (pending := await queue.get()) is not None:
+                    result = await pending
+                    await context.write(pb.PublishResponse(sequence=result.sequence, duplicate=result.duplicate,
+                                                           deliveries=result.deliveries))
+                await reader
+            finally:
+                reader.cancel()
+
+        await self._call(context, work)
 
     async def ListDeliveries(self, request: pb.ListDeliveriesRequest,
                              context: grpc.aio.ServicerContext) -> pb.ListDeliveriesResponse:

@@ -33,6 +33,9 @@ from .transport import Reply, TransportError
 log = logging.getLogger(__name__)
 USER_AGENT = f"tcxhooks/{__version__}"
 _STOP = object()
+# Claimed-but-unfinished deliveries kept in memory, in claim batches: enough that each cycle finds
+# work queued while the previous batch is still on the wire.
+HELD_BATCHES = 4
 
 
 def headers_for(endpoint: Endpoint, msg_id: str, sequence: int, body: bytes) -> dict[str, str]:
@@ -50,8 +53,7 @@ def headers_for(endpoint: Endpoint, msg_id: str, sequence: int, body: bytes) -> 
 
 
 def body_for(endpoint: Endpoint, event: events_pb2.Event) -> bytes:
-    rendered = render(event)
-    return rendered.form if endpoint.config.format == "form" else rendered.json
+    return render(event, endpoint.config.format)
 
 
 def _status_class(status: int) -> str:
@@ -82,7 +84,7 @@ class Worker:
         try:
             while not stopping.is_set():
                 self._wake.clear()
-                claimed = await self._cycle(self.batch - len(self._held))
+                claimed = await self._cycle(min(self.batch, self.batch * HELD_BATCHES - len(self._held)))
                 if time.monotonic() - renewed > self.lease_ttl / 3:
                     renewed = time.monotonic()
                     await self._guard(self.outbox.renew(list(self._held), self.lease_ttl), "lease renewal")
