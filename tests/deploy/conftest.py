@@ -1,7 +1,7 @@
 """Fixtures of the deployment tests: repository paths, and the real services running as processes.
 
 `live` starts dispatcher, media and analytics (and the monitor against `tcxhooks sim`, when the
-simulator command exists) once per session, so the Dockerfile's HEALTHCHECK and the dashboards'
+simulator command exists) once for this folder (stopped before other folders' tests run), so the Dockerfile's HEALTHCHECK and the dashboards'
 queries are checked against what the product really serves.
 """
 from __future__ import annotations
@@ -68,7 +68,7 @@ def _wait_ready(name: str, address: str, proc: subprocess.Popen[bytes], log: Pat
             continue
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     folder = tmp_path_factory.mktemp("deploy-live")
     crm = Receiver().start()
