@@ -132,3 +132,26 @@ def test_kill9_while_the_dispatcher_is_down_resumes_at_publishing(peers: Peers, 
         assert peers.monitor.fetches.count(peers.monitor.recordings[call_id][0].recording_id) == 1
     finally:
         assert media.stop() == 0
+
+
+def test_parallel_transcodes_are_bounded_by_jobs(peers: Peers, tmp_path: Path) -> None:
+    now = time.time()
+    wav = make_wav(tmp_path / "minute.wav", 60)
+    call_ids = [f"251125184500_{860 + n}-1" for n in range(6)]
+    for call_id in call_ids:
+        peers.monitor.add(call_id, wav, start=now - 60, end=now)
+    media = Media(media_config(tmp_path, peers, recordings={"jobs": "2"}), tmp_path)
+    media.start()
+    peers.monitor.chunk_delay = 0.03
+    try:
+        for call_id in call_ids:
+            media.due(leg(call_id, end=now))
+        most, deadline = 0, time.monotonic() + 60
+        while not all(peers.recordings(call_id) for call_id in call_ids):
+            assert time.monotonic() < deadline, media.log()[-2000:]
+            most = max(most, len(_ffmpeg_children(media.proc.pid)))
+            time.sleep(0.01)
+        assert 1 <= most <= 2
+    finally:
+        peers.monitor.chunk_delay = 0.0
+        assert media.stop() == 0
