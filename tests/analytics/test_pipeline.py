@@ -54,7 +54,7 @@ def _run_call(tmp_path: Path, analytics: dict[str, str], talk_seconds: float, mo
     crm = Receiver().start()
     config = write_config(tmp_path, pbx={"url": sim_url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
                                          "ringing_grace": "1"},
-                          webhook={"url": crm.url}, recordings={"grace": "1"}, services={"token": SERVICE_TOKEN},
+                          webhook={"url": crm.url}, recordings={"grace": "3"}, services={"token": SERVICE_TOKEN},
                           analytics=analytics, metrics={"port": 0})   # 0: no base+offset port clashes
     up = None
     try:
@@ -101,7 +101,7 @@ def test_yandex_pipeline_sends_media_mp3_to_speechkit(tmp_path: Path, model_cach
         fake.transcript = {"0": [Phrase(0, 2500, "hello thank you for calling", "Hello, thank you for calling.")]}
         settings = {"enabled": "true", "backend": "yandex", "api_key": fake.api_key, "folder_id": fake.folder_id,
                     "language": "en-US", "stt_url": fake.url, "operation_url": fake.url, "llm_url": fake.url}
-        for _crm, hooks, times in _run_call(tmp_path, settings, 3.0, model_cache):
+        for _crm, hooks, times in _run_call(tmp_path, settings, 4.0, model_cache):
             form = hooks["analytics"].form()
             assert form == {"event": "analytics", "id": hooks["incoming"].form()["id"],
                             "text": "Hello, thank you for calling.", "summary": fake.gpt_text}

@@ -30,13 +30,13 @@ log = logging.getLogger(__name__)
 
 
 def first_poll_delay(duration: float) -> float:
-    """About duration/6 (SpeechKit quotes ~10 s per audio minute), within 1–15 s."""
-    return min(15.0, max(1.0, duration / 6.0))
+    """About duration/6 (SpeechKit quotes ~10 s per audio minute), within 0.5–15 s."""
+    return min(15.0, max(0.5, duration / 6.0))
 
 
 def next_poll_delay(polls: int) -> float:
-    """1.6, 2.6, 4.1, 6.6, 10.5, then 15 s between status checks, with jitter so jobs spread out."""
-    return min(15.0, 1.6 ** polls) * random.uniform(0.85, 1.15)
+    """1, 1.6, 2.6, 4.1, 6.6, 10.5, then 15 s between status checks, with jitter so jobs spread out."""
+    return min(15.0, 1.6 ** (polls - 1)) * random.uniform(0.85, 1.15)
 
 
 class YandexBackend:
