@@ -14,6 +14,7 @@ import pytest
 
 from tcxhooks.v1 import analytics_service_pb2 as pb
 from tests.fakes.yandex import FakeYandex, Phrase
+from tests.helpers.net import free_port
 from tests.helpers.services import kill9, read_config, stop, tcxhooks_command, write_config
 
 from .conftest import Audio, StartService, wait_until, yandex_settings
@@ -292,3 +293,17 @@ def test_fake_documents_shapes() -> None:
         op = fake._results(type("Op", (), {"id": "x"})())  # type: ignore[arg-type]
         assert {k for o in op for k in o} >= {"final", "finalRefinement", "eouUpdate", "statusCode", "channelTag"}
         assert json.loads(json.dumps(op))[1]["final"]["alternatives"][0]["startTimeMs"] == "0"
+
+
+def test_unreachable_yandex_is_retried_until_the_deadline(
+        dispatcher: RecordingDispatcher, analytics_service: StartService, short_audio: Audio) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    settings = {"enabled": "true", "backend": "yandex", "api_key": "k-0123456789", "folder_id": "b1g",
+                "stt_url": closed, "operation_url": closed, "llm_url": closed, "deadline": "3s"}
+    service = analytics_service(settings)
+    service.submit(CALL, short_audio)
+    error = dispatcher.wait_for(f"{CALL}/analytics").analytics_failed.error
+    assert error.startswith("SpeechKit recognizeFileAsync: network error ConnectError")
+    assert error.endswith("(no time left before the 3s deadline)")
+    job = service.stub.GetJob(pb.GetJobRequest(call_id=CALL), timeout=5)
+    assert job.state == pb.JOB_STATE_FAILED and job.attempts >= 2
