@@ -5,7 +5,9 @@
 """
 from __future__ import annotations
 
+import ast
 import re
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -47,3 +49,30 @@ def served_names(exposition: str) -> set[str]:
         names.update(family.name + suffix for suffix in _SAMPLE_SUFFIXES[family.type])
         names.update(sample.name for sample in family.samples)
     return names
+
+
+def grouping_labels(expr: str) -> set[str]:
+    """Label names an expression groups by or matches on (`by (...)`, `without (...)`, `{name=...}`)."""
+    labels: set[str] = set()
+    for group in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr):
+        labels.update(name.strip() for name in group.split(",") if name.strip())
+    for matchers in re.findall(r"\{([^}]*)\}", re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)):
+        labels.update(re.findall(r"([A-Za-z_]\w*)\s*(?:=~|!~|!=|=)", matchers))
+    return labels
+
+
+def declared_labels(paths: list[Path]) -> dict[str, set[str]]:
+    """Label names of every Counter/Gauge/Histogram/Summary created in these modules, by metric name."""
+    declared: dict[str, set[str]] = {}
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id in ("Counter", "Gauge", "Histogram", "Summary")):
+                continue
+            args = list(node.args) + [k.value for k in node.keywords if k.arg in ("labelnames",)]
+            if not args or not isinstance(args[0], ast.Constant):
+                continue
+            labels = next((a for a in args[2:] if isinstance(a, (ast.List, ast.Tuple))), None)
+            names = {e.value for e in labels.elts if isinstance(e, ast.Constant)} if labels else set()
+            declared[str(args[0].value)] = names
+    return declared

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from types import ModuleType
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from tcxhooks.platform.config import SERVICES
 
 from .conftest import ROOT, Live
-from .promql import metric_names, served_names
+from .promql import declared_labels, grouping_labels, metric_names, served_names
 
 DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
 SHARED = {"grpc_server_handled_total", "grpc_server_handling_seconds_bucket", "grpc_server_handling_seconds_sum",
@@ -85,6 +86,27 @@ def test_dashboards_show_what_operators_need() -> None:
     names = queried()
     missing = {what: metric for what, metric in REQUIRED.items() if metric not in names}
     assert not missing
+
+
+def _labels_of(declared: dict[str, set[str]], sample: str) -> set[str]:
+    family = re.sub(r"_(bucket|sum|count)$", "", sample)
+    for name in (sample, family, re.sub(r"_total$", "", sample)):
+        if name in declared:
+            return declared[name] | ({"le"} if sample.endswith("_bucket") else set())
+    raise AssertionError(f"{sample} is created in no metrics module")
+
+
+def test_panels_use_labels_their_metrics_have() -> None:
+    modules = [ROOT / "src" / "tcxhooks" / "platform" / "metrics.py", *sorted((ROOT / "services").rglob("metrics.py"))]
+    declared = declared_labels(modules)
+    for board in dashboards().values():
+        for panel in board["panels"]:
+            for target in panel["targets"]:
+                allowed = {"job", "instance"}.union(*(_labels_of(declared, n) for n in metric_names(target["expr"])))
+                used = grouping_labels(target["expr"])
+                assert used <= allowed, f"{panel['title']}: no label {sorted(used - allowed)} on its metric"
+                legend = set(re.findall(r"\{\{(\w+)\}\}", target["legendFormat"]))
+                assert legend <= used, f"{panel['title']}: legend {sorted(legend - used)} is aggregated away"
 
 
 def test_every_queried_metric_belongs_to_a_service_or_the_platform() -> None:
