@@ -1,7 +1,7 @@
 """Scripted calls: every scenario is a list of steps built from the participant shapes of 3cx-v20.md §4.
 
-`build(name, params)` returns a `Script`; `SCENARIOS` names them all; `random_script(seed)` composes a random
-but well-formed call for property tests. SCENARIOS.md lists the resulting sequences.
+`build(name, params)` returns a `Script`; `SCENARIOS` names them all; `build("random", {"seed": n})` composes a
+random but well-formed call for property tests. SCENARIOS.md lists the resulting sequences.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class Params:
     wait_seconds: float = 10.0  # time in a queue/IVR before the next thing happens
     gap: float = 0.05  # pause after every visible change, so "at once" changes keep their order
     caller: str = "79161234567"
-    caller_name: str = "79161234567"
+    caller_name: str = ""  # "" = the caller's number
     callee: str = "79031112233"  # external number dialled (outbound, transfer to external)
     did: str = TRUNK_DID
     ext: str = "101"  # the extension of the single-extension scenarios (EXT_SCENARIOS)
@@ -89,7 +89,7 @@ def _by(kind: str, dn: str) -> dict[str, Any]:
 
 
 class Flow:
-    """Builds the steps of one scenario with the §4 shapes; legs are named `<dn>` / `<dn>#<n>`."""
+    """Builds the steps of one scenario with the §4 shapes; legs are named `<call>:<dn>` (`#<n>` for the n-th)."""
 
     def __init__(self, name: str, p: Params) -> None:
         self.name = name
@@ -98,15 +98,15 @@ class Flow:
         self.calls: dict[str, str] = {}
         self.external: dict[str, tuple[str, str]] = {}  # call → (number, name) of its external party
         self.leg_call: dict[str, str] = {}  # leg → the call it is in now (a leg can move: attended transfer)
-        self._count: dict[str, int] = {}
+        self._count: dict[tuple[str, str], int] = {}
 
     def script(self) -> Script:
         return Script(self.name, tuple(self.steps), dict(self.calls), did=self.p.did,
                       recording_delay=self.p.recording_delay)
 
     def _leg(self, dn: str, call: str) -> str:
-        n = self._count.get(dn + call, 0) + 1
-        self._count[dn + call] = n
+        n = self._count.get((dn, call), 0) + 1
+        self._count[(dn, call)] = n
         return f"{call}:{dn}" if n == 1 else f"{call}:{dn}#{n}"
 
     def up(self, leg: str, dn: str, call: str, **fields: Any) -> str:
@@ -125,7 +125,7 @@ class Flow:
     def inbound(self, call: str = "A", caller: str | None = None) -> str:
         """The external caller's trunk leg (not monitored: no events, but it keeps the call alive)."""
         self.calls[call] = "inbound"
-        self.external[call] = (caller, caller) if caller else (self.p.caller, self.p.caller_name)
+        self.external[call] = (caller, caller) if caller else (self.p.caller, self.p.caller_name or self.p.caller)
         return self.up(f"{call}:caller", TRUNK_DN, call, status="Connected",
                        **{**_party_external(*self.external[call]), "party_did": self.p.did})
 
