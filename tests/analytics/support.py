@@ -132,12 +132,17 @@ def _wav_seconds(wav: Path) -> float:
         return handle.getnframes() / handle.getframerate()
 
 
+DIGITS = "zero one two three four five six seven eight nine".split()
+
+
 def words(text: str) -> list[str]:
-    return re.findall(r"[a-zа-яё0-9']+", text.lower())
+    """Lower-case words without punctuation; digits spelled one by one ("456" → four five six)."""
+    spelled = re.sub(r"\d", lambda m: f" {DIGITS[int(m.group(0))]} ", text.lower())
+    return re.findall(r"[a-zа-яё']+", spelled)
 
 
 def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Levenshtein distance over words / reference length."""
+    """Levenshtein distance over words / reference length (after `words()` normalisation)."""
     ref, hyp = words(reference), words(hypothesis)
     row = list(range(len(hyp) + 1))
     for i, r in enumerate(ref, 1):
