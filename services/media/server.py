@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+from typing import NoReturn
 
 from tcxhooks.platform.runtime import App
 from tcxhooks.v1 import media_service_pb2_grpc
@@ -37,18 +38,25 @@ async def _setup_later(storage: Storage, stopping: asyncio.Event) -> None:
             log.warning("storage still not ready: %s", exc)
 
 
+def _bad_config(app: App, problem: str) -> NoReturn:
+    """What the shared loader cannot know about media: one line, exit status 2."""
+    print(f"tcxhooks: bad configuration: {app.config.path}: {problem}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 async def build(app: App) -> None:
     config = app.config.recordings
     pbx = app.config.pbx
     if pbx.recordings == "folder" and not pbx.recordings_dir:
-        print(f"tcxhooks: bad configuration: {app.config.path}: [pbx] recordings_dir is missing: "
-              "expected a folder with recordings = folder", file=sys.stderr)
-        raise SystemExit(2)
+        _bad_config(app, "[pbx] recordings_dir is missing: expected a folder with recordings = folder")
     jobs = JobStore(await app.open_store())
     await jobs.migrate()
     if app.config.store.url.startswith("sqlite:"):
         await jobs.release_all()
-    storage = make_storage(config)
+    try:
+        storage = make_storage(config)
+    except ValueError as exc:
+        _bad_config(app, str(exc))
     try:
         await storage.setup()
     except StorageError as exc:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import io
+import logging
 import os
 import re
 import tempfile
@@ -18,12 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import urllib3
+
 from tcxhooks.platform.config import RecordingsConfig
 
 from .errors import StorageError
 
 CONTENT_TYPE = "audio/mpeg"
 PRESIGN_SECONDS = 900  # a redirect target lives 15 minutes; the stable link lives the retention
+_NETWORK = (OSError, urllib3.exceptions.HTTPError)  # minio lets urllib3's errors through
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,400}")
 
 
@@ -121,9 +125,16 @@ class S3Storage:
     kind = "s3"
 
     def __init__(self, config: RecordingsConfig) -> None:
-        import urllib3
         from minio import Minio
+        from minio.helpers import check_bucket_name
 
+        try:
+            check_bucket_name(config.s3_bucket)
+        except ValueError:
+            raise ValueError(f"[recordings] s3_bucket = {config.s3_bucket!r}: expected an S3 bucket name "
+                             "(3-63 lower-case letters, digits, dots or hyphens)") from None
+
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # our StorageError says it once
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=5, read=60), maxsize=16,
             retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]))
@@ -138,7 +149,7 @@ class S3Storage:
 
         try:
             return await asyncio.to_thread(fn, *args, **kwargs)  # type: ignore[arg-type]
-        except (MinioException, OSError, ValueError) as exc:
+        except (MinioException, ValueError, *_NETWORK) as exc:
             raise StorageError(f"S3 {what} failed: {_short(exc)}") from exc
 
     async def setup(self) -> None:
@@ -152,7 +163,7 @@ class S3Storage:
             except S3Error as exc:
                 if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                     raise StorageError(f"S3 bucket creation failed: {_short(exc)}") from exc
-            except OSError as exc:
+            except _NETWORK as exc:
                 raise StorageError(f"S3 bucket creation failed: {_short(exc)}") from exc
         # Second line of retention: the bucket expires objects a day after the nightly purge should have.
         rule = Rule(ENABLED, rule_filter=Filter(prefix=""), rule_id="tcxhooks-retention",
@@ -160,6 +171,15 @@ class S3Storage:
         await self._call("lifecycle rule", self.client.set_bucket_lifecycle, self.bucket, LifecycleConfig([rule]))
 
     async def put(self, key: str, data: bytes, metadata: dict[str, str]) -> None:
+        try:
+            await self._upload(key, data, metadata)
+        except StorageError as exc:
+            if "NoSuchBucket" not in str(exc):
+                raise
+            await self.setup()  # the bucket was removed (a reset MinIO): create it again, once
+            await self._upload(key, data, metadata)
+
+    async def _upload(self, key: str, data: bytes, metadata: dict[str, str]) -> None:
         await self._call("upload", self.client.put_object, self.bucket, check_key(key), io.BytesIO(data), len(data),
                          content_type=CONTENT_TYPE, metadata=metadata)
 
@@ -176,7 +196,7 @@ class S3Storage:
             if exc.code in ("NoSuchKey", "NoSuchObject", "NoSuchBucket"):
                 return False
             raise StorageError(f"S3 stat failed: {_short(exc)}") from exc
-        except OSError as exc:
+        except _NETWORK as exc:
             raise StorageError(f"S3 stat failed: {_short(exc)}") from exc
 
     async def resolve(self, key: str) -> Redirect | None:

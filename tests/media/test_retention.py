@@ -59,11 +59,16 @@ def test_purge_fails_halfway_then_resumes_and_spares_recordings_in_retention(tmp
         assert media.metric("tcxhooks_media_purge_runs_total", '{outcome="failed"}') == 1
 
 
-def test_folder_source_without_folder_is_a_configuration_error(tmp_path: Path) -> None:
-    config = write_config(tmp_path, pbx={"recordings": "folder"})
+@pytest.mark.parametrize("sections, message", [
+    ({"pbx": {"recordings": "folder"}}, "[pbx] recordings_dir is missing"),
+    ({"recordings": {"storage": "s3", "s3_access_key": "k", "s3_secret_key": "s", "s3_bucket": "a/b"}},
+     "[recordings] s3_bucket = 'a/b': expected an S3 bucket name"),
+])
+def test_media_configuration_errors_exit_2(tmp_path: Path, sections: dict[str, dict[str, str]], message: str) -> None:
+    config = write_config(tmp_path, **sections)
     result = subprocess.run(tcxhooks_command("media", "-c", str(config)), capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    assert "[pbx] recordings_dir is missing" in result.stderr
+    assert f"tcxhooks: bad configuration: {config}: {message}" in result.stderr
 
 
 def test_generated_link_key_is_kept_across_restarts(tmp_path: Path, peers: Peers) -> None:
