@@ -92,8 +92,8 @@ async def request(client: httpx.AsyncClient, config: AnalyticsConfig, method: st
         BACKEND_SECONDS.labels("yandex", operation).observe(time.monotonic() - started)
     if response.status_code >= 400:
         code, message = rpc_status(response)
-        log.info("%s answered HTTP %d", what, response.status_code,
-                 extra={"x_request_id": response.headers.get("x-request-id", ""),
-                        "x_server_trace_id": response.headers.get("x-server-trace-id", "")})
+        log.debug("%s answered HTTP %d", what, response.status_code,   # ids for Yandex support (yandex.md §1)
+                  extra={"x_request_id": response.headers.get("x-request-id", ""),
+                         "x_server_trace_id": response.headers.get("x-server-trace-id", "")})
         raise classify(response.status_code, code, message, what, response.headers.get("retry-after"))
     return response
