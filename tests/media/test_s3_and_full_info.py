@@ -20,13 +20,32 @@ from .fakes import Peers
 BUCKET = "tcxh-media-test"
 
 
+class S3:
+    """moto's S3 server on a fixed port; stop() and start() again keep its data (same process)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.start()
+
+    def start(self) -> None:
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
 @pytest.fixture(scope="module")
-def s3() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"127.0.0.1:{port}"
+def s3_server() -> Iterator[S3]:
+    server = S3()
+    yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def s3(s3_server: S3) -> str:
+    return s3_server.address
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +99,22 @@ def test_s3_redirect_full_info_and_analytics(media: Media, peers: Peers, s3: str
     media.call("Purge", media_service_pb2.PurgeRequest(now=Timestamp(seconds=expires + 1)))
     assert not [o for o in client.list_objects(BUCKET, recursive=True)]
     assert httpx.get(file["url"], timeout=10).status_code == 410
+
+
+def test_s3_outage_is_retried_until_stored(media: Media, peers: Peers, s3_server: S3, tmp_path: Path) -> None:
+    call_id = "251125184500_901-1"
+    now = time.time()
+    peers.monitor.add(call_id, make_wav(tmp_path / "a.wav", 1.0), start=now - 1, end=now)
+    s3_server.stop()
+    try:
+        media.due(leg(call_id, end=now))
+        deadline = time.monotonic() + 20
+        while "S3 upload failed" not in media.recording(call_id).error:
+            assert time.monotonic() < deadline, media.log()[-2000:]
+            time.sleep(0.1)
+        assert peers.recordings(call_id) == []
+    finally:
+        s3_server.start()
+    [link] = peers.wait_recording(call_id)["links"]
+    reply = httpx.get(link, follow_redirects=True, timeout=10)
+    assert decode_mp3(reply.content)[0] == pytest.approx(1.0, abs=0.3)
