@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 from . import audio
-from .state import EXTENSION, TRUNK, TRUNK_DN, CallRecord, Participant, Pbx, Recording
+from .state import EXTENSION, QUEUE, TRUNK, TRUNK_DN, CallRecord, Participant, Pbx, Recording
 from .steps import OrderCallback, Remove, Script, SplitRecording, Upsert, Wait
 
 LOG = logging.getLogger("tcxhooks.simulator.player")
@@ -143,6 +143,8 @@ class _Run:
             dn = self.pbx.dns[step.dn]
             current = Participant(id=self.pbx.new_participant_id(), status="", dn=step.dn,
                                   device_id=dn.device()["device_id"], callid=callid, legid=self.pbx.new_leg(callid))
+            if dn.type == QUEUE:
+                self.pbx.queue_log.append((dn.number, time.time()))
         elif current.callid != callid:  # attended transfer: the leg joins another call (§4.5)
             current = replace(current, callid=callid, legid=self.pbx.new_leg(callid))
         current = replace(current, **dict(step.fields))

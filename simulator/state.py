@@ -146,7 +146,8 @@ class Pbx:
         self.call_started: dict[int, float] = {}  # callid → unix start time (ActiveCalls)
         self.call_kinds: dict[int, str] = {}  # callid → inbound / outbound / internal (ActiveCalls)
         self.inbound_log: list[dict[str, Any]] = []  # ReportInboundCalls rows
-        self.callback_log: list[dict[str, Any]] = []  # (queue, unix time) of ordered callbacks
+        self.callback_log: list[dict[str, Any]] = []  # callbacks ordered: queue, unix time, caller, callid
+        self.queue_log: list[tuple[str, float]] = []  # (queue, unix time) of every call reaching a queue
         self._call_numbers = itertools.count(first_call_number)
         self._participant_ids = itertools.count(1)
         self._recording_ids = itertools.count(1)

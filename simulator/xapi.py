@@ -210,11 +210,11 @@ class Xapi:
             if wanted and queue not in wanted:
                 continue
             count = sum(1 for c in pbx.callback_log if c["queue"] == queue and start <= c["time"] <= end)
-            rows.append({"QueueDnNumber": queue, "QueueDisplayName": pbx.dns[queue].name, "CallbacksCount": count,
-                         "FailCallbacksCount": 0, "ReceivedCount": count})
-        return _collection(request, "ReportQueueCallbacks", rows, ("QueueDnNumber", "QueueDisplayName",
-                                                                   "CallbacksCount", "FailCallbacksCount",
-                                                                   "ReceivedCount"))
+            received = sum(1 for q, moment in pbx.queue_log if q == queue and start <= moment <= end)
+            rows.append({"QueueDnNumber": queue, "Dn": pbx.dns[queue].name, "ReceivedCount": received,
+                         "CallbacksCount": count, "FailCallbacksCount": 0})
+        return _collection(request, "ReportQueueCallbacks", rows, ("QueueDnNumber", "Dn", "ReceivedCount",
+                                                                   "CallbacksCount", "FailCallbacksCount"))
 
 
 def add_routes(app: web.Application, state_key: web.AppKey[Any]) -> None:

@@ -127,7 +127,8 @@ async def test_callback_shows_in_the_queue_callbacks_report(sim: Sim) -> None:
     await sim.wait_done(await sim.play("queue_abandoned_callback"))
     await sim.wait_done(await sim.play("queue_abandoned"))
     after = (await sim.get(report.format(*window)))["value"]
-    assert [(r["QueueDnNumber"], r["CallbacksCount"]) for r in after] == [("800", 1)]
+    assert [(r["QueueDnNumber"], r["Dn"], r["ReceivedCount"], r["CallbacksCount"]) for r in after] == [
+        ("800", "Sales", 2, 1)]
     await sim.get(report.format("yesterday", window[1]), status=400)
 
 
