@@ -90,3 +90,15 @@ def test_generated_link_key_is_kept_across_restarts(tmp_path: Path, peers: Peers
         assert [f.url for f in media.recording(call_id).files] == [link]
     finally:
         assert media.stop() == 0
+
+
+def test_recordings_disabled_acknowledges_and_keeps_nothing(tmp_path: Path, peers: Peers) -> None:
+    for media in running_media(tmp_path, peers, recordings={"enabled": "false"}):
+        call_id = "251125184500_980-1"
+        now = time.time()
+        peers.monitor.add(call_id, make_wav(tmp_path / "a.wav", 1.0), start=now - 1, end=now)
+        assert media.due(leg(call_id, end=now)) is False
+        with pytest.raises(grpc.RpcError) as missing:
+            media.recording(call_id)
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        assert peers.monitor.fetches.count(peers.monitor.recordings[call_id][0].recording_id) == 0
