@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 from . import audio
-from .state import EXTENSION, QUEUE, TRUNK, TRUNK_DN, CallRecord, Participant, Pbx, Recording
+from .state import EXTENSION, QUEUE, TRUNK, TRUNK_DN, CallRecord, InboundCall, Participant, Pbx, Recording
 from .steps import OrderCallback, Remove, Script, SplitRecording, Upsert, Wait
 
 LOG = logging.getLogger("tcxhooks.simulator.player")
@@ -82,7 +82,7 @@ class _Run:
         self.legs: dict[str, Participant] = {}
         self.segments: dict[str, _Segment] = {}
         self.writes: list[asyncio.Task[None]] = []
-        self.inbound_rows: dict[str, dict[str, object]] = {}  # call name → its ReportInboundCalls row
+        self.inbound: dict[int, InboundCall] = {}  # callid → its inbound-calls report entry
         self.visible_at = 0.0  # when the last recording of this run shows in XAPI (monotonic)
 
     def _callid(self, name: str) -> int:
@@ -127,14 +127,16 @@ class _Run:
         return leg.party_caller_id if leg else ""
 
     def _log_inbound(self, name: str) -> None:
-        """A ReportInboundCalls row per inbound call: DID, caller, first monitored DN reached."""
+        """An inbound-calls report entry per inbound call: DID, caller, first monitored DN reached."""
         if self.script.calls.get(name) != "inbound":
             return
         upserts = [s for s in self.script.steps if isinstance(s, Upsert) and s.call == name]
-        caller = next((s.fields.get("party_caller_id", "") for s in upserts if s.dn == TRUNK_DN), "")
-        self.inbound_rows[name] = {"callid": self.calls[name], "time": time.time(), "did": self.script.did,
-                                   "caller": caller, "first_dn": next((s.dn for s in upserts if s.dn != TRUNK_DN), "")}
-        self.pbx.inbound_log.append(self.inbound_rows[name])
+        trunk = next((s.fields for s in upserts if s.dn == TRUNK_DN), {})
+        entry = InboundCall(self.calls[name], time.time(), self.script.did, str(trunk.get("party_caller_id", "")),
+                            str(trunk.get("party_caller_name", "")),
+                            next((s.dn for s in upserts if s.dn != TRUNK_DN), ""))
+        self.inbound[self.calls[name]] = entry
+        self.pbx.inbound_log.append(entry)
 
     async def _upsert(self, step: Upsert) -> None:
         callid = self._callid(step.call)
@@ -149,8 +151,10 @@ class _Run:
             current = replace(current, callid=callid, legid=self.pbx.new_leg(callid))
         current = replace(current, **dict(step.fields))
         self.legs[step.leg] = current
-        if current.status == "Connected" and self.pbx.dns[step.dn].type == EXTENSION and step.call in self.inbound_rows:
-            self.inbound_rows[step.call]["answered"] = True
+        entry = self.inbound.get(callid)
+        if entry and entry.answered_at is None and current.status == "Connected" and \
+                self.pbx.dns[step.dn].type == EXTENSION:
+            entry.answered_at = time.time()
         self._track_recording(step.leg, current)
         self.pbx.upsert(current)
         if self.pbx.dns[step.dn].monitored:
@@ -162,6 +166,9 @@ class _Run:
             return
         self._finish_segment(leg)
         self.pbx.remove(current.dn, current.id)
+        entry = self.inbound.get(current.callid)
+        if entry and not any(p.callid == current.callid for p in self.legs.values()):
+            entry.ended_at = time.time()
         if self.pbx.dns[current.dn].monitored:
             await self._after_change("R", current)
 
@@ -233,6 +240,9 @@ class _Run:
         visible_at = time.monotonic() + delay
         self.visible_at = max(self.visible_at, visible_at)
         self.pbx.add_recording(Recording(rec_id, relative, segment.started, end, visible_at, row))
+        entry = self.inbound.get(p.callid)
+        if entry and entry.recording_id is None:
+            entry.recording_id, entry.recording_url = rec_id, relative
         self.row.recordings.append(rec_id)
 
     def _call_name(self, callid: int) -> str:

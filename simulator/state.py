@@ -95,6 +95,22 @@ class Recording:
 
 
 @dataclass
+class InboundCall:
+    """One inbound external call as the PBX's inbound-calls report (ReportInboundCalls) sees it."""
+
+    callid: int
+    started: float  # unix seconds
+    did: str
+    caller: str
+    caller_name: str
+    first_dn: str  # the first monitored DN the call reached
+    answered_at: float | None = None  # first extension answer
+    ended_at: float | None = None
+    recording_id: int | None = None
+    recording_url: str = ""
+
+
+@dataclass
 class CallRecord:
     """A played scenario, for `GET /sim/calls`."""
 
@@ -145,7 +161,7 @@ class Pbx:
         self.calls: dict[int, CallRecord] = {}
         self.call_started: dict[int, float] = {}  # callid → unix start time (ActiveCalls)
         self.call_kinds: dict[int, str] = {}  # callid → inbound / outbound / internal (ActiveCalls)
-        self.inbound_log: list[dict[str, Any]] = []  # ReportInboundCalls rows
+        self.inbound_log: list[InboundCall] = []
         self.callback_log: list[dict[str, Any]] = []  # callbacks ordered: queue, unix time, caller, callid
         self.queue_log: list[tuple[str, float]] = []  # (queue, unix time) of every call reaching a queue
         self._call_numbers = itertools.count(first_call_number)

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from . import odata
 from .state import (DID_RULE_NAME, EXTENSION, IVR, PARKING, QUEUE, RINGGROUP, ROUTEPOINT, SPECIALMENU, TRUNK,
-                    TRUNK_DID, TRUNK_DN, Pbx)
+                    TRUNK_DID, TRUNK_DN, InboundCall, Pbx)
 
 RECORDING_FIELDS = ("Id", "StartTime", "EndTime", "CallType", "FromDn", "FromDnType", "FromCallerNumber",
                     "FromDisplayName", "FromDidNumber", "FromCrmContact", "FromIdParticipant", "ToDn", "ToDnType",
@@ -20,6 +20,10 @@ RECORDING_FIELDS = ("Id", "StartTime", "EndTime", "CallType", "FromDn", "FromDnT
                     "RefParticipantId", "RecordingUrl", "IsArchived", "ArchivedUrl", "CanBeTranscribed",
                     "IsTranscribed", "TranscriptionResult", "Transcription", "Summary", "SentimentScore")
 VERSION = "20.0.10.1001"
+INBOUND_CALL_FIELDS = ("CallHistoryId", "CdrId", "StartTime", "Did", "RuleName", "TrunkName", "TrunkNumber",
+                       "SourceCallerId", "SourceDisplayName", "SourceDn", "DestinationDn", "DestinationCallerId",
+                       "DestinationDisplayName", "Status", "RingingDuration", "TalkingDuration", "CallDuration",
+                       "RecordingId", "RecordingUrl", "QualityReport", "SentimentScore", "Summary", "Transcription")
 PEER_TYPES = {EXTENSION: "Extension", QUEUE: "Queue", IVR: "IVR", RINGGROUP: "RingGroup", SPECIALMENU: "SpecialMenu",
               PARKING: "Parking", TRUNK: "ExternalLine", ROUTEPOINT: "RoutePoint"}
 
@@ -37,6 +41,33 @@ def _iso(ts: float) -> str:
 def _party_text(number: str, name: str) -> str:
     """ActiveCalls' `Caller`/`Callee` style: the number, then the name when it says more."""
     return number if not name or name == number else f"{number} {name}"
+
+
+def _duration(seconds: float) -> str:
+    """ISO 8601 duration as 3CX reports write it: PT8M42S, PT30.7S, PT1H2M3S."""
+    seconds = max(0.0, round(seconds, 1))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = "PT" + (f"{int(hours)}H" if hours else "") + (f"{int(minutes)}M" if minutes else "")
+    return text + (f"{secs:g}S" if secs or text == "PT" else "")
+
+
+def _inbound_row(pbx: Pbx, entry: InboundCall, now: float) -> dict[str, Any]:
+    end = entry.ended_at or now
+    answered = entry.answered_at
+    first = pbx.dns.get(entry.first_dn)
+    return {"CallHistoryId": f"00000000-0000-0000-0000-{entry.callid:012d}", "CdrId": f"{entry.callid:08d}-cdr",
+            "StartTime": _iso(entry.started), "Did": entry.did,
+            "RuleName": DID_RULE_NAME if entry.did == TRUNK_DID else "", "TrunkName": "Main trunk",
+            "TrunkNumber": TRUNK_DN, "SourceCallerId": entry.caller, "SourceDisplayName": entry.caller_name,
+            "SourceDn": TRUNK_DN, "DestinationDn": entry.first_dn, "DestinationCallerId": f"Ext.{entry.first_dn}",
+            "DestinationDisplayName": first.name if first else "",
+            "Status": "Answered" if answered else ("Unanswered" if entry.ended_at else "Waiting"),
+            "RingingDuration": _duration((answered or end) - entry.started),
+            "TalkingDuration": _duration(end - answered if answered else 0),
+            "CallDuration": _duration(end - entry.started), "RecordingId": entry.recording_id,
+            "RecordingUrl": entry.recording_url or None, "QualityReport": False, "SentimentScore": None,
+            "Summary": None, "Transcription": None}
 
 
 def _collection(request: web.Request, name: str, rows: list[dict[str, Any]], fields: tuple[str, ...]) -> web.Response:
@@ -187,15 +218,10 @@ class Xapi:
         except ValueError as exc:
             return odata_error(400, str(exc))
         trunks = [t for t in args.get("trunkDns", "").split(",") if t]
-        rows = [{"CallHistoryId": f"00000000-0000-0000-0000-{row['callid']:012d}", "StartTime": _iso(row["time"]),
-                 "Did": row["did"], "RuleName": DID_RULE_NAME if row["did"] == TRUNK_DID else "",
-                 "TrunkName": "Main trunk", "TrunkNumber": TRUNK_DN, "SourceCallerId": row["caller"],
-                 "DestinationDn": row["first_dn"], "Status": "Answered" if row.get("answered") else "Unanswered"}
-                for row in self.pbx(request).inbound_log if start <= row["time"] <= end
-                and (not trunks or TRUNK_DN in trunks)]
-        return _collection(request, "ReportInboundCalls", rows, ("CallHistoryId", "StartTime", "Did", "RuleName",
-                                                                 "TrunkName", "TrunkNumber", "SourceCallerId",
-                                                                 "DestinationDn", "Status"))
+        pbx, now = self.pbx(request), time.time()
+        rows = [_inbound_row(pbx, entry, now) for entry in pbx.inbound_log
+                if start <= entry.started <= end and (not trunks or TRUNK_DN in trunks)]
+        return _collection(request, "ReportInboundCalls", rows, INBOUND_CALL_FIELDS)
 
     async def queue_callbacks(self, request: web.Request) -> web.Response:
         try:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tcxhooks.simulator import odata
+from tcxhooks.simulator import odata, xapi
 
 from .conftest import Sim
 
@@ -34,6 +34,12 @@ FIELDS = ("Id", "FromDn", "ToDn", "StartTime", "Name")
 def test_filter_order_page(query: dict[str, str], ids: list[int]) -> None:
     value, count = odata.apply(ROWS, query, FIELDS)
     assert [row["Id"] for row in value] == ids and count is None
+
+
+@pytest.mark.parametrize("seconds,text", [(0, "PT0S"), (30.74, "PT30.7S"), (522, "PT8M42S"), (3723, "PT1H2M3S"),
+                                          (3600, "PT1H")])
+def test_report_durations(seconds: float, text: str) -> None:
+    assert xapi._duration(seconds) == text
 
 
 def test_count_and_select() -> None:
@@ -130,6 +136,9 @@ async def test_trunks_rules_and_active_calls(sim: Sim) -> None:
                            "periodTo=2100-01-01T00:00:00Z,trunkDns='',callsType=0)")
     assert [(r["Did"], r["RuleName"], r["SourceCallerId"], r["DestinationDn"], r["Status"]) for r in
             report["value"]] == [("74951234567", "Main line", "79161234567", "101", "Answered")]
+    row = report["value"][0]
+    assert row["RingingDuration"].startswith("PT") and row["TalkingDuration"].startswith("PT")
+    assert row["RecordingUrl"].startswith("101/") and isinstance(row["RecordingId"], int)
     await sim.get("/xapi/v1/ReportInboundCalls/Pbx.GetInboundCalls(periodTo=2100-01-01T00:00:00Z)", status=400)
     peers = {p["Number"]: p["Type"] for p in (await sim.get("/xapi/v1/Peers"))["value"]}
     assert (peers["101"], peers["800"], peers["700"], peers["900"], peers["10000"], peers["crmhooks"]) == (
