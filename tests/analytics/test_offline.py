@@ -62,3 +62,16 @@ def test_offline_without_the_extra_reports_no_backend(
     port = read_config(service.config)["metrics"]["port"]
     metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     assert 'tcxhooks_dependency_up{dependency="backend",service="analytics"} 0.0' in metrics
+
+
+@pytest.mark.skipif(importlib.util.find_spec("faster_whisper") is None,
+                    reason="the offline extra is not installed (pip install -e '.[offline]')")
+def test_offline_auto_language_picks_english(
+        dispatcher: RecordingDispatcher, analytics_service: StartService, call_audio: Audio) -> None:
+    service = analytics_service({"enabled": "true", "backend": "offline", "language": "auto"})
+    service.submit(CALL, call_audio)
+    ready = dispatcher.wait_for(f"{CALL}/analytics", timeout=90).analytics
+    assert ready.language == "en-US"
+    assert word_error_rate(" ".join(OPERATOR + CLIENT), " ".join(
+        [s.text for s in ready.segments if s.channel == "operator"] +
+        [s.text for s in ready.segments if s.channel == "client"])) < WER_BOUND
