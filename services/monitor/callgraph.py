@@ -133,6 +133,7 @@ class CallGraph:
         self.dirty: set[int] = set()  # callids changed since the last drain (to persist)
         self.gone: set[int] = set()  # callids finished since the last drain (to delete)
         self.anomalies: list[str] = []
+        self.start_hints: dict[int, float] = {}  # callid → the PBX's start time, for calls running at start-up
 
     # --- persistence ---------------------------------------------------------------------------
     def restore(self, chains: list[Chain]) -> None:
@@ -250,8 +251,9 @@ class CallGraph:
 
     # --- chain life ----------------------------------------------------------------------------
     def _new_chain(self, p: Participant, now: float) -> Chain:
-        moment = dt.datetime.fromtimestamp(now, self.zone) if self.zone else dt.datetime.fromtimestamp(now).astimezone()
-        chain = Chain(p.callid, moment.strftime("%y%m%d%H%M%S"), now)
+        began = min(now, self.start_hints.pop(p.callid, now))
+        moment = dt.datetime.fromtimestamp(began, self.zone) if self.zone else dt.datetime.fromtimestamp(began).astimezone()
+        chain = Chain(p.callid, moment.strftime("%y%m%d%H%M%S"), began)
         self.chains[p.callid] = chain
         return chain
 

@@ -76,6 +76,14 @@ class Engine:
         for info in dns:
             if info["type"]:
                 self.graph.facts.dn_types[info["dn"]] = info["type"]
+        if self.snapshots == 0 and self.pbx is not None:
+            # Calls already running when the monitor starts are dated by the PBX's own start time (webhooks.md §2).
+            running = sorted({p.callid for p in participants} - set(self.graph.chains))
+            if running:
+                try:
+                    self.graph.start_hints.update(await xapi.call_start_times(self.pbx, running))
+                except PbxError as exc:
+                    log.warning("start times of running calls unknown, dating them now: %s", exc)
         self.graph.reconcile(participants, self.clock())
         self.snapshots += 1
         self._changed()
@@ -121,9 +129,10 @@ class Engine:
         if not due:
             return
         active: set[int] = set()
-        if self.pbx is not None and any(self.graph.needs_outside(c, now) for c in due):
+        asking = [c for c in due if self.graph.needs_outside(c, now)]
+        if self.pbx is not None and asking:
             try:
-                active = await xapi.active_call_numbers(self.pbx)
+                active = await xapi.active_call_numbers(self.pbx, asking)
             except PbxError as exc:
                 log.warning("ActiveCalls unavailable, deciding without it: %s", exc)
         for callid in due:

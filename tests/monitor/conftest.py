@@ -56,10 +56,10 @@ class Monitor:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     metrics: dict[str, int] = field(default_factory=dict)
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, **env: str) -> None:
         self.metrics[name] = free_port()
         self.procs[name] = start([name, "-c", str(self.config)], self.folder / f"{name}.log",
-                                 env={"TCXH_METRICS_PORT": str(self.metrics[name])})
+                                 env={"TCXH_METRICS_PORT": str(self.metrics[name]), **env})
         wait_healthy(read_config(self.config)["services"][name], timeout=60)
 
     def metric(self, name: str, service: str = "monitor") -> float:

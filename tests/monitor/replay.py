@@ -109,6 +109,6 @@ def render_all(emitted: list[Any], callbacks: int) -> dict[str, list[list[tuple[
             event = events_pb2.Event.FromString(row.payload)
             if event.call.type == events_pb2.CALL_EVENT_TYPE_ENDED:
                 event.call.CopyFrom(asyncio.run(enricher.ended(event.call, item.occur, row.needs)))
-            body = render(event).form.decode()
+            body = render(event, "form").decode()
             out.setdefault(event.chain, []).append(parse_qsl(body, keep_blank_values=True))
     return out

@@ -67,3 +67,22 @@ def test_a_call_that_ended_while_the_monitor_was_down_ends_once(monitor_stack: M
     ended = dict(bodies[2])
     assert (ended["event"], ended["id"], ended["user"], ended["finishtype"], ended["transfer"]) == (
         "incoming", f"{prefix}-1", "101", "Ok", "false")
+
+
+def test_a_call_running_before_the_first_start_is_dated_by_the_pbx(monitor_stack: Monitor) -> None:
+    """A fresh monitor (empty store) adopts a call already talking: no invented ringing, the PBX's start time."""
+    monitor_stack.kill9("monitor")
+    began = time.time()
+    number = monitor_stack.pbx.play("inbound_answered", ring_seconds=0.5, talk_seconds=5)["call_number"]
+    time.sleep(2.5)
+    monitor_stack.start("monitor", TCXH_STORE_URL=f"sqlite:///{monitor_stack.folder / 'fresh.db'}")
+    monitor_stack.pbx.wait_done(number)
+    bodies = monitor_stack.bodies(2)
+    time.sleep(2)
+    assert len(monitor_stack.crm.requests) == 2
+    assert [dict(b)["event"] for b in bodies] == ["hangupincoming", "incoming"]
+    call_id = dict(bodies[0])["id"]
+    stamp, rest = call_id.split("_")
+    assert rest == f"{number}-1"
+    dated = time.mktime(time.strptime(stamp, "%y%m%d%H%M%S")) - time.timezone  # ids are in UTC here
+    assert began - 1 <= dated <= began + 1.5  # the PBX's start, not the monitor's first sighting (≥ 2.5 s later)

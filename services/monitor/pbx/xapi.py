@@ -60,10 +60,18 @@ async def inbound_rules(pbx: PbxClient) -> list[Rule]:
             if isinstance(r.get("RuleName"), str) and isinstance(r.get("Data"), (str, int))]
 
 
-async def active_call_numbers(pbx: PbxClient) -> set[int]:
-    """Call numbers the PBX still has (XAPI ActiveCalls.Id, assumed equal to Call Control `callid`)."""
-    rows = _rows(await pbx.get_json("/xapi/v1/ActiveCalls", {"$select": "Id"}), "ActiveCalls")
-    return {int(r["Id"]) for r in rows if isinstance(r.get("Id"), int)}
+async def active_call_numbers(pbx: PbxClient, among: list[int] | None = None) -> set[int]:
+    """Call numbers the PBX still has (XAPI ActiveCalls.Id, assumed equal to Call Control `callid`);
+    with `among`, only those are asked about (a short `$filter` instead of every live call)."""
+    found: set[int] = set()
+    batches = [among[i:i + 20] for i in range(0, len(among), 20)] if among is not None else [[]]
+    for batch in batches:
+        params = {"$select": "Id"}
+        if batch:
+            params["$filter"] = " or ".join(f"Id eq {int(n)}" for n in batch)
+        rows = _rows(await pbx.get_json("/xapi/v1/ActiveCalls", params), "ActiveCalls")
+        found.update(int(r["Id"]) for r in rows if isinstance(r.get("Id"), int))
+    return found
 
 
 @dataclass
@@ -104,3 +112,16 @@ async def recordings(pbx: PbxClient, dn: str, start: float, end: float) -> list[
            f" and EndTime ge {iso(start - 5)}")
     body = await pbx.get_json("/xapi/v1/Recordings", {"$filter": flt, "$orderby": "Id asc", "$top": "100"})
     return [r for r in _rows(body, "Recordings") if isinstance(r.get("Id"), int)]
+
+
+async def call_start_times(pbx: PbxClient, numbers: list[int]) -> dict[int, float]:
+    """ActiveCalls.EstablishedAt (unix seconds) of the given call numbers, where the PBX reports one."""
+    out: dict[int, float] = {}
+    for i in range(0, len(numbers), 20):
+        flt = " or ".join(f"Id eq {int(n)}" for n in numbers[i:i + 20])
+        body = await pbx.get_json("/xapi/v1/ActiveCalls", {"$select": "Id,EstablishedAt", "$filter": flt})
+        for row in _rows(body, "ActiveCalls"):
+            moment = parse_time(row.get("EstablishedAt"))
+            if isinstance(row.get("Id"), int) and moment is not None:
+                out[row["Id"]] = moment
+    return out

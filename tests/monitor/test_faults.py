@@ -1,0 +1,33 @@
+"""Garbage from the PBX is counted and logged, never fatal: malformed frames, unknown entities, bad sequences,
+failing GETs. The call that follows still gives exactly the right webhooks."""
+from __future__ import annotations
+
+import httpx
+
+from .conftest import Monitor
+from .expected import PARAMS, check
+
+
+def inject(monitor: Monitor, **body: object) -> None:
+    httpx.post(f"{monitor.pbx.url}/sim/ws/inject", json=body, timeout=5).raise_for_status()
+
+
+def test_garbage_is_counted_and_the_next_call_is_exact(monitor_stack: Monitor) -> None:
+    before = monitor_stack.metric("tcxhooks_monitor_malformed_messages_total")
+    for raw in ("not json", "[1,2]", '{"sequence": 1}', '{"event": {"event_type": "x", "entity": 5}}', "{" * 10000):
+        inject(monitor_stack, raw=raw)
+    inject(monitor_stack, event_type=7, entity="/callcontrol/101/participants/1")
+    inject(monitor_stack, event_type=0, entity="/callcontrol/101/queues/9")
+    inject(monitor_stack, event_type=1, entity="/callcontrol/101/participants/424242")  # never seen
+    inject(monitor_stack, event_type=0, entity="/callcontrol/101/participants/424242")  # 404 → gone
+    inject(monitor_stack, event_type=0, entity="/callcontrol/101/participants/1", sequence=1)  # out of order
+    inject(monitor_stack, event_type=0, entity="/callcontrol/101/participants/1",
+           attached_data={"id": 1, "dn": "101", "status": "Exploded", "callid": 1})
+    httpx.post(f"{monitor_stack.pbx.url}/sim/fail", json={"prefix": "/callcontrol/101/participants", "status": 503,
+                                                           "count": 2}, timeout=5).raise_for_status()
+    number = monitor_stack.pbx.play("inbound_answered", **PARAMS)["call_number"]
+    bodies = monitor_stack.bodies(3)
+    check("inbound_answered", dict(bodies[0])["id"].rsplit("-", 1)[0], bodies)
+    assert f"_{number}-" in dict(bodies[0])["id"]
+    assert monitor_stack.metric("tcxhooks_monitor_malformed_messages_total") >= before + 9
+    assert monitor_stack.procs["monitor"].poll() is None
