@@ -161,6 +161,7 @@ class Pbx:
         self.calls: dict[int, CallRecord] = {}
         self.call_started: dict[int, float] = {}  # callid → unix start time (ActiveCalls)
         self.call_kinds: dict[int, str] = {}  # callid → inbound / outbound / internal (ActiveCalls)
+        self.call_changed: dict[int, float] = {}  # callid → unix time of its last change (ActiveCalls)
         self.inbound_log: list[InboundCall] = []
         self.callback_log: list[dict[str, Any]] = []  # callbacks ordered: queue, unix time, caller, callid
         self.queue_log: list[tuple[str, float]] = []  # (queue, unix time) of every call reaching a queue
@@ -198,11 +199,13 @@ class Pbx:
     # --- changes (each one is announced to every WebSocket) ---------------------------------
     def upsert(self, participant: Participant) -> None:
         self.participants.setdefault(participant.dn, {})[participant.id] = replace(participant)
+        self.call_changed[participant.callid] = time.time()
         self._announce(UPSERT, participant.dn, participant.id)
 
     def remove(self, dn: str, participant_id: int) -> Participant | None:
         gone = self.participants.get(dn, {}).pop(participant_id, None)
         if gone is not None:
+            self.call_changed[gone.callid] = time.time()
             self._announce(REMOVE, dn, participant_id)
             self._forget_call_if_idle(gone.callid)
         return gone
@@ -218,6 +221,7 @@ class Pbx:
         if not any(p.callid == callid for legs in self.participants.values() for p in legs.values()):
             self.call_started.pop(callid, None)
             self.call_kinds.pop(callid, None)
+            self.call_changed.pop(callid, None)
 
     def live_calls(self) -> dict[int, list[Participant]]:
         calls: dict[int, list[Participant]] = {}

@@ -200,7 +200,7 @@ class Xapi:
             started = pbx.call_started.get(callid, now)
             rows.append({"Id": callid, "Caller": caller, "Callee": callee,
                          "Status": "Talking" if talking else "Routing", "EstablishedAt": _iso(started),
-                         "LastChangeStatus": _iso(started), "ServerNow": _iso(now)})
+                         "LastChangeStatus": _iso(pbx.call_changed.get(callid, started)), "ServerNow": _iso(now)})
         return _collection(request, "ActiveCalls", rows, ("Id", "Caller", "Callee", "Status", "EstablishedAt",
                                                           "LastChangeStatus", "ServerNow"))
 
