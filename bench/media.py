@@ -39,6 +39,7 @@ APPEAR_AFTER = (0.2, 1.0, 1.8)  # seconds between hangup and the wav being compl
 async def ours(path: Path, transcoder: Transcoder) -> tuple[float, float]:
     started = time.perf_counter()
     mp3 = await transcoder.to_mp3(file_reader(path)())
+    mp3.close()
     return time.perf_counter() - started, mp3.duration
 
 

@@ -98,27 +98,59 @@ def _frame(data: bytes, pos: int) -> tuple[int, int, int, int] | None:
     return samples // 8 * bitrate // rate + padding, samples, rate, 1 if b3 >> 6 == 3 else 2
 
 
+class Mp3Counter:
+    """Counts MPEG audio frames of an mp3 as it streams by (skipping ID3v2 and a Xing/Info frame)."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._skip: int | None = None  # bytes of ID3v2 tag still to skip; None until known
+        self._ended = False            # a trailing tag or garbage follows the audio
+        self.frames = self.samples = self.rate = self.channels = 0
+
+    def feed(self, data: bytes) -> None:
+        if self._ended:
+            return
+        buffer, pos = self._buffer + data, 0
+        if self._skip is None:
+            if len(buffer) < 10:
+                self._buffer = buffer
+                return
+            self._skip = 0
+            if buffer[:3] == b"ID3":
+                size = (buffer[6] << 21) | (buffer[7] << 14) | (buffer[8] << 7) | buffer[9]
+                self._skip = 10 + size + (10 if buffer[5] & 0x10 else 0)
+        if self._skip:
+            pos = min(self._skip, len(buffer))
+            self._skip -= pos
+        while pos + 4 <= len(buffer):
+            frame = _frame(buffer, pos)
+            if frame is None:
+                if self.frames:
+                    self._ended = True
+                    break
+                pos += 1
+                continue
+            length, count, rate, channels = frame
+            if length <= 4:
+                self._ended = True
+                break
+            if pos + length > len(buffer):
+                break  # the rest of this frame comes with the next data
+            if self.frames or not (b"Xing" in buffer[pos:pos + 64] or b"Info" in buffer[pos:pos + 64]):
+                self.frames += 1
+                self.samples += count
+                self.rate, self.channels = rate, channels
+            pos += length
+        self._buffer = b"" if self._ended else buffer[pos:]
+
+    def result(self) -> Mp3Info:
+        if not self.frames:
+            raise BadAudio("the mp3 holds no audio frames")
+        return Mp3Info(self.frames, self.rate, self.channels, self.samples / self.rate)
+
+
 def mp3_info(data: bytes) -> Mp3Info:
-    """Counts the MPEG audio frames of an mp3 (skipping ID3v2 and a Xing/Info frame)."""
-    pos = 0
-    if data[:3] == b"ID3" and len(data) >= 10:
-        size = (data[6] << 21) | (data[7] << 14) | (data[8] << 7) | data[9]
-        pos = 10 + size + (10 if data[5] & 0x10 else 0)
-    frames = samples = rate = channels = 0
-    while pos < len(data):
-        frame = _frame(data, pos)
-        if frame is None:
-            if frames:
-                break  # trailing tag (ID3v1, APE) or garbage after the audio
-            pos += 1
-            continue
-        length, count, rate, channels = frame
-        if length <= 4:
-            break
-        if not (frames == 0 and (b"Xing" in data[pos:pos + 64] or b"Info" in data[pos:pos + 64])):
-            frames += 1
-            samples += count
-        pos += length
-    if not frames:
-        raise BadAudio("the mp3 holds no audio frames")
-    return Mp3Info(frames, rate, channels, samples / rate)
+    """Counts the MPEG audio frames of a whole mp3."""
+    counter = Mp3Counter()
+    counter.feed(data)
+    return counter.result()

@@ -214,12 +214,15 @@ class Runner:
         """Transcodes and stores one file; (object key, size, duration, channels)."""
         key = object_key(job.call_id, item.ident)
         mp3 = await self.transcoder.to_mp3(item.open())
-        await self.storage.put(key, mp3.data, {"call-id": job.call_id, "leg": job.request.leg.dn or "-"})
+        try:
+            await self.storage.put(key, mp3.body, mp3.size, {"call-id": job.call_id, "leg": job.request.leg.dn or "-"})
+        finally:
+            mp3.close()
         metrics.FILES.labels("ok").inc()
-        metrics.STORED_BYTES.inc(len(mp3.data))
+        metrics.STORED_BYTES.inc(mp3.size)
         log.info("stored %s of %s: %.1f s of audio, %d channel(s), %d bytes, transcoded in %.2f s", item.label,
-                 job.call_id, mp3.duration, mp3.channels, len(mp3.data), mp3.seconds, extra={"call_id": job.call_id})
-        return key, len(mp3.data), mp3.duration, mp3.channels
+                 job.call_id, mp3.duration, mp3.channels, mp3.size, mp3.seconds, extra={"call_id": job.call_id})
+        return key, mp3.size, mp3.duration, mp3.channels
 
 
 async def _first(*waits: Awaitable[object], timeout: float) -> None:

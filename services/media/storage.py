@@ -2,7 +2,7 @@
 
     storage = make_storage(config.recordings)
     await storage.setup()                       # folder / bucket (+ lifecycle rule) exists
-    await storage.put(key, data, {"call-id": ..., "leg": ...})
+    await storage.put(key, body, size, {"call-id": ..., "leg": ...})
     target = await storage.resolve(key)         # Redirect(presigned url) or LocalFile(path)
 """
 from __future__ import annotations
@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import io
 import logging
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 import urllib3
 
@@ -45,7 +45,7 @@ class Storage(Protocol):
     kind: str
 
     async def setup(self) -> None: ...
-    async def put(self, key: str, data: bytes, metadata: dict[str, str]) -> None: ...
+    async def put(self, key: str, body: IO[bytes], size: int, metadata: dict[str, str]) -> None: ...
     async def delete(self, key: str) -> None: ...
     async def resolve(self, key: str) -> Redirect | LocalFile | None: ...
     async def ping(self) -> None: ...
@@ -74,7 +74,7 @@ class LocalStorage:
         except OSError as exc:
             raise StorageError(f"cannot create {self.root}: {exc.strerror}") from exc
 
-    async def put(self, key: str, data: bytes, metadata: dict[str, str]) -> None:
+    async def put(self, key: str, body: IO[bytes], size: int, metadata: dict[str, str]) -> None:
         target = self.path(key)
 
         def write() -> None:
@@ -82,7 +82,8 @@ class LocalStorage:
             fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
             try:
                 with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
+                    body.seek(0)
+                    shutil.copyfileobj(body, handle, 1024 * 1024)
                     handle.flush()
                     os.fsync(handle.fileno())
                 os.replace(temp, target)
@@ -170,17 +171,18 @@ class S3Storage:
                     expiration=Expiration(days=self.retention_days + 1))
         await self._call("lifecycle rule", self.client.set_bucket_lifecycle, self.bucket, LifecycleConfig([rule]))
 
-    async def put(self, key: str, data: bytes, metadata: dict[str, str]) -> None:
+    async def put(self, key: str, body: IO[bytes], size: int, metadata: dict[str, str]) -> None:
         try:
-            await self._upload(key, data, metadata)
+            await self._upload(key, body, size, metadata)
         except StorageError as exc:
             if "NoSuchBucket" not in str(exc):
                 raise
             await self.setup()  # the bucket was removed (a reset MinIO): create it again, once
-            await self._upload(key, data, metadata)
+            await self._upload(key, body, size, metadata)
 
-    async def _upload(self, key: str, data: bytes, metadata: dict[str, str]) -> None:
-        await self._call("upload", self.client.put_object, self.bucket, check_key(key), io.BytesIO(data), len(data),
+    async def _upload(self, key: str, body: IO[bytes], size: int, metadata: dict[str, str]) -> None:
+        body.seek(0)
+        await self._call("upload", self.client.put_object, self.bucket, check_key(key), body, size,
                          content_type=CONTENT_TYPE, metadata=metadata)
 
     async def delete(self, key: str) -> None:

@@ -2,8 +2,10 @@
 
     transcoder = Transcoder("64k", jobs=0)          # 0: one transcode per core at a time
     mp3 = await transcoder.to_mp3(chunks)           # chunks: async iterator of wav bytes
+    await storage.put(key, mp3.body, mp3.size, metadata); mp3.close()
 
-The wav streams into ffmpeg's stdin while the mp3 is read from its stdout (no temp files);
+The wav streams into ffmpeg's stdin while the mp3 is read from its stdout (kept in memory, or
+in a temporary file beyond 16 MiB, so a very long call cannot exhaust memory);
 channels are kept (mono stays mono, stereo stays stereo). A corrupt or empty wav raises BadAudio.
 """
 from __future__ import annotations
@@ -13,30 +15,38 @@ import contextlib
 import fcntl
 import logging
 import os
+import tempfile
 import time
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import IO, AsyncIterator
 
 import ffmpeg
 import imageio_ffmpeg
 
 from . import metrics
-from .audio import WavInfo, mp3_info, parse_wav_header
+from .audio import Mp3Counter, WavInfo, parse_wav_header
 from .errors import BadAudio
 
 log = logging.getLogger(__name__)
 
-UNFINALISED = (0, 0xFFFFFFFF)
+UNFINALISED = (0, 0xFFFFFFFF)  # data sizes a writer leaves when it never patched the header
 PIPE_BUFFER = 1024 * 1024
-PIPE_BUFFER = 1024 * 1024  # data sizes a writer leaves when it never patched the header
+READ_SIZE = 256 * 1024
+IN_MEMORY = 16 * 1024 * 1024  # a longer mp3 spills into a temporary file
 
 
 @dataclass(frozen=True)
 class Mp3:
-    data: bytes
+    """The result, held in memory (or a temporary file when long); close() when stored."""
+
+    body: IO[bytes]  # positioned at the start
+    size: int
     duration: float
     channels: int
     seconds: float  # time spent transcoding
+
+    def close(self) -> None:
+        self.body.close()
 
 
 def ffmpeg_exe() -> str:
@@ -66,23 +76,42 @@ class Transcoder:
                 *self.command(info), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE)
             _widen_input(proc)
+            body: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=IN_MEMORY)
+            counter = Mp3Counter()
             try:
-                _, out, err = await asyncio.gather(
-                    _feed(proc, head, chunks, ended), proc.stdout.read(), proc.stderr.read())  # type: ignore[union-attr]
+                _, size, err = await asyncio.gather(
+                    _feed(proc, head, chunks, ended), _collect(proc, body, counter),
+                    proc.stderr.read())  # type: ignore[union-attr]
                 code = await proc.wait()
+                if code != 0:
+                    lines = err.decode(errors="replace").strip().splitlines()
+                    raise BadAudio(f"ffmpeg could not convert it: {lines[-1] if lines else f'exit status {code}'}")
+                result = counter.result()
+            except BaseException:
+                body.close()
+                raise
             finally:
                 if proc.returncode is None:
                     with contextlib.suppress(ProcessLookupError):
                         proc.kill()
                     await proc.wait()
             seconds = time.perf_counter() - started
-        if code != 0:
-            lines = err.decode(errors="replace").strip().splitlines()
-            raise BadAudio(f"ffmpeg could not convert it: {lines[-1] if lines else f'exit status {code}'}")
-        result = mp3_info(out)
         metrics.TRANSCODE_SECONDS.observe(seconds)
         metrics.AUDIO_SECONDS.inc(result.duration)
-        return Mp3(out, round(result.duration, 3), info.channels, seconds)
+        body.seek(0)
+        return Mp3(body, size, round(result.duration, 3), info.channels, seconds)
+
+
+async def _collect(proc: asyncio.subprocess.Process, body: IO[bytes], counter: Mp3Counter) -> int:
+    """Reads ffmpeg's mp3 output into `body`, counting its frames; returns its size."""
+    stdout = proc.stdout
+    assert stdout is not None
+    size = 0
+    while chunk := await stdout.read(READ_SIZE):
+        counter.feed(chunk)
+        body.write(chunk)
+        size += len(chunk)
+    return size
 
 
 def _widen_input(proc: asyncio.subprocess.Process) -> None:
