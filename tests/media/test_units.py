@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tcxhooks.media.audio import mp3_info, parse_wav_header
+from tcxhooks.media.audio import Mp3Counter, mp3_info, parse_wav_header
 from tcxhooks.media.errors import BadAudio
 from tcxhooks.media.jobs import object_key
 from tcxhooks.media.links import Links
@@ -45,6 +45,12 @@ def test_mp3_duration_counts_frames() -> None:
     assert info.duration == pytest.approx(100 * 576 / 8000)
     with pytest.raises(BadAudio):
         mp3_info(b"no frames here" * 10)
+    stream = b"ID3\x04\x00\x00\x00\x00\x00\x02xx" + frame * 100 + b"TAG" + bytes(125)
+    for size in (1, 5, 577, 4096):  # fed as it streams out of ffmpeg, in any chunk size
+        counter = Mp3Counter()
+        for start in range(0, len(stream), size):
+            counter.feed(stream[start:start + size])
+        assert counter.result() == info
 
 
 def test_links_are_stable_and_bound_to_leg_file_and_expiry() -> None:
