@@ -191,7 +191,7 @@ class Control:
         calls = request.app[self.key].pbx.calls
         out = []
         for run in self.loads.values():
-            done = sum(1 for n in run.call_numbers if calls[n].done) if run.finished_starting else 0
+            done = sum(1 for n in run.call_numbers if n not in calls or calls[n].done) if run.finished_starting else 0
             out.append({"load": run.id, "calls": run.calls, "rate": run.rate, "scenario": run.scenario,
                         "started": run.started, "finished_starting": run.finished_starting, "done": done})
         return web.json_response({"loads": out})

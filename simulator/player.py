@@ -14,6 +14,7 @@ from .state import EXTENSION, QUEUE, TRUNK, TRUNK_DN, CallRecord, InboundCall, P
 from .steps import OrderCallback, Remove, Script, SplitRecording, Upsert, Wait
 
 LOG = logging.getLogger("tcxhooks.simulator.player")
+MAX_CALL_RECORDS = 20_000
 
 
 @dataclass
@@ -55,11 +56,24 @@ class Player:
         calls[first] = self.pbx.new_call(script.calls[first], first_leg)
         record_row = CallRecord(calls[first], script.name, time.time(), call_numbers=[calls[first]])
         self.pbx.calls[calls[first]] = record_row
+        self._forget_old_calls()
         run = _Run(self, script, calls, record_row, gap, self.record if record is None else record, drop_after)
         task = asyncio.get_running_loop().create_task(run.play(), name=f"scenario-{record_row.call_number}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return record_row
+
+    def _forget_old_calls(self) -> None:
+        """Keeps `/sim/calls` bounded on a long-running simulator: the oldest finished calls go first."""
+        excess = len(self.pbx.calls) - MAX_CALL_RECORDS
+        gone: list[int] = []
+        for number, row in self.pbx.calls.items():
+            if len(gone) >= excess:
+                break
+            if row.done:
+                gone.append(number)
+        for number in gone:
+            del self.pbx.calls[number]
 
     async def close(self) -> None:
         for task in list(self.tasks):

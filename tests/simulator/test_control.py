@@ -75,3 +75,16 @@ async def test_load_runs_many_concurrent_calls(sim: Sim) -> None:
     assert all(item["participants"] == [] for item in await sim.get("/callcontrol"))
     async with sim.session.post(sim.url + "/sim/load", json={"calls": 0}) as reply:
         assert reply.status == 400
+
+
+async def test_old_finished_calls_are_forgotten(sim: Sim, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tcxhooks.simulator import player
+
+    monkeypatch.setattr(player, "MAX_CALL_RECORDS", 3)
+    numbers = []
+    for _ in range(5):
+        numbers.append(await sim.play("outbound_unanswered", ring_seconds=0.01, record=False))
+        await sim.wait_done(numbers[-1])
+    async with sim.session.get(sim.url + "/sim/calls") as reply:
+        kept = [c["call_number"] for c in (await reply.json())["calls"]]
+    assert kept == numbers[-3:]
