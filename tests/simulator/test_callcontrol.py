@@ -71,9 +71,15 @@ async def test_each_connection_has_its_own_gap_free_sequence(sim: Sim) -> None:
     assert seen_second[0][1]["callid"] == 699
 
 
-async def test_pings_and_requests_over_the_socket(sim: Sim) -> None:
-    async with sim.ws() as ws:
+async def test_pings_are_answered(sim: Sim) -> None:
+    async with sim.session.ws_connect(sim.url + "/callcontrol/ws", headers=sim.auth(), autoping=False) as ws:
         await ws.ping(b"hello")
+        pong = await asyncio.wait_for(ws.receive(), 5)
+    assert (pong.type, pong.data) == (aiohttp.WSMsgType.PONG, b"hello")
+
+
+async def test_requests_over_the_socket(sim: Sim) -> None:
+    async with sim.ws() as ws:
         await ws.send_str("not json at all")
         await ws.send_str(json.dumps({"RequestID": "r1", "Path": "/callcontrol/101"}))
         await ws.send_str(json.dumps({"RequestID": "r2", "Path": "/callcontrol/101/participants/1/drop",
