@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable
@@ -18,9 +17,6 @@ from .auth import Tokens
 from .directory import Directory, Queue, User, add_routes as add_directory_routes
 from .player import Player
 from .state import DEFAULT_DNS, EXTENSION, QUEUE, ROUTEPOINT, Dn, Fault, Listener, Pbx
-
-LOG = logging.getLogger("tcxhooks.simulator")
-
 
 @dataclass
 class SimConfig:
@@ -54,6 +50,7 @@ class SimState:
         self.player = Player(self.pbx, self.config.recordings_dir, self.config.recording_delay)
         self.directory = directory_for(dns)
         self.player.drop_sockets = lambda: drop_sockets(self)
+
 
 def directory_for(dns: tuple[Dn, ...]) -> Directory:
     """The XAPI directory matching the DN list: one user per extension; queue 800 → 101, 102; 801 → 103."""

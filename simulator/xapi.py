@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -26,9 +26,6 @@ INBOUND_CALL_FIELDS = ("CallHistoryId", "CdrId", "StartTime", "Did", "RuleName",
                        "RecordingId", "RecordingUrl", "QualityReport", "SentimentScore", "Summary", "Transcription")
 PEER_TYPES = {EXTENSION: "Extension", QUEUE: "Queue", IVR: "IVR", RINGGROUP: "RingGroup", SPECIALMENU: "SpecialMenu",
               PARKING: "Parking", TRUNK: "ExternalLine", ROUTEPOINT: "RoutePoint"}
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 
 def odata_error(status: int, message: str, code: str = "") -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
