@@ -279,6 +279,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--events", type=int, default=50_000, help="events in all")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--bare-posts", type=int, default=20_000, help="posts per bare client loop")
     parser.add_argument("--streams", type=int, default=STREAMS,
                         help=f"PublishStream calls to publish over (0: unary Publish from {PUBLISHERS} tasks)")
     parser.add_argument("--transport", choices=("aiohttp", "httpx"), action="append",
@@ -287,7 +288,7 @@ def main() -> None:
     calls, total = (20, 500) if args.smoke else (args.calls, args.events)
     per_call = events(calls, total // calls)
     total = calls * (total // calls)
-    bare_count = min(total, 500 if args.smoke else 20_000)
+    bare_count = min(total, 500 if args.smoke else args.bare_posts)
     receiver = ReceiverProcess().start()
     folder = Path(tempfile.mkdtemp(prefix="bench-dispatch-"))
     rows: list[Row] = []

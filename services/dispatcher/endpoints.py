@@ -74,6 +74,11 @@ class Endpoints:
         except KeyError:
             raise UnknownEndpoint(f"no endpoint named {name!r} (known: {', '.join(self.by_name)})") from None
 
+    @property
+    def filter_attributes(self) -> bool:
+        """Whether any endpoint filters on DIDs, queues or users."""
+        return any(e.filter.dids or e.filter.queues or e.filter.users for e in self.by_name.values())
+
     def enabled_names(self) -> list[str]:
         return [e.name for e in self.by_name.values() if e.enabled]
 
@@ -85,6 +90,8 @@ class Endpoints:
         rows = await self.outbox.endpoint_rows()
         for endpoint in self.by_name.values():
             row = rows.get(endpoint.name)
+            if endpoint.name in self._dirty:
+                continue  # our newer state (e.g. a 410 just seen) is saved by the next flush
             if row is None:
                 await self.outbox.save_endpoint(endpoint.name, endpoint.state, 0, "")
             elif row.state != endpoint.state:

@@ -1,10 +1,11 @@
 """Publish with group commit: concurrent Publish calls share one store transaction.
 
     intake = Intake(outbox, endpoints.route, on_commit=worker.wake)
-    published = await intake.publish(new_event)      # returns once the event is committed
+    published = await intake.submit(new_event)      # resolves once the event is committed
 
-The first caller to find the lock free commits everything queued so far (up to `max_batch`);
-callers arriving meanwhile wait for the next commit. No call returns before its event is durable.
+Submitted events queue up; one committer task stores everything queued so far (up to
+`max_batch`) per transaction, in submission order, and resolves each event's future. No future
+resolves before its event is durable; a failed commit fails every future of that batch.
 """
 from __future__ import annotations
 
@@ -16,27 +17,31 @@ from .outbox import NewEvent, Outbox, Published, Router
 
 
 class Intake:
-    def __init__(self, outbox: Outbox, route: Router, on_commit: Callable[[], None], max_batch: int = 512) -> None:
+    def __init__(self, outbox: Outbox, route: Router, on_commit: Callable[[], None], track: bool = True,
+                 max_batch: int = 512) -> None:
         self.outbox = outbox
         self.route = route
+        self.track = track
         self.on_commit = on_commit
         self.max_batch = max_batch
         self._queue: list[tuple[NewEvent, asyncio.Future[Published]]] = []
-        self._lock = asyncio.Lock()
+        self._committer: asyncio.Task[None] | None = None
 
-    async def publish(self, item: NewEvent) -> Published:
+    def submit(self, item: NewEvent) -> asyncio.Future[Published]:
         future: asyncio.Future[Published] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
-        async with self._lock:
-            if not future.done():
-                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
-                # shielded: a caller that gives up must not abort the commit of the others' events
-                await asyncio.shield(self._commit(batch))
-        return await future
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._drain(), name="dispatcher.intake")
+        return future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
+            await self._commit(batch)
 
     async def _commit(self, batch: list[tuple[NewEvent, asyncio.Future[Published]]]) -> None:
         try:
-            results = await self.outbox.publish([item for item, _ in batch], self.route)
+            results = await self.outbox.publish([item for item, _ in batch], self.route, self.track)
         except Exception as exc:
             for _, future in batch:
                 if not future.done():

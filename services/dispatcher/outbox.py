@@ -233,13 +233,24 @@ class EndpointRow:
 
 @dataclass
 class _Chain:
-    """A chain's last sequence and the DIDs, queues and users its call events named (for filters)."""
+    """A chain's last sequence and the DIDs, queues and users its call events named (for filters).
+
+    The stored newline-joined lists are parsed only when a filter needs them."""
 
     last: int
-    attributes: dict[str, set[str]]
+    stored: tuple[str, str, str]
+    _parsed: dict[str, set[str]] | None = None
+
+    @property
+    def attributes(self) -> dict[str, set[str]]:
+        if self._parsed is None:
+            self._parsed = {key: _split(text) for key, text in zip(("did", "queue", "user"), self.stored)}
+        return self._parsed
 
     def joined(self) -> tuple[str, str, str]:
-        did, queue, user = ("\n".join(sorted(self.attributes[k])) for k in ("did", "queue", "user"))
+        if self._parsed is None:
+            return self.stored
+        did, queue, user = ("\n".join(sorted(self._parsed[k])) for k in ("did", "queue", "user"))
         return did, queue, user
 
 
@@ -271,8 +282,10 @@ class Outbox:
 
     # --- publish -------------------------------------------------------------------------
 
-    async def publish(self, batch: Sequence[NewEvent], route: Router) -> list[Published]:
-        """Stores a batch of events and their deliveries in one transaction (idempotent on event_id)."""
+    async def publish(self, batch: Sequence[NewEvent], route: Router, track: bool = True) -> list[Published]:
+        """Stores a batch of events and their deliveries in one transaction (idempotent on event_id).
+
+        `track`: keep each chain's DIDs / queues / users for endpoints with attribute filters."""
         now = time.time()
         async with self.store.transaction() as tx:
             stored: dict[str, int] = {}
@@ -297,10 +310,14 @@ class Outbox:
                 event = item.event
                 state = chains[event.chain]
                 state.last += 1
-                for key, value in item.attributes.items():
-                    state.attributes[key].add(value)
-                attributes = ({k: {v} for k, v in item.attributes.items()} if item.attributes
-                              else {k: set(v) for k, v in state.attributes.items()})
+                if not track:
+                    attributes: dict[str, set[str]] = {}
+                elif item.attributes:
+                    for key, value in item.attributes.items():
+                        state.attributes[key].add(value)
+                    attributes = {k: {v} for k, v in item.attributes.items()}
+                else:
+                    attributes = {k: set(v) for k, v in state.attributes.items()}
                 endpoints = route(item, attributes)
                 event_rows.append((event.event_id, event.chain, state.last, now, event.SerializeToString()))
                 for endpoint in endpoints:
@@ -346,7 +363,7 @@ class Outbox:
                 f"SELECT chain, last_sequence, dids, queues, users FROM dispatcher_chains "
                 f"WHERE chain IN ({_marks(len(chunk))}){lock}", chunk)
             for chain, last, dids, queues, users in rows:
-                found[chain] = _Chain(int(last), {"did": _split(dids), "queue": _split(queues), "user": _split(users)})
+                found[chain] = _Chain(int(last), (str(dids), str(queues), str(users)))
         return found
 
     async def _pending_heads(self, tx: Tx, chains: list[str]) -> set[tuple[str, str]]:

@@ -87,6 +87,7 @@ def validate(event: events_pb2.Event) -> None:
     _need(len(event.event_id) <= MAX_ID, f"event.event_id is longer than {MAX_ID} characters")
     _need(bool(event.chain), "event.chain is empty")
     _need(len(event.chain) <= MAX_ID, f"event.chain is longer than {MAX_ID} characters")
+    _need("\x00" not in event.event_id + event.chain + call_id_of(event), "ids must not contain NUL characters")
     kind = event.WhichOneof("payload")
     _need(kind is not None, "event has no payload (call, status, recording, analytics, analytics_failed or ping)")
     if kind == "call":

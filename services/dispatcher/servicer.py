@@ -88,7 +88,7 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
 
     async def Publish(self, request: pb.PublishRequest, context: grpc.aio.ServicerContext) -> pb.PublishResponse:
         async def work() -> pb.PublishResponse:
-            result = await self.intake.publish(self._prepare(request.event))
+            result = await self.intake.submit(self._prepare(request.event))
             return pb.PublishResponse(sequence=result.sequence, duplicate=result.duplicate,
                                       deliveries=result.deliveries)
 
@@ -103,7 +103,7 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
         async def read() -> None:
             try:
                 async for request in requests:
-                    queue.put_nowait(asyncio.ensure_future(self.intake.publish(self._prepare(request.event))))
+                    queue.put_nowait(self.intake.submit(self._prepare(request.event)))
             finally:
                 queue.put_nowait(None)
 

@@ -167,10 +167,11 @@ class Worker:
             reply: Reply | None = await endpoint.transport.post(endpoint.config.url, body, headers)
             error = ""
         except TransportError as exc:
-            reply, error = None, str(exc)[:1024]
+            reply, error = None, str(exc)[:1024].replace("\x00", "\ufffd")
         latency = time.perf_counter() - started
         status = reply.status if reply is not None else 0
-        snippet = reply.snippet.decode("utf-8", "replace") if reply is not None else ""
+        # NUL cannot be stored in a Postgres TEXT column
+        snippet = reply.snippet.decode("utf-8", "replace").replace("\x00", "\ufffd") if reply is not None else ""
         attempt = AttemptRecord(number, at, status, latency, snippet, error)
         if 200 <= status < 300:
             ATTEMPTS.labels("delivered", "2xx").inc()

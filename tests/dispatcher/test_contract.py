@@ -125,6 +125,7 @@ BAD_EVENTS = [
     events_pb2.Event(event_id="", chain="c", ping=events_pb2.Ping(id="p")),
     events_pb2.Event(event_id="x", chain="", ping=events_pb2.Ping(id="p")),
     events_pb2.Event(event_id="x" * 300, chain="c", ping=events_pb2.Ping(id="p")),
+    events_pb2.Event(event_id="x\x00y", chain="c", ping=events_pb2.Ping(id="p")),
     events_pb2.Event(event_id="x", chain="c", call=events_pb2.CallEvent(call_id="c-0")),
     events_pb2.Event(event_id="x", chain="c", call=events_pb2.CallEvent(type=events_pb2.CALL_EVENT_TYPE_RINGING,
                                                                        call_id="c-0")),
@@ -168,3 +169,49 @@ def test_service_token_is_required(dispatchers: Dispatchers) -> None:
                 d.call("Publish", pb.PublishRequest(event=ringing(new_chain())), token=token)
             assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert d.deliveries() == []
+
+
+def test_publish_stream_acks_in_order_and_stops_at_a_bad_event(dispatchers: Dispatchers) -> None:
+    chain = new_chain()
+    with Receiver() as crm:
+        d = dispatchers.make(webhook={"url": crm.url})
+        good = [ringing(chain, 0), answered(chain, 1), ended(chain, 1)]
+        metadata = (("authorization", "Bearer dispatcher-test-token"),)
+        replies = list(d.stub.PublishStream(iter([pb.PublishRequest(event=e) for e in good]), metadata=metadata,
+                                            timeout=10))
+        assert [r.sequence for r in replies] == [1, 2, 3]
+        bad = [pb.PublishRequest(event=ringing(new_chain())), pb.PublishRequest(event=events_pb2.Event(event_id="x"))]
+        call = d.stub.PublishStream(iter(bad), metadata=metadata, timeout=10)
+        got = []
+        with pytest.raises(grpc.RpcError) as caught:
+            for reply in call:
+                got.append(reply)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        crm.wait_for_sync(3 + len(got))
+        d.settle()
+        assert len(d.deliveries()) == 3 + len(got)
+    assert [r.form()["event"] for r in crm.requests if chain in r.form()["id"]] == ["ringing", "hangupincoming",
+                                                                                     "incoming"]
+
+
+def test_metrics_are_exposed(dispatchers: Dispatchers) -> None:
+    import urllib.request
+
+    with Receiver() as crm:
+        d = dispatchers.make(webhook={"url": crm.url})
+        crm.respond(500)
+        d.publish(ringing(new_chain()))
+        crm.wait_for_sync(1)
+        d.settle()
+        with urllib.request.urlopen(f"http://127.0.0.1:{d.metrics_port}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+    lines = {line.split(" ")[0]: line.split(" ")[1] for line in text.splitlines() if line and not line.startswith("#")}
+    assert lines['tcxhooks_dispatcher_published_total{outcome="stored"}'] == "1.0"
+    assert lines['tcxhooks_dispatcher_attempts_total{outcome="failed",status_class="5xx"}'] == "1.0"
+    assert lines['tcxhooks_dispatcher_attempts_total{outcome="delivered",status_class="2xx"}'] == "1.0"
+    assert lines["tcxhooks_dispatcher_retries_total"] == "1.0"
+    assert lines['tcxhooks_dispatcher_endpoint_state{endpoint="default",state="enabled"}'] == "1.0"
+    assert lines["tcxhooks_dispatcher_delivery_latency_seconds_count"] == "1.0"
+    for name in ("tcxhooks_dispatcher_queue_depth", "tcxhooks_dispatcher_oldest_pending_age_seconds",
+                 "tcxhooks_dispatcher_dead_total"):
+        assert any(key.startswith(name) for key in lines), name

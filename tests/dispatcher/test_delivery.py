@@ -116,3 +116,16 @@ def test_410_disables_the_endpoint_until_enabled(dispatchers: Dispatchers) -> No
         assert reply.endpoint.state == pb.ENDPOINT_STATE_ENABLED
         crm.wait_for_sync(3)
     assert [r.form()["event"] for r in crm.requests] == ["ringing", "hangupincoming", "incoming"]
+
+
+def test_retry_after_is_honoured_when_longer(dispatchers: Dispatchers) -> None:
+    chain = new_chain()
+    with Receiver() as crm:
+        d = dispatchers.make(webhook={"url": crm.url})
+        crm.respond(503, headers={"Retry-After": "120"})
+        d.publish(ringing(chain))
+        _wait(lambda: d.deliveries(call_id=chain, with_attempts=True)[0].attempt_log)
+        [delivery] = d.deliveries(call_id=chain, with_attempts=True)
+    assert delivery.status == pb.DELIVERY_STATUS_PENDING
+    wait = delivery.next_attempt_time.ToNanoseconds() / 1e9 - delivery.attempt_log[0].time.ToNanoseconds() / 1e9
+    assert 119 <= wait <= 121  # not the 1 s of the schedule

@@ -1,0 +1,67 @@
+"""The outbox and retry policy in-process: pruning, chain readiness, jitter bounds, Retry-After parsing."""
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from pathlib import Path
+
+from tcxhooks.dispatcher.outbox import DEAD, DELIVERED, PENDING, AttemptRecord, NewEvent, Outbox, Outcome
+from tcxhooks.dispatcher.payloads import attributes, call_id_of, event_names
+from tcxhooks.dispatcher.retry import RetryPolicy, parse_retry_after
+from tcxhooks.platform.store import open_store
+
+from .conftest import answered, ended, new_chain, ringing
+
+
+def _new(event: object) -> NewEvent:
+    form, json_type = event_names(event)  # type: ignore[arg-type]
+    return NewEvent(event, form, json_type, call_id_of(event), attributes(event))  # type: ignore[arg-type]
+
+
+async def test_chain_order_and_prune(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'o.db'}")
+    try:
+        outbox = Outbox(store, owner="test")
+        await outbox.migrate()
+        chain = new_chain()
+        published = await outbox.publish([_new(e) for e in (ringing(chain), answered(chain), ended(chain))],
+                                         lambda item, attrs: ["a", "b"])
+        assert [p.sequence for p in published] == [1, 2, 3]
+        first = await outbox.cycle([], 100, ["a", "b"], 60)
+        assert [(c.endpoint, c.sequence) for c in first] == [("a", 1), ("b", 1)]  # only each chain's head
+        assert await outbox.cycle([], 100, ["a", "b"], 60) == []                 # leased: not claimed twice
+        attempt = AttemptRecord(1, time.time(), 200, 0.01, "ok", "")
+        dead = AttemptRecord(1, time.time(), 500, 0.01, "error", "")
+        second = await outbox.cycle([Outcome(first[0], "delivered", attempt), Outcome(first[1], "dead", dead)],
+                                    100, ["a", "b"], 60)
+        assert sorted((c.endpoint, c.sequence) for c in second) == [("a", 2), ("b", 2)]
+        third = await outbox.cycle([Outcome(c, "delivered", attempt) for c in second], 100, ["a", "b"], 60)
+        await outbox.cycle([Outcome(c, "retry", dead, time.time() + 3600) for c in third], 0, ["a", "b"], 60)
+        statuses = sorted((r.endpoint, r.sequence, r.status)
+                          for r in await outbox.list_deliveries(0, chain, "", 100, False))
+        assert statuses == [("a", 1, DELIVERED), ("a", 2, DELIVERED), ("a", 3, PENDING),
+                            ("b", 1, DEAD), ("b", 2, DELIVERED), ("b", 3, PENDING)]
+        assert await outbox.prune(keep_seconds=3600) == 0      # nothing that old yet
+        assert await outbox.prune(keep_seconds=0) == 3         # delivered ones go, with their attempts
+        left = await outbox.list_deliveries(0, chain, "", 100, True)
+        assert sorted((r.endpoint, r.status) for r in left) == [("a", PENDING), ("b", PENDING), ("b", DEAD)]
+        assert await store.fetchone("SELECT COUNT(*) FROM dispatcher_events") == (3,)  # still referenced
+        assert await store.fetchone("SELECT COUNT(*) FROM dispatcher_attempts") == (3,)
+    finally:
+        await store.close()
+
+
+def test_retry_schedule_jitter_and_retry_after() -> None:
+    policy = RetryPolicy((5.0, 300.0, 1800.0), rng=random.Random(7))
+    for failures, base in ((1, 5.0), (2, 300.0), (3, 1800.0)):
+        delays = [policy.delay(failures) for _ in range(200)]
+        assert all(d is not None and base * 0.8 <= d <= base * 1.2 for d in delays)
+        assert len({round(d or 0, 6) for d in delays}) > 100  # jittered, not constant
+    assert policy.delay(4) is None                            # schedule used up: dead
+    assert policy.delay(1, retry_after=60.0) == 60.0          # the receiver asked for longer
+    assert 4.0 <= (policy.delay(1, retry_after=1.0) or 0) <= 6.0  # shorter asks are ignored
+    assert parse_retry_after("120") == 120.0
+    later = email.utils.formatdate(time.time() + 90, usegmt=True)
+    assert 85 <= (parse_retry_after(later) or 0) <= 91
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
