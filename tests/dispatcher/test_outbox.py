@@ -46,7 +46,7 @@ async def test_chain_order_and_prune(tmp_path: Path) -> None:
         assert await outbox.prune(keep_seconds=0) == 3         # delivered ones go, with their attempts
         left = await outbox.list_deliveries(0, chain, "", 100, True)
         assert sorted((r.endpoint, r.status) for r in left) == [("a", PENDING), ("b", PENDING), ("b", DEAD)]
-        assert await store.fetchone("SELECT COUNT(*) FROM dispatcher_events") == (3,)  # still referenced
+        assert await store.fetchone("SELECT COUNT(*) FROM dispatcher_events") == (2,)  # answered: all delivered
         assert await store.fetchone("SELECT COUNT(*) FROM dispatcher_attempts") == (3,)
     finally:
         await store.close()
