@@ -31,7 +31,7 @@ async def test_snapshot_lists_monitored_dns_with_devices_and_participants(sim: S
 
 async def test_participants_during_a_queue_call(sim: Sim) -> None:
     number = await sim.play("queue_answered", ring_seconds=1.0, talk_seconds=0.3)
-    for _ in range(100):
+    for _ in range(500):
         agents = await sim.get("/callcontrol/101/participants")
         if agents:
             break

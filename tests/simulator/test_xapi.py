@@ -117,15 +117,15 @@ async def test_trunks_rules_and_active_calls(sim: Sim) -> None:
     assert (trunk["Number"], trunk["DidNumbers"]) == ("10000", ["74951234567"])
     rule, = (await sim.get("/xapi/v1/InboundRules", **{"$filter": "Data eq '74951234567'"}))["value"]
     assert (rule["RuleName"], rule["Condition"]) == ("Main line", "BasedOnDID")
-    number = await sim.play("transfer_to_external", ring_seconds=0.3, talk_seconds=0.6)
+    number = await sim.play("transfer_to_external", ring_seconds=0.3, talk_seconds=1.0)
     calls: list[dict[str, object]] = []
-    for _ in range(200):
+    for _ in range(1000):
         calls = (await sim.get("/xapi/v1/ActiveCalls"))["value"]
         if calls and calls[0]["Status"] == "Talking":
             break
         await asyncio.sleep(0.01)
     assert [(c["Id"], c["Caller"], c["Callee"]) for c in calls] == [(number, "79161234567", "101 Ivan Petrov")]
-    for _ in range(200):  # 101 transferred the caller out: the call goes on without any monitored leg
+    for _ in range(1000):  # 101 transferred the caller out: the call goes on without any monitored leg
         if not (await sim.get("/callcontrol/101"))["participants"]:
             break
         await asyncio.sleep(0.01)
@@ -175,10 +175,10 @@ async def test_directory_matches_the_dn_list(sim: Sim) -> None:
 
 
 async def test_active_calls_name_caller_and_callee_by_direction(sim: Sim) -> None:
-    numbers = {await sim.play(name, ring_seconds=1.0, ext="103"): name
+    numbers = {await sim.play(name, ring_seconds=3.0, ext="103"): name
                for name in ("inbound_answered", "outbound_answered", "internal_call")}
     rows: list[dict[str, object]] = []
-    for _ in range(200):
+    for _ in range(1000):
         rows = (await sim.get("/xapi/v1/ActiveCalls"))["value"]
         if len(rows) == 3 and all(r["Callee"] for r in rows):
             break
