@@ -160,3 +160,25 @@ async def test_play_can_cut_the_sockets_after_a_given_change(sim: Sim) -> None:
     async with sim.session.post(sim.url + "/sim/play", json={"scenario": "inbound_answered",
                                                               "drop_ws_after": ["x"]}) as reply:
         assert reply.status == 400
+
+
+async def test_makecall_dials_out_from_the_extension(sim: Sim) -> None:
+    async with sim.ws() as ws:
+        async with sim.session.post(sim.url + "/callcontrol/102/makecall", headers=sim.auth(),
+                                    json={"destination": "79035556677"}) as reply:
+            assert reply.status == 200
+            result = await reply.json()
+        first = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
+    assert result["finalstatus"] == "Success"
+    participant = result["result"]
+    assert (participant["dn"], participant["status"], participant["party_caller_id"], participant["legid"]) == (
+        "102", "Dialing", "79035556677", 1)
+    assert first["event"]["entity"] == f"/callcontrol/102/participants/{participant['id']}"
+    for body, status in (({"destination": "x"}, 400), ({}, 400)):
+        async with sim.session.post(sim.url + "/callcontrol/102/makecall", headers=sim.auth(), json=body) as reply:
+            assert reply.status == status
+    async with sim.session.post(sim.url + "/callcontrol/800/makecall", headers=sim.auth(),
+                                json={"destination": "1"}) as reply:
+        assert reply.status == 404
+    async with sim.session.post(sim.url + "/callcontrol/102/makecall", json={"destination": "1"}) as reply:
+        assert reply.status == 401
