@@ -8,6 +8,8 @@
 One row per (event, endpoint) in `dispatcher_deliveries`. Ordering per endpoint and chain is kept
 by the `ready` flag: only the pending delivery with the lowest sequence of its (endpoint, chain)
 is ready, and only ready rows are claimed; finishing it (delivered or dead) readies the next one.
+A claimed row is not ready while its lease runs (a retry, a release or the reaper readies it again),
+so the claim query never walks over deliveries in flight.
 Publish and finish lock the chain's row (Postgres `FOR UPDATE`), so a publish racing a finish in
 another replica cannot leave a chain without a ready head. Claims take a lease (owner, until);
 Postgres claims with `FOR UPDATE SKIP LOCKED`; an expired lease makes the row claimable again.
@@ -414,12 +416,12 @@ class Outbox:
         if "retry" in by_result:
             await tx.executemany(
                 "UPDATE dispatcher_deliveries SET attempts = attempts + 1, failures = failures + 1, "
-                f"next_attempt_at = ?, lease_until = 0, lease_owner = '' {guard}",
+                f"next_attempt_at = ?, ready = 1, lease_until = 0, lease_owner = '' {guard}",
                 [(o.next_attempt_at, o.delivery.id, owner) for o in by_result["retry"]])
         if "release" in by_result:
             await tx.executemany(
-                "UPDATE dispatcher_deliveries SET attempts = attempts + ?, lease_until = 0, lease_owner = '' "
-                f"{guard}", [(1 if o.attempt else 0, o.delivery.id, owner) for o in by_result["release"]])
+                "UPDATE dispatcher_deliveries SET attempts = attempts + ?, ready = 1, lease_until = 0, "
+                f"lease_owner = '' {guard}", [(1 if o.attempt else 0, o.delivery.id, owner) for o in by_result["release"]])
         attempts = [(o.delivery.id, o.attempt.number, o.attempt.at, o.attempt.http_status, o.attempt.latency,
                      o.attempt.response, o.attempt.error) for o in outcomes if o.attempt is not None]
         if attempts:
@@ -437,7 +439,7 @@ class Outbox:
         params = (now, now, *endpoints)
         if self.postgres:
             rows = await tx.fetchall(
-                "UPDATE dispatcher_deliveries SET lease_until = ?, lease_owner = ? WHERE id IN ("
+                "UPDATE dispatcher_deliveries SET lease_until = ?, lease_owner = ?, ready = 0 WHERE id IN ("
                 f"SELECT id FROM dispatcher_deliveries WHERE {where} ORDER BY next_attempt_at LIMIT ? "
                 "FOR UPDATE SKIP LOCKED) RETURNING id", (until, self.owner, *params, limit))
             ids = [int(r[0]) for r in rows]
@@ -446,7 +448,7 @@ class Outbox:
                                      "ORDER BY next_attempt_at LIMIT ?", (*params, limit))
             ids = [int(r[0]) for r in rows]
             if ids:
-                await tx.execute(f"UPDATE dispatcher_deliveries SET lease_until = ?, lease_owner = ? "
+                await tx.execute(f"UPDATE dispatcher_deliveries SET lease_until = ?, lease_owner = ?, ready = 0 "
                                  f"WHERE id IN ({_marks(len(ids))})", (until, self.owner, *ids))
         if not ids:
             return []
@@ -468,15 +470,15 @@ class Outbox:
     async def release_all(self) -> int:
         """SQLite only (one dispatcher per file): leases of a previous, killed process are void."""
         return await self.store.execute(
-            f"UPDATE dispatcher_deliveries SET lease_until = 0, lease_owner = '' WHERE status = {PENDING} "
-            "AND lease_until > 0")
+            f"UPDATE dispatcher_deliveries SET ready = 1, lease_until = 0, lease_owner = '' "
+            f"WHERE status = {PENDING} AND lease_until > 0")
 
     async def reap(self) -> int:
         """Clears expired leases (their replica died or stalled); returns how many."""
         now = time.time()
         return await self.store.execute(
-            f"UPDATE dispatcher_deliveries SET lease_until = 0, lease_owner = '' WHERE status = {PENDING} "
-            "AND lease_until > 0 AND lease_until <= ?", (now,))
+            f"UPDATE dispatcher_deliveries SET ready = 1, lease_until = 0, lease_owner = '' "
+            f"WHERE status = {PENDING} AND lease_until > 0 AND lease_until <= ?", (now,))
 
     # --- housekeeping, admin -------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from .worker import Worker
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_LIST = 10_000
+STREAM_WINDOW = 1024
 
 
 def _timestamp(seconds: float) -> Timestamp:
@@ -96,16 +97,16 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
 
     async def PublishStream(self, requests: AsyncIterator[pb.PublishRequest],
                             context: grpc.aio.ServicerContext) -> None:
-        # Reading runs ahead of the commits (group commit needs many events in flight); answers
-        # go out in request order, so a chain's events keep the order they were sent in.
-        queue: asyncio.Queue[asyncio.Future[Published] | None] = asyncio.Queue()
+        # Reading runs ahead of the commits (group commit needs many events in flight), at most
+        # STREAM_WINDOW unacknowledged; answers go out in request order.
+        queue: asyncio.Queue[asyncio.Future[Published] | None] = asyncio.Queue(STREAM_WINDOW)
 
         async def read() -> None:
             try:
                 async for request in requests:
-                    queue.put_nowait(self.intake.submit(self._prepare(request.event)))
+                    await queue.put(self.intake.submit(self._prepare(request.event)))
             finally:
-                queue.put_nowait(None)
+                await queue.put(None)
 
         async def work() -> None:
             reader = asyncio.ensure_future(read())
