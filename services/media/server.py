@@ -47,8 +47,6 @@ def _bad_config(app: App, problem: str) -> NoReturn:
 async def build(app: App) -> None:
     config = app.config.recordings
     pbx = app.config.pbx
-    if pbx.recordings == "folder" and not pbx.recordings_dir:
-        _bad_config(app, "[pbx] recordings_dir is missing: expected a folder with recordings = folder")
     jobs = JobStore(await app.open_store())
     await jobs.migrate()
     if app.config.store.url.startswith("sqlite:"):
@@ -64,7 +62,7 @@ async def build(app: App) -> None:
         app.spawn(_setup_later(storage, app.stopping), "storage-setup")
     app.health.add_check("storage", storage.ping, critical=True)
     source: Source = FolderSource(pbx.recordings_dir) if pbx.recordings == "folder" else XapiSource(
-        app.channel("monitor"), app.config.services.token)
+        app.channel("monitor"))
     if source.kind == "folder":
         app.health.add_check("recordings_dir", source.ping, critical=True)
     links = Links(config.link_secret.encode() if config.link_secret else await jobs.link_key(), config.public_url)

@@ -68,23 +68,19 @@ class XapiSource:
     kind = "xapi"
     poll = 0.5
 
-    def __init__(self, channel: grpc.aio.Channel, token: str) -> None:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
         self.stub = monitor_service_pb2_grpc.MonitorServiceStub(channel)
-        # The platform channel's token interceptor is only registered for unary calls (grpc.aio takes
-        # one kind per interceptor object), so the stream call carries the token itself.
-        self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
 
     def scanner(self, leg: common_pb2.LegRef, window: Window) -> Scanner:
-        return _XapiScanner(self.stub, leg, self.metadata)
+        return _XapiScanner(self.stub, leg)
 
     async def ping(self) -> None:
         """The monitor is not a critical dependency (jobs wait for it); nothing to probe here."""
 
 
 class _XapiScanner:
-    def __init__(self, stub: monitor_service_pb2_grpc.MonitorServiceStub, leg: common_pb2.LegRef,
-                 metadata: tuple[tuple[str, str], ...]) -> None:
-        self.stub, self.leg, self.metadata = stub, leg, metadata
+    def __init__(self, stub: monitor_service_pb2_grpc.MonitorServiceStub, leg: common_pb2.LegRef) -> None:
+        self.stub, self.leg = stub, leg
 
     async def scan(self) -> tuple[list[Found], bool]:
         try:
@@ -107,7 +103,7 @@ class _XapiScanner:
 
     async def _fetch(self, recording_id: int) -> AsyncIterator[bytes]:
         call = self.stub.FetchRecording(monitor_service_pb2.FetchRecordingRequest(recording_id=recording_id),
-                                        timeout=600, metadata=self.metadata)
+                                        timeout=600)
         try:
             async for reply in call:
                 yield reply.chunk

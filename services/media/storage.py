@@ -141,6 +141,12 @@ class S3Storage:
             retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]))
         self.client = Minio(config.s3_endpoint, access_key=config.s3_access_key, secret_key=config.s3_secret_key,
                             secure=config.s3_secure, region=config.s3_region, http_client=http)
+        # Presigned URLs are followed by CRMs, which may reach S3 under another name than media does
+        # (compose/k8s: `minio:9000` inside, an ingress outside). Presigning is local (the region is
+        # set), so this client never connects anywhere.
+        self.presigner = self.client if not config.s3_public_endpoint else Minio(
+            config.s3_public_endpoint, access_key=config.s3_access_key, secret_key=config.s3_secret_key,
+            secure=config.s3_secure, region=config.s3_region)
         self.bucket = config.s3_bucket
         self.region = config.s3_region
         self.retention_days = config.retention_days
@@ -204,7 +210,7 @@ class S3Storage:
     async def resolve(self, key: str) -> Redirect | None:
         if not await self._exists(key):
             return None
-        url = await self._call("presign", self.client.presigned_get_object, self.bucket, check_key(key),
+        url = await self._call("presign", self.presigner.presigned_get_object, self.bucket, check_key(key),
                                expires=dt.timedelta(seconds=PRESIGN_SECONDS))
         return Redirect(str(url))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import os
 import sys
 import uuid
@@ -129,7 +130,7 @@ async def check_s3(config: Config) -> list[Verdict]:
     storage = make_storage(config.recordings)
     try:
         await storage.setup()
-        await storage.put(key, b"tcxhooks check", {"purpose": "check"})
+        await storage.put(key, io.BytesIO(b"tcxhooks check"), len(b"tcxhooks check"), {"purpose": "check"})
         link = await storage.resolve(key)
         if not isinstance(link, Redirect):
             raise RuntimeError("no presigned URL for the test object")

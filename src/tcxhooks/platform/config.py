@@ -115,6 +115,10 @@ def _host_port(text: str) -> str:
     return value
 
 
+def _optional_host_port(text: str) -> str:
+    return _host_port(text) if text.strip() else ""
+
+
 def _list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
@@ -273,6 +277,7 @@ class RecordingsConfig:
     jobs: int = _key("0", _int(0, 64), "parallel transcodes (0: one per core)")
     link_secret: str = _key("", _secret, "HMAC key of the links (default: derived from the store)", secret=True)
     s3_endpoint: str = _key("minio:9000", _host_port, "S3 endpoint host:port")
+    s3_public_endpoint: str = _key("", _optional_host_port, "host:port CRMs use for presigned URLs (default s3_endpoint)")
     s3_access_key: str = _key("", _secret, "S3 access key", secret=True)
     s3_secret_key: str = _key("", _secret, "S3 secret key", secret=True)
     s3_bucket: str = _key("recordings", _text, "bucket")
@@ -526,7 +531,7 @@ def _check_required(config: Config, require: tuple[str, ...], loader: _Loader) -
         loader.errors.append(f"{path}: [pbx] url is missing: expected the 3CX base URL, e.g. https://pbx.example.com")
     if "monitor" in require and config.pbx.url and not config.pbx.client_id:
         loader.errors.append(f"{path}: [pbx] client_id is missing: expected the API client id")
-    if "monitor" in require and config.pbx.recordings == "folder" and not config.pbx.recordings_dir:
+    if {"monitor", "media"} & set(require) and config.pbx.recordings == "folder" and not config.pbx.recordings_dir:
         loader.errors.append(f"{path}: [pbx] recordings_dir is missing: expected a folder with recordings = folder")
     if "dispatcher" in require:
         if not config.webhooks:
