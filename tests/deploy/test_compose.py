@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from typing import Any
@@ -21,7 +22,7 @@ from tests.helpers.net import free_port
 from .composefile import environment, load_compose, read_env_file, variables
 from .conftest import ROOT
 from .dockerfile import parse_dockerfile
-from .envmap import check_env_names
+from .envmap import check_env_names, config_key
 
 INI = ROOT / "deploy" / "tcxhooks.ini"
 ENV_EXAMPLE = read_env_file(ROOT / "deploy" / "env.example")
@@ -181,3 +182,14 @@ def test_bucket_init_creates_the_recordings_bucket_once(s3_server: str) -> None:
     bucket = load_config(str(INI), env={}).recordings.s3_bucket
     client = Minio(s3_server, "any", "any", secure=False)
     assert client.bucket_exists(bucket)
+
+
+def test_secrets_have_no_default_values() -> None:
+    """A secret is required (`${X:?…}`) or empty by default (`${X:-}`), never a value baked into the file."""
+    raw = yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))
+    for name, service in raw["services"].items():
+        for key, value in (service.get("environment") or {}).items():
+            secret = key in ("PGPASSWORD", "POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "GF_SECURITY_ADMIN_PASSWORD") or (
+                key.startswith("TCXH_") and config_key(key).secret)
+            if secret:
+                assert re.fullmatch(r"\$\{\w+(:\?[^}]*|:-)\}", str(value)), f"{name}: {key} = {value}"
