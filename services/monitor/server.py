@@ -73,8 +73,11 @@ async def build(app: App) -> None:
     monitor_service_pb2_grpc.add_MonitorServiceServicer_to_server(servicer, app.server)
 
     async def pbx_connected() -> None:
-        if not callcontrol.connected:
-            raise PbxError("Call Control WebSocket not connected")
+        """The Call Control socket is open and resynced (waiting a moment for it, e.g. right after start)."""
+        try:
+            await asyncio.wait_for(callcontrol.up.wait(), 2.0)
+        except asyncio.TimeoutError:
+            raise PbxError("Call Control WebSocket not connected") from None
 
     app.health.add_check("pbx", pbx_connected, critical=True)
     lease = Lease(store, f"monitor:{config.pbx.url}", owner=f"{socket.gethostname()}:{os.getpid()}",

@@ -87,14 +87,14 @@ def replay(lines: list[dict[str, Any]], settings: Settings | None = None, drop: 
         active = set(line["active"])
         emitted.extend(graph.drain())
         if index == drop:
-            snapshot_at(now + 0.001)  # the socket came back: a fresh GET /callcontrol
+            snapshot_at(now)  # the socket came back at once: a fresh GET /callcontrol
         if index == restart:
             saved = [Chain.from_dict(json.loads(json.dumps(c.to_dict()))) for c in graph.chains.values()]
             types = dict(graph.facts.dn_types)
             graph = new_graph(settings)
             graph.facts.dn_types.update(types)
             graph.restore(saved)
-            snapshot_at(now + 0.001)
+            snapshot_at(now)
     decide(now + 60)
     return render_all(emitted, callbacks)
 

@@ -13,7 +13,7 @@ from .synth import lines_of
 
 PARAMS = {"ring_seconds": 2, "talk_seconds": 5, "wait_seconds": 2}
 seeds = st.integers(min_value=0, max_value=10**6)
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def random_lines(seed: int) -> list[dict[str, Any]]:
@@ -82,7 +82,7 @@ def test_random_calls_follow_the_rules(seed: int) -> None:
         check_call(call)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(seeds, st.data())
 def test_a_lost_message_and_resync_change_nothing(seed: int, data: st.DataObject) -> None:
     lines = random_lines(seed)
@@ -90,7 +90,7 @@ def test_a_lost_message_and_resync_change_nothing(seed: int, data: st.DataObject
     assert replay(lines, drop=index) == replay(lines)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(seeds, st.data())
 def test_a_restart_anywhere_changes_nothing(seed: int, data: st.DataObject) -> None:
     lines = random_lines(seed)

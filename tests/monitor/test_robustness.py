@@ -32,7 +32,7 @@ def test_websocket_dropped_after_every_step_still_gives_the_same_webhooks(monito
     for scenario, number in numbers.items():
         bodies = prefix_of(monitor_stack, number)
         assert bodies, f"{scenario}: nothing received\n{monitor_stack.logs()}"
-        check(scenario, dict(bodies[0])["id"].rsplit("-", 1)[0], bodies)
+        check(scenario, dict(bodies[0])["id"].rsplit("-", 1)[0], bodies, timing=False)
     assert monitor_stack.metric('tcxhooks_monitor_ws_reconnects_total{outcome="connected"}') >= 4  # several reconnects happened
 
 

@@ -84,6 +84,7 @@ class CallControl:
         self.connects = 0
         self._gone: set[str] = set()  # entities already reported removed by a 404
         self._synced = False
+        self.up = asyncio.Event()  # set while connected and resynced
         self._token: str | None = None  # the token of the last upgrade (renewed after a 401)
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -106,6 +107,7 @@ class CallControl:
                 log.warning("Call Control unavailable: %s", exc)
             finally:
                 self.connected = False
+                self.up.clear()
                 WS_CONNECTED.set(0)
             if stopping.is_set():
                 break
@@ -141,6 +143,7 @@ class CallControl:
                 await self._resync()
                 self._synced = True
                 self.connected = True
+                self.up.set()
                 WS_CONNECTED.set(1)
                 await self._read(ws, ordered, stopping)
             finally:
@@ -241,7 +244,11 @@ class CallControl:
             previous = fetches.get(entity)
             task = asyncio.create_task(self._fetch(entity, dn, attached, previous))
             fetches[entity] = task
-            task.add_done_callback(lambda t, e=entity: fetches.pop(e, None) if fetches.get(e) is t else None)
+
+            def forget(done: asyncio.Task[Participant | None], key: str = entity) -> None:
+                if fetches.get(key) is done:
+                    del fetches[key]
+            task.add_done_callback(forget)
 
             async def upserted() -> None:
                 part = await task
@@ -252,7 +259,7 @@ class CallControl:
                     await self.sink.remove(dn, pid)
                 else:
                     self._gone.discard(entity)
-                    await self.sink.upsert(part)  # type: ignore[arg-type]
+                    await self.sink.upsert(part)
             await ordered.put(upserted)
         elif event_type not in (DTMF, PROMPT_DONE, RESPONSE):
             _bad("unknown_event_type", f"{event_type} {entity}")
@@ -282,4 +289,5 @@ class CallControl:
                 log.warning("GET %s failed: %s", entity, exc)
             await asyncio.sleep(0.2 * (attempt + 1))
         _bad("fetch_failed", entity)
-        return FAILED
+        failed: Participant | None = FAILED
+        return failed

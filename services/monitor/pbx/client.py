@@ -77,7 +77,7 @@ class PbxClient:
 
     def __init__(self, config: Config, transport: httpx.AsyncBaseTransport | None = None) -> None:
         pbx = config.pbx
-        self.base_url = pbx.url
+        self.base_url: str = pbx.url
         self.client_id = pbx.client_id
         self._secret = pbx.client_secret
         self._margin = pbx.token_margin
