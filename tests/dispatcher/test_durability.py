@@ -109,3 +109,20 @@ def test_two_replicas_share_postgres_without_double_delivery(dispatchers: Dispat
     assert len(requests) == len(events)
     check_stream(requests, events)
     assert sum(shares) == len(events) and min(shares) > 0, shares
+
+
+def test_sigterm_stops_cleanly_and_keeps_the_queue(dispatchers: Dispatchers) -> None:
+    events = stream()[:30]
+    with Receiver() as crm:
+        crm.respond(*[200] * len(events), delay=0.05)
+        d = dispatchers.make(webhook={"url": crm.url, "concurrency": "1"})
+        publish_until_acked([d], events, 0.0)
+        crm.wait_for_sync(3)
+        assert d.stop() == 0
+        assert len(crm.requests) < len(events)
+        d.start()
+        crm.wait_for_sync(len(events), timeout=60)
+        d.settle()
+        requests = list(crm.requests)
+    assert len({r.headers["webhook-id"] for r in requests}) == len(events)
+    assert "stopped" in d.log()
