@@ -20,7 +20,19 @@ from tcxhooks.platform.store import Migration, Store
 
 from .callgraph import Chain
 
+_V2 = (
+    "DROP TABLE IF EXISTS monitor_chains;\n"
+    "DROP TABLE IF EXISTS monitor_outbox;\n"
+    "CREATE TABLE monitor_chains ("
+    " pbx TEXT NOT NULL, callid BIGINT NOT NULL, data TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL,"
+    " PRIMARY KEY (pbx, callid));\n"
+    "CREATE TABLE monitor_outbox ("
+    " seq {serial} PRIMARY KEY, pbx TEXT NOT NULL, chain TEXT NOT NULL, target TEXT NOT NULL,"
+    " payload {blob} NOT NULL, needs TEXT NOT NULL DEFAULT '', created_at DOUBLE PRECISION NOT NULL);\n"
+    "CREATE INDEX monitor_outbox_pbx ON monitor_outbox (pbx, seq)"
+)
 MIGRATIONS = [
+    # v1 kept the registry of one PBX only; v2 keys it by PBX (several monitors may share one store).
     Migration(
         1,
         "CREATE TABLE IF NOT EXISTS monitor_chains ("
@@ -34,6 +46,8 @@ MIGRATIONS = [
         " seq BIGSERIAL PRIMARY KEY, chain TEXT NOT NULL, target TEXT NOT NULL,"
         " payload BYTEA NOT NULL, needs TEXT NOT NULL DEFAULT '', created_at DOUBLE PRECISION NOT NULL)",
     ),
+    Migration(2, _V2.format(serial="INTEGER", blob="BLOB").replace("INTEGER PRIMARY KEY,", "INTEGER PRIMARY KEY AUTOINCREMENT,"),
+              _V2.format(serial="BIGSERIAL", blob="BYTEA")),
 ]
 
 
@@ -49,18 +63,22 @@ class OutRow:
 
 
 class Registry:
-    def __init__(self, store: Store) -> None:
+    """The rows of one PBX (`pbx` = its URL) in a store that several monitors may share."""
+
+    def __init__(self, store: Store, pbx: str) -> None:
         self.store = store
+        self.pbx = pbx
 
     async def migrate(self) -> None:
         await self.store.migrate("monitor", MIGRATIONS)
 
     async def load_chains(self) -> list[Chain]:
-        rows = await self.store.fetchall("SELECT data FROM monitor_chains ORDER BY callid")
+        rows = await self.store.fetchall("SELECT data FROM monitor_chains WHERE pbx = ? ORDER BY callid", (self.pbx,))
         return [Chain.from_dict(json.loads(row[0])) for row in rows]
 
     async def load_outbox(self) -> list[OutRow]:
-        rows = await self.store.fetchall("SELECT seq, chain, target, payload, needs FROM monitor_outbox ORDER BY seq")
+        rows = await self.store.fetchall(
+            "SELECT seq, chain, target, payload, needs FROM monitor_outbox WHERE pbx = ? ORDER BY seq", (self.pbx,))
         return [OutRow(str(r[1]), str(r[2]), bytes(r[3]), str(r[4]), int(r[0])) for r in rows]
 
     async def commit(self, changed: Sequence[tuple[int, str]], finished: Sequence[int], rows: Sequence[OutRow]) -> None:
@@ -69,15 +87,17 @@ class Registry:
         async with self.store.transaction() as tx:
             if changed:
                 await tx.executemany(
-                    "INSERT INTO monitor_chains (callid, data, updated_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT (callid) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
-                    [(callid, data, now) for callid, data in changed])
+                    "INSERT INTO monitor_chains (pbx, callid, data, updated_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (pbx, callid) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                    [(self.pbx, callid, data, now) for callid, data in changed])
             if finished:
-                await tx.executemany("DELETE FROM monitor_chains WHERE callid = ?", [(c,) for c in finished])
+                await tx.executemany("DELETE FROM monitor_chains WHERE pbx = ? AND callid = ?",
+                                     [(self.pbx, c) for c in finished])
             for row in rows:
                 found = await tx.fetchone(
-                    "INSERT INTO monitor_outbox (chain, target, payload, needs, created_at) VALUES (?, ?, ?, ?, ?)"
-                    " RETURNING seq", (row.chain, row.target, row.payload, row.needs, now))
+                    "INSERT INTO monitor_outbox (pbx, chain, target, payload, needs, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+                    (self.pbx, row.chain, row.target, row.payload, row.needs, now))
                 assert found is not None
                 row.seq = int(found[0])
 

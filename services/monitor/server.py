@@ -52,7 +52,7 @@ async def refresh_facts(pbx: PbxClient, facts: Facts) -> None:
 async def build(app: App) -> None:
     config = app.config
     store = await app.open_store()
-    registry = Registry(store)
+    registry = Registry(store, config.pbx.url)
     await registry.migrate()
     pbx = PbxClient(config)
     app.stack.push_async_callback(pbx.aclose)
