@@ -93,13 +93,16 @@ class Registry:
             if finished:
                 await tx.executemany("DELETE FROM monitor_chains WHERE pbx = ? AND callid = ?",
                                      [(self.pbx, c) for c in finished])
-            for row in rows:
-                found = await tx.fetchone(
+            if rows:
+                # One statement for the batch; its rows are this PBX's newest (one writer per PBX: the lease).
+                await tx.executemany(
                     "INSERT INTO monitor_outbox (pbx, chain, target, payload, needs, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
-                    (self.pbx, row.chain, row.target, row.payload, row.needs, now))
-                assert found is not None
-                row.seq = int(found[0])
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    [(self.pbx, row.chain, row.target, row.payload, row.needs, now) for row in rows])
+                found = await tx.fetchall("SELECT seq FROM monitor_outbox WHERE pbx = ? ORDER BY seq DESC LIMIT ?",
+                                          (self.pbx, len(rows)))
+                for row, (seq,) in zip(rows, reversed(found)):
+                    row.seq = int(seq)
 
     async def delete_outbox(self, seqs: Sequence[int]) -> None:
         if seqs:
