@@ -104,9 +104,9 @@ def start_pbx(folder: Path, *extra: str) -> tuple[subprocess.Popen[bytes], Pbx]:
 @pytest.fixture
 def monitor_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Monitor]:
     """Simulator + dispatcher + monitor; `@pytest.mark.parametrize("monitor_stack", [{...}], indirect=True)`
-    passes extra ini sections (e.g. {"events": {"ringing_stopped": "true"}})."""
-    extra: dict[str, dict[str, Any]] = getattr(request, "param", {}) or {}
-    sim, pbx = start_pbx(tmp_path)
+    passes extra ini sections (e.g. {"events": {"ringing_stopped": "true"}}) and "sim_args" for the simulator."""
+    extra: dict[str, Any] = dict(getattr(request, "param", {}) or {})
+    sim, pbx = start_pbx(tmp_path, *extra.pop("sim_args", []))
     crm = Receiver().start()
     sections: dict[str, dict[str, Any]] = {
         "pbx": {"url": pbx.url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "ringing_grace": "1",

@@ -6,6 +6,9 @@ import time
 import httpx
 import pytest
 
+from tests.helpers.net import free_port
+from tests.helpers.services import start, stop
+
 from .conftest import Monitor
 from .expected import EXPECTED, PARAMS, check
 
@@ -69,6 +72,7 @@ def test_a_call_that_ended_while_the_monitor_was_down_ends_once(monitor_stack: M
         "incoming", f"{prefix}-1", "101", "Ok", "false")
 
 
+@pytest.mark.slow
 def test_a_call_running_before_the_first_start_is_dated_by_the_pbx(monitor_stack: Monitor) -> None:
     """A fresh monitor (empty store) adopts a call already talking: no invented ringing, the PBX's start time."""
     monitor_stack.kill9("monitor")
@@ -86,3 +90,34 @@ def test_a_call_running_before_the_first_start_is_dated_by_the_pbx(monitor_stack
     assert rest == f"{number}-1"
     dated = time.mktime(time.strptime(stamp, "%y%m%d%H%M%S")) - time.timezone  # ids are in UTC here
     assert began - 1 <= dated <= began + 1.5  # the PBX's start, not the monitor's first sighting (≥ 2.5 s later)
+
+
+@pytest.mark.parametrize("monitor_stack", [{"sim_args": ["--token-ttl", "4"], "pbx": {"token_margin": "1"}}],
+                         indirect=True)
+def test_short_lived_tokens_are_refreshed_before_expiry_mid_call(monitor_stack: Monitor) -> None:
+    minted = monitor_stack.metric('tcxhooks_monitor_token_mints_total{outcome="ok"}')
+    number = monitor_stack.pbx.play("blind_transfer", ring_seconds=1, talk_seconds=4, wait_seconds=1)["call_number"]
+    monitor_stack.pbx.wait_done(number)
+    bodies = monitor_stack.bodies(6)
+    check("blind_transfer", dict(bodies[0])["id"].rsplit("-", 1)[0], bodies, timing=False)
+    assert monitor_stack.metric('tcxhooks_monitor_token_mints_total{outcome="ok"}') >= minted + 2
+
+
+def test_a_standby_monitor_takes_over_with_the_same_ids(monitor_stack: Monitor) -> None:
+    standby = start(["monitor", "-c", str(monitor_stack.config)], monitor_stack.folder / "standby.log",
+                    env={"TCXH_METRICS_PORT": str(free_port()), "TCXH_SERVICES_MONITOR": f"127.0.0.1:{free_port()}"})
+    try:
+        number = monitor_stack.pbx.play("blind_transfer", ring_seconds=1, talk_seconds=4, wait_seconds=1)["call_number"]
+        monitor_stack.bodies(2)
+        assert "standing by" in (monitor_stack.folder / "standby.log").read_text()
+        monitor_stack.kill9("monitor")
+        monitor_stack.pbx.wait_done(number)
+        bodies = monitor_stack.bodies(6)
+        time.sleep(2)
+        assert len(monitor_stack.crm.requests) == 6
+        prefix = dict(bodies[0])["id"].rsplit("-", 1)[0]
+        assert [(dict(b)["event"], dict(b)["id"]) for b in bodies] == [
+            ("ringing", f"{prefix}-0"), ("hangupincoming", f"{prefix}-1"), ("ringing", f"{prefix}-2"),
+            ("incoming", f"{prefix}-1"), ("hangupincoming", f"{prefix}-2"), ("incoming", f"{prefix}-2")]
+    finally:
+        stop(standby)
