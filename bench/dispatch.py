@@ -320,7 +320,7 @@ def main() -> None:
     args = parser.parse_args()
     calls, total = (20, 500) if args.smoke else (args.calls, args.events)
     per_call = events(calls, total // calls)
-    paced = [e for chain in events(100, 1 if args.smoke else 50) for e in chain]
+    paced = [e for round_events in zip(*events(100, 1 if args.smoke else 50)) for e in round_events]
     total = calls * (total // calls)
     bare_count = min(total, 500 if args.smoke else args.bare_posts)
     receiver = ReceiverProcess().start()

@@ -469,16 +469,16 @@ class Outbox:
 
     async def release_all(self) -> int:
         """SQLite only (one dispatcher per file): leases of a previous, killed process are void."""
-        return await self.store.execute(
+        return int(await self.store.execute(
             f"UPDATE dispatcher_deliveries SET ready = 1, lease_until = 0, lease_owner = '' "
-            f"WHERE status = {PENDING} AND lease_until > 0")
+            f"WHERE status = {PENDING} AND lease_until > 0"))
 
     async def reap(self) -> int:
         """Clears expired leases (their replica died or stalled); returns how many."""
         now = time.time()
-        return await self.store.execute(
+        return int(await self.store.execute(
             f"UPDATE dispatcher_deliveries SET ready = 1, lease_until = 0, lease_owner = '' "
-            f"WHERE status = {PENDING} AND lease_until > 0 AND lease_until <= ?", (now,))
+            f"WHERE status = {PENDING} AND lease_until > 0 AND lease_until <= ?", (now,)))
 
     # --- housekeeping, admin -------------------------------------------------------------
 

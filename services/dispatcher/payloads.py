@@ -157,14 +157,14 @@ def _fields(event: events_pb2.Event) -> tuple[Fields, Fields, Fields]:
     """(shared fields, form-only fields, JSON-only fields), each in order."""
     kind = event.WhichOneof("payload")
     if kind == "call":
-        shared, json_only = _call_fields(event.call)
-        return shared, [], json_only
+        call_shared, call_json = _call_fields(event.call)
+        return call_shared, [], call_json
     if kind == "status":
         status = event.status
         _, _, names = _STATUS[status.type]
         shared = [(name, getattr(status, name)) for name in names if name != "email" or status.email]
-        json_only: Fields = [("queuename", status.queue_name)] if "queue" in names else []
-        return shared, [], json_only
+        extra: Fields = [("queuename", status.queue_name)] if "queue" in names else []
+        return shared, [], extra
     if kind == "recording":
         rec = event.recording
         form_only: Fields = [("links[]", f.url) for f in rec.files] + [

@@ -65,3 +65,20 @@ def test_retry_schedule_jitter_and_retry_after() -> None:
     later = email.utils.formatdate(time.time() + 90, usegmt=True)
     assert 85 <= (parse_retry_after(later) or 0) <= 91
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+def test_signing_matches_the_reference_package() -> None:
+    import datetime as dt
+
+    from standardwebhooks.webhooks import Webhook
+
+    from tcxhooks.dispatcher.signing import sign
+
+    from .conftest import SECRET, SECRET2
+
+    body = b"event=ringing&id=251125184500_698-0"
+    stamp = 1764085500
+    ours = sign([SECRET, SECRET2], "msg_42", stamp, body)
+    when = dt.datetime.fromtimestamp(stamp, tz=dt.timezone.utc)
+    theirs = [Webhook(s).sign("msg_42", when, body.decode()) for s in (SECRET, SECRET2)]
+    assert ours == " ".join(theirs)
