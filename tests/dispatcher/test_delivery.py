@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tcxhooks.v1 import dispatcher_service_pb2 as pb
 from tests.helpers.net import free_port
 from tests.helpers.receiver import Receiver, Request
@@ -36,27 +38,31 @@ def assert_in_order(requests: list[Request], chains: list[str], per_chain: int) 
         assert sequences == list(range(1, per_chain + 1)), (chain, sequences)
 
 
-def test_failed_attempts_are_retried_and_logged(dispatchers: Dispatchers) -> None:
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+def test_failed_attempts_are_retried_and_logged(dispatchers: Dispatchers, transport: str) -> None:
     chain = new_chain()
-    with Receiver() as crm:
-        d = dispatchers.make(webhook={"url": crm.url})
-        crm.respond(500, 503)
+    with Receiver() as crm, Receiver() as elsewhere:
+        d = dispatchers.make(webhook={"url": crm.url}, dispatcher={"transport": transport})
+        crm.respond(500)
+        crm.respond(302, headers={"Location": elsewhere.url})  # a redirect is a failure, never followed
         d.publish(ringing(chain))
         [request] = crm.wait_for_sync(1)
         d.settle()
         [delivery] = d.deliveries(call_id=chain, with_attempts=True)
+    assert elsewhere.requests == []
     assert delivery.status == pb.DELIVERY_STATUS_DELIVERED
-    assert [a.http_status for a in delivery.attempt_log] == [500, 503, 200]
+    assert [a.http_status for a in delivery.attempt_log] == [500, 302, 200]
     assert [a.number for a in delivery.attempt_log] == [1, 2, 3]
     assert delivery.attempt_log[0].response_snippet == "error"
     assert request.headers["webhook-id"] == f"msg_{delivery.id}"
 
 
-def test_crm_down_500_and_hanging_then_back(dispatchers: Dispatchers) -> None:
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+def test_crm_down_500_and_hanging_then_back(dispatchers: Dispatchers, transport: str) -> None:
     port = free_port()
     chains = [new_chain() for _ in range(4)]
     d = dispatchers.make(webhook={"url": f"http://127.0.0.1:{port}/hook", "timeout": "1s", "connect_timeout": "1s"},
-                         dispatcher={"retry_schedule": "1s,1s,1s,1s,1s,1s,1s,1s,1s,1s"})
+                         dispatcher={"retry_schedule": "1s,1s,1s,1s,1s,1s,1s,1s,1s,1s", "transport": transport})
     for chain in chains:  # connection refused: nobody listens yet
         d.publish(ringing(chain))
         d.publish(answered(chain))
