@@ -70,10 +70,16 @@ class MonitorServicer(monitor_service_pb2_grpc.MonitorServiceServicer):
         except PbxError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot list recordings: {exc}")
         ids = set(leg.participant_ids)
-        by_participant = [r for r in rows if ids & {r.get("FromIdParticipant"), r.get("ToIdParticipant")}]
-        chosen = by_participant if ids and by_participant else rows
+
+        def belongs(row: dict[str, Any]) -> bool:
+            # A row naming participants must name one of the leg's (another call on the same DN may overlap
+            # in time); a row naming none is matched by DN and time alone (participant ids assumed shared
+            # between Call Control and XAPI Recordings: inferred).
+            named = {row.get("FromIdParticipant"), row.get("ToIdParticipant")} - {None}
+            return not ids or not named or bool(ids & named)
+
         out = []
-        for row in chosen:
+        for row in (r for r in rows if belongs(r)):
             start, stop = xapi.parse_time(row.get("StartTime")), xapi.parse_time(row.get("EndTime"))
             info = monitor_service_pb2.RecordingInfo(recording_id=row["Id"], file_name=str(row.get("RecordingUrl") or ""))
             if start is not None:

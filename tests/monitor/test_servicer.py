@@ -36,6 +36,12 @@ def test_calls_recordings_audio_extensions_and_check(monitor_stack: Monitor) -> 
                             start_unix_ms=int((time.time() - 60) * 1000), end_unix_ms=int(time.time() * 1000))
     rows = api.ListRecordings(monitor_service_pb2.ListRecordingsRequest(leg=leg), timeout=10).recordings
     assert [r.recording_id for r in rows] == recordings and all(r.file_name.startswith("101/") for r in rows)
+    pid = int(monitor_stack.pbx.call(number)["changes"][0]["entity"].rsplit("/", 1)[1])
+    leg.participant_ids[:] = [pid]
+    assert [r.recording_id for r in api.ListRecordings(
+        monitor_service_pb2.ListRecordingsRequest(leg=leg), timeout=10).recordings] == recordings
+    leg.participant_ids[:] = [pid + 1000]  # another call's leg on the same DN at the same time: not ours
+    assert list(api.ListRecordings(monitor_service_pb2.ListRecordingsRequest(leg=leg), timeout=10).recordings) == []
     audio = b"".join(c.chunk for c in api.FetchRecording(
         monitor_service_pb2.FetchRecordingRequest(recording_id=rows[0].recording_id), timeout=10))
     assert audio[:4] == b"RIFF" and audio[8:12] == b"WAVE" and len(audio) > 8000
