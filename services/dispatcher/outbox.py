@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence, TypeVar
 
 from tcxhooks.platform.store import Migration, Store, Tx
 from tcxhooks.v1 import events_pb2
 
+S = TypeVar("S")
 PENDING, DELIVERED, DEAD = 1, 2, 3
 ENABLED, DISABLED, GONE = 1, 2, 3
 _CHUNK = 500
+_UNION_CHUNK = 400   # SQLite allows 500 terms in a compound SELECT
+_MAX_PARAMS = 30000  # below SQLite's 32766 and Postgres' 65535 bind parameters
 
 MIGRATIONS = [
     Migration(
@@ -264,9 +267,21 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-def _chunks(items: Sequence[object], size: int = _CHUNK) -> Iterable[Sequence[object]]:
+def _chunks(items: Sequence[S], size: int = _CHUNK) -> Iterable[Sequence[S]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+async def _insert(tx: Tx, target: str, rows: Sequence[tuple[object, ...]], tail: str = "") -> None:
+    """Multi-row INSERTs (`target` = "table (columns)"): one statement per chunk, far cheaper than
+    executemany on Postgres."""
+    if not rows:
+        return
+    width = len(rows[0])
+    row_marks = f"({_marks(width)})"
+    for chunk in _chunks(rows, max(1, min(_CHUNK, _MAX_PARAMS // width))):
+        values = ", ".join([row_marks] * len(chunk))
+        await tx.execute(f"INSERT INTO {target} VALUES {values}{tail}", [v for row in chunk for v in row])
 
 
 def _split(text: str) -> set[str]:
@@ -329,15 +344,14 @@ class Outbox:
                                           item.call_id, PENDING, 1 if head else 0, now, now))
                 results[event.event_id] = Published(state.last, False, len(endpoints))
             if event_rows:
-                await tx.executemany("INSERT INTO dispatcher_events (event_id, chain, sequence, created_at, payload) "
-                                     "VALUES (?, ?, ?, ?, ?)", event_rows)
-                await tx.executemany(
-                    "UPDATE dispatcher_chains SET last_sequence = ?, dids = ?, queues = ?, users = ?, updated_at = ? "
-                    "WHERE chain = ?", [(s.last, *s.joined(), now, chain) for chain, s in chains.items()])
-            if delivery_rows:
-                await tx.executemany(
-                    "INSERT INTO dispatcher_deliveries (event_id, endpoint, chain, sequence, event_type, call_id, "
-                    "status, ready, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", delivery_rows)
+                await _insert(tx, "dispatcher_events (event_id, chain, sequence, created_at, payload)", event_rows)
+                await _insert(tx, "dispatcher_chains (chain, last_sequence, dids, queues, users, updated_at)",
+                              [(chain, s.last, *s.joined(), now) for chain, s in chains.items()],
+                              " ON CONFLICT (chain) DO UPDATE SET last_sequence = excluded.last_sequence, "
+                              "dids = excluded.dids, queues = excluded.queues, users = excluded.users, "
+                              "updated_at = excluded.updated_at")
+            await _insert(tx, "dispatcher_deliveries (event_id, endpoint, chain, sequence, event_type, call_id, "
+                              "status, ready, created_at, next_attempt_at)", delivery_rows)
         out: list[Published] = []
         answered: set[str] = set()
         for item in batch:
@@ -355,9 +369,8 @@ class Outbox:
         """Current state of each chain (created when new), locked for this transaction on Postgres."""
         if not chains:
             return {}
-        await tx.executemany(
-            "INSERT INTO dispatcher_chains (chain, last_sequence, updated_at) VALUES (?, 0, ?) "
-            "ON CONFLICT (chain) DO NOTHING", [(chain, now) for chain in chains])
+        await _insert(tx, "dispatcher_chains (chain, last_sequence, updated_at)",
+                      [(chain, 0, now) for chain in chains], " ON CONFLICT (chain) DO NOTHING")
         lock = " ORDER BY chain FOR UPDATE" if self.postgres else ""
         found: dict[str, _Chain] = {}
         for chunk in _chunks(chains):
@@ -402,35 +415,37 @@ class Outbox:
         by_result: dict[str, list[Outcome]] = {}
         for outcome in outcomes:
             by_result.setdefault(outcome.result, []).append(outcome)
-        guard = "WHERE id = ? AND lease_owner = ? AND status = 1"
-        if "delivered" in by_result:
-            await tx.executemany(
-                f"UPDATE dispatcher_deliveries SET status = {DELIVERED}, ready = 0, attempts = attempts + 1, "
-                f"failures = 0, finished_at = ?, lease_until = 0, lease_owner = '' {guard}",
-                [(now, o.delivery.id, owner) for o in by_result["delivered"]])
-        if "dead" in by_result:
-            await tx.executemany(
-                f"UPDATE dispatcher_deliveries SET status = {DEAD}, ready = 0, attempts = attempts + 1, "
-                f"failures = failures + 1, finished_at = ?, lease_until = 0, lease_owner = '' {guard}",
-                [(now, o.delivery.id, owner) for o in by_result["dead"]])
-        if "retry" in by_result:
+        # every update is guarded by our lease: a row another replica took over (lease expired) is its own
+        guard = f"lease_owner = ? AND status = {PENDING} AND id IN"
+        sets = {
+            "delivered": f"status = {DELIVERED}, ready = 0, attempts = attempts + 1, failures = 0, finished_at = ?",
+            "dead": f"status = {DEAD}, ready = 0, attempts = attempts + 1, failures = failures + 1, finished_at = ?",
+            "release_sent": "attempts = attempts + 1, ready = 1",
+            "release": "ready = 1",
+        }
+        groups: dict[str, list[int]] = {}
+        for outcome in outcomes:
+            key = "release_sent" if outcome.result == "release" and outcome.attempt else outcome.result
+            groups.setdefault(key, []).append(outcome.delivery.id)
+        for key, assignments in sets.items():
+            params: tuple[object, ...] = (now,) if "finished_at" in assignments else ()
+            for id_chunk in _chunks(groups.get(key, [])):
+                await tx.execute(f"UPDATE dispatcher_deliveries SET {assignments}, lease_until = 0, lease_owner = '' "
+                                 f"WHERE {guard} ({_marks(len(id_chunk))})", (*params, owner, *id_chunk))
+        retries = [(o.next_attempt_at, owner, o.delivery.id) for o in outcomes if o.result == "retry"]
+        if retries:
             await tx.executemany(
                 "UPDATE dispatcher_deliveries SET attempts = attempts + 1, failures = failures + 1, "
-                f"next_attempt_at = ?, ready = 1, lease_until = 0, lease_owner = '' {guard}",
-                [(o.next_attempt_at, o.delivery.id, owner) for o in by_result["retry"]])
-        if "release" in by_result:
-            await tx.executemany(
-                "UPDATE dispatcher_deliveries SET attempts = attempts + ?, ready = 1, lease_until = 0, "
-                f"lease_owner = '' {guard}", [(1 if o.attempt else 0, o.delivery.id, owner) for o in by_result["release"]])
-        attempts = [(o.delivery.id, o.attempt.number, o.attempt.at, o.attempt.http_status, o.attempt.latency,
-                     o.attempt.response, o.attempt.error) for o in outcomes if o.attempt is not None]
-        if attempts:
-            await tx.executemany("INSERT INTO dispatcher_attempts (delivery_id, number, at, http_status, latency, "
-                                 "response, error) VALUES (?, ?, ?, ?, ?, ?, ?)", attempts)
-        if finished:
-            await tx.executemany(
-                "UPDATE dispatcher_deliveries SET ready = 1 WHERE id = (SELECT id FROM dispatcher_deliveries "
-                f"WHERE endpoint = ? AND chain = ? AND status = {PENDING} ORDER BY sequence LIMIT 1)", finished)
+                f"next_attempt_at = ?, ready = 1, lease_until = 0, lease_owner = '' WHERE {guard} (?)", retries)
+        await _insert(tx, "dispatcher_attempts (delivery_id, number, at, http_status, latency, response, error)",
+                      [(o.delivery.id, o.attempt.number, o.attempt.at, o.attempt.http_status, o.attempt.latency,
+                        o.attempt.response, o.attempt.error) for o in outcomes if o.attempt is not None])
+        for pair_chunk in _chunks(finished, _UNION_CHUNK):
+            heads = " UNION ALL ".join(["SELECT ? AS endpoint, ? AS chain"] * len(pair_chunk))
+            await tx.execute(
+                "UPDATE dispatcher_deliveries SET ready = 1 WHERE id IN (SELECT (SELECT p.id FROM dispatcher_deliveries p "
+                f"WHERE p.endpoint = h.endpoint AND p.chain = h.chain AND p.status = {PENDING} "
+                f"ORDER BY p.sequence LIMIT 1) FROM ({heads}) h)", [value for pair in pair_chunk for value in pair])
 
     async def _claim(self, tx: Tx, limit: int, endpoints: Sequence[str], now: float,
                      until: float) -> list[Claimed]:
@@ -560,9 +575,9 @@ class Outbox:
                 pairs.update((str(e), str(c)) for e, c in rows)
             if self.postgres:
                 chains = sorted({c for _, c in pairs})
-                for chunk in _chunks(chains):
-                    await tx.fetchall(f"SELECT chain FROM dispatcher_chains WHERE chain IN ({_marks(len(chunk))}) "
-                                      "ORDER BY chain FOR UPDATE", chunk)
+                for chain_chunk in _chunks(chains):
+                    await tx.fetchall(f"SELECT chain FROM dispatcher_chains WHERE chain IN "
+                                      f"({_marks(len(chain_chunk))}) ORDER BY chain FOR UPDATE", chain_chunk)
             for chunk in _chunks(chosen):
                 await tx.execute(
                     f"UPDATE dispatcher_deliveries SET status = {PENDING}, failures = 0, next_attempt_at = ?, "
