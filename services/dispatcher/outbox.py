@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence, TypeVar
+from typing import Callable, Iterable, Mapping, Sequence, TypeVar
 
 from tcxhooks.platform.store import Migration, Store, Tx
 from tcxhooks.v1 import events_pb2
@@ -154,6 +154,11 @@ CREATE TABLE dispatcher_endpoints (
 )
 """,
     ),
+    # claims are made per endpoint: a disabled endpoint's backlog is never walked over
+    Migration(2, """
+DROP INDEX dispatcher_deliveries_ready;
+CREATE INDEX dispatcher_deliveries_ready ON dispatcher_deliveries (endpoint, next_attempt_at) WHERE status = 1 AND ready = 1
+"""),
 ]
 
 
@@ -393,16 +398,18 @@ class Outbox:
 
     # --- delivery cycle ------------------------------------------------------------------
 
-    async def cycle(self, outcomes: Sequence[Outcome], limit: int, endpoints: Sequence[str],
-                    lease_ttl: float) -> list[Claimed]:
-        """Records finished attempts, readies each chain's next delivery, and claims up to `limit` due ones."""
+    async def cycle(self, outcomes: Sequence[Outcome], limits: Mapping[str, int], lease_ttl: float) -> list[Claimed]:
+        """Records finished attempts, readies each chain's next delivery, and claims due deliveries:
+        up to `limits[endpoint]` per endpoint (so a slow endpoint cannot take every claim)."""
         now = time.time()
+        claimed: list[Claimed] = []
         async with self.store.transaction() as tx:
             if outcomes:
                 await self._finish(tx, outcomes, now)
-            if limit <= 0 or not endpoints:
-                return []
-            return await self._claim(tx, limit, endpoints, now, now + lease_ttl)
+            for endpoint, limit in limits.items():
+                if limit > 0:
+                    claimed += await self._claim(tx, limit, endpoint, now, now + lease_ttl)
+        return claimed
 
     async def _finish(self, tx: Tx, outcomes: Sequence[Outcome], now: float) -> None:
         finished = sorted({(o.delivery.endpoint, o.delivery.chain) for o in outcomes if o.result in ("delivered", "dead")})
@@ -447,11 +454,9 @@ class Outbox:
                 f"WHERE p.endpoint = h.endpoint AND p.chain = h.chain AND p.status = {PENDING} "
                 f"ORDER BY p.sequence LIMIT 1) FROM ({heads}) h)", [value for pair in pair_chunk for value in pair])
 
-    async def _claim(self, tx: Tx, limit: int, endpoints: Sequence[str], now: float,
-                     until: float) -> list[Claimed]:
-        where = (f"status = {PENDING} AND ready = 1 AND next_attempt_at <= ? AND lease_until <= ? "
-                 f"AND endpoint IN ({_marks(len(endpoints))})")
-        params = (now, now, *endpoints)
+    async def _claim(self, tx: Tx, limit: int, endpoint: str, now: float, until: float) -> list[Claimed]:
+        where = f"status = {PENDING} AND ready = 1 AND endpoint = ? AND next_attempt_at <= ? AND lease_until <= ?"
+        params = (endpoint, now, now)
         if self.postgres:
             rows = await tx.fetchall(
                 "UPDATE dispatcher_deliveries SET lease_until = ?, lease_owner = ?, ready = 0 WHERE id IN ("

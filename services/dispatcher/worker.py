@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import Counter
 from typing import Awaitable
 
 from google.protobuf.message import DecodeError
@@ -33,8 +34,8 @@ from .transport import Reply, TransportError
 log = logging.getLogger(__name__)
 USER_AGENT = f"tcxhooks/{__version__}"
 _STOP = object()
-# Claimed-but-unfinished deliveries kept in memory, in claim batches: enough that each cycle finds
-# work queued while the previous batch is still on the wire.
+# Claimed-but-unfinished deliveries kept in memory per endpoint, in claim batches: enough that each
+# cycle finds work queued while the previous batch is still on the wire.
 HELD_BATCHES = 4
 CYCLE_GAP = 0.005
 
@@ -73,6 +74,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._done: list[Outcome] = []
         self._held: dict[int, Claimed] = {}
+        self._held_by: Counter[str] = Counter()
         self._closing = False
 
     def wake(self) -> None:
@@ -86,7 +88,7 @@ class Worker:
             while not stopping.is_set():
                 self._wake.clear()
                 started = time.monotonic()
-                claimed = await self._cycle(min(self.batch, self.batch * HELD_BATCHES - len(self._held)))
+                claimed = await self._cycle(claim=True)
                 if time.monotonic() - renewed > self.lease_ttl / 3:
                     renewed = time.monotonic()
                     await self._guard(self.outbox.renew(list(self._held), self.lease_ttl), "lease renewal")
@@ -102,7 +104,7 @@ class Worker:
                 for _ in range(endpoint.config.concurrency):
                     endpoint.queue.put_nowait(_STOP)
             await asyncio.gather(*consumers, return_exceptions=True)
-            await self._cycle(0)
+            await self._cycle(claim=False)
             await self.endpoints.flush()
 
     async def _sleep(self, stopping: asyncio.Event) -> None:
@@ -123,20 +125,25 @@ class Worker:
             await asyncio.sleep(1.0)
             return False
 
-    async def _cycle(self, room: int) -> list[Claimed]:
+    async def _cycle(self, claim: bool) -> list[Claimed]:
         outcomes, self._done = self._done, []
-        enabled = [] if self._closing else self.endpoints.enabled_names()
+        limits: dict[str, int] = {}
+        if claim and not self._closing:
+            for name in self.endpoints.enabled_names():
+                limits[name] = min(self.batch, self.batch * HELD_BATCHES - self._held_by[name])
         try:
-            claimed = await self.outbox.cycle(outcomes, room, enabled, self.lease_ttl)
+            claimed = await self.outbox.cycle(outcomes, limits, self.lease_ttl)
         except Exception as exc:
             self._done = outcomes + self._done
             log.warning("dispatcher store cycle failed (%s); retrying", exc)
             await asyncio.sleep(1.0)
             return []
         for outcome in outcomes:
-            self._held.pop(outcome.delivery.id, None)
+            if self._held.pop(outcome.delivery.id, None) is not None:
+                self._held_by[outcome.delivery.endpoint] -= 1
         for item in claimed:
             self._held[item.id] = item
+            self._held_by[item.endpoint] += 1
             self.endpoints.get(item.endpoint).queue.put_nowait(item)
         await self._guard(self.endpoints.flush(), "endpoint state save")
         return claimed

@@ -135,3 +135,16 @@ def test_retry_after_is_honoured_when_longer(dispatchers: Dispatchers) -> None:
     assert delivery.status == pb.DELIVERY_STATUS_PENDING
     wait = delivery.next_attempt_time.ToNanoseconds() / 1e9 - delivery.attempt_log[0].time.ToNanoseconds() / 1e9
     assert 119 <= wait <= 121  # not the 1 s of the schedule
+
+
+def test_a_hanging_endpoint_does_not_hold_back_another(dispatchers: Dispatchers) -> None:
+    chains = [new_chain() for _ in range(20)]
+    with Receiver() as slow, Receiver() as fast:
+        slow.respond(*[200] * 40, delay=2.0)
+        d = dispatchers.make(webhook={"url": slow.url, "concurrency": "1"},
+                             **{"webhook:fast": {"url": fast.url, "concurrency": "1"}},
+                             dispatcher={"batch": "2"})  # few claims in memory: a shared budget would starve
+        for chain in chains:
+            d.publish(ringing(chain))
+        fast.wait_for_sync(len(chains), timeout=20)
+        assert len(slow.requests) < len(chains)

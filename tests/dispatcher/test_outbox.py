@@ -28,16 +28,16 @@ async def test_chain_order_and_prune(tmp_path: Path) -> None:
         published = await outbox.publish([_new(e) for e in (ringing(chain), answered(chain), ended(chain))],
                                          lambda item, attrs: ["a", "b"])
         assert [p.sequence for p in published] == [1, 2, 3]
-        first = await outbox.cycle([], 100, ["a", "b"], 60)
+        first = await outbox.cycle([], {"a": 100, "b": 100}, 60)
         assert [(c.endpoint, c.sequence) for c in first] == [("a", 1), ("b", 1)]  # only each chain's head
-        assert await outbox.cycle([], 100, ["a", "b"], 60) == []                 # leased: not claimed twice
+        assert await outbox.cycle([], {"a": 100, "b": 100}, 60) == []                 # leased: not claimed twice
         attempt = AttemptRecord(1, time.time(), 200, 0.01, "ok", "")
         dead = AttemptRecord(1, time.time(), 500, 0.01, "error", "")
         second = await outbox.cycle([Outcome(first[0], "delivered", attempt), Outcome(first[1], "dead", dead)],
-                                    100, ["a", "b"], 60)
+                                    {"a": 100, "b": 100}, 60)
         assert sorted((c.endpoint, c.sequence) for c in second) == [("a", 2), ("b", 2)]
-        third = await outbox.cycle([Outcome(c, "delivered", attempt) for c in second], 100, ["a", "b"], 60)
-        await outbox.cycle([Outcome(c, "retry", dead, time.time() + 3600) for c in third], 0, ["a", "b"], 60)
+        third = await outbox.cycle([Outcome(c, "delivered", attempt) for c in second], {"a": 100, "b": 100}, 60)
+        await outbox.cycle([Outcome(c, "retry", dead, time.time() + 3600) for c in third], {}, 60)
         statuses = sorted((r.endpoint, r.sequence, r.status)
                           for r in await outbox.list_deliveries(0, chain, "", 100, False))
         assert statuses == [("a", 1, DELIVERED), ("a", 2, DELIVERED), ("a", 3, PENDING),
