@@ -16,7 +16,7 @@ from .conftest import ROOT, Live
 from .promql import declared_labels, grouping_labels, metric_names, served_names
 
 DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
-SHARED = {"grpc_server_handled_total", "grpc_server_handling_seconds_bucket", "grpc_server_handling_seconds_sum",
+SHARED = {"grpc_server_handled_total", "grpc_client_handled_total", "grpc_server_handling_seconds_bucket", "grpc_server_handling_seconds_sum",
           "grpc_server_handling_seconds_count", "tcxhooks_build_info", "tcxhooks_dependency_up"}
 # What issue 9 asks the dashboards to show, by the metric showing it.
 REQUIRED = {
