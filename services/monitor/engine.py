@@ -40,7 +40,7 @@ def rows_of(item: Emitted) -> list[OutRow]:
     stamp.FromNanoseconds(int(item.occur * 1e9))
     needs = ",".join(n for n, on in (("did", item.needs_did), ("callback", item.needs_callback)) if on)
     event = events_pb2.Event(event_id=item.event_id, chain=item.chain, occur_time=stamp, call=item.event)
-    rows = [OutRow(item.chain, "dispatcher", event.SerializeToString(), needs)]
+    rows = [OutRow(item.chain, "dispatcher", event.SerializeToString(), needs, message=event)]
     if item.leg is not None:
         due = media_service_pb2.RecordingsDueRequest(leg=item.leg, chain=item.chain, ended=item.event)
         rows.append(OutRow(item.chain, "media", due.SerializeToString(), needs))

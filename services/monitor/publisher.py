@@ -117,7 +117,7 @@ class Publisher:
             return False
 
     async def _publish(self, row: OutRow) -> None:
-        event = events_pb2.Event.FromString(row.payload)
+        event = row.message if row.message is not None else events_pb2.Event.FromString(row.payload)
         if event.call.type == events_pb2.CALL_EVENT_TYPE_ENDED:
             enriched = await self.enricher.ended(event.call, event.occur_time.ToSeconds() +
                                                  event.occur_time.nanos / 1e9, row.needs)

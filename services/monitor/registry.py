@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 from tcxhooks.platform.store import Migration, Store
 
@@ -60,6 +60,7 @@ class OutRow:
     payload: bytes
     needs: str = ""  # comma list: did, callback
     seq: int = 0
+    message: Any = None  # the decoded payload while in memory (saves decoding it again)
 
 
 class Registry:

@@ -21,7 +21,7 @@ import time
 from typing import Any, Awaitable, Callable, Protocol
 
 import websockets
-from websockets.exceptions import InvalidStatus, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from ..errors import PbxError, PbxHttpError
 from ..metrics import MALFORMED, RESYNC_SECONDS, WS_CONNECTED, WS_RECONNECTS
@@ -178,22 +178,25 @@ class CallControl:
                     stopping: asyncio.Event) -> None:
         last_sequence: int | None = None
         fetches: dict[str, asyncio.Task[Participant | None]] = {}
-        stop = asyncio.create_task(stopping.wait())
+
+        async def close_when_stopping() -> None:
+            await stopping.wait()
+            await ws.close()
+
+        closer = asyncio.create_task(close_when_stopping())
         try:
             while True:
-                receive = asyncio.create_task(ws.recv())
                 timeout = max(1.0, self.resync_every - (time.monotonic() - self.last_resync))
-                done, _ = await asyncio.wait({receive, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-                if stop in done:
-                    receive.cancel()
-                    await asyncio.gather(receive, return_exceptions=True)
-                    return
-                if not done:
-                    receive.cancel()
-                    await asyncio.gather(receive, return_exceptions=True)
+                try:
+                    async with asyncio.timeout(timeout):
+                        frame = await ws.recv()
+                except TimeoutError:
                     await ordered.put(self._resync)  # watchdog: catches anything lost silently
                     continue
-                frame = receive.result()
+                except ConnectionClosed:
+                    if stopping.is_set():
+                        return
+                    raise
                 self.last_message = time.monotonic()
                 if isinstance(frame, bytes):
                     _bad("binary_frame", f"{len(frame)} bytes")
@@ -218,7 +221,7 @@ class CallControl:
                     last_sequence = max(sequence, last_sequence or sequence)
                 await self._dispatch(event_type, entity, event.get("attached_data"), ordered, fetches)
         finally:
-            stop.cancel()
+            closer.cancel()
 
     async def _dispatch(self, event_type: int, entity: str, attached: Any,
                         ordered: asyncio.Queue[Callable[[], Awaitable[None]] | None],
