@@ -137,3 +137,9 @@ def test_not_an_ini_file(tmp_path: Path) -> None:
         load_config(str(write(tmp_path, "this is not = an ini\n[[[")), env={})
     with pytest.raises(ConfigError, match="file not found"):
         load_config(str(tmp_path / "missing.ini"), env={})
+
+
+def test_store_password_never_logged(tmp_path: Path) -> None:
+    config = load_config(str(write(tmp_path, GOOD)), env={"TCXH_STORE_URL": "postgresql://tcx:pa55word@db/tcx"})
+    assert config.redacted()["store"]["url"] == "postgresql://tcx:***@db/tcx"
+    assert "pa55word" in config.secrets()

@@ -16,7 +16,7 @@ import os
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit, urlunsplit
 
 log = logging.getLogger(__name__)
 
@@ -367,6 +367,8 @@ class Config:
                 if f.metadata.get("secret"):
                     value = getattr(section, f.name)
                     found.extend(value if isinstance(value, tuple) else [value])
+        password = urlsplit(self.store.url).password
+        found.append(password or "")
         return [s for s in found if s]
 
     def redacted(self) -> dict[str, dict[str, str]]:
@@ -381,8 +383,17 @@ class Config:
                     continue
                 value = getattr(section, f.name)
                 shown = "***" if f.metadata.get("secret") and value else _show(value)
+                if name == "store" and f.name == "url":
+                    shown = _without_password(value)
                 out[name][f.name] = shown
         return out
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
 
 
 def _show(value: Any) -> str:
