@@ -12,7 +12,7 @@ import pytest
 from tests.fakes.yandex import FakeYandex, Phrase
 from tests.helpers.net import free_port
 from tests.helpers.receiver import Receiver, Request
-from tests.helpers.services import read_config, start, stop, wait_healthy, write_config
+from tests.helpers.services import read_config, start, stop, wait_healthy, wait_http, write_config
 
 from .support import word_error_rate
 
@@ -24,15 +24,6 @@ SPOKEN = ("Hello, thank you for calling. This is Ivan. How can I help you today?
           "Hi. I would like to check the status of my order, number four five six.")
 
 
-def _wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer")
 
 
 def _webhook(crm: Receiver, event: str, timeout: float) -> Request:
@@ -58,7 +49,7 @@ def _run_call(tmp_path: Path, analytics: dict[str, str], talk_seconds: float, mo
                           analytics=analytics, metrics={"port": 0})   # 0: no base+offset port clashes
     up = None
     try:
-        _wait_http(f"{sim_url}/sim/scenarios")
+        wait_http(f"{sim_url}/sim/scenarios")
         up = start(["up", "-c", str(config)], tmp_path / "up.log", env={"XDG_CACHE_HOME": str(model_cache)})
         for service in ("dispatcher", "media", "analytics", "monitor"):
             wait_healthy(read_config(config)["services"][service], timeout=60)

@@ -8,10 +8,9 @@ from typing import Iterator
 
 import pytest
 
-from tests.e2e.conftest import wait_http
 from tests.helpers.net import free_port
 from tests.helpers.receiver import Receiver
-from tests.helpers.services import read_config, running, start, stop, wait_healthy, write_config
+from tests.helpers.services import read_config, running, start, stop, wait_healthy, wait_http, write_config
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 

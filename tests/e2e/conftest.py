@@ -1,7 +1,6 @@
 """End-to-end fixtures: the 3CX simulator and `tcxhooks up` as real processes, a fake CRM."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -11,7 +10,7 @@ import pytest
 
 from tests.helpers.net import free_port
 from tests.helpers.receiver import Receiver
-from tests.helpers.services import read_config, start, stop, wait_healthy, write_config
+from tests.helpers.services import read_config, start, stop, wait_healthy, wait_http, write_config
 
 CLIENT_ID = "crmhooks"
 CLIENT_SECRET = "e2e-client-secret-value"
@@ -38,15 +37,6 @@ class Stack:
         return "\n".join(p.read_text(errors="replace")[-4000:] for p in self.folder.glob("*.log"))
 
 
-def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer")
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx
 import imageio_ffmpeg
-import pytest
 from standardwebhooks.webhooks import Webhook
 
 from .conftest import WEBHOOK_SECRET, Stack

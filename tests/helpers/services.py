@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterator, Mapping
 
 import grpc
+import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .net import free_port
@@ -109,3 +110,15 @@ def wait_healthy(address: str, timeout: float = 30.0, service: str = "") -> None
                 last = exc.code()
             time.sleep(0.1)
     raise AssertionError(f"{address} not SERVING within {timeout}s (last: {last})")
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    """Polls `url` until it answers at all (any status)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer")
