@@ -22,6 +22,7 @@ from .intake import Intake
 from .metrics import PUBLISHED
 from .outbox import AttemptRecord, DeliveryRow, NewEvent, Outbox, Published
 from .payloads import attributes, call_id_of, event_names, validate
+from .ping import ping
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -181,12 +182,7 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
                            context: grpc.aio.ServicerContext) -> pb.PingEndpointResponse:
         async def work() -> pb.PingEndpointResponse:
             chosen = [self.endpoints.get(request.name)] if request.name else list(self.endpoints)
-            results = []
-            for endpoint in chosen:
-                status, error, latency = await self.worker.ping(endpoint)
-                results.append(pb.PingResult(endpoint=endpoint.name, ok=200 <= status < 300, http_status=status,
-                                             error=error, latency_seconds=latency))
-            return pb.PingEndpointResponse(results=results)
+            return pb.PingEndpointResponse(results=[await ping(endpoint) for endpoint in chosen])
 
         return await self._call(context, work)
 

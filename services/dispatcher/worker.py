@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections import Counter
 from typing import Awaitable
 
@@ -209,20 +208,3 @@ class Worker:
         RETRIES.inc()
         log.info("delivery %d to %s failed (%s); next attempt in %.1fs", item.id, endpoint.name, reason, delay)
         return Outcome(item, "retry", attempt, time.time() + delay)
-
-    async def ping(self, endpoint: Endpoint) -> tuple[int, str, float]:
-        """Sends a signed `ping` to one endpoint now: (HTTP status or 0, error, latency)."""
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        ping_id = str(uuid.uuid4())
-        event = events_pb2.Event(event_id=f"ping/{ping_id}", chain="ping", ping=events_pb2.Ping(id=ping_id, time=stamp))
-        event.occur_time.GetCurrentTime()
-        body = body_for(endpoint, event)
-        headers = headers_for(endpoint, f"msg_ping_{ping_id}", 1, body)
-        started = time.perf_counter()
-        try:
-            reply = await endpoint.transport.post(endpoint.config.url, body, headers)
-        except TransportError as exc:
-            return 0, str(exc), time.perf_counter() - started
-        latency = time.perf_counter() - started
-        error = "" if 200 <= reply.status < 300 else f"HTTP {reply.status}: {reply.snippet[:200].decode('utf-8', 'replace')}"
-        return reply.status, error, latency
