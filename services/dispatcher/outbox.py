@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence, TypeVar
 
-from tcxhooks.platform.store import Migration, Store, Tx
+from tcxhooks.platform.store import Migration, Store, Work, execute, executemany, fetchall
 from tcxhooks.v1 import events_pb2
 
 S = TypeVar("S")
@@ -277,7 +277,7 @@ def _chunks(items: Sequence[S], size: int = _CHUNK) -> Iterable[Sequence[S]]:
         yield items[start:start + size]
 
 
-async def _insert(tx: Tx, target: str, rows: Sequence[tuple[object, ...]], tail: str = "") -> None:
+def _insert(target: str, rows: Sequence[tuple[object, ...]], tail: str = "") -> Work[None]:
     """Multi-row INSERTs (`target` = "table (columns)"): one statement per chunk, far cheaper than
     executemany on Postgres."""
     if not rows:
@@ -286,7 +286,7 @@ async def _insert(tx: Tx, target: str, rows: Sequence[tuple[object, ...]], tail:
     row_marks = f"({_marks(width)})"
     for chunk in _chunks(rows, max(1, min(_CHUNK, _MAX_PARAMS // width))):
         values = ", ".join([row_marks] * len(chunk))
-        await tx.execute(f"INSERT INTO {target} VALUES {values}{tail}", [v for row in chunk for v in row])
+        yield execute(f"INSERT INTO {target} VALUES {values}{tail}", [v for row in chunk for v in row])
 
 
 def _split(text: str) -> set[str]:
@@ -308,55 +308,57 @@ class Outbox:
         """Stores a batch of events and their deliveries in one transaction (idempotent on event_id).
 
         `track`: keep each chain's DIDs / queues / users for endpoints with attribute filters."""
+        return await self.store.run(self._publish(batch, route, track))
+
+    def _publish(self, batch: Sequence[NewEvent], route: Router, track: bool) -> Work[list[Published]]:
         now = time.time()
-        async with self.store.transaction() as tx:
-            stored: dict[str, int] = {}
-            ids = list(dict.fromkeys(item.event.event_id for item in batch))
-            for chunk in _chunks(ids):
-                for event_id, sequence in await tx.fetchall(
-                        f"SELECT event_id, sequence FROM dispatcher_events WHERE event_id IN ({_marks(len(chunk))})",
-                        chunk):
-                    stored[event_id] = int(sequence)
-            fresh: list[NewEvent] = []
-            seen: set[str] = set()
-            for item in batch:
-                if item.event.event_id not in stored and item.event.event_id not in seen:
-                    seen.add(item.event.event_id)
-                    fresh.append(item)
-            chains = await self._lock_chains(tx, sorted({item.event.chain for item in fresh}), now)
-            pending = await self._pending_heads(tx, sorted({item.event.chain for item in fresh}))
-            event_rows: list[tuple[object, ...]] = []
-            delivery_rows: list[tuple[object, ...]] = []
-            results: dict[str, Published] = {}
-            for item in fresh:
-                event = item.event
-                state = chains[event.chain]
-                state.last += 1
-                if not track:
-                    attributes: dict[str, set[str]] = {}
-                elif item.attributes:
-                    for key, value in item.attributes.items():
-                        state.attributes[key].add(value)
-                    attributes = {k: {v} for k, v in item.attributes.items()}
-                else:
-                    attributes = {k: set(v) for k, v in state.attributes.items()}
-                endpoints = route(item, attributes)
-                event_rows.append((event.event_id, event.chain, state.last, now, event.SerializeToString()))
-                for endpoint in endpoints:
-                    head = (endpoint, event.chain) not in pending
-                    pending.add((endpoint, event.chain))
-                    delivery_rows.append((event.event_id, endpoint, event.chain, state.last, item.json_type,
-                                          item.call_id, PENDING, 1 if head else 0, now, now))
-                results[event.event_id] = Published(state.last, False, len(endpoints))
-            if event_rows:
-                await _insert(tx, "dispatcher_events (event_id, chain, sequence, created_at, payload)", event_rows)
-                await _insert(tx, "dispatcher_chains (chain, last_sequence, dids, queues, users, updated_at)",
-                              [(chain, s.last, *s.joined(), now) for chain, s in chains.items()],
-                              " ON CONFLICT (chain) DO UPDATE SET last_sequence = excluded.last_sequence, "
-                              "dids = excluded.dids, queues = excluded.queues, users = excluded.users, "
-                              "updated_at = excluded.updated_at")
-            await _insert(tx, "dispatcher_deliveries (event_id, endpoint, chain, sequence, event_type, call_id, "
-                              "status, ready, created_at, next_attempt_at)", delivery_rows)
+        stored: dict[str, int] = {}
+        ids = list(dict.fromkeys(item.event.event_id for item in batch))
+        for chunk in _chunks(ids):
+            rows = yield fetchall(
+                f"SELECT event_id, sequence FROM dispatcher_events WHERE event_id IN ({_marks(len(chunk))})", chunk)
+            stored.update((str(event_id), int(sequence)) for event_id, sequence in rows)
+        fresh: list[NewEvent] = []
+        seen: set[str] = set()
+        for item in batch:
+            if item.event.event_id not in stored and item.event.event_id not in seen:
+                seen.add(item.event.event_id)
+                fresh.append(item)
+        chain_names = sorted({item.event.chain for item in fresh})
+        chains = yield from self._lock_chains(chain_names, now)
+        pending = yield from self._pending_heads(chain_names)
+        event_rows: list[tuple[object, ...]] = []
+        delivery_rows: list[tuple[object, ...]] = []
+        results: dict[str, Published] = {}
+        for item in fresh:
+            event = item.event
+            state = chains[event.chain]
+            state.last += 1
+            if not track:
+                attributes: dict[str, set[str]] = {}
+            elif item.attributes:
+                for key, value in item.attributes.items():
+                    state.attributes[key].add(value)
+                attributes = {k: {v} for k, v in item.attributes.items()}
+            else:
+                attributes = {k: set(v) for k, v in state.attributes.items()}
+            endpoints = route(item, attributes)
+            event_rows.append((event.event_id, event.chain, state.last, now, event.SerializeToString()))
+            for endpoint in endpoints:
+                head = (endpoint, event.chain) not in pending
+                pending.add((endpoint, event.chain))
+                delivery_rows.append((event.event_id, endpoint, event.chain, state.last, item.json_type,
+                                      item.call_id, PENDING, 1 if head else 0, now, now))
+            results[event.event_id] = Published(state.last, False, len(endpoints))
+        if event_rows:
+            yield from _insert("dispatcher_events (event_id, chain, sequence, created_at, payload)", event_rows)
+            yield from _insert("dispatcher_chains (chain, last_sequence, dids, queues, users, updated_at)",
+                               [(chain, s.last, *s.joined(), now) for chain, s in chains.items()],
+                               " ON CONFLICT (chain) DO UPDATE SET last_sequence = excluded.last_sequence, "
+                               "dids = excluded.dids, queues = excluded.queues, users = excluded.users, "
+                               "updated_at = excluded.updated_at")
+        yield from _insert("dispatcher_deliveries (event_id, endpoint, chain, sequence, event_type, call_id, "
+                           "status, ready, created_at, next_attempt_at)", delivery_rows)
         out: list[Published] = []
         answered: set[str] = set()
         for item in batch:
@@ -370,29 +372,27 @@ class Outbox:
                 out.append(results[event_id])
         return out
 
-    async def _lock_chains(self, tx: Tx, chains: list[str], now: float) -> dict[str, _Chain]:
+    def _lock_chains(self, chains: list[str], now: float) -> Work[dict[str, _Chain]]:
         """Current state of each chain (created when new), locked for this transaction on Postgres."""
         if not chains:
             return {}
-        await _insert(tx, "dispatcher_chains (chain, last_sequence, updated_at)",
-                      [(chain, 0, now) for chain in chains], " ON CONFLICT (chain) DO NOTHING")
+        yield from _insert("dispatcher_chains (chain, last_sequence, updated_at)",
+                           [(chain, 0, now) for chain in chains], " ON CONFLICT (chain) DO NOTHING")
         lock = " ORDER BY chain FOR UPDATE" if self.postgres else ""
         found: dict[str, _Chain] = {}
         for chunk in _chunks(chains):
-            rows = await tx.fetchall(
-                f"SELECT chain, last_sequence, dids, queues, users FROM dispatcher_chains "
-                f"WHERE chain IN ({_marks(len(chunk))}){lock}", chunk)
+            rows = yield fetchall(f"SELECT chain, last_sequence, dids, queues, users FROM dispatcher_chains "
+                                  f"WHERE chain IN ({_marks(len(chunk))}){lock}", chunk)
             for chain, last, dids, queues, users in rows:
                 found[chain] = _Chain(int(last), (str(dids), str(queues), str(users)))
         return found
 
-    async def _pending_heads(self, tx: Tx, chains: list[str]) -> set[tuple[str, str]]:
+    def _pending_heads(self, chains: list[str]) -> Work[set[tuple[str, str]]]:
         """(endpoint, chain) pairs that already have a pending delivery."""
         found: set[tuple[str, str]] = set()
         for chunk in _chunks(chains):
-            rows = await tx.fetchall(
-                f"SELECT DISTINCT endpoint, chain FROM dispatcher_deliveries WHERE status = {PENDING} "
-                f"AND chain IN ({_marks(len(chunk))})", chunk)
+            rows = yield fetchall(f"SELECT DISTINCT endpoint, chain FROM dispatcher_deliveries WHERE status = {PENDING} "
+                                  f"AND chain IN ({_marks(len(chunk))})", chunk)
             found.update((str(e), str(c)) for e, c in rows)
         return found
 
@@ -401,27 +401,26 @@ class Outbox:
     async def cycle(self, outcomes: Sequence[Outcome], limits: Mapping[str, int], lease_ttl: float) -> list[Claimed]:
         """Records finished attempts, readies each chain's next delivery, and claims due deliveries:
         up to `limits[endpoint]` per endpoint (so a slow endpoint cannot take every claim)."""
+        return await self.store.run(self._cycle(outcomes, limits, lease_ttl))
+
+    def _cycle(self, outcomes: Sequence[Outcome], limits: Mapping[str, int], lease_ttl: float) -> Work[list[Claimed]]:
         now = time.time()
         claimed: list[Claimed] = []
-        async with self.store.transaction() as tx:
-            if outcomes:
-                await self._finish(tx, outcomes, now)
-            for endpoint, limit in limits.items():
-                if limit > 0:
-                    claimed += await self._claim(tx, limit, endpoint, now, now + lease_ttl)
+        if outcomes:
+            yield from self._finish(outcomes, now)
+        for endpoint, limit in limits.items():
+            if limit > 0:
+                claimed += yield from self._claim(limit, endpoint, now, now + lease_ttl)
         return claimed
 
-    async def _finish(self, tx: Tx, outcomes: Sequence[Outcome], now: float) -> None:
+    def _finish(self, outcomes: Sequence[Outcome], now: float) -> Work[None]:
         finished = sorted({(o.delivery.endpoint, o.delivery.chain) for o in outcomes if o.result in ("delivered", "dead")})
         if self.postgres and finished:
             chains = sorted({chain for _, chain in finished})
             for chunk in _chunks(chains):
-                await tx.fetchall(f"SELECT chain FROM dispatcher_chains WHERE chain IN ({_marks(len(chunk))}) "
-                                  "ORDER BY chain FOR UPDATE", chunk)
+                yield fetchall(f"SELECT chain FROM dispatcher_chains WHERE chain IN ({_marks(len(chunk))}) "
+                               "ORDER BY chain FOR UPDATE", chunk)
         owner = self.owner
-        by_result: dict[str, list[Outcome]] = {}
-        for outcome in outcomes:
-            by_result.setdefault(outcome.result, []).append(outcome)
         # every update is guarded by our lease: a row another replica took over (lease expired) is its own
         guard = f"lease_owner = ? AND status = {PENDING} AND id IN"
         sets = {
@@ -437,42 +436,42 @@ class Outbox:
         for key, assignments in sets.items():
             params: tuple[object, ...] = (now,) if "finished_at" in assignments else ()
             for id_chunk in _chunks(groups.get(key, [])):
-                await tx.execute(f"UPDATE dispatcher_deliveries SET {assignments}, lease_until = 0, lease_owner = '' "
-                                 f"WHERE {guard} ({_marks(len(id_chunk))})", (*params, owner, *id_chunk))
+                yield execute(f"UPDATE dispatcher_deliveries SET {assignments}, lease_until = 0, lease_owner = '' "
+                              f"WHERE {guard} ({_marks(len(id_chunk))})", (*params, owner, *id_chunk))
         retries = [(o.next_attempt_at, owner, o.delivery.id) for o in outcomes if o.result == "retry"]
         if retries:
-            await tx.executemany(
+            yield executemany(
                 "UPDATE dispatcher_deliveries SET attempts = attempts + 1, failures = failures + 1, "
                 f"next_attempt_at = ?, ready = 1, lease_until = 0, lease_owner = '' WHERE {guard} (?)", retries)
-        await _insert(tx, "dispatcher_attempts (delivery_id, number, at, http_status, latency, response, error)",
-                      [(o.delivery.id, o.attempt.number, o.attempt.at, o.attempt.http_status, o.attempt.latency,
-                        o.attempt.response, o.attempt.error) for o in outcomes if o.attempt is not None])
+        yield from _insert("dispatcher_attempts (delivery_id, number, at, http_status, latency, response, error)",
+                           [(o.delivery.id, o.attempt.number, o.attempt.at, o.attempt.http_status, o.attempt.latency,
+                             o.attempt.response, o.attempt.error) for o in outcomes if o.attempt is not None])
         for pair_chunk in _chunks(finished, _UNION_CHUNK):
             heads = " UNION ALL ".join(["SELECT ? AS endpoint, ? AS chain"] * len(pair_chunk))
-            await tx.execute(
+            yield execute(
                 "UPDATE dispatcher_deliveries SET ready = 1 WHERE id IN (SELECT (SELECT p.id FROM dispatcher_deliveries p "
                 f"WHERE p.endpoint = h.endpoint AND p.chain = h.chain AND p.status = {PENDING} "
                 f"ORDER BY p.sequence LIMIT 1) FROM ({heads}) h)", [value for pair in pair_chunk for value in pair])
 
-    async def _claim(self, tx: Tx, limit: int, endpoint: str, now: float, until: float) -> list[Claimed]:
+    def _claim(self, limit: int, endpoint: str, now: float, until: float) -> Work[list[Claimed]]:
         where = f"status = {PENDING} AND ready = 1 AND endpoint = ? AND next_attempt_at <= ? AND lease_until <= ?"
         params = (endpoint, now, now)
         if self.postgres:
-            rows = await tx.fetchall(
+            rows = yield fetchall(
                 "UPDATE dispatcher_deliveries SET lease_until = ?, lease_owner = ?, ready = 0 WHERE id IN ("
                 f"SELECT id FROM dispatcher_deliveries WHERE {where} ORDER BY next_attempt_at LIMIT ? "
                 "FOR UPDATE SKIP LOCKED) RETURNING id", (until, self.owner, *params, limit))
             ids = [int(r[0]) for r in rows]
         else:
-            rows = await tx.fetchall(f"SELECT id FROM dispatcher_deliveries WHERE {where} "
-                                     "ORDER BY next_attempt_at LIMIT ?", (*params, limit))
+            rows = yield fetchall(f"SELECT id FROM dispatcher_deliveries WHERE {where} "
+                                  "ORDER BY next_attempt_at LIMIT ?", (*params, limit))
             ids = [int(r[0]) for r in rows]
             if ids:
-                await tx.execute(f"UPDATE dispatcher_deliveries SET lease_until = ?, lease_owner = ?, ready = 0 "
-                                 f"WHERE id IN ({_marks(len(ids))})", (until, self.owner, *ids))
+                yield execute(f"UPDATE dispatcher_deliveries SET lease_until = ?, lease_owner = ?, ready = 0 "
+                              f"WHERE id IN ({_marks(len(ids))})", (until, self.owner, *ids))
         if not ids:
             return []
-        claimed = await tx.fetchall(
+        claimed = yield fetchall(
             "SELECT d.id, d.endpoint, d.event_id, d.chain, d.sequence, d.attempts, d.failures, d.created_at, e.payload "
             "FROM dispatcher_deliveries d JOIN dispatcher_events e ON e.event_id = d.event_id "
             f"WHERE d.id IN ({_marks(len(ids))}) ORDER BY d.next_attempt_at, d.id", ids)

@@ -6,6 +6,15 @@
         await tx.execute("INSERT INTO t (a) VALUES (?)", (1,))
         rows = await tx.fetchall("SELECT a FROM t WHERE a > ?", (0,))
 
+    def work() -> Work[int]:                   # a hot transaction, written once for both stores
+        rows = yield fetchall("SELECT a FROM t WHERE a > ?", (0,))
+        return len(rows)
+    count = await store.run(work())
+
+`store.run` exists because SQLite runs in its own thread: an `async with` transaction hops to that
+thread and back for every statement (and waits for a busy event loop each time, holding the write
+lock), while `run` executes the whole generator there in one hop, BEGIN to COMMIT.
+
 SQL is written once with `?` placeholders; the Postgres backend turns them into `%s`. Where the
 dialects differ, a migration or query gives both texts (`store.dialect` is "sqlite" or "postgres").
 Migrations are versioned per component in `schema_migrations` and run at start, once.
@@ -18,10 +27,48 @@ import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Protocol, Sequence
+from typing import Any, AsyncIterator, Callable, Generator, Protocol, Sequence, TypeVar
 
 Params = Sequence[Any]
 Row = tuple[Any, ...]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Query:
+    """One statement of a transaction written as a generator (see `Store.run`)."""
+
+    op: str  # execute | executemany | fetchall | fetchone
+    sql: str
+    params: Any = ()
+
+
+Work = Generator[Query, Any, T]
+
+
+def execute(sql: str, params: Params = ()) -> Query:
+    return Query("execute", sql, params)
+
+
+def executemany(sql: str, rows: Sequence[Params]) -> Query:
+    return Query("executemany", sql, rows)
+
+
+def fetchall(sql: str, params: Params = ()) -> Query:
+    return Query("fetchall", sql, params)
+
+
+def fetchone(sql: str, params: Params = ()) -> Query:
+    return Query("fetchone", sql, params)
+
+
+def _drive(work: Work[T], answer: Callable[[Query], Any]) -> T:
+    try:
+        query = next(work)
+        while True:
+            query = work.send(answer(query))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -52,6 +99,7 @@ class Store(Protocol):
     url: str
 
     def transaction(self) -> contextlib.AbstractAsyncContextManager[Tx]: ...
+    async def run(self, work: Work[T]) -> T: ...
     async def execute(self, sql: str, params: Params = ()) -> int: ...
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None: ...
@@ -72,6 +120,16 @@ class _BaseStore:
 
     def transaction(self) -> contextlib.AbstractAsyncContextManager[Tx]:
         raise NotImplementedError
+
+    async def run(self, work: Work[T]) -> T:
+        """Runs a generator of `Query`s as one transaction; returns what the generator returns."""
+        async with self.transaction() as tx:
+            try:
+                query = next(work)
+                while True:
+                    query = work.send(await _answer(tx, query))
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         async with self.transaction() as tx:
@@ -108,27 +166,50 @@ class _BaseStore:
         """Serialises concurrent migrators (several replicas starting at once)."""
 
 
+async def _answer(tx: Tx, query: Query) -> Any:
+    if query.op == "executemany":
+        return await tx.executemany(query.sql, query.params)
+    method = {"execute": tx.execute, "fetchall": tx.fetchall, "fetchone": tx.fetchone}[query.op]
+    return await method(query.sql, query.params)
+
+
 def _statements(script: str) -> list[str]:
     return [part.strip() for part in script.split(";\n") if part.strip().strip(";")]
 
 
 # --- SQLite ----------------------------------------------------------------------------------
 
+def _sqlite_answer(conn: sqlite3.Connection, query: Query) -> Any:
+    if query.op == "executemany":
+        conn.executemany(query.sql, query.params)
+        return None
+    cursor = conn.execute(query.sql, query.params)
+    if query.op == "fetchall":
+        return cursor.fetchall()
+    if query.op == "fetchone":
+        return cursor.fetchone()
+    return cursor.rowcount
+
+
 class _SqliteTx:
     def __init__(self, store: "SqliteStore", conn: sqlite3.Connection) -> None:
         self._store, self._conn = store, conn
 
+    async def _answer(self, query: Query) -> Any:
+        return await self._store._run(lambda: _sqlite_answer(self._conn, query))
+
     async def execute(self, sql: str, params: Params = ()) -> int:
-        return await self._store._run(lambda: self._conn.execute(sql, params).rowcount)
+        return int(await self._answer(execute(sql, params)))
 
     async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
-        await self._store._run(lambda: self._conn.executemany(sql, rows))
+        await self._answer(executemany(sql, rows))
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        return await self._store._run(lambda: self._conn.execute(sql, params).fetchall())
+        return list(await self._answer(fetchall(sql, params)))
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        return await self._store._run(lambda: self._conn.execute(sql, params).fetchone())
+        row = await self._answer(fetchone(sql, params))
+        return tuple(row) if row is not None else None
 
 
 class SqliteStore(_BaseStore):
@@ -179,6 +260,24 @@ class SqliteStore(_BaseStore):
                 raise
             else:
                 await asyncio.shield(self._run(lambda: conn.execute("COMMIT")))
+
+    async def run(self, work: Work[T]) -> T:
+        assert self._conn is not None, "store not opened"
+        conn = self._conn
+
+        def whole() -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = _drive(work, lambda query: _sqlite_answer(conn, query))
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        async with self._lock:
+            # shielded: once started in the thread, the transaction finishes even if the caller is cancelled
+            return await asyncio.shield(self._run(whole))
 
     async def close(self) -> None:
         if self._conn is not None:
