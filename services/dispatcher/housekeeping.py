@@ -33,7 +33,8 @@ async def _step(outbox: Outbox, endpoints: Endpoints) -> None:
 
 async def housekeeping(outbox: Outbox, endpoints: Endpoints, keep_days: int, lease_ttl: float,
                        stopping: asyncio.Event, on_reap: Callable[[], None], interval: float = 5.0) -> None:
-    last_reap = last_prune = 0.0
+    # -inf, not 0: monotonic time starts near 0 at boot, and the first round must reap and prune
+    last_reap = last_prune = float("-inf")
     while not stopping.is_set():
         try:
             await _step(outbox, endpoints)

@@ -1,10 +1,17 @@
 """The outbox and retry policy in-process: pruning, chain readiness, jitter bounds, Retry-After parsing."""
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import random
 import time
+import types
 from pathlib import Path
+
+import pytest
+
+from tcxhooks.dispatcher import housekeeping
+from tcxhooks.dispatcher.endpoints import Endpoints
 
 from tcxhooks.dispatcher.outbox import DEAD, DELIVERED, PENDING, AttemptRecord, NewEvent, Outbox, Outcome
 from tcxhooks.dispatcher.payloads import attributes, call_id_of, event_names
@@ -48,6 +55,34 @@ async def test_chain_order_and_prune(tmp_path: Path) -> None:
         assert sorted((r.endpoint, r.status) for r in left) == [("a", PENDING), ("b", PENDING), ("b", DEAD)]
         assert await store.fetchone("SELECT COUNT(*) FROM dispatcher_events") == (2,)  # answered: all delivered
         assert await store.fetchone("SELECT COUNT(*) FROM dispatcher_attempts") == (3,)
+    finally:
+        await store.close()
+
+
+async def test_housekeeping_prunes_in_its_first_round_even_just_after_boot(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the monotonic clock starts near 0 when the host boots; the first round must still prune
+    monkeypatch.setattr(housekeeping, "time", types.SimpleNamespace(monotonic=lambda: 12.0, time=time.time))
+    store = await open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    try:
+        outbox = Outbox(store, owner="test")
+        await outbox.migrate()
+        chain = new_chain()
+        await outbox.publish([_new(ringing(chain)), _new(answered(chain))], lambda item, attrs: ["a"])
+        attempt = AttemptRecord(1, time.time(), 200, 0.01, "ok", "")
+        for _ in range(2):
+            claimed = await outbox.cycle([], {"a": 10}, 60)
+            await outbox.cycle([Outcome(c, "delivered", attempt) for c in claimed], {}, 60)
+        await store.execute("UPDATE dispatcher_deliveries SET finished_at = ? WHERE sequence = 1",
+                            (time.time() - 3 * 86400,))
+        stopping = asyncio.Event()
+        task = asyncio.create_task(housekeeping.housekeeping(outbox, Endpoints(outbox, []), 2, 60.0, stopping,
+                                                             lambda: None))
+        await asyncio.sleep(0.5)
+        stopping.set()
+        await asyncio.wait_for(task, 5)
+        left = await outbox.list_deliveries(0, chain, "", 100, False)
+        assert [(r.sequence, r.status) for r in left] == [(2, DELIVERED)]  # 3 days old went, kept 2 days
     finally:
         await store.close()
 
