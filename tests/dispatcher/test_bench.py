@@ -1,4 +1,4 @@
-"""bench/dispatch.py still works: its smoke mode runs every row (CI never times it)."""
+"""bench/dispatch.py and bench/store.py still work: their smoke modes run every row (CI never times them)."""
 from __future__ import annotations
 
 import subprocess
@@ -16,3 +16,13 @@ def test_dispatch_bench_smoke() -> None:
             if line.startswith(("sqlite ", "postgres "))}
     assert rows == {"sqlite aiohttp", "sqlite httpx", "postgres aiohttp", "postgres httpx"}
     assert "bare httpx loop" in done.stdout and "bare aiohttp loop" in done.stdout
+
+
+def test_store_bench_smoke() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "store.py"), "--smoke"], capture_output=True,
+                          text=True, timeout=180, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith(("sqlite ", "postgres "))]
+    assert [row[0] for row in rows] == ["sqlite", "postgres"]
+    # 10,000 events, half purged by a dispatcher started with keep_days = 30, half left
+    assert all(row[1] == "10000" and row[6] == "5000" and row[7] == "5000" for row in rows), done.stdout
