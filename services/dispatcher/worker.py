@@ -37,8 +37,6 @@ _STOP = object()
 # cycle finds work queued while the previous batch is still on the wire.
 HELD_BATCHES = 4
 CYCLE_GAP = 0.005
-# A cycle that handled fewer items than this is light load: the next one starts at once (latency first).
-BUSY_CYCLE = 32
 
 
 def headers_for(endpoint: Endpoint, msg_id: str, sequence: int, body: bytes) -> dict[str, str]:
@@ -89,7 +87,6 @@ class Worker:
             while not stopping.is_set():
                 self._wake.clear()
                 started = time.monotonic()
-                finished = len(self._done)
                 claimed = await self._cycle(claim=True)
                 if time.monotonic() - renewed > self.lease_ttl / 3:
                     renewed = time.monotonic()
@@ -98,8 +95,7 @@ class Worker:
                     await self._sleep(stopping)
                 # Under load, let outcomes gather a few milliseconds: fewer, larger transactions.
                 gap = CYCLE_GAP - (time.monotonic() - started)
-                busy = finished + len(claimed) >= BUSY_CYCLE
-                if busy and gap > 0 and len(self._done) < self.batch:
+                if gap > 0 and len(self._done) < self.batch:
                     await asyncio.sleep(gap)
         finally:
             self._closing = True
