@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import multiprocessing
 import os
 import shutil
@@ -31,9 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.helpers.net import free_port  # noqa: E402
+from tests.helpers.postgres import postgres_schema  # noqa: E402
 from tests.helpers.services import read_config, start, stop, wait_healthy, write_config  # noqa: E402
 
-PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 CONCURRENCY = 16
 PUBLISHERS = 64
 STREAMS = 8
@@ -292,20 +291,6 @@ def run_dispatcher(name: str, store_url: str, transport: str, receiver: Receiver
                _percentile(paced_latency, 0.99), disorder, total - len(unique) + len(paced) - len(paced_got))
 
 
-@contextlib.contextmanager
-def postgres_schema() -> Any:
-    import psycopg
-
-    schema = f"bench_dispatch_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a tiny run (500 events over 20 calls)")
@@ -338,7 +323,7 @@ def main() -> None:
                                        receiver, per_call, paced, folder, args.streams))
         if not args.no_postgres:
             for transport in transports:
-                with postgres_schema() as url:
+                with postgres_schema("bench_dispatch") as url:
                     rows.append(run_dispatcher(f"postgres {transport}", url, transport, receiver, per_call, paced, folder,
                                                args.streams))
     finally:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import random
 import shutil
@@ -30,9 +29,9 @@ from typing import Any, Iterator
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.helpers.postgres import postgres_schema  # noqa: E402
 from tests.helpers.services import read_config, start, stop, wait_healthy, write_config  # noqa: E402
 
-PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 EVENTS_PER_CALL = 10
 OLD_DAYS, RECENT_DAYS, KEEP_DAYS = 40, 1, 30
 LOOKUPS = 500
@@ -193,20 +192,6 @@ def measure(name: str, store_url: str, calls: int, folder: Path) -> Row:
                purge_s, purged, left, statistics.median(after))
 
 
-@contextlib.contextmanager
-def postgres_schema() -> Iterator[str]:
-    import psycopg
-
-    schema = f"bench_store_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="10,000 events")
@@ -219,7 +204,7 @@ def main() -> None:
     try:
         rows.append(measure("sqlite", f"sqlite:///{folder / 'store.db'}", calls, folder))
         if not args.no_postgres:
-            with postgres_schema() as url:
+            with postgres_schema("bench_store") as url:
                 rows.append(measure("postgres", url, calls, folder))
     finally:
         shutil.rmtree(folder, ignore_errors=True)

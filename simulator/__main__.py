@@ -56,7 +56,7 @@ async def serve(args: argparse.Namespace) -> None:
     print(f"  client id:     {args.client_id}", flush=True)
     print(f"  client secret: {secret}", flush=True)
     print(f"  recordings:    {recordings}", flush=True)
-    print(f"  scenarios:     POST /sim/play {{\"scenario\": NAME}}; list: GET /sim/scenarios", flush=True)
+    print("  scenarios:     POST /sim/play {\"scenario\": NAME}; list: GET /sim/scenarios", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -23,7 +23,7 @@ from tcxhooks.platform.config import RecordingsConfig
 
 from . import metrics
 from .errors import BadAudio, LegError, TransientError
-from .jobstore import DONE, FAILED, NO_RECORDING, PENDING, STORED, Job, JobStore, StoredFile
+from .jobstore import DONE, FAILED, NO_RECORDING, PENDING, Job, JobStore, StoredFile
 from .links import Links
 from .publisher import Publisher, analytics_request, recording_event
 from .sources import SLACK, Found, Source, Window

@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import grpc
-import psycopg
 import pytest
 
 from tcxhooks.v1 import common_pb2, dispatcher_service_pb2 as pb, dispatcher_service_pb2_grpc, events_pb2
+from tests.helpers.postgres import postgres_schema
 from tests.helpers.services import kill9, read_config, start, stop, wait_healthy, write_config
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 TOKEN = "dispatcher-test-token"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SECRET2 = "whsec_aGVsbG8gd29ybGQgc2Vjb25kIGtleSBmb3IgdGVzdHM="
@@ -126,17 +125,8 @@ def dispatchers(tmp_path: Path) -> Iterator[Dispatchers]:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh schema in the local test database, first on the search path."""
-    schema = f"dispatcher_t_{uuid.uuid4().hex[:10]}"
-    try:
-        with psycopg.connect(PG_URL, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at {PG_URL} is needed: {exc}")
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with postgres_schema("dispatcher_t") as url:
+        yield url
 
 
 # --- event builders ---------------------------------------------------------------------------

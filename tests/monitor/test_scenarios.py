@@ -5,7 +5,6 @@ All scenarios play at once on one stack (interleaved, as on a real PBX); each te
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
