@@ -3,21 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 
 from tcxhooks.platform.lease import Lease, LeaseLost
-from tcxhooks.platform.store import Store, open_store
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    url = f"sqlite:///{tmp_path / 'lease.db'}" if request.param == "sqlite" else "postgresql://postgres@127.0.0.1:5432/test"
-    opened = await open_store(url)
-    yield opened
-    await opened.close()
+from tcxhooks.platform.store import Store
 
 
 async def test_one_holder_then_takeover_after_expiry(store: Store) -> None:

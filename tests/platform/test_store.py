@@ -2,20 +2,11 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import AsyncIterator
 
 import pytest
 
-from tcxhooks.platform.store import Store, Work, execute, executemany, fetchall, fetchone, open_store
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    url = f"sqlite:///{tmp_path / 'run.db'}" if request.param == "sqlite" else "postgresql://postgres@127.0.0.1:5432/test"
-    opened = await open_store(url)
-    yield opened
-    await opened.close()
+from tcxhooks.platform.store import Store, Work, execute, executemany, fetchall, fetchone
 
 
 @pytest.fixture
