@@ -269,10 +269,11 @@ class SqliteStore(_BaseStore):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = _drive(work, lambda query: _sqlite_answer(conn, query))
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # a failed COMMIT (disk full, I/O error) leaves it open
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
             return result
 
         async with self._lock:
