@@ -18,7 +18,7 @@ import pytest
 
 from tests.helpers.net import free_port
 from tests.helpers.receiver import Receiver
-from tests.helpers.services import read_config, start, stop, wait_healthy, write_config
+from tests.helpers.services import read_config, start, stop, wait_healthy, wait_http, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM_CLIENT_ID = "crmhooks"
@@ -41,18 +41,6 @@ class Live:
 
 def simulator_available() -> bool:
     return importlib.util.find_spec("tcxhooks.simulator.__main__") is not None
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"{url}: the process exited with {proc.returncode}"
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer within {timeout}s")
 
 
 def _wait_ready(name: str, address: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
@@ -82,7 +70,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                          "--client-secret", SIM_CLIENT_SECRET, "--recordings-dir", str(folder / "pbx")],
                         folder / "sim.log")
             procs.append(sim)
-            _wait_http(f"http://127.0.0.1:{sim_port}/sim/scenarios", sim)
+            wait_http(f"http://127.0.0.1:{sim_port}/sim/scenarios", proc=sim)
             sections["pbx"] = {"url": f"http://127.0.0.1:{sim_port}", "client_id": SIM_CLIENT_ID,
                                "client_secret": SIM_CLIENT_SECRET}
             names.append("monitor")

@@ -112,13 +112,14 @@ def wait_healthy(address: str, timeout: float = 30.0, service: str = "") -> None
     raise AssertionError(f"{address} not SERVING within {timeout}s (last: {last})")
 
 
-def wait_http(url: str, timeout: float = 30) -> None:
-    """Polls `url` until it answers at all (any status)."""
+def wait_http(url: str, timeout: float = 30, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Polls `url` until it answers at all (any status); fails at once if `proc` (its server) exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        assert proc is None or proc.poll() is None, f"{url}: the process exited with {proc.returncode}"
         try:
             httpx.get(url, timeout=1)
             return
         except httpx.HTTPError:
             time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer")
+    raise AssertionError(f"{url} did not answer within {timeout}s")
