@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from tcxhooks.platform.store import Migration, Store
+from tcxhooks.platform.store import Migration, Store, Work, executemany, fetchall
 
 from .callgraph import Chain
 
@@ -84,26 +84,27 @@ class Registry:
 
     async def commit(self, changed: Sequence[tuple[int, str]], finished: Sequence[int], rows: Sequence[OutRow]) -> None:
         """Writes chain states (callid, JSON), forgets finished chains, appends rows (their `seq` is filled in)."""
+        await self.store.run(self._commit(changed, finished, rows))
+
+    def _commit(self, changed: Sequence[tuple[int, str]], finished: Sequence[int], rows: Sequence[OutRow]) -> Work[None]:
+        # One transaction in one hop to the store (it sits between a PBX change and its Publish).
         now = time.time()
-        async with self.store.transaction() as tx:
-            if changed:
-                await tx.executemany(
-                    "INSERT INTO monitor_chains (pbx, callid, data, updated_at) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (pbx, callid) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
-                    [(self.pbx, callid, data, now) for callid, data in changed])
-            if finished:
-                await tx.executemany("DELETE FROM monitor_chains WHERE pbx = ? AND callid = ?",
-                                     [(self.pbx, c) for c in finished])
-            if rows:
-                # One statement for the batch; its rows are this PBX's newest (one writer per PBX: the lease).
-                await tx.executemany(
-                    "INSERT INTO monitor_outbox (pbx, chain, target, payload, needs, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    [(self.pbx, row.chain, row.target, row.payload, row.needs, now) for row in rows])
-                found = await tx.fetchall("SELECT seq FROM monitor_outbox WHERE pbx = ? ORDER BY seq DESC LIMIT ?",
-                                          (self.pbx, len(rows)))
-                for row, (seq,) in zip(rows, reversed(found)):
-                    row.seq = int(seq)
+        if changed:
+            yield executemany(
+                "INSERT INTO monitor_chains (pbx, callid, data, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (pbx, callid) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                [(self.pbx, callid, data, now) for callid, data in changed])
+        if finished:
+            yield executemany("DELETE FROM monitor_chains WHERE pbx = ? AND callid = ?", [(self.pbx, c) for c in finished])
+        if rows:
+            # One statement for the batch; its rows are this PBX's newest (one writer per PBX: the lease).
+            yield executemany(
+                "INSERT INTO monitor_outbox (pbx, chain, target, payload, needs, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [(self.pbx, row.chain, row.target, row.payload, row.needs, now) for row in rows])
+            found = yield fetchall("SELECT seq FROM monitor_outbox WHERE pbx = ? ORDER BY seq DESC LIMIT ?",
+                                   (self.pbx, len(rows)))
+            for row, (seq,) in zip(rows, reversed(found)):
+                row.seq = int(seq)
 
     async def delete_outbox(self, seqs: Sequence[int]) -> None:
         if seqs:
