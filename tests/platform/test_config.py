@@ -143,3 +143,13 @@ def test_store_password_never_logged(tmp_path: Path) -> None:
     config = load_config(str(write(tmp_path, GOOD)), env={"TCXH_STORE_URL": "postgresql://tcx:pa55word@db/tcx"})
     assert config.redacted()["store"]["url"] == "postgresql://tcx:***@db/tcx"
     assert "pa55word" in config.secrets()
+
+
+def test_store_password_kept_out_of_errors_and_read_from_a_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as bad:
+        load_config(str(write(tmp_path, GOOD)), env={"TCXH_STORE_URL": "postgresq://tcx:pa55word@db/tcx"})
+    assert "pa55word" not in str(bad.value) and "postgresq://tcx:***@db/tcx" in str(bad.value)
+    secret = tmp_path / "store-url"
+    secret.write_text("postgresql://tcx:pa55word@db/tcx\n")
+    config = load_config(str(write(tmp_path, GOOD)), env={"TCXH_STORE_URL_FILE": str(secret)})
+    assert config.store.url == "postgresql://tcx:pa55word@db/tcx"

@@ -211,7 +211,12 @@ def _log_level(text: str) -> str:
 
 # --- sections ---------------------------------------------------------------------------------
 
-def _key(default: str, parse: Callable[[str], Any], doc: str = "", secret: bool = False) -> Any:
+# `secret` of a key: True when the whole value is secret, URL_PASSWORD when it is a URL whose
+# password alone is (shown with *** in its place, the rest kept for troubleshooting)
+URL_PASSWORD = "url-password"
+
+
+def _key(default: str, parse: Callable[[str], Any], doc: str = "", secret: bool | str = False) -> Any:
     return field(default=parse(default), metadata={"raw_default": default, "parse": parse, "doc": doc, "secret": secret})
 
 
@@ -304,7 +309,7 @@ class AnalyticsConfig:
 
 @dataclass(frozen=True)
 class StoreConfig:
-    url: str = _key("sqlite:///./data/tcxhooks.db", _store_url, "sqlite:///… or postgresql://…")
+    url: str = _key("sqlite:///./data/tcxhooks.db", _store_url, "sqlite:///… or postgresql://…", secret=URL_PASSWORD)
 
 
 @dataclass(frozen=True)
@@ -364,11 +369,11 @@ class Config:
         sections: list[Any] = [getattr(self, name) for name in SECTIONS] + list(self.webhooks)
         for section in sections:
             for f in fields(section):
-                if f.metadata.get("secret"):
-                    value = getattr(section, f.name)
+                value = getattr(section, f.name)
+                if f.metadata.get("secret") == URL_PASSWORD:
+                    found.append(urlsplit(value).password or "")
+                elif f.metadata.get("secret"):
                     found.extend(value if isinstance(value, tuple) else [value])
-        password = urlsplit(self.store.url).password
-        found.append(password or "")
         return [s for s in found if s]
 
     def redacted(self) -> dict[str, dict[str, str]]:
@@ -381,19 +386,25 @@ class Config:
             for f in fields(section):
                 if f.name == "name":
                     continue
-                value = getattr(section, f.name)
-                shown = "***" if f.metadata.get("secret") and value else _show(value)
-                if name == "store" and f.name == "url":
-                    shown = _without_password(value)
-                out[name][f.name] = shown
+                out[name][f.name] = _masked(f.metadata.get("secret"), getattr(section, f.name))
         return out
 
 
-def _without_password(url: str) -> str:
+def url_without_password(url: str) -> str:
+    """The URL with its password (if any) shown as ***."""
     parts = urlsplit(url)
     if not parts.password:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+
+
+def _masked(secret: bool | str, value: Any) -> str:
+    """A value as logs and errors show it: a secret as ***, a URL with its password hidden."""
+    if secret == URL_PASSWORD:
+        return url_without_password(str(value))
+    if secret and value:
+        return "***"
+    return _show(value)
 
 
 def _show(value: Any) -> str:
@@ -447,7 +458,7 @@ class _Loader:
             try:
                 values[name] = f.metadata["parse"](text)
             except ValueError as exc:
-                shown = "***" if f.metadata["secret"] else repr(text.strip())
+                shown = "***" if f.metadata["secret"] is True else repr(_masked(f.metadata["secret"], text.strip()))
                 origin = "" if source == self.path else f" (from {source})"
                 self.invalid.add((section, name))
                 self.errors.append(f"{self.path}: [{section}] {name} = {shown}{origin}: expected {exc}")

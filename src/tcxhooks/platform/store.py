@@ -29,6 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Generator, Protocol, Sequence, TypeVar
 
+from .config import url_without_password
+
 Params = Sequence[Any]
 Row = tuple[Any, ...]
 T = TypeVar("T")
@@ -331,7 +333,7 @@ class PostgresStore(_BaseStore):
         try:
             await self._pool.open(wait=True, timeout=15)
         except (psycopg.Error, Exception) as exc:
-            raise StoreError(f"cannot open PostgreSQL store: {_safe_url(self.url)}: {exc}") from exc
+            raise StoreError(f"cannot open PostgreSQL store: {url_without_password(self.url)}: {exc}") from exc
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
@@ -346,17 +348,6 @@ class PostgresStore(_BaseStore):
         await self._pool.close()
 
 
-def _safe_url(url: str) -> str:
-    """The URL without its password (for error messages)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
-
-
 async def open_store(url: str) -> Store:
     """Opens (and creates, for SQLite) the store named by `[store] url`."""
     store: SqliteStore | PostgresStore
@@ -365,7 +356,7 @@ async def open_store(url: str) -> Store:
     elif url.startswith(("postgresql://", "postgres://")):
         store = PostgresStore(url)
     else:
-        raise StoreError(f"unsupported store url {url!r}")
+        raise StoreError(f"unsupported store url {url_without_password(url)!r}")
     await store.open()
     return store
 
