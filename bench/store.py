@@ -63,6 +63,8 @@ def _payload(chain: str, n: int) -> bytes:
 
 def _fill_rows(calls: int, run: str, now: float) -> Iterator[tuple[list[tuple[Any, ...]], ...]]:
     """Rows of events, deliveries and attempts, in slices of ROWS_PER_TX events."""
+    from tcxhooks.dispatcher.outbox import DELIVERED
+
     events: list[tuple[Any, ...]] = []
     deliveries: list[tuple[Any, ...]] = []
     attempts: list[tuple[Any, ...]] = []
@@ -74,7 +76,7 @@ def _fill_rows(calls: int, run: str, now: float) -> Iterator[tuple[list[tuple[An
             delivery_id += 1
             event_id = f"{chain}_{n}/ended"
             events.append((event_id, chain, n + 1, finished, _payload(chain, n)))
-            deliveries.append((delivery_id, event_id, "default", chain, n + 1, "call.ended", f"{chain}_{n}", 2, 0,
+            deliveries.append((delivery_id, event_id, "default", chain, n + 1, "call.ended", f"{chain}_{n}", DELIVERED, 0,
                                1, finished, finished, finished))
             attempts.append((delivery_id, 1, finished, 200, 0.004, "ok", ""))
         if len(events) >= ROWS_PER_TX or call == calls - 1:
