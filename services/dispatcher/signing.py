@@ -29,7 +29,7 @@ def _key(secret: str) -> bytes:
 
 def _signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     signed = f"{msg_id}.{timestamp}.".encode() + body
-    return base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return base64.b64encode(hmac.digest(key, signed, hashlib.sha256)).decode()
 
 
 class Signer:

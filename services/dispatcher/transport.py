@@ -6,11 +6,13 @@
 
 Two implementations (aiohttp, httpx) behind one protocol, chosen by `[dispatcher] transport`;
 bench/dispatch.py measures both. Both keep connections alive (HTTP/1.1 pool per endpoint),
-never follow redirects (a 3xx is just a failed answer) and apply connect and total timeouts.
+never follow redirects (a 3xx is just a failed answer), never send back cookies a CRM set, and
+apply connect and total timeouts.
 """
 from __future__ import annotations
 
 import ssl
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from dataclasses import dataclass
 from typing import Mapping, Protocol
 
@@ -60,8 +62,11 @@ class AiohttpTransport:
         context = _ssl_context(ca_file)
         connector = aiohttp.TCPConnector(limit=limit, keepalive_timeout=60,
                                          ssl=context if context is not None else True)
+        # No cookie jar: a CRM's Set-Cookie must not ride along on later webhooks (and the jar costs
+        # a lookup per request).
         self._session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent", "Content-Type"),
+            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Content-Type"),
             timeout=aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect))
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Reply:
@@ -97,7 +102,9 @@ class HttpxTransport:
 
         self._httpx = httpx
         context = _ssl_context(ca_file)
+        refuse_all = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))  # as aiohttp: no cookies kept
         self._client = httpx.AsyncClient(
+            cookies=refuse_all,
             timeout=httpx.Timeout(timeouts.total, connect=timeouts.connect),
             limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit, keepalive_expiry=60),
             follow_redirects=False, verify=context if context is not None else True, trust_env=False)
