@@ -28,6 +28,7 @@ from .worker import Worker
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_LIST = 10_000
+MAX_BATCH = 1000
 STREAM_WINDOW = 1024
 
 
@@ -121,6 +122,29 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
                 reader.cancel()
 
         await self._call(context, work)
+
+    async def PublishBatch(self, request: pb.PublishBatchRequest,
+                           context: grpc.aio.ServicerContext) -> pb.PublishBatchResponse:
+        async def work() -> pb.PublishBatchResponse:
+            if len(request.events) > MAX_BATCH:
+                raise InvalidRequest(f"{len(request.events)} events in one batch; at most {MAX_BATCH}")
+            submitted: list[asyncio.Future[Published] | str] = []
+            for event in request.events:
+                try:
+                    submitted.append(self.intake.submit(self._prepare(event)))
+                except InvalidEvent as exc:
+                    submitted.append(str(exc))
+            outcomes = []
+            for item in submitted:
+                if isinstance(item, str):
+                    outcomes.append(pb.PublishOutcome(refused=item))
+                    continue
+                result = await item
+                outcomes.append(pb.PublishOutcome(stored=pb.PublishResponse(
+                    sequence=result.sequence, duplicate=result.duplicate, deliveries=result.deliveries)))
+            return pb.PublishBatchResponse(outcomes=outcomes)
+
+        return await self._call(context, work)
 
     async def ListDeliveries(self, request: pb.ListDeliveriesRequest,
                              context: grpc.aio.ServicerContext) -> pb.ListDeliveriesResponse:

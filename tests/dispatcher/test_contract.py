@@ -194,6 +194,29 @@ def test_publish_stream_acks_in_order_and_stops_at_a_bad_event(dispatchers: Disp
                                                                                      "incoming"]
 
 
+def test_publish_batch_stores_in_order_and_refuses_only_bad_events(dispatchers: Dispatchers) -> None:
+    chain, other = new_chain(), new_chain()
+    with Receiver() as crm:
+        d = dispatchers.make(webhook={"url": crm.url})
+        events = [ringing(chain, 0), ringing(other, 0), events_pb2.Event(event_id="x"), answered(chain, 1),
+                  ended(chain, 1), ringing(chain, 0)]  # the last one repeats the first
+        reply = d.call("PublishBatch", pb.PublishBatchRequest(events=events))
+        kinds = [outcome.WhichOneof("result") for outcome in reply.outcomes]
+        assert kinds == ["stored", "stored", "refused", "stored", "stored", "stored"]
+        assert "chain" in reply.outcomes[2].refused
+        assert [o.stored.sequence for o in reply.outcomes if o.HasField("stored")] == [1, 1, 2, 3, 1]
+        assert [o.stored.duplicate for o in reply.outcomes if o.HasField("stored")] == [False] * 4 + [True]
+        crm.wait_for_sync(4)
+        d.settle()
+        assert len(d.deliveries()) == 4
+        with pytest.raises(grpc.RpcError) as caught:
+            d.call("PublishBatch", pb.PublishBatchRequest(events=[ringing(new_chain())] * 1001))
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert len(d.deliveries()) == 4
+    assert [r.form()["event"] for r in crm.requests if chain in r.form()["id"]] == ["ringing", "hangupincoming",
+                                                                                     "incoming"]
+
+
 def test_metrics_are_exposed(dispatchers: Dispatchers) -> None:
     import urllib.request
 
