@@ -49,6 +49,14 @@ class Recorder(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
         self.events.append((time.time(), request.event))
         return dispatcher_service_pb2.PublishResponse(sequence=len(self.events))
 
+    async def PublishBatch(self, request: Any, context: Any) -> Any:
+        outcomes = []
+        for event in request.events:
+            self.events.append((time.time(), event))
+            outcomes.append(dispatcher_service_pb2.PublishOutcome(
+                stored=dispatcher_service_pb2.PublishResponse(sequence=len(self.events))))
+        return dispatcher_service_pb2.PublishBatchResponse(outcomes=outcomes)
+
 
 class BareListener:
     """The reference: a bare Call Control WebSocket reader noting when each entity's first Upsert arrives.

@@ -5,7 +5,7 @@
     app.spawn(publisher.run(app.stopping), "publisher")
 
 Rows of one chain go strictly in order, each retried until acknowledged; chains proceed in
-parallel. An acknowledged row is deleted from the store (in batches); after a crash the rows still
+parallel, and the events of concurrent chains share PublishBatch calls (batcher.py). An acknowledged row is deleted from the store (in batches); after a crash the rows still
 in the store are sent again with the same event ids, which the dispatcher de-duplicates.
 """
 from __future__ import annotations
@@ -18,15 +18,16 @@ from typing import Any
 
 import grpc
 
-from tcxhooks.v1 import (dispatcher_service_pb2, dispatcher_service_pb2_grpc, events_pb2, media_service_pb2,
+from tcxhooks.v1 import (dispatcher_service_pb2_grpc, events_pb2, media_service_pb2,
                          media_service_pb2_grpc)
 
+from .batcher import PublishBatcher, Refused, Unanswered
 from .enrich import Enricher
 from .metrics import EVENTS_EMITTED, PUBLISH_RETRIES
 from .registry import OutRow, Registry
 
 log = logging.getLogger(__name__)
-WORKERS = 16
+WORKERS = 64  # chains published at once; also the largest PublishBatch a backlog makes
 DELETE_EVERY = 0.5
 _PERMANENT = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)
 _EVENT_NAMES = {events_pb2.CALL_EVENT_TYPE_RINGING: "ringing", events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED:
@@ -38,7 +39,7 @@ class Publisher:
     def __init__(self, registry: Registry, dispatcher: grpc.aio.Channel, media: grpc.aio.Channel | None,
                  enricher: Enricher) -> None:
         self.registry = registry
-        self.dispatcher = dispatcher_service_pb2_grpc.DispatcherServiceStub(dispatcher)
+        self.dispatcher = PublishBatcher(dispatcher_service_pb2_grpc.DispatcherServiceStub(dispatcher))
         self.media = media_service_pb2_grpc.MediaServiceStub(media) if media is not None else None
         self.enricher = enricher
         self.chains: dict[str, deque[OutRow]] = {}
@@ -115,6 +116,12 @@ class Publisher:
                 return True
             log.warning("%s unavailable (%s), retrying chain %s", row.target, exc.code().name, row.chain)
             return False
+        except Refused as exc:
+            log.error("dispatcher refused an event of chain %s for good: %s", row.chain, exc)
+            return True
+        except Unanswered as exc:
+            log.warning("%s; retrying chain %s", exc, row.chain)
+            return False
 
     async def _publish(self, row: OutRow) -> None:
         event = row.message if row.message is not None else events_pb2.Event.FromString(row.payload)
@@ -122,7 +129,7 @@ class Publisher:
             enriched = await self.enricher.ended(event.call, event.occur_time.ToSeconds() +
                                                  event.occur_time.nanos / 1e9, row.needs)
             event.call.CopyFrom(enriched)
-        await self.dispatcher.Publish(dispatcher_service_pb2.PublishRequest(event=event), timeout=15)
+        await self.dispatcher.publish(event)
         self.last_ok = time.time()
         self.published_at[event.event_id] = self.last_ok
         if len(self.published_at) > 100_000:
