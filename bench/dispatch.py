@@ -179,13 +179,15 @@ class Row:
     p99: float
     paced_p50: float
     paced_p99: float
+    drain_rate: float
     out_of_order: int
     missing: int
 
 
-async def publish_all(address: str, per_call: list[list[Any]], streams: int) -> dict[bytes, float]:
-    """Publishes every event, each call's in order, over `streams` PublishStream calls (or unary Publish
-    calls from PUBLISHERS tasks when streams = 0); returns when every event is acknowledged."""
+async def publish_all(address: str, per_call: list[list[Any]], how: str) -> dict[bytes, float]:
+    """Publishes every event, each call's in order, by PUBLISHERS tasks (one call at a time each):
+    `monitor` through the monitor's PublishBatcher (as the monitor sends a backlog), `unary` by
+    Publish calls; or `stream` over STREAMS PublishStream calls. Returns once all are acknowledged."""
     import grpc
 
     from tcxhooks.v1 import dispatcher_service_pb2, dispatcher_service_pb2_grpc
@@ -204,7 +206,7 @@ async def publish_all(address: str, per_call: list[list[Any]], streams: int) -> 
                 await stub.Publish(dispatcher_service_pb2.PublishRequest(event=event), timeout=60)
 
         async def stream(index: int) -> None:
-            mine = ordered(index, streams)
+            mine = ordered(index, STREAMS)
 
             async def requests() -> Any:
                 for event in mine:
@@ -216,8 +218,19 @@ async def publish_all(address: str, per_call: list[list[Any]], streams: int) -> 
                 acked += 1
             assert acked == len(mine), (acked, len(mine))
 
-        if streams:
-            await asyncio.gather(*(stream(i) for i in range(streams)))
+        async def chains(index: int, batcher: Any) -> None:
+            for events_of_call in per_call[index::PUBLISHERS]:
+                for event in events_of_call:
+                    sent[event.call.call_id.encode()] = time.time()
+                    await batcher.publish(event)
+
+        if how == "monitor":
+            from tcxhooks.monitor.batcher import PublishBatcher
+
+            batcher = PublishBatcher(stub, timeout=60)
+            await asyncio.gather(*(chains(i, batcher) for i in range(PUBLISHERS)))
+        elif how == "stream":
+            await asyncio.gather(*(stream(i) for i in range(STREAMS)))
         else:
             await asyncio.gather(*(unary(i) for i in range(PUBLISHERS)))
     return sent
@@ -243,13 +256,38 @@ async def publish_paced(address: str, paced: list[Any], rate: float) -> dict[byt
     return sent
 
 
+async def set_endpoint(address: str, enabled: bool) -> None:
+    import grpc
+
+    from tcxhooks.v1 import dispatcher_service_pb2, dispatcher_service_pb2_grpc
+
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = dispatcher_service_pb2_grpc.DispatcherServiceStub(channel)
+        await stub.SetEndpointState(dispatcher_service_pb2.SetEndpointStateRequest(name="default", enabled=enabled),
+                                    timeout=30)
+
+
+def _out_of_order(got: list[tuple[bytes, int, float]]) -> int:
+    """Webhooks whose x-tcxhooks-sequence is not above the last one of their call (order or repeats)."""
+    chains: dict[bytes, int] = {}
+    disorder = 0
+    for key, sequence, _ in got:
+        chain = key.rsplit(b"-", 1)[0]
+        if sequence <= chains.get(chain, 0):
+            disorder += 1
+        chains[chain] = max(chains.get(chain, 0), sequence)
+    return disorder
+
+
 def _percentile(values: list[float], share: float) -> float:
     return values[max(0, int(len(values) * share) - 1)] if values else float("nan")
 
 
 def run_dispatcher(name: str, store_url: str, transport: str, receiver: ReceiverProcess,
-                   per_call: list[list[Any]], paced: list[Any], folder: Path, streams: int) -> Row:
+                   per_call: list[list[Any]], backlog: list[list[Any]], paced: list[Any], folder: Path,
+                   how: str) -> Row:
     total = sum(len(c) for c in per_call)
+    backlog_total = sum(len(c) for c in backlog)
     run_dir = folder / name.replace(" ", "-")
     run_dir.mkdir()
     config = write_config(run_dir, webhook={"url": receiver.url, "concurrency": CONCURRENCY,
@@ -261,7 +299,7 @@ def run_dispatcher(name: str, store_url: str, transport: str, receiver: Receiver
         wait_healthy(address, 60)
         receiver.take()
         started = time.time()
-        sent = asyncio.run(publish_all(address, per_call, streams))
+        sent = asyncio.run(publish_all(address, per_call, how))
         published = time.time()
         deadline = time.monotonic() + 300
         while receiver.count() < total and time.monotonic() < deadline:
@@ -272,23 +310,28 @@ def run_dispatcher(name: str, store_url: str, transport: str, receiver: Receiver
         while receiver.count() < len(paced) and time.monotonic() < deadline:
             time.sleep(0.05)
         paced_got = receiver.take()
+        # The CRM was away: a stored backlog goes out once its endpoint is enabled again.
+        asyncio.run(set_endpoint(address, False))
+        asyncio.run(publish_all(address, backlog, how))
+        enabled = time.time()
+        asyncio.run(set_endpoint(address, True))
+        deadline = time.monotonic() + 300
+        while receiver.count() < backlog_total and time.monotonic() < deadline:
+            time.sleep(0.05)
+        drained = receiver.take()
     finally:
         stop(proc)
     paced_latency = sorted(at - paced_sent[key] for key, _, at in paced_got if key in paced_sent)
     last = max((at for _, _, at in got), default=started)
     latencies = sorted(at - sent[key] for key, _, at in got if key in sent)
-    chains: dict[bytes, int] = {}
-    disorder = 0
-    for key, sequence, _ in got:
-        chain = key.rsplit(b"-", 1)[0]
-        if sequence <= chains.get(chain, 0):
-            disorder += 1
-        chains[chain] = max(chains.get(chain, 0), sequence)
     unique = {key for key, _, _ in got}
+    drained_unique = {key for key, _, _ in drained}
+    drain_rate = len(drained_unique) / max(1e-9, max((at for _, _, at in drained), default=enabled) - enabled)
     return Row(name, len(unique) / max(1e-9, last - started), total / max(1e-9, published - started),
                statistics.median(latencies) if latencies else float("nan"), _percentile(latencies, 0.99),
                statistics.median(paced_latency) if paced_latency else float("nan"),
-               _percentile(paced_latency, 0.99), disorder, total - len(unique) + len(paced) - len(paced_got))
+               _percentile(paced_latency, 0.99), drain_rate, _out_of_order(got) + _out_of_order(drained),
+               total - len(unique) + len(paced) - len(paced_got) + backlog_total - len(drained_unique))
 
 
 def main() -> None:
@@ -298,13 +341,15 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50_000, help="events in all")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--bare-posts", type=int, default=20_000, help="posts per bare client loop")
-    parser.add_argument("--streams", type=int, default=STREAMS,
-                        help=f"PublishStream calls to publish over (0: unary Publish from {PUBLISHERS} tasks)")
+    parser.add_argument("--publish", choices=("monitor", "stream", "unary"), default="monitor",
+                        help=f"how the flood is published by {PUBLISHERS} tasks: through the monitor's PublishBatcher, "
+                             f"by unary Publish, or over {STREAMS} PublishStream calls")
     parser.add_argument("--transport", choices=("aiohttp", "httpx"), action="append",
                         help="only these transports (default: both)")
     args = parser.parse_args()
     calls, total = (20, 500) if args.smoke else (args.calls, args.events)
     per_call = events(calls, total // calls)
+    backlog = events(calls, total // calls)
     paced = [e for round_events in zip(*events(100, 1 if args.smoke else 50)) for e in round_events]
     total = calls * (total // calls)
     bare_count = min(total, 500 if args.smoke else args.bare_posts)
@@ -320,30 +365,33 @@ def main() -> None:
         transports = args.transport or ["aiohttp", "httpx"]
         for transport in transports:
             rows.append(run_dispatcher(f"sqlite {transport}", f"sqlite:///{folder / transport}.db", transport,
-                                       receiver, per_call, paced, folder, args.streams))
+                                       receiver, per_call, backlog, paced, folder, args.publish))
         if not args.no_postgres:
             for transport in transports:
                 with postgres_schema("bench_dispatch") as url:
-                    rows.append(run_dispatcher(f"postgres {transport}", url, transport, receiver, per_call, paced, folder,
-                                               args.streams))
+                    rows.append(run_dispatcher(f"postgres {transport}", url, transport, receiver, per_call, backlog,
+                                               paced, folder, args.publish))
     finally:
         receiver.stop()
         shutil.rmtree(folder, ignore_errors=True)
     best = max(bare.values())
-    how = f"{args.streams} PublishStream calls" if args.streams else f"{PUBLISHERS} concurrent unary Publish tasks"
+    how = {"monitor": f"{PUBLISHERS} tasks through the monitor's PublishBatcher",
+           "stream": f"{STREAMS} PublishStream calls", "unary": f"{PUBLISHERS} concurrent unary Publish tasks"}[args.publish]
     print(f"\ndispatch bench: {total} events over {calls} calls, endpoint concurrency {CONCURRENCY}, "
           f"published by {how}, {os.cpu_count()} cores")
     print(f"bare httpx loop:   {bare['httpx']:8.0f} req/s ({bare_count} posts)")
     print(f"bare aiohttp loop: {bare['aiohttp']:8.0f} req/s ({bare_count} posts)")
     print(f"paced latency: {len(paced)} more events by unary Publish at {PACED_RATE:.0f}/s after the flood")
-    print(f"{'row':<18} {'webhooks/s':>10} {'publish/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'paced p50':>9} "
-          f"{'paced p99':>9} {'out of order':>12} {'missing':>7} {'ratio':>6}")
+    print(f"{'row':<18} {'webhooks/s':>10} {'ratio':>6} {'publish/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'paced p50':>9} {'paced p99':>9} {'drain/s':>8} {'ratio':>6} {'out of order':>12} {'missing':>7}")
     for row in rows:
-        print(f"{row.name:<18} {row.rate:10.0f} {row.publish_rate:9.0f} {row.p50 * 1000:8.1f} {row.p99 * 1000:8.1f} "
-              f"{row.paced_p50 * 1000:9.1f} {row.paced_p99 * 1000:9.1f} {row.out_of_order:12d} {row.missing:7d} "
-              f"{row.rate / best:6.2f}")
-    print("ratio: webhooks/s over the faster bare loop; p50/p99: publish→receive during the flood (queueing "
-          "included); paced: the same at a steady rate")
+        print(f"{row.name:<18} {row.rate:10.0f} {row.rate / best:6.2f} {row.publish_rate:9.0f} {row.p50 * 1000:8.1f} "
+              f"{row.p99 * 1000:8.1f} {row.paced_p50 * 1000:9.1f} {row.paced_p99 * 1000:9.1f} {row.drain_rate:8.0f} "
+              f"{row.drain_rate / best:6.2f} {row.out_of_order:12d} {row.missing:7d}")
+    print("webhooks/s: the flood, publishing and delivering at once (first Publish → last webhook); p50/p99: "
+          "publish→receive during the flood (queueing included); paced: the same at a steady rate; drain/s: "
+          "a stored backlog of the same size sent once its endpoint is enabled again (CRM back after an outage); "
+          "ratio: over the faster bare loop")
     if any(row.missing or row.out_of_order for row in rows):
         raise SystemExit(1)
 
