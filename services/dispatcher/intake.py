@@ -26,9 +26,12 @@ class Intake:
         self.max_batch = max_batch
         self._queue: list[tuple[NewEvent, asyncio.Future[Published]]] = []
         self._committer: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def submit(self, item: NewEvent) -> asyncio.Future[Published]:
-        future: asyncio.Future[Published] = asyncio.get_running_loop().create_future()
+        if self._loop is None:  # looked up once: get_running_loop() costs a getpid() call per event
+            self._loop = asyncio.get_running_loop()
+        future: asyncio.Future[Published] = self._loop.create_future()
         self._queue.append((item, future))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._drain(), name="dispatcher.intake")

@@ -24,7 +24,7 @@ from tcxhooks.v1 import events_pb2
 
 from .endpoints import Endpoint, Endpoints
 from .errors import InvalidEvent
-from .metrics import ATTEMPTS, DEAD, DELIVERED, LATENCY, RETRIES
+from .metrics import ATTEMPTS, ATTEMPTS_DELIVERED, DEAD, DELIVERED, LATENCY, RETRIES
 from .outbox import AttemptRecord, Claimed, Outbox, Outcome
 from .payloads import FORM_CONTENT_TYPE, JSON_CONTENT_TYPE, render, validate
 from .retry import RetryPolicy, parse_retry_after
@@ -186,7 +186,7 @@ class Worker:
         snippet = reply.snippet.decode("utf-8", "replace").replace("\x00", "\ufffd") if reply is not None else ""
         attempt = AttemptRecord(number, at, status, latency, snippet, error)
         if 200 <= status < 300:
-            ATTEMPTS.labels("delivered", "2xx").inc()
+            ATTEMPTS_DELIVERED.inc()
             DELIVERED.inc()
             LATENCY.observe(max(0.0, time.time() - item.created_at))
             self.endpoints.note(endpoint, True)
