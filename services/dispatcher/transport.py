@@ -12,8 +12,8 @@ apply connect and total timeouts.
 from __future__ import annotations
 
 import ssl
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Mapping, Protocol
 
 SNIPPET = 1024

@@ -67,7 +67,13 @@ class PublishBatcher:
         except (grpc.aio.AioRpcError, Unanswered) as exc:
             results = [exc] * len(batch)
         except BaseException as exc:  # cancelled (shutdown) or a bug: no caller may wait forever
-            _settle(batch, [exc if isinstance(exc, Exception) else asyncio.CancelledError()] * len(batch))
+            for _, future in batch:
+                if future.done():
+                    continue
+                if isinstance(exc, Exception):
+                    future.set_exception(exc)
+                else:
+                    future.cancel()
             raise
         _settle(batch, results)
 

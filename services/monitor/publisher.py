@@ -5,8 +5,9 @@
     app.spawn(publisher.run(app.stopping), "publisher")
 
 Rows of one chain go strictly in order, each retried until acknowledged; chains proceed in
-parallel, and the events of concurrent chains share PublishBatch calls (batcher.py). An acknowledged row is deleted from the store (in batches); after a crash the rows still
-in the store are sent again with the same event ids, which the dispatcher de-duplicates.
+parallel, and the events of concurrent chains share PublishBatch calls (batcher.py). An
+acknowledged row is deleted from the store (in batches); after a crash the rows still in the store
+are sent again with the same event ids, which the dispatcher de-duplicates.
 """
 from __future__ import annotations
 

@@ -104,7 +104,7 @@ def load_or_exit(path: str | None, require: tuple[str, ...]) -> Config:
         raise SystemExit(2) from None
 
 
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop where it is installed (Linux, macOS): the same asyncio API with a libuv core. The
     dispatcher delivers ~15 % more webhooks per second with it (bench/dispatch.py)."""
     try:
@@ -120,7 +120,7 @@ def run(name: str, build: Build, argv: list[str] | None = None) -> None:
     config = load_or_exit(args.config, (name,))
     setup_logging(config.log.level, config.log.format, config.secrets(), name)
     try:
-        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
             runner.run(serve(name, config, build))
     except (StoreError, OSError) as exc:
         log.error("%s cannot start: %s", name, exc)
