@@ -51,6 +51,10 @@ def _delivery(row: DeliveryRow) -> pb.Delivery:
                        attempt_log=[_attempt(a) for a in row.attempt_log])
 
 
+def _response(result: Published) -> pb.PublishResponse:
+    return pb.PublishResponse(sequence=result.sequence, duplicate=result.duplicate, deliveries=result.deliveries)
+
+
 def _delivery_id(text: str) -> int:
     value = text.strip().removeprefix("msg_")
     if not value.isdigit():
@@ -92,8 +96,7 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
     async def Publish(self, request: pb.PublishRequest, context: grpc.aio.ServicerContext) -> pb.PublishResponse:
         async def work() -> pb.PublishResponse:
             result = await self.intake.submit(self._prepare(request.event))
-            return pb.PublishResponse(sequence=result.sequence, duplicate=result.duplicate,
-                                      deliveries=result.deliveries)
+            return _response(result)
 
         return await self._call(context, work)
 
@@ -115,8 +118,7 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
             try:
                 while (pending := await queue.get()) is not None:
                     result = await pending
-                    await context.write(pb.PublishResponse(sequence=result.sequence, duplicate=result.duplicate,
-                                                           deliveries=result.deliveries))
+                    await context.write(_response(result))
                 await reader
             finally:
                 reader.cancel()
@@ -140,8 +142,7 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
                     outcomes.append(pb.PublishOutcome(refused=item))
                     continue
                 result = await item
-                outcomes.append(pb.PublishOutcome(stored=pb.PublishResponse(
-                    sequence=result.sequence, duplicate=result.duplicate, deliveries=result.deliveries)))
+                outcomes.append(pb.PublishOutcome(stored=_response(result)))
             return pb.PublishBatchResponse(outcomes=outcomes)
 
         return await self._call(context, work)

@@ -59,11 +59,8 @@ class PublishBatcher:
 
     async def _send(self, batch: list[tuple[events_pb2.Event, asyncio.Future[pb.PublishResponse]]]) -> None:
         try:
-            if self._unary:
-                results = await asyncio.gather(*(self._publish_one(event) for event, _ in batch),
-                                               return_exceptions=True)
-            else:
-                results = await self._publish_batch([event for event, _ in batch])
+            events = [event for event, _ in batch]
+            results = await (self._publish_each(events) if self._unary else self._publish_batch(events))
         except (grpc.aio.AioRpcError, Unanswered) as exc:
             results = [exc] * len(batch)
         except BaseException as exc:  # cancelled (shutdown) or a bug: no caller may wait forever
@@ -77,7 +74,7 @@ class PublishBatcher:
             raise
         _settle(batch, results)
 
-    async def _publish_batch(self, events: list[events_pb2.Event]) -> list[pb.PublishResponse | Exception]:
+    async def _publish_batch(self, events: list[events_pb2.Event]) -> list[pb.PublishResponse | BaseException]:
         try:
             reply = await self.stub.PublishBatch(pb.PublishBatchRequest(events=events), timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
@@ -85,14 +82,17 @@ class PublishBatcher:
                 raise
             log.warning("the dispatcher has no PublishBatch (an older version?): publishing one by one")
             self._unary = True
-            return list(await asyncio.gather(*(self._publish_one(e) for e in events), return_exceptions=True))
+            return await self._publish_each(events)
         if len(reply.outcomes) != len(events):
             raise Unanswered(f"the dispatcher answered {len(reply.outcomes)} outcomes for {len(events)} events")
         return [outcome.stored if outcome.HasField("stored") else Refused(outcome.refused or "refused")
                 for outcome in reply.outcomes]
 
-    async def _publish_one(self, event: events_pb2.Event) -> pb.PublishResponse:
-        return await self.stub.Publish(pb.PublishRequest(event=event), timeout=self.timeout)
+    async def _publish_each(self, events: list[events_pb2.Event]) -> list[pb.PublishResponse | BaseException]:
+        """Unary Publish calls, concurrently; each event's answer or error in its place."""
+        return list(await asyncio.gather(
+            *(self.stub.Publish(pb.PublishRequest(event=event), timeout=self.timeout) for event in events),
+            return_exceptions=True))
 
 
 def _settle(batch: list[tuple[events_pb2.Event, asyncio.Future[pb.PublishResponse]]],

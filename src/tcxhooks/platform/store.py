@@ -207,11 +207,12 @@ class _SqliteTx:
         await self._answer(executemany(sql, rows))
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        return list(await self._answer(fetchall(sql, params)))
+        rows: list[Row] = await self._answer(fetchall(sql, params))  # sqlite3 rows are tuples already
+        return rows
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        row = await self._answer(fetchone(sql, params))
-        return tuple(row) if row is not None else None
+        row: Row | None = await self._answer(fetchone(sql, params))
+        return row
 
 
 class SqliteStore(_BaseStore):
