@@ -229,6 +229,7 @@ def test_metrics_are_exposed(dispatchers: Dispatchers) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{d.metrics_port}/metrics", timeout=5) as reply:
             text = reply.read().decode()
     lines = {line.split(" ")[0]: line.split(" ")[1] for line in text.splitlines() if line and not line.startswith("#")}
+    assert "(uvloop event loop)" in d.log()
     assert lines['tcxhooks_dispatcher_published_total{outcome="stored"}'] == "1.0"
     assert lines['tcxhooks_dispatcher_attempts_total{outcome="failed",status_class="5xx"}'] == "1.0"
     assert lines['tcxhooks_dispatcher_attempts_total{outcome="delivered",status_class="2xx"}'] == "1.0"

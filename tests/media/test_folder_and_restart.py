@@ -96,6 +96,7 @@ def test_kill9_during_transcoding_publishes_once_after_restart(peers: Peers, tmp
         media.start()
         data = peers.wait_recording(call_id, timeout=60)
         media.wait_state(call_id, DONE)
+        assert "(asyncio event loop)" in media.log()  # ffmpeg's pipes run on asyncio's loop, not uvloop
         assert [round(f["duration"]) for f in data["files"]] == [1200]
         assert len(peers.recordings(call_id)) == 1
     finally:

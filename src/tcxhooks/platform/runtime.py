@@ -104,9 +104,11 @@ def load_or_exit(path: str | None, require: tuple[str, ...]) -> Config:
         raise SystemExit(2) from None
 
 
-def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop where it is installed (Linux, macOS): the same asyncio API with a libuv core. The
+def _event_loop_factory(uvloop_wanted: bool) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when wanted and installed (Linux, macOS): the same asyncio API with a libuv core. The
     dispatcher delivers ~15 % more webhooks per second with it (bench/dispatch.py)."""
+    if not uvloop_wanted:
+        return None
     try:
         import uvloop
     except ImportError:
@@ -114,13 +116,16 @@ def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def run(name: str, build: Build, argv: list[str] | None = None) -> None:
-    """Entry point of one service process; exits 0 after a clean shutdown, 2 on bad config."""
+def run(name: str, build: Build, argv: list[str] | None = None, uvloop: bool = True) -> None:
+    """Entry point of one service process; exits 0 after a clean shutdown, 2 on bad config.
+
+    `uvloop=False` keeps asyncio's own loop (for a service whose subprocess pipes were built and
+    measured on it)."""
     args = parse_args(name, argv)
     config = load_or_exit(args.config, (name,))
     setup_logging(config.log.level, config.log.format, config.secrets(), name)
     try:
-        with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=_event_loop_factory(uvloop)) as runner:
             runner.run(serve(name, config, build))
     except (StoreError, OSError) as exc:
         log.error("%s cannot start: %s", name, exc)
