@@ -16,7 +16,7 @@ import os
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping
-from urllib.parse import urlparse, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlparse, urlsplit, urlunsplit
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ def _log_level(text: str) -> str:
 # --- sections ---------------------------------------------------------------------------------
 
 # `secret` of a key: True when the whole value is secret, URL_PASSWORD when it is a URL whose
-# password alone is (shown with *** in its place, the rest kept for troubleshooting)
+# password and query values alone are (shown as ***, the rest kept for troubleshooting)
 URL_PASSWORD = "url-password"
 
 
@@ -245,7 +245,7 @@ class EventsConfig:
 @dataclass(frozen=True)
 class WebhookConfig:
     name: str = "default"
-    url: str = _key("", _optional_http_url, "endpoint URL (required)")
+    url: str = _key("", _optional_http_url, "endpoint URL (required)", secret=URL_PASSWORD)
     format: str = _key("form", _choice("form", "json"), "form (seed-compatible) or json")
     secret: tuple[str, ...] = _key("", _webhook_secret, "whsec_ secrets", secret=True)
     events: tuple[str, ...] = _key("*", _events_filter, "event names or types to send")
@@ -261,7 +261,7 @@ class WebhookConfig:
 @dataclass(frozen=True)
 class DispatcherConfig:
     retry_schedule: tuple[float, ...] = _key("5s,5m,30m,2h,5h,10h,10h", _retry_schedule, "waits between attempts")
-    transport: str = _key("aiohttp", _choice("aiohttp", "httpx"), "HTTP client for deliveries")
+    transport: str = _key("pyreqwest", _choice("pyreqwest", "aiohttp", "httpx"), "HTTP client for deliveries")
     keep_days: int = _key("30", _int(1), "delivered events kept this many days")
     lease_ttl: float = _key("60", _duration, "how long a replica holds a claimed delivery")
     batch: int = _key("256", _int(1, 10000), "deliveries claimed per round")
@@ -371,7 +371,7 @@ class Config:
             for f in fields(section):
                 value = getattr(section, f.name)
                 if f.metadata.get("secret") == URL_PASSWORD:
-                    found.append(urlsplit(value).password or "")
+                    found.extend(_url_secrets(value))
                 elif f.metadata.get("secret"):
                     found.extend(value if isinstance(value, tuple) else [value])
         return [s for s in found if s]
@@ -390,18 +390,25 @@ class Config:
         return out
 
 
-def url_without_password(url: str) -> str:
-    """The URL with its password (if any) shown as ***."""
+def redacted_url(url: str) -> str:
+    """The URL with its password and query values (tokens often ride there) shown as ***."""
     parts = urlsplit(url)
-    if not parts.password:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+    if parts.password:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
+    if parts.query:
+        parts = parts._replace(query="&".join(f"{name}=***" for name, _ in parse_qsl(parts.query, True)))
+    return urlunsplit(parts)
+
+
+def _url_secrets(url: str) -> list[str]:
+    parts = urlsplit(url)
+    return [parts.password or "", *(value for _, value in parse_qsl(parts.query, True))]
 
 
 def _masked(secret: bool | str, value: Any) -> str:
     """A value as logs and errors show it: a secret as ***, a URL with its password hidden."""
     if secret == URL_PASSWORD:
-        return url_without_password(str(value))
+        return redacted_url(str(value))
     if secret and value:
         return "***"
     return _show(value)

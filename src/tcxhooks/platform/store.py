@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Generator, Protocol, Sequence, TypeVar
 
-from .config import url_without_password
+from .config import redacted_url
 
 Params = Sequence[Any]
 Row = tuple[Any, ...]
@@ -334,7 +334,7 @@ class PostgresStore(_BaseStore):
         try:
             await self._pool.open(wait=True, timeout=15)
         except (psycopg.Error, Exception) as exc:
-            raise StoreError(f"cannot open PostgreSQL store: {url_without_password(self.url)}: {exc}") from exc
+            raise StoreError(f"cannot open PostgreSQL store: {redacted_url(self.url)}: {exc}") from exc
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
@@ -357,7 +357,7 @@ async def open_store(url: str) -> Store:
     elif url.startswith(("postgresql://", "postgres://")):
         store = PostgresStore(url)
     else:
-        raise StoreError(f"unsupported store url {url_without_password(url)!r}")
+        raise StoreError(f"unsupported store url {redacted_url(url)!r}")
     await store.open()
     return store
 
