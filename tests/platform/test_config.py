@@ -143,6 +143,8 @@ def test_store_password_never_logged(tmp_path: Path) -> None:
     config = load_config(str(write(tmp_path, GOOD)), env={"TCXH_STORE_URL": "postgresql://tcx:pa55word@db/tcx"})
     assert config.redacted()["store"]["url"] == "postgresql://tcx:***@db/tcx"
     assert "pa55word" in config.secrets()
+    default = load_config(str(write(tmp_path, GOOD)), env={"TCXH_STORE_URL": "sqlite:///./data/t.db"})
+    assert default.redacted()["store"]["url"] == "sqlite:///./data/t.db"
 
 
 def test_credentials_in_a_webhook_url_never_logged(tmp_path: Path) -> None:

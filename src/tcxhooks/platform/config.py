@@ -16,7 +16,7 @@ import os
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping
-from urllib.parse import parse_qsl, urlparse, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlparse, urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -392,12 +392,12 @@ class Config:
 
 def redacted_url(url: str) -> str:
     """The URL with its password and query values (tokens often ride there) shown as ***."""
-    parts = urlsplit(url)
+    parts = urlsplit(url)  # edited as text: urlunsplit would turn sqlite:///x into sqlite:/x
     if parts.password:
-        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
+        url = url.replace(f":{parts.password}@", ":***@", 1)
     if parts.query:
-        parts = parts._replace(query="&".join(f"{name}=***" for name, _ in parse_qsl(parts.query, True)))
-    return urlunsplit(parts)
+        url = url.replace(f"?{parts.query}", "?" + "&".join(f"{name}=***" for name, _ in parse_qsl(parts.query, True)), 1)
+    return url
 
 
 def _url_secrets(url: str) -> list[str]:
