@@ -36,6 +36,7 @@ from tests.helpers.services import read_config, start, stop, wait_healthy, write
 CONCURRENCY = 16
 PUBLISHERS = 64
 STREAMS = 8
+TRANSPORTS = ("pyreqwest", "aiohttp", "httpx")
 PACED_RATE = 500.0
 
 
@@ -152,6 +153,18 @@ async def bare_aiohttp(url: str, payloads: list[bytes]) -> float:
         async def post(body: bytes) -> None:
             async with session.post(url, data=body, headers=headers) as resp:
                 await resp.read()
+
+        return await _loop(payloads, post)
+
+
+async def bare_pyreqwest(url: str, payloads: list[bytes]) -> float:
+    from pyreqwest.client import ClientBuilder
+
+    headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
+    async with ClientBuilder().max_connections(CONCURRENCY).build() as client:
+        async def post(body: bytes) -> None:
+            resp = await client.post(url).headers(headers).body_bytes(body).build().send()
+            await resp.bytes()
 
         return await _loop(payloads, post)
 
@@ -344,8 +357,8 @@ def main() -> None:
     parser.add_argument("--publish", choices=("monitor", "stream", "unary"), default="monitor",
                         help=f"how the flood is published by {PUBLISHERS} tasks: through the monitor's PublishBatcher, "
                              f"by unary Publish, or over {STREAMS} PublishStream calls")
-    parser.add_argument("--transport", choices=("aiohttp", "httpx"), action="append",
-                        help="only these transports (default: both)")
+    parser.add_argument("--transport", choices=TRANSPORTS, action="append",
+                        help="only these transports (default: all three)")
     args = parser.parse_args()
     calls, total = (20, 500) if args.smoke else (args.calls, args.events)
     per_call = events(calls, total // calls)
@@ -362,7 +375,9 @@ def main() -> None:
         receiver.take()
         bare["aiohttp"] = asyncio.run(bare_aiohttp(receiver.url, payloads))
         receiver.take()
-        transports = args.transport or ["aiohttp", "httpx"]
+        bare_pyreqwest_rate = asyncio.run(bare_pyreqwest(receiver.url, payloads))
+        receiver.take()
+        transports = args.transport or list(TRANSPORTS)
         for transport in transports:
             rows.append(run_dispatcher(f"sqlite {transport}", f"sqlite:///{folder / transport}.db", transport,
                                        receiver, per_call, backlog, paced, folder, args.publish))
@@ -381,6 +396,8 @@ def main() -> None:
           f"published by {how}, {os.cpu_count()} cores")
     print(f"bare httpx loop:   {bare['httpx']:8.0f} req/s ({bare_count} posts)")
     print(f"bare aiohttp loop: {bare['aiohttp']:8.0f} req/s ({bare_count} posts)")
+    print(f"bare pyreqwest loop: {bare_pyreqwest_rate:6.0f} req/s ({bare_count} posts; our default client, shown for "
+          f"comparison: the ratios are over the faster of the httpx and aiohttp loops)")
     print(f"paced latency: {len(paced)} more events by unary Publish at {PACED_RATE:.0f}/s after the flood")
     print(f"{'row':<18} {'webhooks/s':>10} {'ratio':>6} {'publish/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'paced p50':>9} {'paced p99':>9} {'drain/s':>8} {'ratio':>6} {'out of order':>12} {'missing':>7}")

@@ -14,8 +14,8 @@ def test_dispatch_bench_smoke() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     rows = {line.split()[0] + " " + line.split()[1] for line in done.stdout.splitlines()
             if line.startswith(("sqlite ", "postgres "))}
-    assert rows == {"sqlite aiohttp", "sqlite httpx", "postgres aiohttp", "postgres httpx"}
-    assert "bare httpx loop" in done.stdout and "bare aiohttp loop" in done.stdout
+    assert rows == {f"{store} {transport}" for store in ("sqlite", "postgres") for transport in ("pyreqwest", "aiohttp", "httpx")}
+    assert all(f"bare {client} loop" in done.stdout for client in ("httpx", "aiohttp", "pyreqwest"))
 
 
 def test_store_bench_smoke() -> None:

@@ -1,15 +1,20 @@
 """Retries, a CRM that refuses / fails / hangs and comes back, 410 Gone, dead deliveries."""
 from __future__ import annotations
 
+import ssl
 import time
+from pathlib import Path
 
 import pytest
+import trustme
 
 from tcxhooks.v1 import dispatcher_service_pb2 as pb
 from tests.helpers.net import free_port
 from tests.helpers.receiver import Receiver, Request
 
 from .conftest import Dispatchers, answered, ended, new_chain, ringing
+
+TRANSPORTS = ["pyreqwest", "aiohttp", "httpx"]
 
 
 def _wait(predicate: object, timeout: float = 20.0) -> None:
@@ -38,7 +43,7 @@ def assert_in_order(requests: list[Request], chains: list[str], per_chain: int) 
         assert sequences == list(range(1, per_chain + 1)), (chain, sequences)
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_failed_attempts_are_retried_and_logged(dispatchers: Dispatchers, transport: str) -> None:
     chain = new_chain()
     with Receiver() as crm, Receiver() as elsewhere:
@@ -57,7 +62,7 @@ def test_failed_attempts_are_retried_and_logged(dispatchers: Dispatchers, transp
     assert request.headers["webhook-id"] == f"msg_{delivery.id}"
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_cookies_a_crm_sets_are_never_sent_back(dispatchers: Dispatchers, transport: str) -> None:
     chain = new_chain()
     with Receiver() as crm:
@@ -72,11 +77,36 @@ def test_cookies_a_crm_sets_are_never_sent_back(dispatchers: Dispatchers, transp
     assert "Cookie" not in first.headers and "Cookie" not in second.headers, second.headers
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_https_crm_is_trusted_only_through_its_ca_file(dispatchers: Dispatchers, transport: str,
+                                                      tmp_path: Path) -> None:
+    authority = trustme.CA()
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(tls)
+    ca_file = tmp_path / "crm-ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+    chain = new_chain()
+    with Receiver(tls=tls) as crm:
+        trusting = dispatchers.make("trusting", webhook={"url": crm.url, "ca_file": str(ca_file)},
+                                    dispatcher={"transport": transport})
+        doubting = dispatchers.make("doubting", webhook={"url": crm.url}, dispatcher={"transport": transport})
+        trusting.publish(ringing(chain))
+        doubting.publish(ringing(chain))
+        [request] = crm.wait_for_sync(1)
+        _wait(lambda: any(x.attempts for x in doubting.deliveries(with_attempts=True)))
+        [refused] = doubting.deliveries(with_attempts=True)
+    assert request.form()["event"] == "ringing"
+    assert len(crm.requests) == 1  # the unknown certificate was never trusted
+    assert refused.status == pb.DELIVERY_STATUS_PENDING and refused.attempt_log[0].http_status == 0
+    assert refused.attempt_log[0].error.startswith("connect: "), refused.attempt_log[0].error
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_crm_down_500_and_hanging_then_back(dispatchers: Dispatchers, transport: str) -> None:
     port = free_port()
     chains = [new_chain() for _ in range(4)]
-    d = dispatchers.make(webhook={"url": f"http://127.0.0.1:{port}/hook", "timeout": "1s", "connect_timeout": "1s"},
+    url = f"http://127.0.0.1:{port}/hook?token=s3cret-in-url"
+    d = dispatchers.make(webhook={"url": url, "timeout": "1s", "connect_timeout": "1s"},
                          dispatcher={"retry_schedule": "1s,1s,1s,1s,1s,1s,1s,1s,1s,1s", "transport": transport})
     for chain in chains:  # connection refused: nobody listens yet
         d.publish(ringing(chain))
@@ -95,6 +125,7 @@ def test_crm_down_500_and_hanging_then_back(dispatchers: Dispatchers, transport:
     logged = d.deliveries(with_attempts=True)
     errors = [a.error for x in logged for a in x.attempt_log if a.error]
     assert any("connect" in e for e in errors) and any("timeout" in e for e in errors)
+    assert not [e for e in errors if "s3cret" in e] and "s3cret" not in d.log()  # a token in the URL stays secret
     assert {a.http_status for x in logged for a in x.attempt_log} >= {0, 500, 429, 200}
 
 

@@ -11,6 +11,7 @@ are never blocked by it (and it can be used from sync tests too).
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 import time
 from collections import deque
@@ -43,9 +44,10 @@ class Request:
 
 
 class Receiver:
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/hook"
         self.requests: list[Request] = []
         self._answers: deque[tuple[int, dict[str, str], float]] = deque()
         self._cond = threading.Condition()
@@ -78,7 +80,8 @@ class Receiver:
             app.router.add_route("*", "/{tail:.*}", self._handle)
             self._runner = web.AppRunner(app, access_log=None)
             loop.run_until_complete(self._runner.setup())
-            loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
+            loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port,
+                                                           ssl_context=self.tls).start())
             self._started.set()
             loop.run_forever()
             loop.run_until_complete(self._runner.cleanup())
