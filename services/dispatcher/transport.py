@@ -20,8 +20,10 @@ from datetime import timedelta
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Mapping, Protocol
 
+from tcxhooks.platform.config import redacted_url
+
 SNIPPET = 1024
-_URL_IN_MESSAGE = re.compile(r" for url \([^)]*\)")
+_URL_IN_TEXT = re.compile(r"https?://[^\s'\")]+", re.IGNORECASE)
 _DRAIN = 64 * 1024
 
 
@@ -39,10 +41,13 @@ class Reply:
 
 
 class TransportError(Exception):
-    """No HTTP answer: refused, reset, DNS, TLS or timeout. `kind` is a short fixed label."""
+    """No HTTP answer: refused, reset, DNS, TLS or timeout. `kind` is a short fixed label.
+
+    Client libraries put the URL in their messages; it is shown redacted (a CRM's URL may carry a
+    token or a password, and this text is logged and stored)."""
 
     def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(f"{kind}: {detail}")
+        super().__init__(f"{kind}: {_URL_IN_TEXT.sub(lambda found: redacted_url(found.group(0)), detail)}")
         self.kind = kind
 
 
@@ -71,9 +76,9 @@ def _pem_certificates(ca_file: str) -> list[bytes]:
 class PyreqwestTransport:
     def __init__(self, timeouts: Timeouts, limit: int, ca_file: str = "") -> None:
         from pyreqwest.client import ClientBuilder
-        from pyreqwest.exceptions import ConnectError, RequestError, RequestTimeoutError
+        from pyreqwest.exceptions import ConnectError, PyreqwestError, RequestTimeoutError
 
-        self._errors = (RequestTimeoutError, ConnectError, RequestError)
+        self._errors = (RequestTimeoutError, ConnectError, PyreqwestError)
         builder = (ClientBuilder()
                    .max_connections(limit).pool_max_idle_per_host(limit).pool_idle_timeout(timedelta(seconds=60))
                    .connect_timeout(timedelta(seconds=timeouts.connect)).timeout(timedelta(seconds=timeouts.total))
@@ -106,11 +111,10 @@ class PyreqwestTransport:
 
 
 def _with_causes(exc: Exception) -> str:
-    """reqwest's message and its chain of causes ("… (Connect): tcp connect error: Connection refused"),
-    without the URL reqwest puts in it: a CRM's URL may carry a token, and this text is logged."""
+    """reqwest's message and its chain of causes ("… (Connect): tcp connect error: Connection refused")."""
     details = getattr(exc, "details", None) or {}
     causes = [cause["message"] for cause in details.get("causes") or [] if cause.get("message")]
-    return _URL_IN_MESSAGE.sub("", ": ".join([getattr(exc, "message", str(exc)), *causes]))
+    return ": ".join([getattr(exc, "message", str(exc)), *causes])
 
 
 class AiohttpTransport:

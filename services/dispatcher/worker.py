@@ -180,6 +180,9 @@ class Worker:
             error = ""
         except TransportError as exc:
             reply, error = None, str(exc)[:1024].replace("\x00", "\ufffd")
+        except Exception as exc:  # a fault in the HTTP client must not end this consumer: retried
+            log.exception("delivery %d: the HTTP client failed unexpectedly", item.id)
+            reply, error = None, str(TransportError("client", f"{type(exc).__name__}: {exc}"))[:1024]
         latency = time.perf_counter() - started
         status = reply.status if reply is not None else 0
         # NUL cannot be stored in a Postgres TEXT column

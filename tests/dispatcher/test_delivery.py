@@ -1,7 +1,9 @@
 """Retries, a CRM that refuses / fails / hangs and comes back, 410 Gone, dead deliveries."""
 from __future__ import annotations
 
+import socket
 import ssl
+import threading
 import time
 from pathlib import Path
 
@@ -99,6 +101,35 @@ def test_https_crm_is_trusted_only_through_its_ca_file(dispatchers: Dispatchers,
     assert len(crm.requests) == 1  # the unknown certificate was never trusted
     assert refused.status == pb.DELIVERY_STATUS_PENDING and refused.attempt_log[0].http_status == 0
     assert refused.attempt_log[0].error.startswith("connect: "), refused.attempt_log[0].error
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_crm_answering_garbage_is_retried_and_its_url_token_kept_secret(dispatchers: Dispatchers,
+                                                                         transport: str) -> None:
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(target=serve, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook?token=s3cret-in-url"
+    try:
+        d = dispatchers.make(webhook={"url": url}, dispatcher={"transport": transport})
+        d.publish(ringing(new_chain()))
+        _wait(lambda: any(x.attempts for x in d.deliveries()))
+        [delivery] = d.deliveries(with_attempts=True)
+    finally:
+        listener.close()
+    assert delivery.status == pb.DELIVERY_STATUS_PENDING  # retried later, not lost
+    [attempt, *_] = delivery.attempt_log
+    assert attempt.http_status == 0 and attempt.error.split(":")[0] in ("http", "connect"), attempt.error
+    assert "s3cret" not in attempt.error and "s3cret" not in d.log()
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
