@@ -396,13 +396,16 @@ def redacted_url(url: str) -> str:
     if parts.password:
         url = url.replace(f":{parts.password}@", ":***@", 1)
     if parts.query:
-        url = url.replace(f"?{parts.query}", "?" + "&".join(f"{name}=***" for name, _ in parse_qsl(parts.query, True)), 1)
+        masked = "&".join(f"{name}=***" for name, _ in parse_qsl(parts.query, True))
+        url = url.replace(f"?{parts.query}", f"?{masked}", 1)
     return url
 
 
 def _url_secrets(url: str) -> list[str]:
+    """A URL's password and its token-like query values, to be redacted wherever they appear in logs
+    (short values such as `format=json` would blank unrelated words)."""
     parts = urlsplit(url)
-    return [parts.password or "", *(value for _, value in parse_qsl(parts.query, True))]
+    return [parts.password or "", *(value for _, value in parse_qsl(parts.query, True) if len(value) >= 8)]
 
 
 def _masked(secret: bool | str, value: Any) -> str:
