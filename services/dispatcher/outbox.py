@@ -100,6 +100,12 @@ MIGRATIONS = [
 DROP INDEX dispatcher_deliveries_ready;
 CREATE INDEX dispatcher_deliveries_ready ON dispatcher_deliveries (endpoint, next_attempt_at) WHERE status = 1 AND ready = 1
 """),
+    # chain first: "which endpoints have a pending delivery in these chains" (every publish) reads
+    # only pending rows, not every delivery a long-lived chain such as `ext:101` ever had
+    Migration(3, """
+DROP INDEX dispatcher_deliveries_pending;
+CREATE INDEX dispatcher_deliveries_pending ON dispatcher_deliveries (chain, endpoint, sequence) WHERE status = 1
+"""),
 ]
 
 
