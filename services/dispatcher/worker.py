@@ -175,17 +175,18 @@ class Worker:
             return Outcome(item, "dead", AttemptRecord(number, at, 0, 0.0, "", f"cannot render: {exc}"))
         headers = headers_for(endpoint, f"msg_{item.id}", item.sequence, body)
         started = time.perf_counter()
+        failure: TransportError | None = None
         try:
             reply: Reply | None = await endpoint.transport.post(endpoint.config.url, body, headers)
-            error = ""
         except TransportError as exc:
-            reply, error = None, str(exc)[:1024].replace("\x00", "\ufffd")
+            reply, failure = None, exc
         except Exception as exc:  # a fault in the HTTP client must not end this consumer: retried
             log.exception("delivery %d: the HTTP client failed unexpectedly", item.id)
-            reply, error = None, str(TransportError("client", f"{type(exc).__name__}: {exc}"))[:1024]
+            reply, failure = None, TransportError("client", f"{type(exc).__name__}: {exc}")
         latency = time.perf_counter() - started
         status = reply.status if reply is not None else 0
         # NUL cannot be stored in a Postgres TEXT column
+        error = str(failure)[:1024].replace("\x00", "\ufffd") if failure is not None else ""
         snippet = reply.snippet.decode("utf-8", "replace").replace("\x00", "\ufffd") if reply is not None else ""
         attempt = AttemptRecord(number, at, status, latency, snippet, error)
         if 200 <= status < 300:
