@@ -18,6 +18,11 @@ class TransientError(MediaError):
     """A peer or the storage failed; the job is retried later with backoff."""
 
 
+class ShortAudio(TransientError):
+    """The wav ended before the audio size its header declares: still being copied, or cut.
+    Retried a few times; then the audio there is becomes the mp3 (a warning says so)."""
+
+
 class SourceUnavailable(TransientError):
     """The monitor (xapi source) or the recordings folder cannot be read right now."""
 

@@ -36,6 +36,9 @@ LEASE_SECONDS = 60.0
 MAX_JOBS = 64            # legs handled at once (most of them just wait for late files)
 MAX_SETTLE = 120.0       # after the grace window, stop waiting for files still being written
 MAX_BACKOFF = 60.0
+# A wav shorter than its header says is retried this many times (1 + 2 + 4 s apart), in case it
+# was still being copied; then it is taken as it is.
+SHORT_AUDIO_ATTEMPTS = 3
 IDLE_POLL = 5.0          # new jobs and retries wake the loop; this catches other replicas' lapsed leases
 LAST_FILE_TOLERANCE = 1.0  # a file ending this close to the hangup is the leg's last one
 
@@ -213,12 +216,18 @@ class Runner:
     async def _convert(self, job: Job, item: Found) -> tuple[str, int, float, int]:
         """Transcodes and stores one file; (object key, size, duration, channels)."""
         key = object_key(job.call_id, item.ident)
-        mp3 = await self.transcoder.to_mp3(item.open())
+        mp3 = await self.transcoder.to_mp3(item.open(), accept_short=job.attempts >= SHORT_AUDIO_ATTEMPTS)
+        if not mp3.complete:
+            log.warning("recording %s of %s still ends before the size its wav header declares after %d attempts: "
+                        "publishing the %.1f s there are", item.label, job.call_id, job.attempts, mp3.duration,
+                        extra={"call_id": job.call_id})
+            metrics.FILES.labels("short").inc()
         try:
             await self.storage.put(key, mp3.body, mp3.size, {"call-id": job.call_id, "leg": job.request.leg.dn or "-"})
         finally:
             mp3.close()
-        metrics.FILES.labels("ok").inc()
+        if mp3.complete:
+            metrics.FILES.labels("ok").inc()
         metrics.STORED_BYTES.inc(mp3.size)
         log.info("stored %s of %s: %.1f s of audio, %d channel(s), %d bytes, transcoded in %.2f s", item.label,
                  job.call_id, mp3.duration, mp3.channels, mp3.size, mp3.seconds, extra={"call_id": job.call_id})

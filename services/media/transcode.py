@@ -6,7 +6,9 @@
 
 The wav streams into ffmpeg's stdin while the mp3 is read from its stdout (kept in memory, or
 in a temporary file beyond 16 MiB, so a very long call cannot exhaust memory);
-channels are kept (mono stays mono, stereo stays stereo). A corrupt or empty wav raises BadAudio.
+channels are kept (mono stays mono, stereo stays stereo). A corrupt or empty wav raises BadAudio;
+a wav shorter than its finalised header declares raises ShortAudio unless `accept_short` (then the
+mp3 holds the audio there is and `complete` is False).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import imageio_ffmpeg
 
 from . import metrics
 from .audio import Mp3Counter, WavInfo, parse_wav_header
-from .errors import BadAudio
+from .errors import BadAudio, ShortAudio
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class Mp3:
     duration: float
     channels: int
     seconds: float  # time spent transcoding
+    complete: bool = True  # False: the wav ended before the size its header declares
 
     def close(self) -> None:
         self.body.close()
@@ -67,8 +70,9 @@ class Transcoder:
             "pipe:1", f="mp3", acodec="libmp3lame", audio_bitrate=self.bitrate, flush_packets=0)
         return list(ffmpeg.compile(stream, cmd=[self.exe, "-nostdin", "-hide_banner", "-loglevel", "error"]))
 
-    async def to_mp3(self, chunks: AsyncIterator[bytes]) -> Mp3:
-        """Transcodes one wav (at most `jobs` at once); BadAudio for a corrupt or empty file."""
+    async def to_mp3(self, chunks: AsyncIterator[bytes], accept_short: bool = False) -> Mp3:
+        """Transcodes one wav (at most `jobs` at once); BadAudio for a corrupt or empty file,
+        ShortAudio for one that ends early (unless `accept_short`)."""
         async with self._slots:
             head, info, ended = await _read_header(chunks)
             started = time.perf_counter()
@@ -79,7 +83,7 @@ class Transcoder:
             body: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=IN_MEMORY)
             counter = Mp3Counter()
             try:
-                _, size, err = await asyncio.gather(
+                fed, size, err = await asyncio.gather(
                     _feed(proc, head, chunks, ended), _collect(proc, body, counter),
                     proc.stderr.read())  # type: ignore[union-attr]
                 code = await proc.wait()
@@ -87,6 +91,7 @@ class Transcoder:
                     lines = err.decode(errors="replace").strip().splitlines()
                     raise BadAudio(f"ffmpeg could not convert it: {lines[-1] if lines else f'exit status {code}'}")
                 result = counter.result()
+                complete = _check_length(info, fed, accept_short)
             except BaseException:
                 body.close()
                 raise
@@ -99,7 +104,21 @@ class Transcoder:
         metrics.TRANSCODE_SECONDS.observe(seconds)
         metrics.AUDIO_SECONDS.inc(result.duration)
         body.seek(0)
-        return Mp3(body, size, round(result.duration, 3), info.channels, seconds)
+        return Mp3(body, size, round(result.duration, 3), info.channels, seconds, complete)
+
+
+def _check_length(info: WavInfo, fed: int, accept_short: bool) -> bool:
+    """Whether ffmpeg got every audio byte the finalised header declares; ShortAudio when not (a
+    file still being copied would otherwise become a cut mp3), unless `accept_short`."""
+    if info.data_size in UNFINALISED:
+        return True
+    audio = max(0, fed - info.data_offset)
+    if audio >= info.data_size:
+        return True
+    if not accept_short:
+        raise ShortAudio(f"the wav ended after {audio} of the {info.data_size} audio bytes its header declares "
+                         "(still being written, or cut)")
+    return False
 
 
 async def _collect(proc: asyncio.subprocess.Process, body: IO[bytes], counter: Mp3Counter) -> int:
@@ -143,20 +162,24 @@ async def _read_header(chunks: AsyncIterator[bytes]) -> tuple[bytes, WavInfo, bo
     raise BadAudio("empty recording: the wav holds no audio data")
 
 
-async def _feed(proc: asyncio.subprocess.Process, head: bytes, chunks: AsyncIterator[bytes], ended: bool) -> None:
-    """Writes the wav into ffmpeg's stdin; a source error propagates."""
+async def _feed(proc: asyncio.subprocess.Process, head: bytes, chunks: AsyncIterator[bytes], ended: bool) -> int:
+    """Writes the wav into ffmpeg's stdin; returns the bytes it took. A source error propagates."""
     stdin = proc.stdin
     assert stdin is not None
+    fed = 0
     try:
         stdin.write(head)
         await stdin.drain()
+        fed = len(head)
         if not ended:
             async for chunk in chunks:
                 stdin.write(chunk)
                 await stdin.drain()
+                fed += len(chunk)
     except (BrokenPipeError, ConnectionResetError):
         log.debug("ffmpeg closed its input early")  # its exit status tells why
     finally:
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             stdin.close()
             await stdin.wait_closed()
+    return fed

@@ -188,3 +188,45 @@ def test_publish_is_retried_until_the_dispatcher_acknowledges(media: Media, peer
     [link] = peers.wait_recording(call_id)["links"]
     assert httpx.get(link, timeout=10).status_code == 200
     assert media.wait_state(call_id, DONE).error == ""
+
+
+def _wait_for(condition: object, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_wav_still_being_copied_is_retried_not_published_cut(media: Media, peers: Peers, tmp_path: Path) -> None:
+    call_id = new_call_id()
+    whole = make_wav(tmp_path / "whole.wav", 3.0).read_bytes()
+    copying = tmp_path / "copying.wav"
+    copying.write_bytes(whole[: len(whole) // 2])  # the header already says 3 s
+    short_before = media.metric("tcxhooks_media_files_total", '{outcome="short"}')
+    peers.monitor.add(call_id, copying, start=time.time() - 5)
+    media.due(leg(call_id))
+
+    _wait_for(lambda: f"recording job {call_id}: the wav ended after" in media.log())
+    assert peers.recordings(call_id) == []
+    copying.write_bytes(whole)  # the copy completes before the retry
+
+    [file] = peers.wait_recording(call_id)["files"]
+    assert decode_mp3(httpx.get(file["url"], timeout=10).content)[0] == pytest.approx(3.0, abs=0.3)
+    assert media.metric("tcxhooks_media_files_total", '{outcome="short"}') == short_before
+
+
+def test_cut_wav_is_published_after_its_retries_with_a_warning(media: Media, peers: Peers, tmp_path: Path) -> None:
+    call_id = new_call_id()
+    whole = make_wav(tmp_path / "whole.wav", 3.0).read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole[: 44 + (len(whole) - 44) * 2 // 5])  # 40 % of its audio, for good
+    short_before = media.metric("tcxhooks_media_files_total", '{outcome="short"}')
+    recording_id = peers.monitor.add(call_id, cut, start=time.time() - 5)
+    media.due(leg(call_id))
+
+    [file] = peers.wait_recording(call_id, timeout=40)["files"]
+    assert decode_mp3(httpx.get(file["url"], timeout=10).content)[0] == pytest.approx(1.2, abs=0.3)
+    assert file["duration"] == pytest.approx(1.2, abs=0.3)
+    assert media.metric("tcxhooks_media_files_total", '{outcome="short"}') == short_before + 1
+    assert f"of {call_id} still ends before the size its wav header declares after 3 attempts" in media.log()
+    assert peers.monitor.fetches.count(recording_id) == 4  # refused three times, then taken as it is
