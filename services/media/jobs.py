@@ -217,17 +217,15 @@ class Runner:
         """Transcodes and stores one file; (object key, size, duration, channels)."""
         key = object_key(job.call_id, item.ident)
         mp3 = await self.transcoder.to_mp3(item.open(), accept_short=job.attempts >= SHORT_AUDIO_ATTEMPTS)
-        if not mp3.complete:
-            log.warning("recording %s of %s still ends before the size its wav header declares after %d attempts: "
-                        "publishing the %.1f s there are", item.label, job.call_id, job.attempts, mp3.duration,
-                        extra={"call_id": job.call_id})
-            metrics.FILES.labels("short").inc()
         try:
             await self.storage.put(key, mp3.body, mp3.size, {"call-id": job.call_id, "leg": job.request.leg.dn or "-"})
         finally:
             mp3.close()
-        if mp3.complete:
-            metrics.FILES.labels("ok").inc()
+        if not mp3.complete:
+            log.warning("recording %s of %s still ends before the size its wav header declares after %d attempts: "
+                        "publishing the %.1f s there are", item.label, job.call_id, job.attempts, mp3.duration,
+                        extra={"call_id": job.call_id})
+        metrics.FILES.labels("ok" if mp3.complete else "short").inc()
         metrics.STORED_BYTES.inc(mp3.size)
         log.info("stored %s of %s: %.1f s of audio, %d channel(s), %d bytes, transcoded in %.2f s", item.label,
                  job.call_id, mp3.duration, mp3.channels, mp3.size, mp3.seconds, extra={"call_id": job.call_id})
