@@ -62,8 +62,8 @@ def make_backend(config: AnalyticsConfig, client: httpx.AsyncClient) -> Backend:
     backend: Backend
     if config.backend == "yandex":
         missing = []
-        if not (config.api_key or config.iam_token):
-            missing.append("api_key (or iam_token)")
+        if not (config.api_key or config.iam_token or config.iam_token_file):
+            missing.append("api_key (or iam_token, or iam_token_file)")
         if not config.folder_id:
             missing.append("folder_id")
         if missing:

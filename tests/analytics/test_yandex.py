@@ -226,6 +226,29 @@ def test_iam_token_auth_and_content_filter_falls_back_to_the_extractive_summary(
     assert any(ready.summary == " ".join(chosen) for chosen in itertools.combinations(phrases, 3)), ready.summary
 
 
+def test_iam_token_file_is_read_again_when_it_changes_and_a_refused_token_waits_for_it(
+        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, short_audio: Audio,
+        tmp_path: Path) -> None:
+    fake.transcript = TRANSCRIPT
+    expired, fresh = "t1.expired-iam-token-0123456789", "t1.fresh-iam-token-9876543210"
+    fake.iam_token = fresh
+    token_file = tmp_path / "iam-token"
+    token_file.write_text(expired + "\n")
+    service = analytics_service(yandex_settings(fake, api_key="", iam_token_file=str(token_file)))
+    service.submit(CALL, short_audio)
+
+    wait_until(lambda: "was refused (expired, and the file not refreshed yet?)" in service.log_text(),
+               what="the refused token's retry")
+    assert pb.JOB_STATE_FAILED != service.stub.GetJob(pb.GetJobRequest(call_id=CALL), timeout=5).state
+    token_file.write_text(fresh + "\n")  # what `yc iam create-token > FILE` does every hour
+
+    assert dispatcher.wait_for(f"{CALL}/analytics").analytics.text == EXPECTED_TEXT
+    used = [r.headers["authorization"] for r in fake.requests]
+    assert used[0] == f"Bearer {expired}" and used[-1] == f"Bearer {fresh}"
+    assert set(used) == {f"Bearer {expired}", f"Bearer {fresh}"}
+    assert expired not in service.log_text() and fresh not in service.log_text()
+
+
 def test_two_files_and_publish_retried_until_the_dispatcher_acknowledges(
         fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, short_audio: Audio) -> None:
     fake.transcript = {"0": [Phrase(0, 900, "hello", "Hello.")], "1": [Phrase(1200, 2000, "hi", "Hi.")]}

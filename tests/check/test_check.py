@@ -81,3 +81,27 @@ def test_bad_file_exits_2(tmp_path: Path) -> None:
     result = check(path)
     assert result.returncode == 2
     assert "[webhook] url = 'not-a-url': expected an http:// or https:// URL" in result.stdout
+
+
+def test_yandex_iam_token_file_is_read_and_a_missing_one_named(tmp_path: Path) -> None:
+    from tests.fakes.yandex import FakeYandex
+
+    token_file = tmp_path / "iam-token"
+    with FakeYandex(iam_token="t1.check-iam-token-0123456789") as fake:
+        analytics = {"enabled": "true", "backend": "yandex", "api_key": "", "iam_token_file": str(token_file),
+                     "folder_id": fake.folder_id, "operation_url": fake.url}
+        # the PBX and the CRM are not there: only the yandex line matters here
+        config = write_config(tmp_path, analytics=analytics, webhook={"url": f"http://127.0.0.1:{free_port()}/hook"},
+                              pbx={"url": f"http://127.0.0.1:{free_port()}", "client_id": "crmhooks",
+                                   "client_secret": "check-secret"})
+        missing = check(config)
+        token_file.write_text("t1.check-iam-token-0123456789\n")
+        accepted = check(config)
+        token_file.write_text("t1.another-token-000000000\n")
+        refused = check(config)
+    line = {name: next(line for line in result.stdout.splitlines() if line.startswith("yandex"))
+            for name, result in (("missing", missing), ("accepted", accepted), ("refused", refused))}
+    assert "FAIL" in line["missing"] and "cannot read iam_token_file" in line["missing"]
+    assert "FAIL" not in line["accepted"] and "credentials accepted" in line["accepted"]
+    assert "FAIL" in line["refused"] and "credentials refused (HTTP 401)" in line["refused"]
+    assert "check-iam-token" not in accepted.stdout + accepted.stderr

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import uuid
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import httpx
 
 from tcxhooks.platform.config import AnalyticsConfig
+from tcxhooks.platform.logging import redact
 
 from ..errors import AnalyticsError, permanent, transient
 from ..metrics import BACKEND_SECONDS
@@ -25,10 +27,44 @@ GRPC_NAMES = {
 QUOTA_DELAY = 2.0
 
 
+class TokenFile:
+    """An IAM token that someone else keeps fresh in a file (`yc iam create-token` from a cron job,
+    a sidecar, a mounted Secret): IAM tokens expire within 12 h, so the file is read again whenever
+    its size or modification time changes."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._stamp: tuple[int, int] | None = None
+        self._token = ""
+
+    def token(self) -> str:
+        try:
+            status = os.stat(self.path)
+            stamp = (status.st_mtime_ns, status.st_size)
+            if stamp != self._stamp:
+                with open(self.path, encoding="utf-8") as handle:
+                    token = handle.read().strip()
+                if not token:
+                    raise transient(f"[analytics] iam_token_file {self.path} is empty", "auth")
+                if self._stamp is not None:
+                    log.info("IAM token re-read from %s", self.path)
+                redact(token)
+                self._token, self._stamp = token, stamp
+        except (OSError, UnicodeDecodeError) as exc:
+            raise transient(f"cannot read [analytics] iam_token_file: {exc}", "auth") from None
+        return self._token
+
+
+_token_files: dict[str, TokenFile] = {}
+
+
 def auth_headers(config: AnalyticsConfig) -> dict[str, str]:
     headers = {"x-client-request-id": str(uuid.uuid4())}
     if config.api_key:
         headers["Authorization"] = f"Api-Key {config.api_key}"
+    elif config.iam_token_file:
+        token_file = _token_files.setdefault(config.iam_token_file, TokenFile(config.iam_token_file))
+        headers["Authorization"] = f"Bearer {token_file.token()}"
     else:
         headers["Authorization"] = f"Bearer {config.iam_token}"
     if config.folder_id:
@@ -58,7 +94,7 @@ def classify(status: int, code: int, message: str, what: str, retry_after: str |
     name = GRPC_NAMES.get(code, "")
     text = f"{what}: HTTP {status}" + (f" {name}" if name else "") + (f": {message}" if message else "")
     if status == 401:
-        return permanent(f"{text} (check [analytics] api_key / iam_token)", "unauthenticated")
+        return permanent(f"{text} (check [analytics] api_key / iam_token / iam_token_file)", "unauthenticated")
     if status == 403:
         return permanent(f"{text} (the service account needs ai.speechkit-stt.user / ai.languageModels.user)",
                          "permission_denied")
@@ -95,5 +131,9 @@ async def request(client: httpx.AsyncClient, config: AnalyticsConfig, method: st
         log.debug("%s answered HTTP %d", what, response.status_code,   # ids for Yandex support (yandex.md §1)
                   extra={"x_request_id": response.headers.get("x-request-id", ""),
                          "x_server_trace_id": response.headers.get("x-server-trace-id", "")})
+        if response.status_code == 401 and config.iam_token_file and not config.api_key:
+            # the refresher may not have written the next token yet: wait for it (the job deadline bounds this)
+            raise transient(f"{what}: HTTP 401: the IAM token in [analytics] iam_token_file {config.iam_token_file} "
+                            "was refused (expired, and the file not refreshed yet?)", "unauthenticated", delay=5.0)
         raise classify(response.status_code, code, message, what, response.headers.get("retry-after"))
     return response

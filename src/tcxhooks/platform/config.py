@@ -295,7 +295,9 @@ class AnalyticsConfig:
     enabled: bool = _key("false", _bool, "transcribe and summarise recordings")
     backend: str = _key("yandex", _choice("yandex", "offline"), "yandex or offline")
     api_key: str = _key("", _secret, "Yandex Cloud API key", secret=True)
-    iam_token: str = _key("", _secret, "Yandex IAM token (instead of api_key)", secret=True)
+    iam_token: str = _key("", _secret, "Yandex IAM token (instead of api_key; it expires within 12 h)", secret=True)
+    iam_token_file: str = _key("", _text, "a file holding the current Yandex IAM token, kept fresh by someone else "
+                                          "and re-read when it changes (instead of api_key)")
     folder_id: str = _key("", _text, "Yandex Cloud folder id")
     language: str = _key("ru-RU", _text, "recognition language, e.g. ru-RU, en-US")
     summary_model: str = _key("yandexgpt-lite", _text, "YandexGPT model")
@@ -578,7 +580,8 @@ def _check_required(config: Config, require: tuple[str, ...], loader: _Loader) -
             if not getattr(config.recordings, key):
                 loader.errors.append(f"{path}: [recordings] {key} is missing: expected S3 credentials with storage = s3")
     if "analytics" in require and config.analytics.enabled and config.analytics.backend == "yandex":
-        if not (config.analytics.api_key or config.analytics.iam_token):
-            loader.errors.append(f"{path}: [analytics] api_key is missing: expected a Yandex Cloud API key with backend = yandex")
+        if not (config.analytics.api_key or config.analytics.iam_token or config.analytics.iam_token_file):
+            loader.errors.append(f"{path}: [analytics] api_key is missing: expected a Yandex Cloud API key with backend = yandex "
+                                 "(or iam_token, or iam_token_file)")
         if not config.analytics.folder_id:
             loader.errors.append(f"{path}: [analytics] folder_id is missing: expected the Yandex Cloud folder id")

@@ -22,6 +22,10 @@ class RedactingFilter(logging.Filter):
         super().__init__()
         self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
 
+    def add(self, secret: str) -> None:
+        if secret and len(secret) >= 4 and secret not in self.secrets:
+            self.secrets = sorted([*self.secrets, secret], key=len, reverse=True)
+
     def scrub(self, text: str) -> str:
         for secret in self.secrets:
             if secret in text:
@@ -84,3 +88,11 @@ def setup_logging(level: str = "info", fmt: str = "text", secrets: Iterable[str]
     root.setLevel(level.upper())
     for noisy in ("aiohttp.access", "httpx", "httpcore", "websockets", "botocore", "urllib3", "grpc"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def redact(secret: str) -> None:
+    """Redacts a secret learnt after start-up (a token read from a file) from every later log line."""
+    for handler in logging.getLogger().handlers:
+        for found in handler.filters:
+            if isinstance(found, RedactingFilter):
+                found.add(secret)
