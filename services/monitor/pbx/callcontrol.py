@@ -89,8 +89,10 @@ class CallControl:
 
     async def run(self, stopping: asyncio.Event) -> None:
         backoff = 0.5
+        fresh_token = False  # the last attempt was refused with 401 and got a new token at once
         while not stopping.is_set():
             self._synced = False
+            renewed = False
             try:
                 await self._session(stopping)
             except InvalidStatus as exc:
@@ -98,7 +100,7 @@ class CallControl:
                 WS_RECONNECTS.labels("refused").inc()
                 log.warning("Call Control WebSocket refused with HTTP %s", status)
                 if status == 401:
-                    await self._renew(self._token)
+                    renewed = await self._renew(self._token)
             except (OSError, WebSocketException, asyncio.TimeoutError) as exc:
                 WS_RECONNECTS.labels("dropped").inc()
                 log.warning("Call Control WebSocket lost: %s", exc or type(exc).__name__)
@@ -113,6 +115,12 @@ class CallControl:
                 break
             if self._synced:
                 backoff = 0.5  # the last session got as far as a resync: the PBX is fine, come back quickly
+            if renewed and not fresh_token:
+                # the token expired while we were away: every second waited now is a second of calls
+                # not seen, so go back at once with the new one (once: a refused new token backs off)
+                fresh_token = True
+                continue
+            fresh_token = False
             delay = backoff * (0.8 + 0.4 * random.random())
             backoff = min(self.max_backoff, backoff * 2)
             try:
@@ -120,11 +128,13 @@ class CallControl:
             except asyncio.TimeoutError:
                 pass
 
-    async def _renew(self, stale: str | None) -> None:
+    async def _renew(self, stale: str | None) -> bool:
         try:
             await self.pbx.renew(stale)
         except PbxError as exc:
             log.warning("cannot renew the PBX token: %s", exc)
+            return False
+        return True
 
     async def _session(self, stopping: asyncio.Event) -> None:
         token = self._token = await self.pbx.token()
