@@ -17,7 +17,6 @@ import os
 import sys
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Awaitable, Callable
 
 import grpc
@@ -185,16 +184,16 @@ async def check_yandex(config: Config) -> list[Verdict]:
             return [Verdict("analytics", False, "backend offline but the offline engine is not installed",
                             "pip install 'tcxhooks[offline]'")]
         return [Verdict("analytics", True, "offline engine installed")]
+    from tcxhooks.analytics.errors import AnalyticsError
+    from tcxhooks.analytics.yandex.http import auth_headers
+
     fix = ("check [analytics] api_key (or iam_token, or iam_token_file) and folder_id; the service account needs "
            "ai.speechkit-stt.user")
-    token = a.iam_token
-    if not a.api_key and a.iam_token_file:
-        try:
-            token = Path(a.iam_token_file).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            return [Verdict("yandex", False, f"cannot read iam_token_file: {exc}",
-                            "write the current IAM token there (yc iam create-token > FILE), and keep it fresh")]
-    headers = {"Authorization": f"Api-Key {a.api_key}" if a.api_key else f"Bearer {token}", "x-folder-id": a.folder_id}
+    try:
+        headers = auth_headers(a)  # the service's own: the same key, token or token file
+    except AnalyticsError as exc:
+        return [Verdict("yandex", False, str(exc),
+                        "write the current IAM token there (yc iam create-token > FILE), and keep it fresh")]
     try:
         async with httpx.AsyncClient(timeout=10) as client:
             # An unknown operation id: 401/403 means the credentials are refused, 404 that they work.

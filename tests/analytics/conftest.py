@@ -133,10 +133,3 @@ def _analytics_address(config: Path) -> str:
     return read_config(config)["services"]["analytics"]
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")

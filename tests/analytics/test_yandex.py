@@ -15,9 +15,9 @@ import pytest
 from tcxhooks.v1 import analytics_service_pb2 as pb
 from tests.fakes.yandex import FakeYandex, Phrase
 from tests.helpers.net import free_port
-from tests.helpers.services import kill9, read_config, stop, tcxhooks_command, write_config
+from tests.helpers.services import kill9, read_config, stop, tcxhooks_command, wait_until, write_config
 
-from .conftest import Audio, StartService, wait_until, yandex_settings
+from .conftest import Audio, StartService, yandex_settings
 from .support import RecordingDispatcher
 
 TRANSCRIPT = {

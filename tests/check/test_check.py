@@ -101,7 +101,7 @@ def test_yandex_iam_token_file_is_read_and_a_missing_one_named(tmp_path: Path) -
         refused = check(config)
     line = {name: next(line for line in result.stdout.splitlines() if line.startswith("yandex"))
             for name, result in (("missing", missing), ("accepted", accepted), ("refused", refused))}
-    assert "FAIL" in line["missing"] and "cannot read iam_token_file" in line["missing"]
+    assert "FAIL" in line["missing"] and "cannot read [analytics] iam_token_file" in line["missing"]
     assert "FAIL" not in line["accepted"] and "credentials accepted" in line["accepted"]
     assert "FAIL" in line["refused"] and "credentials refused (HTTP 401)" in line["refused"]
     assert "check-iam-token" not in accepted.stdout + accepted.stderr

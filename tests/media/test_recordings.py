@@ -13,6 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from tcxhooks.media.links import Links
 from tcxhooks.v1 import media_service_pb2
+from tests.helpers.services import wait_until
 
 from .conftest import LINK_SECRET, Media, decode_mp3, ended_event, leg, make_wav, running_media
 from .fakes import Peers
@@ -190,13 +191,6 @@ def test_publish_is_retried_until_the_dispatcher_acknowledges(media: Media, peer
     assert media.wait_state(call_id, DONE).error == ""
 
 
-def _wait_for(condition: object, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_wav_still_being_copied_is_retried_not_published_cut(media: Media, peers: Peers, tmp_path: Path) -> None:
     call_id = new_call_id()
     whole = make_wav(tmp_path / "whole.wav", 3.0).read_bytes()
@@ -206,7 +200,7 @@ def test_wav_still_being_copied_is_retried_not_published_cut(media: Media, peers
     peers.monitor.add(call_id, copying, start=time.time() - 5)
     media.due(leg(call_id))
 
-    _wait_for(lambda: f"recording job {call_id}: the wav ended after" in media.log())
+    wait_until(lambda: f"recording job {call_id}: the wav ended after" in media.log(), what="the short wav's retry")
     assert peers.recordings(call_id) == []
     copying.write_bytes(whole)  # the copy completes before the retry
 
