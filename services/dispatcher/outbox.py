@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Sequence, TypeVar
+from typing import Callable, Iterable, Mapping, NamedTuple, Sequence, TypeVar
 
 from tcxhooks.platform.store import Migration, Store, Work, execute, executemany, fetchall
 from tcxhooks.v1 import events_pb2
@@ -131,8 +131,9 @@ class Published:
 Router = Callable[[NewEvent, dict[str, set[str]]], list[str]]
 
 
-@dataclass(frozen=True)
-class Claimed:
+# Claimed, AttemptRecord and Outcome are named tuples: the delivery path makes one of each per webhook,
+# and a tuple is built several times faster than a frozen dataclass.
+class Claimed(NamedTuple):
     id: int
     endpoint: str
     event_id: str
@@ -144,8 +145,7 @@ class Claimed:
     payload: bytes
 
 
-@dataclass(frozen=True)
-class AttemptRecord:
+class AttemptRecord(NamedTuple):
     number: int
     at: float
     http_status: int
@@ -154,8 +154,7 @@ class AttemptRecord:
     error: str
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What became of one claimed delivery. `result`: delivered, retry, dead or release."""
 
     delivery: Claimed

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 from tcxhooks.v1 import common_pb2, events_pb2
 
@@ -186,6 +187,14 @@ def _fields(event: events_pb2.Event) -> tuple[Fields, Fields, Fields]:
     return [("id", event.ping.id), ("time", event.ping.time)], [], []
 
 
+# what quote_plus leaves as it is: such a text (most ids, numbers and names) skips the quoting call
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
+
+
+def _quote(text: str) -> str:
+    return text if _PLAIN(text) else quote_plus(text, safe="", encoding="utf-8")
+
+
 def _form_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -205,7 +214,7 @@ def render(event: events_pb2.Event, fmt: str) -> bytes:
     shared, form_only, json_only = _fields(event)
     if fmt == "form":
         pairs = [("event", form_name)] + [(k, _form_value(v)) for k, v in shared + form_only]
-        return urlencode(pairs, encoding="utf-8").encode("ascii")
+        return "&".join([f"{_quote(k)}={_quote(v)}" for k, v in pairs]).encode("ascii")
     body = {"type": json_type, "timestamp": timestamp_of(event), "data": dict(shared + json_only)}
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 

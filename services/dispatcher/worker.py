@@ -23,10 +23,9 @@ from tcxhooks import __version__
 from tcxhooks.v1 import events_pb2
 
 from .endpoints import Endpoint, Endpoints
-from .errors import InvalidEvent
 from .metrics import ATTEMPTS, ATTEMPTS_DELIVERED, DEAD, DELIVERED, LATENCY, RETRIES
 from .outbox import AttemptRecord, Claimed, Outbox, Outcome
-from .payloads import FORM_CONTENT_TYPE, JSON_CONTENT_TYPE, render, validate
+from .payloads import FORM_CONTENT_TYPE, JSON_CONTENT_TYPE, render
 from .retry import RetryPolicy, parse_retry_after
 from .transport import Reply, TransportError
 
@@ -166,10 +165,9 @@ class Worker:
         number = item.attempts + 1
         at = time.time()
         try:
-            event = events_pb2.Event.FromString(item.payload)
-            validate(event)
-            body = body_for(endpoint, event)
-        except (DecodeError, InvalidEvent) as exc:
+            # validated before it was stored; a payload damaged since fails to parse or to render
+            body = body_for(endpoint, events_pb2.Event.FromString(item.payload))
+        except (DecodeError, KeyError, ValueError) as exc:
             log.error("delivery %d cannot be rendered (%s): marked dead", item.id, exc)
             DEAD.inc()
             return Outcome(item, "dead", AttemptRecord(number, at, 0, 0.0, "", f"cannot render: {exc}"))
