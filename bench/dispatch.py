@@ -181,6 +181,23 @@ async def _loop(payloads: list[bytes], post: Any) -> float:
     return len(payloads) / (time.perf_counter() - started)
 
 
+def timed(loop: Any) -> tuple[float, float]:
+    """(requests/s, CPU seconds this process spent per request) of one bare loop run."""
+    cpu = time.process_time()
+    rate = asyncio.run(loop)
+    return rate, time.process_time() - cpu
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far; NaN where /proc is missing."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # --- the dispatcher -----------------------------------------------------------------------
 
 @dataclass
@@ -196,6 +213,7 @@ class Row:
     out_of_order: int
     missing: int
     paced_retries: int
+    cpu_per_webhook: float  # seconds of dispatcher CPU per event of the flood
 
 
 async def publish_all(address: str, per_call: list[list[Any]], how: str) -> dict[bytes, float]:
@@ -325,13 +343,14 @@ def run_dispatcher(name: str, store_url: str, transport: str, receiver: Receiver
     try:
         wait_healthy(address, 60)
         receiver.take()
-        started = time.time()
+        started, cpu = time.time(), process_cpu(proc.pid)
         sent = asyncio.run(publish_all(address, per_call, how))
         published = time.time()
         deadline = time.monotonic() + 300
         while receiver.count() < total and time.monotonic() < deadline:
             time.sleep(0.05)
         got = receiver.take()
+        cpu = process_cpu(proc.pid) - cpu
         paced_sent, paced_retries = asyncio.run(publish_paced(address, paced, PACED_RATE))
         deadline = time.monotonic() + 60
         while receiver.count() < len(paced) and time.monotonic() < deadline:
@@ -358,7 +377,8 @@ def run_dispatcher(name: str, store_url: str, transport: str, receiver: Receiver
                statistics.median(latencies) if latencies else float("nan"), _percentile(latencies, 0.99),
                statistics.median(paced_latency) if paced_latency else float("nan"),
                _percentile(paced_latency, 0.99), drain_rate, _out_of_order(got) + _out_of_order(drained),
-               total - len(unique) + len(paced) - len(paced_got) + backlog_total - len(drained_unique), paced_retries)
+               total - len(unique) + len(paced) - len(paced_got) + backlog_total - len(drained_unique), paced_retries,
+               cpu / total)
 
 
 def main() -> None:
@@ -385,12 +405,11 @@ def main() -> None:
     rows: list[Row] = []
     try:
         payloads = bodies(bare_count)
-        bare = {"httpx": asyncio.run(bare_httpx(receiver.url, payloads))}
-        receiver.take()
-        bare["aiohttp"] = asyncio.run(bare_aiohttp(receiver.url, payloads))
-        receiver.take()
-        bare_pyreqwest_rate = asyncio.run(bare_pyreqwest(receiver.url, payloads))
-        receiver.take()
+        loops = {"httpx": bare_httpx, "aiohttp": bare_aiohttp, "pyreqwest": bare_pyreqwest}
+        measured: dict[str, tuple[float, float]] = {}
+        for client, loop in loops.items():
+            measured[client] = timed(loop(receiver.url, payloads))
+            receiver.take()
         transports = args.transport or list(TRANSPORTS)
         for transport in transports:
             rows.append(run_dispatcher(f"sqlite {transport}", f"sqlite:///{folder / transport}.db", transport,
@@ -403,26 +422,29 @@ def main() -> None:
     finally:
         receiver.stop()
         shutil.rmtree(folder, ignore_errors=True)
-    best = max(bare.values())
+    best = max(measured["httpx"][0], measured["aiohttp"][0])
     how = {"monitor": f"{PUBLISHERS} tasks through the monitor's PublishBatcher",
            "stream": f"{STREAMS} PublishStream calls", "unary": f"{PUBLISHERS} concurrent unary Publish tasks"}[args.publish]
     print(f"\ndispatch bench: {total} events over {calls} calls, endpoint concurrency {CONCURRENCY}, "
           f"published by {how}, {os.cpu_count()} cores")
-    print(f"bare httpx loop:   {bare['httpx']:8.0f} req/s ({bare_count} posts)")
-    print(f"bare aiohttp loop: {bare['aiohttp']:8.0f} req/s ({bare_count} posts)")
-    print(f"bare pyreqwest loop: {bare_pyreqwest_rate:6.0f} req/s ({bare_count} posts; our default client, shown for "
-          f"comparison: the ratios are over the faster of the httpx and aiohttp loops)")
+    for client, (rate, cpu) in measured.items():
+        note = ("; our default client, shown for comparison: the ratios are over the faster of the httpx and "
+                "aiohttp loops" if client == "pyreqwest" else "")
+        print(f"bare {client + ' loop:':<15} {rate:8.0f} req/s ({bare_count} posts, client CPU "
+              f"{cpu / bare_count * 1e6:4.0f} µs per request{note})")
     print(f"paced latency: {len(paced)} more events by unary Publish at {PACED_RATE:.0f}/s after the flood")
     print(f"{'row':<18} {'webhooks/s':>10} {'ratio':>6} {'publish/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'paced p50':>9} {'paced p99':>9} {'drain/s':>8} {'ratio':>6} {'out of order':>12} {'missing':>7}")
+          f"{'paced p50':>9} {'paced p99':>9} {'drain/s':>8} {'ratio':>6} {'out of order':>12} {'missing':>7} "
+          f"{'CPU µs':>7}")
     for row in rows:
         print(f"{row.name:<18} {row.rate:10.0f} {row.rate / best:6.2f} {row.publish_rate:9.0f} {row.p50 * 1000:8.1f} "
               f"{row.p99 * 1000:8.1f} {row.paced_p50 * 1000:9.1f} {row.paced_p99 * 1000:9.1f} {row.drain_rate:8.0f} "
-              f"{row.drain_rate / best:6.2f} {row.out_of_order:12d} {row.missing:7d}")
+              f"{row.drain_rate / best:6.2f} {row.out_of_order:12d} {row.missing:7d} {row.cpu_per_webhook * 1e6:7.0f}")
     print("webhooks/s: the flood, publishing and delivering at once (first Publish → last webhook); p50/p99: "
           "publish→receive during the flood (queueing included); paced: the same at a steady rate; drain/s: "
           "a stored backlog of the same size sent once its endpoint is enabled again (CRM back after an outage); "
-          "ratio: over the faster bare loop")
+          "ratio: over the faster bare loop; CPU µs: the dispatcher process's CPU (all threads) per webhook of the "
+          "flood, everything included (gRPC intake, durable store, rendering, signing, the POST)")
     for row in rows:
         if row.paced_retries:
             print(f"{row.name}: {row.paced_retries} paced Publish calls failed once and were sent again (as the "
