@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 from . import audio
+from .calllog import CallLog
 from .state import EXTENSION, QUEUE, TRUNK, TRUNK_DN, CallRecord, InboundCall, Participant, Pbx, Recording
 from .steps import OrderCallback, Remove, Script, SplitRecording, Upsert, Wait
 
@@ -41,6 +42,7 @@ class Player:
         self.recordings_dir = recordings_dir
         self.recording_delay = recording_delay
         self.record = record
+        self.call_log = CallLog(pbx.dns)
         self.tasks: set[asyncio.Task[None]] = set()
         self.drop_sockets: Callable[[], Awaitable[int]] | None = None  # set by the server: cuts every WebSocket
 
@@ -56,6 +58,8 @@ class Player:
         calls[first] = self.pbx.new_call(script.calls[first], first_leg)
         record_row = CallRecord(calls[first], script.name, time.time(), call_numbers=[calls[first]])
         self.pbx.calls[calls[first]] = record_row
+        if script.falsify_log:
+            self.call_log.falsify(calls[first], script.falsify_log)
         self._forget_old_calls()
         run = _Run(self, script, calls, record_row, gap, self.record if record is None else record, drop_after)
         task = asyncio.get_running_loop().create_task(run.play(), name=f"scenario-{record_row.call_number}")
@@ -171,6 +175,7 @@ class _Run:
             entry.answered_at = time.time()
         self._track_recording(step.leg, current)
         self.pbx.upsert(current)
+        self.player.call_log.seen(current, self.script.calls.get(step.call, "internal"), time.time())
         if self.pbx.dns[step.dn].monitored:
             await self._after_change("U", current)
 
@@ -180,6 +185,7 @@ class _Run:
             return
         self._finish_segment(leg)
         self.pbx.remove(current.dn, current.id)
+        self.player.call_log.gone(current.id, time.time())
         entry = self.inbound.get(current.callid)
         if entry and not any(p.callid == current.callid for p in self.legs.values()):
             entry.ended_at = time.time()

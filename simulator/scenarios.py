@@ -9,6 +9,7 @@ import random
 from dataclasses import dataclass, fields, replace
 from typing import Any, Callable, Mapping
 
+from .calllog import FALSIFIABLE
 from .state import DEFAULT_DNS, EXTENSION, IVR, NONE_TYPE, QUEUE, ROUTEPOINT, TRUNK, TRUNK_DID, TRUNK_DN
 from .steps import OrderCallback, Remove, Script, SplitRecording, Step, Upsert, Wait
 
@@ -33,6 +34,7 @@ class Params:
     callback: bool = True
     calls: int = 2  # parallel_calls: how many calls
     seed: int = 0  # random: the seed
+    falsify_log: str = ""  # ReportCallLogData gets this of call A wrong: answered / answered_by / direction
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any] | None) -> "Params":
@@ -65,6 +67,8 @@ class Params:
                 raise ValueError(f"param {key!r} must not be negative")
             if key in ("ring_seconds", "talk_seconds", "wait_seconds", "gap") and values[key] > 3600:
                 raise ValueError(f"param {key!r} is longer than an hour")
+        if values.get("falsify_log", "") not in ("", *FALSIFIABLE):
+            raise ValueError(f"param 'falsify_log' must be one of {', '.join(FALSIFIABLE)}")
         if values.get("calls", 2) < 1 or values.get("calls", 2) > 100:
             raise ValueError("param 'calls' must be 1..100")
         return cls(**values)
@@ -102,7 +106,7 @@ class Flow:
 
     def script(self) -> Script:
         return Script(self.name, tuple(self.steps), dict(self.calls), did=self.p.did,
-                      recording_delay=self.p.recording_delay)
+                      recording_delay=self.p.recording_delay, falsify_log=self.p.falsify_log)
 
     def _leg(self, dn: str, call: str) -> str:
         n = self._count.get((dn, call), 0) + 1

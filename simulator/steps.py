@@ -53,3 +53,4 @@ class Script:
     calls: Mapping[str, str]
     did: str = ""
     recording_delay: float | None = None  # seconds until a finished wav shows in XAPI; None = server default
+    falsify_log: str = ""  # a field the call log gets wrong for call A (calllog.FALSIFIABLE), for tests

@@ -1,5 +1,6 @@
 """The XAPI subset of the simulator (3cx-v20.md §5): Recordings (+ download), Trunks, DidNumbers, InboundRules,
-ActiveCalls, SystemStatus, ReportInboundCalls and ReportQueueCallbacks. Users/Queues live in `directory.py`.
+ActiveCalls, SystemStatus, ReportInboundCalls, ReportQueueCallbacks and ReportCallLogData. Users/Queues live in
+`directory.py`.
 """
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from . import odata
+from . import calllog, odata
+from .calllog import duration as _duration, iso as _iso
 from .state import (DID_RULE_NAME, EXTENSION, IVR, PARKING, QUEUE, RINGGROUP, ROUTEPOINT, SPECIALMENU, TRUNK,
                     TRUNK_DID, TRUNK_DN, InboundCall, Pbx)
 
@@ -31,22 +33,9 @@ def odata_error(status: int, message: str, code: str = "") -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def _party_text(number: str, name: str) -> str:
     """ActiveCalls' `Caller`/`Callee` style: the number, then the name when it says more."""
     return number if not name or name == number else f"{number} {name}"
-
-
-def _duration(seconds: float) -> str:
-    """ISO 8601 duration as 3CX reports write it: PT8M42S, PT30.7S, PT1H2M3S."""
-    seconds = max(0.0, round(seconds, 1))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = "PT" + (f"{int(hours)}H" if hours else "") + (f"{int(minutes)}M" if minutes else "")
-    return text + (f"{secs:g}S" if secs or text == "PT" else "")
 
 
 def _inbound_row(pbx: Pbx, entry: InboundCall, now: float) -> dict[str, Any]:
@@ -110,6 +99,27 @@ def _moment(args: dict[str, str], name: str) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.timestamp()
+
+
+# Every parameter of Pbx.GetCallLogData is required (3cx-v20.md §5.6); the simulator serves the "all" values.
+CALL_LOG_ALL = {"sourceType": "0", "sourceFilter": "", "destinationType": "0", "destinationFilter": "",
+                "callsType": "0", "callTimeFilterType": "0", "callTimeFilterFrom": "0:00:0",
+                "callTimeFilterTo": "0:00:0"}
+
+
+def _call_log_period(args: dict[str, str]) -> tuple[float, float]:
+    """(periodFrom, periodTo) of GetCallLogData; ValueError names a missing or unserved parameter (the
+    simulated calls have no PBX-internal rows, so hidePcalls changes nothing)."""
+    start, end = _moment(args, "periodFrom"), _moment(args, "periodTo")
+    for name in (*CALL_LOG_ALL, "hidePcalls"):
+        if name not in args:
+            raise ValueError(f"The {name} field is required.")
+    unserved = [name for name, value in CALL_LOG_ALL.items() if args[name] != value]
+    if unserved:
+        raise ValueError(f"The simulator serves only the 'all' values of {', '.join(unserved)}.")
+    if args["hidePcalls"] not in ("true", "false"):
+        raise ValueError(f"The value '{args['hidePcalls']}' is not valid for hidePcalls.")
+    return start, end
 
 
 class Xapi:
@@ -220,6 +230,16 @@ class Xapi:
                 if start <= entry.started <= end and (not trunks or TRUNK_DN in trunks)]
         return _collection(request, "ReportInboundCalls", rows, INBOUND_CALL_FIELDS)
 
+    async def call_log(self, request: web.Request) -> web.Response:
+        """One row per DN each ended call reached, calls started in the period (calllog.py)."""
+        try:
+            args = call_args(request.match_info["call"], "GetCallLogData")
+            start, end = _call_log_period(args)
+        except ValueError as exc:
+            return odata_error(400, str(exc))
+        rows = request.app[self.key].player.call_log.rows(start, end)
+        return _collection(request, "ReportCallLogData", rows, calllog.FIELDS)
+
     async def queue_callbacks(self, request: web.Request) -> web.Response:
         try:
             args = call_args(request.match_info["call"], "GetQueueCallbacksData")
@@ -254,4 +274,5 @@ def add_routes(app: web.Application, state_key: web.AppKey[Any]) -> None:
     get("/xapi/v1/SystemStatus", x.system_status)
     get("/xapi/v1/ReportInboundCalls/{call:.+}", x.inbound_calls)
     get("/xapi/v1/ReportQueueCallbacks/{call:.+}", x.queue_callbacks)
+    get("/xapi/v1/ReportCallLogData/{call:.+}", x.call_log)  # the bare entity set is 404 on a real V20 too
     get("/xapi/v1/{unknown:.*}", x.not_found)

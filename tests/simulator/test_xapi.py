@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import wave
 from pathlib import Path
 
@@ -187,3 +188,84 @@ async def test_active_calls_name_caller_and_callee_by_direction(sim: Sim) -> Non
     assert seen == {"inbound_answered": ("79161234567", "103 Oleg Smirnov", "Routing"),
                     "outbound_answered": ("103 Oleg Smirnov", "79031112233", "Routing"),
                     "internal_call": ("103 Oleg Smirnov", "102 Maria Sidorova", "Routing")}
+
+
+CALL_LOG = ("/xapi/v1/ReportCallLogData/Pbx.GetCallLogData(periodFrom=2020-01-01T00:00:00Z,periodTo=2100-01-01T00:00:00Z,"
+            "sourceType=0,sourceFilter='',destinationType=0,destinationFilter='',callsType=0,callTimeFilterType=0,"
+            "callTimeFilterFrom='0:00:0',callTimeFilterTo='0:00:0',hidePcalls=true)")
+
+
+def _segments(rows: list[dict[str, object]]) -> list[tuple[object, ...]]:
+    return [(r["SourceDn"], r["DestinationDn"], r["DestinationType"], r["Answered"], r["Direction"], r["Status"])
+            for r in rows]
+
+
+async def test_call_log_rows_appear_when_the_call_ends(sim: Sim) -> None:
+    number = await sim.play("queue_answered", ring_seconds=0.3, talk_seconds=0.3)
+    for _ in range(1000):
+        if (await sim.get("/callcontrol/102"))["participants"]:
+            break
+        await asyncio.sleep(0.01)
+    assert (await sim.get(CALL_LOG))["value"] == []  # the log is written after the call
+    await sim.wait_done(number)
+    rows = (await sim.get(CALL_LOG, **{"$filter": f"CallId eq {number}"}))["value"]
+    assert _segments(rows) == [("10000", "800", 4, False, "Inbound Queue", "Redirected"),
+                               ("10000", "101", 0, False, "Inbound", "Unanswered"),
+                               ("10000", "102", 0, True, "Inbound", "Answered")]
+    answered = rows[2]
+    assert (answered["CallId"], answered["SourceCallerId"], answered["SegmentId"]) == (number, "79161234567", 3)
+    assert answered["RingingDuration"].startswith("PT") and answered["TalkingDuration"].startswith("PT")
+    assert answered["StartTime"].endswith("Z") and len({r["CallHistoryId"] for r in rows}) == 1
+
+
+async def test_call_log_of_outbound_internal_missed_and_transferred_calls(sim: Sim) -> None:
+    played = {name: await sim.play(name, ring_seconds=0.2, talk_seconds=0.2, ext="103")
+              for name in ("outbound_answered", "outbound_unanswered", "internal_call", "caller_hangs_up_ringing",
+                           "attended_transfer")}
+    for number in played.values():
+        await sim.wait_done(number)
+    rows = (await sim.get(CALL_LOG, **{"$orderby": "CallId asc, SegmentId asc"}))["value"]
+    by_call: dict[object, list[dict[str, object]]] = {}
+    for row in rows:
+        by_call.setdefault(row["CallId"], []).append(row)
+    assert _segments(by_call[played["outbound_answered"]]) == [("103", "10000", 1, True, "Outbound", "Answered")]
+    assert by_call[played["outbound_answered"]][0]["DestinationCallerId"] == "79031112233"
+    assert _segments(by_call[played["outbound_unanswered"]]) == [
+        ("103", "10000", 1, False, "Outbound", "Unanswered")]
+    assert _segments(by_call[played["internal_call"]]) == [("103", "102", 0, True, "Internal", "Answered")]
+    assert _segments(by_call[played["caller_hangs_up_ringing"]]) == [
+        ("10000", "103", 0, False, "Inbound", "Unanswered")]
+    transfer = played["attended_transfer"]  # 101 consults 102 (call B, internal), then 102 joins call A
+    assert _segments(by_call[transfer]) == [("10000", "101", 0, True, "Inbound", "Answered"),
+                                            ("10000", "102", 0, True, "Inbound", "Answered")]
+    assert _segments(by_call[transfer + 1]) == [("101", "102", 0, True, "Internal", "Answered")]
+    top = await sim.get(CALL_LOG, **{"$filter": f"CallId eq {transfer}", "$top": "1"})
+    assert [r["DestinationDn"] for r in top["value"]] == ["101"]
+
+
+@pytest.mark.parametrize("lie,expected", [
+    ("answered", [("10000", "101", 0, False, "Inbound", "Unanswered")]),
+    ("direction", [("10000", "101", 0, True, "Outbound", "Answered")]),
+    ("answered_by", [("10000", "102", 0, True, "Inbound", "Answered")]),
+])
+async def test_call_log_can_be_made_wrong_on_purpose(sim: Sim, lie: str, expected: list[tuple[object, ...]]) -> None:
+    number = await sim.play("inbound_answered", falsify_log=lie, ring_seconds=0.1, talk_seconds=0.1)
+    await sim.wait_done(number)
+    assert _segments((await sim.get(CALL_LOG, **{"$filter": f"CallId eq {number}"}))["value"]) == expected
+
+
+async def test_call_log_needs_every_parameter(sim: Sim) -> None:
+    await sim.wait_done(await sim.play("inbound_answered", ring_seconds=0.1, talk_seconds=0.1))
+    assert len((await sim.get(CALL_LOG))["value"]) == 1
+    future = CALL_LOG.replace("periodFrom=2020-01-01T00:00:00Z", "periodFrom=2099-01-01T00:00:00Z")
+    assert (await sim.get(future))["value"] == []
+    for name in ("periodFrom", "periodTo", "sourceType", "sourceFilter", "destinationType", "destinationFilter",
+                 "callsType", "callTimeFilterType", "callTimeFilterFrom", "callTimeFilterTo", "hidePcalls"):
+        without = re.sub(rf"[(,]{name}=[^,)]*", lambda m: m.group(0)[0] if m.group(0)[0] == "(" else "", CALL_LOG)
+        body = await sim.get(without.replace("(,", "("), status=400)
+        assert name in body["error"]["message"]
+    await sim.get(CALL_LOG.replace("callsType=0", "callsType=2"), status=400)
+    await sim.get(CALL_LOG.replace("hidePcalls=true", "hidePcalls=maybe"), status=400)
+    await sim.get(CALL_LOG, status=400, **{"$filter": "Nope eq 1"})
+    await sim.get("/xapi/v1/ReportCallLogData", status=404)
+    await sim.get("/xapi/v1/ReportCallLogData/Pbx.Other()", status=400)
