@@ -119,6 +119,8 @@ class Emitted:
     leg: common_pb2.LegRef | None = None
     needs_did: bool = False
     needs_callback: bool = False
+    callid: int = 0  # the chain's 3CX call number
+    seq: int = 0  # the event's place in its chain (1 = the chain's first event)
 
 
 class CallGraph:
@@ -426,5 +428,5 @@ class CallGraph:
             did_name=chain.did_name if chain.direction == "incoming" else "", has_callback=bool(chain.queue))
         self.out.append(Emitted(chain.name, f"{call_id}/{kind}/{user}/{chain.seq}", when, event, leg,
                                 needs_did=kind == ENDED and chain.direction == "incoming" and not chain.did,
-                                needs_callback=needs_callback))
+                                needs_callback=needs_callback, callid=chain.callid, seq=chain.seq))
         return True

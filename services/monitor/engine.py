@@ -1,6 +1,6 @@
 """Runs the call graph: Call Control changes in, graph decisions on time, state + events committed together.
 
-    engine = Engine(graph, registry, publisher, pbx, settings)
+    engine = Engine(graph, registry, publisher, pbx, poke, reconciler=reconciler)
     await engine.restore()                       # registry + unsent outbox from the store
     cc = CallControl(pbx, engine)                # engine is the Sink
     app.spawn(engine.run(app.stopping), "engine")
@@ -28,6 +28,7 @@ from .participant import Participant
 from .pbx import xapi
 from .pbx.client import PbxClient
 from .publisher import Publisher
+from .reconcile import Reconciler
 from .registry import OutRow, Registry
 
 log = logging.getLogger(__name__)
@@ -49,13 +50,15 @@ def rows_of(item: Emitted) -> list[OutRow]:
 
 class Engine:
     def __init__(self, graph: CallGraph, registry: Registry, publisher: Publisher, pbx: PbxClient | None,
-                 poke: Callable[[], None] | None = None, clock: Callable[[], float] = time.time) -> None:
+                 poke: Callable[[], None] | None = None, clock: Callable[[], float] = time.time,
+                 reconciler: Reconciler | None = None) -> None:
         self.graph = graph
         self.registry = registry
         self.publisher = publisher
         self.pbx = pbx
         self.poke = poke
         self.clock = clock
+        self.reconciler = reconciler
         self._wake = asyncio.Event()
         self._committed = asyncio.Event()
         self.last_change = 0.0  # unix time of the last Call Control change applied
@@ -175,3 +178,5 @@ class Engine:
                 raise
             ACTIVE_CALLS.set(len(graph.chains))
             self.publisher.add(rows)
+            if self.reconciler is not None:
+                self.reconciler.observe(items, finished)  # committed: what the monitor reported, and ended calls

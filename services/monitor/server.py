@@ -1,4 +1,5 @@
-"""Wiring of the monitor: store, PBX client, call graph, Call Control, publisher, status poller, gRPC servicer.
+"""Wiring of the monitor: store, PBX client, call graph, Call Control, publisher, status poller, post-call
+reconciliation, gRPC servicer.
 
 Only the holder of the store lease `monitor:<pbx url>` talks to the PBX (3CX keeps one live token
 per API client, and two monitors would double every webhook); a standby waits for the lease.
@@ -24,6 +25,7 @@ from .pbx import xapi
 from .pbx.callcontrol import CallControl
 from .pbx.client import PbxClient
 from .publisher import Publisher
+from .reconcile import Reconciler
 from .registry import Registry
 from .servicer import MonitorServicer
 from .status.poller import StatusPoller
@@ -67,7 +69,8 @@ async def build(app: App) -> None:
         await stub.Publish(dispatcher_service_pb2.PublishRequest(event=event), timeout=15)
 
     poller = StatusPoller(pbx, store, publish, config)
-    engine = Engine(graph, registry, publisher, pbx, poke=poller.poke)
+    reconciler = Reconciler(pbx, facts, config.pbx.reconcile_delay) if config.pbx.reconcile else None
+    engine = Engine(graph, registry, publisher, pbx, poke=poller.poke, reconciler=reconciler)
     callcontrol = CallControl(pbx, engine)
     servicer = MonitorServicer(graph, pbx, callcontrol, poller.extensions)
     monitor_service_pb2_grpc.add_MonitorServiceServicer_to_server(servicer, app.server)
@@ -95,7 +98,10 @@ async def build(app: App) -> None:
             return
         await engine.restore()
         await refresh_facts(pbx, facts)
-        await asyncio.gather(lease.keep(app.stopping), engine.run(app.stopping), publisher.run(app.stopping),
-                             callcontrol.run(app.stopping), poller.run(app.stopping), facts_loop(app.stopping))
+        loops = [lease.keep(app.stopping), engine.run(app.stopping), publisher.run(app.stopping),
+                 callcontrol.run(app.stopping), poller.run(app.stopping), facts_loop(app.stopping)]
+        if reconciler is not None:
+            loops.append(reconciler.run(app.stopping))
+        await asyncio.gather(*loops)
 
     app.spawn(active(), "active")

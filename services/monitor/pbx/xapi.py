@@ -1,4 +1,5 @@
-"""The XAPI reads of the monitor (3cx-v20.md §5): trunk DIDs, inbound rules, active calls, reports, recordings.
+"""The XAPI reads of the monitor (3cx-v20.md §5): trunk DIDs, inbound rules, active calls, reports, recordings,
+the call log.
 
 Every function takes the shared PbxClient and returns plain data; garbage rows are skipped and
 counted, an unusable answer raises PbxError.
@@ -125,3 +126,49 @@ async def call_start_times(pbx: PbxClient, numbers: list[int]) -> dict[int, floa
             if isinstance(row.get("Id"), int) and moment is not None:
                 out[row["Id"]] = moment
     return out
+
+
+@dataclass
+class CallLogRow:
+    """One `CallLogData` row (3cx-v20.md §5.6), the fields the post-call check compares."""
+
+    start: float
+    source_dn: str
+    destination_dn: str
+    answered: bool
+    direction: str  # Inbound, "Inbound Queue", Outbound, Internal
+
+
+# Every parameter is required; 0 / '' mean "all"; hidePcalls leaves out the PBX's internal plumbing (§5.6).
+_CALL_LOG = ("/xapi/v1/ReportCallLogData/Pbx.GetCallLogData(periodFrom={start},periodTo={end},sourceType=0,"
+             "sourceFilter='',destinationType=0,destinationFilter='',callsType=0,callTimeFilterType=0,"
+             "callTimeFilterFrom='0:00:0',callTimeFilterTo='0:00:0',hidePcalls=true)")
+
+
+def _call_of(row: dict[str, Any]) -> int | None:
+    value = row.get("CallId")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _call_log_row(row: dict[str, Any]) -> CallLogRow | None:
+    start = parse_time(row.get("StartTime"))
+    texts = [row.get(k) for k in ("SourceDn", "DestinationDn", "Direction")]
+    if start is None or not all(isinstance(t, str) for t in texts) or not isinstance(row.get("Answered"), bool):
+        return None
+    return CallLogRow(start, str(texts[0]), str(texts[1]), row["Answered"], str(texts[2]))
+
+
+async def call_log(pbx: PbxClient, call_id: int, start: float, end: float) -> list[CallLogRow]:
+    """The call-log rows of 3CX call `call_id` (Call Control `callid`), the call having started in [start, end];
+    oldest first. Needs System Owner rights (403 otherwise). A row of the call that lacks a field or has the
+    wrong type makes the whole answer unusable (PbxError): comparing part of a call would invent differences."""
+    path = _CALL_LOG.format(start=iso(start), end=iso(end))
+    body = await pbx.get_json(path, {"$filter": f"CallId eq {int(call_id)}", "$top": "200"})
+    rows = [r for r in _rows(body, "ReportCallLogData") if _call_of(r) in (call_id, None)]
+    parsed = [_call_log_row(r) if _call_of(r) == call_id else None for r in rows]
+    bad = sum(1 for p in parsed if p is None)
+    if bad:
+        MALFORMED.labels("call_log_row").inc(bad)
+        raise PbxError(f"XAPI ReportCallLogData: {bad} of {len(rows)} rows of call {call_id} lack a CallId, "
+                       f"StartTime, SourceDn, DestinationDn, Answered or Direction of the right type")
+    return sorted((p for p in parsed if p is not None), key=lambda p: p.start)

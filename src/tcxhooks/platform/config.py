@@ -233,6 +233,8 @@ class PbxConfig:
     token_margin: float = _key("30", _duration, "refresh the token this long before it expires")
     ringing_grace: float = _key("1.5", _duration, "wait before deciding a call ended (queue waves, transfers)")
     lease_ttl: float = _key("5", _duration, "monitor leadership lease (standby takes over after it)")
+    reconcile: bool = _key("true", _bool, "check every ended call against the PBX call log (needs System Owner)")
+    reconcile_delay: float = _key("5", _duration, "wait after a call ends before reading its call-log rows")
 
 
 @dataclass(frozen=True)
