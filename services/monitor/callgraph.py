@@ -37,6 +37,14 @@ _TRTYPES = {"NotDef": common_pb2.TRANSFER_TYPE_NOT_DEF, "Blind": common_pb2.TRAN
 _NOT_GROUPS = frozenset({"Wextension", "Wivr", "Wroutepoint", "Wspecialmenu", "Wparkextension", "Wexternalline"})
 
 
+def missed_rank(facts: Facts, dn: str) -> int:
+    """How strongly a DN that rang claims a call nobody answered: the last DN of the highest rank gets its
+    `Missed` end (queue 3, ring group 2, extension 1, anything else 0)."""
+    kind = facts.dn_types.get(dn, "Wextension")
+    user_type = facts.user_type(dn)
+    return 3 if user_type == "queue" else 2 if kind not in _NOT_GROUPS else 1 if user_type == "ext" else 0
+
+
 @dataclass(frozen=True)
 class Settings:
     grace: float = 1.5
@@ -254,10 +262,14 @@ class CallGraph:
     # --- chain life ----------------------------------------------------------------------------
     def _new_chain(self, p: Participant, now: float) -> Chain:
         began = min(now, self.start_hints.pop(p.callid, now))
-        moment = dt.datetime.fromtimestamp(began, self.zone) if self.zone else dt.datetime.fromtimestamp(began).astimezone()
-        chain = Chain(p.callid, moment.strftime("%y%m%d%H%M%S"), began)
+        chain = Chain(p.callid, self.stamp(began), began)
         self.chains[p.callid] = chain
         return chain
+
+    def stamp(self, moment: float) -> str:
+        """The `yyMMddHHmmss` of a chain first seen at `moment`, in the PBX's zone (webhooks.md §2)."""
+        local = dt.datetime.fromtimestamp(moment, self.zone) if self.zone else dt.datetime.fromtimestamp(moment).astimezone()
+        return local.strftime("%y%m%d%H%M%S")
 
     def _learn(self, chain: Chain, p: Participant) -> None:
         """Direction, caller, trunk and DID from what a participant shows."""
@@ -331,8 +343,7 @@ class CallGraph:
                 self._ended(chain, other, other.removed_at, transfer=True)  # the transferor left just before
 
     def _candidate(self, chain: Chain, leg: Leg) -> None:
-        kind = self.facts.dn_types.get(leg.dn, "Wextension")
-        rank = 3 if leg.user_type == "queue" else 2 if kind not in _NOT_GROUPS else 1 if leg.user_type == "ext" else 0
+        rank = missed_rank(self.facts, leg.dn)
         if rank >= chain.missed_rank:
             chain.missed_user, chain.missed_rank = leg.dn, rank
 

@@ -180,3 +180,11 @@ class Engine:
             self.publisher.add(rows)
             if self.reconciler is not None:
                 self.reconciler.observe(items, finished)  # committed: what the monitor reported, and ended calls
+
+    async def commit_recovered(self, items: list[Emitted], callids: list[int]) -> None:
+        """Outage recovery's events of calls the graph never held: committed with the calls marked known (so a
+        repeated recovery skips them), then handed to the publisher like the graph's own."""
+        rows = [row for item in items for row in rows_of(item)]
+        async with self._flushing:
+            await self.registry.commit([], callids, rows)
+        self.publisher.add(rows)

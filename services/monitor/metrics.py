@@ -24,3 +24,6 @@ RECONCILED = Counter(
 RECONCILE_DISAGREEMENTS = Counter(
     "tcxhooks_monitor_reconcile_disagreements_total", "Fields the PBX call log reports otherwise than the monitor",
     ["field"])
+RECOVERED = Counter(
+    "tcxhooks_monitor_recovered_calls_total",
+    "Calls in the PBX call log of a Call Control outage, by what recovery did with them", ["outcome"])

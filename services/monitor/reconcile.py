@@ -65,13 +65,19 @@ class BadCallLog(ValueError):
     """The call log's rows cannot be compared (an unknown Direction)."""
 
 
-def log_summary(rows: list[xapi.CallLogRow], extensions: set[str]) -> Summary:
-    """The call as its log rows tell it. The first row's Direction is the call's ("Inbound Queue" counts as
-    inbound); an answered row was answered by its destination if that is an extension, else, on a call out
-    (the far end answered), by its source extension. Raises BadCallLog on an unknown Direction."""
+def log_direction(rows: list[xapi.CallLogRow]) -> str:
+    """incoming / outgoing / internal from the first row's Direction ("Inbound Queue" counts as inbound);
+    raises BadCallLog on an unknown one."""
     direction = next((ours for theirs, ours in _LOG_DIRECTIONS if rows[0].direction.startswith(theirs)), "")
     if not direction:
         raise BadCallLog(f"unknown Direction {rows[0].direction!r}")
+    return direction
+
+
+def log_summary(rows: list[xapi.CallLogRow], extensions: set[str]) -> Summary:
+    """The call as its log rows tell it. The first row's Direction is the call's (log_direction); an answered row was answered by its destination if that is an extension, else, on a call out
+    (the far end answered), by its source extension. Raises BadCallLog on an unknown Direction."""
+    direction = log_direction(rows)
     answered_by: set[str] = set()
     for row in rows:
         if not row.answered:

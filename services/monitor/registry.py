@@ -1,9 +1,11 @@
-"""The monitor's durable state: the call registry (chains) and the outbox of events not yet handed over.
+"""The monitor's durable state: the call registry (chains), the outbox of events not yet handed over, and for
+outage recovery the calls that finished lately and when the Call Control socket was last known good.
 
     registry = Registry(store); await registry.migrate()
     chains = await registry.load_chains(); rows = await registry.load_outbox()
     seqs = await registry.commit(changed_chains, finished_callids, new_rows)
     await registry.delete_outbox(seqs)
+    known = await registry.known_calls(since); await registry.save_good(at); at = await registry.load_good()
 
 Chains and the events they produced are written in one transaction, so after a kill -9 the
 restarted monitor holds exactly the state whose events were queued: ids stay the same and no event
@@ -31,6 +33,12 @@ _V2 = (
     " payload {blob} NOT NULL, needs TEXT NOT NULL DEFAULT '', created_at DOUBLE PRECISION NOT NULL);\n"
     "CREATE INDEX monitor_outbox_pbx ON monitor_outbox (pbx, seq)"
 )
+_V3 = (
+    "CREATE TABLE monitor_known ("
+    " pbx TEXT NOT NULL, callid BIGINT NOT NULL, finished_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (pbx, callid));\n"
+    "CREATE INDEX monitor_known_finished ON monitor_known (pbx, finished_at);\n"
+    "CREATE TABLE monitor_link (pbx TEXT PRIMARY KEY, good_at DOUBLE PRECISION NOT NULL)"
+)
 MIGRATIONS = [
     # v1 kept the registry of one PBX only; v2 keys it by PBX (several monitors may share one store).
     Migration(
@@ -48,6 +56,8 @@ MIGRATIONS = [
     ),
     Migration(2, _V2.format(serial="INTEGER", blob="BLOB").replace("INTEGER PRIMARY KEY,", "INTEGER PRIMARY KEY AUTOINCREMENT,"),
               _V2.format(serial="BIGSERIAL", blob="BYTEA")),
+    # v3: what outage recovery needs to tell a call the monitor saw from one it missed, across restarts.
+    Migration(3, _V3, _V3),
 ]
 
 
@@ -96,6 +106,10 @@ class Registry:
                 [(self.pbx, callid, data, now) for callid, data in changed])
         if finished:
             yield executemany("DELETE FROM monitor_chains WHERE pbx = ? AND callid = ?", [(self.pbx, c) for c in finished])
+            yield executemany(
+                "INSERT INTO monitor_known (pbx, callid, finished_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (pbx, callid) DO UPDATE SET finished_at = excluded.finished_at",
+                [(self.pbx, c, now) for c in finished])
         if rows:
             # One statement for the batch; its rows are this PBX's newest (one writer per PBX: the lease).
             yield executemany(
@@ -110,3 +124,22 @@ class Registry:
         if seqs:
             async with self.store.transaction() as tx:
                 await tx.executemany("DELETE FROM monitor_outbox WHERE seq = ?", [(s,) for s in seqs])
+
+    async def known_calls(self, since: float) -> set[int]:
+        """Call numbers of the chains that finished at or after `since` (committed with `commit`)."""
+        rows = await self.store.fetchall("SELECT callid FROM monitor_known WHERE pbx = ? AND finished_at >= ?",
+                                         (self.pbx, since))
+        return {int(row[0]) for row in rows}
+
+    async def forget_known(self, before: float) -> None:
+        await self.store.execute("DELETE FROM monitor_known WHERE pbx = ? AND finished_at < ?", (self.pbx, before))
+
+    async def load_good(self) -> float | None:
+        """When the Call Control socket was last known good (None: never, e.g. a fresh store)."""
+        row = await self.store.fetchone("SELECT good_at FROM monitor_link WHERE pbx = ?", (self.pbx,))
+        return float(row[0]) if row is not None else None
+
+    async def save_good(self, at: float) -> None:
+        await self.store.execute(
+            "INSERT INTO monitor_link (pbx, good_at) VALUES (?, ?)"
+            " ON CONFLICT (pbx) DO UPDATE SET good_at = excluded.good_at", (self.pbx, at))

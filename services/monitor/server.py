@@ -1,5 +1,5 @@
 """Wiring of the monitor: store, PBX client, call graph, Call Control, publisher, status poller, post-call
-reconciliation, gRPC servicer.
+reconciliation, outage recovery, gRPC servicer.
 
 Only the holder of the store lease `monitor:<pbx url>` talks to the PBX (3CX keeps one live token
 per API client, and two monitors would double every webhook); a standby waits for the lease.
@@ -26,6 +26,7 @@ from .pbx.callcontrol import CallControl
 from .pbx.client import PbxClient
 from .publisher import Publisher
 from .reconcile import Reconciler
+from .recover import Recoverer
 from .registry import Registry
 from .servicer import MonitorServicer
 from .status.poller import StatusPoller
@@ -71,7 +72,9 @@ async def build(app: App) -> None:
     poller = StatusPoller(pbx, store, publish, config)
     reconciler = Reconciler(pbx, facts, config.pbx.reconcile_delay) if config.pbx.reconcile else None
     engine = Engine(graph, registry, publisher, pbx, poke=poller.poke, reconciler=reconciler)
-    callcontrol = CallControl(pbx, engine)
+    recoverer = Recoverer(pbx, graph, registry, engine, config.pbx.reconcile_delay) if config.pbx.recover_outages \
+        else None
+    callcontrol = CallControl(pbx, engine, on_link=recoverer.link if recoverer is not None else None)
     servicer = MonitorServicer(graph, pbx, callcontrol, poller.extensions)
     monitor_service_pb2_grpc.add_MonitorServiceServicer_to_server(servicer, app.server)
 
@@ -97,11 +100,15 @@ async def build(app: App) -> None:
         if not await lease.acquire(app.stopping):
             return
         await engine.restore()
+        if recoverer is not None:
+            await recoverer.restore()
         await refresh_facts(pbx, facts)
         loops = [lease.keep(app.stopping), engine.run(app.stopping), publisher.run(app.stopping),
                  callcontrol.run(app.stopping), poller.run(app.stopping), facts_loop(app.stopping)]
         if reconciler is not None:
             loops.append(reconciler.run(app.stopping))
+        if recoverer is not None:
+            loops.append(recoverer.run(app.stopping))
         await asyncio.gather(*loops)
 
     app.spawn(active(), "active")

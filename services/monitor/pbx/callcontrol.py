@@ -72,9 +72,10 @@ def parse_snapshot(body: Any) -> tuple[list[dict[str, Any]], list[Participant]]:
 
 class CallControl:
     def __init__(self, pbx: PbxClient, sink: Sink, ping_interval: float = 10.0, max_backoff: float = 30.0,
-                 resync_every: float = 60.0) -> None:
+                 resync_every: float = 60.0, on_link: Callable[[bool], None] | None = None) -> None:
         self.pbx = pbx
         self.sink = sink
+        self.on_link = on_link  # told True once a session is resynced, False when such a session is lost
         self.ping_interval = ping_interval
         self.max_backoff = max_backoff
         self.resync_every = resync_every
@@ -108,6 +109,8 @@ class CallControl:
                 WS_RECONNECTS.labels("pbx_error").inc()
                 log.warning("Call Control unavailable: %s", exc)
             finally:
+                if self.up.is_set() and self.on_link is not None:
+                    self.on_link(False)
                 self.connected = False
                 self.up.clear()
                 WS_CONNECTED.set(0)
@@ -155,6 +158,8 @@ class CallControl:
                 self.connected = True
                 self.up.set()
                 WS_CONNECTED.set(1)
+                if self.on_link is not None:
+                    self.on_link(True)
                 await self._read(ws, ordered, stopping)
             finally:
                 await ordered.put(None)

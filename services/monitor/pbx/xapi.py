@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import PbxError
@@ -128,15 +129,41 @@ async def call_start_times(pbx: PbxClient, numbers: list[int]) -> dict[int, floa
     return out
 
 
+_DURATION = re.compile(r"^PT(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?$")
+
+
+def parse_duration(text: Any) -> float | None:
+    """ISO 8601 duration as 3CX reports write it (PT8M42S, PT30.7S, PT1H2M3S) → seconds; None if it is not one."""
+    match = _DURATION.match(text) if isinstance(text, str) and text != "PT" else None
+    if match is None:
+        return None
+    hours, minutes, seconds = (float(part or 0) for part in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
 @dataclass
 class CallLogRow:
-    """One `CallLogData` row (3cx-v20.md §5.6), the fields the post-call check compares."""
+    """One `CallLogData` row (3cx-v20.md §5.6): the fields the post-call check compares, then those outage recovery
+    builds webhooks from (ringing/talking None: the row had no readable ISO 8601 duration)."""
 
     start: float
     source_dn: str
     destination_dn: str
     answered: bool
     direction: str  # Inbound, "Inbound Queue", Outbound, Internal
+    source_caller_id: str = ""
+    destination_caller_id: str = ""
+    ringing: float | None = None
+    talking: float | None = None
+    status: str = ""  # Answered, Unanswered, Redirected, Waiting (still going)
+
+
+@dataclass
+class CallLogPeriod:
+    """The call-log rows of a period by 3CX call number (oldest first); `broken`: calls with an unusable row."""
+
+    calls: dict[int, list[CallLogRow]] = field(default_factory=dict)
+    broken: set[int] = field(default_factory=set)
 
 
 # Every parameter is required; 0 / '' mean "all"; hidePcalls leaves out the PBX's internal plumbing (§5.6).
@@ -155,7 +182,14 @@ def _call_log_row(row: dict[str, Any]) -> CallLogRow | None:
     texts = [row.get(k) for k in ("SourceDn", "DestinationDn", "Direction")]
     if start is None or not all(isinstance(t, str) for t in texts) or not isinstance(row.get("Answered"), bool):
         return None
-    return CallLogRow(start, str(texts[0]), str(texts[1]), row["Answered"], str(texts[2]))
+    return CallLogRow(start, str(texts[0]), str(texts[1]), row["Answered"], str(texts[2]),
+                      _text(row.get("SourceCallerId")), _text(row.get("DestinationCallerId")),
+                      parse_duration(row.get("RingingDuration")), parse_duration(row.get("TalkingDuration")),
+                      _text(row.get("Status")))
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 async def call_log(pbx: PbxClient, call_id: int, start: float, end: float) -> list[CallLogRow]:
@@ -172,3 +206,33 @@ async def call_log(pbx: PbxClient, call_id: int, start: float, end: float) -> li
         raise PbxError(f"XAPI ReportCallLogData: {bad} of {len(rows)} rows of call {call_id} lack a CallId, "
                        f"StartTime, SourceDn, DestinationDn, Answered or Direction of the right type")
     return sorted((p for p in parsed if p is not None), key=lambda p: p.start)
+
+
+PERIOD_PAGE = 1000
+PERIOD_ROWS = 80_000  # the most a PBX answers for one report (REPORT_ROW_LIMIT, §5.6)
+
+
+async def call_log_period(pbx: PbxClient, start: float, end: float) -> CallLogPeriod:
+    """Every call-log row of the calls that started in [start, end], paged with `$top`/`$skip` (the PBX's own
+    order: `$orderby` is unreliable, §5.6), grouped by call. A row without a `CallId` is counted and skipped; a
+    call with a row lacking another field lands in `broken`. Needs System Owner rights (403 otherwise)."""
+    path = _CALL_LOG.format(start=iso(start), end=iso(end))
+    out = CallLogPeriod()
+    for skip in range(0, PERIOD_ROWS, PERIOD_PAGE):
+        page = _rows(await pbx.get_json(path, {"$top": str(PERIOD_PAGE), "$skip": str(skip)}), "ReportCallLogData")
+        for raw in page:
+            call_id = _call_of(raw)
+            parsed = _call_log_row(raw) if call_id is not None else None
+            if parsed is None:
+                MALFORMED.labels("call_log_row").inc()
+                if call_id is not None:
+                    out.broken.add(call_id)
+                continue
+            out.calls.setdefault(call_id, []).append(parsed)
+        if len(page) < PERIOD_PAGE:
+            break
+    else:
+        log.warning("call log of %s..%s: more than %d rows, the rest is not read", iso(start), iso(end), PERIOD_ROWS)
+    for rows in out.calls.values():
+        rows.sort(key=lambda r: r.start)
+    return out

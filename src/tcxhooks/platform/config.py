@@ -235,6 +235,8 @@ class PbxConfig:
     lease_ttl: float = _key("5", _duration, "monitor leadership lease (standby takes over after it)")
     reconcile: bool = _key("true", _bool, "check every ended call against the PBX call log (needs System Owner)")
     reconcile_delay: float = _key("5", _duration, "wait after a call ends before reading its call-log rows")
+    recover_outages: bool = _key("true", _bool, "after a Call Control outage or a restart, send the ended webhooks of "
+                                 "the calls it hid, from the call log (needs System Owner)")
 
 
 @dataclass(frozen=True)

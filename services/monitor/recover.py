@@ -1,0 +1,283 @@
+"""Outage recovery: the calls that rang and ended while the Call Control WebSocket was down (or the monitor was
+stopped) still reach the CRM, as the `call.ended` webhooks they would have given, read from the PBX call log.
+
+    recoverer = Recoverer(pbx, graph, registry, engine, delay=5.0)
+    await recoverer.restore()                          # when the socket was last known good, from the store
+    callcontrol = CallControl(pbx, engine, on_link=recoverer.link)
+    app.spawn(recoverer.run(app.stopping), "recover")
+
+Call Control has no history: a resync shows the calls alive at that moment, nothing of a call that came and
+went in between. So when a session is resynced after a gap, the call log (`ReportCallLogData`, 3cx-v20.md §5.6)
+of the calls that started from when the socket was last known good (minus MARGIN: a silent drop is noticed
+only by the ping timeout, and the PBX's clock may differ) to the resync is read, `delay` after the resync (the
+PBX writes its log after a call). A call in it that touched a monitored DN, that the monitor holds no chain of
+and never finished (the store keeps the call numbers of finished chains for MAX_WINDOW), and that has ended,
+gets its ended events built from its rows and committed through the outbox with ids that do not change, so a
+repeated recovery publishes nothing twice. Ringing and answered events are not invented after the fact.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from tcxhooks.v1 import common_pb2, events_pb2
+
+from .callgraph import CallGraph, Emitted, missed_rank
+from .engine import Engine
+from .errors import PbxError, PbxHttpError
+from .facts import EXTENSION_TYPES, Facts
+from .metrics import RECOVERED
+from .pbx import xapi
+from .pbx.client import PbxClient
+from .reconcile import BadCallLog, log_direction
+from .registry import Registry
+
+log = logging.getLogger(__name__)
+MARGIN = 60.0  # the window starts this long before the socket was last known good
+MAX_WINDOW = 86_400.0  # a longer gap is recovered for its last day only; finished calls are remembered as long
+HEARTBEAT = 5.0  # how often "still good" is written to the store while the socket is up
+FORGET_EVERY = 600.0  # how often finished calls older than MAX_WINDOW are deleted from the store
+_DIRECTIONS = {"incoming": common_pb2.DIRECTION_INCOMING, "outgoing": common_pb2.DIRECTION_OUTGOING,
+               "internal": common_pb2.DIRECTION_INTERNAL}
+
+
+def events_of(callid: int, rows: list[xapi.CallLogRow], facts: Facts, stamp: Callable[[float], str]
+              ) -> list[Emitted]:
+    """The `call.ended` events the monitor would have sent for an ended call, from its call-log rows (oldest
+    first): one `Ok` end per extension that answered (link 1, 2, … as transfers go; `transfer` when the call was
+    answered again after it), or one `Missed` end on link 0 for the DN the call was missed at (queue, else ring
+    group, else the last extension, as the call graph ranks them). `stamp` dates the chain (its first row's
+    start). Raises BadCallLog on an unknown Direction or a row without readable durations."""
+    direction = log_direction(rows)
+    if any(row.ringing is None or row.talking is None for row in rows):
+        raise BadCallLog("a row has no readable RingingDuration or TalkingDuration")
+    first = rows[0]
+    chain = f"{stamp(first.start)}_{callid}"
+    did = did_name = ""
+    if direction == "incoming":
+        caller = first.source_caller_id
+        did = facts.trunk_did(first.source_dn)
+        did_name = facts.rule_name(did) if did else ""
+    elif direction == "outgoing":
+        caller = first.destination_caller_id
+    else:
+        caller = first.source_dn
+    queue = next((r.destination_dn for r in reversed(rows) if r.destination_dn in facts.dn_types
+                  and facts.user_type(r.destination_dn) == "queue"), "")
+    base = events_pb2.CallEvent(type=events_pb2.CALL_EVENT_TYPE_ENDED, direction=_DIRECTIONS[direction],
+                                caller_id=caller, did=did, did_name=did_name, queue=queue, has_callback=bool(queue))
+
+    def emitted(link: int, user: str, finish: int, end: float, seq: int, transfer: bool = False, duration: float = 0,
+                ring: float = 0, leg: common_pb2.LegRef | None = None) -> Emitted:
+        event = events_pb2.CallEvent()
+        event.CopyFrom(base)
+        event.call_id, event.user, event.finish_type, event.transfer = f"{chain}-{link}", user, finish, transfer
+        event.duration_seconds, event.ring_seconds = max(0, round(duration)), max(0, round(ring))
+        return Emitted(chain, f"{chain}-{link}/recovered/ended", end, event, leg,
+                       needs_did=direction == "incoming" and not did,
+                       needs_callback=finish == common_pb2.FINISH_TYPE_MISSED and bool(queue) and user == queue,
+                       callid=callid, seq=seq)
+
+    extensions = {dn for dn, kind in facts.dn_types.items() if kind in EXTENSION_TYPES}
+    answered = [i for i, row in enumerate(rows) if row.answered]
+    out: list[Emitted] = []
+    for i in answered:
+        row = rows[i]
+        # An extension answers as a row's destination, or as the caller of a call out the far end answered.
+        user = row.destination_dn if row.destination_dn in extensions else \
+            row.source_dn if i == 0 and direction == "outgoing" and row.source_dn in extensions else ""
+        if not user:
+            continue  # the far end of a transfer out: it only tells the extension before it was transferred
+        ring, talk = row.ringing or 0.0, row.talking or 0.0
+        start, end = row.start + ring, row.start + ring + talk
+        link = len(out) + 1
+        leg = common_pb2.LegRef(call_id=f"{chain}-{link}", dn=user, pbx_call_number=callid,
+                                start_unix_ms=int(start * 1000), end_unix_ms=int(end * 1000), caller_id=caller)
+        out.append(emitted(link, user, common_pb2.FINISH_TYPE_OK, end, link, transfer=i != answered[-1],
+                           duration=talk, ring=ring, leg=leg))
+    if out:
+        return out
+    rang = ([first.source_dn] if direction == "outgoing" else []) + [row.destination_dn for row in rows]
+    user, rank = "", -1
+    for dn in (dn for dn in rang if dn in facts.dn_types):
+        if missed_rank(facts, dn) >= rank:
+            user, rank = dn, missed_rank(facts, dn)
+    end = max(row.start + (row.ringing or 0.0) for row in rows)
+    return [emitted(0, user, common_pb2.FINISH_TYPE_MISSED, end, 1, ring=end - first.start)]
+
+
+@dataclass(frozen=True)
+class _Window:
+    start: float  # unix seconds, the call log's period
+    end: float
+    due: float  # monotonic
+
+
+class Recoverer:
+    def __init__(self, pbx: PbxClient, graph: CallGraph, registry: Registry, engine: Engine, delay: float) -> None:
+        self.pbx = pbx
+        self.graph = graph
+        self.registry = registry
+        self.engine = engine
+        self.delay = delay
+        self.enabled = True
+        self.good: float | None = None  # unix time the socket was last known good (None: never)
+        self.connected = False
+        self.windows: asyncio.Queue[_Window] = asyncio.Queue()
+        self._changed = asyncio.Event()
+
+    async def restore(self) -> None:
+        """The last good moment a previous run stored: the gap since then is recovered at the first resync."""
+        try:
+            self.good = await self.registry.load_good()
+        except Exception as exc:  # the store is down: this start's gap is not recovered
+            log.error("cannot read when the Call Control socket was last good; the gap before this start is not "
+                      "recovered: %s", exc)
+
+    def link(self, up: bool) -> None:
+        """CallControl's callback: True once a session is resynced, False when it is lost."""
+        now = time.time()
+        if up and self.good is not None and self.enabled:
+            self.windows.put_nowait(_Window(max(self.good - MARGIN, now - MAX_WINDOW), now,
+                                            time.monotonic() + self.delay))
+        self.connected = up
+        self.good = now
+        self._changed.set()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        worker = asyncio.create_task(self._worker())
+        forgotten = time.monotonic()
+        try:
+            while not stopping.is_set():
+                self._changed.clear()
+                if self.connected:
+                    self.good = time.time()
+                await self._save()
+                if time.monotonic() - forgotten > FORGET_EVERY:
+                    forgotten = time.monotonic()
+                    await self._forget()
+                waits = [asyncio.ensure_future(self._changed.wait()), asyncio.ensure_future(stopping.wait())]
+                await asyncio.wait(waits, timeout=HEARTBEAT, return_when=asyncio.FIRST_COMPLETED)
+                for task in waits:
+                    task.cancel()
+        finally:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+            if self.connected:
+                self.good = time.time()
+            await self._save()
+
+    async def _save(self) -> None:
+        if self.good is None:
+            return
+        try:
+            await self.registry.save_good(self.good)
+        except Exception as exc:  # the store is down: the last stored moment stays, an earlier one (safe)
+            log.warning("cannot store when the Call Control socket was last good: %s", exc)
+
+    async def _forget(self) -> None:
+        try:
+            await self.registry.forget_known(time.time() - MAX_WINDOW - 2 * MARGIN)
+        except Exception as exc:
+            log.warning("cannot delete old finished calls: %s", exc)
+
+    async def _worker(self) -> None:
+        while True:
+            window = await self.windows.get()
+            await asyncio.sleep(max(0.0, window.due - time.monotonic()))
+            if self.enabled:
+                await self.recover(window.start, window.end)
+
+    async def recover(self, start: float, end: float) -> None:
+        """Reads the call log of [start, end] and publishes the ended events of the calls the monitor missed."""
+        span = f"{xapi.iso(start)}..{xapi.iso(end)}"
+        try:
+            period = await xapi.call_log_period(self.pbx, start, end)
+            known = set(self.graph.chains) | set(self.graph.finished) | await self.registry.known_calls(start)
+        except PbxHttpError as exc:
+            if exc.status == 403:
+                self._forbidden()
+            else:
+                self._lost(span, exc)
+            return
+        except Exception as exc:  # XAPI or the store failed: nothing of this window can be told apart
+            self._lost(span, exc)
+            return
+        outcomes: dict[str, int] = {}
+        candidates: list[int] = []
+        for callid in sorted(set(period.calls) | period.broken):
+            rows = period.calls.get(callid, [])
+            if callid in known:
+                outcome = "known"
+            elif callid in period.broken:
+                outcome = "error"
+                log.warning("call %s of the outage %s: a call-log row lacks a field, not recovered", callid, span)
+            elif not any(dn in self.graph.facts.dn_types for row in rows for dn in (row.source_dn, row.destination_dn)):
+                outcome = "not_monitored"
+            elif any(row.status == "Waiting" for row in rows):
+                outcome = "in_progress"
+            else:
+                candidates.append(callid)
+                continue
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        for outcome, count in (await self._publish(period, candidates, span)).items():
+            outcomes[outcome] = outcomes.get(outcome, 0) + count
+        for outcome, count in outcomes.items():
+            RECOVERED.labels(outcome).inc(count)
+        log.info("outage recovery of %s: %s", span,
+                 ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())) or "no calls in the call log")
+
+    async def _publish(self, period: xapi.CallLogPeriod, candidates: list[int], span: str) -> dict[str, int]:
+        if not candidates:
+            return {}
+        outcomes = {"in_progress": 0, "not_reported": 0, "error": 0}
+        try:
+            # The log is written after a call, but a call transferred outside may still go on beyond our DNs.
+            active = await xapi.active_call_numbers(self.pbx, candidates)
+        except PbxError as exc:
+            log.warning("ActiveCalls unavailable during outage recovery, taking the logged calls as ended: %s", exc)
+            active = set()
+        items: list[Emitted] = []
+        published: list[int] = []
+        for callid in candidates:
+            if callid in active:
+                outcomes["in_progress"] += 1
+                continue
+            try:
+                events = events_of(callid, period.calls[callid], self.graph.facts, self.graph.stamp)
+            except BadCallLog as exc:
+                outcomes["error"] += 1
+                log.warning("call %s of the outage %s: call log unusable, not recovered: %s", callid, span, exc)
+                continue
+            if events[0].event.direction == common_pb2.DIRECTION_INTERNAL and not self.graph.settings.internal_calls:
+                outcomes["not_reported"] += 1
+                continue
+            items += events
+            published.append(callid)
+        if published:
+            try:
+                await self.engine.commit_recovered(items, published)
+            except Exception as exc:
+                log.error("outage %s: cannot commit the ended events of %d recovered calls: %s", span, len(published),
+                          exc)
+                outcomes["error"] += len(published)
+                published = []
+        for callid in published:
+            log.info("call %s ended during the outage %s: its ended webhook is sent from the call log", callid, span)
+        return {**{k: v for k, v in outcomes.items() if v}, **({"published": len(published)} if published else {})}
+
+    def _forbidden(self) -> None:
+        if not self.enabled:
+            return
+        self.enabled = False
+        RECOVERED.labels("forbidden").inc()
+        log.error("outage recovery is off for this run: the PBX refuses the call log (HTTP 403); it needs an API "
+                  "client with System Owner rights, or set [pbx] recover_outages = false")
+
+    @staticmethod
+    def _lost(span: str, exc: Exception) -> None:
+        RECOVERED.labels("error").inc()
+        log.error("outage %s not recovered: calls that rang and ended in it send no webhook: %s", span, exc)
