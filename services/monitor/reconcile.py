@@ -11,7 +11,8 @@ compared. The result is a metric (`tcxhooks_monitor_reconciled_calls_total{outco
 differs `tcxhooks_monitor_reconcile_disagreements_total{field}`) and a warning per disagreement.
 
 The check sits beside the event path, never in it: `observe` only updates a dict and puts a job in a bounded
-queue (full: the check is dropped and counted, the events are untouched), and a few workers read the log.
+queue (full: the check is dropped and counted, the events are untouched), and a few workers read the log, up to
+CALL_LOG_BATCH calls per query (a busy PBX is not asked one report per call).
 The call log needs System Owner rights: a 403 turns the check off for the rest of the run.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from tcxhooks.v1 import common_pb2, events_pb2
@@ -174,37 +176,50 @@ class Reconciler:
 
     async def _worker(self) -> None:
         while True:
-            check = await self.queue.get()
-            await asyncio.sleep(max(0.0, check.due - time.monotonic()))
+            # the checks waiting are due in order: a worker takes up to a read's worth, so a busy PBX gets
+            # one call-log query per CALL_LOG_BATCH calls, not one per call
+            batch = [await self.queue.get()]
+            while len(batch) < xapi.CALL_LOG_BATCH and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            await asyncio.sleep(max(0.0, batch[-1].due - time.monotonic()))
             if self.enabled:
-                await self._check(check)
+                await self._check(batch)
 
-    async def _check(self, check: _Check) -> None:
-        """Reads the call's log rows (again while there are none, `delay` apart), compares and counts."""
-        try:
-            rows = await xapi.call_log(self.pbx, check.callid, check.start, check.end)
-            for _ in range(READS - 1):
-                if rows:
-                    break
+    async def _check(self, batch: list[_Check]) -> None:
+        """Reads the calls' log rows (again for those without any, `delay` apart), compares and counts."""
+        waiting = {check.callid: check for check in batch}
+        start, end = min(c.start for c in batch), max(c.end for c in batch)
+        for read in range(READS):
+            if read:
                 await asyncio.sleep(self.delay)
-                rows = await xapi.call_log(self.pbx, check.callid, check.start, check.end)
-            if not rows:
-                RECONCILED.labels("missing").inc()
-                log.info("call %s (%s): no call-log rows after %d reads", check.callid, check.chain, READS)
+            try:
+                found = await xapi.call_logs(self.pbx, list(waiting), start, end)
+            except PbxHttpError as exc:
+                if exc.status == 403:
+                    self._forbidden()
+                else:
+                    self._errors(waiting.values(), exc)
                 return
+            except PbxError as exc:
+                self._errors(waiting.values(), exc)
+                return
+            for callid in found.broken & waiting.keys():
+                self._errors([waiting.pop(callid)], PbxError("rows lacking StartTime, SourceDn, DestinationDn, "
+                                                             "Answered or Direction of the right type"))
+            for callid, rows in found.calls.items():
+                if callid in waiting:
+                    self._settle(waiting.pop(callid), rows)
+            if not waiting:
+                return
+        for check in waiting.values():
+            RECONCILED.labels("missing").inc()
+            log.info("call %s (%s): no call-log rows after %d reads", check.callid, check.chain, READS)
+
+    def _settle(self, check: _Check, rows: list[xapi.CallLogRow]) -> None:
+        try:
             differences = compare(check.reported, log_summary(rows, self._extensions()))
-        except PbxHttpError as exc:
-            if exc.status != 403:
-                self._error(check, exc)
-            elif self.enabled:
-                self.enabled = False
-                self._watched.clear()
-                RECONCILED.labels("forbidden").inc()
-                log.error("post-call reconciliation is off for this run: the PBX refuses the call log (HTTP 403); "
-                          "it needs an API client with System Owner rights, or set [pbx] reconcile = false")
-            return
-        except (PbxError, BadCallLog) as exc:
-            self._error(check, exc)
+        except BadCallLog as exc:
+            self._errors([check], exc)
             return
         if not differences:
             RECONCILED.labels("agree").inc()
@@ -215,10 +230,20 @@ class Reconciler:
         log.warning("call %s (%s): the PBX call log disagrees with the monitor: %s", check.callid, check.chain,
                     "; ".join(f"{d.field} monitor={d.monitor} call_log={d.call_log}" for d in differences))
 
+    def _forbidden(self) -> None:
+        if not self.enabled:
+            return
+        self.enabled = False
+        self._watched.clear()
+        RECONCILED.labels("forbidden").inc()
+        log.error("post-call reconciliation is off for this run: the PBX refuses the call log (HTTP 403); "
+                  "it needs an API client with System Owner rights, or set [pbx] reconcile = false")
+
     def _extensions(self) -> set[str]:
         return {dn for dn, kind in self.facts.dn_types.items() if kind in EXTENSION_TYPES}
 
     @staticmethod
-    def _error(check: _Check, exc: Exception) -> None:
-        RECONCILED.labels("error").inc()
-        log.warning("call %s (%s): call log unusable, not reconciled: %s", check.callid, check.chain, exc)
+    def _errors(checks: Iterable[_Check], exc: Exception) -> None:
+        for check in checks:
+            RECONCILED.labels("error").inc()
+            log.warning("call %s (%s): call log unusable, not reconciled: %s", check.callid, check.chain, exc)

@@ -78,20 +78,26 @@ def counted(before: dict[str, float]) -> dict[str, float]:
 
 
 class FakeXapi:
-    """get_json answers call-log reads from `answer(call_id, read number)`: a list of rows or an exception."""
+    """get_json answers call-log reads (`CallId eq 1 or CallId eq 2 …`) from `answer(call_id, read number)`: each
+    call's rows, or an exception that fails the whole read. `queries` counts the reads."""
 
     def __init__(self, answer: Callable[[int, int], Any]) -> None:
         self.answer = answer
         self.reads: dict[int, int] = {}
+        self.queries = 0
 
     async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         assert "GetCallLogData(" in path and "hidePcalls=true" in path and params is not None
-        call_id = int(params["$filter"].removeprefix("CallId eq "))
-        self.reads[call_id] = self.reads.get(call_id, 0) + 1
-        result = self.answer(call_id, self.reads[call_id])
-        if isinstance(result, Exception):
-            raise result
-        return {"value": result}
+        self.queries += 1
+        rows: list[Any] = []
+        for term in params["$filter"].split(" or "):
+            call_id = int(term.removeprefix("CallId eq "))
+            self.reads[call_id] = self.reads.get(call_id, 0) + 1
+            result = self.answer(call_id, self.reads[call_id])
+            if isinstance(result, Exception):
+                raise result
+            rows += result
+        return {"value": rows}
 
 
 def log_row(call_id: int, destination: str, answered: bool, **extra: Any) -> dict[str, Any]:
@@ -139,6 +145,19 @@ async def test_agree_disagree_late_rows_and_missing() -> None:
     _, fake = await reconciled(answer, (1, True), (2, True), (3, True), (4, False), wait=0.6)
     assert counted(before) == {"agree": 2, "disagree": 1, "missing": 1}
     assert fake.reads == {1: 1, 2: 1, 3: 2, 4: 3}
+    assert fake.queries == 3  # the four calls in one read, then the two still without rows, then the last one
+
+
+async def test_a_busy_pbx_gets_one_query_per_batch_of_calls() -> None:
+    before = outcomes()
+    calls = [(n, True) for n in range(1, 46)]
+    _, fake = await reconciled(lambda call_id, read: [log_row(call_id, "101", True)], *calls, wait=0.3)
+    assert counted(before) == {"agree": 45}
+    assert fake.queries == 3  # 20 + 20 + 5
+
+
+def malformed_rows() -> float:
+    return REGISTRY.get_sample_value("tcxhooks_monitor_malformed_messages_total", {"reason": "call_log_row"}) or 0
 
 
 async def test_garbage_rows_and_errors_are_counted_never_fatal() -> None:
@@ -146,18 +165,21 @@ async def test_garbage_rows_and_errors_are_counted_never_fatal() -> None:
                {**log_row(3, "101", True), "CallId": "3"}]
 
     def answer(call_id: int, read: int) -> Any:
-        if call_id == 5:
-            return PbxHttpError(500, "GET …: HTTP 500")
         if call_id == 6:
             return [log_row(6, "101", True, Direction="Sideways")]
         return [g for g in garbage if isinstance(g, dict) and g["CallId"] in (call_id, str(call_id))]
 
+    before, malformed = outcomes(), malformed_rows()
+    reconciler, _ = await reconciled(answer, (1, True), (2, True), (3, True), (6, True), wait=0.3)
+    # call 3's only row names no call it belongs to: counted at each of its three reads, the call has no rows
+    assert counted(before) == {"error": 3, "missing": 1}
+    assert malformed_rows() - malformed == 2 + reconcile.READS
+    assert reconciler.enabled
+
     before = outcomes()
-    malformed = REGISTRY.get_sample_value("tcxhooks_monitor_malformed_messages_total", {"reason": "call_log_row"}) or 0
-    reconciler, _ = await reconciled(answer, (1, True), (2, True), (3, True), (5, True), (6, True), wait=0.3)
-    assert counted(before) == {"error": 5}
-    assert (REGISTRY.get_sample_value("tcxhooks_monitor_malformed_messages_total", {"reason": "call_log_row"})
-            or 0) - malformed == 3
+    reconciler, _ = await reconciled(lambda call_id, read: PbxHttpError(500, "GET …: HTTP 500"), (7, True), (8, True),
+                                     wait=0.3)
+    assert counted(before) == {"error": 2}  # a failed read fails the calls it asked about, and no more
     assert reconciler.enabled
 
 
@@ -166,7 +188,7 @@ async def test_forbidden_turns_the_check_off_once(caplog: pytest.LogCaptureFixtu
     reconciler, fake = await reconciled(lambda call_id, read: PbxHttpError(403, "GET …: HTTP 403"),
                                         *[(n, True) for n in range(1, 9)], wait=0.3)
     assert counted(before) == {"forbidden": 1}
-    assert not reconciler.enabled and sum(fake.reads.values()) <= reconcile.WORKERS
+    assert not reconciler.enabled and fake.queries == 1  # the eight calls were one read
     assert sum("System Owner" in r.getMessage() for r in caplog.records) == 1
     reconciler.observe([ringing(20, "101")], [20])
     assert reconciler.queue.empty()
