@@ -118,6 +118,16 @@ class Control:
             listener.push(event_type, entity, body.get("attached_data"), sequence)
         return web.json_response({"sockets": len(listeners)})
 
+    async def ws_lose(self, request: web.Request) -> web.Response:
+        """`{"lose": true}`: every open socket numbers its frames but sends none until `{"lose": false}`."""
+        body = await _json(request)
+        if not isinstance(body.get("lose"), bool):
+            return _bad("give 'lose' (true or false)")
+        listeners = request.app[self.key].pbx.listeners
+        for listener in listeners:
+            listener.losing = body["lose"]
+        return web.json_response({"sockets": len(listeners)})
+
     async def fail(self, request: web.Request) -> web.Response:
         """`{"prefix": "/callcontrol", "status": 503, "count": 1}`: the next matching PBX requests fail;
         `count` 0 clears every pending failure."""
@@ -210,6 +220,7 @@ def add_routes(app: web.Application, state_key: web.AppKey[Any], drop: Callable[
     app.router.add_get("/sim/calls/{number}", c.call)
     app.router.add_post("/sim/ws/drop", c.ws_drop)
     app.router.add_post("/sim/ws/inject", c.ws_inject)
+    app.router.add_post("/sim/ws/lose", c.ws_lose)
     app.router.add_post("/sim/fail", c.fail)
     app.router.add_post("/sim/token/expire", c.token_expire)
     app.router.add_post("/sim/load", c.load)

@@ -138,11 +138,14 @@ class Listener:
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self.losing = False  # frames are numbered but never sent (a fault: the client sees a sequence gap)
         self._sequence = itertools.count(1)
 
     def push(self, event_type: int, entity: str, attached_data: Any = None, sequence: int | None = None) -> None:
         """One §3.2 envelope; `sequence` overrides the counter (to fake out-of-order frames)."""
         number = next(self._sequence) if sequence is None else sequence
+        if self.losing:
+            return
         self.queue.put_nowait(json.dumps({"sequence": number, "event": {
             "event_type": event_type, "entity": entity, "attached_data": attached_data}}))
 

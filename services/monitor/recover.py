@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -140,12 +141,21 @@ class Recoverer:
     def link(self, up: bool) -> None:
         """CallControl's callback: True once a session is resynced, False when it is lost."""
         now = time.time()
-        if up and self.good is not None and self.enabled:
-            self.windows.put_nowait(_Window(max(self.good - MARGIN, now - MAX_WINDOW), now,
-                                            time.monotonic() + self.delay))
+        if up and self.good is not None:
+            self._window(self.good, now)
         self.connected = up
         self.good = now
         self._changed.set()
+
+    def gap(self, since: float) -> None:
+        """CallControl's callback at a sequence gap: frames after `since` (unix time) were lost while the socket
+        stayed up, and the resync that follows sees only the calls still alive."""
+        self._window(since, time.time())
+
+    def _window(self, since: float, now: float) -> None:
+        if self.enabled:  # the period is sent in whole seconds: its end is rounded up, not cut
+            self.windows.put_nowait(_Window(max(since - MARGIN, now - MAX_WINDOW), math.ceil(now),
+                                            time.monotonic() + self.delay))
 
     async def run(self, stopping: asyncio.Event) -> None:
         worker = asyncio.create_task(self._worker())

@@ -74,7 +74,8 @@ async def build(app: App) -> None:
     engine = Engine(graph, registry, publisher, pbx, poke=poller.poke, reconciler=reconciler)
     recoverer = Recoverer(pbx, graph, registry, engine, config.pbx.reconcile_delay) if config.pbx.recover_outages \
         else None
-    callcontrol = CallControl(pbx, engine, on_link=recoverer.link if recoverer is not None else None)
+    callcontrol = CallControl(pbx, engine, on_link=recoverer.link if recoverer is not None else None,
+                              on_gap=recoverer.gap if recoverer is not None else None)
     servicer = MonitorServicer(graph, pbx, callcontrol, poller.extensions)
     monitor_service_pb2_grpc.add_MonitorServiceServicer_to_server(servicer, app.server)
 

@@ -167,6 +167,28 @@ def test_calls_that_rang_and_ended_during_an_outage_reach_the_crm_once(monitor_s
 
 
 @pytest.mark.parametrize("monitor_stack", QUICK, indirect=True)
+def test_a_call_lost_in_a_sequence_gap_is_recovered_with_the_socket_up(monitor_stack: Monitor) -> None:
+    pbx = monitor_stack.pbx
+    before = pbx.play("inbound_answered", ext="103", **FAST)["call_number"]  # the socket's first frames arrive
+    monitor_stack.bodies(3)
+    connects = monitor_stack.metric('tcxhooks_monitor_ws_reconnects_total{outcome="connected"}')
+    lose = f"{pbx.url}/sim/ws/lose"
+    assert httpx.post(lose, json={"lose": True}, timeout=5).json() == {"sockets": 1}  # frames numbered, never sent
+    missed = pbx.play("caller_hangs_up_ringing", ext="102", ring_seconds=0.3)["call_number"]
+    pbx.wait_done(missed)
+    httpx.post(lose, json={"lose": False}, timeout=5).raise_for_status()
+    seen = pbx.play("inbound_answered", ext="101", **FAST)["call_number"]  # its first frame shows the gap
+    bodies = by_id(monitor_stack.bodies(7))
+    assert set(bodies) == {(event, f"{n}-{link}") for n in (before, seen) for event, link in (
+        ("ringing", 0), ("hangupincoming", 1), ("incoming", 1))} | {("incoming", f"{missed}-0")}
+    gone = bodies[("incoming", f"{missed}-0")]
+    assert (gone["user"], gone["finishtype"]) == ("102", "Missed")
+    assert monitor_stack.metric('tcxhooks_monitor_malformed_messages_total{reason="sequence_gap"}') == 1
+    assert monitor_stack.metric('tcxhooks_monitor_ws_reconnects_total{outcome="connected"}') == connects
+    wait_until("the recovery", lambda: recovered(monitor_stack, "published") == 1, monitor_stack)
+
+
+@pytest.mark.parametrize("monitor_stack", QUICK, indirect=True)
 def test_a_call_that_came_and_went_while_the_monitor_was_stopped_is_recovered(monitor_stack: Monitor) -> None:
     pbx = monitor_stack.pbx
     seen = pbx.play("inbound_answered", ext="101", **FAST)["call_number"]

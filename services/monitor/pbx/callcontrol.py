@@ -72,10 +72,12 @@ def parse_snapshot(body: Any) -> tuple[list[dict[str, Any]], list[Participant]]:
 
 class CallControl:
     def __init__(self, pbx: PbxClient, sink: Sink, ping_interval: float = 10.0, max_backoff: float = 30.0,
-                 resync_every: float = 60.0, on_link: Callable[[bool], None] | None = None) -> None:
+                 resync_every: float = 60.0, on_link: Callable[[bool], None] | None = None,
+                 on_gap: Callable[[float], None] | None = None) -> None:
         self.pbx = pbx
         self.sink = sink
         self.on_link = on_link  # told True once a session is resynced, False when such a session is lost
+        self.on_gap = on_gap  # told, at a sequence gap, the unix time of the last frame before it
         self.ping_interval = ping_interval
         self.max_backoff = max_backoff
         self.resync_every = resync_every
@@ -192,6 +194,7 @@ class CallControl:
     async def _read(self, ws: Any, ordered: asyncio.Queue[Callable[[], Awaitable[None]] | None],
                     stopping: asyncio.Event) -> None:
         last_sequence: int | None = None
+        last_frame_at = time.time()  # unix time of the last frame (of the resync, before the first)
         fetches: dict[str, asyncio.Task[Participant | None]] = {}
 
         async def close_when_stopping() -> None:
@@ -213,6 +216,7 @@ class CallControl:
                         return
                     raise
                 self.last_message = time.monotonic()
+                previous_frame_at, last_frame_at = last_frame_at, time.time()
                 if isinstance(frame, bytes):
                     _bad("binary_frame", f"{len(frame)} bytes")
                     continue
@@ -233,6 +237,8 @@ class CallControl:
                     elif last_sequence is not None and sequence > last_sequence + 1:
                         _bad("sequence_gap", f"sequence {sequence} after {last_sequence}; resync")
                         await ordered.put(self._resync)
+                        if self.on_gap is not None:  # a call may have come and gone in the frames lost
+                            self.on_gap(previous_frame_at)
                     last_sequence = max(sequence, last_sequence or sequence)
                 await self._dispatch(event_type, entity, event.get("attached_data"), ordered, fetches)
         finally:
