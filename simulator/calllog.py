@@ -4,6 +4,7 @@
     log.seen(participant, kind, now)      # every Upsert (kind: inbound / outbound / internal)
     log.gone(participant_id, now)         # every Remove
     log.rows(start, end)                  # rows of the ended calls that started in [start, end], by end
+    log.hold(True); …; log.hold(False)    # rows of calls ending meanwhile show only then (a slow PBX; tests)
 
 A call's rows appear once its last participant (hidden trunk legs included) has gone: the real log is
 written after the call. One row per DN the call reached, in the order it reached them: the source is the
@@ -73,6 +74,15 @@ class CallLog:
         self._where: dict[int, int] = {}  # participant id → callid
         self._lies: dict[int, str] = {}  # callid → the field its rows will get wrong
         self._ended: deque[tuple[float, list[dict[str, Any]]]] = deque(maxlen=MAX_CALLS)  # (call start, rows)
+        self._held: list[tuple[float, list[dict[str, Any]]]] | None = None  # written late, while held
+
+    def hold(self, on: bool) -> None:
+        """While on, the rows of calls that end are kept back; off writes them (a PBX slow to write its log)."""
+        if on and self._held is None:
+            self._held = []
+        elif not on and self._held is not None:
+            self._ended.extend(self._held)
+            self._held = None
 
     def falsify(self, callid: int, what: str) -> None:
         """The rows of `callid` will report `what` (one of FALSIFIABLE) wrongly (a test knob)."""
@@ -108,7 +118,8 @@ class CallLog:
         call.legs[participant_id].ended = now
         if not call.live:
             del self._open[call.callid]
-            self._ended.append((call.began, _falsified(_rows(call, now), call.falsify, self.dns)))
+            written = (call.began, _falsified(_rows(call, now), call.falsify, self.dns))
+            (self._ended if self._held is None else self._held).append(written)
 
     def rows(self, start: float, end: float) -> list[dict[str, Any]]:
         return [row for began, rows in self._ended if start <= began <= end for row in rows]

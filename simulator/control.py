@@ -128,6 +128,14 @@ class Control:
             listener.losing = body["lose"]
         return web.json_response({"sockets": len(listeners)})
 
+    async def call_log(self, request: web.Request) -> web.Response:
+        """`{"hold": true}`: the call-log rows of calls that end are kept back until `{"hold": false}`."""
+        body = await _json(request)
+        if not isinstance(body.get("hold"), bool):
+            return _bad("give 'hold' (true or false)")
+        request.app[self.key].player.call_log.hold(body["hold"])
+        return web.json_response({"hold": body["hold"]})
+
     async def fail(self, request: web.Request) -> web.Response:
         """`{"prefix": "/callcontrol", "status": 503, "count": 1}`: the next matching PBX requests fail;
         `count` 0 clears every pending failure."""
@@ -221,6 +229,7 @@ def add_routes(app: web.Application, state_key: web.AppKey[Any], drop: Callable[
     app.router.add_post("/sim/ws/drop", c.ws_drop)
     app.router.add_post("/sim/ws/inject", c.ws_inject)
     app.router.add_post("/sim/ws/lose", c.ws_lose)
+    app.router.add_post("/sim/calllog", c.call_log)
     app.router.add_post("/sim/fail", c.fail)
     app.router.add_post("/sim/token/expire", c.token_expire)
     app.router.add_post("/sim/load", c.load)

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 MARGIN = 60.0  # the window starts this long before the socket was last known good
 MAX_WINDOW = 86_400.0  # a longer gap is recovered for its last day only; finished calls are remembered as long
 HEARTBEAT = 5.0  # how often "still good" is written to the store while the socket is up
+LATE_READ = 6.0  # each window is read again this many `delay`s after its first read: rows the PBX wrote late
 FORGET_EVERY = 600.0  # how often finished calls older than MAX_WINDOW are deleted from the store
 _DIRECTIONS = {"incoming": common_pb2.DIRECTION_INCOMING, "outgoing": common_pb2.DIRECTION_OUTGOING,
                "internal": common_pb2.DIRECTION_INTERNAL}
@@ -115,6 +116,7 @@ class _Window:
     start: float  # unix seconds, the call log's period
     end: float
     due: float  # monotonic
+    settled: frozenset[int] | None = None  # at the second read: the calls the first one settled
 
 
 class Recoverer:
@@ -198,12 +200,20 @@ class Recoverer:
         while True:
             window = await self.windows.get()
             await asyncio.sleep(max(0.0, window.due - time.monotonic()))
-            if self.enabled:
-                await self.recover(window.start, window.end)
+            if not self.enabled:
+                continue
+            settled = await self.recover(window.start, window.end, window.settled)
+            if window.settled is None:  # the second read: rows written late, or a first read that failed
+                again = _Window(window.start, window.end, 0.0, frozenset(settled))
+                asyncio.get_running_loop().call_later(LATE_READ * self.delay, self.windows.put_nowait, again)
 
-    async def recover(self, start: float, end: float) -> None:
-        """Reads the call log of [start, end] and publishes the ended events of the calls the monitor missed."""
+    async def recover(self, start: float, end: float, earlier: frozenset[int] | None = None) -> set[int]:
+        """Reads the call log of [start, end] and publishes the ended events of the calls the monitor missed.
+        `earlier`: at the second read, the calls the first settled. Returns the calls settled by now (all but
+        those still going or not committed)."""
+        skip = earlier or frozenset()
         span = f"{xapi.iso(start)}..{xapi.iso(end)}"
+        again = f"; read again in {LATE_READ * self.delay:.0f} s" if earlier is None else ""
         try:
             period = await xapi.call_log_period(self.pbx, start, end)
             known = set(self.graph.chains) | set(self.graph.finished) | await self.registry.known_calls(start)
@@ -211,14 +221,15 @@ class Recoverer:
             if exc.status == 403:
                 self._forbidden()
             else:
-                self._lost(span, exc)
-            return
+                self._lost(span, exc, again)
+            return set()
         except Exception as exc:  # XAPI or the store failed: nothing of this window can be told apart
-            self._lost(span, exc)
-            return
+            self._lost(span, exc, again)
+            return set()
         outcomes: dict[str, int] = {}
         candidates: list[int] = []
-        for callid in sorted(set(period.calls) | period.broken):
+        settled: set[int] = set()
+        for callid in sorted((set(period.calls) | period.broken) - skip):
             rows = period.calls.get(callid, [])
             if callid in known:
                 outcome = "known"
@@ -233,16 +244,24 @@ class Recoverer:
                 candidates.append(callid)
                 continue
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
-        for outcome, count in (await self._publish(period, candidates, span)).items():
+            if outcome != "in_progress":
+                settled.add(callid)
+        published, later = await self._publish(period, candidates, span)
+        settled |= set(candidates) - later
+        for outcome, count in published.items():
             outcomes[outcome] = outcomes.get(outcome, 0) + count
         for outcome, count in outcomes.items():
             RECOVERED.labels(outcome).inc(count)
-        log.info("outage recovery of %s: %s", span,
-                 ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())) or "no calls in the call log")
+        log.info("outage recovery of %s%s: %s", span, "" if earlier is None else " (second read)",
+                 ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())) or "no new calls in the call log")
+        return settled | skip
 
-    async def _publish(self, period: xapi.CallLogPeriod, candidates: list[int], span: str) -> dict[str, int]:
+    async def _publish(self, period: xapi.CallLogPeriod, candidates: list[int], span: str
+                       ) -> tuple[dict[str, int], set[int]]:
+        """Publishes the candidates' ended events; returns the outcome counts and the calls left for a later read
+        (still going, or not committed)."""
         if not candidates:
-            return {}
+            return {}, set()
         outcomes = {"in_progress": 0, "not_reported": 0, "error": 0}
         try:
             # The log is written after a call, but a call transferred outside may still go on beyond our DNs.
@@ -252,9 +271,11 @@ class Recoverer:
             active = set()
         items: list[Emitted] = []
         published: list[int] = []
+        later: set[int] = set()
         for callid in candidates:
             if callid in active:
                 outcomes["in_progress"] += 1
+                later.add(callid)
                 continue
             try:
                 events = events_of(callid, period.calls[callid], self.graph.facts, self.graph.stamp)
@@ -274,10 +295,12 @@ class Recoverer:
                 log.error("outage %s: cannot commit the ended events of %d recovered calls: %s", span, len(published),
                           exc)
                 outcomes["error"] += len(published)
+                later.update(published)
                 published = []
         for callid in published:
             log.info("call %s ended during the outage %s: its ended webhook is sent from the call log", callid, span)
-        return {**{k: v for k, v in outcomes.items() if v}, **({"published": len(published)} if published else {})}
+        counts = {**{k: v for k, v in outcomes.items() if v}, **({"published": len(published)} if published else {})}
+        return counts, later
 
     def _forbidden(self) -> None:
         if not self.enabled:
@@ -288,6 +311,7 @@ class Recoverer:
                   "client with System Owner rights, or set [pbx] recover_outages = false")
 
     @staticmethod
-    def _lost(span: str, exc: Exception) -> None:
+    def _lost(span: str, exc: Exception, again: str) -> None:
         RECOVERED.labels("error").inc()
-        log.error("outage %s not recovered: calls that rang and ended in it send no webhook: %s", span, exc)
+        log.error("outage %s: the call log cannot be read (%s)%s", span, exc,
+                  again or "; calls that rang and ended in it send no webhook")

@@ -167,6 +167,27 @@ def test_calls_that_rang_and_ended_during_an_outage_reach_the_crm_once(monitor_s
 
 
 @pytest.mark.parametrize("monitor_stack", QUICK, indirect=True)
+def test_rows_the_pbx_writes_late_are_caught_by_the_second_read(monitor_stack: Monitor) -> None:
+    pbx = monitor_stack.pbx
+    hold = f"{pbx.url}/sim/calllog"
+    httpx.post(hold, json={"hold": True}, timeout=5).raise_for_status()  # the PBX is slow to write its log
+    fail(monitor_stack, "/callcontrol/ws", 503, 1000)
+    pbx.drop()
+    down(monitor_stack)
+    missed = pbx.play("caller_hangs_up_ringing", ext="102", ring_seconds=0.3)["call_number"]
+    pbx.wait_done(missed)
+    fail(monitor_stack, "/callcontrol/ws", 503, 0)
+    wait_until("the first read", lambda: "no new calls in the call log" in monitor_stack.logs(), monitor_stack)
+    assert not monitor_stack.crm.requests
+    httpx.post(hold, json={"hold": False}, timeout=5).raise_for_status()
+    (body,) = monitor_stack.bodies(1)
+    assert (dict(body)["event"], dict(body)["id"].split("_", 1)[1], dict(body)["finishtype"]) == (
+        "incoming", f"{missed}-0", "Missed")
+    assert recovered(monitor_stack, "published") == 1
+    assert "(second read): 1 published" in monitor_stack.logs()
+
+
+@pytest.mark.parametrize("monitor_stack", QUICK, indirect=True)
 def test_a_call_lost_in_a_sequence_gap_is_recovered_with_the_socket_up(monitor_stack: Monitor) -> None:
     pbx = monitor_stack.pbx
     before = pbx.play("inbound_answered", ext="103", **FAST)["call_number"]  # the socket's first frames arrive
