@@ -38,11 +38,13 @@ def call_message(chain: Chain) -> monitor_service_pb2.Call:
 
 class MonitorServicer(monitor_service_pb2_grpc.MonitorServiceServicer):
     def __init__(self, graph: CallGraph, pbx: PbxClient, callcontrol: CallControl,
-                 extensions: Callable[[], list[monitor_service_pb2.Extension]] | None = None) -> None:
+                 extensions: Callable[[], list[monitor_service_pb2.Extension]] | None = None,
+                 reads_call_log: bool = False) -> None:
         self.graph = graph
         self.pbx = pbx
         self.callcontrol = callcontrol
         self.extensions = extensions
+        self.reads_call_log = reads_call_log  # the post-call check or outage recovery is on
 
     async def ListCalls(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         chains = sorted(self.graph.chains.values(), key=lambda c: (c.first_seen, c.callid))
@@ -125,6 +127,8 @@ class MonitorServicer(monitor_service_pb2_grpc.MonitorServiceServicer):
         await check("token", token)
         await check("callcontrol", callcontrol)
         await check("xapi", xapi_access)
+        if self.reads_call_log:
+            await check("calllog", lambda: xapi.call_log_readable(self.pbx))
         cc = self.callcontrol
         age = time.monotonic() - cc.last_message if cc.last_message else None
         detail = "open" if cc.connected else "not connected"

@@ -75,6 +75,8 @@ async def check_pbx(config: Config) -> list[Verdict]:
         "xapi": "enable '3CX Configuration API Access' with the System Owner role (needed for recordings)",
         "recordings": "give the API client the System Owner role (XAPI Recordings answers 403 otherwise)",
         "websocket": "see the monitor's log; it reconnects with backoff",
+        "calllog": "give the API client the System Owner role (the call log answers 403 otherwise), or set "
+                   "[pbx] reconcile = false and recover_outages = false",
     }
     channel = await _running(config, "monitor")
     if channel is not None:
@@ -87,6 +89,7 @@ async def check_pbx(config: Config) -> list[Verdict]:
                         fixes.get(item.name, "")) for item in reply.items]
     if not config.pbx.url:
         return [Verdict("pbx", False, "[pbx] url is not set", "set [pbx] url to the 3CX V20 base URL")]
+    from tcxhooks.monitor.pbx import xapi
     from tcxhooks.monitor.pbx.client import PbxClient
 
     pbx = PbxClient(config)
@@ -116,6 +119,8 @@ async def check_pbx(config: Config) -> list[Verdict]:
         if verdicts[-1].ok:
             await probe("callcontrol", callcontrol)
             await probe("recordings", recordings)
+            if config.pbx.reconcile or config.pbx.recover_outages:
+                await probe("calllog", lambda: xapi.call_log_readable(pbx))
     finally:
         await pbx.aclose()
     return verdicts

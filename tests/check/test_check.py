@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+import httpx
 import pytest
 
 from tests.helpers.net import free_port
@@ -39,6 +40,7 @@ def test_all_dependencies_reachable(tmp_path: Path, sim: str) -> None:
         result = check(config)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "pbx token" in result.stdout and "pbx callcontrol" in result.stdout
+        assert "XAPI call log readable" in result.stdout  # outage recovery and the post-call check read it
         assert "webhook default" in result.stdout and "HTTP 200" in result.stdout
         ping = crm.wait_for_sync(1)[0]
         assert ping.form()["event"] == "ping"
@@ -73,6 +75,23 @@ def test_running_services_are_asked_over_grpc(tmp_path: Path, sim: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "(asked the running monitor)" in result.stdout
     assert "(sent by the running dispatcher)" in result.stdout
+    assert any(line.startswith("pbx calllog") and "asked the running monitor" in line
+               for line in result.stdout.splitlines())
+
+
+def test_a_call_log_without_system_owner_rights_is_named(tmp_path: Path, sim: str) -> None:
+    httpx.post(f"{sim}/sim/fail", json={"prefix": "/xapi/v1/ReportCallLogData", "status": 403, "count": 100},
+               timeout=5).raise_for_status()
+    pbx = {"url": sim, "client_id": "crmhooks", "client_secret": "check-secret"}
+    with Receiver() as crm:
+        result = check(write_config(tmp_path, pbx=pbx, webhook={"url": crm.url}))
+        lines = result.stdout.splitlines()
+        line = next(i for i, text in enumerate(lines) if text.startswith("pbx calllog"))
+        assert result.returncode == 1 and "FAIL" in lines[line] and "403" in lines[line]
+        assert "System Owner" in lines[line + 1] and "recover_outages = false" in lines[line + 1]
+        off = check(write_config(tmp_path, pbx={**pbx, "reconcile": "false", "recover_outages": "false"},
+                                 webhook={"url": crm.url}))
+    assert off.returncode == 0 and "pbx calllog" not in off.stdout, off.stdout
 
 
 def test_bad_file_exits_2(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any, Collection
 
@@ -228,6 +229,13 @@ async def call_logs(pbx: PbxClient, call_ids: Collection[int], start: float, end
         params = {"$filter": " or ".join(f"CallId eq {int(n)}" for n in batch), "$top": str(200 * len(batch))}
         _collect(_rows(await pbx.get_json(path, params), "ReportCallLogData"), out, set(batch))
     return _oldest_first(out)
+
+
+async def call_log_readable(pbx: PbxClient) -> str:
+    """One page of the last minute's call log: what `tcxhooks check` shows (403 without System Owner rights)."""
+    now = time.time()
+    period = await call_log_period(pbx, now - 60, now)
+    return f"XAPI call log readable ({len(period.calls)} call(s) in the last minute)"
 
 
 PERIOD_PAGE = 1000
