@@ -28,8 +28,8 @@ from .participant import Participant
 RINGING, STOPPED, ANSWERED, ENDED = "ringing", "ringingstopped", "answered", "ended"
 _TYPES = {RINGING: events_pb2.CALL_EVENT_TYPE_RINGING, STOPPED: events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED,
           ANSWERED: events_pb2.CALL_EVENT_TYPE_ANSWERED, ENDED: events_pb2.CALL_EVENT_TYPE_ENDED}
-_DIRECTIONS = {"incoming": common_pb2.DIRECTION_INCOMING, "outgoing": common_pb2.DIRECTION_OUTGOING,
-               "internal": common_pb2.DIRECTION_INTERNAL}
+DIRECTIONS = {"incoming": common_pb2.DIRECTION_INCOMING, "outgoing": common_pb2.DIRECTION_OUTGOING,
+              "internal": common_pb2.DIRECTION_INTERNAL}
 _USER_TYPES = {"ext": common_pb2.USER_TYPE_EXT, "queue": common_pb2.USER_TYPE_QUEUE, "other": common_pb2.USER_TYPE_OTHER}
 _TRTYPES = {"NotDef": common_pb2.TRANSFER_TYPE_NOT_DEF, "Blind": common_pb2.TRANSFER_TYPE_BLIND,
             "Accomp": common_pb2.TRANSFER_TYPE_ACCOMP}
@@ -432,7 +432,7 @@ class CallGraph:
         chain.seq += 1
         call_id = chain.call_id(link)
         event = events_pb2.CallEvent(
-            type=_TYPES[kind], call_id=call_id, direction=_DIRECTIONS[chain.direction], caller_id=chain.caller_id,
+            type=_TYPES[kind], call_id=call_id, direction=DIRECTIONS[chain.direction], caller_id=chain.caller_id,
             did=chain.did if chain.direction == "incoming" else "", user=user, queue=chain.queue,
             user_type=_USER_TYPES.get(user_type, 0), transfer_type=_TRTYPES.get(trtype, 0), finish_type=finish,
             transfer=transfer, duration_seconds=duration, ring_seconds=ring, reason=reason,

@@ -57,6 +57,10 @@ class Facts:
             return "queue"
         return "other"
 
+    def extensions(self) -> set[str]:
+        """The DNs Call Control describes as extensions."""
+        return {dn for dn, kind in self.dn_types.items() if kind in EXTENSION_TYPES}
+
     def trunk_did(self, trunk_dn: str) -> str:
         """The DID of a trunk that carries exactly one; otherwise unknown ("")."""
         dids = self.trunk_dids.get(trunk_dn, [])

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 from tcxhooks.v1 import common_pb2, events_pb2
 
-from .callgraph import Emitted
+from .callgraph import DIRECTIONS, Emitted
 from .errors import PbxError, PbxHttpError
-from .facts import EXTENSION_TYPES, Facts
+from .facts import Facts
 from .metrics import RECONCILE_DISAGREEMENTS, RECONCILED
 from .pbx import xapi
 from .pbx.client import PbxClient
@@ -39,8 +39,7 @@ READS = 3  # the first read and two more, `delay` apart, while the call has no r
 WATCHED = 100_000  # calls being followed at once (a chain that never finishes must not grow memory for ever)
 BEFORE = 600.0  # the call-log window starts this long before the call's first event (its ringing or dialling)
 AFTER = 60.0
-_DIRECTIONS = {common_pb2.DIRECTION_INCOMING: "incoming", common_pb2.DIRECTION_OUTGOING: "outgoing",
-               common_pb2.DIRECTION_INTERNAL: "internal"}
+_DIRECTION_NAMES = {value: name for name, value in DIRECTIONS.items()}
 _LOG_DIRECTIONS = (("Inbound", "incoming"), ("Outbound", "outgoing"), ("Internal", "internal"))
 
 
@@ -151,7 +150,7 @@ class Reconciler:
                 watched = self._watched[item.callid] = _Watched(item.chain, item.occur, whole=item.seq == 1)
                 while len(self._watched) > WATCHED:
                     del self._watched[next(iter(self._watched))]
-            watched.direction = _DIRECTIONS.get(item.event.direction, "")
+            watched.direction = _DIRECTION_NAMES.get(item.event.direction, "")
             if item.event.type == events_pb2.CALL_EVENT_TYPE_ENDED and \
                     item.event.finish_type == common_pb2.FINISH_TYPE_OK:
                 watched.answered_by.add(item.event.user)
@@ -217,7 +216,7 @@ class Reconciler:
 
     def _settle(self, check: _Check, rows: list[xapi.CallLogRow]) -> None:
         try:
-            differences = compare(check.reported, log_summary(rows, self._extensions()))
+            differences = compare(check.reported, log_summary(rows, self.facts.extensions()))
         except BadCallLog as exc:
             self._errors([check], exc)
             return
@@ -238,9 +237,6 @@ class Reconciler:
         RECONCILED.labels("forbidden").inc()
         log.error("post-call reconciliation is off for this run: the PBX refuses the call log (HTTP 403); "
                   "it needs an API client with System Owner rights, or set [pbx] reconcile = false")
-
-    def _extensions(self) -> set[str]:
-        return {dn for dn, kind in self.facts.dn_types.items() if kind in EXTENSION_TYPES}
 
     @staticmethod
     def _errors(checks: Iterable[_Check], exc: Exception) -> None:

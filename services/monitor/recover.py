@@ -26,10 +26,10 @@ from typing import Callable
 
 from tcxhooks.v1 import common_pb2, events_pb2
 
-from .callgraph import CallGraph, Emitted, missed_rank
+from .callgraph import DIRECTIONS, CallGraph, Emitted, missed_rank
 from .engine import Engine
 from .errors import PbxError, PbxHttpError
-from .facts import EXTENSION_TYPES, Facts
+from .facts import Facts
 from .metrics import RECOVERED
 from .pbx import xapi
 from .pbx.client import PbxClient
@@ -42,8 +42,6 @@ MAX_WINDOW = 86_400.0  # a longer gap is recovered for its last day only; finish
 HEARTBEAT = 5.0  # how often "still good" is written to the store while the socket is up
 LATE_READ = 6.0  # each window is read again this many `delay`s after its first read: rows the PBX wrote late
 FORGET_EVERY = 600.0  # how often finished calls older than MAX_WINDOW are deleted from the store
-_DIRECTIONS = {"incoming": common_pb2.DIRECTION_INCOMING, "outgoing": common_pb2.DIRECTION_OUTGOING,
-               "internal": common_pb2.DIRECTION_INTERNAL}
 
 
 def events_of(callid: int, rows: list[xapi.CallLogRow], facts: Facts, stamp: Callable[[float], str]
@@ -69,7 +67,7 @@ def events_of(callid: int, rows: list[xapi.CallLogRow], facts: Facts, stamp: Cal
         caller = first.source_dn
     queue = next((r.destination_dn for r in reversed(rows) if r.destination_dn in facts.dn_types
                   and facts.user_type(r.destination_dn) == "queue"), "")
-    base = events_pb2.CallEvent(type=events_pb2.CALL_EVENT_TYPE_ENDED, direction=_DIRECTIONS[direction],
+    base = events_pb2.CallEvent(type=events_pb2.CALL_EVENT_TYPE_ENDED, direction=DIRECTIONS[direction],
                                 caller_id=caller, did=did, did_name=did_name, queue=queue, has_callback=bool(queue))
 
     def emitted(link: int, user: str, finish: int, end: float, seq: int, transfer: bool = False, duration: float = 0,
@@ -83,7 +81,7 @@ def events_of(callid: int, rows: list[xapi.CallLogRow], facts: Facts, stamp: Cal
                        needs_callback=finish == common_pb2.FINISH_TYPE_MISSED and bool(queue) and user == queue,
                        callid=callid, seq=seq)
 
-    extensions = {dn for dn, kind in facts.dn_types.items() if kind in EXTENSION_TYPES}
+    extensions = facts.extensions()
     answered = [i for i, row in enumerate(rows) if row.answered]
     out: list[Emitted] = []
     for i in answered:

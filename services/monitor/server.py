@@ -77,7 +77,7 @@ async def build(app: App) -> None:
     callcontrol = CallControl(pbx, engine, on_link=recoverer.link if recoverer is not None else None,
                               on_gap=recoverer.gap if recoverer is not None else None)
     servicer = MonitorServicer(graph, pbx, callcontrol, poller.extensions,
-                               reads_call_log=config.pbx.reconcile or config.pbx.recover_outages)
+                               reads_call_log=config.pbx.reads_call_log)
     monitor_service_pb2_grpc.add_MonitorServiceServicer_to_server(servicer, app.server)
 
     async def pbx_connected() -> None:

@@ -8,17 +8,15 @@ from typing import Any, AsyncIterator, Callable
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from tcxhooks.v1 import common_pb2, monitor_service_pb2, monitor_service_pb2_grpc
+from tcxhooks.v1 import monitor_service_pb2, monitor_service_pb2_grpc
 
-from .callgraph import CallGraph, Chain
+from .callgraph import DIRECTIONS, CallGraph, Chain
 from .errors import PbxError, PbxHttpError
 from .pbx import xapi
 from .pbx.callcontrol import CallControl
 from .pbx.client import PbxClient
 
 log = logging.getLogger(__name__)
-_DIRECTIONS = {"incoming": common_pb2.DIRECTION_INCOMING, "outgoing": common_pb2.DIRECTION_OUTGOING,
-               "internal": common_pb2.DIRECTION_INTERNAL}
 
 
 def _stamp(seconds: float) -> Timestamp:
@@ -32,7 +30,7 @@ def call_message(chain: Chain) -> monitor_service_pb2.Call:
                                         party=str(leg.part.get("party_caller_id") or leg.part.get("party_dn") or ""))
             for leg in chain.legs.values() if leg.live]
     return monitor_service_pb2.Call(chain=chain.name, pbx_call_number=chain.callid,
-                                    direction=_DIRECTIONS.get(chain.direction, 0), caller_id=chain.caller_id,
+                                    direction=DIRECTIONS.get(chain.direction, 0), caller_id=chain.caller_id,
                                     did=chain.did, link=chain.link, legs=legs, start_time=_stamp(chain.first_seen))
 
 

@@ -119,7 +119,7 @@ async def check_pbx(config: Config) -> list[Verdict]:
         if verdicts[-1].ok:
             await probe("callcontrol", callcontrol)
             await probe("recordings", recordings)
-            if config.pbx.reconcile or config.pbx.recover_outages:
+            if config.pbx.reads_call_log:
                 await probe("calllog", lambda: xapi.call_log_readable(pbx))
     finally:
         await pbx.aclose()

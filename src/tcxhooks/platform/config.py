@@ -238,6 +238,11 @@ class PbxConfig:
     recover_outages: bool = _key("true", _bool, "after a Call Control outage or a restart, send the ended webhooks of "
                                  "the calls it hid, from the call log (needs System Owner)")
 
+    @property
+    def reads_call_log(self) -> bool:
+        """The post-call check or outage recovery is on: the API client needs System Owner rights."""
+        return self.reconcile or self.recover_outages
+
 
 @dataclass(frozen=True)
 class EventsConfig:
