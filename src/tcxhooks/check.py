@@ -239,4 +239,8 @@ def main(argv: list[str] | None = None) -> None:
     failed = [v for v in verdicts if not v.ok]
     print(f"\n{len(failed)} of {len(verdicts)} checks failed" if failed else f"\nall {len(verdicts)} checks passed")
     sys.stdout.flush()
-    raise SystemExit(1 if failed else 0)
+    sys.stderr.flush()
+    # Everything is printed and nothing is left to clean up. Skipping interpreter shutdown skips a gRPC
+    # core thread racing it, which now and then aborted the process ("PyGILState_Release", exit -6:
+    # 1 in 30 runs idle, 4 in 50 on a busy machine) after every check had passed.
+    os._exit(1 if failed else 0)
