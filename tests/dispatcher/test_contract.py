@@ -67,18 +67,30 @@ def test_no_signature_without_secret(dispatchers: Dispatchers) -> None:
     assert "webhook-signature" not in _headers(request)
 
 
-def test_publish_is_idempotent_on_event_id(dispatchers: Dispatchers) -> None:
+def _publish_again(dispatchers: Dispatchers, store: dict[str, str]) -> None:
+    """A producer sends an event again when its ack was lost: alone, and in a batch of repeats only."""
     chain = new_chain()
     with Receiver() as crm:
-        d = dispatchers.make(webhook={"url": crm.url})
+        d = dispatchers.make(webhook={"url": crm.url}, store=store)
         first = d.publish(ringing(chain, 0))
         again = d.publish(ringing(chain, 0))
         assert (first.sequence, first.duplicate) == (1, False)
         assert (again.sequence, again.duplicate, again.deliveries) == (1, True, 0)
+        repeats = d.call("PublishBatch", pb.PublishBatchRequest(events=[ringing(chain, 0)] * 2))
+        assert [(o.stored.sequence, o.stored.duplicate) for o in repeats.outcomes] == [(1, True)] * 2
         assert d.publish(answered(chain)).sequence == 2
         crm.wait_for_sync(2)
         assert len(d.deliveries(call_id=chain)) == 2
     assert [r.form()["event"] for r in crm.requests] == ["ringing", "hangupincoming"]
+
+
+def test_publish_is_idempotent_on_event_id(dispatchers: Dispatchers) -> None:
+    _publish_again(dispatchers, {})
+
+
+@pytest.mark.postgres
+def test_publish_is_idempotent_on_event_id_postgres(dispatchers: Dispatchers, pg_url: str) -> None:
+    _publish_again(dispatchers, {"url": pg_url})
 
 
 def test_filters_route_events_to_matching_endpoints(dispatchers: Dispatchers) -> None:
