@@ -1,12 +1,15 @@
 """Transactions written as generators (`Store.run`) on both stores: results, atomicity, rollback."""
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import uuid
+from pathlib import Path
 from typing import AsyncIterator
 
 import pytest
 
-from tcxhooks.platform.store import Store, Work, execute, executemany, fetchall, fetchone
+from tcxhooks.platform.store import Store, Work, execute, executemany, fetchall, fetchone, open_store
 
 
 @pytest.fixture
@@ -54,3 +57,27 @@ async def test_an_exception_in_the_work_itself_rolls_back(store: Store, table: s
     with pytest.raises(ValueError, match="computed something wrong"):
         await store.run(broken())
     assert await store.run(_read(table)) == ({}, 0)
+
+
+async def test_a_transaction_cancelled_while_waiting_for_the_write_lock_leaves_none_open(tmp_path: Path) -> None:
+    """Another process holds SQLite's write lock; a caller gives up waiting (a timeout). Once the lock is free,
+    the store's connection must not sit in the transaction the abandoned BEGIN opened, holding the lock."""
+    path = tmp_path / "shared.db"
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        await store.execute("CREATE TABLE shared (k TEXT PRIMARY KEY)")
+        other = sqlite3.connect(path, isolation_level=None, timeout=0.1)
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):
+                async with store.transaction() as tx:
+                    await tx.execute("INSERT INTO shared (k) VALUES ('never')")
+        other.execute("ROLLBACK")
+        await asyncio.sleep(0.5)  # the store's BEGIN gets the lock now, if it is still waiting
+        other.execute("INSERT INTO shared (k) VALUES ('other')")  # "database is locked" if it kept it
+        async with store.transaction() as tx:
+            await tx.execute("INSERT INTO shared (k) VALUES ('store')")
+        other.close()
+        assert sorted(r[0] for r in await store.fetchall("SELECT k FROM shared")) == ["other", "store"]
+    finally:
+        await store.close()

@@ -229,6 +229,7 @@ class SqliteStore(_BaseStore):
         self.path = url[len("sqlite:///"):]
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._lock = asyncio.Lock()
+        self._cleanups: set[asyncio.Future[None]] = set()
         self._conn: sqlite3.Connection | None = None
 
     async def open(self) -> None:
@@ -254,15 +255,40 @@ class SqliteStore(_BaseStore):
     async def transaction(self) -> AsyncIterator[Tx]:
         assert self._conn is not None, "store not opened"
         conn = self._conn
-        async with self._lock:
-            await self._run(lambda: conn.execute("BEGIN IMMEDIATE"))
-            try:
-                yield _SqliteTx(self, conn)
-            except BaseException:
-                await asyncio.shield(self._run(lambda: conn.execute("ROLLBACK")))
-                raise
-            else:
-                await asyncio.shield(self._run(lambda: conn.execute("COMMIT")))
+        await self._lock.acquire()
+        begin = asyncio.ensure_future(self._run(lambda: conn.execute("BEGIN IMMEDIATE")))
+        try:
+            await asyncio.shield(begin)
+        except asyncio.CancelledError:
+            # The caller gave up (e.g. a timeout while BEGIN waits for SQLite's write lock), but the BEGIN
+            # runs on in the thread: end the transaction it opens, or the connection would stay in it,
+            # holding the write lock for every process sharing the file. The next caller waits for that.
+            cleanup = asyncio.ensure_future(self._abandon(begin))
+            self._cleanups.add(cleanup)
+            cleanup.add_done_callback(self._cleanups.discard)
+            raise
+        except BaseException:
+            self._lock.release()
+            raise
+        try:
+            yield _SqliteTx(self, conn)
+        except BaseException:
+            await asyncio.shield(self._run(lambda: conn.execute("ROLLBACK")))
+            raise
+        else:
+            await asyncio.shield(self._run(lambda: conn.execute("COMMIT")))
+        finally:
+            self._lock.release()
+
+    async def _abandon(self, begin: asyncio.Future[Any]) -> None:
+        """Rolls back what an abandoned BEGIN opened, once it has, then lets the next transaction in."""
+        conn = self._conn
+        try:
+            await asyncio.wait([begin])
+            if conn is not None and not begin.cancelled() and begin.exception() is None:
+                await self._run(lambda: conn.execute("ROLLBACK"))
+        finally:
+            self._lock.release()
 
     async def run(self, work: Work[T]) -> T:
         assert self._conn is not None, "store not opened"
