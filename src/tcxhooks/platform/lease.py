@@ -4,9 +4,11 @@
     await lease.acquire(stopping)      # waits while another holder renews
     app.spawn(lease.keep(stopping), "lease")   # renews every ttl/3; raises LeaseLost if taken over
 
-The holder renews every ttl/3; a holder that dies stops renewing and a standby gets the lease once
-`ttl` has passed since the last renewal. A holder that cannot renew in time must stop acting at once
-(`keep` raises LeaseLost), so two holders never act together beyond clock skew.
+The holder renews every ttl/5; a holder that dies stops renewing and a standby gets the lease once
+`ttl` has passed since the last renewal. A holder that cannot renew in time must stop acting at once:
+`keep` raises LeaseLost when 4/5 of the ttl have passed since its last renewal began, so two holders never
+act together unless the hosts' clocks differ by more than ttl/5. Between, a renewal may wait ~3/5 of the
+ttl for a slow store (a COMMIT stalled in fsync on a busy disk) before the lease is given up.
 """
 from __future__ import annotations
 
@@ -69,21 +71,25 @@ class Lease:
 
     async def keep(self, stopping: asyncio.Event) -> None:
         """Renews until `stopping`; raises LeaseLost when the lease cannot be kept."""
-        last_renewal = time.monotonic()
+        deadline = time.monotonic() + self.ttl * 4 / 5  # acquire() has just renewed
         while not stopping.is_set():
             try:
-                await asyncio.wait_for(stopping.wait(), self.ttl / 3)
+                await asyncio.wait_for(stopping.wait(), self.ttl / 5)
                 break
             except asyncio.TimeoutError:
                 pass
+            began = time.monotonic()
             try:
-                ok = await asyncio.wait_for(self.try_acquire(), self.ttl / 3)
-            except Exception as exc:  # store unreachable: keep trying until the lease would lapse
+                ok = await asyncio.wait_for(self.try_acquire(), max(deadline - began, 0.0))
+            except asyncio.TimeoutError:
+                log.warning("lease %s renewal: no answer from the store within %.1f s", self.name, time.monotonic() - began)
+                ok = None
+            except Exception as exc:  # store unreachable: keep trying until the deadline
                 log.warning("lease %s renewal failed: %s", self.name, exc)
                 ok = None
             if ok:
-                last_renewal = time.monotonic()
-            elif ok is False or time.monotonic() - last_renewal > self.ttl * 2 / 3:
+                deadline = began + self.ttl * 4 / 5
+            elif ok is False or time.monotonic() >= deadline:
                 self.held = False
                 raise LeaseLost(f"lease {self.name} lost by {self.owner}")
         await self.release()
