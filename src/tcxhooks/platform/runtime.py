@@ -56,14 +56,17 @@ class App:
     _store: Store | None = None
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    crashed: str = ""  # the background task whose crash stopped the service
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
-        """Runs a background loop; a crash is logged and stops the service (the supervisor restarts it)."""
+        """Runs a background loop; a crash is logged and stops the service, which then exits 1 (so that a
+        supervisor sees a failure and restarts it)."""
         task = asyncio.create_task(coro, name=f"{self.name}.{name}")
 
         def done(t: asyncio.Task[Any]) -> None:
             if not t.cancelled() and t.exception() is not None and not self.stopping.is_set():
                 log.error("background task %s crashed", name, exc_info=t.exception())
+                self.crashed = name
                 self.stopping.set()
 
         task.add_done_callback(done)
@@ -117,7 +120,8 @@ def _event_loop_factory(uvloop_wanted: bool) -> Callable[[], asyncio.AbstractEve
 
 
 def run(name: str, build: Build, argv: list[str] | None = None, uvloop: bool = True) -> None:
-    """Entry point of one service process; exits 0 after a clean shutdown, 2 on bad config.
+    """Entry point of one service process; exits 0 after a clean shutdown, 1 when it could not start or a
+    background task crashed (after shutting down cleanly), 2 on bad config.
 
     `uvloop=False` keeps asyncio's own loop (for a service whose subprocess pipes were built and
     measured on it)."""
@@ -126,15 +130,19 @@ def run(name: str, build: Build, argv: list[str] | None = None, uvloop: bool = T
     setup_logging(config.log.level, config.log.format, config.secrets(), name)
     try:
         with asyncio.Runner(loop_factory=_event_loop_factory(uvloop)) as runner:
-            runner.run(serve(name, config, build))
+            crashed = runner.run(serve(name, config, build))
     except (StoreError, OSError) as exc:
         log.error("%s cannot start: %s", name, exc)
         raise SystemExit(1) from None
     except KeyboardInterrupt:
-        pass
+        return
+    if crashed:
+        raise SystemExit(1)
 
 
-async def serve(name: str, config: Config, build: Build, ready: asyncio.Event | None = None) -> None:
+async def serve(name: str, config: Config, build: Build, ready: asyncio.Event | None = None) -> str:
+    """Runs the service until SIGTERM/SIGINT or a background task's crash; returns that task's name ("" for a
+    signal)."""
     log.info("%s starting; config %s", name, config.path, extra={"config": config.redacted()})
     metrics_port = start_metrics(name, config.metrics.port)
     address = getattr(config.services, name)
@@ -173,4 +181,5 @@ async def serve(name: str, config: Config, build: Build, ready: asyncio.Event | 
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(sig)
             signal.signal(sig, signal.SIG_IGN)
-    log.info("%s stopped", name)
+    log.info("%s stopped%s", name, f" (background task {app.crashed} crashed)" if app.crashed else "")
+    return app.crashed
