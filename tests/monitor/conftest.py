@@ -110,7 +110,7 @@ def monitor_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Mo
     crm = Receiver().start()
     sections: dict[str, dict[str, Any]] = {
         "pbx": {"url": pbx.url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "ringing_grace": "1",
-                "timezone": "UTC", "lease_ttl": "2"},
+                "timezone": "UTC"},
         "events": {"language": "en"},
         "webhook": {"url": crm.url},
         "recordings": {"enabled": "false"},

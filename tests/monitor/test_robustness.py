@@ -1,6 +1,7 @@
 """Faults through real processes: WebSocket drops at every step, an expired token, kill -9 of the monitor."""
 from __future__ import annotations
 
+import sqlite3
 import time
 
 import httpx
@@ -41,7 +42,9 @@ def test_websocket_dropped_after_every_step_still_gives_the_same_webhooks(monito
 
 @pytest.mark.parametrize("monitor_stack", RINGING_STOPPED, indirect=True)
 def test_monitor_killed_mid_call_keeps_ids_and_misses_nothing(monitor_stack: Monitor) -> None:
-    number = monitor_stack.pbx.play("blind_transfer", ring_seconds=1, talk_seconds=4, wait_seconds=1)["call_number"]
+    # The restarted monitor waits for the killed one's lease to lapse (lease_ttl, 5 s) and must be back
+    # before the transfer: 12 s of talk leave room for a slow start.
+    number = monitor_stack.pbx.play("blind_transfer", ring_seconds=1, talk_seconds=12, wait_seconds=1)["call_number"]
     monitor_stack.bodies(2)  # ringing, answered
     monitor_stack.kill9("monitor")
     monitor_stack.start("monitor")
@@ -103,11 +106,16 @@ def test_short_lived_tokens_are_refreshed_before_expiry_mid_call(monitor_stack: 
     assert monitor_stack.metric('tcxhooks_monitor_token_mints_total{outcome="ok"}') >= minted + 2
 
 
+# A lease short enough that the standby takes over (at most ~5.3 s after the kill) before the call is
+# transferred (after 8 s of talk), long enough that the holder survives this machine's disk stalls (a
+# renewal may wait ~2.4 s of a 4 s lease; one was seen waiting ~2.7 s for a COMMIT's fsync under load).
+# The other tests run with the default (5 s).
+@pytest.mark.parametrize("monitor_stack", [{"pbx": {"lease_ttl": "4"}}], indirect=True)
 def test_a_standby_monitor_takes_over_with_the_same_ids(monitor_stack: Monitor) -> None:
     standby = start(["monitor", "-c", str(monitor_stack.config)], monitor_stack.folder / "standby.log",
                     env={"TCXH_METRICS_PORT": str(free_port()), "TCXH_SERVICES_MONITOR": f"127.0.0.1:{free_port()}"})
     try:
-        number = monitor_stack.pbx.play("blind_transfer", ring_seconds=1, talk_seconds=4, wait_seconds=1)["call_number"]
+        number = monitor_stack.pbx.play("blind_transfer", ring_seconds=1, talk_seconds=8, wait_seconds=1)["call_number"]
         monitor_stack.bodies(2)
         assert "standing by" in (monitor_stack.folder / "standby.log").read_text()
         monitor_stack.kill9("monitor")
@@ -121,3 +129,17 @@ def test_a_standby_monitor_takes_over_with_the_same_ids(monitor_stack: Monitor) 
             ("incoming", f"{prefix}-1"), ("hangupincoming", f"{prefix}-2"), ("incoming", f"{prefix}-2")]
     finally:
         stop(standby)
+
+
+def test_a_monitor_whose_lease_is_taken_stops_acting_and_exits_1(monitor_stack: Monitor) -> None:
+    """Another holder has the lease (e.g. this one stalled past it): stop at once, exit 1 for the supervisor."""
+    store = sqlite3.connect(monitor_stack.folder / "tcxhooks.db", timeout=10)
+    with store:
+        taken = store.execute("UPDATE platform_leases SET owner = 'elsewhere:1', expires_at = ? WHERE name LIKE 'monitor:%'",
+                              (time.time() + 60,)).rowcount
+    store.close()
+    assert taken == 1
+    proc = monitor_stack.procs["monitor"]
+    assert proc.wait(timeout=30) == 1
+    log = (monitor_stack.folder / "monitor.log").read_text()
+    assert "LeaseLost" in log and "monitor stopped (background task active crashed)" in log
