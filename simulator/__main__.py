@@ -8,11 +8,12 @@ import secrets
 import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from aiohttp import web
 
-from . import scenarios
+from . import audio, scenarios
 from .server import SimConfig, SimState, create_app
 
 
@@ -48,6 +49,7 @@ async def serve(args: argparse.Namespace) -> None:
     state = SimState(SimConfig(client_id=args.client_id, client_secret=secret, token_ttl=args.token_ttl,
                                recordings_dir=recordings, recording_delay=args.recording_delay,
                                first_call_number=args.first_call, extra_extensions=args.load_extensions))
+    threading.Thread(target=audio.clip, name="clip-warm-up", daemon=True).start()
     runner = web.AppRunner(create_app(state), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, args.host, args.port).start()

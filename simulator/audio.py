@@ -2,7 +2,9 @@
 
 Real speech from `espeak-ng` (resampled to 8 kHz with the imageio-ffmpeg binary) when it is installed,
 otherwise speech-like generated tones (voiced syllables with pauses). The clip is made once per process
-and repeated/trimmed to each leg's talk time, so writing a file costs no subprocess.
+and repeated/trimmed to each leg's talk time, so writing a file costs no subprocess. The simulator makes
+it in the background as it starts: a real PBX has the file ready at hangup, and making the clip then
+(~0.5 s idle, seconds on a busy machine) would publish the first recording late.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import math
 import random
 import shutil
 import subprocess
+import threading
 import wave
 from pathlib import Path
 
@@ -91,9 +94,17 @@ def _tones(seed: int) -> bytes:
     return out.tobytes()
 
 
-@functools.lru_cache(maxsize=1)
+_CLIP_LOCK = threading.Lock()  # the start-up warm-up and a first write may ask at once: make it once
+
+
 def clip() -> bytes:
     """The conversation clip (PCM s16le, 8 kHz): speech when possible, else tones; ends with a pause."""
+    with _CLIP_LOCK:
+        return _make_clip()
+
+
+@functools.lru_cache(maxsize=1)
+def _make_clip() -> bytes:
     pause = bytes(2 * int(0.4 * RATE))
     parts: list[bytes] = []
     for voice, text in DIALOGUE:

@@ -16,9 +16,9 @@ from tcxhooks.simulator import audio
 @pytest.fixture
 def no_espeak(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(audio.shutil, "which", lambda name: None)
-    audio.clip.cache_clear()
+    audio._make_clip.cache_clear()
     yield
-    audio.clip.cache_clear()
+    audio._make_clip.cache_clear()
 
 
 @pytest.mark.parametrize("seconds", [0, 0.5, 7.25, 61])
