@@ -16,30 +16,31 @@ from tcxhooks.platform.store import Store, open_store
 async def test_one_holder_then_takeover_after_expiry(store: Store) -> None:
     name = f"monitor:{uuid.uuid4()}"
     stopping = asyncio.Event()
-    active = Lease(store, name, "active", ttl=0.6)
-    standby = Lease(store, name, "standby", ttl=0.6)
+    active = Lease(store, name, "active", ttl=2.0)
+    standby = Lease(store, name, "standby", ttl=2.0)
     assert await active.acquire(stopping)
     assert not await standby.try_acquire()
     assert await standby.holder() == "active"
     # The active holder dies (stops renewing): the standby gets the lease once it lapses.
     waiting = asyncio.create_task(standby.acquire(stopping))
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(1.0)
     assert not waiting.done()
-    assert await asyncio.wait_for(waiting, 3)
+    assert await asyncio.wait_for(waiting, 6)
     assert await standby.holder() == "standby"
     # The old holder, coming back, finds it taken and must stop acting.
     with pytest.raises(LeaseLost):
-        await asyncio.wait_for(active.keep(stopping), 3)
+        await asyncio.wait_for(active.keep(stopping), 6)
 
 
 async def test_keep_renews_and_release_frees(store: Store) -> None:
     name = f"monitor:{uuid.uuid4()}"
     stopping = asyncio.Event()
-    holder = Lease(store, name, "a", ttl=0.6)
-    other = Lease(store, name, "b", ttl=0.6)
+    # A ttl a busy machine's store stalls cannot eat: a renewal may wait 1.8 s of it.
+    holder = Lease(store, name, "a", ttl=3.0)
+    other = Lease(store, name, "b", ttl=3.0)
     assert await holder.acquire(stopping)
     keeper = asyncio.create_task(holder.keep(stopping))
-    await asyncio.sleep(1.5)  # well past the ttl: renewals kept it
+    await asyncio.sleep(7.0)  # well past the ttl: renewals kept it
     assert not await other.try_acquire()
     stopping.set()
     await asyncio.wait_for(keeper, 3)
