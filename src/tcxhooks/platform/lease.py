@@ -2,7 +2,7 @@
 
     lease = Lease(store, "monitor:pbx.example.com", owner=f"{hostname}:{pid}", ttl=5.0)
     await lease.acquire(stopping)      # waits while another holder renews
-    app.spawn(lease.keep(stopping), "lease")   # renews every ttl/3; raises LeaseLost if taken over
+    app.spawn(lease.keep(stopping), "lease")   # renews every ttl/5; raises LeaseLost if taken over or too late
 
 The holder renews every ttl/5; a holder that dies stops renewing and a standby gets the lease once
 `ttl` has passed since the last renewal. A holder that cannot renew in time must stop acting at once:

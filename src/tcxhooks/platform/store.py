@@ -263,7 +263,7 @@ class SqliteStore(_BaseStore):
             # The caller gave up (e.g. a timeout while BEGIN waits for SQLite's write lock), but the BEGIN
             # runs on in the thread: end the transaction it opens, or the connection would stay in it,
             # holding the write lock for every process sharing the file. The next caller waits for that.
-            cleanup = asyncio.ensure_future(self._abandon(begin))
+            cleanup = asyncio.ensure_future(self._abandon(conn, begin))
             self._cleanups.add(cleanup)
             cleanup.add_done_callback(self._cleanups.discard)
             raise
@@ -280,12 +280,11 @@ class SqliteStore(_BaseStore):
         finally:
             self._lock.release()
 
-    async def _abandon(self, begin: asyncio.Future[Any]) -> None:
+    async def _abandon(self, conn: sqlite3.Connection, begin: asyncio.Future[Any]) -> None:
         """Rolls back what an abandoned BEGIN opened, once it has, then lets the next transaction in."""
-        conn = self._conn
         try:
             await asyncio.wait([begin])
-            if conn is not None and not begin.cancelled() and begin.exception() is None:
+            if not begin.cancelled() and begin.exception() is None:
                 await self._run(lambda: conn.execute("ROLLBACK"))
         finally:
             self._lock.release()
