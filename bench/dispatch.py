@@ -33,9 +33,10 @@ sys.path.insert(0, str(ROOT))
 from tests.helpers.net import free_port  # noqa: E402
 from tests.helpers.postgres import postgres_schema  # noqa: E402
 from tests.helpers.services import read_config, start, stop, wait_healthy, write_config  # noqa: E402
+from tcxhooks.monitor.publisher import WORKERS  # noqa: E402
 
 CONCURRENCY = 16
-PUBLISHERS = 64
+PUBLISHERS = WORKERS  # as many chains in flight as the monitor's publisher
 STREAMS = 8
 TRANSPORTS = ("pyreqwest", "aiohttp", "httpx")
 PACED_RATE = 500.0

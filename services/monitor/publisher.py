@@ -28,7 +28,10 @@ from .metrics import EVENTS_EMITTED, PUBLISH_RETRIES
 from .registry import OutRow, Registry
 
 log = logging.getLogger(__name__)
-WORKERS = 64  # chains published at once; also the largest PublishBatch a backlog makes
+# Chains published at once; also the largest PublishBatch a backlog makes. A backlog handed over in
+# larger batches costs the dispatcher less per event (bench/dispatch.py: 256 sent ~25 % more a second
+# than 64, at ~15 % less dispatcher CPU per webhook).
+WORKERS = 256
 DELETE_EVERY = 0.5
 _PERMANENT = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)
 _EVENT_NAMES = {events_pb2.CALL_EVENT_TYPE_RINGING: "ringing", events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED:
