@@ -51,10 +51,13 @@ class Intake:
                     future.set_exception(exc)
             return
         delivered = False
+        duplicates = 0
         for (_, future), result in zip(batch, results):
-            PUBLISHED.labels("duplicate" if result.duplicate else "stored").inc()
+            duplicates += result.duplicate
             delivered = delivered or result.deliveries > 0
             if not future.done():
                 future.set_result(result)
+        PUBLISHED.labels("stored").inc(len(batch) - duplicates)
+        PUBLISHED.labels("duplicate").inc(duplicates)
         if delivered:
             self.on_commit()

@@ -35,7 +35,7 @@ _STOP = object()
 # Claimed-but-unfinished deliveries kept in memory per endpoint, in claim batches: enough that each
 # cycle finds work queued while the previous batch is still on the wire.
 HELD_BATCHES = 4
-CYCLE_GAP = 0.005
+MAX_CYCLE_GAP = 0.03
 
 
 def headers_for(endpoint: Endpoint, msg_id: str, sequence: int, body: bytes) -> dict[str, str]:
@@ -86,14 +86,17 @@ class Worker:
             while not stopping.is_set():
                 self._wake.clear()
                 started = time.monotonic()
+                finished = len(self._done)
                 claimed = await self._cycle(claim=True)
                 if time.monotonic() - renewed > self.lease_ttl / 3:
                     renewed = time.monotonic()
                     await self._guard(self.outbox.renew(list(self._held), self.lease_ttl), "lease renewal")
                 if not claimed and not self._done:
                     await self._sleep(stopping)
-                # Under load, let outcomes gather a few milliseconds: fewer, larger transactions.
-                gap = CYCLE_GAP - (time.monotonic() - started)
+                # Under load, let work gather between cycles: fewer, larger transactions. The pause
+                # grows with the work the last cycle moved, so a lone event is never held back.
+                moved = min(1.0, (finished + len(claimed)) / self.batch)
+                gap = MAX_CYCLE_GAP * moved - (time.monotonic() - started)
                 if gap > 0 and len(self._done) < self.batch:
                     await asyncio.sleep(gap)
         finally:
