@@ -23,13 +23,13 @@ class SignatureError(Exception):
     """The request's signature, id or timestamp does not check out."""
 
 
-def _mac(secret: str) -> "hmac.HMAC":
+def _mac(secret: str) -> hmac.HMAC:
     """An HMAC-SHA256 keyed with the secret, fed nothing yet: copied for each signature."""
     key = base64.b64decode(secret[len(PREFIX):] if secret.startswith(PREFIX) else secret)
     return hmac.new(key, digestmod=hashlib.sha256)
 
 
-def _signature(keyed: "hmac.HMAC", msg_id: str, timestamp: int, body: bytes) -> str:
+def _signature(keyed: hmac.HMAC, msg_id: str, timestamp: int, body: bytes) -> str:
     # A copy of a keyed HMAC, not hmac.digest(): cheaper, and the one-shot call gives up the GIL on
     # every webhook, which the event loop then has to wait to take back from busy threads.
     mac = keyed.copy()
