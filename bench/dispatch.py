@@ -272,7 +272,8 @@ async def publish_all(address: str, per_call: list[list[Any]], how: str) -> dict
 
 async def publish_paced(address: str, paced: list[Any], rate: float) -> tuple[dict[bytes, float], int]:
     """Unary Publish calls at a steady `rate` per second (as a monitor sends them), for latency;
-    a failed call is sent again, as the monitor would (latency still counts from the first send).
+    a failed call is sent again after a growing pause, as the monitor does (latency still counts
+    from the first send).
     Returns the send times and how many calls were sent again."""
     import grpc
 
@@ -283,15 +284,17 @@ async def publish_paced(address: str, paced: list[Any], rate: float) -> tuple[di
         stub = dispatcher_service_pb2_grpc.DispatcherServiceStub(channel)
 
         async def publish(event: Any) -> int:
-            for again in range(5):
+            delay, again = 0.1, 0
+            while True:
                 try:
                     await stub.Publish(dispatcher_service_pb2.PublishRequest(event=event), timeout=60)
                     return again
                 except grpc.aio.AioRpcError as exc:
-                    if exc.code() == grpc.StatusCode.INVALID_ARGUMENT or again == 4:
+                    if exc.code() == grpc.StatusCode.INVALID_ARGUMENT or again == 10:
                         raise
-                    await asyncio.sleep(0.1)
-            raise AssertionError("unreachable")
+                again += 1
+                await asyncio.sleep(delay)
+                delay = min(5.0, delay * 2)
 
         calls = []
         begin = time.monotonic()

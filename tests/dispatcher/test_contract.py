@@ -7,7 +7,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tcxhooks import __version__
 from tcxhooks.dispatcher.signing import SignatureError, verify
-from tcxhooks.v1 import common_pb2, dispatcher_service_pb2 as pb, events_pb2
+from tcxhooks.v1 import common_pb2, dispatcher_service_pb2 as pb, dispatcher_service_pb2_grpc, events_pb2
 from tests.helpers.receiver import Receiver
 
 from .conftest import SECRET, SECRET2, Dispatchers, answered, ended, new_chain, ringing
@@ -227,6 +227,40 @@ def test_publish_batch_stores_in_order_and_refuses_only_bad_events(dispatchers: 
         assert len(d.deliveries()) == 4
     assert [r.form()["event"] for r in crm.requests if chain in r.form()["id"]] == ["ringing", "hangupincoming",
                                                                                      "incoming"]
+
+
+def test_a_burst_of_publish_calls_is_stored_in_full(dispatchers: Dispatchers) -> None:
+    """Thousands of concurrent unary Publish calls (many producers at once): every one is stored.
+    gRPC's default refuses calls at random (CANCELLED) once 1,000 wait for the event loop."""
+    import asyncio
+    import urllib.request
+
+    burst = 5000
+    events = [ringing(new_chain()) for _ in range(burst)]
+
+    async def publish_all(address: str) -> list[str]:
+        metadata = (("authorization", "Bearer dispatcher-test-token"),)
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = dispatcher_service_pb2_grpc.DispatcherServiceStub(channel)
+
+            async def one(event: events_pb2.Event) -> str:
+                try:
+                    await stub.Publish(pb.PublishRequest(event=event), metadata=metadata, timeout=60)
+                    return "OK"
+                except grpc.aio.AioRpcError as exc:
+                    return exc.code().name
+
+            return list(await asyncio.gather(*(one(event) for event in events)))
+
+    with Receiver() as crm:
+        d = dispatchers.make(webhook={"url": crm.url})
+        codes = asyncio.run(publish_all(d.address))
+        assert {code: codes.count(code) for code in set(codes)} == {"OK": burst}
+        with urllib.request.urlopen(f"http://127.0.0.1:{d.metrics_port}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+        crm.wait_for_sync(burst, timeout=120)
+    assert f'tcxhooks_dispatcher_published_total{{outcome="stored"}} {float(burst)}' in text.splitlines()
+    assert len({r.form()["id"] for r in crm.requests}) == burst
 
 
 def test_metrics_are_exposed(dispatchers: Dispatchers) -> None:

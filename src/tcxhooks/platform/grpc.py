@@ -25,6 +25,15 @@ _OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE),
     ("grpc.keepalive_time_ms", 30_000),
 ]
+# Calls that arrive faster than a service's event loop takes them wait in gRPC's own queue. Past
+# 1,000 waiting calls (grpc's default) gRPC refuses new ones at random, and the caller reads
+# CANCELLED, as if it had given up itself. Our callers have deadlines and retry, and a burst of
+# Publish calls is better queued than refused: refusals begin at 10,000 waiting, all at 30,000.
+_SERVER_OPTIONS = [
+    *_OPTIONS,
+    ("grpc.server.max_pending_requests", 10_000),
+    ("grpc.server.max_pending_requests_hard_limit", 30_000),
+]
 
 
 def _deny(message: str) -> grpc.RpcMethodHandler:
@@ -83,7 +92,7 @@ def create_server(config: Config, address: str) -> tuple[grpc.aio.Server, int]:
     interceptors: list[grpc.aio.ServerInterceptor] = [ServerMetricsInterceptor()]
     if config.services.token:
         interceptors.insert(0, TokenAuthInterceptor(config.services.token))
-    server = grpc.aio.server(interceptors=interceptors, options=_OPTIONS)
+    server = grpc.aio.server(interceptors=interceptors, options=_SERVER_OPTIONS)
     credentials = _server_credentials(config)
     bind = listen_address(address)
     port = server.add_secure_port(bind, credentials) if credentials else server.add_insecure_port(bind)
