@@ -8,8 +8,9 @@ httpx AsyncClient loop and a bare aiohttp ClientSession loop (the references), t
 dispatcher process (`tcxhooks dispatcher`) per row (store × transport) gets every event over
 gRPC, with a durable store, and delivers it. Printed: webhooks/s (first Publish → last webhook
 received), p50/p99 publish→receive latency, events received out of order per call, our rate as a
-ratio of the faster bare loop, and the CPU each costs: the bare client per request, the dispatcher
-process per webhook (read from /proc, Linux).
+ratio of the faster bare loop, the rate of a stored backlog's delivery (drain) and of its intake
+alone, and the CPU each costs: the bare client and the receiver per request, the dispatcher process
+per webhook (read from /proc, Linux).
 """
 from __future__ import annotations
 
@@ -99,6 +100,9 @@ class ReceiverProcess:
         self.conn.send("take")
         return list(self.conn.recv())
 
+    def cpu(self) -> float:
+        return process_cpu(self.proc.pid)
+
     def stop(self) -> None:
         self.conn.send("stop")
         self.proc.join(10)
@@ -183,11 +187,11 @@ async def _loop(payloads: list[bytes], post: Any) -> float:
     return len(payloads) / (time.perf_counter() - started)
 
 
-def timed(loop: Any) -> tuple[float, float]:
-    """(requests/s, CPU seconds this process spent per request) of one bare loop run."""
-    cpu = time.process_time()
+def timed(loop: Any, receiver: ReceiverProcess, count: int) -> tuple[float, float, float]:
+    """(requests/s, client CPU seconds per request, receiver CPU seconds per request) of one bare loop run."""
+    cpu, receiver_cpu = time.process_time(), receiver.cpu()
     rate = asyncio.run(loop)
-    return rate, time.process_time() - cpu
+    return rate, (time.process_time() - cpu) / count, (receiver.cpu() - receiver_cpu) / count
 
 
 def process_cpu(pid: int) -> float:
@@ -212,10 +216,12 @@ class Row:
     paced_p50: float
     paced_p99: float
     drain_rate: float
+    intake_rate: float  # events stored per second while nothing is delivered (the backlog's publishing)
     out_of_order: int
     missing: int
     paced_retries: int
     cpu_per_webhook: float  # seconds of dispatcher CPU per event of the flood
+    receiver_cpu: float  # seconds of the receiver's CPU per event of the flood
 
 
 async def publish_all(address: str, per_call: list[list[Any]], how: str) -> dict[bytes, float]:
@@ -333,6 +339,10 @@ def _percentile(values: list[float], share: float) -> float:
     return values[max(0, int(len(values) * share) - 1)] if values else float("nan")
 
 
+def _in_turn(row: Row) -> float:
+    return 1 / (1 / max(1e-9, row.intake_rate) + 1 / max(1e-9, row.drain_rate))
+
+
 def run_dispatcher(name: str, store_url: str, transport: str, receiver: ReceiverProcess,
                    per_call: list[list[Any]], backlog: list[list[Any]], paced: list[Any], folder: Path,
                    how: str) -> Row:
@@ -348,14 +358,14 @@ def run_dispatcher(name: str, store_url: str, transport: str, receiver: Receiver
     try:
         wait_healthy(address, 60)
         receiver.take()
-        started, cpu = time.time(), process_cpu(proc.pid)
+        started, cpu, receiver_cpu = time.time(), process_cpu(proc.pid), receiver.cpu()
         sent = asyncio.run(publish_all(address, per_call, how))
         published = time.time()
         deadline = time.monotonic() + 300
         while receiver.count() < total and time.monotonic() < deadline:
             time.sleep(0.05)
         got = receiver.take()
-        cpu = process_cpu(proc.pid) - cpu
+        cpu, receiver_cpu = process_cpu(proc.pid) - cpu, receiver.cpu() - receiver_cpu
         paced_sent, paced_retries = asyncio.run(publish_paced(address, paced, PACED_RATE))
         deadline = time.monotonic() + 60
         while receiver.count() < len(paced) and time.monotonic() < deadline:
@@ -363,6 +373,7 @@ def run_dispatcher(name: str, store_url: str, transport: str, receiver: Receiver
         paced_got = receiver.take()
         # The CRM was away: a stored backlog goes out once its endpoint is enabled again.
         asyncio.run(set_endpoint(address, False))
+        intake_started = time.time()
         asyncio.run(publish_all(address, backlog, how))
         enabled = time.time()
         asyncio.run(set_endpoint(address, True))
@@ -381,9 +392,10 @@ def run_dispatcher(name: str, store_url: str, transport: str, receiver: Receiver
     return Row(name, len(unique) / max(1e-9, last - started), total / max(1e-9, published - started),
                statistics.median(latencies) if latencies else float("nan"), _percentile(latencies, 0.99),
                statistics.median(paced_latency) if paced_latency else float("nan"),
-               _percentile(paced_latency, 0.99), drain_rate, _out_of_order(got) + _out_of_order(drained),
+               _percentile(paced_latency, 0.99), drain_rate,
+               backlog_total / max(1e-9, enabled - intake_started), _out_of_order(got) + _out_of_order(drained),
                total - len(unique) + len(paced) - len(paced_got) + backlog_total - len(drained_unique), paced_retries,
-               cpu / total)
+               cpu / total, receiver_cpu / total)
 
 
 def main() -> None:
@@ -411,9 +423,9 @@ def main() -> None:
     try:
         payloads = bodies(bare_count)
         loops = {"httpx": bare_httpx, "aiohttp": bare_aiohttp, "pyreqwest": bare_pyreqwest}
-        measured: dict[str, tuple[float, float]] = {}
+        measured: dict[str, tuple[float, float, float]] = {}
         for client, loop in loops.items():
-            measured[client] = timed(loop(receiver.url, payloads))
+            measured[client] = timed(loop(receiver.url, payloads), receiver, bare_count)
             receiver.take()
         transports = args.transport or list(TRANSPORTS)
         for transport in transports:
@@ -432,24 +444,28 @@ def main() -> None:
            "stream": f"{STREAMS} PublishStream calls", "unary": f"{PUBLISHERS} concurrent unary Publish tasks"}[args.publish]
     print(f"\ndispatch bench: {total} events over {calls} calls, endpoint concurrency {CONCURRENCY}, "
           f"published by {how}, {os.cpu_count()} cores")
-    for client, (rate, cpu) in measured.items():
+    for client, (rate, cpu, receiver_cpu) in measured.items():
         note = ("; our default client, shown for comparison: the ratios are over the faster of the httpx and "
                 "aiohttp loops" if client == "pyreqwest" else "")
-        print(f"bare {client + ' loop:':<15} {rate:8.0f} req/s ({bare_count} posts, client CPU "
-              f"{cpu / bare_count * 1e6:4.0f} µs per request{note})")
+        print(f"bare {client + ' loop:':<15} {rate:8.0f} req/s ({bare_count} posts, CPU per request: client "
+              f"{cpu * 1e6:4.0f} µs, receiver {receiver_cpu * 1e6:3.0f} µs{note})")
     print(f"paced latency: {len(paced)} more events by unary Publish at {PACED_RATE:.0f}/s after the flood")
     print(f"{'row':<18} {'webhooks/s':>10} {'ratio':>6} {'publish/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'paced p50':>9} {'paced p99':>9} {'drain/s':>8} {'ratio':>6} {'out of order':>12} {'missing':>7} "
-          f"{'CPU µs':>7}")
+          f"{'paced p50':>9} {'paced p99':>9} {'drain/s':>8} {'ratio':>6} {'intake/s':>8} {'in turn/s':>9} {'out of order':>12} {'missing':>7} "
+          f"{'CPU µs':>7} {'rcv µs':>7}")
     for row in rows:
         print(f"{row.name:<18} {row.rate:10.0f} {row.rate / best:6.2f} {row.publish_rate:9.0f} {row.p50 * 1000:8.1f} "
               f"{row.p99 * 1000:8.1f} {row.paced_p50 * 1000:9.1f} {row.paced_p99 * 1000:9.1f} {row.drain_rate:8.0f} "
-              f"{row.drain_rate / best:6.2f} {row.out_of_order:12d} {row.missing:7d} {row.cpu_per_webhook * 1e6:7.0f}")
+              f"{row.drain_rate / best:6.2f} {row.intake_rate:8.0f} {_in_turn(row):9.0f} {row.out_of_order:12d} {row.missing:7d} {row.cpu_per_webhook * 1e6:7.0f} "
+              f"{row.receiver_cpu * 1e6:7.0f}")
     print("webhooks/s: the flood, publishing and delivering at once (first Publish → last webhook); p50/p99: "
           "publish→receive during the flood (queueing included); paced: the same at a steady rate; drain/s: "
           "a stored backlog of the same size sent once its endpoint is enabled again (CRM back after an outage); "
+          "intake/s: that backlog's publishing, nothing delivered meanwhile; in turn/s: the flood rate if intake "
+          "and delivery took turns on one resource, 1 / (1/intake + 1/drain); "
           "ratio: over the faster bare loop; CPU µs: the dispatcher process's CPU (all threads) per webhook of the "
-          "flood, everything included (gRPC intake, durable store, rendering, signing, the POST)")
+          "flood, everything included (gRPC intake, durable store, rendering, signing, the POST); rcv µs: the "
+          "receiver's CPU per webhook of the flood (it shares the machine's cores)")
     for row in rows:
         if row.paced_retries:
             print(f"{row.name}: {row.paced_retries} paced Publish calls failed once and were sent again (as the "

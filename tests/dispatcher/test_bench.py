@@ -16,6 +16,11 @@ def test_dispatch_bench_smoke() -> None:
             if line.startswith(("sqlite ", "postgres "))}
     assert rows == {f"{store} {transport}" for store in ("sqlite", "postgres") for transport in ("pyreqwest", "aiohttp", "httpx")}
     assert all(f"bare {client} loop" in done.stdout for client in ("httpx", "aiohttp", "pyreqwest"))
+    header = next(line.split() for line in done.stdout.splitlines() if line.startswith("row "))
+    assert {"intake/s", "rcv"} <= set(header), header
+    table = [line.split() for line in done.stdout.splitlines() if line.startswith(("sqlite ", "postgres "))]
+    # name (2 words) and 15 figures: nothing missing, 0 out of order and 0 missing in every row
+    assert all(len(row) == 17 and row[13] == "0" and row[14] == "0" for row in table), done.stdout
 
 
 def test_store_bench_smoke() -> None:
