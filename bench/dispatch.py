@@ -451,13 +451,13 @@ def main() -> None:
               f"{cpu * 1e6:4.0f} µs, receiver {receiver_cpu * 1e6:3.0f} µs{note})")
     print(f"paced latency: {len(paced)} more events by unary Publish at {PACED_RATE:.0f}/s after the flood")
     print(f"{'row':<18} {'webhooks/s':>10} {'ratio':>6} {'publish/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'paced p50':>9} {'paced p99':>9} {'drain/s':>8} {'ratio':>6} {'intake/s':>8} {'in turn/s':>9} {'out of order':>12} {'missing':>7} "
-          f"{'CPU µs':>7} {'rcv µs':>7}")
+          f"{'paced p50':>9} {'paced p99':>9} {'drain/s':>8} {'ratio':>6} {'intake/s':>8} {'in turn/s':>9} "
+          f"{'out of order':>12} {'missing':>7} {'CPU µs':>7} {'rcv µs':>7}")
     for row in rows:
         print(f"{row.name:<18} {row.rate:10.0f} {row.rate / best:6.2f} {row.publish_rate:9.0f} {row.p50 * 1000:8.1f} "
               f"{row.p99 * 1000:8.1f} {row.paced_p50 * 1000:9.1f} {row.paced_p99 * 1000:9.1f} {row.drain_rate:8.0f} "
-              f"{row.drain_rate / best:6.2f} {row.intake_rate:8.0f} {_in_turn(row):9.0f} {row.out_of_order:12d} {row.missing:7d} {row.cpu_per_webhook * 1e6:7.0f} "
-              f"{row.receiver_cpu * 1e6:7.0f}")
+              f"{row.drain_rate / best:6.2f} {row.intake_rate:8.0f} {_in_turn(row):9.0f} {row.out_of_order:12d} "
+              f"{row.missing:7d} {row.cpu_per_webhook * 1e6:7.0f} {row.receiver_cpu * 1e6:7.0f}")
     print("webhooks/s: the flood, publishing and delivering at once (first Publish → last webhook); p50/p99: "
           "publish→receive during the flood (queueing included); paced: the same at a steady rate; drain/s: "
           "a stored backlog of the same size sent once its endpoint is enabled again (CRM back after an outage); "
