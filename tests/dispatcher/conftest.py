@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,11 @@ class Dispatcher:
     @property
     def metrics_port(self) -> int:
         return int(read_config(self.config)["metrics"]["port"])
+
+    def metrics_text(self) -> str:
+        """The Prometheus exposition of the running process, as a scraper reads it."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as reply:
+            return reply.read().decode()
 
     def start(self) -> "Dispatcher":
         self.proc = start(["dispatcher", "-c", str(self.config)], self.folder / f"{self.name}.log")

@@ -12,7 +12,7 @@ from tcxhooks.dispatcher.signing import SignatureError, verify
 from tcxhooks.v1 import common_pb2, dispatcher_service_pb2 as pb, dispatcher_service_pb2_grpc, events_pb2
 from tests.helpers.receiver import Receiver
 
-from .conftest import SECRET, SECRET2, Dispatchers, answered, ended, new_chain, ringing
+from .conftest import SECRET, SECRET2, TOKEN, Dispatchers, answered, ended, new_chain, ringing
 
 
 def _headers(request: object) -> dict[str, str]:
@@ -190,7 +190,7 @@ def test_publish_stream_acks_in_order_and_stops_at_a_bad_event(dispatchers: Disp
     with Receiver() as crm:
         d = dispatchers.make(webhook={"url": crm.url})
         good = [ringing(chain, 0), answered(chain, 1), ended(chain, 1)]
-        metadata = (("authorization", "Bearer dispatcher-test-token"),)
+        metadata = (("authorization", f"Bearer {TOKEN}"),)
         replies = list(d.stub.PublishStream(iter([pb.PublishRequest(event=e) for e in good]), metadata=metadata,
                                             timeout=10))
         assert [r.sequence for r in replies] == [1, 2, 3]
@@ -235,13 +235,12 @@ def test_a_burst_of_publish_calls_is_stored_in_full(dispatchers: Dispatchers) ->
     """Thousands of concurrent unary Publish calls (many producers at once): every one is stored.
     gRPC's default refuses calls at random (CANCELLED) once 1,000 wait for the event loop."""
     import asyncio
-    import urllib.request
 
     burst = 5000
     events = [ringing(new_chain()) for _ in range(burst)]
 
     async def publish_all(address: str) -> list[str]:
-        metadata = (("authorization", "Bearer dispatcher-test-token"),)
+        metadata = (("authorization", f"Bearer {TOKEN}"),)
         async with grpc.aio.insecure_channel(address) as channel:
             stub = dispatcher_service_pb2_grpc.DispatcherServiceStub(channel)
 
@@ -258,24 +257,20 @@ def test_a_burst_of_publish_calls_is_stored_in_full(dispatchers: Dispatchers) ->
         d = dispatchers.make(webhook={"url": crm.url})
         codes = asyncio.run(publish_all(d.address))
         assert {code: codes.count(code) for code in set(codes)} == {"OK": burst}
-        with urllib.request.urlopen(f"http://127.0.0.1:{d.metrics_port}/metrics", timeout=5) as reply:
-            text = reply.read().decode()
+        text = d.metrics_text()
         crm.wait_for_sync(burst, timeout=120)
     assert f'tcxhooks_dispatcher_published_total{{outcome="stored"}} {float(burst)}' in text.splitlines()
     assert len({r.form()["id"] for r in crm.requests}) == burst
 
 
 def test_metrics_are_exposed(dispatchers: Dispatchers) -> None:
-    import urllib.request
-
     with Receiver() as crm:
         d = dispatchers.make(webhook={"url": crm.url})
         crm.respond(500)
         d.publish(ringing(new_chain()))
         crm.wait_for_sync(1)
         d.settle()
-        with urllib.request.urlopen(f"http://127.0.0.1:{d.metrics_port}/metrics", timeout=5) as reply:
-            text = reply.read().decode()
+        text = d.metrics_text()
     lines = {line.split(" ")[0]: line.split(" ")[1] for line in text.splitlines() if line and not line.startswith("#")}
     assert "(uvloop event loop)" in d.log()
     frozen = re.search(r"(\d+) startup objects kept out of garbage collection", d.log())

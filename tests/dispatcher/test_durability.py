@@ -4,7 +4,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-import urllib.request
 
 import grpc
 import pytest
@@ -86,10 +85,9 @@ def test_kill9_during_stream_postgres(dispatchers: Dispatchers, pg_url: str) -> 
 
 
 def _delivered_total(d: Dispatcher) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{d.metrics_port}/metrics", timeout=5) as reply:
-        for line in reply.read().decode().splitlines():
-            if line.startswith("tcxhooks_dispatcher_delivered_total "):
-                return float(line.split()[1])
+    for line in d.metrics_text().splitlines():
+        if line.startswith("tcxhooks_dispatcher_delivered_total "):
+            return float(line.split()[1])
     return 0.0
 
 
