@@ -62,7 +62,7 @@ class Dispatcher:
 
     def log(self) -> str:
         path = self.folder / f"{self.name}.log"
-        return path.read_text(errors="replace")[-6000:] if path.exists() else ""
+        return path.read_text(errors="replace") if path.exists() else ""
 
     @property
     def stub(self) -> dispatcher_service_pb2_grpc.DispatcherServiceStub:
