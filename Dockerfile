@@ -11,7 +11,7 @@ FROM ${PYTHON_IMAGE} AS wheel
 ARG EXTRAS=""
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml setup.py README.md ./
+COPY pyproject.toml setup.py README.md LICENSE ./
 COPY proto/ proto/
 COPY src/ src/
 COPY services/ services/

@@ -88,7 +88,7 @@ def test_exposes_the_default_ports_of_every_service(stages: list[Stage]) -> None
 def test_build_context_has_everything_the_wheel_needs_and_no_local_stubs(stages: list[Stage], ignore: list[str]) -> None:
     copied = [i.operands()[:-1] for i in stages[0].instructions("COPY")]
     sources = {s.rstrip("/") for group in copied for s in group}
-    needed = {"pyproject.toml", "setup.py", PYPROJECT["project"]["readme"], "proto"}
+    needed = {"pyproject.toml", "setup.py", PYPROJECT["project"]["readme"], "proto", *PYPROJECT["project"]["license-files"]}
     needed |= {d.split("/")[0] for d in PYPROJECT["tool"]["setuptools"]["package-dir"].values()}
     assert needed <= sources, f"not copied: {needed - sources}"
     for source in sources:
@@ -118,6 +118,7 @@ def test_wheel_stage_builds_the_package_with_generated_stubs(stages: list[Stage]
     assert reply.returncode == 0, reply.stderr.decode()[-3000:]
     (wheel,) = wheels.glob("tcxhooks-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
+    assert [n for n in names if n.endswith(".dist-info/licenses/LICENSE")], "the wheel carries the license"
     for proto in (ROOT / "proto" / "tcxhooks" / "v1").glob("*.proto"):
         assert f"tcxhooks/v1/{proto.stem}_pb2.py" in names and f"tcxhooks/v1/{proto.stem}_pb2_grpc.py" in names
     for package in PYPROJECT["tool"]["setuptools"]["packages"]:
