@@ -1,28 +1,30 @@
 """Publish with group commit: concurrent Publish calls share one store transaction.
 
-    intake = Intake(outbox, endpoints.route, on_commit=worker.wake)
+    intake = Intake(outbox, endpoints.route, worker)
     published = await intake.submit(new_event)      # resolves once the event is committed
 
 Submitted events queue up; one committer task stores everything queued so far (up to
 `max_batch`) per transaction, in submission order, and resolves each event's future. No future
 resolves before its event is durable; a failed commit fails every future of that batch.
+Deliveries that are their chain's head are claimed in the same transaction, as far as the worker
+has room, and handed to it straight away: a lone event goes out without waiting for a claim.
 """
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
 
 from .metrics import PUBLISHED
 from .outbox import NewEvent, Outbox, Published, Router
+from .worker import Worker
 
 
 class Intake:
-    def __init__(self, outbox: Outbox, route: Router, on_commit: Callable[[], None], track: bool = True,
+    def __init__(self, outbox: Outbox, route: Router, worker: Worker, track: bool = True,
                  max_batch: int = 512) -> None:
         self.outbox = outbox
         self.route = route
         self.track = track
-        self.on_commit = on_commit
+        self.worker = worker
         self.max_batch = max_batch
         self._queue: list[tuple[NewEvent, asyncio.Future[Published]]] = []
         self._committer: asyncio.Task[None] | None = None
@@ -44,20 +46,21 @@ class Intake:
 
     async def _commit(self, batch: list[tuple[NewEvent, asyncio.Future[Published]]]) -> None:
         try:
-            results = await self.outbox.publish([item for item, _ in batch], self.route, self.track)
+            results, claimed = await self.outbox.publish([item for item, _ in batch], self.route, self.track,
+                                                         self.worker.room(), self.worker.lease_ttl)
         except Exception as exc:
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
-        delivered = False
-        duplicates = 0
+        self.worker.adopt(claimed)
+        deliveries = duplicates = 0
         for (_, future), result in zip(batch, results):
             duplicates += result.duplicate
-            delivered = delivered or result.deliveries > 0
+            deliveries += result.deliveries
             if not future.done():
                 future.set_result(result)
         PUBLISHED.labels("stored").inc(len(batch) - duplicates)
         PUBLISHED.labels("duplicate").inc(duplicates)
-        if delivered:
-            self.on_commit()
+        if deliveries > len(claimed):  # some wait for the worker's next claim
+            self.worker.wake()

@@ -2,8 +2,8 @@
 
     outbox = Outbox(store, owner="replica-uuid")
     await outbox.migrate()
-    results = await outbox.publish([(event, rendered_names, endpoints_of)])   # one transaction
-    claimed = await outbox.cycle(outcomes, limit=256, endpoints=("default",), lease_ttl=60)
+    published, claimed = await outbox.publish(new_events, route, claim={"crm": 16}, lease_ttl=60)
+    claimed = await outbox.cycle(outcomes, limits={"crm": 256}, lease_ttl=60)   # finish, then claim
 
 One row per (event, endpoint) in `dispatcher_deliveries`. Ordering per endpoint and chain is kept
 by the `ready` flag: only the pending delivery with the lowest sequence of its (endpoint, chain)
@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, NamedTuple, Sequence, TypeVar
 
-from tcxhooks.platform.store import Migration, Store, Work, execute, executemany, fetchall
+from tcxhooks.platform.store import Migration, Row, Store, Work, execute, executemany, fetchall
 from tcxhooks.v1 import events_pb2
 
 S = TypeVar("S")
@@ -223,17 +223,24 @@ def _chunks(items: Sequence[S], size: int = _CHUNK) -> Iterable[Sequence[S]]:
         yield items[start:start + size]
 
 
-def _insert(target: str, rows: Sequence[tuple[object, ...]], tail: str = "") -> Work[None]:
+def _insert(target: str, rows: Sequence[tuple[object, ...]], tail: str = "", returning: str = "") -> Work[list[Row]]:
     """Multi-row INSERTs (`target` = "table (columns)"), one statement per chunk: far cheaper than
     executemany's round trips on Postgres, and on SQLite than executemany's per-row steps, each of
-    which gives up the GIL and waits to take it back from a busy event loop."""
+    which gives up the GIL and waits to take it back from a busy event loop. With `returning`
+    (columns), the inserted rows' values of those columns."""
+    fetched: list[Row] = []
     if not rows:
-        return
+        return fetched
     width = len(rows[0])
     row_marks = f"({_marks(width)})"
     for chunk in _chunks(rows, max(1, min(_CHUNK, _MAX_PARAMS // width))):
         values = ", ".join([row_marks] * len(chunk))
-        yield execute(f"INSERT INTO {target} VALUES {values}{tail}", [v for row in chunk for v in row])
+        params = [v for row in chunk for v in row]
+        if returning:
+            fetched += yield fetchall(f"INSERT INTO {target} VALUES {values}{tail} RETURNING {returning}", params)
+        else:
+            yield execute(f"INSERT INTO {target} VALUES {values}{tail}", params)
+    return fetched
 
 
 def _split(text: str) -> set[str]:
@@ -262,14 +269,21 @@ class Outbox:
 
     # --- publish -------------------------------------------------------------------------
 
-    async def publish(self, batch: Sequence[NewEvent], route: Router, track: bool = True) -> list[Published]:
+    async def publish(self, batch: Sequence[NewEvent], route: Router, track: bool = True,
+                      claim: Mapping[str, int] | None = None, lease_ttl: float = 0.0
+                      ) -> tuple[list[Published], list[Claimed]]:
         """Stores a batch of events and their deliveries in one transaction (idempotent on event_id).
 
-        `track`: keep each chain's DIDs / queues / users for endpoints with attribute filters."""
-        return await self.store.run(self._publish(batch, route, track))
+        `track`: keep each chain's DIDs / queues / users for endpoints with attribute filters.
+        `claim`: up to this many deliveries per endpoint that are their chain's head are stored
+        already claimed (leased for `lease_ttl`) and returned, so the caller sends them without a
+        claim transaction of its own."""
+        return await self.store.run(self._publish(batch, route, track, dict(claim or {}), lease_ttl))
 
-    def _publish(self, batch: Sequence[NewEvent], route: Router, track: bool) -> Work[list[Published]]:
+    def _publish(self, batch: Sequence[NewEvent], route: Router, track: bool, claim: dict[str, int],
+                 lease_ttl: float) -> Work[tuple[list[Published], list[Claimed]]]:
         now = time.time()
+        until = now + lease_ttl
         stored: dict[str, int] = {}
         known, params = self._in("event_id", list(dict.fromkeys(item.event.event_id for item in batch)))
         rows = yield fetchall(f"SELECT event_id, sequence FROM dispatcher_events WHERE {known}", params)
@@ -285,6 +299,8 @@ class Outbox:
         pending = yield from self._pending_heads(chain_names)
         event_rows: list[tuple[object, ...]] = []
         delivery_rows: list[tuple[object, ...]] = []
+        leased_rows: list[tuple[object, ...]] = []
+        payloads: dict[str, bytes] = {}
         results: dict[str, Published] = {}
         for item in fresh:
             event = item.event
@@ -299,12 +315,18 @@ class Outbox:
             else:
                 attributes = {k: set(v) for k, v in state.attributes.items()}
             endpoints = route(item, attributes)
-            event_rows.append((event.event_id, event.chain, state.last, now, event.SerializeToString()))
+            payload = event.SerializeToString()
+            event_rows.append((event.event_id, event.chain, state.last, now, payload))
             for endpoint in endpoints:
                 head = (endpoint, event.chain) not in pending
                 pending.add((endpoint, event.chain))
-                delivery_rows.append((event.event_id, endpoint, event.chain, state.last, item.json_type,
-                                      item.call_id, PENDING, 1 if head else 0, now, now))
+                row = (event.event_id, endpoint, event.chain, state.last, item.json_type, item.call_id, PENDING)
+                if head and claim.get(endpoint, 0) > 0:
+                    claim[endpoint] -= 1
+                    payloads[event.event_id] = payload
+                    leased_rows.append((*row, 0, now, now, until, self.owner))
+                else:
+                    delivery_rows.append((*row, 1 if head else 0, now, now, 0, ""))
             results[event.event_id] = Published(state.last, False, len(endpoints))
         if event_rows:
             yield from _insert("dispatcher_events (event_id, chain, sequence, created_at, payload)", event_rows)
@@ -313,8 +335,12 @@ class Outbox:
                                " ON CONFLICT (chain) DO UPDATE SET last_sequence = excluded.last_sequence, "
                                "dids = excluded.dids, queues = excluded.queues, users = excluded.users, "
                                "updated_at = excluded.updated_at")
-        yield from _insert("dispatcher_deliveries (event_id, endpoint, chain, sequence, event_type, call_id, "
-                           "status, ready, created_at, next_attempt_at)", delivery_rows)
+        columns = ("dispatcher_deliveries (event_id, endpoint, chain, sequence, event_type, call_id, status, ready, "
+                   "created_at, next_attempt_at, lease_until, lease_owner)")
+        yield from _insert(columns, delivery_rows)
+        leased = yield from _insert(columns, leased_rows, returning="id, event_id, endpoint, chain, sequence")
+        claimed = [Claimed(int(r[0]), str(r[2]), str(r[1]), str(r[3]), int(r[4]), 0, 0, now, payloads[str(r[1])])
+                   for r in leased]
         out: list[Published] = []
         answered: set[str] = set()
         for item in batch:
@@ -326,7 +352,7 @@ class Outbox:
             else:
                 answered.add(event_id)
                 out.append(results[event_id])
-        return out
+        return out, claimed
 
     def _lock_chains(self, chains: list[str], now: float) -> Work[dict[str, _Chain]]:
         """Current state of each chain (created when new), locked for this transaction on Postgres."""

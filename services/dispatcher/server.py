@@ -31,7 +31,7 @@ async def build(app: App) -> None:
     app.stack.push_async_callback(endpoints.close)
     await endpoints.load()
     worker = Worker(outbox, endpoints, RetryPolicy(settings.retry_schedule), settings.lease_ttl, settings.batch)
-    intake = Intake(outbox, endpoints.route, worker.wake, track=endpoints.filter_attributes)
+    intake = Intake(outbox, endpoints.route, worker, track=endpoints.filter_attributes)
     register(DispatcherServicer(outbox, endpoints, intake, worker), app.server)
     app.spawn(worker.run(app.stopping), "worker")
     app.spawn(housekeeping(outbox, endpoints, settings.keep_days, settings.lease_ttl, app.stopping, worker.wake),

@@ -2,7 +2,8 @@
 
     worker = Worker(outbox, endpoints, RetryPolicy(schedule), lease_ttl=60, batch=256)
     app.spawn(worker.run(app.stopping), "worker")
-    worker.wake()            # after a Publish committed
+    worker.adopt(claimed)    # deliveries a Publish claimed as it stored them
+    worker.wake()            # after a Publish committed deliveries it did not claim
 
 One loop talks to the store: each cycle commits the outcomes gathered since the last one and
 claims new due deliveries in the same transaction (group commit). Each endpoint has
@@ -126,12 +127,26 @@ class Worker:
             await asyncio.sleep(1.0)
             return False
 
+    def room(self) -> dict[str, int]:
+        """How many more deliveries each enabled endpoint may have claimed now (none once closing)."""
+        if self._closing:
+            return {}
+        return {name: min(self.batch, self.batch * HELD_BATCHES - self._held_by[name])
+                for name in self.endpoints.enabled_names()}
+
+    def adopt(self, claimed: list[Claimed]) -> None:
+        """Deliveries claimed elsewhere (by a publish) join the ones this worker sends."""
+        for item in claimed:
+            self._held[item.id] = item
+            self._held_by[item.endpoint] += 1
+            if self._closing:  # never sent: the last cycle releases it
+                self._finish(Outcome(item, "release"))
+            else:
+                self.endpoints.get(item.endpoint).queue.put_nowait(item)
+
     async def _cycle(self, claim: bool) -> list[Claimed]:
         outcomes, self._done = self._done, []
-        limits: dict[str, int] = {}
-        if claim and not self._closing:
-            for name in self.endpoints.enabled_names():
-                limits[name] = min(self.batch, self.batch * HELD_BATCHES - self._held_by[name])
+        limits = self.room() if claim else {}
         try:
             claimed = await self.outbox.cycle(outcomes, limits, self.lease_ttl)
         except Exception as exc:
@@ -142,10 +157,7 @@ class Worker:
         for outcome in outcomes:
             if self._held.pop(outcome.delivery.id, None) is not None:
                 self._held_by[outcome.delivery.endpoint] -= 1
-        for item in claimed:
-            self._held[item.id] = item
-            self._held_by[item.endpoint] += 1
-            self.endpoints.get(item.endpoint).queue.put_nowait(item)
+        self.adopt(claimed)
         await self._guard(self.endpoints.flush(), "endpoint state save")
         return claimed
 

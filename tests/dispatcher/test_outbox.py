@@ -32,8 +32,9 @@ async def test_chain_order_and_prune(tmp_path: Path) -> None:
         outbox = Outbox(store, owner="test")
         await outbox.migrate()
         chain = new_chain()
-        published = await outbox.publish([_new(e) for e in (ringing(chain), answered(chain), ended(chain))],
-                                         lambda item, attrs: ["a", "b"])
+        published, claimed = await outbox.publish([_new(e) for e in (ringing(chain), answered(chain), ended(chain))],
+                                                  lambda item, attrs: ["a", "b"])
+        assert claimed == []  # nothing asked to be claimed
         assert [p.sequence for p in published] == [1, 2, 3]
         first = await outbox.cycle([], {"a": 100, "b": 100}, 60)
         assert [(c.endpoint, c.sequence) for c in first] == [("a", 1), ("b", 1)]  # only each chain's head
@@ -55,6 +56,38 @@ async def test_chain_order_and_prune(tmp_path: Path) -> None:
         assert sorted((r.endpoint, r.status) for r in left) == [("a", PENDING), ("b", PENDING), ("b", DEAD)]
         assert await store.fetchone("SELECT COUNT(*) FROM dispatcher_events") == (2,)  # answered: all delivered
         assert await store.fetchone("SELECT COUNT(*) FROM dispatcher_attempts") == (3,)
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+async def test_publish_claims_chain_heads_up_to_the_room_given(dialect: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue("pg_url") if dialect == "postgres" else f"sqlite:///{tmp_path / 'c.db'}"
+    store = await open_store(url)
+    try:
+        outbox = Outbox(store, owner="test")
+        await outbox.migrate()
+        first, second = new_chain(), new_chain()
+        events = [ringing(first), answered(first), ringing(second), answered(second)]
+        published, claimed = await outbox.publish([_new(e) for e in events], lambda item, attrs: ["a", "b"],
+                                                  claim={"a": 1}, lease_ttl=0.2)
+        assert [p.deliveries for p in published] == [2, 2, 2, 2]
+        # room for one on "a": the first chain's head, with what sending it needs; "b" asked for none
+        assert [(c.endpoint, c.chain, c.sequence, c.attempts) for c in claimed] == [("a", first, 1, 0)]
+        assert claimed[0].payload == events[0].SerializeToString()
+        assert claimed[0].event_id == events[0].event_id
+        # the worker's claim takes the other heads, never the one claimed at publish, nor a second event
+        taken = await outbox.cycle([], {"a": 100, "b": 100}, 60)
+        assert sorted((c.endpoint, c.chain == first, c.sequence) for c in taken) == [
+            ("a", False, 1), ("b", False, 1), ("b", True, 1)]
+        # the publisher died with it: once the lease runs out, the reaper readies it for anyone, same id
+        await asyncio.sleep(0.3)
+        assert await outbox.reap() == 1
+        again = await outbox.cycle([], {"a": 100}, 60)
+        assert [c.id for c in again] == [claimed[0].id]
+        attempt = AttemptRecord(1, time.time(), 200, 0.01, "ok", "")
+        after = await outbox.cycle([Outcome(again[0], "delivered", attempt)], {"a": 100}, 60)
+        assert [(c.chain, c.sequence) for c in after] == [(first, 2)]  # delivered: the chain's next is ready
     finally:
         await store.close()
 
