@@ -13,6 +13,7 @@ made, requests in flight finish, and deliveries not yet sent are released (never
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -71,6 +72,7 @@ class Worker:
         self.batch = batch
         self.poll = poll
         self._wake = asyncio.Event()
+        self._full = asyncio.Event()  # a batch of outcomes waits for the next cycle
         self._done: list[Outcome] = []
         self._held: dict[int, Claimed] = {}
         self._held_by: Counter[str] = Counter()
@@ -96,10 +98,13 @@ class Worker:
                     await self._sleep(stopping)
                 # Under load, let work gather between cycles: fewer, larger transactions. The pause
                 # grows with the work the last cycle moved, so a lone event is never held back.
+                # A full batch of outcomes ends the pause: the pause must not cap the rate.
                 moved = min(1.0, (finished + len(claimed)) / self.batch)
                 gap = MAX_CYCLE_GAP * moved - (time.monotonic() - started)
                 if gap > 0 and len(self._done) < self.batch:
-                    await asyncio.sleep(gap)
+                    self._full.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._full.wait(), gap)
         finally:
             self._closing = True
             for endpoint in self.endpoints:
@@ -164,6 +169,8 @@ class Worker:
     def _finish(self, outcome: Outcome) -> None:
         self._done.append(outcome)
         self._wake.set()
+        if len(self._done) >= self.batch:
+            self._full.set()
 
     async def _consume(self, endpoint: Endpoint) -> None:
         while True:
