@@ -39,7 +39,7 @@ from tcxhooks.monitor.publisher import WORKERS  # noqa: E402
 CONCURRENCY = 16
 PUBLISHERS = WORKERS  # as many chains in flight as the monitor's publisher
 STREAMS = 8
-TRANSPORTS = ("pyreqwest", "aiohttp", "httpx")
+TRANSPORTS = ("httptools", "pyreqwest", "aiohttp", "httpx")
 PACED_RATE = 500.0
 
 
@@ -173,6 +173,18 @@ async def bare_pyreqwest(url: str, payloads: list[bytes]) -> float:
             await resp.bytes()
 
         return await _loop(payloads, post)
+
+
+async def bare_httptools(url: str, payloads: list[bytes]) -> float:
+    """Our default client (the dispatcher's transport) on its own, as the other bare loops."""
+    from tcxhooks.dispatcher.transport import HttptoolsTransport, Timeouts
+
+    headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
+    client = HttptoolsTransport(Timeouts(), CONCURRENCY)
+    try:
+        return await _loop(payloads, lambda body: client.post(url, body, headers))
+    finally:
+        await client.close()
 
 
 async def _loop(payloads: list[bytes], post: Any) -> float:
@@ -409,7 +421,7 @@ def main() -> None:
                         help=f"how the flood is published by {PUBLISHERS} tasks: through the monitor's PublishBatcher, "
                              f"by unary Publish, or over {STREAMS} PublishStream calls")
     parser.add_argument("--transport", choices=TRANSPORTS, action="append",
-                        help="only these transports (default: all three)")
+                        help="only these transports (default: all four)")
     args = parser.parse_args()
     calls, total = (20, 500) if args.smoke else (args.calls, args.events)
     per_call = events(calls, total // calls)
@@ -422,7 +434,8 @@ def main() -> None:
     rows: list[Row] = []
     try:
         payloads = bodies(bare_count)
-        loops = {"httpx": bare_httpx, "aiohttp": bare_aiohttp, "pyreqwest": bare_pyreqwest}
+        loops = {"httpx": bare_httpx, "aiohttp": bare_aiohttp, "httptools": bare_httptools,
+                 "pyreqwest": bare_pyreqwest}
         measured: dict[str, tuple[float, float, float]] = {}
         for client, loop in loops.items():
             measured[client] = timed(loop(receiver.url, payloads), receiver, bare_count)
@@ -445,8 +458,9 @@ def main() -> None:
     print(f"\ndispatch bench: {total} events over {calls} calls, endpoint concurrency {CONCURRENCY}, "
           f"published by {how}, {os.cpu_count()} cores")
     for client, (rate, cpu, receiver_cpu) in measured.items():
-        note = ("; our default client, shown for comparison: the ratios are over the faster of the httpx and "
-                "aiohttp loops" if client == "pyreqwest" else "")
+        note = {"httptools": "; our default client", "pyreqwest": "; selectable client"}.get(client, "")
+        if client == "pyreqwest":
+            note += ". These two are shown for comparison: the ratios are over the faster of the httpx and aiohttp loops"
         print(f"bare {client + ' loop:':<15} {rate:8.0f} req/s ({bare_count} posts, CPU per request: client "
               f"{cpu * 1e6:4.0f} µs, receiver {receiver_cpu * 1e6:3.0f} µs{note})")
     print(f"paced latency: {len(paced)} more events by unary Publish at {PACED_RATE:.0f}/s after the flood")

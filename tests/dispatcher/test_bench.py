@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .conftest import TRANSPORTS
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -14,8 +16,8 @@ def test_dispatch_bench_smoke() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     rows = {line.split()[0] + " " + line.split()[1] for line in done.stdout.splitlines()
             if line.startswith(("sqlite ", "postgres "))}
-    assert rows == {f"{store} {transport}" for store in ("sqlite", "postgres") for transport in ("pyreqwest", "aiohttp", "httpx")}
-    assert all(f"bare {client} loop" in done.stdout for client in ("httpx", "aiohttp", "pyreqwest"))
+    assert rows == {f"{store} {transport}" for store in ("sqlite", "postgres") for transport in TRANSPORTS}
+    assert all(f"bare {client} loop" in done.stdout for client in TRANSPORTS)
     header = next(line.split() for line in done.stdout.splitlines() if line.startswith("row "))
     assert {"intake/s", "rcv"} <= set(header), header
     table = [line.split() for line in done.stdout.splitlines() if line.startswith(("sqlite ", "postgres "))]

@@ -14,9 +14,7 @@ from tcxhooks.v1 import dispatcher_service_pb2 as pb
 from tests.helpers.net import free_port
 from tests.helpers.receiver import Receiver, Request
 
-from .conftest import Dispatchers, answered, ended, new_chain, ringing
-
-TRANSPORTS = ["pyreqwest", "aiohttp", "httpx"]
+from .conftest import TRANSPORTS, Dispatchers, answered, ended, new_chain, ringing
 
 
 def _wait(predicate: object, timeout: float = 20.0) -> None:

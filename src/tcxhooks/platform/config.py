@@ -270,7 +270,7 @@ class WebhookConfig:
 @dataclass(frozen=True)
 class DispatcherConfig:
     retry_schedule: tuple[float, ...] = _key("5s,5m,30m,2h,5h,10h,10h", _retry_schedule, "waits between attempts")
-    transport: str = _key("pyreqwest", _choice("pyreqwest", "aiohttp", "httpx"), "HTTP client for deliveries")
+    transport: str = _key("httptools", _choice("httptools", "pyreqwest", "aiohttp", "httpx"), "HTTP client for deliveries")
     keep_days: int = _key("30", _int(1), "delivered events kept this many days")
     lease_ttl: float = _key("60", _duration, "how long a replica holds a claimed delivery")
     batch: int = _key("256", _int(1, 10000), "deliveries claimed per round")
