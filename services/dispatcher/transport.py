@@ -124,8 +124,11 @@ class _Connection(asyncio.Protocol):
         import httptools
 
         self._parser = httptools.HttpResponseParser(self)
+        self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._answer: asyncio.Future[Reply] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._url = ""
         self.reusable = False
         self._begun = False
         self._status = 0
@@ -133,10 +136,13 @@ class _Connection(asyncio.Protocol):
         self._snippet = bytearray()
         self._read = 0
 
-    def exchange(self, request: bytes) -> asyncio.Future[Reply]:
-        """Sends a request; the future resolves with its answer or fails with TransportError."""
+    def exchange(self, request: bytes, deadline: float, url: str) -> asyncio.Future[Reply]:
+        """Sends a request; the future resolves with its answer or fails with TransportError, at the
+        latest at `deadline` (loop time). A timer handle, not `asyncio.timeout`: it costs a fraction."""
         assert self._transport is not None
-        self._answer = asyncio.get_running_loop().create_future()
+        self._answer = self._loop.create_future()
+        self._timer = self._loop.call_at(deadline, self._expire)
+        self._url = url
         self.reusable = self._begun = False
         self._status, self._retry_after, self._snippet, self._read = 0, None, bytearray(), 0
         self._transport.write(request)
@@ -201,10 +207,22 @@ class _Connection(asyncio.Protocol):
     def _settle(self) -> None:
         if self._answer is not None and not self._answer.done():
             self._answer.set_result(Reply(self._status, self._retry_after, bytes(self._snippet)))
+            self._stop_timer()
 
     def _fail(self, error: TransportError) -> None:
         if self._answer is not None and not self._answer.done():
             self._answer.set_exception(error)
+            self._stop_timer()
+
+    def _expire(self) -> None:
+        self._timer = None
+        self._fail(TransportError("timeout", f"{self._url}: no answer in time"))
+        self.close()
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 @dataclass(frozen=True)
@@ -243,6 +261,7 @@ class HttptoolsTransport:
     (at most `limit` in use); an idle one the CRM closed as it was reused is replaced once."""
 
     def __init__(self, timeouts: Timeouts, limit: int, ca_file: str = "") -> None:
+        self._loop = asyncio.get_running_loop()  # made by, and used from, one event loop
         self._timeouts = timeouts
         self._slots = asyncio.Semaphore(limit)
         self._idle: dict[tuple[str, int, bool], list[tuple[float, _Connection]]] = {}
@@ -254,18 +273,16 @@ class HttptoolsTransport:
         request = b"".join((target.head, "".join([f"{k}: {v}\r\n" for k, v in headers.items()]).encode("latin-1"),
                             b"content-length: %d\r\n\r\n" % len(body), body))
         async with self._slots:
-            try:
-                async with asyncio.timeout(self._timeouts.total):
-                    idle = self._take_idle(target)
-                    if idle is not None:
-                        try:
-                            return await self._exchange(target, idle, request)
-                        except TransportError as exc:
-                            if exc.kind != "connect":
-                                raise
-                    return await self._exchange(target, await self._connect(target, url), request)
-            except TimeoutError:
-                raise TransportError("timeout", f"{url}: no answer in {self._timeouts.total:g}s") from None
+            deadline = self._loop.time() + self._timeouts.total
+            idle = self._take_idle(target)
+            if idle is not None:
+                try:
+                    return await self._exchange(target, idle, request, deadline, url)
+                except TransportError as exc:
+                    if exc.kind != "connect":
+                        raise
+            connection = await self._connect(target, url, deadline)
+            return await self._exchange(target, connection, request, deadline, url)
 
     def _take_idle(self, target: _Target) -> _Connection | None:
         idle = self._idle.get((target.host, target.port, target.tls))
@@ -277,10 +294,10 @@ class HttptoolsTransport:
             connection.close()
         return None
 
-    async def _connect(self, target: _Target, url: str) -> _Connection:
-        loop = asyncio.get_running_loop()
+    async def _connect(self, target: _Target, url: str, deadline: float) -> _Connection:
+        loop = self._loop
         try:
-            async with asyncio.timeout(self._timeouts.connect):
+            async with asyncio.timeout_at(min(deadline, loop.time() + self._timeouts.connect)):
                 _, connection = await loop.create_connection(
                     _Connection, target.host, target.port, ssl=self._tls if target.tls else None,
                     server_hostname=target.host if target.tls else None)
@@ -290,9 +307,10 @@ class HttptoolsTransport:
             raise TransportError("connect", f"{url}: {exc}") from None
         return connection
 
-    async def _exchange(self, target: _Target, connection: _Connection, request: bytes) -> Reply:
+    async def _exchange(self, target: _Target, connection: _Connection, request: bytes, deadline: float,
+                        url: str) -> Reply:
         try:
-            reply = await connection.exchange(request)
+            reply = await connection.exchange(request, deadline, url)
         except BaseException:  # failed, timed out or cancelled: the connection's state is unknown
             connection.close()
             raise
