@@ -37,7 +37,7 @@ _STOP = object()
 # Claimed-but-unfinished deliveries kept in memory per endpoint, in claim batches: enough that each
 # cycle finds work queued while the previous batch is still on the wire.
 HELD_BATCHES = 4
-MAX_CYCLE_GAP = 0.03
+MAX_CYCLE_GAP = 0.01
 
 
 def headers_for(endpoint: Endpoint, msg_id: str, sequence: int, body: bytes) -> dict[str, str]:
