@@ -24,6 +24,8 @@ from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Mapping, Protocol
 from urllib.parse import quote, unquote, urlsplit
 
+import httptools
+
 from tcxhooks.platform.config import redacted_url
 
 SNIPPET = 1024
@@ -120,8 +122,6 @@ class _Connection(asyncio.Protocol):
     parser of uvicorn and Node.js) reads the answers."""
 
     def __init__(self) -> None:
-        import httptools
-
         self._parser = httptools.HttpResponseParser(self)
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
