@@ -1,0 +1,103 @@
+"""A CRM adapter as the dispatcher sees it: a delivery sink beside plain webhook endpoints.
+
+    sink = registry.build(settings, deps)        # one per [crm:NAME]
+    app.spawn(sink.run(app.stopping), "crm.b24") # its background upkeep (user map, tokens, pruning)
+    reply = await sink.deliver(event)            # one claimed delivery: the CRM calls for this event
+    reply.verdict                                # delivered / retry / dead / gone (as a 2xx / 5xx / … / 410)
+
+The outbox, per-chain ordering, retries, dead letters and redelivery stay the dispatcher's: a sink
+only turns one event into its CRM's calls (docs/crm.md).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable, NamedTuple, Protocol
+
+from aiohttp import web
+
+from tcxhooks.v1 import events_pb2
+
+from .engine import Trace
+from .errors import CrmError
+from .event import CrmEvent
+from .legstate import LegStore
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class SinkReply(NamedTuple):
+    """The outcome of one delivery to a CRM. `status`: the CRM's last HTTP status (0: none);
+    `summary`: what was done, for the attempt log; `retry_after`: seconds the CRM asked us to wait."""
+
+    verdict: str  # delivered, retry, dead or gone
+    status: int
+    summary: str
+    error: str = ""
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class CheckLine:
+    """One verdict line of `tcxhooks check` (`item` e.g. "b24 auth")."""
+
+    item: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class Route:
+    """A path the CRM calls on the dispatcher's listener, under `/crm/<name>/`."""
+
+    method: str
+    path: str  # e.g. "install", "event"
+    handler: Handler
+
+
+@dataclass(frozen=True)
+class PlacedCall:
+    chain: str  # the call chain the PBX started ("" when the monitor could not tell yet)
+    pbx_call_number: int
+
+
+class CallRefused(Exception):
+    """The monitor or the PBX could not place a click-to-call; the text says why (no secrets)."""
+
+
+PlaceCall = Callable[[str, str], Awaitable[PlacedCall]]  # (extension, number) → the call started
+
+
+@dataclass(frozen=True)
+class SinkDeps:
+    """What the dispatcher hands every adapter."""
+
+    legs: LegStore
+    public_url: str  # how the CRM reaches the dispatcher's listener ("" when it has none)
+    place_call: PlaceCall | None  # asks the monitor to start a call (click-to-call)
+    keep_days: int
+
+
+class CrmSink(Protocol):
+    name: str
+
+    async def deliver(self, event: events_pb2.Event) -> SinkReply: ...
+    async def run(self, stopping: asyncio.Event) -> None: ...
+    def routes(self) -> list[Route]: ...
+    async def check(self) -> list[CheckLine]: ...
+    async def close(self) -> None: ...
+
+
+def fresh(view: CrmEvent, stale_after: float, now: float | None = None) -> bool:
+    """Whether a real-time step of this event is still worth doing."""
+    return (time.time() if now is None else now) - view.occurred_at <= stale_after
+
+
+def delivered(trace: Trace) -> SinkReply:
+    return SinkReply("delivered", trace.status or 200, trace.text() or "nothing to do for this event")
+
+
+def failed(error: CrmError, trace: Trace) -> SinkReply:
+    return SinkReply(error.verdict, error.status, trace.text(), str(error)[:1024], error.retry_after)
