@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Mapping
 
+from .odata import duration, iso
 from .state import EXTENSION, IVR, PARKING, QUEUE, RINGGROUP, SPECIALMENU, TRUNK, Dn, Participant
 
 FALSIFIABLE = ("answered", "answered_by", "direction")  # what a test can make the log say wrongly
@@ -31,19 +31,6 @@ FIELDS = ("CallId", "CallHistoryId", "MainCallHistoryId", "CdrId", "SegmentId", 
           "SourceCallerId", "SourceDisplayName", "SourceType", "DestinationDn", "DestinationCallerId",
           "DestinationDisplayName", "DestinationType", "RingingDuration", "TalkingDuration", "Answered",
           "Direction", "CallType", "Status", "RecordingUrl")
-
-
-def iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def duration(seconds: float) -> str:
-    """ISO 8601 duration as 3CX reports write it: PT8M42S, PT30.7S, PT1H2M3S."""
-    seconds = max(0.0, round(seconds, 1))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = "PT" + (f"{int(hours)}H" if hours else "") + (f"{int(minutes)}M" if minutes else "")
-    return text + (f"{secs:g}S" if secs or text == "PT" else "")
 
 
 @dataclass

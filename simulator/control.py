@@ -10,7 +10,8 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from . import scenarios
-from .state import Fault
+from .directory import Directory, DirectoryError
+from .state import DIRECTORY_TARGETS, Fault
 from .steps import Script, Upsert
 
 
@@ -151,8 +152,7 @@ class Control:
             return _bad("'prefix' must start with /callcontrol or /xapi/")
         if not isinstance(status, int) or not 400 <= status <= 599:
             return _bad("'status' must be 400..599")
-        state.faults.append(Fault(prefix, status, count))
-        return web.json_response({"pending": sum(f.count for f in state.faults)})
+        return web.json_response({"pending": state.faults.add(Fault(count, status, prefix=prefix))})
 
     async def token_expire(self, request: web.Request) -> web.Response:
         return web.json_response({"expired": request.app[self.key].tokens.expire_all()})
@@ -220,6 +220,87 @@ class Control:
         await asyncio.gather(*self.load_tasks, return_exceptions=True)
 
 
+# --- /sim/directory: the XAPI directory's data and its faults ---------------------------------------------
+
+def _text_field(body: dict[str, Any], name: str, default: str | None = None) -> str:
+    value = body.get(name, default)
+    if value is None:
+        raise DirectoryError(f"missing {name!r}")
+    return str(value)
+
+
+def _in_out(body: dict[str, Any]) -> bool:
+    status = _text_field(body, "status").lower()
+    if status not in ("in", "out"):
+        raise DirectoryError("status must be 'in' or 'out'")
+    return status == "in"
+
+
+def _int_field(body: dict[str, Any], name: str, default: int, low: int, high: int, meaning: str) -> int:
+    try:
+        value = int(body.get(name, default))
+    except (TypeError, ValueError):
+        raise DirectoryError(f"{name} must be {meaning}") from None
+    if not low <= value <= high:
+        raise DirectoryError(f"{name} must be from {low} to {high}")
+    return value
+
+
+def _directory_fault(body: dict[str, Any], short: bool) -> Fault:
+    """`{"count": 1, "target": "Users", "status": 503}`: the next reads of a directory collection fail, or
+    (short) answer one row short; no target: any of DIRECTORY_TARGETS."""
+    target = _text_field(body, "target", "" if not short else "Users")
+    if target and target not in DIRECTORY_TARGETS:
+        raise DirectoryError(f"target must be one of {', '.join(DIRECTORY_TARGETS)} or empty, got {target!r}")
+    count = _int_field(body, "count", 1, 1, 100_000, "a whole number")
+    status = 0 if short else _int_field(body, "status", 503, 400, 599, "an HTTP status code")
+    return Fault(count, status, target=target, short=short)
+
+
+def _generate(directory: Directory, body: dict[str, Any]) -> dict[str, int]:
+    extensions = _int_field(body, "extensions", 2000, 0, 100_000, "a whole number")
+    queues = _int_field(body, "queues", 100, 0, 10_000, "a whole number")
+    directory.regenerate(extensions, queues, _int_field(body, "agents_per_queue", 20, 0, 1000, "a whole number"))
+    return {"extensions": len(directory.users), "queues": len(directory.queues)}
+
+
+DirectoryAction = Callable[[Any, dict[str, Any], web.Request], Any]
+
+
+def _directory_control(state_key: web.AppKey[Any], action: DirectoryAction) -> Callable[..., Any]:
+    """`action(state, body, request)` → its result as JSON (`{"ok": true}` for none); DirectoryError → 400."""
+    async def serve(request: web.Request) -> web.Response:
+        state = request.app[state_key]
+        body = await _json(request) if request.method == "POST" else {}
+        try:
+            result = action(state, body, request)
+        except DirectoryError as exc:
+            return _bad(str(exc))
+        return web.json_response(result if result is not None else {"ok": True})
+    return serve
+
+
+def _add_directory_routes(app: web.Application, state_key: web.AppKey[Any]) -> None:
+    def on(method: str, path: str, action: DirectoryAction) -> None:
+        app.router.add_route(method, "/sim/directory" + path, _directory_control(state_key, action))
+
+    on("GET", "", lambda s, b, r: s.directory.snapshot())
+    on("POST", "/profile", lambda s, b, r: s.directory.set_profile(_text_field(b, "number"), _text_field(b, "profile")))
+    on("POST", "/queue-login", lambda s, b, r: s.directory.set_queue_login(_text_field(b, "number"), _in_out(b)))
+    on("POST", "/queue-status", lambda s, b, r: s.directory.set_queue_status(
+        _text_field(b, "number"), _text_field(b, "queue"), _in_out(b)))
+    on("POST", "/extensions", lambda s, b, r: s.directory.add_extension(
+        _text_field(b, "number"), _text_field(b, "first_name", ""), _text_field(b, "last_name", ""),
+        _text_field(b, "email", ""), _text_field(b, "profile", "Available"), bool(b.get("logged_in", True))).to_json())
+    on("DELETE", "/extensions/{number}", lambda s, b, r: s.directory.delete_extension(r.match_info["number"]))
+    on("POST", "/agents", lambda s, b, r: s.directory.add_agent(_text_field(b, "queue"), _text_field(b, "number")))
+    on("DELETE", "/agents/{queue}/{number}", lambda s, b, r: s.directory.remove_agent(
+        r.match_info["queue"], r.match_info["number"]))
+    on("POST", "/fail", lambda s, b, r: {"pending": s.faults.add(_directory_fault(b, short=False))})
+    on("POST", "/partial", lambda s, b, r: {"pending": s.faults.add(_directory_fault(b, short=True))})
+    on("POST", "/generate", lambda s, b, r: _generate(s.directory, b))
+
+
 def add_routes(app: web.Application, state_key: web.AppKey[Any], drop: Callable[[Any], Awaitable[int]]) -> None:
     c = Control(state_key, drop)
     app.router.add_post("/sim/play", c.play)
@@ -234,4 +315,5 @@ def add_routes(app: web.Application, state_key: web.AppKey[Any], drop: Callable[
     app.router.add_post("/sim/token/expire", c.token_expire)
     app.router.add_post("/sim/load", c.load)
     app.router.add_get("/sim/load", c.load_status)
+    _add_directory_routes(app, state_key)
     app.on_shutdown.append(c.close)

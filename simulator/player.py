@@ -11,6 +11,7 @@ from typing import Awaitable, Callable
 
 from . import audio
 from .calllog import CallLog
+from .odata import iso
 from .state import EXTENSION, QUEUE, TRUNK, TRUNK_DN, CallRecord, InboundCall, Participant, Pbx, Recording
 from .steps import OrderCallback, Remove, Script, SplitRecording, Upsert, Wait
 
@@ -28,10 +29,6 @@ class _Segment:
 def _recorded(p: Participant, pbx: Pbx) -> bool:
     """3CX records an extension's leg while it talks to an external party."""
     return pbx.dns[p.dn].type == EXTENSION and p.status == "Connected" and p.party_dn_type == TRUNK
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Player:
@@ -251,7 +248,8 @@ class _Run:
         internal = {"Dn": p.dn, "DnType": 0, "CallerNumber": f"Ext.{p.dn}", "DisplayName": ext_name,
                     "DidNumber": self.script.did if inbound else "", "IdParticipant": p.id, "CrmContact": None}
         source, target = (external, internal) if inbound else (internal, external)
-        row = {"Id": rec_id, "StartTime": _iso(segment.started), "EndTime": _iso(end),
+        row = {"Id": rec_id, "StartTime": iso(segment.started, timespec="milliseconds"),
+               "EndTime": iso(end, timespec="milliseconds"),
                "CallType": "InboundExternal" if inbound else "OutboundExternal",
                **{f"From{k}": v for k, v in source.items()}, **{f"To{k}": v for k, v in target.items()},
                "RefParticipantId": None, "RecordingUrl": relative, "IsArchived": False, "ArchivedUrl": None,

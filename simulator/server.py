@@ -14,9 +14,10 @@ from aiohttp import WSMsgType, web
 
 from . import callcontrol, control, scenarios, xapi
 from .auth import Tokens
-from .directory import Directory, Queue, User, add_routes as add_directory_routes
+from .directory import Directory, Queue, User
+from .odata import error_response
 from .player import Player
-from .state import DEFAULT_DNS, EXTENSION, QUEUE, ROUTEPOINT, Dn, Fault, Listener, Pbx
+from .state import DEFAULT_DNS, EXTENSION, QUEUE, ROUTEPOINT, Dn, Faults, Listener, Pbx
 
 @dataclass
 class SimConfig:
@@ -39,7 +40,7 @@ class SimState:
     player: Player = field(init=False)
     directory: Directory = field(init=False)
     sockets: dict[web.WebSocketResponse, Listener] = field(default_factory=dict)
-    faults: list[Fault] = field(default_factory=list)
+    faults: Faults = field(default_factory=Faults)
 
     def __post_init__(self) -> None:
         extra = tuple(Dn(str(2000 + i), EXTENSION, f"Load {2000 + i}") for i in range(self.config.extra_extensions))
@@ -76,7 +77,8 @@ def _unauthorized() -> web.Response:
 
 @web.middleware
 async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every 3CX API (Call Control and XAPI) needs the live bearer token; `/sim/` and the token endpoint do not."""
+    """Every 3CX API (Call Control and XAPI) needs the live bearer token; `/sim/` and the token endpoint do not.
+    A fault scheduled by the control API (`/sim/fail`, `/sim/directory/fail`) answers instead of the handler."""
     path = request.path
     if path.startswith("/callcontrol") or path.startswith("/xapi/"):
         tokens = request.app[TOKENS_KEY]
@@ -84,11 +86,10 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not tokens.valid(header) and not (path.startswith("/xapi/") and "access_token" in request.query
                                              and tokens.valid("Bearer " + request.query["access_token"])):
             return _unauthorized()
-        fault = next((f for f in request.app[STATE_KEY].faults if path.startswith(f.prefix) and f.count > 0), None)
+        target = xapi.target_of(path) if request.method == "GET" else ""
+        fault = request.app[STATE_KEY].faults.take(path, target)
         if fault is not None:
-            fault.count -= 1
-            return web.json_response({"error": {"code": "SIMULATED", "message": "simulated failure"}},
-                                     status=fault.status)
+            return error_response(fault.status, f"simulated failure of {target or path}", "SIMULATED")
     return await handler(request)
 
 
@@ -214,7 +215,6 @@ def create_app(state: SimState) -> web.Application:
     app.router.add_get("/callcontrol", callcontrol_get)
     app.router.add_get("/callcontrol/{tail:.+}", callcontrol_get)
     app.router.add_post("/callcontrol/{dn}/makecall", makecall)
-    add_directory_routes(app, state.directory)
     xapi.add_routes(app, STATE_KEY)
     control.add_routes(app, STATE_KEY, drop_sockets)
     app.on_shutdown.append(_shutdown)

@@ -124,13 +124,52 @@ class CallRecord:
     changes: list[dict[str, Any]] = field(default_factory=list)  # every visible change, with its unix time
 
 
+DIRECTORY_TARGETS = ("Users", "Queues", "Agents", "ReportAgentLoginHistory")
+
+
 @dataclass
 class Fault:
-    """The next `count` PBX API requests whose path starts with `prefix` fail with `status` (control API)."""
+    """The next `count` matching PBX API requests fail with `status`, or (`short`) answer one row short.
 
-    prefix: str
-    status: int
+    A request matches by its path `prefix` (`/sim/fail`), else by the XAPI directory collection it reads
+    (`target`, `/sim/directory/fail` and `/partial`; "" = any of DIRECTORY_TARGETS).
+    """
+
     count: int
+    status: int = 503
+    prefix: str = ""
+    target: str = ""
+    short: bool = False
+
+    def matches(self, path: str, target: str) -> bool:
+        if self.prefix:
+            return path.startswith(self.prefix)
+        return target in DIRECTORY_TARGETS and self.target in ("", target)
+
+
+class Faults:
+    """The pending faults of the PBX API, taken in the order they were added (the control API adds them)."""
+
+    def __init__(self) -> None:
+        self.pending: list[Fault] = []
+
+    def add(self, fault: Fault) -> int:
+        """Adds `fault`; returns how many requests will now fail or answer short."""
+        self.pending.append(fault)
+        return sum(f.count for f in self.pending)
+
+    def clear(self) -> None:
+        self.pending.clear()
+
+    def take(self, path: str, target: str, short: bool = False) -> Fault | None:
+        """The first pending fault of that kind matching the request, used once."""
+        for fault in self.pending:
+            if fault.short == short and fault.matches(path, target):
+                fault.count -= 1
+                if fault.count <= 0:
+                    self.pending.remove(fault)
+                return fault
+        return None
 
 
 class Listener:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tcxhooks.simulator import odata, xapi
+from tcxhooks.simulator import odata
 
 from .conftest import Sim
 
@@ -40,7 +40,7 @@ def test_filter_order_page(query: dict[str, str], ids: list[int]) -> None:
 @pytest.mark.parametrize("seconds,text", [(0, "PT0S"), (30.74, "PT30.7S"), (522, "PT8M42S"), (3723, "PT1H2M3S"),
                                           (3600, "PT1H")])
 def test_report_durations(seconds: float, text: str) -> None:
-    assert xapi._duration(seconds) == text
+    assert odata.duration(seconds) == text
 
 
 def test_count_and_select() -> None:
