@@ -63,7 +63,7 @@ def _payload(chain: str, n: int) -> bytes:
 
 def _fill_rows(calls: int, run: str, now: float) -> Iterator[tuple[list[tuple[Any, ...]], ...]]:
     """Rows of events, deliveries and attempts, in slices of ROWS_PER_TX events."""
-    from tcxhooks.dispatcher.outbox import DELIVERED
+    from tcxhooks.dispatcher.schema import DELIVERED
 
     events: list[tuple[Any, ...]] = []
     deliveries: list[tuple[Any, ...]] = []

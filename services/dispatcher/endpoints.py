@@ -1,9 +1,9 @@
-"""The configured endpoints at run time: filter, signer, transport, state (enabled / disabled / gone).
+"""The configured endpoints at run time: filter, sink, state (enabled / disabled / gone).
 
-    endpoints = Endpoints.from_config(config, outbox)
+    endpoints = Endpoints(ledger, [Endpoint("default", EndpointFilter.from_config(hook), sink, 16)])
     await endpoints.load()                     # states saved by any replica
     endpoints.route(new_event, attributes)     # names of the endpoints that get the event
-    await endpoints.set_state("default", ENABLED)
+    await endpoints.set_state("default", enabled=True)
 """
 from __future__ import annotations
 
@@ -12,14 +12,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from tcxhooks.platform.config import Config, WebhookConfig
-
 from .errors import UnknownEndpoint
 from .filters import EndpointFilter
+from .ledger import Ledger
 from .metrics import ENDPOINT_STATE
-from .outbox import DISABLED, ENABLED, GONE, NewEvent, Outbox
-from .signing import Signer
-from .transport import Timeouts, Transport, open_transport
+from .records import NewEvent
+from .schema import DISABLED, ENABLED, GONE
+from .sinks import Sink
 
 log = logging.getLogger(__name__)
 STATE_NAMES = {ENABLED: "enabled", DISABLED: "disabled", GONE: "gone"}
@@ -28,10 +27,9 @@ STATE_NAMES = {ENABLED: "enabled", DISABLED: "disabled", GONE: "gone"}
 @dataclass
 class Endpoint:
     name: str
-    config: WebhookConfig
     filter: EndpointFilter
-    signer: Signer
-    transport: Transport
+    sink: Sink
+    concurrency: int  # deliveries of this endpoint in flight at once (each chain has at most one)
     state: int = ENABLED
     failures: int = 0
     last_error: str = ""
@@ -47,23 +45,10 @@ class Endpoint:
 
 
 class Endpoints:
-    def __init__(self, outbox: Outbox, endpoints: list[Endpoint]) -> None:
-        self.outbox = outbox
+    def __init__(self, ledger: Ledger, endpoints: list[Endpoint]) -> None:
+        self.ledger = ledger
         self.by_name = {e.name: e for e in endpoints}
         self._dirty: set[str] = set()
-
-    @classmethod
-    def from_config(cls, config: Config, outbox: Outbox) -> "Endpoints":
-        kind = config.dispatcher.transport
-        endpoints = []
-        for hook in config.webhooks:
-            if hook.url.startswith("http://"):
-                log.warning("endpoint %s uses plain http (no TLS)", hook.name)
-            transport = open_transport(kind, Timeouts(hook.connect_timeout, hook.timeout), hook.concurrency,
-                                       hook.ca_file)
-            endpoints.append(Endpoint(hook.name, hook, EndpointFilter.from_config(hook), Signer(hook.secret),
-                                      transport))
-        return cls(outbox, endpoints)
 
     def __iter__(self) -> Iterator[Endpoint]:
         return iter(self.by_name.values())
@@ -87,13 +72,13 @@ class Endpoints:
 
     async def load(self) -> None:
         """Takes the states stored by any replica (a 410 seen elsewhere disables here too)."""
-        rows = await self.outbox.endpoint_rows()
+        rows = await self.ledger.endpoint_rows()
         for endpoint in self.by_name.values():
             row = rows.get(endpoint.name)
             if endpoint.name in self._dirty:
                 continue  # our newer state (e.g. a 410 just seen) is saved by the next flush
             if row is None:
-                await self.outbox.save_endpoint(endpoint.name, endpoint.state, 0, "")
+                await self.ledger.save_endpoint(endpoint.name, endpoint.state, 0, "")
             elif row.state != endpoint.state:
                 endpoint.state = row.state
                 log.info("endpoint %s is %s", endpoint.name, STATE_NAMES.get(row.state, row.state))
@@ -118,7 +103,7 @@ class Endpoints:
     async def flush(self) -> None:
         for name in sorted(self._dirty):
             endpoint = self.by_name[name]
-            await self.outbox.save_endpoint(name, endpoint.state, endpoint.failures, endpoint.last_error)
+            await self.ledger.save_endpoint(name, endpoint.state, endpoint.failures, endpoint.last_error)
         self._dirty.clear()
 
     async def set_state(self, name: str, enabled: bool) -> Endpoint:
@@ -127,10 +112,10 @@ class Endpoints:
         if enabled:
             endpoint.failures, endpoint.last_error = 0, ""
         endpoint.show_state()
-        await self.outbox.save_endpoint(name, endpoint.state, endpoint.failures, endpoint.last_error)
+        await self.ledger.save_endpoint(name, endpoint.state, endpoint.failures, endpoint.last_error)
         log.info("endpoint %s %s by an operator", name, "enabled" if enabled else "disabled")
         return endpoint
 
     async def close(self) -> None:
         for endpoint in self.by_name.values():
-            await endpoint.transport.close()
+            await endpoint.sink.close()

@@ -12,11 +12,26 @@ A ping ignores the attribute filters (it proves the endpoint answers).
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from tcxhooks.platform.config import WebhookConfig
+from typing import Protocol
 
 _FILTERED = (("dids", "did"), ("queues", "queue"), ("users", "user"))
 Attributes = dict[str, set[str]]
+
+
+class FilterSettings(Protocol):
+    """The filter keys a `[webhook:NAME]` section (or any other endpoint's section) has."""
+
+    @property
+    def events(self) -> tuple[str, ...]: ...
+
+    @property
+    def dids(self) -> tuple[str, ...]: ...
+
+    @property
+    def queues(self) -> tuple[str, ...]: ...
+
+    @property
+    def users(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -27,7 +42,7 @@ class EndpointFilter:
     users: frozenset[str]
 
     @classmethod
-    def from_config(cls, hook: WebhookConfig) -> "EndpointFilter":
+    def from_config(cls, hook: FilterSettings) -> "EndpointFilter":
         return cls(frozenset(hook.events), frozenset(hook.dids), frozenset(hook.queues), frozenset(hook.users))
 
     def matches(self, form_name: str, json_type: str, attributes: Attributes) -> bool:

@@ -1,6 +1,6 @@
 """Background care of the outbox: endpoint states, queue gauges, lease reaper, pruning.
 
-    app.spawn(housekeeping(outbox, endpoints, 30, 60.0, app.stopping, worker.wake), "housekeeping")
+    app.spawn(housekeeping(outbox, ledger, endpoints, 30, 60.0, app.stopping, worker.wake), "housekeeping")
 
 Every few seconds: reload endpoint states (another replica may have seen a 410), set the queue
 depth / oldest pending gauges. Every half lease: clear expired leases (a replica died mid-delivery).
@@ -15,15 +15,16 @@ from typing import Callable
 
 from .endpoints import Endpoints
 from .metrics import LEASES_EXPIRED, OLDEST_PENDING, PRUNED, QUEUE_DEPTH
+from .ledger import Ledger
 from .outbox import Outbox
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY = 3600.0
 
 
-async def _step(outbox: Outbox, endpoints: Endpoints) -> None:
+async def _step(ledger: Ledger, endpoints: Endpoints) -> None:
     await endpoints.load()
-    stats = await outbox.pending_stats()
+    stats = await ledger.pending_stats()
     now = time.time()
     for endpoint in endpoints:
         pending, oldest = stats.get(endpoint.name, (0, now))
@@ -31,13 +32,13 @@ async def _step(outbox: Outbox, endpoints: Endpoints) -> None:
         OLDEST_PENDING.labels(endpoint.name).set(max(0.0, now - oldest) if pending else 0.0)
 
 
-async def housekeeping(outbox: Outbox, endpoints: Endpoints, keep_days: int, lease_ttl: float,
+async def housekeeping(outbox: Outbox, ledger: Ledger, endpoints: Endpoints, keep_days: int, lease_ttl: float,
                        stopping: asyncio.Event, on_reap: Callable[[], None], interval: float = 5.0) -> None:
     # -inf, not 0: monotonic time starts near 0 at boot, and the first round must reap and prune
     last_reap = last_prune = float("-inf")
     while not stopping.is_set():
         try:
-            await _step(outbox, endpoints)
+            await _step(ledger, endpoints)
             if time.monotonic() - last_reap >= lease_ttl / 2:
                 last_reap = time.monotonic()
                 reaped = await outbox.reap()
@@ -48,7 +49,7 @@ async def housekeeping(outbox: Outbox, endpoints: Endpoints, keep_days: int, lea
                     on_reap()
             if time.monotonic() - last_prune >= PRUNE_EVERY:
                 last_prune = time.monotonic()
-                removed = await outbox.prune(keep_days * 86400.0)
+                removed = await ledger.prune(keep_days * 86400.0)
                 PRUNED.inc(removed)
                 if removed:
                     log.info("pruned %d delivered deliveries older than %d days", removed, keep_days)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 
 from .metrics import PUBLISHED
-from .outbox import NewEvent, Outbox, Published, Router
+from .outbox import Outbox
+from .records import NewEvent, Published, Router
 from .worker import Worker
 
 

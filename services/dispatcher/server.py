@@ -1,38 +1,74 @@
-"""Wiring of the dispatcher: outbox on the shared store, endpoints, worker, housekeeping, gRPC."""
+"""Wiring of the dispatcher: outbox on the shared store, endpoints and their sinks, worker,
+housekeeping, gRPC."""
 from __future__ import annotations
 
 import logging
 import uuid
 
+from tcxhooks.platform.config import Config, WebhookConfig
 from tcxhooks.platform.runtime import App
+from tcxhooks.v1 import dispatcher_service_pb2 as pb
 
-from .endpoints import Endpoints
+from .endpoints import Endpoint, Endpoints
+from .filters import EndpointFilter
 from .housekeeping import housekeeping
 from .intake import Intake
+from .ledger import Ledger
 from .outbox import Outbox
+from .ping import ping
 from .retry import RetryPolicy
 from .servicer import DispatcherServicer, register
+from .transport import Timeouts, open_transport
+from .webhook import WebhookSink
 from .worker import Worker
 
 log = logging.getLogger(__name__)
+
+
+def webhook_endpoint(hook: WebhookConfig, transport_kind: str) -> Endpoint:
+    """A `[webhook:NAME]` section as an endpoint: its filter and a sink posting to its URL."""
+    transport = open_transport(transport_kind, Timeouts(hook.connect_timeout, hook.timeout), hook.concurrency,
+                               hook.ca_file)
+    return Endpoint(hook.name, EndpointFilter.from_config(hook), WebhookSink(hook, transport), hook.concurrency)
+
+
+def configured_endpoints(config: Config) -> list[Endpoint]:
+    endpoints = []
+    for hook in config.webhooks:
+        if hook.url.startswith("http://"):
+            log.warning("endpoint %s uses plain http (no TLS)", hook.name)
+        endpoints.append(webhook_endpoint(hook, config.dispatcher.transport))
+    return endpoints
+
+
+async def ping_all(config: Config) -> list[pb.PingResult]:
+    """Pings every configured endpoint, each with its own sink (`tcxhooks check` without a dispatcher)."""
+    results = []
+    for endpoint in configured_endpoints(config):
+        try:
+            results.append(await ping(endpoint))
+        finally:
+            await endpoint.sink.close()
+    return results
 
 
 async def build(app: App) -> None:
     settings = app.config.dispatcher
     store = await app.open_store()
     outbox = Outbox(store, owner=f"dispatcher-{uuid.uuid4()}")
+    ledger = Ledger(store)
     await outbox.migrate()
     if store.dialect == "sqlite":
         # One dispatcher per SQLite file: leases left by a killed process are void right away.
         released = await outbox.release_all()
         if released:
             log.info("released %d deliveries claimed by the previous run", released)
-    endpoints = Endpoints.from_config(app.config, outbox)
+    endpoints = Endpoints(ledger, configured_endpoints(app.config))
     app.stack.push_async_callback(endpoints.close)
     await endpoints.load()
     worker = Worker(outbox, endpoints, RetryPolicy(settings.retry_schedule), settings.lease_ttl, settings.batch)
     intake = Intake(outbox, endpoints.route, worker, track=endpoints.filter_attributes)
-    register(DispatcherServicer(outbox, endpoints, intake, worker), app.server)
+    register(DispatcherServicer(ledger, endpoints, intake, worker), app.server)
     app.spawn(worker.run(app.stopping), "worker")
-    app.spawn(housekeeping(outbox, endpoints, settings.keep_days, settings.lease_ttl, app.stopping, worker.wake),
-              "housekeeping")
+    app.spawn(housekeeping(outbox, ledger, endpoints, settings.keep_days, settings.lease_ttl, app.stopping,
+                           worker.wake), "housekeeping")

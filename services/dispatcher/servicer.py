@@ -20,7 +20,8 @@ from .endpoints import Endpoint, Endpoints
 from .errors import InvalidEvent, InvalidRequest, UnknownEndpoint
 from .intake import Intake
 from .metrics import PUBLISHED
-from .outbox import AttemptRecord, DeliveryRow, NewEvent, Outbox, Published
+from .ledger import Ledger
+from .records import AttemptRecord, DeliveryRow, NewEvent, Published
 from .payloads import attributes, call_id_of, event_names, validate
 from .ping import ping
 from .worker import Worker
@@ -63,8 +64,8 @@ def _delivery_id(text: str) -> int:
 
 
 class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
-    def __init__(self, outbox: Outbox, endpoints: Endpoints, intake: Intake, worker: Worker) -> None:
-        self.outbox = outbox
+    def __init__(self, ledger: Ledger, endpoints: Endpoints, intake: Intake, worker: Worker) -> None:
+        self.ledger = ledger
         self.endpoints = endpoints
         self.intake = intake
         self.worker = worker
@@ -156,7 +157,7 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
                 raise InvalidRequest(f"unknown status {request.status}")
             if request.endpoint:
                 self.endpoints.get(request.endpoint)
-            rows = await self.outbox.list_deliveries(request.status, request.call_id, request.endpoint,
+            rows = await self.ledger.list_deliveries(request.status, request.call_id, request.endpoint,
                                                      min(request.limit or 100, MAX_LIST), request.with_attempts)
             return pb.ListDeliveriesResponse(deliveries=[_delivery(r) for r in rows])
 
@@ -168,7 +169,7 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
             since = request.since_time.ToNanoseconds() / 1e9 if request.HasField("since_time") else None
             if not ids and since is None and not request.dead:
                 raise InvalidRequest("name delivery ids, a since_time or dead")
-            count = await self.outbox.redeliver(ids, since, request.dead)
+            count = await self.ledger.redeliver(ids, since, request.dead)
             log.info("redelivery of %d deliveries requested", count)
             self.worker.wake()
             return pb.RedeliverResponse(count=count)
@@ -177,7 +178,7 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
 
     def _endpoint(self, endpoint: Endpoint, stats: dict[str, tuple[int, float]]) -> pb.Endpoint:
         pending, oldest = stats.get(endpoint.name, (0, 0.0))
-        return pb.Endpoint(name=endpoint.name, url=endpoint.config.url, format=endpoint.config.format,
+        return pb.Endpoint(name=endpoint.name, url=endpoint.sink.target, format=endpoint.sink.kind,
                            state=endpoint.state, pending=pending,
                            oldest_pending_age_seconds=max(0.0, time.time() - oldest) if pending else 0.0,
                            consecutive_failures=endpoint.failures, last_error=endpoint.last_error)
@@ -186,7 +187,7 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
                             context: grpc.aio.ServicerContext) -> pb.ListEndpointsResponse:
         async def work() -> pb.ListEndpointsResponse:
             await self.endpoints.load()
-            stats = await self.outbox.pending_stats()
+            stats = await self.ledger.pending_stats()
             return pb.ListEndpointsResponse(endpoints=[self._endpoint(e, stats) for e in self.endpoints])
 
         return await self._call(context, work)
@@ -198,7 +199,7 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
                 raise InvalidRequest("name the endpoint")
             endpoint = await self.endpoints.set_state(request.name, request.enabled)
             self.worker.wake()
-            stats = await self.outbox.pending_stats()
+            stats = await self.ledger.pending_stats()
             return pb.SetEndpointStateResponse(endpoint=self._endpoint(endpoint, stats))
 
         return await self._call(context, work)

@@ -1,13 +1,15 @@
-"""Delivery: claims due deliveries from the outbox, POSTs them, records every attempt.
+"""Delivery: claims due deliveries from the outbox, hands them to their sinks, records every attempt.
 
     worker = Worker(outbox, endpoints, RetryPolicy(schedule), lease_ttl=60, batch=256)
     app.spawn(worker.run(app.stopping), "worker")
     worker.adopt(claimed)    # deliveries a Publish claimed as it stored them
     worker.wake()            # after a Publish committed deliveries it did not claim
 
-One loop talks to the store: each cycle commits the outcomes gathered since the last one and
-claims new due deliveries in the same transaction (group commit). Each endpoint has
-`concurrency` consumers taking claimed deliveries from its queue. On shutdown no new claims are
+Each endpoint's sink does the sending (sinks.py); what its result means for the delivery (retry,
+dead, endpoint gone) is decided here, alike for every kind of endpoint. One loop talks to the
+store: each cycle commits the outcomes gathered since the last one and claims new due deliveries
+in the same transaction (group commit). Each endpoint has `concurrency` consumers taking claimed
+deliveries from its queue. On shutdown no new claims are
 made, requests in flight finish, and deliveries not yet sent are released (never acknowledged).
 """
 from __future__ import annotations
@@ -21,18 +23,16 @@ from typing import Awaitable
 
 from google.protobuf.message import DecodeError
 
-from tcxhooks import __version__
 from tcxhooks.v1 import events_pb2
 
 from .endpoints import Endpoint, Endpoints
 from .metrics import ATTEMPTS, ATTEMPTS_DELIVERED, DEAD, DELIVERED, LATENCY, RETRIES
-from .outbox import AttemptRecord, Claimed, Outbox, Outcome
-from .payloads import FORM_CONTENT_TYPE, JSON_CONTENT_TYPE, render
-from .retry import RetryPolicy, parse_retry_after
-from .transport import Reply, TransportError
+from .outbox import Outbox
+from .records import AttemptRecord, Claimed, Outcome
+from .retry import RetryPolicy
+from .sinks import Delivery, Result, Verdict
 
 log = logging.getLogger(__name__)
-USER_AGENT = f"tcxhooks/{__version__}"
 _STOP = object()
 # Claimed-but-unfinished deliveries kept in memory per endpoint, in claim batches: enough that each
 # cycle finds work queued while the previous batch is still on the wire.
@@ -40,26 +40,13 @@ HELD_BATCHES = 4
 MAX_CYCLE_GAP = 0.01
 
 
-def headers_for(endpoint: Endpoint, msg_id: str, sequence: int, body: bytes) -> dict[str, str]:
-    timestamp = int(time.time())
-    headers = {
-        "content-type": FORM_CONTENT_TYPE if endpoint.config.format == "form" else JSON_CONTENT_TYPE,
-        "user-agent": USER_AGENT,
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(timestamp),
-        "x-tcxhooks-sequence": str(sequence),
-    }
-    if endpoint.signer:
-        headers["webhook-signature"] = endpoint.signer.sign(msg_id, timestamp, body)
-    return headers
-
-
-def body_for(endpoint: Endpoint, event: events_pb2.Event) -> bytes:
-    return render(event, endpoint.config.format)
-
-
 def _status_class(status: int) -> str:
     return f"{status // 100}xx" if status else "none"
+
+
+def _storable(text: str) -> str:
+    """NUL cannot be stored in a Postgres TEXT column."""
+    return text.replace("\x00", "\ufffd")
 
 
 class Worker:
@@ -83,7 +70,7 @@ class Worker:
 
     async def run(self, stopping: asyncio.Event) -> None:
         consumers = [asyncio.create_task(self._consume(endpoint), name=f"deliver.{endpoint.name}")
-                     for endpoint in self.endpoints for _ in range(endpoint.config.concurrency)]
+                     for endpoint in self.endpoints for _ in range(endpoint.concurrency)]
         renewed = time.monotonic()
         try:
             while not stopping.is_set():
@@ -108,7 +95,7 @@ class Worker:
         finally:
             self._closing = True
             for endpoint in self.endpoints:
-                for _ in range(endpoint.config.concurrency):
+                for _ in range(endpoint.concurrency):
                     endpoint.queue.put_nowait(_STOP)
             await asyncio.gather(*consumers, return_exceptions=True)
             await self._cycle(claim=False)
@@ -186,45 +173,42 @@ class Worker:
     async def _deliver(self, endpoint: Endpoint, item: Claimed) -> Outcome:
         number = item.attempts + 1
         at = time.time()
-        try:
-            # validated before it was stored; a payload damaged since fails to parse or to render
-            body = body_for(endpoint, events_pb2.Event.FromString(item.payload))
-        except (DecodeError, KeyError, ValueError) as exc:
-            log.error("delivery %d cannot be rendered (%s): marked dead", item.id, exc)
-            DEAD.inc()
-            return Outcome(item, "dead", AttemptRecord(number, at, 0, 0.0, "", f"cannot render: {exc}"))
-        headers = headers_for(endpoint, f"msg_{item.id}", item.sequence, body)
         started = time.perf_counter()
-        failure: TransportError | None = None
         try:
-            reply: Reply | None = await endpoint.transport.post(endpoint.config.url, body, headers)
-        except TransportError as exc:
-            reply, failure = None, exc
-        except Exception as exc:  # a fault in the HTTP client must not end this consumer: retried
-            log.exception("delivery %d: the HTTP client failed unexpectedly", item.id)
-            reply, failure = None, TransportError("client", f"{type(exc).__name__}: {exc}")
+            event = events_pb2.Event.FromString(item.payload)
+        except DecodeError as exc:  # validated before it was stored: damaged since
+            result = Result(Verdict.REJECTED, error=f"cannot read the stored event: {exc}")
+        else:
+            try:
+                result = await endpoint.sink.deliver(Delivery(item.id, f"msg_{item.id}", event, item.sequence, number,
+                                                              item.created_at))
+            except Exception as exc:  # a fault in the sink must not end this consumer: recorded, retried
+                log.exception("delivery %d: the %s sink failed unexpectedly", item.id, endpoint.name)
+                result = Result(Verdict.RETRY, error=f"{type(exc).__name__}: {exc}")
         latency = time.perf_counter() - started
-        status = reply.status if reply is not None else 0
-        # NUL cannot be stored in a Postgres TEXT column
-        error = str(failure)[:1024].replace("\x00", "\ufffd") if failure is not None else ""
-        snippet = reply.snippet.decode("utf-8", "replace").replace("\x00", "\ufffd") if reply is not None else ""
-        attempt = AttemptRecord(number, at, status, latency, snippet, error)
-        if 200 <= status < 300:
+        attempt = AttemptRecord(number, at, result.status, latency, _storable(result.response),
+                                _storable(result.error[:1024]))
+        verdict = result.verdict
+        if verdict is Verdict.DELIVERED:
             ATTEMPTS_DELIVERED.inc()
             DELIVERED.inc()
             LATENCY.observe(max(0.0, time.time() - item.created_at))
             self.endpoints.note(endpoint, True)
             return Outcome(item, "delivered", attempt)
-        if status == 410:
-            ATTEMPTS.labels("gone", "4xx").inc()
+        if verdict is Verdict.GONE:
+            ATTEMPTS.labels("gone", _status_class(result.status)).inc()
             self.endpoints.mark_gone(endpoint)
-            self.endpoints.note(endpoint, False, "410 Gone")
+            self.endpoints.note(endpoint, False, result.error)
             return Outcome(item, "release", attempt)
-        ATTEMPTS.labels("failed", _status_class(status)).inc()
-        reason = error or f"HTTP {status}"
+        reason = result.error or f"HTTP {result.status}"
+        if verdict is Verdict.REJECTED:
+            ATTEMPTS.labels("rejected", _status_class(result.status)).inc()
+            DEAD.inc()
+            log.error("delivery %d to %s can never succeed (%s): marked dead", item.id, endpoint.name, reason)
+            return Outcome(item, "dead", attempt)
+        ATTEMPTS.labels("failed", _status_class(result.status)).inc()
         self.endpoints.note(endpoint, False, reason)
-        retry_after = parse_retry_after(reply.retry_after) if reply is not None and status in (429, 503) else None
-        delay = self.policy.delay(item.failures + 1, retry_after)
+        delay = self.policy.delay(item.failures + 1, result.retry_after)
         if delay is None:
             DEAD.inc()
             log.warning("delivery %d to %s is dead after %d attempts (%s)", item.id, endpoint.name, number, reason)

@@ -157,7 +157,7 @@ async def check_endpoints(config: Config) -> list[Verdict]:
     fix = "the endpoint must answer 2xx to a POST (event=ping); check the URL, TLS and the CRM's logs"
     channel = await _running(config, "dispatcher")
     if channel is None:
-        from tcxhooks.dispatcher.ping import ping_all
+        from tcxhooks.dispatcher.server import ping_all
 
         results = await ping_all(config)
         how = "sent by check"

@@ -13,7 +13,10 @@ import pytest
 from tcxhooks.dispatcher import housekeeping
 from tcxhooks.dispatcher.endpoints import Endpoints
 
-from tcxhooks.dispatcher.outbox import DEAD, DELIVERED, PENDING, AttemptRecord, NewEvent, Outbox, Outcome
+from tcxhooks.dispatcher.ledger import Ledger
+from tcxhooks.dispatcher.outbox import Outbox
+from tcxhooks.dispatcher.records import AttemptRecord, NewEvent, Outcome
+from tcxhooks.dispatcher.schema import DEAD, DELIVERED, PENDING
 from tcxhooks.dispatcher.payloads import attributes, call_id_of, event_names
 from tcxhooks.dispatcher.retry import RetryPolicy, parse_retry_after
 from tcxhooks.platform.store import open_store
@@ -47,12 +50,12 @@ async def test_chain_order_and_prune(tmp_path: Path) -> None:
         third = await outbox.cycle([Outcome(c, "delivered", attempt) for c in second], {"a": 100, "b": 100}, 60)
         await outbox.cycle([Outcome(c, "retry", dead, time.time() + 3600) for c in third], {}, 60)
         statuses = sorted((r.endpoint, r.sequence, r.status)
-                          for r in await outbox.list_deliveries(0, chain, "", 100, False))
+                          for r in await Ledger(store).list_deliveries(0, chain, "", 100, False))
         assert statuses == [("a", 1, DELIVERED), ("a", 2, DELIVERED), ("a", 3, PENDING),
                             ("b", 1, DEAD), ("b", 2, DELIVERED), ("b", 3, PENDING)]
-        assert await outbox.prune(keep_seconds=3600) == 0      # nothing that old yet
-        assert await outbox.prune(keep_seconds=0) == 3         # delivered ones go, with their attempts
-        left = await outbox.list_deliveries(0, chain, "", 100, True)
+        assert await Ledger(store).prune(keep_seconds=3600) == 0      # nothing that old yet
+        assert await Ledger(store).prune(keep_seconds=0) == 3         # delivered ones go, with their attempts
+        left = await Ledger(store).list_deliveries(0, chain, "", 100, True)
         assert sorted((r.endpoint, r.status) for r in left) == [("a", PENDING), ("b", PENDING), ("b", DEAD)]
         assert await store.fetchone("SELECT COUNT(*) FROM dispatcher_events") == (2,)  # answered: all delivered
         assert await store.fetchone("SELECT COUNT(*) FROM dispatcher_attempts") == (3,)
@@ -109,12 +112,13 @@ async def test_housekeeping_prunes_in_its_first_round_even_just_after_boot(
         await store.execute("UPDATE dispatcher_deliveries SET finished_at = ? WHERE sequence = 1",
                             (time.time() - 3 * 86400,))
         stopping = asyncio.Event()
-        task = asyncio.create_task(housekeeping.housekeeping(outbox, Endpoints(outbox, []), 2, 60.0, stopping,
+        ledger = Ledger(store)
+        task = asyncio.create_task(housekeeping.housekeeping(outbox, ledger, Endpoints(ledger, []), 2, 60.0, stopping,
                                                              lambda: None))
         await asyncio.sleep(0.5)
         stopping.set()
         await asyncio.wait_for(task, 5)
-        left = await outbox.list_deliveries(0, chain, "", 100, False)
+        left = await Ledger(store).list_deliveries(0, chain, "", 100, False)
         assert [(r.sequence, r.status) for r in left] == [(2, DELIVERED)]  # 3 days old went, kept 2 days
     finally:
         await store.close()
@@ -150,3 +154,35 @@ def test_signing_matches_the_reference_package() -> None:
     when = dt.datetime.fromtimestamp(stamp, tz=dt.timezone.utc)
     theirs = [Webhook(s).sign("msg_42", when, body.decode()) for s in (SECRET, SECRET2)]
     assert ours == " ".join(theirs)
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+async def test_redelivering_a_dead_event_puts_it_back_before_its_chains_later_events(
+        dialect: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue("pg_url") if dialect == "postgres" else f"sqlite:///{tmp_path / 'r.db'}"
+    store = await open_store(url)
+    try:
+        outbox, ledger = Outbox(store, owner="test"), Ledger(store)
+        await outbox.migrate()
+        chain, other = new_chain(), new_chain()
+        await outbox.publish([_new(e) for e in (ringing(chain), answered(chain), ended(chain), ringing(other))],
+                             lambda item, attrs: ["a"])
+        ok = AttemptRecord(1, time.time(), 200, 0.01, "ok", "")
+        failed = AttemptRecord(1, time.time(), 500, 0.01, "error", "")
+        heads = await outbox.cycle([], {"a": 10}, 60)
+        second = await outbox.cycle([Outcome(heads[0], "dead", failed), Outcome(heads[1], "delivered", ok)],
+                                    {"a": 10}, 60)
+        assert [(c.chain, c.sequence) for c in second] == [(chain, 2)]
+        await outbox.cycle([Outcome(second[0], "delivered", ok)], {}, 60)  # the chain's third stays ready
+        assert await ledger.redeliver([], None, dead=True) == 1
+        # the dead first event is the chain's head again: the third waits behind it
+        again = await outbox.cycle([], {"a": 10}, 60)
+        assert [(c.chain, c.sequence) for c in again] == [(chain, 1)]
+        after = await outbox.cycle([Outcome(again[0], "delivered", ok)], {"a": 10}, 60)
+        assert [(c.chain, c.sequence) for c in after] == [(chain, 3)]
+        # redelivering by time takes every delivery of the period, delivered ones included
+        assert await ledger.redeliver([], time.time() - 60, dead=False) == 4
+        assert sorted((c.chain == chain, c.sequence) for c in await outbox.cycle([], {"a": 10}, 60)) == [
+            (False, 1), (True, 1)]
+    finally:
+        await store.close()
