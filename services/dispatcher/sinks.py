@@ -25,7 +25,7 @@ class Verdict(enum.Enum):
     DELIVERED = "delivered"  # done: the chain's next event may go
     RETRY = "retry"          # try again later (the schedule, or the Retry-After given)
     GONE = "gone"            # the target is gone for good: the endpoint is disabled until re-enabled
-    REJECTED = "rejected"    # this delivery can never succeed: dead at once, the chain moves on
+    DEAD = "dead"            # this delivery can never succeed: dead at once, the chain moves on
 
 
 class Delivery(NamedTuple):

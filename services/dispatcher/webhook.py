@@ -78,7 +78,7 @@ class WebhookSink:
             # validated before it was stored; an event damaged since fails to render
             body = render(delivery.event, self.hook.format)
         except (DecodeError, KeyError, ValueError) as exc:
-            return Result(Verdict.REJECTED, error=f"cannot render: {exc}")
+            return Result(Verdict.DEAD, error=f"cannot render: {exc}")
         return await self._post(body, webhook_headers(self.content_type, self.signer, delivery.message_id,
                                                       delivery.sequence, body))
 

@@ -177,7 +177,7 @@ class Worker:
         try:
             event = events_pb2.Event.FromString(item.payload)
         except DecodeError as exc:  # validated before it was stored: damaged since
-            result = Result(Verdict.REJECTED, error=f"cannot read the stored event: {exc}")
+            result = Result(Verdict.DEAD, error=f"cannot read the stored event: {exc}")
         else:
             try:
                 result = await endpoint.sink.deliver(Delivery(item.id, f"msg_{item.id}", event, item.sequence, number,
@@ -201,8 +201,8 @@ class Worker:
             self.endpoints.note(endpoint, False, result.error)
             return Outcome(item, "release", attempt)
         reason = result.error or f"HTTP {result.status}"
-        if verdict is Verdict.REJECTED:
-            ATTEMPTS.labels("rejected", _status_class(result.status)).inc()
+        if verdict is Verdict.DEAD:
+            ATTEMPTS.labels("dead", _status_class(result.status)).inc()
             DEAD.inc()
             log.error("delivery %d to %s can never succeed (%s): marked dead", item.id, endpoint.name, reason)
             return Outcome(item, "dead", attempt)
