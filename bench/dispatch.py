@@ -3,12 +3,13 @@
     .venv/bin/python bench/dispatch.py            # 50,000 events over 1,000 calls
     .venv/bin/python bench/dispatch.py --smoke    # a tiny run (CI checks it still works)
 
-A fast local receiver runs in its own process. First the same form bodies are posted by a bare
-httpx AsyncClient loop and a bare aiohttp ClientSession loop (the references), then a real
-dispatcher process (`tcxhooks dispatcher`) per row (store × transport) gets every event over
-gRPC, with a durable store, and delivers it. Printed: webhooks/s (first Publish → last webhook
+A fast local receiver runs in its own process. First the same form bodies are posted by bare
+client loops: aiohttp (the dispatcher's client: the reference the ratios are over), and for
+comparison httpx, pyreqwest and the hand-written httptools client (bench/httptools_client.py).
+Then a real dispatcher process (`tcxhooks dispatcher`) per store gets every event over gRPC,
+with a durable store, and delivers it. Printed: webhooks/s (first Publish → last webhook
 received), p50/p99 publish→receive latency, events received out of order per call, our rate as a
-ratio of the faster bare loop, the rate of a stored backlog's delivery (drain) and of its intake
+ratio of the bare aiohttp loop, the rate of a stored backlog's delivery (drain) and of its intake
 alone, and the CPU each costs: the bare client and the receiver per request, the dispatcher process
 per webhook (read from /proc, Linux).
 """
@@ -39,7 +40,6 @@ from tcxhooks.monitor.publisher import WORKERS  # noqa: E402
 CONCURRENCY = 16
 PUBLISHERS = WORKERS  # as many chains in flight as the monitor's publisher
 STREAMS = 8
-TRANSPORTS = ("httptools", "pyreqwest", "aiohttp", "httpx")
 PACED_RATE = 500.0
 
 
@@ -176,8 +176,7 @@ async def bare_pyreqwest(url: str, payloads: list[bytes]) -> float:
 
 
 async def bare_httptools(url: str, payloads: list[bytes]) -> float:
-    """Our default client (the dispatcher's transport) on its own, as the other bare loops."""
-    from tcxhooks.dispatcher.transport import HttptoolsTransport, Timeouts
+    from httptools_client import HttptoolsTransport, Timeouts
 
     headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
     client = HttptoolsTransport(Timeouts(), CONCURRENCY)
@@ -355,7 +354,7 @@ def _in_turn(row: Row) -> float:
     return 1 / (1 / max(1e-9, row.intake_rate) + 1 / max(1e-9, row.drain_rate))
 
 
-def run_dispatcher(name: str, store_url: str, transport: str, receiver: ReceiverProcess,
+def run_dispatcher(name: str, store_url: str, receiver: ReceiverProcess,
                    per_call: list[list[Any]], backlog: list[list[Any]], paced: list[Any], folder: Path,
                    how: str) -> Row:
     total = sum(len(c) for c in per_call)
@@ -364,7 +363,7 @@ def run_dispatcher(name: str, store_url: str, transport: str, receiver: Receiver
     run_dir.mkdir()
     config = write_config(run_dir, webhook={"url": receiver.url, "concurrency": CONCURRENCY,
                                              "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
-                          dispatcher={"transport": transport}, store={"url": store_url}, log={"level": "warning"})
+                          store={"url": store_url}, log={"level": "warning"})
     address = read_config(config)["services"]["dispatcher"]
     proc = start(["dispatcher", "-c", str(config)], run_dir / "dispatcher.log")
     try:
@@ -420,8 +419,6 @@ def main() -> None:
     parser.add_argument("--publish", choices=("monitor", "stream", "unary"), default="monitor",
                         help=f"how the flood is published by {PUBLISHERS} tasks: through the monitor's PublishBatcher, "
                              f"by unary Publish, or over {STREAMS} PublishStream calls")
-    parser.add_argument("--transport", choices=TRANSPORTS, action="append",
-                        help="only these transports (default: all four)")
     args = parser.parse_args()
     calls, total = (20, 500) if args.smoke else (args.calls, args.events)
     per_call = events(calls, total // calls)
@@ -434,41 +431,35 @@ def main() -> None:
     rows: list[Row] = []
     try:
         payloads = bodies(bare_count)
-        loops = {"httpx": bare_httpx, "aiohttp": bare_aiohttp, "httptools": bare_httptools,
+        loops = {"aiohttp": bare_aiohttp, "httpx": bare_httpx, "httptools": bare_httptools,
                  "pyreqwest": bare_pyreqwest}
         measured: dict[str, tuple[float, float, float]] = {}
         for client, loop in loops.items():
             measured[client] = timed(loop(receiver.url, payloads), receiver, bare_count)
             receiver.take()
-        transports = args.transport or list(TRANSPORTS)
-        for transport in transports:
-            rows.append(run_dispatcher(f"sqlite {transport}", f"sqlite:///{folder / transport}.db", transport,
-                                       receiver, per_call, backlog, paced, folder, args.publish))
+        rows.append(run_dispatcher("sqlite", f"sqlite:///{folder / 'outbox'}.db", receiver, per_call, backlog,
+                                   paced, folder, args.publish))
         if not args.no_postgres:
-            for transport in transports:
-                with postgres_schema("bench_dispatch") as url:
-                    rows.append(run_dispatcher(f"postgres {transport}", url, transport, receiver, per_call, backlog,
-                                               paced, folder, args.publish))
+            with postgres_schema("bench_dispatch") as url:
+                rows.append(run_dispatcher("postgres", url, receiver, per_call, backlog, paced, folder, args.publish))
     finally:
         receiver.stop()
         shutil.rmtree(folder, ignore_errors=True)
-    best = max(measured["httpx"][0], measured["aiohttp"][0])
+    best = measured["aiohttp"][0]
     how = {"monitor": f"{PUBLISHERS} tasks through the monitor's PublishBatcher",
            "stream": f"{STREAMS} PublishStream calls", "unary": f"{PUBLISHERS} concurrent unary Publish tasks"}[args.publish]
     print(f"\ndispatch bench: {total} events over {calls} calls, endpoint concurrency {CONCURRENCY}, "
           f"published by {how}, {os.cpu_count()} cores")
     for client, (rate, cpu, receiver_cpu) in measured.items():
-        note = {"httptools": "; our default client", "pyreqwest": "; selectable client"}.get(client, "")
-        if client == "pyreqwest":
-            note += ". These two are shown for comparison: the ratios are over the faster of the httpx and aiohttp loops"
+        note = "; the dispatcher's client: the ratios are over this loop" if client == "aiohttp" else ""
         print(f"bare {client + ' loop:':<15} {rate:8.0f} req/s ({bare_count} posts, CPU per request: client "
               f"{cpu * 1e6:4.0f} µs, receiver {receiver_cpu * 1e6:3.0f} µs{note})")
     print(f"paced latency: {len(paced)} more events by unary Publish at {PACED_RATE:.0f}/s after the flood")
-    print(f"{'row':<18} {'webhooks/s':>10} {'ratio':>6} {'publish/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+    print(f"{'row':<10} {'webhooks/s':>10} {'ratio':>6} {'publish/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'paced p50':>9} {'paced p99':>9} {'drain/s':>8} {'ratio':>6} {'intake/s':>8} {'in turn/s':>9} "
           f"{'out of order':>12} {'missing':>7} {'CPU µs':>7} {'rcv µs':>7}")
     for row in rows:
-        print(f"{row.name:<18} {row.rate:10.0f} {row.rate / best:6.2f} {row.publish_rate:9.0f} {row.p50 * 1000:8.1f} "
+        print(f"{row.name:<10} {row.rate:10.0f} {row.rate / best:6.2f} {row.publish_rate:9.0f} {row.p50 * 1000:8.1f} "
               f"{row.p99 * 1000:8.1f} {row.paced_p50 * 1000:9.1f} {row.paced_p99 * 1000:9.1f} {row.drain_rate:8.0f} "
               f"{row.drain_rate / best:6.2f} {row.intake_rate:8.0f} {_in_turn(row):9.0f} {row.out_of_order:12d} "
               f"{row.missing:7d} {row.cpu_per_webhook * 1e6:7.0f} {row.receiver_cpu * 1e6:7.0f}")
@@ -477,7 +468,7 @@ def main() -> None:
           "a stored backlog of the same size sent once its endpoint is enabled again (CRM back after an outage); "
           "intake/s: that backlog's publishing, nothing delivered meanwhile; in turn/s: the flood rate if intake "
           "and delivery took turns on one resource, 1 / (1/intake + 1/drain); "
-          "ratio: over the faster bare loop; CPU µs: the dispatcher process's CPU (all threads) per webhook of the "
+          "ratio: over the bare aiohttp loop; CPU µs: the dispatcher process's CPU (all threads) per webhook of the "
           "flood, everything included (gRPC intake, durable store, rendering, signing, the POST); rcv µs: the "
           "receiver's CPU per webhook of the flood (it shares the machine's cores)")
     for row in rows:

@@ -18,17 +18,16 @@ from .outbox import Outbox
 from .ping import ping
 from .retry import RetryPolicy
 from .servicer import DispatcherServicer, register
-from .transport import Timeouts, open_transport
+from .transport import Timeouts, Transport
 from .webhook import WebhookSink
 from .worker import Worker
 
 log = logging.getLogger(__name__)
 
 
-def webhook_endpoint(hook: WebhookConfig, transport_kind: str) -> Endpoint:
+def webhook_endpoint(hook: WebhookConfig) -> Endpoint:
     """A `[webhook:NAME]` section as an endpoint: its filter and a sink posting to its URL."""
-    transport = open_transport(transport_kind, Timeouts(hook.connect_timeout, hook.timeout), hook.concurrency,
-                               hook.ca_file)
+    transport = Transport(Timeouts(hook.connect_timeout, hook.timeout), hook.concurrency, hook.ca_file)
     return Endpoint(hook.name, EndpointFilter.from_config(hook), WebhookSink(hook, transport), hook.concurrency)
 
 
@@ -37,7 +36,7 @@ def configured_endpoints(config: Config) -> list[Endpoint]:
     for hook in config.webhooks:
         if hook.url.startswith("http://"):
             log.warning("endpoint %s uses plain http (no TLS)", hook.name)
-        endpoints.append(webhook_endpoint(hook, config.dispatcher.transport))
+        endpoints.append(webhook_endpoint(hook))
     return endpoints
 
 

@@ -17,8 +17,6 @@ from tests.helpers.postgres import postgres_schema
 from tests.helpers.services import kill9, read_config, start, stop, wait_healthy, write_config
 
 TOKEN = "dispatcher-test-token"
-# every `[dispatcher] transport`, the default first
-TRANSPORTS = ["httptools", "pyreqwest", "aiohttp", "httpx"]
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SECRET2 = "whsec_aGVsbG8gd29ybGQgc2Vjb25kIGtleSBmb3IgdGVzdHM="
 
