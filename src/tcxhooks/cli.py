@@ -12,6 +12,7 @@ commands:
                           run one service
   demo                    simulator + receiver + all services, plays a call, prints the webhooks
   sim [--scenario NAME]   the 3CX V20 simulator alone
+  fakecrm NAME            a fake CRM (bitrix24, …) built from its API docs, for trying an adapter
   check -c FILE           validate the file and reach every dependency
   deliveries              list deliveries (dispatcher over gRPC)
   redeliver ID...|--since T|--dead
@@ -28,6 +29,7 @@ COMMANDS = {
     "analytics": "tcxhooks.analytics.__main__",
     "demo": "tcxhooks.demo",
     "sim": "tcxhooks.simulator.__main__",
+    "fakecrm": "tcxhooks.simulator.crm.__main__",
     "check": "tcxhooks.check",
     "deliveries": "tcxhooks.dispatcher.admin",
     "redeliver": "tcxhooks.dispatcher.admin",
