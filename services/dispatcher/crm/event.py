@@ -157,7 +157,7 @@ def _seconds(message: Message, name: str) -> float | None:
     if name not in message.DESCRIPTOR.fields_by_name or not message.HasField(name):
         return None
     stamp = getattr(message, name)
-    return float(stamp.seconds) + stamp.nanos / 1e9
+    return float(stamp.seconds) + float(stamp.nanos) / 1e9
 
 
 def _text(message: Message, name: str) -> str:

@@ -78,9 +78,10 @@ class RateLimiter:
             for lane in self._lanes:
                 while lane and lane[0].done():  # cancelled waiters
                     lane.popleft()
-            lane = next((lane for lane in self._lanes if lane), None)
-            if lane is None:
+            waiting = [lane for lane in self._lanes if lane]
+            if not waiting:
                 return
+            lane = waiting[0]
             delay = self._delay()
             if delay > 0:
                 # short naps: a `slow_down` or a new real-time waiter is seen within a quarter second

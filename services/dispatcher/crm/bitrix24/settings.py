@@ -1,0 +1,55 @@
+"""The settings of one Bitrix24 adapter, as its [crm:NAME] section gives them (docs/crm.md)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from .mapping import Options
+
+OAUTH_URL = "https://oauth.bitrix.info/oauth/token/"
+
+
+@dataclass(frozen=True)
+class Bitrix24Settings:
+    name: str
+    url: str = ""  # the portal, e.g. https://company.bitrix24.ru (OAuth mode: tokens must be for it)
+    client_id: str = ""  # the local application's keys (OAuth mode)
+    client_secret: str = ""
+    oauth_url: str = OAUTH_URL
+    webhook_url: str = ""  # https://company.bitrix24.ru/rest/1/<code>/ (fallback mode)
+    event_token: str = ""  # webhook mode: the outgoing webhook's token for click-to-call events
+    rate: float = 2.0
+    burst: int = 50
+    stale_after: float = 20.0
+    default_user: int = 0
+    user_map: dict[str, int] = field(default_factory=dict)  # extension → user id, over UF_PHONE_INNER
+    users_refresh: float = 600.0
+    line: str = ""  # one LINE_NUMBER for every call ("": the call's DID, added as a line when new)
+    click_to_call: bool = False
+    click_window: float = 120.0  # how long a click waits for its call to show up
+    timeout: float = 15.0
+    connect_timeout: float = 5.0
+    ca_file: str = ""
+    concurrency: int = 16
+    options: Options = field(default_factory=Options)
+
+    @property
+    def webhook_mode(self) -> bool:
+        return bool(self.webhook_url)
+
+    @property
+    def portal_host(self) -> str:
+        """The portal's host name (from `url`, else from `webhook_url`)."""
+        return (urlsplit(self.url or self.webhook_url).hostname or "").lower()
+
+    @property
+    def rest_url(self) -> str:
+        """Where REST methods are called: `<webhook_url>` or `<url>/rest/`."""
+        if self.webhook_mode:
+            return self.webhook_url if self.webhook_url.endswith("/") else self.webhook_url + "/"
+        return self.url.rstrip("/") + "/rest/"
+
+    def secrets(self) -> list[str]:
+        """Values never to show: the client secret, the event token, the webhook URL's code."""
+        code = urlsplit(self.webhook_url).path.rstrip("/").rsplit("/", 1)[-1] if self.webhook_url else ""
+        return [s for s in (self.client_secret, self.event_token, code) if s]
