@@ -13,6 +13,7 @@ import random
 import time
 
 from tcxhooks.platform.config import AnalyticsConfig
+from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import events_pb2
 
 from .backend import Backend, Outcome, Wait
@@ -77,12 +78,7 @@ class Runner:
     async def _idle(self, stopping: asyncio.Event) -> None:
         due = await self.jobs.next_due()
         timeout = IDLE_CHECK if due is None else max(0.05, min(IDLE_CHECK, due - time.time()))
-        waiters = [asyncio.create_task(self.wake.wait()), asyncio.create_task(stopping.wait())]
-        try:
-            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+        await sleep_or_stop(timeout, self.wake, stopping)
 
     async def _purge(self) -> None:
         """Transcripts are personal data: kept as long as the recordings (`[recordings] retention_days`)."""

@@ -11,6 +11,7 @@ import logging
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import dispatcher_service_pb2, dispatcher_service_pb2_grpc, events_pb2
 
 from .jobstore import DONE, Job, JobStore
@@ -46,11 +47,11 @@ class Publisher:
                     return
                 failed = not await self._publish(job) or failed
             if failed:
-                await _sleep_or(stopping, delay)
+                await sleep_or_stop(delay, stopping)
                 delay = min(delay * 2, 30.0)
             else:
                 delay = 0.5
-                await _sleep_or(self.wake, 2.0, stopping)
+                await sleep_or_stop(2.0, self.wake, stopping)
 
     async def _publish(self, job: Job) -> bool:
         """True once the dispatcher acknowledged the job's event (a repeat counts: it is stored once)."""
@@ -65,12 +66,3 @@ class Publisher:
                  extra={"call_id": job.call_id, "duplicate": reply.duplicate})
         return True
 
-
-async def _sleep_or(event: asyncio.Event, seconds: float, stopping: asyncio.Event | None = None) -> None:
-    """Sleeps `seconds` or until `event` (or `stopping`) is set."""
-    waiters = [asyncio.create_task(e.wait()) for e in (event, stopping) if e is not None]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

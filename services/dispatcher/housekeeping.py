@@ -13,6 +13,8 @@ import logging
 import time
 from typing import Callable
 
+from tcxhooks.platform.waiting import sleep_or_stop
+
 from .endpoints import Endpoints
 from .metrics import LEASES_EXPIRED, OLDEST_PENDING, PRUNED, QUEUE_DEPTH
 from .ledger import Ledger
@@ -55,7 +57,4 @@ async def housekeeping(outbox: Outbox, ledger: Ledger, endpoints: Endpoints, kee
                     log.info("pruned %d delivered deliveries older than %d days", removed, keep_days)
         except Exception as exc:  # the store may be briefly down; the next round tries again
             log.warning("dispatcher housekeeping failed: %s", exc)
-        try:
-            await asyncio.wait_for(stopping.wait(), timeout=min(interval, lease_ttl / 2))
-        except TimeoutError:
-            pass
+        await sleep_or_stop(min(interval, lease_ttl / 2), stopping)

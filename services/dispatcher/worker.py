@@ -15,7 +15,6 @@ made, requests in flight finish, and deliveries not yet sent are released (never
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
@@ -23,6 +22,7 @@ from typing import Awaitable
 
 from google.protobuf.message import DecodeError
 
+from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import events_pb2
 
 from .endpoints import Endpoint, Endpoints
@@ -82,7 +82,7 @@ class Worker:
                     renewed = time.monotonic()
                     await self._guard(self.outbox.renew(list(self._held), self.lease_ttl), "lease renewal")
                 if not claimed and not self._done:
-                    await self._sleep(stopping)
+                    await sleep_or_stop(self.poll, stopping, self._wake)
                 # Under load, let work gather between cycles: fewer, larger transactions. The pause
                 # grows with the work the last cycle moved, so a lone event is never held back.
                 # A full batch of outcomes ends the pause: the pause must not cap the rate.
@@ -90,8 +90,7 @@ class Worker:
                 gap = MAX_CYCLE_GAP * moved - (time.monotonic() - started)
                 if gap > 0 and len(self._done) < self.batch:
                     self._full.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._full.wait(), gap)
+                    await sleep_or_stop(gap, self._full)
         finally:
             self._closing = True
             for endpoint in self.endpoints:
@@ -100,15 +99,6 @@ class Worker:
             await asyncio.gather(*consumers, return_exceptions=True)
             await self._cycle(claim=False)
             await self.endpoints.flush()
-
-    async def _sleep(self, stopping: asyncio.Event) -> None:
-        stop = asyncio.ensure_future(stopping.wait())
-        wake = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait((stop, wake), timeout=self.poll, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            wake.cancel()
 
     async def _guard(self, coro: Awaitable[object], what: str) -> bool:
         try:

@@ -17,9 +17,9 @@ import hashlib
 import logging
 import re
 import time
-from typing import Awaitable
 
 from tcxhooks.platform.config import RecordingsConfig
+from tcxhooks.platform.waiting import sleep_or_stop
 
 from . import metrics
 from .errors import BadAudio, LegError, TransientError
@@ -88,7 +88,7 @@ class Runner:
                     task = asyncio.create_task(self._run_job(job), name=f"media.job.{job.call_id}")
                     self._active[job.call_id] = task
                     task.add_done_callback(functools.partial(self._forget, job.call_id))
-                await _first(self._wake.wait(), stopping.wait(), timeout=IDLE_POLL)
+                await sleep_or_stop(IDLE_POLL, stopping, self._wake)
             if self._active:
                 await asyncio.gather(*self._active.values(), return_exceptions=True)
         finally:
@@ -231,12 +231,3 @@ class Runner:
                  job.call_id, mp3.duration, mp3.channels, mp3.size, mp3.seconds, extra={"call_id": job.call_id})
         return key, mp3.size, mp3.duration, mp3.channels
 
-
-async def _first(*waits: Awaitable[object], timeout: float) -> None:
-    """Returns when any of `waits` completes or after `timeout`."""
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()

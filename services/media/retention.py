@@ -12,10 +12,11 @@ lifecycle rule (retention + 1 day) as a second line.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import time
+
+from tcxhooks.platform.waiting import sleep_or_stop
 
 from . import metrics
 from .errors import StorageError
@@ -69,9 +70,7 @@ class Retention:
         while not stopping.is_set():
             now = dt.datetime.now()
             wait = (next_run(at, now) - now).total_seconds()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=wait)
-            if stopping.is_set():
+            if await sleep_or_stop(wait, stopping):
                 return
             try:
                 await self.purge()

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
 from typing import NoReturn
 
 from tcxhooks.platform.runtime import App
+from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import media_service_pb2_grpc
 
 from .http import LinkServer, start_http
@@ -27,9 +27,7 @@ log = logging.getLogger(__name__)
 
 async def _setup_later(storage: Storage, stopping: asyncio.Event) -> None:
     """Creates the folder or bucket once the storage answers (the health check reports it meanwhile)."""
-    while not stopping.is_set():
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stopping.wait(), timeout=5)
+    while not await sleep_or_stop(5, stopping):
         try:
             await storage.setup()
             log.info("storage ready")

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import events_pb2, media_service_pb2
 
 from .callgraph import CallGraph, Emitted
@@ -118,10 +119,7 @@ class Engine:
         try:
             while not stopping.is_set():
                 await self._decide()
-                try:
-                    await asyncio.wait_for(stopping.wait(), TICK)
-                except asyncio.TimeoutError:
-                    pass
+                await sleep_or_stop(TICK, stopping)
         finally:
             self._wake.set()
             await committer

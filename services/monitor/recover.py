@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import common_pb2, events_pb2
 
 from .callgraph import DIRECTIONS, CallGraph, Emitted, missed_rank
@@ -169,10 +170,7 @@ class Recoverer:
                 if time.monotonic() - forgotten > FORGET_EVERY:
                     forgotten = time.monotonic()
                     await self._forget()
-                waits = [asyncio.ensure_future(self._changed.wait()), asyncio.ensure_future(stopping.wait())]
-                await asyncio.wait(waits, timeout=HEARTBEAT, return_when=asyncio.FIRST_COMPLETED)
-                for task in waits:
-                    task.cancel()
+                await sleep_or_stop(HEARTBEAT, self._changed, stopping)
         finally:
             worker.cancel()
             await asyncio.gather(worker, return_exceptions=True)

@@ -14,6 +14,7 @@ import socket
 from tcxhooks.platform.config import Config
 from tcxhooks.platform.lease import Lease
 from tcxhooks.platform.runtime import App
+from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import dispatcher_service_pb2, dispatcher_service_pb2_grpc, events_pb2, monitor_service_pb2_grpc
 
 from .callgraph import CallGraph, Settings
@@ -92,11 +93,8 @@ async def build(app: App) -> None:
                   ttl=config.pbx.lease_ttl)
 
     async def facts_loop(stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            try:
-                await asyncio.wait_for(stopping.wait(), FACTS_REFRESH)
-            except asyncio.TimeoutError:
-                await refresh_facts(pbx, facts)
+        while not await sleep_or_stop(FACTS_REFRESH, stopping):
+            await refresh_facts(pbx, facts)
 
     async def active() -> None:
         if not await lease.acquire(app.stopping):

@@ -23,6 +23,8 @@ from typing import Any, Awaitable, Callable, Protocol
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
+from tcxhooks.platform.waiting import sleep_or_stop
+
 from ..errors import PbxError, PbxHttpError
 from ..metrics import MALFORMED, RESYNC_SECONDS, WS_CONNECTED, WS_RECONNECTS
 from ..participant import Participant
@@ -128,10 +130,7 @@ class CallControl:
             fresh_token = False
             delay = backoff * (0.8 + 0.4 * random.random())
             backoff = min(self.max_backoff, backoff * 2)
-            try:
-                await asyncio.wait_for(stopping.wait(), delay)
-            except asyncio.TimeoutError:
-                pass
+            await sleep_or_stop(delay, stopping)
 
     async def _renew(self, stale: str | None) -> bool:
         try:

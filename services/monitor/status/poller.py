@@ -22,6 +22,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from tcxhooks.platform.config import Config
 from tcxhooks.platform.store import Store
+from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import events_pb2, monitor_service_pb2
 
 from . import metrics
@@ -71,7 +72,7 @@ class StatusPoller:
                 self._failed("store", f"status poll failed: {type(exc).__name__}: {exc}")
             else:
                 self._recovered("store")
-            await _first(stopping, self._poke, self._interval)
+            await sleep_or_stop(self._interval, stopping, self._poke)
 
     def poke(self) -> None:
         """Poll now (or right after the poll in progress)."""
@@ -193,11 +194,3 @@ class StatusPoller:
         if self._failing.pop(what, None) is not None:
             log.info("%s answers again", what)
 
-
-async def _first(stopping: asyncio.Event, poke: asyncio.Event, timeout: float) -> None:
-    waits = [asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(poke.wait())]
-    try:
-        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for wait in waits:
-            wait.cancel()

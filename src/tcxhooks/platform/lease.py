@@ -17,6 +17,7 @@ import logging
 import time
 
 from .store import Migration, Store
+from .waiting import sleep_or_stop
 
 log = logging.getLogger(__name__)
 
@@ -63,21 +64,15 @@ class Lease:
             if not announced:
                 log.info("lease %s is held by %s; standing by", self.name, await self.holder())
                 announced = True
-            try:
-                await asyncio.wait_for(stopping.wait(), self.ttl / 3)
-            except asyncio.TimeoutError:
-                pass
+            await sleep_or_stop(self.ttl / 3, stopping)
         return False
 
     async def keep(self, stopping: asyncio.Event) -> None:
         """Renews until `stopping`; raises LeaseLost when the lease cannot be kept."""
         deadline = time.monotonic() + self.ttl * 4 / 5  # acquire() has just renewed
         while not stopping.is_set():
-            try:
-                await asyncio.wait_for(stopping.wait(), self.ttl / 5)
+            if await sleep_or_stop(self.ttl / 5, stopping):
                 break
-            except asyncio.TimeoutError:
-                pass
             began = time.monotonic()
             try:
                 ok = await asyncio.wait_for(self.try_acquire(), max(deadline - began, 0.0))
