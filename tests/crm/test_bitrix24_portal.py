@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from tcxhooks.dispatcher.crm import CrmEndpoint
 from tcxhooks.dispatcher.crm.bitrix24.mapping import Options
+from tcxhooks.dispatcher.sinks import Verdict
 from tests.crm.portal import event, recording, stand
 
 
@@ -13,8 +15,12 @@ async def test_install_keeps_the_tokens_binds_click_to_call_and_check_passes(tmp
     async with stand(tmp_path, click_to_call=True) as s:
         before = await s.sink.check()
         assert not before[0].ok and "not installed" in before[0].detail and "/crm/b24/install" in before[0].fix
+        endpoint = CrmEndpoint(s.sink, "bitrix24", s.portal_url)
+        assert (await endpoint.ping()).verdict is Verdict.RETRY
         answer = await s.install()
         assert answer["status"] == 200
+        pinged = await endpoint.ping()
+        assert pinged.verdict is Verdict.DELIVERED and "installed" in pinged.response
         for _ in range(100):
             if (await s.state())["handlers"]:
                 break

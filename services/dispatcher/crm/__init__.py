@@ -20,11 +20,11 @@ from .event import CrmEvent, Segment
 from .legstate import Click, LegStore, same_number
 from .plan import Call, Mapping, Upload
 from .ratelimit import RateLimiter
-from .sink import (CallRefused, CheckLine, CrmSink, PlaceCall, PlacedCall, Route, SinkDeps, SinkReply, delivered,
+from .sink import (CallRefused, CheckLine, CrmEndpoint, CrmSink, PlaceCall, PlacedCall, Route, SinkDeps, SinkReply, delivered,
                    failed, fresh)
 
 __all__ = [
-    "Answer", "Call", "CallRefused", "CheckLine", "Click", "CrmError", "CrmEvent", "CrmSink", "JsonApi", "LegStore",
+    "Answer", "Call", "CallRefused", "CheckLine", "Click", "CrmEndpoint", "CrmError", "CrmEvent", "CrmSink", "JsonApi", "LegStore",
     "Mapping", "PlaceCall", "PlacedCall", "RateLimiter", "Route", "Segment", "SinkDeps", "SinkReply", "Trace",
     "Upload", "delivered", "failed", "fresh", "run_steps", "same_number",
 ]

@@ -4,6 +4,7 @@
     app.spawn(sink.run(app.stopping), "crm.b24") # its background upkeep (user map, tokens, pruning)
     reply = await sink.deliver(event)            # one claimed delivery: the CRM calls for this event
     reply.verdict                                # delivered / retry / dead / gone (as a 2xx / 5xx / … / 410)
+    endpoint_sink = CrmEndpoint(sink, "bitrix24", "https://company.bitrix24.ru")   # what the worker calls
 
 The outbox, per-chain ordering, retries, dead letters and redelivery stay the dispatcher's: a sink
 only turns one event into its CRM's calls (docs/crm.md).
@@ -19,6 +20,7 @@ from aiohttp import web
 
 from tcxhooks.v1 import events_pb2
 
+from ..sinks import Delivery, Result, Verdict
 from .engine import Trace
 from .errors import CrmError
 from .event import CrmEvent
@@ -83,11 +85,45 @@ class SinkDeps:
 class CrmSink(Protocol):
     name: str
 
-    async def deliver(self, event: events_pb2.Event) -> SinkReply: ...
-    async def run(self, stopping: asyncio.Event) -> None: ...
-    def routes(self) -> list[Route]: ...
-    async def check(self) -> list[CheckLine]: ...
+    async def deliver(self, event: events_pb2.Event) -> SinkReply:
+        """The event's CRM calls, made (or resumed) now."""
+
+    async def ping(self) -> SinkReply:
+        """One request proving the CRM answers and takes our credentials, changing nothing in it."""
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Background upkeep until `stopping` (user maps, tokens, pruning); returns when stopping."""
+
+    def routes(self) -> list[Route]:
+        """What the CRM calls on the dispatcher's listener (install callbacks, click-to-call)."""
+
+    async def check(self) -> list[CheckLine]:
+        """`tcxhooks check` lines: read-only probes of auth, lines, user map, …"""
+
     async def close(self) -> None: ...
+
+
+class CrmEndpoint:
+    """A CRM adapter behind the worker's sink seam (sinks.Sink): the outbox's retries, dead letters,
+    endpoint states and metrics apply to it as to any endpoint."""
+
+    def __init__(self, sink: CrmSink, kind: str, target: str) -> None:
+        self.crm = sink
+        self.kind = kind  # bitrix24 / amocrm / zammad
+        self.target = target  # the CRM's address without secrets
+
+    async def deliver(self, delivery: Delivery) -> Result:
+        return _result(await self.crm.deliver(delivery.event))
+
+    async def ping(self) -> Result:
+        return _result(await self.crm.ping())
+
+    async def close(self) -> None:
+        await self.crm.close()
+
+
+def _result(reply: SinkReply) -> Result:
+    return Result(Verdict(reply.verdict), reply.status, reply.summary, reply.error, reply.retry_after)
 
 
 def fresh(view: CrmEvent, stale_after: float, now: float | None = None) -> bool:

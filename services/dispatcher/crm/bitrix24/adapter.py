@@ -58,10 +58,7 @@ class Bitrix24Sink:
             return SinkReply("dead", 0, "", f"unreadable event: {exc}")
         trace = Trace()
         try:
-            if view.kind == "ping":
-                trace.lines.append(await self._auth_probe())
-                trace.status = 200
-            elif view.kind in ("extension_added", "extension_deleted"):
+            if view.kind in ("extension_added", "extension_deleted"):
                 self.directory.stale()
             elif self.mapping.key(view) is not None:
                 context = await self._context(view)
@@ -72,6 +69,15 @@ class Bitrix24Sink:
             if error.verdict == "gone":
                 log.error("Bitrix24 %s refuses us: %s", self.name, error)
             return failed(error, trace)
+        return delivered(trace)
+
+    async def ping(self) -> SinkReply:
+        trace = Trace()
+        try:
+            trace.lines.append(await self._auth_probe())
+        except CrmError as error:
+            return failed(error, trace)
+        trace.status = 200
         return delivered(trace)
 
     async def _context(self, view: CrmEvent) -> Context:
