@@ -1,6 +1,7 @@
 """Just enough of the wav and mp3 formats: the wav header (channels, emptiness) and mp3 duration.
 
     info = parse_wav_header(first_bytes)   # None: need more bytes; BadAudio: not a usable wav
+                                           # (UnsupportedFormat: a codec other than PCM or G.711)
     seconds = mp3_duration(mp3_bytes)      # counts MPEG audio frames (no decoding)
 """
 from __future__ import annotations
@@ -8,18 +9,29 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from .errors import BadAudio
+from .errors import BadAudio, UnsupportedFormat
 
 MAX_HEADER = 64 * 1024  # a wav whose data chunk starts later than this is not one we accept
+
+
+# WAVE format tags a PBX records in: linear PCM and G.711 (A-law, µ-law). EXTENSIBLE names its
+# codec in the first two bytes of its SubFormat GUID.
+PCM, ALAW, MULAW, EXTENSIBLE = 0x0001, 0x0006, 0x0007, 0xFFFE
+ACCEPTED_FORMATS = {PCM: "PCM", ALAW: "G.711 A-law", MULAW: "G.711 µ-law"}
 
 
 @dataclass(frozen=True)
 class WavInfo:
     channels: int
     sample_rate: int
-    format_tag: int
+    format_tag: int   # the codec: one of ACCEPTED_FORMATS (an EXTENSIBLE header's SubFormat)
+    block_align: int  # bytes per sample frame (all channels)
     data_offset: int  # where the audio bytes start
     data_size: int    # as declared (0xFFFFFFFF or 0 when the writer never finalised it)
+
+    def seconds(self, audio_bytes: int) -> float:
+        """The duration of `audio_bytes` of this wav's audio."""
+        return audio_bytes // self.block_align / self.sample_rate
 
 
 def parse_wav_header(head: bytes) -> WavInfo | None:
@@ -45,14 +57,22 @@ def parse_wav_header(head: bytes) -> WavInfo | None:
                 raise BadAudio("wav fmt chunk too short")
             if body + 16 > len(head):
                 return None
-            tag, channels, rate = struct.unpack_from("<HHI", head, body)
-            if not 1 <= channels <= 8 or not 1000 <= rate <= 384000:
-                raise BadAudio(f"wav fmt chunk invalid (channels={channels}, rate={rate})")
-            fmt = (tag, channels, rate)
+            tag, channels, rate, _byte_rate, block_align = struct.unpack_from("<HHIIH", head, body)
+            if tag == EXTENSIBLE:
+                if size < 40:
+                    raise BadAudio("wav fmt chunk too short for WAVE_FORMAT_EXTENSIBLE")
+                if body + 26 > len(head):
+                    return None
+                tag = struct.unpack_from("<H", head, body + 24)[0]  # SubFormat GUID, first field
+            if tag not in ACCEPTED_FORMATS:
+                raise UnsupportedFormat(f"wav format tag 0x{tag:04x} is not PCM or G.711 (A-law, µ-law)")
+            if not 1 <= channels <= 8 or not 1000 <= rate <= 384000 or not channels <= block_align <= 8 * channels:
+                raise BadAudio(f"wav fmt chunk invalid (channels={channels}, rate={rate}, block_align={block_align})")
+            fmt = (tag, channels, rate, block_align)
         elif chunk_id == b"data":
             if fmt is None:
                 raise BadAudio("wav data chunk before its fmt chunk")
-            return WavInfo(fmt[1], fmt[2], fmt[0], body, size)
+            return WavInfo(fmt[1], fmt[2], fmt[0], fmt[3], body, size)
         offset = body + size + (size & 1)
         if offset > MAX_HEADER:
             raise BadAudio("wav header too long or without a data chunk")

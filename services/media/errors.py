@@ -7,7 +7,16 @@ class MediaError(Exception):
 
 
 class BadAudio(MediaError):
-    """A recording that cannot become an mp3 (corrupt, empty, not a wav): skipped, never retried."""
+    """A recording that cannot become an mp3 (corrupt, empty, not a wav): skipped, never retried.
+    `outcome` labels it in `files_total`."""
+
+    outcome = "bad_audio"
+
+
+class UnsupportedFormat(BadAudio):
+    """A wav in a codec other than linear PCM or G.711 (A-law, µ-law), the formats PBXs record in."""
+
+    outcome = "unsupported_format"
 
 
 class LegError(MediaError):
@@ -21,6 +30,10 @@ class TransientError(MediaError):
 class ShortAudio(TransientError):
     """The wav ended before the audio size its header declares: still being copied, or cut.
     Retried a few times; then the audio there is becomes the mp3 (a warning says so)."""
+
+
+class IncompleteMp3(TransientError):
+    """ffmpeg's mp3 decodes to less than the audio it was given; transcoded again, never published cut."""
 
 
 class SourceUnavailable(TransientError):

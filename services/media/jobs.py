@@ -39,6 +39,9 @@ MAX_BACKOFF = 60.0
 # A wav shorter than its header says is retried this many times (1 + 2 + 4 s apart), in case it
 # was still being copied; then it is taken as it is.
 SHORT_AUDIO_ATTEMPTS = 3
+# An mp3 that decodes shorter than its wav is transcoded again this many times; then the file
+# counts as unusable (never published cut).
+INCOMPLETE_MP3_ATTEMPTS = 5
 IDLE_POLL = 5.0          # new jobs and retries wake the loop; this catches other replicas' lapsed leases
 LAST_FILE_TOLERANCE = 1.0  # a file ending this close to the hangup is the leg's last one
 
@@ -193,8 +196,8 @@ class Runner:
                 bad.append(f"{item.label}: {result}")
                 log.error("recording %s of %s is unusable: %s (no link is sent for it)", item.label, job.call_id,
                           result, extra={"call_id": job.call_id})
-                metrics.FILES.labels("bad_audio").inc()
-                metrics.ERRORS.labels("bad_audio").inc()
+                metrics.FILES.labels(result.outcome).inc()
+                metrics.ERRORS.labels(result.outcome).inc()
             elif isinstance(result, BaseException):
                 raise result
             else:
@@ -216,7 +219,8 @@ class Runner:
     async def _convert(self, job: Job, item: Found) -> tuple[str, int, float, int]:
         """Transcodes and stores one file; (object key, size, duration, channels)."""
         key = object_key(job.call_id, item.ident)
-        mp3 = await self.transcoder.to_mp3(item.open(), accept_short=job.attempts >= SHORT_AUDIO_ATTEMPTS)
+        mp3 = await self.transcoder.to_mp3(item.open(), accept_short=job.attempts >= SHORT_AUDIO_ATTEMPTS,
+                                           last_try=job.attempts >= INCOMPLETE_MP3_ATTEMPTS)
         try:
             await self.storage.put(key, mp3.body, mp3.size, {"call-id": job.call_id, "leg": job.request.leg.dn or "-"})
         finally:

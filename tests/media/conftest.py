@@ -4,6 +4,7 @@ from __future__ import annotations
 import array
 import math
 import re
+import struct
 import subprocess
 import time
 import wave
@@ -43,6 +44,19 @@ def make_wav(path: Path, seconds: float, channels: int = 1, pitch: float = 440.0
             out.writeframes(block)
         out.writeframes(block[: rest * 2 * channels])
     return path
+
+
+def wav_with_format(wav: bytes, tag: int, sub_format: int | None = None) -> bytes:
+    """The wav's header rewritten with another format tag (and an EXTENSIBLE fmt chunk if asked)."""
+    channels, rate, byte_rate, align, bits = struct.unpack_from("<HIIHH", wav, 22)
+    if sub_format is None:
+        fmt = struct.pack("<HHIIHH", tag, channels, rate, byte_rate, align, bits)
+    else:
+        guid = struct.pack("<H", sub_format) + bytes.fromhex("000000001000800000aa00389b71")
+        fmt = struct.pack("<HHIIHHHHI", tag, channels, rate, byte_rate, align, bits, 22, bits, 0) + guid
+    data = wav[36:]
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
 def decode_mp3(data: bytes) -> tuple[float, int]:

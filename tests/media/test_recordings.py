@@ -15,7 +15,7 @@ from tcxhooks.media.links import Links
 from tcxhooks.v1 import media_service_pb2
 from tests.helpers.services import wait_until
 
-from .conftest import LINK_SECRET, Media, decode_mp3, ended_event, leg, make_wav, running_media
+from .conftest import LINK_SECRET, Media, decode_mp3, ended_event, leg, make_wav, running_media, wav_with_format
 from .fakes import Peers
 
 _numbers = itertools.count(700)
@@ -89,6 +89,7 @@ def test_late_file_within_grace_is_included(media: Media, peers: Peers, tmp_path
 
 def test_corrupt_and_empty_wavs_give_no_link(media: Media, peers: Peers, tmp_path: Path) -> None:
     bad_before = media.metric("tcxhooks_media_files_total", '{outcome="bad_audio"}')
+    unsupported_before = media.metric("tcxhooks_media_files_total", '{outcome="unsupported_format"}')
     only_bad = new_call_id()
     garbage = tmp_path / "garbage.wav"
     garbage.write_bytes(b"this is not a wav file at all" * 100)
@@ -97,6 +98,9 @@ def test_corrupt_and_empty_wavs_give_no_link(media: Media, peers: Peers, tmp_pat
     peers.monitor.add(only_bad, empty, start=time.time() - 4)
     mixed = new_call_id()
     peers.monitor.add(mixed, garbage, start=time.time() - 9)
+    mp3_in_wav = tmp_path / "mp3.wav"
+    mp3_in_wav.write_bytes(wav_with_format(make_wav(tmp_path / "pcm.wav", 1.0).read_bytes(), 0x0055))
+    peers.monitor.add(mixed, mp3_in_wav, start=time.time() - 7)
     peers.monitor.add(mixed, make_wav(tmp_path / "good.wav", 2.0), start=time.time() - 5)
     media.due(leg(only_bad))
     media.due(leg(mixed))
@@ -109,6 +113,8 @@ def test_corrupt_and_empty_wavs_give_no_link(media: Media, peers: Peers, tmp_pat
     assert peers.recordings(only_bad) == []
     assert media.metric("tcxhooks_media_files_total", '{outcome="bad_audio"}') == bad_before + 3
     assert "is unusable: not a RIFF/WAVE file" in media.log()
+    assert media.metric("tcxhooks_media_files_total", '{outcome="unsupported_format"}') == unsupported_before + 1
+    assert "is unusable: wav format tag 0x0055 is not PCM or G.711 (A-law, µ-law)" in media.log()
 
 
 def test_tampered_expired_and_purged_links(media: Media, peers: Peers, tmp_path: Path) -> None:
