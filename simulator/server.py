@@ -12,7 +12,7 @@ from typing import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
-from . import callcontrol, control, scenarios, xapi
+from . import callcontrol, control, makecall, xapi
 from .auth import Tokens
 from .directory import Directory, Queue, User
 from .odata import error_response
@@ -121,34 +121,6 @@ async def callcontrol_get(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-async def makecall(request: web.Request) -> web.Response:
-    """`POST /callcontrol/{dn}/makecall {"destination": number}`: the extension dials out (outbound_answered).
-
-    Answers like 3CX's CallControlResultResponse once the extension's `Dialing` participant exists.
-    """
-    state = request.app[STATE_KEY]
-    dn = state.pbx.visible(request.match_info["dn"])
-    if dn is None or dn.type != EXTENSION:
-        raise web.HTTPNotFound()
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
-    destination = body.get("destination") if isinstance(body, dict) else None
-    if not isinstance(destination, str) or not destination.strip().lstrip("+").isdigit():
-        return web.json_response({"finalstatus": "Failed", "reason": "InvalidDestination",
-                                  "reasontext": "destination must be a phone number", "result": None}, status=400)
-    script = scenarios.build("outbound_answered", {"ext": dn.number, "callee": destination.strip()})
-    row = state.player.start(script)
-    for _ in range(200):
-        if row.changes or row.done:
-            break
-        await asyncio.sleep(0.005)
-    status, participant = callcontrol.read(state.pbx, row.changes[0]["entity"]) if row.changes else (404, None)
-    return web.json_response({"finalstatus": "Success" if status == 200 else "Failed", "reason": "None",
-                              "reasontext": "", "result": participant})
-
-
 async def websocket(request: web.Request) -> web.StreamResponse:
     """`/callcontrol/ws`: one `{"sequence", "event"}` text frame per participant change (§3.2)."""
     state = request.app[STATE_KEY]
@@ -214,7 +186,7 @@ def create_app(state: SimState) -> web.Application:
     app.router.add_get("/callcontrol/ws", websocket)
     app.router.add_get("/callcontrol", callcontrol_get)
     app.router.add_get("/callcontrol/{tail:.+}", callcontrol_get)
-    app.router.add_post("/callcontrol/{dn}/makecall", makecall)
+    makecall.add_routes(app, STATE_KEY)
     xapi.add_routes(app, STATE_KEY)
     control.add_routes(app, STATE_KEY, drop_sockets)
     app.on_shutdown.append(_shutdown)

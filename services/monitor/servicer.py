@@ -1,6 +1,8 @@
-"""MonitorService: the calls the monitor holds, extensions, recordings of a leg and their audio, a PBX check."""
+"""MonitorService: the calls the monitor holds, extensions, recordings of a leg and their audio, a PBX check,
+and placing a call for a CRM's click-to-call (the monitor is the only PBX client)."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any, AsyncIterator, Callable
@@ -14,6 +16,7 @@ from .callgraph import DIRECTIONS, CallGraph, Chain
 from .errors import PbxError, PbxHttpError
 from .pbx import xapi
 from .pbx.callcontrol import CallControl
+from .pbx.makecall import CallNotPlaced, make_call
 from .pbx.client import PbxClient
 
 log = logging.getLogger(__name__)
@@ -100,6 +103,35 @@ class MonitorServicer(monitor_service_pb2_grpc.MonitorServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         except PbxError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+
+    async def MakeCall(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        extension, destination = request.extension.strip(), request.destination.strip()
+        if not extension or not destination.lstrip("+").isdigit():
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "extension and destination (digits, optionally a leading +) are required")
+        try:
+            placed = await make_call(self.pbx, extension, destination)
+        except PbxHttpError as exc:
+            if exc.status == 404:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"no DN {extension!r} in Call Control")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except CallNotPlaced as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except PbxError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        log.info("makecall from %s placed as PBX call %d", extension, placed.callid)
+        return monitor_service_pb2.MakeCallResponse(chain=await self._chain_of(placed.callid),
+                                                    pbx_call_number=placed.callid,
+                                                    participant_id=placed.participant_id, device_id=placed.device_id)
+
+    async def _chain_of(self, callid: int, wait: float = 3.0) -> str:
+        """The chain name the graph gives PBX call `callid`, once its first change arrives ("" if not in time)."""
+        deadline = time.monotonic() + wait
+        while True:
+            chain = next((c for c in self.graph.chains.values() if c.callid == callid), None)
+            if chain is not None or time.monotonic() >= deadline:
+                return chain.name if chain is not None else ""
+            await asyncio.sleep(0.05)
 
     async def CheckPbx(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         items = []

@@ -1,7 +1,8 @@
-"""HTTP client of the PBX: OAuth client-credentials token manager, JSON GETs and byte streams.
+"""HTTP client of the PBX: OAuth client-credentials token manager, JSON GETs and POSTs, byte streams.
 
     pbx = PbxClient(config)
     users = await pbx.get_json("/xapi/v1/Users", {"$select": "Id,Number"})
+    result = await pbx.post_json("/callcontrol/101/makecall", {"destination": "79161234567"})
     async for chunk in pbx.stream("/xapi/v1/Recordings/Pbx.DownloadRecording(recId=7)"):
         ...
     await pbx.aclose()
@@ -160,12 +161,23 @@ class PbxClient:
             raise PbxError(f"GET {path}: the PBX answered something that is not JSON "
                            f"({response.headers.get('content-type', 'no content type')})") from None
 
-    async def _send(self, method: str, path: str, params: dict[str, Any] | None) -> httpx.Response:
+    async def post_json(self, path: str, body: Any) -> Any:
+        """POST a JSON body to `path` (a Call Control action) → decoded JSON answer (None when empty)."""
+        response = await self._send("POST", path, None, body)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise PbxError(f"POST {path}: the PBX answered something that is not JSON") from None
+
+    async def _send(self, method: str, path: str, params: dict[str, Any] | None,
+                    body: Any = None) -> httpx.Response:
         token = await self.token()
         for attempt in (1, 2):
             started = time.perf_counter()
             try:
-                response = await self._http.request(method, path, params=params,
+                response = await self._http.request(method, path, params=params, json=body,
                                                     headers={"Authorization": f"Bearer {token}"})
             except httpx.HTTPError as exc:
                 PBX_REQUEST_SECONDS.labels(_kind(path), "error").observe(time.perf_counter() - started)

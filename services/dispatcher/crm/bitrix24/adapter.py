@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 
+from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import events_pb2
 
 from ..client import JsonApi
@@ -121,10 +122,7 @@ class Bitrix24Sink:
                 log.warning("Bitrix24 %s: %s", self.name, exc)
             except Exception as exc:  # the store may be briefly down: the next round tries again
                 log.warning("Bitrix24 %s upkeep failed: %s", self.name, exc)
-            try:
-                await asyncio.wait_for(stopping.wait(), timeout=min(60.0, self.settings.users_refresh))
-            except TimeoutError:
-                pass
+            await sleep_or_stop(min(60.0, self.settings.users_refresh), stopping)
 
     async def bind_click_handler(self) -> None:
         """event.bind ONEXTERNALCALLSTART → our listener (OAuth mode, once installed; idempotent)."""
