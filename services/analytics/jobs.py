@@ -8,11 +8,13 @@ overall `[analytics] deadline` fail the job, which the publisher then reports on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
 
 from tcxhooks.platform.config import AnalyticsConfig
+from tcxhooks.platform.lease import LeaseLost
 from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import events_pb2
 
@@ -24,7 +26,7 @@ from .transcript import render_text, to_proto
 
 log = logging.getLogger(__name__)
 
-LEASE = 3600.0
+LEASE = 60.0  # renewed every 20 s while a step runs (platform.jobqueue)
 PURGE_EVERY = 3600.0
 MAX_BACKOFF = 300.0
 IDLE_CHECK = 1.0
@@ -48,9 +50,9 @@ class Runner:
         self.active: set[asyncio.Task[None]] = set()
 
     async def run(self, stopping: asyncio.Event) -> None:
-        requeued = await self.jobs.requeue_mine()
+        requeued = await self.jobs.queue.take_back()
         if requeued:
-            log.info("resuming %d analytics job(s) interrupted by the last stop", requeued)
+            log.info("resuming %d analytics job(s) interrupted by this replica's last stop", requeued)
         try:
             while not stopping.is_set():
                 self.wake.clear()
@@ -76,7 +78,7 @@ class Runner:
             log.error("analytics job task failed: %s", task.exception(), exc_info=task.exception())
 
     async def _idle(self, stopping: asyncio.Event) -> None:
-        due = await self.jobs.next_due()
+        due = await self.jobs.queue.next_due()
         timeout = IDLE_CHECK if due is None else max(0.05, min(IDLE_CHECK, due - time.time()))
         await sleep_or_stop(timeout, self.wake, stopping)
 
@@ -94,6 +96,18 @@ class Runner:
             JOBS.labels(state).set(count)
 
     async def _advance(self, job: Job) -> None:
+        """One step of one job under its lease; a job another process took over is left to it."""
+        try:
+            async with self.jobs.queue.holding(job.call_id, LEASE):
+                await self._step(job)
+        except LeaseLost as exc:
+            log.warning("analytics job stopped here: %s", exc, extra={"call_id": job.call_id})
+        except asyncio.CancelledError:  # stopping: another process (or the next start) takes it at once
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.jobs.queue.release(job.call_id))
+            raise
+
+    async def _step(self, job: Job) -> None:
         """One step of one job, and what follows from its result."""
         deadline_at = job.created_at + self.config.deadline
         try:
@@ -107,7 +121,7 @@ class Runner:
         except AnalyticsError as exc:
             await self._on_error(job, exc, deadline_at)
             return
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, LeaseLost):
             raise
         except Exception as exc:  # noqa: BLE001 - a bug must not lose the job: retry a few times, then fail
             log.exception("analytics step crashed", extra={"call_id": job.call_id})

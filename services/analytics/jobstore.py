@@ -1,9 +1,11 @@
 """Analytics jobs in the shared store: one row per leg (call id), with the backend's progress.
 
-A job is `queued` (due at `next_at`), `running` (claimed by `owner` until `lease_until`), `done`
-(result kept) or `failed` (error kept); `published` turns 1 once the dispatcher acknowledged the
-final event. `progress` is the backend's JSON state (e.g. Yandex operation ids), saved before
-anything that could not be repeated safely.
+A job is `queued` (due at `next_at`), `done` (result kept) or `failed` (error kept); a queued job
+a process is working on holds a lease (reported as `running`). The rows are a platform JobQueue
+(`queue`): every change of a claimed job is made only while its lease is this process's own.
+`published` turns 1 once the dispatcher acknowledged the final event. `progress` is the
+backend's JSON state (e.g. Yandex operation ids), saved before anything that could not be
+repeated safely. `audio` names the leg's files in media (`file` 1, 2, …), never a URL.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from tcxhooks.platform.jobqueue import JobQueue, JobTable
 from tcxhooks.platform.store import Migration, Store
 from tcxhooks.v1 import events_pb2
 
@@ -41,16 +44,28 @@ CREATE TABLE analytics_jobs (
 CREATE INDEX analytics_jobs_due ON analytics_jobs (state, next_at);
 CREATE INDEX analytics_jobs_unpublished ON analytics_jobs (published, state)
 """),
+    Migration(2, """
+ALTER TABLE analytics_jobs RENAME COLUMN owner TO lease_owner;
+UPDATE analytics_jobs SET state = 'queued', lease_owner = '', lease_until = 0 WHERE state = 'running'
+"""),
 ]
+TABLE = JobTable("analytics_jobs", key="call_id", runnable=(QUEUED,))
 
-_COLUMNS = "call_id, chain, audio, backend, state, attempts, error, progress, result, created_at, next_at, published"
+_COLUMNS = ("call_id, chain, audio, backend, state, attempts, error, progress, result, created_at, next_at, published,"
+            " lease_until")
 
 
 @dataclass
 class AudioRef:
-    url: str
+    file: int  # the leg's file number in media (MediaService.FetchAudio)
     duration: float = 0.0
     channels: int = 0
+
+    @classmethod
+    def from_json(cls, index: int, value: dict[str, Any]) -> "AudioRef":
+        """A stored reference; jobs submitted with links name the files 1, 2, … in their order."""
+        return cls(int(value.get("file") or index + 1), float(value.get("duration", 0.0)),
+                   int(value.get("channels", 0)))
 
 
 @dataclass
@@ -67,23 +82,29 @@ class Job:
     created_at: float = 0.0
     next_at: float = 0.0
     published: bool = False
+    leased_until: float = 0.0
+
+    @property
+    def running(self) -> bool:
+        return self.state == QUEUED and self.leased_until > time.time()
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> "Job":
         (call_id, chain, audio, backend, state, attempts, error, progress, result, created_at, next_at,
-         published) = row
+         published, lease_until) = row
         ready = None
         if result:
             ready = events_pb2.AnalyticsReady()
             ready.ParseFromString(base64.b64decode(result))
-        return cls(call_id, chain, [AudioRef(**a) for a in json.loads(audio)], backend, state, int(attempts),
-                   error, json.loads(progress), ready, float(created_at), float(next_at), bool(published))
+        return cls(call_id, chain, [AudioRef.from_json(i, a) for i, a in enumerate(json.loads(audio))], backend, state,
+                   int(attempts), error, json.loads(progress), ready, float(created_at), float(next_at),
+                   bool(published), float(lease_until))
 
 
 class JobStore:
     def __init__(self, store: Store, owner: str) -> None:
         self.store = store
-        self.owner = owner
+        self.queue = JobQueue(store, TABLE, owner)
 
     async def migrate(self) -> None:
         await self.store.migrate("analytics", MIGRATIONS)
@@ -91,7 +112,7 @@ class JobStore:
     async def submit(self, call_id: str, chain: str, audio: list[AudioRef], backend: str) -> bool:
         """Stores a new queued job; False when the call id already has one (idempotent)."""
         now = time.time()
-        payload = json.dumps([a.__dict__ for a in audio])
+        payload = json.dumps([vars(a) for a in audio])
         count = await self.store.execute(
             "INSERT INTO analytics_jobs (call_id, chain, audio, backend, state, created_at, updated_at, next_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_id) DO NOTHING",
@@ -102,59 +123,29 @@ class JobStore:
         row = await self.store.fetchone(f"SELECT {_COLUMNS} FROM analytics_jobs WHERE call_id = ?", (call_id,))
         return Job.from_row(row) if row else None
 
-    async def requeue_mine(self) -> int:
-        """At start: jobs this replica was running when it stopped go back to the queue."""
-        return int(await self.store.execute(
-            "UPDATE analytics_jobs SET state = ?, next_at = ? WHERE state = ? AND owner = ?",
-            (QUEUED, time.time(), RUNNING, self.owner)))
-
     async def claim(self, limit: int, lease: float) -> list[Job]:
-        """Takes up to `limit` due jobs (queued and due, or running under an expired lease)."""
-        now = time.time()
-        rows = await self.store.fetchall(
-            "SELECT call_id FROM analytics_jobs WHERE (state = ? AND next_at <= ?) OR (state = ? AND lease_until < ?)"
-            " ORDER BY next_at LIMIT ?", (QUEUED, now, RUNNING, now, limit))
-        claimed = []
-        for (call_id,) in rows:
-            async with self.store.transaction() as tx:
-                count = await tx.execute(
-                    "UPDATE analytics_jobs SET state = ?, owner = ?, lease_until = ?, updated_at = ?"
-                    " WHERE call_id = ? AND ((state = ? AND next_at <= ?) OR (state = ? AND lease_until < ?))",
-                    (RUNNING, self.owner, now + lease, now, call_id, QUEUED, now, RUNNING, now))
-                if count == 1:
-                    row = await tx.fetchone(f"SELECT {_COLUMNS} FROM analytics_jobs WHERE call_id = ?", (call_id,))
-                    if row:
-                        claimed.append(Job.from_row(row))
-        return claimed
-
-    async def next_due(self) -> float | None:
-        row = await self.store.fetchone("SELECT MIN(next_at) FROM analytics_jobs WHERE state = ?", (QUEUED,))
-        return float(row[0]) if row and row[0] is not None else None
+        """Due queued jobs, leased to this process."""
+        return [Job.from_row(row) for row in await self.queue.claim(limit, lease, _COLUMNS)]
 
     async def save_progress(self, job: Job) -> None:
-        await self.store.execute(
-            "UPDATE analytics_jobs SET progress = ?, updated_at = ? WHERE call_id = ?",
-            (json.dumps(job.progress), time.time(), job.call_id))
+        await self.queue.update(job.call_id, progress=json.dumps(job.progress), updated_at=time.time())
 
     async def reschedule(self, job: Job, next_at: float, attempts: int, error: str = "") -> None:
+        """Back to the queue, due at `next_at` (the lease given back)."""
         job.attempts, job.error, job.next_at = attempts, error, next_at
-        await self.store.execute(
-            "UPDATE analytics_jobs SET state = ?, next_at = ?, attempts = ?, error = ?, progress = ?, updated_at = ?"
-            " WHERE call_id = ?",
-            (QUEUED, next_at, attempts, error, json.dumps(job.progress), time.time(), job.call_id))
+        await self.queue.update(job.call_id, release=True, state=QUEUED, next_at=next_at, attempts=attempts,
+                                error=error, progress=json.dumps(job.progress), updated_at=time.time())
 
     async def finish(self, job: Job, result: events_pb2.AnalyticsReady) -> None:
         job.state, job.result = DONE, result
-        await self.store.execute(
-            "UPDATE analytics_jobs SET state = ?, result = ?, error = '', progress = ?, updated_at = ? WHERE call_id = ?",
-            (DONE, base64.b64encode(result.SerializeToString()).decode(), json.dumps(job.progress), time.time(),
-             job.call_id))
+        await self.queue.update(job.call_id, release=True, state=DONE,
+                                result=base64.b64encode(result.SerializeToString()).decode(), error="",
+                                progress=json.dumps(job.progress), updated_at=time.time())
 
     async def fail(self, job: Job, error: str, attempts: int) -> None:
         job.state, job.error, job.attempts = FAILED, error, attempts
-        await self.store.execute(
-            "UPDATE analytics_jobs SET state = ?, error = ?, attempts = ?, progress = ?, updated_at = ? WHERE call_id = ?",
-            (FAILED, error, attempts, json.dumps(job.progress), time.time(), job.call_id))
+        await self.queue.update(job.call_id, release=True, state=FAILED, error=error, attempts=attempts,
+                                progress=json.dumps(job.progress), updated_at=time.time())
 
     async def unpublished(self, limit: int = 50) -> list[Job]:
         rows = await self.store.fetchall(
@@ -172,7 +163,10 @@ class JobStore:
             (DONE, FAILED, older_than)))
 
     async def count_by_state(self) -> dict[str, int]:
-        rows = await self.store.fetchall("SELECT state, COUNT(*) FROM analytics_jobs GROUP BY state")
+        """Jobs per state; a queued job under a lease counts as running."""
+        rows = await self.store.fetchall(
+            "SELECT CASE WHEN state = ? AND lease_until > ? THEN ? ELSE state END AS shown, COUNT(*)"
+            " FROM analytics_jobs GROUP BY shown", (QUEUED, time.time(), RUNNING))
         counts = {state: 0 for state in STATES}
-        counts.update({state: int(n) for state, n in rows})
+        counts.update({str(state): int(n) for state, n in rows})
         return counts

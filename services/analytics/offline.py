@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import av
-import httpx
 import numpy as np
 from faster_whisper import WhisperModel, decode_audio
 
 from tcxhooks.platform.config import AnalyticsConfig
 
-from .audio import download
+from .audio import MediaAudio
 from .backend import Outcome, Save, Wait
 from .errors import no_backend, permanent
 from .jobstore import Job
@@ -103,9 +102,9 @@ def whisper_language(code: str) -> str:
 class OfflineBackend:
     name = "offline"
 
-    def __init__(self, config: AnalyticsConfig, client: httpx.AsyncClient) -> None:
+    def __init__(self, config: AnalyticsConfig, audio: MediaAudio) -> None:
         self.config = config
-        self.client = client
+        self.audio = audio
         self._model: WhisperModel | None = None
         self._lock = threading.Lock()
 
@@ -133,8 +132,8 @@ class OfflineBackend:
                 continue
             with tempfile.TemporaryDirectory(prefix="tcxhooks-analytics-") as tmp:
                 path = Path(tmp) / "audio.mp3"
-                job.progress["stage"] = f"downloading recording {index + 1}"
-                await download(self.client, source.url, path)
+                job.progress["stage"] = f"reading recording file {source.file} from media"
+                await self.audio.download(job.call_id, source.file, path)
                 job.progress["stage"] = f"transcribing recording {index + 1}"
                 started = time.monotonic()
                 segments, duration, language = await asyncio.to_thread(self.transcribe, path)

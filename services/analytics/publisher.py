@@ -1,22 +1,26 @@
 """Hands finished jobs to the dispatcher: `<call_id>/analytics` as AnalyticsReady or AnalyticsFailed.
 
-Publishing is retried until the dispatcher acknowledges; the event id makes a repeat after a
-crash harmless (the dispatcher stores an event id once).
+Publishing is retried until the dispatcher acknowledges (platform.retry); the event id makes a
+repeat after a crash harmless (the dispatcher stores an event id once).
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from tcxhooks.platform.retry import until_acknowledged
 from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import dispatcher_service_pb2, dispatcher_service_pb2_grpc, events_pb2
 
 from .jobstore import DONE, Job, JobStore
 
 log = logging.getLogger(__name__)
+
+IDLE = 2.0  # a finished job wakes the loop; this catches jobs finished by other replicas
 
 
 def event_of(job: Job) -> events_pb2.Event:
@@ -38,31 +42,15 @@ class Publisher:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Publishes every finished, unpublished job, oldest first, until the service stops."""
-        delay = 0.5
         while not stopping.is_set():
             self.wake.clear()
-            failed = False
             for job in await self.jobs.unpublished():
-                if stopping.is_set():
+                send = functools.partial(self.stub.Publish, dispatcher_service_pb2.PublishRequest(event=event_of(job)),
+                                         timeout=15)
+                reply = await until_acknowledged(send, "dispatcher Publish", stopping, log_extra={"call_id": job.call_id})
+                if reply is None:
                     return
-                failed = not await self._publish(job) or failed
-            if failed:
-                await sleep_or_stop(delay, stopping)
-                delay = min(delay * 2, 30.0)
-            else:
-                delay = 0.5
-                await sleep_or_stop(2.0, self.wake, stopping)
-
-    async def _publish(self, job: Job) -> bool:
-        """True once the dispatcher acknowledged the job's event (a repeat counts: it is stored once)."""
-        try:
-            reply = await self.stub.Publish(dispatcher_service_pb2.PublishRequest(event=event_of(job)), timeout=15)
-        except grpc.aio.AioRpcError as exc:
-            log.warning("dispatcher did not take the analytics event (%s: %s); will retry",
-                        exc.code().name, exc.details(), extra={"call_id": job.call_id})
-            return False
-        await self.jobs.mark_published(job.call_id)
-        log.info("published %s", "analytics" if job.state == DONE else "analytics_failed",
-                 extra={"call_id": job.call_id, "duplicate": reply.duplicate})
-        return True
-
+                await self.jobs.mark_published(job.call_id)
+                log.info("published %s", "analytics" if job.state == DONE else "analytics_failed",
+                         extra={"call_id": job.call_id, "duplicate": reply.duplicate})
+            await sleep_or_stop(IDLE, self.wake, stopping)

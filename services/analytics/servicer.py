@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import urlparse
 
 import grpc
 
@@ -29,7 +28,7 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
         problem = _invalid(request)
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
-        audio = [AudioRef(a.url, max(0.0, a.duration_seconds), max(0, a.channels)) for a in request.audio]
+        audio = [AudioRef(a.file, max(0.0, a.duration_seconds), max(0, a.channels)) for a in request.audio]
         created = await self.jobs.submit(request.call_id, request.chain or request.call_id.split("-")[0], audio,
                                          self.backend_name)
         if created:
@@ -42,7 +41,8 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
             context.set_code(grpc.StatusCode.NOT_FOUND)
             context.set_details(f"no analytics job for call {request.call_id!r}")
             return pb.GetJobResponse()
-        reply = pb.GetJobResponse(call_id=job.call_id, state=STATES.get(job.state, pb.JOB_STATE_UNSPECIFIED),
+        state = RUNNING if job.running else job.state
+        reply = pb.GetJobResponse(call_id=job.call_id, state=STATES.get(state, pb.JOB_STATE_UNSPECIFIED),
                                   attempts=job.attempts, error=job.error)
         if job.result is not None:
             reply.result.CopyFrom(job.result)
@@ -55,9 +55,8 @@ def _invalid(request: pb.SubmitRequest) -> str:
     if len(request.call_id) > 200:
         return "call_id is longer than 200 characters"
     if not request.audio:
-        return "no audio: at least one AudioSource with a url is needed"
+        return "no audio: at least one AudioSource naming a file of the leg is needed"
     for index, source in enumerate(request.audio):
-        parsed = urlparse(source.url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            return f"audio[{index}].url is not an http(s) URL"
+        if source.file < 1:
+            return f"audio[{index}].file must name the leg's file in media (1, 2, …); a url is not read"
     return ""

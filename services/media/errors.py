@@ -44,5 +44,5 @@ class StorageError(TransientError):
     """The object storage refused or failed an operation."""
 
 
-class PublishError(TransientError):
-    """The dispatcher or analytics service did not acknowledge."""
+class ObjectMissing(StorageError):
+    """The object is not in the storage (purged, or removed behind media's back)."""

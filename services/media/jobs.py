@@ -17,8 +17,11 @@ import hashlib
 import logging
 import re
 import time
+from typing import Awaitable, Callable, TypeVar
 
 from tcxhooks.platform.config import RecordingsConfig
+from tcxhooks.platform.lease import LeaseLost
+from tcxhooks.platform.retry import backoff, until_acknowledged
 from tcxhooks.platform.waiting import sleep_or_stop
 
 from . import metrics
@@ -31,6 +34,7 @@ from .storage import Storage
 from .transcode import Transcoder
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 LEASE_SECONDS = 60.0
 MAX_JOBS = 64            # legs handled at once (most of them just wait for late files)
@@ -44,6 +48,10 @@ SHORT_AUDIO_ATTEMPTS = 3
 INCOMPLETE_MP3_ATTEMPTS = 5
 IDLE_POLL = 5.0          # new jobs and retries wake the loop; this catches other replicas' lapsed leases
 LAST_FILE_TOLERANCE = 1.0  # a file ending this close to the hangup is the leg's last one
+
+
+class Stopping(Exception):
+    """The service stops before a peer acknowledged: the job keeps its state for the next start."""
 
 
 def window_for(job: Job, grace: float) -> Window:
@@ -72,17 +80,19 @@ class Runner:
         self.links, self.publisher, self.config, self.analytics = links, publisher, config, analytics
         self._wake = asyncio.Event()
         self._active: dict[str, asyncio.Task[None]] = {}
+        self._stopping = asyncio.Event()
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self, stopping: asyncio.Event) -> None:
+        self._stopping = stopping
         try:
             while not stopping.is_set():
                 self._wake.clear()
                 free = MAX_JOBS - len(self._active)
                 try:
-                    claimed = await self.jobs.claim(free, LEASE_SECONDS, set(self._active)) if free > 0 else []
+                    claimed = await self.jobs.claim(free, LEASE_SECONDS, set(self._active))
                 except Exception as exc:  # the store is down for a moment: try again shortly
                     log.warning("cannot claim recording jobs: %s", exc)
                     metrics.ERRORS.labels("store").inc()
@@ -105,45 +115,50 @@ class Runner:
 
     async def _run_job(self, job: Job) -> None:
         metrics.JOBS_IN_FLIGHT.inc()
-        heartbeat = asyncio.create_task(self._heartbeat(job.call_id))
         settled = False
         try:
-            try:
-                await self._advance(job)
-            except TransientError as exc:
-                delay = min(MAX_BACKOFF, 2.0 ** min(job.attempts, 6))
-                log.warning("recording job %s: %s; retrying in %.0f s", job.call_id, exc, delay,
-                            extra={"call_id": job.call_id, "attempt": job.attempts + 1})
-                metrics.RETRIES.labels(job.state).inc()
-                await self.jobs.retry(job.call_id, delay, str(exc))
-                asyncio.get_running_loop().call_later(delay, self.wake)
-            except LegError as exc:
-                log.error("recording job %s failed: %s", job.call_id, exc, extra={"call_id": job.call_id})
-                metrics.JOBS.labels("failed").inc()
-                await self.jobs.mark(job.call_id, state=FAILED, error=str(exc)[:500])
-            except Exception as exc:
-                log.exception("recording job %s failed unexpectedly; retrying in a minute", job.call_id,
-                              extra={"call_id": job.call_id})
-                metrics.ERRORS.labels("internal").inc()
-                await self.jobs.retry(job.call_id, MAX_BACKOFF, f"internal error: {exc}")
-                asyncio.get_running_loop().call_later(MAX_BACKOFF, self.wake)
+            async with self.jobs.queue.holding(job.call_id, LEASE_SECONDS):
+                await self._settle(job)
             settled = True
+        except LeaseLost as exc:  # another process runs it now: this one changes nothing more
+            log.warning("recording job %s stopped here: %s", job.call_id, exc, extra={"call_id": job.call_id})
+            metrics.ERRORS.labels("lease_lost").inc()
+            settled = True
+        except Stopping:
+            log.info("recording job %s left for the next start", job.call_id, extra={"call_id": job.call_id})
         except Exception as exc:  # the store failed while recording the outcome: the lease expires, it runs again
             log.error("recording job %s: cannot record its state: %s", job.call_id, exc, extra={"call_id": job.call_id})
             metrics.ERRORS.labels("store").inc()
             settled = True
         finally:
-            heartbeat.cancel()
             metrics.JOBS_IN_FLIGHT.dec()
-            if not settled:  # cancelled at shutdown: let the next process take it at once
+            if not settled:  # stopping: let the next process take it at once
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(self.jobs.release(job.call_id))
+                    await asyncio.shield(self.jobs.queue.release(job.call_id))
 
-    async def _heartbeat(self, call_id: str) -> None:
-        while True:
-            await asyncio.sleep(LEASE_SECONDS / 3)
-            with contextlib.suppress(Exception):
-                await self.jobs.renew(call_id, LEASE_SECONDS)
+    async def _settle(self, job: Job) -> None:
+        """Advances the job and records what came of it (a retry, a failure)."""
+        try:
+            await self._advance(job)
+        except (LeaseLost, Stopping):
+            raise
+        except TransientError as exc:
+            delay = backoff(job.attempts + 1, 1.0, MAX_BACKOFF)
+            log.warning("recording job %s: %s; retrying in %.0f s", job.call_id, exc, delay,
+                        extra={"call_id": job.call_id, "attempt": job.attempts + 1})
+            metrics.RETRIES.labels(job.state).inc()
+            await self.jobs.retry(job, delay, str(exc))
+            asyncio.get_running_loop().call_later(delay, self.wake)
+        except LegError as exc:
+            log.error("recording job %s failed: %s", job.call_id, exc, extra={"call_id": job.call_id})
+            metrics.JOBS.labels("failed").inc()
+            await self.jobs.mark(job.call_id, state=FAILED, error=str(exc)[:500])
+        except Exception as exc:
+            log.exception("recording job %s failed unexpectedly; retrying in a minute", job.call_id,
+                          extra={"call_id": job.call_id})
+            metrics.ERRORS.labels("internal").inc()
+            await self.jobs.retry(job, MAX_BACKOFF, f"internal error: {exc}")
+            asyncio.get_running_loop().call_later(MAX_BACKOFF, self.wake)
 
     async def _advance(self, job: Job) -> None:
         if job.state == PENDING:
@@ -157,15 +172,28 @@ class Runner:
             expire_at = job.expire_at
         urls = [self.links.url(job.call_id, f.idx, int(expire_at)) for f in files]
         if not job.published:
-            duplicate = await self.publisher.publish(recording_event(job, files, urls, self.config.full_info))
+            event = recording_event(job, files, urls, self.config.full_info)
+            reply = await self._hand_on(job, "dispatcher Publish", lambda: self.publisher.publish(event))
             await self.jobs.mark(job.call_id, published=1)
             log.info("recording of %s published (%d file(s))%s", job.call_id, len(files),
-                     " again (the dispatcher had it)" if duplicate else "", extra={"call_id": job.call_id})
+                     " again (the dispatcher had it)" if reply.duplicate else "", extra={"call_id": job.call_id})
         if self.analytics and not job.submitted:
-            await self.publisher.submit(analytics_request(job, files, urls))
+            request = analytics_request(job, files)
+            await self._hand_on(job, "analytics Submit", lambda: self.publisher.submit(request))
             await self.jobs.mark(job.call_id, submitted=1)
         await self.jobs.mark(job.call_id, state=DONE, error="")
         metrics.JOBS.labels("done").inc()
+
+    async def _hand_on(self, job: Job, what: str, send: Callable[[], Awaitable[T]]) -> T:
+        """`send()`'s answer, retried until acknowledged; each failure is kept as the job's error."""
+        async def note(problem: str) -> None:
+            await self.jobs.mark(job.call_id, error=problem[:500])
+
+        reply = await until_acknowledged(send, what, self._stopping, first=1.0, most=MAX_BACKOFF, on_failure=note,
+                                         log_extra={"call_id": job.call_id})
+        if reply is None:
+            raise Stopping(what)
+        return reply
 
     async def _collect(self, job: Job) -> tuple[list[StoredFile], float] | None:
         """Finds the leg's files until the grace window closes, converting each as soon as it is complete."""

@@ -2,7 +2,9 @@
 
 A job row is written before RecordingsDue is acknowledged (idempotent on the leg's call id) and
 moves pending → stored → done (or no_recording / failed); purged once retention is over.
-Workers claim due jobs with a lease, so a job left by a killed process is picked up again.
+The rows are a platform JobQueue (`queue`): workers claim due jobs with a lease in this process's
+name, every change of a claimed job is made only while the lease is still its own, and a job left
+by a killed process is picked up again.
 """
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from tcxhooks.platform.store import Migration, Store
+from tcxhooks.platform.jobqueue import JobQueue, JobTable
+from tcxhooks.platform.store import Migration, Store, Tx
 from tcxhooks.v1 import media_service_pb2
 
 PENDING, STORED, DONE, NO_RECORDING, FAILED, PURGED = "pending", "stored", "done", "no_recording", "failed", "purged"
@@ -49,7 +52,12 @@ CREATE TABLE media_settings (
   value TEXT NOT NULL
 )
 """),
+    Migration(2, """
+ALTER TABLE media_jobs RENAME COLUMN next_attempt_at TO next_at;
+ALTER TABLE media_jobs ADD COLUMN lease_owner TEXT NOT NULL DEFAULT ''
+"""),
 ]
+TABLE = JobTable("media_jobs", key="call_id", runnable=(PENDING, STORED))
 
 
 @dataclass(frozen=True)
@@ -85,8 +93,9 @@ def _job(row: tuple[object, ...]) -> Job:
 
 
 class JobStore:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, owner: str) -> None:
         self.store = store
+        self.queue = JobQueue(store, TABLE, owner)
 
     async def migrate(self) -> None:
         await self.store.migrate("media", MIGRATIONS)
@@ -96,7 +105,7 @@ class JobStore:
         now = time.time()
         encoded = base64.b64encode(request.SerializeToString()).decode()
         count = await self.store.execute(
-            "INSERT INTO media_jobs (call_id, chain, request, state, created_at, next_attempt_at, updated_at)"
+            "INSERT INTO media_jobs (call_id, chain, request, state, created_at, next_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_id) DO NOTHING",
             (request.leg.call_id, chain, encoded, PENDING, now, now, now))
         return bool(count == 1)
@@ -120,58 +129,32 @@ class JobStore:
             return None
         return str(row[0]), StoredFile(int(row[1]), str(row[2]), float(row[3]), int(row[4]), int(row[5]))
 
-    async def release_all(self) -> None:
-        """Single-host store (SQLite): nobody else holds leases, so a restarted process takes all back."""
-        await self.store.execute("UPDATE media_jobs SET lease_until = 0 WHERE lease_until > 0")
+    async def claim(self, limit: int, lease: float, running: set[str]) -> list[Job]:
+        """Due jobs leased to this process (none of those it is `running` already)."""
+        return [_job(row) for row in await self.queue.claim(limit, lease, _JOB_COLUMNS, exclude=running)]
 
-    async def claim(self, limit: int, lease: float, skip: set[str]) -> list[Job]:
+    async def retry(self, job: Job, delay: float, error: str) -> None:
+        """Gives the job back, due again in `delay` seconds."""
         now = time.time()
-        rows = await self.store.fetchall(
-            "SELECT call_id FROM media_jobs WHERE state IN (?, ?) AND next_attempt_at <= ? AND lease_until <= ?"
-            " ORDER BY next_attempt_at LIMIT ?", (PENDING, STORED, now, now, limit + len(skip)))
-        claimed: list[Job] = []
-        for (call_id,) in rows:
-            if call_id in skip or len(claimed) >= limit:
-                continue
-            async with self.store.transaction() as tx:
-                if await tx.execute("UPDATE media_jobs SET lease_until = ? WHERE call_id = ? AND lease_until <= ?",
-                                    (now + lease, call_id, now)) != 1:
-                    continue
-                row = await tx.fetchone(f"SELECT {_JOB_COLUMNS} FROM media_jobs WHERE call_id = ?", (call_id,))
-            if row is not None:
-                claimed.append(_job(row))
-        return claimed
-
-    async def renew(self, call_id: str, lease: float) -> None:
-        await self.store.execute("UPDATE media_jobs SET lease_until = ? WHERE call_id = ?", (time.time() + lease, call_id))
-
-    async def release(self, call_id: str) -> None:
-        await self.store.execute("UPDATE media_jobs SET lease_until = 0 WHERE call_id = ?", (call_id,))
-
-    async def retry(self, call_id: str, delay: float, error: str) -> None:
-        now = time.time()
-        await self.store.execute(
-            "UPDATE media_jobs SET attempts = attempts + 1, error = ?, next_attempt_at = ?, lease_until = 0,"
-            " updated_at = ? WHERE call_id = ?", (error[:500], now + delay, now, call_id))
+        await self.queue.update(job.call_id, release=True, attempts=job.attempts + 1, error=error[:500],
+                                next_at=now + delay, updated_at=now)
 
     async def save_files(self, call_id: str, files: list[StoredFile], expire_at: float) -> None:
         """Records the stored mp3s and moves the job to `stored`, in one transaction."""
-        now = time.time()
         async with self.store.transaction() as tx:
+            await self.queue.update(call_id, tx, state=STORED, expire_at=expire_at, error="", updated_at=time.time())
             await tx.execute("DELETE FROM media_files WHERE call_id = ?", (call_id,))
             await tx.executemany(
                 "INSERT INTO media_files (call_id, idx, object_key, duration, size, channels) VALUES (?, ?, ?, ?, ?, ?)",
                 [(call_id, f.idx, f.object_key, f.duration, f.size, f.channels) for f in files])
-            await tx.execute("UPDATE media_jobs SET state = ?, expire_at = ?, error = '', updated_at = ? WHERE call_id = ?",
-                             (STORED, expire_at, now, call_id))
 
-    async def mark(self, call_id: str, **values: object) -> None:
-        """Sets columns of a job (state, published, submitted, error)."""
+    async def mark(self, call_id: str, tx: Tx | None = None, **values: object) -> None:
+        """Sets columns of a job this process holds (state, published, submitted, error); a final state
+        gives its lease back."""
         allowed = {"state", "published", "submitted", "error"}
         assert set(values) <= allowed, values
-        columns = ", ".join(f"{name} = ?" for name in values)
-        await self.store.execute(f"UPDATE media_jobs SET {columns}, updated_at = ? WHERE call_id = ?",
-                                 (*values.values(), time.time(), call_id))
+        final = values.get("state") in (DONE, NO_RECORDING, FAILED)
+        await self.queue.update(call_id, tx, release=final, **values, updated_at=time.time())
 
     async def expired(self, now: float, limit: int) -> list[str]:
         """Call ids whose retention ended at or before `now` and whose objects are not purged yet."""

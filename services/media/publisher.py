@@ -1,8 +1,8 @@
 """Announcing a stored recording: `recording.ready` to the dispatcher, the audio to analytics.
 
     event = recording_event(job, files, urls, full_info=True)
-    await publisher.publish(event)          # PublishError until the dispatcher acknowledges
-    await publisher.submit(analytics_request)
+    await publisher.publish(event)                        # grpc.aio.AioRpcError when not acknowledged
+    await publisher.submit(analytics_request(job, files))
 
 The event id is `<call_id>/recording`: publishing it again (after a crash between the
 dispatcher's acknowledgement and our own bookkeeping) is absorbed by the dispatcher.
@@ -17,7 +17,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from tcxhooks.v1 import (analytics_service_pb2, analytics_service_pb2_grpc, dispatcher_service_pb2,
                          dispatcher_service_pb2_grpc, events_pb2)
 
-from .errors import PublishError
 from .jobstore import Job, StoredFile
 
 TIMEOUT = 15.0
@@ -39,33 +38,29 @@ def recording_event(job: Job, files: list[StoredFile], urls: list[str], full_inf
     return events_pb2.Event(event_id=event_id(job.call_id), chain=job.chain, occur_time=occur, recording=ready)
 
 
-def analytics_request(job: Job, files: list[StoredFile], urls: list[str]) -> analytics_service_pb2.SubmitRequest:
+def analytics_request(job: Job, files: list[StoredFile]) -> analytics_service_pb2.SubmitRequest:
+    """The leg's files by reference: analytics reads each through MediaService.FetchAudio."""
     return analytics_service_pb2.SubmitRequest(
         call_id=job.call_id, chain=job.chain,
-        audio=[analytics_service_pb2.AudioSource(url=url, object_key=f.object_key, duration_seconds=f.duration,
-                                                 channels=f.channels) for f, url in zip(files, urls)])
-
-
-def _detail(exc: grpc.aio.AioRpcError) -> str:
-    return f"{exc.code().name} {exc.details() or ''}".strip()
+        audio=[analytics_service_pb2.AudioSource(file=f.idx, object_key=f.object_key, duration_seconds=f.duration,
+                                                 channels=f.channels) for f in files])
 
 
 class Publisher:
+    """The two peers a stored recording is announced to; each call raises grpc.aio.AioRpcError when it
+    is not acknowledged (the job runner retries it, platform.retry)."""
+
     def __init__(self, dispatcher: grpc.aio.Channel, analytics: grpc.aio.Channel | None) -> None:
         self._dispatcher = dispatcher_service_pb2_grpc.DispatcherServiceStub(dispatcher)
         self._analytics = analytics_service_pb2_grpc.AnalyticsServiceStub(analytics) if analytics else None
 
-    async def publish(self, event: events_pb2.Event) -> bool:
-        """Hands the event to the dispatcher; True when it was a repeat of a stored event."""
-        try:
-            reply = await self._dispatcher.Publish(dispatcher_service_pb2.PublishRequest(event=event), timeout=TIMEOUT)
-        except grpc.aio.AioRpcError as exc:
-            raise PublishError(f"dispatcher Publish failed: {_detail(exc)}") from exc
-        return bool(reply.duplicate)
+    async def publish(self, event: events_pb2.Event) -> dispatcher_service_pb2.PublishResponse:
+        """Hands the event to the dispatcher (its `duplicate` tells a repeat of a stored event)."""
+        reply: dispatcher_service_pb2.PublishResponse = await self._dispatcher.Publish(
+            dispatcher_service_pb2.PublishRequest(event=event), timeout=TIMEOUT)
+        return reply
 
-    async def submit(self, request: analytics_service_pb2.SubmitRequest) -> None:
+    async def submit(self, request: analytics_service_pb2.SubmitRequest) -> analytics_service_pb2.SubmitResponse:
         assert self._analytics is not None, "analytics disabled"
-        try:
-            await self._analytics.Submit(request, timeout=TIMEOUT)
-        except grpc.aio.AioRpcError as exc:
-            raise PublishError(f"analytics Submit failed: {_detail(exc)}") from exc
+        reply: analytics_service_pb2.SubmitResponse = await self._analytics.Submit(request, timeout=TIMEOUT)
+        return reply

@@ -6,6 +6,7 @@ import logging
 import sys
 from typing import NoReturn
 
+from tcxhooks.platform.jobqueue import process_owner, replica_name
 from tcxhooks.platform.runtime import App
 from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import media_service_pb2_grpc
@@ -45,10 +46,10 @@ def _bad_config(app: App, problem: str) -> NoReturn:
 async def build(app: App) -> None:
     config = app.config.recordings
     pbx = app.config.pbx
-    jobs = JobStore(await app.open_store())
+    jobs = JobStore(await app.open_store(), process_owner(replica_name(app.config.services.media)))
     await jobs.migrate()
-    if app.config.store.url.startswith("sqlite:"):
-        await jobs.release_all()
+    if taken := await jobs.queue.take_back():
+        log.info("took back %d recording job(s) of this replica's previous run", taken)
     try:
         storage = make_storage(config)
     except ValueError as exc:
@@ -71,6 +72,6 @@ async def build(app: App) -> None:
     http = await start_http(LinkServer(links, jobs, storage), config.listen)
     app.stack.push_async_callback(http.cleanup)
     media_service_pb2_grpc.add_MediaServiceServicer_to_server(
-        MediaServicer(config, jobs, links, retention, runner.wake), app.server)
+        MediaServicer(config, jobs, links, retention, storage, runner.wake), app.server)
     app.spawn(runner.run(app.stopping), "jobs")
     app.spawn(retention.nightly(config.purge_at, app.stopping), "purge")

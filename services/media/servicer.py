@@ -1,9 +1,9 @@
-"""MediaService over gRPC: RecordingsDue (durable, idempotent), GetRecording, Purge."""
+"""MediaService over gRPC: RecordingsDue (durable, idempotent), GetRecording, Purge, FetchAudio."""
 from __future__ import annotations
 
 import logging
 import re
-from typing import Callable
+from typing import AsyncIterator, Callable
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -12,11 +12,12 @@ from tcxhooks.platform.config import RecordingsConfig
 from tcxhooks.v1 import events_pb2, media_service_pb2, media_service_pb2_grpc
 
 from . import metrics
-from .errors import StorageError
+from .errors import ObjectMissing, StorageError
 from .jobstore import DONE, FAILED, NO_RECORDING, PENDING, PURGED, STORED, JobStore
 from .links import Links
 from .retention import Retention
 from .sources import SAFE_DN
+from .storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,10 @@ def chain_of(call_id: str) -> str:
 
 
 class MediaServicer(media_service_pb2_grpc.MediaServiceServicer):  # type: ignore[misc]
-    def __init__(self, config: RecordingsConfig, jobs: JobStore, links: Links, retention: Retention,
+    def __init__(self, config: RecordingsConfig, jobs: JobStore, links: Links, retention: Retention, storage: Storage,
                  wake: Callable[[], None]) -> None:
         self.config, self.jobs, self.links, self.retention, self.wake = config, jobs, links, retention, wake
+        self.storage = storage
 
     async def RecordingsDue(self, request: media_service_pb2.RecordingsDueRequest,
                             context: grpc.aio.ServicerContext) -> media_service_pb2.RecordingsDueResponse:
@@ -84,3 +86,21 @@ class MediaServicer(media_service_pb2_grpc.MediaServiceServicer):  # type: ignor
         except StorageError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"purge incomplete: {exc}")
         return media_service_pb2.PurgeResponse(purged=purged)
+
+    async def FetchAudio(self, request: media_service_pb2.FetchAudioRequest,
+                         context: grpc.aio.ServicerContext) -> AsyncIterator[media_service_pb2.FetchAudioResponse]:
+        """The stored mp3's bytes, for analytics: the only way it reads a recording."""
+        missing = f"no stored file {request.file} for {request.call_id[:80]!r}"
+        found = await self.jobs.file(request.call_id, request.file)
+        if found is None or found[0] == PURGED:
+            await context.abort(grpc.StatusCode.NOT_FOUND, missing)
+        assert found is not None
+        try:
+            async for chunk in self.storage.read(found[1].object_key):
+                yield media_service_pb2.FetchAudioResponse(chunk=chunk)
+        except ObjectMissing:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"{missing} (no longer stored)")
+        except StorageError as exc:
+            log.error("cannot read %s: %s", found[1].object_key, exc, extra={"call_id": request.call_id})
+            metrics.ERRORS.labels("storage").inc()
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"storage unavailable: {exc}")

@@ -4,6 +4,7 @@
     await storage.setup()                       # folder / bucket (+ lifecycle rule) exists
     await storage.put(key, body, size, {"call-id": ..., "leg": ...})
     target = await storage.resolve(key)         # Redirect(presigned url) or LocalFile(path)
+    async for chunk in storage.read(key): ...   # the object's bytes (ObjectMissing: not there)
 """
 from __future__ import annotations
 
@@ -17,16 +18,17 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, AsyncIterator, Protocol
 
 import urllib3
 
 from tcxhooks.platform.config import RecordingsConfig
 
-from .errors import StorageError
+from .errors import ObjectMissing, StorageError
 
 CONTENT_TYPE = "audio/mpeg"
 PRESIGN_SECONDS = 900  # a redirect target lives 15 minutes; the stable link lives the retention
+READ_CHUNK = 256 * 1024
 _NETWORK = (OSError, urllib3.exceptions.HTTPError)  # minio lets urllib3's errors through
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,400}")
 
@@ -48,6 +50,7 @@ class Storage(Protocol):
     async def put(self, key: str, body: IO[bytes], size: int, metadata: dict[str, str]) -> None: ...
     async def delete(self, key: str) -> None: ...
     async def resolve(self, key: str) -> Redirect | LocalFile | None: ...
+    def read(self, key: str) -> AsyncIterator[bytes]: ...
     async def ping(self) -> None: ...
 
 
@@ -114,6 +117,22 @@ class LocalStorage:
     async def resolve(self, key: str) -> LocalFile | None:
         path = self.path(key)
         return LocalFile(path) if await asyncio.to_thread(path.is_file) else None
+
+    async def read(self, key: str) -> AsyncIterator[bytes]:
+        path = self.path(key)
+        try:
+            handle = await asyncio.to_thread(open, path, "rb")
+        except FileNotFoundError:
+            raise ObjectMissing(f"{key} is not stored") from None
+        except OSError as exc:
+            raise StorageError(f"cannot open {path}: {exc.strerror}") from exc
+        try:
+            while chunk := await asyncio.to_thread(handle.read, READ_CHUNK):
+                yield chunk
+        except OSError as exc:
+            raise StorageError(f"cannot read {path}: {exc.strerror}") from exc
+        finally:
+            handle.close()
 
     async def ping(self) -> None:
         if not await asyncio.to_thread(os.access, self.root, os.W_OK):
@@ -213,6 +232,26 @@ class S3Storage:
         url = await self._call("presign", self.presigner.presigned_get_object, self.bucket, check_key(key),
                                expires=dt.timedelta(seconds=PRESIGN_SECONDS))
         return Redirect(str(url))
+
+    async def read(self, key: str) -> AsyncIterator[bytes]:
+        from minio.error import S3Error
+
+        try:
+            response = await asyncio.to_thread(self.client.get_object, self.bucket, check_key(key))
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject", "NoSuchBucket"):
+                raise ObjectMissing(f"{key} is not stored") from None
+            raise StorageError(f"S3 download failed: {_short(exc)}") from exc
+        except _NETWORK as exc:
+            raise StorageError(f"S3 download failed: {_short(exc)}") from exc
+        try:
+            while chunk := await asyncio.to_thread(response.read, READ_CHUNK):
+                yield chunk
+        except _NETWORK as exc:
+            raise StorageError(f"S3 download failed: {_short(exc)}") from exc
+        finally:
+            response.close()
+            response.release_conn()
 
     async def ping(self) -> None:
         if not await self._call("bucket check", self.client.bucket_exists, self.bucket):

@@ -1,4 +1,4 @@
-"""Fixtures: fake Yandex, a recording dispatcher, speech mp3s on a tiny HTTP server, the real service."""
+"""Fixtures: fake Yandex, a recording dispatcher, media serving speech mp3s over gRPC, the real service."""
 from __future__ import annotations
 
 import subprocess
@@ -15,7 +15,7 @@ from tcxhooks.v1 import analytics_service_pb2_grpc
 from tests.fakes.yandex import FakeYandex
 from tests.helpers.services import start, stop, wait_healthy, write_config
 
-from .support import RecordingDispatcher, audio_server, stereo_call_mp3
+from .support import FakeMedia, RecordingDispatcher, stereo_call_mp3
 
 OPERATOR = ["Hello, this is Anna from the sales department.", "Your order will be delivered on Monday morning."]
 CLIENT = ["Hi Anna, I am calling about my order.", "Thank you, Monday works for me."]
@@ -23,27 +23,28 @@ CLIENT = ["Hi Anna, I am calling about my order.", "Thank you, Monday works for 
 
 @dataclass
 class Audio:
-    base_url: str
     path: Path
     duration: float
 
-    def signed_url(self) -> str:
-        return f"{self.base_url}/signed/{self.path.name}?exp=9999999999&sig=abcdef"
-
 
 @pytest.fixture(scope="session")
-def call_audio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Audio]:
+def call_audio(tmp_path_factory: pytest.TempPathFactory) -> Audio:
     folder = tmp_path_factory.mktemp("audio")
     duration = stereo_call_mp3(OPERATOR, CLIENT, folder / "call.mp3", rate=16000, bitrate="64k")
-    with audio_server(folder) as url:
-        yield Audio(url, folder / "call.mp3", duration)
+    return Audio(folder / "call.mp3", duration)
 
 
 @pytest.fixture(scope="session")
 def short_audio(call_audio: Audio) -> Audio:
     """A 3-second stereo call (the Yandex tests' fake does not listen; a short file polls sooner)."""
     duration = stereo_call_mp3(["Hello."], ["Hi."], call_audio.path.parent / "short.mp3")
-    return Audio(call_audio.base_url, call_audio.path.parent / "short.mp3", duration)
+    return Audio(call_audio.path.parent / "short.mp3", duration)
+
+
+@pytest.fixture
+def media() -> Iterator[FakeMedia]:
+    with FakeMedia() as fake_media:
+        yield fake_media
 
 
 @pytest.fixture(scope="session")
@@ -75,13 +76,16 @@ class Service:
     log: Path
     address: str
     channel: grpc.Channel
+    media: FakeMedia
 
     @property
     def stub(self) -> analytics_service_pb2_grpc.AnalyticsServiceStub:
         return analytics_service_pb2_grpc.AnalyticsServiceStub(self.channel)
 
     def submit(self, call_id: str, audio: Audio, channels: int = 2, chain: str = "") -> pb.SubmitResponse:
-        source = pb.AudioSource(url=audio.signed_url(), duration_seconds=audio.duration, channels=channels)
+        """Stores `audio` as the leg's first file in media and submits the leg."""
+        self.media.add(call_id, 1, audio.path)
+        source = pb.AudioSource(file=1, duration_seconds=audio.duration, channels=channels)
         return self.stub.Submit(pb.SubmitRequest(call_id=call_id, chain=chain or call_id.split("-")[0],
                                                  audio=[source]), timeout=10)
 
@@ -93,7 +97,8 @@ StartService = Callable[..., Service]
 
 
 @pytest.fixture
-def analytics_service(tmp_path: Path, dispatcher: RecordingDispatcher, model_cache: Path) -> Iterator[StartService]:
+def analytics_service(tmp_path: Path, dispatcher: RecordingDispatcher, media: FakeMedia, model_cache: Path
+                      ) -> Iterator[StartService]:
     """Starts `tcxhooks analytics` with the given [analytics] settings (restartable on the same store)."""
     started: list[Service] = []
 
@@ -101,7 +106,8 @@ def analytics_service(tmp_path: Path, dispatcher: RecordingDispatcher, model_cac
                reuse: Service | None = None, store_url: str = "") -> Service:
         if reuse is None:
             extra = {"store": {"url": store_url}} if store_url else {}
-            config = write_config(tmp_path, analytics=settings, services={"dispatcher": dispatcher.address},
+            config = write_config(tmp_path, analytics=settings,
+                                  services={"dispatcher": dispatcher.address, "media": media.address},
                                   log={"level": log_level}, **extra)
         else:
             config = reuse.config
@@ -117,7 +123,7 @@ def analytics_service(tmp_path: Path, dispatcher: RecordingDispatcher, model_cac
                 if proc.poll() is not None or time.monotonic() > deadline:
                     stop(proc)
                     raise AssertionError("analytics did not become healthy:\n" + log.read_text(errors="replace")) from None
-        service = Service(proc, config, log, address, grpc.insecure_channel(address))
+        service = Service(proc, config, log, address, grpc.insecure_channel(address), media)
         started.append(service)
         return service
 

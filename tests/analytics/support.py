@@ -1,9 +1,6 @@
-"""Test doubles for the analytics tests: a recording DispatcherService, an mp3 HTTP server, speech audio."""
+"""Test doubles for the analytics tests: a recording DispatcherService, media's FetchAudio, speech audio."""
 from __future__ import annotations
 
-import contextlib
-import functools
-import http.server
 import re
 import shutil
 import subprocess
@@ -16,7 +13,7 @@ from typing import Iterator
 import grpc
 import imageio_ffmpeg
 
-from tcxhooks.v1 import dispatcher_service_pb2, dispatcher_service_pb2_grpc, events_pb2
+from tcxhooks.v1 import dispatcher_service_pb2, dispatcher_service_pb2_grpc, events_pb2, media_service_pb2, media_service_pb2_grpc
 from tests.helpers.net import free_port
 
 
@@ -63,34 +60,40 @@ class RecordingDispatcher(dispatcher_service_pb2_grpc.DispatcherServiceServicer)
         self._server.stop(0)
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
-        if self.path.startswith("/signed/"):   # media's signed link redirecting to the object store
-            self.send_response(302)
-            self.send_header("Location", "/files/" + self.path.split("/")[-1].split("?")[0])
-            self.end_headers()
-            return
-        if self.path.startswith("/files/"):
-            self.path = "/" + self.path[len("/files/"):]
-            super().do_GET()
-            return
-        self.send_error(404)
+class FakeMedia(media_service_pb2_grpc.MediaServiceServicer):
+    """MediaService.FetchAudio over the files a test stores per (call id, file number), as media
+    streams its stored mp3s; `unavailable_next` answers UNAVAILABLE that many times first."""
 
-    def log_message(self, *args: object) -> None:
-        pass
+    def __init__(self) -> None:
+        self.files: dict[tuple[str, int], Path] = {}
+        self.fetches: list[tuple[str, int]] = []
+        self.unavailable_next = 0
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        media_service_pb2_grpc.add_MediaServiceServicer_to_server(self, self._server)
+        self.address = f"127.0.0.1:{self._server.add_insecure_port('127.0.0.1:0')}"
 
+    def add(self, call_id: str, file: int, path: Path) -> None:
+        self.files[(call_id, file)] = path
 
-@contextlib.contextmanager
-def audio_server(folder: Path) -> Iterator[str]:
-    """Serves `folder` at /files/<name>; /signed/<name>?sig=… redirects there. Yields the base URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    def FetchAudio(self, request: media_service_pb2.FetchAudioRequest, context: grpc.ServicerContext
+                   ) -> Iterator[media_service_pb2.FetchAudioResponse]:
+        self.fetches.append((request.call_id, request.file))
+        if self.unavailable_next > 0:
+            self.unavailable_next -= 1
+            context.abort(grpc.StatusCode.UNAVAILABLE, "storage unavailable (test)")
+        path = self.files.get((request.call_id, request.file))
+        if path is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no stored file {request.file} for {request.call_id!r}")
+        with open(path, "rb") as handle:
+            while chunk := handle.read(64 * 1024):
+                yield media_service_pb2.FetchAudioResponse(chunk=chunk)
+
+    def __enter__(self) -> "FakeMedia":
+        self._server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.stop(0)
 
 
 def espeak(text: str, wav: Path, voice: str = "en-us", speed: int = 150) -> None:

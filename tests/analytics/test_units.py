@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tcxhooks.analytics.jobstore import AudioRef, JobStore
+from tcxhooks.analytics.jobstore import MIGRATIONS, AudioRef, JobStore
+from tcxhooks.platform.jobqueue import process_owner
 from tcxhooks.analytics.textrank import sentences, summarize
 from tcxhooks.analytics.transcript import MONO, Segment, render_text
 from tcxhooks.analytics.yandex.stt import parse_results
@@ -60,16 +61,19 @@ def test_mono_text_has_no_speaker_prefix() -> None:
 async def test_jobstore_claims_once_and_purges_only_old_published_jobs(tmp_path: Path) -> None:
     store = await open_store(f"sqlite:///{tmp_path / 'jobs.db'}")
     try:
-        jobs = JobStore(store, owner="host/a")
+        jobs = JobStore(store, owner=process_owner("host/a"))
         await jobs.migrate()
-        audio = [AudioRef("http://media/r/1.mp3", 3.0, 1)]
+        audio = [AudioRef(1, 3.0, 1)]
         assert await jobs.submit("1_1-1", "1_1", audio, "offline")
         assert not await jobs.submit("1_1-1", "1_1", audio, "offline")
         [job] = await jobs.claim(5, lease=60)
-        assert job.call_id == "1_1-1" and job.audio == audio
-        assert await JobStore(store, owner="host/b").claim(5, lease=60) == []   # leased to host/a
-        assert await jobs.requeue_mine() == 1
-        [job] = await jobs.claim(5, lease=60)
+        assert job.call_id == "1_1-1" and job.audio == audio and job.running
+        assert (await jobs.count_by_state())["running"] == 1
+        assert await JobStore(store, owner=process_owner("host/b")).claim(5, lease=60) == []   # leased to host/a
+        restarted = JobStore(store, owner=process_owner("host/a"))
+        assert await restarted.queue.take_back() == 1
+        [job] = await restarted.claim(5, lease=60)
+        jobs = restarted
         await jobs.finish(job, events_pb2.AnalyticsReady(call_id="1_1-1", text="hi"))
         assert (await jobs.get("1_1-1")).result.text == "hi"  # type: ignore[union-attr]
         assert await jobs.purge(time.time() + 10) == 0      # not yet published: kept
@@ -87,3 +91,21 @@ def test_offline_model_is_rebuilt_when_the_cached_file_is_corrupt(tmp_path: Path
     folder = offline.assemble_model(tmp_path)
     assert offline._sha256(folder / "model.bin") == offline.MODEL_SHA256
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.bin", "tokenizer.json", "vocabulary.json"]
+
+
+async def test_jobs_stored_with_links_name_their_files_in_order(tmp_path: Path) -> None:
+    """A job submitted before analytics read its audio from media kept links: file 1, 2, … in order."""
+    store = await open_store(f"sqlite:///{tmp_path / 'jobs.db'}")
+    try:
+        await store.migrate("analytics", MIGRATIONS[:1])
+        await store.execute(
+            "INSERT INTO analytics_jobs (call_id, chain, audio, backend, state, owner, lease_until, created_at,"
+            " updated_at, next_at) VALUES (?, ?, ?, 'yandex', 'running', 'host/old', ?, 1, 1, 1)",
+            ("1_1-1", "1_1", '[{"url": "https://m/r/1_1-1/1.mp3?sig=a", "duration": 2.0, "channels": 2},'
+             ' {"url": "https://m/r/1_1-1/2.mp3?sig=b", "duration": 1.0, "channels": 2}]', time.time() + 3600))
+        jobs = JobStore(store, owner=process_owner("host/new"))
+        await jobs.migrate()
+        [job] = await jobs.claim(5, lease=60)     # "running" under the old lease column: queued again
+        assert job.audio == [AudioRef(1, 2.0, 2), AudioRef(2, 1.0, 2)]
+    finally:
+        await store.close()

@@ -18,7 +18,7 @@ from tests.helpers.net import free_port
 from tests.helpers.services import kill9, read_config, stop, tcxhooks_command, wait_until, write_config
 
 from .conftest import Audio, StartService, yandex_settings
-from .support import RecordingDispatcher
+from .support import FakeMedia, RecordingDispatcher
 
 TRANSCRIPT = {
     "0": [Phrase(0, 2600, "hello this is anna from the sales department", "Hello, this is Anna from the sales department."),
@@ -250,13 +250,17 @@ def test_iam_token_file_is_read_again_when_it_changes_and_a_refused_token_waits_
 
 
 def test_two_files_and_publish_retried_until_the_dispatcher_acknowledges(
-        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, short_audio: Audio) -> None:
+        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, short_audio: Audio,
+        media: FakeMedia) -> None:
     fake.transcript = {"0": [Phrase(0, 900, "hello", "Hello.")], "1": [Phrase(1200, 2000, "hi", "Hi.")]}
     dispatcher.reject_next = 2
     service = analytics_service(yandex_settings(fake))
     # two files for the leg (a mobile reconnect): transcripts are concatenated in order
-    source = pb.AudioSource(url=short_audio.signed_url(), duration_seconds=short_audio.duration, channels=2)
-    service.stub.Submit(pb.SubmitRequest(call_id=CALL, chain="261125213000_7", audio=[source, source]), timeout=10)
+    media.add(CALL, 1, short_audio.path)
+    media.add(CALL, 2, short_audio.path)
+    media.unavailable_next = 1   # media's storage answers a moment later: the read is retried
+    sources = [pb.AudioSource(file=n, duration_seconds=short_audio.duration, channels=2) for n in (1, 2)]
+    service.stub.Submit(pb.SubmitRequest(call_id=CALL, chain="261125213000_7", audio=sources), timeout=10)
     event = dispatcher.wait_for(f"{CALL}/analytics")
     assert event.WhichOneof("payload") == "analytics"
     assert dispatcher.calls == 3
@@ -264,6 +268,7 @@ def test_two_files_and_publish_retried_until_the_dispatcher_acknowledges(
     starts = [s.start_seconds for s in event.analytics.segments]
     assert starts == [0.0, 1.2, round(short_audio.duration, 3), round(short_audio.duration + 1.2, 3)]
     assert len(fake.operations) == 2
+    assert media.fetches == [(CALL, 1), (CALL, 1), (CALL, 2)]
 
 
 def test_disabled_service_refuses_jobs(dispatcher: RecordingDispatcher, analytics_service: StartService,
@@ -286,9 +291,10 @@ def test_enabled_yandex_without_credentials_is_a_configuration_error(tmp_path: P
 def test_bad_submissions_are_rejected(dispatcher: RecordingDispatcher, analytics_service: StartService,
                                       fake: FakeYandex) -> None:
     service = analytics_service(yandex_settings(fake))
-    cases = [pb.SubmitRequest(call_id="", audio=[pb.AudioSource(url="http://x/a.mp3")]),
+    cases = [pb.SubmitRequest(call_id="", audio=[pb.AudioSource(file=1)]),
              pb.SubmitRequest(call_id="1_1-1"),
-             pb.SubmitRequest(call_id="1_1-1", audio=[pb.AudioSource(url="file:///etc/passwd")])]
+             pb.SubmitRequest(call_id="1_1-1", audio=[pb.AudioSource(url="file:///etc/passwd")]),  # a URL is not read
+             pb.SubmitRequest(call_id="1_1-1", audio=[pb.AudioSource(url="http://169.254.169.254/", file=0)])]
     for request in cases:
         with pytest.raises(grpc.RpcError) as raised:
             service.stub.Submit(request, timeout=5)
@@ -299,13 +305,15 @@ def test_bad_submissions_are_rejected(dispatcher: RecordingDispatcher, analytics
     assert not fake.requests
 
 
-def test_unreachable_recording_fails_clearly(
-        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, short_audio: Audio) -> None:
+def test_a_recording_media_does_not_have_fails_clearly(
+        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, media: FakeMedia) -> None:
     service = analytics_service(yandex_settings(fake))
-    source = pb.AudioSource(url=f"{short_audio.base_url}/files/missing.mp3", duration_seconds=3, channels=1)
+    source = pb.AudioSource(file=1, duration_seconds=3, channels=1)
     service.stub.Submit(pb.SubmitRequest(call_id=CALL, chain="261125213000_7", audio=[source]), timeout=5)
     event = dispatcher.wait_for(f"{CALL}/analytics")
-    assert event.analytics_failed.error == f"recording download {short_audio.base_url}/files/missing.mp3 answered HTTP 404"
+    assert event.analytics_failed.error == (
+        f"media FetchAudio of recording file 1 of {CALL} failed: NOT_FOUND no stored file 1 for '{CALL}'")
+    assert media.fetches == [(CALL, 1)]
     assert not fake.requests
 
 

@@ -40,6 +40,7 @@ TEMPLATE = yaml.safe_load((K8S / "base" / "secret.template.yaml").read_text(enco
 EXAMPLE_SECRETS = {key: ("" if key == "webhook-secret" else f"example-{key}") for key in TEMPLATE["stringData"]}
 # Addresses standing for each external dependency inside the network policies' placeholder CIDRs.
 PBX, CRM, S3, YANDEX = "203.0.113.10", "198.51.100.7", "192.0.2.5", "203.0.113.200"
+PUBLIC_LINKS = "198.18.0.10"  # where the Ingress publishes media's links
 DNS_1123 = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DURATION = r"^(0|([0-9]+(ms|s|m|h))+)$"
 SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
@@ -300,6 +301,22 @@ def test_network_policies_give_each_dependency_to_one_service(name: str, tmp_pat
         for minio in find(objects, "Deployment", "tcxhooks-minio"):
             reach = egress_allowed(objects, labels, Peer(labels=tuple(pod_labels(minio).items())), 9000)
             assert reach == (service == "media"), f"{service} → local MinIO"
+
+
+@pytest.mark.parametrize("name", [n for n in RENDERS if find(render(n), "NetworkPolicy")])
+def test_analytics_reads_recordings_from_media_over_grpc_not_through_links_or_storage(name: str, tmp_path: Path
+                                                                                     ) -> None:
+    objects = render(name)
+    analytics = pod_labels(deployment(objects, "analytics"))
+    media = tuple(pod_labels(deployment(objects, "media")).items())
+    config = service_config(objects, "media", tmp_path / "media")
+    assert egress_allowed(objects, analytics, Peer(labels=media), port_of(config.services.media))
+    assert not egress_allowed(objects, analytics, Peer(labels=media), port_of(config.recordings.listen))
+    for address in (S3, PUBLIC_LINKS):  # the bucket, and the Ingress in front of the links
+        for port in (80, 443, 9000):
+            assert not egress_allowed(objects, analytics, Peer(ip=address), port), f"analytics → {address}:{port}"
+    for minio in find(objects, "Deployment", "tcxhooks-minio"):
+        assert not egress_allowed(objects, analytics, Peer(labels=tuple(pod_labels(minio).items())), 9000)
 
 
 # --- the overlays ---------------------------------------------------------------------------------

@@ -130,6 +130,14 @@ class Media:
             leg=leg_ref, chain=leg_ref.call_id.rsplit("-", 1)[0], ended=ended))
         return bool(reply.duplicate)
 
+    def fetch_audio(self, call_id: str, file: int) -> bytes:
+        """The stored mp3 as analytics reads it (MediaService.FetchAudio, a stream of chunks)."""
+        stub, channel = self.stub()
+        with channel:
+            chunks = stub.FetchAudio(media_service_pb2.FetchAudioRequest(call_id=call_id, file=file),
+                                     metadata=[("authorization", f"Bearer {TOKEN}")], timeout=30)
+            return b"".join(reply.chunk for reply in chunks)
+
     def recording(self, call_id: str) -> media_service_pb2.GetRecordingResponse:
         return self.call("GetRecording", media_service_pb2.GetRecordingRequest(call_id=call_id))
 

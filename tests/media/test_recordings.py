@@ -60,6 +60,7 @@ def test_single_file_becomes_one_mp3_link(media: Media, peers: Peers, tmp_path: 
     state = media.wait_state(call_id, DONE)
     assert [f.url for f in state.files] == [file["url"]]
     assert len(peers.recordings(call_id)) == 1
+    assert media.fetch_audio(call_id, 1) == reply.content  # what analytics reads, over gRPC
 
 
 def test_mobile_reconnect_files_in_recording_order(media: Media, peers: Peers, tmp_path: Path) -> None:

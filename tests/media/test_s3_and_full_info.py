@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import grpc
 import httpx
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -88,17 +89,25 @@ def test_s3_redirect_full_info_and_analytics(media: Media, peers: Peers, s3: str
     [rule] = client.get_bucket_lifecycle(BUCKET).rules
     assert rule.expiration.days == 31 and rule.status == "Enabled"
 
+    # Analytics is told which file, never where: it reads the audio from media over gRPC.
     job = peers.analytics.wait_job(call_id)
     [audio_source] = job.audio
-    assert (audio_source.url, audio_source.object_key, audio_source.channels) == (file["url"], key, 2)
+    assert (audio_source.file, audio_source.url, audio_source.object_key, audio_source.channels) == (1, "", key, 2)
     assert audio_source.duration_seconds == file["duration"]
     assert job.chain == call_id.rsplit("-", 1)[0]
+    assert media.fetch_audio(call_id, 1) == audio.content
+    with pytest.raises(grpc.RpcError) as missing:
+        media.fetch_audio(call_id, 2)
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
 
     # Purge after retention deletes the object itself; the link then answers 410.
     expires = media.recording(call_id).expire_time.seconds
     media.call("Purge", media_service_pb2.PurgeRequest(now=Timestamp(seconds=expires + 1)))
     assert not [o for o in client.list_objects(BUCKET, recursive=True)]
     assert httpx.get(file["url"], timeout=10).status_code == 410
+    with pytest.raises(grpc.RpcError) as purged:
+        media.fetch_audio(call_id, 1)
+    assert purged.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 def test_s3_outage_is_retried_until_stored(media: Media, peers: Peers, s3_server: S3, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import httpx
 
 from tcxhooks.platform.config import AnalyticsConfig
 
-from ..audio import download
+from ..audio import MediaAudio
 from ..backend import Outcome, Save, Wait
 from ..errors import permanent
 from ..jobstore import AudioRef, Job
@@ -42,9 +42,9 @@ def next_poll_delay(polls: int) -> float:
 class YandexBackend:
     name = "yandex"
 
-    def __init__(self, config: AnalyticsConfig, client: httpx.AsyncClient) -> None:
+    def __init__(self, config: AnalyticsConfig, client: httpx.AsyncClient, audio: MediaAudio) -> None:
         self.config = config
-        self.client = client
+        self.audio = audio
         self.stt = SpeechKit(config, client)
         self.gpt = YandexGPT(config, client)
 
@@ -82,10 +82,10 @@ class YandexBackend:
         return Outcome(segments, job.progress["summary"], job.progress.get("language") or self.config.language)
 
     async def _submit(self, job: Job, source: AudioRef, part: dict[str, Any], save: Save) -> None:
-        job.progress["stage"] = "downloading the recording"
+        job.progress["stage"] = f"reading recording file {source.file} from media"
         with tempfile.TemporaryDirectory(prefix="tcxhooks-analytics-") as tmp:
             path = Path(tmp) / "audio.mp3"
-            await download(self.client, source.url, path)
+            await self.audio.download(job.call_id, source.file, path)
             audio = path.read_bytes()
         job.progress["stage"] = "submitting to SpeechKit"
         op_id = await self.stt.submit(audio)
