@@ -28,6 +28,7 @@ import grpc
 from tcxhooks.v1 import common_pb2, monitor_service_pb2, monitor_service_pb2_grpc
 
 from .errors import BadAudio, LegError, SourceUnavailable
+from .storage import read_chunks
 
 CHUNK = 1024 * 1024
 STABLE_SECONDS = 0.75  # a folder file unchanged this long (and between two looks) is complete
@@ -175,15 +176,9 @@ class _FolderScanner:
 def file_reader(path: Path) -> Callable[[], AsyncIterator[bytes]]:
     async def read() -> AsyncIterator[bytes]:
         try:
-            handle = await asyncio.to_thread(open, path, "rb")
-        except OSError as exc:
-            raise SourceUnavailable(f"cannot open {path}: {exc.strerror}") from exc
-        try:
-            while chunk := await asyncio.to_thread(handle.read, CHUNK):
+            async for chunk in read_chunks(path, CHUNK):
                 yield chunk
         except OSError as exc:
             raise SourceUnavailable(f"cannot read {path}: {exc.strerror}") from exc
-        finally:
-            handle.close()
 
     return read

@@ -54,6 +54,16 @@ class Storage(Protocol):
     async def ping(self) -> None: ...
 
 
+async def read_chunks(path: Path, size: int) -> AsyncIterator[bytes]:
+    """A file's bytes, `size` at a time, read in a thread (OSError as it comes)."""
+    handle = await asyncio.to_thread(open, path, "rb")
+    try:
+        while chunk := await asyncio.to_thread(handle.read, size):
+            yield chunk
+    finally:
+        handle.close()
+
+
 def check_key(key: str) -> str:
     if not _KEY.fullmatch(key) or ".." in key:
         raise StorageError(f"invalid object key {key!r}")
@@ -119,20 +129,13 @@ class LocalStorage:
         return LocalFile(path) if await asyncio.to_thread(path.is_file) else None
 
     async def read(self, key: str) -> AsyncIterator[bytes]:
-        path = self.path(key)
         try:
-            handle = await asyncio.to_thread(open, path, "rb")
+            async for chunk in read_chunks(self.path(key), READ_CHUNK):
+                yield chunk
         except FileNotFoundError:
             raise ObjectMissing(f"{key} is not stored") from None
         except OSError as exc:
-            raise StorageError(f"cannot open {path}: {exc.strerror}") from exc
-        try:
-            while chunk := await asyncio.to_thread(handle.read, READ_CHUNK):
-                yield chunk
-        except OSError as exc:
-            raise StorageError(f"cannot read {path}: {exc.strerror}") from exc
-        finally:
-            handle.close()
+            raise StorageError(f"cannot read {key}: {exc.strerror}") from exc
 
     async def ping(self) -> None:
         if not await asyncio.to_thread(os.access, self.root, os.W_OK):
