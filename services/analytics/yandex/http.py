@@ -1,4 +1,4 @@
-"""Calls to Yandex Cloud REST APIs: auth headers, and errors mapped to retry decisions (yandex.md §6)."""
+"""Calls to Yandex Cloud REST APIs: auth headers, and errors mapped to retry decisions (docs/yandex.md §5)."""
 from __future__ import annotations
 
 import json
@@ -128,7 +128,7 @@ async def request(client: httpx.AsyncClient, config: AnalyticsConfig, method: st
         BACKEND_SECONDS.labels("yandex", operation).observe(time.monotonic() - started)
     if response.status_code >= 400:
         code, message = rpc_status(response)
-        log.debug("%s answered HTTP %d", what, response.status_code,   # ids for Yandex support (yandex.md §1)
+        log.debug("%s answered HTTP %d", what, response.status_code,   # ids for Yandex support (docs/yandex.md §1)
                   extra={"x_request_id": response.headers.get("x-request-id", ""),
                          "x_server_trace_id": response.headers.get("x-server-trace-id", "")})
         if response.status_code == 401 and config.iam_token_file and not config.api_key:

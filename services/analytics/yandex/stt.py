@@ -1,4 +1,4 @@
-"""SpeechKit API v3 asynchronous recognition over REST (yandex.md §2): submit, poll, fetch, delete.
+"""SpeechKit API v3 asynchronous recognition over REST (docs/yandex.md §2): submit, poll, fetch, delete.
 
     op_id = await stt.submit(mp3_bytes)              # persist op_id before anything else
     operation = await stt.operation(op_id)           # None while running
@@ -21,9 +21,9 @@ from ..errors import AnalyticsError, permanent, transient
 from ..transcript import MONO, Segment
 from .http import GRPC_NAMES, request
 
-MAX_INLINE_BYTES = 44 * 1024 * 1024   # base64 of it stays under the 60 MB request limit (yandex.md §9.1)
+MAX_INLINE_BYTES = 44 * 1024 * 1024   # base64 of it stays under the 60 MB request limit (docs/yandex.md §4)
 POLL_SPACING = 0.25                   # ≤ 4 status checks per second from this process (quota: 5/s)
-RESUBMIT_CODES = {4, 8, 13, 14}       # operation error codes worth one new submission (yandex.md §6)
+RESUBMIT_CODES = {4, 8, 13, 14}       # operation error codes worth one new submission (docs/yandex.md §5)
 
 
 class OperationFailed(Exception):
@@ -96,7 +96,7 @@ class SpeechKit:
             response = await request(self.client, self.config, "GET", f"{self.config.stt_url}/stt/v3/getRecognition",
                                      what, "stt_results", params={"operationId": op_id})
         except AnalyticsError as exc:
-            if exc.reason == "not_found":   # just finished: results may lag a moment (yandex.md §6)
+            if exc.reason == "not_found":   # just finished: results may lag a moment (docs/yandex.md §5)
                 raise transient(str(exc), "results_not_ready", max_attempts=5) from None
             raise
         return parse_results(response.text, stereo)

@@ -1,4 +1,4 @@
-"""A few-sentence summary of a transcript with YandexGPT (Foundation Models completion, yandex.md §5).
+"""A few-sentence summary of a transcript with YandexGPT (Foundation Models completion, docs/yandex.md §3).
 
 A CONTENT_FILTER answer is permanent for that transcript: the extractive TextRank summary is used.
 """
