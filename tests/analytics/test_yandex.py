@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 from tcxhooks.v1 import analytics_service_pb2 as pb
 from tests.fakes.yandex import FakeYandex, Phrase
 from tests.helpers.net import free_port
+from tests.helpers.postgres import postgres_schema
 from tests.helpers.services import kill9, read_config, stop, tcxhooks_command, wait_until, write_config
 
 from .conftest import Audio, StartService, yandex_settings
@@ -31,8 +33,6 @@ EXPECTED_TEXT = ("operator: Hello, this is Anna from the sales department.\n"
                  "operator: your order will be delivered on monday morning\n"
                  "client: Thank you, Monday works for me.")
 CALL = "261125213000_7-1"
-POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
-POSTGRES_DB = "tcxh_analytics_test"
 
 
 def test_transcript_and_summary_arrive_with_documented_requests(
@@ -174,41 +174,26 @@ def test_deadline_fails_a_job_whose_operation_never_finishes(
     assert len(fake.requests_to("/stt/v3/recognizeFileAsync")) == 1   # polling, never resubmitting
 
 
-def _fresh_postgres() -> str:
-    """A database of our own on the local server, emptied of analytics tables."""
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        with psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=3) as conn:
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (POSTGRES_DB,)).fetchone():
-                conn.execute(f"CREATE DATABASE {POSTGRES_DB}")
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no local PostgreSQL: {exc}")
-    url = POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + POSTGRES_DB
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS analytics_jobs")
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT NOT NULL, version INTEGER NOT NULL,"
-                     " applied_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (component, version))")
-        conn.execute("DELETE FROM schema_migrations WHERE component = 'analytics'")
-    return url
-
-
 @pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_job_survives_kill9_and_keeps_polling_the_stored_operation(
         store: str, fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService,
         short_audio: Audio) -> None:
     fake.transcript = TRANSCRIPT
     fake.never_done = True
-    service = analytics_service(yandex_settings(fake), store_url=_fresh_postgres() if store == "postgres" else "")
-    service.submit(CALL, short_audio)
-    wait_until(lambda: len(fake.requests_to("/operations/")) >= 1, what="a first status poll")
-    kill9(service.proc)
-    fake.finish_all()
-    restarted = analytics_service({}, reuse=service)
-    event = dispatcher.wait_for(f"{CALL}/analytics")
-    assert event.WhichOneof("payload") == "analytics"
-    assert event.analytics.text == EXPECTED_TEXT
-    assert len(fake.requests_to("/stt/v3/recognizeFileAsync")) == 1
-    assert restarted.stub.GetJob(pb.GetJobRequest(call_id=CALL), timeout=5).state == pb.JOB_STATE_DONE
+    with contextlib.ExitStack() as stack:  # Postgres missing fails the test, as every Postgres test does
+        store_url = stack.enter_context(postgres_schema("analytics_t")) if store == "postgres" else ""
+        service = analytics_service(yandex_settings(fake), store_url=store_url)
+        service.submit(CALL, short_audio)
+        wait_until(lambda: len(fake.requests_to("/operations/")) >= 1, what="a first status poll")
+        kill9(service.proc)
+        fake.finish_all()
+        restarted = analytics_service({}, reuse=service)
+        event = dispatcher.wait_for(f"{CALL}/analytics")
+        assert event.WhichOneof("payload") == "analytics"
+        assert event.analytics.text == EXPECTED_TEXT
+        assert len(fake.requests_to("/stt/v3/recognizeFileAsync")) == 1
+        assert restarted.stub.GetJob(pb.GetJobRequest(call_id=CALL), timeout=5).state == pb.JOB_STATE_DONE
+        stop(restarted.proc)
 
 
 def test_iam_token_auth_and_content_filter_falls_back_to_the_extractive_summary(

@@ -166,7 +166,7 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
 
 def media_config(folder: Path, peers: Peers, **sections: dict[str, object]) -> Path:
     recordings = {"grace": "1", "retention_days": "30", "link_secret": LINK_SECRET, **sections.pop("recordings", {})}
-    services = {**peers.addresses, "token": TOKEN}
+    services = {**peers.addresses, "token": TOKEN, **sections.pop("services", {})}
     return write_config(folder, recordings=recordings, services=services, **sections)
 
 

@@ -14,7 +14,8 @@ from typing import Any, Iterator
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from tcxhooks.v1 import analytics_service_pb2, analytics_service_pb2_grpc, monitor_service_pb2, monitor_service_pb2_grpc
+from tcxhooks.v1 import (analytics_service_pb2, analytics_service_pb2_grpc, dispatcher_service_pb2,
+                         dispatcher_service_pb2_grpc, monitor_service_pb2, monitor_service_pb2_grpc)
 from tests.helpers.net import free_port
 from tests.helpers.receiver import Receiver, Request
 from tests.helpers.services import read_config, start, stop, wait_healthy, write_config
@@ -97,6 +98,42 @@ class FakeAnalytics(analytics_service_pb2_grpc.AnalyticsServiceServicer):
             if not self.cond.wait_for(lambda: call_id in self.jobs, timeout):
                 raise AssertionError(f"no analytics job for {call_id} within {timeout}s")
             return self.jobs[call_id]
+
+
+class DispatcherProxy(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
+    """Stands between media and the real dispatcher. With `hold` set, it forwards the next Publish,
+    and once the dispatcher has acknowledged it (the event is stored), keeps the answer from media
+    until `release()`: a test can kill media after the dispatcher's ack and before media records it."""
+
+    def __init__(self, dispatcher: str) -> None:
+        self.hold = False
+        self.acknowledged = threading.Event()
+        self._released = threading.Event()
+        self.replies: list[dispatcher_service_pb2.PublishResponse] = []
+        self._upstream = grpc.insecure_channel(dispatcher)
+        self._stub = dispatcher_service_pb2_grpc.DispatcherServiceStub(self._upstream)
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        dispatcher_service_pb2_grpc.add_DispatcherServiceServicer_to_server(self, self._server)
+        self.address = f"127.0.0.1:{self._server.add_insecure_port('127.0.0.1:0')}"
+        self._server.start()
+
+    def Publish(self, request: Any, context: grpc.ServicerContext) -> Any:
+        _authorised(context)
+        reply = self._stub.Publish(request, metadata=[("authorization", f"Bearer {TOKEN}")], timeout=15)
+        self.replies.append(reply)
+        if self.hold:
+            self.hold = False
+            self.acknowledged.set()
+            self._released.wait(60)
+        return reply
+
+    def release(self) -> None:
+        self._released.set()
+
+    def stop(self) -> None:
+        self.release()
+        self._server.stop(0)
+        self._upstream.close()
 
 
 class Peers:

@@ -12,10 +12,11 @@ import pytest
 from tcxhooks.v1 import media_service_pb2
 
 from .conftest import Media, decode_mp3, leg, make_wav, media_config, running_media
-from .fakes import Peers
+from .fakes import DispatcherProxy, Peers
 
 DONE = media_service_pb2.RECORDING_JOB_STATE_DONE
 NO_RECORDING = media_service_pb2.RECORDING_JOB_STATE_NO_RECORDING
+DUPLICATE_GRACE = 3.0  # seconds to wait for a webhook that must not come
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +134,34 @@ def test_kill9_while_the_dispatcher_is_down_resumes_at_publishing(peers: Peers, 
         assert f"stored a.wav of {call_id}" not in media.log()  # resumed at publishing, not transcoded again
         assert peers.monitor.fetches.count(peers.monitor.recordings[call_id][0].recording_id) == 1
     finally:
+        assert media.stop() == 0
+
+
+def test_kill9_after_the_dispatcher_stored_the_event_sends_one_webhook(peers: Peers, tmp_path: Path) -> None:
+    """Killed between the dispatcher's acknowledgement and media's own record of it, media publishes
+    the recording again after the restart: the same event id, so the CRM still gets it once."""
+    call_id = "251125184500_852-1"
+    now = time.time()
+    peers.monitor.add(call_id, make_wav(tmp_path / "a.wav", 2.0), start=now - 2, end=now)
+    proxy = DispatcherProxy(peers.addresses["dispatcher"])
+    media = Media(media_config(tmp_path, peers, services={"dispatcher": proxy.address}), tmp_path)
+    try:
+        proxy.hold = True
+        media.start()
+        media.due(leg(call_id, end=now))
+        assert proxy.acknowledged.wait(30), media.log()[-2000:]
+        media.kill9()
+        proxy.release()
+        assert [r.duplicate for r in proxy.replies] == [False]
+        media.start()
+        media.wait_state(call_id, DONE)
+        assert [r.duplicate for r in proxy.replies] == [False, True]
+        assert f"recording of {call_id} published (1 file(s)) again (the dispatcher had it)" in media.log()
+        peers.wait_recording(call_id)
+        time.sleep(DUPLICATE_GRACE)  # a second event would be delivered well within this
+        assert len(peers.recordings(call_id)) == 1
+    finally:
+        proxy.stop()
         assert media.stop() == 0
 
 
