@@ -47,7 +47,8 @@ class Publisher:
             for job in await self.jobs.unpublished():
                 send = functools.partial(self.stub.Publish, dispatcher_service_pb2.PublishRequest(event=event_of(job)),
                                          timeout=15)
-                reply = await until_acknowledged(send, "dispatcher Publish", stopping, log_extra={"call_id": job.call_id})
+                reply = await until_acknowledged(send, "dispatcher Publish", stopping,
+                                                 log_extra={"call_id": job.call_id})
                 if reply is None:
                     return
                 await self.jobs.mark_published(job.call_id)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-FILES = Counter("tcxhooks_media_files_total", "Recording files processed", ["outcome"])  # ok / short / bad_audio / unsupported_format
+# outcome: ok / short / bad_audio / unsupported_format
+FILES = Counter("tcxhooks_media_files_total", "Recording files processed", ["outcome"])
 TRANSCODE_SECONDS = Histogram(
     "tcxhooks_media_transcode_seconds", "Time to transcode one wav file to mp3",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120))

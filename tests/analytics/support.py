@@ -13,7 +13,8 @@ from typing import Iterator
 import grpc
 import imageio_ffmpeg
 
-from tcxhooks.v1 import dispatcher_service_pb2, dispatcher_service_pb2_grpc, events_pb2, media_service_pb2, media_service_pb2_grpc
+from tcxhooks.v1 import (dispatcher_service_pb2, dispatcher_service_pb2_grpc, events_pb2, media_service_pb2,
+                         media_service_pb2_grpc)
 from tests.helpers.net import free_port
 
 
