@@ -1,5 +1,5 @@
 """compose.yaml, parsed and cross-checked against the code: real commands, config keys, ports, the
-Prometheus/Grafana wiring, and the bucket-init command run against an S3 server."""
+Prometheus/Grafana wiring, and the bucket-init command run against a MinIO stand-in."""
 from __future__ import annotations
 
 import logging
@@ -7,22 +7,20 @@ import os
 import re
 import subprocess
 import sys
-from typing import Any
 from urllib.parse import urlparse
 
 import pytest
 import yaml
-from minio import Minio
-from moto.server import ThreadedMotoServer
 
 from tcxhooks.cli import COMMANDS
+from tcxhooks.media.minio_setup import POLICY, media_policy
 from tcxhooks.platform.config import SERVICES, Config, load_config
-from tests.helpers.net import free_port
 
 from .composefile import environment, load_compose, read_env_file, variables
 from .conftest import ROOT
 from .dockerfile import parse_dockerfile
 from .envmap import check_env_names, config_key
+from .fakeminio import FakeMinio
 
 INI = ROOT / "deploy" / "tcxhooks.ini"
 ENV_EXAMPLE = read_env_file(ROOT / "deploy" / "env.example")
@@ -93,7 +91,7 @@ def test_media_reaches_the_compose_minio_and_publishes_its_links_port() -> None:
     config = service_config("media").recordings
     minio = environment(SERVICES_OF["minio"])
     assert config.s3_endpoint.rpartition(":")[0] == "minio"
-    assert (config.s3_access_key, config.s3_secret_key) == (minio["MINIO_ROOT_USER"], minio["MINIO_ROOT_PASSWORD"])
+    assert "MINIO_ROOT_USER" in minio and config.s3_access_key != minio["MINIO_ROOT_USER"]
     assert not config.listen.startswith("127."), "the links server must listen beyond loopback"
     published = [p.split(":") for p in SERVICES_OF["media"]["ports"]]
     assert [str(port_of(config.listen))] * 2 in [p[-2:] for p in published]
@@ -161,27 +159,41 @@ def test_volumes_are_declared_and_bind_mounts_exist() -> None:
     assert used == declared
 
 
-@pytest.fixture
-def s3_server() -> Any:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"127.0.0.1:{port}"
-    server.stop()
-
-
-def test_bucket_init_creates_the_recordings_bucket_once(s3_server: str) -> None:
-    """Runs minio-init's command (with the image's TCXH_CONFIG) against a local S3 server, twice."""
+def test_bucket_init_gives_media_a_user_of_its_own_limited_to_its_bucket() -> None:
+    """Runs minio-init's command (with the image's TCXH_CONFIG) against a MinIO stand-in, twice: the
+    root user creates the bucket, the policy and media's user; media's keys are not the root's."""
     service = SERVICES_OF["minio-init"]
-    assert service["entrypoint"] == ["python", "-c"] and service["depends_on"] == {"minio": {"condition": "service_healthy"}}
-    code = service["command"][0].replace(IMAGE_CONFIG, str(INI))
-    env = {**os.environ, **environment(service), "TCXH_RECORDINGS_S3_ENDPOINT": s3_server}
-    for _ in range(2):
-        reply = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=60)
-        assert reply.returncode == 0, reply.stderr.decode()[-2000:]
-    bucket = load_config(str(INI), env={}).recordings.s3_bucket
-    client = Minio(s3_server, "any", "any", secure=False)
-    assert client.bucket_exists(bucket)
+    assert service["depends_on"] == {"minio": {"condition": "service_healthy"}}
+    command = [sys.executable if part == "python" else part.replace(IMAGE_CONFIG, str(INI))
+               for part in service["entrypoint"] + service["command"]]
+    root = environment(SERVICES_OF["minio"])
+    media = service_config("media").recordings
+    assert media.s3_access_key != root["MINIO_ROOT_USER"] and media.s3_secret_key != root["MINIO_ROOT_PASSWORD"]
+    assert not set(root.values()) & set(environment(SERVICES_OF["media"]).values()), "media holds no root credential"
+    with FakeMinio(root["MINIO_ROOT_USER"], root["MINIO_ROOT_PASSWORD"]) as minio:
+        env = {**os.environ, **environment(service), "TCXH_RECORDINGS_S3_ENDPOINT": minio.endpoint,
+               "TCXH_RECORDINGS_S3_SECURE": "false"}
+        for _ in range(2):
+            reply = subprocess.run(command, env=env, capture_output=True, timeout=60)
+            assert reply.returncode == 0, reply.stderr.decode()[-2000:]
+        assert minio.signed_by == {root["MINIO_ROOT_USER"]}
+        assert minio.buckets == {media.s3_bucket}
+        assert minio.users == {media.s3_access_key: media.s3_secret_key}
+        assert minio.attached == {media.s3_access_key: {POLICY}}
+        assert minio.policies == {POLICY: media_policy(media.s3_bucket)}
+    for statement in media_policy(media.s3_bucket)["Statement"]:
+        assert statement["Effect"] == "Allow" and "*" not in "".join(statement["Action"])
+        assert all(r in (f"arn:aws:s3:::{media.s3_bucket}", f"arn:aws:s3:::{media.s3_bucket}/*")
+                   for r in statement["Resource"])
+
+
+def test_bucket_init_refuses_to_make_media_the_root_user() -> None:
+    service = SERVICES_OF["minio-init"]
+    root = environment(SERVICES_OF["minio"])
+    env = {**os.environ, **environment(service), "TCXH_RECORDINGS_S3_ACCESS_KEY": root["MINIO_ROOT_USER"]}
+    command = [sys.executable, "-m", "tcxhooks.media.minio_setup", "-c", str(INI)]
+    reply = subprocess.run(command, env=env, capture_output=True, timeout=60, text=True)
+    assert reply.returncode == 2 and "give media a user of its own" in reply.stderr
 
 
 def test_secrets_have_no_default_values() -> None:
