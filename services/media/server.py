@@ -64,7 +64,7 @@ async def build(app: App) -> None:
         app.channel("monitor"))
     if source.kind == "folder":
         app.health.add_check("recordings_dir", source.ping, critical=True)
-    links = Links(config.link_secret.encode() if config.link_secret else await jobs.link_key(), config.public_url)
+    links = Links([config.link_secret.encode() if config.link_secret else await jobs.link_key()], config.public_url)
     analytics = app.config.analytics.enabled
     publisher = Publisher(app.channel("dispatcher"), app.channel("analytics") if analytics else None)
     runner = Runner(jobs, source, Transcoder(config.bitrate, config.jobs), storage, links, publisher, config, analytics)

@@ -138,7 +138,7 @@ def test_tampered_expired_and_purged_links(media: Media, peers: Peers, tmp_path:
     # The link expires at the end of retention (30 days here): a correctly signed past expiry is 410.
     expires = int(query["exp"])
     assert abs(expires - (time.time() + 30 * 86400)) < 120
-    links = Links(LINK_SECRET.encode(), f"{parts.scheme}://{parts.netloc}")
+    links = Links([LINK_SECRET.encode()], f"{parts.scheme}://{parts.netloc}")
     assert links.url(call_id, 1, expires) == file  # stable: same leg, same link
     assert httpx.get(links.url(call_id, 1, int(time.time()) - 1), timeout=10).status_code == 410
 

@@ -54,7 +54,7 @@ def test_mp3_duration_counts_frames() -> None:
 
 
 def test_links_are_stable_and_bound_to_leg_file_and_expiry() -> None:
-    links = Links(b"k" * 32, "https://media.example.com/")
+    links = Links([b"k" * 32], "https://media.example.com/")
     url = links.url("251125184500_698-1", 2, 1_900_000_000)
     assert url == links.url("251125184500_698-1", 2, 1_900_000_000)
     assert url.startswith("https://media.example.com/r/251125184500_698-1/2.mp3?exp=1900000000&sig=")
@@ -65,7 +65,20 @@ def test_links_are_stable_and_bound_to_leg_file_and_expiry() -> None:
     assert links.check("251125184500_698-1", 1, "1900000000", sig, now=0) == "tampered"
     assert links.check("251125184500_698-1", 2, "1900000001", sig, now=0) == "tampered"
     assert links.check("251125184500_698-1", 2, "1900000000", "ä" + sig[1:], now=0) == "tampered"
-    assert Links(b"other" * 8, "https://x").signature("251125184500_698-1", 2, 1_900_000_000) != sig
+    assert Links([b"other" * 8], "https://x").signature("251125184500_698-1", 2, 1_900_000_000) != sig
+
+
+def test_a_rotated_link_key_keeps_the_links_signed_with_the_old_one_valid() -> None:
+    old = Links([b"old-key" * 4], "https://media.example.com")
+    sent = old.url("251125184500_698-1", 1, 1_900_000_000)
+    rotated = Links([b"new-key" * 4, b"old-key" * 4], "https://media.example.com")
+    exp, sig = (part.split("=", 1)[1] for part in sent.split("?", 1)[1].split("&"))
+    assert rotated.check("251125184500_698-1", 1, exp, sig, now=1_800_000_000) == "ok"
+    assert rotated.url("251125184500_698-1", 1, 1_900_000_000) != sent          # new links: the new key
+    assert rotated.url("251125184500_698-1", 1, 1_900_000_000) == Links(
+        [b"new-key" * 4], "https://media.example.com").url("251125184500_698-1", 1, 1_900_000_000)
+    finished = Links([b"new-key" * 4], "https://media.example.com")              # the old key dropped
+    assert finished.check("251125184500_698-1", 1, exp, sig, now=1_800_000_000) == "tampered"
 
 
 def test_object_keys_are_stable_and_safe() -> None:
