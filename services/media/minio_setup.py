@@ -18,7 +18,7 @@ from typing import Any
 
 import urllib3
 from minio import Minio
-from minio.credentials import StaticProvider
+from minio.credentials.providers import StaticProvider
 from minio.error import MinioAdminException, S3Error
 from minio.minioadmin import MinioAdmin
 

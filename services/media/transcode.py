@@ -178,15 +178,15 @@ async def _ffmpeg(command: list[str]) -> AsyncIterator[_Ffmpeg]:
         transports.append(writer)
         yield _Ffmpeg(popen, asyncio.StreamWriter(writer, protocol, None, loop), readers[0], readers[1])
     finally:
-        for transport in transports:
-            transport.close()
+        for attached in transports:
+            attached.close()
         if popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 popen.kill()
             await asyncio.to_thread(popen.wait)
-        for pipe in (popen.stdin, popen.stdout, popen.stderr):
-            if pipe is not None:
-                pipe.close()
+        for end in (popen.stdin, popen.stdout, popen.stderr):
+            if end is not None:
+                end.close()
 
 
 def _widen(pipe: IO[bytes]) -> None:
