@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tcxhooks.monitor.pbx.client import PbxClient  # noqa: E402
+from tcxhooks.monitor.config import MonitorSettings  # noqa: E402
 from tcxhooks.platform.config import load_config  # noqa: E402
 from tcxhooks.v1 import dispatcher_service_pb2, dispatcher_service_pb2_grpc, events_pb2  # noqa: E402
 from tests.helpers.net import free_port  # noqa: E402
@@ -142,8 +143,9 @@ async def run(calls: int, rate: float, folder: Path) -> int:
                             env={"TCXH_METRICS_PORT": str(free_port())})
             await asyncio.to_thread(wait_healthy, read_config(config)["services"]["monitor"], 60)
             bare = BareListener()
-            pbx = PbxClient(load_config(None, env={"TCXH_PBX_URL": sim_url, "TCXH_PBX_CLIENT_ID": CLIENT_ID,
-                                                   "TCXH_PBX_CLIENT_SECRET": CLIENT_SECRET}))
+            pbx = PbxClient(load_config(None, (MonitorSettings,), env={
+                "TCXH_PBX_URL": sim_url, "TCXH_PBX_CLIENT_ID": CLIENT_ID,
+                "TCXH_PBX_CLIENT_SECRET": CLIENT_SECRET})[MonitorSettings].pbx)
             connected = asyncio.Event()
             bare_task = asyncio.create_task(bare.run(pbx.websocket_url("/callcontrol/ws"), await pbx.token(),
                                                      connected, stopping))

@@ -31,7 +31,9 @@ from tcxhooks.monitor.pbx.client import PbxClient  # noqa: E402
 from tcxhooks.monitor.status.diff import diff  # noqa: E402
 from tcxhooks.monitor.status.poller import HISTORY_LOOKBACK, StatusPoller  # noqa: E402
 from tcxhooks.monitor.status.xapi import QUEUE_FIELDS, USER_FIELDS  # noqa: E402
+from tcxhooks.monitor.config import MonitorSettings  # noqa: E402
 from tcxhooks.platform.config import load_config  # noqa: E402
+from tcxhooks.platform.settings import PlatformSettings  # noqa: E402
 from tcxhooks.platform.store import open_store  # noqa: E402
 from tcxhooks.v1 import events_pb2  # noqa: E402
 from tests.helpers.net import free_port  # noqa: E402
@@ -87,16 +89,17 @@ async def bench(extensions: int, queues: int, per_queue: int, rounds: int, chang
                                                       "agents_per_queue": per_queue}).raise_for_status()
         snapshot = control.get("/sim/directory").json()
         numbers = [u["Number"] for u in snapshot["users"]]
-        config = load_config(write_config(folder, pbx={"url": url, "client_id": CLIENT_ID,
-                                                      "client_secret": CLIENT_SECRET}))
-        store = await open_store(config.store.url)
-        pbx = PbxClient(config)
+        config = load_config(str(write_config(folder, pbx={"url": url, "client_id": CLIENT_ID,
+                                                          "client_secret": CLIENT_SECRET})),
+                             (PlatformSettings, MonitorSettings))
+        store = await open_store(config[PlatformSettings].store.url)
+        pbx = PbxClient(config[MonitorSettings].pbx)
         published: list[events_pb2.Event] = []
 
         async def publish(event: events_pb2.Event) -> None:
             published.append(event)
 
-        poller = StatusPoller(pbx, store, publish, config)
+        poller = StatusPoller(pbx, store, publish, config[MonitorSettings].pbx)
         await poller.poll()  # baseline (and token)
         baseline = await poller.read()
 

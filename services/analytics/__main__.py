@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from tcxhooks.platform import runtime
 
+from .config import AnalyticsSettings
 from .server import build
 
 
 def main(argv: list[str] | None = None) -> None:
-    runtime.run("analytics", build, argv)
+    runtime.run("analytics", AnalyticsSettings, build, argv, grpc_service="tcxhooks.v1.AnalyticsService")
 
 
 if __name__ == "__main__":

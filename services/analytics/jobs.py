@@ -13,12 +13,12 @@ import logging
 import random
 import time
 
-from tcxhooks.platform.config import AnalyticsConfig
 from tcxhooks.platform.lease import LeaseLost
 from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import events_pb2
 
 from .backend import Backend, Outcome, Wait
+from .config import AnalyticsConfig
 from .errors import AnalyticsError, transient
 from .jobstore import Job, JobStore
 from .metrics import FAILURES, JOB_SECONDS, JOBS, RETRIES

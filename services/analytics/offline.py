@@ -23,10 +23,9 @@ import av
 import numpy as np
 from faster_whisper import WhisperModel, decode_audio
 
-from tcxhooks.platform.config import AnalyticsConfig
-
 from .audio import MediaAudio
 from .backend import Outcome, Save, Wait
+from .config import AnalyticsConfig
 from .errors import no_backend, permanent
 from .jobstore import Job
 from .metrics import AUDIO_SECONDS, BACKEND_SECONDS

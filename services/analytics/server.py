@@ -9,13 +9,13 @@ import logging
 
 import httpx
 
-from tcxhooks.platform.config import AnalyticsConfig
 from tcxhooks.platform.jobqueue import process_owner, replica_name
 from tcxhooks.platform.runtime import App
 from tcxhooks.v1 import analytics_service_pb2_grpc
 
 from .audio import MediaAudio
 from .backend import Backend, Unavailable
+from .config import AnalyticsConfig, AnalyticsSettings
 from .jobs import Runner
 from .jobstore import JobStore
 from .publisher import Publisher
@@ -52,10 +52,10 @@ def make_backend(config: AnalyticsConfig, client: httpx.AsyncClient, audio: Medi
     return backend
 
 
-async def build(app: App) -> None:
-    config = app.config.analytics
+async def build(app: App[AnalyticsSettings]) -> None:
+    config = app.settings.analytics
     store = await app.open_store()
-    jobs = JobStore(store, process_owner(replica_name(app.config.services.analytics)))
+    jobs = JobStore(store, process_owner(replica_name(app.platform.services.analytics)))
     await jobs.migrate()
     client = httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=10.0))
     app.stack.push_async_callback(client.aclose)
@@ -63,7 +63,7 @@ async def build(app: App) -> None:
     if config.enabled and isinstance(backend, Unavailable):
         app.health.add_check("backend", backend.probe, critical=False)
     publisher = Publisher(jobs, app.channel("dispatcher"))
-    runner = Runner(config, jobs, backend, publisher.wake, retention=app.config.recordings.retention_days * 86400.0)
+    runner = Runner(config, jobs, backend, publisher.wake, retention=app.settings.recordings.retention_days * 86400.0)
     servicer = AnalyticsServicer(config, jobs, backend.name, runner.wake)
     analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server(servicer, app.server)
     app.spawn(runner.run(app.stopping), "jobs")

@@ -5,10 +5,10 @@ import asyncio
 
 import grpc
 
-from tcxhooks.platform.config import AnalyticsConfig
 from tcxhooks.v1 import analytics_service_pb2 as pb
 from tcxhooks.v1 import analytics_service_pb2_grpc
 
+from .config import AnalyticsConfig
 from .jobstore import DONE, FAILED, QUEUED, RUNNING, AudioRef, JobStore
 
 STATES = {QUEUED: pb.JOB_STATE_QUEUED, RUNNING: pb.JOB_STATE_RUNNING, DONE: pb.JOB_STATE_DONE,

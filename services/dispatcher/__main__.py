@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from tcxhooks.platform import runtime
 
+from .config import DispatcherSettings
 from .server import build
 
 
 def main(argv: list[str] | None = None) -> None:
-    runtime.run("dispatcher", build, argv)
+    runtime.run("dispatcher", DispatcherSettings, build, argv, grpc_service="tcxhooks.v1.DispatcherService")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,9 @@ from typing import Any, Sequence
 
 import grpc
 
-from tcxhooks.platform.config import ConfigError, load_config, parse_duration
+from tcxhooks.platform.config import ConfigError, load_config
+from tcxhooks.platform.settings import PlatformSettings
+from tcxhooks.platform.values import parse_duration
 from tcxhooks.platform.grpc import open_channel
 from tcxhooks.v1 import dispatcher_service_pb2 as pb
 from tcxhooks.v1 import dispatcher_service_pb2_grpc
@@ -141,8 +143,8 @@ COMMANDS = {"deliveries": _deliveries, "redeliver": _redeliver, "endpoints": _en
 
 
 async def _run(args: argparse.Namespace, command: str) -> str:
-    config = load_config(args.config)
-    channel = open_channel(config, "dispatcher", args.address)
+    config = load_config(args.config, (PlatformSettings,))
+    channel = open_channel(config[PlatformSettings].services, "dispatcher", args.address)
     try:
         stub = dispatcher_service_pb2_grpc.DispatcherServiceStub(channel)
         return await COMMANDS[command](stub, args)

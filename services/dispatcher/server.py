@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import uuid
 
-from tcxhooks.platform.config import Config, WebhookConfig
 from tcxhooks.platform.runtime import App
 from tcxhooks.v1 import dispatcher_service_pb2 as pb
 
+from .config import DispatcherSettings, WebhookConfig
 from .endpoints import Endpoint, Endpoints
 from .filters import EndpointFilter
 from .housekeeping import housekeeping
@@ -31,19 +31,19 @@ def webhook_endpoint(hook: WebhookConfig) -> Endpoint:
     return Endpoint(hook.name, EndpointFilter.from_config(hook), WebhookSink(hook, transport), hook.concurrency)
 
 
-def configured_endpoints(config: Config) -> list[Endpoint]:
+def configured_endpoints(settings: DispatcherSettings) -> list[Endpoint]:
     endpoints = []
-    for hook in config.webhooks:
+    for hook in settings.webhooks:
         if hook.url.startswith("http://"):
             log.warning("endpoint %s uses plain http (no TLS)", hook.name)
         endpoints.append(webhook_endpoint(hook))
     return endpoints
 
 
-async def ping_all(config: Config) -> list[pb.PingResult]:
+async def ping_all(settings: DispatcherSettings) -> list[pb.PingResult]:
     """Pings every configured endpoint, each with its own sink (`tcxhooks check` without a dispatcher)."""
     results = []
-    for endpoint in configured_endpoints(config):
+    for endpoint in configured_endpoints(settings):
         try:
             results.append(await ping(endpoint))
         finally:
@@ -51,8 +51,8 @@ async def ping_all(config: Config) -> list[pb.PingResult]:
     return results
 
 
-async def build(app: App) -> None:
-    settings = app.config.dispatcher
+async def build(app: App[DispatcherSettings]) -> None:
+    settings = app.settings.dispatcher
     store = await app.open_store()
     outbox = Outbox(store, owner=f"dispatcher-{uuid.uuid4()}")
     ledger = Ledger(store)
@@ -62,7 +62,7 @@ async def build(app: App) -> None:
         released = await outbox.release_all()
         if released:
             log.info("released %d deliveries claimed by the previous run", released)
-    endpoints = Endpoints(ledger, configured_endpoints(app.config))
+    endpoints = Endpoints(ledger, configured_endpoints(app.settings))
     app.stack.push_async_callback(endpoints.close)
     await endpoints.load()
     worker = Worker(outbox, endpoints, RetryPolicy(settings.retry_schedule), settings.lease_ttl, settings.batch)

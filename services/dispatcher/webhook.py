@@ -11,9 +11,10 @@ import uuid
 from google.protobuf.message import DecodeError
 
 from tcxhooks import __version__
-from tcxhooks.platform.config import WebhookConfig, redacted_url
+from tcxhooks.platform.config import redacted_url
 from tcxhooks.v1 import events_pb2
 
+from .config import WebhookConfig
 from .payloads import FORM_CONTENT_TYPE, JSON_CONTENT_TYPE, render
 from .retry import parse_retry_after
 from .signing import Signer

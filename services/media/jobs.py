@@ -19,12 +19,12 @@ import re
 import time
 from typing import Awaitable, Callable, TypeVar
 
-from tcxhooks.platform.config import RecordingsConfig
 from tcxhooks.platform.lease import LeaseLost
 from tcxhooks.platform.retry import backoff, until_acknowledged
 from tcxhooks.platform.waiting import sleep_or_stop
 
 from . import metrics
+from .config import RecordingsConfig
 from .errors import BadAudio, LegError, TransientError
 from .jobstore import DONE, FAILED, NO_RECORDING, PENDING, Job, JobStore, StoredFile
 from .links import Links

@@ -22,7 +22,9 @@ from minio.credentials.providers import StaticProvider
 from minio.error import MinioAdminException, S3Error
 from minio.minioadmin import MinioAdmin
 
-from tcxhooks.platform.config import ConfigError, RecordingsConfig, load_config
+from tcxhooks.platform.config import ConfigError, load_config
+
+from .config import MediaSettings, RecordingsConfig
 
 POLICY = "tcxhooks-media"
 # What media does with its bucket (storage.py): check and create it, set its lifecycle rule, and
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if not (root_user and root_password):
             raise ValueError("MINIO_ROOT_USER and MINIO_ROOT_PASSWORD (MinIO's root credentials) must be set")
-        config = load_config(args.config).recordings
+        config = load_config(args.config, (MediaSettings,))[MediaSettings].recordings
     except (ConfigError, ValueError) as exc:
         print(f"minio setup: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -11,13 +11,14 @@ from tcxhooks.platform.runtime import App
 from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import media_service_pb2_grpc
 
+from .config import MediaSettings
+from .errors import StorageError
 from .http import LinkServer, start_http
 from .jobs import Runner
 from .jobstore import JobStore
 from .links import Links
 from .publisher import Publisher
 from .retention import Retention
-from .errors import StorageError
 from .servicer import MediaServicer
 from .sources import FolderSource, Source, XapiSource
 from .storage import Storage, make_storage
@@ -37,16 +38,16 @@ async def _setup_later(storage: Storage, stopping: asyncio.Event) -> None:
             log.warning("storage still not ready: %s", exc)
 
 
-def _bad_config(app: App, problem: str) -> NoReturn:
+def _bad_config(app: App[MediaSettings], problem: str) -> NoReturn:
     """What the shared loader cannot know about media: one line, exit status 2."""
     print(f"tcxhooks: bad configuration: {app.config.path}: {problem}", file=sys.stderr)
     raise SystemExit(2)
 
 
-async def build(app: App) -> None:
-    config = app.config.recordings
-    pbx = app.config.pbx
-    jobs = JobStore(await app.open_store(), process_owner(replica_name(app.config.services.media)))
+async def build(app: App[MediaSettings]) -> None:
+    config = app.settings.recordings
+    pbx = app.settings.pbx
+    jobs = JobStore(await app.open_store(), process_owner(replica_name(app.platform.services.media)))
     await jobs.migrate()
     if taken := await jobs.queue.take_back():
         log.info("took back %d recording job(s) of this replica's previous run", taken)
@@ -65,7 +66,7 @@ async def build(app: App) -> None:
     if source.kind == "folder":
         app.health.add_check("recordings_dir", source.ping, critical=True)
     links = Links([config.link_secret.encode() if config.link_secret else await jobs.link_key()], config.public_url)
-    analytics = app.config.analytics.enabled
+    analytics = app.settings.analytics.enabled
     publisher = Publisher(app.channel("dispatcher"), app.channel("analytics") if analytics else None)
     runner = Runner(jobs, source, Transcoder(config.bitrate, config.jobs), storage, links, publisher, config, analytics)
     retention = Retention(jobs, storage)

@@ -8,10 +8,10 @@ from typing import AsyncIterator, Callable
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from tcxhooks.platform.config import RecordingsConfig
 from tcxhooks.v1 import events_pb2, media_service_pb2, media_service_pb2_grpc
 
 from . import metrics
+from .config import RecordingsConfig
 from .errors import ObjectMissing, StorageError
 from .jobstore import DONE, FAILED, NO_RECORDING, PENDING, PURGED, STORED, JobStore
 from .links import Links

@@ -22,8 +22,7 @@ from typing import IO, AsyncIterator, Protocol
 
 import urllib3
 
-from tcxhooks.platform.config import RecordingsConfig
-
+from .config import RecordingsConfig
 from .errors import ObjectMissing, StorageError
 
 CONTENT_TYPE = "audio/mpeg"

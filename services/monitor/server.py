@@ -11,13 +11,13 @@ import logging
 import os
 import socket
 
-from tcxhooks.platform.config import Config
 from tcxhooks.platform.lease import Lease
 from tcxhooks.platform.runtime import App
 from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import dispatcher_service_pb2, dispatcher_service_pb2_grpc, events_pb2, monitor_service_pb2_grpc
 
 from .callgraph import CallGraph, Settings
+from .config import MonitorSettings
 from .engine import Engine
 from .enrich import Enricher
 from .errors import PbxError
@@ -36,9 +36,9 @@ log = logging.getLogger(__name__)
 FACTS_REFRESH = 300.0
 
 
-def settings_of(config: Config) -> Settings:
-    return Settings(grace=config.pbx.ringing_grace, ringing_stopped=config.events.ringing_stopped,
-                    internal_calls=config.events.internal_calls, timezone=config.pbx.timezone)
+def graph_settings(settings: MonitorSettings) -> Settings:
+    return Settings(grace=settings.pbx.ringing_grace, ringing_stopped=settings.events.ringing_stopped,
+                    internal_calls=settings.events.internal_calls, timezone=settings.pbx.timezone)
 
 
 async def refresh_facts(pbx: PbxClient, facts: Facts) -> None:
@@ -53,15 +53,15 @@ async def refresh_facts(pbx: PbxClient, facts: Facts) -> None:
         log.warning("inbound rules unavailable (no DID rule names): %s", exc)
 
 
-async def build(app: App) -> None:
-    config = app.config
+async def build(app: App[MonitorSettings]) -> None:
+    config = app.settings
     store = await app.open_store()
     registry = Registry(store, config.pbx.url)
     await registry.migrate()
-    pbx = PbxClient(config)
+    pbx = PbxClient(config.pbx)
     app.stack.push_async_callback(pbx.aclose)
     facts = Facts()
-    graph = CallGraph(settings_of(config), facts)
+    graph = CallGraph(graph_settings(config), facts)
     dispatcher = app.channel("dispatcher")
     media = app.channel("media") if config.recordings.enabled else None
     publisher = Publisher(registry, dispatcher, media, Enricher(pbx, facts, config.events.language))
@@ -70,7 +70,7 @@ async def build(app: App) -> None:
     async def publish(event: events_pb2.Event) -> None:
         await stub.Publish(dispatcher_service_pb2.PublishRequest(event=event), timeout=15)
 
-    poller = StatusPoller(pbx, store, publish, config)
+    poller = StatusPoller(pbx, store, publish, config.pbx)
     reconciler = Reconciler(pbx, facts, config.pbx.reconcile_delay) if config.pbx.reconcile else None
     engine = Engine(graph, registry, publisher, pbx, poke=poller.poke, reconciler=reconciler)
     recoverer = Recoverer(pbx, graph, registry, engine, config.pbx.reconcile_delay) if config.pbx.recover_outages \

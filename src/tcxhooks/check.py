@@ -23,9 +23,10 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from .platform.config import SERVICES, Config, ConfigError, load_config
+from .platform.config import ConfigError
 from .platform.grpc import open_channel
 from .platform.store import open_store
+from .product import Product, load_product
 
 
 @dataclass
@@ -42,9 +43,9 @@ class Verdict:
         return out
 
 
-async def _running(config: Config, service: str) -> grpc.aio.Channel | None:
+async def _running(config: Product, service: str) -> grpc.aio.Channel | None:
     """A channel to the service when it answers health checks (running), else None."""
-    channel = open_channel(config, service)
+    channel = open_channel(config.platform.services, service)
     try:
         await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
         return channel
@@ -53,9 +54,10 @@ async def _running(config: Config, service: str) -> grpc.aio.Channel | None:
         return None
 
 
-async def check_store(config: Config) -> list[Verdict]:
+async def check_store(config: Product) -> list[Verdict]:
+    url = config.platform.store.url
     try:
-        store = await open_store(config.store.url)
+        store = await open_store(url)
         try:
             await store.ping()
         finally:
@@ -63,10 +65,10 @@ async def check_store(config: Config) -> list[Verdict]:
     except Exception as exc:  # any failure to reach the store is the verdict
         return [Verdict("store", False, str(exc),
                         "check [store] url; SQLite needs a writable folder, Postgres a reachable server and database")]
-    return [Verdict("store", True, f"{config.store.url.split('://')[0]} store answers")]
+    return [Verdict("store", True, f"{url.split('://')[0]} store answers")]
 
 
-async def check_pbx(config: Config) -> list[Verdict]:
+async def check_pbx(config: Product) -> list[Verdict]:
     from tcxhooks.v1 import monitor_service_pb2, monitor_service_pb2_grpc
 
     fixes = {
@@ -87,12 +89,13 @@ async def check_pbx(config: Config) -> list[Verdict]:
             await channel.close()
         return [Verdict(f"pbx {item.name}", item.ok, item.detail + " (asked the running monitor)",
                         fixes.get(item.name, "")) for item in reply.items]
-    if not config.pbx.url:
+    settings = config.monitor.pbx
+    if not settings.url:
         return [Verdict("pbx", False, "[pbx] url is not set", "set [pbx] url to the 3CX V20 base URL")]
     from tcxhooks.monitor.pbx import xapi
     from tcxhooks.monitor.pbx.client import PbxClient
 
-    pbx = PbxClient(config)
+    pbx = PbxClient(settings)
     verdicts: list[Verdict] = []
 
     async def probe(name: str, action: Callable[[], Awaitable[str]]) -> None:
@@ -103,7 +106,7 @@ async def check_pbx(config: Config) -> list[Verdict]:
 
     async def token() -> str:
         await pbx.token()
-        return f"token minted for client {config.pbx.client_id}"
+        return f"token minted for client {settings.client_id}"
 
     async def callcontrol() -> str:
         dns = await pbx.get_json("/callcontrol")
@@ -119,20 +122,21 @@ async def check_pbx(config: Config) -> list[Verdict]:
         if verdicts[-1].ok:
             await probe("callcontrol", callcontrol)
             await probe("recordings", recordings)
-            if config.pbx.reads_call_log:
+            if settings.reads_call_log:
                 await probe("calllog", lambda: xapi.call_log_readable(pbx))
     finally:
         await pbx.aclose()
     return verdicts
 
 
-async def check_s3(config: Config) -> list[Verdict]:
-    if config.recordings.storage != "s3":
-        return [Verdict("storage", True, f"local folder {os.path.abspath(config.recordings.local_dir)}")]
+async def check_s3(config: Product) -> list[Verdict]:
+    recordings = config.media.recordings
+    if recordings.storage != "s3":
+        return [Verdict("storage", True, f"local folder {os.path.abspath(recordings.local_dir)}")]
     from tcxhooks.media.storage import Redirect, make_storage
 
     key = f"tcxhooks-check/{uuid.uuid4()}.txt"
-    storage = make_storage(config.recordings)
+    storage = make_storage(recordings)
     try:
         await storage.setup()
         await storage.put(key, io.BytesIO(b"tcxhooks check"), len(b"tcxhooks check"), {"purpose": "check"})
@@ -147,10 +151,10 @@ async def check_s3(config: Config) -> list[Verdict]:
     except Exception as exc:  # bucket, write or presign failed: the message says which
         return [Verdict("s3", False, str(exc),
                         "check [recordings] s3_endpoint, s3_bucket, s3_access_key/s3_secret_key and s3_secure")]
-    return [Verdict("s3", True, f"bucket {config.recordings.s3_bucket}: write, presigned read and delete work")]
+    return [Verdict("s3", True, f"bucket {recordings.s3_bucket}: write, presigned read and delete work")]
 
 
-async def check_endpoints(config: Config) -> list[Verdict]:
+async def check_endpoints(config: Product) -> list[Verdict]:
     from tcxhooks.v1 import dispatcher_service_pb2 as pb
     from tcxhooks.v1 import dispatcher_service_pb2_grpc as pbg
 
@@ -159,7 +163,7 @@ async def check_endpoints(config: Config) -> list[Verdict]:
     if channel is None:
         from tcxhooks.dispatcher.server import ping_all
 
-        results = await ping_all(config)
+        results = await ping_all(config.dispatcher)
         how = "sent by check"
     else:
         try:
@@ -168,7 +172,7 @@ async def check_endpoints(config: Config) -> list[Verdict]:
         finally:
             await channel.close()
         how = "sent by the running dispatcher"
-    urls = {hook.name: hook.url for hook in config.webhooks}
+    urls = {hook.name: hook.url for hook in config.dispatcher.webhooks}
     return [
         Verdict(f"webhook {r.endpoint}", r.ok,
                 f"{urls.get(r.endpoint, '')}: " + (f"HTTP {r.http_status} in {r.latency_seconds * 1000:.0f} ms"
@@ -178,8 +182,8 @@ async def check_endpoints(config: Config) -> list[Verdict]:
     ]
 
 
-async def check_yandex(config: Config) -> list[Verdict]:
-    a = config.analytics
+async def check_yandex(config: Product) -> list[Verdict]:
+    a = config.analytics.analytics
     if not a.enabled:
         return [Verdict("analytics", True, "disabled")]
     if a.backend == "offline":
@@ -211,9 +215,10 @@ async def check_yandex(config: Config) -> list[Verdict]:
     return [Verdict("yandex", True, f"credentials accepted by {a.operation_url}")]
 
 
-async def run_checks(config: Config) -> list[Verdict]:
-    verdicts = [Verdict("config", True, f"{config.path}: {len(config.webhooks)} endpoint(s), "
-                                        f"store {config.store.url.split('://')[0]}, recordings {config.recordings.storage}")]
+async def run_checks(config: Product) -> list[Verdict]:
+    verdicts = [Verdict("config", True, f"{config.path}: {len(config.dispatcher.webhooks)} endpoint(s), "
+                                        f"store {config.platform.store.url.split('://')[0]}, "
+                                        f"recordings {config.media.recordings.storage}")]
     for step in (check_store, check_pbx, check_s3, check_endpoints, check_yandex):
         try:
             verdicts += await step(config)
@@ -228,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-c", "--config", default=os.environ.get("TCXH_CONFIG"), help="ini file (or TCXH_CONFIG)")
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.config, require=SERVICES)
+        config = load_product(args.config)
     except ConfigError as exc:
         for line in str(exc).splitlines():
             print(Verdict("config", False, line).lines()[0])

@@ -189,13 +189,15 @@ async def _wait_serving(config_path: str, timeout: float) -> None:
     """Waits until all four services report SERVING on gRPC health (the monitor: PBX connected)."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    from .platform.config import SERVICES, load_config
+    from .platform.config import load_config
     from .platform.grpc import open_channel
+    from .platform.settings import PlatformSettings
+    from .product import SERVICES
 
-    config = load_config(config_path)
+    services = load_config(config_path, (PlatformSettings,))[PlatformSettings].services
     deadline = time.monotonic() + timeout
     for name in SERVICES:
-        async with open_channel(config, name) as channel:
+        async with open_channel(services, name) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while True:
                 try:

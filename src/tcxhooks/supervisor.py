@@ -15,15 +15,17 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from .platform.config import SERVICES
 from .platform.logging import setup_logging
-from .platform.runtime import METRICS_OFFSET, load_or_exit
+from .platform.runtime import load_or_exit
+from .platform.settings import PlatformSettings
+from .product import SERVICES, SETTINGS
 
 log = logging.getLogger("tcxhooks.supervisor")
 
 START_ORDER = ("dispatcher", "analytics", "media", "monitor")
 STOP_ORDER = ("monitor", "media", "analytics", "dispatcher")
 MAX_BACKOFF = 30.0
+METRICS_OFFSET = {"monitor": 0, "dispatcher": 1, "media": 2, "analytics": 3}  # added to [metrics] port
 
 
 @dataclass
@@ -62,14 +64,15 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         print(f"tcxhooks up: unknown service(s) {', '.join(unknown)}; expected {', '.join(SERVICES)}", file=sys.stderr)
         raise SystemExit(2)
-    config = load_or_exit(args.config, tuple(names))
-    setup_logging(config.log.level, config.log.format, config.secrets(), "supervisor")
+    config = load_or_exit(args.config, [SETTINGS[name] for name in names])
+    platform = config[PlatformSettings]
+    setup_logging(platform.log.level, platform.log.format, config.secrets(), "supervisor")
     config_args = ["-c", os.path.abspath(args.config)] if args.config else []
     children = [
-        Child(name, [sys.executable, "-m", "tcxhooks", name, *config_args], child_env(name, config.metrics.port))
+        Child(name, [sys.executable, "-m", "tcxhooks", name, *config_args], child_env(name, platform.metrics.port))
         for name in START_ORDER if name in names
     ]
-    raise SystemExit(supervise(children, grace=config.services.grace))
+    raise SystemExit(supervise(children, grace=platform.services.grace))
 
 
 def supervise(children: list[Child], grace: float) -> int:

@@ -3,7 +3,7 @@ would load (its ConfigMaps, env and mounted Secret files, as the kubelet lays th
 NetworkPolicy reachability.
 
     objects = build(Path("k8s/overlays/prod"))
-    config = container_config(objects, "dispatcher", tmp_path)      # tcxhooks.platform.config.Config
+    config = load_mounted(mount(objects, workload, container, secrets), "/etc/tcxhooks.ini", tmp_path, "media")
     egress_allowed(objects, pod_labels, Peer(ip="203.0.113.10"), 5001)
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tcxhooks.platform.config import Config, load_config
+from tests.helpers.config import ServiceConfig, service_config
 
 Obj = dict[str, Any]
 
@@ -115,7 +115,7 @@ def mount(objects: list[Obj], workload: Obj, container: Obj, secret_fallback: di
     return result
 
 
-def load_mounted(mounted: Mounted, config_path: str, folder: Path, require: tuple[str, ...]) -> Config:
+def load_mounted(mounted: Mounted, config_path: str, folder: Path, service: str) -> ServiceConfig:
     """Lays the container's files out under `folder` and loads the config the way the service would."""
     def local(path: str) -> str:
         return str(folder / path.lstrip("/"))
@@ -129,7 +129,7 @@ def load_mounted(mounted: Mounted, config_path: str, folder: Path, require: tupl
             assert value in mounted.files, f"{name}={value} is not a mounted file"
             env[name] = local(value)
     assert config_path in mounted.files, f"{config_path} is not mounted"
-    return load_config(local(config_path), env=env, require=require)
+    return service_config(local(config_path), service, env)
 
 
 # --- NetworkPolicy reachability ------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Maps environment variable names to the config keys of `tcxhooks.platform.config` they override.
+"""Maps environment variable names to the config keys (of every service's settings) they override.
 
     config_key("TCXH_RECORDINGS_S3_SECRET_KEY_FILE")  # Key("recordings", "s3_secret_key", secret=True, file=True)
 
@@ -8,10 +8,11 @@ ini path, read by the runtime's `-c` default) and `PGPASSWORD` (libpq's password
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from tcxhooks.platform import runtime
-from tcxhooks.platform.config import ENV_PREFIX, SECTIONS, WebhookConfig
+from tcxhooks.platform.config import ENV_PREFIX, Section, keys_of
+from tcxhooks.product import owned_sections
 
 NON_CONFIG = {"TCXH_CONFIG", "PGPASSWORD"}
 
@@ -24,8 +25,8 @@ class Key:
     file: bool
 
 
-def _keys(section_cls: type) -> dict[str, bool]:
-    return {f.name: bool(f.metadata.get("secret")) for f in fields(section_cls) if "parse" in f.metadata}
+def _keys(section_cls: type[Section]) -> dict[str, bool]:
+    return {name: bool(f.metadata["secret"]) for name, f in keys_of(section_cls).items()}
 
 
 def config_key(name: str) -> Key:
@@ -34,17 +35,16 @@ def config_key(name: str) -> Key:
     rest, file = (name[: -len("_FILE")], True) if name.endswith("_FILE") else (name, False)
     rest = rest[len(ENV_PREFIX):]
     candidates: list[Key] = []
-    for section, cls in SECTIONS.items():
+    for cls in owned_sections():
+        section = cls.SECTION
         for key, secret in _keys(cls).items():
             if rest == f"{section}_{key}".upper():
                 candidates.append(Key(section, key, secret, file))
-    for key, secret in _keys(WebhookConfig).items():
-        if rest == f"WEBHOOK_{key}".upper():
-            candidates.append(Key("webhook", key, secret, file))
-        elif rest.startswith("WEBHOOK_") and rest.endswith(f"_{key}".upper()) and len(rest) > len(f"WEBHOOK__{key}"):
-            hook = rest[len("WEBHOOK_"): -len(key) - 1].lower()
-            candidates.append(Key(f"webhook:{hook}", key, secret, file))
-    assert candidates, f"{name} names no key of tcxhooks.platform.config"
+            elif cls.REPEATED and rest.startswith(f"{section}_".upper()) and rest.endswith(f"_{key}".upper()) \
+                    and len(rest) > len(f"{section}__{key}"):
+                instance = rest[len(section) + 1: -len(key) - 1].lower()
+                candidates.append(Key(f"{section}:{instance}", key, secret, file))
+    assert candidates, f"{name} names no config key"
     found = candidates[0]
     assert not found.file or found.secret, f"{name}: only secrets may be read from a _FILE"
     return found

@@ -14,7 +14,9 @@ import yaml
 
 from tcxhooks.cli import COMMANDS
 from tcxhooks.media.minio_setup import POLICY, media_policy
-from tcxhooks.platform.config import SERVICES, Config, load_config
+from tcxhooks.product import SERVICES
+from tests.helpers.config import ServiceConfig
+from tests.helpers.config import service_config as load_service
 
 from .composefile import environment, load_compose, read_env_file, variables
 from .conftest import ROOT
@@ -30,8 +32,8 @@ STAGES = parse_dockerfile(ROOT / "Dockerfile")
 IMAGE_CONFIG = next(i.args for i in STAGES[-1].instructions("ENV") if "TCXH_CONFIG=" in i.args).split("TCXH_CONFIG=")[1].split()[0]
 
 
-def service_config(name: str) -> Config:
-    return load_config(str(INI), env=environment(SERVICES_OF[name]), require=(name,))
+def service_config(name: str) -> ServiceConfig:
+    return load_service(str(INI), name, environment(SERVICES_OF[name]))
 
 
 def port_of(address: str) -> int:

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tcxhooks.platform.config import SERVICES, Config
+from tcxhooks.media.config import MediaSettings
+from tcxhooks.product import SERVICES
+from tests.helpers.config import ServiceConfig
 from tcxhooks.platform.health import LIVENESS
 
 from .cluster import pod_spec
@@ -23,10 +25,11 @@ PLATFORM_KEYS = {
 } | {("store", "url"), ("recordings", "public_url"), ("recordings", "s3_endpoint"), ("recordings", "s3_secure")}
 
 
-def ports(config: Config) -> dict[str, str]:
+def ports(config: ServiceConfig) -> dict[str, str]:
     found = {name: getattr(config.services, name).rpartition(":")[2] for name in SERVICES}
     found["metrics"] = str(config.metrics.port)
-    found["links"] = config.recordings.listen.rpartition(":")[2]
+    if isinstance(config.settings, MediaSettings):
+        found["links"] = config.recordings.listen.rpartition(":")[2]
     return found
 
 

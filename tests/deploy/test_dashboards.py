@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tcxhooks.platform.config import SERVICES
+from tcxhooks.product import SERVICES
 
 from .conftest import ROOT, Live
 from .promql import declared_labels, grouping_labels, metric_names, served_names

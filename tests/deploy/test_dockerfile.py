@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tcxhooks.cli import COMMANDS
-from tcxhooks.platform.config import SERVICES, load_config
+from tcxhooks.product import SERVICES, load_product
 from tests.helpers.services import write_config
 
 from .conftest import ROOT, Live
@@ -79,9 +79,10 @@ def test_entrypoint_and_default_command_are_real_cli_commands(stages: list[Stage
 
 def test_exposes_the_default_ports_of_every_service(stages: list[Stage]) -> None:
     (expose,) = runtime_stage(stages).instructions("EXPOSE")
-    config = load_config(None, env={})
-    expected = {int(getattr(config.services, n).rpartition(":")[2]) for n in SERVICES}
-    expected |= {config.metrics.port, int(config.recordings.listen.rpartition(":")[2])}
+    defaults = {"TCXH_PBX_URL": "https://pbx.example.com", "TCXH_PBX_CLIENT_ID": "c", "TCXH_WEBHOOK_URL": "https://crm.example.com"}
+    config = load_product(None, env=defaults)
+    expected = {int(config.platform.services.address(n).rpartition(":")[2]) for n in SERVICES}
+    expected |= {config.platform.metrics.port, int(config.media.recordings.listen.rpartition(":")[2])}
     assert {int(p) for p in expose.args.split()} == expected
 
 

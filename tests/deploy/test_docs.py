@@ -6,7 +6,7 @@ import importlib.util
 import re
 
 from tcxhooks.cli import COMMANDS
-from tcxhooks.platform.config import SERVICES
+from tcxhooks.product import SERVICES
 from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import ROOT, Live

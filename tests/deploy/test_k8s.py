@@ -19,11 +19,13 @@ import yaml
 import tcxhooks
 from tcxhooks.cli import COMMANDS
 from tcxhooks.media.links import PATH_PREFIX
-from tcxhooks.platform.config import SERVICES, Config
 from tcxhooks.platform.health import LIVENESS
+from tcxhooks.product import SERVICES
 
 from .cluster import (Obj, Peer, egress_allowed, find, generated, load_mounted, matches, mount, one, pod_labels,
                       pod_spec, quantity)
+from tests.helpers.config import ServiceConfig
+
 from .conftest import ROOT
 from .dockerfile import parse_dockerfile
 from .envmap import check_env_names
@@ -83,10 +85,10 @@ def container(workload: Obj) -> Obj:
     return only  # type: ignore[no-any-return]
 
 
-def service_config(objects: list[Obj], service: str, folder: Path) -> Config:
+def service_config(objects: list[Obj], service: str, folder: Path) -> ServiceConfig:
     workload = deployment(objects, service)
     mounted = mount(objects, workload, container(workload), EXAMPLE_SECRETS)
-    return load_mounted(mounted, IMAGE_CONFIG, folder, (service,))
+    return load_mounted(mounted, IMAGE_CONFIG, folder, service)
 
 
 def port_named(ports: list[Obj], name: str) -> int:
@@ -371,7 +373,7 @@ def test_dev_bucket_job_runs_compose_minio_init_with_media_s3_config(tmp_path: P
     main = container(job)
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))["services"]["minio-init"]
     assert main["command"] == compose["entrypoint"] + compose["command"]
-    config = load_mounted(mount(objects, job, main, EXAMPLE_SECRETS), IMAGE_CONFIG, tmp_path / "job", ())
+    config = load_mounted(mount(objects, job, main, EXAMPLE_SECRETS), IMAGE_CONFIG, tmp_path / "job", "media")
     media = service_config(objects, "media", tmp_path / "media")
     s3_keys = ("s3_endpoint", "s3_access_key", "s3_secret_key", "s3_bucket", "s3_secure", "s3_region")
     assert [getattr(config.recordings, k) for k in s3_keys] == [getattr(media.recordings, k) for k in s3_keys]

@@ -23,6 +23,7 @@ from tcxhooks.monitor.participant import Participant
 from tcxhooks.monitor.pbx import xapi
 from tcxhooks.monitor.pbx.callcontrol import CallControl
 from tcxhooks.monitor.pbx.client import PbxClient
+from tcxhooks.monitor.config import MonitorSettings
 from tcxhooks.platform.config import load_config
 from tests.helpers.services import stop
 
@@ -57,9 +58,9 @@ class Recorder:
 
 
 async def record(url: str, scenario: str) -> list[dict[str, Any]]:
-    config = load_config(None, env={"TCXH_PBX_URL": url, "TCXH_PBX_CLIENT_ID": CLIENT_ID,
-                                    "TCXH_PBX_CLIENT_SECRET": CLIENT_SECRET})
-    pbx = PbxClient(config)
+    config = load_config(None, (MonitorSettings,), env={"TCXH_PBX_URL": url, "TCXH_PBX_CLIENT_ID": CLIENT_ID,
+                                                       "TCXH_PBX_CLIENT_SECRET": CLIENT_SECRET})
+    pbx = PbxClient(config[MonitorSettings].pbx)
     recorder = Recorder(pbx)
     cc = CallControl(pbx, recorder)
     stopping = asyncio.Event()

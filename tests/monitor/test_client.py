@@ -11,6 +11,7 @@ import pytest
 
 from tcxhooks.monitor.errors import PbxError, PbxHttpError
 from tcxhooks.monitor.pbx.client import PbxClient, jwt_expiry
+from tcxhooks.monitor.config import MonitorSettings, PbxConfig
 from tcxhooks.platform.config import load_config
 
 SECRET = "very-secret-api-key"
@@ -55,10 +56,16 @@ class FakePbx:
         return httpx.Response(200, json={"value": [{"Number": "101"}], "params": dict(request.url.params)})
 
 
+def pbx_settings(**env: str) -> PbxConfig:
+    """[pbx] as the monitor loads it from TCXH_PBX_* variables (`client_secret="s"`)."""
+    variables = {"TCXH_PBX_URL": "http://pbx.test", "TCXH_PBX_CLIENT_ID": "crm"}
+    variables.update({f"TCXH_PBX_{name.upper()}": value for name, value in env.items()})
+    return load_config(None, (MonitorSettings,), env=variables)[MonitorSettings].pbx
+
+
 def client(fake: FakePbx, secret: str = SECRET, margin: str = "30") -> PbxClient:
-    config = load_config(None, env={"TCXH_PBX_URL": "http://pbx.test", "TCXH_PBX_CLIENT_ID": "crm",
-                                    "TCXH_PBX_CLIENT_SECRET": secret, "TCXH_PBX_TOKEN_MARGIN": margin})
-    return PbxClient(config, transport=httpx.MockTransport(fake.handle))
+    settings = pbx_settings(client_secret=secret, token_margin=margin)
+    return PbxClient(settings, transport=httpx.MockTransport(fake.handle))
 
 
 def test_jwt_expiry_reads_exp_and_rejects_garbage() -> None:
@@ -115,9 +122,7 @@ async def test_errors_name_the_request_never_the_secret() -> None:
 
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused")
-    config = load_config(None, env={"TCXH_PBX_URL": "http://pbx.test", "TCXH_PBX_CLIENT_ID": "crm",
-                                    "TCXH_PBX_CLIENT_SECRET": SECRET})
-    down = PbxClient(config, transport=httpx.MockTransport(refuse))
+    down = PbxClient(pbx_settings(client_secret=SECRET), transport=httpx.MockTransport(refuse))
     with pytest.raises(PbxError) as err:
         await down.token()
     assert "cannot reach" in str(err.value) and SECRET not in str(err.value)

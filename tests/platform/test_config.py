@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from tcxhooks.dispatcher.config import DispatcherSettings
+from tcxhooks.media.config import MediaSettings
+from tcxhooks.monitor.config import MonitorSettings
 from tcxhooks.platform.config import ConfigError, load_config
+from tcxhooks.platform.settings import PlatformSettings
+from tcxhooks.product import load_product
 
 GOOD = """
 [pbx]
@@ -44,13 +49,14 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_good_file_loads_every_endpoint(tmp_path: Path) -> None:
-    config = load_config(str(write(tmp_path, GOOD)), env={}, require=("monitor", "dispatcher"))
-    assert [w.name for w in config.webhooks] == ["default", "backup"]
-    assert config.webhooks[1].format == "json"
-    assert config.webhooks[1].events == ("call.ended", "recording.ready")
-    assert config.pbx.poll_interval == 5.0
-    assert config.recordings.purge_at.strftime("%H:%M") == "03:00"
-    assert config.store.url == "sqlite:///./data/tcxhooks.db"
+    config = load_product(str(write(tmp_path, GOOD)), env={})
+    webhooks = config.dispatcher.webhooks
+    assert [w.name for w in webhooks] == ["default", "backup"]
+    assert webhooks[1].format == "json"
+    assert webhooks[1].events == ("call.ended", "recording.ready")
+    assert config.monitor.pbx.poll_interval == 5.0
+    assert config.media.recordings.purge_at.strftime("%H:%M") == "03:00"
+    assert config.platform.store.url == "sqlite:///./data/tcxhooks.db"
 
 
 @pytest.mark.parametrize(
@@ -88,20 +94,20 @@ def test_env_override_wins_and_is_named(tmp_path: Path) -> None:
     result = run_up(path, {"TCXH_WEBHOOK_BACKUP_TIMEOUT": "forever"})
     assert result.returncode == 2
     assert "[webhook:backup] timeout = 'forever' (from env TCXH_WEBHOOK_BACKUP_TIMEOUT)" in result.stderr
-    config = load_config(str(path), env={"TCXH_PBX_POLL_INTERVAL": "2m", "TCXH_WEBHOOK_FORMAT": "json"})
-    assert config.pbx.poll_interval == 120.0
-    assert config.webhooks[0].format == "json"
+    config = load_product(str(path), env={"TCXH_PBX_POLL_INTERVAL": "2m", "TCXH_WEBHOOK_FORMAT": "json"})
+    assert config.monitor.pbx.poll_interval == 120.0
+    assert config.dispatcher.webhooks[0].format == "json"
 
 
 def test_env_only_endpoint_and_secret_file(tmp_path: Path) -> None:
     secret_file = tmp_path / "pbx-secret"
     secret_file.write_text("from-a-mounted-secret\n")
-    config = load_config(str(write(tmp_path, GOOD)), env={
+    config = load_product(str(write(tmp_path, GOOD)), env={
         "TCXH_WEBHOOK_CRM2_URL": "https://crm2.example.com/hook",
         "TCXH_PBX_CLIENT_SECRET_FILE": str(secret_file),
     })
-    assert [w.name for w in config.webhooks] == ["default", "backup", "crm2"]
-    assert config.pbx.client_secret == "from-a-mounted-secret"
+    assert [w.name for w in config.dispatcher.webhooks] == ["default", "backup", "crm2"]
+    assert config.monitor.pbx.client_secret == "from-a-mounted-secret"
 
 
 def test_missing_required_keys_are_named(tmp_path: Path) -> None:
@@ -118,49 +124,92 @@ def test_secrets_never_echoed(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "[webhook] secret = ***: expected whsec_" in result.stderr
     assert "not-a-whsec-value" not in result.stderr + result.stdout
-    config = load_config(str(write(tmp_path, GOOD)), env={})
+    config = load_product(str(write(tmp_path, GOOD)), env={}).config
     assert "s3cr3t-pbx-key" not in str(config.redacted())
 
 
 def test_unknown_key_is_warned_not_ignored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    load_config(str(write(tmp_path, GOOD + "\n[recordings]\nretension_days = 30\n")), env={})
+    load_product(str(write(tmp_path, GOOD + "\n[recordings]\nretension_days = 30\n")), env={})
     assert "[recordings] unknown key 'retension_days' ignored (typo?)" in caplog.text
 
 
 def test_key_set_twice(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"\[pbx\] url is set twice \(line 4\)"):
-        load_config(str(write(tmp_path, GOOD.replace("client_id", "url"))), env={})
+        load_product(str(write(tmp_path, GOOD.replace("client_id", "url"))), env={})
 
 
 def test_not_an_ini_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a valid ini file"):
-        load_config(str(write(tmp_path, "this is not = an ini\n[[[")), env={})
+        load_product(str(write(tmp_path, "this is not = an ini\n[[[")), env={})
     with pytest.raises(ConfigError, match="file not found"):
-        load_config(str(tmp_path / "missing.ini"), env={})
+        load_product(str(tmp_path / "missing.ini"), env={})
 
 
 def test_store_password_never_logged(tmp_path: Path) -> None:
-    config = load_config(str(write(tmp_path, GOOD)), env={"TCXH_STORE_URL": "postgresql://tcx:pa55word@db/tcx"})
+    config = load_product(str(write(tmp_path, GOOD)), env={"TCXH_STORE_URL": "postgresql://tcx:pa55word@db/tcx"}).config
     assert config.redacted()["store"]["url"] == "postgresql://tcx:***@db/tcx"
     assert "pa55word" in config.secrets()
-    default = load_config(str(write(tmp_path, GOOD)), env={"TCXH_STORE_URL": "sqlite:///./data/t.db"})
+    default = load_product(str(write(tmp_path, GOOD)), env={"TCXH_STORE_URL": "sqlite:///./data/t.db"}).config
     assert default.redacted()["store"]["url"] == "sqlite:///./data/t.db"
 
 
 def test_credentials_in_a_webhook_url_never_logged(tmp_path: Path) -> None:
     url = "https://crm:hunter22@crm.example.com/3cx?api_key=k3y-k3y-k3y&x=json"
     ini = GOOD.replace("url = https://crm.example.com/3cx", f"url = {url}")
-    config = load_config(str(write(tmp_path, ini)), env={})
-    assert config.webhooks[0].url == url
+    config = load_product(str(write(tmp_path, ini)), env={}).config
+    assert config[DispatcherSettings].webhooks[0].url == url
     assert config.redacted()["webhook"]["url"] == "https://crm:***@crm.example.com/3cx?api_key=***&x=***"
     assert {"hunter22", "k3y-k3y-k3y"} <= set(config.secrets()) and "json" not in config.secrets()
 
 
 def test_store_password_kept_out_of_errors_and_read_from_a_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as bad:
-        load_config(str(write(tmp_path, GOOD)), env={"TCXH_STORE_URL": "postgresq://tcx:pa55word@db/tcx"})
+        load_product(str(write(tmp_path, GOOD)), env={"TCXH_STORE_URL": "postgresq://tcx:pa55word@db/tcx"})
     assert "pa55word" not in str(bad.value) and "postgresq://tcx:***@db/tcx" in str(bad.value)
     secret = tmp_path / "store-url"
     secret.write_text("postgresql://tcx:pa55word@db/tcx\n")
-    config = load_config(str(write(tmp_path, GOOD)), env={"TCXH_STORE_URL_FILE": str(secret)})
-    assert config.store.url == "postgresql://tcx:pa55word@db/tcx"
+    config = load_product(str(write(tmp_path, GOOD)), env={"TCXH_STORE_URL_FILE": str(secret)})
+    assert config.platform.store.url == "postgresql://tcx:pa55word@db/tcx"
+
+
+def test_each_service_loads_only_its_settings_and_warns_about_its_own_sections(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The monitor reads [recordings] enabled (a view of media's section) but leaves its typos to media."""
+    path = str(write(tmp_path, GOOD + "\n[recordings]\nenabled = false\nretension_days = 30\n[recordngs]\n"))
+    monitor = load_config(path, (PlatformSettings, MonitorSettings), env={})
+    assert monitor[MonitorSettings].recordings.enabled is False
+    with pytest.raises(KeyError):
+        monitor[DispatcherSettings]
+    assert "retension_days" not in caplog.text
+    assert "unknown section [recordngs] ignored" in caplog.text
+    caplog.clear()
+    load_config(path, (PlatformSettings, MediaSettings), env={})
+    assert "[recordings] unknown key 'retension_days' ignored (typo?)" in caplog.text
+
+
+def test_a_service_requires_only_its_own_keys(tmp_path: Path) -> None:
+    path = str(write(tmp_path, "[log]\nlevel = info\n"))
+    load_config(path, (PlatformSettings, MediaSettings), env={})
+    with pytest.raises(ConfigError, match=r"\[webhook\] url is missing") as missing:
+        load_config(path, (PlatformSettings, DispatcherSettings), env={})
+    assert "[pbx]" not in str(missing.value)
+
+
+def test_every_view_matches_the_owners_key() -> None:
+    """A service reading a key of another's section declares it with the owner's default and type."""
+    from dataclasses import fields as dataclass_fields
+
+    from tcxhooks.platform.config import SECTION_NAMES, keys_of, sections_of
+    from tcxhooks.product import SETTINGS, owned_sections
+
+    owners = {cls.SECTION: cls for cls in owned_sections()}
+    assert sorted(owners) == sorted(SECTION_NAMES), "the platform's section names are every service's sections"
+    views = [cls for settings in SETTINGS.values() for cls in sections_of(settings).values() if not cls.OWNED]
+    assert views
+    for view in views:
+        owner_keys = keys_of(owners[view.SECTION])
+        types = {f.name: f.type for f in dataclass_fields(owners[view.SECTION])}
+        for name, f in keys_of(view).items():
+            assert name in owner_keys, f"{view.__name__} reads [{view.SECTION}] {name}, which its owner lacks"
+            assert f.metadata["raw_default"] == owner_keys[name].metadata["raw_default"], (view, name)
+            assert f.type == types[name], (view, name)

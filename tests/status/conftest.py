@@ -12,9 +12,9 @@ import pytest
 from tcxhooks.monitor.pbx.client import PbxClient
 from tcxhooks.monitor.status.diff import NAMES
 from tcxhooks.monitor.status.poller import StatusPoller
-from tcxhooks.platform.config import Config, load_config
 from tcxhooks.platform.store import Store, open_store
 from tcxhooks.v1 import events_pb2
+from tests.helpers.config import ServiceConfig, service_config
 from tests.helpers.net import free_port
 from tests.helpers.services import start, stop, write_config
 
@@ -61,11 +61,16 @@ def status_config(tmp_path: Path, sim_url: str, **sections: dict[str, object]) -
     return write_config(tmp_path, pbx={**pbx, **sections.pop("pbx", {})}, **sections)
 
 
+def monitor_config(path: Path) -> ServiceConfig:
+    """The config a monitor started with `path` loads."""
+    return service_config(str(path), "monitor")
+
+
 @dataclass
 class Harness:
     """One monitor's worth of status polling; `restart()` is a new process's view of the same store."""
 
-    config: Config
+    config: ServiceConfig
     publish: Callable[[events_pb2.Event], Awaitable[None]] | None = None
     page_size: int = 500
     published: list[events_pb2.Event] = field(default_factory=list)
@@ -75,8 +80,8 @@ class Harness:
 
     async def open(self) -> Harness:
         self.store = await open_store(self.config.store.url)
-        self.pbx = PbxClient(self.config)
-        self.poller = StatusPoller(self.pbx, self.store, self._publish, self.config, page_size=self.page_size)
+        self.pbx = PbxClient(self.config.pbx)
+        self.poller = StatusPoller(self.pbx, self.store, self._publish, self.config.pbx, page_size=self.page_size)
         await self.poller.start()
         return self
 
@@ -102,7 +107,7 @@ class Harness:
 
 @pytest.fixture
 async def harness(tmp_path: Path, sim: Sim) -> AsyncIterator[Harness]:
-    h = await Harness(load_config(status_config(tmp_path, sim.url))).open()
+    h = await Harness(monitor_config(status_config(tmp_path, sim.url))).open()
     try:
         yield h
     finally:

@@ -7,13 +7,12 @@ from typing import AsyncIterator
 
 import pytest
 
-from tcxhooks.platform.config import load_config
 from tcxhooks.platform.grpc import open_channel
 from tcxhooks.v1 import dispatcher_service_pb2, dispatcher_service_pb2_grpc, events_pb2
 from tests.helpers.receiver import Receiver, Request
 from tests.helpers.services import start, stop, wait_healthy
 
-from .conftest import Harness, Sim, status_config
+from .conftest import Harness, Sim, monitor_config, status_config
 
 SERVICE_TOKEN = "status-e2e-service-token"
 
@@ -24,12 +23,12 @@ async def wired(tmp_path: Path, sim: Sim) -> AsyncIterator[tuple[Harness, Receiv
     path = status_config(tmp_path, sim.url, webhook={"url": crm.url + "/form", "format": "form"},
                          services={"token": SERVICE_TOKEN}, **{"webhook:js": {"url": crm.url + "/json",
                                                                               "format": "json"}})
-    config = load_config(path)
+    config = monitor_config(path)
     dispatcher = start(["dispatcher", "-c", str(path)], tmp_path / "dispatcher.log")
     channel = None
     try:
         await asyncio.to_thread(wait_healthy, config.services.dispatcher)
-        channel = open_channel(config, "dispatcher")
+        channel = open_channel(config.services, "dispatcher")
         stub = dispatcher_service_pb2_grpc.DispatcherServiceStub(channel)
 
         async def publish(event: events_pb2.Event) -> None:

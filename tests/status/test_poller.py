@@ -8,10 +8,9 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from tcxhooks.platform.config import load_config
 from tcxhooks.v1 import events_pb2
 
-from .conftest import Harness, Sim, status_config, summary
+from .conftest import Harness, Sim, monitor_config, status_config, summary
 
 # (control calls, expected events) on the simulator's default directory:
 # 101 Ivan Petrov, 102 Maria Sidorova, 103 Oleg Smirnov, 104, 105; queue 800 Sales (101, 102), 801 (103).
@@ -189,7 +188,7 @@ async def test_publish_failure_keeps_events_and_republishes_the_same_ids_first(h
 
 
 async def test_run_polls_on_interval_and_poke(tmp_path: Path, sim: Sim) -> None:
-    harness = await Harness(load_config(status_config(tmp_path, sim.url, pbx={"poll_interval": "1h"}))).open()
+    harness = await Harness(monitor_config(status_config(tmp_path, sim.url, pbx={"poll_interval": "1h"}))).open()
     stopping = asyncio.Event()
     assert harness.poller is not None
     task = asyncio.create_task(harness.poller.run(stopping))

@@ -9,11 +9,10 @@ import pytest
 from aiohttp import web
 
 from tcxhooks.monitor.status.xapi import Xapi, XapiError
-from tcxhooks.platform.config import load_config
 from tests.helpers.net import free_port
 from tests.helpers.services import write_config
 
-from .conftest import Harness
+from .conftest import Harness, monitor_config
 
 GOOD_USERS = {"@odata.count": 1, "value": [{"Id": 1, "Number": "101", "FirstName": "Ivan", "LastName": "Petrov",
                                             "CurrentProfileName": "Available", "QueueStatus": "LoggedIn"}]}
@@ -58,7 +57,7 @@ class FakePbx:
 @pytest.fixture
 async def fake(tmp_path: Path) -> AsyncIterator[tuple[FakePbx, Harness]]:
     async with FakePbx() as pbx:
-        config = load_config(write_config(tmp_path, pbx={"url": f"http://127.0.0.1:{pbx.port}", "client_id": "c",
+        config = monitor_config(write_config(tmp_path, pbx={"url": f"http://127.0.0.1:{pbx.port}", "client_id": "c",
                                                          "client_secret": "s"}))
         harness = await Harness(config).open()
         try:

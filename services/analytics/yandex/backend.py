@@ -15,10 +15,9 @@ from typing import Any
 
 import httpx
 
-from tcxhooks.platform.config import AnalyticsConfig
-
 from ..audio import MediaAudio
 from ..backend import Outcome, Save, Wait
+from ..config import AnalyticsConfig
 from ..errors import permanent
 from ..jobstore import AudioRef, Job
 from ..metrics import AUDIO_SECONDS

@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 
-from tcxhooks.platform.config import AnalyticsConfig
 from tcxhooks.platform.logging import redact
 
+from ..config import AnalyticsConfig
 from ..errors import AnalyticsError, permanent, transient
 from ..metrics import BACKEND_SECONDS
 

@@ -15,8 +15,7 @@ from typing import Any
 
 import httpx
 
-from tcxhooks.platform.config import AnalyticsConfig
-
+from ..config import AnalyticsConfig
 from ..errors import AnalyticsError, permanent, transient
 from ..transcript import MONO, Segment
 from .http import GRPC_NAMES, request

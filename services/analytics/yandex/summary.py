@@ -9,8 +9,7 @@ from typing import Any
 
 import httpx
 
-from tcxhooks.platform.config import AnalyticsConfig
-
+from ..config import AnalyticsConfig
 from ..errors import transient
 from ..textrank import summarize as extractive
 from .http import request

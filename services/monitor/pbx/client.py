@@ -1,6 +1,6 @@
 """HTTP client of the PBX: OAuth client-credentials token manager, JSON GETs and POSTs, byte streams.
 
-    pbx = PbxClient(config)
+    pbx = PbxClient(settings.pbx)
     users = await pbx.get_json("/xapi/v1/Users", {"$select": "Id,Number"})
     result = await pbx.post_json("/callcontrol/101/makecall", {"destination": "79161234567"})
     async for chunk in pbx.stream("/xapi/v1/Recordings/Pbx.DownloadRecording(recId=7)"):
@@ -23,8 +23,7 @@ from typing import Any, AsyncIterator
 
 import httpx
 
-from tcxhooks.platform.config import Config
-
+from ..config import PbxConfig
 from ..errors import PbxError, PbxHttpError
 from ..metrics import PBX_REQUEST_SECONDS, TOKEN_MINTS
 
@@ -76,8 +75,7 @@ def _detail(response: httpx.Response) -> str:
 class PbxClient:
     """One per process; safe for concurrent use by several tasks."""
 
-    def __init__(self, config: Config, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        pbx = config.pbx
+    def __init__(self, pbx: PbxConfig, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.base_url: str = pbx.url
         self.client_id = pbx.client_id
         self._secret = pbx.client_secret

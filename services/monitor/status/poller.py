@@ -1,6 +1,6 @@
 """Polls the XAPI directory every `[pbx] poll_interval`, diffs complete views, publishes status events.
 
-    poller = StatusPoller(pbx_client, store, publish, config)
+    poller = StatusPoller(pbx_client, store, publish, settings.pbx)
     app.spawn(poller.run(app.stopping), "status-poller")
     poller.poke()          # e.g. Call Control showed a DN change: poll now
 
@@ -20,11 +20,11 @@ from typing import Awaitable, Callable
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from tcxhooks.platform.config import Config
 from tcxhooks.platform.store import Store
 from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import events_pb2, monitor_service_pb2
 
+from ..config import PbxConfig
 from . import metrics
 from .diff import NAMES, diff
 from .store import StatusStore, StatusStoreError
@@ -38,12 +38,12 @@ HISTORY_LOOKBACK = dt.timedelta(days=2)  # login sessions are reported per day: 
 
 
 class StatusPoller:
-    def __init__(self, pbx: JsonGetter, store: Store, publish: Publish, config: Config, *,
+    def __init__(self, pbx: JsonGetter, store: Store, publish: Publish, pbx_settings: PbxConfig, *,
                  page_size: int = 500, timeout: float = 10.0) -> None:
         self._xapi = Xapi(pbx, page_size=page_size, timeout=timeout)
-        self._store = StatusStore(store, config.pbx.url)
+        self._store = StatusStore(store, pbx_settings.url)
         self._publish = publish
-        self._interval = config.pbx.poll_interval
+        self._interval = pbx_settings.poll_interval
         self._poke = asyncio.Event()
         self._view: DirectoryView | None = None
         self._failing: dict[str, str] = {}  # what → last error, to log each failure streak once

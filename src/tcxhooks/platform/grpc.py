@@ -1,7 +1,7 @@
 """gRPC plumbing: the server factory (auth + metrics interceptors), client channels, error mapping.
 
-    server = create_server(config)            # interceptors installed
-    channel = open_channel(config, "dispatcher")
+    server, port = create_server(settings.services, "127.0.0.1:50052")   # interceptors installed
+    channel = open_channel(settings.services, "dispatcher")
     stub = dispatcher_service_pb2_grpc.DispatcherServiceStub(channel)
 
 With `[services] token` set, every RPC except grpc.health.v1 needs `authorization: Bearer <token>`;
@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable
 
 import grpc
 
-from .config import Config
+from .settings import ServicesConfig
 from .metrics import GRPC_CLIENT_HANDLED, ServerMetricsInterceptor
 
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
@@ -77,8 +77,7 @@ def listen_address(address: str) -> str:
     return f"[::]:{port}"
 
 
-def _server_credentials(config: Config) -> grpc.ServerCredentials | None:
-    s = config.services
+def _server_credentials(s: ServicesConfig) -> grpc.ServerCredentials | None:
     if not (s.tls_cert and s.tls_key):
         return None
     with open(s.tls_key, "rb") as key, open(s.tls_cert, "rb") as cert:
@@ -87,13 +86,13 @@ def _server_credentials(config: Config) -> grpc.ServerCredentials | None:
     return grpc.ssl_server_credentials(pair, root_certificates=ca, require_client_auth=ca is not None)
 
 
-def create_server(config: Config, address: str) -> tuple[grpc.aio.Server, int]:
+def create_server(services: ServicesConfig, address: str) -> tuple[grpc.aio.Server, int]:
     """A grpc.aio server bound to `address` with the shared interceptors; returns it and its port."""
     interceptors: list[grpc.aio.ServerInterceptor] = [ServerMetricsInterceptor()]
-    if config.services.token:
-        interceptors.insert(0, TokenAuthInterceptor(config.services.token))
+    if services.token:
+        interceptors.insert(0, TokenAuthInterceptor(services.token))
     server = grpc.aio.server(interceptors=interceptors, options=_SERVER_OPTIONS)
-    credentials = _server_credentials(config)
+    credentials = _server_credentials(services)
     bind = listen_address(address)
     port = server.add_secure_port(bind, credentials) if credentials else server.add_insecure_port(bind)
     if port == 0:
@@ -138,12 +137,12 @@ class _StreamToken(grpc.aio.UnaryStreamClientInterceptor):
         return await continuation(_with_token(details, self._pair), request)
 
 
-def open_channel(config: Config, service: str, address: str | None = None) -> grpc.aio.Channel:
-    """A channel to one of the four services (`[services] <service>`), sending the shared token."""
-    target = address or getattr(config.services, service)
-    pair = ("authorization", f"Bearer {config.services.token}") if config.services.token else None
+def open_channel(services: ServicesConfig, service: str, address: str | None = None) -> grpc.aio.Channel:
+    """A channel to a service at its `[services] <service>` address, sending the shared token."""
+    s = services
+    target = address or s.address(service)
+    pair = ("authorization", f"Bearer {s.token}") if s.token else None
     interceptors: list[grpc.aio.ClientInterceptor] = [_UnaryToken(pair), _StreamToken(pair)]
-    s = config.services
     if s.tls_ca:
         ca = open(s.tls_ca, "rb").read()
         key = open(s.tls_key, "rb").read() if s.tls_key else None

@@ -1,13 +1,16 @@
 """The life of every service: config → logging → metrics → gRPC server → build() → serve → drain.
 
-    async def build(app: App) -> None:
+    async def build(app: App[DispatcherSettings]) -> None:
         store = await app.open_store()
-        servicer = DispatcherServicer(...)
+        servicer = DispatcherServicer(app.settings.webhooks, ...)
         dispatcher_service_pb2_grpc.add_DispatcherServiceServicer_to_server(servicer, app.server)
         app.spawn(worker.run(), "worker")
 
     def main() -> None:
-        runtime.run("dispatcher", build)
+        runtime.run("dispatcher", DispatcherSettings, build, grpc_service="tcxhooks.v1.DispatcherService")
+
+Each process loads the platform's settings ([store] [services] [metrics] [log]) and its own service's
+settings class; `App.settings` holds the latter, `App.platform` the former.
 """
 from __future__ import annotations
 
@@ -20,34 +23,31 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Coroutine
+from typing import Any, Awaitable, Callable, Coroutine, Generic, Sequence, TypeVar
 
 import grpc
 
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, Settings, load_config
 from .grpc import create_server, open_channel
 from .health import Health
 from .logging import setup_logging
 from .metrics import start_metrics
+from .settings import PlatformSettings
 from .store import Store, StoreError, open_store
 
 log = logging.getLogger(__name__)
 
-GRPC_NAMES = {
-    "monitor": "tcxhooks.v1.MonitorService",
-    "dispatcher": "tcxhooks.v1.DispatcherService",
-    "media": "tcxhooks.v1.MediaService",
-    "analytics": "tcxhooks.v1.AnalyticsService",
-}
-METRICS_OFFSET = {"monitor": 0, "dispatcher": 1, "media": 2, "analytics": 3}
+S = TypeVar("S", bound=Settings)
 
 
 @dataclass
-class App:
+class App(Generic[S]):
     """What build() wires into; every resource it opens goes on `stack` (closed in reverse)."""
 
     name: str
     config: Config
+    settings: S
+    platform: PlatformSettings
     server: grpc.aio.Server
     health: Health
     stack: contextlib.AsyncExitStack
@@ -77,7 +77,7 @@ class App:
     async def open_store(self) -> Store:
         """The shared store (opened once per process, closed at shutdown)."""
         if self._store is None:
-            self._store = await open_store(self.config.store.url)
+            self._store = await open_store(self.platform.store.url)
             self.stack.push_async_callback(self._store.close)
             self.health.add_check("store", self._store.ping, critical=True)
         return self._store
@@ -85,13 +85,13 @@ class App:
     def channel(self, service: str) -> grpc.aio.Channel:
         """A shared channel to a peer service (closed at shutdown)."""
         if service not in self._channels:
-            channel = open_channel(self.config, service)
+            channel = open_channel(self.platform.services, service)
             self._channels[service] = channel
             self.stack.push_async_callback(channel.close)
         return self._channels[service]
 
 
-Build = Callable[[App], Awaitable[None]]
+Build = Callable[[App[S]], Awaitable[None]]
 
 
 def parse_args(name: str, argv: list[str] | None) -> argparse.Namespace:
@@ -100,9 +100,10 @@ def parse_args(name: str, argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_or_exit(path: str | None, require: tuple[str, ...]) -> Config:
+def load_or_exit(path: str | None, settings: Sequence[type[Settings]]) -> Config:
+    """The config with the platform's settings and `settings`; a bad one is printed and exits 2."""
     try:
-        return load_config(path, require=require)
+        return load_config(path, (PlatformSettings, *settings))
     except ConfigError as exc:
         print(f"tcxhooks: bad configuration: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -120,18 +121,21 @@ def _event_loop_factory(uvloop_wanted: bool) -> Callable[[], asyncio.AbstractEve
     return uvloop.new_event_loop
 
 
-def run(name: str, build: Build, argv: list[str] | None = None, uvloop: bool = True) -> None:
+def run(name: str, settings: type[S], build: Build[S], argv: list[str] | None = None, *, grpc_service: str,
+        uvloop: bool = True) -> None:
     """Entry point of one service process; exits 0 after a clean shutdown, 1 when it could not start or a
     background task crashed (after shutting down cleanly), 2 on bad config.
 
+    `name` is the service's key in [services]; `grpc_service` the full name its health answers for.
     `uvloop=False` keeps asyncio's own loop (for a service whose subprocess pipes were built and
     measured on it)."""
     args = parse_args(name, argv)
-    config = load_or_exit(args.config, (name,))
-    setup_logging(config.log.level, config.log.format, config.secrets(), name)
+    config = load_or_exit(args.config, (settings,))
+    log_settings = config[PlatformSettings].log
+    setup_logging(log_settings.level, log_settings.format, config.secrets(), name)
     try:
         with asyncio.Runner(loop_factory=_event_loop_factory(uvloop)) as runner:
-            crashed = runner.run(serve(name, config, build))
+            crashed = runner.run(serve(name, config, settings, build, grpc_service))
     except (StoreError, OSError) as exc:
         log.error("%s cannot start: %s", name, exc)
         raise SystemExit(1) from None
@@ -150,17 +154,19 @@ def _freeze_startup_heap() -> None:
     log.info("%d startup objects kept out of garbage collection", gc.get_freeze_count())
 
 
-async def serve(name: str, config: Config, build: Build, ready: asyncio.Event | None = None) -> str:
+async def serve(name: str, config: Config, settings: type[S], build: Build[S], grpc_service: str,
+                ready: asyncio.Event | None = None) -> str:
     """Runs the service until SIGTERM/SIGINT or a background task's crash; returns that task's name ("" for a
     signal)."""
     log.info("%s starting; config %s", name, config.path, extra={"config": config.redacted()})
-    metrics_port = start_metrics(name, config.metrics.port)
-    address = getattr(config.services, name)
-    server, port = create_server(config, address)
-    health = Health(name, (GRPC_NAMES[name],))
+    platform = config[PlatformSettings]
+    metrics_port = start_metrics(name, platform.metrics.port)
+    address = platform.services.address(name)
+    server, port = create_server(platform.services, address)
+    health = Health(name, (grpc_service,))
     health.add_to_server(server)
     async with contextlib.AsyncExitStack() as stack:
-        app = App(name, config, server, health, stack, port, metrics_port)
+        app = App(name, config, config[settings], platform, server, health, stack, port, metrics_port)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -177,12 +183,12 @@ async def serve(name: str, config: Config, build: Build, ready: asyncio.Event | 
         await app.stopping.wait()
         log.info("%s stopping", name)
         await health.shutdown()
-        await server.stop(config.services.grace)
+        await server.stop(platform.services.grace)
         health_task.cancel()
         # Background loops get `grace` seconds to finish their in-flight work (they watch
         # app.stopping), then are cancelled; unfinished work stays in the store for next time.
         if app.tasks:
-            _, pending = await asyncio.wait(app.tasks, timeout=config.services.grace)
+            _, pending = await asyncio.wait(app.tasks, timeout=platform.services.grace)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)

@@ -1,0 +1,81 @@
+"""The dispatcher's settings: [webhook] / [webhook:NAME] endpoints and [dispatcher] (docs/config.md)."""
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from typing import Iterator
+
+from tcxhooks.platform.config import URL_PASSWORD, Missing, Section, Settings, key
+from tcxhooks.platform.values import choice, comma_list, duration, http_url, optional, parse_duration, text, whole
+
+_SECRET_FORM = "whsec_ followed by base64 (several separated by spaces while rotating)"
+
+
+def _webhook_secret(value: str) -> tuple[str, ...]:
+    """One or more `whsec_<base64>` secrets (space or comma separated, for rotation)."""
+    secrets = tuple(s for s in re.split(r"[\s,]+", value.strip()) if s)
+    for secret in secrets:
+        if not secret.startswith("whsec_"):
+            raise ValueError(_SECRET_FORM)
+        try:
+            if not base64.b64decode(secret[len("whsec_"):], validate=True):
+                raise ValueError
+        except (binascii.Error, ValueError):
+            raise ValueError(_SECRET_FORM) from None
+    return secrets
+
+
+def _events_filter(value: str) -> tuple[str, ...]:
+    return comma_list(value) or ("*",)
+
+
+def _retry_schedule(value: str) -> tuple[float, ...]:
+    steps = comma_list(value)
+    if not steps:
+        raise ValueError("a comma list of durations such as 5s,5m,30m,2h")
+    return tuple(parse_duration(step) for step in steps)
+
+
+@dataclass(frozen=True)
+class WebhookConfig(Section):
+    SECTION = "webhook"
+    REPEATED = True
+    ENV_KEY = "url"
+    name: str = "default"
+    url: str = key("", optional(http_url), "endpoint URL (required)", secret=URL_PASSWORD)
+    format: str = key("form", choice("form", "json"), "form (seed-compatible) or json")
+    secret: tuple[str, ...] = key("", _webhook_secret, "whsec_ secrets", secret=True)
+    events: tuple[str, ...] = key("*", _events_filter, "event names or types to send")
+    dids: tuple[str, ...] = key("", comma_list, "only these DIDs")
+    queues: tuple[str, ...] = key("", comma_list, "only these queues")
+    users: tuple[str, ...] = key("", comma_list, "only these extensions")
+    timeout: float = key("15", duration, "total request timeout")
+    connect_timeout: float = key("5", duration, "connect timeout")
+    ca_file: str = key("", text, "extra CA bundle for a private CRM")
+    concurrency: int = key("16", whole(1, 1024), "parallel requests to this endpoint")
+
+
+@dataclass(frozen=True)
+class DispatcherConfig(Section):
+    SECTION = "dispatcher"
+    retry_schedule: tuple[float, ...] = key("5s,5m,30m,2h,5h,10h,10h", _retry_schedule, "waits between attempts")
+    transport: str = key("httptools", choice("httptools", "pyreqwest", "aiohttp", "httpx"),
+                         "HTTP client for deliveries")
+    keep_days: int = key("30", whole(1), "delivered events kept this many days")
+    lease_ttl: float = key("60", duration, "how long a replica holds a claimed delivery")
+    batch: int = key("256", whole(1, 10000), "deliveries claimed per round")
+
+
+@dataclass(frozen=True)
+class DispatcherSettings(Settings):
+    webhooks: tuple[WebhookConfig, ...]
+    dispatcher: DispatcherConfig
+
+    def missing(self) -> Iterator[Missing]:
+        if not self.webhooks:
+            yield Missing("webhook", "url", "the CRM endpoint URL")
+        for hook in self.webhooks:
+            if not hook.url:
+                yield Missing(hook.title, "url", "the CRM endpoint URL")

@@ -1,0 +1,85 @@
+"""The media service's settings: [recordings] (docs/config.md), and the keys of [pbx] and [analytics] it
+reads."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Iterator
+
+from tcxhooks.platform.config import Missing, Section, Settings, key
+from tcxhooks.platform.values import base_url, boolean, choice, duration, host_port, optional, text, whole
+
+
+def _clock_time(value: str) -> dt.time:
+    try:
+        return dt.datetime.strptime(value.strip(), "%H:%M").time()
+    except ValueError:
+        raise ValueError("a local time HH:MM such as 03:00") from None
+
+
+def _bitrate(value: str) -> str:
+    value = value.strip().lower()
+    if not re.fullmatch(r"\d{1,3}k", value):
+        raise ValueError("a bitrate such as 32k, 64k or 128k")
+    return value
+
+
+@dataclass(frozen=True)
+class RecordingsConfig(Section):
+    SECTION = "recordings"
+    enabled: bool = key("true", boolean, "convert and publish recordings")
+    full_info: bool = key("false", boolean, "add the call-ended fields to the recording webhook")
+    retention_days: int = key("90", whole(1), "days mp3 files are kept")
+    purge_at: dt.time = key("03:00", _clock_time, "local time of the nightly purge")
+    storage: str = key("local", choice("local", "s3"), "local folder or S3/MinIO")
+    local_dir: str = key("./data/recordings", text, "folder with storage = local")
+    listen: str = key("127.0.0.1:8480", host_port, "media's HTTP server for the links")
+    public_url: str = key("http://127.0.0.1:8480", base_url, "how CRMs reach the links")
+    bitrate: str = key("64k", _bitrate, "mp3 bitrate")
+    grace: float = key("3", duration, "how long to wait for late wav files after hangup")
+    jobs: int = key("0", whole(0, 64), "parallel transcodes (0: one per core)")
+    link_secret: str = key("", text, "HMAC key of the links (default: derived from the store)", secret=True)
+    s3_endpoint: str = key("minio:9000", host_port, "S3 endpoint host:port")
+    s3_public_endpoint: str = key("", optional(host_port), "host:port CRMs use for presigned URLs "
+                                  "(default s3_endpoint)")
+    s3_access_key: str = key("", text, "S3 access key", secret=True)
+    s3_secret_key: str = key("", text, "S3 secret key", secret=True)
+    s3_bucket: str = key("recordings", text, "bucket")
+    s3_secure: bool = key("true", boolean, "https to S3")
+    s3_region: str = key("us-east-1", text, "S3 region")
+
+
+@dataclass(frozen=True)
+class PbxRecordings(Section):
+    """[pbx] as the media service reads it (the monitor owns the section): where recordings come from."""
+
+    SECTION = "pbx"
+    OWNED = False
+    recordings: str = key("xapi", choice("xapi", "folder"), "where recordings come from")
+    recordings_dir: str = key("", text, "recordings folder with recordings = folder")
+
+
+@dataclass(frozen=True)
+class AnalyticsSwitch(Section):
+    """[analytics] as the media service reads it (the analytics service owns the section): whether to
+    hand recordings over for transcription."""
+
+    SECTION = "analytics"
+    OWNED = False
+    enabled: bool = key("false", boolean, "transcribe and summarise recordings")
+
+
+@dataclass(frozen=True)
+class MediaSettings(Settings):
+    recordings: RecordingsConfig
+    pbx: PbxRecordings
+    analytics: AnalyticsSwitch
+
+    def missing(self) -> Iterator[Missing]:
+        if self.pbx.recordings == "folder" and not self.pbx.recordings_dir:
+            yield Missing("pbx", "recordings_dir", "a folder with recordings = folder")
+        if self.recordings.storage == "s3":
+            for name in ("s3_access_key", "s3_secret_key"):
+                if not getattr(self.recordings, name):
+                    yield Missing("recordings", name, "S3 credentials with storage = s3")

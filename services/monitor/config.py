@@ -1,0 +1,87 @@
+"""The monitor's settings: [pbx] and [events] (docs/config.md), and the one key of [recordings] it reads."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterator
+
+from tcxhooks.platform.config import Missing, Section, Settings, key
+from tcxhooks.platform.values import base_url, boolean, choice, duration, optional, text
+
+
+def _verify_tls(value: str) -> str:
+    value = value.strip()
+    if value.lower() in ("true", "false", "1", "0", "yes", "no"):
+        return "true" if boolean(value) else "false"
+    if not os.path.exists(value):
+        raise ValueError("true, false or the path of an existing CA bundle")
+    return value
+
+
+def _timezone(value: str) -> str:
+    value = value.strip()
+    if not value:
+        return ""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("an IANA time zone such as Europe/Moscow, or empty for the host's") from None
+    return value
+
+
+@dataclass(frozen=True)
+class PbxConfig(Section):
+    SECTION = "pbx"
+    url: str = key("", optional(base_url), "3CX V20 base URL (required for the monitor)")
+    client_id: str = key("", text, "Call Control / XAPI client id")
+    client_secret: str = key("", text, "API key of the client", secret=True)
+    verify_tls: str = key("true", _verify_tls, "true, false, or a CA bundle path")
+    timezone: str = key("", _timezone, "zone of call ids (host's by default)")
+    poll_interval: float = key("5", duration, "seconds between XAPI status polls")
+    recordings: str = key("xapi", choice("xapi", "folder"), "where recordings come from")
+    recordings_dir: str = key("", text, "recordings folder with recordings = folder")
+    token_margin: float = key("30", duration, "refresh the token this long before it expires")
+    ringing_grace: float = key("1.5", duration, "wait before deciding a call ended (queue waves, transfers)")
+    lease_ttl: float = key("5", duration, "monitor leadership lease (standby takes over after it)")
+    reconcile: bool = key("true", boolean, "check every ended call against the PBX call log (needs System Owner)")
+    reconcile_delay: float = key("5", duration, "wait after a call ends before reading its call-log rows")
+    recover_outages: bool = key("true", boolean, "after a Call Control outage or a restart, send the ended webhooks "
+                                "of the calls it hid, from the call log (needs System Owner)")
+
+    @property
+    def reads_call_log(self) -> bool:
+        """The post-call check or outage recovery is on: the API client needs System Owner rights."""
+        return self.reconcile or self.recover_outages
+
+
+@dataclass(frozen=True)
+class EventsConfig(Section):
+    SECTION = "events"
+    language: str = key("ru", choice("ru", "en"), "title language")
+    ringing_stopped: bool = key("false", boolean, "send ringingstopped events")
+    internal_calls: bool = key("false", boolean, "report calls without an external party")
+
+
+@dataclass(frozen=True)
+class RecordingsSwitch(Section):
+    """[recordings] as the monitor reads it (the media service owns the section): whether to hand
+    ended calls over for their recordings."""
+
+    SECTION = "recordings"
+    OWNED = False
+    enabled: bool = key("true", boolean, "convert and publish recordings")
+
+
+@dataclass(frozen=True)
+class MonitorSettings(Settings):
+    pbx: PbxConfig
+    events: EventsConfig
+    recordings: RecordingsSwitch
+
+    def missing(self) -> Iterator[Missing]:
+        if not self.pbx.url:
+            yield Missing("pbx", "url", "the 3CX base URL, e.g. https://pbx.example.com")
+        elif not self.pbx.client_id:
+            yield Missing("pbx", "client_id", "the API client id")

@@ -1,0 +1,67 @@
+"""The platform's own sections: [store] [services] [metrics] [log] (docs/config.md).
+
+Every service process loads them beside its own settings (`runtime.run`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import URL_PASSWORD, Section, Settings, key
+from .values import choice, duration, host_port, text, whole
+
+
+def _store_url(value: str) -> str:
+    value = value.strip()
+    if value.startswith("sqlite:///") and len(value) > len("sqlite:///"):
+        return value
+    if value.startswith(("postgresql://", "postgres://")):
+        return value
+    raise ValueError("sqlite:///path/to/file.db or postgresql://user@host/db")
+
+
+@dataclass(frozen=True)
+class StoreConfig(Section):
+    SECTION = "store"
+    url: str = key("sqlite:///./data/tcxhooks.db", _store_url,
+                   "the shared store: sqlite:///FILE for one host, postgresql://user@host/db for several replicas",
+                   secret=URL_PASSWORD)
+
+
+@dataclass(frozen=True)
+class ServicesConfig(Section):
+    SECTION = "services"
+    monitor: str = key("127.0.0.1:50051", host_port, "monitor gRPC address")
+    dispatcher: str = key("127.0.0.1:50052", host_port, "dispatcher gRPC address")
+    media: str = key("127.0.0.1:50053", host_port, "media gRPC address")
+    analytics: str = key("127.0.0.1:50054", host_port, "analytics gRPC address")
+    token: str = key("", text, "shared bearer token between services", secret=True)
+    tls_cert: str = key("", text, "mTLS certificate file")
+    tls_key: str = key("", text, "mTLS key file")
+    tls_ca: str = key("", text, "mTLS CA file (clients must present a certificate it signed)")
+    grace: float = key("5", duration, "graceful shutdown time")
+
+    def address(self, service: str) -> str:
+        """The gRPC address of `service` (monitor, dispatcher, media or analytics)."""
+        value: str = getattr(self, service)
+        return value
+
+
+@dataclass(frozen=True)
+class MetricsConfig(Section):
+    SECTION = "metrics"
+    port: int = key("9464", whole(0, 65535), "Prometheus /metrics port (+0..+3 per service in `tcxhooks up`)")
+
+
+@dataclass(frozen=True)
+class LogConfig(Section):
+    SECTION = "log"
+    level: str = key("info", choice("debug", "info", "warning", "error"), "debug, info, warning or error")
+    format: str = key("text", choice("text", "json"), "text or json")
+
+
+@dataclass(frozen=True)
+class PlatformSettings(Settings):
+    store: StoreConfig
+    services: ServicesConfig
+    metrics: MetricsConfig
+    log: LogConfig
