@@ -169,3 +169,13 @@ def test_the_event_view_reads_call_recording_analytics_and_status_events() -> No
 def test_an_event_without_payload_is_refused() -> None:
     with pytest.raises(ValueError):
         CrmEvent.of(events_pb2.Event(event_id="e", chain="c"))
+
+
+def test_php_style_forms_are_read_nested_and_odd_names_ignored() -> None:
+    from tcxhooks.dispatcher.crm.forms import nested
+
+    pairs = [("event", "ONEXTERNALCALLSTART"), ("data[USER_ID]", "11"), ("data[PHONE_NUMBER]", "+7916"),
+             ("auth[application_token]", "t"), ("data", "flat value after a mapping"), ("a[b][c][d][e][f]", "deep"),
+             ("[x]", "no head"), ("data[USER_ID][more]", "value and mapping at once")]
+    assert nested(pairs) == {"event": "ONEXTERNALCALLSTART", "data": {"USER_ID": "11", "PHONE_NUMBER": "+7916"},
+                             "auth": {"application_token": "t"}}
