@@ -1,0 +1,1 @@
+"""Zammad generic CTI adapter (`[crm:NAME] type = zammad`): one caller-log row per call chain."""
