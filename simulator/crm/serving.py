@@ -71,6 +71,7 @@ class FakeCrm:
         self.requests: list[Recorded] = []
         self.rate = RateLimit(rate_limit)
         self.refused = 0  # requests answered "too many requests"
+        self._refuse = 0  # the next requests to refuse whatever the rate
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._lock = threading.Lock()
@@ -93,13 +94,18 @@ class FakeCrm:
                          await request.read())
         with self._lock:
             self.requests.append(entry)
-        if not self.rate.allow(self.clock()):
+        if self._refuse > 0 or not self.rate.allow(self.clock()):
+            self._refuse = max(0, self._refuse - 1)
             self.refused += 1
             response = self.too_many()
         else:
             response = await handler(request)
         entry.status = response.status
         return response
+
+    def refuse_next(self, count: int) -> None:
+        """Answers the next `count` requests "too many requests", as when other clients use the budget."""
+        self._refuse = count
 
     def requests_to(self, path_part: str, method: str = "POST") -> list[Recorded]:
         """Requests whose path contains `path_part`, answered with anything but "too many requests"."""

@@ -1,0 +1,1 @@
+"""amoCRM / Kommo adapter (`[crm:NAME] type = amocrm`): each leg logged once, with its recording."""

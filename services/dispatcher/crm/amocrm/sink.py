@@ -1,0 +1,151 @@
+"""The amoCRM / Kommo adapter as the dispatcher sees it: `[crm:NAME] type = amocrm`.
+
+    sink = AmoSink("amo", settings, deps, amo)           # amo: an AmoApi (JsonApi + auth)
+    app.spawn(sink.run(stopping), "crm.amo")           # logs answered legs whose recording never came
+    reply = await sink.deliver(event)
+
+Around the framework's step engine this adds what amoCRM's "a call is added once, never changed"
+needs (docs/crm.md, "amoCRM / Kommo"):
+- the event's facts are stored in the leg before any request: an answered leg's call.ended sends
+  nothing, its recording event later logs the call with the facts and the link;
+- a leg waiting for its recording leaves a marker (`wait:<leg>`); `run` logs it without a link
+  once `recording_wait` is over, so nothing waits forever;
+- a create request is marked `pending` in the stored leg before it is sent (see mapping.py).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any, AsyncIterator
+
+from tcxhooks.v1 import events_pb2
+
+from ..engine import Trace, run_steps
+from ..errors import CrmError
+from ..event import CrmEvent
+from ..legstate import LegStore
+from ..plan import Call
+from ..sink import CheckLine, Route, SinkDeps, SinkReply, delivered, failed, fresh
+from .client import AmoApi
+from .leg import CREATES, RECORDING_TIMEOUT, AmoLeg, absorb
+from .mapping import AmoMapping
+from .requests import AmoSettings
+
+log = logging.getLogger(__name__)
+WAIT = "wait:"  # key prefix of the markers of legs waiting for their recording
+SWEEP_EVERY = 5.0
+RETRY_WAIT = 60.0  # a timed-out leg amoCRM did not take is tried again after this long
+
+
+class _WriteAhead:
+    """A Caller that marks a create request `pending` in the stored leg before it sends it."""
+
+    def __init__(self, amo: AmoApi, legs: LegStore, crm: str, key: str) -> None:
+        self.amo, self.legs, self.crm, self.key = amo, legs, crm, key
+
+    async def call(self, call: Call) -> Any:
+        if call.step in CREATES:
+            stored = await self.legs.get(self.crm, self.key) or {}
+            await self.legs.put(self.crm, self.key, {**stored, "pending": call.step, "search": ""})
+        return await self.amo.call(call)
+
+
+class AmoSink:
+    def __init__(self, name: str, settings: AmoSettings, deps: SinkDeps, amo: AmoApi,
+                 stale_after: float = 20.0) -> None:
+        self.name = name
+        self.settings = settings
+        self.deps = deps
+        self.amo = amo
+        self.mapping = AmoMapping(settings)
+        self.stale_after = stale_after
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # per leg: the lock, how many hold or want it
+
+    async def deliver(self, event: events_pb2.Event) -> SinkReply:
+        try:
+            view = CrmEvent.of(event)
+        except ValueError as exc:
+            return SinkReply("dead", 0, "", f"unreadable event: {exc}")
+        return await self._deliver(view)
+
+    async def _deliver(self, view: CrmEvent) -> SinkReply:
+        key = self.mapping.key(view)
+        if key is None:
+            return delivered(Trace())
+        trace = Trace()
+        try:
+            async with self._leg_lock(key):  # a recording event and the wait's end never log one leg at once
+                await self._absorb(view, key)
+                await run_steps(self.mapping, view, time.time(), legs=self.deps.legs, crm=self.name,
+                                caller=_WriteAhead(self.amo, self.deps.legs, self.name, key),
+                                fresh=fresh(view, self.stale_after), trace=trace)
+        except CrmError as error:
+            return failed(error, trace)
+        return delivered(trace)
+
+    @contextlib.asynccontextmanager
+    async def _leg_lock(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    async def _absorb(self, view: CrmEvent, key: str) -> None:
+        """Stores what the event tells about the leg; marks a leg that starts waiting for its recording."""
+        legs = self.deps.legs
+        before = AmoLeg.load(await legs.get(self.name, key))
+        after = absorb(view, before, self.settings.recording_wait)
+        if after == before:
+            return
+        await legs.put(self.name, key, after.dump())
+        if after.waiting and not before.waiting:
+            await legs.put(self.name, WAIT + key, {"until": time.time() + self.settings.recording_wait})
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                await self.sweep()
+            except Exception:  # the store or amoCRM failing must not end the sweeps
+                log.exception("amoCRM adapter %s: logging legs whose recording did not come failed", self.name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), SWEEP_EVERY)
+
+    async def sweep(self, now: float | None = None) -> int:
+        """Logs the legs whose `recording_wait` is over; returns how many it took."""
+        now = time.time() if now is None else now
+        legs, taken = self.deps.legs, 0
+        for marker, value in await legs.keys(self.name, WAIT):
+            if float(value.get("until", 0)) > now or await legs.take(self.name, marker) is None:
+                continue
+            taken += 1
+            key = marker[len(WAIT):]
+            chain, _, _ = key.rpartition("-")
+            reply = await self._deliver(CrmEvent(kind=RECORDING_TIMEOUT, event_id=f"{key}:{RECORDING_TIMEOUT}",
+                                                 chain=chain, occurred_at=now, call_id=key))
+            if reply.verdict in ("retry", "gone"):
+                await legs.put(self.name, marker, {"until": now + RETRY_WAIT})
+                log.warning("amoCRM adapter %s: leg %s not logged yet (%s); trying again in %.0fs", self.name, key,
+                            reply.error, RETRY_WAIT)
+            elif reply.verdict == "dead":
+                log.error("amoCRM adapter %s: amoCRM refused leg %s: %s", self.name, key, reply.error)
+        return taken
+
+    def routes(self) -> list[Route]:
+        return []
+
+    async def check(self) -> list[CheckLine]:
+        from .check import check_lines
+
+        return await check_lines(self.name, self.amo, self.settings)
+
+    async def close(self) -> None:
+        await self.amo.api.close()
