@@ -1,8 +1,8 @@
 """A fake Zammad generic CTI endpoint (`POST /api/v1/cti/<token>`), faithful to Zammad's own code.
 
-    with FakeZammad(token="t0k3n", blocked_callers={"4930111"}).in_thread() as zammad:
-        ... point the adapter at f"{zammad.url}/api/v1/cti/t0k3n" ...
-        zammad.log["251125184500_698"].state        # "hangup"
+    zammad = FakeZammad(token="t0k3n", blocked_callers={"4930111"})
+    app = zammad.app()                     # POST /api/v1/cti/t0k3n, and /fake/ (calls, state, settings, …)
+    zammad.log["251125184500_698"].state   # "hangup" (tests read it directly)
 
 What it does, and why (docs/crm.md, "Zammad"):
 - The controller checks, in this order, that the integration is on (422 "Feature is disabled…"),
@@ -19,19 +19,25 @@ What it does, and why (docs/crm.md, "Zammad"):
   administrator."`. An `answer` after the `hangup` is ignored; an inbound `hangup` of a row still
   in `newCall` (cause other than `forwarded`) leaves it not done: a missed call.
 - Times are taken when a request arrives (the API has no timestamp field), in whole seconds.
-- Zammad documents no rate limit for this endpoint; `rate_limit` stands for a proxy in front of it.
+- Zammad documents no rate limit for this endpoint; `limit` stands for a proxy in front of it
+  (429 above it).
+
+The `/fake/` API (not Zammad's): `GET /fake/calls` (every request, in order), `GET /fake/state` (the
+caller log), `POST /fake/settings {"enabled", "configured", "blocked_callers"}`, `POST /fake/limits
+{"limit", "drain"}`, `POST /fake/fail {"method": "newCall", "status": 500, "count": 1, "after": false}`.
 """
 from __future__ import annotations
 
+import argparse
 import re
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from aiohttp import web
 
-from .serving import FakeCrm
+from .common import Failure, Faults, Journal, LeakyBucket, json_body
 
 EVENTS = ("newCall", "answer", "hangup")
 
@@ -72,35 +78,50 @@ def _opaque_error() -> CtiError:
     return CtiError(500, {"error": f"Error ID {secrets.token_urlsafe(6)[:8]}: Please contact your administrator."})
 
 
-class FakeZammad(FakeCrm):
-    name = "zammad"
-
+class FakeZammad:
     def __init__(self, token: str = "fake-cti-token", *, enabled: bool = True, configured: bool = True,
                  blocked_callers: set[str] | None = None, default_caller_id: str = "",
-                 routing_table: list[tuple[str, str]] | None = None, rate_limit: float | None = None,
+                 routing_table: list[tuple[str, str]] | None = None, limit: int = 0, drain: float = 0.0,
                  clock: Callable[[], float] = time.time) -> None:
-        super().__init__(rate_limit, clock)
         self.token = token
         self.enabled = enabled
         self.configured = configured
         self.blocked_callers = blocked_callers or set()
         self.default_caller_id = default_caller_id
         self.routing_table = routing_table or []  # (destination pattern with *, caller id)
+        self.clock = clock
+        self.bucket = LeakyBucket(limit, drain or float(limit), clock) if limit else None
+        self.journal = Journal()
+        self.faults = Faults()
         self.log: dict[str, CallerLogRow] = {}
 
-    @property
-    def cti_url(self) -> str:
-        return f"{self.url}/api/v1/cti/{self.token}"
-
-    def add_routes(self, app: web.Application) -> None:
+    def app(self) -> web.Application:
+        app = web.Application()
         app.router.add_post("/api/v1/cti/{token}", self._event)
+        _add_control_routes(app, self)
+        return app
 
     async def _event(self, request: web.Request) -> web.Response:
         try:
             params = await _params(request)
-            result = self._process(request.match_info["token"], params)
         except CtiError as exc:
+            self.journal.add("?", {}, exc.status)
             return web.json_response(exc.body, status=exc.status)
+        name = str(params.get("event", "?"))
+        if self.bucket is not None and not self.bucket.admit():
+            self.journal.add(name, params, 429, "limit")
+            return web.Response(status=429, text="Too Many Requests")
+        failure = self.faults.take(name)
+        try:
+            if failure is not None and not failure.body.get("after"):
+                raise _opaque_error()
+            result = self._process(request.match_info["token"], params)
+            if failure is not None:  # done, but the answer is lost: the client sees an error
+                raise _opaque_error()
+        except CtiError as exc:
+            self.journal.add(name, params, exc.status, exc.body.get("error", ""))
+            return web.json_response(exc.body, status=exc.status)
+        self.journal.add(name, params, 200)
         return web.json_response(result)
 
     def _process(self, token: str, params: dict[str, Any]) -> dict[str, str]:
@@ -209,3 +230,63 @@ async def _params(request: web.Request) -> dict[str, Any]:
             else:
                 params[key] = values[-1]
     return params
+
+
+def _add_control_routes(app: web.Application, fake: FakeZammad) -> None:
+    async def calls(request: web.Request) -> web.Response:
+        refused = fake.bucket.refused if fake.bucket is not None else 0
+        return web.json_response({"calls": fake.journal.rows(), "refused_by_limit": refused})
+
+    async def state(request: web.Request) -> web.Response:
+        return web.json_response({"log": [asdict(row) for row in fake.log.values()]})
+
+    async def settings(request: web.Request) -> web.Response:
+        body = await json_body(request)
+        for name in ("enabled", "configured"):
+            if isinstance(body.get(name), bool):
+                setattr(fake, name, body[name])
+        if isinstance(body.get("blocked_callers"), list):
+            fake.blocked_callers = {str(number) for number in body["blocked_callers"]}
+        return web.json_response({"enabled": fake.enabled, "configured": fake.configured,
+                                  "blocked_callers": sorted(fake.blocked_callers)})
+
+    async def limits(request: web.Request) -> web.Response:
+        body = await json_body(request)
+        limit, drain = body.get("limit"), body.get("drain")
+        if not isinstance(limit, int) or limit < 0 or not isinstance(drain, (int, float)) or drain < 0:
+            return web.json_response({"error": "give 'limit' and 'drain' (0: no limit)"}, status=400)
+        fake.bucket = LeakyBucket(limit, float(drain or limit), fake.clock) if limit else None
+        return web.json_response({"limit": limit, "drain": drain})
+
+    async def fail(request: web.Request) -> web.Response:
+        body = await json_body(request)
+        method, status, count = body.get("method", "*"), body.get("status", 500), body.get("count", 1)
+        if not isinstance(method, str) or not isinstance(status, int) or not isinstance(count, int):
+            return web.json_response({"error": "give 'method' (newCall, answer, hangup or '*'), 'status', "
+                                               "optionally 'count', 'after'"}, status=400)
+        fake.faults.pending.append(Failure(method, status, {"after": bool(body.get("after", False))}, count))
+        return web.json_response({"pending": len(fake.faults.pending)})
+
+    app.router.add_get("/fake/calls", calls)
+    app.router.add_get("/fake/state", state)
+    app.router.add_post("/fake/settings", settings)
+    app.router.add_post("/fake/limits", limits)
+    app.router.add_post("/fake/fail", fail)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--token", default="", help="the CTI token in the endpoint URL (default: random, printed)")
+    parser.add_argument("--block", action="append", default=[], metavar="NUMBER",
+                        help="a caller Zammad rejects (Admin → CTI: blocked caller ids); repeatable")
+    parser.add_argument("--limit", type=int, default=0, help="requests a second above which a proxy answers 429 "
+                                                             "(0: none, as Zammad itself)")
+
+
+def build(args: argparse.Namespace, url: str) -> tuple[web.Application, list[str]]:
+    fake = FakeZammad(args.token or secrets.token_urlsafe(20), blocked_callers=set(args.block),
+                      limit=args.limit)
+    lines = [f"fake Zammad at {url}",
+             f"  CTI endpoint:     {url}/api/v1/cti/{fake.token}",
+             f"  blocked callers:  {', '.join(sorted(fake.blocked_callers)) or '(none)'}",
+             "  calls received:   GET /fake/calls; caller log: GET /fake/state"]
+    return fake.app(), lines

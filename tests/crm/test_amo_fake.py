@@ -7,24 +7,28 @@ import httpx
 import pytest
 
 from tcxhooks.simulator.crm.amocrm import FakeAmo
+from tests.crm.portal import serve
 
 TOKEN = "long-lived-token"
 
 
+URLS: dict[int, str] = {}
+
+
 @pytest.fixture
 async def amo() -> AsyncIterator[FakeAmo]:
-    fake = FakeAmo(long_lived_token=TOKEN, rate_limit=None)
+    fake = FakeAmo(long_lived_token=TOKEN, limit=1000)
     fake.account.add_user(501, "Anna Petrova")
     fake.account.add_contact("Ivan", "+7 (916) 123-45-67", active_leads=1)
     fake.account.add_contact("Olga", "8 903 000-11-22")
-    await fake.start()
+    runner, URLS[id(fake)] = await serve(fake.app())
     yield fake
-    await fake.stop()
+    await runner.cleanup()
 
 
 async def send(fake: FakeAmo, method: str, path: str, body: Any = None, token: str = TOKEN,
                params: dict[str, str] | None = None) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=fake.url) as client:
+    async with httpx.AsyncClient(base_url=URLS[id(fake)]) as client:
         return await client.request(method, path, json=body, params=params,
                                     headers={"Authorization": f"Bearer {token}"})
 
@@ -73,20 +77,20 @@ async def test_auth_is_required_and_problem_json_explains(amo: FakeAmo) -> None:
 
 
 async def test_oauth_refresh_rotates_the_refresh_token() -> None:
-    fake = FakeAmo(rate_limit=None, access_ttl=3600)
+    fake = FakeAmo(access_ttl=3600)
     refresh = fake.issue_refresh_token()
-    await fake.start()
+    runner, URLS[id(fake)] = await serve(fake.app())
     try:
         grant = {"client_id": fake.client_id, "client_secret": fake.client_secret, "grant_type": "refresh_token",
                  "refresh_token": refresh, "redirect_uri": "https://example.com"}
-        async with httpx.AsyncClient(base_url=fake.url) as client:
+        async with httpx.AsyncClient(base_url=URLS[id(fake)]) as client:
             first = (await client.post("/oauth2/access_token", json=grant)).json()
             reused = await client.post("/oauth2/access_token", json=grant)
         assert reused.status_code == 400
         assert (await send(fake, "GET", "/api/v4/account", token=first["access_token"])).status_code == 200
         assert first["refresh_token"] != refresh and first["expires_in"] == 3600
     finally:
-        await fake.stop()
+        await runner.cleanup()
 
 
 async def test_unsorted_sip_creates_a_lead_once_and_refuses_the_same_entry(amo: FakeAmo) -> None:
@@ -133,11 +137,26 @@ async def test_tasks_and_notes_need_an_existing_entity_and_lists_answer_204_when
 
 async def test_above_seven_requests_a_second_amo_answers_429_without_json() -> None:
     fake = FakeAmo(long_lived_token=TOKEN, clock=lambda: 1000.0)  # every request in the same second
-    await fake.start()
+    runner, URLS[id(fake)] = await serve(fake.app())
     try:
-        async with httpx.AsyncClient(base_url=fake.url, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        async with httpx.AsyncClient(base_url=URLS[id(fake)], headers={"Authorization": f"Bearer {TOKEN}"}) as client:
             replies = [await client.get("/api/v4/account") for _ in range(9)]
+            journal = (await client.get("/fake/calls")).json()
     finally:
-        await fake.stop()
+        await runner.cleanup()
     assert [r.status_code for r in replies] == [200] * 7 + [429] * 2
     assert replies[-1].headers["content-type"].startswith("text/html")
+    assert journal["refused_by_limit"] == 2 and journal["calls"][-1]["status"] == 429
+
+
+async def test_the_fake_api_adds_contacts_accepts_unsorted_and_loses_answers_on_demand(amo: FakeAmo) -> None:
+    async with httpx.AsyncClient(base_url=URLS[id(amo)]) as client:
+        await client.post("/fake/contacts", json={"name": "Petr", "phone": "74990001122", "active_leads": 1})
+        await client.post("/fake/fail", json={"method": "POST /api/v4/calls", "status": 504, "after": True})
+        lost = await send(amo, "POST", "/api/v4/calls", [a_call("74990001122")])
+        assert lost.status_code == 504 and len(amo.account.calls) == 1  # added, but the answer is lost
+        state = (await client.get("/fake/state")).json()
+        assert state["calls"][0]["body"]["phone"] == "74990001122"
+        journal = (await client.get("/fake/calls")).json()["calls"]
+        assert [(c["method"], c["status"]) for c in journal] == [("POST /api/v4/calls", 504)]
+        assert journal[0]["params"]["body"][0]["uniq"] == "251125184500_698-1"

@@ -8,12 +8,12 @@ import pytest
 from tcxhooks.dispatcher.crm import Call, CrmError, CrmEvent
 from tcxhooks.dispatcher.crm.amocrm.leg import RECORDING_TIMEOUT, AmoLeg, absorb
 from tcxhooks.dispatcher.crm.amocrm.mapping import DUPLICATE, NOT_ACCEPTED, AmoMapping
-from tcxhooks.dispatcher.crm.amocrm.requests import AmoSettings
+from tcxhooks.dispatcher.crm.amocrm.requests import AmoOptions
 from tcxhooks.v1 import events_pb2
 
 from .scenarios import CALLER, CHAIN, DID, SCENARIOS, STARTED, analytics, ended, ev, recording, view
 
-SETTINGS = AmoSettings(user_map={"101": 501, "102": 502}, default_user=500)
+SETTINGS = AmoOptions(user_map={"101": 501, "102": 502}, default_user=500)
 NOW = STARTED + 1000
 Amo = Callable[[Call], Any]  # what amoCRM answers a call (a result, or a CrmError to raise)
 
@@ -39,7 +39,7 @@ def unknown_number(call: Call) -> Any:
     return known_number(call)
 
 
-def drive(events: list[events_pb2.Event | CrmEvent], amo: Amo = known_number, settings: AmoSettings = SETTINGS,
+def drive(events: list[events_pb2.Event | CrmEvent], amo: Amo = known_number, settings: AmoOptions = SETTINGS,
           stored: dict[str, dict[str, Any]] | None = None, fresh: bool = True) -> tuple[list[Call], dict[str, Any]]:
     """As the sink does: store the event's facts, then let the engine make the calls."""
     mapping, sent = AmoMapping(settings), []
@@ -136,7 +136,7 @@ def test_an_unknown_inbound_caller_goes_to_unsorted_and_its_task_to_the_new_lead
 
 
 def test_an_unknown_number_without_unsorted_is_left_out_once() -> None:
-    settings = AmoSettings(unsorted=False)
+    settings = AmoOptions(unsorted=False)
     sent, stored = drive(SCENARIOS["inbound answered"], unknown_number, settings)
     assert steps(sent) == ["call POST /api/v4/calls"]
     assert stored[f"{CHAIN}-1"]["logged"] == "nowhere"
@@ -156,7 +156,7 @@ def test_an_answered_leg_waits_for_its_recording_and_logs_without_it_when_the_wa
 
 
 def test_with_recording_wait_0_an_answered_leg_is_logged_at_its_end() -> None:
-    sent, _ = drive(SCENARIOS["inbound answered"][:3], settings=AmoSettings(recording_wait=0))
+    sent, _ = drive(SCENARIOS["inbound answered"][:3], settings=AmoOptions(recording_wait=0))
     assert steps(sent) == ["call POST /api/v4/calls"]
 
 

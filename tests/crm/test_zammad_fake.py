@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from tcxhooks.simulator.crm.zammad import FakeZammad
+from tests.crm.portal import serve
 
 
 class Clock:
@@ -25,14 +26,17 @@ def clock() -> Clock:
 @pytest.fixture
 async def zammad(clock: Clock) -> AsyncIterator[FakeZammad]:
     fake = FakeZammad(token="tok", blocked_callers={"4930999"}, routing_table=[("49*", "4930111")], clock=clock)
-    await fake.start()
+    runner, URLS[id(fake)] = await serve(fake.app())
     yield fake
-    await fake.stop()
+    await runner.cleanup()
+
+
+URLS: dict[int, str] = {}
 
 
 async def post(fake: FakeZammad, body: dict[str, object], token: str = "tok") -> httpx.Response:
     async with httpx.AsyncClient() as client:
-        return await client.post(f"{fake.url}/api/v1/cti/{token}", json=body)
+        return await client.post(f"{URLS[id(fake)]}/api/v1/cti/{token}", json=body)
 
 
 def call(event: str, **extra: object) -> dict[str, object]:
@@ -106,19 +110,32 @@ async def test_an_answer_after_the_hangup_is_ignored(zammad: FakeZammad, clock: 
 
 async def test_form_data_with_user_arrays_and_call_id_spelling(zammad: FakeZammad) -> None:
     async with httpx.AsyncClient() as client:
-        reply = await client.post(zammad.cti_url, data={"event": "newCall", "from": "4930123", "to": "4930555",
+        reply = await client.post(f"{URLS[id(zammad)]}/api/v1/cti/tok", data={"event": "newCall", "from": "4930123", "to": "4930555",
                                                          "direction": "in", "call_id": "f1",
                                                          "user[]": ["Anna", "Boris"]})
     assert reply.json() == {}
     assert zammad.log["f1"].to_comment == "Anna, Boris"
 
 
-async def test_requests_above_the_rate_limit_get_429_and_change_nothing(clock: Clock) -> None:
-    fake = FakeZammad(token="tok", rate_limit=2, clock=clock)
-    await fake.start()
+async def test_requests_above_the_limit_get_429_and_change_nothing(clock: Clock) -> None:
+    fake = FakeZammad(token="tok", limit=2, clock=clock)  # the clock stands still: one second for all
+    runner, URLS[id(fake)] = await serve(fake.app())
     try:
         statuses = [(await post(fake, call("newCall", callId=f"r{i}"))).status_code for i in range(4)]
     finally:
-        await fake.stop()
+        await runner.cleanup()
     assert statuses == [200, 200, 429, 429]
-    assert sorted(fake.log) == ["r0", "r1"] and fake.refused == 2
+    assert sorted(fake.log) == ["r0", "r1"] and fake.bucket is not None and fake.bucket.refused == 2
+
+
+async def test_the_fake_api_shows_requests_and_the_log_and_injects_failures(zammad: FakeZammad) -> None:
+    async with httpx.AsyncClient(base_url=URLS[id(zammad)]) as client:
+        await client.post("/fake/fail", json={"method": "answer", "status": 500, "after": True})
+        await post(zammad, call("newCall"))
+        lost = await post(zammad, call("answer", user="Anna"))
+        assert lost.status_code == 500 and zammad.log["c1"].state == "answer"  # done, answer lost
+        await client.post("/fake/settings", json={"blocked_callers": ["4930123"]})
+        assert (await post(zammad, call("newCall", callId="c2"))).json()["action"] == "reject"
+        journal = (await client.get("/fake/calls")).json()["calls"]
+        assert [(c["method"], c["status"]) for c in journal] == [("newCall", 200), ("answer", 500), ("newCall", 200)]
+        assert [row["call_id"] for row in (await client.get("/fake/state")).json()["log"]] == ["c1", "c2"]

@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 
 from tcxhooks.dispatcher.crm import CrmError, CrmEvent
-from tcxhooks.dispatcher.crm.zammad.mapping import EXISTS, SERVER, ZammadMapping, ZammadSettings
+from tcxhooks.dispatcher.crm.zammad.mapping import EXISTS, SERVER, ZammadMapping, ZammadOptions
 from tcxhooks.v1 import events_pb2
 
 from .scenarios import CALLER, CHAIN, DID, SCENARIOS, analytics, ev, ended, view
 
-SETTINGS = ZammadSettings(user_map={"102": "boris@example.com"})
+SETTINGS = ZammadOptions(user_map={"102": "boris@example.com"})
 Outcome = dict[str, Any] | CrmError
 
 

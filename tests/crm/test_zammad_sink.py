@@ -6,31 +6,36 @@ from typing import AsyncIterator
 
 import pytest
 
-from tcxhooks.dispatcher.crm import JsonApi, LegStore, RateLimiter, SinkDeps
-from tcxhooks.dispatcher.crm.zammad.mapping import ZammadSettings
-from tcxhooks.dispatcher.crm.zammad.sink import ZammadSink
+from tcxhooks.dispatcher.crm import LegStore, SinkDeps
+from tcxhooks.dispatcher.crm.zammad import ZammadOptions, ZammadSettings, ZammadSink
 from tcxhooks.simulator.crm.zammad import FakeZammad
+from tests.crm.portal import serve
 
 from .scenarios import CHAIN, SCENARIOS, scenarios
 
 TOKEN = "cti-token-0123456789"
 
 
+class Zammad(FakeZammad):
+    cti_url = ""  # where the adapter posts, once served
+
+
 @pytest.fixture
-async def zammad() -> AsyncIterator[FakeZammad]:
-    fake = FakeZammad(token=TOKEN, blocked_callers={"74990000000"})
-    await fake.start()
+async def zammad() -> AsyncIterator[Zammad]:
+    fake = Zammad(token=TOKEN, blocked_callers={"74990000000"})
+    runner, url = await serve(fake.app())
+    fake.cti_url = f"{url}/api/v1/cti/{TOKEN}"
     yield fake
-    await fake.stop()
+    await runner.cleanup()
 
 
 def make_sink(legs: LegStore, url: str) -> ZammadSink:
-    api = JsonApi("zammad", RateLimiter(20, 20), secrets=[TOKEN])
-    return ZammadSink("zammad", url, ZammadSettings(user_map={"102": "boris"}), SinkDeps(legs, "", None, 30), api)
+    settings = ZammadSettings("zammad", url, options=ZammadOptions(user_map={"102": "boris"}))
+    return ZammadSink(settings, SinkDeps(legs, "", None, 30))
 
 
 @pytest.fixture
-async def sink(legs: LegStore, zammad: FakeZammad) -> AsyncIterator[ZammadSink]:
+async def sink(legs: LegStore, zammad: Zammad) -> AsyncIterator[ZammadSink]:
     sink = make_sink(legs, zammad.cti_url)
     yield sink
     await sink.close()
@@ -48,7 +53,7 @@ ROWS = {  # scenario → (state, done, to_comment, comment, Zammad's events in o
 
 
 @pytest.mark.parametrize("scenario", list(ROWS))
-async def test_each_scenario_leaves_one_right_caller_log_row(sink: ZammadSink, zammad: FakeZammad,
+async def test_each_scenario_leaves_one_right_caller_log_row(sink: ZammadSink, zammad: Zammad,
                                                              scenario: str) -> None:
     for event in SCENARIOS[scenario]:
         reply = await sink.deliver(event)
@@ -56,11 +61,11 @@ async def test_each_scenario_leaves_one_right_caller_log_row(sink: ZammadSink, z
     assert list(zammad.log) == [CHAIN]
     row = zammad.log[CHAIN]
     assert (row.state, row.done, row.to_comment, row.comment, row.history) == ROWS[scenario]
-    assert len(zammad.requests_to("/api/v1/cti/")) == len(row.history)
+    assert [c.method for c in zammad.journal.received] == row.history  # nothing else was sent
 
 
 async def test_redelivering_every_event_adds_no_row_and_no_second_answer(sink: ZammadSink,
-                                                                          zammad: FakeZammad) -> None:
+                                                                          zammad: Zammad) -> None:
     for event in SCENARIOS["blind transfer"]:
         await sink.deliver(event)
     for event in SCENARIOS["blind transfer"]:
@@ -68,7 +73,7 @@ async def test_redelivering_every_event_adds_no_row_and_no_second_answer(sink: Z
     assert zammad.log[CHAIN].history == ["newCall", "answer", "hangup"]
 
 
-async def test_after_a_lost_state_the_retried_newcall_counts_as_done(legs: LegStore, zammad: FakeZammad,
+async def test_after_a_lost_state_the_retried_newcall_counts_as_done(legs: LegStore, zammad: Zammad,
                                                                      store_url: str) -> None:
     first, second = make_sink(legs, zammad.cti_url), make_sink(legs, zammad.cti_url)
     try:
@@ -84,7 +89,7 @@ async def test_after_a_lost_state_the_retried_newcall_counts_as_done(legs: LegSt
 
 
 async def test_a_call_zammad_never_saw_gets_its_newcall_before_the_answer(sink: ZammadSink,
-                                                                           zammad: FakeZammad) -> None:
+                                                                           zammad: Zammad) -> None:
     await sink.deliver(SCENARIOS["inbound answered"][0])
     zammad.log.clear()  # Zammad lost the row (restored from a backup, say)
     reply = await sink.deliver(SCENARIOS["inbound answered"][1])
@@ -93,7 +98,7 @@ async def test_a_call_zammad_never_saw_gets_its_newcall_before_the_answer(sink: 
     assert "newCall first" not in reply.summary
 
 
-async def test_a_blocked_caller_is_rejected_and_hung_up_at_once(sink: ZammadSink, zammad: FakeZammad) -> None:
+async def test_a_blocked_caller_is_rejected_and_hung_up_at_once(sink: ZammadSink, zammad: Zammad) -> None:
     events = scenarios(chain="251125184600_699")["inbound answered"]
     for event in events:
         if event.HasField("call"):
@@ -103,7 +108,7 @@ async def test_a_blocked_caller_is_rejected_and_hung_up_at_once(sink: ZammadSink
     assert (row.history, row.comment) == (["newCall", "hangup"], "busy")
 
 
-async def test_zammad_errors_become_verdicts_and_the_token_never_shows(legs: LegStore, zammad: FakeZammad) -> None:
+async def test_zammad_errors_become_verdicts_and_the_token_never_shows(legs: LegStore, zammad: Zammad) -> None:
     wrong = make_sink(legs, zammad.cti_url.replace(TOKEN, "not-the-token"))
     try:
         reply = await wrong.deliver(SCENARIOS["inbound answered"][0])
@@ -122,9 +127,9 @@ async def test_zammad_errors_become_verdicts_and_the_token_never_shows(legs: Leg
 
 async def test_rate_limited_requests_are_retried_and_nothing_is_lost(legs: LegStore) -> None:
     now = [10_000.0]
-    zammad = FakeZammad(token=TOKEN, rate_limit=1, clock=lambda: now[0])
-    await zammad.start()
-    sink = make_sink(legs, zammad.cti_url)
+    zammad = FakeZammad(token=TOKEN, limit=1, clock=lambda: now[0])  # a proxy letting one request a second
+    runner, url = await serve(zammad.app())
+    sink = make_sink(legs, f"{url}/api/v1/cti/{TOKEN}")
     verdicts = []
     try:
         for event in SCENARIOS["inbound answered"][:3]:  # as the outbox does: an event again until delivered
@@ -133,12 +138,13 @@ async def test_rate_limited_requests_are_retried_and_nothing_is_lost(legs: LegSt
                 now[0] += 1  # the fake's next second
     finally:
         await sink.close()
-        await zammad.stop()
+        await runner.cleanup()
     assert verdicts and set(verdicts) == {("retry", 429)}
     assert zammad.log[CHAIN].history == ["newCall", "answer", "hangup"]
 
 
-async def test_check_probes_without_writing_a_row(sink: ZammadSink, zammad: FakeZammad, legs: LegStore) -> None:
+async def test_check_and_ping_probe_without_writing_a_row(sink: ZammadSink, zammad: Zammad, legs: LegStore) -> None:
+    assert (await sink.ping()).verdict == "delivered"
     lines = await sink.check()
     assert [(line.ok, line.item) for line in lines] == [(True, "zammad cti")]
     assert zammad.log == {}
@@ -148,6 +154,8 @@ async def test_check_probes_without_writing_a_row(sink: ZammadSink, zammad: Fake
     wrong = make_sink(legs, zammad.cti_url.replace(TOKEN, "nope"))
     try:
         line = (await wrong.check())[0]
+        pinged = await wrong.ping()
     finally:
         await wrong.close()
     assert not line.ok and "401" in line.detail
+    assert (pinged.verdict, pinged.status) == ("gone", 401) and "nope" not in pinged.error + pinged.summary

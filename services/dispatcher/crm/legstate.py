@@ -4,6 +4,8 @@
     await legs.migrate()
     await legs.put("b24", "251125184500_698-1", {"call_id": "externalCall.1"})
     await legs.get("b24", "251125184500_698-1")        # {"call_id": "externalCall.1"}
+    await legs.keys("amo", "wait:")                    # [("wait:251125184500_698-1", {...}), …]
+    await legs.take("amo", "wait:251125184500_698-1")  # removed and returned once: None for a second taker
     await legs.set_value("b24", "oauth", '{"access_token": ...}')
 
 `crm` is the adapter's [crm:NAME] name, so two adapters never share a row. Leg states and clicks
@@ -95,6 +97,23 @@ class LegStore:
             "INSERT INTO dispatcher_crm_legs (crm, leg, state, updated_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (crm, leg) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
             (crm, leg, json.dumps(state, sort_keys=True), time.time()))
+
+    async def keys(self, crm: str, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+        """The leg states of `crm` whose key starts with `prefix` (an adapter's own markers)."""
+        rows = await self.store.fetchall(
+            "SELECT leg, state FROM dispatcher_crm_legs WHERE crm = ? AND substr(leg, 1, ?) = ? ORDER BY leg",
+            (crm, len(prefix), prefix))
+        return [(str(leg), json.loads(str(state))) for leg, state in rows]
+
+    async def take(self, crm: str, leg: str) -> dict[str, Any] | None:
+        """Removes a leg state and returns it; None when it is gone (another replica took it)."""
+        async with self.store.transaction() as tx:
+            row = await tx.fetchone("SELECT state FROM dispatcher_crm_legs WHERE crm = ? AND leg = ?", (crm, leg))
+            if row is None or int(await tx.execute("DELETE FROM dispatcher_crm_legs WHERE crm = ? AND leg = ?",
+                                                   (crm, leg))) != 1:
+                return None
+        value = json.loads(str(row[0]))
+        return value if isinstance(value, dict) else {}
 
     # --- adapter values (tokens, caches) ----------------------------------------------------
     async def value(self, crm: str, name: str) -> str | None:

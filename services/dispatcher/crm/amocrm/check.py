@@ -9,14 +9,14 @@ from __future__ import annotations
 from ..errors import CrmError
 from ..sink import CheckLine
 from .client import AmoApi
-from .requests import PAGE, AmoSettings, items
+from .requests import PAGE, AmoOptions, items
 
 FIX_AUTH = ("check [crm] url (https://SUBDOMAIN.amocrm.ru or .kommo.com) and the token: a long-lived token "
             "([crm] token) or the OAuth integration's keys ([crm] client_id, client_secret, redirect_uri, auth_code)")
 FIX_USERS = "[crm] user_map and default_user take amoCRM user ids (Settings → Users, or GET /api/v4/users)"
 
 
-async def check_lines(name: str, amo: AmoApi, settings: AmoSettings) -> list[CheckLine]:
+async def check_lines(name: str, amo: AmoApi, options: AmoOptions) -> list[CheckLine]:
     try:
         account = await amo.call_json("GET", "/api/v4/account", f"{name} check")
     except CrmError as error:
@@ -28,16 +28,16 @@ async def check_lines(name: str, amo: AmoApi, settings: AmoSettings) -> list[Che
             await amo.call_json("GET", "/api/v4/users", f"{name} check", query={"limit": PAGE}), "users")}
     except CrmError as error:
         return lines + [CheckLine(f"{name} users", False, str(error), FIX_USERS)]
-    lines.append(_users_line(name, users, settings))
-    if settings.notify:
+    lines.append(_users_line(name, users, options))
+    if options.notify:
         lines.append(await _notify_line(name, amo))
     return lines
 
 
-def _users_line(name: str, users: dict[int, str], settings: AmoSettings) -> CheckLine:
-    wanted = dict(settings.user_map)
-    if settings.default_user:
-        wanted["default"] = settings.default_user
+def _users_line(name: str, users: dict[int, str], options: AmoOptions) -> CheckLine:
+    wanted = dict(options.user_map)
+    if options.default_user:
+        wanted["default"] = options.default_user
     unknown = sorted(f"{ext} → {uid}" for ext, uid in wanted.items() if uid not in users)
     if unknown:
         return CheckLine(f"{name} users", False, f"not amoCRM users: {', '.join(unknown)}", FIX_USERS)

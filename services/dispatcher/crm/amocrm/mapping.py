@@ -1,6 +1,6 @@
 """amoCRM / Kommo: each leg logged once as an amoCRM call, with its recording (docs/crm.md).
 
-    mapping = AmoMapping(settings)
+    mapping = AmoMapping(options)
     call = mapping.next_call(view, leg, now)       # Call("call", "POST /api/v4/calls", {"body": [...]})
 
 | event | amoCRM |
@@ -36,8 +36,8 @@ KINDS = ("ringing",) + LOG_KINDS
 class AmoMapping:
     """Implements `Mapping[AmoLeg, float]`: the context is the current unix time (task deadlines)."""
 
-    def __init__(self, settings: rq.AmoSettings) -> None:
-        self.settings = settings
+    def __init__(self, options: rq.AmoOptions) -> None:
+        self.options = options
 
     def key(self, event: CrmEvent) -> str | None:
         if event.kind not in KINDS or event.direction == "internal" or not event.call_id:
@@ -51,7 +51,7 @@ class AmoMapping:
         return state.dump()
 
     def next_call(self, event: CrmEvent, leg: AmoLeg, now: float) -> Call | None:
-        key, s = event.call_id, self.settings
+        key, s = event.call_id, self.options
         if leg.pending:
             return self._look_up(leg)
         if event.kind == "ringing":
@@ -93,7 +93,7 @@ class AmoMapping:
         if step == "call":
             added = next((c for c in rq.items(result, "calls") if str(c.get("request_id")) == key), None)
             if added is None:  # no entity has the number
-                unsorted = self.settings.unsorted and leg.direction == "inbound"
+                unsorted = self.options.unsorted and leg.direction == "inbound"
                 return replace(leg, pending="", not_found=True, logged="" if unsorted else "nowhere")
             return replace(leg, pending="", logged="call", entity_type=rq.SINGULAR.get(str(added.get("entity_type")), ""),
                            entity_id=int(added.get("entity_id") or 0), logged_link=leg.link)

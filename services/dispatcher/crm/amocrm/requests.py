@@ -19,8 +19,8 @@ PAGE = 250  # amoCRM's largest page
 
 
 @dataclass(frozen=True)
-class AmoSettings:
-    """The [crm:NAME] keys the mapping reads (docs/config.md)."""
+class AmoOptions:
+    """The [crm:NAME] keys the mapping reads (docs/crm.md)."""
 
     user_map: Mapping[str, int] = field(default_factory=dict)  # extension → amo user id
     default_user: int = 0  # for unmapped extensions and queues (0: amoCRM's own default)
@@ -47,7 +47,7 @@ def _call(step: str, method: str, body: Any = None, query: Mapping[str, Any] | N
     return Call(step, method, params, realtime=realtime)
 
 
-def _user(settings: AmoSettings, leg: AmoLeg) -> dict[str, int]:
+def _user(settings: AmoOptions, leg: AmoLeg) -> dict[str, int]:
     user = settings.user_of(leg.user)
     return {"responsible_user_id": user, "created_by": user} if user else {}
 
@@ -57,7 +57,7 @@ def notify(phone: str, user: int) -> Call:
                  {"add": [{"type": "phone_call", "phone_number": phone, "users": [user]}]}, realtime=True)
 
 
-def log_call(key: str, leg: AmoLeg, settings: AmoSettings) -> Call:
+def log_call(key: str, leg: AmoLeg, settings: AmoOptions) -> Call:
     item: dict[str, Any] = {
         "request_id": key, "direction": leg.direction, "uniq": key, "duration": leg.duration,
         "source": settings.source, "phone": leg.phone, "call_result": leg.result,
@@ -68,7 +68,7 @@ def log_call(key: str, leg: AmoLeg, settings: AmoSettings) -> Call:
     return _call("call", "POST /api/v4/calls", [item])
 
 
-def unsorted(key: str, leg: AmoLeg, settings: AmoSettings) -> Call:
+def unsorted(key: str, leg: AmoLeg, settings: AmoOptions) -> Call:
     metadata: dict[str, Any] = {
         "from": leg.phone, "phone": leg.line, "called_at": leg.started_at, "duration": leg.duration,
         "service_code": settings.source, "uniq": key, "is_call_event_needed": True}
@@ -86,7 +86,7 @@ def unsorted(key: str, leg: AmoLeg, settings: AmoSettings) -> Call:
     return _call("unsorted", "POST /api/v4/leads/unsorted/sip", [item])
 
 
-def missed_task(key: str, leg: AmoLeg, settings: AmoSettings, now: float) -> Call:
+def missed_task(key: str, leg: AmoLeg, settings: AmoOptions, now: float) -> Call:
     item: dict[str, Any] = {
         "request_id": key, "task_type_id": TASK_TYPE_CALL, "text": task_text(key, leg),
         "complete_till": int(now + settings.missed_task_delay), "entity_type": leg.entity_type,

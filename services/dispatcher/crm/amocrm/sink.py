@@ -1,6 +1,6 @@
 """The amoCRM / Kommo adapter as the dispatcher sees it: `[crm:NAME] type = amocrm`.
 
-    sink = AmoSink("amo", settings, deps, amo)           # amo: an AmoApi (JsonApi + auth)
+    sink = AmoSink(AmoSettings("amo", url="https://example.amocrm.ru", token="…"), deps)
     app.spawn(sink.run(stopping), "crm.amo")           # logs answered legs whose recording never came
     reply = await sink.deliver(event)
 
@@ -20,23 +20,28 @@ import logging
 import time
 from typing import Any, AsyncIterator
 
+from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import events_pb2
 
+from ..client import JsonApi
 from ..engine import Trace, run_steps
 from ..errors import CrmError
 from ..event import CrmEvent
 from ..legstate import LegStore
 from ..plan import Call
+from ..ratelimit import RateLimiter
 from ..sink import CheckLine, Route, SinkDeps, SinkReply, delivered, failed, fresh
+from .auth import AmoAuth
 from .client import AmoApi
 from .leg import CREATES, RECORDING_TIMEOUT, AmoLeg, absorb
 from .mapping import AmoMapping
-from .requests import AmoSettings
+from .settings import AmoSettings
 
 log = logging.getLogger(__name__)
 WAIT = "wait:"  # key prefix of the markers of legs waiting for their recording
 SWEEP_EVERY = 5.0
 RETRY_WAIT = 60.0  # a timed-out leg amoCRM did not take is tried again after this long
+PRUNE_EVERY = 3600.0
 
 
 class _WriteAhead:
@@ -53,14 +58,17 @@ class _WriteAhead:
 
 
 class AmoSink:
-    def __init__(self, name: str, settings: AmoSettings, deps: SinkDeps, amo: AmoApi,
-                 stale_after: float = 20.0) -> None:
-        self.name = name
+    def __init__(self, settings: AmoSettings, deps: SinkDeps) -> None:
+        self.name = settings.name
         self.settings = settings
+        self.options = settings.options
         self.deps = deps
-        self.amo = amo
-        self.mapping = AmoMapping(settings)
-        self.stale_after = stale_after
+        self.http = JsonApi(settings.name, RateLimiter(settings.rate, settings.burst), timeout=settings.timeout,
+                            connect_timeout=settings.connect_timeout, ca_file=settings.ca_file,
+                            concurrency=settings.concurrency, secrets=settings.secrets())
+        auth = AmoAuth(settings.name, deps.legs, self.http, settings.url, token=settings.token, oauth=settings.oauth)
+        self.amo = AmoApi(self.http, settings.url, auth)
+        self.mapping = AmoMapping(settings.options)
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # per leg: the lock, how many hold or want it
 
     async def deliver(self, event: events_pb2.Event) -> SinkReply:
@@ -80,7 +88,7 @@ class AmoSink:
                 await self._absorb(view, key)
                 await run_steps(self.mapping, view, time.time(), legs=self.deps.legs, crm=self.name,
                                 caller=_WriteAhead(self.amo, self.deps.legs, self.name, key),
-                                fresh=fresh(view, self.stale_after), trace=trace)
+                                fresh=fresh(view, self.settings.stale_after), trace=trace)
         except CrmError as error:
             return failed(error, trace)
         return delivered(trace)
@@ -103,21 +111,35 @@ class AmoSink:
         """Stores what the event tells about the leg; marks a leg that starts waiting for its recording."""
         legs = self.deps.legs
         before = AmoLeg.load(await legs.get(self.name, key))
-        after = absorb(view, before, self.settings.recording_wait)
+        after = absorb(view, before, self.options.recording_wait)
         if after == before:
             return
         await legs.put(self.name, key, after.dump())
         if after.waiting and not before.waiting:
-            await legs.put(self.name, WAIT + key, {"until": time.time() + self.settings.recording_wait})
+            await legs.put(self.name, WAIT + key, {"until": time.time() + self.options.recording_wait})
+
+    async def ping(self) -> SinkReply:
+        trace = Trace()
+        try:
+            account = await self.amo.call_json("GET", "/api/v4/account", "amo ping")
+        except CrmError as error:
+            return failed(error, trace)
+        trace.status = 200
+        trace.lines.append(f"amoCRM account {account.get('subdomain', '?')} answers")
+        return delivered(trace)
 
     async def run(self, stopping: asyncio.Event) -> None:
+        """Logs the legs whose recording did not come in time; prunes old leg states; until stopping."""
+        last_prune = float("-inf")
         while not stopping.is_set():
             try:
                 await self.sweep()
-            except Exception:  # the store or amoCRM failing must not end the sweeps
-                log.exception("amoCRM adapter %s: logging legs whose recording did not come failed", self.name)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), SWEEP_EVERY)
+                if time.monotonic() - last_prune > PRUNE_EVERY:
+                    last_prune = time.monotonic()
+                    await self.deps.legs.prune(self.deps.keep_days * 86400.0)
+            except Exception:  # the store or amoCRM failing must not end the upkeep
+                log.exception("amoCRM %s: upkeep failed; trying again", self.name)
+            await sleep_or_stop(SWEEP_EVERY, stopping)
 
     async def sweep(self, now: float | None = None) -> int:
         """Logs the legs whose `recording_wait` is over; returns how many it took."""
@@ -145,7 +167,7 @@ class AmoSink:
     async def check(self) -> list[CheckLine]:
         from .check import check_lines
 
-        return await check_lines(self.name, self.amo, self.settings)
+        return await check_lines(self.name, self.amo, self.options)
 
     async def close(self) -> None:
-        await self.amo.api.close()
+        await self.http.close()

@@ -1,7 +1,7 @@
 """Zammad generic CTI: one caller-log row per call chain (docs/crm.md, "Zammad").
 
     mapping = ZammadMapping()
-    call = mapping.next_call(view, mapping.load(stored), settings)   # Call("newCall", "newCall", {...})
+    call = mapping.next_call(view, mapping.load(stored), options)    # Call("newCall", "newCall", {...})
 
 Zammad's caller log keeps one row per `callId` and knows three events: `newCall` creates the row,
 `answer` marks it answered (and restarts its talk time), `hangup` ends it. tcxhooks sends them per
@@ -35,7 +35,7 @@ SERVER = "server"  # the client's code for an opaque 500 (maybe "No such call_id
 
 
 @dataclass(frozen=True)
-class ZammadSettings:
+class ZammadOptions:
     """What the mapping needs of the [crm:NAME] section: extension → `answeringNumber` overrides
     (a Zammad user's login or e-mail; without one the extension number, matched to `user.phone`)."""
 
@@ -59,7 +59,7 @@ class ChainState:
 
 
 class ZammadMapping:
-    """Implements `Mapping[ChainState, ZammadSettings]`."""
+    """Implements `Mapping[ChainState, ZammadOptions]`."""
 
     def key(self, event: CrmEvent) -> str | None:
         if event.kind not in CALL_KINDS or event.direction == "internal" or not event.chain:
@@ -76,7 +76,7 @@ class ZammadMapping:
     def dump(self, state: ChainState) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(state).items()}
 
-    def next_call(self, event: CrmEvent, state: ChainState, settings: ZammadSettings) -> Call | None:
+    def next_call(self, event: CrmEvent, state: ChainState, options: ZammadOptions) -> Call | None:
         if state.hung_up:
             return None
         chain = event.chain
@@ -89,11 +89,11 @@ class ZammadMapping:
             if state.direction == "out":  # Zammad would take `user` as the called party's name
                 return _request("answer", chain, state)
             return _request("answer", chain, state, user=_name(event),
-                            answeringNumber=_answering(event.user, settings))
+                            answeringNumber=_answering(event.user, options))
         if event.kind == "ended" and not event.transfer:
             if state.answered_by:
                 return _request("hangup", chain, state, cause="normalClearing",
-                                answeringNumber=_answering(state.answered_by, settings))
+                                answeringNumber=_answering(state.answered_by, options))
             return _request("hangup", chain, state, cause="cancel" if state.direction == "in" else "noAnswer")
         return None
 
@@ -135,8 +135,8 @@ def _name(event: CrmEvent) -> str:
     return event.user_name or event.user
 
 
-def _answering(extension: str, settings: ZammadSettings) -> str:
-    return settings.user_map.get(extension, extension)
+def _answering(extension: str, options: ZammadOptions) -> str:
+    return options.user_map.get(extension, extension)
 
 
 def _request(event_name: str, chain: str, row: ChainState, **extra: Any) -> Call:

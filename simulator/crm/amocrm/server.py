@@ -1,18 +1,16 @@
-"""A fake amoCRM / Kommo REST API (v4, plus the v2 call notification), built from amoCRM's documentation.
+"""The fake amoCRM / Kommo account as an aiohttp app: the REST API v4 (plus the v2 call notification),
+the OAuth server, the request limit, and the `/fake/` control API (control.py).
 
     fake = FakeAmo(long_lived_token="llt")
-    fake.account.add_user(501, "Anna Petrova")
-    fake.account.add_contact("Ivan", "+7 916 123-45-67", active_leads=1)
-    with fake.in_thread():
-        ... point the adapter at fake.url ...
-        fake.account.calls[0].body["call_status"]       # 4
+    app = fake.app()
+    fake.account.calls[0].body["call_status"]       # what amoCRM holds (tests read it directly)
 
 Behaviour (docs/crm.md, "amoCRM / Kommo"):
 - Auth: `Authorization: Bearer` with the long-lived token or an access token from
   `POST /oauth2/access_token` (authorization_code or refresh_token grant; every refresh issues a
   new refresh token and voids the old one; access tokens expire after `access_ttl`). Anything else
   answers 401 as problem JSON.
-- More than `rate_limit` (7) requests in a second: 429 with a non-JSON body, as amoCRM's SDK expects.
+- Above the limit (7 requests a second): 429 with a non-JSON body, as amoCRM's SDK expects.
 - Validation errors: 400 `{"validation-errors":[{"request_id","errors":[{"code","path","detail"}]}]}`.
 - Lists with nothing to show answer 204 No Content.
 - `POST /api/v4/calls`: a call whose phone matches no contact is not added (its `request_id` is
@@ -22,16 +20,18 @@ Behaviour (docs/crm.md, "amoCRM / Kommo"):
 """
 from __future__ import annotations
 
+import json
 import secrets
 import time
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from .amocrm_account import ENTITY_PATHS, AmoAccount, PhoneCallEvent, Task
-from .serving import FakeCrm
+from ..common import Faults, Journal, LeakyBucket
+from .account import ENTITY_PATHS, AmoAccount, PhoneCallEvent, Task
 
 CALL_DIRECTIONS = ("inbound", "outbound")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class Invalid(Exception):
@@ -53,30 +53,29 @@ def validation(request_id: str, path: str, detail: str, code: str = "NotSupporte
     return problem(400, "Bad Request", "Request validation failed", **{"validation-errors": errors})
 
 
-class FakeAmo(FakeCrm):
-    name = "amocrm"
-
+class FakeAmo:
     def __init__(self, long_lived_token: str = "", *, client_id: str = "tcxhooks-integration",
                  client_secret: str = "fake-client-secret", auth_code: str = "", access_ttl: float = 86400.0,
-                 rate_limit: float | None = 7, accepts_call_events: bool = True, pipeline_id: int = 7000001,
-                 clock: Callable[[], float] = time.time) -> None:
-        super().__init__(rate_limit, clock)
+                 limit: int = 7, drain: float = 7.0, accepts_call_events: bool = True, pipeline_id: int = 7000001,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.account = AmoAccount()
         self.long_lived_token = long_lived_token
         self.client_id, self.client_secret, self.auth_code = client_id, client_secret, auth_code
         self.access_ttl = access_ttl
         self.accepts_call_events = accepts_call_events
         self.pipeline_id = pipeline_id
-        self.access_tokens: dict[str, float] = {}  # token → expiry on self.clock
+        self.bucket = LeakyBucket(limit, drain, clock)
+        self.journal = Journal()
+        self.faults = Faults()
+        self.access_tokens: dict[str, float] = {}  # token → expiry (time.time)
         self.refresh_tokens: set[str] = set()
 
-    def too_many(self) -> web.StreamResponse:
-        return web.Response(status=429, text="<html><body><h1>429 Too Many Requests</h1></body></html>",
-                            content_type="text/html")
+    def app(self) -> web.Application:
+        from .control import add_control_routes
 
-    def add_routes(self, app: web.Application) -> None:
+        app = web.Application()
         app.router.add_post("/oauth2/access_token", self._token)
-        routes: list[tuple[str, str, Any]] = [
+        routes: list[tuple[str, str, Handler]] = [
             ("GET", "/api/v4/account", self._get_account), ("GET", "/api/v4/users", self._get_users),
             ("GET", "/api/v4/contacts", self._get_contacts), ("POST", "/api/v4/calls", self._post_calls),
             ("POST", "/api/v4/leads/unsorted/sip", self._post_unsorted),
@@ -87,15 +86,32 @@ class FakeAmo(FakeCrm):
             ("GET", "/api/v4/{entity}/notes", self._get_notes),
         ]
         for method, path, handler in routes:
-            app.router.add_route(method, path, self._guarded(handler))
+            app.router.add_route(method, path, self._api(handler))
+        add_control_routes(app, self)
+        return app
 
-    def _guarded(self, handler: Any) -> Any:
+    def _api(self, handler: Handler) -> Handler:
+        """Every API request: journaled, limited, authorized, failed on demand, then handled."""
         async def run(request: web.Request) -> web.StreamResponse:
+            name = f"{request.method} {request.path}"
+            params = await _journal_params(request)
+            if not self.bucket.admit():
+                self.journal.add(name, params, 429, "limit")
+                return web.Response(status=429, text="<html><body><h1>429 Too Many Requests</h1></body></html>",
+                                    content_type="text/html")
+            failure = self.faults.take(name)
             try:
+                if failure is not None and not failure.body.get("after"):
+                    raise problem(failure.status, "Injected", "a failure asked for under /fake/fail")
                 self._authorize(request)
-                return await handler(request)  # type: ignore[no-any-return]
+                response = await handler(request)
+                if failure is not None:  # done, but the answer is lost: the client sees an error
+                    raise problem(failure.status, "Injected", "a failure asked for under /fake/fail (after the work)")
             except Invalid as exc:
+                self.journal.add(name, params, exc.status, str(exc.body.get("title", "")))
                 return web.json_response(exc.body, status=exc.status, content_type="application/problem+json")
+            self.journal.add(name, params, response.status)
+            return response
         return run
 
     # --- auth ----------------------------------------------------------------------------------------------
@@ -106,12 +122,17 @@ class FakeAmo(FakeCrm):
         if self.long_lived_token and secrets.compare_digest(token, self.long_lived_token):
             return
         expiry = self.access_tokens.get(token)
-        if expiry is None or expiry < self.clock():
+        if expiry is None or expiry < time.time():
             raise problem(401, "Unauthorized", "Access token is expired or revoked" if expiry else "Invalid token")
 
     async def _token(self, request: web.Request) -> web.Response:
-        body = await _json(request)
+        try:
+            body = await _json(request)
+        except Invalid as exc:
+            self.journal.add("POST /oauth2/access_token", {}, exc.status)
+            return web.json_response(exc.body, status=exc.status)
         grant = body.get("grant_type")
+        self.journal.add("POST /oauth2/access_token", {"grant_type": grant, "client_id": body.get("client_id")}, 200)
         fail = {"hint": "", "title": "Некорректный запрос", "type": "https://developers.amocrm.ru/v3/errors/OAuthProblemJson",
                 "status": 400}
         if body.get("client_id") != self.client_id or body.get("client_secret") != self.client_secret:
@@ -124,7 +145,7 @@ class FakeAmo(FakeCrm):
         else:
             return web.json_response({**fail, "hint": "Token has been revoked", "detail": "invalid_grant"}, status=400)
         access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        self.access_tokens[access] = self.clock() + self.access_ttl
+        self.access_tokens[access] = time.time() + self.access_ttl
         self.refresh_tokens.add(refresh)
         return web.json_response({"token_type": "Bearer", "expires_in": int(self.access_ttl),
                                   "access_token": access, "refresh_token": refresh})
@@ -135,15 +156,22 @@ class FakeAmo(FakeCrm):
         self.refresh_tokens.add(token)
         return token
 
-    def _link(self, path: str) -> dict[str, Any]:
-        return {"self": {"href": f"{self.url}{path}"}}
+    def expire_tokens(self) -> int:
+        """Every access token expires now (as after a day); returns how many there were."""
+        count = len(self.access_tokens)
+        self.access_tokens = {token: 0.0 for token in self.access_tokens}
+        return count
+
+    @staticmethod
+    def _link(request: web.Request, path: str) -> dict[str, Any]:
+        return {"self": {"href": f"{request.url.origin()}{path}"}}
 
     # --- reads ---------------------------------------------------------------------------------------------
     async def _get_account(self, request: web.Request) -> web.Response:
         account = self.account
         return web.json_response({"id": account.id, "name": "tcxhooks demo", "subdomain": account.subdomain,
                                   "current_user_id": min(account.users, default=0), "country": "RU",
-                                  "currency": "RUB", "_links": self._link("/api/v4/account")})
+                                  "currency": "RUB", "_links": self._link(request, "/api/v4/account")})
 
     async def _get_users(self, request: web.Request) -> web.StreamResponse:
         users = [{"id": u.id, "name": u.name, "email": u.email, "lang": "ru"} for u in self.account.users.values()]
@@ -198,7 +226,7 @@ class FakeAmo(FakeCrm):
             path = f"/api/v4/{call.entity_type}/{call.entity_id}"
             added.append({"id": call.id, "entity_id": call.entity_id, "entity_type": ENTITY_PATHS[call.entity_type],
                           "account_id": self.account.id, "request_id": request_id,
-                          "_embedded": {"entity": {"id": call.entity_id, "_links": self._link(path)}}})
+                          "_embedded": {"entity": {"id": call.entity_id, "_links": self._link(request, path)}}})
         return web.json_response({"_total_items": len(added), "errors": errors, "_embedded": {"calls": added}})
 
     async def _post_unsorted(self, request: web.Request) -> web.Response:
@@ -213,7 +241,8 @@ class FakeAmo(FakeCrm):
         for n, item in enumerate(items):
             entry = self.account.add_unsorted(item, self.pipeline_id)
             created.append({"uid": entry.uid, "category": "sip", "request_id": str(item.get("request_id", n)),
-                            "_embedded": {"leads": [{"id": entry.lead_id, "_links": self._link(f"/api/v4/leads/{entry.lead_id}")}],
+                            "_embedded": {"leads": [{"id": entry.lead_id,
+                                                     "_links": self._link(request, f"/api/v4/leads/{entry.lead_id}")}],
                                           "contacts": [{"id": entry.contact_id}], "companies": []}})
         return web.json_response({"_total_items": len(created), "_embedded": {"unsorted": created}})
 
@@ -251,7 +280,7 @@ class FakeAmo(FakeCrm):
                         int(item.get("responsible_user_id") or 0))
             self.account.tasks.append(task)
             created.append({"id": task.id, "request_id": str(item.get("request_id", n)),
-                            "_links": self._link(f"/api/v4/tasks/{task.id}")})
+                            "_links": self._link(request, f"/api/v4/tasks/{task.id}")})
         return web.json_response({"_embedded": {"tasks": created}})
 
     async def _post_notes(self, request: web.Request) -> web.Response:
@@ -347,3 +376,16 @@ async def _json_list(request: web.Request) -> list[dict[str, Any]]:
     if len(body) > 250:
         raise problem(400, "Bad Request", "Too many entities in one request (250 at most)")
     return body
+
+
+async def _journal_params(request: web.Request) -> dict[str, Any]:
+    """What the journal shows of a request: its query and JSON body."""
+    params: dict[str, Any] = {}
+    if request.query:
+        params["query"] = dict(request.query)
+    if request.can_read_body:
+        try:
+            params["body"] = json.loads(await request.read())
+        except ValueError:
+            params["body"] = "<not JSON>"
+    return params
