@@ -5,13 +5,14 @@ injected failures, and PHP-style form encoding (how PHP CRMs post their events).
     journal.add("telephony.externalCall.register", params, 200)
     bucket = LeakyBucket(limit=50, drain=2)     # Bitrix24's: blocks above 50, drains 2 per second
     if not bucket.admit(): ...                  # answer the CRM's "too many requests"
+    add_fake_routes(app, fake)                  # GET /fake/calls, POST /fake/limits, POST /fake/fail
 """
 from __future__ import annotations
 
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 from aiohttp import web
 
@@ -122,3 +123,47 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         raise web.HTTPBadRequest(text=json.dumps({"error": "body must be a JSON object"}),
                                  content_type="application/json")
     return body
+
+
+class Faked(Protocol):
+    """What a fake CRM keeps for the `/fake/` routes every fake has."""
+
+    journal: Journal
+    bucket: LeakyBucket
+    faults: Faults
+
+
+def _bad(message: str) -> web.Response:
+    return web.json_response({"error": message}, status=400)
+
+
+def add_fake_routes(app: web.Application, fake: Faked) -> None:
+    """The `/fake/` routes every fake CRM has (not the CRM's API):
+
+        GET  /fake/calls                   every API call received, in order
+        POST /fake/limits {"limit": 50, "drain": 2}
+        POST /fake/fail   {"method": "…" or "*", "status": 500, "count": 1, "after": false, …}
+                          (after: do the work, then answer the failure; other keys: the failure's body)
+    """
+    async def calls(request: web.Request) -> web.Response:
+        return web.json_response({"calls": fake.journal.rows(), "refused_by_limit": fake.bucket.refused})
+
+    async def limits(request: web.Request) -> web.Response:
+        body = await json_body(request)
+        limit, drain = body.get("limit"), body.get("drain")
+        if not isinstance(limit, int) or limit < 1 or not isinstance(drain, (int, float)) or drain <= 0:
+            return _bad("give 'limit' (whole number ≥ 1) and 'drain' (requests per second > 0)")
+        fake.bucket = LeakyBucket(limit, float(drain))
+        return web.json_response({"limit": limit, "drain": drain})
+
+    async def fail(request: web.Request) -> web.Response:
+        body = await json_body(request)
+        method, status, count = body.pop("method", "*"), body.pop("status", None), body.pop("count", 1)
+        if not isinstance(method, str) or not isinstance(status, int) or not isinstance(count, int):
+            return _bad("give 'method' (or '*'), 'status', optionally 'count', 'after' and the failure's fields")
+        fake.faults.pending.append(Failure(method, status, {**body, "after": bool(body.get("after", False))}, count))
+        return web.json_response({"pending": len(fake.faults.pending)})
+
+    app.router.add_get("/fake/calls", calls)
+    app.router.add_post("/fake/limits", limits)
+    app.router.add_post("/fake/fail", fail)

@@ -37,9 +37,9 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from .common import Failure, Faults, Journal, LeakyBucket, json_body
+from .common import Faults, Journal, LeakyBucket, add_fake_routes, json_body
 
-EVENTS = ("newCall", "answer", "hangup")
+UNLIMITED = 10**9  # the bucket of a Zammad without a proxy limit
 
 
 @dataclass
@@ -90,7 +90,7 @@ class FakeZammad:
         self.default_caller_id = default_caller_id
         self.routing_table = routing_table or []  # (destination pattern with *, caller id)
         self.clock = clock
-        self.bucket = LeakyBucket(limit, drain or float(limit), clock) if limit else None
+        self.bucket = LeakyBucket(limit or UNLIMITED, drain or float(limit or 1), clock)
         self.journal = Journal()
         self.faults = Faults()
         self.log: dict[str, CallerLogRow] = {}
@@ -108,7 +108,7 @@ class FakeZammad:
             self.journal.add("?", {}, exc.status)
             return web.json_response(exc.body, status=exc.status)
         name = str(params.get("event", "?"))
-        if self.bucket is not None and not self.bucket.admit():
+        if not self.bucket.admit():
             self.journal.add(name, params, 429, "limit")
             return web.Response(status=429, text="Too Many Requests")
         failure = self.faults.take(name)
@@ -233,10 +233,6 @@ async def _params(request: web.Request) -> dict[str, Any]:
 
 
 def _add_control_routes(app: web.Application, fake: FakeZammad) -> None:
-    async def calls(request: web.Request) -> web.Response:
-        refused = fake.bucket.refused if fake.bucket is not None else 0
-        return web.json_response({"calls": fake.journal.rows(), "refused_by_limit": refused})
-
     async def state(request: web.Request) -> web.Response:
         return web.json_response({"log": [asdict(row) for row in fake.log.values()]})
 
@@ -250,28 +246,9 @@ def _add_control_routes(app: web.Application, fake: FakeZammad) -> None:
         return web.json_response({"enabled": fake.enabled, "configured": fake.configured,
                                   "blocked_callers": sorted(fake.blocked_callers)})
 
-    async def limits(request: web.Request) -> web.Response:
-        body = await json_body(request)
-        limit, drain = body.get("limit"), body.get("drain")
-        if not isinstance(limit, int) or limit < 0 or not isinstance(drain, (int, float)) or drain < 0:
-            return web.json_response({"error": "give 'limit' and 'drain' (0: no limit)"}, status=400)
-        fake.bucket = LeakyBucket(limit, float(drain or limit), fake.clock) if limit else None
-        return web.json_response({"limit": limit, "drain": drain})
-
-    async def fail(request: web.Request) -> web.Response:
-        body = await json_body(request)
-        method, status, count = body.get("method", "*"), body.get("status", 500), body.get("count", 1)
-        if not isinstance(method, str) or not isinstance(status, int) or not isinstance(count, int):
-            return web.json_response({"error": "give 'method' (newCall, answer, hangup or '*'), 'status', "
-                                               "optionally 'count', 'after'"}, status=400)
-        fake.faults.pending.append(Failure(method, status, {"after": bool(body.get("after", False))}, count))
-        return web.json_response({"pending": len(fake.faults.pending)})
-
-    app.router.add_get("/fake/calls", calls)
+    add_fake_routes(app, fake)
     app.router.add_get("/fake/state", state)
     app.router.add_post("/fake/settings", settings)
-    app.router.add_post("/fake/limits", limits)
-    app.router.add_post("/fake/fail", fail)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -125,7 +125,7 @@ async def test_requests_above_the_limit_get_429_and_change_nothing(clock: Clock)
     finally:
         await runner.cleanup()
     assert statuses == [200, 200, 429, 429]
-    assert sorted(fake.log) == ["r0", "r1"] and fake.bucket is not None and fake.bucket.refused == 2
+    assert sorted(fake.log) == ["r0", "r1"] and fake.bucket.refused == 2
 
 
 async def test_the_fake_api_shows_requests_and_the_log_and_injects_failures(zammad: FakeZammad) -> None:

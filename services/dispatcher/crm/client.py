@@ -1,6 +1,7 @@
 """HTTP for CRM adapters: one aiohttp session per adapter, its rate limiter, timeouts, safe errors.
 
     api = JsonApi("b24", RateLimiter(2, 50), secrets=[webhook_code])
+    api = JsonApi.of(settings)                       # the same from an adapter's settings
     answer = await api.send("POST", url, json_body={"CALL_ID": "…"}, realtime=True)
     answer.status, answer.body                       # decoded JSON (None when the body is not JSON)
     audio = await api.fetch(recording_link)          # our own media link: not metered by the CRM's limiter
@@ -17,7 +18,7 @@ import json
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Protocol
 
 import aiohttp
 
@@ -38,7 +39,34 @@ class Answer:
     headers: Mapping[str, str]
 
 
+class HttpSettings(Protocol):
+    """What an adapter's settings say about its HTTP client."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def rate(self) -> float: ...
+    @property
+    def burst(self) -> int: ...
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def connect_timeout(self) -> float: ...
+    @property
+    def ca_file(self) -> str: ...
+    @property
+    def concurrency(self) -> int: ...
+    def secrets(self) -> list[str]: ...
+
+
 class JsonApi:
+    @classmethod
+    def of(cls, settings: HttpSettings) -> "JsonApi":
+        """The client of one adapter: its rate limiter, timeouts, CA bundle, concurrency, secrets."""
+        return cls(settings.name, RateLimiter(settings.rate, settings.burst), timeout=settings.timeout,
+                   connect_timeout=settings.connect_timeout, ca_file=settings.ca_file,
+                   concurrency=settings.concurrency, secrets=settings.secrets())
+
     def __init__(self, crm: str, limiter: RateLimiter | None, *, timeout: float = 15.0,
                  connect_timeout: float = 5.0, ca_file: str = "", concurrency: int = 16,
                  secrets: Iterable[str] = ()) -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from ..common import Failure, LeakyBucket, json_body
+from ..common import add_fake_routes, json_body
 
 if TYPE_CHECKING:
     from .server import FakeAmo
@@ -30,9 +30,6 @@ def _bad(message: str) -> web.Response:
 
 def add_control_routes(app: web.Application, fake: "FakeAmo") -> None:
     account = fake.account
-
-    async def calls(request: web.Request) -> web.Response:
-        return web.json_response({"calls": fake.journal.rows(), "refused_by_limit": fake.bucket.refused})
 
     async def state(request: web.Request) -> web.Response:
         return web.json_response({
@@ -61,33 +58,15 @@ def add_control_routes(app: web.Application, fake: "FakeAmo") -> None:
     async def expire(request: web.Request) -> web.Response:
         return web.json_response({"expired": fake.expire_tokens()})
 
-    async def limits(request: web.Request) -> web.Response:
-        body = await json_body(request)
-        limit, drain = body.get("limit"), body.get("drain")
-        if not isinstance(limit, int) or limit < 1 or not isinstance(drain, (int, float)) or drain <= 0:
-            return _bad("give 'limit' (whole number ≥ 1) and 'drain' (requests per second > 0)")
-        fake.bucket = LeakyBucket(limit, float(drain))
-        return web.json_response({"limit": limit, "drain": drain})
-
-    async def fail(request: web.Request) -> web.Response:
-        body = await json_body(request)
-        method, status, count = body.get("method", "*"), body.get("status"), body.get("count", 1)
-        if not isinstance(method, str) or not isinstance(status, int) or not isinstance(count, int):
-            return _bad("give 'method' (\"POST /api/v4/calls\", or '*'), 'status', optionally 'count', 'after'")
-        fake.faults.pending.append(Failure(method, status, {"after": bool(body.get("after", False))}, count))
-        return web.json_response({"pending": len(fake.faults.pending)})
-
     async def settings(request: web.Request) -> web.Response:
         body = await json_body(request)
         if isinstance(body.get("accepts_call_events"), bool):
             fake.accepts_call_events = body["accepts_call_events"]
         return web.json_response({"accepts_call_events": fake.accepts_call_events})
 
-    app.router.add_get("/fake/calls", calls)
+    add_fake_routes(app, fake)
     app.router.add_get("/fake/state", state)
     app.router.add_post("/fake/contacts", contacts)
     app.router.add_post("/fake/accept", accept)
     app.router.add_post("/fake/expire", expire)
-    app.router.add_post("/fake/limits", limits)
-    app.router.add_post("/fake/fail", fail)
     app.router.add_post("/fake/settings", settings)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ..common import Failure, LeakyBucket, json_body
+from ..common import add_fake_routes, json_body
 from . import telephony
 from .state import RestError
 
@@ -32,9 +32,6 @@ def _bad(message: str) -> web.Response:
 
 def add_control_routes(app: web.Application, fake: "FakeBitrix24") -> None:
     portal = fake.portal
-
-    async def calls(request: web.Request) -> web.Response:
-        return web.json_response({"calls": fake.journal.rows(), "refused_by_limit": fake.bucket.refused})
 
     async def state(request: web.Request) -> web.Response:
         registrations = [{**{k: v for k, v in asdict(r).items() if k not in ("entity", "shown")},
@@ -83,24 +80,6 @@ def add_control_routes(app: web.Application, fake: "FakeBitrix24") -> None:
     async def expire(request: web.Request) -> web.Response:
         return web.json_response({"expired": portal.expire_tokens()})
 
-    async def limits(request: web.Request) -> web.Response:
-        body = await json_body(request)
-        limit, drain = body.get("limit"), body.get("drain")
-        if not isinstance(limit, int) or limit < 1 or not isinstance(drain, (int, float)) or drain <= 0:
-            return _bad("give 'limit' (whole number ≥ 1) and 'drain' (requests per second > 0)")
-        fake.bucket = LeakyBucket(limit, float(drain))
-        return web.json_response({"limit": limit, "drain": drain})
-
-    async def fail(request: web.Request) -> web.Response:
-        body = await json_body(request)
-        method, status, count = body.get("method", "*"), body.get("status"), body.get("count", 1)
-        if not isinstance(method, str) or not isinstance(status, int) or not isinstance(count, int):
-            return _bad("give 'method' (or '*'), 'status', optionally 'error', 'error_description', 'count', 'after'")
-        fake.faults.pending.append(Failure(method, status, {
-            "error": str(body.get("error", "")), "error_description": str(body.get("error_description", "")),
-            "after": bool(body.get("after", False))}, count))
-        return web.json_response({"pending": len(fake.faults.pending)})
-
     async def settings(request: web.Request) -> web.Response:
         body = await json_body(request)
         changed: dict[str, Any] = {}
@@ -110,11 +89,9 @@ def add_control_routes(app: web.Application, fake: "FakeBitrix24") -> None:
                 changed[name] = body[name]
         return web.json_response(changed)
 
-    app.router.add_get("/fake/calls", calls)
+    add_fake_routes(app, fake)
     app.router.add_get("/fake/state", state)
     app.router.add_post("/fake/install", install)
     app.router.add_post("/fake/click", click)
     app.router.add_post("/fake/expire", expire)
-    app.router.add_post("/fake/limits", limits)
-    app.router.add_post("/fake/fail", fail)
     app.router.add_post("/fake/settings", settings)

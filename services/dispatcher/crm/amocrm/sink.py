@@ -29,7 +29,6 @@ from ..errors import CrmError
 from ..event import CrmEvent
 from ..legstate import LegStore
 from ..plan import Call
-from ..ratelimit import RateLimiter
 from ..sink import CheckLine, Route, SinkDeps, SinkReply, delivered, failed, fresh
 from .auth import AmoAuth
 from .client import AmoApi
@@ -63,9 +62,7 @@ class AmoSink:
         self.settings = settings
         self.options = settings.options
         self.deps = deps
-        self.http = JsonApi(settings.name, RateLimiter(settings.rate, settings.burst), timeout=settings.timeout,
-                            connect_timeout=settings.connect_timeout, ca_file=settings.ca_file,
-                            concurrency=settings.concurrency, secrets=settings.secrets())
+        self.http = JsonApi.of(settings)
         auth = AmoAuth(settings.name, deps.legs, self.http, settings.url, token=settings.token, oauth=settings.oauth)
         self.amo = AmoApi(self.http, settings.url, auth)
         self.mapping = AmoMapping(settings.options)

@@ -20,7 +20,6 @@ from ..client import Answer, JsonApi
 from ..engine import Trace, run_steps
 from ..errors import CrmError
 from ..event import CrmEvent
-from ..ratelimit import RateLimiter
 from ..sink import CheckLine, Route, SinkDeps, SinkReply, delivered, failed, fresh
 from .client import ZammadCti
 from .mapping import ZammadMapping
@@ -37,9 +36,7 @@ class ZammadSink:
         self.name = settings.name
         self.settings = settings
         self.deps = deps
-        self.http = JsonApi(settings.name, RateLimiter(settings.rate, settings.burst), timeout=settings.timeout,
-                            connect_timeout=settings.connect_timeout, ca_file=settings.ca_file,
-                            concurrency=settings.concurrency, secrets=settings.secrets())
+        self.http = JsonApi.of(settings)
         self.cti = ZammadCti(self.http, settings.url)
         self.mapping = ZammadMapping()
 
