@@ -11,6 +11,7 @@ import pytest
 
 from tcxhooks.dispatcher.crm import Call, CrmError, LegStore, SinkDeps
 from tcxhooks.dispatcher.crm.amocrm import AmoOptions, AmoSettings, AmoSink
+from tcxhooks.dispatcher.crm.amocrm.client import AmoApi
 from tcxhooks.simulator.crm.amocrm import FakeAmo
 from tcxhooks.simulator.crm.common import Failure
 from tcxhooks.v1 import events_pb2

@@ -137,3 +137,26 @@ def delivered(trace: Trace) -> SinkReply:
 
 def failed(error: CrmError, trace: Trace) -> SinkReply:
     return SinkReply(error.verdict, error.status, trace.text(), str(error)[:1024], error.retry_after)
+
+
+Steps = Callable[[CrmEvent, Trace], Awaitable[None]]
+
+
+async def deliver_with(event: events_pb2.Event, steps: Steps) -> SinkReply:
+    """One delivery of an adapter: the event read (dead when no adapter can read it), the adapter's
+    `steps` made (they note each call in the trace), and the outcome as a SinkReply."""
+    try:
+        view = CrmEvent.of(event)
+    except ValueError as exc:
+        return SinkReply("dead", 0, "", f"unreadable event: {exc}")
+    return await replied(view, steps)
+
+
+async def replied(view: CrmEvent, steps: Steps) -> SinkReply:
+    """The outcome of an adapter's `steps` for an event already read."""
+    trace = Trace()
+    try:
+        await steps(view, trace)
+    except CrmError as error:
+        return failed(error, trace)
+    return delivered(trace)

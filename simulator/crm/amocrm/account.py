@@ -151,8 +151,8 @@ class AmoAccount:
         entity_type, entity_id = ("leads", active[0]) if len(active) == 1 else ("contacts", contact.id)
         call = Call(self.next_id(), body, entity_type, entity_id)
         self.calls.append(call)
-        params = {k: body[k] for k in ("uniq", "duration", "source", "link", "phone", "call_result", "call_status")
-                  if k in body}
+        params: dict[str, Any] = {k: body[k] for k in ("uniq", "duration", "source", "link", "phone", "call_result",
+                                                        "call_status") if k in body}
         note_type = "call_in" if body["direction"] == "inbound" else "call_out"
         self.add_note(entity_type, entity_id, note_type, params, int(body.get("created_by") or 0))
         return call

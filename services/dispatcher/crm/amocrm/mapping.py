@@ -106,7 +106,7 @@ class AmoMapping:
             created = rq.items(result, "tasks")
             return replace(leg, pending="", task_id=int(created[0].get("id") or -1) if created else -1)
         if step in ("link_note", "transcript_note"):
-            return replace(leg, pending="", **{step: True})
+            return _noted(leg, step)
         return self._found(leg, key, step, result)
 
     def _found(self, leg: AmoLeg, key: str, step: str, result: Any) -> AmoLeg:
@@ -136,7 +136,7 @@ class AmoMapping:
             found = rq.items(result, "notes")
             marker = rq.link_note_text(key, "") if leg.pending == "link_note" else f"Call {key}"
             if any(str((n.get("params") or {}).get("text", "")).startswith(marker) for n in found):
-                return replace(leg, pending="", search="", **{leg.pending: True})
+                return _noted(leg, leg.pending)
         if len(found) >= rq.PAGE:
             return replace(leg, search=f"{where}:{int(page) + 1}")
         if later:
@@ -156,6 +156,13 @@ class AmoMapping:
 
 _FIRST_PAGE = {"call": "leads:1", "unsorted": "unsorted:1", "task": "tasks:1", "link_note": "notes:1",
                "transcript_note": "notes:1"}
+
+
+def _noted(leg: AmoLeg, step: str) -> AmoLeg:
+    """The leg once its recording-link note or its transcript note is in amoCRM."""
+    if step == "link_note":
+        return replace(leg, pending="", search="", link_note=True)
+    return replace(leg, pending="", search="", transcript_note=True)
 
 
 def _unsorted_lead(entries: list[dict[str, Any]], key: str, by_uniq: bool = False) -> int:

@@ -29,7 +29,7 @@ from ..errors import CrmError
 from ..event import CrmEvent
 from ..legstate import LegStore
 from ..plan import Call
-from ..sink import CheckLine, Route, SinkDeps, SinkReply, delivered, failed, fresh
+from ..sink import CheckLine, Route, SinkDeps, SinkReply, deliver_with, delivered, failed, fresh, replied
 from .auth import AmoAuth
 from .client import AmoApi
 from .leg import CREATES, RECORDING_TIMEOUT, AmoLeg, absorb
@@ -69,26 +69,17 @@ class AmoSink:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # per leg: the lock, how many hold or want it
 
     async def deliver(self, event: events_pb2.Event) -> SinkReply:
-        try:
-            view = CrmEvent.of(event)
-        except ValueError as exc:
-            return SinkReply("dead", 0, "", f"unreadable event: {exc}")
-        return await self._deliver(view)
+        return await deliver_with(event, self._steps)
 
-    async def _deliver(self, view: CrmEvent) -> SinkReply:
+    async def _steps(self, view: CrmEvent, trace: Trace) -> None:
         key = self.mapping.key(view)
         if key is None:
-            return delivered(Trace())
-        trace = Trace()
-        try:
-            async with self._leg_lock(key):  # a recording event and the wait's end never log one leg at once
-                await self._absorb(view, key)
-                await run_steps(self.mapping, view, time.time(), legs=self.deps.legs, crm=self.name,
-                                caller=_WriteAhead(self.amo, self.deps.legs, self.name, key),
-                                fresh=fresh(view, self.settings.stale_after), trace=trace)
-        except CrmError as error:
-            return failed(error, trace)
-        return delivered(trace)
+            return
+        async with self._leg_lock(key):  # a recording event and the wait's end never log one leg at once
+            await self._absorb(view, key)
+            await run_steps(self.mapping, view, time.time(), legs=self.deps.legs, crm=self.name,
+                            caller=_WriteAhead(self.amo, self.deps.legs, self.name, key),
+                            fresh=fresh(view, self.settings.stale_after), trace=trace)
 
     @contextlib.asynccontextmanager
     async def _leg_lock(self, key: str) -> AsyncIterator[None]:
@@ -148,8 +139,8 @@ class AmoSink:
             taken += 1
             key = marker[len(WAIT):]
             chain, _, _ = key.rpartition("-")
-            reply = await self._deliver(CrmEvent(kind=RECORDING_TIMEOUT, event_id=f"{key}:{RECORDING_TIMEOUT}",
-                                                 chain=chain, occurred_at=now, call_id=key))
+            reply = await replied(CrmEvent(kind=RECORDING_TIMEOUT, event_id=f"{key}:{RECORDING_TIMEOUT}",
+                                           chain=chain, occurred_at=now, call_id=key), self._steps)
             if reply.verdict in ("retry", "gone"):
                 await legs.put(self.name, marker, {"until": now + RETRY_WAIT})
                 log.warning("amoCRM adapter %s: leg %s not logged yet (%s); trying again in %.0fs", self.name, key,

@@ -19,7 +19,7 @@ from ..engine import Trace, run_steps
 from ..errors import CrmError
 from ..event import CrmEvent
 from ..ratelimit import RateLimiter
-from ..sink import CheckLine, Route, SinkDeps, SinkReply, delivered, failed, fresh
+from ..sink import CheckLine, Route, SinkDeps, SinkReply, deliver_with, delivered, failed, fresh
 from .api import BitrixApi
 from .auth import TokenKeeper
 from .directory import Directory
@@ -53,24 +53,19 @@ class Bitrix24Sink:
 
     # --- delivery ------------------------------------------------------------------------------
     async def deliver(self, event: events_pb2.Event) -> SinkReply:
-        try:
-            view = CrmEvent.of(event)
-        except ValueError as exc:
-            return SinkReply("dead", 0, "", f"unreadable event: {exc}")
-        trace = Trace()
-        try:
-            if view.kind in ("extension_added", "extension_deleted"):
-                self.directory.stale()
-            elif self.mapping.key(view) is not None:
-                context = await self._context(view)
-                await self._take_click(view)
-                await run_steps(self.mapping, view, context, legs=self.deps.legs, crm=self.name, caller=self.api,
-                                fresh=context.fresh, trace=trace)
-        except CrmError as error:
-            if error.verdict == "gone":
-                log.error("Bitrix24 %s refuses us: %s", self.name, error)
-            return failed(error, trace)
-        return delivered(trace)
+        reply = await deliver_with(event, self._steps)
+        if reply.verdict == "gone":
+            log.error("Bitrix24 %s refuses us: %s", self.name, reply.error)
+        return reply
+
+    async def _steps(self, view: CrmEvent, trace: Trace) -> None:
+        if view.kind in ("extension_added", "extension_deleted"):
+            self.directory.stale()
+        elif self.mapping.key(view) is not None:
+            context = await self._context(view)
+            await self._take_click(view)
+            await run_steps(self.mapping, view, context, legs=self.deps.legs, crm=self.name, caller=self.api,
+                            fresh=context.fresh, trace=trace)
 
     async def ping(self) -> SinkReply:
         trace = Trace()

@@ -20,7 +20,7 @@ from ..client import Answer, JsonApi
 from ..engine import Trace, run_steps
 from ..errors import CrmError
 from ..event import CrmEvent
-from ..sink import CheckLine, Route, SinkDeps, SinkReply, delivered, failed, fresh
+from ..sink import CheckLine, Route, SinkDeps, SinkReply, deliver_with, delivered, failed, fresh
 from .client import ZammadCti
 from .mapping import ZammadMapping
 from .settings import ZammadSettings
@@ -41,17 +41,11 @@ class ZammadSink:
         self.mapping = ZammadMapping()
 
     async def deliver(self, event: events_pb2.Event) -> SinkReply:
-        try:
-            view = CrmEvent.of(event)
-        except ValueError as exc:
-            return SinkReply("dead", 0, "", f"unreadable event: {exc}")
-        trace = Trace()
-        try:
-            await run_steps(self.mapping, view, self.settings.options, legs=self.deps.legs, crm=self.name,
-                            caller=self.cti, fresh=fresh(view, self.settings.stale_after), trace=trace)
-        except CrmError as error:
-            return failed(error, trace)
-        return delivered(trace)
+        return await deliver_with(event, self._steps)
+
+    async def _steps(self, view: CrmEvent, trace: Trace) -> None:
+        await run_steps(self.mapping, view, self.settings.options, legs=self.deps.legs, crm=self.name,
+                        caller=self.cti, fresh=fresh(view, self.settings.stale_after), trace=trace)
 
     async def ping(self) -> SinkReply:
         """The invalid-direction probe: proves the URL, the token and that the integration is on."""
