@@ -4,6 +4,7 @@
         crm.respond(500, 500)               # next two answers; then 200
         ... await crm.wait_for(3)
         crm.requests[0].form()["event"]
+        hooks = crm.wait_exactly_sync(4)    # the 4 expected, and no fifth within the grace period
 
 Runs in its own thread with its own event loop, so a test's subprocesses and the test's loop
 are never blocked by it (and it can be used from sync tests too).
@@ -123,3 +124,16 @@ class Receiver:
 
     async def wait_for(self, count: int, timeout: float = 30.0) -> list[Request]:
         return await asyncio.to_thread(self.wait_for_sync, count, timeout)
+
+    def wait_exactly_sync(self, count: int, timeout: float = 30.0, grace: float = 2.0) -> list[Request]:
+        """The first `count` webhooks; fails if any more arrive within `grace` seconds after the last of them
+        (a duplicate or an invented webhook comes from the same delivery loop, so within a short grace)."""
+        hooks = self.wait_for_sync(count, timeout)[:count]
+        with self._cond:
+            self._cond.wait_for(lambda: len(self.requests) > count, grace)
+            extra = [r.body.decode(errors="replace") for r in self.requests[count:]]
+        assert not extra, f"expected exactly {count} webhooks, {len(extra)} more arrived: {extra}"
+        return hooks
+
+    async def wait_exactly(self, count: int, timeout: float = 30.0, grace: float = 2.0) -> list[Request]:
+        return await asyncio.to_thread(self.wait_exactly_sync, count, timeout, grace)
