@@ -169,8 +169,10 @@ async def test_per_extension_order_across_and_within_polls(harness: Harness, sim
 
 async def test_publish_failure_keeps_events_and_republishes_the_same_ids_first(harness: Harness, sim: Sim) -> None:
     down = True
+    tried: list[events_pb2.Event] = []
 
     async def dispatcher(event: events_pb2.Event) -> None:
+        tried.append(event)
         if down:
             raise ConnectionError("dispatcher unavailable")
 
@@ -178,12 +180,16 @@ async def test_publish_failure_keeps_events_and_republishes_the_same_ids_first(h
     await harness.poll()
     sim.do("POST", "/profile", {"number": "101", "profile": "Away"})
     assert await harness.poll() == []
+    assert await harness.poll() == []
     down = False
     sim.do("POST", "/profile", {"number": "101", "profile": "Available"})
     await harness.restart()  # also survives a restart: the events wait in the store
     events = await harness.poll()
     assert summary(events) == [("forwarding", "101", "Away", "Available", ""),
                                ("forwarding", "101", "Available", "Away", "")]
+    # the dispatcher deduplicates by event id: a retried event must carry the id of its first attempt
+    assert [e.event_id for e in tried[:3]] == [events[0].event_id] * 3
+    assert events[1].event_id != events[0].event_id
     assert await harness.poll() == []
 
 
