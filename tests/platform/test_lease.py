@@ -1,9 +1,12 @@
-"""The leadership lease on both stores: one holder, takeover after expiry, release on stop."""
+"""The leadership lease on both stores: one holder, takeover after expiry, release on stop.
+
+Time is a hand-moved clock (the lease's expiry and its renewal deadline), so a busy machine cannot make
+a lease lapse or survive: only the test moves time. The real sleeps between renewals stay short.
+"""
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 import uuid
 from pathlib import Path
 
@@ -12,61 +15,97 @@ import pytest
 from tcxhooks.platform.lease import Lease, LeaseLost
 from tcxhooks.platform.store import Store, open_store
 
+TTL = 0.5  # real seconds between renewals are ttl/5, between a standby's tries ttl/3
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def lease(store: Store, name: str, owner: str, clock: Clock) -> Lease:
+    return Lease(store, name, owner, ttl=TTL, clock=clock, timer=clock)
+
+
+async def expiry(store: Store, name: str) -> float:
+    row = await store.fetchone("SELECT expires_at FROM platform_leases WHERE name = ?", (name,))
+    assert row is not None
+    return float(row[0])
+
+
+async def renewed(store: Store, name: str, clock: Clock) -> None:
+    """Waits (bounded) until the holder has renewed at the clock's current time."""
+    for _ in range(500):
+        if await expiry(store, name) == clock() + TTL:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"lease {name} not renewed at {clock()}: expires at {await expiry(store, name)}")
+
 
 async def test_one_holder_then_takeover_after_expiry(store: Store) -> None:
-    name = f"monitor:{uuid.uuid4()}"
-    stopping = asyncio.Event()
-    active = Lease(store, name, "active", ttl=2.0)
-    standby = Lease(store, name, "standby", ttl=2.0)
+    name, clock, stopping = f"monitor:{uuid.uuid4()}", Clock(), asyncio.Event()
+    active, standby = lease(store, name, "active", clock), lease(store, name, "standby", clock)
     assert await active.acquire(stopping)
     assert not await standby.try_acquire()
     assert await standby.holder() == "active"
-    # The active holder dies (stops renewing): the standby gets the lease once it lapses.
+    # The active holder dies (stops renewing): the standby gets the lease once it lapses, not before.
     waiting = asyncio.create_task(standby.acquire(stopping))
-    await asyncio.sleep(1.0)
+    clock.advance(TTL * 0.9)
+    await asyncio.sleep(TTL)  # several tries of the standby, all refused
     assert not waiting.done()
-    assert await asyncio.wait_for(waiting, 6)
+    assert await standby.holder() == "active"
+    clock.advance(TTL * 0.2)
+    assert await asyncio.wait_for(waiting, 10)
     assert await standby.holder() == "standby"
     # The old holder, coming back, finds it taken and must stop acting.
     with pytest.raises(LeaseLost):
-        await asyncio.wait_for(active.keep(stopping), 6)
+        await asyncio.wait_for(active.keep(stopping), 10)
 
 
 async def test_keep_renews_and_release_frees(store: Store) -> None:
-    name = f"monitor:{uuid.uuid4()}"
-    stopping = asyncio.Event()
-    # A ttl a busy machine's store stalls cannot eat: a renewal may wait 1.8 s of it.
-    holder = Lease(store, name, "a", ttl=3.0)
-    other = Lease(store, name, "b", ttl=3.0)
+    name, clock, stopping = f"monitor:{uuid.uuid4()}", Clock(), asyncio.Event()
+    holder, other = lease(store, name, "a", clock), lease(store, name, "b", clock)
     assert await holder.acquire(stopping)
     keeper = asyncio.create_task(holder.keep(stopping))
-    await asyncio.sleep(4.5)  # half a ttl past its end: renewals kept it
-    assert not await other.try_acquire()
+    for _ in range(6):  # three ttls: without renewals the lease would have lapsed twice over
+        clock.advance(TTL / 2)
+        await renewed(store, name, clock)
+        assert not await other.try_acquire()
     stopping.set()
-    await asyncio.wait_for(keeper, 3)
+    await asyncio.wait_for(keeper, 10)
     assert await other.try_acquire()  # released on a clean stop: no wait for expiry
 
 
 async def test_a_stalled_store_delays_renewal_but_the_holder_stops_before_its_lease_lapses(tmp_path: Path) -> None:
-    """A writer elsewhere holds SQLite's write lock (as a COMMIT stuck in fsync would): a short stall costs
-    nothing; a long one ends the holder's lease while it is still its own, so no standby acts beside it."""
+    """A writer elsewhere holds SQLite's write lock (as a COMMIT stuck in fsync would): a stall shorter than
+    4/5 of the ttl costs nothing; a longer one ends the holder's lease while it is still its own, so no
+    standby acts beside it."""
     path = tmp_path / "lease.db"
     store = await open_store(f"sqlite:///{path}")
     other = sqlite3.connect(path, isolation_level=None, timeout=10)
+    clock, stopping = Clock(), asyncio.Event()
     try:
-        stopping = asyncio.Event()
-        holder = Lease(store, "monitor:pbx", "a", ttl=3.0)
+        holder = lease(store, "monitor:pbx", "a", clock)
         assert await holder.acquire(stopping)
         keeper = asyncio.create_task(holder.keep(stopping))
-        other.execute("BEGIN IMMEDIATE")  # 2 s, under the ~2.4 s a renewal may wait
-        await asyncio.sleep(2.0)
+        other.execute("BEGIN IMMEDIATE")
+        clock.advance(TTL * 0.7)  # stalled for 7/10 of the ttl
+        await asyncio.sleep(TTL)  # renewals tried, and stuck, meanwhile
         other.execute("ROLLBACK")
-        await asyncio.sleep(1.0)
+        await renewed(store, "monitor:pbx", clock)
         assert not keeper.done()
+
         other.execute("BEGIN IMMEDIATE")  # for good
+        clock.advance(TTL * 0.81)
         with pytest.raises(LeaseLost):
-            await asyncio.wait_for(keeper, 5)
-        assert time.time() < other.execute("SELECT expires_at FROM platform_leases").fetchone()[0]
+            await asyncio.wait_for(keeper, 10)
+        assert clock() < other.execute("SELECT expires_at FROM platform_leases").fetchone()[0]
         other.execute("ROLLBACK")
         assert await store.fetchone("SELECT owner FROM platform_leases") == ("a",)  # the store is usable again
     finally:

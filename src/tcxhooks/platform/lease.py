@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Callable
 
 from .store import Migration, Store
 from .waiting import sleep_or_stop
@@ -32,13 +33,18 @@ class LeaseLost(Exception):
 
 
 class Lease:
-    def __init__(self, store: Store, name: str, owner: str, ttl: float) -> None:
+    """`clock` dates the expiry written to the store (this host's wall clock); `timer` measures how long a
+    renewal has been waiting (monotonic). Tests inject both to move time without waiting for it."""
+
+    def __init__(self, store: Store, name: str, owner: str, ttl: float, *,
+                 clock: Callable[[], float] = time.time, timer: Callable[[], float] = time.monotonic) -> None:
         self.store, self.name, self.owner, self.ttl = store, name, owner, ttl
+        self.clock, self.timer = clock, timer
         self.held = False
 
     async def try_acquire(self) -> bool:
         """Takes or renews the lease if it is free, expired, or already ours."""
-        now = time.time()
+        now = self.clock()
         async with self.store.transaction() as tx:
             await tx.execute(
                 "INSERT INTO platform_leases (name, owner, expires_at) VALUES (?, ?, ?)"
@@ -51,7 +57,7 @@ class Lease:
 
     async def holder(self) -> str | None:
         row = await self.store.fetchone("SELECT owner, expires_at FROM platform_leases WHERE name = ?", (self.name,))
-        return str(row[0]) if row and float(row[1]) >= time.time() else None
+        return str(row[0]) if row and float(row[1]) >= self.clock() else None
 
     async def acquire(self, stopping: asyncio.Event) -> bool:
         """Waits until the lease is ours (True) or `stopping` is set (False)."""
@@ -69,22 +75,22 @@ class Lease:
 
     async def keep(self, stopping: asyncio.Event) -> None:
         """Renews until `stopping`; raises LeaseLost when the lease cannot be kept."""
-        deadline = time.monotonic() + self.ttl * 4 / 5  # acquire() has just renewed
+        deadline = self.timer() + self.ttl * 4 / 5  # acquire() has just renewed
         while not stopping.is_set():
             if await sleep_or_stop(self.ttl / 5, stopping):
                 break
-            began = time.monotonic()
+            began = self.timer()
             try:
                 ok = await asyncio.wait_for(self.try_acquire(), max(deadline - began, 0.0))
             except asyncio.TimeoutError:
-                log.warning("lease %s renewal: no answer from the store within %.1f s", self.name, time.monotonic() - began)
+                log.warning("lease %s renewal: no answer from the store within %.1f s", self.name, self.timer() - began)
                 ok = None
             except Exception as exc:  # store unreachable: keep trying until the deadline
                 log.warning("lease %s renewal failed: %s", self.name, exc)
                 ok = None
             if ok:
                 deadline = began + self.ttl * 4 / 5
-            elif ok is False or time.monotonic() >= deadline:
+            elif ok is False or self.timer() >= deadline:
                 self.held = False
                 raise LeaseLost(f"lease {self.name} lost by {self.owner}")
         await self.release()
