@@ -17,6 +17,7 @@ from tcxhooks.monitor.facts import Facts
 from tcxhooks.monitor.pbx.xapi import CallLogRow
 from tcxhooks.monitor.reconcile import Difference, Reconciler, Summary, compare, log_summary
 from tcxhooks.v1 import common_pb2, events_pb2
+from tests.helpers.services import wait_until
 
 from .conftest import Monitor
 
@@ -235,6 +236,8 @@ def test_answered_and_missed_calls_agree_and_a_wrong_log_is_reported(monitor_sta
     wait_for(monitor_stack, 'tcxhooks_monitor_reconciled_calls_total{outcome="disagree"}', 1)
     assert monitor_stack.metric('tcxhooks_monitor_reconcile_disagreements_total{field="answered_by"}') == 1
     assert [outcome(monitor_stack, n) for n in ("agree", "disagree", "missing", "error")] == [2, 1, 0, 0]
+    # counted just before it is logged: wait for the line
+    wait_until(lambda: "call log disagrees" in monitor_stack.logs(), timeout=15, what="the disagreement logged")
     warning = next(line for line in monitor_stack.logs().splitlines() if "call log disagrees" in line)
     assert "WARNING" in warning and f"call {wrong} " in warning
     assert "answered_by monitor=103 call_log=101" in warning  # the simulator named the first free extension

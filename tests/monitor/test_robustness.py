@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.helpers.net import free_port
-from tests.helpers.services import start, stop
+from tests.helpers.services import start, stop, wait_until
 
 from .conftest import Monitor
 from .expected import EXPECTED, PARAMS, check
@@ -117,7 +117,9 @@ def test_a_standby_monitor_takes_over_with_the_same_ids(monitor_stack: Monitor) 
     try:
         number = monitor_stack.pbx.play("blind_transfer", ring_seconds=1, talk_seconds=8, wait_seconds=1)["call_number"]
         monitor_stack.bodies(2)
-        assert "standing by" in (monitor_stack.folder / "standby.log").read_text()
+        standby_log = monitor_stack.folder / "standby.log"
+        wait_until(lambda: "standing by" in standby_log.read_text(errors="replace"), timeout=30,
+                   what="the standby monitor to stand by")
         monitor_stack.kill9("monitor")
         monitor_stack.pbx.wait_done(number)
         bodies = monitor_stack.bodies(6)
