@@ -18,7 +18,8 @@ class AnalyticsConfig(Section):
     iam_token_file: str = key("", text, "a file holding the current Yandex IAM token, kept fresh by someone else "
                                         "and re-read when it changes (instead of api_key)")
     folder_id: str = key("", text, "Yandex Cloud folder id")
-    language: str = key("ru-RU", text, "recognition language, e.g. ru-RU, en-US")
+    language: str = key("auto", text, "recognition language, e.g. ru-RU, en-US; auto: the likelier of Russian "
+                        "and English, detected")
     summary_model: str = key("yandexgpt-lite", text, "YandexGPT model")
     stt_url: str = key("https://stt.api.cloud.yandex.net", base_url, "SpeechKit base URL")
     llm_url: str = key("https://llm.api.cloud.yandex.net", base_url, "Foundation Models base URL")

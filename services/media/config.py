@@ -38,8 +38,11 @@ class RecordingsConfig(Section):
     public_url: str = key("http://127.0.0.1:8480", base_url, "how CRMs reach the links")
     bitrate: str = key("64k", _bitrate, "mp3 bitrate")
     grace: float = key("3", duration, "how long to wait for late wav files after hangup")
-    jobs: int = key("0", whole(0, 64), "parallel transcodes (0: one per core)")
-    link_secret: str = key("", text, "HMAC key of the links (default: derived from the store)", secret=True)
+    jobs: int = key("0", whole(0, 64), "parallel transcodes (0: as many as the container's CPU limit allows)")
+    link_secret: str = key("", text, "HMAC key of the links; empty: a key generated once and kept only in the "
+                           "store (wiping the store breaks every link sent)", secret=True)
+    link_secret_previous: str = key("", text, "the key before a rotation: links signed with it stay valid "
+                                    "(remove it retention_days after the rotation)", secret=True)
     s3_endpoint: str = key("minio:9000", host_port, "S3 endpoint host:port")
     s3_public_endpoint: str = key("", optional(host_port), "host:port CRMs use for presigned URLs "
                                   "(default s3_endpoint)")

@@ -177,6 +177,11 @@ class JobStore:
         """The links' HMAC key when `[recordings] link_secret` is empty: random, made once, kept in the store."""
         await self.store.execute("INSERT INTO media_settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
                                  ("link_key", secrets.token_hex(32)))
+        key = await self.stored_link_key()
+        assert key
+        return key
+
+    async def stored_link_key(self) -> bytes:
+        """The generated key, if one was ever made (b"" otherwise)."""
         row = await self.store.fetchone("SELECT value FROM media_settings WHERE name = ?", ("link_key",))
-        assert row is not None
-        return bytes.fromhex(str(row[0]))
+        return bytes.fromhex(str(row[0])) if row else b""

@@ -11,7 +11,7 @@ from tcxhooks.platform.runtime import App
 from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import media_service_pb2_grpc
 
-from .config import MediaSettings
+from .config import MediaSettings, RecordingsConfig
 from .errors import StorageError
 from .http import LinkServer, start_http
 from .jobs import Runner
@@ -36,6 +36,16 @@ async def _setup_later(storage: Storage, stopping: asyncio.Event) -> None:
             return
         except StorageError as exc:
             log.warning("storage still not ready: %s", exc)
+
+
+async def link_keys(config: RecordingsConfig, jobs: JobStore) -> list[bytes]:
+    """The links' keys, the signing one first: `link_secret` (else a key generated into the store),
+    then the keys links already sent may carry: `link_secret_previous`, and a generated key that is
+    in the store from before `link_secret` was set."""
+    if not config.link_secret:
+        return [await jobs.link_key()]
+    generated = await jobs.stored_link_key()
+    return [k for k in (config.link_secret.encode(), config.link_secret_previous.encode(), generated) if k]
 
 
 def _bad_config(app: App[MediaSettings], problem: str) -> NoReturn:
@@ -65,7 +75,7 @@ async def build(app: App[MediaSettings]) -> None:
         app.channel("monitor"))
     if source.kind == "folder":
         app.health.add_check("recordings_dir", source.ping, critical=True)
-    links = Links([config.link_secret.encode() if config.link_secret else await jobs.link_key()], config.public_url)
+    links = Links(await link_keys(config, jobs), config.public_url)
     analytics = app.settings.analytics.enabled
     publisher = Publisher(app.channel("dispatcher"), app.channel("analytics") if analytics else None)
     runner = Runner(jobs, source, Transcoder(config.bitrate, config.jobs), storage, links, publisher, config, analytics)

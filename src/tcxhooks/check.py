@@ -35,10 +35,12 @@ class Verdict:
     ok: bool
     detail: str
     fix: str = ""
+    warning: bool = False  # works, but with a risk the operator should remove (does not fail check)
 
     def lines(self) -> list[str]:
-        out = [f"{self.item:<18} {'ok  ' if self.ok else 'FAIL'}  {self.detail}"]
-        if not self.ok and self.fix:
+        status = "FAIL" if not self.ok else "warn" if self.warning else "ok  "
+        out = [f"{self.item:<18} {status}  {self.detail}"]
+        if (not self.ok or self.warning) and self.fix:
             out.append(f"{'':24}fix: {self.fix}")
         return out
 
@@ -154,6 +156,20 @@ async def check_s3(config: Product) -> list[Verdict]:
     return [Verdict("s3", True, f"bucket {recordings.s3_bucket}: write, presigned read and delete work")]
 
 
+async def check_link_key(config: Product) -> list[Verdict]:
+    recordings = config.media.recordings
+    if not recordings.enabled:
+        return []
+    if not recordings.link_secret:
+        return [Verdict("link key", True, "[recordings] link_secret is not set: the links' key lives only in the "
+                        "store, so wiping or replacing the store breaks every link sent (403)",
+                        "set [recordings] link_secret (or TCXH_RECORDINGS_LINK_SECRET), e.g. to `openssl rand -hex "
+                        "32`; links already sent stay valid while the generated key is in the store", warning=True)]
+    previous = " (and link_secret_previous, for links sent before the rotation)" if recordings.link_secret_previous \
+        else ""
+    return [Verdict("link key", True, f"[recordings] link_secret signs the links{previous}")]
+
+
 async def check_endpoints(config: Product) -> list[Verdict]:
     from tcxhooks.v1 import dispatcher_service_pb2 as pb
     from tcxhooks.v1 import dispatcher_service_pb2_grpc as pbg
@@ -219,7 +235,7 @@ async def run_checks(config: Product) -> list[Verdict]:
     verdicts = [Verdict("config", True, f"{config.path}: {len(config.dispatcher.webhooks)} endpoint(s), "
                                         f"store {config.platform.store.url.split('://')[0]}, "
                                         f"recordings {config.media.recordings.storage}")]
-    for step in (check_store, check_pbx, check_s3, check_endpoints, check_yandex):
+    for step in (check_store, check_pbx, check_s3, check_link_key, check_endpoints, check_yandex):
         try:
             verdicts += await step(config)
         except Exception as exc:  # a check that breaks is a failed check, never a crash
@@ -242,7 +258,10 @@ def main(argv: list[str] | None = None) -> None:
     for verdict in verdicts:
         print("\n".join(verdict.lines()))
     failed = [v for v in verdicts if not v.ok]
-    print(f"\n{len(failed)} of {len(verdicts)} checks failed" if failed else f"\nall {len(verdicts)} checks passed")
+    warned = sum(v.warning for v in verdicts if v.ok)
+    warnings = f" ({warned} warning{'s' if warned > 1 else ''})" if warned else ""
+    print(f"\n{len(failed)} of {len(verdicts)} checks failed{warnings}" if failed
+          else f"\nall {len(verdicts)} checks passed{warnings}")
     sys.stdout.flush()
     sys.stderr.flush()
     # Everything is printed and nothing is left to clean up. Skipping interpreter shutdown skips a gRPC

@@ -66,9 +66,9 @@ def test_offline_without_the_extra_reports_no_backend(
 
 @pytest.mark.skipif(importlib.util.find_spec("faster_whisper") is None,
                     reason="the offline extra is not installed (pip install -e '.[offline]')")
-def test_offline_auto_language_picks_english(
+def test_offline_detects_english_by_default(
         dispatcher: RecordingDispatcher, analytics_service: StartService, call_audio: Audio) -> None:
-    service = analytics_service({"enabled": "true", "backend": "offline", "language": "auto"})
+    service = analytics_service({"enabled": "true", "backend": "offline"})   # no [analytics] language
     service.submit(CALL, call_audio)
     ready = dispatcher.wait_for(f"{CALL}/analytics", timeout=90).analytics
     assert ready.language == "en-US"

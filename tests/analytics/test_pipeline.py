@@ -73,7 +73,8 @@ def _run_call(tmp_path: Path, analytics: dict[str, str], talk_seconds: float, mo
 @pytest.mark.skipif(not __import__("shutil").which("espeak-ng"), reason="espeak-ng gives the simulator real speech")
 def test_offline_pipeline_transcribes_the_simulated_call(tmp_path: Path, model_cache: Path) -> None:
     pytest.importorskip("faster_whisper", reason="the offline extra is not installed")
-    for _crm, hooks, times in _run_call(tmp_path, {"enabled": "true", "backend": "offline", "language": "en-US"},
+    # the defaults: no [analytics] language, so the English call must be recognised as English
+    for _crm, hooks, times in _run_call(tmp_path, {"enabled": "true", "backend": "offline"},
                                         11.5, model_cache):
         form = hooks["analytics"].form()
         call_id = hooks["incoming"].form()["id"]

@@ -196,6 +196,20 @@ def test_job_survives_kill9_and_keeps_polling_the_stored_operation(
         stop(restarted.proc)
 
 
+def test_by_default_speechkit_chooses_between_russian_and_english(
+        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, short_audio: Audio) -> None:
+    fake.transcript = TRANSCRIPT
+    settings = yandex_settings(fake)
+    del settings["language"]
+    service = analytics_service(settings)
+    service.submit(CALL, short_audio)
+    ready = dispatcher.wait_for(f"{CALL}/analytics").analytics
+    [submit] = fake.requests_to("/stt/v3/recognizeFileAsync")
+    assert submit.json["recognitionModel"]["languageRestriction"] == {
+        "restrictionType": "WHITELIST", "languageCode": ["ru-RU", "en-US"]}
+    assert ready.language == "en-US"   # as SpeechKit reported it
+
+
 def test_iam_token_auth_and_content_filter_falls_back_to_the_extractive_summary(
         fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService, short_audio: Audio) -> None:
     fake.transcript = TRANSCRIPT

@@ -46,6 +46,23 @@ def test_all_dependencies_reachable(tmp_path: Path, sim: str) -> None:
         assert ping.form()["event"] == "ping"
         assert "webhook-signature" in {k.lower() for k in ping.headers}
     assert "check-secret" not in result.stdout + result.stderr
+    # no [recordings] link_secret: a warning with its fix, and check still passes
+    lines = result.stdout.splitlines()
+    link = next(i for i, line in enumerate(lines) if line.startswith("link key"))
+    assert "warn" in lines[link] and "lives only in the store" in lines[link]
+    assert lines[link + 1].strip().startswith("fix: set [recordings] link_secret")
+    assert lines[-1].endswith("checks passed (1 warning)")
+
+
+def test_a_configured_link_key_is_not_warned_about(tmp_path: Path) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"   # the other checks fail: only the link key line matters here
+    config = write_config(tmp_path, pbx={"url": closed, "client_id": "c", "client_secret": "s"},
+                          webhook={"url": closed},
+                          recordings={"link_secret": "new-link-key", "link_secret_previous": "old-link-key"})
+    result = check(config)
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("link key")]
+    assert " ok  " in line and "link_secret_previous" in line
+    assert "new-link-key" not in result.stdout and "old-link-key" not in result.stdout
 
 
 def test_failures_are_named_with_a_fix(tmp_path: Path, sim: str) -> None:

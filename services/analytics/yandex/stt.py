@@ -23,6 +23,7 @@ from .http import GRPC_NAMES, request
 MAX_INLINE_BYTES = 44 * 1024 * 1024   # base64 of it stays under the 60 MB request limit (docs/yandex.md §4)
 POLL_SPACING = 0.25                   # ≤ 4 status checks per second from this process (quota: 5/s)
 RESUBMIT_CODES = {4, 8, 13, 14}       # operation error codes worth one new submission (docs/yandex.md §5)
+AUTO_LANGUAGES = ("ru-RU", "en-US")   # what `[analytics] language = auto` chooses between
 
 
 class OperationFailed(Exception):
@@ -45,7 +46,8 @@ class SpeechKit:
         self._last_poll = 0.0
 
     def request_body(self, audio: bytes) -> dict[str, Any]:
-        language = self.config.language
+        # `auto`: SpeechKit picks between Russian and English, as the offline engine does (docs/yandex.md §6)
+        languages = list(AUTO_LANGUAGES) if self.config.language == "auto" else [self.config.language]
         return {
             "content": base64.b64encode(audio).decode("ascii"),
             "recognitionModel": {
@@ -56,7 +58,7 @@ class SpeechKit:
                     "profanityFilter": False,
                     "literatureText": False,
                 },
-                "languageRestriction": {"restrictionType": "WHITELIST", "languageCode": [language]},
+                "languageRestriction": {"restrictionType": "WHITELIST", "languageCode": languages},
                 "audioProcessingType": "FULL_DATA",
             },
         }
