@@ -109,11 +109,9 @@ def load_or_exit(path: str | None, settings: Sequence[type[Settings]]) -> Config
         raise SystemExit(2) from None
 
 
-def _event_loop_factory(uvloop_wanted: bool) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop when wanted and installed (Linux, macOS): the same asyncio API with a libuv core. The
-    dispatcher delivers ~15 % more webhooks per second with it (bench/dispatch.py)."""
-    if not uvloop_wanted:
-        return None
+def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (Linux, macOS): the same asyncio API with a libuv core. The dispatcher
+    delivers ~15 % more webhooks per second with it (bench/dispatch.py)."""
     try:
         import uvloop
     except ImportError:
@@ -121,20 +119,17 @@ def _event_loop_factory(uvloop_wanted: bool) -> Callable[[], asyncio.AbstractEve
     return uvloop.new_event_loop
 
 
-def run(name: str, settings: type[S], build: Build[S], argv: list[str] | None = None, *, grpc_service: str,
-        uvloop: bool = True) -> None:
+def run(name: str, settings: type[S], build: Build[S], argv: list[str] | None = None, *, grpc_service: str) -> None:
     """Entry point of one service process; exits 0 after a clean shutdown, 1 when it could not start or a
     background task crashed (after shutting down cleanly), 2 on bad config.
 
-    `name` is the service's key in [services]; `grpc_service` the full name its health answers for.
-    `uvloop=False` keeps asyncio's own loop (for a service whose subprocess pipes were built and
-    measured on it)."""
+    `name` is the service's key in [services]; `grpc_service` the full name its health answers for."""
     args = parse_args(name, argv)
     config = load_or_exit(args.config, (settings,))
     log_settings = config[PlatformSettings].log
     setup_logging(log_settings.level, log_settings.format, config.secrets(), name)
     try:
-        with asyncio.Runner(loop_factory=_event_loop_factory(uvloop)) as runner:
+        with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
             crashed = runner.run(serve(name, config, settings, build, grpc_service))
     except (StoreError, OSError) as exc:
         log.error("%s cannot start: %s", name, exc)
