@@ -1,134 +1,37 @@
-"""The call graph: Call Control participant changes in, webhooks.md §2–§3 call events out. Pure, no I/O.
+"""The call graph: Call Control participant changes in, docs/webhooks.md §2–§3 call events out. Pure, no I/O.
 
     graph = CallGraph(settings, facts)
     graph.upsert(participant, now); graph.remove(dn, pid, now); graph.reconcile(snapshot, now)
-    for callid in graph.due(now): graph.decide(callid, now, outside=callid in active_call_numbers)
+    graph.settle(now, listed=active_call_numbers(graph.settling()))    # at once, whenever settling() has calls
+    for callid in graph.due(now): graph.decide(callid, now, listed=active_call_numbers)
     for item in graph.drain(): publish(item.event)
 
-One chain per 3CX call number (`callid`). A chain has legs (one per participant), a current `link`
-(0 before an answer, 1 at the first answer, +1 per transfer) and an `offer_link` (the link that new
-ringing carries: a transfer target's ringing is already on the new link). Decisions that need a
-moment (did the call go on after a leg left? did it end?) wait `ringing_grace` and are taken by
-`decide()`, which the caller runs with one fact from the PBX: whether the call still exists
-outside the monitored DNs (XAPI ActiveCalls), which tells a transfer to an outside number.
-Where 3CX behaviour is inferred (3cx-v20.md §4), the comment says so.
+One chain per 3CX call (chain.py); `progress.py` turns its legs' changes into events. This module routes
+participants to chains (a participant may move to another call, or continue under a new id) and times the
+decisions. When the last user leg of a call has left, the call is over as soon as the PBX shows it: it no
+longer lists the call (XAPI ActiveCalls, which the caller asks at once: `settling()` / `settle()`), or the
+external party's own leg left (a monitored trunk). Only while the call may still go on — the PBX still lists
+it, or the user who talked is in a consultation call that may yet take the caller over — the decision waits
+`grace` and is taken by `decide()`, with one fact from the PBX: whether the call still exists outside the
+monitored DNs, which tells a transfer to an outside number.
 """
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Callable, Collection
 from zoneinfo import ZoneInfo
 
-from tcxhooks.v1 import common_pb2, events_pb2
+from tcxhooks.v1 import common_pb2
 
-from .facts import Facts
+from .callevents import DIRECTIONS, Emitted
+from .chain import Chain, Leg
+from .direction import learn
+from .facts import Facts, same_number
 from .participant import Participant
+from .progress import Progress, Settings, missed_rank
 
-RINGING, STOPPED, ANSWERED, ENDED = "ringing", "ringingstopped", "answered", "ended"
-_TYPES = {RINGING: events_pb2.CALL_EVENT_TYPE_RINGING, STOPPED: events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED,
-          ANSWERED: events_pb2.CALL_EVENT_TYPE_ANSWERED, ENDED: events_pb2.CALL_EVENT_TYPE_ENDED}
-DIRECTIONS = {"incoming": common_pb2.DIRECTION_INCOMING, "outgoing": common_pb2.DIRECTION_OUTGOING,
-              "internal": common_pb2.DIRECTION_INTERNAL}
-_USER_TYPES = {"ext": common_pb2.USER_TYPE_EXT, "queue": common_pb2.USER_TYPE_QUEUE, "other": common_pb2.USER_TYPE_OTHER}
-_TRTYPES = {"NotDef": common_pb2.TRANSFER_TYPE_NOT_DEF, "Blind": common_pb2.TRANSFER_TYPE_BLIND,
-            "Accomp": common_pb2.TRANSFER_TYPE_ACCOMP}
-# Who a call nobody answered is "missed at": the queue, else a ring group, else the extension (inferred ranking).
-_NOT_GROUPS = frozenset({"Wextension", "Wivr", "Wroutepoint", "Wspecialmenu", "Wparkextension", "Wexternalline"})
-
-
-def missed_rank(facts: Facts, dn: str) -> int:
-    """How strongly a DN that rang claims a call nobody answered: the last DN of the highest rank gets its
-    `Missed` end (queue 3, ring group 2, extension 1, anything else 0)."""
-    kind = facts.dn_types.get(dn, "Wextension")
-    user_type = facts.user_type(dn)
-    return 3 if user_type == "queue" else 2 if kind not in _NOT_GROUPS else 1 if user_type == "ext" else 0
-
-
-@dataclass(frozen=True)
-class Settings:
-    grace: float = 1.5
-    ringing_stopped: bool = False
-    internal_calls: bool = False
-    timezone: str = ""  # IANA name; "" = the host's zone
-
-
-@dataclass
-class Leg:
-    key: str  # "<dn>/<participant id>"
-    dn: str
-    user_type: str  # ext / queue / other
-    status: str
-    part: dict[str, Any]
-    link: int
-    rang: bool = False  # its ringing was emitted
-    rang_at: float = 0.0
-    answered_at: float = 0.0  # 0: never answered
-    live: bool = True
-    removed_at: float = 0.0
-    ended: bool = False  # its call-ended event was emitted (answered legs)
-    stopped: bool = False  # its ringing is closed (answered, or ringingstopped decided)
-    stop_due: float = 0.0  # removed while ringing: ringingstopped decided then
-    end_due: float = 0.0  # answered and removed: ended (transfer or not) decided then
-    transfer_away: bool = False  # an attended-transfer target took its place
-    trtype: str = "NotDef"
-
-
-@dataclass
-class Chain:
-    callid: int
-    stamp: str  # yyMMddHHmmss of the first sighting
-    first_seen: float
-    direction: str = ""
-    caller_id: str = ""
-    trunk: str = ""
-    did: str = ""
-    did_name: str = ""
-    link: int = 0
-    offer_link: int = 0
-    offer_open: bool = False  # an offer nobody has answered yet
-    offer_at: float = 0.0
-    missed_user: str = ""
-    missed_rank: int = -1
-    talker: str = ""  # key of the leg answered at `link`
-    queue: str = ""
-    legs: dict[str, Leg] = field(default_factory=dict)
-    end_due: float = 0.0
-    seq: int = 0
-    last_removed: float = 0.0
-
-    @property
-    def name(self) -> str:
-        return f"{self.stamp}_{self.callid}"
-
-    def call_id(self, link: int) -> str:
-        return f"{self.name}-{link}"
-
-    def live(self) -> list[Leg]:
-        return [leg for leg in self.legs.values() if leg.live]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Chain:
-        legs = {k: Leg(**v) for k, v in data.get("legs", {}).items()}
-        return cls(**{**data, "legs": legs})
-
-
-@dataclass
-class Emitted:
-    """One call event for the dispatcher; `leg` is set on an ended leg with a conversation (recordings due)."""
-
-    chain: str
-    event_id: str
-    occur: float
-    event: events_pb2.CallEvent
-    leg: common_pb2.LegRef | None = None
-    needs_did: bool = False
-    needs_callback: bool = False
-    callid: int = 0  # the chain's 3CX call number
-    seq: int = 0  # the event's place in its chain (1 = the chain's first event)
+__all__ = ["DIRECTIONS", "CallGraph", "Chain", "Emitted", "Leg", "Settings", "missed_rank"]
+FORGET_AFTER = 600.0  # seconds a finished call's number (and its leftover participants) are remembered
 
 
 class CallGraph:
@@ -136,73 +39,130 @@ class CallGraph:
         self.settings = settings
         self.facts = facts or Facts()
         self.zone = ZoneInfo(settings.timezone) if settings.timezone else None
+        self.progress = Progress(settings, self.facts)
         self.chains: dict[int, Chain] = {}
-        self.where: dict[str, int] = {}  # participant key → callid
+        self.where: dict[str, int] = {}  # participant key → the chain it belongs to
+        self.alias: dict[int, int] = {}  # 3CX call number → the chain continuing in it (attended transfer)
         self.finished: dict[int, float] = {}  # callid → when it finished (late messages are ignored)
-        self.out: list[Emitted] = []
+        self.retired: dict[str, float] = {}  # participants a chain let go of (re-created, left at its end)
+        self.unsettled: set[int] = set()  # chains whose user legs all left: over once the PBX says so
         self.dirty: set[int] = set()  # callids changed since the last drain (to persist)
         self.gone: set[int] = set()  # callids finished since the last drain (to delete)
-        self.anomalies: list[str] = []
+        self.anomalies: list[tuple[str, str]] = []  # (reason, detail) of what the PBX sent that made no sense
         self.start_hints: dict[int, float] = {}  # callid → the PBX's start time, for calls running at start-up
+
+    @property
+    def out(self) -> list[Emitted]:
+        return self.progress.out
 
     # --- persistence ---------------------------------------------------------------------------
     def restore(self, chains: list[Chain]) -> None:
         for chain in chains:
             self.chains[chain.callid] = chain
+            for alias in chain.aliases:
+                self.alias[alias] = chain.callid
             for leg in chain.legs.values():
                 if leg.live:
                     self.where[leg.key] = chain.callid
+            if chain.end_due and not chain.live():
+                self.unsettled.add(chain.callid)
 
     def drain(self) -> list[Emitted]:
-        out, self.out = self.out, []
+        out = list(self.out)
+        self.out.clear()
         return out
 
     # --- input ---------------------------------------------------------------------------------
     def upsert(self, p: Participant, now: float) -> None:
-        moved: Leg | None = None
-        held_in = self.where.get(p.key)
-        if held_in is not None and held_in != p.callid:
-            # Attended transfer (3cx-v20.md §2.5/§4.5, inferred): a participant may change callid.
-            moved = self._leave(held_in, p.key, now)
-        if p.callid in self.finished:
-            self.anomalies.append("late_message")
+        self._guarded(p.key, lambda: self._upsert(p, now))
+
+    def remove(self, dn: str, pid: int, now: float) -> None:
+        self._guarded(f"{dn}/{pid}", lambda: self._remove(dn, pid, now))
+
+    def _guarded(self, key: str, apply: Callable[[], None]) -> None:
+        """Applies one participant's change; a failure is counted and stays with that participant (the rest of
+        a snapshot still applies, and the Call Control socket is not reopened just to meet it again)."""
+        try:
+            apply()
+        except Exception as exc:  # noqa: BLE001 (contained to one participant by design; logged by the caller)
+            self._anomaly("participant_failed", f"{key}: {type(exc).__name__}: {exc}")
+            for callid in [callid for callid, chain in self.chains.items() if not chain.legs]:
+                del self.chains[callid]  # begun for this participant only
+
+    def _upsert(self, p: Participant, now: float) -> None:
+        if not p.known_status:
+            # docs/3cx.md: only Ringing, Dialing and Connected are known; the leg keeps its last known state.
+            self._anomaly("unknown_status", f"{p.key} status {p.status!r}")
             return
-        chain = self.chains.get(p.callid) or self._new_chain(p, now)
+        held_in = self.where.get(p.key)
+        moved: Leg | None = None
+        if held_in is not None and self._moved(held_in, p):
+            # Attended transfer (docs/3cx.md, inferred): the participant changed callid, it leaves its chain.
+            moved = self._leave(held_in, p.key, now)
+            held_in = None
+        target = held_in if held_in is not None else self.alias.get(p.callid, p.callid)
+        if target not in self.chains and target in self.finished:
+            self._anomaly("late_message", p.key)
+            return
+        chain = self.chains.get(target) or self._new_chain(p, now)
         leg = chain.legs.get(p.key)
         if leg is not None and not leg.live:
-            self.anomalies.append("upsert_after_remove")
+            self._anomaly("upsert_after_remove", p.key)
             return
         if leg is not None and leg.part == p.to_dict():
-            self.anomalies.append("duplicate")
+            self._anomaly("duplicate", p.key)
             return
-        self.where[p.key] = p.callid
-        self.dirty.add(p.callid)
-        self._learn(chain, p)
+        takeover = self._consulted(chain, leg, p) if leg is not None else None
+        if takeover is not None:
+            moved = self._take_over(chain, takeover, p, now)
+            chain, leg = takeover, None
+        self.where[p.key] = chain.callid
+        self.dirty.add(chain.callid)
         if leg is None:
             self._add(chain, p, now, moved)
         else:
             self._change(chain, leg, p, now)
 
-    def remove(self, dn: str, pid: int, now: float) -> None:
+    def _remove(self, dn: str, pid: int, now: float) -> None:
         key = f"{dn}/{pid}"
         callid = self.where.pop(key, None)
-        if callid is None or callid not in self.chains:
-            self.anomalies.append("unknown_remove")
+        if callid is None or callid not in self.chains or key not in self.chains[callid].legs:
+            if self.retired.pop(key, None) is None:
+                self._anomaly("unknown_remove", key)
             return
         chain = self.chains[callid]
         self.dirty.add(callid)
         leg = chain.legs[key]
         leg.live = False
-        leg.removed_at = chain.last_removed = now
+        leg.removed_at = now
+        if leg.carrier:
+            chain.external_left = True
+        elif not leg.ghost:
+            chain.last_removed = now
+            self._user_left(chain, leg, now)
+        if not chain.live():
+            chain.end_due = chain.end_due or now + self.settings.grace
+            self.unsettled.add(callid)
+            if chain.external_left and not chain.carriers_live():
+                self._over(chain, now)  # the external party's own leg left too (a monitored trunk)
+
+    def _user_left(self, chain: Chain, leg: Leg, now: float) -> None:
+        if leg.held:
+            return
         if leg.answered_at and not leg.ended:
             if leg.transfer_away or (leg.key == chain.talker and chain.offer_open and chain.offer_link > chain.link):
-                self._ended(chain, leg, now, transfer=True)
+                self.progress.ended(chain, leg, now, transfer=True)
             else:
                 leg.end_due = now + self.settings.grace
         elif leg.rang and not leg.stopped and leg.user_type == "ext":
-            leg.stop_due = now + self.settings.grace
-        if not chain.live():
-            chain.end_due = now + self.settings.grace
+            sibling = next((o for o in chain.live() if o.dn == leg.dn and o.link == leg.link and not o.stopped
+                            and not o.answered_at), None)
+            if sibling is not None:
+                # Another device of the extension still rings: the extension has not stopped ringing.
+                sibling.rang, sibling.rang_at, sibling.link = True, leg.rang_at, leg.link
+                leg.stopped = True
+            else:
+                leg.stop_due = now + self.settings.grace
 
     def reconcile(self, snapshot: list[Participant], now: float) -> None:
         """A full `GET /callcontrol` after a (re)connect: changes applied, vanished legs ended, new ones adopted.
@@ -226,6 +186,20 @@ class CallGraph:
         for p in fresh:
             self.upsert(p, now)
 
+    # --- decisions -----------------------------------------------------------------------------
+    def settling(self) -> dict[int, list[int]]:
+        """Calls whose user legs all left, each with the 3CX call numbers to look up in ActiveCalls."""
+        return {callid: self.chains[callid].pbx_calls() for callid in self.unsettled if callid in self.chains}
+
+    def settle(self, now: float, listed: set[int]) -> None:
+        """What ActiveCalls lists now: a settling call it no longer lists is over (unless it may yet go on)."""
+        for callid in list(self.unsettled):
+            chain = self.chains.get(callid)
+            if chain is None or chain.live():
+                self.unsettled.discard(callid)
+            elif not listed.intersection(chain.pbx_calls()):
+                self._over(chain, now)
+
     def due(self, now: float) -> list[int]:
         """Call numbers with a decision due (call `decide` for each)."""
         out = []
@@ -236,30 +210,93 @@ class CallGraph:
                 out.append(callid)
         return out
 
-    def needs_outside(self, callid: int, now: float) -> bool:
-        """Whether `decide` depends on the call still existing outside the monitored DNs."""
+    def needs_outside(self, callid: int, now: float) -> list[int]:
+        """The 3CX call numbers `decide` needs ActiveCalls for (whether the call still exists outside the
+        monitored DNs), or [] when it does not depend on that."""
         chain = self.chains.get(callid)
-        return chain is not None and not chain.live() and any(
-            leg.end_due and leg.end_due <= now and not leg.ended for leg in chain.legs.values())
+        if chain is not None and not chain.live() and any(
+                leg.end_due and leg.end_due <= now and not leg.ended for leg in chain.legs.values()):
+            return chain.pbx_calls()
+        return []
 
-    def decide(self, callid: int, now: float, outside: bool = False) -> None:
+    def decide(self, callid: int, now: float, listed: Collection[int] = ()) -> None:
+        """Decisions due at `now`; `listed`: the call numbers XAPI ActiveCalls lists (see `needs_outside`)."""
         chain = self.chains.get(callid)
         if chain is None:
             return
         self.dirty.add(callid)
         going_on = bool(chain.live())
+        outside = any(number in listed for number in chain.pbx_calls())
         for leg in chain.legs.values():
             if leg.stop_due and leg.stop_due <= now and not leg.stopped and going_on:
-                self._stop(chain, leg, now, common_pb2.RINGING_STOPPED_REASON_MOVED_ON)
+                self.progress.stop(chain, leg, now, common_pb2.RINGING_STOPPED_REASON_MOVED_ON)
         for leg in sorted(chain.legs.values(), key=lambda item: item.removed_at):
             if leg.end_due and leg.end_due <= now and not leg.ended:
                 # No transfer seen within the grace: a plain hang-up, unless the PBX still has the call
                 # beyond our DNs (transfer to an outside number, inferred from ActiveCalls).
-                self._ended(chain, leg, leg.removed_at, transfer=outside and not going_on)
+                self.progress.ended(chain, leg, leg.removed_at, transfer=outside and not going_on)
         if chain.end_due and chain.end_due <= now and not going_on:
             self._finish(chain, now)
 
-    # --- chain life ----------------------------------------------------------------------------
+    def _over(self, chain: Chain, now: float) -> None:
+        """The PBX has shown the call is over: its legs end now, unless it may still go on elsewhere."""
+        if self._consulting(chain):
+            return
+        for leg in sorted(chain.legs.values(), key=lambda item: item.removed_at):
+            if leg.end_due and not leg.ended:
+                self.progress.ended(chain, leg, leg.removed_at, transfer=False)
+        self.dirty.add(chain.callid)
+        self._finish(chain, now)
+
+    def _consulting(self, chain: Chain) -> bool:
+        """Whether the user who talked last is in an internal call that still has users: a consultation that may
+        take this call's caller over (attended transfer in which the consultation call survives, docs/3cx.md)."""
+        talker = chain.legs.get(chain.talker)
+        if talker is None:
+            return False
+        return any(other.direction == "internal" and other.live() and any(leg.dn == talker.dn for leg in other.legs.values())
+                   for other in self.chains.values() if other is not chain)
+
+    # --- routing -------------------------------------------------------------------------------
+    def _moved(self, held_in: int, p: Participant) -> bool:
+        """Whether a known participant now shows another call than its chain's (it joined that call)."""
+        leg = self.chains[held_in].legs[p.key]
+        return int(leg.part["callid"]) != p.callid and self.alias.get(p.callid, p.callid) != held_in
+
+    def _consulted(self, chain: Chain, leg: Leg, p: Participant) -> Chain | None:
+        """The chain whose caller this consultation-call leg now talks to, if it just took the caller over.
+
+        Attended transfer, second model (docs/3cx.md): the consultation call survives and the caller's
+        participant moves into it, so the target's leg stays in the consultation call (same callid) and only
+        its party changes to the caller. The call continues as the caller's chain, as if the target had moved.
+        The chain is the one whose caller it is and whose user made the consultation; should the same user talk
+        to the same number twice at once, the call answered last is taken.
+        """
+        if chain.direction != "internal" or leg.carrier or not p.external or Participant.from_dict(leg.part).external:
+            return None
+        found: list[tuple[bool, float, Chain]] = []
+        for other in self.chains.values():
+            talker = other.legs.get(other.talker)
+            if other is chain or other.direction == "internal" or talker is None or talker.ended:
+                continue
+            same_caller = same_number(other.caller_id, p.party_caller_id) or other.caller_id == p.party_caller_id
+            referred = p.referred_by_dn == talker.dn
+            if same_caller and (referred or any(o.dn == talker.dn for o in chain.legs.values())):
+                found.append((referred, talker.answered_at, other))
+        return max(found, key=lambda item: item[:2])[2] if found else None
+
+    def _take_over(self, consultation: Chain, caller: Chain, p: Participant, now: float) -> Leg | None:
+        """Moves the target's leg (and any carrier leg) from the consultation into the caller's chain."""
+        moved = self._leave(consultation.callid, p.key, now)
+        self.alias[p.callid] = caller.callid
+        if p.callid not in caller.aliases:
+            caller.aliases.append(p.callid)
+        for carrier in [leg for leg in consultation.legs.values() if leg.carrier and leg.live]:
+            self._leave(consultation.callid, carrier.key, now)
+            caller.legs[carrier.key] = carrier
+            self.where[carrier.key] = caller.callid
+        return moved
+
     def _new_chain(self, p: Participant, now: float) -> Chain:
         began = min(now, self.start_hints.pop(p.callid, now))
         chain = Chain(p.callid, self.stamp(began), began)
@@ -267,22 +304,9 @@ class CallGraph:
         return chain
 
     def stamp(self, moment: float) -> str:
-        """The `yyMMddHHmmss` of a chain first seen at `moment`, in the PBX's zone (webhooks.md §2)."""
+        """The `yyMMddHHmmss` of a chain first seen at `moment`, in the PBX's zone (docs/webhooks.md §2)."""
         local = dt.datetime.fromtimestamp(moment, self.zone) if self.zone else dt.datetime.fromtimestamp(moment).astimezone()
         return local.strftime("%y%m%d%H%M%S")
-
-    def _learn(self, chain: Chain, p: Participant) -> None:
-        """Direction, caller, trunk and DID from what a participant shows."""
-        if p.external and (not chain.direction or (chain.direction == "internal" and chain.seq == 0)):
-            chain.direction = "outgoing" if p.status == "Dialing" and not chain.legs else "incoming"
-            chain.caller_id, chain.trunk = p.party_caller_id, p.party_dn
-        elif not chain.direction:
-            chain.direction = "internal"
-            chain.caller_id = p.dn if p.status == "Dialing" else p.party_dn
-        if chain.direction == "incoming" and not chain.did:
-            # party_did is empty on extension legs (captured); a queue/IVR leg may carry it (unverified).
-            chain.did = p.party_did or self.facts.trunk_did(chain.trunk)
-            chain.did_name = self.facts.rule_name(chain.did) if chain.did else ""
 
     def _leave(self, callid: int, key: str, now: float) -> Leg | None:
         """The participant moved to another call: its leg leaves this chain (ended here as transferred)."""
@@ -293,151 +317,83 @@ class CallGraph:
         self.dirty.add(callid)
         leg = chain.legs.pop(key)
         if leg.answered_at and not leg.ended:
-            self._ended(chain, leg, now, transfer=True)
-        if not chain.live():
+            self.progress.ended(chain, leg, now, transfer=True)
+        if not chain.live() and not leg.carrier:
             chain.end_due = now + self.settings.grace
             chain.last_removed = now
+            self.unsettled.add(callid)
         return leg
 
     def _add(self, chain: Chain, p: Participant, now: float, moved: Leg | None) -> None:
-        self._resolve_stops(chain, now)
+        carrier = self.facts.carrier(p.dn)
+        leg = Leg(p.key, p.dn, self.facts.user_type(p.dn), p.status, p.to_dict(), chain.offer_link, carrier=carrier,
+                  held=not carrier and not p.party_known)
+        if carrier:
+            chain.legs[p.key] = leg
+            return
+        self.unsettled.discard(chain.callid)
         chain.end_due = 0.0
-        leg = Leg(p.key, p.dn, self.facts.user_type(p.dn), p.status, p.to_dict(), chain.offer_link)
+        if self._recreated(chain, p, now):
+            return
+        if not leg.held:
+            learn(chain, p, self.facts, alone=not self._known_users(chain))
         chain.legs[p.key] = leg
-        if p.status == "Connected" and leg.user_type == "ext":
-            # Already talking without ringing here: adopted at resync, or the target of an attended transfer.
-            self._answer(chain, leg, now, joined=True, moved=moved)
-            return
-        if p.status == "Dialing":
-            if not chain.offer_open and chain.link == 0:
-                chain.offer_open, chain.offer_at = True, now
-            self._candidate(chain, leg)
-            return
-        self._offer(chain, leg, now)
+        if not leg.held:
+            self.progress.enter(chain, leg, p.status, now, moved)
 
     def _change(self, chain: Chain, leg: Leg, p: Participant, now: float) -> None:
-        before = leg.status
-        leg.part, leg.status = p.to_dict(), p.status
-        if before == p.status:
+        before, leg.part, leg.status = leg.status, p.to_dict(), p.status
+        if leg.carrier or (leg.held and not p.party_known):
             return
-        self._resolve_stops(chain, now)
-        if before == "Dialing" and chain.direction == "internal":
-            return  # the caller's own leg of an internal call connecting: the callee's answer tells it
-        if p.status == "Connected" and leg.user_type == "ext" and not leg.answered_at:
-            self._answer(chain, leg, now, joined=False, moved=None)
+        if p.party_known:
+            learn(chain, p, self.facts, alone=not self._known_users(chain, but=leg))
+        if leg.held:
+            leg.held = False  # its party is known now: the leg begins (makecall: the dialling out starts)
+            self.progress.enter(chain, leg, p.status, now, None)
+        elif before != p.status:
+            self.progress.change(chain, leg, before, p, now)
 
-    def _offer(self, chain: Chain, leg: Leg, now: float) -> None:
-        """A DN starts ringing (queues and IVRs answer the caller to play music: their Connected is an offer)."""
-        if chain.link >= 1 and not chain.offer_open:
-            chain.offer_link = chain.link + 1  # a transfer begins: the target rings on the new link
-        if not chain.offer_open:
-            chain.offer_open, chain.offer_at = True, now
-            chain.missed_user, chain.missed_rank = "", -1
-        leg.link, leg.rang_at = chain.offer_link, now
-        if leg.user_type == "queue":
-            chain.queue = leg.dn
-        self._candidate(chain, leg)
-        leg.rang = self._emit(chain, RINGING, chain.offer_link, now, user=leg.dn, user_type=leg.user_type)
-        for other in chain.legs.values():
-            if other.key == chain.talker and other.answered_at and not other.ended and not other.live:
-                self._ended(chain, other, other.removed_at, transfer=True)  # the transferor left just before
+    @staticmethod
+    def _known_users(chain: Chain, but: Leg | None = None) -> list[Leg]:
+        return [leg for leg in chain.legs.values() if leg is not but and not leg.carrier and not leg.held]
 
-    def _candidate(self, chain: Chain, leg: Leg) -> None:
-        rank = missed_rank(self.facts, leg.dn)
-        if rank >= chain.missed_rank:
-            chain.missed_user, chain.missed_rank = leg.dn, rank
-
-    def _answer(self, chain: Chain, leg: Leg, now: float, joined: bool, moved: Leg | None) -> None:
-        self._resolve_stops(chain, now)
-        previous = chain.legs.get(chain.talker) if chain.talker else None
-        if chain.link == 0:
-            trtype, link = "NotDef", 1
-        elif chain.offer_open and chain.offer_link > chain.link and not joined:
-            trtype, link = "Blind", chain.offer_link
-        else:
-            # Joined already connected on a chain that had an answer: attended transfer (inferred; a blind
-            # transfer answered while the monitor was disconnected looks the same).
-            trtype, link = "Accomp", max(chain.offer_link, chain.link + 1)
-        for other in chain.legs.values():
-            if other is not leg and other.live and other.rang and not other.stopped:
-                if other.user_type == "ext":
-                    self._stop(chain, other, now, common_pb2.RINGING_STOPPED_REASON_ANSWERED_ELSEWHERE)
-                other.stopped = True
-        if trtype == "Blind" and previous is not None and not previous.ended:
-            # webhooks.md §6 ex. 4: the transferor's end comes before the target's answer.
-            self._ended(chain, previous, now if previous.live else previous.removed_at, transfer=True)
-        chain.link = chain.offer_link = link
-        chain.offer_open = False
-        chain.talker = leg.key
-        leg.link, leg.answered_at, leg.trtype, leg.stopped = link, now, trtype, True
-        if moved is not None and moved.answered_at and moved.rang_at:
-            leg.rang_at = now - (moved.answered_at - moved.rang_at)  # it rang (and answered) in the consultation
-        elif not leg.rang_at:
-            leg.rang_at = now
-        self._emit(chain, ANSWERED, link, now, user=leg.dn, trtype=trtype)
-        if trtype == "Accomp" and previous is not None and not previous.ended:
-            # webhooks.md §6 ex. 5: the target's answer first, then the transferor's end.
-            if previous.live:
-                previous.transfer_away = True
-            else:
-                self._ended(chain, previous, previous.removed_at, transfer=True)
-
-    def _resolve_stops(self, chain: Chain, now: float) -> None:
-        """The call visibly goes on: legs that stopped ringing before this moved on."""
-        for leg in chain.legs.values():
-            if leg.stop_due and not leg.stopped:
-                self._stop(chain, leg, now, common_pb2.RINGING_STOPPED_REASON_MOVED_ON)
-
-    def _stop(self, chain: Chain, leg: Leg, now: float, reason: int) -> None:
-        leg.stopped, leg.stop_due = True, 0.0
-        if self.settings.ringing_stopped:
-            self._emit(chain, STOPPED, leg.link, now, user=leg.dn, user_type=leg.user_type, reason=reason)
-
-    def _ended(self, chain: Chain, leg: Leg, end: float, transfer: bool) -> None:
-        leg.ended, leg.end_due = True, 0.0
-        duration = max(0, round(end - leg.answered_at))
-        ring = max(0, round(leg.answered_at - leg.rang_at)) if leg.rang_at else 0
-        ref = common_pb2.LegRef(call_id=chain.call_id(leg.link), dn=leg.dn, participant_ids=[int(leg.part["id"])],
-                                pbx_call_number=chain.callid, start_unix_ms=int(leg.answered_at * 1000),
-                                end_unix_ms=int(end * 1000), caller_id=chain.caller_id)
-        self._emit(chain, ENDED, leg.link, end, user=leg.dn, finish=common_pb2.FINISH_TYPE_OK, transfer=transfer,
-                   duration=duration, ring=ring, leg=ref)
+    def _recreated(self, chain: Chain, p: Participant, now: float) -> bool:
+        """A `Connected` participant on the DN that talks (or just left) is that user's leg under a new id: a
+        device re-registered mid-call (docs/3cx.md). The call goes on; the leg keeps its history."""
+        talker = chain.legs.get(chain.talker)
+        if p.status != "Connected" or talker is None or talker.dn != p.dn or talker.ended or talker.key == p.key:
+            return False
+        if not talker.live and not talker.end_due:
+            return False
+        del chain.legs[talker.key]
+        if talker.live:
+            self.where.pop(talker.key, None)
+            self.retired[talker.key] = now  # its Remove is expected
+        talker.earlier_ids.append(int(talker.part["id"]))
+        talker.key, talker.part, talker.status = p.key, p.to_dict(), p.status
+        talker.live, talker.removed_at, talker.end_due = True, 0.0, 0.0
+        chain.legs[p.key] = talker
+        chain.talker = p.key
+        return True
 
     def _finish(self, chain: Chain, now: float) -> None:
+        self.progress.finish(chain, now)
         for leg in chain.legs.values():
-            if leg.answered_at and not leg.ended:
-                self._ended(chain, leg, leg.removed_at or now, transfer=False)
-        if chain.offer_open:
-            end = chain.last_removed or now
-            missed_queue = bool(chain.queue) and chain.missed_user == chain.queue
-            self._emit(chain, ENDED, chain.offer_link, end, user=chain.missed_user,
-                       finish=common_pb2.FINISH_TYPE_MISSED, transfer=False, duration=0,
-                       ring=max(0, round(end - chain.offer_at)), needs_callback=missed_queue)
+            if leg.live and self.where.pop(leg.key, None) is not None:
+                self.retired[leg.key] = now  # a device or trunk leg 3CX removes a moment later
         del self.chains[chain.callid]
-        self.finished[chain.callid] = now
+        self.unsettled.discard(chain.callid)
         self.gone.add(chain.callid)
+        for number in chain.pbx_calls():
+            self.finished[number] = now
+            if self.alias.get(number) == chain.callid:
+                del self.alias[number]
         for callid, when in list(self.finished.items()):
-            if when < now - 600:
+            if when < now - FORGET_AFTER:
                 del self.finished[callid]
+        for key, when in list(self.retired.items()):
+            if when < now - FORGET_AFTER:
+                del self.retired[key]
 
-    # --- output --------------------------------------------------------------------------------
-    def reported(self, chain: Chain) -> bool:
-        return chain.direction != "internal" or self.settings.internal_calls
-
-    def _emit(self, chain: Chain, kind: str, link: int, when: float, *, user: str, user_type: str = "",
-              trtype: str = "", reason: int = 0, finish: int = 0, transfer: bool = False, duration: int = 0,
-              ring: int = 0, leg: common_pb2.LegRef | None = None, needs_callback: bool = False) -> bool:
-        if not self.reported(chain):
-            return False
-        chain.seq += 1
-        call_id = chain.call_id(link)
-        event = events_pb2.CallEvent(
-            type=_TYPES[kind], call_id=call_id, direction=DIRECTIONS[chain.direction], caller_id=chain.caller_id,
-            did=chain.did if chain.direction == "incoming" else "", user=user, queue=chain.queue,
-            user_type=_USER_TYPES.get(user_type, 0), transfer_type=_TRTYPES.get(trtype, 0), finish_type=finish,
-            transfer=transfer, duration_seconds=duration, ring_seconds=ring, reason=reason,
-            did_name=chain.did_name if chain.direction == "incoming" else "", has_callback=bool(chain.queue))
-        self.out.append(Emitted(chain.name, f"{call_id}/{kind}/{user}/{chain.seq}", when, event, leg,
-                                needs_did=kind == ENDED and chain.direction == "incoming" and not chain.did,
-                                needs_callback=needs_callback, callid=chain.callid, seq=chain.seq))
-        return True
+    def _anomaly(self, reason: str, detail: str) -> None:
+        self.anomalies.append((reason, detail))

@@ -22,7 +22,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import events_pb2, media_service_pb2
 
-from .callgraph import CallGraph, Emitted
+from .callgraph import FORGET_AFTER, CallGraph, Emitted
 from .errors import PbxError
 from .metrics import ACTIVE_CALLS, MALFORMED
 from .participant import Participant
@@ -34,6 +34,9 @@ from .registry import OutRow, Registry
 
 log = logging.getLogger(__name__)
 TICK = 0.1
+SETTLE_EVERY = 0.2  # while ActiveCalls still lists a call whose legs all left, ask again this often
+SETTLE_PAUSE = 10.0  # ActiveCalls failed: calls end after the grace for this long before it is asked again
+LOUD_ANOMALIES = frozenset({"unknown_status", "participant_failed"})
 
 
 def rows_of(item: Emitted) -> list[OutRow]:
@@ -61,6 +64,9 @@ class Engine:
         self.clock = clock
         self.reconciler = reconciler
         self._wake = asyncio.Event()
+        self._settle_wake = asyncio.Event()
+        self._asked: set[int] = set()  # the settling calls of the last ActiveCalls question
+        self._settle_paused_until = 0.0  # monotonic
         self._committed = asyncio.Event()
         self.last_change = 0.0  # unix time of the last Call Control change applied
         self.snapshots = 0
@@ -69,6 +75,10 @@ class Engine:
     async def restore(self) -> None:
         chains = await self.registry.load_chains()
         self.graph.restore(chains)
+        # Calls that ended lately may still have participants 3CX removes a moment later (an extension's other
+        # devices, a trunk leg): a resync must not take them for new calls.
+        now = self.clock()
+        self.graph.finished.update(dict.fromkeys(await self.registry.known_calls(now - FORGET_AFTER), now))
         rows = await self.registry.load_outbox()
         self.publisher.add(rows)
         ACTIVE_CALLS.set(len(self.graph.chains))
@@ -107,37 +117,67 @@ class Engine:
 
     def _changed(self) -> None:
         self.last_change = self.clock()
-        for anomaly in self.graph.anomalies:
-            MALFORMED.labels(anomaly).inc()
-            log.info("Call Control anomaly: %s", anomaly)
+        for reason, detail in self.graph.anomalies:
+            MALFORMED.labels(reason).inc()
+            log.log(logging.WARNING if reason in LOUD_ANOMALIES else logging.INFO,
+                    "Call Control anomaly: %s (%s)", reason, detail[:300])
         self.graph.anomalies.clear()
+        if not self.graph.unsettled <= self._asked:
+            self._settle_wake.set()  # a call's last leg just left: ask the PBX at once whether it is over
         self._wake.set()
 
     # --- loops ---------------------------------------------------------------------------------
     async def run(self, stopping: asyncio.Event) -> None:
         committer = asyncio.create_task(self._committer(stopping))
+        settler = asyncio.create_task(self._settler())
         try:
             while not stopping.is_set():
                 await self._decide()
                 await sleep_or_stop(TICK, stopping)
         finally:
+            settler.cancel()
+            await asyncio.gather(settler, return_exceptions=True)
             self._wake.set()
             await committer
 
+    async def _settler(self) -> None:
+        """Asks ActiveCalls as soon as a call's last leg left (and again while the PBX still lists it)."""
+        while True:
+            try:
+                await asyncio.wait_for(self._settle_wake.wait(), SETTLE_EVERY if self.graph.unsettled else None)
+            except asyncio.TimeoutError:
+                pass
+            self._settle_wake.clear()
+            await self.settle()
+
+    async def settle(self) -> None:
+        """Ends the settling calls the PBX no longer lists (docs/3cx.md: XAPI ActiveCalls)."""
+        pending = self.graph.settling()
+        self._asked = set(pending)
+        if not pending or self.pbx is None or time.monotonic() < self._settle_paused_until:
+            return
+        try:
+            listed = await xapi.active_call_numbers(self.pbx, sorted({n for ns in pending.values() for n in ns}))
+        except PbxError as exc:
+            self._settle_paused_until = time.monotonic() + SETTLE_PAUSE
+            log.warning("ActiveCalls unavailable, calls end after the grace for %.0f s: %s", SETTLE_PAUSE, exc)
+            return
+        self.graph.settle(self.clock(), listed)
+        self._changed()
     async def _decide(self) -> None:
         now = self.clock()
         due = self.graph.due(now)
         if not due:
             return
-        active: set[int] = set()
-        asking = [c for c in due if self.graph.needs_outside(c, now)]
+        listed: set[int] = set()
+        asking = sorted({number for callid in due for number in self.graph.needs_outside(callid, now)})
         if self.pbx is not None and asking:
             try:
-                active = await xapi.active_call_numbers(self.pbx, asking)
+                listed = await xapi.active_call_numbers(self.pbx, asking)
             except PbxError as exc:
                 log.warning("ActiveCalls unavailable, deciding without it: %s", exc)
         for callid in due:
-            self.graph.decide(callid, now, outside=callid in active)
+            self.graph.decide(callid, now, listed)
         self._wake.set()
 
     async def _committer(self, stopping: asyncio.Event) -> None:

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 QUEUE_TYPES = frozenset({"Wqueue"})
 EXTENSION_TYPES = frozenset({"Wextension"})
+# DNs whose participants carry the external party's own leg when the admin monitors them (docs/3cx.md):
+# never the user of an event, never deciding the direction.
+CARRIER_TYPES = frozenset({"Wexternalline", "Wroutepoint"})
 
 
 def _digits(number: str) -> str:
@@ -56,6 +59,10 @@ class Facts:
         if kind in QUEUE_TYPES:
             return "queue"
         return "other"
+
+    def carrier(self, dn: str) -> bool:
+        """Whether `dn` is a trunk or route point: its participants are the external party's own legs."""
+        return self.dn_types.get(dn, "") in CARRIER_TYPES
 
     def extensions(self) -> set[str]:
         """The DNs Call Control describes as extensions."""

@@ -56,8 +56,17 @@ def replay(lines: list[dict[str, Any]], settings: Settings | None = None, drop: 
 
     def decide(until: float) -> None:
         for callid in graph.due(until):
-            graph.decide(callid, until, outside=callid in active)
+            graph.decide(callid, until, active)
         emitted.extend(graph.drain())
+
+    def settle(at: float) -> None:
+        """What the engine does right after a change: ActiveCalls asked at once for calls whose legs all left."""
+        if graph.settling():
+            graph.settle(at, active)
+        emitted.extend(graph.drain())
+        failed = [a for a in graph.anomalies if a[0] == "participant_failed"]
+        assert not failed, failed
+        graph.anomalies.clear()
 
     def snapshot_at(t: float) -> None:
         graph.reconcile([Participant.from_dict(p) for p in held.values()], t)
@@ -88,13 +97,16 @@ def replay(lines: list[dict[str, Any]], settings: Settings | None = None, drop: 
         emitted.extend(graph.drain())
         if index == drop:
             snapshot_at(now)  # the socket came back at once: a fresh GET /callcontrol
+        settle(now)
         if index == restart:
             saved = [Chain.from_dict(json.loads(json.dumps(c.to_dict()))) for c in graph.chains.values()]
-            types = dict(graph.facts.dn_types)
+            types, finished = dict(graph.facts.dn_types), dict(graph.finished)
             graph = new_graph(settings)
             graph.facts.dn_types.update(types)
             graph.restore(saved)
+            graph.finished.update(finished)  # what the registry's known calls give back
             snapshot_at(now)
+            settle(now)
     decide(now + 60)
     return render_all(emitted, callbacks)
 

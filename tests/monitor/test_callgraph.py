@@ -74,12 +74,12 @@ def test_duplicates_unknown_removes_and_late_messages_are_counted_not_applied() 
     for callid in graph.due(14.0):
         graph.decide(callid, 14.0)
     graph.upsert(part, 15.0)  # a stale message of a finished call
-    assert graph.anomalies == ["duplicate", "unknown_remove", "late_message"]
+    assert [reason for reason, _ in graph.anomalies] == ["duplicate", "unknown_remove", "late_message"]
     assert [e.event_id.split("/")[1] for e in graph.drain()] == ["ringing", "ended"]
 
 
 @pytest.mark.parametrize("raw", [None, [], {"id": 1}, {"id": "x", "dn": "1", "status": "Ringing", "callid": 1},
-                                 {"id": 1, "dn": "1", "status": "Held", "callid": 1},
+                                 {"id": 1, "dn": "1", "status": ["Ringing"], "callid": 1},
                                  {"id": 1, "dn": "1", "status": "Ringing", "callid": True},
                                  {"id": 1, "dn": "1", "status": "Ringing", "callid": 2, "party_dn": {"a": 1}}])
 def test_malformed_participants_are_rejected_with_a_reason(raw: object) -> None:
@@ -95,3 +95,54 @@ def test_did_rules_and_number_spellings() -> None:
     assert facts.rule_name("74959999999") == "Masked"
     assert facts.rule_name("78120000000") == ""
     assert same_number("+79161234567", "89161234567") is False and same_number("+79161234567", "79161234567")
+
+
+def ringing_at(graph: CallGraph, pid: int, dn: str, now: float, status: str = "Ringing") -> Participant:
+    part = Participant.parse({"id": pid, "dn": dn, "status": status, "callid": 7, "party_dn": "10000",
+                              "party_dn_type": "Wexternalline", "party_caller_id": "79161234567"})
+    graph.upsert(part, now)
+    return part
+
+
+def test_an_unknown_status_is_counted_and_the_leg_keeps_its_state() -> None:
+    graph = CallGraph(Settings(grace=1.0, timezone="UTC"), Facts())
+    ringing_at(graph, 1, "101", 10.0)
+    ringing_at(graph, 1, "101", 10.5, status="Exploded")  # neither an answer nor an end
+    ringing_at(graph, 2, "102", 10.6, status="Held")  # a leg first seen with it waits for a known state
+    assert [reason for reason, _ in graph.anomalies] == ["unknown_status", "unknown_status"]
+    assert graph.chains[7].legs["101/1"].status == "Ringing" and "102/2" not in graph.chains[7].legs
+    ringing_at(graph, 1, "101", 11.0, status="Connected")
+    graph.remove("101", 1, 12.0)
+    graph.settle(12.0, listed=set())
+    assert [e.event_id.split("/")[1] for e in graph.drain()] == ["ringing", "answered", "ended"]
+
+
+class Failing(Facts):
+    """Facts that break on DN 666 (a bug met on one participant)."""
+
+    def user_type(self, dn: str) -> str:
+        if dn == "666":
+            raise RuntimeError("broken")
+        return super().user_type(dn)
+
+
+def test_a_failure_on_one_participant_stays_with_that_participant() -> None:
+    graph = CallGraph(Settings(grace=1.0, timezone="UTC"), Failing())
+    parts = [Participant(id=i, dn=dn, status="Ringing", callid=i, party_dn="10000", party_dn_type="Wexternalline",
+                         party_caller_id="79161234567") for i, dn in ((1, "666"), (2, "101"))]
+    graph.reconcile(parts, 10.0)
+    assert [(reason, detail.split(":")[0]) for reason, detail in graph.anomalies] == [("participant_failed", "666/1")]
+    assert [(e.event.user, e.event_id.split("/")[1]) for e in graph.drain()] == [("101", "ringing")]
+    graph.upsert(parts[0], 11.0)  # met again: counted again, nothing else happens
+    assert len(graph.anomalies) == 2 and list(graph.chains) == [2]
+
+
+def test_pbx_text_that_cannot_be_encoded_is_replaced() -> None:
+    part = Participant.parse({"id": 1, "dn": "101", "status": "Ringing", "callid": 3, "party_dn": "10000",
+                              "party_dn_type": "Wexternalline", "party_caller_id": "7916\ud800",
+                              "party_caller_name": "\udc00 Ivan \U0001F600"})
+    assert (part.party_caller_id, part.party_caller_name) == ("7916\ufffd", "\ufffd Ivan \U0001F600")
+    graph = CallGraph(Settings(grace=1.0, timezone="UTC"), Facts())
+    graph.upsert(part, 10.0)
+    (ringing,) = graph.drain()
+    assert ringing.event.caller_id == "7916\ufffd" and ringing.event.SerializeToString()

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tcxhooks.monitor.errors import PbxError, PbxHttpError
-from tcxhooks.monitor.pbx.client import PbxClient, jwt_expiry
+from tcxhooks.monitor.pbx.client import PbxClient, decode_json, jwt_expiry
 from tcxhooks.monitor.config import MonitorSettings, PbxConfig
 from tcxhooks.platform.config import load_config
 
@@ -135,3 +135,26 @@ async def test_stream_yields_the_body_in_chunks() -> None:
     assert b"".join(chunks) == b"x" * 200_000 and max(len(c) for c in chunks) <= 64 * 1024
     with pytest.raises(PbxHttpError):
         [c async for c in pbx.stream("/xapi/v1/missing")]
+
+
+async def test_the_next_token_is_minted_ahead_of_expiry_without_a_request() -> None:
+    fake = FakePbx(lifetime=2)  # 2 s tokens, refreshed 1 s before they expire
+    pbx = client(fake, margin="1")
+    stopping = asyncio.Event()
+    keeper = asyncio.create_task(pbx.keep_token_fresh(stopping))
+    async with asyncio.timeout(10):
+        while fake.mints < 3:
+            await asyncio.sleep(0.05)
+    mints = fake.mints
+    assert (await pbx.get_json("/callcontrol"))["value"] and fake.mints == mints  # no request waits for a mint
+    stopping.set()
+    await keeper
+    await pbx.aclose()
+
+
+def test_pbx_json_that_is_not_clean_unicode_is_read_with_replacements() -> None:
+    body = b'{"name": "a\\ud800b", "pair": "\\ud83d\\ude00", "raw": "\xff\xfe", "n": [1, {"k\\udc00": "v"}]}'
+    assert decode_json(body) == {"name": "a\ufffdb", "pair": "\U0001F600", "raw": "\ufffd\ufffd",
+                                 "n": [1, {"k\ufffd": "v"}]}
+    with pytest.raises(ValueError):
+        decode_json(b"not json")

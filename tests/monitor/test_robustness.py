@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from typing import Callable
 
 import httpx
 import pytest
@@ -95,15 +96,39 @@ def test_a_call_running_before_the_first_start_is_dated_by_the_pbx(monitor_stack
     assert began - 1 <= dated <= began + 1.5  # the PBX's start, not the monitor's first sighting (≥ 2.5 s later)
 
 
-@pytest.mark.parametrize("monitor_stack", [{"sim_args": ["--token-ttl", "4"], "pbx": {"token_margin": "1"}}],
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("monitor_stack", [{"sim_args": ["--token-ttl", "3"], "pbx": {"token_margin": "1"}}],
                          indirect=True)
-def test_short_lived_tokens_are_refreshed_before_expiry_mid_call(monitor_stack: Monitor) -> None:
-    minted = monitor_stack.metric('tcxhooks_monitor_token_mints_total{outcome="ok"}')
+def test_short_lived_tokens_are_minted_ahead_with_the_socket_open(monitor_stack: Monitor) -> None:
+    def metric(name: str) -> float:
+        return monitor_stack.metric(name)
+    minted = metric('tcxhooks_monitor_token_mints_total{outcome="ok"}')
+    wait_for(lambda: metric('tcxhooks_monitor_token_mints_total{outcome="ok"}') >= minted + 3,
+             "no token minted ahead of expiry while no call ran")
     number = monitor_stack.pbx.play("blind_transfer", ring_seconds=1, talk_seconds=4, wait_seconds=1)["call_number"]
     monitor_stack.pbx.wait_done(number)
     bodies = monitor_stack.bodies(6)
     check("blind_transfer", dict(bodies[0])["id"].rsplit("-", 1)[0], bodies, timing=False)
-    assert monitor_stack.metric('tcxhooks_monitor_token_mints_total{outcome="ok"}') >= minted + 2
+    assert metric('tcxhooks_monitor_ws_reconnects_total{outcome="connected"}') == 1  # never reopened for a token
+    assert metric('tcxhooks_monitor_ws_reconnects_total{outcome="refused"}') == 0
+
+    # The PBX forgets the token and the socket drops: one refusal at most, then back with a fresh token.
+    httpx.post(f"{monitor_stack.pbx.url}/sim/token/expire", timeout=5).raise_for_status()
+    monitor_stack.pbx.drop()
+    wait_for(lambda: metric('tcxhooks_monitor_ws_reconnects_total{outcome="connected"}') == 2, "no reconnect")
+    time.sleep(3)  # room for a loop of refused upgrades, had there been one
+    assert metric('tcxhooks_monitor_ws_reconnects_total{outcome="connected"}') == 2
+    assert metric('tcxhooks_monitor_ws_reconnects_total{outcome="refused"}') <= 1
+    number = monitor_stack.pbx.play("inbound_answered", **PARAMS)["call_number"]
+    monitor_stack.pbx.wait_done(number)
+    later = monitor_stack.bodies(9)[6:]
+    check("inbound_answered", dict(later[0])["id"].rsplit("-", 1)[0], later)
 
 
 # A lease short enough that the standby takes over (at most ~5.3 s after the kill) before the call is

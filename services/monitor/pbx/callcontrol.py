@@ -8,7 +8,8 @@ sink (so nothing that happens in between is missed). Each participant Upsert is 
 (404 → Remove; a participant object in `attached_data` is used as is); Removes carry no data (the
 sink holds the last copy). GETs run concurrently but one at a time per entity, and results reach the
 sink strictly in message order. Bad frames are counted and logged, never fatal; a sequence gap
-triggers a resync. Reconnects back off exponentially (capped) forever.
+triggers a resync. Reconnects back off exponentially (capped) forever. While it runs, the PBX client
+mints each next token ahead of expiry (the socket stays open across re-mints).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from tcxhooks.platform.waiting import sleep_or_stop
 
 from ..errors import PbxError, PbxHttpError
 from ..metrics import MALFORMED, RESYNC_SECONDS, WS_CONNECTED, WS_RECONNECTS
-from ..participant import Participant
+from ..participant import Participant, encodable
 from .client import PbxClient
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def parse_snapshot(body: Any) -> tuple[list[dict[str, Any]], list[Participant]]:
         if not isinstance(info, dict) or not isinstance(info.get("dn"), str):
             _bad("bad_snapshot", repr(info))
             continue
-        dns.append({"dn": info["dn"], "type": str(info.get("type") or "")})
+        dns.append({"dn": encodable(info["dn"]), "type": encodable(str(info.get("type") or ""))})
         for raw in info.get("participants") or []:
             try:
                 parts.append(Participant.parse(raw, info["dn"]))
@@ -93,6 +94,14 @@ class CallControl:
         self._token: str | None = None  # the token of the last upgrade (renewed after a 401)
 
     async def run(self, stopping: asyncio.Event) -> None:
+        keeper = asyncio.create_task(self.pbx.keep_token_fresh(stopping), name="monitor.token")
+        try:
+            await self._run(stopping)
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+
+    async def _run(self, stopping: asyncio.Event) -> None:
         backoff = 0.5
         fresh_token = False  # the last attempt was refused with 401 and got a new token at once
         while not stopping.is_set():

@@ -7,9 +7,14 @@
         ...
     await pbx.aclose()
 
-3CX keeps one live token per client (3cx-v20.md §1.2), so one PbxClient per process mints for
+3CX keeps one live token per client (docs/3cx.md), so one PbxClient per process mints for
 everybody: one mint at a time behind a lock, refreshed `token_margin` before the JWT's `exp`
-(fallback `expires_in` seconds), and minted again once when a request answers 401.
+(fallback `expires_in` seconds), and minted again once when a request answers 401. Tokens may live only
+60 s: `keep_token_fresh` mints the next one ahead of time, so no request waits for a mint and a reconnect
+never starts with an expired token.
+
+JSON from the PBX is read leniently: bytes that are not UTF-8 and `\ud800`-style escapes of lone surrogates
+become U+FFFD, so one odd name cannot make a whole `GET /callcontrol` unreadable.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import asyncio
 import base64
 import json
 import logging
+import re
 import ssl
 import time
 from typing import Any, AsyncIterator
@@ -26,12 +32,32 @@ import httpx
 from ..config import PbxConfig
 from ..errors import PbxError, PbxHttpError
 from ..metrics import PBX_REQUEST_SECONDS, TOKEN_MINTS
+from ..participant import encodable
 
 log = logging.getLogger(__name__)
 
 TOKEN_PATH = "/connect/token"
 DEFAULT_LIFETIME = 60.0  # when neither `exp` nor `expires_in` can be read
 CHUNK = 64 * 1024
+RETRY_MINT = 5.0  # seconds between attempts when minting ahead of time fails
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _encodable(value: Any) -> Any:
+    """`value` (decoded JSON) with lone surrogates in its strings replaced by U+FFFD."""
+    if isinstance(value, str):
+        return encodable(value)
+    if isinstance(value, list):
+        return [_encodable(item) for item in value]
+    if isinstance(value, dict):
+        return {_encodable(key): _encodable(item) for key, item in value.items()}
+    return value
+
+
+def decode_json(body: bytes) -> Any:
+    """JSON text → value; undecodable bytes and lone surrogates become U+FFFD (ValueError if not JSON)."""
+    value = json.loads(body.decode("utf-8", "replace"))
+    return _encodable(value) if _SURROGATE_ESCAPE.search(body) else value
 
 
 def jwt_expiry(token: str) -> float | None:
@@ -100,6 +126,24 @@ class PbxClient:
             return self._token
         return await self._mint(self._token)
 
+    async def keep_token_fresh(self, stopping: asyncio.Event) -> None:
+        """Mints each next token `token_margin` before the current one expires, until `stopping` is set."""
+        while not stopping.is_set():
+            wait = max(0.0, self._refresh_at - time.time()) if self._token is not None else 0.0
+            try:
+                await asyncio.wait_for(stopping.wait(), wait)
+                return
+            except asyncio.TimeoutError:
+                pass
+            try:
+                await self.token()
+            except PbxError as exc:
+                log.warning("cannot mint the next PBX token ahead of time: %s", exc)
+                try:
+                    await asyncio.wait_for(stopping.wait(), RETRY_MINT)
+                except asyncio.TimeoutError:
+                    pass
+
     async def renew(self, stale: str | None) -> str:
         """A new token unless somebody already replaced `stale` (call after a 401)."""
         return await self._mint(stale, force=True)
@@ -154,7 +198,7 @@ class PbxClient:
         """GET `path` (e.g. "/xapi/v1/Users") → decoded JSON; raises PbxHttpError on an error status."""
         response = await self._send("GET", path, params)
         try:
-            return response.json()
+            return decode_json(response.content)
         except ValueError:
             raise PbxError(f"GET {path}: the PBX answered something that is not JSON "
                            f"({response.headers.get('content-type', 'no content type')})") from None
