@@ -26,7 +26,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--client-id", default="crmhooks", help="API client id (default crmhooks)")
     parser.add_argument("--client-secret", help="API client secret (default: a random one, printed)")
     parser.add_argument("--recordings-dir", type=Path, help="where wav files go (default: a temporary folder)")
-    parser.add_argument("--token-ttl", type=float, default=3600.0, metavar="SECONDS", help="token lifetime (3600)")
+    parser.add_argument("--token-ttl", type=float, default=60.0, metavar="SECONDS",
+                        help="token lifetime (60, as on V20 builds that issue short tokens)")
+    parser.add_argument("--monitor-trunk", action="store_true",
+                        help="the API client also monitors the trunk DN 10000: its participants show up in Call Control")
     parser.add_argument("--recording-delay", type=float, default=0.3, metavar="SECONDS",
                         help="time from a leg's end until its recording shows in XAPI (0.3)")
     parser.add_argument("--first-call", type=int, default=698, metavar="N", help="first call number (698)")
@@ -48,7 +51,8 @@ async def serve(args: argparse.Namespace) -> None:
     secret = args.client_secret or secrets.token_urlsafe(18)
     state = SimState(SimConfig(client_id=args.client_id, client_secret=secret, token_ttl=args.token_ttl,
                                recordings_dir=recordings, recording_delay=args.recording_delay,
-                               first_call_number=args.first_call, extra_extensions=args.load_extensions))
+                               first_call_number=args.first_call, extra_extensions=args.load_extensions,
+                               monitor_trunk=args.monitor_trunk))
     threading.Thread(target=audio.clip, name="clip-warm-up", daemon=True).start()
     runner = web.AppRunner(create_app(state), access_log=None)
     await runner.setup()

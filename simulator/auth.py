@@ -23,7 +23,7 @@ class _Live:
 class Tokens:
     """Mints and checks bearer tokens. Minting a new token for a client invalidates its previous one."""
 
-    def __init__(self, client_id: str, client_secret: str, ttl: float = 3600.0, issuer: str = "sim.3cx.local") -> None:
+    def __init__(self, client_id: str, client_secret: str, ttl: float = 60.0, issuer: str = "sim.3cx.local") -> None:
         self.client_id = client_id
         self.client_secret = client_secret
         self.ttl = ttl

@@ -25,9 +25,9 @@ def read(pbx: Pbx, path: str) -> tuple[int, Any]:
     if parts[2] == "participants":
         legs = pbx.participants[dn.number]
         if len(parts) == 3:
-            return 200, [p.to_json() for p in legs.values()]
+            return 200, [pbx.shown(p).to_json() for p in legs.values()]
         found = legs.get(int(parts[3])) if parts[3].isdigit() else None
-        return (200, found.to_json()) if found is not None else (404, None)
+        return (200, pbx.shown(found).to_json()) if found is not None else (404, None)
     if parts[2] == "devices":
         device = dn.device()
         if len(parts) == 3:

@@ -8,8 +8,9 @@ import sys
 from typing import Any
 
 from . import scenarios
+from .flow import Flow
 from .state import TRUNK_DN
-from .steps import OrderCallback, Remove, Script, SplitRecording, Upsert, Wait
+from .steps import Later, OrderCallback, Remove, Script, SplitRecording, Upsert, Wait
 
 _SHOWN = ("status", "party_dn", "party_dn_type", "party_caller_id", "originated_by_dn", "referred_by_dn",
           "on_behalf_of_dn")
@@ -45,7 +46,9 @@ def sequence(script: Script) -> list[str]:
                 lines.append(f"U {step.dn} [{step.leg}]{note}: {_fields(changed) or 'unchanged'}")
         elif isinstance(step, Remove):
             if step.leg in seen:
-                lines.append(f"R {step.leg.split(':', 1)[1].split('#')[0]} [{step.leg}]")
+                lines.append(f"R {Flow.dn(step.leg)} [{step.leg}]")
+        elif isinstance(step, Later):
+            lines.append(f"R {Flow.dn(step.step.leg)} [{step.step.leg}] ({step.seconds:g} s later, while the call goes on)")
         elif isinstance(step, Wait):
             if lines and lines[-1].startswith("wait"):
                 continue

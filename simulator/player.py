@@ -4,16 +4,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Awaitable, Callable
 
 from . import audio
 from .calllog import CallLog
+from .legs import Legs
 from .odata import iso
 from .state import EXTENSION, QUEUE, TRUNK, TRUNK_DN, CallRecord, InboundCall, Participant, Pbx, Recording
-from .steps import OrderCallback, Remove, Script, SplitRecording, Upsert, Wait
+from .steps import Later, OrderCallback, Remove, Script, SplitRecording, Upsert, Wait
 
 LOG = logging.getLogger("tcxhooks.simulator.player")
 MAX_CALL_RECORDS = 20_000
@@ -27,8 +28,9 @@ class _Segment:
 
 
 def _recorded(p: Participant, pbx: Pbx) -> bool:
-    """3CX records an extension's leg while it talks to an external party."""
-    return pbx.dns[p.dn].type == EXTENSION and p.status == "Connected" and p.party_dn_type == TRUNK
+    """3CX records an extension's leg while it talks to an external party (a status it does not document is
+    taken as still talking)."""
+    return pbx.dns[p.dn].type == EXTENSION and p.status not in ("Ringing", "Dialing") and p.party_dn_type == TRUNK
 
 
 class Player:
@@ -49,16 +51,14 @@ class Player:
 
         `drop_after`: cut every WebSocket right after the n-th visible change (1-based) of this call.
         """
-        calls = {name: 0 for name in script.calls}
-        first = next(iter(script.calls))
-        first_leg = 3 if script.calls[first] == "inbound" else 1  # routing legs come first (§2.5)
-        calls[first] = self.pbx.new_call(script.calls[first], first_leg)
-        record_row = CallRecord(calls[first], script.name, time.time(), call_numbers=[calls[first]])
-        self.pbx.calls[calls[first]] = record_row
+        parts = Legs(self.pbx, script)
+        number = parts.callid(next(iter(script.calls)))
+        record_row = CallRecord(number, script.name, time.time(), call_numbers=[number])
+        self.pbx.calls[number] = record_row
         if script.falsify_log:
-            self.call_log.falsify(calls[first], script.falsify_log)
+            self.call_log.falsify(number, script.falsify_log)
         self._forget_old_calls()
-        run = _Run(self, script, calls, record_row, gap, self.record if record is None else record, drop_after)
+        run = _Run(self, script, parts, record_row, gap, self.record if record is None else record, drop_after)
         task = asyncio.get_running_loop().create_task(run.play(), name=f"scenario-{record_row.call_number}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -83,30 +83,29 @@ class Player:
 
 
 class _Run:
-    def __init__(self, player: Player, script: Script, calls: dict[str, int], record_row: CallRecord, gap: float,
+    def __init__(self, player: Player, script: Script, parts: Legs, record_row: CallRecord, gap: float,
                  record: bool, drop_after: frozenset[int]) -> None:
         self.player = player
         self.pbx = player.pbx
         self.script = script
-        self.calls = calls
         self.row = record_row
         self.gap = gap
         self.drop_after = drop_after
         self.changes = 0  # visible changes so far
+        self.last_visible = -gap  # monotonic moment of the last visible change
         self.record = record
-        self.legs: dict[str, Participant] = {}
+        self.parts = parts
+        parts.on_call = self._new_call
+        self.legs = parts.legs
         self.segments: dict[str, _Segment] = {}
         self.writes: list[asyncio.Task[None]] = []
+        self.later: set[asyncio.Task[None]] = set()
         self.inbound: dict[int, InboundCall] = {}  # callid → its inbound-calls report entry
         self.visible_at = 0.0  # when the last recording of this run shows in XAPI (monotonic)
 
-    def _callid(self, name: str) -> int:
-        if not self.calls.get(name):
-            kind = self.script.calls.get(name, "internal")
-            self.calls[name] = self.pbx.new_call(kind, 3 if kind == "inbound" else 1)
-            self.row.call_numbers.append(self.calls[name])
-            self._log_inbound(name)
-        return self.calls[name]
+    def _new_call(self, name: str, callid: int) -> None:
+        self.row.call_numbers.append(callid)
+        self._log_inbound(name)
 
     async def play(self) -> None:
         try:
@@ -118,11 +117,15 @@ class _Run:
                     await self._upsert(step)
                 elif isinstance(step, Remove):
                     await self._remove(step.leg)
+                elif isinstance(step, Later):
+                    task = asyncio.get_running_loop().create_task(self._later(step))
+                    self.later.add(task)
+                    task.add_done_callback(self.later.discard)
                 elif isinstance(step, SplitRecording):
                     self._split(step.leg)
                 elif isinstance(step, OrderCallback):
                     self.pbx.callback_log.append({"queue": step.queue, "time": time.time(),
-                                                  "caller": self._caller(), "callid": self._callid("A")})
+                                                  "caller": self._caller(), "callid": self.parts.callid("A")})
             for leg in list(self.legs):  # a script never leaves legs behind
                 await self._remove(leg)
             if self.writes:  # done = every wav written and visible in XAPI
@@ -135,7 +138,13 @@ class _Run:
             LOG.exception("scenario %s (call %s) failed", self.script.name, self.row.call_number)
             self.row.error = f"{type(exc).__name__}: {exc}"
         finally:
+            for task in list(self.later):
+                task.cancel()
             self.row.done = True
+
+    async def _later(self, step: Later) -> None:
+        await asyncio.sleep(step.seconds)
+        await self._remove(step.step.leg)
 
     def _caller(self) -> str:
         leg = self.legs.get("A:caller")
@@ -147,56 +156,57 @@ class _Run:
             return
         upserts = [s for s in self.script.steps if isinstance(s, Upsert) and s.call == name]
         trunk = next((s.fields for s in upserts if s.dn == TRUNK_DN), {})
-        entry = InboundCall(self.calls[name], time.time(), self.script.did, str(trunk.get("party_caller_id", "")),
-                            str(trunk.get("party_caller_name", "")),
+        entry = InboundCall(self.parts.calls[name], time.time(), self.script.did,
+                            str(trunk.get("party_caller_id", "")), str(trunk.get("party_caller_name", "")),
                             next((s.dn for s in upserts if s.dn != TRUNK_DN), ""))
-        self.inbound[self.calls[name]] = entry
+        self.inbound[self.parts.calls[name]] = entry
         self.pbx.inbound_log.append(entry)
 
+    async def _before_change(self, dn: str) -> bool:
+        """Keeps visible changes `gap` apart, so changes 3CX makes "at once" still reach a client in this order;
+        changes nobody sees (a trunk nobody monitors) happen at once. True when the change is visible."""
+        if not self.pbx.dns[dn].monitored:
+            return False
+        await asyncio.sleep(max(0.0, self.last_visible + self.gap - time.monotonic()))
+        return True
+
     async def _upsert(self, step: Upsert) -> None:
-        callid = self._callid(step.call)
-        current = self.legs.get(step.leg)
-        if current is None:
-            dn = self.pbx.dns[step.dn]
-            current = Participant(id=self.pbx.new_participant_id(), status="", dn=step.dn,
-                                  device_id=dn.device()["device_id"], callid=callid, legid=self.pbx.new_leg(callid))
-            if dn.type == QUEUE:
-                self.pbx.queue_log.append((dn.number, time.time()))
-        elif current.callid != callid:  # attended transfer: the leg joins another call (§4.5)
-            current = replace(current, callid=callid, legid=self.pbx.new_leg(callid))
-        current = replace(current, **dict(step.fields))
-        self.legs[step.leg] = current
-        entry = self.inbound.get(callid)
+        visible = await self._before_change(step.dn)
+        if step.leg not in self.legs and self.pbx.dns[step.dn].type == QUEUE:
+            self.pbx.queue_log.append((step.dn, time.time()))
+        current = self.parts.upsert(step)
+        entry = self.inbound.get(current.callid)
         if entry and entry.answered_at is None and current.status == "Connected" and \
                 self.pbx.dns[step.dn].type == EXTENSION:
             entry.answered_at = time.time()
         self._track_recording(step.leg, current)
-        self.pbx.upsert(current)
         self.player.call_log.seen(current, self.script.calls.get(step.call, "internal"), time.time())
-        if self.pbx.dns[step.dn].monitored:
+        if visible:
             await self._after_change("U", current)
 
     async def _remove(self, leg: str) -> None:
-        current = self.legs.pop(leg, None)
+        current = self.legs.get(leg)
         if current is None:
             return
+        visible = await self._before_change(current.dn)
+        if self.parts.remove(leg) is None:  # removed meanwhile (a device's later removal)
+            return
         self._finish_segment(leg)
-        self.pbx.remove(current.dn, current.id)
         self.player.call_log.gone(current.id, time.time())
         entry = self.inbound.get(current.callid)
         if entry and not any(p.callid == current.callid for p in self.legs.values()):
             entry.ended_at = time.time()
-        if self.pbx.dns[current.dn].monitored:
+        if visible:
             await self._after_change("R", current)
 
     async def _after_change(self, kind: str, p: Participant) -> None:
         self.changes += 1
+        self.last_visible = time.monotonic()
         entity = f"/callcontrol/{p.dn}/participants/{p.id}"
         self.row.changes.append({"time": time.time(), "kind": kind, "entity": entity,
                                  "status": p.status if kind == "U" else "", "callid": p.callid})
         if self.changes in self.drop_after and self.player.drop_sockets is not None:
             await self.player.drop_sockets()
-        await asyncio.sleep(self.gap)
 
     # --- recordings ------------------------------------------------------------------------
     def _track_recording(self, leg: str, p: Participant) -> None:
@@ -228,7 +238,7 @@ class _Run:
         p = segment.participant
         rec_id = self.pbx.new_recording_id()
         ext_name = self.pbx.dns[p.dn].name
-        inbound = self.script.calls.get(self._call_name(p.callid)) != "outbound"
+        inbound = self.script.calls.get(self.parts.call_name(p.callid)) != "outbound"
         stamp = datetime.fromtimestamp(segment.started, timezone.utc).strftime("%Y%m%d%H%M%S")
         if inbound:
             name = f"[{p.party_caller_name}]_{p.party_caller_id}-{p.dn}_{stamp}({rec_id}).wav"
@@ -262,9 +272,6 @@ class _Run:
         if entry and entry.recording_id is None:
             entry.recording_id, entry.recording_url = rec_id, relative
         self.row.recordings.append(rec_id)
-
-    def _call_name(self, callid: int) -> str:
-        return next((name for name, number in self.calls.items() if number == callid), "")
 
 
 def _safe(name: str) -> str:

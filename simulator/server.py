@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Awaitable, Callable
 
@@ -17,17 +17,18 @@ from .auth import Tokens
 from .directory import Directory, Queue, User
 from .odata import error_response
 from .player import Player
-from .state import DEFAULT_DNS, EXTENSION, QUEUE, ROUTEPOINT, Dn, Faults, Listener, Pbx
+from .state import DEFAULT_DNS, EXTENSION, QUEUE, ROUTEPOINT, TRUNK, Dn, Faults, Listener, Pbx
 
 @dataclass
 class SimConfig:
     client_id: str = "crmhooks"
     client_secret: str = "sim-secret"
-    token_ttl: float = 3600.0
+    token_ttl: float = 60.0
     recordings_dir: Path = Path("sim-recordings")
     recording_delay: float = 0.3
     first_call_number: int = 698
     extra_extensions: int = 0  # extensions 2000… for load tests
+    monitor_trunk: bool = False  # the trunk DN is among the API client's monitored DNs
 
 
 @dataclass
@@ -45,7 +46,8 @@ class SimState:
     def __post_init__(self) -> None:
         extra = tuple(Dn(str(2000 + i), EXTENSION, f"Load {2000 + i}") for i in range(self.config.extra_extensions))
         route_point = Dn(self.config.client_id, ROUTEPOINT, "API route point")  # the API client's own DN (§1.1)
-        dns = DEFAULT_DNS + (route_point,) + extra
+        dns = tuple(replace(dn, monitored=True) if self.config.monitor_trunk and dn.type == TRUNK else dn
+                    for dn in DEFAULT_DNS) + (route_point,) + extra
         self.pbx = Pbx(dns, self.config.first_call_number)
         self.tokens = Tokens(self.config.client_id, self.config.client_secret, self.config.token_ttl)
         self.player = Player(self.pbx, self.config.recordings_dir, self.config.recording_delay)

@@ -211,6 +211,10 @@ class Pbx:
         self._participant_ids = itertools.count(1)
         self._recording_ids = itertools.count(1)
         self._legs: dict[int, itertools.count[int]] = {}
+        # The party a monitored trunk's participant shows: the DN it connects the external party to (not the
+        # external party itself, which is the trunk participant's own side; docs/3cx.md).
+        self._trunk_parties: dict[tuple[str, int], Dn] = {}
+        self._trunk_shown = any(dn.type == TRUNK and dn.monitored for dn in dns)
 
     # --- numbering -------------------------------------------------------------------------
     def new_call(self, kind: str, first_leg: int = 1) -> int:
@@ -236,21 +240,57 @@ class Pbx:
 
     def dn_info(self, dn: Dn) -> dict[str, Any]:
         return {"dn": dn.number, "type": dn.type, "devices": [dn.device()],
-                "participants": [p.to_json() for p in self.participants[dn.number].values()]}
+                "participants": [self.shown(p).to_json() for p in self.participants[dn.number].values()]}
+
+    def shown(self, p: Participant) -> Participant:
+        """The participant as Call Control shows it (a trunk participant's party is the DN inside the PBX)."""
+        inside = self._trunk_parties.get((p.dn, p.id))
+        if inside is None:
+            return p
+        return replace(p, party_dn=inside.number, party_dn_type=inside.type, party_caller_id=inside.number,
+                       party_caller_name=inside.name, party_did="")
 
     # --- changes (each one is announced to every WebSocket) ---------------------------------
     def upsert(self, participant: Participant) -> None:
         self.participants.setdefault(participant.dn, {})[participant.id] = replace(participant)
         self.call_changed[participant.callid] = time.time()
+        moved = self._trunk_views(participant.callid)
         self._announce(UPSERT, participant.dn, participant.id)
+        for trunk in moved:
+            if (trunk.dn, trunk.id) != (participant.dn, participant.id):
+                self._announce(UPSERT, trunk.dn, trunk.id)
 
     def remove(self, dn: str, participant_id: int) -> Participant | None:
         gone = self.participants.get(dn, {}).pop(participant_id, None)
         if gone is not None:
             self.call_changed[gone.callid] = time.time()
+            self._trunk_parties.pop((dn, participant_id), None)
             self._announce(REMOVE, dn, participant_id)
+            for trunk in self._trunk_views(gone.callid):
+                self._announce(UPSERT, trunk.dn, trunk.id)
             self._forget_call_if_idle(gone.callid)
         return gone
+
+    def _trunk_views(self, callid: int) -> list[Participant]:
+        """Points each trunk participant of the call at the DN it now connects to; returns those that changed.
+
+        That DN is the extension (else any DN) talking in the call, else the first one the call reached; with
+        nobody left inside, a trunk participant keeps showing the last one."""
+        if not self._trunk_shown:
+            return []
+        legs = sorted(self.live_calls().get(callid, []), key=lambda p: p.legid)
+        inside = [p for p in legs if self.dns[p.dn].type != TRUNK]
+        talking = [p for p in inside if p.status == "Connected"]
+        extensions = [p for p in talking if self.dns[p.dn].type == EXTENSION]
+        if not inside:
+            return []
+        target = (extensions or talking or inside)[0]
+        changed = []
+        for trunk in (p for p in legs if self.dns[p.dn].type == TRUNK):
+            if self._trunk_parties.get((trunk.dn, trunk.id)) != self.dns[target.dn]:
+                self._trunk_parties[(trunk.dn, trunk.id)] = self.dns[target.dn]
+                changed.append(trunk)
+        return changed
 
     def _announce(self, event_type: int, dn: str, participant_id: int) -> None:
         if not self.dns[dn].monitored:

@@ -28,6 +28,15 @@ class Wait:
 
 
 @dataclass(frozen=True)
+class Later:
+    """`step` happens `seconds` from now while the script goes on (3CX removing an extension's other devices
+    a moment after one of them answered)."""
+
+    seconds: float
+    step: Remove
+
+
+@dataclass(frozen=True)
 class SplitRecording:
     """The recorded device reconnected (mobile app): the current wav file is closed and a new one begins."""
 
@@ -41,7 +50,7 @@ class OrderCallback:
     queue: str
 
 
-Step = Union[Upsert, Remove, Wait, SplitRecording, OrderCallback]
+Step = Union[Upsert, Remove, Wait, Later, SplitRecording, OrderCallback]
 
 
 @dataclass(frozen=True)

@@ -77,16 +77,17 @@ def hms(seconds: int) -> str:
 
 
 def check(scenario: str, prefix: str, got: list[list[tuple[str, str]]], outbound: bool = False,
-          timing: bool = True) -> None:
+          timing: bool = True, caller: str = "") -> None:
     """Asserts the received form bodies of one call against EXPECTED[scenario] (exact, durations ±1 s).
 
-    `timing=False` skips durations (a change seen only at a resync is timed when it was seen)."""
+    `timing=False` skips durations (a change seen only at a resync is timed when it was seen); `caller`: the
+    external number when the call was played with another than the default."""
     want = EXPECTED[scenario]
     events = [dict(body).get("event") for body in got]
     assert events == [w[0] for w in want], f"{scenario}: {events}"
+    caller = caller or (CALLEE if outbound else CALLER)
     for body, (event, link, fields) in zip(got, want):
         values = dict(body)
-        caller = CALLEE if outbound else CALLER
         did = "" if outbound else DID
         user = fields["user"]
         if event in ("ringing", "ringingstopped"):

@@ -6,9 +6,11 @@ import pytest
 from tcxhooks.monitor.callgraph import CallGraph, Settings
 from tcxhooks.monitor.facts import Facts, Rule, same_number
 from tcxhooks.monitor.participant import Participant
+from tcxhooks.simulator.scenarios import build
 
 from .expected import EXPECTED, check
 from .replay import load, replay
+from .synth import lines_of
 
 OUTBOUND = {"outbound_answered", "outbound_unanswered"}
 SCENARIOS = sorted(EXPECTED)
@@ -146,3 +148,11 @@ def test_pbx_text_that_cannot_be_encoded_is_replaced() -> None:
     graph.upsert(part, 10.0)
     (ringing,) = graph.drain()
     assert ringing.event.caller_id == "7916\ufffd" and ringing.event.SerializeToString()
+
+
+@pytest.mark.parametrize("makecall", [False, True])
+@pytest.mark.parametrize("scenario", ["outbound_answered", "outbound_unanswered"])
+def test_an_outbound_ringtime_is_the_dialling_time(scenario: str, makecall: bool) -> None:
+    lines = lines_of(build(scenario, {"ring_seconds": 3, "talk_seconds": 4, "makecall": makecall}))
+    _, got = one_call(replay(lines), scenario)
+    assert dict(got[-1])["event"] == "outgoing" and dict(got[-1])["ringtime"] == "3"
