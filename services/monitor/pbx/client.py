@@ -29,6 +29,8 @@ from typing import Any, AsyncIterator
 
 import httpx
 
+from tcxhooks.platform.waiting import sleep_or_stop
+
 from ..config import PbxConfig
 from ..errors import PbxError, PbxHttpError
 from ..metrics import PBX_REQUEST_SECONDS, TOKEN_MINTS
@@ -130,19 +132,13 @@ class PbxClient:
         """Mints each next token `token_margin` before the current one expires, until `stopping` is set."""
         while not stopping.is_set():
             wait = max(0.0, self._refresh_at - time.time()) if self._token is not None else 0.0
-            try:
-                await asyncio.wait_for(stopping.wait(), wait)
+            if await sleep_or_stop(wait, stopping):
                 return
-            except asyncio.TimeoutError:
-                pass
             try:
                 await self.token()
             except PbxError as exc:
                 log.warning("cannot mint the next PBX token ahead of time: %s", exc)
-                try:
-                    await asyncio.wait_for(stopping.wait(), RETRY_MINT)
-                except asyncio.TimeoutError:
-                    pass
+                await sleep_or_stop(RETRY_MINT, stopping)
 
     async def renew(self, stale: str | None) -> str:
         """A new token unless somebody already replaced `stale` (call after a 401)."""
