@@ -46,6 +46,7 @@ class CallGraph:
         self.finished: dict[int, float] = {}  # callid → when it finished (late messages are ignored)
         self.retired: dict[str, float] = {}  # participants a chain let go of (re-created, left at its end)
         self.unsettled: set[int] = set()  # chains whose user legs all left: over once the PBX says so
+        self.unasked: set[int] = set()  # chains that became unsettled since `settling()` was last called
         self.dirty: set[int] = set()  # callids changed since the last drain (to persist)
         self.gone: set[int] = set()  # callids finished since the last drain (to delete)
         self.anomalies: list[tuple[str, str]] = []  # (reason, detail) of what the PBX sent that made no sense
@@ -65,7 +66,7 @@ class CallGraph:
                 if leg.live:
                     self.where[leg.key] = chain.callid
             if chain.end_due and not chain.live():
-                self.unsettled.add(chain.callid)
+                self._unsettle(chain.callid)
 
     def drain(self) -> list[Emitted]:
         out = list(self.out)
@@ -142,7 +143,7 @@ class CallGraph:
             self._user_left(chain, leg, now)
         if not chain.live():
             chain.end_due = chain.end_due or now + self.settings.grace
-            self.unsettled.add(callid)
+            self._unsettle(callid)
             if chain.external_left and not chain.carriers_live():
                 self._over(chain, now)  # the external party's own leg left too (a monitored trunk)
 
@@ -189,7 +190,12 @@ class CallGraph:
     # --- decisions -----------------------------------------------------------------------------
     def settling(self) -> dict[int, list[int]]:
         """Calls whose user legs all left, each with the 3CX call numbers to look up in ActiveCalls."""
+        self.unasked.clear()
         return {callid: self.chains[callid].pbx_calls() for callid in self.unsettled if callid in self.chains}
+
+    def _unsettle(self, callid: int) -> None:
+        self.unsettled.add(callid)
+        self.unasked.add(callid)
 
     def settle(self, now: float, listed: set[int]) -> None:
         """What ActiveCalls lists now: a settling call it no longer lists is over (unless it may yet go on)."""
@@ -321,7 +327,7 @@ class CallGraph:
         if not chain.live() and not leg.carrier:
             chain.end_due = now + self.settings.grace
             chain.last_removed = now
-            self.unsettled.add(callid)
+            self._unsettle(callid)
         return leg
 
     def _add(self, chain: Chain, p: Participant, now: float, moved: Leg | None) -> None:

@@ -65,7 +65,6 @@ class Engine:
         self.reconciler = reconciler
         self._wake = asyncio.Event()
         self._settle_wake = asyncio.Event()
-        self._asked: set[int] = set()  # the settling calls of the last ActiveCalls question
         self._settle_paused_until = 0.0  # monotonic
         self._committed = asyncio.Event()
         self.last_change = 0.0  # unix time of the last Call Control change applied
@@ -122,7 +121,7 @@ class Engine:
             log.log(logging.WARNING if reason in LOUD_ANOMALIES else logging.INFO,
                     "Call Control anomaly: %s (%s)", reason, detail[:300])
         self.graph.anomalies.clear()
-        if not self.graph.unsettled <= self._asked:
+        if self.graph.unasked:
             self._settle_wake.set()  # a call's last leg just left: ask the PBX at once whether it is over
         self._wake.set()
 
@@ -153,7 +152,6 @@ class Engine:
     async def settle(self) -> None:
         """Ends the settling calls the PBX no longer lists (docs/3cx.md: XAPI ActiveCalls)."""
         pending = self.graph.settling()
-        self._asked = set(pending)
         if not pending or self.pbx is None or time.monotonic() < self._settle_paused_until:
             return
         try:

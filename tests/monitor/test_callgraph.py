@@ -156,3 +156,24 @@ def test_an_outbound_ringtime_is_the_dialling_time(scenario: str, makecall: bool
     lines = lines_of(build(scenario, {"ring_seconds": 3, "talk_seconds": 4, "makecall": makecall}))
     _, got = one_call(replay(lines), scenario)
     assert dict(got[-1])["event"] == "outgoing" and dict(got[-1])["ringtime"] == "3"
+
+
+def test_a_route_point_or_trunk_participant_is_never_a_user() -> None:
+    """The external party's own legs on a monitored trunk or route point (docs/3cx.md): no event of theirs,
+    no direction from them; when the last of them leaves after the user, the call is over at once."""
+    graph = CallGraph(Settings(grace=1.0, timezone="UTC"),
+                      Facts(dn_types={"crmhooks": "Wroutepoint", "10000": "Wexternalline", "101": "Wextension"}))
+    carrier = {"callid": 9, "party_dn": "101", "party_dn_type": "Wextension", "party_caller_id": "101"}
+    for pid, dn in ((1, "crmhooks"), (2, "10000")):
+        graph.upsert(Participant.parse({"id": pid, "dn": dn, "status": "Connected", **carrier}), 10.0)
+    assert graph.drain() == [] and graph.chains[9].direction == ""
+    graph.upsert(Participant.parse({"id": 3, "dn": "101", "status": "Dialing", "callid": 9, "party_dn": "10000",
+                                    "party_dn_type": "Wexternalline", "party_caller_id": "79031112233"}), 10.5)
+    assert graph.chains[9].direction == "outgoing"
+    graph.upsert(Participant.parse({"id": 3, "dn": "101", "status": "Connected", "callid": 9, "party_dn": "10000",
+                                    "party_dn_type": "Wexternalline", "party_caller_id": "79031112233"}), 13.5)
+    for dn, pid in (("101", 3), ("crmhooks", 1), ("10000", 2)):
+        graph.remove(dn, pid, 20.0)
+    assert [(e.event_id.split("/")[1], e.event.user, e.event.ring_seconds) for e in graph.drain()] == [
+        ("answered", "101", 0), ("ended", "101", 3)]
+    assert 9 in graph.finished  # over when the external party's leg left, before any grace
