@@ -25,8 +25,9 @@ from tcxhooks.v1 import common_pb2
 
 from .callevents import DIRECTIONS, Emitted
 from .chain import Chain, Leg
+from .consultation import consulting, taken_over
 from .direction import learn
-from .facts import Facts, same_number
+from .facts import Facts
 from .participant import Participant
 from .progress import Progress, Settings, missed_rank
 
@@ -113,7 +114,7 @@ class CallGraph:
         if leg is not None and leg.part == p.to_dict():
             self._anomaly("duplicate", p.key)
             return
-        takeover = self._consulted(chain, leg, p) if leg is not None else None
+        takeover = taken_over(self.chains.values(), chain, leg, p) if leg is not None else None
         if takeover is not None:
             moved = self._take_over(chain, takeover, p, now)
             chain, leg = takeover, None
@@ -246,7 +247,7 @@ class CallGraph:
 
     def _over(self, chain: Chain, now: float) -> None:
         """The PBX has shown the call is over: its legs end now, unless it may still go on elsewhere."""
-        if self._consulting(chain):
+        if consulting(self.chains.values(), chain):
             return
         for leg in sorted(chain.legs.values(), key=lambda item: item.removed_at):
             if leg.end_due and not leg.ended:
@@ -254,42 +255,11 @@ class CallGraph:
         self.dirty.add(chain.callid)
         self._finish(chain, now)
 
-    def _consulting(self, chain: Chain) -> bool:
-        """Whether the user who talked last is in an internal call that still has users: a consultation that may
-        take this call's caller over (attended transfer in which the consultation call survives, docs/3cx.md)."""
-        talker = chain.legs.get(chain.talker)
-        if talker is None:
-            return False
-        return any(other.direction == "internal" and other.live() and any(leg.dn == talker.dn for leg in other.legs.values())
-                   for other in self.chains.values() if other is not chain)
-
     # --- routing -------------------------------------------------------------------------------
     def _moved(self, held_in: int, p: Participant) -> bool:
         """Whether a known participant now shows another call than its chain's (it joined that call)."""
         leg = self.chains[held_in].legs[p.key]
         return int(leg.part["callid"]) != p.callid and self.alias.get(p.callid, p.callid) != held_in
-
-    def _consulted(self, chain: Chain, leg: Leg, p: Participant) -> Chain | None:
-        """The chain whose caller this consultation-call leg now talks to, if it just took the caller over.
-
-        Attended transfer, second model (docs/3cx.md): the consultation call survives and the caller's
-        participant moves into it, so the target's leg stays in the consultation call (same callid) and only
-        its party changes to the caller. The call continues as the caller's chain, as if the target had moved.
-        The chain is the one whose caller it is and whose user made the consultation; should the same user talk
-        to the same number twice at once, the call answered last is taken.
-        """
-        if chain.direction != "internal" or leg.carrier or not p.external or Participant.from_dict(leg.part).external:
-            return None
-        found: list[tuple[bool, float, Chain]] = []
-        for other in self.chains.values():
-            talker = other.legs.get(other.talker)
-            if other is chain or other.direction == "internal" or talker is None or talker.ended:
-                continue
-            same_caller = same_number(other.caller_id, p.party_caller_id) or other.caller_id == p.party_caller_id
-            referred = p.referred_by_dn == talker.dn
-            if same_caller and (referred or any(o.dn == talker.dn for o in chain.legs.values())):
-                found.append((referred, talker.answered_at, other))
-        return max(found, key=lambda item: item[:2])[2] if found else None
 
     def _take_over(self, consultation: Chain, caller: Chain, p: Participant, now: float) -> Leg | None:
         """Moves the target's leg (and any carrier leg) from the consultation into the caller's chain."""
