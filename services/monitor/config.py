@@ -43,7 +43,7 @@ class PbxConfig(Section):
     recordings: str = key("xapi", choice("xapi", "folder"), "where recordings come from")
     recordings_dir: str = key("", text, "recordings folder with recordings = folder")
     token_margin: float = key("30", duration, "refresh the token this long before it expires")
-    ringing_grace: float = key("1.5", duration, "wait before deciding a call ended (queue waves, transfers)")
+    ringing_grace: float = key("1.5", duration, "how long a call whose legs left may still go on (transfers, queue waves)")
     lease_ttl: float = key("5", duration, "monitor leadership lease (standby takes over after it)")
     reconcile: bool = key("true", boolean, "check every ended call against the PBX call log (needs System Owner)")
     reconcile_delay: float = key("5", duration, "wait after a call ends before reading its call-log rows")
