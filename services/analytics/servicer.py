@@ -9,6 +9,7 @@ from tcxhooks.v1 import analytics_service_pb2 as pb
 from tcxhooks.v1 import analytics_service_pb2_grpc
 
 from .config import AnalyticsConfig
+from .errors import Disabled, InvalidRequest, NotFound
 from .jobstore import DONE, FAILED, QUEUED, RUNNING, AudioRef, JobStore
 
 STATES = {QUEUED: pb.JOB_STATE_QUEUED, RUNNING: pb.JOB_STATE_RUNNING, DONE: pb.JOB_STATE_DONE,
@@ -24,10 +25,10 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
 
     async def Submit(self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext) -> pb.SubmitResponse:
         if not self.config.enabled:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "analytics disabled ([analytics] enabled = false)")
+            raise Disabled("analytics disabled ([analytics] enabled = false)")
         problem = _invalid(request)
         if problem:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+            raise InvalidRequest(problem)
         audio = [AudioRef(a.file, max(0.0, a.duration_seconds), max(0, a.channels)) for a in request.audio]
         created = await self.jobs.submit(request.call_id, request.chain or request.call_id.split("-")[0], audio,
                                          self.backend_name)
@@ -38,9 +39,7 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
     async def GetJob(self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext) -> pb.GetJobResponse:
         job = await self.jobs.get(request.call_id)
         if job is None:
-            context.set_code(grpc.StatusCode.NOT_FOUND)
-            context.set_details(f"no analytics job for call {request.call_id!r}")
-            return pb.GetJobResponse()
+            raise NotFound(f"no analytics job for call {request.call_id!r}")
         state = RUNNING if job.running else job.state
         reply = pb.GetJobResponse(call_id=job.call_id, state=STATES.get(state, pb.JOB_STATE_UNSPECIFIED),
                                   attempts=job.attempts, error=job.error)

@@ -1,24 +1,34 @@
-"""Errors of the dispatcher; the servicer maps them to gRPC status codes in one place.
+"""Errors of the dispatcher, each with the gRPC status its RPCs answer with (platform/errors.py).
 
-    DispatcherError
-     ├── InvalidEvent        a published event cannot be rendered (INVALID_ARGUMENT, never stored)
-     ├── InvalidRequest      a bad admin request (INVALID_ARGUMENT)
-     └── UnknownEndpoint     no endpoint of that name is configured (NOT_FOUND)
+    DispatcherError                       INTERNAL
+     ├── InvalidEvent                     INVALID_ARGUMENT  a published event cannot be rendered (never stored)
+     ├── InvalidRequest                   INVALID_ARGUMENT  a bad admin request
+     └── UnknownEndpoint                  NOT_FOUND         no endpoint of that name is configured
 """
 from __future__ import annotations
 
+import grpc
 
-class DispatcherError(Exception):
+from tcxhooks.platform.errors import ServiceError
+
+
+class DispatcherError(ServiceError):
     """Base class of the dispatcher's own errors."""
 
 
 class InvalidEvent(DispatcherError):
     """The event misses a field or has a value the webhook contract cannot carry."""
 
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
 
 class InvalidRequest(DispatcherError):
     """An admin request with a bad argument."""
 
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
 
 class UnknownEndpoint(DispatcherError):
     """No `[webhook]` / `[webhook:NAME]` endpoint has this name."""
+
+    code = grpc.StatusCode.NOT_FOUND

@@ -1,14 +1,15 @@
 """DispatcherService: translates between the gRPC messages and the outbox, endpoints and worker.
 
-Errors map to status codes here only: InvalidEvent / InvalidRequest → INVALID_ARGUMENT (nothing
-stored), UnknownEndpoint → NOT_FOUND, a store failure → UNAVAILABLE (the producer retries).
+Its errors carry their status codes (errors.py): a refused event or request is INVALID_ARGUMENT
+(nothing stored), an unknown endpoint NOT_FOUND; a store out of reach is UNAVAILABLE (the producer
+retries) and anything unexpected INTERNAL (platform/errors.py).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from typing import Any, AsyncIterator
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -17,7 +18,7 @@ from tcxhooks.v1 import dispatcher_service_pb2 as pb
 from tcxhooks.v1 import dispatcher_service_pb2_grpc, events_pb2
 
 from .endpoints import Endpoint, Endpoints
-from .errors import InvalidEvent, InvalidRequest, UnknownEndpoint
+from .errors import InvalidEvent, InvalidRequest
 from .intake import Intake
 from .metrics import PUBLISHED
 from .ledger import Ledger
@@ -27,7 +28,6 @@ from .ping import ping
 from .worker import Worker
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 MAX_LIST = 10_000
 MAX_BATCH = 1000
 STREAM_WINDOW = 1024
@@ -70,18 +70,6 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
         self.intake = intake
         self.worker = worker
 
-    async def _call(self, context: grpc.aio.ServicerContext, work: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await work()
-        except (InvalidEvent, InvalidRequest) as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except UnknownEndpoint as exc:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-        except Exception as exc:
-            log.exception("dispatcher request failed")
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"dispatcher store unavailable: {type(exc).__name__}")
-        raise AssertionError("unreachable")
-
     def _prepare(self, event: events_pb2.Event) -> NewEvent:
         try:
             validate(event)
@@ -95,11 +83,8 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
         return NewEvent(event, form_name, json_type, call_id_of(event), attributes(event))
 
     async def Publish(self, request: pb.PublishRequest, context: grpc.aio.ServicerContext) -> pb.PublishResponse:
-        async def work() -> pb.PublishResponse:
-            result = await self.intake.submit(self._prepare(request.event))
-            return _response(result)
-
-        return await self._call(context, work)
+        result = await self.intake.submit(self._prepare(request.event))
+        return _response(result)
 
     async def PublishStream(self, requests: AsyncIterator[pb.PublishRequest],
                             context: grpc.aio.ServicerContext) -> None:
@@ -114,67 +99,55 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
             finally:
                 await queue.put(None)
 
-        async def work() -> None:
-            reader = asyncio.ensure_future(read())
-            try:
-                while (pending := await queue.get()) is not None:
-                    result = await pending
-                    await context.write(_response(result))
-                await reader
-            finally:
-                reader.cancel()
-
-        await self._call(context, work)
+        reader = asyncio.ensure_future(read())
+        try:
+            while (pending := await queue.get()) is not None:
+                result = await pending
+                await context.write(_response(result))
+            await reader
+        finally:
+            reader.cancel()
 
     async def PublishBatch(self, request: pb.PublishBatchRequest,
                            context: grpc.aio.ServicerContext) -> pb.PublishBatchResponse:
-        async def work() -> pb.PublishBatchResponse:
-            if len(request.events) > MAX_BATCH:
-                raise InvalidRequest(f"{len(request.events)} events in one batch; at most {MAX_BATCH}")
-            submitted: list[asyncio.Future[Published] | str] = []
-            for event in request.events:
-                try:
-                    submitted.append(self.intake.submit(self._prepare(event)))
-                except InvalidEvent as exc:
-                    submitted.append(str(exc))
-            outcomes = []
-            for item in submitted:
-                if isinstance(item, str):
-                    outcomes.append(pb.PublishOutcome(refused=item))
-                    continue
-                result = await item
-                outcomes.append(pb.PublishOutcome(stored=_response(result)))
-            return pb.PublishBatchResponse(outcomes=outcomes)
-
-        return await self._call(context, work)
+        if len(request.events) > MAX_BATCH:
+            raise InvalidRequest(f"{len(request.events)} events in one batch; at most {MAX_BATCH}")
+        submitted: list[asyncio.Future[Published] | str] = []
+        for event in request.events:
+            try:
+                submitted.append(self.intake.submit(self._prepare(event)))
+            except InvalidEvent as exc:
+                submitted.append(str(exc))
+        outcomes = []
+        for item in submitted:
+            if isinstance(item, str):
+                outcomes.append(pb.PublishOutcome(refused=item))
+                continue
+            result = await item
+            outcomes.append(pb.PublishOutcome(stored=_response(result)))
+        return pb.PublishBatchResponse(outcomes=outcomes)
 
     async def ListDeliveries(self, request: pb.ListDeliveriesRequest,
                              context: grpc.aio.ServicerContext) -> pb.ListDeliveriesResponse:
-        async def work() -> pb.ListDeliveriesResponse:
-            if request.limit < 0:
-                raise InvalidRequest("limit must not be negative")
-            if request.status not in pb.DeliveryStatus.values():
-                raise InvalidRequest(f"unknown status {request.status}")
-            if request.endpoint:
-                self.endpoints.get(request.endpoint)
-            rows = await self.ledger.list_deliveries(request.status, request.call_id, request.endpoint,
-                                                     min(request.limit or 100, MAX_LIST), request.with_attempts)
-            return pb.ListDeliveriesResponse(deliveries=[_delivery(r) for r in rows])
-
-        return await self._call(context, work)
+        if request.limit < 0:
+            raise InvalidRequest("limit must not be negative")
+        if request.status not in pb.DeliveryStatus.values():
+            raise InvalidRequest(f"unknown status {request.status}")
+        if request.endpoint:
+            self.endpoints.get(request.endpoint)
+        rows = await self.ledger.list_deliveries(request.status, request.call_id, request.endpoint,
+                                                 min(request.limit or 100, MAX_LIST), request.with_attempts)
+        return pb.ListDeliveriesResponse(deliveries=[_delivery(r) for r in rows])
 
     async def Redeliver(self, request: pb.RedeliverRequest, context: grpc.aio.ServicerContext) -> pb.RedeliverResponse:
-        async def work() -> pb.RedeliverResponse:
-            ids = [_delivery_id(text) for text in request.delivery_ids]
-            since = request.since_time.ToNanoseconds() / 1e9 if request.HasField("since_time") else None
-            if not ids and since is None and not request.dead:
-                raise InvalidRequest("name delivery ids, a since_time or dead")
-            count = await self.ledger.redeliver(ids, since, request.dead)
-            log.info("redelivery of %d deliveries requested", count)
-            self.worker.wake()
-            return pb.RedeliverResponse(count=count)
-
-        return await self._call(context, work)
+        ids = [_delivery_id(text) for text in request.delivery_ids]
+        since = request.since_time.ToNanoseconds() / 1e9 if request.HasField("since_time") else None
+        if not ids and since is None and not request.dead:
+            raise InvalidRequest("name delivery ids, a since_time or dead")
+        count = await self.ledger.redeliver(ids, since, request.dead)
+        log.info("redelivery of %d deliveries requested", count)
+        self.worker.wake()
+        return pb.RedeliverResponse(count=count)
 
     def _endpoint(self, endpoint: Endpoint, stats: dict[str, tuple[int, float]]) -> pb.Endpoint:
         pending, oldest = stats.get(endpoint.name, (0, 0.0))
@@ -185,32 +158,23 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
 
     async def ListEndpoints(self, request: pb.ListEndpointsRequest,
                             context: grpc.aio.ServicerContext) -> pb.ListEndpointsResponse:
-        async def work() -> pb.ListEndpointsResponse:
-            await self.endpoints.load()
-            stats = await self.ledger.pending_stats()
-            return pb.ListEndpointsResponse(endpoints=[self._endpoint(e, stats) for e in self.endpoints])
-
-        return await self._call(context, work)
+        await self.endpoints.load()
+        stats = await self.ledger.pending_stats()
+        return pb.ListEndpointsResponse(endpoints=[self._endpoint(e, stats) for e in self.endpoints])
 
     async def SetEndpointState(self, request: pb.SetEndpointStateRequest,
                                context: grpc.aio.ServicerContext) -> pb.SetEndpointStateResponse:
-        async def work() -> pb.SetEndpointStateResponse:
-            if not request.name:
-                raise InvalidRequest("name the endpoint")
-            endpoint = await self.endpoints.set_state(request.name, request.enabled)
-            self.worker.wake()
-            stats = await self.ledger.pending_stats()
-            return pb.SetEndpointStateResponse(endpoint=self._endpoint(endpoint, stats))
-
-        return await self._call(context, work)
+        if not request.name:
+            raise InvalidRequest("name the endpoint")
+        endpoint = await self.endpoints.set_state(request.name, request.enabled)
+        self.worker.wake()
+        stats = await self.ledger.pending_stats()
+        return pb.SetEndpointStateResponse(endpoint=self._endpoint(endpoint, stats))
 
     async def PingEndpoint(self, request: pb.PingEndpointRequest,
                            context: grpc.aio.ServicerContext) -> pb.PingEndpointResponse:
-        async def work() -> pb.PingEndpointResponse:
-            chosen = [self.endpoints.get(request.name)] if request.name else list(self.endpoints)
-            return pb.PingEndpointResponse(results=[await ping(endpoint) for endpoint in chosen])
-
-        return await self._call(context, work)
+        chosen = [self.endpoints.get(request.name)] if request.name else list(self.endpoints)
+        return pb.PingEndpointResponse(results=[await ping(endpoint) for endpoint in chosen])
 
 
 def register(servicer: DispatcherServicer, server: Any) -> None:

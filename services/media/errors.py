@@ -1,9 +1,36 @@
-"""Errors of the media service: permanent (bad audio) vs transient (retry the job later)."""
+"""Errors of the media service: a job's permanent failures (bad audio) and transient ones (retried
+later), and what its RPCs answer with (the gRPC status of each class, platform/errors.py).
+
+    MediaError                            INTERNAL
+     ├── InvalidRequest                   INVALID_ARGUMENT  a request naming no valid call id, DN or file
+     ├── NotFound                         NOT_FOUND         no such recording job or stored file
+     ├── BadAudio                                           a recording that cannot become an mp3 (skipped)
+     │    └── UnsupportedFormat                             a wav codec PBXs do not record in
+     ├── LegError                                           the leg cannot be looked up (the job fails)
+     └── TransientError                   UNAVAILABLE       a peer or the storage failed (retried with backoff)
+          ├── ShortAudio                                    the wav ends before its header says
+          ├── IncompleteMp3                                 ffmpeg's mp3 is shorter than its input
+          ├── SourceUnavailable                             the monitor or the recordings folder cannot be read
+          └── StorageError                                  the object storage refused or failed
+               └── ObjectMissing          NOT_FOUND         the object is no longer stored
+"""
 from __future__ import annotations
 
+import grpc
 
-class MediaError(Exception):
+from tcxhooks.platform.errors import ServiceError
+
+
+class MediaError(ServiceError):
     """Base of every media error; str() is a clear one-line reason."""
+
+
+class InvalidRequest(MediaError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFound(MediaError):
+    code = grpc.StatusCode.NOT_FOUND
 
 
 class BadAudio(MediaError):
@@ -26,6 +53,8 @@ class LegError(MediaError):
 class TransientError(MediaError):
     """A peer or the storage failed; the job is retried later with backoff."""
 
+    code = grpc.StatusCode.UNAVAILABLE
+
 
 class ShortAudio(TransientError):
     """The wav ended before the audio size its header declares: still being copied, or cut.
@@ -46,3 +75,5 @@ class StorageError(TransientError):
 
 class ObjectMissing(StorageError):
     """The object is not in the storage (purged, or removed behind media's back)."""
+
+    code = grpc.StatusCode.NOT_FOUND

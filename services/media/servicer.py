@@ -12,7 +12,7 @@ from tcxhooks.v1 import events_pb2, media_service_pb2, media_service_pb2_grpc
 
 from . import metrics
 from .config import RecordingsConfig
-from .errors import ObjectMissing, StorageError
+from .errors import InvalidRequest, NotFound, ObjectMissing, StorageError
 from .jobstore import DONE, FAILED, NO_RECORDING, PENDING, PURGED, STORED, JobStore
 from .links import Links
 from .retention import Retention
@@ -53,7 +53,7 @@ class MediaServicer(media_service_pb2_grpc.MediaServiceServicer):  # type: ignor
         if problem:
             log.warning("RecordingsDue rejected: %s", problem)
             metrics.ERRORS.labels("bad_request").inc()
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+            raise InvalidRequest(problem)
         if not self.config.enabled:
             log.debug("recordings disabled; %s ignored", call_id)
             return media_service_pb2.RecordingsDueResponse(duplicate=False)
@@ -67,8 +67,7 @@ class MediaServicer(media_service_pb2_grpc.MediaServiceServicer):  # type: ignor
                            context: grpc.aio.ServicerContext) -> media_service_pb2.GetRecordingResponse:
         job = await self.jobs.get(request.call_id)
         if job is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no recording job for {request.call_id[:80]!r}")
-        assert job is not None
+            raise NotFound(f"no recording job for {request.call_id[:80]!r}")
         reply = media_service_pb2.GetRecordingResponse(call_id=job.call_id, state=_STATES[job.state], error=job.error)
         if job.expire_at:
             reply.expire_time.CopyFrom(Timestamp(seconds=int(job.expire_at)))
@@ -84,7 +83,7 @@ class MediaServicer(media_service_pb2_grpc.MediaServiceServicer):  # type: ignor
         try:
             purged = await self.retention.purge(now)
         except StorageError as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"purge incomplete: {exc}")
+            raise StorageError(f"purge incomplete: {exc}") from exc
         return media_service_pb2.PurgeResponse(purged=purged)
 
     async def FetchAudio(self, request: media_service_pb2.FetchAudioRequest,
@@ -93,14 +92,13 @@ class MediaServicer(media_service_pb2_grpc.MediaServiceServicer):  # type: ignor
         missing = f"no stored file {request.file} for {request.call_id[:80]!r}"
         found = await self.jobs.file(request.call_id, request.file)
         if found is None or found[0] == PURGED:
-            await context.abort(grpc.StatusCode.NOT_FOUND, missing)
-        assert found is not None
+            raise NotFound(missing)
         try:
             async for chunk in self.storage.read(found[1].object_key):
                 yield media_service_pb2.FetchAudioResponse(chunk=chunk)
-        except ObjectMissing:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"{missing} (no longer stored)")
+        except ObjectMissing as exc:
+            raise ObjectMissing(f"{missing} (no longer stored)") from exc
         except StorageError as exc:
             log.error("cannot read %s: %s", found[1].object_key, exc, extra={"call_id": request.call_id})
             metrics.ERRORS.labels("storage").inc()
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"storage unavailable: {exc}")
+            raise StorageError(f"storage unavailable: {exc}") from exc

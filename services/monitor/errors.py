@@ -1,13 +1,43 @@
-"""What can go wrong talking to the PBX; messages name the request that failed, never a secret.
+"""Errors of the monitor, each with the gRPC status its RPCs answer with (platform/errors.py);
+messages name the request that failed, never a secret.
 
-    PbxError                 the PBX could not be reached or answered something unusable
-     └── PbxHttpError        the PBX answered with an HTTP error status (`status`, `message`)
+    MonitorError                          INTERNAL
+     ├── InvalidRequest                   INVALID_ARGUMENT     a request missing a field or with a bad value
+     ├── NotFound                         NOT_FOUND            no such live call, recording or DN
+     ├── NotReady                         UNAVAILABLE          asked for what the monitor has not read yet
+     └── PbxError                         UNAVAILABLE          the PBX could not be reached or answered unusably
+          ├── PbxHttpError                UNAVAILABLE          the PBX answered an HTTP error (`status`, `message`)
+          └── CallNotPlaced               FAILED_PRECONDITION  the PBX refused to place a call, and says why
 """
 from __future__ import annotations
 
+import grpc
 
-class PbxError(Exception):
+from tcxhooks.platform.errors import ServiceError
+
+
+class MonitorError(ServiceError):
+    """Base class of the monitor's own errors."""
+
+
+class InvalidRequest(MonitorError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFound(MonitorError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class NotReady(MonitorError):
+    """What was asked is not known yet (e.g. the directory before the first poll); ask again later."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class PbxError(MonitorError):
     """The PBX could not be reached or its answer could not be used."""
+
+    code = grpc.StatusCode.UNAVAILABLE
 
 
 class PbxHttpError(PbxError):
@@ -17,3 +47,9 @@ class PbxHttpError(PbxError):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+class CallNotPlaced(PbxError):
+    """The PBX refused the call (finalstatus Failed / Rejected, or an error answer); says why."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION

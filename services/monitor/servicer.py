@@ -13,10 +13,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from tcxhooks.v1 import monitor_service_pb2, monitor_service_pb2_grpc
 
 from .callgraph import DIRECTIONS, CallGraph, Chain
-from .errors import PbxError, PbxHttpError
+from .errors import InvalidRequest, NotFound, NotReady, PbxError, PbxHttpError
 from .pbx import xapi
 from .pbx.callcontrol import CallControl
-from .pbx.makecall import CallNotPlaced, make_call
+from .pbx.makecall import make_call
 from .pbx.client import PbxClient
 
 log = logging.getLogger(__name__)
@@ -56,22 +56,22 @@ class MonitorServicer(monitor_service_pb2_grpc.MonitorServiceServicer):
         for chain in self.graph.chains.values():
             if chain.name == wanted:
                 return monitor_service_pb2.GetCallResponse(call=call_message(chain))
-        await context.abort(grpc.StatusCode.NOT_FOUND, f"no live call {request.chain!r}")
+        raise NotFound(f"no live call {request.chain!r}")
 
     async def ListExtensions(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         if self.extensions is None:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "the directory has not been read yet")
-        return monitor_service_pb2.ListExtensionsResponse(extensions=self.extensions())  # type: ignore[misc]
+            raise NotReady("the directory has not been read yet")
+        return monitor_service_pb2.ListExtensionsResponse(extensions=self.extensions())
 
     async def ListRecordings(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         leg = request.leg
         if not leg.dn or not leg.start_unix_ms:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "leg.dn and leg.start_unix_ms are required")
+            raise InvalidRequest("leg.dn and leg.start_unix_ms are required")
         end = (leg.end_unix_ms or int(time.time() * 1000)) / 1000
         try:
             rows = await xapi.recordings(self.pbx, leg.dn, leg.start_unix_ms / 1000, end)
         except PbxError as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot list recordings: {exc}")
+            raise PbxError(f"cannot list recordings: {exc}") from exc
         ids = set(leg.participant_ids)
 
         def belongs(row: dict[str, Any]) -> bool:
@@ -99,26 +99,19 @@ class MonitorServicer(monitor_service_pb2_grpc.MonitorServiceServicer):
                 yield monitor_service_pb2.FetchRecordingResponse(chunk=chunk)
         except PbxHttpError as exc:
             if exc.status == 404 or "FILE_NOT_FOUND" in exc.message:
-                await context.abort(grpc.StatusCode.NOT_FOUND, f"recording {request.recording_id} not found")
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        except PbxError as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+                raise NotFound(f"recording {request.recording_id} not found") from exc
+            raise
 
     async def MakeCall(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         extension, destination = request.extension.strip(), request.destination.strip()
         if not extension or not destination.lstrip("+").isdigit():
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                "extension and destination (digits, optionally a leading +) are required")
+            raise InvalidRequest("extension and destination (digits, optionally a leading +) are required")
         try:
             placed = await make_call(self.pbx, extension, destination)
         except PbxHttpError as exc:
             if exc.status == 404:
-                await context.abort(grpc.StatusCode.NOT_FOUND, f"no DN {extension!r} in Call Control")
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        except CallNotPlaced as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-        except PbxError as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+                raise NotFound(f"no DN {extension!r} in Call Control") from exc
+            raise
         log.info("makecall from %s placed as PBX call %d", extension, placed.callid)
         return monitor_service_pb2.MakeCallResponse(chain=await self._chain_of(placed.callid),
                                                     pbx_call_number=placed.callid,

@@ -14,12 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from ..errors import PbxError, PbxHttpError
+from ..errors import CallNotPlaced, PbxError, PbxHttpError
 from .client import PbxClient
-
-
-class CallNotPlaced(PbxError):
-    """The PBX refused the call (finalstatus Failed / Rejected, or an error answer); says why."""
 
 
 @dataclass(frozen=True)

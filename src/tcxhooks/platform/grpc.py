@@ -1,4 +1,4 @@
-"""gRPC plumbing: the server factory (auth + metrics interceptors), client channels, error mapping.
+"""gRPC plumbing: the server factory (auth, metrics and error interceptors; errors.py), client channels.
 
     server, port = create_server(settings.services, "127.0.0.1:50052")   # interceptors installed
     channel = open_channel(settings.services, "dispatcher")
@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Callable
 import grpc
 
 from .settings import ServicesConfig
+from .errors import ErrorInterceptor
 from .metrics import GRPC_CLIENT_HANDLED, ServerMetricsInterceptor
 
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
@@ -88,7 +89,7 @@ def _server_credentials(s: ServicesConfig) -> grpc.ServerCredentials | None:
 
 def create_server(services: ServicesConfig, address: str) -> tuple[grpc.aio.Server, int]:
     """A grpc.aio server bound to `address` with the shared interceptors; returns it and its port."""
-    interceptors: list[grpc.aio.ServerInterceptor] = [ServerMetricsInterceptor()]
+    interceptors: list[grpc.aio.ServerInterceptor] = [ServerMetricsInterceptor(), ErrorInterceptor()]
     if services.token:
         interceptors.insert(0, TokenAuthInterceptor(services.token))
     server = grpc.aio.server(interceptors=interceptors, options=_SERVER_OPTIONS)
