@@ -5,10 +5,12 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 from tcxhooks.platform.config import URL_PASSWORD, Missing, Section, Settings, key
 from tcxhooks.platform.values import choice, comma_list, duration, http_url, optional, parse_duration, text, whole
+
+from .payloads import EVENT_NAMES
 
 _SECRET_FORM = "whsec_ followed by base64 (several separated by spaces while rotating)"
 
@@ -28,7 +30,25 @@ def _webhook_secret(value: str) -> tuple[str, ...]:
 
 
 def _events_filter(value: str) -> tuple[str, ...]:
-    return comma_list(value) or ("*",)
+    """`*`, or names and types from EVENT_NAMES (a typo would silently starve the endpoint)."""
+    events = comma_list(value) or ("*",)
+    unknown = [name for name in events if name != "*" and name not in EVENT_NAMES]
+    if unknown:
+        raise ValueError(f"* or event names and types; {', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} "
+                         f"none of: {', '.join(EVENT_NAMES)}")
+    return events
+
+
+def _numbers(what: str, pattern: str, example: str) -> Callable[[str], tuple[str, ...]]:
+    """A comma list of PBX numbers, each matching `pattern` (filters compare them as written)."""
+    def parse(value: str) -> tuple[str, ...]:
+        numbers = comma_list(value)
+        bad = [number for number in numbers if not re.fullmatch(pattern, number)]
+        if bad:
+            raise ValueError(f"{what}, e.g. {example}; {', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not")
+        return numbers
+
+    return parse
 
 
 def _retry_schedule(value: str) -> tuple[float, ...]:
@@ -48,9 +68,11 @@ class WebhookConfig(Section):
     format: str = key("form", choice("form", "json"), "form (seed-compatible) or json")
     secret: tuple[str, ...] = key("", _webhook_secret, "whsec_ secrets", secret=True)
     events: tuple[str, ...] = key("*", _events_filter, "event names or types to send")
-    dids: tuple[str, ...] = key("", comma_list, "only these DIDs")
-    queues: tuple[str, ...] = key("", comma_list, "only these queues")
-    users: tuple[str, ...] = key("", comma_list, "only these extensions")
+    dids: tuple[str, ...] = key("", _numbers("DID numbers in digits (a leading + allowed)", r"\+?\d{1,20}",
+                                             "74951234567"), "only these DIDs")
+    queues: tuple[str, ...] = key("", _numbers("queue numbers (digits)", r"\d{1,20}", "800"), "only these queues")
+    users: tuple[str, ...] = key("", _numbers("extension numbers (digits)", r"\d{1,20}", "101"),
+                                 "only these extensions")
     timeout: float = key("15", duration, "total request timeout")
     connect_timeout: float = key("5", duration, "connect timeout")
     ca_file: str = key("", text, "extra CA bundle for a private CRM")

@@ -46,6 +46,14 @@ _STATUS = {
     events_pb2.STATUS_EVENT_TYPE_AGENT_REMOVED: ("agentremoved", "queue.agent_removed", ("user", "queue")),
 }
 
+# Every form name and JSON type an event can have: what `[webhook] events` may list (docs/webhooks.md).
+EVENT_NAMES = (
+    "ringing", "ringingstopped", "hangupincoming", "hangupoutgoing", "incoming", "outgoing",
+    *(form for form, _, _ in _STATUS.values()), "recording", "analytics", "analyticsfailed", "ping",
+    *_CALL_TYPES.values(), *(json_type for _, json_type, _ in _STATUS.values()),
+    "recording.ready", "analytics.ready", "analytics.failed", "webhook.ping",
+)
+
 Fields = list[tuple[str, Any]]
 
 

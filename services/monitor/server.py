@@ -77,7 +77,7 @@ async def build(app: App[MonitorSettings]) -> None:
         else None
     callcontrol = CallControl(pbx, engine, on_link=recoverer.link if recoverer is not None else None,
                               on_gap=recoverer.gap if recoverer is not None else None)
-    servicer = MonitorServicer(graph, pbx, callcontrol, poller.extensions,
+    servicer = MonitorServicer(graph, pbx, callcontrol, poller.extensions, poller.queues,
                                reads_call_log=config.pbx.reads_call_log)
     monitor_service_pb2_grpc.add_MonitorServiceServicer_to_server(servicer, app.server)
 

@@ -40,11 +40,13 @@ def call_message(chain: Chain) -> monitor_service_pb2.Call:
 class MonitorServicer(monitor_service_pb2_grpc.MonitorServiceServicer):
     def __init__(self, graph: CallGraph, pbx: PbxClient, callcontrol: CallControl,
                  extensions: Callable[[], list[monitor_service_pb2.Extension]] | None = None,
+                 queues: Callable[[], list[monitor_service_pb2.Queue]] | None = None,
                  reads_call_log: bool = False) -> None:
         self.graph = graph
         self.pbx = pbx
         self.callcontrol = callcontrol
         self.extensions = extensions
+        self.queues = queues
         self.reads_call_log = reads_call_log  # the post-call check or outage recovery is on
 
     async def ListCalls(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -62,6 +64,11 @@ class MonitorServicer(monitor_service_pb2_grpc.MonitorServiceServicer):
         if self.extensions is None:
             raise NotReady("the directory has not been read yet")
         return monitor_service_pb2.ListExtensionsResponse(extensions=self.extensions())
+
+    async def ListQueues(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if self.queues is None:
+            raise NotReady("the directory has not been read yet")
+        return monitor_service_pb2.ListQueuesResponse(queues=self.queues())
 
     async def ListRecordings(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         leg = request.leg

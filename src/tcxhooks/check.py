@@ -29,6 +29,9 @@ from .platform.store import open_store
 from .product import Product, load_product
 
 
+DIRECTORY_WAIT = 15  # seconds to wait for a running monitor's first directory poll
+
+
 @dataclass
 class Verdict:
     item: str
@@ -128,6 +131,64 @@ async def check_pbx(config: Product) -> list[Verdict]:
                 await probe("calllog", lambda: xapi.call_log_readable(pbx))
     finally:
         await pbx.aclose()
+    return verdicts
+
+
+async def _directory(config: Product) -> tuple[set[str], set[str], str]:
+    """(extension numbers, queue numbers, where they came from) of the PBX directory."""
+    from tcxhooks.v1 import monitor_service_pb2, monitor_service_pb2_grpc
+
+    channel = await _running(config, "monitor")
+    if channel is not None:
+        stub = monitor_service_pb2_grpc.MonitorServiceStub(channel)
+        try:
+            for attempt in range(DIRECTORY_WAIT * 2):  # a monitor that just started polls the directory first
+                try:
+                    queues = await stub.ListQueues(monitor_service_pb2.ListQueuesRequest(), timeout=10)
+                    break
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == DIRECTORY_WAIT * 2 - 1:
+                        raise RuntimeError(f"the running monitor answered {exc.code().name}: {exc.details()}") \
+                            from None
+                    await asyncio.sleep(0.5)
+            extensions = await stub.ListExtensions(monitor_service_pb2.ListExtensionsRequest(), timeout=10)
+        finally:
+            await channel.close()
+        return ({e.number for e in extensions.extensions}, {q.number for q in queues.queues},
+                "as the running monitor polled it")
+    if not config.monitor.pbx.url:
+        raise RuntimeError("[pbx] url is not set")
+    from tcxhooks.monitor.pbx.client import PbxClient
+    from tcxhooks.monitor.status.xapi import Xapi
+
+    pbx = PbxClient(config.monitor.pbx)
+    try:
+        xapi = Xapi(pbx)
+        return {u.number for u in await xapi.users()}, {q.number for q in await xapi.queues()}, "read by check"
+    finally:
+        await pbx.aclose()
+
+
+async def check_directory(config: Product) -> list[Verdict]:
+    """The endpoints' queue and user filters against the PBX directory: a number the PBX does not have
+    would let nothing through."""
+    filtered = [hook for hook in config.dispatcher.webhooks if hook.queues or hook.users]
+    if not filtered:
+        return []
+    try:
+        extensions, queues, how = await _directory(config)
+    except Exception as exc:  # the PBX lines above say why it cannot be read
+        return [Verdict("directory", False, f"cannot read the PBX directory: {exc}",
+                        "fix the pbx items above, then check again")]
+    verdicts = []
+    for hook in filtered:
+        unknown = [f"queue {q}" for q in hook.queues if q not in queues]
+        unknown += [f"extension {u}" for u in hook.users if u not in extensions]
+        known = ", ".join([f"queues {', '.join(hook.queues)}"] * bool(hook.queues) +
+                          [f"extensions {', '.join(hook.users)}"] * bool(hook.users))
+        detail = f"{', '.join(unknown)} not in the PBX directory" if unknown else f"{known} exist"
+        verdicts.append(Verdict(f"filters {hook.name}", not unknown, f"[{hook.title}] {detail} ({how})",
+                                f"set [{hook.title}] queues / users to numbers the 3CX console lists"))
     return verdicts
 
 
@@ -235,7 +296,7 @@ async def run_checks(config: Product) -> list[Verdict]:
     verdicts = [Verdict("config", True, f"{config.path}: {len(config.dispatcher.webhooks)} endpoint(s), "
                                         f"store {config.platform.store.url.split('://')[0]}, "
                                         f"recordings {config.media.recordings.storage}")]
-    for step in (check_store, check_pbx, check_s3, check_link_key, check_endpoints, check_yandex):
+    for step in (check_store, check_pbx, check_directory, check_s3, check_link_key, check_endpoints, check_yandex):
         try:
             verdicts += await step(config)
         except Exception as exc:  # a check that breaks is a failed check, never a crash

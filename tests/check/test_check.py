@@ -83,7 +83,7 @@ def test_running_services_are_asked_over_grpc(tmp_path: Path, sim: str) -> None:
     """With the monitor running, check must not mint a second PBX token: it asks the monitor."""
     with Receiver() as crm:
         config = write_config(tmp_path, pbx={"url": sim, "client_id": "crmhooks", "client_secret": "check-secret"},
-                              webhook={"url": crm.url})
+                              webhook={"url": crm.url, "queues": "800", "users": "101,102"})
         services = read_config(config)["services"]
         with running(["up", "-c", str(config), "--only", "monitor,dispatcher"], tmp_path / "up.log"):
             wait_healthy(services["monitor"], 60)
@@ -94,6 +94,8 @@ def test_running_services_are_asked_over_grpc(tmp_path: Path, sim: str) -> None:
     assert "(sent by the running dispatcher)" in result.stdout
     assert any(line.startswith("pbx calllog") and "asked the running monitor" in line
                for line in result.stdout.splitlines())
+    assert any(line.startswith("filters default") and "ok" in line and "queues 800, extensions 101, 102 exist "
+               "(as the running monitor polled it)" in line for line in result.stdout.splitlines()), result.stdout
 
 
 def test_a_call_log_without_system_owner_rights_is_named(tmp_path: Path, sim: str) -> None:
@@ -141,3 +143,18 @@ def test_yandex_iam_token_file_is_read_and_a_missing_one_named(tmp_path: Path) -
     assert "FAIL" not in line["accepted"] and "credentials accepted" in line["accepted"]
     assert "FAIL" in line["refused"] and "credentials refused (HTTP 401)" in line["refused"]
     assert "check-iam-token" not in accepted.stdout + accepted.stderr
+
+
+def test_queue_and_user_filters_are_checked_against_the_pbx_directory(tmp_path: Path, sim: str) -> None:
+    with Receiver() as crm:
+        config = write_config(tmp_path, pbx={"url": sim, "client_id": "crmhooks", "client_secret": "check-secret"},
+                              webhook={"url": crm.url, "queues": "800"},
+                              **{"webhook:typo": {"url": crm.url, "queues": "800, 899", "users": "101, 199"}})
+        result = check(config)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("filters default") and " ok " in line and "queues 800 exist (read by check)" in line
+               for line in lines), result.stdout
+    typo = next(i for i, line in enumerate(lines) if line.startswith("filters typo"))
+    assert "FAIL" in lines[typo] and "[webhook:typo] queue 899, extension 199 not in the PBX directory" in lines[typo]
+    assert "fix: set [webhook:typo] queues / users" in lines[typo + 1]

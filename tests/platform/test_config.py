@@ -213,3 +213,42 @@ def test_every_view_matches_the_owners_key() -> None:
             assert name in owner_keys, f"{view.__name__} reads [{view.SECTION}] {name}, which its owner lacks"
             assert f.metadata["raw_default"] == owner_keys[name].metadata["raw_default"], (view, name)
             assert f.type == types[name], (view, name)
+
+
+def test_strict_filters_name_the_key_and_what_is_allowed(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("events = call.ended, recording.ready", "events = call.end, recording\n"
+                                        "queues = Sales, 800\nusers = 101, abc\ndids = +74951234567, 7 495"))
+    result = run_up(path)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if str(path) in line]
+    events = next(line for line in lines if "[webhook:backup] events = 'call.end, recording'" in line)
+    assert "call.end is none of: ringing," in events and "call.ended" in events and "recording.ready" in events
+    assert any("[webhook:backup] queues = 'Sales, 800': expected queue numbers (digits), e.g. 800; Sales is not"
+               in line for line in lines)
+    assert any("[webhook:backup] users = '101, abc'" in line and "abc is not" in line for line in lines)
+    assert any("[webhook:backup] dids = '+74951234567, 7 495'" in line and "7 495 is not" in line for line in lines)
+
+
+def test_every_event_the_dispatcher_renders_has_names_a_filter_accepts() -> None:
+    from tcxhooks.dispatcher.payloads import EVENT_NAMES, event_names
+    from tcxhooks.v1 import common_pb2, events_pb2
+
+    events = [events_pb2.Event(call=events_pb2.CallEvent(type=kind, direction=direction))
+              for kind in events_pb2.CallEventType.values() if kind
+              for direction in (common_pb2.DIRECTION_INCOMING, common_pb2.DIRECTION_OUTGOING)]
+    events += [events_pb2.Event(status=events_pb2.StatusEvent(type=kind))
+               for kind in events_pb2.StatusEventType.values() if kind]
+    payloads = [f.name for f in events_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"].fields
+                if f.name not in ("call", "status")]
+    for name in payloads:
+        event = events_pb2.Event()
+        getattr(event, name).SetInParent()
+        events.append(event)
+    for event in events:
+        assert set(event_names(event)) <= set(EVENT_NAMES), event
+
+
+def test_unknown_keys_are_warned_about_under_the_section_as_written(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    load_product(str(write(tmp_path, GOOD + "\n[webhook:sales]\nurl = http://10.0.0.6/\nqueue = 800\n")), env={})
+    assert "[webhook:sales] unknown key 'queue' ignored (typo?)" in caplog.text

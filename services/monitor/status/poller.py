@@ -25,6 +25,7 @@ from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import events_pb2, monitor_service_pb2
 
 from ..config import PbxConfig
+from ..errors import NotReady
 from . import metrics
 from .diff import NAMES, diff
 from .store import StatusStore, StatusStoreError
@@ -89,6 +90,14 @@ class StatusPoller:
         return [monitor_service_pb2.Extension(number=e.number, name=e.name, email=e.email, profile=e.profile,
                                               queue_logged_in=e.queue_login, queues=queues.get(e.number, []))
                 for e in sorted(view.extensions.values(), key=lambda e: (len(e.number), e.number))]
+
+    def queues(self) -> list[monitor_service_pb2.Queue]:
+        """The queues as last polled; NotReady before the first poll (an empty list would mean no queues)."""
+        view = self._view
+        if view is None:
+            raise NotReady("the directory has not been read yet")
+        return [monitor_service_pb2.Queue(number=q.number, name=q.name, agents=q.agents)
+                for q in sorted(view.queues.values(), key=lambda q: (len(q.number), q.number))]
 
     # --- one round -------------------------------------------------------------------------
     async def poll(self) -> list[events_pb2.Event]:
