@@ -198,13 +198,14 @@ class CallGraph:
         self.unsettled.add(callid)
         self.unasked.add(callid)
 
-    def settle(self, now: float, listed: set[int]) -> None:
-        """What ActiveCalls lists now: a settling call it no longer lists is over (unless it may yet go on)."""
-        for callid in list(self.unsettled):
+    def settle(self, now: float, listed: Collection[int], asked: Collection[int] | None = None) -> None:
+        """What ActiveCalls lists now (`listed`, among the numbers `settling()` gave for the chains `asked`;
+        None: all): a settling call it no longer lists is over (unless it may yet go on)."""
+        for callid in list(self.unsettled if asked is None else self.unsettled.intersection(asked)):
             chain = self.chains.get(callid)
             if chain is None or chain.live():
                 self.unsettled.discard(callid)
-            elif not listed.intersection(chain.pbx_calls()):
+            elif not any(number in listed for number in chain.pbx_calls()):
                 self._over(chain, now)
 
     def due(self, now: float) -> list[int]:

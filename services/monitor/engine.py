@@ -160,7 +160,7 @@ class Engine:
             self._settle_paused_until = time.monotonic() + SETTLE_PAUSE
             log.warning("ActiveCalls unavailable, calls end after the grace for %.0f s: %s", SETTLE_PAUSE, exc)
             return
-        self.graph.settle(self.clock(), listed)
+        self.graph.settle(self.clock(), listed, asked=pending)  # calls that began settling meanwhile: asked next
         self._changed()
     async def _decide(self) -> None:
         now = self.clock()

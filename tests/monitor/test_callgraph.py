@@ -177,3 +177,16 @@ def test_a_route_point_or_trunk_participant_is_never_a_user() -> None:
     assert [(e.event_id.split("/")[1], e.event.user, e.event.ring_seconds) for e in graph.drain()] == [
         ("answered", "101", 0), ("ended", "101", 3)]
     assert 9 in graph.finished  # over when the external party's leg left, before any grace
+
+
+def test_only_the_calls_asked_about_are_settled_by_the_answer() -> None:
+    """A call whose last leg left while ActiveCalls was being asked about others is not taken as over."""
+    graph = CallGraph(Settings(grace=1.0, timezone="UTC"), Facts())
+    for pid, callid in ((1, 7), (2, 8)):
+        graph.upsert(Participant(id=pid, dn="101", status="Connected", callid=callid, party_dn="10000",
+                                 party_dn_type="Wexternalline", party_caller_id=f"7916123456{pid}"), 10.0)
+    graph.remove("101", 1, 11.0)
+    asked = graph.settling()
+    graph.remove("101", 2, 11.1)  # while the question about call 7 is on its way
+    graph.settle(11.2, listed=set(), asked=asked)
+    assert 7 in graph.finished and 8 in graph.chains and graph.settling() == {8: [8]}
