@@ -1,7 +1,7 @@
 """The dispatcher's CLI subcommands (specs/config.md), talking to a running dispatcher over gRPC.
 
     tcxhooks deliveries [-c FILE] [--status pending|delivered|dead] [--call ID] [--endpoint NAME] [--attempts]
-    tcxhooks redeliver  [-c FILE] ID... | --since T | --dead
+    tcxhooks redeliver  [-c FILE] ID|WEBHOOK-ID... | --since T | --dead
     tcxhooks endpoints  [-c FILE] [list | enable NAME | disable NAME | ping [NAME]]
 
 The ini file gives the dispatcher's address and the service token. Exit codes: 0 done, 2 bad
@@ -50,7 +50,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument("--attempts", action="store_true", help="show every attempt")
     elif command == "redeliver":
         parser.description = "Send deliveries again (same webhook-id, new attempts)."
-        parser.add_argument("ids", nargs="*", metavar="ID", help="delivery ids as listed by `tcxhooks deliveries`")
+        parser.add_argument("ids", nargs="*", metavar="ID", help="delivery ids as listed by `tcxhooks deliveries`, or webhook-ids")
         parser.add_argument("--since", help="every delivery created since T (ISO time, or a duration ago: 2h)")
         parser.add_argument("--dead", action="store_true", help="every dead delivery")
     else:
@@ -99,13 +99,14 @@ async def _deliveries(stub: Any, args: argparse.Namespace) -> str:
     for d in reply.deliveries:
         rows.append([d.id, STATUS_NAMES.get(d.status, "?"), d.endpoint, d.event_type, d.call_id or d.chain,
                      str(d.sequence), str(d.attempts), _time(d.created_time),
-                     _time(d.next_attempt_time) if d.status == pb.DELIVERY_STATUS_PENDING else "-"])
+                     _time(d.next_attempt_time) if d.status == pb.DELIVERY_STATUS_PENDING else "-", d.webhook_id])
         for a in d.attempt_log:
             outcome = f"HTTP {a.http_status}" if a.http_status else (a.error or "no answer")
             detail = a.error if a.http_status and a.error else a.response_snippet.replace("\n", " ")[:60]
             rows.append(["", f"  #{a.number}", _time(a.time), outcome, f"{a.latency_seconds * 1000:.0f} ms",
-                         "", "", "", detail])
-    return table(["ID", "STATUS", "ENDPOINT", "EVENT", "CALL", "SEQ", "ATTEMPTS", "CREATED", "NEXT ATTEMPT"], rows)
+                         "", "", "", detail, ""])
+    return table(["ID", "STATUS", "ENDPOINT", "EVENT", "CALL", "SEQ", "ATTEMPTS", "CREATED", "NEXT ATTEMPT",
+                  "WEBHOOK-ID"], rows)
 
 
 async def _redeliver(stub: Any, args: argparse.Namespace) -> str:

@@ -77,15 +77,15 @@ class WebhookConfig(Section):
     connect_timeout: float = key("5", duration, "connect timeout")
     ca_file: str = key("", text, "extra CA bundle for a private CRM")
     concurrency: int = key("16", whole(1, 1024), "parallel requests to this endpoint")
+    max_backlog: int = key("100000", whole(1), "pending deliveries kept at most; newer events are refused (counted)")
 
 
 @dataclass(frozen=True)
 class DispatcherConfig(Section):
     SECTION = "dispatcher"
     retry_schedule: tuple[float, ...] = key("5s,5m,30m,2h,5h,10h,10h", _retry_schedule, "waits between attempts")
-    transport: str = key("httptools", choice("httptools", "pyreqwest", "aiohttp", "httpx"),
-                         "HTTP client for deliveries")
     keep_days: int = key("30", whole(1), "delivered events kept this many days")
+    keep_dead_days: int = key("30", whole(1), "dead deliveries kept this many days for redelivery")
     lease_ttl: float = key("60", duration, "how long a replica holds a claimed delivery")
     batch: int = key("256", whole(1, 10000), "deliveries claimed per round")
 

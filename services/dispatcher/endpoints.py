@@ -15,7 +15,7 @@ from typing import Iterator
 from .errors import UnknownEndpoint
 from .filters import EndpointFilter
 from .ledger import Ledger
-from .metrics import ENDPOINT_STATE
+from .metrics import BACKLOG_LIMIT, ENDPOINT_STATE
 from .records import NewEvent
 from .schema import DISABLED, ENABLED, GONE
 from .sinks import Sink
@@ -30,7 +30,9 @@ class Endpoint:
     filter: EndpointFilter
     sink: Sink
     concurrency: int  # deliveries of this endpoint in flight at once (each chain has at most one)
+    max_backlog: int  # pending deliveries it takes at most; events beyond are refused (counted)
     state: int = ENABLED
+    backlog: int = 0  # pending deliveries: counted by housekeeping, plus those stored since
     failures: int = 0
     last_error: str = ""
     queue: asyncio.Queue[object] = field(default_factory=asyncio.Queue)
@@ -42,6 +44,14 @@ class Endpoint:
     def show_state(self) -> None:
         for value, label in STATE_NAMES.items():
             ENDPOINT_STATE.labels(self.name, label).set(1 if value == self.state else 0)
+        BACKLOG_LIMIT.labels(self.name).set(self.max_backlog)
+
+    @property
+    def refusal(self) -> str:
+        """Why it takes no new deliveries now ("" when it takes them)."""
+        if self.state != ENABLED:
+            return STATE_NAMES.get(self.state, "disabled")
+        return "backlog_full" if self.backlog >= self.max_backlog else ""
 
 
 class Endpoints:
@@ -63,6 +73,15 @@ class Endpoints:
     def filter_attributes(self) -> bool:
         """Whether any endpoint filters on DIDs, queues or users."""
         return any(e.filter.dids or e.filter.queues or e.filter.users for e in self.by_name.values())
+
+    def refusing(self) -> dict[str, str]:
+        """Endpoints that take no new deliveries now, and why (disabled, gone, backlog_full): what
+        they already hold stays; a refused event is lost to them, so it is counted and logged."""
+        return {e.name: reason for e in self.by_name.values() if (reason := e.refusal)}
+
+    def stored(self, names: tuple[str, ...]) -> None:
+        for name in names:
+            self.by_name[name].backlog += 1
 
     def enabled_names(self) -> list[str]:
         return [e.name for e in self.by_name.values() if e.enabled]

@@ -1,6 +1,6 @@
 """Publish with group commit: concurrent Publish calls share one store transaction.
 
-    intake = Intake(outbox, endpoints.route, worker)
+    intake = Intake(outbox, endpoints, worker)
     published = await intake.submit(new_event)      # resolves once the event is committed
 
 Submitted events queue up; one committer task stores everything queued so far (up to
@@ -12,24 +12,28 @@ has room, and handed to it straight away: a lone event goes out without waiting 
 from __future__ import annotations
 
 import asyncio
+import logging
 
-from .metrics import PUBLISHED
+from .endpoints import Endpoints
+from .metrics import PUBLISHED, REFUSED
 from .outbox import Outbox
-from .records import NewEvent, Published, Router
+from .records import NewEvent, Published
 from .worker import Worker
+
+log = logging.getLogger(__name__)
 
 
 class Intake:
-    def __init__(self, outbox: Outbox, route: Router, worker: Worker, track: bool = True,
-                 max_batch: int = 512) -> None:
+    def __init__(self, outbox: Outbox, endpoints: Endpoints, worker: Worker, max_batch: int = 512) -> None:
         self.outbox = outbox
-        self.route = route
-        self.track = track
+        self.endpoints = endpoints
+        self.track = endpoints.filter_attributes
         self.worker = worker
         self.max_batch = max_batch
         self._queue: list[tuple[NewEvent, asyncio.Future[Published]]] = []
         self._committer: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._refusals: dict[str, int] = {}
 
     def submit(self, item: NewEvent) -> asyncio.Future[Published]:
         if self._loop is None:  # looked up once: get_running_loop() costs a getpid() call per event
@@ -46,9 +50,10 @@ class Intake:
             await self._commit(batch)
 
     async def _commit(self, batch: list[tuple[NewEvent, asyncio.Future[Published]]]) -> None:
+        refusing = self.endpoints.refusing()
         try:
-            results, claimed = await self.outbox.publish([item for item, _ in batch], self.route, self.track,
-                                                         self.worker.room(), self.worker.lease_ttl)
+            results, claimed = await self.outbox.publish([item for item, _ in batch], self.endpoints.route, self.track,
+                                                         self.worker.room(), self.worker.lease_ttl, refusing)
         except Exception as exc:
             for _, future in batch:
                 if not future.done():
@@ -59,9 +64,20 @@ class Intake:
         for (_, future), result in zip(batch, results):
             duplicates += result.duplicate
             deliveries += result.deliveries
+            self.endpoints.stored(result.endpoints)
+            for name in result.refused:
+                REFUSED.labels(name, refusing[name]).inc()
+                self._refused(name, refusing[name])
             if not future.done():
                 future.set_result(result)
         PUBLISHED.labels("stored").inc(len(batch) - duplicates)
         PUBLISHED.labels("duplicate").inc(duplicates)
         if deliveries > len(claimed):  # some wait for the worker's next claim
             self.worker.wake()
+
+    def _refused(self, endpoint: str, reason: str) -> None:
+        """Logs the first refusal of an endpoint and every 1,000th after (the metric counts each)."""
+        count = self._refusals[endpoint] = self._refusals.get(endpoint, 0) + 1
+        if count % 1000 == 1:
+            log.warning("endpoint %s takes no new deliveries (%s): %d events refused so far", endpoint, reason,
+                        count)

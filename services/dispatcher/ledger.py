@@ -17,8 +17,8 @@ from .records import AttemptRecord, DeliveryRow, EndpointRow
 from .schema import DEAD, DELIVERED, PENDING
 from .sql import marks, one_of
 
-_DELIVERY_COLUMNS = ("id, event_id, endpoint, chain, sequence, event_type, call_id, status, attempts, "
-                     "created_at, next_attempt_at")
+_DELIVERY_COLUMNS = ("d.id, d.event_id, d.endpoint, d.chain, d.sequence, d.event_type, d.call_id, d.status, "
+                     "d.attempts, d.created_at, d.next_attempt_at, e.message_id, d.endpoint_sequence")
 # `ready` of deliveries a redelivery chose, until the same transaction knows their chain's head
 _CHOSEN = 2
 
@@ -33,19 +33,21 @@ class Ledger:
         where: list[str] = ["1 = 1"]
         params: list[object] = []
         if status:
-            where.append("status = ?")
+            where.append("d.status = ?")
             params.append(status)
         if call_id:
-            where.append("(call_id = ? OR chain = ?)")
+            where.append("(d.call_id = ? OR d.chain = ?)")
             params += [call_id, call_id]
         if endpoint:
-            where.append("endpoint = ?")
+            where.append("d.endpoint = ?")
             params.append(endpoint)
         rows = await self.store.fetchall(
-            f"SELECT {_DELIVERY_COLUMNS} FROM dispatcher_deliveries WHERE {' AND '.join(where)} "
-            "ORDER BY id DESC LIMIT ?", (*params, limit))
+            f"SELECT {_DELIVERY_COLUMNS} FROM dispatcher_deliveries d JOIN dispatcher_events e "
+            f"ON e.event_id = d.event_id WHERE {' AND '.join(where)} ORDER BY d.id DESC LIMIT ?", (*params, limit))
+        # rows stored before webhook-ids were kept have none: they keep `msg_<delivery id>` (outbox.py)
         result = [DeliveryRow(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]), str(r[6]), int(r[7]),
-                              int(r[8]), float(r[9]), float(r[10])) for r in rows]
+                              int(r[8]), float(r[9]), float(r[10]), str(r[11]) or f"msg_{r[0]}", int(r[12]))
+                  for r in rows]
         if with_attempts and result:
             logs: dict[int, list[AttemptRecord]] = {}
             ids = [row.id for row in result]
@@ -59,19 +61,27 @@ class Ledger:
                 row.attempt_log.extend(logs.get(row.id, []))
         return list(reversed(result))
 
-    async def redeliver(self, ids: Sequence[int], since: float | None, dead: bool) -> int:
-        """Queues deliveries again (new attempts, same webhook-id); returns how many.
+    async def redeliver(self, ids: Sequence[int], since: float | None, dead: bool,
+                        message_ids: Sequence[str] = ()) -> int:
+        """Queues deliveries again (new attempts, same webhook-id); returns how many. Chosen: the
+        deliveries `ids`, those of the events `message_ids` (webhook-ids), those created `since`,
+        and the `dead` ones.
 
         Set-based, whatever the number chosen: the chosen rows become pending in one UPDATE, then
         each of their (endpoint, chain) pairs gets its head back (the lowest pending sequence)."""
-        return await self.store.run(self._redeliver(ids, since, dead))
+        return await self.store.run(self._redeliver(ids, since, dead, message_ids))
 
-    def _redeliver(self, ids: Sequence[int], since: float | None, dead: bool) -> Work[int]:
+    def _redeliver(self, ids: Sequence[int], since: float | None, dead: bool,
+                   message_ids: Sequence[str]) -> Work[int]:
         chosen: list[str] = []
         params: list[object] = []
         if ids:
             clause, values = one_of("id", list(ids), self.postgres)
             chosen.append(clause)
+            params += values
+        if message_ids:
+            clause, values = one_of("message_id", list(message_ids), self.postgres)
+            chosen.append(f"event_id IN (SELECT event_id FROM dispatcher_events WHERE {clause})")
             params += values
         if since is not None:
             chosen.append("created_at >= ?")
@@ -95,28 +105,32 @@ class Ledger:
                       f"lease_owner = '' AND ready <> {_CHOSEN} AND EXISTS (SELECT 1 FROM dispatcher_deliveries m "
                       f"WHERE {same_pair} AND m.ready = {_CHOSEN})")
         # ... then only the lowest pending sequence of each pair is ready (none while it is in flight)
-        yield execute(f"UPDATE dispatcher_deliveries SET ready = CASE WHEN lease_owner = '' AND sequence = (SELECT MIN(m.sequence) FROM "
-                      f"dispatcher_deliveries m WHERE {same_pair}) THEN 1 ELSE 0 END WHERE status = {PENDING} "
-                      f"AND ready = {_CHOSEN}")
+        yield execute(f"UPDATE dispatcher_deliveries SET ready = CASE WHEN lease_owner = '' AND sequence = "
+                      f"(SELECT MIN(m.sequence) FROM dispatcher_deliveries m WHERE {same_pair}) THEN 1 ELSE 0 END "
+                      f"WHERE status = {PENDING} AND ready = {_CHOSEN}")
         return int(count)
 
-    async def prune(self, keep_seconds: float, chunk: int = 5000) -> int:
-        """Removes delivered deliveries (and their attempts, and unreferenced events) older than the cutoff."""
-        cutoff = time.time() - keep_seconds
-        removed = 0
-        while True:
-            async with self.store.transaction() as tx:
-                rows = await tx.fetchall(f"SELECT id FROM dispatcher_deliveries WHERE status = {DELIVERED} "
-                                         "AND finished_at < ? LIMIT ?", (cutoff, chunk))
-                ids = [int(r[0]) for r in rows]
-                if ids:
-                    chosen, params = one_of("delivery_id", ids, self.postgres)
-                    await tx.execute(f"DELETE FROM dispatcher_attempts WHERE {chosen}", params)
-                    chosen, params = one_of("id", ids, self.postgres)
-                    await tx.execute(f"DELETE FROM dispatcher_deliveries WHERE {chosen}", params)
-            removed += len(ids)
-            if len(ids) < chunk:
-                break
+    async def prune(self, keep_seconds: float, keep_dead_seconds: float, chunk: int = 5000) -> dict[int, int]:
+        """Removes delivered deliveries finished more than `keep_seconds` ago and dead ones more than
+        `keep_dead_seconds` ago, with their attempts, then events and chains nothing refers to;
+        returns how many of each status went."""
+        now = time.time()
+        removed = {DELIVERED: 0, DEAD: 0}
+        for status, cutoff in ((DELIVERED, now - keep_seconds), (DEAD, now - keep_dead_seconds)):
+            while True:
+                async with self.store.transaction() as tx:
+                    rows = await tx.fetchall(f"SELECT id FROM dispatcher_deliveries WHERE status = {status} "
+                                             "AND finished_at < ? LIMIT ?", (cutoff, chunk))
+                    ids = [int(r[0]) for r in rows]
+                    if ids:
+                        chosen, params = one_of("delivery_id", ids, self.postgres)
+                        await tx.execute(f"DELETE FROM dispatcher_attempts WHERE {chosen}", params)
+                        chosen, params = one_of("id", ids, self.postgres)
+                        await tx.execute(f"DELETE FROM dispatcher_deliveries WHERE {chosen}", params)
+                removed[status] += len(ids)
+                if len(ids) < chunk:
+                    break
+        cutoff = now - min(keep_seconds, keep_dead_seconds)
         async with self.store.transaction() as tx:
             await tx.execute("DELETE FROM dispatcher_events WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM "
                              "dispatcher_deliveries d WHERE d.event_id = dispatcher_events.event_id)", (cutoff,))

@@ -10,7 +10,12 @@ DELIVERED = Counter("tcxhooks_dispatcher_delivered_total", "Deliveries answered 
 RETRIES = Counter("tcxhooks_dispatcher_retries_total", "Failed attempts scheduled again")
 DEAD = Counter("tcxhooks_dispatcher_dead_total", "Deliveries that ran out of retries")
 LEASES_EXPIRED = Counter("tcxhooks_dispatcher_leases_expired_total", "Claimed deliveries whose lease ran out")
-PRUNED = Counter("tcxhooks_dispatcher_pruned_total", "Delivered deliveries removed by housekeeping")
+PRUNED = Counter("tcxhooks_dispatcher_pruned_total", "Finished deliveries removed by housekeeping", ["status"])
+REFUSED = Counter("tcxhooks_dispatcher_refused_total",
+                  "Events routed to an endpoint that took no delivery of them (disabled, gone, backlog full)",
+                  ["endpoint", "reason"])
+BACKLOG_LIMIT = Gauge("tcxhooks_dispatcher_backlog_limit", "Pending deliveries an endpoint takes at most",
+                      ["endpoint"])
 QUEUE_DEPTH = Gauge("tcxhooks_dispatcher_queue_depth", "Pending deliveries", ["endpoint"])
 OLDEST_PENDING = Gauge("tcxhooks_dispatcher_oldest_pending_age_seconds", "Age of the oldest pending delivery",
                        ["endpoint"])

@@ -18,9 +18,11 @@ What operators do with the queue (list, redeliver, prune) is the ledger's (ledge
 from __future__ import annotations
 
 import json
+import os
 import time
-from dataclasses import dataclass
-from typing import Mapping, Sequence
+import uuid
+from dataclasses import dataclass, field
+from typing import Collection, Mapping, Sequence
 
 from tcxhooks.platform.store import Store, Work, execute, executemany, fetchall
 
@@ -33,6 +35,15 @@ def _split(text: str) -> set[str]:
     return {part for part in text.split("\n") if part}
 
 
+def message_id() -> str:
+    """A new webhook-id: `msg_` and a UUIDv7 (RFC 9562: milliseconds since the epoch, then 74 random
+    bits), unique across stores and replicas, in creation order. Rows stored before webhook-ids were
+    kept have none: their deliveries keep the `msg_<delivery id>` they were first sent with."""
+    random = int.from_bytes(os.urandom(10), "big")
+    value = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | (random >> 68) << 64 | 0b10 << 62 | random & (1 << 62) - 1
+    return f"msg_{uuid.UUID(int=value).hex}"
+
+
 @dataclass
 class _Chain:
     """A chain's last sequence and the DIDs, queues and users its call events named (for filters).
@@ -41,13 +52,25 @@ class _Chain:
 
     last: int
     stored: tuple[str, str, str]
+    numbered: str = ""  # JSON {endpoint: its last endpoint_sequence in this chain}
     _parsed: dict[str, set[str]] | None = None
+    _numbers: dict[str, int] | None = field(default=None, repr=False)
 
     @property
     def attributes(self) -> dict[str, set[str]]:
         if self._parsed is None:
             self._parsed = {key: _split(text) for key, text in zip(("did", "queue", "user"), self.stored)}
         return self._parsed
+
+    def number(self, endpoint: str) -> int:
+        """The next endpoint_sequence of this chain for `endpoint`."""
+        if self._numbers is None:
+            self._numbers = json.loads(self.numbered) if self.numbered else {}
+        taken = self._numbers[endpoint] = self._numbers.get(endpoint, 0) + 1
+        return taken
+
+    def numbers(self) -> str:
+        return self.numbered if self._numbers is None else json.dumps(self._numbers, separators=(",", ":"))
 
     def joined(self) -> tuple[str, str, str]:
         if self._parsed is None:
@@ -68,18 +91,20 @@ class Outbox:
     # --- publish -------------------------------------------------------------------------
 
     async def publish(self, batch: Sequence[NewEvent], route: Router, track: bool = True,
-                      claim: Mapping[str, int] | None = None, lease_ttl: float = 0.0
-                      ) -> tuple[list[Published], list[Claimed]]:
+                      claim: Mapping[str, int] | None = None, lease_ttl: float = 0.0,
+                      refusing: Collection[str] = ()) -> tuple[list[Published], list[Claimed]]:
         """Stores a batch of events and their deliveries in one transaction (idempotent on event_id).
 
         `track`: keep each chain's DIDs / queues / users for endpoints with attribute filters.
         `claim`: up to this many deliveries per endpoint that are their chain's head are stored
         already claimed (leased for `lease_ttl`) and returned, so the caller sends them without a
-        claim transaction of its own."""
-        return await self.store.run(self._publish(batch, route, track, dict(claim or {}), lease_ttl))
+        claim transaction of its own.
+        `refusing`: endpoints that take no new deliveries (disabled, or their backlog full): the
+        event still takes their next endpoint_sequence, so the gap tells the receiver it missed one."""
+        return await self.store.run(self._publish(batch, route, track, dict(claim or {}), lease_ttl, refusing))
 
     def _publish(self, batch: Sequence[NewEvent], route: Router, track: bool, claim: dict[str, int],
-                 lease_ttl: float) -> Work[tuple[list[Published], list[Claimed]]]:
+                 lease_ttl: float, refusing: Collection[str]) -> Work[tuple[list[Published], list[Claimed]]]:
         now = time.time()
         until = now + lease_ttl
         stored: dict[str, int] = {}
@@ -98,7 +123,7 @@ class Outbox:
         event_rows: list[tuple[object, ...]] = []
         delivery_rows: list[tuple[object, ...]] = []
         leased_rows: list[tuple[object, ...]] = []
-        payloads: dict[str, bytes] = {}
+        payloads: dict[str, tuple[bytes, str]] = {}
         results: dict[str, Published] = {}
         for item in fresh:
             event = item.event
@@ -114,31 +139,43 @@ class Outbox:
                 attributes = {k: set(v) for k, v in state.attributes.items()}
             endpoints = route(item, attributes)
             payload = event.SerializeToString()
-            event_rows.append((event.event_id, event.chain, state.last, now, payload))
+            msg_id = message_id()
+            event_rows.append((event.event_id, event.chain, state.last, now, payload, msg_id))
+            refused: list[str] = []
+            taken: list[str] = []
             for endpoint in endpoints:
+                number = state.number(endpoint)
+                if endpoint in refusing:
+                    refused.append(endpoint)
+                    continue
+                taken.append(endpoint)
                 head = (endpoint, event.chain) not in pending
                 pending.add((endpoint, event.chain))
-                row = (event.event_id, endpoint, event.chain, state.last, item.json_type, item.call_id, PENDING)
+                row = (event.event_id, endpoint, event.chain, state.last, item.json_type, item.call_id, PENDING,
+                       number)
                 if head and claim.get(endpoint, 0) > 0:
                     claim[endpoint] -= 1
-                    payloads[event.event_id] = payload
+                    payloads[event.event_id] = (payload, msg_id)
                     leased_rows.append((*row, 0, now, now, until, self.owner))
                 else:
                     delivery_rows.append((*row, 1 if head else 0, now, now, 0, ""))
-            results[event.event_id] = Published(state.last, False, len(endpoints))
+            results[event.event_id] = Published(state.last, False, len(taken), tuple(taken), tuple(refused))
         if event_rows:
-            yield from insert("dispatcher_events (event_id, chain, sequence, created_at, payload)", event_rows)
-            yield from insert("dispatcher_chains (chain, last_sequence, dids, queues, users, updated_at)",
-                               [(chain, s.last, *s.joined(), now) for chain, s in chains.items()],
-                               " ON CONFLICT (chain) DO UPDATE SET last_sequence = excluded.last_sequence, "
-                               "dids = excluded.dids, queues = excluded.queues, users = excluded.users, "
-                               "updated_at = excluded.updated_at")
-        columns = ("dispatcher_deliveries (event_id, endpoint, chain, sequence, event_type, call_id, status, ready, "
-                   "created_at, next_attempt_at, lease_until, lease_owner)")
+            yield from insert("dispatcher_events (event_id, chain, sequence, created_at, payload, message_id)",
+                              event_rows)
+            yield from insert("dispatcher_chains (chain, last_sequence, dids, queues, users, endpoint_sequences, "
+                              "updated_at)",
+                              [(chain, s.last, *s.joined(), s.numbers(), now) for chain, s in chains.items()],
+                              " ON CONFLICT (chain) DO UPDATE SET last_sequence = excluded.last_sequence, "
+                              "dids = excluded.dids, queues = excluded.queues, users = excluded.users, "
+                              "endpoint_sequences = excluded.endpoint_sequences, updated_at = excluded.updated_at")
+        columns = ("dispatcher_deliveries (event_id, endpoint, chain, sequence, event_type, call_id, status, "
+                   "endpoint_sequence, ready, created_at, next_attempt_at, lease_until, lease_owner)")
         yield from insert(columns, delivery_rows)
-        leased = yield from insert(columns, leased_rows, returning="id, event_id, endpoint, chain, sequence")
-        claimed = [Claimed(int(r[0]), str(r[2]), str(r[1]), str(r[3]), int(r[4]), 0, 0, now, payloads[str(r[1])])
-                   for r in leased]
+        leased = yield from insert(columns, leased_rows,
+                                   returning="id, event_id, endpoint, chain, sequence, endpoint_sequence")
+        claimed = [Claimed(int(r[0]), str(r[2]), str(r[1]), str(r[3]), int(r[4]), 0, 0, now, *payloads[str(r[1])],
+                           int(r[5])) for r in leased]
         out: list[Published] = []
         answered: set[str] = set()
         for item in batch:
@@ -160,9 +197,9 @@ class Outbox:
                                 [(chain, 0, now) for chain in chains], " ON CONFLICT (chain) DO NOTHING")
         lock = " ORDER BY chain FOR UPDATE" if self.postgres else ""
         named, params = one_of("chain", chains, self.postgres)
-        rows = yield fetchall(f"SELECT chain, last_sequence, dids, queues, users FROM dispatcher_chains "
-                              f"WHERE {named}{lock}", params)
-        return {chain: _Chain(int(last), (str(dids), str(queues), str(users))) for chain, last, dids, queues, users in rows}
+        rows = yield fetchall(f"SELECT chain, last_sequence, dids, queues, users, endpoint_sequences FROM "
+                              f"dispatcher_chains WHERE {named}{lock}", params)
+        return {str(r[0]): _Chain(int(r[1]), (str(r[2]), str(r[3]), str(r[4])), str(r[5])) for r in rows}
 
     def _pending_heads(self, chains: list[str]) -> Work[set[tuple[str, str]]]:
         """(endpoint, chain) pairs that already have a pending delivery."""
@@ -258,11 +295,11 @@ class Outbox:
             return []
         chosen, params = one_of("d.id", ids, self.postgres)
         claimed = yield fetchall(
-            "SELECT d.id, d.endpoint, d.event_id, d.chain, d.sequence, d.attempts, d.failures, d.created_at, e.payload "
-            f"FROM dispatcher_deliveries d JOIN dispatcher_events e ON e.event_id = d.event_id WHERE {chosen} "
-            "ORDER BY d.next_attempt_at, d.id", params)
+            "SELECT d.id, d.endpoint, d.event_id, d.chain, d.sequence, d.attempts, d.failures, d.created_at, "
+            "e.payload, e.message_id, d.endpoint_sequence FROM dispatcher_deliveries d JOIN dispatcher_events e "
+            f"ON e.event_id = d.event_id WHERE {chosen} ORDER BY d.next_attempt_at, d.id", params)
         return [Claimed(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), int(r[5]), int(r[6]), float(r[7]),
-                        bytes(r[8])) for r in claimed]
+                        bytes(r[8]), str(r[9]) or f"msg_{r[0]}", int(r[10])) for r in claimed]
 
     async def renew(self, ids: Sequence[int], lease_ttl: float) -> None:
         """Extends the lease of deliveries this replica still holds."""

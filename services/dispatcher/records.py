@@ -23,6 +23,8 @@ class Published:
     sequence: int
     duplicate: bool
     deliveries: int
+    endpoints: tuple[str, ...] = ()  # the endpoints that got a delivery of it
+    refused: tuple[str, ...] = ()    # the endpoints it was routed to that took none
 
 
 # route(new_event, attributes incl. the chain's) → endpoint names the event goes to
@@ -41,6 +43,8 @@ class Claimed(NamedTuple):
     failures: int
     created_at: float
     payload: bytes
+    message_id: str
+    endpoint_sequence: int
 
 
 class AttemptRecord(NamedTuple):
@@ -74,6 +78,8 @@ class DeliveryRow:
     attempts: int
     created_at: float
     next_attempt_at: float
+    message_id: str
+    endpoint_sequence: int
     attempt_log: list[AttemptRecord] = field(default_factory=list)
 
 

@@ -85,5 +85,12 @@ CREATE INDEX dispatcher_deliveries_ready ON dispatcher_deliveries (endpoint, nex
 DROP INDEX dispatcher_deliveries_pending;
 CREATE INDEX dispatcher_deliveries_pending ON dispatcher_deliveries (chain, endpoint, sequence) WHERE status = 1
 """),
+    # webhook-id fixed when the event is stored (globally unique, kept by retries and redeliveries);
+    # per (endpoint, chain) numbering of the deliveries (x-tcxhooks-endpoint-sequence): the chain keeps
+    # each endpoint's last number. Rows stored before have '' and 0 (see outbox.py).
+    Migration(4, """
+ALTER TABLE dispatcher_events ADD COLUMN message_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE dispatcher_deliveries ADD COLUMN endpoint_sequence BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE dispatcher_chains ADD COLUMN endpoint_sequences TEXT NOT NULL DEFAULT ''
+"""),
 ]
-

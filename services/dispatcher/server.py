@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 def webhook_endpoint(hook: WebhookConfig) -> Endpoint:
     """A `[webhook:NAME]` section as an endpoint: its filter and a sink posting to its URL."""
     transport = Transport(Timeouts(hook.connect_timeout, hook.timeout), hook.concurrency, hook.ca_file)
-    return Endpoint(hook.name, EndpointFilter.from_config(hook), WebhookSink(hook, transport), hook.concurrency)
+    return Endpoint(hook.name, EndpointFilter.from_config(hook), WebhookSink(hook, transport), hook.concurrency,
+                    hook.max_backlog)
 
 
 def configured_endpoints(settings: DispatcherSettings) -> list[Endpoint]:
@@ -66,8 +67,8 @@ async def build(app: App[DispatcherSettings]) -> None:
     app.stack.push_async_callback(endpoints.close)
     await endpoints.load()
     worker = Worker(outbox, endpoints, RetryPolicy(settings.retry_schedule), settings.lease_ttl, settings.batch)
-    intake = Intake(outbox, endpoints.route, worker, track=endpoints.filter_attributes)
+    intake = Intake(outbox, endpoints, worker)
     register(DispatcherServicer(ledger, endpoints, intake, worker), app.server)
     app.spawn(worker.run(app.stopping), "worker")
-    app.spawn(housekeeping(outbox, ledger, endpoints, settings.keep_days, settings.lease_ttl, app.stopping,
-                           worker.wake), "housekeeping")
+    app.spawn(housekeeping(outbox, ledger, endpoints, settings.keep_days, settings.keep_dead_days,
+                           settings.lease_ttl, app.stopping, worker.wake), "housekeeping")

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Sequence
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -49,18 +50,31 @@ def _delivery(row: DeliveryRow) -> pb.Delivery:
                        sequence=row.sequence, event_type=row.event_type, call_id=row.call_id,
                        status=row.status, attempts=row.attempts, created_time=_timestamp(row.created_at),
                        next_attempt_time=_timestamp(row.next_attempt_at),
-                       attempt_log=[_attempt(a) for a in row.attempt_log])
+                       attempt_log=[_attempt(a) for a in row.attempt_log], webhook_id=row.message_id,
+                       endpoint_sequence=row.endpoint_sequence)
 
 
 def _response(result: Published) -> pb.PublishResponse:
     return pb.PublishResponse(sequence=result.sequence, duplicate=result.duplicate, deliveries=result.deliveries)
 
 
-def _delivery_id(text: str) -> int:
-    value = text.strip().removeprefix("msg_")
-    if not value.isdigit():
-        raise InvalidRequest(f"delivery id {text!r} is not a number (as listed by `tcxhooks deliveries`)")
-    return int(value)
+_WEBHOOK_ID = re.compile(r"msg_[0-9a-f]{32}")
+
+
+def _chosen(texts: Sequence[str]) -> tuple[list[int], list[str]]:
+    """Delivery numbers and webhook-ids (`msg_<32 hex>`; `msg_<number>` is a delivery's own)."""
+    ids: list[int] = []
+    webhook_ids: list[str] = []
+    for text in texts:
+        value = text.strip()
+        if _WEBHOOK_ID.fullmatch(value):
+            webhook_ids.append(value)
+        elif value.removeprefix("msg_").isdigit():
+            ids.append(int(value.removeprefix("msg_")))
+        else:
+            raise InvalidRequest(f"{text!r} is neither a delivery number (as `tcxhooks deliveries` lists them) "
+                                 "nor a webhook-id")
+    return ids, webhook_ids
 
 
 class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
@@ -140,11 +154,11 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
         return pb.ListDeliveriesResponse(deliveries=[_delivery(r) for r in rows])
 
     async def Redeliver(self, request: pb.RedeliverRequest, context: grpc.aio.ServicerContext) -> pb.RedeliverResponse:
-        ids = [_delivery_id(text) for text in request.delivery_ids]
+        ids, webhook_ids = _chosen(request.delivery_ids)
         since = request.since_time.ToNanoseconds() / 1e9 if request.HasField("since_time") else None
-        if not ids and since is None and not request.dead:
+        if not request.delivery_ids and since is None and not request.dead:
             raise InvalidRequest("name delivery ids, a since_time or dead")
-        count = await self.ledger.redeliver(ids, since, request.dead)
+        count = await self.ledger.redeliver(ids, since, request.dead, webhook_ids)
         log.info("redelivery of %d deliveries requested", count)
         self.worker.wake()
         return pb.RedeliverResponse(count=count)

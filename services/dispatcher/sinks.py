@@ -35,6 +35,7 @@ class Delivery(NamedTuple):
     message_id: str          # webhook-id: the same on every attempt and redelivery of this event
     event: events_pb2.Event
     sequence: int            # the event's place in its chain, across endpoints
+    endpoint_sequence: int   # its place among the events of its chain routed to this endpoint (gap-free)
     attempt: int             # 1 on the first attempt
     created_at: float        # unix time the event was stored
 

@@ -24,8 +24,9 @@ from .transport import Reply, Transport, TransportError
 USER_AGENT = f"tcxhooks/{__version__}"
 
 
-def webhook_headers(content_type: str, signer: Signer, msg_id: str, sequence: int, body: bytes) -> dict[str, str]:
-    """The headers of one POST: Standard Webhooks id, timestamp and signature, and our sequence."""
+def webhook_headers(content_type: str, signer: Signer, msg_id: str, sequence: int, endpoint_sequence: int,
+                    body: bytes) -> dict[str, str]:
+    """The headers of one POST: Standard Webhooks id, timestamp and signature, and our sequences."""
     timestamp = int(time.time())
     headers = {
         "content-type": content_type,
@@ -33,6 +34,7 @@ def webhook_headers(content_type: str, signer: Signer, msg_id: str, sequence: in
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
         "x-tcxhooks-sequence": str(sequence),
+        "x-tcxhooks-endpoint-sequence": str(endpoint_sequence),
     }
     if signer:
         headers["webhook-signature"] = signer.sign(msg_id, timestamp, body)
@@ -81,12 +83,13 @@ class WebhookSink:
         except (DecodeError, KeyError, ValueError) as exc:
             return Result(Verdict.DEAD, error=f"cannot render: {exc}")
         return await self._post(body, webhook_headers(self.content_type, self.signer, delivery.message_id,
-                                                      delivery.sequence, body))
+                                                      delivery.sequence, delivery.endpoint_sequence, body))
 
     async def ping(self) -> Result:
         ping_id, event = ping_event()
         body = render(event, self.hook.format)
-        result = await self._post(body, webhook_headers(self.content_type, self.signer, f"msg_ping_{ping_id}", 1, body))
+        headers = webhook_headers(self.content_type, self.signer, f"msg_ping_{ping_id}", 1, 1, body)
+        result = await self._post(body, headers)
         if result.verdict is Verdict.DELIVERED or not result.status:
             return result
         return result._replace(error=f"HTTP {result.status}: {result.response[:200]}")

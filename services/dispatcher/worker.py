@@ -170,8 +170,8 @@ class Worker:
             result = Result(Verdict.DEAD, error=f"cannot read the stored event: {exc}")
         else:
             try:
-                result = await endpoint.sink.deliver(Delivery(item.id, f"msg_{item.id}", event, item.sequence, number,
-                                                              item.created_at))
+                result = await endpoint.sink.deliver(Delivery(item.id, item.message_id, event, item.sequence,
+                                                              item.endpoint_sequence, number, item.created_at))
             except Exception as exc:  # a fault in the sink must not end this consumer: recorded, retried
                 log.exception("delivery %d: the %s sink failed unexpectedly", item.id, endpoint.name)
                 result = Result(Verdict.RETRY, error=f"{type(exc).__name__}: {exc}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import grpc
 import pytest
@@ -34,11 +35,12 @@ def test_headers_signature_and_sequence(dispatchers: Dispatchers) -> None:
         verifier.verify(request.body, headers, json_parse=False)
         verify([SECRET], headers, request.body)
         assert headers["user-agent"] == f"tcxhooks/{__version__}"
-        assert headers["webhook-id"].startswith("msg_")
+        assert re.fullmatch(r"msg_[0-9a-f]{32}", headers["webhook-id"]), headers["webhook-id"]
         ids.add(headers["webhook-id"])
     assert len(ids) == 4
     mine = [r for r in requests if chain in r.form()["id"]]
     assert [_headers(r)["x-tcxhooks-sequence"] for r in mine] == ["1", "2", "3"]
+    assert [_headers(r)["x-tcxhooks-endpoint-sequence"] for r in mine] == ["1", "2", "3"]
     assert [r.form()["event"] for r in mine] == ["ringing", "hangupincoming", "incoming"]
     # a tampered body fails both verifiers
     tampered = requests[0].body + b"&x=1"
@@ -284,3 +286,46 @@ def test_metrics_are_exposed(dispatchers: Dispatchers) -> None:
     for name in ("tcxhooks_dispatcher_queue_depth", "tcxhooks_dispatcher_oldest_pending_age_seconds",
                  "tcxhooks_dispatcher_dead_total"):
         assert any(key.startswith(name) for key in lines), name
+
+
+def test_webhook_ids_are_never_repeated_by_a_fresh_store(dispatchers: Dispatchers) -> None:
+    """A CRM de-duplicates on webhook-id: a wiped store (or a move to another one) must not hand out
+    the ids it already saw for other events."""
+    with Receiver() as crm:
+        d = dispatchers.make(webhook={"url": crm.url})
+        chain = new_chain()
+        d.publish(ringing(chain))
+        d.publish(answered(chain))
+        first = [r.headers["webhook-id"] for r in crm.wait_for_sync(2)]
+        d.stop()
+        store = d.folder / "tcxhooks.db"
+        for path in (store, store.with_name(store.name + "-wal"), store.with_name(store.name + "-shm")):
+            path.unlink(missing_ok=True)
+        d.start()
+        d.publish(ringing(chain))  # the same event again: a fresh store knows nothing of it
+        d.publish(ringing(new_chain()))
+        again = [r.headers["webhook-id"] for r in crm.wait_for_sync(4)[2:]]
+    assert len(set(first + again)) == 4, (first, again)
+
+
+def test_a_full_backlog_refuses_new_events_counted_and_alerted(dispatchers: Dispatchers) -> None:
+    import yaml
+
+    first, second = new_chain(), new_chain()
+    with Receiver() as crm, Receiver() as other:
+        d = dispatchers.make(webhook={"url": crm.url, "max_backlog": "2"}, dispatcher={"retry_schedule": "1h"},
+                             **{"webhook:other": {"url": other.url}})
+        crm.respond(*[500] * 10)
+        assert [d.publish(e).deliveries for e in (ringing(first), ringing(second), answered(first))] == [2, 2, 1]
+        other.wait_for_sync(3)
+        metrics = d.metrics_text()
+        endpoints = {e.name: e for e in d.call("ListEndpoints", pb.ListEndpointsRequest()).endpoints}
+    assert endpoints["default"].pending == 2 and endpoints["other"].pending == 0
+    assert 'tcxhooks_dispatcher_refused_total{endpoint="default",reason="backlog_full"} 1.0' in metrics
+    assert 'tcxhooks_dispatcher_backlog_limit{endpoint="default"} 2.0' in metrics
+    # the shipped alert rules watch these series
+    rules = yaml.safe_load((Path(__file__).resolve().parents[2] / "deploy" / "alerts.yml").read_text())
+    expressions = " ".join(rule["expr"] for group in rules["groups"] for rule in group["rules"])
+    for series in ("tcxhooks_dispatcher_refused_total", "tcxhooks_dispatcher_backlog_limit",
+                   "tcxhooks_dispatcher_queue_depth", "tcxhooks_dispatcher_dead_total"):
+        assert series in expressions and f"\n{series}" in metrics, series

@@ -53,12 +53,15 @@ async def test_chain_order_and_prune(tmp_path: Path) -> None:
                           for r in await Ledger(store).list_deliveries(0, chain, "", 100, False))
         assert statuses == [("a", 1, DELIVERED), ("a", 2, DELIVERED), ("a", 3, PENDING),
                             ("b", 1, DEAD), ("b", 2, DELIVERED), ("b", 3, PENDING)]
-        assert await Ledger(store).prune(keep_seconds=3600) == 0      # nothing that old yet
-        assert await Ledger(store).prune(keep_seconds=0) == 3         # delivered ones go, with their attempts
-        left = await Ledger(store).list_deliveries(0, chain, "", 100, True)
+        ledger = Ledger(store)
+        assert await ledger.prune(3600, 3600) == {DELIVERED: 0, DEAD: 0}  # nothing that old yet
+        assert await ledger.prune(0, 3600) == {DELIVERED: 3, DEAD: 0}     # delivered ones go, with their attempts
+        left = await ledger.list_deliveries(0, chain, "", 100, True)
         assert sorted((r.endpoint, r.status) for r in left) == [("a", PENDING), ("b", PENDING), ("b", DEAD)]
         assert await store.fetchone("SELECT COUNT(*) FROM dispatcher_events") == (2,)  # answered: all delivered
         assert await store.fetchone("SELECT COUNT(*) FROM dispatcher_attempts") == (3,)
+        assert await ledger.prune(0, 0) == {DELIVERED: 0, DEAD: 1}        # the dead one after its own period
+        assert await store.fetchone("SELECT COUNT(*) FROM dispatcher_events") == (1,)  # ringing went with it
     finally:
         await store.close()
 
@@ -104,22 +107,24 @@ async def test_housekeeping_prunes_in_its_first_round_even_just_after_boot(
         outbox = Outbox(store, owner="test")
         await outbox.migrate()
         chain = new_chain()
-        await outbox.publish([_new(ringing(chain)), _new(answered(chain))], lambda item, attrs: ["a"])
+        await outbox.publish([_new(ringing(chain)), _new(answered(chain)), _new(ended(chain))],
+                             lambda item, attrs: ["a"])
         attempt = AttemptRecord(1, time.time(), 200, 0.01, "ok", "")
-        for _ in range(2):
+        for result in ("delivered", "delivered", "dead", "dead"):
             claimed = await outbox.cycle([], {"a": 10}, 60)
-            await outbox.cycle([Outcome(c, "delivered", attempt) for c in claimed], {}, 60)
-        await store.execute("UPDATE dispatcher_deliveries SET finished_at = ? WHERE sequence = 1",
+            await outbox.cycle([Outcome(c, result, attempt) for c in claimed], {}, 60)
+        await store.execute("UPDATE dispatcher_deliveries SET finished_at = ? WHERE sequence IN (1, 3)",
                             (time.time() - 3 * 86400,))
         stopping = asyncio.Event()
         ledger = Ledger(store)
-        task = asyncio.create_task(housekeeping.housekeeping(outbox, ledger, Endpoints(ledger, []), 2, 60.0, stopping,
-                                                             lambda: None))
+        task = asyncio.create_task(housekeeping.housekeeping(outbox, ledger, Endpoints(ledger, []), 2, 4, 60.0,
+                                                             stopping, lambda: None))
         await asyncio.sleep(0.5)
         stopping.set()
         await asyncio.wait_for(task, 5)
-        left = await Ledger(store).list_deliveries(0, chain, "", 100, False)
-        assert [(r.sequence, r.status) for r in left] == [(2, DELIVERED)]  # 3 days old went, kept 2 days
+        left = await ledger.list_deliveries(0, chain, "", 100, False)
+        # the delivered one 3 days old went (kept 2 days); the dead one as old stays (kept 4 days)
+        assert [(r.sequence, r.status) for r in left] == [(2, DELIVERED), (3, DEAD)]
     finally:
         await store.close()
 
