@@ -12,12 +12,12 @@ from google.protobuf.message import DecodeError
 
 from tcxhooks import __version__
 from tcxhooks.platform.config import redacted_url
+from tcxhooks.signing import Signer
 from tcxhooks.v1 import events_pb2
 
 from .config import WebhookConfig
 from .payloads import FORM_CONTENT_TYPE, JSON_CONTENT_TYPE, render
 from .retry import parse_retry_after
-from .signing import Signer
 from .sinks import Delivery, Result, Verdict
 from .transport import Reply, Transport, TransportError
 

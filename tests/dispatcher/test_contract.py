@@ -9,7 +9,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tcxhooks import __version__
-from tcxhooks.dispatcher.signing import SignatureError, verify
+from tcxhooks.signing import SignatureError, verify
 from tcxhooks.v1 import common_pb2, dispatcher_service_pb2 as pb, dispatcher_service_pb2_grpc, events_pb2
 from tests.helpers.receiver import Receiver
 

@@ -1,11 +1,20 @@
-"""Standard Webhooks signatures (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
+"""Signatures of tcxhooks webhooks (Standard Webhooks: `webhook-id`, `webhook-timestamp`,
+`webhook-signature`): the dispatcher signs with this module, a receiver verifies with it.
 
-    header = sign(("whsec_MfKQ9r8G...",), "msg_42", 1764096300, body)   # "v1,<base64>"
-    verify(("whsec_MfKQ9r8G...",), headers, body)                      # raises SignatureError
+    from tcxhooks.signing import SignatureError, verify
 
-The HMAC-SHA256 covers `"{id}.{timestamp}.{body}"` with the base64-decoded part of the secret after
-`whsec_`. Several secrets (rotation) give several space-separated signatures; `verify` accepts a
-request signed by any of them. A CRM-side adapter can reuse `verify`.
+    try:
+        verify("whsec_MfKQ9r8G...", request.headers, request.body)    # the raw body bytes, as received
+    except SignatureError as exc:
+        ...  # answer 401: not from us, altered, or too old / too new (a replay)
+
+Works for both formats (`form` and `json`): the HMAC covers the body's bytes, which are never
+parsed here. The HMAC-SHA256 covers `"{id}.{timestamp}.{body}"` with the base64-decoded part of
+the secret after `whsec_`. During a rotation the dispatcher signs with every secret (space
+separated signatures); `verify` takes one secret or several and accepts a request signed by any.
+A timestamp more than `tolerance` seconds (5 minutes) from now, in the past or the future, is
+refused: a recorded request cannot be replayed later. Only the standard library is used, so the
+module is importable with the base install and easy to copy. See docs/webhooks.md §8.
 """
 from __future__ import annotations
 
@@ -14,6 +23,8 @@ import hashlib
 import hmac
 import time
 from typing import Mapping, Sequence
+
+__all__ = ["DEFAULT_TOLERANCE", "SignatureError", "Signer", "sign", "verify"]
 
 PREFIX = "whsec_"
 DEFAULT_TOLERANCE = 300
@@ -55,9 +66,12 @@ def sign(secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> st
     return Signer(secrets).sign(msg_id, timestamp, body)
 
 
-def verify(secrets: Sequence[str], headers: Mapping[str, str], body: bytes,
+def verify(secret: str | Sequence[str], headers: Mapping[str, str], body: bytes | str,
            tolerance: int = DEFAULT_TOLERANCE, now: float | None = None) -> None:
-    """Checks a received webhook; raises SignatureError unless one signature matches one secret."""
+    """Checks a received webhook; raises SignatureError unless a signature matches a secret and the
+    timestamp is within `tolerance` seconds of `now`. `headers`: any mapping, names in any case."""
+    secrets = [secret] if isinstance(secret, str) else list(secret)
+    raw = body.encode() if isinstance(body, str) else bytes(body)
     lower = {k.lower(): v for k, v in headers.items()}
     msg_id, stamp, given = lower.get("webhook-id"), lower.get("webhook-timestamp"), lower.get("webhook-signature")
     if not (msg_id and stamp and given):
@@ -67,11 +81,13 @@ def verify(secrets: Sequence[str], headers: Mapping[str, str], body: bytes,
     except ValueError:
         raise SignatureError("webhook-timestamp is not a number") from None
     current = time.time() if now is None else now
-    if abs(current - timestamp) > tolerance:
-        raise SignatureError("webhook-timestamp too far from now")
+    if timestamp < current - tolerance:
+        raise SignatureError("webhook-timestamp too old (a replayed or long-delayed request)")
+    if timestamp > current + tolerance:
+        raise SignatureError("webhook-timestamp too far in the future")
     offered = [part.split(",", 1)[1] for part in given.split() if part.startswith("v1,")]
-    for secret in secrets:
-        expected = _signature(_mac(secret), msg_id, timestamp, body)
+    for one in secrets:
+        expected = _signature(_mac(one), msg_id, timestamp, raw)
         if any(hmac.compare_digest(expected, candidate) for candidate in offered):
             return
     raise SignatureError("no matching signature")
