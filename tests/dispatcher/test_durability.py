@@ -1,7 +1,9 @@
-"""kill -9 of the dispatcher during a stream (SQLite and Postgres); two replicas sharing Postgres."""
+"""kill -9 and SIGTERM of the dispatcher during a stream and with a backlog waiting (SQLite and
+Postgres); two replicas sharing Postgres; nothing acknowledged before it is on disk."""
 from __future__ import annotations
 
 import random
+import sqlite3
 import threading
 import time
 
@@ -11,7 +13,9 @@ import pytest
 from tcxhooks.v1 import dispatcher_service_pb2 as pb, events_pb2
 from tests.helpers.receiver import Receiver, Request
 
-from .conftest import Dispatcher, Dispatchers, answered, new_chain
+from tcxhooks.platform.store import open_store
+
+from .conftest import Dispatcher, Dispatchers, answered, new_chain, ringing
 
 CALLS, PER_CALL = 12, 10
 
@@ -35,7 +39,7 @@ def publish_until_acked(targets: list[Dispatcher], events: list[events_pb2.Event
         time.sleep(pause)
 
 
-def check_stream(requests: list[Request], events: list[events_pb2.Event]) -> None:
+def check_stream(requests: list[Request], events: list[events_pb2.Event], per_call: int = PER_CALL) -> None:
     """Every event received; a repeat only with the same webhook-id and body; per-call order kept."""
     ids_of_body: dict[bytes, set[str]] = {}
     body_of_id: dict[str, bytes] = {}
@@ -44,14 +48,15 @@ def check_stream(requests: list[Request], events: list[events_pb2.Event]) -> Non
         assert body_of_id.setdefault(request.headers["webhook-id"], request.body) == request.body
     assert all(len(ids) == 1 for ids in ids_of_body.values())
     assert {r.form()["id"] for r in requests} == {e.call.call_id for e in events}
-    first: dict[str, list[int]] = {}
+    first: dict[str, list[tuple[int, int]]] = {}
     seen: set[str] = set()
     for request in requests:
         if request.headers["webhook-id"] in seen:
             continue
         seen.add(request.headers["webhook-id"])
-        first.setdefault(request.form()["id"].rsplit("-", 1)[0], []).append(int(request.headers["x-tcxhooks-sequence"]))
-    assert all(seqs == list(range(1, PER_CALL + 1)) for seqs in first.values()), first
+        numbers = (int(request.headers["x-tcxhooks-sequence"]), int(request.headers["x-tcxhooks-endpoint-sequence"]))
+        first.setdefault(request.form()["id"].rsplit("-", 1)[0], []).append(numbers)
+    assert all(seqs == [(n, n) for n in range(1, per_call + 1)] for seqs in first.values()), first
 
 
 def _kill_during_stream(dispatchers: Dispatchers, store_url: str) -> None:
@@ -124,3 +129,72 @@ def test_sigterm_stops_cleanly_and_keeps_the_queue(dispatchers: Dispatchers) -> 
         requests = list(crm.requests)
     assert len({r.headers["webhook-id"] for r in requests}) == len(events)
     assert "stopped" in d.log()
+
+
+BACKLOG_CALLS, BACKLOG_PER_CALL = 6, 5
+
+
+@pytest.mark.parametrize("stop", ["kill9", "sigterm"])
+def test_a_backlog_waiting_per_chain_survives_a_stop_in_order(dispatchers: Dispatchers, stop: str) -> None:
+    """The CRM answers 500 while every call's events pile up (several waiting per chain), the
+    dispatcher is killed or stopped, then the CRM comes back: each chain goes out oldest first."""
+    chains = [new_chain() for _ in range(BACKLOG_CALLS)]
+    events = [answered(chain, link) for link in range(1, BACKLOG_PER_CALL + 1) for chain in chains]
+    with Receiver() as crm:
+        crm.respond(*[500] * 100_000)
+        d = dispatchers.make(webhook={"url": crm.url, "concurrency": "4"},
+                             dispatcher={"retry_schedule": ",".join(["1s"] * 50), "lease_ttl": "2s"})
+        publish_until_acked([d], events, 0.0)
+        deadline = time.monotonic() + 30
+        while sum(1 for x in d.deliveries(status=pb.DELIVERY_STATUS_PENDING, limit=1000) if x.attempts) < len(chains):
+            assert time.monotonic() < deadline, "every chain's head should have failed once"
+            time.sleep(0.1)
+        assert len(d.deliveries(status=pb.DELIVERY_STATUS_PENDING, limit=1000)) == len(events)
+        if stop == "kill9":
+            d.kill9()
+        else:
+            assert d.stop() == 0
+        d.start()
+        crm.recover()
+        crm.wait_for_sync(len(events), timeout=60)
+        d.settle(30)
+        requests = list(crm.requests)
+    check_stream(requests, events, BACKLOG_PER_CALL)
+
+
+def test_publish_answers_only_once_its_event_is_on_disk(dispatchers: Dispatchers) -> None:
+    """While another writer holds the SQLite file, no Publish may be acknowledged; once it lets go,
+    an acknowledged event survives kill -9."""
+    chain = new_chain()
+    with Receiver() as crm:
+        d = dispatchers.make(webhook={"url": crm.url})
+        d.publish(ringing(chain))
+        crm.wait_for_sync(1)
+        blocker = sqlite3.connect(d.folder / "tcxhooks.db", isolation_level=None)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")
+            for method, request in (("Publish", pb.PublishRequest(event=answered(chain))),
+                                    ("PublishBatch", pb.PublishBatchRequest(events=[answered(chain)]))):
+                with pytest.raises(grpc.RpcError) as held:
+                    d.call(method, request, timeout=2)
+                assert held.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, (method, held.value)
+            blocker.execute("ROLLBACK")
+        finally:
+            blocker.close()
+        d.publish(answered(chain))  # the producer's retry (the same event) is acknowledged now
+        d.kill9()
+        d.start()
+        received = crm.wait_for_sync(2)
+        d.settle()
+    assert [r.form()["event"] for r in received] == ["ringing", "hangupincoming"]
+
+
+async def test_the_dispatchers_sqlite_store_syncs_every_commit(dispatchers: Dispatchers) -> None:
+    """kill -9 cannot show a missing fsync (the OS still has the pages): the setting is checked as
+    the dispatcher opens its store. FULL: a commit is on disk before Publish answers."""
+    store = await open_store(f"sqlite:///{dispatchers.folder / 'synced.db'}")
+    try:
+        assert await store.fetchone("PRAGMA synchronous") == (2,)   # FULL
+        assert await store.fetchone("PRAGMA journal_mode") == ("wal",)
+    finally:
+        await store.close()

@@ -62,6 +62,10 @@ class Receiver:
         for status in statuses:
             self._answers.append((status, headers or {}, delay))
 
+    def recover(self) -> None:
+        """Drops the answers still queued: 200 from now on (a CRM back after an outage)."""
+        self._answers.clear()
+
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         status, headers, delay = self._answers.popleft() if self._answers else (200, {}, 0.0)
