@@ -49,9 +49,12 @@ def _receiver_main(port: int, conn: Any) -> None:
     from aiohttp import web
 
     seen: list[tuple[bytes, int, float]] = []
+    down = [False]
 
     async def handle(request: web.Request) -> web.Response:
         body = await request.read()
+        if down[0]:
+            return web.Response(status=503, text="down")
         at = time.time()
         key = body[body.rfind(b"id=") + 3:]
         seen.append((key, int(request.headers.get("x-tcxhooks-sequence", "0")), at))
@@ -72,6 +75,9 @@ def _receiver_main(port: int, conn: Any) -> None:
             elif command == "take":
                 conn.send(list(seen))
                 seen.clear()
+            elif command in ("down", "up"):
+                down[0] = command == "down"
+                conn.send("ok")
             elif command == "stop":
                 break
         await runner.cleanup()
@@ -102,6 +108,11 @@ class ReceiverProcess:
 
     def cpu(self) -> float:
         return process_cpu(self.proc.pid)
+
+    def set_down(self, down: bool) -> None:
+        """Down: every request is answered 503 and not counted (the CRM is away)."""
+        self.conn.send("down" if down else "up")
+        assert self.conn.recv() == "ok"
 
     def stop(self) -> None:
         self.conn.send("stop")
@@ -323,15 +334,19 @@ async def publish_paced(address: str, paced: list[Any], rate: float) -> tuple[di
     return sent, retried
 
 
-async def set_endpoint(address: str, enabled: bool) -> None:
+async def redeliver_since(address: str, since: float) -> int:
+    """Sends again every delivery stored since `since` (`tcxhooks redeliver --since`), at once."""
     import grpc
+    from google.protobuf.timestamp_pb2 import Timestamp
 
     from tcxhooks.v1 import dispatcher_service_pb2, dispatcher_service_pb2_grpc
 
+    stamp = Timestamp()
+    stamp.FromNanoseconds(int(since * 1e9))
     async with grpc.aio.insecure_channel(address) as channel:
         stub = dispatcher_service_pb2_grpc.DispatcherServiceStub(channel)
-        await stub.SetEndpointState(dispatcher_service_pb2.SetEndpointStateRequest(name="default", enabled=enabled),
-                                    timeout=30)
+        reply = await stub.Redeliver(dispatcher_service_pb2.RedeliverRequest(since_time=stamp), timeout=120)
+    return int(reply.count)
 
 
 def _out_of_order(got: list[tuple[bytes, int, float]]) -> int:
@@ -382,12 +397,16 @@ def run_dispatcher(name: str, store_url: str, receiver: ReceiverProcess,
         while receiver.count() < len(paced) and time.monotonic() < deadline:
             time.sleep(0.05)
         paced_got = receiver.take()
-        # The CRM was away: a stored backlog goes out once its endpoint is enabled again.
-        asyncio.run(set_endpoint(address, False))
+        # The CRM was away (answering 503, each chain's head failed and waits for its retry) while a
+        # backlog was stored; once it is back, `redeliver --since` sends the whole backlog at once.
+        receiver.set_down(True)
         intake_started = time.time()
         asyncio.run(publish_all(address, backlog, how))
+        stored = time.time()
+        time.sleep(0.5)  # the heads' first attempts fail meanwhile
+        receiver.set_down(False)
         enabled = time.time()
-        asyncio.run(set_endpoint(address, True))
+        assert asyncio.run(redeliver_since(address, intake_started - 0.001)) == backlog_total
         deadline = time.monotonic() + 300
         while receiver.count() < backlog_total and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -404,7 +423,7 @@ def run_dispatcher(name: str, store_url: str, receiver: ReceiverProcess,
                statistics.median(latencies) if latencies else float("nan"), _percentile(latencies, 0.99),
                statistics.median(paced_latency) if paced_latency else float("nan"),
                _percentile(paced_latency, 0.99), drain_rate,
-               backlog_total / max(1e-9, enabled - intake_started), _out_of_order(got) + _out_of_order(drained),
+               backlog_total / max(1e-9, stored - intake_started), _out_of_order(got) + _out_of_order(drained),
                total - len(unique) + len(paced) - len(paced_got) + backlog_total - len(drained_unique), paced_retries,
                cpu / total, receiver_cpu / total)
 
@@ -465,7 +484,8 @@ def main() -> None:
               f"{row.missing:7d} {row.cpu_per_webhook * 1e6:7.0f} {row.receiver_cpu * 1e6:7.0f}")
     print("webhooks/s: the flood, publishing and delivering at once (first Publish → last webhook); p50/p99: "
           "publish→receive during the flood (queueing included); paced: the same at a steady rate; drain/s: "
-          "a stored backlog of the same size sent once its endpoint is enabled again (CRM back after an outage); "
+          "a stored backlog of the same size sent at once by `redeliver --since` (CRM back after an outage; "
+          "the redelivery's own UPDATE included); "
           "intake/s: that backlog's publishing, nothing delivered meanwhile; in turn/s: the flood rate if intake "
           "and delivery took turns on one resource, 1 / (1/intake + 1/drain); "
           "ratio: over the bare aiohttp loop; CPU µs: the dispatcher process's CPU (all threads) per webhook of the "

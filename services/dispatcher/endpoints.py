@@ -16,7 +16,7 @@ from .errors import UnknownEndpoint
 from .filters import EndpointFilter
 from .ledger import Ledger
 from .metrics import BACKLOG_LIMIT, ENDPOINT_STATE
-from .records import NewEvent
+from .records import NewEvent, Routing
 from .schema import DISABLED, ENABLED, GONE
 from .sinks import Sink
 
@@ -59,6 +59,8 @@ class Endpoints:
         self.ledger = ledger
         self.by_name = {e.name: e for e in endpoints}
         self._dirty: set[str] = set()
+        self._track = any(e.filter.dids or e.filter.queues or e.filter.users for e in endpoints)
+        self._filtered = frozenset(e.name for e in endpoints if not e.filter.passes_all)
 
     def __iter__(self) -> Iterator[Endpoint]:
         return iter(self.by_name.values())
@@ -69,15 +71,13 @@ class Endpoints:
         except KeyError:
             raise UnknownEndpoint(f"no endpoint named {name!r} (known: {', '.join(self.by_name)})") from None
 
-    @property
-    def filter_attributes(self) -> bool:
-        """Whether any endpoint filters on DIDs, queues or users."""
-        return any(e.filter.dids or e.filter.queues or e.filter.users for e in self.by_name.values())
 
-    def refusing(self) -> dict[str, str]:
-        """Endpoints that take no new deliveries now, and why (disabled, gone, backlog_full): what
-        they already hold stays; a refused event is lost to them, so it is counted and logged."""
-        return {e.name: reason for e in self.by_name.values() if (reason := e.refusal)}
+    def routing(self) -> Routing:
+        """How a publish routes its events now. Endpoints that take no new deliveries (disabled,
+        gone, backlog full) are refused them: what they already hold stays; a refused event is lost
+        to them, so it is counted and logged."""
+        return Routing(self.route, self._track, self._filtered,
+                       {e.name: reason for e in self.by_name.values() if (reason := e.refusal)})
 
     def stored(self, names: tuple[str, ...]) -> None:
         for name in names:

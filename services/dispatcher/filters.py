@@ -45,6 +45,11 @@ class EndpointFilter:
     def from_config(cls, hook: FilterSettings) -> "EndpointFilter":
         return cls(frozenset(hook.events), frozenset(hook.dids), frozenset(hook.queues), frozenset(hook.users))
 
+    @property
+    def passes_all(self) -> bool:
+        """Whether every event goes through (no event list, no attribute filter)."""
+        return "*" in self.events and not (self.dids or self.queues or self.users)
+
     def matches(self, form_name: str, json_type: str, attributes: Attributes) -> bool:
         if "*" not in self.events and form_name not in self.events and json_type not in self.events:
             return False

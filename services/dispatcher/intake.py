@@ -27,7 +27,6 @@ class Intake:
     def __init__(self, outbox: Outbox, endpoints: Endpoints, worker: Worker, max_batch: int = 512) -> None:
         self.outbox = outbox
         self.endpoints = endpoints
-        self.track = endpoints.filter_attributes
         self.worker = worker
         self.max_batch = max_batch
         self._queue: list[tuple[NewEvent, asyncio.Future[Published]]] = []
@@ -50,10 +49,10 @@ class Intake:
             await self._commit(batch)
 
     async def _commit(self, batch: list[tuple[NewEvent, asyncio.Future[Published]]]) -> None:
-        refusing = self.endpoints.refusing()
+        routing = self.endpoints.routing()
         try:
-            results, claimed = await self.outbox.publish([item for item, _ in batch], self.endpoints.route, self.track,
-                                                         self.worker.room(), self.worker.lease_ttl, refusing)
+            results, claimed = await self.outbox.publish([item for item, _ in batch], routing, self.worker.room(),
+                                                         self.worker.lease_ttl)
         except Exception as exc:
             for _, future in batch:
                 if not future.done():
@@ -66,8 +65,8 @@ class Intake:
             deliveries += result.deliveries
             self.endpoints.stored(result.endpoints)
             for name in result.refused:
-                REFUSED.labels(name, refusing[name]).inc()
-                self._refused(name, refusing[name])
+                REFUSED.labels(name, routing.refusing[name]).inc()
+                self._refused(name, routing.refusing[name])
             if not future.done():
                 future.set_result(result)
         PUBLISHED.labels("stored").inc(len(batch) - duplicates)

@@ -2,7 +2,7 @@
 
     outbox = Outbox(store, owner="replica-uuid")
     await outbox.migrate()
-    published, claimed = await outbox.publish(new_events, route, claim={"crm": 16}, lease_ttl=60)
+    published, claimed = await outbox.publish(new_events, Routing(route), claim={"crm": 16}, lease_ttl=60)
     claimed = await outbox.cycle(outcomes, limits={"crm": 256}, lease_ttl=60)   # finish, then claim
 
 One row per (event, endpoint) in `dispatcher_deliveries` (schema.py). Ordering per endpoint and
@@ -20,13 +20,12 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from dataclasses import dataclass, field
-from typing import Collection, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from tcxhooks.platform.store import Store, Work, execute, executemany, fetchall
 
-from .records import Claimed, NewEvent, Outcome, Published, Router
+from .records import Claimed, NewEvent, Outcome, Published, Routing
 from .schema import DEAD, DELIVERED, MIGRATIONS, PENDING
 from .sql import chunks, insert, marks, one_of
 
@@ -41,7 +40,7 @@ def message_id() -> str:
     kept have none: their deliveries keep the `msg_<delivery id>` they were first sent with."""
     random = int.from_bytes(os.urandom(10), "big")
     value = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | (random >> 68) << 64 | 0b10 << 62 | random & (1 << 62) - 1
-    return f"msg_{uuid.UUID(int=value).hex}"
+    return f"msg_{value:032x}"
 
 
 @dataclass
@@ -52,7 +51,7 @@ class _Chain:
 
     last: int
     stored: tuple[str, str, str]
-    numbered: str = ""  # JSON {endpoint: its last endpoint_sequence in this chain}
+    numbered: str = ""  # JSON {endpoint: its last endpoint_sequence in this chain}, filtered endpoints only
     _parsed: dict[str, set[str]] | None = None
     _numbers: dict[str, int] | None = field(default=None, repr=False)
 
@@ -90,21 +89,21 @@ class Outbox:
 
     # --- publish -------------------------------------------------------------------------
 
-    async def publish(self, batch: Sequence[NewEvent], route: Router, track: bool = True,
-                      claim: Mapping[str, int] | None = None, lease_ttl: float = 0.0,
-                      refusing: Collection[str] = ()) -> tuple[list[Published], list[Claimed]]:
+    async def publish(self, batch: Sequence[NewEvent], routing: Routing, claim: Mapping[str, int] | None = None,
+                      lease_ttl: float = 0.0) -> tuple[list[Published], list[Claimed]]:
         """Stores a batch of events and their deliveries in one transaction (idempotent on event_id).
 
-        `track`: keep each chain's DIDs / queues / users for endpoints with attribute filters.
+        `routing`: which endpoints get each event (Routing).
         `claim`: up to this many deliveries per endpoint that are their chain's head are stored
         already claimed (leased for `lease_ttl`) and returned, so the caller sends them without a
         claim transaction of its own.
-        `refusing`: endpoints that take no new deliveries (disabled, or their backlog full): the
-        event still takes their next endpoint_sequence, so the gap tells the receiver it missed one."""
-        return await self.store.run(self._publish(batch, route, track, dict(claim or {}), lease_ttl, refusing))
+        An endpoint in `routing.refusing` (disabled, or its backlog full) gets no delivery, but the
+        event still takes its next endpoint_sequence: the gap tells the receiver it missed one."""
+        return await self.store.run(self._publish(batch, routing, dict(claim or {}), lease_ttl))
 
-    def _publish(self, batch: Sequence[NewEvent], route: Router, track: bool, claim: dict[str, int],
-                 lease_ttl: float, refusing: Collection[str]) -> Work[tuple[list[Published], list[Claimed]]]:
+    def _publish(self, batch: Sequence[NewEvent], routing: Routing, claim: dict[str, int],
+                 lease_ttl: float) -> Work[tuple[list[Published], list[Claimed]]]:
+        route, track, filtered, refusing = routing.route, routing.track, routing.filtered, routing.refusing
         now = time.time()
         until = now + lease_ttl
         stored: dict[str, int] = {}
@@ -144,7 +143,7 @@ class Outbox:
             refused: list[str] = []
             taken: list[str] = []
             for endpoint in endpoints:
-                number = state.number(endpoint)
+                number = state.number(endpoint) if endpoint in filtered else state.last
                 if endpoint in refusing:
                     refused.append(endpoint)
                     continue

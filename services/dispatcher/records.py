@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple
+from typing import Callable, Mapping, NamedTuple
 
 from tcxhooks.v1 import events_pb2
 
 
-@dataclass(frozen=True)
-class NewEvent:
+# The values made once per event or per webhook are named tuples: a tuple is built several times
+# faster than a frozen dataclass.
+class NewEvent(NamedTuple):
     """A validated event and what routing needs: its names and filter attributes."""
 
     event: events_pb2.Event
@@ -18,8 +19,7 @@ class NewEvent:
     attributes: dict[str, str]
 
 
-@dataclass(frozen=True)
-class Published:
+class Published(NamedTuple):
     sequence: int
     duplicate: bool
     deliveries: int
@@ -31,8 +31,16 @@ class Published:
 Router = Callable[[NewEvent, dict[str, set[str]]], list[str]]
 
 
-# Claimed, AttemptRecord and Outcome are named tuples: the delivery path makes one of each per webhook,
-# and a tuple is built several times faster than a frozen dataclass.
+@dataclass(frozen=True)
+class Routing:
+    """Where a publish sends its events, as the endpoints stand at that moment."""
+
+    route: Router
+    track: bool = False  # keep each chain's DIDs, queues and users (some endpoint filters on them)
+    # endpoints whose filters pass only some events: they number the events they get themselves
+    # (x-tcxhooks-endpoint-sequence); an endpoint that gets every event shares the chain's numbers
+    filtered: frozenset[str] = frozenset()
+    refusing: Mapping[str, str] = field(default_factory=dict)  # endpoint → why it takes no new rows
 class Claimed(NamedTuple):
     id: int
     endpoint: str

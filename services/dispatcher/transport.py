@@ -113,16 +113,19 @@ class Transport:
 async def _read(resp: aiohttp.ClientResponse) -> bytes:
     """The answer's first SNIPPET bytes, reading at most MAX_BODY_READ; the connection is dropped
     when more is left (or the body broke off: the status is the answer all the same)."""
+    content = resp.content
     snippet = b""
     read = 0
     try:
         while read < MAX_BODY_READ:
-            chunk = await resp.content.read(MAX_BODY_READ - read)
+            chunk = await content.read(MAX_BODY_READ - read)
             if not chunk:
                 return snippet
             if len(snippet) < SNIPPET:
                 snippet += chunk[: SNIPPET - len(snippet)]
             read += len(chunk)
+            if content.at_eof():  # the usual short answer: read in one go
+                return snippet
     except aiohttp.ClientPayloadError:
         pass
     resp.close()

@@ -133,6 +133,15 @@ def test_filters_route_events_to_matching_endpoints(dispatchers: Dispatchers) ->
     assert seen(did_crm) == [("ringing", "101"), ("analyticsfailed", "")]
     assert seen(user_crm) == [("ringing", "102"), ("hangupincoming", "102"), ("incoming", "102"), ("recording", "")]
     assert seen(queue_crm) == [("ringing", "800"), ("ringing", "102"), ("incoming", "102"), ("recording", "")]
+    # the chain's numbering shows where each event sits in the call; the endpoint's has no gaps
+    def numbers(crm: Receiver, header: str) -> list[str]:
+        return [r.headers[header] for r in crm.requests if chain in r.form()["id"]]
+
+    assert numbers(queue_crm, "x-tcxhooks-sequence") == ["1", "2", "4", "5"]
+    assert numbers(queue_crm, "x-tcxhooks-endpoint-sequence") == ["1", "2", "3", "4"]
+    assert numbers(ended_crm, "x-tcxhooks-sequence") == ["3", "4"]
+    assert numbers(ended_crm, "x-tcxhooks-endpoint-sequence") == ["1", "2"]
+    assert numbers(all_crm, "x-tcxhooks-endpoint-sequence") == numbers(all_crm, "x-tcxhooks-sequence")
 
 
 BAD_EVENTS = [

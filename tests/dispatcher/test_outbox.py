@@ -15,7 +15,7 @@ from tcxhooks.dispatcher.endpoints import Endpoints
 
 from tcxhooks.dispatcher.ledger import Ledger
 from tcxhooks.dispatcher.outbox import Outbox
-from tcxhooks.dispatcher.records import AttemptRecord, NewEvent, Outcome
+from tcxhooks.dispatcher.records import AttemptRecord, NewEvent, Outcome, Routing
 from tcxhooks.dispatcher.schema import DEAD, DELIVERED, PENDING
 from tcxhooks.dispatcher.payloads import attributes, call_id_of, event_names
 from tcxhooks.dispatcher.retry import RetryPolicy, parse_retry_after
@@ -36,7 +36,7 @@ async def test_chain_order_and_prune(tmp_path: Path) -> None:
         await outbox.migrate()
         chain = new_chain()
         published, claimed = await outbox.publish([_new(e) for e in (ringing(chain), answered(chain), ended(chain))],
-                                                  lambda item, attrs: ["a", "b"])
+                                                  Routing(lambda item, attrs: ["a", "b"]))
         assert claimed == []  # nothing asked to be claimed
         assert [p.sequence for p in published] == [1, 2, 3]
         first = await outbox.cycle([], {"a": 100, "b": 100}, 60)
@@ -75,7 +75,7 @@ async def test_publish_claims_chain_heads_up_to_the_room_given(dialect: str, tmp
         await outbox.migrate()
         first, second = new_chain(), new_chain()
         events = [ringing(first), answered(first), ringing(second), answered(second)]
-        published, claimed = await outbox.publish([_new(e) for e in events], lambda item, attrs: ["a", "b"],
+        published, claimed = await outbox.publish([_new(e) for e in events], Routing(lambda item, attrs: ["a", "b"]),
                                                   claim={"a": 1}, lease_ttl=0.2)
         assert [p.deliveries for p in published] == [2, 2, 2, 2]
         # room for one on "a": the first chain's head, with what sending it needs; "b" asked for none
@@ -108,7 +108,7 @@ async def test_housekeeping_prunes_in_its_first_round_even_just_after_boot(
         await outbox.migrate()
         chain = new_chain()
         await outbox.publish([_new(ringing(chain)), _new(answered(chain)), _new(ended(chain))],
-                             lambda item, attrs: ["a"])
+                             Routing(lambda item, attrs: ["a"]))
         attempt = AttemptRecord(1, time.time(), 200, 0.01, "ok", "")
         for result in ("delivered", "delivered", "dead", "dead"):
             claimed = await outbox.cycle([], {"a": 10}, 60)
@@ -155,7 +155,7 @@ async def test_redelivering_a_dead_event_puts_it_back_before_its_chains_later_ev
         await outbox.migrate()
         chain, other = new_chain(), new_chain()
         await outbox.publish([_new(e) for e in (ringing(chain), answered(chain), ended(chain), ringing(other))],
-                             lambda item, attrs: ["a"])
+                             Routing(lambda item, attrs: ["a"]))
         ok = AttemptRecord(1, time.time(), 200, 0.01, "ok", "")
         failed = AttemptRecord(1, time.time(), 500, 0.01, "error", "")
         heads = await outbox.cycle([], {"a": 10}, 60)
