@@ -12,16 +12,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import os
 import sys
 from typing import Any, Sequence
 
 import grpc
 
-from tcxhooks.platform.config import ConfigError, load_config
+from tcxhooks.platform.config import Config, ConfigError, load_config
+from tcxhooks.platform.configfile import add_config_option, find_config
+from tcxhooks.platform.grpc import describe_token, open_channel
 from tcxhooks.platform.settings import PlatformSettings
 from tcxhooks.platform.values import parse_duration
-from tcxhooks.platform.grpc import open_channel
 from tcxhooks.v1 import dispatcher_service_pb2 as pb
 from tcxhooks.v1 import dispatcher_service_pb2_grpc
 
@@ -39,7 +39,7 @@ class UsageError(Exception):
 
 def _parser(command: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"tcxhooks {command}")
-    parser.add_argument("-c", "--config", default=os.environ.get("TCXH_CONFIG"), help="ini file (or TCXH_CONFIG)")
+    add_config_option(parser)
     parser.add_argument("--address", help="dispatcher host:port (default: [services] dispatcher)")
     if command == "deliveries":
         parser.description = "List deliveries, newest last."
@@ -143,8 +143,7 @@ async def _endpoints(stub: Any, args: argparse.Namespace) -> str:
 COMMANDS = {"deliveries": _deliveries, "redeliver": _redeliver, "endpoints": _endpoints}
 
 
-async def _run(args: argparse.Namespace, command: str) -> str:
-    config = load_config(args.config, (PlatformSettings,))
+async def _run(config: Config, args: argparse.Namespace, command: str) -> str:
     channel = open_channel(config[PlatformSettings].services, "dispatcher", args.address)
     try:
         stub = dispatcher_service_pb2_grpc.DispatcherServiceStub(channel)
@@ -160,11 +159,13 @@ def main(argv: list[str]) -> None:
     command = argv[0]
     args = _parser(command).parse_args(argv[1:])
     try:
-        print(asyncio.run(_run(args, command)))
+        config = load_config(find_config(args.config), (PlatformSettings,))
+        print(asyncio.run(_run(config, args, command)))
     except (ConfigError, UsageError) as exc:
         print(f"tcxhooks {command}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except grpc.aio.AioRpcError as exc:
         code = exc.code()
-        print(f"tcxhooks {command}: dispatcher answered {code.name}: {exc.details()}", file=sys.stderr)
+        sent = f"; this command sent {describe_token(config)}" if code == grpc.StatusCode.UNAUTHENTICATED else ""
+        print(f"tcxhooks {command}: dispatcher answered {code.name}: {exc.details()}{sent}", file=sys.stderr)
         raise SystemExit(2 if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND) else 1) from None

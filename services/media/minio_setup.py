@@ -23,6 +23,7 @@ from minio.error import MinioAdminException, S3Error
 from minio.minioadmin import MinioAdmin
 
 from tcxhooks.platform.config import ConfigError, load_config
+from tcxhooks.platform.configfile import add_config_option, find_config
 
 from .config import MediaSettings, RecordingsConfig
 
@@ -65,13 +66,13 @@ def provision(config: RecordingsConfig, root_user: str, root_password: str) -> N
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tcxhooks.media.minio_setup",
                                      description="Prepare MinIO for media: its bucket and its own user.")
-    parser.add_argument("-c", "--config", default=os.environ.get("TCXH_CONFIG"), help="ini file (or TCXH_CONFIG)")
+    add_config_option(parser)
     args = parser.parse_args(argv)
     root_user, root_password = os.environ.get("MINIO_ROOT_USER", ""), os.environ.get("MINIO_ROOT_PASSWORD", "")
     try:
         if not (root_user and root_password):
             raise ValueError("MINIO_ROOT_USER and MINIO_ROOT_PASSWORD (MinIO's root credentials) must be set")
-        config = load_config(args.config, (MediaSettings,))[MediaSettings].recordings
+        config = load_config(find_config(args.config), (MediaSettings,))[MediaSettings].recordings
     except (ConfigError, ValueError) as exc:
         print(f"minio setup: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -24,7 +24,8 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .platform.config import ConfigError
-from .platform.grpc import open_channel
+from .platform.configfile import add_config_option, find_config
+from .platform.grpc import describe_token, open_channel
 from .platform.store import open_store
 from .product import Product, load_product
 
@@ -297,20 +298,28 @@ async def run_checks(config: Product) -> list[Verdict]:
                                         f"store {config.platform.store.url.split('://')[0]}, "
                                         f"recordings {config.media.recordings.storage}")]
     for step in (check_store, check_pbx, check_directory, check_s3, check_link_key, check_endpoints, check_yandex):
+        item = step.__name__.removeprefix("check_")
         try:
             verdicts += await step(config)
+        except grpc.aio.AioRpcError as exc:
+            detail = f"a running service answered {exc.code().name}: {exc.details()}"
+            fix = ""
+            if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                detail += f"; check sent {describe_token(config.config)}"
+                fix = "give check the services' [services] token (the same ini file, or TCXH_SERVICES_TOKEN)"
+            verdicts.append(Verdict(item, False, detail, fix))
         except Exception as exc:  # a check that breaks is a failed check, never a crash
-            verdicts.append(Verdict(step.__name__.removeprefix("check_"), False, f"check failed: {exc}"))
+            verdicts.append(Verdict(item, False, f"check failed: {exc}"))
     return verdicts
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="tcxhooks check", description="Validate the configuration and reach "
                                      "every dependency (PBX, store, S3, webhook endpoints, Yandex).")
-    parser.add_argument("-c", "--config", default=os.environ.get("TCXH_CONFIG"), help="ini file (or TCXH_CONFIG)")
+    add_config_option(parser)
     args = parser.parse_args(argv)
     try:
-        config = load_product(args.config)
+        config = load_product(find_config(args.config))
     except ConfigError as exc:
         for line in str(exc).splitlines():
             print(Verdict("config", False, line).lines()[0])

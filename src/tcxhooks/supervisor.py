@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from .platform.configfile import add_config_option, find_config
 from .platform.logging import setup_logging
 from .platform.runtime import load_or_exit
 from .platform.settings import PlatformSettings
@@ -56,7 +57,7 @@ def child_env(name: str, base_port: int) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="tcxhooks up", description="Run all four services on this host.")
-    parser.add_argument("-c", "--config", default=os.environ.get("TCXH_CONFIG"), help="ini file (or TCXH_CONFIG)")
+    add_config_option(parser)
     parser.add_argument("--only", default=",".join(SERVICES), help="comma list of services to run (default: all)")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -64,10 +65,11 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         print(f"tcxhooks up: unknown service(s) {', '.join(unknown)}; expected {', '.join(SERVICES)}", file=sys.stderr)
         raise SystemExit(2)
-    config = load_or_exit(args.config, [SETTINGS[name] for name in names])
+    path = find_config(args.config)
+    config = load_or_exit(path, [SETTINGS[name] for name in names])
     platform = config[PlatformSettings]
     setup_logging(platform.log.level, platform.log.format, config.secrets(), "supervisor")
-    config_args = ["-c", os.path.abspath(args.config)] if args.config else []
+    config_args = ["-c", os.path.abspath(path)] if path else []
     children = [
         Child(name, [sys.executable, "-m", "tcxhooks", name, *config_args], child_env(name, platform.metrics.port))
         for name in START_ORDER if name in names

@@ -3,14 +3,14 @@
     config_key("TCXH_RECORDINGS_S3_SECRET_KEY_FILE")  # Key("recordings", "s3_secret_key", secret=True, file=True)
 
 Besides `TCXH_<SECTION>_<KEY>` (and `_FILE` for secrets), the containers may set `TCXH_CONFIG` (the
-ini path, read by the runtime's `-c` default) and `PGPASSWORD` (libpq's password for the store URL).
+ini path, read by every command's `-c` default) and `PGPASSWORD` (libpq's password for the store URL).
 """
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
 
-from tcxhooks.platform import runtime
+from tcxhooks.platform import configfile
 from tcxhooks.platform.config import ENV_PREFIX, Section, keys_of
 from tcxhooks.product import owned_sections
 
@@ -52,7 +52,7 @@ def config_key(name: str) -> Key:
 
 def check_env_names(names: list[str]) -> None:
     """Every name is a config override or one of the documented non-config variables."""
-    assert "TCXH_CONFIG" in inspect.getsource(runtime), "the runtime no longer reads TCXH_CONFIG"
+    assert "TCXH_CONFIG" in inspect.getsource(configfile), "the commands no longer read TCXH_CONFIG"
     for name in names:
         if name not in NON_CONFIG:
             config_key(name)

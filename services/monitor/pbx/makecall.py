@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from ..errors import CallNotPlaced, PbxError, PbxHttpError
+from ..errors import CallNotPlaced, PbxHttpError
 from .client import PbxClient
 
 

@@ -127,12 +127,19 @@ class Config:
 
     path: str
     settings: tuple[Settings, ...]
+    # (section title, key) → where a value that is not the default came from, for messages
+    sources: Mapping[tuple[str, str], str] = dataclasses.field(default_factory=dict)
 
     def __getitem__(self, cls: type[S]) -> S:
         for settings in self.settings:
             if isinstance(settings, cls):
                 return settings
         raise KeyError(f"{cls.__name__} was not loaded")
+
+    def origin(self, title: str, key_name: str) -> str:
+        """Where `[title] key` was set: `[services] token in /etc/tcxhooks.ini`, `TCXH_SERVICES_TOKEN`,
+        `TCXH_SERVICES_TOKEN_FILE=/run/secrets/token`; "" for a default."""
+        return self.sources.get((title, key_name), "")
 
     def sections(self) -> Iterator[tuple[str, Section]]:
         """Every section instance with its title (a section shared by views appears once per view)."""
@@ -210,6 +217,7 @@ class _Loader:
         self.errors: list[str] = []
         self.warnings: list[str] = []
         self.invalid: set[tuple[str, str]] = set()
+        self.sources: dict[tuple[str, str], str] = {}
         self._parsed: dict[type[Section], Any] = {}
 
     def load(self, cls: type[Section]) -> Any:
@@ -250,10 +258,13 @@ class _Loader:
         for name, f in keys_of(cls).items():
             variable = env_name(title, name)
             source, text = self.path, raw.get(name)
+            where = f"[{title}] {name} in {self.path}"
             if variable in self.env:
                 source, text = f"env {variable}", self.env[variable]
+                where = variable
             elif f.metadata["secret"] and variable + "_FILE" in self.env:
                 source = f"env {variable}_FILE"
+                where = f"{variable}_FILE={self.env[variable + '_FILE']}"
                 try:
                     with open(self.env[variable + "_FILE"], encoding="utf-8") as handle:
                         text = handle.read().strip()
@@ -264,6 +275,7 @@ class _Loader:
                 continue
             try:
                 values[name] = f.metadata["parse"](text)
+                self.sources[(title, name)] = where
             except ValueError as exc:
                 secret = f.metadata["secret"]
                 shown = "***" if secret is True else repr(_masked(secret, text.strip()))
@@ -336,4 +348,4 @@ def load_config(path: str | None, settings: Sequence[type[Settings]],
         log.warning("%s", warning)
     if loader.errors:
         raise ConfigError("\n".join(dict.fromkeys(loader.errors)))
-    return Config(loader.path, tuple(instances))
+    return Config(loader.path, tuple(instances), loader.sources)

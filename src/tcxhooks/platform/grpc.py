@@ -15,7 +15,8 @@ from typing import Any, Awaitable, Callable
 
 import grpc
 
-from .settings import ServicesConfig
+from .config import Config
+from .settings import PlatformSettings, ServicesConfig
 from .errors import ErrorInterceptor
 from .metrics import GRPC_CLIENT_HANDLED, ServerMetricsInterceptor
 
@@ -99,6 +100,14 @@ def create_server(services: ServicesConfig, address: str) -> tuple[grpc.aio.Serv
     if port == 0:
         raise OSError(f"cannot listen on {bind}")
     return server, port
+
+
+def describe_token(config: Config) -> str:
+    """The service token a client made from `config` sends, by where it came from (never its value)."""
+    if not config[PlatformSettings].services.token:
+        return (f"no service token (none is set in {config.path}, TCXH_SERVICES_TOKEN or TCXH_SERVICES_TOKEN_FILE; "
+                "name the services' ini file with -c or TCXH_CONFIG)")
+    return f"the service token from {config.origin('services', 'token')}"
 
 
 def _with_token(details: Any, pair: tuple[str, str] | None) -> Any:

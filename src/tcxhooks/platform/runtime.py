@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from typing import Any, Awaitable, Callable, Coroutine, Generic, Sequence, TypeV
 import grpc
 
 from .config import Config, ConfigError, Settings, load_config
+from .configfile import add_config_option, find_config
 from .grpc import create_server, open_channel
 from .health import Health
 from .logging import setup_logging
@@ -96,7 +96,7 @@ Build = Callable[[App[S]], Awaitable[None]]
 
 def parse_args(name: str, argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=f"tcxhooks {name}", description=f"Run the tcxhooks {name} service.")
-    parser.add_argument("-c", "--config", default=os.environ.get("TCXH_CONFIG"), help="ini file (or TCXH_CONFIG)")
+    add_config_option(parser)
     return parser.parse_args(argv)
 
 
@@ -125,7 +125,7 @@ def run(name: str, settings: type[S], build: Build[S], argv: list[str] | None = 
 
     `name` is the service's key in [services]; `grpc_service` the full name its health answers for."""
     args = parse_args(name, argv)
-    config = load_or_exit(args.config, (settings,))
+    config = load_or_exit(find_config(args.config), (settings,))
     log_settings = config[PlatformSettings].log
     setup_logging(log_settings.level, log_settings.format, config.secrets(), name)
     try:
