@@ -63,7 +63,7 @@ async def test_every_change_type_reaches_the_crm_in_form_and_json(wired: tuple[H
     sim.do("DELETE", "/agents/800/102")
     sim.do("DELETE", "/extensions/105")
     assert len(await harness.poll()) == 7
-    await crm.wait_for(14)
+    await crm.wait_exactly(14)
     forms, jsons = split(crm.requests)
     assert sorted(forms, key=lambda f: (f["user"], f["event"])) == sorted([
         {"event": "forwarding", "user": "101", "name": "Ivan Petrov", "status": "Away", "previous": "Available"},
@@ -83,7 +83,7 @@ async def test_every_change_type_reaches_the_crm_in_form_and_json(wired: tuple[H
 
     sim.do("POST", "/queue-status", {"number": "120", "queue": "800", "status": "in"})
     await harness.poll()
-    await crm.wait_for(16)
+    await crm.wait_exactly(16)
     forms, jsons = split(crm.requests[14:])
     assert forms == [{"event": "queuestatus", "user": "120", "queue": "800", "status": "in", "previous": "out"}]
     assert jsons[0]["data"] == {"user": "120", "queue": "800", "status": "in", "previous": "out",  # type: ignore[index]
