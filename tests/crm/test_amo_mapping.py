@@ -13,7 +13,7 @@ from tcxhooks.v1 import events_pb2
 
 from .scenarios import CALLER, CHAIN, DID, SCENARIOS, STARTED, analytics, ended, ev, recording, view
 
-SETTINGS = AmoOptions(user_map={"101": 501, "102": 502}, default_user=500)
+SETTINGS = AmoOptions(user_map={"101": 501, "102": 502}, default_user=500, language="en")
 NOW = STARTED + 1000
 Amo = Callable[[Call], Any]  # what amoCRM answers a call (a result, or a CrmError to raise)
 
@@ -49,7 +49,7 @@ def drive(events: list[events_pb2.Event | CrmEvent], amo: Amo = known_number, se
         key = mapping.key(event)
         if key is None:
             continue
-        leg = absorb(event, AmoLeg.load(stored.get(key)), settings.recording_wait)
+        leg = absorb(event, AmoLeg.load(stored.get(key)), settings.recording_wait, settings.links)
         stored[key] = leg.dump()
         while (call := mapping.next_call(event, leg, NOW)) is not None:
             if call.realtime and not fresh:
@@ -133,6 +133,23 @@ def test_an_unknown_inbound_caller_goes_to_unsorted_and_its_task_to_the_new_lead
     assert entry["metadata"]["phone"] == DID and entry["_embedded"]["leads"][0]["name"] == f"Missed call from {CALLER}"
     assert sent[-1].params["body"][0]["entity_id"] == 4242
     assert stored[f"{CHAIN}-0"]["logged"] == "unsorted"
+
+
+def test_texts_are_russian_by_default_and_notes_only_carry_what_is_asked_for() -> None:
+    sent, _ = drive(SCENARIOS["queue abandoned with callback"], unknown_number, AmoOptions())
+    assert sent[-2].params["body"][0]["_embedded"]["leads"][0]["name"] == f"Пропущенный звонок с {CALLER}"
+    assert sent[-1].params["body"][0]["text"] == f"Перезвонить {CALLER}: пропущенный звонок {CHAIN}-0"
+    summary_only, _ = drive(SCENARIOS["inbound answered"], settings=AmoOptions(transcript=False))
+    assert summary_only[-1].params["body"][0]["params"]["text"] == (f"Звонок {CHAIN}-1\n\n"
+                                                                    "Кратко: The caller asked where the order is.")
+    neither, _ = drive(SCENARIOS["inbound answered"], settings=AmoOptions(transcript=False, summary=False))
+    assert [c.step for c in neither] == ["call"]
+
+
+def test_with_recording_none_answered_legs_are_logged_at_their_end_without_links() -> None:
+    sent, _ = drive(SCENARIOS["inbound answered"], settings=AmoOptions(links=False))
+    assert steps(sent)[:2] == ["call POST /api/v4/calls", "transcript_note POST /api/v4/leads/9001/notes"]
+    assert "link" not in sent[0].params["body"][0]
 
 
 def test_an_unknown_number_without_unsorted_is_left_out_once() -> None:

@@ -134,7 +134,7 @@ async def test_a_recording_that_never_comes_does_not_hold_the_call_back(sink: Am
     await deliver_all(sink, [recording(1, start=NOW), analytics(1, start=NOW)])
     assert len(amo.account.calls) == 1
     texts = [n.params.get("text", "") for n in amo.account.notes if n.note_type == "common"]
-    assert texts[0] == f"Recording of call {CHAIN}-1: https://media.example/r/{CHAIN}-1/1.mp3"
+    assert texts[0] == f"Запись звонка {CHAIN}-1: https://media.example/r/{CHAIN}-1/1.mp3"
     assert await sink.sweep(now=time.time() + 10 * OPTIONS.recording_wait) == 0
 
 

@@ -73,15 +73,16 @@ def started_at(event: CrmEvent) -> int:
     return int(event.occurred_at - event.duration - event.ring_seconds)
 
 
-def absorb(event: CrmEvent, leg: AmoLeg, recording_wait: float) -> AmoLeg:
-    """The leg once this event is known (nothing is sent here)."""
+def absorb(event: CrmEvent, leg: AmoLeg, recording_wait: float, links: bool = True) -> AmoLeg:
+    """The leg once this event is known (nothing is sent here). Without `links` (recording = none)
+    no recording is waited for or sent."""
     if event.kind == "ended" or (event.kind == "recording" and event.finishtype and not leg.ended):
         leg = replace(leg, ended=True, direction="outbound" if event.direction == "out" else "inbound",
                       phone=event.caller, line=event.did or event.user, user=event.user, started_at=started_at(event),
                       duration=event.duration, missed=event.finishtype == "Missed", result=event.title)
-        if recording_wait <= 0 and not leg.recording:
+        if (recording_wait <= 0 or not links) and not leg.recording:
             leg = replace(leg, recording="none")
-    if event.kind == "recording" and event.links:
+    if event.kind == "recording" and event.links and links:
         leg = replace(leg, link=event.links[0], recording="ready")
     if event.kind == RECORDING_TIMEOUT and leg.recording == "":
         leg = replace(leg, recording="none")

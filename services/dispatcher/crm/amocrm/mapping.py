@@ -27,6 +27,7 @@ from ..event import CrmEvent
 from ..plan import Call
 from . import requests as rq
 from .leg import LOG_KINDS, AmoLeg
+from .texts import is_recording_note, is_transcript_note, texts
 
 NOT_ACCEPTED = "not_accepted"  # the client's code: the account no longer takes call notifications
 DUPLICATE = "duplicate"  # the client's code: amoCRM already has this Unsorted entry
@@ -70,10 +71,10 @@ class AmoMapping:
         if leg.missed and leg.direction == "inbound" and s.missed_task and not leg.task_id:
             return rq.missed_task(key, leg, s, now)
         if leg.link and leg.link != leg.logged_link and not leg.link_note:
-            return rq.note("link_note", key, leg, rq.link_note_text(key, leg.link))
-        if (event.kind == "analytics" and s.transcript and not leg.transcript_note
-                and (event.summary or event.text)):
-            return rq.note("transcript_note", key, leg, rq.transcript_note_text(key, event.summary, event.text))
+            return rq.note("link_note", key, leg, texts(s.language).recording(key, leg.link))
+        summary, transcript = (event.summary if s.summary else ""), (event.text if s.transcript else "")
+        if event.kind == "analytics" and not leg.transcript_note and (summary or transcript):
+            return rq.note("transcript_note", key, leg, texts(s.language).transcript_note(key, summary, transcript))
         return None
 
     def _look_up(self, leg: AmoLeg) -> Call:
@@ -134,8 +135,8 @@ class AmoMapping:
                 return replace(leg, pending="", search="", task_id=int(task.get("id") or -1))
         else:
             found = rq.items(result, "notes")
-            marker = rq.link_note_text(key, "") if leg.pending == "link_note" else f"Call {key}"
-            if any(str((n.get("params") or {}).get("text", "")).startswith(marker) for n in found):
+            ours = is_recording_note if leg.pending == "link_note" else is_transcript_note
+            if any(ours(str((n.get("params") or {}).get("text", "")), key) for n in found):
                 return _noted(leg, leg.pending)
         if len(found) >= rq.PAGE:
             return replace(leg, search=f"{where}:{int(page) + 1}")

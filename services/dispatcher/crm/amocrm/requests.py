@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from ..plan import Call
 from .leg import AmoLeg
+from .texts import texts
 
 ENTITY_TYPES = ("leads", "contacts", "companies", "customers")  # the API's paths
 SINGULAR = {"lead": "leads", "contact": "contacts", "company": "companies", "customer": "customers"}
@@ -30,8 +31,11 @@ class AmoOptions:
     pipeline_id: int = 0  # the pipeline of Unsorted entries (0: the main one)
     missed_task: bool = True
     missed_task_delay: float = 900.0  # seconds until the call-back task is due
-    transcript: bool = True  # summary and transcript as a note
-    recording_wait: float = 600.0  # how long an answered leg waits for its recording
+    transcript: bool = True  # the transcript in the call's note
+    summary: bool = True  # the summary in the call's note
+    recording_wait: float = 600.0  # how long an answered leg waits for its recording (0: not at all)
+    links: bool = True  # recording links go to amoCRM (recording = none: they do not)
+    language: str = "ru"  # of the texts written into amoCRM (texts.py)
 
     def user_of(self, extension: str) -> int:
         return self.user_map.get(extension, self.default_user)
@@ -74,7 +78,7 @@ def unsorted(key: str, leg: AmoLeg, settings: AmoOptions) -> Call:
         "service_code": settings.source, "uniq": key, "is_call_event_needed": True}
     if leg.link:
         metadata["link"] = leg.link
-    title = f"Missed call from {leg.phone}" if leg.missed else f"Call from {leg.phone}"
+    title = texts(settings.language).lead(leg.phone, leg.missed)
     item: dict[str, Any] = {
         "request_id": key, "source_name": settings.source, "source_uid": key, "created_at": leg.started_at,
         "metadata": metadata,
@@ -88,7 +92,7 @@ def unsorted(key: str, leg: AmoLeg, settings: AmoOptions) -> Call:
 
 def missed_task(key: str, leg: AmoLeg, settings: AmoOptions, now: float) -> Call:
     item: dict[str, Any] = {
-        "request_id": key, "task_type_id": TASK_TYPE_CALL, "text": task_text(key, leg),
+        "request_id": key, "task_type_id": TASK_TYPE_CALL, "text": texts(settings.language).task(leg.phone, key),
         "complete_till": int(now + settings.missed_task_delay), "entity_type": leg.entity_type,
         "entity_id": leg.entity_id}
     user = settings.user_of(leg.user)
@@ -97,26 +101,9 @@ def missed_task(key: str, leg: AmoLeg, settings: AmoOptions, now: float) -> Call
     return _call("task", "POST /api/v4/tasks", [item])
 
 
-def task_text(key: str, leg: AmoLeg) -> str:
-    return f"Call back {leg.phone}: missed call {key}"
-
-
 def note(step: str, key: str, leg: AmoLeg, text: str) -> Call:
     return _call(step, f"POST /api/v4/{leg.entity_type}/{leg.entity_id}/notes",
                  [{"request_id": key, "note_type": "common", "params": {"text": text}}])
-
-
-def link_note_text(key: str, link: str) -> str:
-    return f"Recording of call {key}: {link}"
-
-
-def transcript_note_text(key: str, summary: str, transcript: str) -> str:
-    parts = [f"Call {key}"]
-    if summary:
-        parts.append(f"Summary: {summary}")
-    if transcript:
-        parts.append(f"Transcript:\n{transcript}")
-    return "\n\n".join(parts)
 
 
 # --- look-ups after a create request whose answer was lost (crash, timeout) -------------------------

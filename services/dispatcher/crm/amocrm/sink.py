@@ -59,6 +59,7 @@ class _WriteAhead:
 class AmoSink:
     def __init__(self, settings: AmoSettings, deps: SinkDeps) -> None:
         self.name = settings.name
+        self.target = settings.url
         self.settings = settings
         self.options = settings.options
         self.deps = deps
@@ -99,7 +100,7 @@ class AmoSink:
         """Stores what the event tells about the leg; marks a leg that starts waiting for its recording."""
         legs = self.deps.legs
         before = AmoLeg.load(await legs.get(self.name, key))
-        after = absorb(view, before, self.options.recording_wait)
+        after = absorb(view, before, self.options.recording_wait, self.options.links)
         if after == before:
             return
         await legs.put(self.name, key, after.dump())

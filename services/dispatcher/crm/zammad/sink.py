@@ -34,6 +34,7 @@ FIX_URL = "copy the endpoint from Zammad (Admin → Integrations → CTI (generi
 class ZammadSink:
     def __init__(self, settings: ZammadSettings, deps: SinkDeps) -> None:
         self.name = settings.name
+        self.target = settings.target
         self.settings = settings
         self.deps = deps
         self.http = JsonApi.of(settings)
