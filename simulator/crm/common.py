@@ -9,6 +9,7 @@ injected failures, and PHP-style form encoding (how PHP CRMs post their events).
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -125,6 +126,14 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
+async def failure_after(failure: Failure) -> bool:
+    """For a failure injected after the work (`"after": true`): waits its `delay` seconds (a test may
+    kill the client meanwhile); True when the answer must then be the failure (a status of 400 or
+    more), False when the work's own answer goes out."""
+    await asyncio.sleep(float(failure.body.get("delay") or 0))
+    return failure.status >= 400
+
+
 class Faked(Protocol):
     """What a fake CRM keeps for the `/fake/` routes every fake has."""
 
@@ -142,8 +151,9 @@ def add_fake_routes(app: web.Application, fake: Faked) -> None:
 
         GET  /fake/calls                   every API call received, in order
         POST /fake/limits {"limit": 50, "drain": 2}
-        POST /fake/fail   {"method": "…" or "*", "status": 500, "count": 1, "after": false, …}
-                          (after: do the work, then answer the failure; other keys: the failure's body)
+        POST /fake/fail   {"method": "…" or "*", "status": 500, "count": 1, "after": false, "delay": 0, …}
+                          (after: do the work, wait `delay` seconds, then answer the failure, or the
+                          work's own answer for a status below 400; other keys: the failure's body)
     """
     async def calls(request: web.Request) -> web.Response:
         return web.json_response({"calls": fake.journal.rows(), "refused_by_limit": fake.bucket.refused})

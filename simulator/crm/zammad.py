@@ -37,7 +37,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from .common import Faults, Journal, LeakyBucket, add_fake_routes, json_body
+from .common import Faults, Journal, LeakyBucket, add_fake_routes, failure_after, json_body
 
 UNLIMITED = 10**9  # the bucket of a Zammad without a proxy limit
 
@@ -116,7 +116,7 @@ class FakeZammad:
             if failure is not None and not failure.body.get("after"):
                 raise _opaque_error()
             result = self._process(request.match_info["token"], params)
-            if failure is not None:  # done, but the answer is lost: the client sees an error
+            if failure is not None and await failure_after(failure):  # done, but the answer is lost
                 raise _opaque_error()
         except CtiError as exc:
             self.journal.add(name, params, exc.status, exc.body.get("error", ""))

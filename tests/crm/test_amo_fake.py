@@ -157,6 +157,11 @@ async def test_the_fake_api_adds_contacts_accepts_unsorted_and_loses_answers_on_
         assert lost.status_code == 504 and len(amo.account.calls) == 1  # added, but the answer is lost
         state = (await client.get("/fake/state")).json()
         assert state["calls"][0]["body"]["phone"] == "74990001122"
+        await client.post("/fake/fail", json={"method": "POST /api/v4/calls", "status": 200, "after": True,
+                                              "delay": 0.05})  # held back, then answered as usual
+        held = await send(amo, "POST", "/api/v4/calls", [a_call("74990001122", uniq="251125184500_698-2")])
+        assert held.status_code == 200 and held.json()["_embedded"]["calls"][0]["request_id"] == "0"
         journal = (await client.get("/fake/calls")).json()["calls"]
-        assert [(c["method"], c["status"]) for c in journal] == [("POST /api/v4/calls", 504)]
+        assert [(c["method"], c["status"]) for c in journal] == [("POST /api/v4/calls", 504),
+                                                                 ("POST /api/v4/calls", 200)]
         assert journal[0]["params"]["body"][0]["uniq"] == "251125184500_698-1"

@@ -27,7 +27,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from ..common import Faults, Journal, LeakyBucket
+from ..common import Faults, Journal, LeakyBucket, failure_after
 from .account import ENTITY_PATHS, AmoAccount, PhoneCallEvent, Task
 
 CALL_DIRECTIONS = ("inbound", "outbound")
@@ -105,7 +105,7 @@ class FakeAmo:
                     raise problem(failure.status, "Injected", "a failure asked for under /fake/fail")
                 self._authorize(request)
                 response = await handler(request)
-                if failure is not None:  # done, but the answer is lost: the client sees an error
+                if failure is not None and await failure_after(failure):  # done, but the answer is lost
                     raise problem(failure.status, "Injected", "a failure asked for under /fake/fail (after the work)")
             except Invalid as exc:
                 self.journal.add(name, params, exc.status, str(exc.body.get("title", "")))
