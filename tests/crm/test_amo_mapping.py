@@ -15,6 +15,7 @@ from .scenarios import CALLER, CHAIN, DID, SCENARIOS, STARTED, analytics, ended,
 
 SETTINGS = AmoOptions(user_map={"101": 501, "102": 502}, default_user=500, language="en")
 NOW = STARTED + 1000
+MAX_STEPS = 16  # as the engine allows
 Amo = Callable[[Call], Any]  # what amoCRM answers a call (a result, or a CrmError to raise)
 
 
@@ -51,7 +52,10 @@ def drive(events: list[events_pb2.Event | CrmEvent], amo: Amo = known_number, se
             continue
         leg = absorb(event, AmoLeg.load(stored.get(key)), settings.recording_wait, settings.links)
         stored[key] = leg.dump()
-        while (call := mapping.next_call(event, leg, NOW)) is not None:
+        for _ in range(MAX_STEPS):
+            call = mapping.next_call(event, leg, NOW)
+            if call is None:
+                break
             if call.realtime and not fresh:
                 leg = mapping.on_skipped(event, leg, call)
             else:
@@ -63,6 +67,8 @@ def drive(events: list[events_pb2.Event | CrmEvent], amo: Amo = known_number, se
                 except CrmError:
                     break
             stored[key] = leg.dump()
+        else:
+            raise AssertionError(f"more than {MAX_STEPS} requests for {event.event_id}: the mapping never finishes")
     return sent, stored
 
 

@@ -12,6 +12,7 @@ from tcxhooks.v1 import events_pb2
 
 from .scenarios import CALLER, CHAIN, DID, SCENARIOS, analytics, ev, ended, view
 
+MAX_STEPS = 16  # as the engine allows
 SETTINGS = ZammadOptions(user_map={"102": "boris@example.com"})
 Outcome = dict[str, Any] | CrmError
 
@@ -27,7 +28,10 @@ def drive(events: list[events_pb2.Event | CrmEvent], answers: list[Outcome] | No
         if key is None:
             continue
         state = mapping.load(stored.get(key))
-        while (call := mapping.next_call(event, state, SETTINGS)) is not None:
+        for _ in range(MAX_STEPS):
+            call = mapping.next_call(event, state, SETTINGS)
+            if call is None:
+                break
             sent.append(dict(call.params))
             outcome = queue.pop(0) if queue else {}
             try:
@@ -36,6 +40,8 @@ def drive(events: list[events_pb2.Event | CrmEvent], answers: list[Outcome] | No
             except CrmError:
                 break  # the attempt ends; the state stays as stored
             stored[key] = mapping.dump(state)
+        else:
+            raise AssertionError(f"more than {MAX_STEPS} requests for {event.event_id}: the mapping never finishes")
     return sent, stored
 
 
