@@ -10,9 +10,13 @@ from tcxhooks.platform.values import base_url, boolean, choice, comma_list, dura
 
 @dataclass(frozen=True)
 class AnalyticsConfig(Section):
+    """Speech analytics of the recordings: transcript and summary by Yandex SpeechKit and YandexGPT,
+    or by an offline engine on this host (docs/yandex.md)."""
+
     SECTION = "analytics"
-    enabled: bool = key("false", boolean, "transcribe and summarise recordings")
-    backend: str = key("yandex", choice("yandex", "offline"), "yandex or offline")
+    enabled: bool = key("false", boolean, "transcribe and summarise the recordings")
+    backend: str = key("yandex", choice("yandex", "offline"),
+                       "yandex (SpeechKit and YandexGPT) or offline (an engine on this host)")
     api_key: str = key("", text, "Yandex Cloud API key", secret=True)
     iam_token: str = key("", text, "Yandex IAM token (instead of api_key; it expires within 12 h)", secret=True)
     iam_token_file: str = key("", text, "a file holding the current Yandex IAM token, kept fresh by someone else "
@@ -24,9 +28,10 @@ class AnalyticsConfig(Section):
     stt_url: str = key("https://stt.api.cloud.yandex.net", base_url, "SpeechKit base URL")
     llm_url: str = key("https://llm.api.cloud.yandex.net", base_url, "Foundation Models base URL")
     operation_url: str = key("https://operation.api.cloud.yandex.net", base_url, "Operations base URL")
-    concurrency: int = key("2", whole(1, 64), "jobs at once")
-    deadline: float = key("24h", duration, "give up on a job after this long")
-    channels: tuple[str, ...] = key("operator,client", comma_list, "speaker names of the stereo channels")
+    concurrency: int = key("2", whole(1, 64), "jobs run at once")
+    deadline: float = key("24h", duration, "give up on a job this long after it was submitted")
+    channels: tuple[str, ...] = key("operator,client", comma_list,
+                                    "names of the speakers on the stereo channels, left first")
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,7 @@ class RecordingsRetention(Section):
 
     SECTION = "recordings"
     OWNED = False
-    retention_days: int = key("90", whole(1), "days mp3 files are kept")
+    retention_days: int = key("90", whole(1))
 
 
 @dataclass(frozen=True)

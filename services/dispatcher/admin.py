@@ -1,4 +1,4 @@
-"""The dispatcher's CLI subcommands (specs/config.md), talking to a running dispatcher over gRPC.
+"""The dispatcher's CLI subcommands (docs/config.md), talking to a running dispatcher over gRPC.
 
     tcxhooks deliveries [-c FILE] [--status pending|delivered|dead] [--call ID] [--endpoint NAME] [--attempts]
     tcxhooks redeliver  [-c FILE] ID|WEBHOOK-ID... | --since T | --dead

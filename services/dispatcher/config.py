@@ -60,33 +60,43 @@ def _retry_schedule(value: str) -> tuple[float, ...]:
 
 @dataclass(frozen=True)
 class WebhookConfig(Section):
+    """A CRM endpoint: the bare [webhook] and any number of [webhook:NAME], each with its own URL,
+    format, signing secret and filters (docs/webhooks.md §5). At least one is required."""
+
     SECTION = "webhook"
     REPEATED = True
     ENV_KEY = "url"
     name: str = "default"
-    url: str = key("", optional(http_url), "endpoint URL (required)", secret=URL_PASSWORD)
-    format: str = key("form", choice("form", "json"), "form (seed-compatible) or json")
-    secret: tuple[str, ...] = key("", _webhook_secret, "whsec_ secrets", secret=True)
-    events: tuple[str, ...] = key("*", _events_filter, "event names or types to send")
+    url: str = key("", optional(http_url), "the endpoint's URL (required)", secret=URL_PASSWORD)
+    format: str = key("form", choice("form", "json"), "form (the legacy module's fields) or json")
+    secret: tuple[str, ...] = key("", _webhook_secret, "whsec_… signing secret; several, space separated, while "
+                                  "rotating (empty: unsigned)", secret=True)
+    events: tuple[str, ...] = key("*", _events_filter,
+                                  "*, or the event names and JSON types to send (docs/webhooks.md)")
     dids: tuple[str, ...] = key("", _numbers("DID numbers in digits (a leading + allowed)", r"\+?\d{1,20}",
-                                             "74951234567"), "only these DIDs")
-    queues: tuple[str, ...] = key("", _numbers("queue numbers (digits)", r"\d{1,20}", "800"), "only these queues")
+                                             "74951234567"), "only calls to these DIDs")
+    queues: tuple[str, ...] = key("", _numbers("queue numbers (digits)", r"\d{1,20}", "800"),
+                                  "only events of these queues (numbers)")
     users: tuple[str, ...] = key("", _numbers("extension numbers (digits)", r"\d{1,20}", "101"),
-                                 "only these extensions")
-    timeout: float = key("15", duration, "total request timeout")
-    connect_timeout: float = key("5", duration, "connect timeout")
-    ca_file: str = key("", text, "extra CA bundle for a private CRM")
-    concurrency: int = key("16", whole(1, 1024), "parallel requests to this endpoint")
+                                 "only events of these extensions (numbers)")
+    timeout: float = key("15", duration, "a delivery attempt's total timeout")
+    connect_timeout: float = key("5", duration, "a delivery attempt's connect timeout")
+    ca_file: str = key("", text, "a CA bundle to trust, for a CRM with a private certificate")
+    concurrency: int = key("16", whole(1, 1024), "at most this many requests to the endpoint at once")
     max_backlog: int = key("100000", whole(1), "pending deliveries kept at most; newer events are refused (counted)")
 
 
 @dataclass(frozen=True)
 class DispatcherConfig(Section):
+    """Delivery of the webhooks: the retry schedule, how long deliveries are kept, how replicas
+    share the work."""
+
     SECTION = "dispatcher"
-    retry_schedule: tuple[float, ...] = key("5s,5m,30m,2h,5h,10h,10h", _retry_schedule, "waits between attempts")
+    retry_schedule: tuple[float, ...] = key("5s,5m,30m,2h,5h,10h,10h", _retry_schedule,
+                                            "the waits between attempts; after the last the delivery is dead")
     keep_days: int = key("30", whole(1), "delivered events kept this many days")
     keep_dead_days: int = key("30", whole(1), "dead deliveries kept this many days for redelivery")
-    lease_ttl: float = key("60", duration, "how long a replica holds a claimed delivery")
+    lease_ttl: float = key("60", duration, "how long a replica holds the deliveries it claimed (then another may)")
     batch: int = key("256", whole(1, 10000), "deliveries claimed per round")
 
 

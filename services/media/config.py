@@ -27,29 +27,33 @@ def _bitrate(value: str) -> str:
 
 @dataclass(frozen=True)
 class RecordingsConfig(Section):
+    """Call recordings: converted to mp3, stored in a local folder or S3 (MinIO or any S3), and
+    sent to the CRM as signed download links served by the media service."""
+
     SECTION = "recordings"
-    enabled: bool = key("true", boolean, "convert and publish recordings")
+    enabled: bool = key("true", boolean, "convert the recordings and send recording webhooks")
     full_info: bool = key("false", boolean, "add the call-ended fields to the recording webhook")
-    retention_days: int = key("90", whole(1), "days mp3 files are kept")
+    retention_days: int = key("90", whole(1), "days the mp3 files (and their links) are kept")
     purge_at: dt.time = key("03:00", _clock_time, "local time of the nightly purge")
-    storage: str = key("local", choice("local", "s3"), "local folder or S3/MinIO")
-    local_dir: str = key("./data/recordings", text, "folder with storage = local")
-    listen: str = key("127.0.0.1:8480", host_port, "media's HTTP server for the links")
-    public_url: str = key("http://127.0.0.1:8480", base_url, "how CRMs reach the links")
-    bitrate: str = key("64k", _bitrate, "mp3 bitrate")
+    storage: str = key("local", choice("local", "s3"), "local (a folder) or s3 (MinIO or any S3)")
+    local_dir: str = key("./data/recordings", text, "the mp3 folder, with storage = local")
+    listen: str = key("127.0.0.1:8480", host_port, "host:port of media's HTTP server, which serves the links")
+    public_url: str = key("http://127.0.0.1:8480", base_url,
+                          "the links' base URL as CRMs reach it (e.g. through an ingress)")
+    bitrate: str = key("64k", _bitrate, "mp3 bitrate, e.g. 32k or 64k")
     grace: float = key("3", duration, "how long to wait for late wav files after hangup")
     jobs: int = key("0", whole(0, 64), "parallel transcodes (0: as many as the container's CPU limit allows)")
     link_secret: str = key("", text, "HMAC key of the links; empty: a key generated once and kept only in the "
                            "store (wiping the store breaks every link sent)", secret=True)
     link_secret_previous: str = key("", text, "the key before a rotation: links signed with it stay valid "
                                     "(remove it retention_days after the rotation)", secret=True)
-    s3_endpoint: str = key("minio:9000", host_port, "S3 endpoint host:port")
+    s3_endpoint: str = key("minio:9000", host_port, "host:port of the S3 server")
     s3_public_endpoint: str = key("", optional(host_port), "host:port CRMs use for presigned URLs "
                                   "(default s3_endpoint)")
     s3_access_key: str = key("", text, "S3 access key", secret=True)
     s3_secret_key: str = key("", text, "S3 secret key", secret=True)
-    s3_bucket: str = key("recordings", text, "bucket")
-    s3_secure: bool = key("true", boolean, "https to S3")
+    s3_bucket: str = key("recordings", text, "the bucket the mp3 files go to")
+    s3_secure: bool = key("true", boolean, "use https to S3")
     s3_region: str = key("us-east-1", text, "S3 region")
 
 
@@ -59,8 +63,8 @@ class PbxRecordings(Section):
 
     SECTION = "pbx"
     OWNED = False
-    recordings: str = key("xapi", choice("xapi", "folder"), "where recordings come from")
-    recordings_dir: str = key("", text, "recordings folder with recordings = folder")
+    recordings: str = key("xapi", choice("xapi", "folder"))
+    recordings_dir: str = key("", text)
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ class AnalyticsSwitch(Section):
 
     SECTION = "analytics"
     OWNED = False
-    enabled: bool = key("false", boolean, "transcribe and summarise recordings")
+    enabled: bool = key("false", boolean)
 
 
 @dataclass(frozen=True)

@@ -33,18 +33,25 @@ def _timezone(value: str) -> str:
 
 @dataclass(frozen=True)
 class PbxConfig(Section):
+    """The 3CX V20 PBX: where it is, the API client the monitor signs in with (3CX console:
+    Integrations → API) and how the monitor follows its calls."""
+
     SECTION = "pbx"
-    url: str = key("", optional(base_url), "3CX V20 base URL (required for the monitor)")
-    client_id: str = key("", text, "Call Control / XAPI client id")
-    client_secret: str = key("", text, "API key of the client", secret=True)
-    verify_tls: str = key("true", _verify_tls, "true, false, or a CA bundle path")
-    timezone: str = key("", _timezone, "zone of call ids (host's by default)")
-    poll_interval: float = key("5", duration, "seconds between XAPI status polls")
-    recordings: str = key("xapi", choice("xapi", "folder"), "where recordings come from")
-    recordings_dir: str = key("", text, "recordings folder with recordings = folder")
+    url: str = key("", optional(base_url), "3CX V20 base URL, e.g. https://pbx.example.com (required by the monitor)")
+    client_id: str = key("", text, "the API client (3CX console: Integrations → API) with Call Control and XAPI access")
+    client_secret: str = key("", text, "the API client's key", secret=True)
+    verify_tls: str = key("true", _verify_tls,
+                          "check the PBX's TLS certificate: true, false, or the path of a CA bundle")
+    timezone: str = key("", _timezone, "IANA time zone the call ids' timestamps are in (empty: the host's)")
+    poll_interval: float = key("5", duration, "how often the directory and agent states are read (XAPI)")
+    recordings: str = key("xapi", choice("xapi", "folder"),
+                          "where media gets recordings: xapi (through the monitor) or folder (recordings_dir)")
+    recordings_dir: str = key("", text, "the PBX's recordings folder, with recordings = folder (media on the PBX host)")
     token_margin: float = key("30", duration, "refresh the token this long before it expires")
-    ringing_grace: float = key("1.5", duration, "how long a call whose legs left may still go on (transfers, queue waves)")
-    lease_ttl: float = key("5", duration, "monitor leadership lease (standby takes over after it)")
+    ringing_grace: float = key("1.5", duration,
+                               "how long a call whose legs left may still go on (transfers, queue waves)")
+    lease_ttl: float = key("5", duration,
+                           "how long the active monitor holds the PBX; a standby takes over when it lapses")
     reconcile: bool = key("true", boolean, "check every ended call against the PBX call log (needs System Owner)")
     reconcile_delay: float = key("5", duration, "wait after a call ends before reading its call-log rows")
     recover_outages: bool = key("true", boolean, "after a Call Control outage or a restart, send the ended webhooks "
@@ -58,10 +65,12 @@ class PbxConfig(Section):
 
 @dataclass(frozen=True)
 class EventsConfig(Section):
+    """What the call events say, and which optional ones are sent (docs/webhooks.md §3)."""
+
     SECTION = "events"
-    language: str = key("ru", choice("ru", "en"), "title language")
-    ringing_stopped: bool = key("false", boolean, "send ringingstopped events")
-    internal_calls: bool = key("false", boolean, "report calls without an external party")
+    language: str = key("ru", choice("ru", "en"), "language of the call titles: ru or en")
+    ringing_stopped: bool = key("false", boolean, "also send ringingstopped events")
+    internal_calls: bool = key("false", boolean, "also report calls with no external party")
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,7 @@ class RecordingsSwitch(Section):
 
     SECTION = "recordings"
     OWNED = False
-    enabled: bool = key("true", boolean, "convert and publish recordings")
+    enabled: bool = key("true", boolean)
 
 
 @dataclass(frozen=True)

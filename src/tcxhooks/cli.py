@@ -1,4 +1,4 @@
-"""`tcxhooks`: the one command line (specs/config.md). Each subcommand imports only what it needs."""
+"""`tcxhooks`: the one command line (docs/config.md). Each subcommand imports only what it needs."""
 from __future__ import annotations
 
 import importlib

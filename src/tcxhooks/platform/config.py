@@ -11,7 +11,8 @@ names (`SECTION_NAMES`, for the unknown-section warning).
 
 A section belongs to one service. Another service that needs one of its keys (the monitor asks
 whether [recordings] is enabled) declares a *view*: a Section with `OWNED = False` holding only the
-keys it reads, with the owner's default (a test compares them). Services thus never import each
+keys it reads, with the owner's default and parser but no meaning of its own (a test compares them
+with the owner's; docs/config.md takes the meaning from the owner). Services thus never import each
 other, and only the owner warns about unknown keys in its sections (each process warns about the
 sections it owns; `tcxhooks up` and `check` load every service and warn about all of them).
 

@@ -21,6 +21,9 @@ def _store_url(value: str) -> str:
 
 @dataclass(frozen=True)
 class StoreConfig(Section):
+    """The store every service keeps its state in: SQLite for one host, PostgreSQL for several
+    replicas."""
+
     SECTION = "store"
     url: str = key("sqlite:///./data/tcxhooks.db", _store_url,
                    "the shared store: sqlite:///FILE for one host, postgresql://user@host/db for several replicas",
@@ -29,16 +32,19 @@ class StoreConfig(Section):
 
 @dataclass(frozen=True)
 class ServicesConfig(Section):
+    """How the services reach each other over gRPC; the defaults suit `tcxhooks up` on one host."""
+
     SECTION = "services"
-    monitor: str = key("127.0.0.1:50051", host_port, "monitor gRPC address")
-    dispatcher: str = key("127.0.0.1:50052", host_port, "dispatcher gRPC address")
-    media: str = key("127.0.0.1:50053", host_port, "media gRPC address")
-    analytics: str = key("127.0.0.1:50054", host_port, "analytics gRPC address")
-    token: str = key("", text, "shared bearer token between services", secret=True)
+    monitor: str = key("127.0.0.1:50051", host_port, "the monitor's gRPC host:port")
+    dispatcher: str = key("127.0.0.1:50052", host_port, "the dispatcher's gRPC host:port")
+    media: str = key("127.0.0.1:50053", host_port, "the media service's gRPC host:port")
+    analytics: str = key("127.0.0.1:50054", host_port, "the analytics service's gRPC host:port")
+    token: str = key("", text,
+                     "bearer token the services require of each other and of the CLI (empty: none)", secret=True)
     tls_cert: str = key("", text, "mTLS certificate file")
     tls_key: str = key("", text, "mTLS key file")
     tls_ca: str = key("", text, "mTLS CA file (clients must present a certificate it signed)")
-    grace: float = key("5", duration, "graceful shutdown time")
+    grace: float = key("5", duration, "how long a stopping service lets work in flight finish")
 
     def address(self, service: str) -> str:
         """The gRPC address of `service` (monitor, dispatcher, media or analytics)."""
@@ -48,12 +54,16 @@ class ServicesConfig(Section):
 
 @dataclass(frozen=True)
 class MetricsConfig(Section):
+    """Prometheus metrics (`/metrics`)."""
+
     SECTION = "metrics"
     port: int = key("9464", whole(0, 65535), "Prometheus /metrics port (+0..+3 per service in `tcxhooks up`)")
 
 
 @dataclass(frozen=True)
 class LogConfig(Section):
+    """Logs, written to stderr."""
+
     SECTION = "log"
     level: str = key("info", choice("debug", "info", "warning", "error"), "debug, info, warning or error")
     format: str = key("text", choice("text", "json"), "text or json")
