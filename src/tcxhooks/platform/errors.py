@@ -86,7 +86,7 @@ def _streamed_response(inner: Callable[[Any, Any], Any], method: str) -> Callabl
     return handle
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
     """Answers an RPC whose handler raised with the status of the module docstring."""
 
     async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], details: Any) -> Any:
