@@ -5,10 +5,12 @@ from tcxhooks.platform import runtime
 
 from .config import DispatcherSettings
 from .server import build
+from .servicer import REQUEST_LIMITS
 
 
 def main(argv: list[str] | None = None) -> None:
-    runtime.run("dispatcher", DispatcherSettings, build, argv, grpc_service="tcxhooks.v1.DispatcherService")
+    runtime.run("dispatcher", DispatcherSettings, build, argv, grpc_service="tcxhooks.v1.DispatcherService",
+                request_limits=REQUEST_LIMITS)
 
 
 if __name__ == "__main__":

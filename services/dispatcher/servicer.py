@@ -15,6 +15,7 @@ from typing import Any, AsyncIterator, Sequence
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from tcxhooks.platform.limits import MIB
 from tcxhooks.v1 import dispatcher_service_pb2 as pb
 from tcxhooks.v1 import dispatcher_service_pb2_grpc, events_pb2
 
@@ -31,6 +32,10 @@ from .worker import Worker
 log = logging.getLogger(__name__)
 MAX_LIST = 10_000
 MAX_BATCH = 1000
+# The RPCs taking more than the platform's 256 KiB per request (platform/limits.py): an analytics event
+# carries a call's whole transcript twice (text and segments; ~1 MB for four hours of speech), a
+# batch up to MAX_BATCH call events.
+REQUEST_LIMITS = {"Publish": 4 * MIB, "PublishStream": 4 * MIB, "PublishBatch": 8 * MIB}
 STREAM_WINDOW = 1024
 
 

@@ -14,6 +14,8 @@ commands:
   sim [--scenario NAME]   the 3CX V20 simulator alone
   fakecrm NAME            a fake CRM (bitrix24, …) built from its API docs, for trying an adapter
   check -c FILE           validate the file and reach every dependency
+  health [--service liveness]
+                          exit 0 when a service on this host is ready (container probes)
   deliveries              list deliveries (dispatcher over gRPC)
   redeliver ID...|--since T|--dead
                           send deliveries again
@@ -31,6 +33,7 @@ COMMANDS = {
     "sim": "tcxhooks.simulator.__main__",
     "fakecrm": "tcxhooks.simulator.crm.__main__",
     "check": "tcxhooks.check",
+    "health": "tcxhooks.probe",
     "deliveries": "tcxhooks.dispatcher.admin",
     "redeliver": "tcxhooks.dispatcher.admin",
     "endpoints": "tcxhooks.dispatcher.admin",

@@ -3,12 +3,16 @@
 A child that dies is restarted with capped backoff. SIGTERM/SIGINT stops the producers first
 (monitor, media, analytics) and the dispatcher last; every service drains on its own and
 anything not yet delivered stays in the store for the next start.
+
+Without a `[services] token`, `up` makes a random one for the run (runtoken.py): the services never
+answer other users of the host, and the CLI run with the same config finds it.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -18,7 +22,8 @@ from dataclasses import dataclass, field
 from .platform.configfile import add_config_option, find_config
 from .platform.logging import setup_logging
 from .platform.runtime import load_or_exit
-from .platform.settings import PlatformSettings
+from .platform.runtoken import remove_run_token, write_run_token
+from .platform.settings import PlatformSettings, ServicesConfig
 from .product import SERVICES, SETTINGS
 
 log = logging.getLogger("tcxhooks.supervisor")
@@ -48,11 +53,30 @@ class Child:
         return self.proc is not None and self.proc.poll() is None
 
 
-def child_env(name: str, base_port: int) -> dict[str, str]:
+def child_env(name: str, base_port: int, services: ServicesConfig, token_file: str = "") -> dict[str, str]:
+    """The environment of one service: its own metrics and health ports, the run's token file if any."""
     env = dict(os.environ)
     if base_port:
         env["TCXH_METRICS_PORT"] = str(base_port + METRICS_OFFSET[name])
+    if services.health_port:
+        env["TCXH_SERVICES_HEALTH_PORT"] = str(services.health_port + METRICS_OFFSET[name])
+    if token_file:
+        env.pop("TCXH_SERVICES_TOKEN", None)
+        env["TCXH_SERVICES_TOKEN_FILE"] = token_file
     return env
+
+
+def run_token_file(services: ServicesConfig) -> str:
+    """A random token for this run when the config sets none (its file's path), else ""."""
+    if services.token:
+        return ""
+    try:
+        path = write_run_token(services, secrets.token_hex(32))
+    except OSError as exc:
+        print(f"tcxhooks up: no [services] token is set and none can be made for this run: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    log.info("no [services] token set: the services use a random one for this run (%s)", path)
+    return str(path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -70,11 +94,18 @@ def main(argv: list[str] | None = None) -> None:
     platform = config[PlatformSettings]
     setup_logging(platform.log.level, platform.log.format, config.secrets(), "supervisor")
     config_args = ["-c", os.path.abspath(path)] if path else []
+    token_file = run_token_file(platform.services)
     children = [
-        Child(name, [sys.executable, "-m", "tcxhooks", name, *config_args], child_env(name, platform.metrics.port))
+        Child(name, [sys.executable, "-m", "tcxhooks", name, *config_args],
+              child_env(name, platform.metrics.port, platform.services, token_file))
         for name in START_ORDER if name in names
     ]
-    raise SystemExit(supervise(children, grace=platform.services.grace))
+    try:
+        code = supervise(children, grace=platform.services.grace)
+    finally:
+        if token_file:
+            remove_run_token(platform.services)
+    raise SystemExit(code)
 
 
 def supervise(children: list[Child], grace: float) -> int:

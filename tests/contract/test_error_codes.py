@@ -28,11 +28,12 @@ from tcxhooks.v1 import monitor_service_pb2_grpc
 from tests.helpers.services import read_config, running, write_config
 
 Code = tuple[str, str]
+TOKEN = "error-codes-test-token"
 
 
 def answer(call: Callable[..., Any], request: Any) -> Code:
     try:
-        call(request, timeout=10)
+        call(request, timeout=10, metadata=[("authorization", f"Bearer {TOKEN}")])
     except grpc.RpcError as exc:
         return exc.code().name, exc.details() or ""
     return "OK", ""
@@ -40,7 +41,7 @@ def answer(call: Callable[..., Any], request: Any) -> Code:
 
 def test_each_service_answers_with_the_codes_of_its_errors(tmp_path: Path) -> None:
     config = write_config(tmp_path, pbx={"url": "http://127.0.0.1:9", "client_id": "c", "client_secret": "s"},
-                          webhook={"url": "http://127.0.0.1:9/crm"})
+                          webhook={"url": "http://127.0.0.1:9/crm"}, services={"token": TOKEN})
     addresses = read_config(config)["services"]
     with running(["up", "-c", str(config)], tmp_path / "up.log"):
         channels = {name: grpc.insecure_channel(addresses[name]) for name in addresses if name in

@@ -272,6 +272,10 @@ class _Loader:
                 except OSError as exc:
                     self.errors.append(f"{self.path}: [{title}] {name}: cannot read {source} ({exc.strerror})")
                     continue
+                if not text:  # an empty mounted secret is a mistake, never "no secret"
+                    self.errors.append(f"{self.path}: [{title}] {name}: {where} is empty: expected the secret "
+                                       f"(leave the variable unset when the key does not apply)")
+                    continue
             if text is None:
                 continue
             try:

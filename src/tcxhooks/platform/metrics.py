@@ -21,6 +21,9 @@ GRPC_SERVER_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 GRPC_CLIENT_HANDLED = Counter(
     "grpc_client_handled_total", "RPCs completed by clients", ["grpc_service", "grpc_method", "grpc_code"])
+# reason: missing_token, wrong_token (auth.py), too_large, malformed (limits.py)
+GRPC_REFUSED = Counter(
+    "tcxhooks_grpc_refused_total", "gRPC calls refused before reaching the service", ["service", "reason"])
 
 
 def start_metrics(service: str, port: int, host: str = "0.0.0.0") -> int:

@@ -22,14 +22,15 @@ import logging
 import signal
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Coroutine, Generic, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, Generic, Mapping, Sequence, TypeVar
 
 import grpc
 
 from .config import Config, ConfigError, Settings, load_config
 from .configfile import add_config_option, find_config
-from .grpc import create_server, open_channel
+from .grpc import create_health_server, create_server, is_loopback, open_channel, open_without_token
 from .health import Health
+from .limits import RequestLimits
 from .logging import setup_logging
 from .metrics import start_metrics
 from .settings import PlatformSettings
@@ -119,18 +120,31 @@ def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def run(name: str, settings: type[S], build: Build[S], argv: list[str] | None = None, *, grpc_service: str) -> None:
+def refuse_open_services(config: Config) -> None:
+    """Exits 2 with one line when the services would answer anyone who reaches them (no token while an
+    address is beyond loopback)."""
+    problem = open_without_token(config[PlatformSettings].services)
+    if problem:
+        print(f"tcxhooks: bad configuration: {config.path}: {problem}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def run(name: str, settings: type[S], build: Build[S], argv: list[str] | None = None, *, grpc_service: str,
+        request_limits: Mapping[str, int] | None = None) -> None:
     """Entry point of one service process; exits 0 after a clean shutdown, 1 when it could not start or a
     background task crashed (after shutting down cleanly), 2 on bad config.
 
-    `name` is the service's key in [services]; `grpc_service` the full name its health answers for."""
+    `name` is the service's key in [services]; `grpc_service` the full name its health answers for;
+    `request_limits` the RPCs (by method name) that take larger requests than limits.DEFAULT_REQUEST."""
     args = parse_args(name, argv)
     config = load_or_exit(find_config(args.config), (settings,))
+    refuse_open_services(config)
     log_settings = config[PlatformSettings].log
     setup_logging(log_settings.level, log_settings.format, config.secrets(), name)
+    limits = RequestLimits(request_limits, name)
     try:
         with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
-            crashed = runner.run(serve(name, config, settings, build, grpc_service))
+            crashed = runner.run(serve(name, config, settings, build, grpc_service, limits=limits))
     except (StoreError, OSError) as exc:
         log.error("%s cannot start: %s", name, exc)
         raise SystemExit(1) from None
@@ -138,6 +152,14 @@ def run(name: str, settings: type[S], build: Build[S], argv: list[str] | None = 
         return
     if crashed:
         raise SystemExit(1)
+
+
+def metrics_host(platform: PlatformSettings, service: str) -> str:
+    """Where /metrics listens: `[metrics] host`, else on loopback alone when the service's gRPC address is
+    loopback (`tcxhooks up` on one host) and on every interface when it is not (containers)."""
+    if platform.metrics.host:
+        return platform.metrics.host
+    return "127.0.0.1" if is_loopback(platform.services.address(service)) else "0.0.0.0"
 
 
 def _freeze_startup_heap() -> None:
@@ -150,16 +172,21 @@ def _freeze_startup_heap() -> None:
 
 
 async def serve(name: str, config: Config, settings: type[S], build: Build[S], grpc_service: str,
-                ready: asyncio.Event | None = None) -> str:
+                ready: asyncio.Event | None = None, limits: RequestLimits | None = None) -> str:
     """Runs the service until SIGTERM/SIGINT or a background task's crash; returns that task's name ("" for a
     signal)."""
     log.info("%s starting; config %s", name, config.path, extra={"config": config.redacted()})
     platform = config[PlatformSettings]
-    metrics_port = start_metrics(name, platform.metrics.port)
+    metrics_port = start_metrics(name, platform.metrics.port, metrics_host(platform, name))
     address = platform.services.address(name)
-    server, port = create_server(platform.services, address)
+    server, port = create_server(platform.services, address, service=name, limits=limits)
     health = Health(name, (grpc_service,))
     health.add_to_server(server)
+    servers = [server]
+    if platform.services.health_port:
+        health_server, _ = create_health_server(f"{address.rpartition(':')[0]}:{platform.services.health_port}")
+        health.add_to_server(health_server)
+        servers.append(health_server)
     async with contextlib.AsyncExitStack() as stack:
         app = App(name, config, config[settings], platform, server, health, stack, port, metrics_port)
         loop = asyncio.get_running_loop()
@@ -168,7 +195,8 @@ async def serve(name: str, config: Config, settings: type[S], build: Build[S], g
                 loop.add_signal_handler(sig, app.stopping.set)
         await build(app)
         _freeze_startup_heap()
-        await server.start()
+        for each in servers:
+            await each.start()
         await health.run_checks()
         health_task = asyncio.create_task(health.loop(), name=f"{name}.health")
         log.info("%s serving gRPC on %s (port %d), metrics on :%d (%s event loop)", name, address, port,
@@ -178,7 +206,7 @@ async def serve(name: str, config: Config, settings: type[S], build: Build[S], g
         await app.stopping.wait()
         log.info("%s stopping", name)
         await health.shutdown()
-        await server.stop(platform.services.grace)
+        await asyncio.gather(*(each.stop(platform.services.grace) for each in servers))
         health_task.cancel()
         # Background loops get `grace` seconds to finish their in-flight work (they watch
         # app.stopping), then are cancelled; unfinished work stays in the store for next time.
