@@ -33,12 +33,12 @@ RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
  && tcxhooks --version
 WORKDIR /var/lib/tcxhooks
 USER 10001:10001
-# gRPC: monitor 50051, dispatcher 50052, media 50053, analytics 50054; media's links 8480; /metrics 9464.
-EXPOSE 50051 50052 50053 50054 8480 9464
-# Ready (grpc.health.v1, service "") on the gRPC port of whichever service this container runs,
-# read from the same config the service reads (TCXH_CONFIG + TCXH_* overrides). os._exit: a gRPC
-# client can hang at interpreter exit with channels left open (grpc/grpc#5084, #29560).
-HEALTHCHECK --interval=15s --timeout=10s --start-period=30s --retries=3 \
-  CMD ["python", "-c", "import os,grpc;from grpc_health.v1 import health_pb2 as h,health_pb2_grpc as g;from tcxhooks.platform.config import load_config;from tcxhooks.platform.settings import PlatformSettings as P;from tcxhooks.product import SERVICES;s=load_config(os.environ.get('TCXH_CONFIG'),(P,))[P].services;f=[g.HealthStub(grpc.insecure_channel('127.0.0.1:'+s.address(n).rpartition(':')[2])).Check.future(h.HealthCheckRequest(),timeout=4) for n in SERVICES];os._exit(0 if any(x.exception() is None and x.result().status==h.HealthCheckResponse.SERVING for x in f) else 1)"]
+# gRPC: monitor 50051, dispatcher 50052, media 50053, analytics 50054; media's links 8480; /metrics 9464;
+# gRPC health alone in plaintext 9470 (when [services] health_port is set, as in Kubernetes).
+EXPOSE 50051 50052 50053 50054 8480 9464 9470
+# Ready (grpc.health.v1, service "") on the service this container runs (`tcxhooks health`: on its
+# plaintext [services] health_port when set, else on its gRPC port with the configured TLS), read from
+# the same config the service reads (TCXH_CONFIG + TCXH_* overrides).
+HEALTHCHECK --interval=15s --timeout=10s --start-period=30s --retries=3 CMD ["tcxhooks", "health"]
 ENTRYPOINT ["tcxhooks"]
 CMD ["up"]

@@ -94,9 +94,11 @@ def mount(objects: list[Obj], workload: Obj, container: Obj, secret_fallback: di
             continue
         ref = env["valueFrom"]["secretKeyRef"]
         data = secret_data(ref["name"])
+        result.secret_keys.add(ref["key"])
+        if ref["key"] not in data and ref.get("optional"):
+            continue  # the kubelet leaves the variable unset
         assert ref["key"] in data, f"Secret {ref['name']} has no key {ref['key']}"
         result.env[env["name"]] = data[ref["key"]]
-        result.secret_keys.add(ref["key"])
     volumes = {v["name"]: v for v in pod_spec(workload).get("volumes", [])}
     claims = {t["metadata"]["name"] for t in workload["spec"].get("volumeClaimTemplates", [])}
     for volume_mount in container.get("volumeMounts", []):

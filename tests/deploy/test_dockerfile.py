@@ -18,6 +18,7 @@ from tcxhooks.product import SERVICES, load_product
 from tests.helpers.services import write_config
 
 from .conftest import ROOT, Live
+from .test_k8s import HEALTH_PORT
 from .dockerfile import Stage, context_files, ignored, parse_dockerfile, read_dockerignore
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
@@ -37,11 +38,12 @@ def runtime_stage(stages: list[Stage]) -> Stage:
     return stages[-1]
 
 
-def healthcheck_code(stages: list[Stage]) -> str:
+def healthcheck_command(stages: list[Stage]) -> list[str]:
+    """The HEALTHCHECK's command as this test environment runs it (`tcxhooks` is the package's script)."""
     (check,) = runtime_stage(stages).instructions("HEALTHCHECK")
     argv = check.exec_form()
-    assert argv[:2] == ["python", "-c"] and len(argv) == 3, argv
-    return argv[2]
+    assert argv[0] == "tcxhooks" and argv[1] in COMMANDS, argv
+    return [sys.executable, "-m", "tcxhooks", *argv[1:]]
 
 
 def test_every_stage_is_python_311_slim_and_the_runtime_installs_the_built_wheel(stages: list[Stage]) -> None:
@@ -83,6 +85,7 @@ def test_exposes_the_default_ports_of_every_service(stages: list[Stage]) -> None
     config = load_product(None, env=defaults)
     expected = {int(config.platform.services.address(n).rpartition(":")[2]) for n in SERVICES}
     expected |= {config.platform.metrics.port, int(config.media.recordings.listen.rpartition(":")[2])}
+    expected.add(HEALTH_PORT)  # not a default: compose and Kubernetes set it (the probes' port)
     assert {int(p) for p in expose.args.split()} == expected
 
 
@@ -130,14 +133,14 @@ def test_wheel_stage_builds_the_package_with_generated_stubs(stages: list[Stage]
 
 def test_healthcheck_passes_on_a_ready_service(stages: list[Stage], live: Live) -> None:
     env = {**os.environ, "TCXH_CONFIG": str(live.config)}
-    reply = subprocess.run([sys.executable, "-c", healthcheck_code(stages)], env=env, capture_output=True, timeout=30)
+    reply = subprocess.run(healthcheck_command(stages), env=env, capture_output=True, timeout=30)
     assert reply.returncode == 0, reply.stderr.decode()
 
 
 def test_healthcheck_fails_when_nothing_serves(stages: list[Stage], tmp_path: Path) -> None:
     config = write_config(tmp_path)
     env = {**os.environ, "TCXH_CONFIG": str(config)}
-    reply = subprocess.run([sys.executable, "-c", healthcheck_code(stages)], env=env, capture_output=True, timeout=30)
+    reply = subprocess.run(healthcheck_command(stages), env=env, capture_output=True, timeout=30)
     assert reply.returncode == 1, reply.stderr.decode()
 
 
@@ -145,5 +148,5 @@ def test_healthcheck_fails_on_a_bad_config(stages: list[Stage], tmp_path: Path) 
     bad = tmp_path / "bad.ini"
     bad.write_text("[services]\ndispatcher = nowhere\n", encoding="utf-8")
     env = {**os.environ, "TCXH_CONFIG": str(bad)}
-    reply = subprocess.run([sys.executable, "-c", healthcheck_code(stages)], env=env, capture_output=True, timeout=30)
+    reply = subprocess.run(healthcheck_command(stages), env=env, capture_output=True, timeout=30)
     assert reply.returncode != 0 and b"dispatcher" in reply.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ from tcxhooks.platform.health import LIVENESS
 from tcxhooks.product import SERVICES
 
 from .cluster import (Obj, Peer, egress_allowed, find, generated, load_mounted, matches, mount, one, pod_labels,
-                      pod_spec, quantity)
+                      pod_spec, quantity, secret_values)
 from tests.helpers.config import ServiceConfig
 
 from .conftest import ROOT
@@ -38,8 +39,10 @@ RENDERS = sorted(str(p.parent.relative_to(K8S)) for p in K8S.glob("**/kustomizat
 IMAGE_CONFIG = next(i.args for i in parse_dockerfile(ROOT / "Dockerfile")[-1].instructions("ENV")
                     if "TCXH_CONFIG=" in i.args).split("TCXH_CONFIG=")[1].split()[0]
 TEMPLATE = yaml.safe_load((K8S / "base" / "secret.template.yaml").read_text(encoding="utf-8"))
-# Example values for the Secret when an overlay leaves it to the operator.
-EXAMPLE_SECRETS = {key: ("" if key == "webhook-secret" else f"example-{key}") for key in TEMPLATE["stringData"]}
+HEALTH_PORT = 9470  # [services] health_port in compose and Kubernetes: the probes' plaintext port
+# Example values for the Secret when an overlay leaves it to the operator (the optional keys left out).
+OPTIONAL_SECRETS = {"webhook-secret", "yandex-api-key"}
+EXAMPLE_SECRETS = {key: f"example-{key}" for key in TEMPLATE["stringData"] if key not in OPTIONAL_SECRETS}
 # Addresses standing for each external dependency inside the network policies' placeholder CIDRs.
 PBX, CRM, S3, YANDEX = "203.0.113.10", "198.51.100.7", "192.0.2.5", "203.0.113.200"
 PUBLIC_LINKS = "198.18.0.10"  # where the Ingress publishes media's links
@@ -194,9 +197,12 @@ def test_ports_probes_and_service_agree_with_the_config(name: str, service: str,
     assert port_named(svc["spec"]["ports"], "metrics") == port_named(main["ports"], "metrics") == config.metrics.port
     for peer in SERVICES:
         assert getattr(config.services, peer).rpartition(":")[0] == f"tcxhooks-{peer}"
-    assert main["readinessProbe"]["grpc"] == {"port": int(port)}, "readiness is service \"\""
-    assert main["livenessProbe"]["grpc"] == {"port": int(port), "service": LIVENESS}
-    assert main["startupProbe"]["grpc"] == {"port": int(port), "service": LIVENESS}
+    # the probes ask the plaintext health port, so they keep working when gRPC speaks TLS
+    health = port_named(main["ports"], "health")
+    assert config.services.health_port == health == HEALTH_PORT and health != int(port)
+    assert main["readinessProbe"]["grpc"] == {"port": health}, "readiness is service \"\""
+    assert main["livenessProbe"]["grpc"] == {"port": health, "service": LIVENESS}
+    assert main["startupProbe"]["grpc"] == {"port": health, "service": LIVENESS}
     if service == "media":
         assert port_named(main["ports"], "http") == port_named(svc["spec"]["ports"], "http") == port_of(config.recordings.listen)
         assert not config.recordings.listen.startswith("127.")
@@ -234,7 +240,10 @@ def test_deployment_is_hardened_and_bounded(name: str, service: str) -> None:
 
 
 @pytest.mark.parametrize("name", RENDERS)
-def test_secrets_are_files_of_the_template_secret(name: str) -> None:
+def test_secrets_are_keys_of_the_template_secret_and_only_the_optional_ones_may_be_absent(name: str) -> None:
+    """Secrets are mounted files, but the two optional ones: variables the kubelet leaves unset when the
+    Secret lacks their key, so an unsigned endpoint or an analytics without an API key needs no empty value
+    (the services refuse empty secret files)."""
     objects = render(name)
     template_keys = set(TEMPLATE["stringData"])
     used: set[str] = set()
@@ -245,11 +254,22 @@ def test_secrets_are_files_of_the_template_secret(name: str) -> None:
             for env in each.get("env", []):
                 if env["name"].endswith("_FILE"):
                     assert env["value"] in mounted.files, f"{env['name']} names no mounted file"
+                ref = env.get("valueFrom", {}).get("secretKeyRef", {})
+                assert bool(ref.get("optional")) == (ref.get("key") in OPTIONAL_SECRETS), env["name"]
     if not find(objects, "Deployment", "tcxhooks-minio"):  # MinIO's root user serves components/local-minio only
         template_keys -= {"minio-root-user", "minio-root-password"}
     assert used == template_keys, f"template keys unused: {template_keys - used}; unknown: {used - template_keys}"
     for secret in find(objects, "Secret"):
-        assert set(secret["data"]) == set(TEMPLATE["stringData"])
+        values = secret_values(secret)
+        assert set(TEMPLATE["stringData"]) - OPTIONAL_SECRETS <= set(values) <= set(TEMPLATE["stringData"])
+        assert all(values.values()), f"empty values in {secret['metadata']['name']}"
+
+
+def test_the_secret_template_invites_no_empty_value() -> None:
+    text = (K8S / "base" / "secret.template.yaml").read_text(encoding="utf-8")
+    assert "leave a value empty" not in text and "never set empty" in text
+    for key in OPTIONAL_SECRETS:
+        assert re.search(rf"^  {key}: .*# optional:", text, re.M), key
 
 
 @pytest.mark.parametrize("name", RENDERS)
