@@ -105,6 +105,25 @@ CALLS = [
            query(f"sum(increase(tcxhooks_dispatcher_leases_expired_total[{RATE}]))", "lease expired")]),
     panel("Endpoint state", "state-timeline",
           [query("max by (endpoint, state) (tcxhooks_dispatcher_endpoint_state) == 1", "{{endpoint}} {{state}}")]),
+    panel("CRM API requests by outcome", "timeseries",
+          [query(f"sum by (crm, outcome) (rate(tcxhooks_dispatcher_crm_requests_total[{RATE}]))",
+                 "{{crm}} {{outcome}}")], unit="reqps",
+          description="Calls of the CRM adapters ([crm:NAME]): ok, refused (a verdict other than retry), "
+                      "unavailable (retried), limited (the CRM's request limit, waited out)."),
+    panel("CRM request latency p99 and rate-limiter waits", "timeseries",
+          [query(f"histogram_quantile(0.99, sum by (le, crm) (rate(tcxhooks_dispatcher_crm_request_seconds_bucket[{RATE}])))",
+                 "{{crm}} request p99"),
+           query(f"histogram_quantile(0.99, sum by (le, crm, lane) (rate(tcxhooks_dispatcher_crm_limiter_wait_seconds_bucket[{RATE}])))",
+                 "{{crm}} {{lane}} wait p99")], unit="s"),
+    panel("CRM call cards skipped and click-to-call", "timeseries",
+          [query(f"sum by (crm) (increase(tcxhooks_dispatcher_crm_stale_skipped_total[{RATE}]))",
+                 "{{crm}} stale real-time steps skipped"),
+           query(f"sum by (crm, outcome) (increase(tcxhooks_dispatcher_crm_clicks_total[{RATE}]))",
+                 "{{crm}} click {{outcome}}"),
+           query(f"sum by (outcome) (increase(tcxhooks_dispatcher_crm_listener_requests_total[{RATE}]))",
+                 "listener {{outcome}}")],
+          description="Show/hide steps of events older than stale_after are skipped; clicks placed, refused "
+                      "(wrong token) or failed (the PBX did not place the call)."),
 ]
 
 PROCESSING = [

@@ -1,4 +1,5 @@
-"""The dispatcher's settings: [webhook] / [webhook:NAME] endpoints and [dispatcher] (docs/config.md)."""
+"""The dispatcher's settings: [webhook] / [webhook:NAME] endpoints, [crm] / [crm:NAME] adapters and
+[dispatcher] (docs/config.md, docs/crm.md)."""
 from __future__ import annotations
 
 import base64
@@ -8,7 +9,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from tcxhooks.platform.config import URL_PASSWORD, Missing, Section, Settings, key
-from tcxhooks.platform.values import choice, comma_list, duration, http_url, optional, parse_duration, text, whole
+from tcxhooks.platform.values import (base_url, boolean, choice, comma_list, duration, host_port, http_url, optional,
+                                      parse_duration, text, time_zone, whole)
 
 from .payloads import EVENT_NAMES
 
@@ -86,6 +88,81 @@ class WebhookConfig(Section):
     max_backlog: int = key("100000", whole(1), "pending deliveries kept at most; newer events are refused (counted)")
 
 
+def _rate(value: str) -> float:
+    try:
+        rate = float(value.strip())
+    except ValueError:
+        raise ValueError("requests per second, e.g. 2 or 0.5 (0: the CRM's documented limit)") from None
+    if rate < 0:
+        raise ValueError("requests per second, 0 or more (0: the CRM's documented limit)")
+    return rate
+
+
+def _user_map(value: str) -> tuple[str, ...]:
+    """`101=17, 102 = 23` → ("101=17", "102=23"): extension=CRM user id pairs (`CrmConfig.users_by_extension`)."""
+    found: list[str] = []
+    for item in comma_list(value):
+        extension, sep, user = item.partition("=")
+        if not sep or not extension.strip() or not user.strip().isdigit():
+            raise ValueError("extension=user id pairs separated by commas, e.g. 101=17,102=23")
+        found.append(f"{extension.strip()}={int(user.strip())}")
+    return tuple(found)
+
+
+CRM_TYPES = ("bitrix24", "amocrm", "zammad")
+
+
+@dataclass(frozen=True)
+class CrmConfig(Section):
+    """A CRM adapter: an endpoint whose deliveries become the CRM's own API calls (docs/crm.md)."""
+
+    SECTION = "crm"
+    REPEATED = True
+    ENV_KEY = "type"
+    name: str = "default"
+    type: str = key("", optional(choice(*CRM_TYPES)), "bitrix24, amocrm or zammad (required)")
+    events: tuple[str, ...] = key("*", _events_filter, "event names or types to send")
+    dids: tuple[str, ...] = key("", comma_list, "only these DIDs")
+    queues: tuple[str, ...] = key("", comma_list, "only these queues")
+    users: tuple[str, ...] = key("", comma_list, "only these extensions")
+    url: str = key("", optional(base_url), "the CRM's address (Bitrix24: the portal, https://company.bitrix24.ru)")
+    client_id: str = key("", text, "Bitrix24: the local application's client id (application code)")
+    client_secret: str = key("", text, "Bitrix24: the local application's client secret", secret=True)
+    oauth_url: str = key("https://oauth.bitrix.info/oauth/token/", http_url,
+                         "Bitrix24: the OAuth server that refreshes the application's tokens")
+    webhook_url: str = key("", optional(http_url), "Bitrix24: an inbound webhook URL instead of the application "
+                           "(https://company.bitrix24.ru/rest/1/<code>/; portals may refuse it telephony methods)",
+                           secret=True)
+    event_token: str = key("", text, "Bitrix24 with webhook_url: the outgoing webhook's token (click-to-call)",
+                           secret=True)
+    line: str = key("", text, "Bitrix24: one LINE_NUMBER for every call (empty: the call's DID, added as a line)")
+    crm_create: bool = key("false", boolean, "Bitrix24: create a lead for a caller the CRM does not know")
+    add_to_chat: bool = key("true", boolean, "Bitrix24: a chat message to the agent about each call")
+    default_user: int = key("0", whole(0), "CRM user of queue and unmapped calls, missed-call tasks (0: none)")
+    user_map: tuple[str, ...] = key("", _user_map, "extension=user id pairs over the CRM's own map, e.g. 101=17")
+    users_refresh: float = key("10m", duration, "how often the CRM's users are read again")
+    stale_after: float = key("20s", duration, "real-time steps (call cards) of older events are skipped")
+    rate: float = key("0", _rate, "requests per second (0: the CRM's documented limit; Bitrix24 2, Enterprise 5)")
+    burst: int = key("0", whole(0), "requests at once above the rate (0: the CRM's; Bitrix24 50, Enterprise 250)")
+    missed_task: bool = key("true", boolean, "a call-back task for a missed inbound call")
+    missed_task_delay: float = key("15m", duration, "the call-back task is due this long after the call")
+    recording: str = key("upload", choice("upload", "link", "none"),
+                         "recordings: upload the file, send the link (the CRM must reach it), or none")
+    transcript: bool = key("true", boolean, "attach the transcript (analytics.ready)")
+    summary: bool = key("true", boolean, "comment the summary on the caller's CRM record (analytics.ready)")
+    click_to_call: bool = key("false", boolean, "calls the CRM asks for are placed from the agent's extension")
+    language: str = key("ru", choice("ru", "en"), "language of the texts written into the CRM")
+    timezone: str = key("", time_zone, "time zone of the times sent to the CRM (empty: the host's)")
+    timeout: float = key("15", duration, "total request timeout")
+    connect_timeout: float = key("5", duration, "connect timeout")
+    ca_file: str = key("", text, "extra CA bundle for a private CRM")
+    concurrency: int = key("16", whole(1, 1024), "deliveries to this CRM in flight at once")
+
+    @property
+    def users_by_extension(self) -> dict[str, int]:
+        return {ext: int(user) for ext, _, user in (pair.partition("=") for pair in self.user_map)}
+
+
 @dataclass(frozen=True)
 class DispatcherConfig(Section):
     """Delivery of the webhooks: the retry schedule, how long deliveries are kept, how replicas
@@ -98,16 +175,36 @@ class DispatcherConfig(Section):
     keep_dead_days: int = key("30", whole(1), "dead deliveries kept this many days for redelivery")
     lease_ttl: float = key("60", duration, "how long a replica holds the deliveries it claimed (then another may)")
     batch: int = key("256", whole(1, 10000), "deliveries claimed per round")
+    listen: str = key("", optional(host_port), "host:port of the listener for what CRMs send (install "
+                      "callbacks, click-to-call); empty: none")
+    public_url: str = key("", optional(base_url), "how CRMs reach that listener (https, behind an ingress)")
+    tls_cert: str = key("", text, "the listener's certificate chain (PEM), to serve https itself")
+    tls_key: str = key("", text, "the listener's private key (PEM; empty: in tls_cert)")
 
 
 @dataclass(frozen=True)
 class DispatcherSettings(Settings):
     webhooks: tuple[WebhookConfig, ...]
+    crms: tuple[CrmConfig, ...]
     dispatcher: DispatcherConfig
 
     def missing(self) -> Iterator[Missing]:
-        if not self.webhooks:
-            yield Missing("webhook", "url", "the CRM endpoint URL")
+        if not self.webhooks and not self.crms:
+            yield Missing("webhook", "url", "the CRM endpoint URL (or a [crm:NAME] section)")
         for hook in self.webhooks:
             if not hook.url:
                 yield Missing(hook.title, "url", "the CRM endpoint URL")
+        taken = {hook.name for hook in self.webhooks}
+        for crm in self.crms:
+            if crm.name in taken:
+                yield Missing(crm.title, "name", f"a name no [webhook] section has ({crm.name} is taken)")
+            if not crm.type:
+                yield Missing(crm.title, "type", "the CRM: " + ", ".join(CRM_TYPES))
+            elif crm.type == "bitrix24" and not crm.webhook_url:
+                for name, what in (("url", "the portal, e.g. https://company.bitrix24.ru (or webhook_url)"),
+                                   ("client_id", "the local application's client id"),
+                                   ("client_secret", "the local application's client secret")):
+                    if not getattr(crm, name):
+                        yield Missing(crm.title, name, what)
+            if crm.click_to_call and not self.dispatcher.public_url:
+                yield Missing("dispatcher", "public_url", f"how {crm.type} reaches us for click-to-call ({crm.title})")

@@ -1,5 +1,5 @@
-"""Wiring of the dispatcher: outbox on the shared store, endpoints and their sinks, worker,
-housekeeping, gRPC."""
+"""Wiring of the dispatcher: outbox on the shared store, endpoints and their sinks (webhooks and CRM
+adapters), the CRM listener, worker, housekeeping, gRPC."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +8,11 @@ import uuid
 from tcxhooks.platform.runtime import App
 from tcxhooks.v1 import dispatcher_service_pb2 as pb
 
-from .config import DispatcherSettings, WebhookConfig
+from .config import CrmConfig, DispatcherSettings, WebhookConfig
+from .crm import CrmEndpoint, CrmSink, LegStore, SinkDeps
+from .crm.listener import Listener
+from .crm.placing import monitor_place_call
+from .crm.registry import build_sink
 from .endpoints import Endpoint, Endpoints
 from .filters import EndpointFilter
 from .housekeeping import housekeeping
@@ -52,20 +56,37 @@ async def ping_all(settings: DispatcherSettings) -> list[pb.PingResult]:
     return results
 
 
+def crm_endpoint(crm: CrmConfig, sink: CrmSink) -> Endpoint:
+    """A `[crm:NAME]` section as an endpoint: its filter and its adapter behind the sink seam."""
+    return Endpoint(crm.name, EndpointFilter.from_config(crm), CrmEndpoint(sink, crm.type), crm.concurrency)
+
+
 async def build(app: App[DispatcherSettings]) -> None:
     settings = app.settings.dispatcher
     store = await app.open_store()
     outbox = Outbox(store, owner=f"dispatcher-{uuid.uuid4()}")
     ledger = Ledger(store)
     await outbox.migrate()
+    legs = LegStore(store)
+    await legs.migrate()
+    clicks = any(crm.click_to_call for crm in app.settings.crms)
+    deps = SinkDeps(legs, settings.public_url, monitor_place_call(app.channel("monitor")) if clicks else None,
+                    settings.keep_days)
+    crms = [(crm, build_sink(crm, deps)) for crm in app.settings.crms]
     if store.dialect == "sqlite":
         # One dispatcher per SQLite file: leases left by a killed process are void right away.
         released = await outbox.release_all()
         if released:
             log.info("released %d deliveries claimed by the previous run", released)
-    endpoints = Endpoints(ledger, configured_endpoints(app.settings))
+    endpoints = Endpoints(ledger, configured_endpoints(app.settings) + [crm_endpoint(c, sink) for c, sink in crms])
     app.stack.push_async_callback(endpoints.close)
     await endpoints.load()
+    if settings.listen:
+        listener = Listener([sink for _, sink in crms], settings.listen, settings.tls_cert, settings.tls_key)
+        await listener.start()
+        app.stack.push_async_callback(listener.close)
+    for crm, sink in crms:
+        app.spawn(sink.run(app.stopping), f"crm.{crm.name}")
     worker = Worker(outbox, endpoints, RetryPolicy(settings.retry_schedule), settings.lease_ttl, settings.batch)
     intake = Intake(outbox, endpoints, worker)
     register(DispatcherServicer(ledger, endpoints, intake, worker), app.server)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from tcxhooks.platform.config import Missing, Section, Settings, key
-from tcxhooks.platform.values import base_url, boolean, choice, duration, optional, text
+from tcxhooks.platform.values import base_url, boolean, choice, duration, optional, text, time_zone
 
 
 def _verify_tls(value: str) -> str:
@@ -15,19 +15,6 @@ def _verify_tls(value: str) -> str:
         return "true" if boolean(value) else "false"
     if not os.path.exists(value):
         raise ValueError("true, false or the path of an existing CA bundle")
-    return value
-
-
-def _timezone(value: str) -> str:
-    value = value.strip()
-    if not value:
-        return ""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError("an IANA time zone such as Europe/Moscow, or empty for the host's") from None
     return value
 
 
@@ -42,7 +29,7 @@ class PbxConfig(Section):
     client_secret: str = key("", text, "the API client's key", secret=True)
     verify_tls: str = key("true", _verify_tls,
                           "check the PBX's TLS certificate: true, false, or the path of a CA bundle")
-    timezone: str = key("", _timezone, "IANA time zone the call ids' timestamps are in (empty: the host's)")
+    timezone: str = key("", time_zone, "IANA time zone the call ids' timestamps are in (empty: the host's)")
     poll_interval: float = key("5", duration, "how often the directory and agent states are read (XAPI)")
     recordings: str = key("xapi", choice("xapi", "folder"),
                           "where media gets recordings: xapi (through the monitor) or folder (recordings_dir)")

@@ -251,13 +251,23 @@ async def check_endpoints(config: Product) -> list[Verdict]:
             await channel.close()
         how = "sent by the running dispatcher"
     urls = {hook.name: hook.url for hook in config.dispatcher.webhooks}
+    kinds = {**{hook.name: "webhook" for hook in config.dispatcher.webhooks},
+             **{crm.name: "crm" for crm in config.dispatcher.crms}}
     return [
-        Verdict(f"webhook {r.endpoint}", r.ok,
+        Verdict(f"{kinds.get(r.endpoint, 'endpoint')} {r.endpoint}", r.ok,
                 f"{urls.get(r.endpoint, '')}: " + (f"HTTP {r.http_status} in {r.latency_seconds * 1000:.0f} ms"
                                                     if r.ok else (r.error or f"HTTP {r.http_status}")) + f" ({how})",
                 fix)
         for r in results
     ]
+
+
+async def check_crms(config: Product) -> list[Verdict]:
+    """Read-only probes of each [crm:NAME] adapter (auth, line, user map, click-to-call)."""
+    from tcxhooks.dispatcher.crm.checking import check_crms as probe
+
+    return [Verdict(line.item, line.ok, line.detail, line.fix)
+            for line in await probe(config.dispatcher, config.platform.store.url)]
 
 
 async def check_yandex(config: Product) -> list[Verdict]:
@@ -295,9 +305,11 @@ async def check_yandex(config: Product) -> list[Verdict]:
 
 async def run_checks(config: Product) -> list[Verdict]:
     verdicts = [Verdict("config", True, f"{config.path}: {len(config.dispatcher.webhooks)} endpoint(s), "
+                                        f"{len(config.dispatcher.crms)} CRM adapter(s), "
                                         f"store {config.platform.store.url.split('://')[0]}, "
                                         f"recordings {config.media.recordings.storage}")]
-    for step in (check_store, check_pbx, check_directory, check_s3, check_link_key, check_endpoints, check_yandex):
+    for step in (check_store, check_pbx, check_directory, check_s3, check_link_key, check_endpoints, check_crms,
+                 check_yandex):
         item = step.__name__.removeprefix("check_")
         try:
             verdicts += await step(config)
@@ -315,7 +327,7 @@ async def run_checks(config: Product) -> list[Verdict]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="tcxhooks check", description="Validate the configuration and reach "
-                                     "every dependency (PBX, store, S3, webhook endpoints, Yandex).")
+                                     "every dependency (PBX, store, S3, webhook endpoints, CRM adapters, Yandex).")
     add_config_option(parser)
     args = parser.parse_args(argv)
     try:

@@ -240,5 +240,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--talk", type=float, default=6.0, help="talk time of the call in seconds")
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds to wait for all webhooks")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, store, mp3 files)")
+    parser.add_argument("--crm", choices=sorted(_crm_demos()), help="play the call into this fake CRM (an adapter) "
+                        "and print the API calls it receives, instead of webhooks")
     args = parser.parse_args(argv)
+    if args.crm:
+        from .democrm import run_crm_demo
+
+        raise SystemExit(asyncio.run(run_crm_demo(args.crm, args.scenario, args.talk, args.keep, args.timeout)))
     raise SystemExit(asyncio.run(run_demo(args.scenario, args.talk, args.keep, args.timeout)))
+
+
+def _crm_demos() -> list[str]:
+    from .democrm import DEMOS
+
+    return list(DEMOS)

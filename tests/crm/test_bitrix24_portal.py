@@ -15,7 +15,7 @@ async def test_install_keeps_the_tokens_binds_click_to_call_and_check_passes(tmp
     async with stand(tmp_path, click_to_call=True) as s:
         before = await s.sink.check()
         assert not before[0].ok and "not installed" in before[0].detail and "/crm/b24/install" in before[0].fix
-        endpoint = CrmEndpoint(s.sink, "bitrix24", s.portal_url)
+        endpoint = CrmEndpoint(s.sink, "bitrix24")
         assert (await endpoint.ping()).verdict is Verdict.RETRY
         answer = await s.install()
         assert answer["status"] == 200

@@ -4,7 +4,7 @@
     app.spawn(sink.run(app.stopping), "crm.b24") # its background upkeep (user map, tokens, pruning)
     reply = await sink.deliver(event)            # one claimed delivery: the CRM calls for this event
     reply.verdict                                # delivered / retry / dead / gone (as a 2xx / 5xx / … / 410)
-    endpoint_sink = CrmEndpoint(sink, "bitrix24", "https://company.bitrix24.ru")   # what the worker calls
+    endpoint_sink = CrmEndpoint(sink, "bitrix24")  # what the worker calls
 
 The outbox, per-chain ordering, retries, dead letters and redelivery stay the dispatcher's: a sink
 only turns one event into its CRM's calls (docs/crm.md).
@@ -83,7 +83,8 @@ class SinkDeps:
 
 
 class CrmSink(Protocol):
-    name: str
+    name: str  # the [crm:NAME] name, also the endpoint's
+    target: str  # the CRM's address as operators may see it (no secret in it)
 
     async def deliver(self, event: events_pb2.Event) -> SinkReply:
         """The event's CRM calls, made (or resumed) now."""
@@ -107,10 +108,10 @@ class CrmEndpoint:
     """A CRM adapter behind the worker's sink seam (sinks.Sink): the outbox's retries, dead letters,
     endpoint states and metrics apply to it as to any endpoint."""
 
-    def __init__(self, sink: CrmSink, kind: str, target: str) -> None:
+    def __init__(self, sink: CrmSink, kind: str) -> None:
         self.crm = sink
         self.kind = kind  # bitrix24 / amocrm / zammad
-        self.target = target  # the CRM's address without secrets
+        self.target = sink.target
 
     async def deliver(self, delivery: Delivery) -> Result:
         return _result(await self.crm.deliver(delivery.event))

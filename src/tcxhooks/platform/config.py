@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 ENV_PREFIX = "TCXH_"
 # Every section of docs/config.md; an ini section by another name is warned about as a typo.
-SECTION_NAMES = ("pbx", "events", "webhook", "dispatcher", "recordings", "analytics",
+SECTION_NAMES = ("pbx", "events", "webhook", "crm", "dispatcher", "recordings", "analytics",
                  "store", "services", "metrics", "log")
 # `secret` of a key: True when the whole value is secret, URL_PASSWORD when it is a URL whose
 # password and query values alone are (shown as ***, the rest kept for troubleshooting)

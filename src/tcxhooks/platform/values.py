@@ -97,3 +97,17 @@ def host_port(value: str) -> str:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError("host:port, e.g. 127.0.0.1:50051")
     return value
+
+
+def time_zone(value: str) -> str:
+    """An IANA time zone name (Europe/Moscow), or "" for the host's."""
+    value = value.strip()
+    if not value:
+        return ""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("an IANA time zone such as Europe/Moscow, or empty for the host's") from None
+    return value

@@ -35,6 +35,7 @@ PRUNE_EVERY = 3600.0
 class Bitrix24Sink:
     def __init__(self, settings: Bitrix24Settings, deps: SinkDeps) -> None:
         self.name = settings.name
+        self.target = settings.target
         self.settings = settings
         self.deps = deps
         self.http = JsonApi(settings.name, RateLimiter(settings.rate, settings.burst), timeout=settings.timeout,

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
+from ...config import CrmConfig
 from .mapping import Options
 
 OAUTH_URL = "https://oauth.bitrix.info/oauth/token/"
@@ -48,6 +50,28 @@ class Bitrix24Settings:
         if self.webhook_mode:
             return self.webhook_url if self.webhook_url.endswith("/") else self.webhook_url + "/"
         return self.url.rstrip("/") + "/rest/"
+
+    @classmethod
+    def from_config(cls, crm: CrmConfig) -> "Bitrix24Settings":
+        options = Options(crm_create=crm.crm_create, add_to_chat=crm.add_to_chat, missed_task=crm.missed_task,
+                          missed_task_delay=crm.missed_task_delay, recording=crm.recording,
+                          transcript=crm.transcript, summary=crm.summary, language=crm.language,
+                          timezone=ZoneInfo(crm.timezone) if crm.timezone else None)
+        return cls(name=crm.name, url=crm.url, client_id=crm.client_id, client_secret=crm.client_secret,
+                   oauth_url=crm.oauth_url, webhook_url=crm.webhook_url, event_token=crm.event_token,
+                   rate=crm.rate or 2.0, burst=crm.burst or 50, stale_after=crm.stale_after,
+                   default_user=crm.default_user, user_map=crm.users_by_extension, users_refresh=crm.users_refresh,
+                   line=crm.line, click_to_call=crm.click_to_call, timeout=crm.timeout,
+                   connect_timeout=crm.connect_timeout, ca_file=crm.ca_file, concurrency=crm.concurrency,
+                   options=options)
+
+    @property
+    def target(self) -> str:
+        """The portal as operators may see it: its REST address, a webhook's code masked."""
+        if not self.webhook_mode:
+            return self.rest_url
+        parts = urlsplit(self.webhook_url)
+        return f"{parts.scheme}://{parts.netloc}/rest/…/***/"
 
     def secrets(self) -> list[str]:
         """Values never to show: the client secret, the event token, the webhook URL's code."""
