@@ -53,6 +53,11 @@ def _numbers(what: str, pattern: str, example: str) -> Callable[[str], tuple[str
     return parse
 
 
+_DIDS = _numbers("DID numbers in digits (a leading + allowed)", r"\+?\d{1,20}", "74951234567")
+_QUEUES = _numbers("queue numbers (digits)", r"\d{1,20}", "800")
+_USERS = _numbers("extension numbers (digits)", r"\d{1,20}", "101")
+
+
 def _retry_schedule(value: str) -> tuple[float, ...]:
     steps = comma_list(value)
     if not steps:
@@ -75,12 +80,9 @@ class WebhookConfig(Section):
                                   "rotating (empty: unsigned)", secret=True)
     events: tuple[str, ...] = key("*", _events_filter,
                                   "*, or the event names and JSON types to send (docs/webhooks.md)")
-    dids: tuple[str, ...] = key("", _numbers("DID numbers in digits (a leading + allowed)", r"\+?\d{1,20}",
-                                             "74951234567"), "only calls to these DIDs")
-    queues: tuple[str, ...] = key("", _numbers("queue numbers (digits)", r"\d{1,20}", "800"),
-                                  "only events of these queues (numbers)")
-    users: tuple[str, ...] = key("", _numbers("extension numbers (digits)", r"\d{1,20}", "101"),
-                                 "only events of these extensions (numbers)")
+    dids: tuple[str, ...] = key("", _DIDS, "only calls to these DIDs")
+    queues: tuple[str, ...] = key("", _QUEUES, "only events of these queues (numbers)")
+    users: tuple[str, ...] = key("", _USERS, "only events of these extensions (numbers)")
     timeout: float = key("15", duration, "a delivery attempt's total timeout")
     connect_timeout: float = key("5", duration, "a delivery attempt's connect timeout")
     ca_file: str = key("", text, "a CA bundle to trust, for a CRM with a private certificate")
@@ -99,13 +101,14 @@ def _rate(value: str) -> float:
 
 
 def _user_map(value: str) -> tuple[str, ...]:
-    """`101=17, 102 = 23` → ("101=17", "102=23"): extension=CRM user id pairs (`CrmConfig.users_by_extension`)."""
+    """`101=17, 102 = j.doe` → ("101=17", "102=j.doe"): extension=CRM user pairs (`CrmConfig.users_by_extension`;
+    Bitrix24 and amoCRM take user ids, Zammad logins or e-mails)."""
     found: list[str] = []
     for item in comma_list(value):
-        extension, sep, user = item.partition("=")
-        if not sep or not extension.strip() or not user.strip().isdigit():
-            raise ValueError("extension=user id pairs separated by commas, e.g. 101=17,102=23")
-        found.append(f"{extension.strip()}={int(user.strip())}")
+        extension, sep, user = (part.strip() for part in item.partition("="))
+        if not sep or not re.fullmatch(r"\d{1,20}", extension) or not re.fullmatch(r"[^\s=]+", user):
+            raise ValueError("extension=user pairs separated by commas, e.g. 101=17,102=23")
+        found.append(f"{extension}={user}")
     return tuple(found)
 
 
@@ -114,20 +117,23 @@ CRM_TYPES = ("bitrix24", "amocrm", "zammad")
 
 @dataclass(frozen=True)
 class CrmConfig(Section):
-    """A CRM adapter: an endpoint whose deliveries become the CRM's own API calls (docs/crm.md)."""
+    """A CRM adapter: an endpoint whose deliveries become the CRM's own API calls, with the same
+    filters as a [webhook] (docs/crm.md). Keys marked Bitrix24, amoCRM or Zammad are that CRM's."""
 
     SECTION = "crm"
     REPEATED = True
     ENV_KEY = "type"
     name: str = "default"
     type: str = key("", optional(choice(*CRM_TYPES)), "bitrix24, amocrm or zammad (required)")
-    events: tuple[str, ...] = key("*", _events_filter, "event names or types to send")
-    dids: tuple[str, ...] = key("", comma_list, "only these DIDs")
-    queues: tuple[str, ...] = key("", comma_list, "only these queues")
-    users: tuple[str, ...] = key("", comma_list, "only these extensions")
-    url: str = key("", optional(base_url), "the CRM's address (Bitrix24: the portal, https://company.bitrix24.ru)")
-    client_id: str = key("", text, "Bitrix24: the local application's client id (application code)")
-    client_secret: str = key("", text, "Bitrix24: the local application's client secret", secret=True)
+    events: tuple[str, ...] = key("*", _events_filter, "*, or the event names and JSON types to send")
+    dids: tuple[str, ...] = key("", _DIDS, "only calls to these DIDs")
+    queues: tuple[str, ...] = key("", _QUEUES, "only events of these queues (numbers)")
+    users: tuple[str, ...] = key("", _USERS, "only events of these extensions (numbers)")
+    url: str = key("", optional(base_url), "the CRM: the Bitrix24 portal (https://company.bitrix24.ru), the amoCRM "
+                   "account (https://company.amocrm.ru), the Zammad server (https://zammad.example.com)")
+    token: str = key("", text, "amoCRM: a long-lived token; Zammad: the generic CTI token", secret=True)
+    client_id: str = key("", text, "Bitrix24: the local application's client id; amoCRM (OAuth): the integration's")
+    client_secret: str = key("", text, "the client secret of that application or integration", secret=True)
     oauth_url: str = key("https://oauth.bitrix.info/oauth/token/", http_url,
                          "Bitrix24: the OAuth server that refreshes the application's tokens")
     webhook_url: str = key("", optional(http_url), "Bitrix24: an inbound webhook URL instead of the application "
@@ -135,32 +141,69 @@ class CrmConfig(Section):
                            secret=True)
     event_token: str = key("", text, "Bitrix24 with webhook_url: the outgoing webhook's token (click-to-call)",
                            secret=True)
+    redirect_uri: str = key("", text, "amoCRM (OAuth): the integration's redirect URI")
+    auth_code: str = key("", text, "amoCRM (OAuth): the authorization code, for the first tokens", secret=True)
+    refresh_token: str = key("", text, "amoCRM (OAuth): a refresh token instead of the code", secret=True)
     line: str = key("", text, "Bitrix24: one LINE_NUMBER for every call (empty: the call's DID, added as a line)")
     crm_create: bool = key("false", boolean, "Bitrix24: create a lead for a caller the CRM does not know")
     add_to_chat: bool = key("true", boolean, "Bitrix24: a chat message to the agent about each call")
-    default_user: int = key("0", whole(0), "CRM user of queue and unmapped calls, missed-call tasks (0: none)")
-    user_map: tuple[str, ...] = key("", _user_map, "extension=user id pairs over the CRM's own map, e.g. 101=17")
-    users_refresh: float = key("10m", duration, "how often the CRM's users are read again")
+    source: str = key("3CX", text, "amoCRM: the calls' source and Unsorted's service code")
+    notify: bool = key("true", boolean, "amoCRM: the live incoming-call notification to ringing agents")
+    unsorted: bool = key("true", boolean, "amoCRM: callers no contact knows go to Unsorted")
+    pipeline_id: int = key("0", whole(0), "amoCRM: the pipeline of Unsorted entries (0: the main one)")
+    recording_wait: float = key("10m", duration, "amoCRM: how long an answered call waits for its recording link")
+    default_user: int = key("0", whole(0), "CRM user of queue and unmapped calls and missed-call tasks (0: none)")
+    user_map: tuple[str, ...] = key("", _user_map, "extension=user pairs over the CRM's own map, e.g. 101=17")
+    users_refresh: float = key("10m", duration, "Bitrix24: how often the employees' extensions are read again")
     stale_after: float = key("20s", duration, "real-time steps (call cards) of older events are skipped")
-    rate: float = key("0", _rate, "requests per second (0: the CRM's documented limit; Bitrix24 2, Enterprise 5)")
+    rate: float = key("0", _rate, "requests per second (0: the CRM's; Bitrix24 2 (Enterprise 5), amoCRM 6, "
+                      "Zammad 20)")
     burst: int = key("0", whole(0), "requests at once above the rate (0: the CRM's; Bitrix24 50, Enterprise 250)")
     missed_task: bool = key("true", boolean, "a call-back task for a missed inbound call")
     missed_task_delay: float = key("15m", duration, "the call-back task is due this long after the call")
     recording: str = key("upload", choice("upload", "link", "none"),
                          "recordings: upload the file, send the link (the CRM must reach it), or none")
-    transcript: bool = key("true", boolean, "attach the transcript (analytics.ready)")
-    summary: bool = key("true", boolean, "comment the summary on the caller's CRM record (analytics.ready)")
-    click_to_call: bool = key("false", boolean, "calls the CRM asks for are placed from the agent's extension")
+    transcript: bool = key("true", boolean, "the transcript into the CRM (analytics.ready)")
+    summary: bool = key("true", boolean, "the summary into the CRM (analytics.ready)")
+    click_to_call: bool = key("false", boolean, "Bitrix24: calls agents click in the CRM are placed from their "
+                              "extension")
     language: str = key("ru", choice("ru", "en"), "language of the texts written into the CRM")
     timezone: str = key("", time_zone, "time zone of the times sent to the CRM (empty: the host's)")
-    timeout: float = key("15", duration, "total request timeout")
-    connect_timeout: float = key("5", duration, "connect timeout")
-    ca_file: str = key("", text, "extra CA bundle for a private CRM")
+    timeout: float = key("15", duration, "a CRM request's total timeout")
+    connect_timeout: float = key("5", duration, "a CRM request's connect timeout")
+    ca_file: str = key("", text, "a CA bundle to trust, for a CRM with a private certificate")
     concurrency: int = key("16", whole(1, 1024), "deliveries to this CRM in flight at once")
+    max_backlog: int = key("100000", whole(1), "pending deliveries kept at most; newer events are refused (counted)")
 
     @property
-    def users_by_extension(self) -> dict[str, int]:
-        return {ext: int(user) for ext, _, user in (pair.partition("=") for pair in self.user_map)}
+    def users_by_extension(self) -> dict[str, str]:
+        return {ext: user for ext, _, user in (pair.partition("=") for pair in self.user_map)}
+
+    def missing(self) -> Iterator[Missing]:
+        """What this CRM's adapter cannot run without."""
+        needs: tuple[tuple[str, str], ...] = ()
+        if self.type == "bitrix24" and not self.webhook_url:
+            needs = (("url", "the portal, e.g. https://company.bitrix24.ru (or webhook_url)"),
+                     ("client_id", "the local application's client id"),
+                     ("client_secret", "the local application's client secret"))
+        elif self.type == "amocrm":
+            needs = (("url", "the account, e.g. https://company.amocrm.ru"),)
+            if not self.token:
+                needs += (("client_id", "the integration's client id (or a long-lived token)"),
+                          ("client_secret", "the integration's client secret"),
+                          ("redirect_uri", "the integration's redirect URI"))
+                if not self.refresh_token:
+                    needs += (("auth_code", "an authorization code (or refresh_token)"),)
+        elif self.type == "zammad":
+            needs = (("url", "the Zammad server, e.g. https://zammad.example.com"),
+                     ("token", "the token of Admin → Integrations → CTI (generic)"))
+        for name, expected in needs:
+            if not getattr(self, name):
+                yield Missing(self.title, name, expected)
+        if self.type in ("bitrix24", "amocrm") and not all(u.isdigit() for u in self.users_by_extension.values()):
+            yield Missing(self.title, "user_map", f"{self.type} user ids (numbers), e.g. 101=17")
+        if self.type == "zammad" and "/api/v1/cti/" in self.url:
+            yield Missing(self.title, "token", "the CTI token in its own key: url is the Zammad server alone")
 
 
 @dataclass(frozen=True)
@@ -200,11 +243,6 @@ class DispatcherSettings(Settings):
                 yield Missing(crm.title, "name", f"a name no [webhook] section has ({crm.name} is taken)")
             if not crm.type:
                 yield Missing(crm.title, "type", "the CRM: " + ", ".join(CRM_TYPES))
-            elif crm.type == "bitrix24" and not crm.webhook_url:
-                for name, what in (("url", "the portal, e.g. https://company.bitrix24.ru (or webhook_url)"),
-                                   ("client_id", "the local application's client id"),
-                                   ("client_secret", "the local application's client secret")):
-                    if not getattr(crm, name):
-                        yield Missing(crm.title, name, what)
+            yield from crm.missing()
             if crm.click_to_call and not self.dispatcher.public_url:
-                yield Missing("dispatcher", "public_url", f"how {crm.type} reaches us for click-to-call ({crm.title})")
+                yield Missing("dispatcher", "public_url", f"how the CRM reaches us for click-to-call ({crm.title})")

@@ -58,7 +58,8 @@ async def ping_all(settings: DispatcherSettings) -> list[pb.PingResult]:
 
 def crm_endpoint(crm: CrmConfig, sink: CrmSink) -> Endpoint:
     """A `[crm:NAME]` section as an endpoint: its filter and its adapter behind the sink seam."""
-    return Endpoint(crm.name, EndpointFilter.from_config(crm), CrmEndpoint(sink, crm.type), crm.concurrency)
+    return Endpoint(crm.name, EndpointFilter.from_config(crm), CrmEndpoint(sink, crm.type), crm.concurrency,
+                    crm.max_backlog)
 
 
 async def build(app: App[DispatcherSettings]) -> None:

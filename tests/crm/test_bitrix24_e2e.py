@@ -4,13 +4,15 @@ register and finish, the portal rate-limiting us, and click-to-call from the por
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
 import pytest
 
-from tests.crm.stack import BitrixStack, bitrix_stack
+from tests.crm.stack import PORTAL_SECRET, BitrixStack, bitrix_stack
+from tests.helpers.services import tcxhooks_command
 
 FAST = {"ring_seconds": 0.5, "talk_seconds": 1.5, "wait_seconds": 1.5}
 
@@ -62,6 +64,32 @@ def settled(stack: BitrixStack, number: int, expected: dict[str, int]) -> dict[s
     return per_call(stack, stack.chains[-1])
 
 
+def test_a_dispatcher_killed_between_register_and_finish_leaves_no_duplicate(tmp_path: Path) -> None:
+    with bitrix_stack(tmp_path) as stack:
+        # the portal registers the call but holds its answer back: the dispatcher dies before it has the CALL_ID
+        stack.fake("/fake/fail", {"method": "telephony.externalCall.register", "status": 200, "after": True,
+                                  "delay": 30})
+        number = stack.play("inbound_answered", ring_seconds=0.5, talk_seconds=4)
+        stack.wait(lambda: len(stack.state()["registrations"]) == 1, what="the register")
+        stack.kill9("dispatcher")
+        stack.wait(lambda: bool(stack.sim_call(number).get("done")), what="the end of the call")
+        stack.start("dispatcher")
+        calls = settled(stack, number, {"-0": 3})
+        assert methods(calls["-0"]) == ["register", "finish", "attachRecord"]
+        assert len(stack.state()["statistics"]) == 1 and len(stack.state()["registrations"]) == 1
+
+
+def test_the_portal_rate_limiting_us_loses_nothing(tmp_path: Path) -> None:
+    with bitrix_stack(tmp_path, portal_args=("--limit", "4", "--drain", "2")) as stack:
+        stack.play("parallel_calls", calls=5, ring_seconds=0.5, talk_seconds=1)
+        stack.wait(lambda: len(stack.state()["files"]) == 5, timeout=120, what="five recordings attached")
+        state = stack.state()
+        assert len(state["statistics"]) == 5 and len(state["registrations"]) == 5
+        assert sorted(r["PORTAL_USER_ID"] for r in state["statistics"]) == [1, 11, 12, 13, 14]  # 105 → default
+        assert any(c["error"] == "QUERY_LIMIT_EXCEEDED" for c in stack.calls())
+
+
+# the tests below share one stack (started at its first use, stopped after the last)
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BitrixStack]:
     """One stack for the tests that need nothing special of it."""
@@ -110,26 +138,6 @@ def test_the_scenarios_give_the_exact_bitrix24_calls(shared: BitrixStack) -> Non
     assert len(logged) == 9  # one log entry per Bitrix24 call of the seven scenarios, none twice
 
 
-def test_a_dispatcher_killed_between_register_and_finish_leaves_no_duplicate(tmp_path: Path) -> None:
-    with bitrix_stack(tmp_path) as stack:
-        number = stack.play("inbound_answered", ring_seconds=0.5, talk_seconds=4)
-        stack.wait(lambda: "telephony.externalCall.register" in stack.methods(), what="the register")
-        stack.kill9("dispatcher")
-        stack.wait(lambda: bool(stack.sim_call(number).get("done")), what="the end of the call")
-        stack.start("dispatcher")
-        calls = settled(stack, number, {"-0": 3})
-        assert methods(calls["-0"]) == ["register", "finish", "attachRecord"]
-        assert len(stack.state()["statistics"]) == 1 and len(stack.state()["registrations"]) == 1
-
-
-def test_the_portal_rate_limiting_us_loses_nothing(tmp_path: Path) -> None:
-    with bitrix_stack(tmp_path, portal_args=("--limit", "4", "--drain", "2")) as stack:
-        stack.play("parallel_calls", calls=5, ring_seconds=0.5, talk_seconds=1)
-        stack.wait(lambda: len(stack.state()["files"]) == 5, timeout=120, what="five recordings attached")
-        state = stack.state()
-        assert len(state["statistics"]) == 5 and len(state["registrations"]) == 5
-        assert sorted(r["PORTAL_USER_ID"] for r in state["statistics"]) == [1, 11, 12, 13, 14]  # 105 → default
-        assert any(c["error"] == "QUERY_LIMIT_EXCEEDED" for c in stack.calls())
 
 
 def test_click_to_call_from_the_portal_is_a_real_call_finished_under_its_call_id(shared: BitrixStack) -> None:
@@ -140,8 +148,8 @@ def test_click_to_call_from_the_portal_is_a_real_call_finished_under_its_call_id
                timeout=10).raise_for_status()
     clicked = stack.fake("/fake/click", {"user_id": 13, "phone": "+79035556677"})
     assert clicked["handlers"][0]["status"] == 200
-    stack.wait(lambda: any(r["CALL_ID"] == clicked["call_id"] for r in stack.state()["statistics"]),
-               timeout=60, what="the clicked call finished")
+    stack.wait(lambda: any(r["CALL_ID"] == clicked["call_id"] and r["RECORD_FILE_ID"]
+                           for r in stack.state()["statistics"]), timeout=60, what="the clicked call and its recording")
     state = stack.state()
     row = next(r for r in state["statistics"] if r["CALL_ID"] == clicked["call_id"])
     assert row["PORTAL_USER_ID"] == 13 and row["CALL_FAILED_CODE"] == "200" and row["CALL_DURATION"] >= 1
@@ -149,3 +157,19 @@ def test_click_to_call_from_the_portal_is_a_real_call_finished_under_its_call_id
     assert [r["external_id"] for r in state["registrations"] if r["call_id"] == clicked["call_id"]] == [""]
     assert not [c for c in stack.calls() if c["method"] == "telephony.externalCall.register"
                 and c["params"]["PHONE_NUMBER"].endswith("79035556677")]
+
+
+def test_check_proves_the_adapter_without_changing_the_portal(shared: BitrixStack) -> None:
+    shared.wait(lambda: any(h["event"] == "ONEXTERNALCALLSTART" for h in shared.state()["handlers"]),
+                what="the click-to-call handler bound")
+    before = len(shared.calls())
+    result = subprocess.run(tcxhooks_command("check", "-c", str(shared.config)), capture_output=True, text=True,
+                            timeout=120)
+    lines = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("b24 ")}
+    assert set(lines) == {"auth", "line", "users", "click"}, result.stdout
+    assert all(" ok " in line for line in lines.values()), result.stdout
+    assert "101→11" in lines["users"] and "lines:" in lines["line"]
+    assert any(line.startswith("crm b24") and " ok " in line for line in result.stdout.splitlines()), result.stdout
+    made = [c["method"] for c in shared.calls()[before:]]
+    assert made and all(m in ("app.info", "telephony.externalLine.get", "user.get", "event.get") for m in made), made
+    assert PORTAL_SECRET not in result.stdout + result.stderr

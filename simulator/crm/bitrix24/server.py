@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
-from ..common import Faults, Failure, Journal, LeakyBucket, php_form
+from ..common import Faults, Failure, Journal, LeakyBucket, failure_after, php_form
 from . import crm, telephony
 from .state import Page, Portal, RestError
 
@@ -138,7 +138,7 @@ class FakeBitrix24:
         except RestError as exc:
             self.journal.add(name, params, exc.status, exc.code or exc.description)
             return _error(exc.status, exc.code, exc.description)
-        if failure is not None:  # done, but the answer is lost: the client sees an error
+        if failure is not None and await failure_after(failure):  # done, but the answer is lost
             return self._fail(name, params, failure)
         self.journal.add(name, params, 200)
         if isinstance(result, Page):

@@ -59,8 +59,9 @@ class Bitrix24Settings:
                           timezone=ZoneInfo(crm.timezone) if crm.timezone else None)
         return cls(name=crm.name, url=crm.url, client_id=crm.client_id, client_secret=crm.client_secret,
                    oauth_url=crm.oauth_url, webhook_url=crm.webhook_url, event_token=crm.event_token,
-                   rate=crm.rate or 2.0, burst=crm.burst or 50, stale_after=crm.stale_after,
-                   default_user=crm.default_user, user_map=crm.users_by_extension, users_refresh=crm.users_refresh,
+                   stale_after=crm.stale_after, default_user=crm.default_user,
+                   user_map={ext: int(user) for ext, user in crm.users_by_extension.items()},
+                   users_refresh=crm.users_refresh,
                    line=crm.line, click_to_call=crm.click_to_call, timeout=crm.timeout,
                    connect_timeout=crm.connect_timeout, ca_file=crm.ca_file, concurrency=crm.concurrency,
                    options=options)

@@ -28,7 +28,8 @@ from .settings import ZammadSettings
 log = logging.getLogger(__name__)
 PRUNE_EVERY = 3600.0
 
-FIX_URL = "copy the endpoint from Zammad (Admin → Integrations → CTI (generic)) into [crm] url, token included"
+FIX_URL = ("from Zammad's Admin → Integrations → CTI (generic) endpoint https://SERVER/api/v1/cti/TOKEN: "
+           "[crm] url = https://SERVER, token = TOKEN")
 
 
 class ZammadSink:
