@@ -179,3 +179,20 @@ def test_php_style_forms_are_read_nested_and_odd_names_ignored() -> None:
              ("[x]", "no head"), ("data[USER_ID][more]", "value and mapping at once")]
     assert nested(pairs) == {"event": "ONEXTERNALCALLSTART", "data": {"USER_ID": "11", "PHONE_NUMBER": "+7916"},
                              "auth": {"application_token": "t"}}
+
+
+def test_the_event_view_reads_the_contract_times_names_and_dialing() -> None:
+    call = events_pb2.CallEvent(type=events_pb2.CALL_EVENT_TYPE_ENDED, call_id="251125184500_698-1",
+                                caller_id="79161234567", user="101", caller_name="Sergey Ivanov", user_name="Ivan Petrov",
+                                queue="800", queue_name="Sales", started_time=Timestamp(seconds=1764085500),
+                                answered_time=Timestamp(seconds=1764085503, nanos=500_000_000),
+                                ended_time=Timestamp(seconds=1764085568))
+    view = CrmEvent.of(events_pb2.Event(event_id="e", chain="251125184500_698", call=call))
+    assert (view.started_at, view.answered_at, view.ended_at) == (1764085500, 1764085503.5, 1764085568)
+    assert (view.caller_name, view.user_name, view.queue_name) == ("Sergey Ivanov", "Ivan Petrov", "Sales")
+    missed = CrmEvent.of(events_pb2.Event(event_id="m", chain="c", call=events_pb2.CallEvent(
+        type=events_pb2.CALL_EVENT_TYPE_ENDED, call_id="251125184500_698-0")))
+    assert missed.answered_at is None and missed.started_at is None
+    dialing = CrmEvent.of(events_pb2.Event(event_id="d", chain="c", call=events_pb2.CallEvent(
+        type=events_pb2.CALL_EVENT_TYPE_DIALING, call_id="251125184500_699-0", direction=common_pb2.DIRECTION_OUTGOING)))
+    assert (dialing.kind, dialing.direction, dialing.link) == ("dialing", "out", 0)

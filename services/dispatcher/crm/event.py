@@ -4,8 +4,8 @@
     view.kind, view.leg, view.link, view.chain, view.user, view.started_at
 
 Adapters never touch the protobuf: a field added to the contract reaches every adapter here. The
-times (`started_at`, `answered_at`, `ended_at`) are the contract's `*_time` fields of docs/webhooks.md
-where the monitor sets them, else the event's own `occur_time` (`occurred_at`).
+times (`started_at`, `answered_at`, `ended_at`) are the contract's `*_time` fields (docs/webhooks.md),
+None where the monitor left them unset; `occurred_at` is the event's own `occur_time`.
 """
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from google.protobuf.message import Message
 
 from tcxhooks.v1 import common_pb2, events_pb2
 
-# call.* types by their proto number: CALL_EVENT_TYPE_DIALING (5) is named here by number so this
-# module reads it whether or not the generated stubs already carry the enum value
-_CALL_KINDS = {1: "ringing", 2: "ringing_stopped", 3: "answered", 4: "ended", 5: "dialing"}
+_CALL_KINDS = {events_pb2.CALL_EVENT_TYPE_RINGING: "ringing", events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED: "ringing_stopped",
+               events_pb2.CALL_EVENT_TYPE_ANSWERED: "answered", events_pb2.CALL_EVENT_TYPE_ENDED: "ended",
+               events_pb2.CALL_EVENT_TYPE_DIALING: "dialing"}
 _STATUS_KINDS = {
     events_pb2.STATUS_EVENT_TYPE_FORWARDING: "forwarding",
     events_pb2.STATUS_EVENT_TYPE_QUEUE_LOGIN: "queue_login",
@@ -144,21 +144,16 @@ def _call_fields(call: events_pb2.CallEvent) -> dict[str, Any]:
         "trtype": _TRTYPES.get(call.transfer_type, "NotDef"), "finishtype": _FINISH.get(call.finish_type, ""),
         "transfer": call.transfer, "title": call.title, "duration": int(call.duration_seconds),
         "ring_seconds": int(call.ring_seconds), "callback": call.callback if call.has_callback else None,
-        "queue": call.queue,
-        "caller_name": _text(call, "caller_name"), "user_name": _text(call, "user_name"),
-        "queue_name": _text(call, "queue_name"),
+        "queue": call.queue, "caller_name": call.caller_name, "user_name": call.user_name,
+        "queue_name": call.queue_name,
         "started_at": _seconds(call, "started_time"), "answered_at": _seconds(call, "answered_time"),
         "ended_at": _seconds(call, "ended_time"),
     }
 
 
 def _seconds(message: Message, name: str) -> float | None:
-    """A Timestamp field as unix seconds; None when unset or not (yet) in the contract."""
-    if name not in message.DESCRIPTOR.fields_by_name or not message.HasField(name):
+    """A Timestamp field as unix seconds; None when unset."""
+    if not message.HasField(name):
         return None
     stamp = getattr(message, name)
     return float(stamp.seconds) + float(stamp.nanos) / 1e9
-
-
-def _text(message: Message, name: str) -> str:
-    return str(getattr(message, name)) if name in message.DESCRIPTOR.fields_by_name else ""
