@@ -9,7 +9,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from . import scenarios
+from . import scenarios, trace
 from .directory import Directory, DirectoryError
 from .state import DIRECTORY_TARGETS, Fault
 from .steps import Script, Upsert
@@ -58,18 +58,31 @@ class Control:
             script = scenarios.build(name, params)
         except KeyError:
             raise ValueError(f"unknown scenario {name!r}") from None
+        return self._on_these_dns(request, script)
+
+    def _on_these_dns(self, request: web.Request, script: Script) -> Script:
         dns = request.app[self.key].pbx.dns
         unknown = sorted({s.dn for s in script.steps if isinstance(s, Upsert) and s.dn not in dns})
         if unknown:
-            raise ValueError(f"scenario uses DNs this PBX does not have: {', '.join(unknown)}")
+            raise ValueError(f"scenario {script.name} uses DNs this PBX does not have: {', '.join(unknown)}")
         return script
 
+    def _trace(self, request: web.Request, text: Any) -> Script:
+        """A trace of `tcxhooks capture` (its JSON lines as one string) as a script."""
+        if not isinstance(text, str):
+            raise ValueError("'trace' must be the trace's JSON lines as one string")
+        return self._on_these_dns(request, trace.script_of(trace.records_of(text.splitlines())))
+
     async def play(self, request: web.Request) -> web.Response:
+        """`{"scenario": NAME, "params": {...}}`, or `{"trace": "<JSON lines>"}` to play a trace."""
         body = await _json(request)
         params = body.get("params", {})
         try:
-            script = self._script(request, body.get("scenario"), params)
-            gap = scenarios.Params.parse(params).gap
+            if "trace" in body:
+                script, gap = self._trace(request, body["trace"]), 0.0
+            else:
+                script = self._script(request, body.get("scenario"), params)
+                gap = scenarios.Params.parse(params).gap
         except ValueError as exc:
             return _bad(str(exc))
         record = body.get("record", True)

@@ -29,6 +29,7 @@ class SimConfig:
     first_call_number: int = 698
     extra_extensions: int = 0  # extensions 2000… for load tests
     monitor_trunk: bool = False  # the trunk DN is among the API client's monitored DNs
+    dns: tuple[Dn, ...] = DEFAULT_DNS  # the PBX's DNs (a played trace brings its own)
 
 
 @dataclass
@@ -47,7 +48,7 @@ class SimState:
         extra = tuple(Dn(str(2000 + i), EXTENSION, f"Load {2000 + i}") for i in range(self.config.extra_extensions))
         route_point = Dn(self.config.client_id, ROUTEPOINT, "API route point")  # the API client's own DN (§1.1)
         dns = tuple(replace(dn, monitored=True) if self.config.monitor_trunk and dn.type == TRUNK else dn
-                    for dn in DEFAULT_DNS) + (route_point,) + extra
+                    for dn in self.config.dns) + (route_point,) + extra
         self.pbx = Pbx(dns, self.config.first_call_number)
         self.tokens = Tokens(self.config.client_id, self.config.client_secret, self.config.token_ttl)
         self.player = Player(self.pbx, self.config.recordings_dir, self.config.recording_delay)

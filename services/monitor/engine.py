@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -28,7 +28,6 @@ from .metrics import ACTIVE_CALLS, MALFORMED
 from .participant import Participant
 from .pbx import xapi
 from .pbx.client import PbxClient
-from .publisher import Publisher
 from .reconcile import Reconciler
 from .registry import OutRow, Registry
 
@@ -52,8 +51,14 @@ def rows_of(item: Emitted) -> list[OutRow]:
     return rows
 
 
+class Handover(Protocol):
+    """Takes the outbox rows just committed (the publisher; a replay's collector)."""
+
+    def add(self, rows: list[OutRow]) -> None: ...
+
+
 class Engine:
-    def __init__(self, graph: CallGraph, registry: Registry, publisher: Publisher, pbx: PbxClient | None,
+    def __init__(self, graph: CallGraph, registry: Registry, publisher: Handover, pbx: PbxClient | None,
                  poke: Callable[[], None] | None = None, clock: Callable[[], float] = time.time,
                  reconciler: Reconciler | None = None) -> None:
         self.graph = graph
@@ -90,7 +95,7 @@ class Engine:
             if info["type"]:
                 self.graph.facts.dn_types[info["dn"]] = info["type"]
         if self.snapshots == 0 and self.pbx is not None:
-            # Calls already running when the monitor starts are dated by the PBX's own start time (webhooks.md §2).
+            # Calls already running when the monitor starts are dated by the PBX's own start time (docs/webhooks.md §2).
             running = sorted({p.callid for p in participants} - set(self.graph.chains))
             if running:
                 try:
@@ -131,7 +136,7 @@ class Engine:
         settler = asyncio.create_task(self._settler())
         try:
             while not stopping.is_set():
-                await self._decide()
+                await self.decide_due()
                 await sleep_or_stop(TICK, stopping)
         finally:
             settler.cancel()
@@ -162,7 +167,9 @@ class Engine:
             return
         self.graph.settle(self.clock(), listed, asked=pending)  # calls that began settling meanwhile: asked next
         self._changed()
-    async def _decide(self) -> None:
+
+    async def decide_due(self) -> None:
+        """Takes the graph's decisions that are due now (asking XAPI ActiveCalls where one depends on it)."""
         now = self.clock()
         due = self.graph.due(now)
         if not due:

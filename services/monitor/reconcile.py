@@ -1,4 +1,4 @@
-"""Post-call reconciliation (3cx-v20.md §4.7): what the monitor reported about a call against the PBX's call log.
+"""Post-call reconciliation (docs/3cx.md §4.7): what the monitor reported about a call against the PBX's call log.
 
     reconciler = Reconciler(pbx, facts, delay=5.0)
     engine = Engine(..., reconciler=reconciler)   # after each commit: reconciler.observe(items, finished)
@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -139,6 +140,12 @@ class Reconciler:
         self.enabled = True
         self.queue: asyncio.Queue[_Check] = asyncio.Queue(QUEUE_SIZE)
         self._watched: dict[int, _Watched] = {}
+        self.outcomes: Counter[str] = Counter()  # since start, as in RECONCILED (for `tcxhooks check`)
+        self.disagreements: Counter[str] = Counter()  # by field, as in RECONCILE_DISAGREEMENTS
+
+    def _count(self, outcome: str) -> None:
+        self.outcomes[outcome] += 1
+        RECONCILED.labels(outcome).inc()
 
     def observe(self, items: list[Emitted], finished: list[int]) -> None:
         """Committed events and the calls that finished with them (called by the engine; never blocks)."""
@@ -164,7 +171,7 @@ class Reconciler:
             try:
                 self.queue.put_nowait(check)
             except asyncio.QueueFull:
-                RECONCILED.labels("dropped").inc()
+                self._count("dropped")
 
     async def run(self, stopping: asyncio.Event) -> None:
         workers = [asyncio.create_task(self._worker()) for _ in range(WORKERS)]
@@ -211,7 +218,7 @@ class Reconciler:
             if not waiting:
                 return
         for check in waiting.values():
-            RECONCILED.labels("missing").inc()
+            self._count("missing")
             log.info("call %s (%s): no call-log rows after %d reads", check.callid, check.chain, READS)
 
     def _settle(self, check: _Check, rows: list[xapi.CallLogRow]) -> None:
@@ -221,10 +228,11 @@ class Reconciler:
             self._errors([check], exc)
             return
         if not differences:
-            RECONCILED.labels("agree").inc()
+            self._count("agree")
             return
-        RECONCILED.labels("disagree").inc()
+        self._count("disagree")
         for difference in differences:
+            self.disagreements[difference.field] += 1
             RECONCILE_DISAGREEMENTS.labels(difference.field).inc()
         log.warning("call %s (%s): the PBX call log disagrees with the monitor: %s", check.callid, check.chain,
                     "; ".join(f"{d.field} monitor={d.monitor} call_log={d.call_log}" for d in differences))
@@ -234,12 +242,11 @@ class Reconciler:
             return
         self.enabled = False
         self._watched.clear()
-        RECONCILED.labels("forbidden").inc()
+        self._count("forbidden")
         log.error("post-call reconciliation is off for this run: the PBX refuses the call log (HTTP 403); "
                   "it needs an API client with System Owner rights, or set [pbx] reconcile = false")
 
-    @staticmethod
-    def _errors(checks: Iterable[_Check], exc: Exception) -> None:
+    def _errors(self, checks: Iterable[_Check], exc: Exception) -> None:
         for check in checks:
-            RECONCILED.labels("error").inc()
+            self._count("error")
             log.warning("call %s (%s): call log unusable, not reconciled: %s", check.callid, check.chain, exc)

@@ -17,6 +17,8 @@ from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import dispatcher_service_pb2, dispatcher_service_pb2_grpc, events_pb2, monitor_service_pb2_grpc
 
 from .callgraph import CallGraph, Settings
+from .capture.recorder import Recorder
+from .capture.session import Capture
 from .config import MonitorSettings
 from .engine import Engine
 from .enrich import Enricher
@@ -77,8 +79,11 @@ async def build(app: App[MonitorSettings]) -> None:
         else None
     callcontrol = CallControl(pbx, engine, on_link=recoverer.link if recoverer is not None else None,
                               on_gap=recoverer.gap if recoverer is not None else None)
+    recorder = Recorder()
+    pbx.recorder = callcontrol.recorder = recorder
+    capture = Capture(recorder, engine, callcontrol, config.events.language)
     servicer = MonitorServicer(graph, pbx, callcontrol, poller.extensions, poller.queues,
-                               reads_call_log=config.pbx.reads_call_log)
+                               reads_call_log=config.pbx.reads_call_log, reconciler=reconciler, capture=capture)
     monitor_service_pb2_grpc.add_MonitorServiceServicer_to_server(servicer, app.server)
 
     async def pbx_connected() -> None:
@@ -100,6 +105,7 @@ async def build(app: App[MonitorSettings]) -> None:
         if not await lease.acquire(app.stopping):
             return
         await engine.restore()
+        capture.active = True
         if recoverer is not None:
             await recoverer.restore()
         await refresh_facts(pbx, facts)

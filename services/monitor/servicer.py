@@ -1,5 +1,6 @@
-"""MonitorService: the calls the monitor holds, extensions, recordings of a leg and their audio, a PBX check,
-and placing a call for a CRM's click-to-call (the monitor is the only PBX client)."""
+"""MonitorService: the calls the monitor holds, extensions, recordings of a leg and their audio, a PBX check
+(with the post-call check's counts), placing a call for a CRM's click-to-call (the monitor is the only PBX
+client), and captures of what it receives."""
 from __future__ import annotations
 
 import asyncio
@@ -13,11 +14,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from tcxhooks.v1 import monitor_service_pb2, monitor_service_pb2_grpc
 
 from .callgraph import DIRECTIONS, CallGraph, Chain
+from .capture.session import Capture
 from .errors import InvalidRequest, NotFound, NotReady, PbxError, PbxHttpError
 from .pbx import xapi
 from .pbx.callcontrol import CallControl
 from .pbx.makecall import make_call
 from .pbx.client import PbxClient
+from .reconcile import Reconciler
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +44,16 @@ class MonitorServicer(monitor_service_pb2_grpc.MonitorServiceServicer):
     def __init__(self, graph: CallGraph, pbx: PbxClient, callcontrol: CallControl,
                  extensions: Callable[[], list[monitor_service_pb2.Extension]] | None = None,
                  queues: Callable[[], list[monitor_service_pb2.Queue]] | None = None,
-                 reads_call_log: bool = False) -> None:
+                 reads_call_log: bool = False, reconciler: Reconciler | None = None,
+                 capture: Capture | None = None) -> None:
         self.graph = graph
         self.pbx = pbx
         self.callcontrol = callcontrol
         self.extensions = extensions
         self.queues = queues
         self.reads_call_log = reads_call_log  # the post-call check or outage recovery is on
+        self.reconciler = reconciler
+        self.capture = capture
 
     async def ListCalls(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         chains = sorted(self.graph.chains.values(), key=lambda c: (c.first_seen, c.callid))
@@ -165,4 +171,27 @@ class MonitorServicer(monitor_service_pb2_grpc.MonitorServiceServicer):
         if age is not None:
             detail += f", last message {age:.0f} s ago"
         items.append(monitor_service_pb2.CheckItem(name="websocket", ok=cc.connected, detail=detail))
+        items.append(self._reconciled())
         return monitor_service_pb2.CheckPbxResponse(items=items)
+
+    def _reconciled(self) -> monitor_service_pb2.CheckItem:
+        """The post-call check's counts since start (docs/3cx.md §4.7): `counts` holds each outcome and,
+        as `disagree.<field>`, what the call log reported otherwise."""
+        checker = self.reconciler
+        if checker is None:
+            return monitor_service_pb2.CheckItem(name="reconcile", ok=True, detail="off ([pbx] reconcile = false)")
+        counts = {**checker.outcomes, **{f"disagree.{f}": n for f, n in checker.disagreements.items()}}
+        fields = ", ".join(f"{f} {n}" for f, n in sorted(checker.disagreements.items()))
+        detail = (f"since start {sum(checker.outcomes.values())} ended calls checked against the PBX call log: "
+                  f"{checker.outcomes['agree']} agree, {checker.outcomes['disagree']} disagree"
+                  + (f" ({fields})" if fields else "") + f", {checker.outcomes['missing']} missing, "
+                  f"{checker.outcomes['error']} unreadable, {checker.outcomes['dropped']} dropped")
+        if not checker.enabled:
+            detail += "; off since the call log answered 403 (System Owner rights needed)"
+        return monitor_service_pb2.CheckItem(name="reconcile", ok=checker.enabled, detail=detail, counts=counts)
+
+    async def Capture(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        if self.capture is None:
+            raise NotReady("this monitor cannot be captured")
+        async for line in self.capture.lines(request.seconds):
+            yield monitor_service_pb2.CaptureRecord(line=line)

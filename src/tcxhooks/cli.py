@@ -16,6 +16,10 @@ commands:
   check -c FILE           validate the file and reach every dependency
   health [--service liveness]
                           exit 0 when a service on this host is ready (container probes)
+  capture -c FILE -o TRACE [--minutes N] [--anonymize]
+                          record what the monitor receives from the PBX (docs/3cx.md §8)
+  replay TRACE [--format form|json]
+                          print the webhooks a trace gives, with no PBX and no CRM
   deliveries              list deliveries (dispatcher over gRPC)
   redeliver ID...|--since T|--dead
                           send deliveries again
@@ -34,6 +38,8 @@ COMMANDS = {
     "fakecrm": "tcxhooks.simulator.crm.__main__",
     "check": "tcxhooks.check",
     "health": "tcxhooks.probe",
+    "capture": "tcxhooks.capture",
+    "replay": "tcxhooks.replay",
     "deliveries": "tcxhooks.dispatcher.admin",
     "redeliver": "tcxhooks.dispatcher.admin",
     "endpoints": "tcxhooks.dispatcher.admin",

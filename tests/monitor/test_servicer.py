@@ -56,4 +56,4 @@ def test_calls_recordings_audio_extensions_and_check(monitor_stack: Monitor) -> 
     assert [e.number for e in extensions] == ["101", "102", "103", "104", "105"]
     items = api.CheckPbx(monitor_service_pb2.CheckPbxRequest(), timeout=10).items
     assert [(i.name, i.ok) for i in items] == [("token", True), ("callcontrol", True), ("xapi", True),
-                                              ("calllog", True), ("websocket", True)], items
+                                              ("calllog", True), ("websocket", True), ("reconcile", True)], items

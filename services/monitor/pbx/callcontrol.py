@@ -1,4 +1,4 @@
-"""Call Control WebSocket client (3cx-v20.md §3): events in order, entities fetched, resync after every connect.
+"""Call Control WebSocket client (docs/3cx.md §3): events in order, entities fetched, resync after every connect.
 
     cc = CallControl(pbx, sink)
     app.spawn(cc.run(app.stopping), "callcontrol")
@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from tcxhooks.platform.waiting import sleep_or_stop
 
+from ..capture.recorder import Recorder
 from ..errors import PbxError, PbxHttpError
 from ..metrics import MALFORMED, RESYNC_SECONDS, WS_CONNECTED, WS_RECONNECTS
 from ..participant import Participant, encodable
@@ -38,6 +39,8 @@ _PARTICIPANT = re.compile(r"^/callcontrol/([^/]+)/participants/(\d+)$")
 _DEVICE_OR_DN = re.compile(r"^/callcontrol/([^/]+)(?:/devices(?:/.*)?)?$")
 MAX_IN_FLIGHT = 64
 FAILED: Any = object()  # an entity that could not be read (neither a state nor a 404)
+Step = Callable[[], Awaitable[None]]
+Fetched = tuple[Participant | None, Any]  # the participant (None: gone or unreadable) and the JSON it came from
 
 
 class Sink(Protocol):
@@ -92,6 +95,8 @@ class CallControl:
         self._synced = False
         self.up = asyncio.Event()  # set while connected and resynced
         self._token: str | None = None  # the token of the last upgrade (renewed after a 401)
+        self._ordered: asyncio.Queue[Step | None] | None = None  # the open session's changes, in message order
+        self.recorder: Recorder | None = None  # a capture listening (capture/recorder.py)
 
     async def run(self, stopping: asyncio.Event) -> None:
         keeper = asyncio.create_task(self.pbx.keep_token_fresh(stopping), name="monitor.token")
@@ -112,14 +117,17 @@ class CallControl:
             except InvalidStatus as exc:
                 status = exc.response.status_code
                 WS_RECONNECTS.labels("refused").inc()
+                self._record("close", reason=f"refused with HTTP {status}")
                 log.warning("Call Control WebSocket refused with HTTP %s", status)
                 if status == 401:
                     renewed = await self._renew(self._token)
             except (OSError, WebSocketException, asyncio.TimeoutError) as exc:
                 WS_RECONNECTS.labels("dropped").inc()
+                self._record("close", reason=str(exc) or type(exc).__name__)
                 log.warning("Call Control WebSocket lost: %s", exc or type(exc).__name__)
             except PbxError as exc:
                 WS_RECONNECTS.labels("pbx_error").inc()
+                self._record("close", reason=str(exc))
                 log.warning("Call Control unavailable: %s", exc)
             finally:
                 if self.up.is_set() and self.on_link is not None:
@@ -159,7 +167,8 @@ class CallControl:
             self.connects += 1
             WS_RECONNECTS.labels("connected").inc()
             log.info("Call Control WebSocket open (%s)", url)
-            ordered: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue(MAX_IN_FLIGHT)
+            self._record("open")
+            ordered: asyncio.Queue[Step | None] = asyncio.Queue(MAX_IN_FLIGHT)
             applier = asyncio.create_task(self._apply(ordered, ws))
             try:
                 # The socket is open before the snapshot is read, so no change falls in between.
@@ -170,23 +179,45 @@ class CallControl:
                 WS_CONNECTED.set(1)
                 if self.on_link is not None:
                     self.on_link(True)
+                self._ordered = ordered
                 await self._read(ws, ordered, stopping)
             finally:
+                self._ordered = None
                 await ordered.put(None)
                 await asyncio.wait({applier}, timeout=5)
                 applier.cancel()
                 await asyncio.gather(applier, return_exceptions=True)
 
-    async def _resync(self) -> None:
+    def resync_soon(self, reason: str) -> bool:
+        """Queues a resync behind the changes already received (a capture starts); False when not connected."""
+        if self._ordered is None:
+            return False
+        try:
+            self._ordered.put_nowait(lambda: self._resync(reason))
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    def _record(self, kind: str, **fields: Any) -> None:
+        if self.recorder is not None:
+            self.recorder.record(kind, **fields)
+
+    async def _resync(self, reason: str = "connect") -> None:
         started = time.perf_counter()
-        dns, parts = parse_snapshot(await self.pbx.get_json("/callcontrol"))
+        try:
+            body = await self.pbx.get_json("/callcontrol")
+        except PbxError as exc:
+            self._record("snapshot", reason=reason, error=str(exc))
+            raise
+        dns, parts = parse_snapshot(body)
+        self._record("snapshot", reason=reason, body=body)
         await self.sink.snapshot(dns, parts)
         self._gone.clear()
         self.last_resync = time.monotonic()
         RESYNC_SECONDS.observe(time.perf_counter() - started)
         log.info("Call Control resync: %d DNs, %d participants", len(dns), len(parts))
 
-    async def _apply(self, ordered: asyncio.Queue[Callable[[], Awaitable[None]] | None], ws: Any) -> None:
+    async def _apply(self, ordered: asyncio.Queue[Step | None], ws: Any) -> None:
         """Applies fetched changes in message order; a failure closes the socket (reconnect + resync)."""
         while True:
             step = await ordered.get()
@@ -199,11 +230,10 @@ class CallControl:
                 await ws.close()
                 return
 
-    async def _read(self, ws: Any, ordered: asyncio.Queue[Callable[[], Awaitable[None]] | None],
-                    stopping: asyncio.Event) -> None:
+    async def _read(self, ws: Any, ordered: asyncio.Queue[Step | None], stopping: asyncio.Event) -> None:
         last_sequence: int | None = None
         last_frame_at = time.time()  # unix time of the last frame (of the resync, before the first)
-        fetches: dict[str, asyncio.Task[Participant | None]] = {}
+        fetches: dict[str, asyncio.Task[Fetched]] = {}
 
         async def close_when_stopping() -> None:
             await stopping.wait()
@@ -217,7 +247,7 @@ class CallControl:
                     async with asyncio.timeout(timeout):
                         frame = await ws.recv()
                 except TimeoutError:
-                    await ordered.put(self._resync)  # watchdog: catches anything lost silently
+                    await ordered.put(lambda: self._resync("watchdog"))  # catches anything lost silently
                     continue
                 except ConnectionClosed:
                     if stopping.is_set():
@@ -227,7 +257,9 @@ class CallControl:
                 previous_frame_at, last_frame_at = last_frame_at, time.time()
                 if isinstance(frame, bytes):
                     _bad("binary_frame", f"{len(frame)} bytes")
+                    self._record("frame", binary=len(frame))
                     continue
+                self._record("frame", text=frame)
                 try:
                     message = json.loads(frame)
                     sequence = message.get("sequence")
@@ -244,7 +276,7 @@ class CallControl:
                         _bad("out_of_order", f"sequence {sequence} after {last_sequence}")
                     elif last_sequence is not None and sequence > last_sequence + 1:
                         _bad("sequence_gap", f"sequence {sequence} after {last_sequence}; resync")
-                        await ordered.put(self._resync)
+                        await ordered.put(lambda: self._resync("gap"))
                         if self.on_gap is not None:  # a call may have come and gone in the frames lost
                             self.on_gap(previous_frame_at)
                     last_sequence = max(sequence, last_sequence or sequence)
@@ -252,9 +284,8 @@ class CallControl:
         finally:
             closer.cancel()
 
-    async def _dispatch(self, event_type: int, entity: str, attached: Any,
-                        ordered: asyncio.Queue[Callable[[], Awaitable[None]] | None],
-                        fetches: dict[str, asyncio.Task[Participant | None]]) -> None:
+    async def _dispatch(self, event_type: int, entity: str, attached: Any, ordered: asyncio.Queue[Step | None],
+                        fetches: dict[str, asyncio.Task[Fetched]]) -> None:
         match = _PARTICIPANT.match(entity)
         if match is None:
             other = _DEVICE_OR_DN.match(entity)
@@ -270,6 +301,7 @@ class CallControl:
                 if entity in self._gone:
                     self._gone.discard(entity)
                     return
+                self._record("remove", entity=entity, reason="removed")
                 await self.sink.remove(dn, pid)
             await ordered.put(removed)
         elif event_type == UPSERT:
@@ -277,49 +309,51 @@ class CallControl:
             task = asyncio.create_task(self._fetch(entity, dn, attached, previous))
             fetches[entity] = task
 
-            def forget(done: asyncio.Task[Participant | None], key: str = entity) -> None:
+            def forget(done: asyncio.Task[Fetched], key: str = entity) -> None:
                 if fetches.get(key) is done:
                     del fetches[key]
             task.add_done_callback(forget)
 
             async def upserted() -> None:
-                part = await task
+                part, raw = await task
                 if part is FAILED:
-                    await self._resync()  # the entity could not be read: a snapshot settles it
+                    await self._resync("unreadable")  # the entity could not be read: a snapshot settles it
                 elif part is None:
                     self._gone.add(entity)
+                    self._record("remove", entity=entity, reason="gone" if raw is None else "malformed", body=raw)
                     await self.sink.remove(dn, pid)
                 else:
                     self._gone.discard(entity)
+                    self._record("upsert", entity=entity, body=raw)
                     await self.sink.upsert(part)
             await ordered.put(upserted)
         elif event_type not in (DTMF, PROMPT_DONE, RESPONSE):
             _bad("unknown_event_type", f"{event_type} {entity}")
 
-    async def _fetch(self, entity: str, dn: str, attached: Any,
-                     previous: asyncio.Task[Participant | None] | None) -> Participant | None:
-        """The participant now (None when it is gone); one GET at a time per entity."""
+    async def _fetch(self, entity: str, dn: str, attached: Any, previous: asyncio.Task[Fetched] | None) -> Fetched:
+        """The participant now (None when it is gone) and its JSON (None after a 404); one GET at a time per
+        entity."""
         if previous is not None:
             await asyncio.gather(previous, return_exceptions=True)
         if isinstance(attached, dict) and "status" in attached and "callid" in attached:
             try:
-                return Participant.parse(attached, dn)
+                return Participant.parse(attached, dn), attached
             except ValueError as exc:
                 _bad("bad_participant", f"{exc}: attached_data of {entity}")
         for attempt in range(3):
+            raw = None
             try:
                 raw = await self.pbx.get_json(entity)
-                return Participant.parse(raw, dn)
+                return Participant.parse(raw, dn), raw
             except PbxHttpError as exc:
                 if exc.status == 404:
-                    return None
+                    return None, None
                 log.warning("GET %s failed: %s", entity, exc)
             except ValueError as exc:
                 _bad("bad_participant", f"{exc}: {entity}")
-                return None
+                return None, raw
             except PbxError as exc:
                 log.warning("GET %s failed: %s", entity, exc)
             await asyncio.sleep(0.2 * (attempt + 1))
         _bad("fetch_failed", entity)
-        failed: Participant | None = FAILED
-        return failed
+        return FAILED, None

@@ -7,7 +7,7 @@
         ...
     await pbx.aclose()
 
-3CX keeps one live token per client (docs/3cx.md), so one PbxClient per process mints for
+3CX keeps one live token per client (docs/3cx.md §1.2), so one PbxClient per process mints for
 everybody: one mint at a time behind a lock, refreshed `token_margin` before the JWT's `exp`
 (fallback `expires_in` seconds), and minted again once when a request answers 401. Tokens may live only
 60 s: `keep_token_fresh` mints the next one ahead of time, so no request waits for a mint and a reconnect
@@ -31,6 +31,7 @@ import httpx
 
 from tcxhooks.platform.waiting import sleep_or_stop
 
+from ..capture.recorder import Recorder
 from ..config import PbxConfig
 from ..errors import PbxError, PbxHttpError
 from ..metrics import PBX_REQUEST_SECONDS, TOKEN_MINTS
@@ -120,6 +121,7 @@ class PbxClient:
         self._refresh_at = 0.0  # unix seconds
         self._lock = asyncio.Lock()
         self.token_minted_at = 0.0
+        self.recorder: Recorder | None = None  # a capture listening to the XAPI answers (capture/recorder.py)
 
     # --- token ---------------------------------------------------------------------------------
     async def token(self) -> str:
@@ -156,6 +158,7 @@ class PbxClient:
                     "client_id": self.client_id, "client_secret": self._secret, "grant_type": "client_credentials"})
             except httpx.HTTPError as exc:
                 TOKEN_MINTS.labels("unreachable").inc()
+                self._record_token("unreachable")
                 PBX_REQUEST_SECONDS.labels("token", "error").observe(time.perf_counter() - started)
                 raise PbxError(f"POST {TOKEN_PATH}: cannot reach the PBX at {self.base_url} "
                                f"({type(exc).__name__}: {exc})") from None
@@ -163,6 +166,7 @@ class PbxClient:
                 time.perf_counter() - started)
             if response.status_code != 200:
                 TOKEN_MINTS.labels("refused").inc()
+                self._record_token("refused", status=response.status_code)
                 raise PbxHttpError(response.status_code,
                                    f"POST {TOKEN_PATH}: the PBX refused client id {self.client_id!r} "
                                    f"(HTTP {response.status_code} {_detail(response)})")
@@ -173,6 +177,7 @@ class PbxClient:
                     raise KeyError("access_token")
             except (ValueError, KeyError, TypeError):
                 TOKEN_MINTS.labels("garbage").inc()
+                self._record_token("garbage")
                 raise PbxError(f"POST {TOKEN_PATH}: the answer holds no access_token") from None
             now = time.time()
             expires = jwt_expiry(token)
@@ -186,18 +191,36 @@ class PbxClient:
             self._token = token
             self.token_minted_at = now
             TOKEN_MINTS.labels("ok").inc()
+            self._record_token("ok", lifetime=round(lifetime, 1))
             log.info("PBX token minted for client %s, valid %.0f s", self.client_id, lifetime)
             return token
+
+    def _record_token(self, outcome: str, **fields: Any) -> None:
+        """A mint for a capture: its outcome and the token's lifetime, never the token."""
+        if self.recorder is not None:
+            self.recorder.record("token", outcome=outcome, **fields)
 
     # --- requests ------------------------------------------------------------------------------
     async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET `path` (e.g. "/xapi/v1/Users") → decoded JSON; raises PbxHttpError on an error status."""
-        response = await self._send("GET", path, params)
         try:
-            return decode_json(response.content)
-        except ValueError:
-            raise PbxError(f"GET {path}: the PBX answered something that is not JSON "
-                           f"({response.headers.get('content-type', 'no content type')})") from None
+            response = await self._send("GET", path, params)
+            try:
+                body = decode_json(response.content)
+            except ValueError:
+                raise PbxError(f"GET {path}: the PBX answered something that is not JSON "
+                               f"({response.headers.get('content-type', 'no content type')})") from None
+        except PbxError as exc:
+            self._record_xapi(path, params, status=exc.status if isinstance(exc, PbxHttpError) else 0,
+                              error=str(exc))
+            raise
+        self._record_xapi(path, params, body=body)
+        return body
+
+    def _record_xapi(self, path: str, params: dict[str, Any] | None, **answer: Any) -> None:
+        """An XAPI answer for a capture (Call Control records its own, in the order it applies them)."""
+        if self.recorder is not None and path.startswith("/xapi/"):
+            self.recorder.record("xapi", path=path, params=params or {}, **answer)
 
     async def post_json(self, path: str, body: Any) -> Any:
         """POST a JSON body to `path` (a Call Control action) → decoded JSON answer (None when empty)."""

@@ -1,0 +1,41 @@
+"""`tcxhooks replay trace.jsonl [--format form|json]`: the webhooks a trace gives, with no PBX and no CRM.
+
+The monitor's call graph and engine replay the trace in-process (docs/3cx.md §8), and each event they would
+publish is checked and rendered by the dispatcher's own payload code, exactly as it would be sent: one body
+a line, in the order the monitor hands them over. Call events only (no recordings or analytics).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="tcxhooks replay", description="Print the webhooks a trace of "
+                                     "`tcxhooks capture` gives, replayed through the call graph.")
+    parser.add_argument("trace", help="a trace file written by tcxhooks capture")
+    parser.add_argument("--format", choices=("form", "json"), default="form", help="webhook body format (form)")
+    args = parser.parse_args(argv)
+
+    from tcxhooks.dispatcher.errors import InvalidEvent
+    from tcxhooks.dispatcher.payloads import render, validate
+    from tcxhooks.monitor.capture.replay import replay
+    from tcxhooks.monitor.capture.trace import TraceError, read
+
+    try:
+        trace = read(args.trace)
+    except TraceError as exc:
+        print(f"tcxhooks replay: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    result = asyncio.run(replay(trace))
+    for problem in result.skipped:
+        print(f"tcxhooks replay: skipped {problem}", file=sys.stderr)
+    for replayed in result.events:
+        try:
+            validate(replayed.event)
+        except InvalidEvent as exc:
+            print(f"tcxhooks replay: the dispatcher would refuse event {replayed.event.event_id}: {exc}",
+                  file=sys.stderr)
+            continue
+        print(render(replayed.event, args.format).decode("utf-8"))

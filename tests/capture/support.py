@@ -1,0 +1,167 @@
+"""Live captures of simulator scenarios, and webhooks compared the way a CRM would see them.
+
+    stack = start_stack(folder)                              # simulator, dispatcher, monitor, fake CRM
+    captured = capture_scenario(stack, "blind_transfer")     # `tcxhooks capture` attached while it plays
+    assert_same_webhooks(replayed_bodies, captured.webhooks)
+"""
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from tests.helpers.receiver import Receiver
+from tests.helpers.services import stop, tcxhooks_command, write_config
+from tests.monitor.conftest import CLIENT_ID, CLIENT_SECRET, Monitor, start_pbx
+from tests.monitor.expected import PARAMS
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "traces"
+QUIET = 2.5  # seconds without a new webhook after a scenario finished: its webhooks are all in
+TIMED = ("duration", "ringtime")
+
+
+@dataclass
+class Stack:
+    monitor: Monitor
+    sim: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        for proc in self.monitor.procs.values():
+            stop(proc)
+        stop(self.sim)
+        self.monitor.crm.stop()
+
+
+def start_stack(folder: Path, *sim_args: str, token: str = "", reconcile_delay: str = "5") -> Stack:
+    """The simulator, the real dispatcher and monitor (ringingstopped and internal calls on, `[services]
+    token` when given), a fake CRM."""
+    sim, pbx = start_pbx(folder, *sim_args)
+    crm = Receiver().start()
+    services = {"token": token} if token else {}
+    pbx_section = {"url": pbx.url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "ringing_grace": "1",
+                   "timezone": "UTC", "reconcile_delay": reconcile_delay}
+    config = write_config(folder, services=services, pbx=pbx_section,
+                          events={"language": "en", "ringing_stopped": "true", "internal_calls": "true"},
+                          webhook={"url": crm.url}, recordings={"enabled": "false"},
+                          dispatcher={"retry_schedule": "1s"})
+    stack = Stack(Monitor(pbx, crm, config, folder), sim)
+    try:
+        stack.monitor.start("dispatcher")
+        stack.monitor.start("monitor")
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+@dataclass
+class Captured:
+    lines: list[str]  # the trace
+    webhooks: list[str]  # form bodies the CRM received while it was recorded, in arrival order
+    stderr: str
+
+
+def wait_quiet(crm: Receiver, quiet: float = QUIET, limit: float = 60) -> None:
+    """Waits until no webhook arrived for `quiet` seconds."""
+    deadline = time.monotonic() + limit
+    seen, since = len(crm.requests), time.monotonic()
+    while time.monotonic() - since < quiet:
+        if time.monotonic() > deadline:
+            raise AssertionError("webhooks keep arriving")
+        time.sleep(0.1)
+        if len(crm.requests) != seen:
+            seen, since = len(crm.requests), time.monotonic()
+
+
+def start_capture(stack: Stack, out: Path, *extra: str) -> subprocess.Popen[str]:
+    """`tcxhooks capture` attached to the monitor; returns once the trace holds the header and the resync."""
+    proc = subprocess.Popen(tcxhooks_command("capture", "-c", str(stack.monitor.config), "-o", str(out), *extra),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not (out.exists() and '"reason":"capture"' in out.read_text(encoding="utf-8")):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"capture did not start: {proc.communicate()[1]}")
+        time.sleep(0.05)
+    return proc
+
+
+def end_capture(proc: subprocess.Popen[str]) -> str:
+    """Stops a capture as Ctrl-C does; returns what it told the user."""
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    return err
+
+
+def capture_scenario(stack: Stack, scenario: str, *extra: str, **params: Any) -> Captured:
+    out = stack.monitor.folder / f"{scenario}.jsonl"
+    crm = stack.monitor.crm
+    wait_quiet(crm, quiet=0.5)
+    before = len(crm.requests)
+    proc = start_capture(stack, out, *extra)
+    number = stack.monitor.pbx.play(scenario, **{**PARAMS, **params})["call_number"]
+    stack.monitor.pbx.wait_done(number)
+    wait_quiet(crm)
+    err = end_capture(proc)
+    return Captured(out.read_text(encoding="utf-8").splitlines(), [r.body.decode() for r in crm.requests[before:]],
+                    err)
+
+
+# --- comparing webhooks ------------------------------------------------------------------------
+
+def _chain(fields: dict[str, str]) -> str:
+    return fields.get("id", "").rsplit("-", 1)[0]
+
+
+def by_chain(bodies: list[str]) -> dict[str, list[dict[str, str]]]:
+    """Form bodies grouped by call chain (the dispatcher keeps each chain's order, not the order across chains)."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for body in bodies:
+        fields = dict(parse_qsl(body, keep_blank_values=True))
+        out.setdefault(_chain(fields), []).append(fields)
+    return out
+
+
+def _untimed(fields: dict[str, str]) -> dict[str, str]:
+    return {k: re.sub(r"\d+:\d\d:\d\d", "H:MM:SS", v) if k == "title" else v
+            for k, v in fields.items() if k not in TIMED}
+
+
+def assert_same_webhooks(got: list[str], want: list[str]) -> None:
+    """Same chains, each with the same webhooks in the same order; durations may differ by a second (the
+    trace stamps a change when it was received, the live monitor a few microseconds later)."""
+    got_chains, want_chains = by_chain(got), by_chain(want)
+    assert sorted(got_chains) == sorted(want_chains), f"chains {sorted(got_chains)} != {sorted(want_chains)}"
+    for chain, expected in want_chains.items():
+        actual = got_chains[chain]
+        assert [_untimed(f) for f in actual] == [_untimed(f) for f in expected], f"chain {chain}"
+        for a, e in zip(actual, expected):
+            for key in TIMED:
+                assert abs(int(a.get(key, "0") or 0) - int(e.get(key, "0") or 0)) <= 1, (chain, key, a, e)
+
+
+def replay_bodies(trace: Path, fmt: str = "form") -> list[str]:
+    """What `tcxhooks replay` prints for a trace file, one body a line."""
+    result = subprocess.run(tcxhooks_command("replay", str(trace), "--format", fmt), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    return result.stdout.splitlines()
+
+
+def renumbered(bodies: list[str]) -> list[str]:
+    """Bodies with each chain's `<stamp>_<call number>` replaced by its rank among the call numbers: a trace played
+    again gets new call numbers and dates, in the same order."""
+    chains = sorted({_chain(dict(parse_qsl(b))) for b in bodies}, key=lambda c: int(c.rpartition("_")[2] or 0))
+    rank = {chain: f"C{i}" for i, chain in enumerate(chains, 1)}
+
+    def renumber(body: str) -> str:
+        fields = parse_qsl(body, keep_blank_values=True)
+        return urlencode([(k, rank[v.rsplit("-", 1)[0]] + "-" + v.rsplit("-", 1)[1] if k == "id" else v)
+                          for k, v in fields])
+    return [renumber(body) for body in bodies]
