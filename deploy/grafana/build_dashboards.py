@@ -76,6 +76,12 @@ CALLS = [
     panel("PBX request latency p99", "timeseries",
           [query(f"histogram_quantile(0.99, sum by (le, kind) (rate(tcxhooks_monitor_pbx_request_seconds_bucket[{RATE}])))",
                  "{{kind}}")], unit="s"),
+    panel("Call graph against the PBX call log", "timeseries",
+          [query(f"sum by (outcome) (increase(tcxhooks_monitor_reconciled_calls_total[{RATE}]))", "{{outcome}}"),
+           query(f"sum by (field) (increase(tcxhooks_monitor_reconcile_disagreements_total[{RATE}]))",
+                 "disagrees on {{field}}")],
+          description="Ended calls checked against the PBX call log (docs/3cx.md §4.7). A disagreement: send a "
+                      "trace (tcxhooks capture, docs/3cx.md §8)."),
     panel("Directory poll failures", "timeseries",
           [query(f"sum by (what) (increase(tcxhooks_monitor_status_poll_failures_total[{RATE}]))", "{{what}}"),
            query(f"sum(increase(tcxhooks_monitor_malformed_messages_total[{RATE}]))", "malformed Call Control messages"),

@@ -17,7 +17,7 @@ import os
 import sys
 import uuid
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 import grpc
 import httpx
@@ -74,6 +74,20 @@ async def check_store(config: Product) -> list[Verdict]:
     return [Verdict("store", True, f"{url.split('://')[0]} store answers")]
 
 
+def _monitor_verdict(config: Product, item: Any, fix: str) -> Verdict:
+    """One item the running monitor reported; the post-call check's disagreements are a warning whose fix is
+    the capture command (docs/3cx.md §4.7, §8)."""
+    detail = item.detail + " (asked the running monitor)"
+    disagreed = item.counts.get("disagree", 0)
+    if item.name != "reconcile" or not item.ok or not disagreed:
+        return Verdict(f"pbx {item.name}", item.ok, detail, fix)
+    where = f"-c {config.path} " if os.path.isfile(config.path) else ""
+    return Verdict(f"pbx {item.name}", True, detail, warning=True, fix=(
+        f"the PBX saw {disagreed} call(s) otherwise than the webhooks said: record what the monitor receives and "
+        f"send it to the developers (docs/3cx.md §8): tcxhooks capture {where}-o trace.jsonl --minutes 30 "
+        f"--anonymize"))
+
+
 async def check_pbx(config: Product) -> list[Verdict]:
     from tcxhooks.v1 import monitor_service_pb2, monitor_service_pb2_grpc
 
@@ -85,6 +99,7 @@ async def check_pbx(config: Product) -> list[Verdict]:
         "websocket": "see the monitor's log; it reconnects with backoff",
         "calllog": "give the API client the System Owner role (the call log answers 403 otherwise), or set "
                    "[pbx] reconcile = false and recover_outages = false",
+        "reconcile": "give the API client the System Owner role, or set [pbx] reconcile = false",
     }
     channel = await _running(config, "monitor")
     if channel is not None:
@@ -93,8 +108,7 @@ async def check_pbx(config: Product) -> list[Verdict]:
                 monitor_service_pb2.CheckPbxRequest(), timeout=30)
         finally:
             await channel.close()
-        return [Verdict(f"pbx {item.name}", item.ok, item.detail + " (asked the running monitor)",
-                        fixes.get(item.name, "")) for item in reply.items]
+        return [_monitor_verdict(config, item, fixes.get(item.name, "")) for item in reply.items]
     settings = config.monitor.pbx
     if not settings.url:
         return [Verdict("pbx", False, "[pbx] url is not set", "set [pbx] url to the 3CX V20 base URL")]

@@ -76,3 +76,17 @@ def declared_labels(paths: list[Path]) -> dict[str, set[str]]:
             names = {e.value for e in labels.elts if isinstance(e, ast.Constant)} if labels else set()
             declared[str(args[0].value)] = names
     return declared
+
+
+def labels_of(declared: dict[str, set[str]], sample: str) -> set[str]:
+    """The labels a sample of a declared metric carries (`le` on histogram buckets)."""
+    family = re.sub(r"_(bucket|sum|count)$", "", sample)
+    for name in (sample, family, re.sub(r"_total$", "", sample)):
+        if name in declared:
+            return declared[name] | ({"le"} if sample.endswith("_bucket") else set())
+    raise AssertionError(f"{sample} is created in no metrics module")
+
+
+def metrics_modules(root: Path) -> list[Path]:
+    """Every module that creates Prometheus metrics: the platform's and each service's metrics.py."""
+    return [root / "src" / "tcxhooks" / "platform" / "metrics.py", *sorted((root / "services").rglob("metrics.py"))]

@@ -1,5 +1,5 @@
 """k8s/: every overlay and test combination rendered, every object validated against the Kubernetes
-schemas (the ServiceMonitor CRD against its structure), and the manifests cross-checked against the
+schemas (the Prometheus Operator's ServiceMonitor and PrometheusRule against their structure), and the manifests cross-checked against the
 code: commands, the config each container would load, ports, probes, secrets, network reachability."""
 from __future__ import annotations
 
@@ -72,6 +72,31 @@ SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
                     "scrapeTimeout": {"type": "string", "pattern": DURATION}}}}}},
     },
 }
+
+
+PROMETHEUS_RULE_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"], "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "PrometheusRule"},
+        "metadata": SERVICE_MONITOR_SCHEMA["properties"]["metadata"],
+        "spec": {"type": "object", "required": ["groups"], "additionalProperties": False, "properties": {
+            "groups": {"type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["name", "rules"], "additionalProperties": False, "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "interval": {"type": "string", "pattern": DURATION},
+                    "rules": {"type": "array", "minItems": 1, "items": {
+                        "type": "object", "required": ["expr"], "additionalProperties": False,
+                        "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
+                        "properties": {
+                            "alert": {"type": "string"}, "record": {"type": "string"},
+                            "expr": {"type": "string", "minLength": 1},
+                            "for": {"type": "string", "pattern": DURATION},
+                            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                            "annotations": {"type": "object", "additionalProperties": {"type": "string"}}}}}}}}}},
+    },
+}
+OPERATOR_SCHEMAS = {"ServiceMonitor": SERVICE_MONITOR_SCHEMA, "PrometheusRule": PROMETHEUS_RULE_SCHEMA}
 
 
 @functools.cache
@@ -153,8 +178,8 @@ def test_objects_are_valid_kubernetes(name: str) -> None:
     problems = []
     for obj in render(name):
         if obj["apiVersion"] == "monitoring.coreos.com/v1":
-            jsonschema.validate(obj, SERVICE_MONITOR_SCHEMA)
-            for endpoint in obj["spec"]["endpoints"]:
+            jsonschema.validate(obj, OPERATOR_SCHEMAS[obj["kind"]])
+            for endpoint in obj["spec"].get("endpoints", []):
                 assert quantity(endpoint["scrapeTimeout"].rstrip("s")) <= quantity(endpoint["interval"].rstrip("s"))
             continue
         try:
