@@ -1,6 +1,6 @@
 """Monitor at scale: 1,000 concurrent simulated calls at 100 starts/s → CPU, RSS, event latency, correctness.
 
-    .venv/bin/python bench/monitor.py            # 1,000 calls, 100 starts/s (targets.md "monitor scale")
+    .venv/bin/python bench/monitor.py            # 1,000 calls, 100 starts/s (README.md, "Measured")
     .venv/bin/python bench/monitor.py --smoke    # 20 calls (CI checks it still works)
 
 A simulator process plays `inbound_answered` under load (`POST /sim/load`, every call lasting the whole

@@ -1,4 +1,4 @@
-"""What Call Control answers to a GET of a path (3cx-v20.md §2), shared by REST and WebSocket requests."""
+"""What Call Control answers to a GET of a path (docs/3cx.md §2), shared by REST and WebSocket requests."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""The call log (XAPI `ReportCallLogData`, 3cx-v20.md §5.6), built from the participants the PBX really had.
+"""The call log (XAPI `ReportCallLogData`, docs/3cx.md §5.6), built from the participants the PBX really had.
 
     log = CallLog(pbx.dns)                # the player feeds it:
     log.seen(participant, kind, now)      # every Upsert (kind: inbound / outbound / internal)
@@ -24,7 +24,7 @@ from .state import EXTENSION, IVR, PARKING, QUEUE, RINGGROUP, SPECIALMENU, TRUNK
 
 FALSIFIABLE = ("answered", "answered_by", "direction")  # what a test can make the log say wrongly
 MAX_CALLS = 20_000  # ended calls kept (a real PBX caps one report at 20,000 rows by default)
-# Numeric DN types as integrators map them (3cx-v20.md §5.6, unverified).
+# Numeric DN types as integrators map them (docs/3cx.md §5.6, unverified).
 TYPE_CODES = {EXTENSION: 0, TRUNK: 1, QUEUE: 4, SPECIALMENU: 5, IVR: 6, PARKING: 8, RINGGROUP: 16}
 CALL_TYPES = {EXTENSION: "Extension", TRUNK: "External", QUEUE: "Queue", IVR: "Digital Receptionist"}
 FIELDS = ("CallId", "CallHistoryId", "MainCallHistoryId", "CdrId", "SegmentId", "Indent", "StartTime", "SourceDn",

@@ -4,7 +4,7 @@
     directory = Directory.generate(2000, 100)    # a large PBX for the benchmark
 
 `xapi.py` serves it as 3CX V20 XAPI (`Users`, `Queues`, `Queues({Id})/Agents`, the writes and
-`ReportAgentLoginHistory`, 3cx-v20.md §5); `control.py` changes it under `/sim/directory`.
+`ReportAgentLoginHistory`, docs/3cx.md §5); `control.py` changes it under `/sim/directory`.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Call Control `makecall` (3cx-v20.md §2.1, §2.4): an extension dials a number, as a CRM's click-to-call asks.
+"""Call Control `makecall` (docs/3cx.md §2.1, §2.4): an extension dials a number, as a CRM's click-to-call asks.
 
     POST /callcontrol/{dn}/makecall                       {"destination": "79…", "timeout": 30}
     POST /callcontrol/{dn}/devices/{device_id}/makecall   the same from one device (URL-encoded SIP contact)

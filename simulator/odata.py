@@ -1,4 +1,4 @@
-"""The simulator's one OData v4 layer (3cx-v20.md §5.1): query options, function arguments, value formats, errors.
+"""The simulator's one OData v4 layer (docs/3cx.md §5.1): query options, function arguments, value formats, errors.
 
     value, count = apply(rows, request.query, FIELDS)          # $filter $orderby $top $skip $select $count
     args = call_args("Pbx.GetCallLogData(periodFrom=…,…)", "GetCallLogData")
@@ -28,7 +28,7 @@ class ODataError(ValueError):
 
 
 def error_response(status: int, message: str, code: str = "") -> web.Response:
-    """An OData error object, as XAPI answers every failure (3cx-v20.md §5.1)."""
+    """An OData error object, as XAPI answers every failure (docs/3cx.md §5.1)."""
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 

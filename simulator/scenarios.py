@@ -1,4 +1,4 @@
-"""Scripted calls: every scenario is a list of steps built from the participant shapes of 3cx-v20.md §4.
+"""Scripted calls: every scenario is a list of steps built from the participant shapes of docs/3cx.md §4.
 
 `build(name, params)` returns a `Script`; `SCENARIOS` names them all; `build("random", {"seed": n})` composes a
 random but well-formed call for property tests. SCENARIOS.md lists the resulting sequences. Every scenario plays

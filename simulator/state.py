@@ -8,12 +8,12 @@ import time
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-# DN type strings as Call Control reports them (3cx-v20.md §2.3).
+# DN type strings as Call Control reports them (docs/3cx.md §2.3).
 EXTENSION = "Wextension"
 QUEUE = "Wqueue"
 IVR = "Wivr"
 ROUTEPOINT = "Wroutepoint"
-RINGGROUP = "Wringgroup"  # spelling unconfirmed on a real PBX (3cx-v20.md §7.2)
+RINGGROUP = "Wringgroup"  # spelling unconfirmed on a real PBX (docs/3cx.md §2.3)
 TRUNK = "Wexternalline"
 SPECIALMENU = "Wspecialmenu"
 PARKING = "Wparkextension"
@@ -57,7 +57,7 @@ DEFAULT_DNS: tuple[Dn, ...] = (
 
 @dataclass
 class Participant:
-    """One leg on one DN, exactly the Call Control JSON fields (3cx-v20.md §2.2)."""
+    """One leg on one DN, exactly the Call Control JSON fields (docs/3cx.md §2.2)."""
 
     id: int
     status: str
@@ -84,7 +84,7 @@ class Participant:
 
 @dataclass
 class Recording:
-    """One wav file as XAPI `Recordings` lists it (3cx-v20.md §5.7)."""
+    """One wav file as XAPI `Recordings` lists it (docs/3cx.md §5.7)."""
 
     id: int
     path: str  # relative to the recordings folder (= RecordingUrl)

@@ -1,4 +1,4 @@
-"""The XAPI subset of the simulator (3cx-v20.md §5): Recordings (+ download), Trunks, DidNumbers, InboundRules,
+"""The XAPI subset of the simulator (docs/3cx.md §5): Recordings (+ download), Trunks, DidNumbers, InboundRules,
 Peers, ActiveCalls, SystemStatus, the reports (inbound calls, queue callbacks, call log, agent logins) and the
 directory (`Users`, `Queues`, `Queues({Id})/Agents` and their PATCH writes, data in `directory.py`).
 
@@ -42,7 +42,7 @@ HISTORY_FIELDS = ("QueueNo", "AgentNo", "Agent", "Day", "loggedInDt", "LoggedOut
                   "TalkingTotalInterval")
 PEER_TYPES = {EXTENSION: "Extension", QUEUE: "Queue", IVR: "IVR", RINGGROUP: "RingGroup", SPECIALMENU: "SpecialMenu",
               PARKING: "Parking", TRUNK: "ExternalLine", ROUTEPOINT: "RoutePoint"}
-# Every parameter of Pbx.GetCallLogData is required (3cx-v20.md §5.6); the simulator serves the "all" values.
+# Every parameter of Pbx.GetCallLogData is required (docs/3cx.md §5.6); the simulator serves the "all" values.
 CALL_LOG_ALL = {"sourceType": "0", "sourceFilter": "", "destinationType": "0", "destinationFilter": "",
                 "callsType": "0", "callTimeFilterType": "0", "callTimeFilterFrom": "0:00:0",
                 "callTimeFilterTo": "0:00:0"}
@@ -338,7 +338,7 @@ class Xapi:
         return self.collection(request, "Agents", rows, AGENT_FIELDS)
 
     async def patch_user(self, request: web.Request) -> None:
-        """`PATCH /Users({Id})` with the fields the simulator models (3cx-v20.md §5.2)."""
+        """`PATCH /Users({Id})` with the fields the simulator models (docs/3cx.md §5.2)."""
         directory, text = self.directory(request), request.match_info["key"]
         user: User = _by_key(directory.users.values(), _key(text), text)
         body = await _json_object(request)
@@ -357,7 +357,7 @@ class Xapi:
             directory.set_queue_login(user.number, body["QueueStatus"] == LOGGED_IN)
 
     async def patch_queue(self, request: web.Request) -> None:
-        """`PATCH /Queues({Id})` with the whole `Agents` array (membership changes, 3cx-v20.md §5.3)."""
+        """`PATCH /Queues({Id})` with the whole `Agents` array (membership changes, docs/3cx.md §5.3)."""
         directory, queue = self.directory(request), self._queue(request)
         body = await _json_object(request)
         agents = body.get("Agents")

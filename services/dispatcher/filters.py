@@ -1,4 +1,4 @@
-"""Which endpoints get an event (specs/webhooks.md §5).
+"""Which endpoints get an event (docs/webhooks.md §5).
 
     f = EndpointFilter.from_config(webhook_config)
     f.matches("hangupincoming", "call.answered", {"did": "74951234567", "user": "101"})

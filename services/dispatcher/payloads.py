@@ -1,4 +1,4 @@
-"""Renders a `tcxhooks.v1.Event` into the webhook bodies of specs/webhooks.md §3–§4.
+"""Renders a `tcxhooks.v1.Event` into the webhook bodies of docs/webhooks.md §3–§4.
 
     body = render(event, "form")   # b"event=ringing&callerid=...&id=251125184500_698-0"
     body = render(event, "json")   # b'{"type":"call.ringing","timestamp":"...","data":{...}}'

@@ -1,6 +1,6 @@
 """Completes a call-ended event just before it is handed over: DID (report), rule name, callback, title.
 
-Call Control shows no DID on extension legs and nothing about queue callbacks (3cx-v20.md §4.3, §5.5),
+Call Control shows no DID on extension legs and nothing about queue callbacks (docs/3cx.md §4.3, §5.5),
 so `call.ended` may need one XAPI report read; the result is cached per call id, so a retry or the
 leg's RecordingsDue carries the same values.
 """

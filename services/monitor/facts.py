@@ -1,6 +1,6 @@
 """What the call graph needs to know about the PBX's set-up: DN types, trunk DIDs, inbound rule names.
 
-Filled from `GET /callcontrol` (DN types) and XAPI `Trunks` / `InboundRules` (3cx-v20.md §5.4–5.5)
+Filled from `GET /callcontrol` (DN types) and XAPI `Trunks` / `InboundRules` (docs/3cx.md §5.4–5.5)
 by the monitor, refreshed now and then; the graph only reads it (no I/O here).
 """
 from __future__ import annotations
@@ -52,7 +52,7 @@ class Facts:
     rules: list[Rule] = field(default_factory=list)
 
     def user_type(self, dn: str) -> str:
-        """`ext`, `queue` or `other` (webhooks.md usertype); a DN never described counts as an extension."""
+        """`ext`, `queue` or `other` (docs/webhooks.md usertype); a DN never described counts as an extension."""
         kind = self.dn_types.get(dn, "Wextension")
         if kind in EXTENSION_TYPES:
             return "ext"

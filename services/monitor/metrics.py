@@ -19,7 +19,7 @@ MALFORMED = Counter(
 PUBLISH_RETRIES = Counter(
     "tcxhooks_monitor_publish_retries_total", "Failed hand-overs to a peer service, retried", ["peer"])
 RECONCILED = Counter(
-    "tcxhooks_monitor_reconciled_calls_total", "Ended calls checked against the PBX call log (3cx-v20.md §4.7)",
+    "tcxhooks_monitor_reconciled_calls_total", "Ended calls checked against the PBX call log (docs/3cx.md §4.7)",
     ["outcome"])
 RECONCILE_DISAGREEMENTS = Counter(
     "tcxhooks_monitor_reconcile_disagreements_total", "Fields the PBX call log reports otherwise than the monitor",

@@ -7,7 +7,7 @@ stopped) still reach the CRM, as the `call.ended` webhooks they would have given
     app.spawn(recoverer.run(app.stopping), "recover")
 
 Call Control has no history: a resync shows the calls alive at that moment, nothing of a call that came and
-went in between. So when a session is resynced after a gap, the call log (`ReportCallLogData`, 3cx-v20.md §5.6)
+went in between. So when a session is resynced after a gap, the call log (`ReportCallLogData`, docs/3cx.md §5.6)
 of the calls that started from when the socket was last known good (minus MARGIN: a silent drop is noticed
 only by the ping timeout, and the PBX's clock may differ) to the resync is read, `delay` after the resync (the
 PBX writes its log after a call). A call in it that touched a monitored DN, that the monitor holds no chain of

@@ -1,4 +1,4 @@
-"""The `title` of a call-ended event (webhooks.md §3): DID rule name, queue callback, duration as H:MM:SS.
+"""The `title` of a call-ended event (docs/webhooks.md §3): DID rule name, queue callback, duration as H:MM:SS.
 
     title(ended_event, "en")  # "Main line: talk 0:01:05"
 """

@@ -1,4 +1,4 @@
-"""The Bitrix24 mapping without a network: the webhooks.md §6 scenarios give the exact calls, in order,
+"""The Bitrix24 mapping without a network: the docs/webhooks.md §6 scenarios give the exact calls, in order,
 and every error of docs/crm.md's Bitrix24 table takes its documented way."""
 from __future__ import annotations
 

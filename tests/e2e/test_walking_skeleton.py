@@ -1,4 +1,4 @@
-"""Scenario 1 of webhooks.md §6 end to end: simulator → monitor → dispatcher → CRM, plus the mp3.
+"""Scenario 1 of docs/webhooks.md §6 end to end: simulator → monitor → dispatcher → CRM, plus the mp3.
 
 Inbound call via DID 74951234567 (rule "Main line") to 101, answered, the caller hangs up.
 """

@@ -1,4 +1,4 @@
-"""A local fake of the Yandex Cloud endpoints the analytics service uses (specs/yandex.md).
+"""A local fake of the Yandex Cloud endpoints the analytics service uses (docs/yandex.md).
 
     with FakeYandex(api_key="k", folder_id="b1g") as fake:
         fake.transcript = {"0": [Phrase(0, 1500, "hello", "Hello.")]}

@@ -1,4 +1,4 @@
-"""The webhook bodies each simulator scenario must produce (webhooks.md §3, §6), with ringingstopped enabled.
+"""The webhook bodies each simulator scenario must produce (docs/webhooks.md §3, §6), with ringingstopped enabled.
 
 `EXPECTED[scenario]` lists (event, link, fields) in order; `bodies()` turns them into exact form items for
 one call prefix. Talk/ring durations depend on the scenario's timings (PARAMS); they are compared to the

@@ -1,4 +1,4 @@
-"""Scenario 1 of webhooks.md §6 through real processes: simulator → monitor → dispatcher → CRM."""
+"""Scenario 1 of docs/webhooks.md §6 through real processes: simulator → monitor → dispatcher → CRM."""
 from __future__ import annotations
 
 import re

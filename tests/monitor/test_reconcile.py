@@ -1,4 +1,4 @@
-"""Post-call reconciliation (3cx-v20.md §4.7): the comparison, the reconciler against a fake XAPI (retries, garbage,
+"""Post-call reconciliation (docs/3cx.md §4.7): the comparison, the reconciler against a fake XAPI (retries, garbage,
 403, a full queue), and the real monitor against the simulator's call log."""
 from __future__ import annotations
 

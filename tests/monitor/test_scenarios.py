@@ -16,7 +16,7 @@ OUTBOUND = {"outbound_answered", "outbound_unanswered"}
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Played]:
-    # Callbacks are counted per queue over a time window (3cx-v20.md §4.3): the abandoned call
+    # Callbacks are counted per queue over a time window (docs/3cx.md §4.3): the abandoned call
     # without a callback plays once the one with a callback is over.
     rows = {name: (name, PARAMS) for name in EXPECTED if name != "queue_abandoned"}
     with played(tmp_path_factory.mktemp("scenarios"), rows, later={"queue_abandoned": ("queue_abandoned", PARAMS)},

@@ -1,4 +1,4 @@
-"""Call Control REST shapes (3cx-v20.md §2) and WebSocket behaviour (§3)."""
+"""Call Control REST shapes (docs/3cx.md §2) and WebSocket behaviour (§3)."""
 from __future__ import annotations
 
 import asyncio

@@ -1,5 +1,5 @@
 """The pure part of an adapter: (event, stored leg state) → the next CRM call, and how its answer
-changes the state (style.md §11). No I/O here; `engine.run_steps` drives it.
+changes the state. No I/O here; `engine.run_steps` drives it.
 
     class MyMapping:                                   # implements Mapping[MyLeg, MyContext]
         def key(self, event): return event.call_id or None

@@ -1,4 +1,4 @@
-"""Click-to-call through 3CX Call Control (3cx-v20.md §2.1, §2.4): the extension's device dials a number.
+"""Click-to-call through 3CX Call Control (docs/3cx.md §2.1, §2.4): the extension's device dials a number.
 
     placed = await make_call(pbx, "101", "79161234567")
     placed.callid, placed.participant_id, placed.device_id

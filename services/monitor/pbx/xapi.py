@@ -1,4 +1,4 @@
-"""The XAPI reads of the monitor (3cx-v20.md §5): trunk DIDs, inbound rules, active calls, reports, recordings,
+"""The XAPI reads of the monitor (docs/3cx.md §5): trunk DIDs, inbound rules, active calls, reports, recordings,
 the call log.
 
 Every function takes the shared PbxClient and returns plain data; garbage rows are skipped and
@@ -144,7 +144,7 @@ def parse_duration(text: Any) -> float | None:
 
 @dataclass
 class CallLogRow:
-    """One `CallLogData` row (3cx-v20.md §5.6): the fields the post-call check compares, then those outage recovery
+    """One `CallLogData` row (docs/3cx.md §5.6): the fields the post-call check compares, then those outage recovery
     builds webhooks from (ringing/talking None: the row had no readable ISO 8601 duration)."""
 
     start: float

@@ -1,1 +1,1 @@
-"""Status and directory events (webhooks.md §4): poll XAPI, diff against the persisted view, publish."""
+"""Status and directory events (docs/webhooks.md §4): poll XAPI, diff against the persisted view, publish."""

@@ -1,4 +1,4 @@
-"""Pure diff of two complete directory views into ordered status changes (webhooks.md §4).
+"""Pure diff of two complete directory views into ordered status changes (docs/webhooks.md §4).
 
 Changes come grouped per extension (extensions in numeric order) and, within one extension, in the
 order a CRM can apply them: added, forwarding, queue login, per queue (added, login, removed), deleted.

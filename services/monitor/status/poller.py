@@ -4,7 +4,7 @@
     app.spawn(poller.run(app.stopping), "status-poller")
     poller.poke()          # e.g. Call Control showed a DN change: poll now
 
-Rules (webhooks.md §4): no baseline yet → the first complete view is stored silently; a stored
+Rules (docs/webhooks.md §4): no baseline yet → the first complete view is stored silently; a stored
 baseline → the differences are sent once; a failed or partial read of Users or Queues → nothing is
 diffed (it never turns into deletions). Per-queue logins come from the login-history report; when
 that report fails, or has no row for an agent of a queue, the last known state is kept (and diffed

@@ -1,4 +1,4 @@
-"""Typed reads of the XAPI directory (3cx-v20.md §5.2, §5.3) and the agent login history report.
+"""Typed reads of the XAPI directory (docs/3cx.md §5.2, §5.3) and the agent login history report.
 
 Every read pages with `$top`/`$skip` over a stable `$orderby=Id`, asks `$count=true` and checks that
 the rows add up to it (a short page is taken as the server's own page size and paging goes on from
