@@ -80,6 +80,7 @@ def wait_quiet(crm: Receiver, quiet: float = QUIET, limit: float = 60) -> None:
 
 def start_capture(stack: Stack, out: Path, *extra: str) -> subprocess.Popen[str]:
     """`tcxhooks capture` attached to the monitor; returns once the trace holds the header and the resync."""
+    out.unlink(missing_ok=True)
     proc = subprocess.Popen(tcxhooks_command("capture", "-c", str(stack.monitor.config), "-o", str(out), *extra),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 30
