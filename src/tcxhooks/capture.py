@@ -15,12 +15,16 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
-from typing import AsyncIterator, TextIO
+from typing import TYPE_CHECKING, AsyncIterator, TextIO
 
 import grpc
 
-from .platform.config import Config, ConfigError, load_config
+from .platform.config import ConfigError, load_config
 from .platform.grpc import open_channel
+from .platform.settings import PlatformSettings, ServicesConfig
+
+if TYPE_CHECKING:
+    from tcxhooks.monitor.config import MonitorSettings
 
 
 async def _from_monitor(channel: grpc.aio.Channel, seconds: float) -> AsyncIterator[str]:
@@ -43,11 +47,11 @@ async def _directory_names(channel: grpc.aio.Channel) -> list[str]:
     return [e.name for e in reply.extensions if e.name]
 
 
-async def _monitor_channel(config: Config) -> grpc.aio.Channel | None:
+async def _monitor_channel(services: ServicesConfig) -> grpc.aio.Channel | None:
     """A channel to the running monitor, or None when none answers."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    channel = open_channel(config, "monitor")
+    channel = open_channel(services, "monitor")
     try:
         await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="liveness"), timeout=2)
         return channel
@@ -61,26 +65,26 @@ class Written:
     lines: int = 0
 
 
-async def capture(config: Config, out: TextIO, seconds: float, anonymize: bool, say: TextIO,
-                  written: Written) -> None:
+async def capture(services: ServicesConfig, monitor: MonitorSettings, out: TextIO, seconds: float,
+                  anonymize: bool, say: TextIO, written: Written) -> None:
     """Writes trace lines to `out` (counting them in `written`) until `seconds` passed or it is cancelled."""
     from tcxhooks.monitor.capture.anonymize import Anonymizer
     from tcxhooks.monitor.capture.recorder import encode
 
     anonymizer = Anonymizer() if anonymize else None
-    channel = await _monitor_channel(config)
+    channel = await _monitor_channel(services)
     lines: AsyncIterator[str]
     if channel is not None:
-        say.write(f"capturing from the running monitor at {config.services.monitor}\n")
+        say.write(f"capturing from the running monitor at {services.monitor}\n")
         if anonymizer is not None:
             anonymizer.learn_names(await _directory_names(channel))
         lines = _from_monitor(channel, seconds)
     else:
         from tcxhooks.monitor.capture.standalone import standalone_lines
 
-        say.write(f"no monitor answers at {config.services.monitor}: capturing {config.pbx.url} with this "
+        say.write(f"no monitor answers at {services.monitor}: capturing {monitor.pbx.url} with this "
                   f"process's own PBX session (stop the monitor first, or use an API client of its own)\n")
-        lines = standalone_lines(config, seconds)
+        lines = standalone_lines(monitor, seconds)
     try:
         async for line in lines:
             if anonymizer is not None:
@@ -93,11 +97,12 @@ async def capture(config: Config, out: TextIO, seconds: float, anonymize: bool, 
             await channel.close()
 
 
-async def _run(config: Config, path: str, seconds: float, anonymize: bool, written: Written) -> bool:
+async def _run(services: ServicesConfig, monitor: MonitorSettings, path: str, seconds: float, anonymize: bool,
+               written: Written) -> bool:
     """Captures into `path`; False when a signal stopped it early."""
     loop = asyncio.get_running_loop()
     with open(path, "w", encoding="utf-8") as out:
-        job = asyncio.ensure_future(capture(config, out, seconds, anonymize, sys.stderr, written))
+        job = asyncio.ensure_future(capture(services, monitor, out, seconds, anonymize, sys.stderr, written))
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, job.cancel)
         try:
@@ -118,14 +123,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.minutes > 0:
         parser.error("--minutes must be more than 0")
+    from tcxhooks.monitor.config import MonitorSettings
+
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, (PlatformSettings, MonitorSettings))
     except ConfigError as exc:
         print(f"tcxhooks capture: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     written = Written()
     try:
-        finished = asyncio.run(_run(config, args.output, args.minutes * 60, args.anonymize, written))
+        finished = asyncio.run(_run(config[PlatformSettings].services, config[MonitorSettings], args.output,
+                                    args.minutes * 60, args.anonymize, written))
     except grpc.aio.AioRpcError as exc:
         print(f"tcxhooks capture: the monitor refused: {exc.details()}", file=sys.stderr)
         raise SystemExit(1) from None

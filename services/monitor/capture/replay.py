@@ -20,11 +20,11 @@ from urllib.parse import unquote
 
 import httpx
 
-from tcxhooks.platform.config import load_config
 from tcxhooks.platform.store import open_store
 from tcxhooks.v1 import events_pb2
 
 from ..callgraph import CallGraph, Chain, Settings
+from ..config import PbxConfig
 from ..engine import TICK, Engine
 from ..enrich import Enricher
 from ..errors import PbxError
@@ -193,8 +193,7 @@ async def replay(trace: Trace, settings: Settings | None = None) -> Result:
     header = trace.header
     clock = Clock(float(header["t"]))
     xapi = RecordedXapi(trace.records, clock)
-    pbx = PbxClient(load_config(None, env={"TCXH_PBX_URL": URL, "TCXH_PBX_CLIENT_ID": "replay",
-                                           "TCXH_PBX_CLIENT_SECRET": "replay"}),
+    pbx = PbxClient(PbxConfig(url=URL, client_id="replay", client_secret="replay"),
                     transport=httpx.MockTransport(xapi.handle))
     store = await open_store("sqlite:///:memory:")
     try:

@@ -1,6 +1,6 @@
 """`tcxhooks capture` with no monitor running: the monitor's own PBX side, run in the capture process.
 
-    async for line in standalone_lines(config, seconds=600): ...
+    async for line in standalone_lines(settings, seconds=600): ...
 
 The same PbxClient, Call Control client, call graph and engine as the monitor, recording through the same
 hook, so the trace is what the monitor would receive; the engine runs on an in-memory store and hands its
@@ -14,41 +14,41 @@ import asyncio
 import contextlib
 from typing import AsyncIterator
 
-from tcxhooks.platform.config import Config
 from tcxhooks.platform.store import open_store
 
 from ..callgraph import CallGraph
+from ..config import MonitorSettings
 from ..engine import TICK, Engine
 from ..enrich import Enricher
 from ..facts import Facts
 from ..pbx.callcontrol import CallControl
 from ..pbx.client import PbxClient
 from ..registry import Registry
-from ..server import refresh_facts, settings_of
+from ..server import graph_settings, refresh_facts
 from .recorder import Recorder
 from .replay import Collector
 from .session import Capture
 
 
-async def standalone_lines(config: Config, seconds: float) -> AsyncIterator[str]:
+async def standalone_lines(settings: MonitorSettings, seconds: float) -> AsyncIterator[str]:
     """Trace lines of the PBX's activity for `seconds` (0: until the caller stops reading)."""
     store = await open_store("sqlite:///:memory:")
-    pbx = PbxClient(config)
+    pbx = PbxClient(settings.pbx)
     stopping = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     try:
-        registry = Registry(store, config.pbx.url)
+        registry = Registry(store, settings.pbx.url)
         await registry.migrate()
         facts = Facts()
         await refresh_facts(pbx, facts)
         collector = Collector()
-        engine = Engine(CallGraph(settings_of(config), facts), registry, collector, pbx)
+        engine = Engine(CallGraph(graph_settings(settings), facts), registry, collector, pbx)
         callcontrol = CallControl(pbx, engine)
         recorder = Recorder()
         pbx.recorder = callcontrol.recorder = recorder
-        capture = Capture(recorder, engine, callcontrol, config.events.language)
+        capture = Capture(recorder, engine, callcontrol, settings.events.language)
         capture.active = True
-        enricher = Enricher(pbx, facts, config.events.language)
+        enricher = Enricher(pbx, facts, settings.events.language)
 
         async def hand_over() -> None:
             while not stopping.is_set():
