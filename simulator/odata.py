@@ -15,6 +15,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
@@ -89,6 +90,30 @@ def moment_arg(args: Mapping[str, str], name: str) -> float:
         return parse_datetime(args[name]).timestamp()
     except ValueError:
         raise ODataError(f"The value '{args[name]}' is not valid for {name}.") from None
+
+
+def zone_arg(text: str) -> dt.tzinfo:
+    """A time-zone argument (`clientTimeZone`): UTC, an offset (+03:00) or an IANA name."""
+    if text in ("", "UTC", "Z"):
+        return dt.timezone.utc
+    offset = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", text)
+    if offset:
+        sign = 1 if offset.group(1) == "+" else -1
+        return dt.timezone(sign * dt.timedelta(hours=int(offset.group(2)), minutes=int(offset.group(3))))
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ODataError(f"unknown clientTimeZone {text!r}") from None
+
+
+def key_arg(text: str) -> int | str:
+    """An entity key: `17` → 17 (Id); `Number='101'` → '101'."""
+    if text.isdigit():
+        return int(text)
+    match = re.fullmatch(r"Number='((?:[^']|'')*)'", text)
+    if match is None:
+        raise ODataError(f"bad key {text!r}")
+    return match.group(1).replace("''", "'")
 
 
 # --- $filter ---------------------------------------------------------------------------------

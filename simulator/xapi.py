@@ -10,10 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import re
 import time
 from typing import Any, Awaitable, Callable
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
@@ -95,30 +93,6 @@ def _call_log_period(args: dict[str, str]) -> tuple[float, float]:
     if args["hidePcalls"] not in ("true", "false"):
         raise ODataError(f"The value '{args['hidePcalls']}' is not valid for hidePcalls.")
     return start, end
-
-
-def _zone(text: str) -> dt.tzinfo:
-    """`clientTimeZone` of the login report: UTC, an offset (+03:00) or an IANA name."""
-    if text in ("", "UTC", "Z"):
-        return dt.timezone.utc
-    offset = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", text)
-    if offset:
-        sign = 1 if offset.group(1) == "+" else -1
-        return dt.timezone(sign * dt.timedelta(hours=int(offset.group(2)), minutes=int(offset.group(3))))
-    try:
-        return ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ODataError(f"unknown clientTimeZone {text!r}") from None
-
-
-def _key(text: str) -> int | str:
-    """`17` → 17; `Number='101'` → '101'."""
-    if text.isdigit():
-        return int(text)
-    match = re.fullmatch(r"Number='((?:[^']|'')*)'", text)
-    if match is None:
-        raise ODataError(f"bad key {text!r}")
-    return match.group(1).replace("''", "'")
 
 
 def _by_key(items: Any, key: int | str, text: str) -> Any:
@@ -292,7 +266,7 @@ class Xapi:
             raise ODataError(f"GetAgentLoginHistoryData needs {', '.join(missing)}")
         start, end = (dt.datetime.fromtimestamp(odata.moment_arg(args, name), dt.timezone.utc)
                       for name in ("startDt", "endDt"))
-        rows = self.directory(request).history(start, end, _zone(args["clientTimeZone"]),
+        rows = self.directory(request).history(start, end, odata.zone_arg(args["clientTimeZone"]),
                                                {q for q in args["queueDnStr"].split(",") if q},
                                                {a for a in args["agentDnStr"].split(",") if a})
         return self.collection(request, "ReportAgentLoginHistory", rows, HISTORY_FIELDS,
@@ -307,14 +281,14 @@ class Xapi:
 
     async def user(self, request: web.Request) -> Body:
         text = request.match_info["key"]
-        row = _by_key(self.directory(request).users.values(), _key(text), text).to_json()
+        row = _by_key(self.directory(request).users.values(), odata.key_arg(text), text).to_json()
         if request.query.get("$select"):
             row = odata.apply([row], {"$select": request.query["$select"]}, USER_FIELDS)[0][0]
         return {"@odata.context": f"{request.scheme}://{request.host}/xapi/v1/$metadata#Users/$entity", **row}
 
     def _queue(self, request: web.Request) -> Queue:
         text = request.match_info["key"]
-        queue: Queue = _by_key(self.directory(request).queues.values(), _key(text), text)
+        queue: Queue = _by_key(self.directory(request).queues.values(), odata.key_arg(text), text)
         return queue
 
     @staticmethod
@@ -340,7 +314,7 @@ class Xapi:
     async def patch_user(self, request: web.Request) -> None:
         """`PATCH /Users({Id})` with the fields the simulator models (docs/3cx.md §5.2)."""
         directory, text = self.directory(request), request.match_info["key"]
-        user: User = _by_key(directory.users.values(), _key(text), text)
+        user: User = _by_key(directory.users.values(), odata.key_arg(text), text)
         body = await _json_object(request)
         unsupported = sorted(set(body) - _USER_PATCH)
         if unsupported:
