@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 
 
@@ -17,6 +18,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("trace", help="a trace file written by tcxhooks capture")
     parser.add_argument("--format", choices=("form", "json"), default="form", help="webhook body format (form)")
     args = parser.parse_args(argv)
+    # What the monitor would have logged about the trace (anomalies, XAPI reads it lacks) goes to stderr.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 
     from tcxhooks.dispatcher.errors import InvalidEvent
     from tcxhooks.dispatcher.payloads import render, validate

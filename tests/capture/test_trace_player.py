@@ -28,7 +28,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @pytest.mark.parametrize("scenario", ["attended_transfer", "transfer_to_external", "queue_overflow",
-                                      "parallel_calls"])
+                                      "parallel_calls", "queue_answered@devices", "attended_transfer@caller_moves"])
 def test_a_played_trace_gives_the_webhooks_of_its_live_run(stack: Stack, scenario: str) -> None:
     crm = stack.monitor.crm
     wait_quiet(crm, quiet=0.5)

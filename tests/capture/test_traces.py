@@ -1,5 +1,6 @@
-"""The traces under tests/data/traces/: one per simulator scenario, captured live; replayed through the call
-graph they give exactly the webhooks the CRM received in that live run (tests/capture/record.py writes them)."""
+"""The traces under tests/data/traces/: one per simulator scenario and per real-V20 variant, captured live;
+replayed through the call graph they give exactly the webhooks the CRM received in that live run
+(tests/capture/record.py writes them)."""
 from __future__ import annotations
 
 import asyncio
@@ -32,8 +33,10 @@ def recorded(path: Path) -> list[str]:
     return [line for line in path.with_suffix(".webhooks").read_text(encoding="utf-8").splitlines() if line]
 
 
-def test_every_scenario_has_a_trace() -> None:
-    missing = set(scenarios.names()) - {p.stem for p in TRACES}
+def test_every_scenario_and_variant_has_a_trace() -> None:
+    from .record import MONITORED_TRUNK, VARIANTS
+
+    missing = {*scenarios.names(), *VARIANTS, *MONITORED_TRUNK} - {p.stem for p in TRACES}
     assert not missing, f"capture them: python -m tests.capture.record {' '.join(sorted(missing))}"
 
 

@@ -3,8 +3,9 @@
     result = await replay(trace.read("trace.jsonl"))      # result.events: what the monitor would publish, in order
 
 The graph starts from the calls the monitor held when the capture began (the header), then every applied
-change is fed to the real `Engine` at the time it was recorded, on a virtual clock that also runs the
-engine's decisions (grace periods) between records. The XAPI reads the engine and the enricher make
+change is fed to the real `Engine` at the time it was recorded, on a virtual clock that also runs what the
+engine's loops do live: its decisions every TICK (grace periods) and, for a call whose last leg left, the
+ActiveCalls question at once and again every SETTLE_EVERY while the PBX still lists the call. The XAPI reads the engine and the enricher make
 (ActiveCalls, start times, the inbound-call and callback reports) are answered by the real `PbxClient`
 from the answers recorded for the same request, the one nearest in time. Its state lives in an
 in-memory store. Status events, recordings and analytics are not replayed.
@@ -25,7 +26,7 @@ from tcxhooks.v1 import events_pb2
 
 from ..callgraph import CallGraph, Chain, Settings
 from ..config import PbxConfig
-from ..engine import TICK, Engine
+from ..engine import SETTLE_EVERY, TICK, Engine
 from ..enrich import Enricher
 from ..errors import PbxError
 from ..facts import Facts, Rule
@@ -146,6 +147,7 @@ class Replay:
         self.collector = collector
         self.out: list[Replayed] = []
         self.skipped: list[str] = []  # records that could not be applied, and why
+        self.settled_at = 0.0  # virtual time ActiveCalls was last asked about settling calls
 
     async def run(self) -> Result:
         for line, record in enumerate(self.trace.records, 2):
@@ -154,6 +156,8 @@ class Replay:
                 await self._apply(record)
             except (PbxError, ValueError, KeyError, TypeError) as exc:
                 self.skipped.append(f"line {line} ({record['kind']}): {exc}")
+            if self.engine.graph.unasked:  # a call's last leg just left: the PBX is asked at once
+                await self._settle()
             await self._handed_over()
         await self._until(self.clock.now + AFTER)
         return Result(self.out, self.skipped)
@@ -161,11 +165,17 @@ class Replay:
     async def _until(self, moment: float) -> None:
         """Runs the engine's decisions every TICK up to `moment`, as its loop does live."""
         graph = self.engine.graph
-        while self.clock.now + TICK <= moment and graph.due(math.inf):
+        while self.clock.now + TICK <= moment and (graph.due(math.inf) or graph.unsettled):
             self.clock.now += TICK
             await self.engine.decide_due()
+            if graph.unsettled and self.clock.now - self.settled_at >= SETTLE_EVERY:
+                await self._settle()
             await self._handed_over()
         self.clock.now = max(self.clock.now, moment)
+
+    async def _settle(self) -> None:
+        self.settled_at = self.clock.now
+        await self.engine.settle()
 
     async def _apply(self, record: Record) -> None:
         kind, engine = record["kind"], self.engine
