@@ -1,6 +1,7 @@
 """k8s/: every overlay and test combination rendered, every object validated against the Kubernetes
-schemas (the Prometheus Operator's ServiceMonitor and PrometheusRule against their structure), and the manifests cross-checked against the
-code: commands, the config each container would load, ports, probes, secrets, network reachability."""
+schemas (the Prometheus Operator's ServiceMonitor and PrometheusRule against their structure), and the
+manifests cross-checked against the code: commands, the config each container would load, ports, probes,
+secrets, network reachability."""
 from __future__ import annotations
 
 import functools

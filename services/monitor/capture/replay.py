@@ -5,10 +5,10 @@
 The graph starts from the calls the monitor held when the capture began (the header), then every applied
 change is fed to the real `Engine` at the time it was recorded, on a virtual clock that also runs what the
 engine's loops do live: its decisions every TICK (grace periods) and, for a call whose last leg left, the
-ActiveCalls question at once and again every SETTLE_EVERY while the PBX still lists the call. The XAPI reads the engine and the enricher make
-(ActiveCalls, start times, the inbound-call and callback reports) are answered by the real `PbxClient`
-from the answers recorded for the same request, the one nearest in time. Its state lives in an
-in-memory store. Status events, recordings and analytics are not replayed.
+ActiveCalls question at once and again every SETTLE_EVERY while the PBX still lists the call. The XAPI
+reads the engine and the enricher make (ActiveCalls, start times, the inbound-call and callback reports)
+are answered by the real `PbxClient` from the answers recorded for the same request, the one nearest in
+time. Its state lives in an in-memory store. Status events, recordings and analytics are not replayed.
 """
 from __future__ import annotations
 
