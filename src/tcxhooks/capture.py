@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, AsyncIterator, TextIO
 import grpc
 
 from .platform.config import ConfigError, load_config
+from .platform.configfile import add_config_option, find_config
 from .platform.grpc import open_channel
 from .platform.settings import PlatformSettings, ServicesConfig
 
@@ -115,7 +115,7 @@ async def _run(services: ServicesConfig, monitor: MonitorSettings, path: str, se
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="tcxhooks capture", description="Record what the monitor receives from "
                                      "the PBX into a trace file (docs/3cx.md §8).")
-    parser.add_argument("-c", "--config", default=os.environ.get("TCXH_CONFIG"), help="ini file (or TCXH_CONFIG)")
+    add_config_option(parser)
     parser.add_argument("-o", "--output", required=True, help="the trace file to write (JSON lines)")
     parser.add_argument("--minutes", type=float, default=10.0, help="how long to record (default 10)")
     parser.add_argument("--anonymize", action="store_true",
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     from tcxhooks.monitor.config import MonitorSettings
 
     try:
-        config = load_config(args.config, (PlatformSettings, MonitorSettings))
+        config = load_config(find_config(args.config), (PlatformSettings, MonitorSettings))
     except ConfigError as exc:
         print(f"tcxhooks capture: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
