@@ -44,6 +44,16 @@ async def test_a_standby_refuses_to_be_captured() -> None:
     assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
 
 
+async def test_a_record_too_large_for_one_message_keeps_its_kind_time_and_size() -> None:
+    recorder = Recorder(clock=lambda: 3.0)
+    with recorder.listen() as listener:
+        recorder.record("xapi", path="/xapi/v1/Users", body={"value": ["x" * (9 * 1024 * 1024)]})
+        line = await listener.next(1)
+    assert line is not None and len(line) < 100
+    record = json.loads(line)
+    assert record["kind"] == "xapi" and record["t"] == 3.0 and record["omitted"] > 9 * 1024 * 1024
+
+
 def test_a_lone_surrogate_still_makes_a_valid_line() -> None:
     recorder = Recorder()
 

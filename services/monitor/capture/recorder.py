@@ -6,7 +6,8 @@
         line = await listener.next(timeout)
 
 A record is one JSON object: `t` (unix seconds when it was received), `kind` and its fields (trace.py lists
-the kinds). It is serialised once, when somebody listens. A listener that falls more than `limit` lines
+the kinds). It is serialised once, when somebody listens (one too large for a gRPC message keeps only its
+kind, time and size). A listener that falls more than `limit` lines
 behind is cut off (`CaptureOverrun`) rather than slowing the monitor down. Callers never hand it a token, a secret
 or a request header: only what the PBX answered.
 """
@@ -21,6 +22,9 @@ from typing import Any, Callable, Iterator
 from ..errors import CaptureOverrun
 
 LIMIT = 10_000  # lines a listener may fall behind
+# A record longer than this is sent as its kind, time and size alone (`omitted`): one gRPC answer message
+# carries one line, and a client takes at most 16 MiB (platform/limits.py).
+MAX_LINE = 8 * 1024 * 1024
 
 
 class Listener:
@@ -62,7 +66,10 @@ class Recorder:
     def record(self, kind: str, **fields: Any) -> None:
         if not self._listeners:
             return
-        line = encode({"t": round(self.clock(), 6), "kind": kind, **fields})
+        moment = round(self.clock(), 6)
+        line = encode({"t": moment, "kind": kind, **fields})
+        if len(line) > MAX_LINE:
+            line = encode({"t": moment, "kind": kind, "omitted": len(line)})
         for listener in self._listeners:
             listener.put(line)
 

@@ -15,6 +15,8 @@ Every line has `t` (unix seconds when the monitor received or applied it) and `k
 - `xapi`: an XAPI answer the monitor used (`path`, `params`; `body`, or `status` and `error`);
 - `token`: a token mint (`outcome`; `lifetime` in seconds), never the token itself.
 
+A record too large for one gRPC message (over 8 MiB) keeps only `t`, `kind` and `omitted`, its size.
+
 Tokens, secrets and request headers are never part of a record.
 """
 from __future__ import annotations
