@@ -1,5 +1,5 @@
 """Bitrix24 end to end: the 3CX simulator, the real monitor, dispatcher and media as processes, and the
-fake portal: the exact Bitrix24 calls of the webhooks.md §6 scenarios, a dispatcher killed between
+fake portal: the exact Bitrix24 calls of the docs/webhooks.md §6 scenarios, a dispatcher killed between
 register and finish, the portal rate-limiting us, and click-to-call from the portal."""
 from __future__ import annotations
 
