@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from yarl import URL
+
 from tcxhooks.platform.config import URL_PASSWORD, Missing, Section, Settings, key
 from tcxhooks.platform.values import (base_url, boolean, choice, comma_list, duration, host_port, http_url, optional,
                                       parse_duration, text, time_zone, whole)
@@ -29,6 +31,20 @@ def _webhook_secret(value: str) -> tuple[str, ...]:
         except (binascii.Error, ValueError):
             raise ValueError(_SECRET_FORM) from None
     return secrets
+
+
+def _endpoint_url(value: str) -> str:
+    """An http(s) URL the delivery client can use, parsed as the client parses it (yarl): a port in
+    1-65535 (`:99999` or `:8o8o` would fail every attempt), a host name IDNA 2008 can encode."""
+    url = http_url(value)
+    try:
+        parsed = URL(url)
+        port, host = parsed.port, parsed.raw_host
+    except ValueError as exc:
+        raise ValueError(f"an http:// or https:// URL with a host name and a port in 1-65535 ({exc})") from None
+    if not host or not port:
+        raise ValueError("an http:// or https:// URL with a host name and a port in 1-65535")
+    return url
 
 
 def _events_filter(value: str) -> tuple[str, ...]:
@@ -74,7 +90,7 @@ class WebhookConfig(Section):
     REPEATED = True
     ENV_KEY = "url"
     name: str = "default"
-    url: str = key("", optional(http_url), "the endpoint's URL (required)", secret=URL_PASSWORD)
+    url: str = key("", optional(_endpoint_url), "the endpoint's URL (required)", secret=URL_PASSWORD)
     format: str = key("form", choice("form", "json"), "form (the legacy module's fields) or json")
     secret: tuple[str, ...] = key("", _webhook_secret, "whsec_… signing secret; several, space separated, while "
                                   "rotating (empty: unsigned)", secret=True)

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
+
+import pytest
 
 from tcxhooks.v1 import dispatcher_service_pb2 as pb
 from tests.helpers.receiver import Receiver
-from tests.helpers.services import tcxhooks_command
+from tests.helpers.services import tcxhooks_command, write_config
 
 from .conftest import Dispatchers, answered, new_chain, ringing
 
@@ -98,3 +101,14 @@ def test_endpoint_urls_are_shown_without_their_secrets(dispatchers: Dispatchers)
     assert endpoint.url == url.replace("s3cret-pass", "***").replace("s3cret-token", "***").replace("=json", "=***")
     assert "s3cret" not in listed.stdout + endpoint.url + d.log()
     assert request.path.endswith("/hook")  # the CRM still gets the real URL (credentials as Basic auth)
+
+
+@pytest.mark.parametrize("port", ["99999", "8o8o", "0"])
+def test_an_endpoint_url_with_a_bad_port_is_refused_at_start(tmp_path: Path, port: str) -> None:
+    config = write_config(tmp_path, services={"token": "t"},
+                          **{"webhook:crm": {"url": f"http://bot:s3cret@crm.example:{port}/hook?token=s3cret-token"}})
+    started = subprocess.run(tcxhooks_command("dispatcher", "-c", str(config)), capture_output=True, text=True,
+                             timeout=60)
+    assert started.returncode == 2, started.stderr
+    [line] = started.stderr.strip().splitlines()
+    assert "[webhook:crm] url" in line and "port" in line and "s3cret" not in line, line
