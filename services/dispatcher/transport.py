@@ -47,6 +47,11 @@ class Reply:
     snippet: bytes
 
 
+def redacted_urls(text: str) -> str:
+    """`text` with every URL in it shown as `redacted_url` shows it (passwords, query values: ***)."""
+    return _URL_IN_TEXT.sub(lambda found: redacted_url(found.group(0)), text)
+
+
 class TransportError(Exception):
     """No HTTP answer: refused, reset, DNS, TLS, malformed or timeout. `kind` is a short fixed label.
 
@@ -54,7 +59,7 @@ class TransportError(Exception):
     token or a password, and this text is logged and stored)."""
 
     def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(f"{kind}: {_URL_IN_TEXT.sub(lambda found: redacted_url(found.group(0)), detail)}")
+        super().__init__(f"{kind}: {redacted_urls(detail)}")
         self.kind = kind
 
 

@@ -31,6 +31,7 @@ from .outbox import Outbox
 from .records import AttemptRecord, Claimed, Outcome
 from .retry import RetryPolicy
 from .sinks import Delivery, Result, Verdict
+from .transport import redacted_urls
 
 log = logging.getLogger(__name__)
 _STOP = object()
@@ -174,7 +175,7 @@ class Worker:
                                                               item.endpoint_sequence, number, item.created_at))
             except Exception as exc:  # a fault in the sink must not end this consumer: recorded, retried
                 log.exception("delivery %d: the %s sink failed unexpectedly", item.id, endpoint.name)
-                result = Result(Verdict.RETRY, error=f"{type(exc).__name__}: {exc}")
+                result = Result(Verdict.RETRY, error=redacted_urls(f"{type(exc).__name__}: {exc}"))
         latency = time.perf_counter() - started
         attempt = AttemptRecord(number, at, result.status, latency, _storable(result.response),
                                 _storable(result.error[:1024]))
