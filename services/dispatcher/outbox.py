@@ -227,7 +227,8 @@ class Outbox:
         return claimed
 
     def _finish(self, outcomes: Sequence[Outcome], now: float) -> Work[None]:
-        finished = sorted({(o.delivery.endpoint, o.delivery.chain) for o in outcomes if o.result in ("delivered", "dead")})
+        finished = sorted({(o.delivery.endpoint, o.delivery.chain) for o in outcomes
+                           if o.result in ("delivered", "dead")})
         if self.postgres and finished:
             named, params = one_of("chain", sorted({chain for _, chain in finished}), self.postgres)
             yield fetchall(f"SELECT chain FROM dispatcher_chains WHERE {named} ORDER BY chain FOR UPDATE", params)
@@ -287,16 +288,16 @@ class Outbox:
                                   "ORDER BY next_attempt_at LIMIT ?", (*params, limit))
             ids = [int(r[0]) for r in rows]
             if ids:
-                chosen, params = one_of("id", ids, self.postgres)
+                chosen, values = one_of("id", ids, self.postgres)
                 yield execute(f"UPDATE dispatcher_deliveries SET lease_until = ?, lease_owner = ?, ready = 0 "
-                              f"WHERE {chosen}", (until, self.owner, *params))
+                              f"WHERE {chosen}", (until, self.owner, *values))
         if not ids:
             return []
-        chosen, params = one_of("d.id", ids, self.postgres)
+        chosen, values = one_of("d.id", ids, self.postgres)
         claimed = yield fetchall(
             "SELECT d.id, d.endpoint, d.event_id, d.chain, d.sequence, d.attempts, d.failures, d.created_at, "
             "e.payload, e.message_id, d.endpoint_sequence FROM dispatcher_deliveries d JOIN dispatcher_events e "
-            f"ON e.event_id = d.event_id WHERE {chosen} ORDER BY d.next_attempt_at, d.id", params)
+            f"ON e.event_id = d.event_id WHERE {chosen} ORDER BY d.next_attempt_at, d.id", values)
         return [Claimed(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), int(r[5]), int(r[6]), float(r[7]),
                         bytes(r[8]), str(r[9]) or f"msg_{r[0]}", int(r[10])) for r in claimed]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from tcxhooks.platform.store import Migration
 
-# dispatcher_deliveries.status
+# dispatcher_deliveries.status (the numbers of the DeliveryStatus enum of dispatcher_service.proto)
 PENDING, DELIVERED, DEAD = 1, 2, 3
-# dispatcher_endpoints.state
+# dispatcher_endpoints.state (the numbers of its EndpointState enum)
 ENABLED, DISABLED, GONE = 1, 2, 3
 
 # The first schema, one text for both dialects (they differ in the binary and serial key types)

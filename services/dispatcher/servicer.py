@@ -10,7 +10,7 @@ import asyncio
 import logging
 import re
 import time
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Sequence, cast
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -53,7 +53,7 @@ def _attempt(record: AttemptRecord) -> pb.Attempt:
 def _delivery(row: DeliveryRow) -> pb.Delivery:
     return pb.Delivery(id=str(row.id), event_id=row.event_id, endpoint=row.endpoint, chain=row.chain,
                        sequence=row.sequence, event_type=row.event_type, call_id=row.call_id,
-                       status=row.status, attempts=row.attempts, created_time=_timestamp(row.created_at),
+                       status=cast(pb.DeliveryStatus, row.status), attempts=row.attempts, created_time=_timestamp(row.created_at),
                        next_attempt_time=_timestamp(row.next_attempt_at),
                        attempt_log=[_attempt(a) for a in row.attempt_log], webhook_id=row.message_id,
                        endpoint_sequence=row.endpoint_sequence)
@@ -171,7 +171,7 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
     def _endpoint(self, endpoint: Endpoint, stats: dict[str, tuple[int, float]]) -> pb.Endpoint:
         pending, oldest = stats.get(endpoint.name, (0, 0.0))
         return pb.Endpoint(name=endpoint.name, url=endpoint.sink.target, format=endpoint.sink.kind,
-                           state=endpoint.state, pending=pending,
+                           state=cast(pb.EndpointState, endpoint.state), pending=pending,
                            oldest_pending_age_seconds=max(0.0, time.time() - oldest) if pending else 0.0,
                            consecutive_failures=endpoint.failures, last_error=endpoint.last_error)
 
