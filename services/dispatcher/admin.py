@@ -91,8 +91,8 @@ async def _deliveries(stub: Any, args: argparse.Namespace) -> str:
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
     reply = await stub.ListDeliveries(pb.ListDeliveriesRequest(
-        status=STATUS.get(args.status or "", pb.DELIVERY_STATUS_UNSPECIFIED), call_id=args.call, endpoint=args.endpoint, limit=args.limit,
-        with_attempts=args.attempts), timeout=TIMEOUT)
+        status=STATUS.get(args.status or "", pb.DELIVERY_STATUS_UNSPECIFIED), call_id=args.call,
+        endpoint=args.endpoint, limit=args.limit, with_attempts=args.attempts), timeout=TIMEOUT)
     if not reply.deliveries:
         return "no deliveries"
     rows = []
