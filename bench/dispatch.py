@@ -378,7 +378,8 @@ def run_dispatcher(name: str, store_url: str, receiver: ReceiverProcess,
     run_dir.mkdir()
     config = write_config(run_dir, webhook={"url": receiver.url, "concurrency": CONCURRENCY,
                                              "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
-                          store={"url": store_url}, log={"level": "warning"})
+                          # a failed attempt waits: only the redelivery below sends the backlog again
+                          dispatcher={"retry_schedule": "1h"}, store={"url": store_url}, log={"level": "warning"})
     address = read_config(config)["services"]["dispatcher"]
     proc = start(["dispatcher", "-c", str(config)], run_dir / "dispatcher.log")
     try:
@@ -403,7 +404,7 @@ def run_dispatcher(name: str, store_url: str, receiver: ReceiverProcess,
         intake_started = time.time()
         asyncio.run(publish_all(address, backlog, how))
         stored = time.time()
-        time.sleep(0.5)  # the heads' first attempts fail meanwhile
+        time.sleep(1.0)  # the heads' first attempts fail meanwhile (none is in flight when it comes back)
         receiver.set_down(False)
         enabled = time.time()
         assert asyncio.run(redeliver_since(address, intake_started - 0.001)) == backlog_total
