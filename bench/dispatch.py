@@ -406,8 +406,8 @@ def run_dispatcher(name: str, store_url: str, receiver: ReceiverProcess,
         stored = time.time()
         time.sleep(1.0)  # the heads' first attempts fail meanwhile (none is in flight when it comes back)
         receiver.set_down(False)
-        enabled = time.time()
         assert asyncio.run(redeliver_since(address, intake_started - 0.001)) == backlog_total
+        enabled = time.time()  # the redelivery committed: the worker starts on it now
         deadline = time.monotonic() + 300
         while receiver.count() < backlog_total and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -485,8 +485,8 @@ def main() -> None:
               f"{row.missing:7d} {row.cpu_per_webhook * 1e6:7.0f} {row.receiver_cpu * 1e6:7.0f}")
     print("webhooks/s: the flood, publishing and delivering at once (first Publish → last webhook); p50/p99: "
           "publish→receive during the flood (queueing included); paced: the same at a steady rate; drain/s: "
-          "a stored backlog of the same size sent at once by `redeliver --since` (CRM back after an outage; "
-          "the redelivery's own UPDATE included); "
+          "a stored backlog of the same size sent at once by `redeliver --since` (CRM back after an outage), "
+          "from the redelivery's answer to the last webhook; "
           "intake/s: that backlog's publishing, nothing delivered meanwhile; in turn/s: the flood rate if intake "
           "and delivery took turns on one resource, 1 / (1/intake + 1/drain); "
           "ratio: over the bare aiohttp loop; CPU µs: the dispatcher process's CPU (all threads) per webhook of the "
