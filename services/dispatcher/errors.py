@@ -3,6 +3,7 @@
     DispatcherError                       INTERNAL
      ├── InvalidEvent                     INVALID_ARGUMENT  a published event cannot be rendered (never stored)
      ├── InvalidRequest                   INVALID_ARGUMENT  a bad admin request
+     ├── StaleFence                       ABORTED           a publisher that lost its lease (its Fence is stale)
      └── UnknownEndpoint                  NOT_FOUND         no endpoint of that name is configured
 """
 from __future__ import annotations
@@ -32,3 +33,9 @@ class UnknownEndpoint(DispatcherError):
     """No `[webhook]` / `[webhook:NAME]` endpoint has this name."""
 
     code = grpc.StatusCode.NOT_FOUND
+
+
+class StaleFence(DispatcherError):
+    """The event came with a lease's fencing number below one already seen: its producer lost the lease."""
+
+    code = grpc.StatusCode.ABORTED

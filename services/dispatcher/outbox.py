@@ -106,13 +106,18 @@ class Outbox:
         route, track, filtered, refusing = routing.route, routing.track, routing.filtered, routing.refusing
         now = time.time()
         until = now + lease_ttl
+        stale = yield from self._stale_fences({item.fence for item in batch if item.fence is not None})
+        admitted = [item for item in batch if item.fence not in stale] if stale else batch
+        if not admitted:
+            return [Published(0, False, 0, stale=True) for _ in batch], []
         stored: dict[str, int] = {}
-        known, params = one_of("event_id", list(dict.fromkeys(item.event.event_id for item in batch)), self.postgres)
+        known, params = one_of("event_id", list(dict.fromkeys(item.event.event_id for item in admitted)),
+                               self.postgres)
         rows = yield fetchall(f"SELECT event_id, sequence FROM dispatcher_events WHERE {known}", params)
         stored.update((str(event_id), int(sequence)) for event_id, sequence in rows)
         fresh: list[NewEvent] = []
         seen: set[str] = set()
-        for item in batch:
+        for item in admitted:
             if item.event.event_id not in stored and item.event.event_id not in seen:
                 seen.add(item.event.event_id)
                 fresh.append(item)
@@ -179,7 +184,9 @@ class Outbox:
         answered: set[str] = set()
         for item in batch:
             event_id = item.event.event_id
-            if event_id in stored:
+            if item.fence in stale:
+                out.append(Published(0, False, 0, stale=True))
+            elif event_id in stored:
                 out.append(Published(stored[event_id], True, 0))
             elif event_id in answered:
                 out.append(Published(results[event_id].sequence, True, 0))
@@ -187,6 +194,23 @@ class Outbox:
                 answered.add(event_id)
                 out.append(results[event_id])
         return out, claimed
+
+    def _stale_fences(self, fences: set[tuple[str, int]]) -> Work[set[tuple[str, int]]]:
+        """Records the highest number of each lease in `fences` and returns the fences below what the store
+        has seen: their events are not stored. On Postgres the fence row stays locked until the commit, so a
+        stale holder's events cannot slip in after its successor's."""
+        if not fences:
+            return set()
+        highest: dict[str, int] = {}
+        for lease, number in fences:
+            highest[lease] = max(number, highest.get(lease, number))
+        yield from insert("dispatcher_fences (lease, number)", sorted(highest.items()),
+                          " ON CONFLICT (lease) DO UPDATE SET number = excluded.number"
+                          " WHERE dispatcher_fences.number < excluded.number")
+        named, params = one_of("lease", sorted(highest), self.postgres)
+        rows = yield fetchall(f"SELECT lease, number FROM dispatcher_fences WHERE {named}", params)
+        seen = {str(lease): int(number) for lease, number in rows}
+        return {fence for fence in fences if fence[1] < seen[fence[0]]}
 
     def _lock_chains(self, chains: list[str], now: float) -> Work[dict[str, _Chain]]:
         """Current state of each chain (created when new), locked for this transaction on Postgres."""

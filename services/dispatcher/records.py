@@ -17,6 +17,7 @@ class NewEvent(NamedTuple):
     json_type: str
     call_id: str
     attributes: dict[str, str]
+    fence: tuple[str, int] | None = None  # (lease, number) of a producer acting under a lease
 
 
 class Published(NamedTuple):
@@ -25,6 +26,7 @@ class Published(NamedTuple):
     deliveries: int
     endpoints: tuple[str, ...] = ()  # the endpoints that got a delivery of it
     refused: tuple[str, ...] = ()    # the endpoints it was routed to that took none
+    stale: bool = False              # not stored: its fence is older than one seen for the same lease
 
 
 # route(new_event, attributes incl. the chain's) → endpoint names the event goes to

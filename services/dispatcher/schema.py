@@ -93,4 +93,6 @@ ALTER TABLE dispatcher_events ADD COLUMN message_id TEXT NOT NULL DEFAULT '';
 ALTER TABLE dispatcher_deliveries ADD COLUMN endpoint_sequence BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE dispatcher_chains ADD COLUMN endpoint_sequences TEXT NOT NULL DEFAULT ''
 """),
+    # the highest fencing number seen per producer lease (dispatcher_service.proto, Fence)
+    Migration(5, "CREATE TABLE dispatcher_fences (lease TEXT PRIMARY KEY, number BIGINT NOT NULL)"),
 ]

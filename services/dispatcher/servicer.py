@@ -20,7 +20,7 @@ from tcxhooks.v1 import dispatcher_service_pb2 as pb
 from tcxhooks.v1 import dispatcher_service_pb2_grpc, events_pb2
 
 from .endpoints import Endpoint, Endpoints
-from .errors import InvalidEvent, InvalidRequest
+from .errors import InvalidEvent, InvalidRequest, StaleFence
 from .intake import Intake
 from .metrics import PUBLISHED
 from .ledger import Ledger
@@ -59,6 +59,15 @@ def _delivery(row: DeliveryRow) -> pb.Delivery:
                        endpoint_sequence=row.endpoint_sequence)
 
 
+def _fresh(result: Published, fence: pb.Fence | None) -> Published:
+    """The result, unless its fence was stale: then the whole call is refused (ABORTED)."""
+    if result.stale:
+        shown = f" {fence.lease} #{fence.number}" if fence is not None else ""
+        PUBLISHED.labels("stale").inc()
+        raise StaleFence(f"stale fence{shown}: a newer holder of the lease has published; this one must stop")
+    return result
+
+
 def _response(result: Published) -> pb.PublishResponse:
     return pb.PublishResponse(sequence=result.sequence, duplicate=result.duplicate, deliveries=result.deliveries)
 
@@ -89,7 +98,7 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
         self.intake = intake
         self.worker = worker
 
-    def _prepare(self, event: events_pb2.Event) -> NewEvent:
+    def _prepare(self, event: events_pb2.Event, fence: pb.Fence) -> NewEvent:
         try:
             validate(event)
         except InvalidEvent as exc:
@@ -99,11 +108,12 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
         if not event.HasField("occur_time"):
             event.occur_time.FromNanoseconds(time.time_ns())
         form_name, json_type = event_names(event)
-        return NewEvent(event, form_name, json_type, call_id_of(event), attributes(event))
+        return NewEvent(event, form_name, json_type, call_id_of(event), attributes(event),
+                        (fence.lease, fence.number) if fence.lease else None)
 
     async def Publish(self, request: pb.PublishRequest, context: grpc.aio.ServicerContext) -> pb.PublishResponse:
-        result = await self.intake.submit(self._prepare(request.event))
-        return _response(result)
+        result = await self.intake.submit(self._prepare(request.event, request.fence))
+        return _response(_fresh(result, request.fence))
 
     async def PublishStream(self, requests: AsyncIterator[pb.PublishRequest],
                             context: grpc.aio.ServicerContext) -> None:
@@ -114,7 +124,7 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
         async def read() -> None:
             try:
                 async for request in requests:
-                    await queue.put(self.intake.submit(self._prepare(request.event)))
+                    await queue.put(self.intake.submit(self._prepare(request.event, request.fence)))
             finally:
                 await queue.put(None)
 
@@ -122,7 +132,7 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
         try:
             while (pending := await queue.get()) is not None:
                 result = await pending
-                await context.write(_response(result))
+                await context.write(_response(_fresh(result, None)))
             await reader
         finally:
             reader.cancel()
@@ -134,7 +144,7 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
         submitted: list[asyncio.Future[Published] | str] = []
         for event in request.events:
             try:
-                submitted.append(self.intake.submit(self._prepare(event)))
+                submitted.append(self.intake.submit(self._prepare(event, request.fence)))
             except InvalidEvent as exc:
                 submitted.append(str(exc))
         outcomes = []
@@ -142,7 +152,7 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
             if isinstance(item, str):
                 outcomes.append(pb.PublishOutcome(refused=item))
                 continue
-            result = await item
+            result = _fresh(await item, request.fence)
             outcomes.append(pb.PublishOutcome(stored=_response(result)))
         return pb.PublishBatchResponse(outcomes=outcomes)
 

@@ -1,18 +1,21 @@
 """Coalesces concurrent publishes into PublishBatch calls.
 
-    batcher = PublishBatcher(dispatcher_stub)
+    batcher = PublishBatcher(dispatcher_stub, fence=lambda: pb.Fence(lease=lease.name, number=lease.fence))
     response = await batcher.publish(event)    # a PublishResponse once the event is durable
 
 Each caller awaits its own event; while a batch is on the wire the next events gather, so a
 backlog goes out in large batches (one gRPC call and one store transaction for many events) and a
 lone event goes out at once. An RPC failure fails every event of its batch (the callers retry);
 an event the dispatcher refuses raises Refused for its caller only. Against a dispatcher without
-PublishBatch (an older version during a rolling upgrade) it falls back to unary Publish.
+PublishBatch (an older version during a rolling upgrade) it falls back to unary Publish. Every call
+carries the lease's fence: a monitor that lost its lease is refused (ABORTED) once its successor
+has published, and retries until it notices (platform/lease.py).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Callable
 
 import grpc
 
@@ -33,9 +36,11 @@ class Unanswered(Exception):
 
 
 class PublishBatcher:
-    def __init__(self, stub: dispatcher_service_pb2_grpc.DispatcherServiceStub, timeout: float = 15.0) -> None:
+    def __init__(self, stub: dispatcher_service_pb2_grpc.DispatcherServiceStub, timeout: float = 15.0,
+                 fence: Callable[[], pb.Fence | None] = lambda: None) -> None:
         self.stub = stub
         self.timeout = timeout
+        self.fence = fence
         self._pending: list[tuple[events_pb2.Event, asyncio.Future[pb.PublishResponse]]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
         self._unary = False
@@ -76,7 +81,8 @@ class PublishBatcher:
 
     async def _publish_batch(self, events: list[events_pb2.Event]) -> list[pb.PublishResponse | BaseException]:
         try:
-            reply = await self.stub.PublishBatch(pb.PublishBatchRequest(events=events), timeout=self.timeout)
+            reply = await self.stub.PublishBatch(pb.PublishBatchRequest(events=events, fence=self.fence()),
+                                                 timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
                 raise
@@ -91,7 +97,8 @@ class PublishBatcher:
     async def _publish_each(self, events: list[events_pb2.Event]) -> list[pb.PublishResponse | BaseException]:
         """Unary Publish calls, concurrently; each event's answer or error in its place."""
         return list(await asyncio.gather(
-            *(self.stub.Publish(pb.PublishRequest(event=event), timeout=self.timeout) for event in events),
+            *(self.stub.Publish(pb.PublishRequest(event=event, fence=self.fence()), timeout=self.timeout)
+              for event in events),
             return_exceptions=True))
 
 

@@ -15,11 +15,11 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 import grpc
 
-from tcxhooks.v1 import (dispatcher_service_pb2_grpc, events_pb2, media_service_pb2,
+from tcxhooks.v1 import (dispatcher_service_pb2, dispatcher_service_pb2_grpc, events_pb2, media_service_pb2,
                          media_service_pb2_grpc)
 
 from .batcher import PublishBatcher, Refused, Unanswered
@@ -41,9 +41,9 @@ _EVENT_NAMES = {events_pb2.CALL_EVENT_TYPE_RINGING: "ringing", events_pb2.CALL_E
 
 class Publisher:
     def __init__(self, registry: Registry, dispatcher: grpc.aio.Channel, media: grpc.aio.Channel | None,
-                 enricher: Enricher) -> None:
+                 enricher: Enricher, fence: Callable[[], dispatcher_service_pb2.Fence | None] = lambda: None) -> None:
         self.registry = registry
-        self.dispatcher = PublishBatcher(dispatcher_service_pb2_grpc.DispatcherServiceStub(dispatcher))
+        self.dispatcher = PublishBatcher(dispatcher_service_pb2_grpc.DispatcherServiceStub(dispatcher), fence=fence)
         self.media = media_service_pb2_grpc.MediaServiceStub(media) if media is not None else None
         self.enricher = enricher
         self.chains: dict[str, deque[OutRow]] = {}

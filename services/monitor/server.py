@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import socket
+import uuid
 
 from tcxhooks.platform.lease import Lease
 from tcxhooks.platform.runtime import App
@@ -64,13 +65,20 @@ async def build(app: App[MonitorSettings]) -> None:
     app.stack.push_async_callback(pbx.aclose)
     facts = Facts()
     graph = CallGraph(graph_settings(config), facts)
+    lease = Lease(store, f"monitor:{config.pbx.url}", owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4()}",
+                  ttl=config.pbx.lease_ttl)
+
+    def fence() -> dispatcher_service_pb2.Fence:
+        """Sent with every publish: the dispatcher refuses a monitor whose lease a newer holder took."""
+        return dispatcher_service_pb2.Fence(lease=lease.name, number=lease.fence)
+
     dispatcher = app.channel("dispatcher")
     media = app.channel("media") if config.recordings.enabled else None
-    publisher = Publisher(registry, dispatcher, media, Enricher(pbx, facts, config.events.language))
+    publisher = Publisher(registry, dispatcher, media, Enricher(pbx, facts, config.events.language), fence)
     stub = dispatcher_service_pb2_grpc.DispatcherServiceStub(dispatcher)
 
     async def publish(event: events_pb2.Event) -> None:
-        await stub.Publish(dispatcher_service_pb2.PublishRequest(event=event), timeout=15)
+        await stub.Publish(dispatcher_service_pb2.PublishRequest(event=event, fence=fence()), timeout=15)
 
     poller = StatusPoller(pbx, store, publish, config.pbx)
     reconciler = Reconciler(pbx, facts, config.pbx.reconcile_delay) if config.pbx.reconcile else None
@@ -94,8 +102,6 @@ async def build(app: App[MonitorSettings]) -> None:
             raise PbxError("Call Control WebSocket not connected") from None
 
     app.health.add_check("pbx", pbx_connected, critical=True)
-    lease = Lease(store, f"monitor:{config.pbx.url}", owner=f"{socket.gethostname()}:{os.getpid()}",
-                  ttl=config.pbx.lease_ttl)
 
     async def facts_loop(stopping: asyncio.Event) -> None:
         while not await sleep_or_stop(FACTS_REFRESH, stopping):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from pathlib import Path
 from typing import Iterator
 
 PG_URL = os.environ.get("TCXH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -29,3 +30,13 @@ def postgres_schema(prefix: str) -> Iterator[str]:
     finally:
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@contextlib.contextmanager
+def store_of(kind: str, folder: Path, prefix: str) -> Iterator[str]:
+    """A store URL of `kind` ("sqlite": a file in `folder`; "postgres": a throwaway schema)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / f'{prefix}.db'}"
+    else:
+        with postgres_schema(prefix) as url:
+            yield url

@@ -1,28 +1,35 @@
-"""The leadership lease on both stores: one holder, takeover after expiry, release on stop.
+"""The leadership lease on both stores: one holder, takeover after expiry, release on stop, a fencing
+number that grows with each new holder, the store's clock deciding expiry whatever the hosts' say.
 
-Time is a hand-moved clock (the lease's expiry and its renewal deadline), so a busy machine cannot make
-a lease lapse or survive: only the test moves time. The real sleeps between renewals stay short.
+Time is a hand-moved clock (the store's clock and the holder's renewal timer), so a busy machine cannot
+make a lease lapse or survive: only the test moves time. The real sleeps between renewals stay short.
 """
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tcxhooks.platform.lease import Lease, LeaseLost
-from tcxhooks.platform.store import Store, open_store
+from tcxhooks.platform.lease import Lease, LeaseLost, store_clock
+from tcxhooks.platform.store import Store, Tx, open_store
 
 TTL = 0.5  # real seconds between renewals are ttl/5, between a standby's tries ttl/3
 
 
 class Clock:
+    """One hand-moved time standing for the store's clock (`store`) and the holder's timer (called)."""
+
     def __init__(self) -> None:
         self.now = 1_800_000_000.0
 
     def __call__(self) -> float:
+        return self.now
+
+    async def store(self, tx: Tx) -> float:
         return self.now
 
     def advance(self, seconds: float) -> None:
@@ -30,7 +37,7 @@ class Clock:
 
 
 def lease(store: Store, name: str, owner: str, clock: Clock) -> Lease:
-    return Lease(store, name, owner, ttl=TTL, clock=clock, timer=clock)
+    return Lease(store, name, owner, ttl=TTL, clock=clock.store, timer=clock)
 
 
 async def expiry(store: Store, name: str) -> float:
@@ -111,3 +118,34 @@ async def test_a_stalled_store_delays_renewal_but_the_holder_stops_before_its_le
     finally:
         other.close()
         await store.close()
+
+
+async def test_each_new_holder_gets_a_higher_fencing_number_and_a_release_keeps_it(store: Store) -> None:
+    name, clock, stopping = f"monitor:{uuid.uuid4()}", Clock(), asyncio.Event()
+    first, second = lease(store, name, "first", clock), lease(store, name, "second", clock)
+    assert await first.acquire(stopping)
+    taken = first.fence
+    assert await first.try_acquire() and first.fence == taken  # renewals keep it
+    clock.advance(TTL * 1.1)  # the first holder stopped renewing
+    assert await second.try_acquire() and second.fence == taken + 1
+    second.held = True
+    await second.release()
+    assert await first.try_acquire() and first.fence == taken + 2  # released, not forgotten
+
+
+async def test_expiry_follows_the_store_clock_whatever_the_hosts_clocks_say(store: Store,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two holders on hosts whose wall clocks are hours apart: the store dates every expiry, so the
+    standby never sees the active one's lease as lapsed while it renews."""
+    name, stopping = f"monitor:{uuid.uuid4()}", asyncio.Event()
+    real = time.time
+    active = Lease(store, name, "active", ttl=TTL)
+    standby = Lease(store, name, "standby", ttl=TTL)
+    monkeypatch.setattr(time, "time", lambda: real() - 3600)  # the active one's host runs an hour late
+    assert await active.acquire(stopping)
+    monkeypatch.setattr(time, "time", lambda: real() + 3600)  # the standby's an hour early
+    assert not await standby.try_acquire()
+    assert await standby.holder() == "active"
+    async with store.transaction() as tx:
+        now = await store_clock(store)(tx)
+    assert now < await expiry(store, name) <= now + TTL
