@@ -81,6 +81,10 @@ def _retry_schedule(value: str) -> tuple[float, ...]:
     return tuple(parse_duration(step) for step in steps)
 
 
+def _optional_schedule(value: str) -> tuple[float, ...]:
+    return _retry_schedule(value) if value.strip() else ()
+
+
 @dataclass(frozen=True)
 class WebhookConfig(Section):
     """A CRM endpoint: the bare [webhook] and any number of [webhook:NAME], each with its own URL,
@@ -189,6 +193,8 @@ class CrmConfig(Section):
     connect_timeout: float = key("5", duration, "a CRM request's connect timeout")
     ca_file: str = key("", text, "a CA bundle to trust, for a CRM with a private certificate")
     concurrency: int = key("16", whole(1, 1024), "deliveries to this CRM in flight at once")
+    retry_schedule: tuple[float, ...] = key("", _optional_schedule, "this CRM's waits between attempts (empty: "
+                                            "Zammad's 1s,2s,5s,10s,30s,1m,5m,30m; the others [dispatcher]'s)")
     max_backlog: int = key("100000", whole(1), "pending deliveries kept at most; newer events are refused (counted)")
 
     @property

@@ -17,6 +17,7 @@ from .filters import EndpointFilter
 from .ledger import Ledger
 from .metrics import BACKLOG_LIMIT, ENDPOINT_STATE
 from .records import NewEvent, Routing
+from .retry import RetryPolicy
 from .schema import DISABLED, ENABLED, GONE
 from .sinks import Sink
 
@@ -31,6 +32,7 @@ class Endpoint:
     sink: Sink
     concurrency: int  # deliveries of this endpoint in flight at once (each chain has at most one)
     max_backlog: int  # pending deliveries it takes at most; events beyond are refused (counted)
+    retry: RetryPolicy | None = None  # its own retry schedule ([crm] retry_schedule); None: the dispatcher's
     state: int = ENABLED
     backlog: int = 0  # pending deliveries: counted by housekeeping, plus those stored since
     failures: int = 0

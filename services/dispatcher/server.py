@@ -12,7 +12,7 @@ from .config import CrmConfig, DispatcherSettings, WebhookConfig
 from .crm import CrmEndpoint, CrmSink, LegStore, SinkDeps
 from .crm.listener import Listener
 from .crm.placing import monitor_place_call
-from .crm.registry import build_sink
+from .crm.registry import build_sink, retry_schedule
 from .endpoints import Endpoint, Endpoints
 from .filters import EndpointFilter
 from .housekeeping import housekeeping
@@ -58,8 +58,9 @@ async def ping_all(settings: DispatcherSettings) -> list[pb.PingResult]:
 
 def crm_endpoint(crm: CrmConfig, sink: CrmSink) -> Endpoint:
     """A `[crm:NAME]` section as an endpoint: its filter and its adapter behind the sink seam."""
+    schedule = retry_schedule(crm)
     return Endpoint(crm.name, EndpointFilter.from_config(crm), CrmEndpoint(sink, crm.type), crm.concurrency,
-                    crm.max_backlog)
+                    crm.max_backlog, RetryPolicy(schedule) if schedule else None)
 
 
 async def build(app: App[DispatcherSettings]) -> None:

@@ -199,7 +199,7 @@ class Worker:
             return Outcome(item, "dead", attempt)
         ATTEMPTS.labels("failed", _status_class(result.status)).inc()
         self.endpoints.note(endpoint, False, reason)
-        delay = self.policy.delay(item.failures + 1, result.retry_after)
+        delay = (endpoint.retry or self.policy).delay(item.failures + 1, result.retry_after)
         if delay is None:
             DEAD.inc()
             log.warning("delivery %d to %s is dead after %d attempts (%s)", item.id, endpoint.name, number, reason)

@@ -14,6 +14,7 @@ from .amocrm import AmoOptions, AmoSettings, AmoSink
 from .bitrix24 import Bitrix24Settings, Bitrix24Sink
 from .sink import CrmSink, SinkDeps
 from .zammad import ZammadOptions, ZammadSettings, ZammadSink
+from .zammad.settings import RETRY_SCHEDULE as ZAMMAD_RETRY_SCHEDULE
 
 T = TypeVar("T")
 
@@ -54,5 +55,13 @@ def amocrm_settings(config: CrmConfig) -> AmoSettings:
 
 
 def zammad_settings(config: CrmConfig) -> ZammadSettings:
+    schedule = {"retry_schedule": config.retry_schedule} if config.retry_schedule else {}
     return ZammadSettings(url=f"{config.url}/api/v1/cti/{config.token}",
-                          options=ZammadOptions(user_map=config.users_by_extension), **_http(config))
+                          options=ZammadOptions(user_map=config.users_by_extension), **_http(config), **schedule)
+
+
+def retry_schedule(config: CrmConfig) -> tuple[float, ...]:
+    """The section's own schedule; Zammad's short one when unset; () for the dispatcher's."""
+    if config.retry_schedule:
+        return config.retry_schedule
+    return ZAMMAD_RETRY_SCHEDULE if config.type == "zammad" else ()

@@ -14,7 +14,6 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 from ..client import JsonApi
 from ..errors import CrmError
@@ -73,9 +72,10 @@ class TokenKeeper:
             if stored is None:
                 raise CrmError("the Bitrix24 application is not installed (no OAuth tokens)", verdict="retry",
                                code="NOT_INSTALLED", retry_after=60.0)
-            query = urlencode({"grant_type": "refresh_token", "client_id": self.settings.client_id,
-                               "client_secret": self.settings.client_secret, "refresh_token": stored.refresh_token})
-            answer = await self.http.send("GET", f"{self.settings.oauth_url}?{query}", what="OAuth token refresh")
+            # posted as a form, as Bitrix24's own SDK does: the secrets stay out of the URL (and of any log of it)
+            form = {"grant_type": "refresh_token", "client_id": self.settings.client_id,
+                    "client_secret": self.settings.client_secret, "refresh_token": stored.refresh_token}
+            answer = await self.http.send("POST", self.settings.oauth_url, what="OAuth token refresh", form=form)
             body: Any = answer.body if isinstance(answer.body, dict) else {}
             if answer.status != 200 or not body.get("access_token") or not body.get("refresh_token"):
                 again = await self._load()  # another replica may have spent the refresh token first
