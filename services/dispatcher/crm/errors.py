@@ -8,16 +8,16 @@
       "gone"            the CRM refuses us (credentials, plan, permissions): the adapter stops like an
                         endpoint answering 410, its events wait for `tcxhooks endpoints enable NAME`
 
-A mapping sees every CrmError of its own calls first (`Mapping.on_error`) and may recover.
+A mapping sees every CrmError of its own calls first (`Mapping.on_error`) and may recover. A sink
+turns it into its reply; it never reaches an RPC (so it is no DispatcherError, whose `code` is a gRPC
+status, while this one's is the CRM's error code).
 """
 from __future__ import annotations
-
-from ..errors import DispatcherError
 
 VERDICTS = ("retry", "dead", "gone")
 
 
-class CrmError(DispatcherError):
+class CrmError(Exception):
     """A CRM request failed. `status` is the HTTP status (0: no answer), `code` the CRM's error code."""
 
     def __init__(self, message: str, *, verdict: str = "retry", status: int = 0, code: str = "",

@@ -55,9 +55,9 @@ def amocrm_settings(config: CrmConfig) -> AmoSettings:
 
 
 def zammad_settings(config: CrmConfig) -> ZammadSettings:
-    schedule = {"retry_schedule": config.retry_schedule} if config.retry_schedule else {}
-    return ZammadSettings(url=f"{config.url}/api/v1/cti/{config.token}",
-                          options=ZammadOptions(user_map=config.users_by_extension), **_http(config), **schedule)
+    settings = ZammadSettings(url=f"{config.url}/api/v1/cti/{config.token}",
+                              options=ZammadOptions(user_map=config.users_by_extension), **_http(config))
+    return replace(settings, retry_schedule=config.retry_schedule) if config.retry_schedule else settings
 
 
 def retry_schedule(config: CrmConfig) -> tuple[float, ...]:
