@@ -1,8 +1,9 @@
-# syntax=docker/dockerfile:1.7
+# syntax=docker/dockerfile:1.7@sha256:a57df69d0ea827fb7266491f2813635de6f17269be881f696fbfdf2d83dda33e
 # One image for the four services; the command picks the service:
 #   docker run IMAGE dispatcher -c /etc/tcxhooks/tcxhooks.ini
 # Build: docker build -t tcxhooks .     (offline analytics: --build-arg EXTRAS=offline)
-ARG PYTHON_IMAGE=python:3.11-slim
+# The base image by digest: a tag can be moved, a digest cannot (bump both together).
+ARG PYTHON_IMAGE=python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
 
 # --- wheel: builds the tcxhooks wheel (setup.py generates the gRPC stubs with the pinned
 # grpcio-tools of [build-system]) and every dependency as a wheel, so the final stage needs

@@ -253,6 +253,14 @@ class DispatcherSettings(Settings):
     crms: tuple[CrmConfig, ...]
     dispatcher: DispatcherConfig
 
+    def risks(self) -> Iterator[str]:
+        for hook in self.webhooks:
+            if not hook.secret:
+                yield (f"[{hook.title}] has no secret: its webhooks go unsigned, so the receiver cannot tell them "
+                       "from forged ones")
+            if hook.url.startswith("http://"):
+                yield f"[{hook.title}] url is plain http: the webhooks cross the network unencrypted"
+
     def missing(self) -> Iterator[Missing]:
         if not self.webhooks and not self.crms:
             yield Missing("webhook", "url", "the CRM endpoint URL (or a [crm:NAME] section)")

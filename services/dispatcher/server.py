@@ -37,12 +37,7 @@ def webhook_endpoint(hook: WebhookConfig) -> Endpoint:
 
 
 def configured_endpoints(settings: DispatcherSettings) -> list[Endpoint]:
-    endpoints = []
-    for hook in settings.webhooks:
-        if hook.url.startswith("http://"):
-            log.warning("endpoint %s uses plain http (no TLS)", hook.name)
-        endpoints.append(webhook_endpoint(hook))
-    return endpoints
+    return [webhook_endpoint(hook) for hook in settings.webhooks]
 
 
 async def ping_all(settings: DispatcherSettings) -> list[pb.PingResult]:

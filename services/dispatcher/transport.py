@@ -15,7 +15,6 @@ never sent again by the client itself: each try is one attempt the worker record
 """
 from __future__ import annotations
 
-import re
 import ssl
 from dataclasses import dataclass
 from typing import Mapping
@@ -24,16 +23,13 @@ import aiohttp
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
-from tcxhooks.platform.config import redacted_url
+from tcxhooks.platform.config import redacted_url, redacted_urls
 
 SNIPPET = 1024
 MAX_BODY_READ = 64 * 1024
 MAX_HEADER_LINE = 8190
 MAX_HEADERS = 128
 _IDLE_SECONDS = 60.0
-_URL_IN_TEXT = re.compile(r"https?://[^\s'\")]+", re.IGNORECASE)
-
-
 @dataclass(frozen=True)
 class Timeouts:
     connect: float = 5.0
@@ -45,11 +41,6 @@ class Reply:
     status: int
     retry_after: str | None
     snippet: bytes
-
-
-def redacted_urls(text: str) -> str:
-    """`text` with every URL in it shown as `redacted_url` shows it (passwords, query values: ***)."""
-    return _URL_IN_TEXT.sub(lambda found: redacted_url(found.group(0)), text)
 
 
 class TransportError(Exception):

@@ -22,6 +22,7 @@ from typing import Awaitable
 
 from google.protobuf.message import DecodeError
 
+from tcxhooks.platform.config import redacted_urls
 from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import events_pb2
 
@@ -31,7 +32,6 @@ from .outbox import Outbox
 from .records import AttemptRecord, Claimed, Outcome
 from .retry import RetryPolicy
 from .sinks import Delivery, Result, Verdict
-from .transport import redacted_urls
 
 log = logging.getLogger(__name__)
 _STOP = object()

@@ -76,6 +76,14 @@ class MonitorSettings(Settings):
     events: EventsConfig
     recordings: RecordingsSwitch
 
+    def risks(self) -> Iterator[str]:
+        if self.pbx.url.startswith("http://"):
+            yield (f"[pbx] url {self.pbx.url} is plain http: the client secret, the tokens and every call's "
+                   "numbers cross the network unencrypted")
+        if self.pbx.verify_tls == "false":
+            yield ("[pbx] verify_tls = false: the PBX's certificate is not checked, so anyone on the way can pose "
+                   "as the PBX and take the client secret")
+
     def missing(self) -> Iterator[Missing]:
         if not self.pbx.url:
             yield Missing("pbx", "url", "the 3CX base URL, e.g. https://pbx.example.com")

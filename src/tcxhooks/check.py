@@ -23,9 +23,10 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from .platform.config import ConfigError
+from .platform.config import ConfigError, redacted_url
 from .platform.configfile import add_config_option, find_config
-from .platform.grpc import describe_token, open_channel
+from .platform.grpc import describe_token, open_channel, open_without_token
+from .platform.logging import RedactingFilter
 from .platform.store import open_store
 from .product import Product, load_product
 
@@ -264,7 +265,7 @@ async def check_endpoints(config: Product) -> list[Verdict]:
         finally:
             await channel.close()
         how = "sent by the running dispatcher"
-    urls = {hook.name: hook.url for hook in config.dispatcher.webhooks}
+    urls = {hook.name: redacted_url(hook.url) for hook in config.dispatcher.webhooks}
     kinds = {**{hook.name: "webhook" for hook in config.dispatcher.webhooks},
              **{crm.name: "crm" for crm in config.dispatcher.crms}}
     return [
@@ -317,13 +318,24 @@ async def check_yandex(config: Product) -> list[Verdict]:
     return [Verdict("yandex", True, f"credentials accepted by {a.operation_url}")]
 
 
+async def check_exposure(config: Product) -> list[Verdict]:
+    """What the configuration leaves open: services without a token fail, the rest are warnings."""
+    problem = open_without_token(config.platform.services)
+    verdicts = [Verdict("services token", not problem, problem or (
+        "set" if config.platform.services.token else "none, and every service address is loopback"),
+        "set [services] token for every service and the CLI")]
+    for settings in (config.monitor, config.dispatcher, config.media, config.analytics):
+        verdicts += [Verdict("exposure", True, risk, warning=True) for risk in settings.risks()]
+    return verdicts
+
+
 async def run_checks(config: Product) -> list[Verdict]:
     verdicts = [Verdict("config", True, f"{config.path}: {len(config.dispatcher.webhooks)} endpoint(s), "
                                         f"{len(config.dispatcher.crms)} CRM adapter(s), "
                                         f"store {config.platform.store.url.split('://')[0]}, "
                                         f"recordings {config.media.recordings.storage}")]
-    for step in (check_store, check_pbx, check_directory, check_s3, check_link_key, check_endpoints, check_crms,
-                 check_yandex):
+    for step in (check_exposure, check_store, check_pbx, check_directory, check_s3, check_link_key, check_endpoints,
+                 check_crms, check_yandex):
         item = step.__name__.removeprefix("check_")
         try:
             verdicts += await step(config)
@@ -351,8 +363,9 @@ def main(argv: list[str] | None = None) -> None:
             print(Verdict("config", False, line).lines()[0])
         raise SystemExit(2) from None
     verdicts = asyncio.run(run_checks(config))
+    scrub = RedactingFilter(config.config.secrets()).scrub  # a secret in an error message, a URL's token
     for verdict in verdicts:
-        print("\n".join(verdict.lines()))
+        print(scrub("\n".join(verdict.lines())))
     failed = [v for v in verdicts if not v.ok]
     warned = sum(v.warning for v in verdicts if v.ok)
     warnings = f" ({warned} warning{'s' if warned > 1 else ''})" if warned else ""

@@ -207,3 +207,11 @@ def test_secrets_have_no_default_values() -> None:
                 key.startswith("TCXH_") and config_key(key).secret)
             if secret:
                 assert re.fullmatch(r"\$\{\w+(:\?[^}]*|:-)\}", str(value)), f"{name}: {key} = {value}"
+
+
+def test_images_are_built_here_or_pinned_by_digest() -> None:
+    for name, service in SERVICES_OF.items():
+        if "build" in service:
+            continue
+        assert re.fullmatch(r"[a-z0-9./_-]+:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}", service["image"]), (
+            f"{name}: {service['image']} is not pinned by digest")

@@ -18,7 +18,7 @@ from tcxhooks.product import SERVICES, load_product
 from tests.helpers.services import write_config
 
 from .conftest import ROOT, Live
-from .test_k8s import HEALTH_PORT
+from .test_k8s import HEALTH_PORT, PINNED
 from .dockerfile import Stage, context_files, ignored, parse_dockerfile, read_dockerignore
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
@@ -48,7 +48,7 @@ def healthcheck_command(stages: list[Stage]) -> list[str]:
 
 def test_every_stage_is_python_311_slim_and_the_runtime_installs_the_built_wheel(stages: list[Stage]) -> None:
     assert len(stages) >= 2
-    assert {s.base for s in stages} == {"python:3.11-slim"}
+    assert {s.base.partition("@")[0] for s in stages} == {"python:3.11-slim"}
     names = [s.name for s in stages]
     assert names[-1] == "runtime"
     mounts = [i.flags().get("mount", "") for i in runtime_stage(stages).instructions("RUN")]
@@ -150,3 +150,9 @@ def test_healthcheck_fails_on_a_bad_config(stages: list[Stage], tmp_path: Path) 
     env = {**os.environ, "TCXH_CONFIG": str(bad)}
     reply = subprocess.run(healthcheck_command(stages), env=env, capture_output=True, timeout=30)
     assert reply.returncode != 0 and b"dispatcher" in reply.stderr
+
+
+def test_the_base_image_and_the_frontend_are_pinned_by_digest(stages: list[Stage]) -> None:
+    assert all(PINNED.fullmatch(s.base) for s in stages), [s.base for s in stages]
+    first = (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines()[0]
+    assert first.startswith("# syntax=") and PINNED.fullmatch(first.removeprefix("# syntax="))

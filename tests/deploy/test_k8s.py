@@ -40,6 +40,8 @@ RENDERS = sorted(str(p.parent.relative_to(K8S)) for p in K8S.glob("**/kustomizat
 IMAGE_CONFIG = next(i.args for i in parse_dockerfile(ROOT / "Dockerfile")[-1].instructions("ENV")
                     if "TCXH_CONFIG=" in i.args).split("TCXH_CONFIG=")[1].split()[0]
 TEMPLATE = yaml.safe_load((K8S / "base" / "secret.template.yaml").read_text(encoding="utf-8"))
+# an image pinned by digest, its tag kept for reading: name:tag@sha256:<64 hex>
+PINNED = re.compile(r"[a-z0-9./_-]+:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}")
 HEALTH_PORT = 9470  # [services] health_port in compose and Kubernetes: the probes' plaintext port
 # Example values for the Secret when an overlay leaves it to the operator (the optional keys left out).
 OPTIONAL_SECRETS = {"webhook-secret", "yandex-api-key"}
@@ -377,7 +379,8 @@ def test_prod_runs_replicas_of_the_released_image_behind_policies() -> None:
     assert replicas["monitor"] == 2, "one active monitor and one standby"
     assert all(count >= 2 for count in replicas.values())
     for service in SERVICES:
-        assert container(deployment(objects, service))["image"] == f"registry.example.com/tcxhooks:{tcxhooks.__version__}"
+        assert re.fullmatch(r"registry\.example\.com/tcxhooks@sha256:[0-9a-f]{64}",
+                            container(deployment(objects, service))["image"]), "the released image, by digest"
     assert not find(objects, "Secret"), "production secrets are not kept in the repository"
     assert find(objects, "NetworkPolicy")
     assert all(o["metadata"].get("namespace") == "tcxhooks" for o in objects)
@@ -445,3 +448,17 @@ def test_dev_simulator_is_the_monitor_pbx(tmp_path: Path) -> None:
     assert secret_env["PBX_CLIENT_SECRET"] == "pbx-client-secret"
     assert config.pbx.client_secret == mount(objects, deployment(objects, "monitor"), container(deployment(objects, "monitor")),
                                              EXAMPLE_SECRETS).files["/run/secrets/tcxhooks/pbx-client-secret"]
+
+
+@pytest.mark.parametrize("name", RENDERS)
+def test_images_are_pinned_by_digest_but_our_local_development_build(name: str) -> None:
+    """A tag can be moved to other contents, a digest cannot: every image but ours is pinned; ours is
+    pinned in production (a placeholder to replace) and a local build (`kind load`) in development."""
+    for workload in find(render(name), "Deployment") + find(render(name), "StatefulSet") + find(render(name), "Job"):
+        for each in pod_spec(workload)["containers"] + pod_spec(workload).get("initContainers", []):
+            image = each["image"]
+            if image.partition("@")[0].partition(":")[0].rpartition("/")[2] == "tcxhooks":
+                if name == "overlays/prod":
+                    assert re.fullmatch(r"registry\.example\.com/tcxhooks@sha256:[0-9a-f]{64}", image), image
+                continue
+            assert PINNED.fullmatch(image), f"{workload['metadata']['name']}: {image} is not pinned by digest"

@@ -92,6 +92,11 @@ class Settings:
         """The required keys left unset (what a key's parser alone cannot tell)."""
         return ()
 
+    def risks(self) -> Iterable[str]:
+        """What works but leaves something open (an unchecked certificate, an unsigned endpoint): one
+        sentence each, logged as a warning when the service starts and shown by `tcxhooks check`."""
+        return ()
+
 
 S = TypeVar("S", bound=Settings)
 
@@ -181,6 +186,18 @@ def redacted_url(url: str) -> str:
         masked = "&".join(f"{name}=***" for name, _ in parse_qsl(parts.query, True))
         url = url.replace(f"?{parts.query}", f"?{masked}", 1)
     return url
+
+
+# a URL inside some text: a scheme, then everything up to a blank, a quote or a bracket, less the
+# punctuation that ends a sentence or a clause ("failed for https://host/x?a=1: refused")
+_URL_IN_TEXT = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"()<>\[\]{}]*[^\s'\"()<>\[\]{}.,;:!?]", re.IGNORECASE)
+
+
+def redacted_urls(text: str) -> str:
+    """`text` with every URL in it shown as `redacted_url` shows it (passwords, query values: ***)."""
+    if "://" not in text:
+        return text
+    return _URL_IN_TEXT.sub(lambda found: redacted_url(found.group(0)), text)
 
 
 def _url_secrets(url: str) -> list[str]:

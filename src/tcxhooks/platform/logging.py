@@ -1,4 +1,5 @@
-"""Structured logs to stderr, text or JSON, with every configured secret redacted.
+"""Structured logs to stderr, text or JSON, with every configured secret redacted, and every URL shown with
+its password and query values as *** (a library's message may carry a URL with a token or a signature).
 
 Context goes in `extra` (`call_id`, `delivery_id`, `attempt`, ...) and is printed as key=value
 (text) or as JSON fields.
@@ -11,12 +12,14 @@ import sys
 import time
 from typing import Iterable
 
+from .config import redacted_urls
+
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
 REDACTED = "***"
 
 
 class RedactingFilter(logging.Filter):
-    """Replaces any known secret value in the final message (and extras) with ***."""
+    """Replaces any known secret value in the final message (and extras) with ***, and redacts URLs."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
@@ -30,18 +33,17 @@ class RedactingFilter(logging.Filter):
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        return text
+        return redacted_urls(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            record.msg = self.scrub(record.getMessage())
-            record.args = None
-            for key, value in list(vars(record).items()):
-                if key not in _STANDARD and isinstance(value, str):
-                    setattr(record, key, self.scrub(value))
-            if record.exc_info and record.exc_info[1] is not None:
-                record.exc_text = self.scrub(logging.Formatter().formatException(record.exc_info))
-                record.exc_info = None
+        record.msg = self.scrub(record.getMessage())
+        record.args = None
+        for key, value in list(vars(record).items()):
+            if key not in _STANDARD and isinstance(value, str):
+                setattr(record, key, self.scrub(value))
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = self.scrub(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
         return True
 
 

@@ -193,6 +193,8 @@ async def serve(name: str, config: Config, settings: type[S], build: Build[S], g
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, app.stopping.set)
+        for risk in app.settings.risks():
+            log.warning("%s", risk)
         await build(app)
         _freeze_startup_heap()
         for each in servers:
