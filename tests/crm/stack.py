@@ -1,10 +1,12 @@
-"""The real services with a fake Bitrix24 portal, as processes: the 3CX simulator, `tcxhooks fakecrm
-bitrix24`, and the monitor, dispatcher (with its CRM listener) and media, each started alone so a
-test can kill -9 one of them.
+"""The real services with a fake CRM, as processes: the 3CX simulator, `tcxhooks fakecrm NAME`, and
+the monitor, dispatcher (with its CRM listener) and media, each started alone so a test can kill -9
+one of them.
 
     with bitrix_stack(tmp_path) as stack:
         stack.play("inbound_answered", talk_seconds=1)
         stack.wait(lambda: "telephony.externalCall.finish" in stack.methods())
+    with crm_stack(tmp_path, "zammad", ("--token", "t"), lambda url: {"type": "zammad", "url": url,
+                                                                       "token": "t"}) as stack: ...
 """
 from __future__ import annotations
 
@@ -14,7 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import grpc
 import httpx
+
+from tcxhooks.v1 import dispatcher_service_pb2 as pb
+from tcxhooks.v1 import dispatcher_service_pb2_grpc as pbg
 
 from tests.helpers.net import free_port
 from tests.helpers.services import kill9, read_config, start, stop, wait_healthy, wait_http, wait_until, write_config
@@ -27,11 +33,11 @@ SERVICES = ("dispatcher", "media", "monitor")  # the order they start in
 
 
 @dataclass
-class BitrixStack:
+class CrmStack:
     folder: Path
     config: Path
     sim_url: str
-    portal_url: str
+    crm_url: str  # the fake CRM
     listener_url: str
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     chains: list[str] = field(default_factory=list)  # the call chains a test settled (`settled`)
@@ -61,46 +67,52 @@ class BitrixStack:
     def sim_call(self, number: int) -> dict[str, Any]:
         return dict(httpx.get(f"{self.sim_url}/sim/calls/{number}", timeout=10).json())
 
-    # --- the portal --------------------------------------------------------------------------
+    # --- the dispatcher ----------------------------------------------------------------------
+    def pending(self, chain: str) -> int:
+        """How many deliveries of the call chain the dispatcher has not delivered yet (nor given up)."""
+        with grpc.insecure_channel(read_config(self.config)["services"]["dispatcher"]) as channel:
+            reply = pbg.DispatcherServiceStub(channel).ListDeliveries(
+                pb.ListDeliveriesRequest(status=pb.DELIVERY_STATUS_PENDING, call_id=chain, limit=1000), timeout=10)
+        return len(reply.deliveries)
+
+    # --- the fake CRM ------------------------------------------------------------------------
     def fake(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        reply = httpx.post(f"{self.portal_url}{path}", json=body or {}, timeout=30)
+        reply = httpx.post(f"{self.crm_url}{path}", json=body or {}, timeout=30)
         reply.raise_for_status()
         return reply.json()
 
     def calls(self) -> list[dict[str, Any]]:
-        return list(httpx.get(f"{self.portal_url}/fake/calls", timeout=10).json()["calls"])
+        return list(httpx.get(f"{self.crm_url}/fake/calls", timeout=10).json()["calls"])
 
     def methods(self) -> list[str]:
         return [c["method"] for c in self.calls()]
 
     def state(self) -> dict[str, Any]:
-        return dict(httpx.get(f"{self.portal_url}/fake/state", timeout=10).json())
+        return dict(httpx.get(f"{self.crm_url}/fake/state", timeout=10).json())
 
-    def wait(self, condition: Callable[[], bool], timeout: float = 60.0, what: str = "the portal") -> None:
+    def wait(self, condition: Callable[[], bool], timeout: float = 60.0, what: str = "the CRM") -> None:
         try:
             wait_until(condition, timeout, what)
         except AssertionError as exc:
-            raise AssertionError(f"{exc}; portal calls: {self.methods()}\n{self.logs()}") from None
+            raise AssertionError(f"{exc}; CRM calls: {self.methods()}\n{self.logs()}") from None
 
 
 @contextlib.contextmanager
-def bitrix_stack(folder: Path, portal_args: tuple[str, ...] = (), crm: dict[str, Any] | None = None,
-                 **sections: dict[str, Any]) -> Iterator[BitrixStack]:
-    sim_port, portal_port = free_port(), free_port()
-    sim_url, portal_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{portal_port}"
+def crm_stack(folder: Path, fake: str, fake_args: tuple[str, ...], crm: Callable[[str], dict[str, Any]],
+              name: str = "", **sections: dict[str, Any]) -> Iterator[CrmStack]:
+    """The stack with `tcxhooks fakecrm <fake> *fake_args` and one `[crm:<name>]` section (`name`: `fake`
+    unless given), `crm(fake CRM's url)`."""
+    sim_port, crm_port = free_port(), free_port()
+    sim_url, crm_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{crm_port}"
     config = write_config(
         folder,
         pbx={"url": sim_url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "ringing_grace": "1",
              "reconcile": "false", "recover_outages": "false"},
         events={"language": "en"},
         recordings={"grace": "1"},
-        dispatcher={"retry_schedule": "1s,2s,5s,10s"},
-        **{"crm:b24": {"type": "bitrix24", "url": portal_url, "client_id": PORTAL_CLIENT_ID,
-                       "client_secret": PORTAL_SECRET, "oauth_url": f"{portal_url}/oauth/token/",
-                       "default_user": "1", "click_to_call": "true", **(crm or {})}},
-        **sections)
+        **{"dispatcher": {"retry_schedule": "1s,2s,5s,10s"}, **sections, f"crm:{name or fake}": crm(crm_url)})
     parser = read_config(config)  # the listener's port: one no other server of the stack was given
-    taken = {sim_port, portal_port, int(parser["metrics"]["port"]), int(parser["recordings"]["listen"].rsplit(":")[1]),
+    taken = {sim_port, crm_port, int(parser["metrics"]["port"]), int(parser["recordings"]["listen"].rsplit(":")[1]),
              *(int(address.rsplit(":")[1]) for address in parser["services"].values() if address.count(":") == 1)}
     listener_port = free_port()
     while listener_port in taken:
@@ -111,18 +123,30 @@ def bitrix_stack(folder: Path, portal_args: tuple[str, ...] = (), crm: dict[str,
         parser.write(handle)
     procs = [start(["sim", "--port", str(sim_port), "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
                     "--recordings-dir", str(folder / "pbx-recordings")], folder / "sim.log"),
-             start(["fakecrm", "bitrix24", "--port", str(portal_port), *portal_args], folder / "portal.log")]
-    stack = BitrixStack(folder, config, sim_url, portal_url, listener_url)
+             start(["fakecrm", fake, "--port", str(crm_port), *fake_args], folder / "crm.log")]
+    stack = CrmStack(folder, config, sim_url, crm_url, listener_url)
     try:
         wait_http(f"{sim_url}/sim/scenarios", proc=procs[0])
-        wait_http(f"{portal_url}/fake/calls", proc=procs[1])
+        wait_http(f"{crm_url}/fake/calls", proc=procs[1])
         for name in SERVICES:
             stack.start(name)
-        installed = stack.fake("/fake/install", {"url": f"{listener_url}/crm/b24/install"})
-        assert installed["status"] == 200, installed
         yield stack
     finally:
         for proc in stack.procs.values():
             stop(proc)
         for proc in procs:
             stop(proc)
+
+
+@contextlib.contextmanager
+def bitrix_stack(folder: Path, portal_args: tuple[str, ...] = (), crm: dict[str, Any] | None = None,
+                 **sections: dict[str, Any]) -> Iterator[CrmStack]:
+    """The stack with the fake Bitrix24 portal, the application installed."""
+    def section(portal_url: str) -> dict[str, Any]:
+        return {"type": "bitrix24", "url": portal_url, "client_id": PORTAL_CLIENT_ID, "client_secret": PORTAL_SECRET,
+                "oauth_url": f"{portal_url}/oauth/token/", "default_user": "1", "click_to_call": "true", **(crm or {})}
+
+    with crm_stack(folder, "bitrix24", portal_args, section, "b24", **sections) as stack:
+        installed = stack.fake("/fake/install", {"url": f"{stack.listener_url}/crm/b24/install"})
+        assert installed["status"] == 200, installed
+        yield stack

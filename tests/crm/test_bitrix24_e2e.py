@@ -11,13 +11,13 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from tests.crm.stack import PORTAL_SECRET, BitrixStack, bitrix_stack
+from tests.crm.stack import PORTAL_SECRET, CrmStack, bitrix_stack
 from tests.helpers.services import tcxhooks_command
 
 FAST = {"ring_seconds": 0.5, "talk_seconds": 1.5, "wait_seconds": 1.5}
 
 
-def chain_of(stack: BitrixStack, number: int) -> str:
+def chain_of(stack: CrmStack, number: int) -> str:
     """The call id prefix the monitor gave PBX call `number` (from the registrations of the portal)."""
     for registration in stack.state()["registrations"]:
         external = registration["external_id"]
@@ -26,7 +26,7 @@ def chain_of(stack: BitrixStack, number: int) -> str:
     raise AssertionError(f"no registration for call {number}")
 
 
-def per_call(stack: BitrixStack, chain: str) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+def per_call(stack: CrmStack, chain: str) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     """The successful calls of one chain grouped by Bitrix24 call (its EXTERNAL_CALL_ID's link), in order."""
     state = stack.state()
     external = {r["call_id"]: r["external_id"] for r in state["registrations"]
@@ -48,7 +48,7 @@ def methods(calls: list[tuple[str, dict[str, Any]]]) -> list[str]:
     return [m for m, _ in calls]
 
 
-def settled(stack: BitrixStack, number: int, expected: dict[str, int]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+def settled(stack: CrmStack, number: int, expected: dict[str, int]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     """Waits until the scenario's Bitrix24 calls number `expected` (link → count) and the PBX call is over."""
     def done() -> bool:
         if not stack.sim_call(number).get("done"):
@@ -91,13 +91,13 @@ def test_the_portal_rate_limiting_us_loses_nothing(tmp_path: Path) -> None:
 
 # the tests below share one stack (started at its first use, stopped after the last)
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BitrixStack]:
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrmStack]:
     """One stack for the tests that need nothing special of it."""
     with bitrix_stack(tmp_path_factory.mktemp("bitrix")) as stack:
         yield stack
 
 
-def test_the_scenarios_give_the_exact_bitrix24_calls(shared: BitrixStack) -> None:
+def test_the_scenarios_give_the_exact_bitrix24_calls(shared: CrmStack) -> None:
     stack = shared
     calls = settled(stack, stack.play("inbound_answered", **FAST), {"-0": 3})
     assert methods(calls["-0"]) == ["register", "finish", "attachRecord"]
@@ -140,7 +140,7 @@ def test_the_scenarios_give_the_exact_bitrix24_calls(shared: BitrixStack) -> Non
 
 
 
-def test_click_to_call_from_the_portal_is_a_real_call_finished_under_its_call_id(shared: BitrixStack) -> None:
+def test_click_to_call_from_the_portal_is_a_real_call_finished_under_its_call_id(shared: CrmStack) -> None:
     stack = shared
     stack.wait(lambda: any(h["event"] == "ONEXTERNALCALLSTART" for h in stack.state()["handlers"]),
                what="the click-to-call handler bound")
@@ -159,7 +159,7 @@ def test_click_to_call_from_the_portal_is_a_real_call_finished_under_its_call_id
                 and c["params"]["PHONE_NUMBER"].endswith("79035556677")]
 
 
-def test_check_proves_the_adapter_without_changing_the_portal(shared: BitrixStack) -> None:
+def test_check_proves_the_adapter_without_changing_the_portal(shared: CrmStack) -> None:
     shared.wait(lambda: any(h["event"] == "ONEXTERNALCALLSTART" for h in shared.state()["handlers"]),
                 what="the click-to-call handler bound")
     before = len(shared.calls())
