@@ -39,7 +39,8 @@ from aiohttp import web
 
 from .common import Faults, Journal, LeakyBucket, add_fake_routes, failure_after, json_body
 
-UNLIMITED = 10**9  # the bucket of a Zammad without a proxy limit
+UNLIMITED = 10**9
+DEMO_TOKEN = "fake-cti-token"  # the bucket of a Zammad without a proxy limit
 
 
 @dataclass
@@ -79,7 +80,7 @@ def _opaque_error() -> CtiError:
 
 
 class FakeZammad:
-    def __init__(self, token: str = "fake-cti-token", *, enabled: bool = True, configured: bool = True,
+    def __init__(self, token: str = DEMO_TOKEN, *, enabled: bool = True, configured: bool = True,
                  blocked_callers: set[str] | None = None, default_caller_id: str = "",
                  routing_table: list[tuple[str, str]] | None = None, limit: int = 0, drain: float = 0.0,
                  clock: Callable[[], float] = time.time) -> None:
@@ -252,7 +253,7 @@ def _add_control_routes(app: web.Application, fake: FakeZammad) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--token", default="", help="the CTI token in the endpoint URL (default: random, printed)")
+    parser.add_argument("--token", default=DEMO_TOKEN, help=f"the CTI token in the endpoint URL ({DEMO_TOKEN})")
     parser.add_argument("--block", action="append", default=[], metavar="NUMBER",
                         help="a caller Zammad rejects (Admin → CTI: blocked caller ids); repeatable")
     parser.add_argument("--limit", type=int, default=0, help="requests a second above which a proxy answers 429 "
@@ -260,7 +261,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build(args: argparse.Namespace, url: str) -> tuple[web.Application, list[str]]:
-    fake = FakeZammad(args.token or secrets.token_urlsafe(20), blocked_callers=set(args.block),
+    fake = FakeZammad(args.token, blocked_callers=set(args.block),
                       limit=args.limit)
     lines = [f"fake Zammad at {url}",
              f"  CTI endpoint:     {url}/api/v1/cti/{fake.token}",

@@ -54,6 +54,19 @@ DEMOS = {
         expected=lambda analytics: [("telephony.externalCall.register",), ("telephony.externalCall.finish",),
                                     ("telephony.externalCall.attachRecord",)]
         + ([("telephony.call.attachTranscription", "crm.timeline.comment.add")] if analytics else [])),
+    "amocrm": CrmDemo(
+        section=lambda account, listener: {
+            "type": "amocrm", "url": account, "token": "fake-amo-long-lived-token", "user_map": "101=501,102=502,103=503",
+            "default_user": "501", "language": "en"},
+        setup=None,
+        # the call waits for its recording (amoCRM calls cannot be changed), then the summary is a note on the
+        # caller's lead (1002 in the fake account)
+        expected=lambda analytics: [("POST /api/v2/events",), ("POST /api/v4/calls",)]
+        + ([("POST /api/v4/leads/1002/notes",)] if analytics else [])),
+    "zammad": CrmDemo(
+        section=lambda server, listener: {"type": "zammad", "url": server, "token": "fake-cti-token"},
+        setup=None,
+        expected=lambda analytics: [("newCall",), ("answer",), ("hangup",)]),
 }
 
 

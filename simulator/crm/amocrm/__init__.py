@@ -3,7 +3,6 @@ Unsorted, tasks, notes, users, the v2 call notification), as amoCRM's documentat
 from __future__ import annotations
 
 import argparse
-import secrets
 
 from aiohttp import web
 
@@ -14,6 +13,7 @@ __all__ = ["AmoAccount", "FakeAmo", "add_arguments", "build", "demo_account"]
 
 CALLER = "79161234567"  # the simulator's external caller
 CALLEE = "79031112233"  # the number its outbound scenarios dial
+DEMO_TOKEN = "fake-amo-long-lived-token"
 
 
 def demo_account(fake: FakeAmo) -> FakeAmo:
@@ -26,7 +26,7 @@ def demo_account(fake: FakeAmo) -> FakeAmo:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--token", default="", help="the long-lived token it accepts (default: a random one, printed)")
+    parser.add_argument("--token", default=DEMO_TOKEN, help=f"the long-lived token it accepts ({DEMO_TOKEN})")
     parser.add_argument("--client-id", default="tcxhooks-integration", help="the OAuth integration's id")
     parser.add_argument("--client-secret", default="fake-client-secret", help="its secret key")
     parser.add_argument("--auth-code", default="", help="an authorization code it accepts once")
@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build(args: argparse.Namespace, url: str) -> tuple[web.Application, list[str]]:
-    token = args.token or secrets.token_urlsafe(24)
+    token = args.token
     fake = demo_account(FakeAmo(token, client_id=args.client_id, client_secret=args.client_secret,
                                 auth_code=args.auth_code, access_ttl=args.access_ttl, limit=args.limit,
                                 drain=float(args.limit), accepts_call_events=not args.no_call_events))
