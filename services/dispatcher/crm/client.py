@@ -23,10 +23,11 @@ from typing import Any, Iterable, Mapping, Protocol
 import aiohttp
 
 from .errors import CrmError
-from .metrics import LIMITER_WAIT, REQUEST_SECONDS
+from .metrics import LIMITER_WAIT, REQUEST_SECONDS, REQUESTS
 from .ratelimit import RateLimiter
 
 SNIPPET = 1024
+LIMITED_TRIES = 4  # "too many requests" waited out in place before an attempt fails
 MAX_BODY = 4 * 1024 * 1024  # CRM answers are small JSON; anything bigger is not one
 MAX_FETCH = 200 * 1024 * 1024  # a recording to upload
 
@@ -114,6 +115,21 @@ class JsonApi:
                            code="network") from None
         REQUEST_SECONDS.labels(self.crm).observe(time.perf_counter() - started)
         return answer
+
+    async def send_patiently(self, method: str, url: str, *, what: str, first_wait: float, json_body: Any = None,
+                             headers: Mapping[str, str] | None = None, realtime: bool = False) -> Answer:
+        """`send`, with "too many requests" (429, 503) waited out in place a few times (`first_wait`
+        seconds, then twice as long each time, the limiter paused meanwhile) before the answer is
+        given back: a CRM whose budget other clients share refuses now and then, and each refusal
+        passed on would cost the delivery an attempt."""
+        for tries in range(LIMITED_TRIES):
+            answer = await self.send(method, url, what=what, json_body=json_body, headers=headers, realtime=realtime)
+            if answer.status not in (429, 503) or tries == LIMITED_TRIES - 1:
+                return answer
+            REQUESTS.labels(self.crm, "limited").inc()
+            if self.limiter is not None:
+                self.limiter.slow_down(first_wait * 2 ** tries)
+        raise AssertionError("unreachable")
 
     async def fetch(self, url: str, *, what: str, limit: int = MAX_FETCH) -> bytes:
         """GET our own file (a recording link) for upload; raises CrmError(retry) when it fails."""

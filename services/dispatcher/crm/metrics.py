@@ -16,3 +16,12 @@ CLICKS = Counter("tcxhooks_dispatcher_crm_clicks_total", "Click-to-call requests
                  ["crm", "outcome"])  # started, refused, failed
 LISTENER = Counter("tcxhooks_dispatcher_crm_listener_requests_total", "Requests to the CRM listener by outcome",
                    ["outcome"])  # ok, rejected, unknown, error
+
+
+def request_outcome(status: int) -> str:
+    """The REQUESTS outcome of a CRM's HTTP answer."""
+    if status < 300:
+        return "ok"
+    if status in (429, 503):
+        return "limited"
+    return "unavailable" if status >= 500 else "refused"

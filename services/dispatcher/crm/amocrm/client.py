@@ -11,7 +11,7 @@
 | 401 | token refused (OAuth: refreshed once, then) | gone |
 | 402, 403 | account not paid, IP blocked, no rights | gone |
 | 404 on /api/v2/events | the account no longer takes call notifications (code `not_accepted`) | dead |
-| 429 | more than 7 requests a second: the limiter pauses | retry |
+| 429 | more than 7 requests a second: waited out in place (1, 2, 4 s), then | retry in 30 s |
 | 5xx, no answer | | retry |
 """
 from __future__ import annotations
@@ -24,12 +24,13 @@ from urllib.parse import urlencode
 from ...retry import parse_retry_after
 from ..client import Answer, JsonApi
 from ..errors import CrmError
+from ..metrics import REQUESTS, request_outcome
 from ..plan import Call
 from .auth import AmoAuth
 from .mapping import DUPLICATE, NOT_ACCEPTED
 
 log = logging.getLogger(__name__)
-SLOW_DOWN = 1.0  # seconds without requests after a 429
+LIMITED_RETRY = 30.0  # seconds until the next attempt of an event amoCRM kept refusing for its rate
 EVENTS_RETRY = 3600.0  # after a 404, try call notifications again an hour later
 EVENTS_PATH = "/api/v2/events"
 
@@ -69,12 +70,13 @@ class AmoApi:
     async def request(self, verb: str, path: str, what: str, *, body: Any = None,
                       query: Mapping[str, Any] | None = None, realtime: bool = False) -> Answer:
         url = self.base_url + path + (f"?{urlencode(query)}" if query else "")
-        answer = await self.api.send(verb, url, what=what, json_body=body, headers=await self.auth.headers(),
-                                     realtime=realtime)
+        answer = await self.api.send_patiently(verb, url, what=what, first_wait=1.0, json_body=body,
+                                               headers=await self.auth.headers(), realtime=realtime)
         if answer.status == 401 and self.auth.refreshable:
             await self.auth.refresh()
-            answer = await self.api.send(verb, url, what=what, json_body=body, headers=await self.auth.headers(),
-                                         realtime=realtime)
+            answer = await self.api.send_patiently(verb, url, what=what, first_wait=1.0, json_body=body,
+                                                   headers=await self.auth.headers(), realtime=realtime)
+        REQUESTS.labels(self.api.crm, request_outcome(answer.status)).inc()
         return answer
 
     def error(self, answer: Answer, what: str) -> CrmError:
@@ -93,10 +95,8 @@ class AmoApi:
         if status in (402, 403):
             return CrmError(f"{shown} (account not paid, IP blocked or no rights)", verdict="gone", status=status,
                             code="refused")
-        if status == 429:
-            wait = parse_retry_after(answer.headers.get("retry-after"))
-            if self.api.limiter is not None:
-                self.api.limiter.slow_down(wait or SLOW_DOWN)
+        if status == 429:  # still refused after the waits in place: the budget is someone else's for now
+            wait = parse_retry_after(answer.headers.get("retry-after")) or LIMITED_RETRY
             return CrmError(f"{what}: HTTP 429 (more than amoCRM's requests per second)", status=status,
                             code="limited", retry_after=wait)
         return CrmError(shown, verdict="retry" if status >= 500 or status == 0 else "dead", status=status)

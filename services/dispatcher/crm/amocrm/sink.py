@@ -44,16 +44,26 @@ PRUNE_EVERY = 3600.0
 
 
 class _WriteAhead:
-    """A Caller that marks a create request `pending` in the stored leg before it sends it."""
+    """A Caller that marks a create request `pending` in the stored leg before it sends it, and takes
+    the mark back when amoCRM refused the request outright (4xx: nothing was created)."""
 
     def __init__(self, amo: AmoApi, legs: LegStore, crm: str, key: str) -> None:
         self.amo, self.legs, self.crm, self.key = amo, legs, crm, key
 
     async def call(self, call: Call) -> Any:
-        if call.step in CREATES:
-            stored = await self.legs.get(self.crm, self.key) or {}
-            await self.legs.put(self.crm, self.key, {**stored, "pending": call.step, "search": ""})
-        return await self.amo.call(call)
+        if call.step not in CREATES:
+            return await self.amo.call(call)
+        await self._mark(call.step)
+        try:
+            return await self.amo.call(call)
+        except CrmError as error:
+            if 400 <= error.status < 500:
+                await self._mark("")
+            raise
+
+    async def _mark(self, step: str) -> None:
+        stored = await self.legs.get(self.crm, self.key) or {}
+        await self.legs.put(self.crm, self.key, {**stored, "pending": step, "search": ""})
 
 
 class AmoSink:

@@ -14,7 +14,7 @@ What Zammad answers (docs/crm.md, "Zammad"):
 | 422 other (e.g. "Invalid direction!") | Zammad cannot take this request | dead |
 | 500 "Object already exists!" | `newCall` for a call it has (code `exists`) | retry |
 | 500 other | an error Zammad shows only in its log, e.g. "No such call_id" (code `server`) | retry |
-| 429, 503 | a proxy's or Zammad's limit: the limiter pauses | retry |
+| 429, 503 | a proxy's or Zammad's limit: waited out in place (½, 1, 2 s), then | retry in 5 s |
 """
 from __future__ import annotations
 
@@ -22,11 +22,12 @@ from typing import Any
 
 from ..client import Answer, JsonApi
 from ..errors import CrmError
+from ..metrics import REQUESTS, request_outcome
 from ..plan import Call
 from ...retry import parse_retry_after
 from .mapping import EXISTS, SERVER
 
-SLOW_DOWN = 1.0  # seconds without requests after a 429 that named no wait
+LIMITED_RETRY = 5.0  # seconds until the next attempt of an event still refused for a limit (Zammad: real time)
 
 
 class ZammadCti:
@@ -35,7 +36,9 @@ class ZammadCti:
         self.url = url
 
     async def post(self, body: dict[str, Any], what: str) -> Answer:
-        return await self.api.send("POST", self.url, what=what, json_body=body)
+        answer = await self.api.send_patiently("POST", self.url, what=what, first_wait=0.5, json_body=body)
+        REQUESTS.labels(self.api.crm, request_outcome(answer.status)).inc()
+        return answer
 
     async def call(self, call: Call) -> Any:
         answer = await self.post(dict(call.params), f"zammad {call.step}")
@@ -54,10 +57,8 @@ class ZammadCti:
             return CrmError(shown, verdict="gone", status=status, code="disabled")
         if status == 500:
             return CrmError(shown, status=status, code=EXISTS if message == "Object already exists!" else SERVER)
-        if status in (429, 503):
-            wait = parse_retry_after(answer.headers.get("retry-after"))
-            if self.api.limiter is not None:
-                self.api.limiter.slow_down(wait or SLOW_DOWN)
+        if status in (429, 503):  # still refused after the waits in place
+            wait = parse_retry_after(answer.headers.get("retry-after")) or LIMITED_RETRY
             return CrmError(shown, status=status, code="limited", retry_after=wait)
         if status == 404:
             return CrmError(f"{shown} (no CTI endpoint at [crm] url)", verdict="gone", status=status, code="url")
