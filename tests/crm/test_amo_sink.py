@@ -20,8 +20,12 @@ from tests.crm.portal import serve
 from .scenarios import CALLER, CHAIN, analytics, ended, recording, scenarios
 
 TOKEN = "long-lived-amo-token-0123456789"
-NOW = time.time()
-FRESH = scenarios(start=NOW)  # real-time steps are sent only for fresh events
+
+
+def fresh(chain: str = CHAIN) -> dict[str, list[events_pb2.Event]]:
+    """The scenarios of a call that started now: real-time steps go out only for fresh events."""
+    return scenarios(chain=chain, start=time.time())
+
 OPTIONS = AmoOptions(user_map={"101": 501, "102": 502}, default_user=501)
 
 
@@ -82,7 +86,7 @@ def calls(fake: Amo) -> list[tuple[str, int, str, str, str]]:
 
 async def test_inbound_answered_one_call_with_its_recording_a_notification_and_the_transcript(
         sink: AmoSink, amo: Amo) -> None:
-    await deliver_all(sink, FRESH["inbound answered"])
+    await deliver_all(sink, fresh()["inbound answered"])
     lead = amo.account.contacts[min(amo.account.contacts)].lead_ids[0]
     assert calls(amo) == [(f"{CHAIN}-1", 4, "inbound", "leads", f"https://media.example/r/{CHAIN}-1/1.mp3")]
     assert [(e.phone_number, e.users) for e in amo.account.phone_events] == [(CALLER, [501])]
@@ -92,29 +96,29 @@ async def test_inbound_answered_one_call_with_its_recording_a_notification_and_t
 
 
 async def test_a_missed_queue_call_status_6_and_a_call_back_task(sink: AmoSink, amo: Amo) -> None:
-    await deliver_all(sink, FRESH["queue abandoned with callback"])
+    await deliver_all(sink, fresh()["queue abandoned with callback"])
     assert calls(amo) == [(f"{CHAIN}-0", 6, "inbound", "leads", "")]
     assert [(t.entity_type, t.responsible_user_id) for t in amo.account.tasks] == [("leads", 501)]
 
 
 @pytest.mark.parametrize("scenario", ["blind transfer", "attended transfer"])
 async def test_transfers_log_each_leg_once_with_its_own_recording(sink: AmoSink, amo: Amo, scenario: str) -> None:
-    await deliver_all(sink, FRESH[scenario])
+    await deliver_all(sink, fresh()[scenario])
     assert [(uniq, status, link.split("/")[-2]) for uniq, status, _, _, link in calls(amo)] == [
         (f"{CHAIN}-1", 4, f"{CHAIN}-1"), (f"{CHAIN}-2", 4, f"{CHAIN}-2")]
     assert [c.body["responsible_user_id"] for c in amo.account.calls] == [501, 502]
 
 
 async def test_outbound_answered_and_not(sink: AmoSink, amo: Amo) -> None:
-    await deliver_all(sink, FRESH["outbound answered"])
-    await deliver_all(sink, scenarios(start=NOW, chain="251125184600_699")["outbound not answered"])
+    await deliver_all(sink, fresh()["outbound answered"])
+    await deliver_all(sink, fresh("251125184600_699")["outbound not answered"])
     assert [(u, s, d) for u, s, d, _, _ in calls(amo)] == [(f"{CHAIN}-1", 4, "outbound"),
                                                            ("251125184600_699-0", 6, "outbound")]
     assert amo.account.tasks == []
 
 
 async def test_an_unknown_caller_goes_to_unsorted_with_the_task_on_its_lead(sink: AmoSink, amo: Amo) -> None:
-    events = scenarios(start=NOW, chain="251125184700_700")["queue abandoned with callback"]
+    events = fresh("251125184700_700")["queue abandoned with callback"]
     for event in events:
         event.call.caller_id = "74990001122"
     await deliver_all(sink, events)
@@ -125,13 +129,13 @@ async def test_an_unknown_caller_goes_to_unsorted_with_the_task_on_its_lead(sink
 
 
 async def test_a_recording_that_never_comes_does_not_hold_the_call_back(sink: AmoSink, amo: Amo) -> None:
-    await deliver_all(sink, FRESH["inbound answered"][:3])
+    await deliver_all(sink, fresh()["inbound answered"][:3])
     assert amo.account.calls == []
     assert await sink.sweep(now=time.time() + 60) == 0  # still within recording_wait
     assert await sink.sweep(now=time.time() + OPTIONS.recording_wait + 1) == 1
     assert calls(amo) == [(f"{CHAIN}-1", 4, "inbound", "leads", "")]
     # the recording comes after all: a note, no second call
-    await deliver_all(sink, [recording(1, start=NOW), analytics(1, start=NOW)])
+    await deliver_all(sink, [recording(1, start=time.time()), analytics(1, start=time.time())])
     assert len(amo.account.calls) == 1
     texts = [n.params.get("text", "") for n in amo.account.notes if n.note_type == "common"]
     assert texts[0] == f"Запись звонка {CHAIN}-1: https://media.example/r/{CHAIN}-1/1.mp3"
@@ -156,9 +160,9 @@ async def test_a_create_whose_answer_was_lost_is_found_not_repeated(sink: AmoSin
     real = sink.amo
     with monkeypatch.context() as patch:
         patch.setattr(sink, "amo", LosesAnswers(real))
-        for event in FRESH["queue abandoned with callback"] + FRESH["inbound answered"][2:]:
+        for event in fresh()["queue abandoned with callback"] + fresh()["inbound answered"][2:]:
             await sink.deliver(event)  # every create "times out" after amoCRM took it
-    await deliver_all(sink, FRESH["queue abandoned with callback"] + FRESH["inbound answered"][2:])
+    await deliver_all(sink, fresh()["queue abandoned with callback"] + fresh()["inbound answered"][2:])
     assert sorted(c[0] for c in calls(amo)) == [f"{CHAIN}-0", f"{CHAIN}-1"]
     assert len(amo.account.tasks) == 1
     assert len([n for n in amo.account.notes if n.note_type == "common"]) == 1
@@ -167,7 +171,7 @@ async def test_a_create_whose_answer_was_lost_is_found_not_repeated(sink: AmoSin
 async def test_when_amo_refuses_for_rate_the_retries_lose_nothing(sink: AmoSink, amo: Amo) -> None:
     amo.faults.pending.append(Failure("*", 429, {}, 4))  # other integrations used the account's budget
     chains = [f"2511251851{n:02d}_{900 + n}" for n in range(4)]
-    await asyncio.gather(*(deliver_all(sink, scenarios(start=NOW, chain=c)["inbound answered"]) for c in chains))
+    await asyncio.gather(*(deliver_all(sink, fresh(c)["inbound answered"]) for c in chains))
     assert [c.status for c in amo.journal.received].count(429) == 4
     assert sorted(c[0] for c in calls(amo)) == sorted(f"{c}-1" for c in chains)
     assert len([n for n in amo.account.notes if n.note_type == "common"]) == 4
@@ -180,11 +184,11 @@ async def test_oauth_tokens_are_refreshed_rotated_and_kept_in_the_store(legs: Le
     sink = make_sink(legs, fake.url, token="", client_id=fake.client_id, client_secret=fake.client_secret,
                      redirect_uri="https://tcxhooks.example/amo", refresh_token=first_refresh)
     try:
-        await deliver_all(sink, FRESH["outbound not answered"])
+        await deliver_all(sink, fresh()["outbound not answered"])
         assert first_refresh not in fake.refresh_tokens
         stored = await legs.value("amo", "oauth")
         assert stored is not None and first_refresh not in stored
-        await deliver_all(sink, scenarios(start=NOW, chain="251125184600_699")["outbound not answered"])
+        await deliver_all(sink, fresh("251125184600_699")["outbound not answered"])
     finally:
         await sink.close()
         await runner.cleanup()
