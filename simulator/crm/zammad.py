@@ -74,6 +74,11 @@ class CtiError(Exception):
         self.body = body
 
 
+def _injected(status: int) -> CtiError:
+    """A failure asked for under /fake/fail: Zammad's own opaque 500, or what a proxy in front answers."""
+    return _opaque_error() if status == 500 else CtiError(status, {"error": f"HTTP {status} (injected)"})
+
+
 def _opaque_error() -> CtiError:
     """What Zammad answers a non-admin for an error without a human text."""
     return CtiError(500, {"error": f"Error ID {secrets.token_urlsafe(6)[:8]}: Please contact your administrator."})
@@ -115,10 +120,10 @@ class FakeZammad:
         failure = self.faults.take(name)
         try:
             if failure is not None and not failure.body.get("after"):
-                raise _opaque_error()
+                raise _injected(failure.status)
             result = self._process(request.match_info["token"], params)
             if failure is not None and await failure_after(failure):  # done, but the answer is lost
-                raise _opaque_error()
+                raise _injected(failure.status)
         except CtiError as exc:
             self.journal.add(name, params, exc.status, exc.body.get("error", ""))
             return web.json_response(exc.body, status=exc.status)
