@@ -112,13 +112,13 @@ def write_config(folder: str, sim_url: str, crm_url: str, listener_port: int, de
 
 def _shown(call: dict[str, Any]) -> str:
     params = " ".join(f"{k}={v}" for k, v in call["params"].items())
-    status = "" if call["status"] == 200 else f"  → {call['status']} {call['error']}"
+    status = "" if 200 <= call["status"] < 300 else f"  → {call['status']} {call['error']}"
     return f"{call['method']:<38} {params[:150]}{status}"
 
 
 async def _print_calls(client: httpx.AsyncClient, crm_url: str, wanted: list[tuple[str, ...]], timeout: float,
                        started: float) -> bool:
-    """Prints the fake CRM's calls as they arrive; True once one method of each wanted group was answered 200."""
+    """Prints the fake CRM's calls as they arrive; True once one method of each wanted group was answered 2xx."""
     seen = 0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -127,7 +127,7 @@ async def _print_calls(client: httpx.AsyncClient, crm_url: str, wanted: list[tup
             when = "  setup  " if call["at"] < started else f"+{call['at'] - started:6.2f}s"
             print(f"  {when}  {_shown(call)}", flush=True)
         seen = len(calls)
-        done = {c["method"] for c in calls if c["status"] == 200}
+        done = {c["method"] for c in calls if 200 <= c["status"] < 300}
         if all(done & set(group) for group in wanted):
             return True
         await asyncio.sleep(0.3)

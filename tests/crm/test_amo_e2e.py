@@ -1,15 +1,18 @@
 """amoCRM end to end: the 3CX simulator, the real monitor, dispatcher and media as processes, and the
 fake amoCRM account: what amoCRM holds after each webhooks.md §6 scenario, a dispatcher killed while
-amoCRM had taken a call but not yet answered, and amoCRM rate-limiting us."""
+amoCRM had taken a call but not yet answered, amoCRM rate-limiting us, `tcxhooks check` and
+`tcxhooks demo --crm amocrm`."""
 from __future__ import annotations
 
 import contextlib
+import subprocess
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
 from tests.crm.stack import CrmStack, crm_stack
+from tests.helpers.services import tcxhooks_command
 
 FAST = {"ring_seconds": 0.5, "talk_seconds": 1.5, "wait_seconds": 1.5}
 TOKEN = "e2e-amo-long-lived-token"
@@ -141,3 +144,28 @@ def test_amo_rate_limiting_us_loses_nothing(tmp_path: Path) -> None:
         assert all(u["metadata"].get("link") for u in state["unsorted"])
         assert {leg_of(r).split("_")[1].split("-")[0] for r in state["calls"] + state["unsorted"]} == {
             str(first + i) for i in range(5)}
+
+
+def test_check_proves_the_adapter_without_changing_amo(shared: CrmStack) -> None:
+    before = shared.state()
+    result = subprocess.run(tcxhooks_command("check", "-c", str(shared.config)), capture_output=True, text=True,
+                            timeout=120)
+    lines = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("amo ")}
+    assert set(lines) == {"auth", "users", "notify"}, result.stdout
+    assert all(" ok " in line for line in lines.values()), result.stdout
+    assert "101 → 501 Anna Petrova" in lines["users"] and "tcxdemo" in lines["auth"]
+    assert any(line.startswith("crm amo") and " ok " in line for line in result.stdout.splitlines()), result.stdout
+    after = shared.state()
+    for kept in ("calls", "notes", "tasks", "unsorted", "phone_events"):
+        assert after[kept] == before[kept], kept
+    assert TOKEN not in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_the_amocrm_demo_prints_amos_calls_and_succeeds() -> None:
+    result = subprocess.run(tcxhooks_command("demo", "--crm", "amocrm", "--talk", "2", "--timeout", "240"),
+                            capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for method in ("POST /api/v2/events", "POST /api/v4/calls"):
+        assert method in result.stdout, result.stdout
+    assert "done: the CRM got every call it should." in result.stdout

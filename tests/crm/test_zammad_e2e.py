@@ -1,15 +1,19 @@
 """Zammad end to end: the 3CX simulator, the real monitor, dispatcher and media as processes, and the
 fake Zammad: its caller log after each webhooks.md §6 scenario, a dispatcher killed after Zammad took
-a newCall, and a proxy rate-limiting us while the dispatcher's own schedule would wait minutes."""
+a newCall, a proxy rate-limiting us while the dispatcher's own schedule would wait minutes, `tcxhooks
+check` and `tcxhooks demo --crm zammad`."""
 from __future__ import annotations
 
 import contextlib
+import re
+import subprocess
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
 from tests.crm.stack import CrmStack, crm_stack
+from tests.helpers.services import tcxhooks_command
 
 FAST = {"ring_seconds": 0.5, "talk_seconds": 1.5, "wait_seconds": 1.5}
 TOKEN = "e2e-zammad-cti-token"
@@ -110,3 +114,24 @@ def test_a_proxy_rate_limiting_us_loses_nothing_and_zammad_retries_within_second
         stack.fake("/fake/fail", {"method": "answer", "status": 429, "count": 8})
         found = settled(stack, stack.play("inbound_answered", **FAST))
         assert found["history"] == ["newCall", "answer", "hangup"] and found["comment"] == "normalClearing"
+
+
+def test_check_proves_the_adapter_without_writing_a_row(shared: CrmStack) -> None:
+    rows = len(shared.state()["log"])
+    result = subprocess.run(tcxhooks_command("check", "-c", str(shared.config)), capture_output=True, text=True,
+                            timeout=120)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("zammad cti")]
+    assert len(lines) == 1 and " ok " in lines[0], result.stdout
+    assert any(line.startswith("crm zammad") and " ok " in line for line in result.stdout.splitlines()), result.stdout
+    assert len(shared.state()["log"]) == rows
+    assert TOKEN not in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_the_zammad_demo_prints_the_cti_events_and_succeeds() -> None:
+    result = subprocess.run(tcxhooks_command("demo", "--crm", "zammad", "--talk", "2", "--timeout", "240"),
+                            capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stdout + result.stderr
+    events = re.findall(r"^\s*\+\s*[\d.]+s\s+(\S+)", result.stdout, re.MULTILINE)
+    assert events == ["newCall", "answer", "hangup"], result.stdout
+    assert "done: the CRM got every call it should." in result.stdout
