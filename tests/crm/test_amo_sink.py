@@ -57,7 +57,7 @@ async def amo() -> AsyncIterator[Amo]:
 
 def make_sink(legs: LegStore, url: str, options: AmoOptions = OPTIONS, **settings: Any) -> AmoSink:
     settings.setdefault("token", TOKEN)
-    return AmoSink(AmoSettings("amo", url, options=options, **settings), SinkDeps(legs, "", None, 30))
+    return AmoSink(AmoSettings("amo", url=url, options=options, **settings), SinkDeps(legs, "", None, 30))
 
 
 @pytest.fixture

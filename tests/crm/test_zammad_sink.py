@@ -30,7 +30,7 @@ async def zammad() -> AsyncIterator[Zammad]:
 
 
 def make_sink(legs: LegStore, url: str) -> ZammadSink:
-    settings = ZammadSettings("zammad", url, options=ZammadOptions(user_map={"102": "boris"}))
+    settings = ZammadSettings("zammad", url=url, options=ZammadOptions(user_map={"102": "boris"}))
     return ZammadSink(settings, SinkDeps(legs, "", None, 30))
 
 

@@ -18,13 +18,14 @@ import json
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Protocol
+from typing import Any, Iterable, Mapping
 
 import aiohttp
 
 from .errors import CrmError
 from .metrics import LIMITER_WAIT, REQUEST_SECONDS, REQUESTS
 from .ratelimit import RateLimiter
+from .settings import AdapterSettings
 
 SNIPPET = 1024
 LIMITED_TRIES = 4  # "too many requests" waited out in place before an attempt fails
@@ -40,29 +41,9 @@ class Answer:
     headers: Mapping[str, str]
 
 
-class HttpSettings(Protocol):
-    """What an adapter's settings say about its HTTP client."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def rate(self) -> float: ...
-    @property
-    def burst(self) -> int: ...
-    @property
-    def timeout(self) -> float: ...
-    @property
-    def connect_timeout(self) -> float: ...
-    @property
-    def ca_file(self) -> str: ...
-    @property
-    def concurrency(self) -> int: ...
-    def secrets(self) -> list[str]: ...
-
-
 class JsonApi:
     @classmethod
-    def of(cls, settings: HttpSettings) -> "JsonApi":
+    def of(cls, settings: AdapterSettings) -> "JsonApi":
         """The client of one adapter: its rate limiter, timeouts, CA bundle, concurrency, secrets."""
         return cls(settings.name, RateLimiter(settings.rate, settings.burst), timeout=settings.timeout,
                    connect_timeout=settings.connect_timeout, ca_file=settings.ca_file,

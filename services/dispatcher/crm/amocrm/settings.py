@@ -3,13 +3,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..settings import AdapterSettings
 from .auth import OAuthApp
 from .requests import AmoOptions
 
 
 @dataclass(frozen=True)
-class AmoSettings:
-    name: str
+class AmoSettings(AdapterSettings):
+    # amoCRM allows 7 requests a second: a bucket of 1 refilled 6 a second never sends more in any second
+    rate: float = 6.0
+    burst: int = 1
     url: str = ""  # the account: https://SUBDOMAIN.amocrm.ru or https://SUBDOMAIN.kommo.com
     token: str = ""  # a long-lived token (private integration, Keys and scopes)
     client_id: str = ""  # or OAuth: the integration's keys, its redirect URI, and a code or refresh token
@@ -17,14 +20,6 @@ class AmoSettings:
     redirect_uri: str = ""
     auth_code: str = ""
     refresh_token: str = ""
-    # amoCRM allows 7 requests a second: a bucket of 1 refilled 6 a second never sends more in any second
-    rate: float = 6.0
-    burst: int = 1
-    stale_after: float = 20.0
-    timeout: float = 15.0
-    connect_timeout: float = 5.0
-    ca_file: str = ""
-    concurrency: int = 16
     options: AmoOptions = field(default_factory=AmoOptions)
 
     @property

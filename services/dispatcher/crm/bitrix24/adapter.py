@@ -18,7 +18,6 @@ from ..client import JsonApi
 from ..engine import Trace, run_steps
 from ..errors import CrmError
 from ..event import CrmEvent
-from ..ratelimit import RateLimiter
 from ..sink import CheckLine, Route, SinkDeps, SinkReply, deliver_with, delivered, failed, fresh
 from .api import BitrixApi
 from .auth import TokenKeeper
@@ -38,9 +37,7 @@ class Bitrix24Sink:
         self.target = settings.target
         self.settings = settings
         self.deps = deps
-        self.http = JsonApi(settings.name, RateLimiter(settings.rate, settings.burst), timeout=settings.timeout,
-                            connect_timeout=settings.connect_timeout, ca_file=settings.ca_file,
-                            concurrency=settings.concurrency, secrets=settings.secrets())
+        self.http = JsonApi.of(settings)
         self.tokens = TokenKeeper(settings, deps.legs, self.http)
         self.api = BitrixApi(settings, self.http, self.tokens)
         self.directory = Directory(settings, self.api)

@@ -6,33 +6,28 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from ...config import CrmConfig
+from ..settings import AdapterSettings
 from .mapping import Options
 
 OAUTH_URL = "https://oauth.bitrix.info/oauth/token/"
 
 
 @dataclass(frozen=True)
-class Bitrix24Settings:
-    name: str
+class Bitrix24Settings(AdapterSettings):
+    rate: float = 2.0  # 5 on Enterprise plans
+    burst: int = 50  # 250 on Enterprise plans
     url: str = ""  # the portal, e.g. https://company.bitrix24.ru (OAuth mode: tokens must be for it)
     client_id: str = ""  # the local application's keys (OAuth mode)
     client_secret: str = ""
     oauth_url: str = OAUTH_URL
     webhook_url: str = ""  # https://company.bitrix24.ru/rest/1/<code>/ (fallback mode)
     event_token: str = ""  # webhook mode: the outgoing webhook's token for click-to-call events
-    rate: float = 2.0
-    burst: int = 50
-    stale_after: float = 20.0
     default_user: int = 0
     user_map: dict[str, int] = field(default_factory=dict)  # extension → user id, over UF_PHONE_INNER
     users_refresh: float = 600.0
     line: str = ""  # one LINE_NUMBER for every call ("": the call's DID, added as a line when new)
     click_to_call: bool = False
     click_window: float = 120.0  # how long a click waits for its call to show up
-    timeout: float = 15.0
-    connect_timeout: float = 5.0
-    ca_file: str = ""
-    concurrency: int = 16
     options: Options = field(default_factory=Options)
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from ..settings import AdapterSettings
 from .mapping import ZammadOptions
 
 # Zammad times a call by when each request arrives: a retry minutes later would distort its caller
@@ -12,17 +13,11 @@ RETRY_SCHEDULE = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
 
 
 @dataclass(frozen=True)
-class ZammadSettings:
-    name: str
-    url: str = ""  # https://zammad.example.com/api/v1/cti/<token>: the token is the only credential
+class ZammadSettings(AdapterSettings):
     rate: float = 20.0  # Zammad documents no limit; a proxy in front of it may have one
     burst: int = 20
-    stale_after: float = 20.0
+    url: str = ""  # https://zammad.example.com/api/v1/cti/<token>: the token is the only credential
     retry_schedule: tuple[float, ...] = RETRY_SCHEDULE
-    timeout: float = 15.0
-    connect_timeout: float = 5.0
-    ca_file: str = ""
-    concurrency: int = 16
     options: ZammadOptions = field(default_factory=ZammadOptions)
 
     @property
