@@ -91,6 +91,9 @@ def _need(condition: bool, message: str) -> None:
         raise InvalidEvent(message)
 
 
+LAST_SECOND = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second a webhook's timestamp can show
+
+
 def validate(event: events_pb2.Event) -> None:
     """Raises InvalidEvent when the event cannot be stored and rendered."""
     _need(bool(event.event_id), "event.event_id is empty")
@@ -98,6 +101,8 @@ def validate(event: events_pb2.Event) -> None:
     _need(bool(event.chain), "event.chain is empty")
     _need(len(event.chain) <= MAX_ID, f"event.chain is longer than {MAX_ID} characters")
     _need("\x00" not in event.event_id + event.chain + call_id_of(event), "ids must not contain NUL characters")
+    _need(0 <= event.occur_time.seconds <= LAST_SECOND and 0 <= event.occur_time.nanos < 1_000_000_000,
+          "event.occur_time must be a time from 1970 to 9999")
     kind = event.WhichOneof("payload")
     _need(kind is not None, "event has no payload (call, status, recording, analytics, analytics_failed or ping)")
     if kind == "call":

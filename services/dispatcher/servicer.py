@@ -170,7 +170,10 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
 
     async def Redeliver(self, request: pb.RedeliverRequest, context: grpc.aio.ServicerContext) -> pb.RedeliverResponse:
         ids, webhook_ids = _chosen(request.delivery_ids)
-        since = request.since_time.ToNanoseconds() / 1e9 if request.HasField("since_time") else None
+        try:
+            since = request.since_time.ToNanoseconds() / 1e9 if request.HasField("since_time") else None
+        except ValueError as exc:  # seconds or nanos beyond what a Timestamp may hold
+            raise InvalidRequest(f"since_time is not a valid time ({exc})") from None
         if not request.delivery_ids and since is None and not request.dead:
             raise InvalidRequest("name delivery ids, a since_time or dead")
         count = await self.ledger.redeliver(ids, since, request.dead, webhook_ids)

@@ -23,6 +23,7 @@ from .pbx.client import PbxClient
 from .reconcile import Reconciler
 
 log = logging.getLogger(__name__)
+LAST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last moment a datetime holds
 
 
 def _stamp(seconds: float) -> Timestamp:
@@ -80,6 +81,8 @@ class MonitorServicer(monitor_service_pb2_grpc.MonitorServiceServicer):
         leg = request.leg
         if not leg.dn or not leg.start_unix_ms:
             raise InvalidRequest("leg.dn and leg.start_unix_ms are required")
+        if not all(0 <= ms <= LAST_MS for ms in (leg.start_unix_ms, leg.end_unix_ms)):
+            raise InvalidRequest("leg.start_unix_ms and end_unix_ms are milliseconds since 1970, before the year 10000")
         end = (leg.end_unix_ms or int(time.time() * 1000)) / 1000
         try:
             rows = await xapi.recordings(self.pbx, leg.dn, leg.start_unix_ms / 1000, end)

@@ -76,7 +76,7 @@ def rpc_status(response: httpx.Response) -> tuple[int, str]:
     """(code, message) of a google.rpc.Status body; (0, text snippet) when the body is not one."""
     try:
         body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         return 0, response.text[:200]
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         body = body["error"]

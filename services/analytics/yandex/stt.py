@@ -118,7 +118,7 @@ class SpeechKit:
 def _json(response: httpx.Response, what: str) -> Any:
     try:
         return response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise transient(f"{what}: answer is not JSON", "bad_response", max_attempts=3) from None
 
 

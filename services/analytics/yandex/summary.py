@@ -66,7 +66,7 @@ class YandexGPT:
             alternative = body["result"]["alternatives"][0]
             status = str(alternative.get("status", ""))
             text = str(alternative.get("message", {}).get("text", "")).strip()
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
             raise transient("YandexGPT completion answer has no result.alternatives[0]", "bad_response",
                             max_attempts=3) from None
         if status == "ALTERNATIVE_STATUS_CONTENT_FILTER" or not text:

@@ -268,7 +268,7 @@ class CallControl:
                     entity = event["entity"]
                     if not isinstance(entity, str) or not isinstance(event_type, int):
                         raise TypeError
-                except (ValueError, KeyError, TypeError, AttributeError):
+                except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
                     _bad("malformed_json", str(frame))
                     continue
                 if isinstance(sequence, int):

@@ -58,8 +58,12 @@ def _encodable(value: Any) -> Any:
 
 
 def decode_json(body: bytes) -> Any:
-    """JSON text → value; undecodable bytes and lone surrogates become U+FFFD (ValueError if not JSON)."""
-    value = json.loads(body.decode("utf-8", "replace"))
+    """JSON text → value; undecodable bytes and lone surrogates become U+FFFD (ValueError if not JSON, or
+    nested deeper than the parser's stack)."""
+    try:
+        value = json.loads(body.decode("utf-8", "replace"))
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
     return _encodable(value) if _SURROGATE_ESCAPE.search(body) else value
 
 
@@ -73,7 +77,7 @@ def jwt_expiry(token: str) -> float | None:
         claims = json.loads(base64.urlsafe_b64decode(payload))
         exp = claims.get("exp") if isinstance(claims, dict) else None
         return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         return None
 
 
@@ -89,7 +93,7 @@ def _detail(response: httpx.Response) -> str:
     """A short, secret-free description of an error answer (OData error message or body start)."""
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         text = response.text.strip().replace("\n", " ")
         return text[:200]
     if isinstance(body, dict):
@@ -175,7 +179,7 @@ class PbxClient:
                 token = body["access_token"]
                 if not isinstance(token, str) or not token:
                     raise KeyError("access_token")
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 TOKEN_MINTS.labels("garbage").inc()
                 self._record_token("garbage")
                 raise PbxError(f"POST {TOKEN_PATH}: the answer holds no access_token") from None
@@ -229,7 +233,7 @@ class PbxClient:
             return None
         try:
             return response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise PbxError(f"POST {path}: the PBX answered something that is not JSON") from None
 
     async def _send(self, method: str, path: str, params: dict[str, Any] | None,

@@ -19,6 +19,9 @@ BASE = "/xapi/v1"
 USER_FIELDS = "Id,Number,FirstName,LastName,DisplayName,EmailAddress,CurrentProfileName,QueueStatus"
 QUEUE_FIELDS = "Id,Number,Name"
 LOGGED_IN = "LoggedIn"
+# More rows than any PBX directory or day of agent logins holds: a count above it is refused before
+# paging, so a PBX claiming billions of rows cannot keep the poller paging and piling them up.
+MAX_ROWS = 100_000
 LOGGED_OUT = "LoggedOut"
 
 
@@ -135,6 +138,8 @@ class Xapi:
                 raise XapiError(what, "answer has no 'value' list")
             if not isinstance(count, int) or isinstance(count, bool) or count < 0:
                 raise XapiError(what, "answer has no @odata.count")
+            if count > MAX_ROWS:
+                raise XapiError(what, f"answer claims {count} rows, more than the {MAX_ROWS} a PBX holds")
             if expected is not None and count != expected:
                 raise XapiError(what, f"the PBX changed while paging (count {expected} then {count})")
             expected = count

@@ -47,7 +47,7 @@ async def read_event(request: web.Request) -> dict[str, Any]:
     if request.content_type == "application/json":
         try:
             body = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return {}
         return body if isinstance(body, dict) else {}
     return nested(parse_qsl(text, keep_blank_values=True))
