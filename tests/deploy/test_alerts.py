@@ -64,6 +64,8 @@ def test_rules_name_metrics_and_labels_the_services_serve(live: Live) -> None:
     for rule in ALERTS:
         names = metric_names(rule["expr"])
         service = next(iter({n.split("_")[1] for n in names}))
+        if service not in live.metrics and service not in live.skipped:
+            service = "dispatcher"  # a platform metric (tcxhooks_grpc_*): every service serves it
         if service in live.skipped:
             pytest.skip(f"{service} not started: {live.skipped[service]}")
         assert names <= _served(live, service), rule["alert"]
