@@ -1,5 +1,5 @@
 """amoCRM end to end: the 3CX simulator, the real monitor, dispatcher and media as processes, and the
-fake amoCRM account: what amoCRM holds after each webhooks.md §6 scenario, a dispatcher killed while
+fake amoCRM account: what amoCRM holds after each docs/webhooks.md §6 scenario, a dispatcher killed while
 amoCRM had taken a call but not yet answered, amoCRM rate-limiting us, `tcxhooks check` and
 `tcxhooks demo --crm amocrm`."""
 from __future__ import annotations

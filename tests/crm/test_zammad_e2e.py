@@ -1,5 +1,5 @@
 """Zammad end to end: the 3CX simulator, the real monitor, dispatcher and media as processes, and the
-fake Zammad: its caller log after each webhooks.md §6 scenario, a dispatcher killed after Zammad took
+fake Zammad: its caller log after each docs/webhooks.md §6 scenario, a dispatcher killed after Zammad took
 a newCall, a proxy rate-limiting us while the dispatcher's own schedule would wait minutes, `tcxhooks
 check` and `tcxhooks demo --crm zammad`."""
 from __future__ import annotations
