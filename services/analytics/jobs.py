@@ -21,7 +21,7 @@ from .backend import Backend, Outcome, Wait
 from .config import AnalyticsConfig
 from .errors import AnalyticsError, transient
 from .jobstore import Job, JobStore
-from .metrics import FAILURES, JOB_SECONDS, JOBS, RETRIES
+from .metrics import FAILURES, JOB_SECONDS, JOBS, RETRIES, STORE_ERRORS
 from .transcript import render_text, to_proto
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ LEASE = 60.0  # renewed every 20 s while a step runs (platform.jobqueue)
 PURGE_EVERY = 3600.0
 MAX_BACKOFF = 300.0
 IDLE_CHECK = 1.0
+STORE_PAUSE = 2.0  # between tries while the store is away
 
 
 def backoff(attempt: int, minimum: float = 0.0) -> float:
@@ -56,18 +57,28 @@ class Runner:
         try:
             while not stopping.is_set():
                 self.wake.clear()
-                free = self.config.concurrency - len(self.active)
-                if free > 0:
-                    for job in await self.jobs.claim(free, LEASE):
-                        task = asyncio.create_task(self._advance(job), name=f"analytics.job.{job.call_id}")
-                        self.active.add(task)
-                        task.add_done_callback(self._task_done)
-                await self._update_gauges()
-                await self._purge()
-                await self._idle(stopping)
+                try:
+                    await self._cycle()
+                    await self._idle(stopping)
+                except Exception as exc:  # the store is away (or broken): wait it out, never stop the service
+                    log.warning("analytics job loop: store error, trying again in %.0f s: %s", STORE_PAUSE,
+                                str(exc) or type(exc).__name__)
+                    STORE_ERRORS.inc()
+                    await sleep_or_stop(STORE_PAUSE, stopping)
         finally:
             if self.active:
                 await asyncio.gather(*self.active, return_exceptions=True)
+
+    async def _cycle(self) -> None:
+        """Claims what is due (up to the free slots) and starts it; keeps the gauges and the purge."""
+        free = self.config.concurrency - len(self.active)
+        if free > 0:
+            for job in await self.jobs.claim(free, LEASE):
+                task = asyncio.create_task(self._advance(job), name=f"analytics.job.{job.call_id}")
+                self.active.add(task)
+                task.add_done_callback(self._task_done)
+        await self._update_gauges()
+        await self._purge()
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self.active.discard(task)

@@ -14,3 +14,5 @@ RETRIES = Counter("tcxhooks_analytics_retries_total", "Job steps retried after a
 JOB_SECONDS = Histogram(
     "tcxhooks_analytics_job_seconds", "Time from submit to result (or failure)", ["backend", "outcome"],
     buckets=(1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600))
+STORE_ERRORS = Counter("tcxhooks_analytics_store_errors_total",
+                       "Job or publisher loop cycles that failed on the store (retried)")

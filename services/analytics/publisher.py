@@ -17,6 +17,7 @@ from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import dispatcher_service_pb2, dispatcher_service_pb2_grpc, events_pb2
 
 from .jobstore import DONE, Job, JobStore
+from .metrics import STORE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +45,24 @@ class Publisher:
         """Publishes every finished, unpublished job, oldest first, until the service stops."""
         while not stopping.is_set():
             self.wake.clear()
-            for job in await self.jobs.unpublished():
-                send = functools.partial(self.stub.Publish, dispatcher_service_pb2.PublishRequest(event=event_of(job)),
-                                         timeout=15)
-                reply = await until_acknowledged(send, "dispatcher Publish", stopping,
-                                                 log_extra={"call_id": job.call_id})
-                if reply is None:
+            try:
+                if not await self._publish_finished(stopping):
                     return
-                await self.jobs.mark_published(job.call_id)
-                log.info("published %s", "analytics" if job.state == DONE else "analytics_failed",
-                         extra={"call_id": job.call_id, "duplicate": reply.duplicate})
+            except Exception as exc:  # the store is away: what is unpublished stays so and goes later
+                log.warning("analytics publisher: store error, trying again in %.0f s: %s", IDLE,
+                            str(exc) or type(exc).__name__)
+                STORE_ERRORS.inc()
             await sleep_or_stop(IDLE, self.wake, stopping)
+
+    async def _publish_finished(self, stopping: asyncio.Event) -> bool:
+        """Publishes the finished, unpublished jobs; False when the service stops meanwhile."""
+        for job in await self.jobs.unpublished():
+            send = functools.partial(self.stub.Publish, dispatcher_service_pb2.PublishRequest(event=event_of(job)),
+                                     timeout=15)
+            reply = await until_acknowledged(send, "dispatcher Publish", stopping, log_extra={"call_id": job.call_id})
+            if reply is None:
+                return False
+            await self.jobs.mark_published(job.call_id)
+            log.info("published %s", "analytics" if job.state == DONE else "analytics_failed",
+                     extra={"call_id": job.call_id, "duplicate": reply.duplicate})
+        return True
