@@ -35,7 +35,8 @@ _REASON = {common_pb2.RINGING_STOPPED_REASON_ANSWERED_ELSEWHERE: "answered_elsew
 _CALL_TYPES = {events_pb2.CALL_EVENT_TYPE_RINGING: "call.ringing",
                events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED: "call.ringing_stopped",
                events_pb2.CALL_EVENT_TYPE_ANSWERED: "call.answered",
-               events_pb2.CALL_EVENT_TYPE_ENDED: "call.ended"}
+               events_pb2.CALL_EVENT_TYPE_ENDED: "call.ended",
+               events_pb2.CALL_EVENT_TYPE_DIALING: "call.dialing"}
 # status event type → (form name, JSON type, fields in order)
 _STATUS = {
     events_pb2.STATUS_EVENT_TYPE_FORWARDING: ("forwarding", "agent.forwarding_changed", ("user", "name", "status", "previous")),
@@ -49,7 +50,7 @@ _STATUS = {
 
 # Every form name and JSON type an event can have: what `[webhook] events` may list (docs/webhooks.md).
 EVENT_NAMES = (
-    "ringing", "ringingstopped", "hangupincoming", "hangupoutgoing", "incoming", "outgoing",
+    "ringing", "ringingstopped", "hangupincoming", "hangupoutgoing", "incoming", "outgoing", "dialing",
     *(form for form, _, _ in _STATUS.values()), "recording", "analytics", "analyticsfailed", "ping",
     *_CALL_TYPES.values(), *(json_type for _, json_type, _ in _STATUS.values()),
     "recording.ready", "analytics.ready", "analytics.failed", "webhook.ping",
@@ -68,6 +69,8 @@ def event_names(event: events_pb2.Event) -> tuple[str, str]:
             return "ringing", _CALL_TYPES[t]
         if t == events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED:
             return "ringingstopped", _CALL_TYPES[t]
+        if t == events_pb2.CALL_EVENT_TYPE_DIALING:
+            return "dialing", _CALL_TYPES[t]
         outgoing = call.direction != common_pb2.DIRECTION_INCOMING
         if t == events_pb2.CALL_EVENT_TYPE_ANSWERED:
             return ("hangupoutgoing" if outgoing else "hangupincoming"), _CALL_TYPES[t]
@@ -113,7 +116,8 @@ def validate(event: events_pb2.Event) -> None:
             _need(call.user_type in _USERTYPE, "call.user_type must be EXT, QUEUE or OTHER")
         if call.type == events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED:
             _need(call.reason in _REASON, "call.reason must be ANSWERED_ELSEWHERE or MOVED_ON")
-        if call.type in (events_pb2.CALL_EVENT_TYPE_ANSWERED, events_pb2.CALL_EVENT_TYPE_ENDED):
+        if call.type in (events_pb2.CALL_EVENT_TYPE_ANSWERED, events_pb2.CALL_EVENT_TYPE_ENDED,
+                         events_pb2.CALL_EVENT_TYPE_DIALING):
             _need(call.direction in _DIRECTION, "call.direction must be INCOMING, OUTGOING or INTERNAL")
             _need(call.transfer_type in _TRTYPE, f"call.transfer_type {call.transfer_type} is not known")
         if call.type == events_pb2.CALL_EVENT_TYPE_ENDED:
@@ -161,6 +165,9 @@ def _call_fields(call: events_pb2.CallEvent) -> tuple[Fields, Fields]:
         if t == events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED:
             fields.append(("reason", _REASON[call.reason]))
         return fields, []
+    if t == events_pb2.CALL_EVENT_TYPE_DIALING:
+        return ([("callerid", call.caller_id), ("user", call.user), ("did", call.did), ("id", call.call_id)],
+                [("direction", _DIRECTION[call.direction])])
     if t == events_pb2.CALL_EVENT_TYPE_ANSWERED:
         return ([("callerid", call.caller_id), ("user", call.user), ("did", call.did),
                  ("trtype", _TRTYPE[call.transfer_type]), ("id", call.call_id)],
