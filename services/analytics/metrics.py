@@ -16,3 +16,4 @@ JOB_SECONDS = Histogram(
     buckets=(1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600))
 STORE_ERRORS = Counter("tcxhooks_analytics_store_errors_total",
                        "Job or publisher loop cycles that failed on the store (retried)")
+REFUSED = Counter("tcxhooks_analytics_refused_total", "Finished jobs whose event the dispatcher refused as invalid")

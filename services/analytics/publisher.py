@@ -1,7 +1,8 @@
 """Hands finished jobs to the dispatcher: `<call_id>/analytics` as AnalyticsReady or AnalyticsFailed.
 
 Publishing is retried until the dispatcher acknowledges (platform.retry); the event id makes a
-repeat after a crash harmless (the dispatcher stores an event id once).
+repeat after a crash harmless (the dispatcher stores an event id once). An event the dispatcher
+refuses as invalid is logged, counted and not sent again, so it cannot hold back the jobs after it.
 """
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ import logging
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from tcxhooks.platform.retry import until_acknowledged
+from tcxhooks.platform.retry import Refused, until_acknowledged
 from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import dispatcher_service_pb2, dispatcher_service_pb2_grpc, events_pb2
 
 from .jobstore import DONE, Job, JobStore
-from .metrics import STORE_ERRORS
+from .metrics import REFUSED, STORE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,14 @@ class Publisher:
         for job in await self.jobs.unpublished():
             send = functools.partial(self.stub.Publish, dispatcher_service_pb2.PublishRequest(event=event_of(job)),
                                      timeout=15)
-            reply = await until_acknowledged(send, "dispatcher Publish", stopping, log_extra={"call_id": job.call_id})
+            try:
+                reply = await until_acknowledged(send, "dispatcher Publish", stopping,
+                                                 log_extra={"call_id": job.call_id})
+            except Refused as exc:  # the result stays readable through GetJob; the queue behind it moves on
+                log.error("%s; not publishing it again", exc, extra={"call_id": job.call_id})
+                REFUSED.inc()
+                await self.jobs.mark_published(job.call_id)
+                continue
             if reply is None:
                 return False
             await self.jobs.mark_published(job.call_id)

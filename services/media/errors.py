@@ -7,6 +7,7 @@ later), and what its RPCs answer with (the gRPC status of each class, platform/e
      ├── BadAudio                                           a recording that cannot become an mp3 (skipped)
      │    └── UnsupportedFormat                             a wav codec PBXs do not record in
      ├── LegError                                           the leg cannot be looked up (the job fails)
+     ├── PeerRefused                                        a peer refused the job's event for good (the job fails)
      └── TransientError                   UNAVAILABLE       a peer or the storage failed (retried with backoff)
           ├── ShortAudio                                    the wav ends before its header says
           ├── IncompleteMp3                                 ffmpeg's mp3 is shorter than its input
@@ -48,6 +49,11 @@ class UnsupportedFormat(BadAudio):
 
 class LegError(MediaError):
     """The leg itself cannot be looked up (bad leg data refused by the source): the job fails."""
+
+
+class PeerRefused(MediaError):
+    """The dispatcher or analytics refused the job's event or request as invalid: sending it again cannot
+    help, so the job fails with the peer's reason instead of holding its retries for ever."""
 
 
 class TransientError(MediaError):

@@ -20,12 +20,12 @@ import time
 from typing import Awaitable, Callable, TypeVar
 
 from tcxhooks.platform.lease import LeaseLost
-from tcxhooks.platform.retry import backoff, until_acknowledged
+from tcxhooks.platform.retry import Refused, backoff, until_acknowledged
 from tcxhooks.platform.waiting import sleep_or_stop
 
 from . import metrics
 from .config import RecordingsConfig
-from .errors import BadAudio, LegError, TransientError
+from .errors import BadAudio, LegError, PeerRefused, TransientError
 from .jobstore import DONE, FAILED, NO_RECORDING, PENDING, Job, JobStore, StoredFile
 from .links import Links
 from .publisher import Publisher, analytics_request, recording_event
@@ -149,7 +149,7 @@ class Runner:
             metrics.RETRIES.labels(job.state).inc()
             await self.jobs.retry(job, delay, str(exc))
             asyncio.get_running_loop().call_later(delay, self.wake)
-        except LegError as exc:
+        except (LegError, PeerRefused) as exc:
             log.error("recording job %s failed: %s", job.call_id, exc, extra={"call_id": job.call_id})
             metrics.JOBS.labels("failed").inc()
             await self.jobs.mark(job.call_id, state=FAILED, error=str(exc)[:500])
@@ -189,8 +189,11 @@ class Runner:
         async def note(problem: str) -> None:
             await self.jobs.mark(job.call_id, error=problem[:500])
 
-        reply = await until_acknowledged(send, what, self._stopping, first=1.0, most=MAX_BACKOFF, on_failure=note,
-                                         log_extra={"call_id": job.call_id})
+        try:
+            reply = await until_acknowledged(send, what, self._stopping, first=1.0, most=MAX_BACKOFF, on_failure=note,
+                                             log_extra={"call_id": job.call_id})
+        except Refused as exc:
+            raise PeerRefused(str(exc)) from None
         if reply is None:
             raise Stopping(what)
         return reply

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import grpc
+import httpx
 import pytest
 
 from tcxhooks.v1 import analytics_service_pb2 as pb
@@ -91,6 +92,12 @@ class Service:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def metrics(self) -> str:
+        from tests.helpers.services import read_config
+
+        port = read_config(self.config)["metrics"]["port"]
+        return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
 
 
 StartService = Callable[..., Service]

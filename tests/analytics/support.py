@@ -26,6 +26,7 @@ class RecordingDispatcher(dispatcher_service_pb2_grpc.DispatcherServiceServicer)
         self.received_at: dict[str, float] = {}
         self.calls = 0
         self.reject_next = 0
+        self.refuse: set[str] = set()  # event ids answered INVALID_ARGUMENT (an older dispatcher's answer)
         self._cond = threading.Condition()
         self.address = f"127.0.0.1:{free_port()}"
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
@@ -39,6 +40,8 @@ class RecordingDispatcher(dispatcher_service_pb2_grpc.DispatcherServiceServicer)
             if self.reject_next > 0:
                 self.reject_next -= 1
                 context.abort(grpc.StatusCode.UNAVAILABLE, "dispatcher store busy (test)")
+            if request.event.event_id in self.refuse:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "event has no payload this dispatcher knows (test)")
             event = request.event
             duplicate = event.event_id in self.events
             if not duplicate:

@@ -270,6 +270,25 @@ def test_two_files_and_publish_retried_until_the_dispatcher_acknowledges(
     assert media.fetches == [(CALL, 1), (CALL, 1), (CALL, 2)]
 
 
+def test_an_event_the_dispatcher_refuses_for_good_does_not_hold_back_the_next(
+        fake: FakeYandex, dispatcher: RecordingDispatcher, analytics_service: StartService,
+        short_audio: Audio) -> None:
+    fake.transcript = {"0": [Phrase(0, 900, "hello", "Hello.")]}
+    refused, next_call = CALL, "261125213001_8-0"
+    dispatcher.refuse.add(f"{refused}/analytics")
+    service = analytics_service(yandex_settings(fake))
+    service.submit(refused, short_audio)
+    wait_until(lambda: "dispatcher Publish refused: INVALID_ARGUMENT" in service.log_text(),
+               what="the refusal in the log")
+    service.submit(next_call, short_audio)
+
+    assert dispatcher.wait_for(f"{next_call}/analytics").analytics.text == "operator: Hello."
+    assert f"{refused}/analytics" not in dispatcher.events
+    job = service.stub.GetJob(pb.GetJobRequest(call_id=refused), timeout=5)
+    assert job.state == pb.JOB_STATE_DONE and job.result.text == "operator: Hello."
+    assert "tcxhooks_analytics_refused_total 1.0" in service.metrics()
+
+
 def test_disabled_service_refuses_jobs(dispatcher: RecordingDispatcher, analytics_service: StartService,
                                        short_audio: Audio) -> None:
     service = analytics_service({"enabled": "false"})

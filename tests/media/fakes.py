@@ -84,9 +84,12 @@ class FakeMonitor(monitor_service_pb2_grpc.MonitorServiceServicer):
 class FakeAnalytics(analytics_service_pb2_grpc.AnalyticsServiceServicer):
     jobs: dict[str, analytics_service_pb2.SubmitRequest] = field(default_factory=dict)
     cond: threading.Condition = field(default_factory=threading.Condition)
+    refuse: set[str] = field(default_factory=set)  # call ids answered INVALID_ARGUMENT
 
     def Submit(self, request: Any, context: grpc.ServicerContext) -> Any:
         _authorised(context)
+        if request.call_id in self.refuse:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no audio source this analytics can read (test)")
         with self.cond:
             duplicate = request.call_id in self.jobs
             self.jobs.setdefault(request.call_id, request)

@@ -110,6 +110,18 @@ def test_s3_redirect_full_info_and_analytics(media: Media, peers: Peers, s3: str
     assert purged.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+def test_a_submission_analytics_refuses_for_good_fails_the_job_with_the_reason(
+        media: Media, peers: Peers, tmp_path: Path) -> None:
+    call_id = "251125184500_902-1"
+    peers.analytics.refuse.add(call_id)
+    peers.monitor.add(call_id, make_wav(tmp_path / "a.wav", 1.0), start=time.time() - 2)
+    media.due(leg(call_id), ended_event(call_id))
+    assert peers.wait_recording(call_id)["files"]  # the recording webhook went out before the submission
+    failed = media.wait_state(call_id, media_service_pb2.RECORDING_JOB_STATE_FAILED)
+    assert failed.error == ("analytics Submit refused: INVALID_ARGUMENT no audio source this analytics can read "
+                            "(test)")
+
+
 def test_s3_outage_is_retried_until_stored(media: Media, peers: Peers, s3_server: S3, tmp_path: Path) -> None:
     call_id = "251125184500_901-1"
     now = time.time()

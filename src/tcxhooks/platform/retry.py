@@ -4,11 +4,13 @@
     if reply is None:
         ...   # the service is stopping: the work stays in the store and is handed on after the restart
 
-A failed call (any gRPC error: the peer is down, restarting, overloaded, or refuses for now) is
-tried again after `first` seconds, then twice as long each time up to `most`, with ±20 % jitter so
+A failed call (the peer is down, restarting, overloaded, or refuses for now) is tried again after
+`first` seconds, then twice as long each time up to `most`, with ±20 % jitter so
 replicas do not retry in step. Each failure is logged and passed to `on_failure` (where a service
 records it for operators, e.g. in the job's error column). The receivers store each event once
-(by its id), so a repeat after an unanswered attempt is harmless.
+(by its id), so a repeat after an unanswered attempt is harmless. A request the peer finds invalid
+(INVALID_ARGUMENT: it would refuse it again, e.g. an event kind an older peer does not know) raises
+`Refused` instead: retrying it for ever would hold back everything queued behind it.
 """
 from __future__ import annotations
 
@@ -25,6 +27,12 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+PERMANENT = frozenset({grpc.StatusCode.INVALID_ARGUMENT})
+
+
+class Refused(Exception):
+    """The peer refused the request for good; str() names the call and the peer's reason."""
+
 
 def backoff(attempt: int, first: float, most: float) -> float:
     """The pause after the `attempt`-th failure (1, 2, …): first·2^(attempt-1), at most `most`, ±20 %."""
@@ -40,12 +48,15 @@ async def until_acknowledged(send: Callable[[], Awaitable[T]], what: str, stoppi
                              first: float = 0.5, most: float = 30.0,
                              on_failure: Callable[[str], Awaitable[None]] | None = None,
                              log_extra: Mapping[str, Any] | None = None) -> T | None:
-    """`send()`'s answer once a call succeeds; None when `stopping` is set first."""
+    """`send()`'s answer once a call succeeds; None when `stopping` is set first; Refused when the peer
+    refuses the request for good."""
     attempt = 0
     while not stopping.is_set():
         try:
             return await send()
         except grpc.aio.AioRpcError as exc:
+            if exc.code() in PERMANENT:
+                raise Refused(f"{what} refused: {rpc_error(exc)}") from None
             attempt += 1
             delay = backoff(attempt, first, most)
             problem = f"{what} failed: {rpc_error(exc)}"
