@@ -16,28 +16,10 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httptools
 
-SNIPPET = 1024
+from tcxhooks.dispatcher.transport import SNIPPET, Reply, Timeouts, TransportError
+
 _DRAIN = 64 * 1024
 _IDLE_SECONDS = 60.0
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    connect: float = 5.0
-    total: float = 15.0
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    retry_after: str | None
-    snippet: bytes
-
-
-class TransportError(Exception):
-    def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(f"{kind}: {detail}")
-        self.kind = kind
 
 
 class _Connection(asyncio.Protocol):
