@@ -12,7 +12,10 @@ import os
 import socket
 import uuid
 
+import grpc
+
 from tcxhooks.platform.lease import Lease
+from tcxhooks.platform.retry import PERMANENT, Refused, rpc_error
 from tcxhooks.platform.runtime import App
 from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import dispatcher_service_pb2, dispatcher_service_pb2_grpc, events_pb2, monitor_service_pb2_grpc
@@ -78,7 +81,12 @@ async def build(app: App[MonitorSettings]) -> None:
     stub = dispatcher_service_pb2_grpc.DispatcherServiceStub(dispatcher)
 
     async def publish(event: events_pb2.Event) -> None:
-        await stub.Publish(dispatcher_service_pb2.PublishRequest(event=event, fence=fence()), timeout=15)
+        try:
+            await stub.Publish(dispatcher_service_pb2.PublishRequest(event=event, fence=fence()), timeout=15)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in PERMANENT:
+                raise Refused(f"dispatcher Publish refused: {rpc_error(exc)}") from None
+            raise
 
     poller = StatusPoller(pbx, store, publish, config.pbx)
     reconciler = Reconciler(pbx, facts, config.pbx.reconcile_delay) if config.pbx.reconcile else None

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
+from tcxhooks.platform.retry import Refused
 from tcxhooks.v1 import events_pb2
 
 from .conftest import Harness, Sim, monitor_config, status_config, summary
@@ -191,6 +192,27 @@ async def test_publish_failure_keeps_events_and_republishes_the_same_ids_first(h
     assert [e.event_id for e in tried[:3]] == [events[0].event_id] * 3
     assert events[1].event_id != events[0].event_id
     assert await harness.poll() == []
+
+
+async def test_an_event_the_dispatcher_refuses_for_good_does_not_hold_back_the_ones_after_it(
+        harness: Harness, sim: Sim) -> None:
+    tried: list[str] = []
+
+    async def dispatcher(event: events_pb2.Event) -> None:
+        tried.append(event.event_id)
+        if event.status.user == "101":
+            raise Refused("dispatcher Publish refused: INVALID_ARGUMENT (test)")
+
+    harness.publish = dispatcher
+    await harness.poll()
+    sim.do("POST", "/profile", {"number": "101", "profile": "Away"})
+    sim.do("POST", "/profile", {"number": "102", "profile": "Away"})
+    events = await harness.poll()
+    assert summary(events) == [("forwarding", "102", "Away", "Available", "")]
+    refused = [e for e in tried if e != events[0].event_id]
+    assert len(refused) == 1
+    assert await harness.poll() == [] and tried.count(refused[0]) == 1  # not tried again
+    assert REGISTRY.get_sample_value("tcxhooks_monitor_status_poll_failures_total", {"what": "refused"}) >= 1
 
 
 async def test_run_polls_on_interval_and_poke(tmp_path: Path, sim: Sim) -> None:

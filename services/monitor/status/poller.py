@@ -20,6 +20,7 @@ from typing import Awaitable, Callable
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from tcxhooks.platform.retry import Refused
 from tcxhooks.platform.store import Store
 from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import events_pb2, monitor_service_pb2
@@ -174,7 +175,8 @@ class StatusPoller:
         return DirectoryView(extensions, views, known)
 
     async def _flush(self) -> list[events_pb2.Event]:
-        """Hands pending events to the dispatcher in order; stops at the first failure (kept for next time)."""
+        """Hands pending events to the dispatcher in order; stops at the first failure (kept for next time).
+        An event the dispatcher refuses as invalid is logged, counted and dropped."""
         sent: list[events_pb2.Event] = []
         through = 0
         for seq, event in await self._store.pending():
@@ -182,6 +184,11 @@ class StatusPoller:
                 await self._publish(event)
             except asyncio.CancelledError:
                 raise
+            except Refused as exc:  # sending it again cannot help: the events after it go on
+                log.error("%s; status event %s dropped", exc, event.event_id)
+                metrics.POLL_FAILURES.labels("refused").inc()
+                through = seq
+                continue
             except Exception as exc:
                 self._failed("publish", f"publishing status events failed: {type(exc).__name__}: {exc}")
                 break
