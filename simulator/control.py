@@ -11,6 +11,7 @@ from aiohttp import web
 
 from . import scenarios, trace
 from .directory import Directory, DirectoryError
+from .flow import Params
 from .state import DIRECTORY_TARGETS, Fault
 from .steps import Script, Upsert
 
@@ -82,7 +83,7 @@ class Control:
                 script, gap = self._trace(request, body["trace"]), 0.0
             else:
                 script = self._script(request, body.get("scenario"), params)
-                gap = scenarios.Params.parse(params).gap
+                gap = Params.parse(params).gap
         except ValueError as exc:
             return _bad(str(exc))
         record = body.get("record", True)
@@ -96,7 +97,7 @@ class Control:
                                   "calls": {name: kind for name, kind in script.calls.items()}})
 
     async def scenario_list(self, request: web.Request) -> web.Response:
-        return web.json_response({"scenarios": scenarios.names(), "params": asdict(scenarios.Params())})
+        return web.json_response({"scenarios": scenarios.names(), "params": asdict(Params())})
 
     async def calls(self, request: web.Request) -> web.Response:
         rows = request.app[self.key].pbx.calls.values()
@@ -192,7 +193,7 @@ class Control:
             per_ext = name in scenarios.EXT_SCENARIOS  # spread one-extension calls over every extension
             scripts = [self._script(request, name, {**params, "ext": exts[i % len(exts)]} if per_ext else params)
                        for i in range(min(calls, len(exts)) if per_ext else 1)]
-            gap = scenarios.Params.parse(params).gap
+            gap = Params.parse(params).gap
         except ValueError as exc:
             return _bad(str(exc))
         record = body.get("record", False)

@@ -18,6 +18,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from . import callcontrol, scenarios
+from .flow import Params
 from .state import EXTENSION
 
 PLAYS = ("outbound_answered", "outbound_unanswered")
@@ -55,7 +56,7 @@ def add_routes(app: web.Application, state_key: web.AppKey[Any]) -> None:
         if not isinstance(destination, str) or not destination.strip().lstrip("+").isdigit():
             return _failed(400, "InvalidDestination", "destination must be a phone number")
         params = {**play.params, "ext": dn.number, "callee": destination.strip()}
-        row = state.player.start(scenarios.build(play.scenario, params), gap=scenarios.Params.parse(params).gap)
+        row = state.player.start(scenarios.build(play.scenario, params), gap=Params.parse(params).gap)
         for _ in range(200):
             if row.changes or row.done:
                 break
@@ -76,7 +77,7 @@ def add_routes(app: web.Application, state_key: web.AppKey[Any]) -> None:
                                      status=400)
         params = {k: v for k, v in body.get("params", {}).items() if k not in ("ext", "callee")}
         try:
-            scenarios.Params.parse(params)
+            Params.parse(params)
         except ValueError as exc:
             return web.json_response({"error": str(exc)}, status=400)
         play.scenario, play.params = body["scenario"], params

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import grpc
 
@@ -23,7 +24,7 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
         self.backend_name = backend_name
         self.wake = wake
 
-    async def Submit(self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext) -> pb.SubmitResponse:
+    async def Submit(self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.SubmitResponse:
         if not self.config.enabled:
             raise Disabled("analytics disabled ([analytics] enabled = false)")
         problem = _invalid(request)
@@ -36,7 +37,7 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
             self.wake.set()
         return pb.SubmitResponse(job_id=request.call_id, duplicate=not created)
 
-    async def GetJob(self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext) -> pb.GetJobResponse:
+    async def GetJob(self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.GetJobResponse:
         job = await self.jobs.get(request.call_id)
         if job is None:
             raise NotFound(f"no analytics job for call {request.call_id!r}")

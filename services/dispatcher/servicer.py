@@ -111,12 +111,12 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
         return NewEvent(event, form_name, json_type, call_id_of(event), attributes(event),
                         (fence.lease, fence.number) if fence.lease else None)
 
-    async def Publish(self, request: pb.PublishRequest, context: grpc.aio.ServicerContext) -> pb.PublishResponse:
+    async def Publish(self, request: pb.PublishRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.PublishResponse:
         result = await self.intake.submit(self._prepare(request.event, request.fence))
         return _response(_fresh(result, request.fence))
 
     async def PublishStream(self, requests: AsyncIterator[pb.PublishRequest],
-                            context: grpc.aio.ServicerContext) -> None:
+                            context: grpc.aio.ServicerContext[Any, Any]) -> None:
         # Reading runs ahead of the commits (group commit needs many events in flight), at most
         # STREAM_WINDOW unacknowledged; answers go out in request order.
         queue: asyncio.Queue[asyncio.Future[Published] | None] = asyncio.Queue(STREAM_WINDOW)
@@ -138,7 +138,7 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
             reader.cancel()
 
     async def PublishBatch(self, request: pb.PublishBatchRequest,
-                           context: grpc.aio.ServicerContext) -> pb.PublishBatchResponse:
+                           context: grpc.aio.ServicerContext[Any, Any]) -> pb.PublishBatchResponse:
         if len(request.events) > MAX_BATCH:
             raise InvalidRequest(f"{len(request.events)} events in one batch; at most {MAX_BATCH}")
         submitted: list[asyncio.Future[Published] | str] = []
@@ -157,7 +157,7 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
         return pb.PublishBatchResponse(outcomes=outcomes)
 
     async def ListDeliveries(self, request: pb.ListDeliveriesRequest,
-                             context: grpc.aio.ServicerContext) -> pb.ListDeliveriesResponse:
+                             context: grpc.aio.ServicerContext[Any, Any]) -> pb.ListDeliveriesResponse:
         if request.limit < 0:
             raise InvalidRequest("limit must not be negative")
         if request.status not in pb.DeliveryStatus.values():
@@ -168,7 +168,7 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
                                                  min(request.limit or 100, MAX_LIST), request.with_attempts)
         return pb.ListDeliveriesResponse(deliveries=[_delivery(r) for r in rows])
 
-    async def Redeliver(self, request: pb.RedeliverRequest, context: grpc.aio.ServicerContext) -> pb.RedeliverResponse:
+    async def Redeliver(self, request: pb.RedeliverRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.RedeliverResponse:
         ids, webhook_ids = _chosen(request.delivery_ids)
         try:
             since = request.since_time.ToNanoseconds() / 1e9 if request.HasField("since_time") else None
@@ -189,13 +189,13 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
                            consecutive_failures=endpoint.failures, last_error=endpoint.last_error)
 
     async def ListEndpoints(self, request: pb.ListEndpointsRequest,
-                            context: grpc.aio.ServicerContext) -> pb.ListEndpointsResponse:
+                            context: grpc.aio.ServicerContext[Any, Any]) -> pb.ListEndpointsResponse:
         await self.endpoints.load()
         stats = await self.ledger.pending_stats()
         return pb.ListEndpointsResponse(endpoints=[self._endpoint(e, stats) for e in self.endpoints])
 
     async def SetEndpointState(self, request: pb.SetEndpointStateRequest,
-                               context: grpc.aio.ServicerContext) -> pb.SetEndpointStateResponse:
+                               context: grpc.aio.ServicerContext[Any, Any]) -> pb.SetEndpointStateResponse:
         if not request.name:
             raise InvalidRequest("name the endpoint")
         endpoint = await self.endpoints.set_state(request.name, request.enabled)
@@ -204,7 +204,7 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
         return pb.SetEndpointStateResponse(endpoint=self._endpoint(endpoint, stats))
 
     async def PingEndpoint(self, request: pb.PingEndpointRequest,
-                           context: grpc.aio.ServicerContext) -> pb.PingEndpointResponse:
+                           context: grpc.aio.ServicerContext[Any, Any]) -> pb.PingEndpointResponse:
         chosen = [self.endpoints.get(request.name)] if request.name else list(self.endpoints)
         return pb.PingEndpointResponse(results=[await ping(endpoint) for endpoint in chosen])
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -36,14 +36,14 @@ def chain_of(call_id: str) -> str:
     return call_id.rsplit("-", 1)[0]
 
 
-class MediaServicer(media_service_pb2_grpc.MediaServiceServicer):  # type: ignore[misc]
+class MediaServicer(media_service_pb2_grpc.MediaServiceServicer):
     def __init__(self, config: RecordingsConfig, jobs: JobStore, links: Links, retention: Retention, storage: Storage,
                  wake: Callable[[], None]) -> None:
         self.config, self.jobs, self.links, self.retention, self.wake = config, jobs, links, retention, wake
         self.storage = storage
 
     async def RecordingsDue(self, request: media_service_pb2.RecordingsDueRequest,
-                            context: grpc.aio.ServicerContext) -> media_service_pb2.RecordingsDueResponse:
+                            context: grpc.aio.ServicerContext[Any, Any]) -> media_service_pb2.RecordingsDueResponse:
         call_id, dn = request.leg.call_id, request.leg.dn
         problem = ""
         if not CALL_ID.fullmatch(call_id) or ".." in call_id:
@@ -64,7 +64,7 @@ class MediaServicer(media_service_pb2_grpc.MediaServiceServicer):  # type: ignor
         return media_service_pb2.RecordingsDueResponse(duplicate=not added)
 
     async def GetRecording(self, request: media_service_pb2.GetRecordingRequest,
-                           context: grpc.aio.ServicerContext) -> media_service_pb2.GetRecordingResponse:
+                           context: grpc.aio.ServicerContext[Any, Any]) -> media_service_pb2.GetRecordingResponse:
         job = await self.jobs.get(request.call_id)
         if job is None:
             raise NotFound(f"no recording job for {request.call_id[:80]!r}")
@@ -78,7 +78,7 @@ class MediaServicer(media_service_pb2_grpc.MediaServiceServicer):  # type: ignor
         return reply
 
     async def Purge(self, request: media_service_pb2.PurgeRequest,
-                    context: grpc.aio.ServicerContext) -> media_service_pb2.PurgeResponse:
+                    context: grpc.aio.ServicerContext[Any, Any]) -> media_service_pb2.PurgeResponse:
         now = request.now.seconds + request.now.nanos / 1e9 if request.HasField("now") else None
         try:
             purged = await self.retention.purge(now)
@@ -87,7 +87,7 @@ class MediaServicer(media_service_pb2_grpc.MediaServiceServicer):  # type: ignor
         return media_service_pb2.PurgeResponse(purged=purged)
 
     async def FetchAudio(self, request: media_service_pb2.FetchAudioRequest,
-                         context: grpc.aio.ServicerContext) -> AsyncIterator[media_service_pb2.FetchAudioResponse]:
+                         context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[media_service_pb2.FetchAudioResponse]:
         """The stored mp3's bytes, for analytics: the only way it reads a recording."""
         missing = f"no stored file {request.file} for {request.call_id[:80]!r}"
         found = await self.jobs.file(request.call_id, request.file)

@@ -39,8 +39,8 @@ class Fields:
     user: str
     user_type: str = ""
     trtype: str = ""
-    reason: int = 0
-    finish: int = 0
+    reason: common_pb2.RingingStoppedReason = common_pb2.RINGING_STOPPED_REASON_UNSPECIFIED
+    finish: common_pb2.FinishType = common_pb2.FINISH_TYPE_UNSPECIFIED
     transfer: bool = False
     duration: int = 0
     ring: int = 0
@@ -55,7 +55,8 @@ def emitted(chain: Chain, kind: str, link: int, when: float, fields: Fields) -> 
     event = events_pb2.CallEvent(
         type=_TYPES[kind], call_id=call_id, direction=DIRECTIONS[chain.direction], caller_id=chain.caller_id,
         did=chain.did if incoming else "", user=fields.user, queue=chain.queue,
-        user_type=_USER_TYPES.get(fields.user_type, 0), transfer_type=_TRTYPES.get(fields.trtype, 0),
+        user_type=_USER_TYPES.get(fields.user_type, common_pb2.USER_TYPE_UNSPECIFIED),
+        transfer_type=_TRTYPES.get(fields.trtype, common_pb2.TRANSFER_TYPE_UNSPECIFIED),
         finish_type=fields.finish, transfer=fields.transfer, duration_seconds=fields.duration,
         ring_seconds=fields.ring, reason=fields.reason, did_name=chain.did_name if incoming else "",
         has_callback=bool(chain.queue))

@@ -143,7 +143,7 @@ class Progress:
             if leg.stop_due and not leg.stopped:
                 self.stop(chain, leg, now, common_pb2.RINGING_STOPPED_REASON_MOVED_ON)
 
-    def stop(self, chain: Chain, leg: Leg, now: float, reason: int) -> None:
+    def stop(self, chain: Chain, leg: Leg, now: float, reason: common_pb2.RingingStoppedReason) -> None:
         leg.stopped, leg.stop_due = True, 0.0
         if self.settings.ringing_stopped:
             self.emit(chain, STOPPED, leg.link, now, Fields(leg.dn, leg.user_type, reason=reason))

@@ -71,7 +71,7 @@ def events_of(callid: int, rows: list[xapi.CallLogRow], facts: Facts, stamp: Cal
     base = events_pb2.CallEvent(type=events_pb2.CALL_EVENT_TYPE_ENDED, direction=DIRECTIONS[direction],
                                 caller_id=caller, did=did, did_name=did_name, queue=queue, has_callback=bool(queue))
 
-    def emitted(link: int, user: str, finish: int, end: float, seq: int, transfer: bool = False, duration: float = 0,
+    def emitted(link: int, user: str, finish: common_pb2.FinishType, end: float, seq: int, transfer: bool = False, duration: float = 0,
                 ring: float = 0, leg: common_pb2.LegRef | None = None) -> Emitted:
         event = events_pb2.CallEvent()
         event.CopyFrom(base)

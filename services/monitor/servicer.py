@@ -11,7 +11,7 @@ from typing import Any, AsyncIterator, Callable
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from tcxhooks.v1 import monitor_service_pb2, monitor_service_pb2_grpc
+from tcxhooks.v1 import common_pb2, monitor_service_pb2, monitor_service_pb2_grpc
 
 from .callgraph import DIRECTIONS, CallGraph, Chain
 from .capture.session import Capture
@@ -37,7 +37,7 @@ def call_message(chain: Chain) -> monitor_service_pb2.Call:
                                         party=str(leg.part.get("party_caller_id") or leg.part.get("party_dn") or ""))
             for leg in chain.legs.values() if leg.live]
     return monitor_service_pb2.Call(chain=chain.name, pbx_call_number=chain.callid,
-                                    direction=DIRECTIONS.get(chain.direction, 0), caller_id=chain.caller_id,
+                                    direction=DIRECTIONS.get(chain.direction, common_pb2.DIRECTION_UNSPECIFIED), caller_id=chain.caller_id,
                                     did=chain.did, link=chain.link, legs=legs, start_time=_stamp(chain.first_seen))
 
 
@@ -56,28 +56,28 @@ class MonitorServicer(monitor_service_pb2_grpc.MonitorServiceServicer):
         self.reconciler = reconciler
         self.capture = capture
 
-    async def ListCalls(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def ListCalls(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         chains = sorted(self.graph.chains.values(), key=lambda c: (c.first_seen, c.callid))
         return monitor_service_pb2.ListCallsResponse(calls=[call_message(c) for c in chains])
 
-    async def GetCall(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def GetCall(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         wanted = request.chain.rsplit("-", 1)[0] if "-" in request.chain else request.chain
         for chain in self.graph.chains.values():
             if chain.name == wanted:
                 return monitor_service_pb2.GetCallResponse(call=call_message(chain))
         raise NotFound(f"no live call {request.chain!r}")
 
-    async def ListExtensions(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def ListExtensions(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         if self.extensions is None:
             raise NotReady("the directory has not been read yet")
         return monitor_service_pb2.ListExtensionsResponse(extensions=self.extensions())
 
-    async def ListQueues(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def ListQueues(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         if self.queues is None:
             raise NotReady("the directory has not been read yet")
         return monitor_service_pb2.ListQueuesResponse(queues=self.queues())
 
-    async def ListRecordings(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def ListRecordings(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         leg = request.leg
         if not leg.dn or not leg.start_unix_ms:
             raise InvalidRequest("leg.dn and leg.start_unix_ms are required")
@@ -108,7 +108,7 @@ class MonitorServicer(monitor_service_pb2_grpc.MonitorServiceServicer):
             out.append(info)
         return monitor_service_pb2.ListRecordingsResponse(recordings=out)
 
-    async def FetchRecording(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def FetchRecording(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         path = f"/xapi/v1/Recordings/Pbx.DownloadRecording(recId={int(request.recording_id)})"
         try:
             async for chunk in self.pbx.stream(path):
@@ -118,7 +118,7 @@ class MonitorServicer(monitor_service_pb2_grpc.MonitorServiceServicer):
                 raise NotFound(f"recording {request.recording_id} not found") from exc
             raise
 
-    async def MakeCall(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def MakeCall(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         extension, destination = request.extension.strip(), request.destination.strip()
         if not extension or not destination.lstrip("+").isdigit():
             raise InvalidRequest("extension and destination (digits, optionally a leading +) are required")
@@ -142,7 +142,7 @@ class MonitorServicer(monitor_service_pb2_grpc.MonitorServiceServicer):
                 return chain.name if chain is not None else ""
             await asyncio.sleep(0.05)
 
-    async def CheckPbx(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def CheckPbx(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         items = []
 
         async def check(name: str, probe: Any) -> None:
@@ -193,7 +193,7 @@ class MonitorServicer(monitor_service_pb2_grpc.MonitorServiceServicer):
             detail += "; off since the call log answered 403 (System Owner rights needed)"
         return monitor_service_pb2.CheckItem(name="reconcile", ok=checker.enabled, detail=detail, counts=counts)
 
-    async def Capture(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def Capture(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         if self.capture is None:
             raise NotReady("this monitor cannot be captured")
         async for line in self.capture.lines(request.seconds):

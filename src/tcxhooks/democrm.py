@@ -17,7 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from importlib.util import find_spec
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import httpx
 
@@ -32,7 +32,7 @@ class CrmDemo:
 
     section: Callable[[str, str], dict[str, str]]  # (fake CRM url, listener url) → [crm:demo] keys
     setup: Callable[[httpx.AsyncClient, str, str], Any] | None  # (client, fake url, listener url)
-    expected: Callable[[bool], list[tuple[str, ...]]]  # (analytics on) → calls that must arrive (any of each)
+    expected: Callable[[bool], Sequence[tuple[str, ...]]]  # (analytics on) → calls that must arrive (any of each)
 
 
 async def _install_bitrix24(client: httpx.AsyncClient, portal: str, listener: str) -> None:
@@ -116,7 +116,7 @@ def _shown(call: dict[str, Any]) -> str:
     return f"{call['method']:<38} {params[:150]}{status}"
 
 
-async def _print_calls(client: httpx.AsyncClient, crm_url: str, wanted: list[tuple[str, ...]], timeout: float,
+async def _print_calls(client: httpx.AsyncClient, crm_url: str, wanted: Sequence[tuple[str, ...]], timeout: float,
                        started: float) -> bool:
     """Prints the fake CRM's calls as they arrive; True once one method of each wanted group was answered 2xx."""
     seen = 0

@@ -134,7 +134,7 @@ def _leg(call_id: str) -> dict[str, Any]:
 
 
 def _call_fields(call: events_pb2.CallEvent) -> dict[str, Any]:
-    kind = _CALL_KINDS.get(int(call.type))
+    kind = _CALL_KINDS.get(call.type)
     if kind is None:
         raise ValueError(f"unknown call event type {int(call.type)}")
     return {

@@ -204,7 +204,7 @@ def _collect(rows: list[dict[str, Any]], into: CallLogPeriod, wanted: set[int] |
         if call_id is not None and wanted is not None and call_id not in wanted:
             continue
         parsed = _call_log_row(raw) if call_id is not None else None
-        if parsed is None:
+        if call_id is None or parsed is None:
             MALFORMED.labels("call_log_row").inc()
             if call_id is not None:
                 into.broken.add(call_id)

@@ -27,7 +27,7 @@ NAMES = {FORWARDING: "forwarding", QUEUE_LOGIN: "queuelogin", QUEUE_STATUS: "que
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    type: int  # events_pb2.StatusEventType
+    type: events_pb2.StatusEventType
     user: str
     name: str = ""
     email: str = ""
@@ -37,7 +37,7 @@ class Change:
     queue_name: str = ""
 
     def to_proto(self) -> events_pb2.StatusEvent:
-        return events_pb2.StatusEvent(type=self.type, user=self.user, name=self.name, email=self.email,  # type: ignore[arg-type]
+        return events_pb2.StatusEvent(type=self.type, user=self.user, name=self.name, email=self.email,
                                       status=self.status, previous=self.previous, queue=self.queue,
                                       queue_name=self.queue_name)
 

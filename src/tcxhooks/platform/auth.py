@@ -44,10 +44,10 @@ class RefusalLog:
         self._next, self._unlogged = now + self.every, 0
 
 
-def _deny(service: str, reason: str, message: str, method: str, report: RefusalLog) -> grpc.RpcMethodHandler:
+def _deny(service: str, reason: str, message: str, method: str, report: RefusalLog) -> grpc.RpcMethodHandler[Any, Any]:
     """A handler answering UNAUTHENTICATED; request-streaming, so gRPC leaves the request unread."""
 
-    async def abort(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+    async def abort(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         GRPC_REFUSED.labels(service, reason).inc()
         report.refused(reason, method, context.peer())
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
@@ -56,7 +56,7 @@ def _deny(service: str, reason: str, message: str, method: str, report: RefusalL
                                                 response_serializer=lambda raw: raw)
 
 
-class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
     """Requires `authorization: Bearer <token>` on every RPC but health checks."""
 
     def __init__(self, token: str, service: str) -> None:

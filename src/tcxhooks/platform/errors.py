@@ -45,7 +45,7 @@ def store_unavailable(exc: BaseException) -> bool:
     return False
 
 
-async def _answer(exc: Exception, context: grpc.aio.ServicerContext, method: str) -> NoReturn:
+async def _answer(exc: Exception, context: grpc.aio.ServicerContext[Any, Any], method: str) -> NoReturn:
     if isinstance(exc, ServiceError):
         await context.abort(exc.code, str(exc))
     if store_unavailable(exc):
@@ -58,7 +58,7 @@ async def _answer(exc: Exception, context: grpc.aio.ServicerContext, method: str
 
 
 def _unary_response(inner: Callable[[Any, Any], Awaitable[Any]], method: str) -> Callable[[Any, Any], Awaitable[Any]]:
-    async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
             return await inner(request, context)
         except grpc.aio.AbortError:
@@ -74,7 +74,7 @@ def _streamed_response(inner: Callable[[Any, Any], Any], method: str) -> Callabl
     if not inspect.isasyncgenfunction(inner):
         return _unary_response(inner, method)
 
-    async def handle(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         try:
             async for item in inner(request, context):
                 yield item

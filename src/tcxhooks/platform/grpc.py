@@ -122,7 +122,7 @@ def describe_token(config: Config) -> str:
 def _with_token(details: Any, pair: tuple[str, str] | None) -> Any:
     if pair is None:
         return details
-    metadata = list(details.metadata or []) + [pair]
+    metadata = grpc.aio.Metadata(*(details.metadata or ()), pair)
     return grpc.aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials,
                                       details.wait_for_ready)
 

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
+import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from .metrics import DEPENDENCY_UP
@@ -41,7 +42,7 @@ class Health:
         self.checks: list[_Check] = []
         self._shutting_down = False
 
-    def add_to_server(self, server: object) -> None:
+    def add_to_server(self, server: grpc.aio.Server) -> None:
         health_pb2_grpc.add_HealthServicer_to_server(self.servicer, server)
 
     def add_check(self, name: str, probe: Callable[[], Awaitable[object]], critical: bool = True) -> None:

@@ -63,13 +63,13 @@ def _parse(raw: bytes, limit: int, deserialize: Callable[[bytes], Any]) -> Any:
                        f"the request is not this RPC's message ({type(exc).__name__})") from None
 
 
-class RequestGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class RequestGuard(grpc.aio.ServerInterceptor):
     """Holds every request to its RPC's limit and parses it, refusing what does not fit or parse."""
 
     def __init__(self, limits: RequestLimits) -> None:
         self.limits = limits
 
-    async def _refuse(self, refusal: _Refusal, context: grpc.aio.ServicerContext) -> None:
+    async def _refuse(self, refusal: _Refusal, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         GRPC_REFUSED.labels(self.limits.service, refusal.reason).inc()
         await context.abort(refusal.code, str(refusal))
 
@@ -80,36 +80,36 @@ class RequestGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         limit, deserialize = self.limits.of(details.method), handler.request_deserializer
         guard = self
 
-        async def one(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+        async def one(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
                 return _parse(raw, limit, deserialize)
             except _Refusal as refusal:
                 await guard._refuse(refusal, context)
 
-        async def each(raws: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def each(raws: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             async for raw in raws:
                 yield await one(raw, context)
 
         def unary_request(inner: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
             if inspect.isasyncgenfunction(inner):
-                async def streamed(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                async def streamed(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
                     request = await one(raw, context)
                     async for item in inner(request, context):
                         yield item
                 return streamed
 
-            async def answered(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+            async def answered(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 return await inner(await one(raw, context), context)
             return answered
 
         def streamed_request(inner: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
             if inspect.isasyncgenfunction(inner):
-                async def streamed(raws: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                async def streamed(raws: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
                     async for item in inner(each(raws, context), context):
                         yield item
                 return streamed
 
-            async def answered(raws: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> Any:
+            async def answered(raws: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 return await inner(each(raws, context), context)
             return answered
 
