@@ -203,8 +203,8 @@ class _Run:
         self.changes += 1
         self.last_visible = time.monotonic()
         entity = f"/callcontrol/{p.dn}/participants/{p.id}"
-        self.row.changes.append({"time": time.time(), "kind": kind, "entity": entity,
-                                 "status": p.status if kind == "U" else "", "callid": p.callid})
+        self.row.changes.append({"time": time.time(), "monotonic": self.last_visible, "kind": kind,
+                                 "entity": entity, "status": p.status if kind == "U" else "", "callid": p.callid})
         if self.changes in self.drop_after and self.player.drop_sockets is not None:
             await self.player.drop_sockets()
 

@@ -121,7 +121,7 @@ class CallRecord:
     error: str = ""
     call_numbers: list[int] = field(default_factory=list)
     recordings: list[int] = field(default_factory=list)
-    changes: list[dict[str, Any]] = field(default_factory=list)  # every visible change, with its unix time
+    changes: list[dict[str, Any]] = field(default_factory=list)  # every visible change, unix and monotonic time
 
 
 DIRECTORY_TARGETS = ("Users", "Queues", "Agents", "ReportAgentLoginHistory")
