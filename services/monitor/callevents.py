@@ -60,6 +60,9 @@ def emitted(chain: Chain, kind: str, link: int, when: float, fields: Fields) -> 
         finish_type=fields.finish, transfer=fields.transfer, duration_seconds=fields.duration,
         ring_seconds=fields.ring, reason=fields.reason, did_name=chain.did_name if incoming else "",
         has_callback=bool(chain.queue))
+    if kind == ENDED and chain.queue and not fields.needs_callback:
+        # Answered, or missed past the queue: ordering a callback ends the caller's call at the queue.
+        event.callback_state = common_pb2.CALLBACK_STATE_NOT_ORDERED
     return Emitted(chain.name, f"{call_id}/{kind}/{fields.user}/{chain.seq}", when, event, fields.leg,
                    needs_did=kind == ENDED and incoming and not chain.did, needs_callback=fields.needs_callback,
                    callid=chain.callid, seq=chain.seq)

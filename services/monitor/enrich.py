@@ -1,16 +1,17 @@
 """Completes a call-ended event just before it is handed over: DID (report), rule name, callback, title.
 
 Call Control shows no DID on extension legs and nothing about queue callbacks (docs/3cx.md §4.3, §5.5),
-so `call.ended` may need one XAPI report read; the result is cached per call id, so a retry or the
-leg's RecordingsDue carries the same values.
+so `call.ended` may need XAPI report reads (callback.py); the result is cached per call id, so a retry or
+the leg's RecordingsDue carries the same values.
 """
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
 
-from tcxhooks.v1 import events_pb2
+from tcxhooks.v1 import common_pb2, events_pb2
 
+from .callback import QueueExits, callback_state
 from .errors import PbxError
 from .facts import Facts, same_number
 from .pbx import xapi
@@ -22,9 +23,10 @@ CACHE = 10_000
 
 
 class Enricher:
-    def __init__(self, pbx: PbxClient | None, facts: Facts, language: str) -> None:
+    def __init__(self, pbx: PbxClient | None, facts: Facts, language: str, exits: QueueExits | None = None) -> None:
         self.pbx = pbx
         self.facts = facts
+        self.exits = exits if exits is not None else QueueExits()  # the call graph's, to tell whose callback the queue report counts
         self.language = language
         self._done: OrderedDict[str, events_pb2.CallEvent] = OrderedDict()
 
@@ -39,13 +41,10 @@ class Enricher:
             await self._did(out, occur)
         if out.did and not out.did_name:
             out.did_name = self.facts.rule_name(out.did)
-        if "callback" in wanted and self.pbx is not None and out.queue:
-            try:
-                # Per-queue counts only (§4.3): a callback ordered in this call's own wait counts as its own.
-                start = occur - out.ring_seconds - 2
-                out.callback = await xapi.callbacks_count(self.pbx, out.queue, start, occur + 2) > 0
-            except PbxError as exc:
-                log.warning("queue callbacks of %s unknown for %s: %s", out.queue, out.call_id, exc)
+        if "callback" in wanted and out.queue:
+            out.callback_state = await callback_state(self.pbx, self.exits, out.queue, out.call_id, occur,
+                                                      out.ring_seconds)
+            out.callback = out.callback_state == common_pb2.CALLBACK_STATE_ORDERED
         out.title = title(out, self.language)
         self._done[call.call_id] = out
         while len(self._done) > CACHE:

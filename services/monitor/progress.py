@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from tcxhooks.v1 import common_pb2
 
+from .callback import QueueExits
 from .callevents import ANSWERED, ENDED, RINGING, STOPPED, Emitted, Fields, emitted
 from .chain import Chain, Leg
 from .facts import Facts
@@ -39,6 +40,7 @@ class Progress:
         self.settings = settings
         self.facts = facts
         self.out: list[Emitted] = []
+        self.exits = QueueExits()  # callers who left a queue unanswered (the enricher's callback decisions)
 
     # --- a user leg shows up or changes ------------------------------------------------------
     def enter(self, chain: Chain, leg: Leg, status: str, now: float, moved: Leg | None) -> None:
@@ -166,6 +168,8 @@ class Progress:
         if chain.offer_open and chain.direction:
             end = chain.last_removed or now
             missed_queue = bool(chain.queue) and chain.missed_user == chain.queue
+            if missed_queue and self.reported(chain):
+                self.exits.record(chain.queue, chain.name, end)
             self.emit(chain, ENDED, chain.offer_link, end, Fields(
                 chain.missed_user, finish=common_pb2.FINISH_TYPE_MISSED, ring=max(0, round(end - chain.offer_at)),
                 needs_callback=missed_queue))

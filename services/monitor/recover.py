@@ -77,9 +77,11 @@ def events_of(callid: int, rows: list[xapi.CallLogRow], facts: Facts, stamp: Cal
         event.CopyFrom(base)
         event.call_id, event.user, event.finish_type, event.transfer = f"{chain}-{link}", user, finish, transfer
         event.duration_seconds, event.ring_seconds = max(0, round(duration)), max(0, round(ring))
+        missed_queue = finish == common_pb2.FINISH_TYPE_MISSED and bool(queue) and user == queue
+        if queue and not missed_queue:
+            event.callback_state = common_pb2.CALLBACK_STATE_NOT_ORDERED
         return Emitted(chain, f"{chain}-{link}/recovered/ended", end, event, leg,
-                       needs_did=direction == "incoming" and not did,
-                       needs_callback=finish == common_pb2.FINISH_TYPE_MISSED and bool(queue) and user == queue,
+                       needs_did=direction == "incoming" and not did, needs_callback=missed_queue,
                        callid=callid, seq=seq)
 
     extensions = facts.extensions()

@@ -77,7 +77,8 @@ async def build(app: App[MonitorSettings]) -> None:
 
     dispatcher = app.channel("dispatcher")
     media = app.channel("media") if config.recordings.enabled else None
-    publisher = Publisher(registry, dispatcher, media, Enricher(pbx, facts, config.events.language), fence)
+    enricher = Enricher(pbx, facts, config.events.language, graph.progress.exits)
+    publisher = Publisher(registry, dispatcher, media, enricher, fence)
     stub = dispatcher_service_pb2_grpc.DispatcherServiceStub(dispatcher)
 
     async def publish(event: events_pb2.Event) -> None:

@@ -10,10 +10,12 @@ _WORDS = {
     "ru": {"talk": "разговор", "missed": "пропущен, ожидание", "outgoing": "Исходящий звонок",
            "internal": "Внутренний звонок", "incoming": "Входящий звонок", "not_answered": "без ответа, набор",
            "queue": "очередь", "callback": "заказан обратный звонок", "no_callback": "без обратного звонка",
+           "callback_unknown": "обратный звонок неизвестен",
            "transferred": "переведён"},
     "en": {"talk": "talk", "missed": "missed, waited", "outgoing": "Outgoing call", "internal": "Internal call",
            "incoming": "Incoming call", "not_answered": "not answered, dialled", "queue": "queue",
-           "callback": "callback ordered", "no_callback": "no callback", "transferred": "transferred"},
+           "callback": "callback ordered", "no_callback": "no callback", "transferred": "transferred",
+           "callback_unknown": "callback unknown"},
 }
 
 
@@ -37,7 +39,9 @@ def title(event: events_pb2.CallEvent, language: str) -> str:
             parts.append(words["transferred"])
     else:
         if event.has_callback and event.user == event.queue and event.queue:
-            parts.append(f"{words['queue']} {event.queue}, {words['callback' if event.callback else 'no_callback']}")
+            said = "callback" if event.callback else \
+                "callback_unknown" if event.callback_state == common_pb2.CALLBACK_STATE_UNKNOWN else "no_callback"
+            parts.append(f"{words['queue']} {event.queue}, {words[said]}")
         missed = words["not_answered"] if event.direction == common_pb2.DIRECTION_OUTGOING else words["missed"]
         parts.append(f"{missed} {hms(event.ring_seconds)}")
     return f"{head}: " + ", ".join(parts)
