@@ -50,7 +50,7 @@ def chain_of(call_id: str) -> str:
 
 
 async def callback_state(pbx: PbxClient | None, exits: QueueExits, queue: str, call_id: str, left: float,
-                         waited: float) -> int:
+                         waited: float) -> common_pb2.CallbackState:
     """The CallbackState of the call `call_id` that left `queue` unanswered at `left` after waiting `waited` s."""
     if pbx is None:
         return common_pb2.CALLBACK_STATE_UNKNOWN

@@ -26,7 +26,8 @@ class Enricher:
     def __init__(self, pbx: PbxClient | None, facts: Facts, language: str, exits: QueueExits | None = None) -> None:
         self.pbx = pbx
         self.facts = facts
-        self.exits = exits if exits is not None else QueueExits()  # the call graph's, to tell whose callback the queue report counts
+        # The call graph's record of callers leaving queues: whose callback the queue report counts.
+        self.exits = exits if exits is not None else QueueExits()
         self.language = language
         self._done: OrderedDict[str, events_pb2.CallEvent] = OrderedDict()
 

@@ -36,8 +36,10 @@ class Reports:
                 {"Did": "garbage", "StartTime": "yesterday"}]}
         if self.broken:
             raise PbxError("XAPI ReportQueueCallbacks: 500")
-        start, end = (parse_time(path.split(f"{name}=")[1].split(",")[0].split(")")[0]) for name in ("startDt", "endDt"))
-        count = sum(1 for moment in self.callbacks if start <= moment <= end)  # type: ignore[operator]
+        start, end = (parse_time(path.split(f"{name}=")[1].split(",")[0].split(")")[0])
+                      for name in ("startDt", "endDt"))
+        assert start is not None and end is not None, path
+        count = sum(1 for moment in self.callbacks if start <= moment <= end)
         return {"value": [{"QueueDnNumber": "800", "CallbacksCount": count}]}
 
 
