@@ -15,8 +15,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def generate_stubs() -> None:
-    from grpc_tools import protoc
     import grpc_tools
+    from grpc_tools import protoc
 
     out_dir = os.path.join(HERE, "src")
     target = os.path.join(out_dir, "tcxhooks", "v1")

@@ -32,10 +32,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tcxhooks.monitor.publisher import WORKERS  # noqa: E402
 from tests.helpers.net import free_port  # noqa: E402
 from tests.helpers.postgres import postgres_schema  # noqa: E402
 from tests.helpers.services import read_config, start, stop, wait_healthy, write_config  # noqa: E402
-from tcxhooks.monitor.publisher import WORKERS  # noqa: E402
 
 CONCURRENCY = 16
 PUBLISHERS = WORKERS  # as many chains in flight as the monitor's publisher
@@ -93,7 +93,7 @@ class ReceiverProcess:
         self.conn = parent
         self.proc = multiprocessing.Process(target=_receiver_main, args=(self.port, child), daemon=True)
 
-    def start(self) -> "ReceiverProcess":
+    def start(self) -> ReceiverProcess:
         self.proc.start()
         assert self.conn.recv() == "ready"
         return self
@@ -260,7 +260,7 @@ async def publish_all(address: str, per_call: list[list[Any]], how: str) -> dict
 
         def ordered(index: int, count: int) -> list[Any]:
             mine = per_call[index::count]
-            return [event for round_events in zip(*mine) for event in round_events] if mine else []
+            return [event for round_events in zip(*mine, strict=False) for event in round_events] if mine else []
 
         async def unary(index: int) -> None:
             for event in ordered(index, PUBLISHERS):
@@ -443,7 +443,7 @@ def main() -> None:
     calls, total = (20, 500) if args.smoke else (args.calls, args.events)
     per_call = events(calls, total // calls)
     backlog = events(calls, total // calls)
-    paced = [e for round_events in zip(*events(100, 1 if args.smoke else 50)) for e in round_events]
+    paced = [e for round_events in zip(*events(100, 1 if args.smoke else 50), strict=False) for e in round_events]
     total = calls * (total // calls)
     bare_count = min(total, 500 if args.smoke else args.bare_posts)
     receiver = ReceiverProcess().start()

@@ -27,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tcxhooks.media.sources import file_reader  # noqa: E402
-from tcxhooks.media.transcode import Transcoder, ffmpeg_exe  # noqa: E402
-from tests.media.conftest import Media, leg, make_wav, media_config  # noqa: E402
-from tests.media.fakes import Peers  # noqa: E402
+from tcxhooks.media.sources import file_reader
+from tcxhooks.media.transcode import Transcoder, ffmpeg_exe
+from tests.media.conftest import Media, leg, make_wav, media_config
+from tests.media.fakes import Peers
 
 GRACE = 3.0
 APPEAR_AFTER = (0.2, 1.0, 1.8)  # seconds between hangup and the wav being complete

@@ -29,8 +29,8 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tcxhooks.monitor.pbx.client import PbxClient  # noqa: E402
 from tcxhooks.monitor.config import MonitorSettings  # noqa: E402
+from tcxhooks.monitor.pbx.client import PbxClient  # noqa: E402
 from tcxhooks.platform.config import load_config  # noqa: E402
 from tcxhooks.v1 import dispatcher_service_pb2, dispatcher_service_pb2_grpc, events_pb2  # noqa: E402
 from tests.helpers.net import free_port  # noqa: E402
@@ -76,7 +76,7 @@ class BareListener:
             while not stopping.is_set():
                 try:
                     frame = await asyncio.wait_for(ws.recv(), 0.5)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
                 at = time.time()
                 event = json.loads(frame)["event"]

@@ -27,17 +27,17 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tcxhooks.monitor.pbx.client import PbxClient  # noqa: E402
-from tcxhooks.monitor.status.diff import diff  # noqa: E402
-from tcxhooks.monitor.status.poller import HISTORY_LOOKBACK, StatusPoller  # noqa: E402
-from tcxhooks.monitor.status.xapi import QUEUE_FIELDS, USER_FIELDS  # noqa: E402
-from tcxhooks.monitor.config import MonitorSettings  # noqa: E402
-from tcxhooks.platform.config import load_config  # noqa: E402
-from tcxhooks.platform.settings import PlatformSettings  # noqa: E402
-from tcxhooks.platform.store import open_store  # noqa: E402
-from tcxhooks.v1 import events_pb2  # noqa: E402
-from tests.helpers.net import free_port  # noqa: E402
-from tests.helpers.services import start, stop, write_config  # noqa: E402
+from tcxhooks.monitor.config import MonitorSettings
+from tcxhooks.monitor.pbx.client import PbxClient
+from tcxhooks.monitor.status.diff import diff
+from tcxhooks.monitor.status.poller import HISTORY_LOOKBACK, StatusPoller
+from tcxhooks.monitor.status.xapi import QUEUE_FIELDS, USER_FIELDS
+from tcxhooks.platform.config import load_config
+from tcxhooks.platform.settings import PlatformSettings
+from tcxhooks.platform.store import open_store
+from tcxhooks.v1 import events_pb2
+from tests.helpers.net import free_port
+from tests.helpers.services import start, stop, write_config
 
 CLIENT_ID, CLIENT_SECRET = "benchstatus", "bench-status-secret"
 TARGET_MS = 200.0
@@ -57,7 +57,7 @@ def wait_up(url: str) -> None:
 
 async def reference(pbx: PbxClient, page: int) -> None:
     """The same requests a poll makes, fetched and decoded, nothing else."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     stamp = "%Y-%m-%dT%H:%M:%SZ"
     call = (f"/xapi/v1/ReportAgentLoginHistory/Pbx.GetAgentLoginHistoryData(clientTimeZone='+00:00',"
             f"startDt={(now - HISTORY_LOOKBACK).strftime(stamp)},endDt={(now + dt.timedelta(days=1)).strftime(stamp)},"
@@ -157,10 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="small directory, one round")
     parser.add_argument("--rounds", type=int, default=0, help="rounds (default 10, smoke 1)")
     args = parser.parse_args(argv)
-    if args.smoke:
-        sizes = (200, 10, 10, args.rounds or 1, 5)
-    else:
-        sizes = (2000, 100, 20, args.rounds or 10, 20)
+    sizes = (200, 10, 10, args.rounds or 1, 5) if args.smoke else (2000, 100, 20, args.rounds or 10, 20)
     rows = asyncio.run(bench(*sizes))
     width = max(len(r[0]) for r in rows)
     value_width = max(len(r[1]) for r in rows)

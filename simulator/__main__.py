@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import secrets
 import signal
@@ -41,7 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--load-extensions", type=int, default=0, metavar="N",
                         help="add N extensions 2000… for load tests (0)")
     args = parser.parse_args(argv)
-    if args.repeat is not None and (args.scenario is None and args.trace is None or args.repeat <= 0):
+    if args.repeat is not None and ((args.scenario is None and args.trace is None) or args.repeat <= 0):
         parser.error("--repeat needs --scenario or --trace and a positive number of seconds")
     if args.scenario and args.trace:
         parser.error("--scenario and --trace: choose one")
@@ -92,10 +93,8 @@ async def serve(args: argparse.Namespace) -> None:
             if args.repeat is None:
                 await stop.wait()
             else:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), args.repeat)
-                except asyncio.TimeoutError:
-                    pass
     finally:
         await runner.cleanup()
 

@@ -16,8 +16,9 @@ ring-group rows only route the call and are never answered.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from .odata import duration, iso
 from .state import EXTENSION, IVR, PARKING, QUEUE, RINGGROUP, SPECIALMENU, TRUNK, Dn, Participant

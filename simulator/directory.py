@@ -9,8 +9,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .odata import duration, iso
 
@@ -24,7 +25,7 @@ _LAST = ("Petrov", "Sidorova", "Smirnov", "Kuznetsova", "Volkov", "Popova", "Sok
 
 
 def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass
@@ -253,11 +254,11 @@ class Directory:
                 continue
             user = self.users.get(s.agent)
             day = s.logged_in.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
-            while day.astimezone(dt.timezone.utc) <= until:
+            while day.astimezone(dt.UTC) <= until:
                 next_day = (day + dt.timedelta(days=1)).replace(hour=0)
-                piece_in = max(s.logged_in, day.astimezone(dt.timezone.utc))
-                last_piece = next_day.astimezone(dt.timezone.utc) > until
-                piece_out = s.logged_out if last_piece else next_day.astimezone(dt.timezone.utc)
+                piece_in = max(s.logged_in, day.astimezone(dt.UTC))
+                last_piece = next_day.astimezone(dt.UTC) > until
+                piece_out = s.logged_out if last_piece else next_day.astimezone(dt.UTC)
                 if piece_in < end and (piece_out or now) >= start:
                     rows.append({
                         "QueueNo": s.queue, "AgentNo": s.agent,

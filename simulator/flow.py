@@ -14,11 +14,12 @@ shapes of docs/3cx.md, including the variants a real 3CX V20 shows (docs/3cx.md;
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 from .calllog import FALSIFIABLE
-from .state import DEFAULT_DNS, EXTENSION, NONE_TYPE, QUEUE, IVR, ROUTEPOINT, TRUNK, TRUNK_DID, TRUNK_DN
+from .state import DEFAULT_DNS, EXTENSION, IVR, NONE_TYPE, QUEUE, ROUTEPOINT, TRUNK, TRUNK_DID, TRUNK_DN
 from .steps import Later, Remove, Script, Step, Upsert, Wait
 
 NAMES = {dn.number: dn.name for dn in DEFAULT_DNS}
@@ -55,7 +56,7 @@ class Params:
     attended: str = ATTENDED[0]  # variant
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any] | None) -> "Params":
+    def parse(cls, raw: Mapping[str, Any] | None) -> Params:
         """Validated params; raises ValueError naming the bad key."""
         raw = dict(raw or {})
         known = {f.name: f for f in fields(cls)}

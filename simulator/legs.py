@@ -2,8 +2,8 @@
 to another call), with no timing and no side effects beyond the `Pbx` (the player adds those)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 from .state import Participant, Pbx
 from .steps import Script, Upsert

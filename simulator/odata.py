@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
@@ -35,10 +36,10 @@ def error_response(status: int, message: str, code: str = "") -> web.Response:
 
 # --- values ----------------------------------------------------------------------------------
 
-def iso(moment: float | dt.datetime, zone: dt.tzinfo = dt.timezone.utc, timespec: str = "seconds") -> str:
+def iso(moment: float | dt.datetime, zone: dt.tzinfo = dt.UTC, timespec: str = "seconds") -> str:
     """Edm.DateTimeOffset in `zone` (UTC written `Z`), to the second unless `timespec` says otherwise."""
     if not isinstance(moment, dt.datetime):
-        moment = dt.datetime.fromtimestamp(moment, dt.timezone.utc)
+        moment = dt.datetime.fromtimestamp(moment, dt.UTC)
     return moment.astimezone(zone).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
@@ -56,7 +57,7 @@ def duration(seconds: float) -> str:
 def parse_datetime(text: str) -> dt.datetime:
     """An Edm.DateTimeOffset literal; a value without an offset is UTC."""
     moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 # --- function calls --------------------------------------------------------------------------
@@ -95,7 +96,7 @@ def moment_arg(args: Mapping[str, str], name: str) -> float:
 def zone_arg(text: str) -> dt.tzinfo:
     """A time-zone argument (`clientTimeZone`): UTC, an offset (+03:00) or an IANA name."""
     if text in ("", "UTC", "Z"):
-        return dt.timezone.utc
+        return dt.UTC
     offset = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", text)
     if offset:
         sign = 1 if offset.group(1) == "+" else -1

@@ -4,10 +4,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Awaitable, Callable
 
 from . import audio
 from .calllog import CallLog
@@ -239,7 +239,7 @@ class _Run:
         rec_id = self.pbx.new_recording_id()
         ext_name = self.pbx.dns[p.dn].name
         inbound = self.script.calls.get(self.parts.call_name(p.callid)) != "outbound"
-        stamp = datetime.fromtimestamp(segment.started, timezone.utc).strftime("%Y%m%d%H%M%S")
+        stamp = datetime.fromtimestamp(segment.started, UTC).strftime("%Y%m%d%H%M%S")
         if inbound:
             name = f"[{p.party_caller_name}]_{p.party_caller_id}-{p.dn}_{stamp}({rec_id}).wav"
         else:

@@ -7,11 +7,13 @@ under any combination of the variant params (flow.py): the CRM must get the same
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .flow import Flow, Params, by, party_dn
 from .steps import OrderCallback, Script, SplitRecording
+
 
 # --- the named scenarios ---------------------------------------------------------------------
 def inbound_answered(f: Flow) -> None:

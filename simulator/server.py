@@ -6,9 +6,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
@@ -18,6 +18,7 @@ from .directory import Directory, Queue, User
 from .odata import error_response
 from .player import Player
 from .state import DEFAULT_DNS, EXTENSION, QUEUE, ROUTEPOINT, TRUNK, Dn, Faults, Listener, Pbx
+
 
 @dataclass
 class SimConfig:
@@ -47,8 +48,7 @@ class SimState:
     def __post_init__(self) -> None:
         extra = tuple(Dn(str(2000 + i), EXTENSION, f"Load {2000 + i}") for i in range(self.config.extra_extensions))
         route_point = Dn(self.config.client_id, ROUTEPOINT, "API route point")  # the API client's own DN (§1.1)
-        dns = tuple(replace(dn, monitored=True) if self.config.monitor_trunk and dn.type == TRUNK else dn
-                    for dn in self.config.dns) + (route_point,) + extra
+        dns = (*tuple(replace(dn, monitored=True) if self.config.monitor_trunk and dn.type == TRUNK else dn for dn in self.config.dns), route_point, *extra)
         self.pbx = Pbx(dns, self.config.first_call_number)
         self.tokens = Tokens(self.config.client_id, self.config.client_secret, self.config.token_ttl)
         self.player = Player(self.pbx, self.config.recordings_dir, self.config.recording_delay)
@@ -167,7 +167,7 @@ async def drop_sockets(state: SimState) -> int:
                 break
             await asyncio.sleep(0.005)
         await asyncio.sleep(0)  # let the sender finish the frame it took off the queue
-        transport = ws._req.transport if ws._req is not None else None  # noqa: SLF001 (aiohttp keeps it there)
+        transport = ws._req.transport if ws._req is not None else None
         if transport is not None:
             transport.close()
             count += 1

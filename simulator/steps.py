@@ -1,8 +1,9 @@
 """The data a scenario is made of: steps on named legs of named calls (see SCENARIOS.md)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Union
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class OrderCallback:
     queue: str
 
 
-Step = Union[Upsert, Remove, Wait, Later, SplitRecording, OrderCallback]
+Step = Upsert | Remove | Wait | Later | SplitRecording | OrderCallback
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from .state import EXTENSION, TRUNK, TRUNK_DN, Dn, Participant
 from .steps import Remove, Script, Step, Upsert, Wait
@@ -56,7 +57,7 @@ def dns_of(records: list[dict[str, Any]]) -> tuple[Dn, ...]:
             types.update({str(i["dn"]): str(i.get("type") or EXTENSION) for i in record["body"]
                           if isinstance(i, dict) and "dn" in i})
     dns = tuple(Dn(dn, kind, f"{kind.removeprefix('W').capitalize()} {dn}") for dn, kind in sorted(types.items()))
-    return dns if TRUNK_DN in types else dns + (Dn(TRUNK_DN, TRUNK, "Trunk", monitored=False),)
+    return dns if TRUNK_DN in types else (*dns, Dn(TRUNK_DN, TRUNK, "Trunk", monitored=False))
 
 
 def _participant(raw: Any, entity: str) -> tuple[str, dict[str, Any]] | None:

@@ -11,15 +11,29 @@ import datetime as dt
 import functools
 import json
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
 from . import calllog, odata
 from .directory import LOGGED_IN, LOGGED_OUT, Directory, DirectoryError, Queue, User
 from .odata import ODataError, duration, iso
-from .state import (DID_RULE_NAME, EXTENSION, IVR, PARKING, QUEUE, RINGGROUP, ROUTEPOINT, SPECIALMENU, TRUNK,
-                    TRUNK_DID, TRUNK_DN, InboundCall, Pbx)
+from .state import (
+    DID_RULE_NAME,
+    EXTENSION,
+    IVR,
+    PARKING,
+    QUEUE,
+    RINGGROUP,
+    ROUTEPOINT,
+    SPECIALMENU,
+    TRUNK,
+    TRUNK_DID,
+    TRUNK_DN,
+    InboundCall,
+    Pbx,
+)
 
 BASE = "/xapi/v1/"
 VERSION = "20.0.10.1001"
@@ -264,7 +278,7 @@ class Xapi:
         missing = [n for n in ("clientTimeZone", "startDt", "endDt", "queueDnStr", "agentDnStr") if n not in args]
         if missing:
             raise ODataError(f"GetAgentLoginHistoryData needs {', '.join(missing)}")
-        start, end = (dt.datetime.fromtimestamp(odata.moment_arg(args, name), dt.timezone.utc)
+        start, end = (dt.datetime.fromtimestamp(odata.moment_arg(args, name), dt.UTC)
                       for name in ("startDt", "endDt"))
         rows = self.directory(request).history(start, end, odata.zone_arg(args["clientTimeZone"]),
                                                {q for q in args["queueDnStr"].split(",") if q},

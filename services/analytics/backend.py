@@ -7,8 +7,9 @@ summary exist; it raises `AnalyticsError` otherwise. Whatever must survive a res
 """
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Protocol
+from typing import Protocol
 
 from .errors import no_backend
 from .jobstore import Job

@@ -1,8 +1,8 @@
 """The analytics service's settings: [analytics] (docs/config.md), and the key of [recordings] it reads."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from tcxhooks.platform.config import Missing, Section, Settings, key
 from tcxhooks.platform.values import base_url, boolean, choice, comma_list, duration, text, whole

@@ -127,14 +127,14 @@ class Runner:
                 raise self._deadline_error(job)
             try:
                 result = await asyncio.wait_for(self.backend.step(job, lambda: self.jobs.save_progress(job)), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise self._deadline_error(job) from None
         except AnalyticsError as exc:
             await self._on_error(job, exc, deadline_at)
             return
         except (asyncio.CancelledError, LeaseLost):
             raise
-        except Exception as exc:  # noqa: BLE001 - a bug must not lose the job: retry a few times, then fail
+        except Exception as exc:
             log.exception("analytics step crashed", extra={"call_id": job.call_id})
             await self._on_error(job, transient(f"internal error: {type(exc).__name__}: {exc}", "internal",
                                                 max_attempts=3), deadline_at)

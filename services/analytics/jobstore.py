@@ -62,7 +62,7 @@ class AudioRef:
     channels: int = 0
 
     @classmethod
-    def from_json(cls, index: int, value: dict[str, Any]) -> "AudioRef":
+    def from_json(cls, index: int, value: dict[str, Any]) -> AudioRef:
         """A stored reference; jobs submitted with links name the files 1, 2, … in their order."""
         return cls(int(value.get("file") or index + 1), float(value.get("duration", 0.0)),
                    int(value.get("channels", 0)))
@@ -89,7 +89,7 @@ class Job:
         return self.state == QUEUED and self.leased_until > time.time()
 
     @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> "Job":
+    def from_row(cls, row: tuple[Any, ...]) -> Job:
         (call_id, chain, audio, backend, state, attempts, error, progress, result, created_at, next_at,
          published, lease_until) = row
         ready = None

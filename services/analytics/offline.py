@@ -121,12 +121,12 @@ class OfflineBackend:
         """Loads the model in the background at start, so the first job does not wait for it."""
         try:
             await asyncio.to_thread(self.model)
-        except Exception as exc:  # noqa: BLE001 - reported again, as the job's error, by the first job
+        except Exception as exc:
             log.error("cannot load the Whisper model: %s", exc)
 
     async def step(self, job: Job, save: Save) -> Wait | Outcome:
         parts: list[dict[str, Any]] = job.progress.setdefault("parts", [{} for _ in job.audio])
-        for index, (source, part) in enumerate(zip(job.audio, parts)):
+        for index, (source, part) in enumerate(zip(job.audio, parts, strict=False)):
             if "segments" in part:
                 continue
             with tempfile.TemporaryDirectory(prefix="tcxhooks-analytics-") as tmp:

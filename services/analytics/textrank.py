@@ -12,17 +12,7 @@ import re
 _SENTENCE = re.compile(r"(?<=[.!?…])\s+|\n+")
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
-STOP_WORDS = frozenset("""
-a an and are as at be been but by can could do does did for from had has have he her him his i if in
-into is it its just me my no not of on or our she so than that the their them then there these they
-this to too us was we were what when where which who will with would you your yes ok okay hello hi
-please thank thanks um uh
-а без бы был была были было быть в вам вас весь во вот все всё вы где да даже для до его ее её ей
-ему если есть еще ещё же за здесь и из или им их к как какой когда кто ли либо мне мной мы на над
-нам нас не него нет ни них но ну о об он она они оно от по под при с со так также там те тем то
-того тоже той только том ты у уже хорошо чем что чтобы эта эти это этот я алло здравствуйте спасибо
-пожалуйста добрый день
-""".split())
+STOP_WORDS = frozenset(["a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "do", "does", "did", "for", "from", "had", "has", "have", "he", "her", "him", "his", "i", "if", "in", "into", "is", "it", "its", "just", "me", "my", "no", "not", "of", "on", "or", "our", "she", "so", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "to", "too", "us", "was", "we", "were", "what", "when", "where", "which", "who", "will", "with", "would", "you", "your", "yes", "ok", "okay", "hello", "hi", "please", "thank", "thanks", "um", "uh", "а", "без", "бы", "был", "была", "были", "было", "быть", "в", "вам", "вас", "весь", "во", "вот", "все", "всё", "вы", "где", "да", "даже", "для", "до", "его", "ее", "её", "ей", "ему", "если", "есть", "еще", "ещё", "же", "за", "здесь", "и", "из", "или", "им", "их", "к", "как", "какой", "когда", "кто", "ли", "либо", "мне", "мной", "мы", "на", "над", "нам", "нас", "не", "него", "нет", "ни", "них", "но", "ну", "о", "об", "он", "она", "они", "оно", "от", "по", "под", "при", "с", "со", "так", "также", "там", "те", "тем", "то", "того", "тоже", "той", "только", "том", "ты", "у", "уже", "хорошо", "чем", "что", "чтобы", "эта", "эти", "это", "этот", "я", "алло", "здравствуйте", "спасибо", "пожалуйста", "добрый", "день"])
 
 
 def sentences(text: str) -> list[str]:

@@ -1,8 +1,9 @@
 """A transcript as segments per channel, and how it becomes the webhook's text and segments."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from tcxhooks.v1 import events_pb2
 
@@ -22,7 +23,7 @@ class Segment:
         return {"channel": self.channel, "start": self.start, "end": self.end, "text": self.text}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Segment":
+    def from_json(cls, data: dict[str, Any]) -> Segment:
         return cls(int(data["channel"]), float(data["start"]), float(data["end"]), str(data["text"]))
 
 

@@ -13,7 +13,8 @@ import argparse
 import asyncio
 import datetime as dt
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import grpc
 
@@ -70,7 +71,7 @@ def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
     try:
         when = dt.datetime.fromisoformat(text.strip())
     except ValueError:
-        raise UsageError(f"--since {text!r}: expected an ISO time such as 2025-11-25T18:00 or a duration such as 2h")
+        raise UsageError(f"--since {text!r}: expected an ISO time such as 2025-11-25T18:00 or a duration such as 2h") from None
     return when if when.tzinfo else when.astimezone()
 
 
@@ -82,8 +83,8 @@ def _time(stamp: Any) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in rows]
     return "\n".join(lines)
 
 
@@ -114,7 +115,7 @@ async def _redeliver(stub: Any, args: argparse.Namespace) -> str:
         raise UsageError("name delivery ids, --since T or --dead")
     request = pb.RedeliverRequest(delivery_ids=args.ids, dead=args.dead)
     if args.since:
-        request.since_time.FromDatetime(parse_since(args.since).astimezone(dt.timezone.utc))
+        request.since_time.FromDatetime(parse_since(args.since).astimezone(dt.UTC))
     reply = await stub.Redeliver(request, timeout=TIMEOUT)
     return f"{reply.count} deliveries queued again"
 

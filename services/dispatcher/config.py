@@ -5,14 +5,26 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from yarl import URL
 
 from tcxhooks.platform.config import URL_PASSWORD, Missing, Section, Settings, key
-from tcxhooks.platform.values import (base_url, boolean, choice, comma_list, duration, host_port, http_url, optional,
-                                      parse_duration, text, time_zone, whole)
+from tcxhooks.platform.values import (
+    base_url,
+    boolean,
+    choice,
+    comma_list,
+    duration,
+    host_port,
+    http_url,
+    optional,
+    parse_duration,
+    text,
+    time_zone,
+    whole,
+)
 
 from .payloads import EVENT_NAMES
 

@@ -45,7 +45,7 @@ class EndpointFilter:
     users: frozenset[str]
 
     @classmethod
-    def from_config(cls, hook: FilterSettings) -> "EndpointFilter":
+    def from_config(cls, hook: FilterSettings) -> EndpointFilter:
         return cls(frozenset(hook.events), frozenset(hook.dids), frozenset(hook.queues), frozenset(hook.users))
 
     @property

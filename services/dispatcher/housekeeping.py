@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from tcxhooks.platform.waiting import sleep_or_stop
 
 from .endpoints import Endpoints
-from .metrics import LEASES_EXPIRED, OLDEST_PENDING, PRUNED, QUEUE_DEPTH
 from .ledger import Ledger
+from .metrics import LEASES_EXPIRED, OLDEST_PENDING, PRUNED, QUEUE_DEPTH
 from .outbox import Outbox
 from .schema import DEAD, DELIVERED
 

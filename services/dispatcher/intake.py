@@ -60,7 +60,7 @@ class Intake:
             return
         self.worker.adopt(claimed)
         deliveries = duplicates = 0
-        for (_, future), result in zip(batch, results):
+        for (_, future), result in zip(batch, results, strict=True):
             duplicates += result.duplicate
             deliveries += result.deliveries
             self.endpoints.stored(result.endpoints)

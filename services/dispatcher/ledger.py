@@ -9,7 +9,7 @@ backlog figures. The hot path (publish, claim, finish) is the outbox's (outbox.p
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from tcxhooks.platform.store import Store, Work, execute, fetchall
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 from tcxhooks.platform.store import Store, Work, execute, executemany, fetchall
 
@@ -58,7 +58,7 @@ class _Chain:
     @property
     def attributes(self) -> dict[str, set[str]]:
         if self._parsed is None:
-            self._parsed = {key: _split(text) for key, text in zip(("did", "queue", "user"), self.stored)}
+            self._parsed = {key: _split(text) for key, text in zip(("did", "queue", "user"), self.stored, strict=False)}
         return self._parsed
 
     def number(self, endpoint: str) -> int:

@@ -228,7 +228,7 @@ def _form_value(value: Any) -> str:
 def timestamp_of(event: events_pb2.Event) -> str:
     """RFC 3339 UTC time of the event (millisecond precision), the JSON `timestamp`."""
     stamp = event.occur_time
-    when = dt.datetime.fromtimestamp(stamp.seconds, dt.timezone.utc)
+    when = dt.datetime.fromtimestamp(stamp.seconds, dt.UTC)
     return when.strftime("%Y-%m-%dT%H:%M:%S") + f".{stamp.nanos // 1_000_000:03d}Z"
 
 

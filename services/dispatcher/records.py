@@ -1,8 +1,9 @@
 """The values that travel between the intake, the outbox, the worker and the admin calls."""
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, NamedTuple
+from typing import NamedTuple
 
 from tcxhooks.v1 import events_pb2
 

@@ -10,7 +10,8 @@ import asyncio
 import logging
 import re
 import time
-from typing import Any, AsyncIterator, Sequence, cast
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, cast
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -22,11 +23,11 @@ from tcxhooks.v1 import dispatcher_service_pb2_grpc, events_pb2
 from .endpoints import Endpoint, Endpoints
 from .errors import InvalidEvent, InvalidRequest, StaleFence
 from .intake import Intake
-from .metrics import PUBLISHED
 from .ledger import Ledger
-from .records import AttemptRecord, DeliveryRow, NewEvent, Published
+from .metrics import PUBLISHED
 from .payloads import attributes, call_id_of, event_names, validate
 from .ping import ping
+from .records import AttemptRecord, DeliveryRow, NewEvent, Published
 from .worker import Worker
 
 log = logging.getLogger(__name__)

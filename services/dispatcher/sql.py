@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import json
-from typing import Iterable, Sequence, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 from tcxhooks.platform.store import Row, Work, execute, fetchall
 

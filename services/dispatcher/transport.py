@@ -16,8 +16,8 @@ never sent again by the client itself: each try is one attempt the worker record
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import aiohttp
 from aiohttp.abc import AbstractResolver

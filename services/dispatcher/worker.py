@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from typing import Awaitable
+from collections.abc import Awaitable
 
 from google.protobuf.message import DecodeError
 

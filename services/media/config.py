@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from tcxhooks.platform.config import Missing, Section, Settings, key
 from tcxhooks.platform.values import base_url, boolean, choice, duration, host_port, optional, text, whole

@@ -48,7 +48,7 @@ def _cgroup_folders(root: Path, proc_cgroup: Path) -> list[Path]:
         lines = []
     folders: list[Path] = []
     for line in lines:  # "0::/path" (v2) or "4:cpu,cpuacct:/path" (v1)
-        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        _, controllers, path = ([*line.split(":", 2), "", ""])[:3]
         if controllers == "":
             bases = [root, root / "unified"]
         elif "cpu" in controllers.split(","):

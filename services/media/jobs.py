@@ -17,7 +17,8 @@ import hashlib
 import logging
 import re
 import time
-from typing import Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from tcxhooks.platform.lease import LeaseLost
 from tcxhooks.platform.retry import Refused, backoff, until_acknowledged
@@ -59,10 +60,7 @@ def window_for(job: Job, grace: float) -> Window:
     leg = job.request.leg
     end = leg.end_unix_ms / 1000 if leg.end_unix_ms else job.created_at
     base = min(end, job.created_at)
-    if leg.start_unix_ms:
-        start = leg.start_unix_ms / 1000
-    else:
-        start = base - job.request.ended.duration_seconds
+    start = leg.start_unix_ms / 1000 if leg.start_unix_ms else base - job.request.ended.duration_seconds
     return Window(start - SLACK, base + grace)
 
 
@@ -212,7 +210,7 @@ class Runner:
                         tasks[item.ident] = (item, asyncio.create_task(self._convert(job, item)))
                 now = time.time()
                 has_last = leg_end > 0 and any(f.end >= leg_end - LAST_FILE_TOLERANCE for f, _ in tasks.values())
-                if settled and (has_last or now >= window.deadline) or now >= window.deadline + MAX_SETTLE:
+                if (settled and (has_last or now >= window.deadline)) or now >= window.deadline + MAX_SETTLE:
                     break
                 wait = self.source.poll if now >= window.deadline else min(self.source.poll, window.deadline - now)
                 await asyncio.sleep(max(wait, 0.02))
@@ -222,7 +220,7 @@ class Runner:
                 task.cancel()
         converted: list[tuple[Found, tuple[str, int, float, int]]] = []
         bad: list[str] = []
-        for (item, _), result in zip(tasks.values(), results):
+        for (item, _), result in zip(tasks.values(), results, strict=True):
             if isinstance(result, BadAudio):
                 bad.append(f"{item.label}: {result}")
                 log.error("recording %s of %s is unusable: %s (no link is sent for it)", item.label, job.call_id,

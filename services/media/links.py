@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from typing import Sequence
+from collections.abc import Sequence
 from urllib.parse import quote
 
 PATH_PREFIX = "/r"

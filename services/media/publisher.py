@@ -14,8 +14,13 @@ import time
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from tcxhooks.v1 import (analytics_service_pb2, analytics_service_pb2_grpc, dispatcher_service_pb2,
-                         dispatcher_service_pb2_grpc, events_pb2)
+from tcxhooks.v1 import (
+    analytics_service_pb2,
+    analytics_service_pb2_grpc,
+    dispatcher_service_pb2,
+    dispatcher_service_pb2_grpc,
+    events_pb2,
+)
 
 from .jobstore import Job, StoredFile
 
@@ -32,7 +37,7 @@ def recording_event(job: Job, files: list[StoredFile], urls: list[str], full_inf
     ready = events_pb2.RecordingReady(
         call_id=job.call_id,
         files=[events_pb2.RecordingFile(url=url, duration_seconds=f.duration, size_bytes=f.size)
-               for f, url in zip(files, urls)])
+               for f, url in zip(files, urls, strict=False)])
     if full_info and job.request.HasField("ended"):
         ready.call.CopyFrom(job.request.ended)
     return events_pb2.Event(event_id=event_id(job.call_id), chain=job.chain, occur_time=occur, recording=ready)

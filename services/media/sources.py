@@ -19,9 +19,10 @@ import asyncio
 import os
 import re
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Callable, Protocol
+from typing import Protocol
 
 import grpc
 

@@ -16,9 +16,10 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, AsyncIterator, Protocol
+from typing import IO, Protocol
 
 import urllib3
 

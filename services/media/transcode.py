@@ -31,8 +31,9 @@ import logging
 import subprocess
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import IO, AsyncIterator
+from typing import IO
 
 import ffmpeg
 import imageio_ffmpeg
@@ -92,7 +93,8 @@ class Transcoder:
         async with self._slots:
             head, info, ended = await _read_header(chunks)
             started = time.perf_counter()
-            body: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=IN_MEMORY)
+            # closed here on failure, else by the Mp3 it is handed to
+            body: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=IN_MEMORY)  # noqa: SIM115
             counter = Mp3Counter()
             try:
                 async with _ffmpeg(self.command(info)) as proc:
@@ -170,7 +172,7 @@ async def _ffmpeg(command: list[str]) -> AsyncIterator[_Ffmpeg]:
         assert popen.stdin is not None and popen.stdout is not None and popen.stderr is not None
         _widen(popen.stdin)
         readers = [asyncio.StreamReader(limit=READ_SIZE), asyncio.StreamReader(limit=READ_SIZE)]
-        for reader, pipe in zip(readers, (popen.stdout, popen.stderr)):
+        for reader, pipe in zip(readers, (popen.stdout, popen.stderr), strict=True):
             transport, _ = await loop.connect_read_pipe(functools.partial(asyncio.StreamReaderProtocol, reader), pipe)
             transports.append(transport)
         protocol = asyncio.StreamReaderProtocol(asyncio.StreamReader())

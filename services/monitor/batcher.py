@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import grpc
 
@@ -104,7 +104,7 @@ class PublishBatcher:
 
 def _settle(batch: list[tuple[events_pb2.Event, asyncio.Future[pb.PublishResponse]]],
             results: list[pb.PublishResponse | BaseException]) -> None:
-    for (_, future), result in zip(batch, results):
+    for (_, future), result in zip(batch, results, strict=True):
         if future.done():
             continue
         if isinstance(result, BaseException):

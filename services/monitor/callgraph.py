@@ -18,7 +18,7 @@ monitored DNs, which tells a transfer to an outside number.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Callable, Collection
+from collections.abc import Callable, Collection
 from zoneinfo import ZoneInfo
 
 from tcxhooks.v1 import common_pb2
@@ -86,7 +86,7 @@ class CallGraph:
         a snapshot still applies, and the Call Control socket is not reopened just to meet it again)."""
         try:
             apply()
-        except Exception as exc:  # noqa: BLE001 (contained to one participant by design; logged by the caller)
+        except Exception as exc:
             self._anomaly("participant_failed", f"{key}: {type(exc).__name__}: {exc}")
             for callid in [callid for callid, chain in self.chains.items() if not chain.legs]:
                 del self.chains[callid]  # begun for this participant only

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from tcxhooks.platform.config import Missing, Section, Settings, key
 from tcxhooks.platform.values import base_url, boolean, choice, duration, optional, text, time_zone

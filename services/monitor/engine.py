@@ -12,10 +12,12 @@ the publisher, so nothing is published that a crash could un-happen.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -147,10 +149,8 @@ class Engine:
     async def _settler(self) -> None:
         """Asks ActiveCalls as soon as a call's last leg left (and again while the PBX still lists it)."""
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._settle_wake.wait(), SETTLE_EVERY if self.graph.unsettled else None)
-            except asyncio.TimeoutError:
-                pass
             self._settle_wake.clear()
             await self.settle()
 

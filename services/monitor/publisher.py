@@ -15,12 +15,18 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 
-from tcxhooks.v1 import (dispatcher_service_pb2, dispatcher_service_pb2_grpc, events_pb2, media_service_pb2,
-                         media_service_pb2_grpc)
+from tcxhooks.v1 import (
+    dispatcher_service_pb2,
+    dispatcher_service_pb2_grpc,
+    events_pb2,
+    media_service_pb2,
+    media_service_pb2_grpc,
+)
 
 from .batcher import PublishBatcher, Refused, Unanswered
 from .enrich import Enricher

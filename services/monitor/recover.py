@@ -21,8 +21,8 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import common_pb2, events_pb2

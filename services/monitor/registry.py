@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from tcxhooks.platform.store import Migration, Store, Work, executemany, fetchall
 
@@ -117,7 +118,7 @@ class Registry:
                 [(self.pbx, row.chain, row.target, row.payload, row.needs, now) for row in rows])
             found = yield fetchall("SELECT seq FROM monitor_outbox WHERE pbx = ? ORDER BY seq DESC LIMIT ?",
                                    (self.pbx, len(rows)))
-            for row, (seq,) in zip(rows, reversed(found)):
+            for row, (seq,) in zip(rows, reversed(found), strict=False):
                 row.seq = int(seq)
 
     async def delete_outbox(self, seqs: Sequence[int]) -> None:

@@ -107,7 +107,7 @@ async def build(app: App[MonitorSettings]) -> None:
         """The Call Control socket is open and resynced (waiting a moment for it, e.g. right after start)."""
         try:
             await asyncio.wait_for(callcontrol.up.wait(), 2.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise PbxError("Call Control WebSocket not connected") from None
 
     app.health.add_check("pbx", pbx_connected, critical=True)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -18,8 +19,8 @@ from .capture.session import Capture
 from .errors import InvalidRequest, NotFound, NotReady, PbxError, PbxHttpError
 from .pbx import xapi
 from .pbx.callcontrol import CallControl
-from .pbx.makecall import make_call
 from .pbx.client import PbxClient
+from .pbx.makecall import make_call
 from .reconcile import Reconciler
 
 log = logging.getLogger(__name__)

@@ -32,8 +32,9 @@ import argparse
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from aiohttp import web
 

@@ -13,8 +13,9 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, AsyncIterator, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import grpc
 

@@ -16,8 +16,9 @@ import io
 import os
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import grpc
 import httpx
@@ -29,7 +30,6 @@ from .platform.grpc import describe_token, open_channel, open_without_token
 from .platform.logging import RedactingFilter
 from .platform.store import open_store
 from .product import Product, load_product
-
 
 DIRECTORY_WAIT = 15  # seconds to wait for a running monitor's first directory poll
 

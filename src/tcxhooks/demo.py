@@ -110,9 +110,9 @@ def write_config(folder: str, sim_url: str, receiver: DemoReceiver, analytics: b
 
 
 def _spawn(args: list[str], log_path: str) -> subprocess.Popen[bytes]:
-    log = open(log_path, "ab")
-    return subprocess.Popen([sys.executable, "-m", "tcxhooks", *args], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    with open(log_path, "ab") as log:  # the child has its own copy of the file
+        return subprocess.Popen([sys.executable, "-m", "tcxhooks", *args], stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
 
 
 def _stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
@@ -139,7 +139,7 @@ async def _wait_http(url: str, timeout: float) -> None:
 
 def expected_events(analytics: bool) -> list[str]:
     events = ["ringing", "hangupincoming", "incoming", "recording"]
-    return events + ["analytics"] if analytics else events
+    return [*events, "analytics"] if analytics else events
 
 
 async def run_demo(scenario: str, talk: float, keep: bool, timeout: float) -> int:
@@ -220,7 +220,7 @@ async def _wait_events(receiver: DemoReceiver, wanted: list[str], timeout: float
         receiver.arrived.clear()
         try:
             await asyncio.wait_for(receiver.arrived.wait(), max(0.1, deadline - time.monotonic()))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             break
     return False
 

@@ -15,9 +15,10 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.util import find_spec
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import httpx
 

@@ -8,8 +8,8 @@ loads them through the same loader the services use.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from tcxhooks.analytics.config import AnalyticsSettings
 from tcxhooks.dispatcher.config import DispatcherSettings

@@ -22,7 +22,7 @@ import base64
 import hashlib
 import hmac
 import time
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 __all__ = ["DEFAULT_TOLERANCE", "SignatureError", "Signer", "sign", "verify"]
 

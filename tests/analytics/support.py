@@ -6,15 +6,20 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
-from typing import Iterator
 
 import grpc
 import imageio_ffmpeg
 
-from tcxhooks.v1 import (dispatcher_service_pb2, dispatcher_service_pb2_grpc, events_pb2, media_service_pb2,
-                         media_service_pb2_grpc)
+from tcxhooks.v1 import (
+    dispatcher_service_pb2,
+    dispatcher_service_pb2_grpc,
+    events_pb2,
+    media_service_pb2,
+    media_service_pb2_grpc,
+)
 from tests.helpers.net import free_port
 
 
@@ -56,7 +61,7 @@ class RecordingDispatcher(dispatcher_service_pb2_grpc.DispatcherServiceServicer)
                 raise AssertionError(f"no event {event_id} within {timeout}s; have {sorted(self.events)}")
             return self.events[event_id]
 
-    def __enter__(self) -> "RecordingDispatcher":
+    def __enter__(self) -> RecordingDispatcher:
         self._server.start()
         return self
 
@@ -92,7 +97,7 @@ class FakeMedia(media_service_pb2_grpc.MediaServiceServicer):
             while chunk := handle.read(64 * 1024):
                 yield media_service_pb2.FetchAudioResponse(chunk=chunk)
 
-    def __enter__(self) -> "FakeMedia":
+    def __enter__(self) -> FakeMedia:
         self._server.start()
         return self
 
@@ -114,7 +119,7 @@ def stereo_call_mp3(operator: list[str], client: list[str], out: Path, rate: int
     work.mkdir(exist_ok=True)
     inputs, filters, cursor = [], [], 0.0
     labels: dict[str, list[str]] = {"L": [], "R": []}
-    turns = [(side, text) for pair in zip(operator, client) for side, text in zip("LR", pair)]
+    turns = [(side, text) for pair in zip(operator, client, strict=False) for side, text in zip("LR", pair, strict=False)]
     for index, (side, text) in enumerate(turns):
         wav = work / f"{index}.wav"
         espeak(text, wav)
@@ -139,7 +144,7 @@ def _wav_seconds(wav: Path) -> float:
         return handle.getnframes() / handle.getframerate()
 
 
-DIGITS = "zero one two three four five six seven eight nine".split()
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
 def words(text: str) -> list[str]:

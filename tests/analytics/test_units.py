@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from tcxhooks.analytics.jobstore import MIGRATIONS, AudioRef, JobStore
-from tcxhooks.platform.jobqueue import process_owner
 from tcxhooks.analytics.textrank import sentences, summarize
 from tcxhooks.analytics.transcript import MONO, Segment, render_text
 from tcxhooks.analytics.yandex.stt import parse_results
+from tcxhooks.platform.jobqueue import process_owner
 from tcxhooks.platform.store import open_store
 from tcxhooks.v1 import events_pb2
 

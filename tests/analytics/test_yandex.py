@@ -238,7 +238,7 @@ def test_iam_token_file_is_read_again_when_it_changes_and_a_refused_token_waits_
 
     wait_until(lambda: "was refused (expired, and the file not refreshed yet?)" in service.log_text(),
                what="the refused token's retry")
-    assert pb.JOB_STATE_FAILED != service.stub.GetJob(pb.GetJobRequest(call_id=CALL), timeout=5).state
+    assert service.stub.GetJob(pb.GetJobRequest(call_id=CALL), timeout=5).state != pb.JOB_STATE_FAILED
     token_file.write_text(fresh + "\n")  # what `yc iam create-token > FILE` does every hour
 
     assert dispatcher.wait_for(f"{CALL}/analytics").analytics.text == EXPECTED_TEXT

@@ -142,7 +142,7 @@ def assert_same_webhooks(got: list[str], want: list[str]) -> None:
     for chain, expected in want_chains.items():
         actual = got_chains[chain]
         assert [_untimed(f) for f in actual] == [_untimed(f) for f in expected], f"chain {chain}"
-        for a, e in zip(actual, expected):
+        for a, e in zip(actual, expected, strict=True):
             for key in TIMED:
                 assert abs(int(a.get(key, "0") or 0) - int(e.get(key, "0") or 0)) <= 1, (chain, key, a, e)
 

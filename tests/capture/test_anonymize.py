@@ -63,11 +63,11 @@ def test_dns_types_and_the_webhooks_stay_the_same_and_fakes_are_consistent(path:
     real, masked = bodies(lines), bodies(fake)
     assert len(real) == len(masked)
     mapping: dict[str, str] = {}
-    for a, b in zip(real, masked):
+    for a, b in zip(real, masked, strict=True):
         for key in ("callerid", "did", "didname", "title"):
             if a.get(key):
                 assert mapping.setdefault(a[key], b[key]) == b[key]  # one fake per original
-                assert b[key] != a[key] or key == "title" or a[key].isdigit() and len(a[key]) < 5  # DNs stay
+                assert b[key] != a[key] or key == "title" or (a[key].isdigit() and len(a[key]) < 5)  # DNs stay
         assert {k: v for k, v in a.items() if k not in ("callerid", "did", "didname", "title")} == \
                {k: v for k, v in b.items() if k not in ("callerid", "did", "didname", "title")}
     assert len(set(mapping.values())) == len(mapping)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+
 import grpc
 import pytest
 

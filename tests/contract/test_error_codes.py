@@ -3,20 +3,23 @@ error with INTERNAL (never UNAVAILABLE, which tells a producer to try again): re
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import grpc
 
 from tcxhooks.v1 import analytics_service_pb2 as apb
-from tcxhooks.v1 import common_pb2
-from tcxhooks.v1 import analytics_service_pb2_grpc
+from tcxhooks.v1 import (
+    analytics_service_pb2_grpc,
+    common_pb2,
+    dispatcher_service_pb2_grpc,
+    media_service_pb2_grpc,
+    monitor_service_pb2_grpc,
+)
 from tcxhooks.v1 import dispatcher_service_pb2 as dpb
-from tcxhooks.v1 import dispatcher_service_pb2_grpc
 from tcxhooks.v1 import media_service_pb2 as mpb
-from tcxhooks.v1 import media_service_pb2_grpc
 from tcxhooks.v1 import monitor_service_pb2 as opb
-from tcxhooks.v1 import monitor_service_pb2_grpc
 from tests.helpers.services import read_config, running, wait_until, write_config
 
 Code = tuple[str, str]

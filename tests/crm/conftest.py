@@ -1,8 +1,8 @@
 """Fixtures of the CRM adapter tests: the adapters' tables on SQLite and on the local PostgreSQL."""
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import AsyncIterator, Iterator
 
 import pytest
 

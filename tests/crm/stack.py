@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import grpc
 import httpx
 
 from tcxhooks.v1 import dispatcher_service_pb2 as pb
 from tcxhooks.v1 import dispatcher_service_pb2_grpc as pbg
-
 from tests.helpers.net import free_port
 from tests.helpers.services import kill9, read_config, start, stop, wait_healthy, wait_http, wait_until, write_config
 

@@ -1,7 +1,8 @@
 """The fake amoCRM answers as amoCRM's v4 API documents (simulator/crm/amocrm.py)."""
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest

@@ -1,7 +1,8 @@
 """amoCRM's mapping, event by event: which requests each scenario of docs/webhooks.md §6 makes."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 

@@ -90,7 +90,7 @@ def test_the_contract_start_time_wins_over_the_event_time() -> None:
 
 
 def test_queue_ring_all_shows_every_agent_and_hides_the_others_when_one_answers() -> None:
-    made, legs = play([ev("ringing", 0, "800"), ev("ringing", 0, "101"), ev("ringing", 0, "102"),
+    made, _ = play([ev("ringing", 0, "800"), ev("ringing", 0, "101"), ev("ringing", 0, "102"),
                        ev("answered", 1, "102"), ev("ended", 1, "102", finishtype="Ok", duration=40)])
     assert methods(made) == ["register", "show", "hide", "finish"]
     assert made[0][1]["USER_ID"] == 11 and made[1][1] == {"CALL_ID": "externalCall.1", "USER_ID": [12]}
@@ -126,7 +126,7 @@ def test_a_missed_call_rung_at_nobody_mapped_is_registered_without_a_card_at_its
 
 
 def test_blind_transfer_is_two_bitrix_calls() -> None:
-    made, legs = play([ev("ringing", 0, "101"), ev("answered", 1, "101"), ev("ringing", 2, "102"),
+    made, _ = play([ev("ringing", 0, "101"), ev("answered", 1, "101"), ev("ringing", 2, "102"),
                        ev("ended", 1, "101", finishtype="Ok", transfer=True, duration=20),
                        ev("answered", 2, "102", trtype="Blind"), ev("ended", 2, "102", finishtype="Ok", duration=30)])
     assert methods(made) == ["register", "register", "finish", "finish"]

@@ -1,15 +1,15 @@
 """The adapter framework without a CRM: leg state in the store, the step engine, the event view."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any
 
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from tcxhooks.dispatcher.crm import Call, CrmError, CrmEvent, LegStore, Trace, run_steps, same_number
 from tcxhooks.v1 import common_pb2, events_pb2
-
 
 # --- leg store ------------------------------------------------------------------------------
 
@@ -82,13 +82,13 @@ class ToyMapping:
 
     def on_result(self, event: CrmEvent, state: Leg, call: Call, result: Any) -> Leg:
         crm_id = result["id"] if call.step == "register" else state.crm_id
-        return replace(state, crm_id=crm_id, steps=state.steps + (call.step,))
+        return replace(state, crm_id=crm_id, steps=(*state.steps, call.step))
 
     def on_error(self, event: CrmEvent, state: Leg, call: Call, error: CrmError) -> Leg:
         raise error
 
     def on_skipped(self, event: CrmEvent, state: Leg, call: Call) -> Leg:
-        return replace(state, steps=state.steps + (call.step,))
+        return replace(state, steps=(*state.steps, call.step))
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The fake Zammad answers as Zammad's CTI controller and caller log do (simulator/crm/zammad.py)."""
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest

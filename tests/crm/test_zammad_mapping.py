@@ -10,7 +10,7 @@ from tcxhooks.dispatcher.crm import CrmError, CrmEvent
 from tcxhooks.dispatcher.crm.zammad.mapping import EXISTS, SERVER, ZammadMapping, ZammadOptions
 from tcxhooks.v1 import events_pb2
 
-from .scenarios import CALLER, CHAIN, DID, SCENARIOS, analytics, ev, ended, view
+from .scenarios import CALLER, CHAIN, DID, SCENARIOS, analytics, ended, ev, view
 
 MAX_STEPS = 16  # as the engine allows
 SETTINGS = ZammadOptions(user_map={"102": "boris@example.com"})
@@ -48,7 +48,7 @@ def drive(events: list[events_pb2.Event | CrmEvent], answers: list[Outcome] | No
 def short(requests: list[dict[str, Any]]) -> list[str]:
     def one(r: dict[str, Any]) -> str:
         extra = [f"{k}={r[k]}" for k in ("user", "queue", "answeringNumber", "cause") if k in r]
-        return " ".join([r["event"], r["direction"]] + extra)
+        return " ".join([r["event"], r["direction"], *extra])
     return [one(r) for r in requests]
 
 

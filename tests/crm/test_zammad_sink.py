@@ -2,7 +2,7 @@
 `tcxhooks check` probe. The leg state lives in the dispatcher's store (SQLite and Postgres)."""
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import pytest
 

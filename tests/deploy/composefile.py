@@ -6,8 +6,9 @@ keys, then `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?error}`, `${VA
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -34,9 +35,8 @@ def interpolate(value: str, env: Mapping[str, str]) -> str:
         if op in (":-", "-"):
             use_default = empty if op == ":-" else not present
             return arg if use_default else env[name]
-        if op in (":?", "?"):
-            if empty if op == ":?" else not present:
-                raise MissingVariable(f"{name}: {arg}")
+        if op in (":?", "?") and (empty if op == ":?" else not present):
+            raise MissingVariable(f"{name}: {arg}")
         return env.get(name, "")
 
     return _VAR.sub(replace, value)

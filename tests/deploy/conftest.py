@@ -9,9 +9,9 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest

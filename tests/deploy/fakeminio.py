@@ -85,7 +85,7 @@ class FakeMinio:
 
         return Handler
 
-    def __enter__(self) -> "FakeMinio":
+    def __enter__(self) -> FakeMinio:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

@@ -7,15 +7,17 @@ from pathlib import Path
 import pytest
 
 from tcxhooks.media.config import MediaSettings
+from tcxhooks.platform.health import LIVENESS
 from tcxhooks.product import SERVICES
 from tests.helpers.config import ServiceConfig
-from tcxhooks.platform.health import LIVENESS
 
 from .cluster import pod_spec
 from .conftest import ROOT
 from .dockerfile import parse_dockerfile
-from .test_compose import IMAGE_CONFIG, SERVICES_OF, service_config as compose_config
-from .test_k8s import container, deployment, render, service_config as k8s_config
+from .test_compose import IMAGE_CONFIG, SERVICES_OF
+from .test_compose import service_config as compose_config
+from .test_k8s import container, deployment, render
+from .test_k8s import service_config as k8s_config
 
 RUNTIME = parse_dockerfile(ROOT / "Dockerfile")[-1]
 # Keys whose values must differ between one Docker host and a cluster (section, key); secrets

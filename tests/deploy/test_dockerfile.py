@@ -18,8 +18,8 @@ from tcxhooks.product import SERVICES, load_product
 from tests.helpers.services import write_config
 
 from .conftest import ROOT, Live
-from .test_k8s import HEALTH_PORT, PINNED
 from .dockerfile import Stage, context_files, ignored, parse_dockerfile, read_dockerignore
+from .test_k8s import HEALTH_PORT, PINNED
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import importlib.util
 import re
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from tcxhooks.cli import COMMANDS
 from tcxhooks.platform.config import keys_of
 from tcxhooks.product import SERVICES, load_product, owned_sections
-from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import ROOT, Live
 from .envmap import check_env_names
@@ -64,7 +65,7 @@ def test_the_readmes_security_section_names_every_port_and_key_it_relies_on() ->
     assert f"| {config.platform.metrics.port} |" in section and f"| {HEALTH_PORT} (containers) |" in section
     assert f"| {config.media.recordings.listen.rpartition(':')[2]} |" in section
     for section_name, key in re.findall(r"`\[(\w+)\] (\w+)`", section):
-        owners = [cls for cls in owned_sections() if cls.SECTION == section_name]
+        owners = [cls for cls in owned_sections() if section_name == cls.SECTION]
         assert owners and key in keys_of(owners[0]), f"[{section_name}] {key} is no config key"
     for key in ("token", "tls_cert", "tls_key", "tls_ca", "tls_client_auth", "link_secret_previous", "verify_tls"):
         assert f"`{key}" in section or f" {key}`" in section, key

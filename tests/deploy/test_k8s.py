@@ -23,11 +23,23 @@ from tcxhooks.cli import COMMANDS
 from tcxhooks.media.links import PATH_PREFIX
 from tcxhooks.platform.health import LIVENESS
 from tcxhooks.product import SERVICES
-
-from .cluster import (Obj, Peer, egress_allowed, find, generated, load_mounted, matches, mount, one, pod_labels,
-                      pod_spec, quantity, secret_values)
 from tests.helpers.config import ServiceConfig
 
+from .cluster import (
+    Obj,
+    Peer,
+    egress_allowed,
+    find,
+    generated,
+    load_mounted,
+    matches,
+    mount,
+    one,
+    pod_labels,
+    pod_spec,
+    quantity,
+    secret_values,
+)
 from .conftest import ROOT
 from .dockerfile import parse_dockerfile
 from .envmap import check_env_names

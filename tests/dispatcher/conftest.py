@@ -5,14 +5,16 @@ import subprocess
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import grpc
 import pytest
 
-from tcxhooks.v1 import common_pb2, dispatcher_service_pb2 as pb, dispatcher_service_pb2_grpc, events_pb2
+from tcxhooks.v1 import common_pb2, dispatcher_service_pb2_grpc, events_pb2
+from tcxhooks.v1 import dispatcher_service_pb2 as pb
 from tests.helpers.postgres import postgres_schema
 from tests.helpers.services import kill9, read_config, start, stop, wait_healthy, write_config
 
@@ -44,7 +46,7 @@ class Dispatcher:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as reply:
             return reply.read().decode()
 
-    def start(self) -> "Dispatcher":
+    def start(self) -> Dispatcher:
         self.proc = start(["dispatcher", "-c", str(self.config)], self.folder / f"{self.name}.log")
         wait_healthy(self.address, 30)
         return self

@@ -10,7 +10,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tcxhooks import __version__
 from tcxhooks.signing import SignatureError, verify
-from tcxhooks.v1 import common_pb2, dispatcher_service_pb2 as pb, dispatcher_service_pb2_grpc, events_pb2
+from tcxhooks.v1 import common_pb2, dispatcher_service_pb2_grpc, events_pb2
+from tcxhooks.v1 import dispatcher_service_pb2 as pb
 from tests.helpers.receiver import Receiver
 
 from .conftest import SECRET, SECRET2, TOKEN, Dispatchers, answered, ended, new_chain, ringing

@@ -10,10 +10,10 @@ import time
 import grpc
 import pytest
 
-from tcxhooks.v1 import dispatcher_service_pb2 as pb, events_pb2
-from tests.helpers.receiver import Receiver, Request
-
 from tcxhooks.platform.store import open_store
+from tcxhooks.v1 import dispatcher_service_pb2 as pb
+from tcxhooks.v1 import events_pb2
+from tests.helpers.receiver import Receiver, Request
 
 from .conftest import Dispatcher, Dispatchers, answered, new_chain, ringing
 

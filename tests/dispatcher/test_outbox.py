@@ -12,13 +12,12 @@ import pytest
 
 from tcxhooks.dispatcher import housekeeping
 from tcxhooks.dispatcher.endpoints import Endpoints
-
 from tcxhooks.dispatcher.ledger import Ledger
 from tcxhooks.dispatcher.outbox import Outbox
-from tcxhooks.dispatcher.records import AttemptRecord, NewEvent, Outcome, Routing
-from tcxhooks.dispatcher.schema import DEAD, DELIVERED, PENDING
 from tcxhooks.dispatcher.payloads import attributes, call_id_of, event_names
+from tcxhooks.dispatcher.records import AttemptRecord, NewEvent, Outcome, Routing
 from tcxhooks.dispatcher.retry import RetryPolicy, parse_retry_after
+from tcxhooks.dispatcher.schema import DEAD, DELIVERED, PENDING
 from tcxhooks.platform.store import open_store
 
 from .conftest import answered, ended, new_chain, ringing

@@ -23,7 +23,7 @@ def _headers(body: bytes, timestamp: int = NOW, secrets: tuple[str, ...] = (SECR
 
 
 def test_signing_matches_the_reference_package() -> None:
-    stamp = dt.datetime.fromtimestamp(NOW, tz=dt.timezone.utc)
+    stamp = dt.datetime.fromtimestamp(NOW, tz=dt.UTC)
     theirs = [Webhook(s).sign("msg_42", stamp, FORM.decode()) for s in (SECRET, SECRET2)]
     assert sign([SECRET, SECRET2], "msg_42", NOW, FORM) == " ".join(theirs)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import socket
-from typing import Any, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult

@@ -1,9 +1,9 @@
 """End-to-end fixtures: the 3CX simulator and `tcxhooks up` as real processes, a fake CRM."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest

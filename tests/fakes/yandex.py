@@ -111,7 +111,7 @@ class FakeYandex:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    def __enter__(self) -> "FakeYandex":
+    def __enter__(self) -> FakeYandex:
         self.start()
         return self
 
@@ -169,7 +169,7 @@ class FakeYandex:
         return await handler(request)
 
     def _now(self) -> str:
-        return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
     def _operation_body(self, op: _Operation) -> dict[str, Any]:
         body: dict[str, Any] = {"id": op.id, "description": "STT v3 async recognition", "createdAt": op.created,

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from typing import Any, Callable, Coroutine, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
-from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 OVERRIDE = int(os.environ.get("FUZZ_EXAMPLES", "0"))  # a longer hunt: this many examples for every test
 T = TypeVar("T")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tcxhooks.dispatcher.crm.client import JsonApi
 from tcxhooks.dispatcher.crm.errors import CrmError

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import re
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import grpc
 import pytest
 from google.protobuf import descriptor as d
 from google.protobuf.message import DecodeError, Message
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tcxhooks.v1 import analytics_service_pb2, dispatcher_service_pb2, media_service_pb2, monitor_service_pb2
 from tests.helpers.services import read_config, start, stop, wait_healthy, write_config

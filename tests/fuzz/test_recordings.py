@@ -5,9 +5,10 @@ else, never a hang."""
 from __future__ import annotations
 
 import struct
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tcxhooks.media.audio import Mp3Counter, parse_wav_header
 from tcxhooks.media.errors import BadAudio, MediaError, TransientError

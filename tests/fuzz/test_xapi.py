@@ -9,13 +9,16 @@ rows it cannot use are counted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import itertools
 import json
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
-from hypothesis import example, given, strategies as st
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from tcxhooks.monitor.config import PbxConfig
 from tcxhooks.monitor.errors import PbxError
@@ -53,8 +56,8 @@ READS: list[Callable[[PbxClient], Awaitable[Any]]] = [
     lambda pbx: Xapi(pbx, page_size=4).users(),
     lambda pbx: Xapi(pbx, page_size=4).queues(),
     lambda pbx: Xapi(pbx, page_size=4).agents(1),
-    lambda pbx: Xapi(pbx, page_size=4).login_history(dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc),
-                                                      dt.datetime(2026, 12, 2, tzinfo=dt.timezone.utc)),
+    lambda pbx: Xapi(pbx, page_size=4).login_history(dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
+                                                      dt.datetime(2026, 12, 2, tzinfo=dt.UTC)),
 ]
 
 
@@ -76,10 +79,8 @@ async def read_all(answers: list[tuple[int, bytes]]) -> None:
     pbx = hostile_pbx(answers)
     try:
         for read in READS:
-            try:
+            with contextlib.suppress(PbxError, XapiError):
                 await read(pbx)
-            except (PbxError, XapiError):
-                pass
     finally:
         await pbx.aclose()
 

@@ -5,7 +5,8 @@
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from tcxhooks.platform.config import Config, load_config
 from tcxhooks.platform.settings import PlatformSettings

@@ -8,8 +8,8 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 PG_URL = os.environ.get("TCXH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -77,7 +77,7 @@ class Receiver:
                 self._cond.notify_all()
         return web.Response(status=status, text="ok" if status < 400 else "error", headers=headers)
 
-    def start(self) -> "Receiver":
+    def start(self) -> Receiver:
         def serve() -> None:
             loop = asyncio.new_event_loop()
             self._loop = loop
@@ -103,13 +103,13 @@ class Receiver:
         if self._thread is not None:
             self._thread.join(10)
 
-    def __enter__(self) -> "Receiver":
+    def __enter__(self) -> Receiver:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    async def __aenter__(self) -> "Receiver":
+    async def __aenter__(self) -> Receiver:
         return self.start()
 
     async def __aexit__(self, *exc: object) -> None:

@@ -13,8 +13,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
 
 import grpc
 import httpx
@@ -60,10 +60,11 @@ def tcxhooks_command(*args: str) -> list[str]:
 
 def start(args: list[str], log_path: Path | None = None, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Starts `tcxhooks <args>` in its own process group; output goes to `log_path`."""
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
     full_env = {**os.environ, **(env or {})}
-    return subprocess.Popen(tcxhooks_command(*args), stdout=out, stderr=subprocess.STDOUT, env=full_env,
-                            start_new_session=True)
+    # the child has its own copy of the log file
+    with open(log_path, "ab") if log_path else contextlib.nullcontext(subprocess.DEVNULL) as out:
+        return subprocess.Popen(tcxhooks_command(*args), stdout=out, stderr=subprocess.STDOUT, env=full_env,
+                                start_new_session=True)
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:

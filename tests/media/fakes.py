@@ -6,16 +6,23 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from tcxhooks.v1 import (analytics_service_pb2, analytics_service_pb2_grpc, dispatcher_service_pb2,
-                         dispatcher_service_pb2_grpc, monitor_service_pb2, monitor_service_pb2_grpc)
+from tcxhooks.v1 import (
+    analytics_service_pb2,
+    analytics_service_pb2_grpc,
+    dispatcher_service_pb2,
+    dispatcher_service_pb2_grpc,
+    monitor_service_pb2,
+    monitor_service_pb2_grpc,
+)
 from tests.helpers.net import free_port
 from tests.helpers.receiver import Receiver, Request
 from tests.helpers.services import read_config, start, stop, wait_healthy, write_config

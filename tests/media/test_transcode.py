@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import stat
 import struct
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import imageio_ffmpeg
 import pytest
@@ -63,7 +63,7 @@ def test_only_pcm_and_g711_wave_formats_are_taken(tmp_path: Path) -> None:
     assert parse_wav_header(pcm) is not None
     assert parse_wav_header(wav_with_format(pcm, 0xFFFE, sub_format=1)) is not None      # EXTENSIBLE PCM
     for tag, sub in ((0x0055, None), (0x0031, None), (0x0003, None), (0xFFFE, 0x0055)):  # mp3, GSM, float
-        with pytest.raises(UnsupportedFormat, match="is not PCM or G.711"):
+        with pytest.raises(UnsupportedFormat, match=r"is not PCM or G\.711"):
             parse_wav_header(wav_with_format(pcm, tag, sub))
 
 

@@ -86,7 +86,7 @@ def check(scenario: str, prefix: str, got: list[list[tuple[str, str]]], outbound
     events = [dict(body).get("event") for body in got]
     assert events == [w[0] for w in want], f"{scenario}: {events}"
     caller = caller or (CALLEE if outbound else CALLER)
-    for body, (event, link, fields) in zip(got, want):
+    for body, (event, link, fields) in zip(got, want, strict=True):
         values = dict(body)
         did = "" if outbound else DID
         user = fields["user"]

@@ -19,11 +19,11 @@ from typing import Any
 
 import httpx
 
+from tcxhooks.monitor.config import MonitorSettings
 from tcxhooks.monitor.participant import Participant
 from tcxhooks.monitor.pbx import xapi
 from tcxhooks.monitor.pbx.callcontrol import CallControl
 from tcxhooks.monitor.pbx.client import PbxClient
-from tcxhooks.monitor.config import MonitorSettings
 from tcxhooks.platform.config import load_config
 from tests.helpers.services import stop
 

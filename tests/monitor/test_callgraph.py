@@ -52,7 +52,7 @@ def test_ringing_stopped_is_opt_in() -> None:
 def test_internal_calls_are_reported_only_when_asked() -> None:
     bodies = replay(load("attended_transfer"), Settings(grace=1.0, timezone="UTC", internal_calls=True))
     assert len(bodies) == 2
-    consult = [b for prefix, b in bodies.items() if not any(dict(x)["callerid"] == "79161234567" for x in b)][0]
+    consult = next(b for prefix, b in bodies.items() if not any(dict(x)["callerid"] == "79161234567" for x in b))
     assert [(dict(b)["event"], dict(b)["user"], dict(b)["callerid"]) for b in consult] == [
         ("ringing", "102", "101"), ("hangupoutgoing", "102", "101"), ("outgoing", "102", "101")]
     assert dict(consult[-1])["transfer"] == "true"  # 102's consultation leg moved into the caller's call

@@ -9,9 +9,9 @@ import time
 import httpx
 import pytest
 
+from tcxhooks.monitor.config import MonitorSettings, PbxConfig
 from tcxhooks.monitor.errors import PbxError, PbxHttpError
 from tcxhooks.monitor.pbx.client import PbxClient, decode_json, jwt_expiry
-from tcxhooks.monitor.config import MonitorSettings, PbxConfig
 from tcxhooks.platform.config import load_config
 
 SECRET = "very-secret-api-key"

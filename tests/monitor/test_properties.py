@@ -8,7 +8,8 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tcxhooks.simulator.scenarios import build
 
@@ -19,7 +20,7 @@ PARAMS = {"ring_seconds": 2, "talk_seconds": 5, "wait_seconds": 2}
 VARIANTS: dict[str, tuple[Any, ...]] = {"devices": (1, 3), "recreate": (False, True), "makecall": (False, True),
                                         "unknown_status": (False, True), "attended": ("target_moves", "caller_moves"),
                                         "trunk": (False, True)}
-COMBOS = [dict(zip(VARIANTS, values)) for values in itertools.product(*VARIANTS.values())]
+COMBOS = [dict(zip(VARIANTS, values, strict=True)) for values in itertools.product(*VARIANTS.values())]
 PLAIN = COMBOS[0]
 TIMING = ("duration", "ringtime", "title")
 seeds = st.integers(min_value=0, max_value=10**6)
@@ -100,7 +101,7 @@ def test_every_variant_gives_the_plain_webhooks(variant: dict[str, Any], seed: i
     assert len(varied) == 1
     check_call(next(iter(varied.values())))
     assert untimed(varied) == untimed(plain)
-    for mine, theirs in zip(*(next(iter(b.values())) for b in (varied, plain))):
+    for mine, theirs in zip(*(next(iter(b.values())) for b in (varied, plain)), strict=False):
         for key in ("duration", "ringtime"):
             if key in dict(theirs):
                 assert abs(int(dict(mine)[key]) - int(dict(theirs)[key])) <= 1, (key, mine, theirs)

@@ -4,7 +4,7 @@ All scenarios play at once on one stack (interleaved, as on a real PBX); each te
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

@@ -6,7 +6,8 @@ participants show up first in every external call) and plays every scenario, alo
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 

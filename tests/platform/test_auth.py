@@ -91,8 +91,8 @@ def test_calls_without_the_token_are_refused_unread_counted_and_logged_at_a_boun
         before = service.rss_mib()
         bulk = b"\x00" * BULK
         with ThreadPoolExecutor(4) as pool:
-            missing = list(pool.map(lambda _: service.raw("PublishBatch", bulk), range(8)))
-            wrong = list(pool.map(lambda _: service.raw("Publish", bulk, token="guessed"), range(8)))
+            missing = list(pool.map(lambda body: service.raw("PublishBatch", body), [bulk] * 8))
+            wrong = list(pool.map(lambda body: service.raw("Publish", body, token="guessed"), [bulk] * 8))
         del bulk
         assert {code for code, _ in missing} == {grpc.StatusCode.UNAUTHENTICATED}
         assert {code for code, _ in wrong} == {grpc.StatusCode.UNAUTHENTICATED}

@@ -84,7 +84,7 @@ def test_bad_value_exits_2_with_one_line(tmp_path: Path, section: str, line: str
     path = write(tmp_path, text)
     result = run_up(path)
     assert result.returncode == 2
-    errors = [l for l in result.stderr.splitlines() if "bad configuration" in l or l.startswith(str(path))]
+    errors = [line for line in result.stderr.splitlines() if "bad configuration" in line or line.startswith(str(path))]
     assert len(errors) == 1, result.stderr
     assert str(path) in errors[0] and expected in errors[0], result.stderr
 

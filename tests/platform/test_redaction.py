@@ -60,8 +60,9 @@ def test_each_service_logs_what_is_left_open_when_it_starts(tmp_path: Path) -> N
     for name in ("monitor", "dispatcher"):
         log_path = tmp_path / f"{name}.log"
         with running([name, "-c", str(config)], log_path):
-            wait_until(lambda: " starting; config" in log_path.read_text(errors="replace"), 30, f"{name} to start")
-            wait_until(lambda: "plain http" in log_path.read_text(errors="replace"), 30, f"{name}'s warnings")
+            wait_until(lambda log=log_path: " starting; config" in log.read_text(errors="replace"), 30,
+                       f"{name} to start")
+            wait_until(lambda log=log_path: "plain http" in log.read_text(errors="replace"), 30, f"{name}'s warnings")
     monitor, dispatcher = ((tmp_path / f"{name}.log").read_text() for name in ("monitor", "dispatcher"))
     assert "WARNING" in monitor and "[pbx] verify_tls = false" in monitor and "[pbx] url" in monitor
     assert "[webhook] has no secret" in dispatcher and "[webhook] url is plain http" in dispatcher

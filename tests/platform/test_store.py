@@ -4,8 +4,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 
@@ -44,7 +44,7 @@ async def test_run_returns_what_the_work_returns(store: Store, table: str) -> No
 
 async def test_a_failing_statement_rolls_the_whole_work_back(store: Store, table: str) -> None:
     await store.run(_fill(table, {"a": 1}))
-    with pytest.raises(Exception, match="(?i)unique|duplicate"):
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
         await store.run(_fill_then_fail(table))
     assert await store.run(_read(table)) == ({"a": 1}, 1)
 

@@ -5,8 +5,8 @@ import array
 import io
 import math
 import wave
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

@@ -42,10 +42,10 @@ def expected(name: str, params: dict[str, Any]) -> list[tuple[str, str, str]]:
 def _check_states(mine: list[tuple[str, str, dict[str, Any]]], want: list[tuple[str, str, str]], name: str) -> None:
     """Each GET shows the state the script set at that Upsert, or (if the client was slower than the next
     change) a later state of the same participant, or 404 when it was removed meanwhile."""
-    for i, ((kind, entity, state), (_, _, status)) in enumerate(zip(mine, want)):
+    for i, ((kind, entity, state), (_, _, status)) in enumerate(zip(mine, want, strict=False)):
         if kind != "U":
             continue
-        later = [w[2] for (k, e, _), w in zip(mine[i:], want[i:]) if e == entity and k == "U"]
+        later = [w[2] for (k, e, _), w in zip(mine[i:], want[i:], strict=False) if e == entity and k == "U"]
         if state.get("gone"):
             assert any(k == "R" and e == entity for k, e, _ in mine[i:]), (name, entity)
         else:
@@ -58,7 +58,7 @@ async def _collect(sim: Sim, ws: aiohttp.ClientWebSocketResponse, stop: asyncio.
     while True:
         try:
             message = await asyncio.wait_for(ws.receive(), 0.5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if stop.is_set():
                 return
             continue

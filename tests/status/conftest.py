@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -47,7 +48,7 @@ def sim(tmp_path: Path) -> Iterator[Sim]:
             break
         except httpx.HTTPError:
             if time.monotonic() > deadline or proc.poll() is not None:
-                raise AssertionError((tmp_path / "sim.log").read_text(errors="replace")[-2000:])
+                raise AssertionError((tmp_path / "sim.log").read_text(errors="replace")[-2000:]) from None
             time.sleep(0.1)
     try:
         yield Sim(url, control)

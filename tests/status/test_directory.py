@@ -52,7 +52,7 @@ def test_queues_with_agents_and_agents_by_queue(xapi: httpx.Client) -> None:
 
 
 def test_login_history_follows_per_queue_logins(sim: Sim, xapi: httpx.Client) -> None:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     call = ("/ReportAgentLoginHistory/Pbx.GetAgentLoginHistoryData(clientTimeZone='+03:00',"
             f"startDt={(now - dt.timedelta(days=1)):%Y-%m-%dT%H:%M:%SZ},endDt={(now + dt.timedelta(hours=1)):%Y-%m-%dT%H:%M:%SZ},"
             "queueDnStr='800',agentDnStr='101')")

@@ -6,8 +6,8 @@ publish to the dispatcher, its retry while the dispatcher is away).
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import grpc
 import pytest

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -121,7 +122,7 @@ async def test_a_slow_pbx_times_out_with_a_clear_error() -> None:
         async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
             await asyncio.sleep(5)
 
-    with pytest.raises(XapiError, match="Users: no answer within 0.2 s"):
+    with pytest.raises(XapiError, match=r"Users: no answer within 0\.2 s"):
         await Xapi(Slow(), timeout=0.2).users()
 
 

@@ -49,11 +49,11 @@ class YandexBackend:
 
     async def step(self, job: Job, save: Save) -> Wait | Outcome:
         parts: list[dict[str, Any]] = job.progress.setdefault("parts", [{} for _ in job.audio])
-        for source, part in zip(job.audio, parts):
+        for source, part in zip(job.audio, parts, strict=False):
             if not part.get("operation_id") and "segments" not in part:
                 await self._submit(job, source, part, save)
         waits = []
-        for index, (source, part) in enumerate(zip(job.audio, parts)):
+        for index, (source, part) in enumerate(zip(job.audio, parts, strict=False)):
             if "segments" in part:
                 continue
             if part.get("next_poll", 0) > time.time():
@@ -68,7 +68,7 @@ class YandexBackend:
             await save()
             return Wait(max(0.2, min(waits)))
         segments, offset = [], 0.0
-        for source, part in zip(job.audio, parts):
+        for source, part in zip(job.audio, parts, strict=False):
             segments += shifted((Segment.from_json(s) for s in part["segments"]), offset)
             offset += source.duration or part.get("duration", 0.0)
         if "summary" not in job.progress:
@@ -119,7 +119,7 @@ class YandexBackend:
         AUDIO_SECONDS.labels("yandex").inc(duration)
         try:
             await self.stt.delete(op_id)
-        except Exception as exc:  # noqa: BLE001 - privacy clean-up only; results expire in 3 days anyway
+        except Exception as exc:
             log.warning("could not delete SpeechKit results of %s: %s", op_id, exc, extra={"call_id": job.call_id})
         log.info("SpeechKit recognised part %d: %d phrases", index + 1, len(segments), extra={"call_id": job.call_id})
         return None

@@ -20,8 +20,20 @@ from .event import CrmEvent, Segment
 from .legstate import Click, LegStore, same_number
 from .plan import Call, Mapping, Upload
 from .ratelimit import RateLimiter
-from .sink import (CallRefused, CheckLine, CrmEndpoint, CrmSink, PlaceCall, PlacedCall, Route, SinkDeps, SinkReply, delivered,
-                   failed, fresh)
+from .sink import (
+                   CallRefused,
+                   CheckLine,
+                   CrmEndpoint,
+                   CrmSink,
+                   PlaceCall,
+                   PlacedCall,
+                   Route,
+                   SinkDeps,
+                   SinkReply,
+                   delivered,
+                   failed,
+                   fresh,
+)
 
 __all__ = [
     "Answer", "Call", "CallRefused", "CheckLine", "Click", "CrmEndpoint", "CrmError", "CrmEvent", "CrmSink", "JsonApi", "LegStore",

@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import ssl
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import aiohttp
 
@@ -43,7 +44,7 @@ class Answer:
 
 class JsonApi:
     @classmethod
-    def of(cls, settings: AdapterSettings) -> "JsonApi":
+    def of(cls, settings: AdapterSettings) -> JsonApi:
         """The client of one adapter: its rate limiter, timeouts, CA bundle, concurrency, secrets."""
         return cls(settings.name, RateLimiter(settings.rate, settings.burst), timeout=settings.timeout,
                    connect_timeout=settings.connect_timeout, ca_file=settings.ca_file,

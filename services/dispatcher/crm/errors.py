@@ -31,7 +31,7 @@ class CrmError(Exception):
         self.description = description
         self.retry_after = retry_after
 
-    def but(self, verdict: str, retry_after: float | None = None) -> "CrmError":
+    def but(self, verdict: str, retry_after: float | None = None) -> CrmError:
         """The same failure with another verdict (a mapping knows better than the client)."""
         return CrmError(str(self), verdict=verdict, status=self.status, code=self.code,
                         description=self.description,

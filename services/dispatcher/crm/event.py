@@ -95,7 +95,7 @@ class CrmEvent:
         return self.chain.split("_", 1)[1] if "_" in self.chain and self.call_id else ""
 
     @classmethod
-    def of(cls, event: events_pb2.Event) -> "CrmEvent":
+    def of(cls, event: events_pb2.Event) -> CrmEvent:
         """Raises ValueError for an event no adapter can read (no payload, unknown type)."""
         kind = event.WhichOneof("payload")
         base: dict[str, Any] = {"event_id": event.event_id, "chain": event.chain,

@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 _PART = re.compile(r"\[([^\[\]]*)\]")
 MAX_DEPTH = 5

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from typing import Iterable
+from collections.abc import Iterable
 
 from aiohttp import web
 
@@ -73,7 +73,7 @@ class Listener:
         except OSError:
             await self._runner.cleanup()
             raise
-        server = site._server  # noqa: SLF001 (aiohttp keeps the bound sockets there)
+        server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = int(sockets[0].getsockname()[1]) if sockets else int(port)
         log.info("CRM listener on %s (%s)", self.listen, "https" if context else "http")

@@ -11,8 +11,9 @@ a retry after a crash or a timeout continues where the last attempt stopped.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping as Map
 from dataclasses import dataclass, field
-from typing import Any, Mapping as Map, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .errors import CrmError
 from .event import CrmEvent

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from aiohttp import web
 

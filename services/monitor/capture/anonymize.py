@@ -16,7 +16,8 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # Keys whose value is a phone number (or a list of them, or a map to them).
 NUMBER_KEYS = frozenset({

@@ -17,7 +17,8 @@ import asyncio
 import contextlib
 import json
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from ..errors import CaptureOverrun
 
@@ -44,7 +45,7 @@ class Listener:
             raise CaptureOverrun(f"the capture fell more than {self._lines.maxsize} records behind")
         try:
             return await asyncio.wait_for(self._lines.get(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from tcxhooks import __version__
 

@@ -19,7 +19,8 @@ import logging
 import random
 import re
 import time
-from typing import Any, Awaitable, Callable, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
@@ -121,7 +122,7 @@ class CallControl:
                 log.warning("Call Control WebSocket refused with HTTP %s", status)
                 if status == 401:
                     renewed = await self._renew(self._token)
-            except (OSError, WebSocketException, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, WebSocketException) as exc:
                 WS_RECONNECTS.labels("dropped").inc()
                 self._record("close", reason=str(exc) or type(exc).__name__)
                 log.warning("Call Control WebSocket lost: %s", exc or type(exc).__name__)

@@ -25,7 +25,8 @@ import logging
 import re
 import ssl
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 

@@ -10,8 +10,9 @@ import datetime as dt
 import logging
 import re
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any, Collection
+from typing import Any
 
 from ..errors import PbxError
 from ..facts import Rule
@@ -32,7 +33,7 @@ def _rows(body: Any, what: str) -> list[dict[str, Any]]:
 
 def iso(moment: float) -> str:
     """Unix seconds → the UTC literal XAPI functions take (2025-11-25T18:45:00Z)."""
-    return dt.datetime.fromtimestamp(moment, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.fromtimestamp(moment, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(text: Any) -> float | None:
@@ -43,7 +44,7 @@ def parse_time(text: Any) -> float | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
+        moment = moment.replace(tzinfo=dt.UTC)
     return moment.timestamp()
 
 

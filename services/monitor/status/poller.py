@@ -16,7 +16,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -136,7 +136,7 @@ class StatusPoller:
 
     async def read(self) -> DirectoryView:
         """One complete view of the PBX, or XapiError."""
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         history = asyncio.ensure_future(self._xapi.login_history(now - HISTORY_LOOKBACK, now + dt.timedelta(days=1)))
         reads = (asyncio.ensure_future(self._xapi.users()), asyncio.ensure_future(self._xapi.queues()))
         try:

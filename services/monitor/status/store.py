@@ -11,10 +11,9 @@ import base64
 import json
 import time
 import uuid
-from typing import Sequence
+from collections.abc import Sequence
 
 from tcxhooks.platform.store import Migration, Store
-
 from tcxhooks.v1 import events_pb2
 
 from .view import DirectoryView

@@ -1,8 +1,9 @@
 """The directory as one poll saw it: extensions, queues with their agents and per-queue logins."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 from ..errors import PbxError
 
@@ -100,11 +101,11 @@ def _moment(row: Mapping[str, Any], key: str, where: str, required: bool) -> dt.
         moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"{where}: {key} is not a date-time: {value[:40]!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _odata_moment(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Xapi:
@@ -116,7 +117,7 @@ class Xapi:
     async def _get(self, what: str, path: str, params: Mapping[str, str]) -> Mapping[str, Any]:
         try:
             body = await asyncio.wait_for(self._pbx.get_json(BASE + path, dict(params)), self._timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise XapiError(what, f"no answer within {self._timeout:g} s") from None
         except PbxError as exc:  # HTTP status, transport, not JSON: the message names the request
             raise XapiError(what, str(exc), getattr(exc, "status", None)) from None
@@ -129,7 +130,7 @@ class Xapi:
         rows: list[Mapping[str, Any]] = []
         expected: int | None = None
         while True:
-            page_params = {**params, "$orderby": "Id" if "$orderby" not in params else params["$orderby"],
+            page_params = {**params, "$orderby": params.get("$orderby", "Id"),
                            "$top": str(self._page_size), "$skip": str(len(rows)), "$count": "true"}
             body = await self._get(what, path, page_params)
             page = body.get("value")

@@ -28,7 +28,7 @@ def _bad(message: str) -> web.Response:
     return web.json_response({"error": message}, status=400)
 
 
-def add_control_routes(app: web.Application, fake: "FakeAmo") -> None:
+def add_control_routes(app: web.Application, fake: FakeAmo) -> None:
     account = fake.account
 
     async def state(request: web.Request) -> web.Response:

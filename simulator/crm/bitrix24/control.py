@@ -30,7 +30,7 @@ def _bad(message: str) -> web.Response:
     return web.json_response({"error": message}, status=400)
 
 
-def add_control_routes(app: web.Application, fake: "FakeBitrix24") -> None:
+def add_control_routes(app: web.Application, fake: FakeBitrix24) -> None:
     portal = fake.portal
 
     async def state(request: web.Request) -> web.Response:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
 
-from ..common import Faults, Failure, Journal, LeakyBucket, failure_after, php_form
+from ..common import Failure, Faults, Journal, LeakyBucket, failure_after, php_form
 from . import crm, telephony
 from .state import Page, Portal, RestError
 

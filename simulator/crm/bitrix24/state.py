@@ -31,7 +31,7 @@ class Page:
     next: int | None = None
 
     @classmethod
-    def of(cls, rows: list[Any], start: Any, size: int = 50) -> "Page":
+    def of(cls, rows: list[Any], start: Any, size: int = 50) -> Page:
         try:
             first = max(0, int(start or 0))
         except (TypeError, ValueError):

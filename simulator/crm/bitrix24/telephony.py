@@ -8,7 +8,8 @@ import datetime as dt
 import ipaddress
 import socket
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from .state import ENTITY_TYPE_IDS, REGISTER_REUSE_SECONDS, Page, Portal, Registration, RestError, core

@@ -29,8 +29,9 @@ import logging
 import os
 import re
 import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 log = logging.getLogger(__name__)

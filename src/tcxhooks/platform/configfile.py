@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 CONFIG_VARIABLE = "TCXH_CONFIG"
 DEFAULT_FILE = "tcxhooks.ini"

@@ -15,7 +15,8 @@ from __future__ import annotations
 import inspect
 import logging
 import sqlite3
-from typing import Any, AsyncIterator, Awaitable, Callable, ClassVar, NoReturn
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, ClassVar, NoReturn
 
 import grpc
 import psycopg

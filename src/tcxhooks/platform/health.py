@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -36,7 +36,7 @@ class Health:
     def __init__(self, service: str, grpc_names: tuple[str, ...], interval: float = 5.0, timeout: float = 3.0) -> None:
         self.service = service
         self.servicer = health.aio.HealthServicer()
-        self.grpc_names = ("",) + grpc_names
+        self.grpc_names = ("", *grpc_names)
         self.interval = interval
         self.timeout = timeout
         self.checks: list[_Check] = []

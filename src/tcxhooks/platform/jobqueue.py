@@ -29,8 +29,8 @@ import logging
 import socket
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable, Collection
 
 from .lease import LeaseLost
 from .store import Row, Store, Tx

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from .store import Migration, Store, Tx
 from .waiting import sleep_or_stop
@@ -120,7 +120,7 @@ class Lease:
             began = self.timer()
             try:
                 ok = await asyncio.wait_for(self.try_acquire(), max(deadline - began, 0.0))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("lease %s renewal: no answer from the store within %.1f s", self.name, self.timer() - began)
                 ok = None
             except Exception as exc:  # store unreachable: keep trying until the deadline

@@ -13,7 +13,8 @@ travels in answers (FetchRecording, FetchAudio), which the receiving client boun
 from __future__ import annotations
 
 import inspect
-from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError

@@ -5,7 +5,8 @@ Service-specific metrics live in `services/<name>/metrics.py` (module level, cre
 from __future__ import annotations
 
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 from prometheus_client import Counter, Gauge, Histogram, start_http_server

@@ -21,8 +21,9 @@ import gc
 import logging
 import signal
 import sys
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Coroutine, Generic, Mapping, Sequence, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
 

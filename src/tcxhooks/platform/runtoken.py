@@ -11,6 +11,7 @@ is named after the services' addresses: a command reading the same config finds 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
@@ -66,7 +67,5 @@ def read_run_token(services: ServicesConfig) -> str:
 
 
 def remove_run_token(services: ServicesConfig) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         run_token_path(services).unlink()
-    except FileNotFoundError:
-        pass

@@ -25,9 +25,10 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Generator, Protocol, Sequence, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .config import redacted_url
 
@@ -194,7 +195,7 @@ def _sqlite_answer(conn: sqlite3.Connection, query: Query) -> Any:
 
 
 class _SqliteTx:
-    def __init__(self, store: "SqliteStore", conn: sqlite3.Connection) -> None:
+    def __init__(self, store: SqliteStore, conn: sqlite3.Connection) -> None:
         self._store, self._conn = store, conn
 
     async def _answer(self, query: Query) -> Any:
@@ -363,9 +364,8 @@ class PostgresStore(_BaseStore):
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
-        async with self._pool.connection() as conn:
-            async with conn.transaction():
-                yield _PgTx(conn)
+        async with self._pool.connection() as conn, conn.transaction():
+            yield _PgTx(conn)
 
     async def _lock_migrations(self, tx: Tx) -> None:
         await tx.execute("SELECT pg_advisory_xact_lock(7316001)")

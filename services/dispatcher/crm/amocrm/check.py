@@ -27,7 +27,7 @@ async def check_lines(name: str, amo: AmoApi, options: AmoOptions) -> list[Check
         users = {int(u["id"]): str(u.get("name", "")) for u in items(
             await amo.call_json("GET", "/api/v4/users", f"{name} check", query={"limit": PAGE}), "users")}
     except CrmError as error:
-        return lines + [CheckLine(f"{name} users", False, str(error), FIX_USERS)]
+        return [*lines, CheckLine(f"{name} users", False, str(error), FIX_USERS)]
     lines.append(_users_line(name, users, options))
     if options.notify:
         lines.append(await _notify_line(name, amo))

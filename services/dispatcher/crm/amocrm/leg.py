@@ -9,8 +9,9 @@ recording link is part of it, so an answered leg is logged when its recording is
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Mapping
+from typing import Any
 
 from ..event import CrmEvent
 
@@ -58,7 +59,7 @@ class AmoLeg:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
 
     @classmethod
-    def load(cls, raw: Mapping[str, Any] | None) -> "AmoLeg":
+    def load(cls, raw: Mapping[str, Any] | None) -> AmoLeg:
         if not raw:
             return cls()
         known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}

@@ -19,8 +19,9 @@ it) before it creates anything again: a crash never leaves a duplicate.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping as Map
 from dataclasses import replace
-from typing import Any, Mapping as Map
+from typing import Any
 
 from ..errors import CrmError
 from ..event import CrmEvent
@@ -31,7 +32,7 @@ from .texts import is_recording_note, is_transcript_note, texts
 
 NOT_ACCEPTED = "not_accepted"  # the client's code: the account no longer takes call notifications
 DUPLICATE = "duplicate"  # the client's code: amoCRM already has this Unsorted entry
-KINDS = ("ringing",) + LOG_KINDS
+KINDS = ("ringing", *LOG_KINDS)
 
 
 class AmoMapping:
@@ -90,7 +91,7 @@ class AmoMapping:
     def on_result(self, event: CrmEvent, leg: AmoLeg, call: Call, result: Any) -> AmoLeg:
         key, step = event.call_id, call.step
         if step == "notify":
-            return replace(leg, notified=leg.notified + (event.user,))
+            return replace(leg, notified=(*leg.notified, event.user))
         if step == "call":
             added = next((c for c in rq.items(result, "calls") if str(c.get("request_id")) == key), None)
             if added is None:  # no entity has the number
@@ -146,13 +147,13 @@ class AmoMapping:
 
     def on_error(self, event: CrmEvent, leg: AmoLeg, call: Call, error: CrmError) -> AmoLeg:
         if call.step == "notify" and error.code == NOT_ACCEPTED:
-            return replace(leg, notified=leg.notified + (event.user,))
+            return replace(leg, notified=(*leg.notified, event.user))
         if call.step == "unsorted" and error.code == DUPLICATE:
             return replace(leg, pending="unsorted", search="")
         raise error
 
     def on_skipped(self, event: CrmEvent, leg: AmoLeg, call: Call) -> AmoLeg:
-        return replace(leg, notified=leg.notified + (event.user,))
+        return replace(leg, notified=(*leg.notified, event.user))
 
 
 _FIRST_PAGE = {"call": "leads:1", "unsorted": "unsorted:1", "task": "tasks:1", "link_note": "notes:1",

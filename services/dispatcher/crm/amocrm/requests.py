@@ -5,8 +5,9 @@ the `query`; amoCRM echoes each item's `request_id`, which is the leg id here.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ..plan import Call
 from .leg import AmoLeg

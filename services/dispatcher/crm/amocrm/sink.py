@@ -18,7 +18,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import events_pb2

@@ -12,7 +12,8 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..client import Answer, JsonApi
 from ..errors import CrmError

@@ -20,7 +20,7 @@ _WEBHOOK_REFUSED = ("the portal refuses telephony methods to inbound webhooks (W
                     "\"Application uses API only\") and set url, client_id, client_secret instead of webhook_url")
 
 
-async def run_checks(sink: "Bitrix24Sink") -> list[CheckLine]:
+async def run_checks(sink: Bitrix24Sink) -> list[CheckLine]:
     name, settings = sink.name, sink.settings
     lines: list[CheckLine] = []
     try:
@@ -66,7 +66,7 @@ async def run_checks(sink: "Bitrix24Sink") -> list[CheckLine]:
     return lines
 
 
-async def _click_check(sink: "Bitrix24Sink") -> CheckLine:
+async def _click_check(sink: Bitrix24Sink) -> CheckLine:
     item = f"{sink.name} click"
     if not sink.handler_url:
         return CheckLine(item, False, "click_to_call needs the dispatcher's listener",

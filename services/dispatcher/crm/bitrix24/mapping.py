@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Mapping as Map
 from dataclasses import dataclass, replace
-from typing import Any, Mapping as Map
+from typing import Any
 
 from ..errors import CrmError
 from ..event import CrmEvent
@@ -230,7 +231,7 @@ class BitrixMapping:
                 return replace(leg, call_id="", shown=(), lost=False)
             return replace(leg, lost=False, finished=True, shown=(), activity_id=_int(row.get("CRM_ACTIVITY_ID")),
                            **_entity(row, leg))
-        return replace(leg, done=leg.done + (call.step,))
+        return replace(leg, done=(*leg.done, call.step))
 
     def on_error(self, event: CrmEvent, leg: Leg, call: Call, error: CrmError) -> Leg:
         text = error.description.lower()

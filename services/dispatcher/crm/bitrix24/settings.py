@@ -47,7 +47,7 @@ class Bitrix24Settings(AdapterSettings):
         return self.url.rstrip("/") + "/rest/"
 
     @classmethod
-    def from_config(cls, crm: CrmConfig) -> "Bitrix24Settings":
+    def from_config(cls, crm: CrmConfig) -> Bitrix24Settings:
         options = Options(crm_create=crm.crm_create, add_to_chat=crm.add_to_chat, missed_task=crm.missed_task,
                           missed_task_delay=crm.missed_task_delay, recording=crm.recording,
                           transcript=crm.transcript, summary=crm.summary, language=crm.language,

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...retry import parse_retry_after
 from ..client import Answer, JsonApi
 from ..errors import CrmError
 from ..metrics import REQUESTS, request_outcome
 from ..plan import Call
-from ...retry import parse_retry_after
 from .mapping import EXISTS, SERVER
 
 LIMITED_RETRY = 5.0  # seconds until the next attempt of an event still refused for a limit (Zammad: real time)

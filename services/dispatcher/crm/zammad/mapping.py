@@ -22,8 +22,9 @@ end the PBX call, but Zammad's log shows what Zammad asked for. Internal calls a
 """
 from __future__ import annotations
 
+from collections.abc import Mapping as Map
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Mapping as Map
+from typing import Any
 
 from ..errors import CrmError
 from ..event import CrmEvent

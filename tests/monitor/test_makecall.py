@@ -12,7 +12,8 @@ import pytest
 from tcxhooks.v1 import monitor_service_pb2 as pb
 from tcxhooks.v1 import monitor_service_pb2_grpc
 from tests.helpers.services import stop
-from tests.monitor.conftest import CLIENT_ID, CLIENT_SECRET, Monitor, monitor_stack, start_pbx  # noqa: F401
+
+from .conftest import CLIENT_ID, CLIENT_SECRET, Monitor, start_pbx
 
 
 def test_makecall_from_an_extension_becomes_an_outbound_call(monitor_stack: Monitor) -> None:
