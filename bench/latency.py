@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import multiprocessing
 import os
@@ -131,10 +132,8 @@ async def bare_get(http: aiohttp.ClientSession, url: str) -> float:
 async def sample_reference(http: aiohttp.ClientSession, url: str, stopping: asyncio.Event, out: list[float]) -> None:
     while not stopping.is_set():
         out.append(await bare_get(http, url))
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stopping.wait(), REFERENCE_EVERY)
-        except asyncio.TimeoutError:
-            pass
 
 
 # --- the services' own histograms: where the time went ----------------------------------------------------
@@ -237,7 +236,7 @@ async def run(events: int, in_flight: int, folder: Path) -> int:
             idle = [await bare_get(http, reference_url) for _ in range(REFERENCE_IDLE)]
             load_before = load_average()
             before = await read_stages()
-            watched = {"simulator": sim.pid, **{name: proc.pid for name, proc in zip(("dispatcher", "monitor"), procs)}}
+            watched = {"simulator": sim.pid, **{name: proc.pid for name, proc in zip(("dispatcher", "monitor"), procs, strict=False)}}
             cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
             sampler = asyncio.create_task(sample_reference(http, reference_url, stopping, under_load))
             began = time.monotonic()
