@@ -22,8 +22,6 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from .net import free_port
-
 
 @dataclass
 class Request:
@@ -45,10 +43,11 @@ class Request:
 
 
 class Receiver:
-    def __init__(self, port: int | None = None, tls: ssl.SSLContext | None = None) -> None:
-        self.port = port or free_port()
+    def __init__(self, port: int = 0, tls: ssl.SSLContext | None = None) -> None:
+        """`port` 0: the system picks one when it starts (read back into `port`); a given port: a CRM back
+        where it was."""
+        self.port = port
         self.tls = tls
-        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/hook"
         self.requests: list[Request] = []
         self._answers: deque[tuple[int, dict[str, str], float]] = deque()
         self._cond = threading.Condition()
@@ -56,6 +55,11 @@ class Receiver:
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.port, "the receiver has no port before it starts"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/hook"
 
     def respond(self, *statuses: int, headers: dict[str, str] | None = None, delay: float = 0.0) -> None:
         """Queue the status codes of the next answers (then 200 again)."""
@@ -87,6 +91,7 @@ class Receiver:
             loop.run_until_complete(self._runner.setup())
             loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port,
                                                            ssl_context=self.tls).start())
+            self.port = self._runner.addresses[0][1]
             self._started.set()
             loop.run_forever()
             loop.run_until_complete(self._runner.cleanup())
@@ -94,7 +99,8 @@ class Receiver:
 
         self._thread = threading.Thread(target=serve, daemon=True, name="receiver")
         self._thread.start()
-        self._started.wait(10)
+        if not self._started.wait(10):
+            raise RuntimeError(f"the receiver did not start on port {self.port}")
         return self
 
     def stop(self) -> None:
