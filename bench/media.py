@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tcxhooks.media.sources import file_reader
 from tcxhooks.media.transcode import Transcoder, ffmpeg_exe
+from tests.fakes.media_peers import Peers
 from tests.media.conftest import Media, leg, make_wav, media_config
-from tests.media.fakes import Peers
 
 GRACE = 3.0
 APPEAR_AFTER = (0.2, 1.0, 1.8)  # seconds between hangup and the wav being complete

@@ -14,10 +14,11 @@ import pytest
 
 from tcxhooks.v1 import analytics_service_pb2 as pb
 from tcxhooks.v1 import analytics_service_pb2_grpc
+from tests.fakes.analytics_peers import FakeMedia, RecordingDispatcher
 from tests.fakes.yandex import FakeYandex
 from tests.helpers.services import start, stop, wait_healthy, write_config
 
-from .support import FakeMedia, RecordingDispatcher, stereo_call_mp3
+from .support import stereo_call_mp3
 
 OPERATOR = ["Hello, this is Anna from the sales department.", "Your order will be delivered on Monday morning."]
 CLIENT = ["Hi Anna, I am calling about my order.", "Thank you, Monday works for me."]

@@ -8,10 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fakes.analytics_peers import RecordingDispatcher
 from tests.helpers.services import read_config
 
 from .conftest import CLIENT, OPERATOR, Audio, StartService
-from .support import RecordingDispatcher, word_error_rate
+from .support import word_error_rate
 
 CALL = "261125213500_9-1"
 WER_BOUND = 0.35

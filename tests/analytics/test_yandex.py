@@ -14,13 +14,13 @@ import httpx
 import pytest
 
 from tcxhooks.v1 import analytics_service_pb2 as pb
+from tests.fakes.analytics_peers import FakeMedia, RecordingDispatcher
 from tests.fakes.yandex import FakeYandex, Phrase
 from tests.helpers.net import free_port
 from tests.helpers.postgres import postgres_schema
 from tests.helpers.services import kill9, read_config, stop, tcxhooks_command, wait_until, write_config
 
 from .conftest import Audio, StartService, yandex_settings
-from .support import FakeMedia, RecordingDispatcher
 
 TRANSCRIPT = {
     "0": [Phrase(0, 2600, "hello this is anna from the sales department", "Hello, this is Anna from the sales department."),

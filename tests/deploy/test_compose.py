@@ -15,6 +15,7 @@ import yaml
 from tcxhooks.cli import COMMANDS
 from tcxhooks.media.minio_setup import POLICY, media_policy
 from tcxhooks.product import SERVICES
+from tests.fakes.minio import FakeMinio
 from tests.helpers.config import ServiceConfig
 from tests.helpers.config import service_config as load_service
 
@@ -22,7 +23,6 @@ from .composefile import environment, load_compose, read_env_file, variables
 from .conftest import ROOT
 from .dockerfile import parse_dockerfile
 from .envmap import check_env_names, config_key
-from .fakeminio import FakeMinio
 
 INI = ROOT / "deploy" / "tcxhooks.ini"
 ENV_EXAMPLE = read_env_file(ROOT / "deploy" / "env.example")

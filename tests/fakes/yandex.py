@@ -145,10 +145,10 @@ class FakeYandex:
         self._loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         self._loop.run_until_complete(site.start())
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
         ready.set()
         self._loop.run_forever()
+        self._loop.close()
 
     # --- plumbing -----------------------------------------------------------------------------
 

@@ -19,9 +19,8 @@ import imageio_ffmpeg
 import pytest
 
 from tcxhooks.v1 import common_pb2, events_pb2, media_service_pb2, media_service_pb2_grpc
+from tests.fakes.media_peers import TOKEN, Peers
 from tests.helpers.services import kill9, read_config, start, stop, wait_healthy, write_config
-
-from .fakes import TOKEN, Peers
 
 RATE = 8000
 LINK_SECRET = "media-test-link-secret"

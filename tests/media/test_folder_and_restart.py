@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from tcxhooks.v1 import media_service_pb2
+from tests.fakes.media_peers import DispatcherProxy, Peers
 
 from .conftest import Media, decode_mp3, leg, make_wav, media_config, running_media
-from .fakes import DispatcherProxy, Peers
 
 DONE = media_service_pb2.RECORDING_JOB_STATE_DONE
 NO_RECORDING = media_service_pb2.RECORDING_JOB_STATE_NO_RECORDING

@@ -9,10 +9,10 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from tcxhooks.v1 import media_service_pb2
+from tests.fakes.media_peers import Peers
 from tests.helpers.services import read_config
 
 from .conftest import Media, leg, make_wav, media_config
-from .fakes import Peers
 
 
 def _status(media: Media, link: str) -> int:

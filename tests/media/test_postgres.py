@@ -11,9 +11,9 @@ import psycopg
 import pytest
 
 from tcxhooks.v1 import media_service_pb2
+from tests.fakes.media_peers import Peers
 
 from .conftest import Media, decode_mp3, leg, make_wav, running_media
-from .fakes import Peers
 
 pytestmark = pytest.mark.postgres
 SERVER = "postgresql://postgres@127.0.0.1:5432/test"

@@ -13,10 +13,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from tcxhooks.media.links import Links
 from tcxhooks.v1 import media_service_pb2
+from tests.fakes.media_peers import Peers
 from tests.helpers.services import wait_until
 
 from .conftest import LINK_SECRET, Media, decode_mp3, ended_event, leg, make_wav, running_media, wav_with_format
-from .fakes import Peers
 
 _numbers = itertools.count(700)
 DONE = media_service_pb2.RECORDING_JOB_STATE_DONE

@@ -12,10 +12,10 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from tcxhooks.v1 import media_service_pb2
+from tests.fakes.media_peers import Peers
 from tests.helpers.services import tcxhooks_command, write_config
 
 from .conftest import leg, make_wav, running_media
-from .fakes import Peers
 
 DONE = media_service_pb2.RECORDING_JOB_STATE_DONE
 PURGED = media_service_pb2.RECORDING_JOB_STATE_PURGED

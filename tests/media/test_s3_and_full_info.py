@@ -13,10 +13,10 @@ from minio import Minio
 from moto.server import ThreadedMotoServer
 
 from tcxhooks.v1 import media_service_pb2
+from tests.fakes.media_peers import Peers
 from tests.helpers.net import free_port
 
 from .conftest import Media, decode_mp3, ended_event, leg, make_wav, running_media
-from .fakes import Peers
 
 BUCKET = "tcxh-media-test"
 

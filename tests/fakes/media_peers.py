@@ -23,7 +23,6 @@ from tcxhooks.v1 import (
     monitor_service_pb2,
     monitor_service_pb2_grpc,
 )
-from tests.helpers.net import free_port
 from tests.helpers.receiver import Receiver, Request
 from tests.helpers.services import read_config, start, stop, wait_healthy, write_config
 
@@ -159,8 +158,7 @@ class Peers:
                 ("analytics", self.analytics, analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server)):
             server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
             add(servicer, server)
-            port = free_port()
-            server.add_insecure_port(f"127.0.0.1:{port}")
+            port = server.add_insecure_port("127.0.0.1:0")
             server.start()
             self._servers.append(server)
             self.addresses[name] = f"127.0.0.1:{port}"
