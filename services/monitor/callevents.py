@@ -1,11 +1,19 @@
-"""The call events the graph emits (docs/webhooks.md §3), as protobuf messages for the dispatcher."""
+"""The call events the graph emits (docs/webhooks.md §3), as protobuf messages for the dispatcher.
+
+Besides the seed's fields, every event carries what is known of the call by then: its start, the leg's answer
+and end, the caller's and the user's names, the queue and the ring group or IVR it passed, and the parties of a
+transfer. Names come from the PBX's directory (Facts, refreshed now and then), never from a request per event.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from tcxhooks.v1 import common_pb2, events_pb2
 
 from .chain import Chain
+from .facts import Facts
 
 RINGING, STOPPED, ANSWERED, ENDED = "ringing", "ringingstopped", "answered", "ended"
 _TYPES = {RINGING: events_pb2.CALL_EVENT_TYPE_RINGING, STOPPED: events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED,
@@ -46,9 +54,18 @@ class Fields:
     ring: int = 0
     leg: common_pb2.LegRef | None = None
     needs_callback: bool = False
+    answered: float = 0.0  # when this leg was answered (0: it was not)
+    transferred_to: str = ""  # the DN or external number a leg that ended by a transfer went to
+    transferred_to_name: str = ""
 
 
-def emitted(chain: Chain, kind: str, link: int, when: float, fields: Fields) -> Emitted:
+def stamp(moment: float) -> Timestamp:
+    out = Timestamp()
+    out.FromNanoseconds(int(moment * 1e9))
+    return out
+
+
+def emitted(chain: Chain, kind: str, link: int, when: float, fields: Fields, facts: Facts | None = None) -> Emitted:
     """The event `kind` of `chain` at `link`, numbered `chain.seq` (the caller counts it)."""
     call_id = chain.call_id(link)
     incoming = chain.direction == "incoming"
@@ -60,9 +77,28 @@ def emitted(chain: Chain, kind: str, link: int, when: float, fields: Fields) -> 
         finish_type=fields.finish, transfer=fields.transfer, duration_seconds=fields.duration,
         ring_seconds=fields.ring, reason=fields.reason, did_name=chain.did_name if incoming else "",
         has_callback=bool(chain.queue))
+    _describe(event, chain, kind, link, when, fields, facts or Facts())
     if kind == ENDED and chain.queue and not fields.needs_callback:
         # Answered, or missed past the queue: ordering a callback ends the caller's call at the queue.
         event.callback_state = common_pb2.CALLBACK_STATE_NOT_ORDERED
     return Emitted(chain.name, f"{call_id}/{kind}/{fields.user}/{chain.seq}", when, event, fields.leg,
                    needs_did=kind == ENDED and incoming and not chain.did, needs_callback=fields.needs_callback,
                    callid=chain.callid, seq=chain.seq)
+
+
+def _describe(event: events_pb2.CallEvent, chain: Chain, kind: str, link: int, when: float, fields: Fields,
+              facts: Facts) -> None:
+    """The times, names and parties of the call so far (docs/webhooks.md §3)."""
+    event.started_time.CopyFrom(stamp(chain.first_seen))
+    if fields.answered:
+        event.answered_time.CopyFrom(stamp(fields.answered))
+    if kind == ENDED:
+        event.ended_time.CopyFrom(stamp(when))
+    # An internal call's caller is an extension: its user's name.
+    event.caller_name = facts.name(chain.caller_id) if chain.direction == "internal" else chain.caller_name
+    event.user_name = facts.name(fields.user)
+    event.queue_name = facts.name(chain.queue)
+    event.group, event.group_name = chain.group, facts.name(chain.group)
+    event.transferred_to, event.transferred_to_name = fields.transferred_to, fields.transferred_to_name
+    source = chain.transfers_from.get(str(link), "")
+    event.transferred_from, event.transferred_from_name = source, facts.name(source)

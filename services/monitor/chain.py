@@ -70,6 +70,9 @@ class Chain:
     last_removed: float = 0.0
     aliases: list[int] = field(default_factory=list)  # other 3CX call numbers this chain continues in
     external_left: bool = False  # a carrier leg (the external party's own, on a monitored trunk) was removed
+    caller_name: str = ""  # the external party's name as the PBX shows it ("" when it shows only the number)
+    group: str = ""  # the last ring group or IVR the call passed
+    transfers_from: dict[str, str] = field(default_factory=dict)  # link (as text) → the DN that transferred to it
 
     @property
     def name(self) -> str:

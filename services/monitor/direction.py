@@ -8,8 +8,14 @@ decide: the call's direction stays open until a leg shows its party.
 from __future__ import annotations
 
 from .chain import Chain
-from .facts import Facts
+from .facts import Facts, same_number
 from .participant import Participant
+
+
+def external_name(p: Participant) -> str:
+    """The external party's display name on `p`; "" when the PBX shows its number there instead."""
+    name = p.party_caller_name.strip()
+    return "" if not name or name == p.party_caller_id or same_number(name, p.party_caller_id) else name
 
 
 def learn(chain: Chain, p: Participant, facts: Facts, alone: bool) -> None:
@@ -20,9 +26,12 @@ def learn(chain: Chain, p: Participant, facts: Facts, alone: bool) -> None:
     if p.external and (not chain.direction or (chain.direction == "internal" and chain.seq == 0)):
         chain.direction = "outgoing" if p.status == "Dialing" and alone else "incoming"
         chain.caller_id, chain.trunk = p.party_caller_id, p.party_dn
+        chain.caller_name = external_name(p)
     elif not chain.direction:
         chain.direction = "internal"
         chain.caller_id = p.dn if p.status == "Dialing" else p.party_dn
+    elif p.external and not chain.caller_name and p.party_caller_id == chain.caller_id:
+        chain.caller_name = external_name(p)  # a later leg shows the name the first did not
     if chain.direction == "incoming" and not chain.did:
         # party_did is empty on extension legs (captured); a queue/IVR leg may carry it (unverified).
         chain.did = p.party_did or facts.trunk_did(chain.trunk)

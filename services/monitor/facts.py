@@ -1,6 +1,6 @@
-"""What the call graph needs to know about the PBX's set-up: DN types, trunk DIDs, inbound rule names.
+"""What the call graph needs to know about the PBX's set-up: DN types and names, trunk DIDs, inbound rule names.
 
-Filled from `GET /callcontrol` (DN types) and XAPI `Trunks` / `InboundRules` (docs/3cx.md §5.4–5.5)
+Filled from `GET /callcontrol` (DN types) and XAPI `Peers` / `Trunks` / `InboundRules` (docs/3cx.md §5.3–5.5)
 by the monitor, refreshed now and then; the graph only reads it (no I/O here).
 """
 from __future__ import annotations
@@ -14,6 +14,10 @@ EXTENSION_TYPES = frozenset({"Wextension"})
 # DNs whose participants carry the external party's own leg when the admin monitors them (docs/3cx.md):
 # never the user of an event, never deciding the direction.
 CARRIER_TYPES = frozenset({"Wexternalline", "Wroutepoint"})
+# DNs a call passes on its way to a user that are no queue: the IVR and the ring group (whose Call Control type
+# spelling is unconfirmed, docs/3cx.md §2.3: any type not known to be something else).
+_NOT_GROUPS = frozenset({"Wextension", "Wqueue", "Wroutepoint", "Wspecialmenu", "Wparkextension", "Wexternalline",
+                         "None", ""})
 
 
 def _digits(number: str) -> str:
@@ -50,6 +54,15 @@ class Facts:
     dn_types: dict[str, str] = field(default_factory=dict)  # DN → Call Control type (Wextension, Wqueue, …)
     trunk_dids: dict[str, list[str]] = field(default_factory=dict)  # trunk DN → its DIDs
     rules: list[Rule] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)  # DN → its name in the directory (user, queue, group, IVR)
+
+    def name(self, dn: str) -> str:
+        """The directory's name of a DN ("" when unknown)."""
+        return self.names.get(dn, "") if dn else ""
+
+    def group(self, dn: str) -> bool:
+        """Whether `dn` is a ring group or an IVR (as Call Control describes it)."""
+        return self.dn_types.get(dn, "") not in _NOT_GROUPS
 
     def user_type(self, dn: str) -> str:
         """`ext`, `queue` or `other` (docs/webhooks.md usertype); a DN never described counts as an extension."""

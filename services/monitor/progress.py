@@ -76,12 +76,17 @@ class Progress:
             return
         if chain.link >= 1 and not chain.offer_open:
             chain.offer_link = chain.link + 1  # a transfer begins: the target rings on the new link
+            talker = chain.legs.get(chain.talker)
+            if talker is not None:
+                chain.transfers_from[str(chain.offer_link)] = talker.dn
         if not chain.offer_open:
             chain.offer_open, chain.offer_at = True, now
             chain.missed_user, chain.missed_rank = "", -1
         leg.link, leg.rang_at = chain.offer_link, now
         if leg.user_type == "queue":
             chain.queue = leg.dn
+        elif self.facts.group(leg.dn):
+            chain.group = leg.dn
         self._candidate(chain, leg)
         leg.rang = self.emit(chain, RINGING, chain.offer_link, now, Fields(leg.dn, leg.user_type))
         for other in chain.legs.values():
@@ -130,7 +135,9 @@ class Progress:
             leg.rang_at = now - (moved.answered_at - moved.rang_at)  # it rang (and answered) in the consultation
         elif not leg.rang_at:
             leg.rang_at = now
-        self.emit(chain, ANSWERED, link, now, Fields(leg.dn, trtype=trtype))
+        if trtype == "Accomp" and previous is not None:
+            chain.transfers_from[str(link)] = previous.dn
+        self.emit(chain, ANSWERED, link, now, Fields(leg.dn, trtype=trtype, answered=now))
         if trtype == "Accomp" and previous is not None and not previous.ended:
             # docs/webhooks.md §6 ex. 5: the target's answer first, then the transferor's end.
             if previous.live:
@@ -157,8 +164,10 @@ class Progress:
         ref = common_pb2.LegRef(call_id=chain.call_id(leg.link), dn=leg.dn, participant_ids=leg.participant_ids,
                                 pbx_call_number=chain.callid, start_unix_ms=int(leg.answered_at * 1000),
                                 end_unix_ms=int(end * 1000), caller_id=chain.caller_id)
+        to, to_name = transfer_target(chain, leg, self.facts) if transfer else ("", "")
         self.emit(chain, ENDED, leg.link, end, Fields(leg.dn, finish=common_pb2.FINISH_TYPE_OK, transfer=transfer,
-                                                      duration=duration, ring=ring, leg=ref))
+                                                      duration=duration, ring=ring, leg=ref, answered=leg.answered_at,
+                                                      transferred_to=to, transferred_to_name=to_name))
 
     def finish(self, chain: Chain, now: float) -> None:
         """The call is over: every answered leg not yet ended ends, and an offer nobody answered is `Missed`."""
@@ -182,5 +191,19 @@ class Progress:
         if not chain.direction or not self.reported(chain):
             return False
         chain.seq += 1
-        self.out.append(emitted(chain, kind, link, when, fields))
+        self.out.append(emitted(chain, kind, link, when, fields, self.facts))
         return True
+
+
+def transfer_target(chain: Chain, leg: Leg, facts: Facts) -> tuple[str, str]:
+    """Where the call `leg` transferred went, and its name: the user who took it over, else the first DN offered
+    it on the new link (a queue before its agents); ("", "") for an outside number, which Call Control does not
+    show (a monitored trunk's participant shows the DN inside as its party, docs/3cx.md)."""
+    talker = chain.legs.get(chain.talker)
+    if talker is not None and talker is not leg and talker.answered_at >= leg.answered_at:
+        return talker.dn, facts.name(talker.dn)
+    offered = sorted((o for o in chain.legs.values() if o is not leg and o.link > leg.link and not o.carrier
+                      and not o.ghost and not o.held and o.rang_at), key=lambda o: o.rang_at)
+    if offered:
+        return offered[0].dn, facts.name(offered[0].dn)
+    return "", ""

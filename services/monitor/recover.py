@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from tcxhooks.platform.waiting import sleep_or_stop
 from tcxhooks.v1 import common_pb2, events_pb2
 
+from .callevents import stamp as timestamp
 from .callgraph import DIRECTIONS, CallGraph, Emitted, missed_rank
 from .engine import Engine
 from .errors import PbxError, PbxHttpError
@@ -69,7 +70,9 @@ def events_of(callid: int, rows: list[xapi.CallLogRow], facts: Facts, stamp: Cal
     queue = next((r.destination_dn for r in reversed(rows) if r.destination_dn in facts.dn_types
                   and facts.user_type(r.destination_dn) == "queue"), "")
     base = events_pb2.CallEvent(type=events_pb2.CALL_EVENT_TYPE_ENDED, direction=DIRECTIONS[direction],
-                                caller_id=caller, did=did, did_name=did_name, queue=queue, has_callback=bool(queue))
+                                caller_id=caller, did=did, did_name=did_name, queue=queue, has_callback=bool(queue),
+                                started_time=timestamp(first.start), queue_name=facts.name(queue),
+                                caller_name=facts.name(caller) if direction == "internal" else "")
 
     def emitted(link: int, user: str, finish: common_pb2.FinishType, end: float, seq: int, transfer: bool = False, duration: float = 0,
                 ring: float = 0, leg: common_pb2.LegRef | None = None) -> Emitted:
@@ -77,6 +80,10 @@ def events_of(callid: int, rows: list[xapi.CallLogRow], facts: Facts, stamp: Cal
         event.CopyFrom(base)
         event.call_id, event.user, event.finish_type, event.transfer = f"{chain}-{link}", user, finish, transfer
         event.duration_seconds, event.ring_seconds = max(0, round(duration)), max(0, round(ring))
+        event.user_name = facts.name(user)
+        event.ended_time.CopyFrom(timestamp(end))
+        if finish == common_pb2.FINISH_TYPE_OK:
+            event.answered_time.CopyFrom(timestamp(end - duration))
         missed_queue = finish == common_pb2.FINISH_TYPE_MISSED and bool(queue) and user == queue
         if queue and not missed_queue:
             event.callback_state = common_pb2.CALLBACK_STATE_NOT_ORDERED

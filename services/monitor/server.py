@@ -31,6 +31,7 @@ from .facts import Facts
 from .pbx import xapi
 from .pbx.callcontrol import CallControl
 from .pbx.client import PbxClient
+from .peers import peer_names
 from .publisher import Publisher
 from .reconcile import Reconciler
 from .recover import Recoverer
@@ -48,7 +49,7 @@ def graph_settings(settings: MonitorSettings) -> Settings:
 
 
 async def refresh_facts(pbx: PbxClient, facts: Facts) -> None:
-    """Trunk DIDs and inbound rule names (XAPI); a failure keeps what was known."""
+    """Trunk DIDs, inbound rule names and the DNs' names (XAPI); a failure keeps what was known."""
     try:
         facts.trunk_dids = await xapi.trunk_dids(pbx)
     except PbxError as exc:
@@ -57,6 +58,10 @@ async def refresh_facts(pbx: PbxClient, facts: Facts) -> None:
         facts.rules = await xapi.inbound_rules(pbx)
     except PbxError as exc:
         log.warning("inbound rules unavailable (no DID rule names): %s", exc)
+    try:
+        facts.names = await peer_names(pbx)
+    except PbxError as exc:
+        log.warning("XAPI Peers unavailable (events name no user, queue or group): %s", exc)
 
 
 async def build(app: App[MonitorSettings]) -> None:

@@ -83,6 +83,21 @@ def test_rows_give_the_ended_events_the_monitor_would_have_sent(rows: list[CallL
     assert ended(rows) == expected
 
 
+def test_recovered_events_carry_the_call_times_and_the_directory_names() -> None:
+    facts = Facts(dn_types=FACTS.dn_types, trunk_dids=FACTS.trunk_dids, names={"101": "Ivan Petrov", "800": "Sales"})
+    [answered] = events_of(698, [row("10000", "101", True, 3, 65, at=1)], facts, stamp)
+    e = answered.event
+    assert (e.started_time.seconds, e.answered_time.seconds, e.ended_time.seconds) == (T0 + 1, T0 + 4, T0 + 69)
+    assert (e.user_name, e.queue, e.queue_name) == ("Ivan Petrov", "", "")
+    assert e.callback_state == common_pb2.CALLBACK_STATE_UNSPECIFIED
+    [missed] = events_of(698, [row("10000", "800", False, 20, direction="Inbound Queue")], facts, stamp)
+    e = missed.event
+    assert (e.user_name, e.queue_name, e.HasField("answered_time"), e.ended_time.seconds) == \
+        ("Sales", "Sales", False, T0 + 20)
+    [internal] = events_of(698, [row("101", "102", True, 1, 7, direction="Internal")], facts, stamp)
+    assert internal.event.caller_name == "Ivan Petrov"
+
+
 def test_an_unknown_did_is_left_to_the_enrichment() -> None:
     facts = Facts(dn_types=FACTS.dn_types, trunk_dids={"10000": ["74951234567", "74957654321"]})
     [item] = events_of(698, [row("10000", "101", True, 3, 5)], facts, stamp)
