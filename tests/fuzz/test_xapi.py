@@ -1,4 +1,4 @@
-"""Fuzz: XAPI answers, through the monitor's real PBX client (httpx, its JSON decoding) and every XAPI read.
+"""Fuzz: XAPI answers, through the monitor's real PBX client (its status and JSON handling) and every XAPI read.
 
 The PBX answers each GET with a hostile status and body: JSON of any shape, OData collections of hostile
 rows with hostile counts, bytes that are not JSON, nesting deeper than a parser's stack. Every read of
@@ -16,7 +16,6 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -24,6 +23,7 @@ from tcxhooks.monitor.config import PbxConfig
 from tcxhooks.monitor.errors import PbxError
 from tcxhooks.monitor.pbx import xapi
 from tcxhooks.monitor.pbx.client import PbxClient
+from tcxhooks.monitor.pbx.http import InProcess, PbxAnswer, PbxRequest
 from tcxhooks.monitor.status.xapi import Xapi, XapiError
 
 from .profile import deeply_nested, fuzz, json_values, run_bounded, text, with_fields
@@ -64,15 +64,15 @@ READS: list[Callable[[PbxClient], Awaitable[Any]]] = [
 def hostile_pbx(answers: list[tuple[int, bytes]]) -> PbxClient:
     served = itertools.cycle(answers)
 
-    async def handle(request: httpx.Request) -> httpx.Response:
+    async def handle(request: PbxRequest) -> PbxAnswer:
         await asyncio.sleep(0)  # as the network would, lets a read that never ends be timed out
-        if request.url.path == "/connect/token":
-            return httpx.Response(200, json={"access_token": "fuzz-token", "expires_in": 3600})
+        if request.path == "/connect/token":
+            return PbxAnswer.json(200, {"access_token": "fuzz-token", "expires_in": 3600})
         status, body = next(served)
-        return httpx.Response(status, content=body, headers={"content-type": "application/json"})
+        return PbxAnswer(status, body, "application/json")
 
     config = PbxConfig(url="https://pbx.example.com", client_id="fuzz", client_secret="fuzz-secret")
-    return PbxClient(config, transport=httpx.MockTransport(handle))
+    return PbxClient(config, InProcess(handle))
 
 
 async def read_all(answers: list[tuple[int, bytes]]) -> None:

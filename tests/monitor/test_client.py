@@ -6,13 +6,15 @@ import base64
 import json
 import time
 
-import httpx
 import pytest
+from aiohttp import web
 
 from tcxhooks.monitor.config import MonitorSettings, PbxConfig
 from tcxhooks.monitor.errors import PbxError, PbxHttpError
 from tcxhooks.monitor.pbx.client import PbxClient, decode_json, jwt_expiry
+from tcxhooks.monitor.pbx.http import InProcess, PbxAnswer, PbxRequest, Unreachable
 from tcxhooks.platform.config import load_config
+from tests.helpers.net import free_port
 
 SECRET = "very-secret-api-key"
 
@@ -31,29 +33,29 @@ class FakePbx:
         self.reject_next = 0
         self.paths: list[str] = []
 
-    async def handle(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/connect/token":
-            form = dict(x.split("=", 1) for x in request.content.decode().split("&"))
+    async def handle(self, request: PbxRequest) -> PbxAnswer:
+        if request.path == "/connect/token":
+            form = dict(x.split("=", 1) for x in request.body.decode().split("&"))
             if form.get("client_secret") != SECRET or form.get("grant_type") != "client_credentials":
-                return httpx.Response(401, json={"error": "unauthorized", "error_description": "bad client"})
+                return PbxAnswer.json(401, {"error": "unauthorized", "error_description": "bad client"})
             self.mints += 1
             await asyncio.sleep(0.01)
             token = make_jwt(time.time() + self.lifetime) + str(self.mints)
             self.valid = {token}
-            return httpx.Response(200, json={"token_type": "Bearer", "expires_in": self.expires_in,
-                                             "access_token": token, "refresh_token": None})
-        self.paths.append(request.url.path)
-        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+            return PbxAnswer.json(200, {"token_type": "Bearer", "expires_in": self.expires_in,
+                                        "access_token": token, "refresh_token": None})
+        self.paths.append(request.path)
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if self.reject_next:
             self.reject_next -= 1
-            return httpx.Response(401)
+            return PbxAnswer(401)
         if token not in self.valid:
-            return httpx.Response(401)
-        if request.url.path == "/xapi/v1/missing":
-            return httpx.Response(404, json={"error": {"code": "404", "message": "WARNINGS.XAPI.NOT_FOUND"}})
-        if request.url.path == "/xapi/v1/Recordings/Pbx.DownloadRecording(recId=1)":
-            return httpx.Response(200, content=b"x" * 200_000, headers={"content-type": "audio/wav"})
-        return httpx.Response(200, json={"value": [{"Number": "101"}], "params": dict(request.url.params)})
+            return PbxAnswer(401)
+        if request.path == "/xapi/v1/missing":
+            return PbxAnswer.json(404, {"error": {"code": "404", "message": "WARNINGS.XAPI.NOT_FOUND"}})
+        if request.path == "/xapi/v1/Recordings/Pbx.DownloadRecording(recId=1)":
+            return PbxAnswer(200, b"x" * 200_000, "audio/wav")
+        return PbxAnswer.json(200, {"value": [{"Number": "101"}], "params": request.params})
 
 
 def pbx_settings(**env: str) -> PbxConfig:
@@ -65,7 +67,7 @@ def pbx_settings(**env: str) -> PbxConfig:
 
 def client(fake: FakePbx, secret: str = SECRET, margin: str = "30") -> PbxClient:
     settings = pbx_settings(client_secret=secret, token_margin=margin)
-    return PbxClient(settings, transport=httpx.MockTransport(fake.handle))
+    return PbxClient(settings, InProcess(fake.handle))
 
 
 def test_jwt_expiry_reads_exp_and_rejects_garbage() -> None:
@@ -120,12 +122,59 @@ async def test_errors_name_the_request_never_the_secret() -> None:
         await bad.get_json("/callcontrol")
     assert info.value.status == 401 and "crm" in str(info.value) and "wrong-secret-value" not in str(info.value)
 
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused")
-    down = PbxClient(pbx_settings(client_secret=SECRET), transport=httpx.MockTransport(refuse))
+    down = PbxClient(pbx_settings(client_secret=SECRET, url=f"http://127.0.0.1:{free_port()}"))  # nobody listens
     with pytest.raises(PbxError) as err:
         await down.token()
     assert "cannot reach" in str(err.value) and SECRET not in str(err.value)
+    await down.aclose()
+
+    async def refuse(request: PbxRequest) -> PbxAnswer:
+        raise Unreachable("ClientConnectorError: connection refused")
+    with pytest.raises(PbxError) as err:
+        await PbxClient(pbx_settings(client_secret=SECRET), InProcess(refuse)).get_json("/callcontrol")
+    assert str(err.value) == ("POST /connect/token: cannot reach the PBX at http://pbx.test "
+                              "(ClientConnectorError: connection refused)")
+
+
+async def test_the_network_client_against_a_real_http_server() -> None:
+    """aiohttp on the wire: the token form, OData parameters and paths as 3CX takes them, 401 → re-mint, a
+    download in chunks, an error answer's message, and no redirect followed."""
+    fake = FakePbx()
+
+    async def serve(request: web.Request) -> web.Response:
+        if request.path == "/moved":
+            raise web.HTTPFound("/xapi/v1/Users")
+        answer = await fake.handle(PbxRequest(request.method, request.path, dict(request.query),
+                                              dict(request.headers), await request.read()))
+        return web.Response(status=answer.status, body=answer.body, content_type=answer.content_type or None)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", serve)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    pbx = PbxClient(pbx_settings(client_secret=SECRET, url=f"http://127.0.0.1:{port}"))
+    try:
+        odata = {"$filter": "Number eq '101' and Id gt 5", "$top": 5}
+        answer = await pbx.get_json("/xapi/v1/ReportCallLogData/Pbx.GetCallLogData(periodFrom=2026-12-01T10:00:00Z,"
+                                    "sourceFilter='')", odata)
+        assert answer["params"] == {"$filter": "Number eq '101' and Id gt 5", "$top": "5"}
+        assert fake.paths == ["/xapi/v1/ReportCallLogData/Pbx.GetCallLogData(periodFrom=2026-12-01T10:00:00Z,"
+                              "sourceFilter='')"]
+        fake.reject_next = 1
+        assert (await pbx.get_json("/callcontrol"))["value"] and fake.mints == 2
+        chunks = [c async for c in pbx.stream("/xapi/v1/Recordings/Pbx.DownloadRecording(recId=1)")]
+        assert b"".join(chunks) == b"x" * 200_000
+        with pytest.raises(PbxHttpError) as info:
+            await pbx.get_json("/xapi/v1/missing")
+        assert info.value.status == 404 and "WARNINGS.XAPI.NOT_FOUND" in str(info.value)
+        with pytest.raises(PbxHttpError) as info:
+            await pbx.get_json("/moved")
+        assert info.value.status == 302
+    finally:
+        await pbx.aclose()
+        await runner.cleanup()
 
 
 async def test_stream_yields_the_body_in_chunks() -> None:

@@ -17,9 +17,6 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from urllib.parse import unquote
-
-import httpx
 
 from tcxhooks.platform.store import open_store
 from tcxhooks.v1 import events_pb2
@@ -33,6 +30,7 @@ from ..facts import Facts, Rule
 from ..participant import Participant
 from ..pbx.callcontrol import parse_snapshot
 from ..pbx.client import PbxClient
+from ..pbx.http import InProcess, PbxAnswer, PbxRequest, Unreachable
 from ..registry import OutRow, Registry
 from .trace import Record, Trace
 
@@ -69,7 +67,7 @@ def _route(path: str, params: dict[str, str], with_filter: bool) -> str:
 
 
 class RecordedXapi:
-    """An httpx transport answering XAPI GETs from the trace's `xapi` records: the answer recorded for the same
+    """Answers XAPI GETs (an InProcess handler) from the trace's `xapi` records: the answer recorded for the same
     request (else the same request with another `$filter`) nearest to the replay's clock."""
 
     def __init__(self, records: list[Record], clock: Clock) -> None:
@@ -81,20 +79,20 @@ class RecordedXapi:
                 for exact in (True, False):
                     self.answers.setdefault(_route(record["path"], params, exact), []).append(record)
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/connect/token":
-            return httpx.Response(200, json={"token_type": "Bearer", "expires_in": 86400, "access_token": "replay"})
-        path, params = unquote(request.url.path), dict(request.url.params)
+    async def handle(self, request: PbxRequest) -> PbxAnswer:
+        if request.path == "/connect/token":
+            return PbxAnswer.json(200, {"token_type": "Bearer", "expires_in": 86400, "access_token": "replay"})
+        path, params = request.path, request.params
         found = self.answers.get(_route(path, params, True)) or self.answers.get(_route(path, params, False))
         if not found:
-            return httpx.Response(404, json={"error": {"code": "", "message": f"{path} is not in the trace"}})
+            return PbxAnswer.json(404, {"error": {"code": "", "message": f"{path} is not in the trace"}})
         now = self.clock()
         record = min(reversed(found), key=lambda r: abs(float(r["t"]) - now))
         if "body" in record:
-            return httpx.Response(200, json=record["body"])
+            return PbxAnswer.json(200, record["body"])
         if record.get("status"):
-            return httpx.Response(int(record["status"]), json={"error": {"code": "", "message": record.get("error")}})
-        raise httpx.ConnectError(str(record.get("error") or "the PBX could not be reached"), request=request)
+            return PbxAnswer.json(int(record["status"]), {"error": {"code": "", "message": record.get("error")}})
+        raise Unreachable(str(record.get("error") or "the PBX could not be reached"))
 
 
 class Collector:
@@ -204,7 +202,7 @@ async def replay(trace: Trace, settings: Settings | None = None) -> Result:
     clock = Clock(float(header["t"]))
     xapi = RecordedXapi(trace.records, clock)
     pbx = PbxClient(PbxConfig(url=URL, client_id="replay", client_secret="replay"),
-                    transport=httpx.MockTransport(xapi.handle))
+                    InProcess(xapi.handle))
     store = await open_store("sqlite:///:memory:")
     try:
         registry = Registry(store, URL)

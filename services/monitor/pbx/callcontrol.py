@@ -164,7 +164,7 @@ class CallControl:
         async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {token}"},
                                       ssl=self.pbx.ssl_context(), ping_interval=self.ping_interval,
                                       ping_timeout=self.ping_interval, max_size=16 * 1024 * 1024,
-                                      open_timeout=15) as ws:
+                                      open_timeout=15, compression=None) as ws:
             self.connects += 1
             WS_RECONNECTS.labels("connected").inc()
             log.info("Call Control WebSocket open (%s)", url)

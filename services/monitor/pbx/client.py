@@ -13,6 +13,8 @@ everybody: one mint at a time behind a lock, refreshed `token_margin` before the
 60 s: `keep_token_fresh` mints the next one ahead of time, so no request waits for a mint and a reconnect
 never starts with an expired token.
 
+Requests go through `http.py` (aiohttp; a trace replay answers in process instead).
+
 JSON from the PBX is read leniently: bytes that are not UTF-8 and `\ud800`-style escapes of lone surrogates
 become U+FFFD, so one odd name cannot make a whole `GET /callcontrol` unreadable.
 """
@@ -27,8 +29,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator
 from typing import Any
-
-import httpx
+from urllib.parse import urlencode
 
 from tcxhooks.platform.waiting import sleep_or_stop
 
@@ -37,12 +38,12 @@ from ..config import PbxConfig
 from ..errors import PbxError, PbxHttpError
 from ..metrics import PBX_REQUEST_SECONDS, TOKEN_MINTS
 from ..participant import encodable
+from .http import BrokenOff, Http, Network, PbxAnswer, PbxRequest, Unreachable
 
 log = logging.getLogger(__name__)
 
 TOKEN_PATH = "/connect/token"
 DEFAULT_LIFETIME = 60.0  # when neither `exp` nor `expires_in` can be read
-CHUNK = 64 * 1024
 RETRY_MINT = 5.0  # seconds between attempts when minting ahead of time fails
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
@@ -90,12 +91,12 @@ def _kind(path: str) -> str:
     return "other"
 
 
-def _detail(response: httpx.Response) -> str:
+def _detail(answer: PbxAnswer) -> str:
     """A short, secret-free description of an error answer (OData error message or body start)."""
     try:
-        body = response.json()
+        body = json.loads(answer.body)
     except (ValueError, RecursionError):
-        text = response.text.strip().replace("\n", " ")
+        text = answer.body.decode("utf-8", "replace").strip().replace("\n", " ")
         return text[:200]
     if isinstance(body, dict):
         error = body.get("error")
@@ -109,7 +110,7 @@ def _detail(response: httpx.Response) -> str:
 class PbxClient:
     """One per process; safe for concurrent use by several tasks."""
 
-    def __init__(self, pbx: PbxConfig, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, pbx: PbxConfig, http: Http | None = None) -> None:
         self.base_url: str = pbx.url
         self.client_id = pbx.client_id
         self._secret = pbx.client_secret
@@ -120,8 +121,7 @@ class PbxClient:
             self.verify = False
         else:
             self.verify = pbx.verify_tls
-        self._http = httpx.AsyncClient(base_url=pbx.url, verify=self.verify, transport=transport,
-                                       timeout=httpx.Timeout(15.0, connect=5.0), follow_redirects=False)
+        self._http = http if http is not None else Network(pbx.url, self.ssl_context())
         self._token: str | None = None
         self._refresh_at = 0.0  # unix seconds
         self._lock = asyncio.Lock()
@@ -159,24 +159,25 @@ class PbxClient:
                 return self._token
             started = time.perf_counter()
             try:
-                response = await self._http.post(TOKEN_PATH, data={
-                    "client_id": self.client_id, "client_secret": self._secret, "grant_type": "client_credentials"})
-            except httpx.HTTPError as exc:
+                form = urlencode({"client_id": self.client_id, "client_secret": self._secret,
+                                  "grant_type": "client_credentials"}).encode()
+                response = await self._http.exchange(PbxRequest(
+                    "POST", TOKEN_PATH, headers={"Content-Type": "application/x-www-form-urlencoded"}, body=form))
+            except Unreachable as exc:
                 TOKEN_MINTS.labels("unreachable").inc()
                 self._record_token("unreachable")
                 PBX_REQUEST_SECONDS.labels("token", "error").observe(time.perf_counter() - started)
-                raise PbxError(f"POST {TOKEN_PATH}: cannot reach the PBX at {self.base_url} "
-                               f"({type(exc).__name__}: {exc})") from None
-            PBX_REQUEST_SECONDS.labels("token", str(response.status_code // 100) + "xx").observe(
+                raise PbxError(f"POST {TOKEN_PATH}: cannot reach the PBX at {self.base_url} ({exc})") from None
+            PBX_REQUEST_SECONDS.labels("token", str(response.status // 100) + "xx").observe(
                 time.perf_counter() - started)
-            if response.status_code != 200:
+            if response.status != 200:
                 TOKEN_MINTS.labels("refused").inc()
-                self._record_token("refused", status=response.status_code)
-                raise PbxHttpError(response.status_code,
+                self._record_token("refused", status=response.status)
+                raise PbxHttpError(response.status,
                                    f"POST {TOKEN_PATH}: the PBX refused client id {self.client_id!r} "
-                                   f"(HTTP {response.status_code} {_detail(response)})")
+                                   f"(HTTP {response.status} {_detail(response)})")
             try:
-                body = response.json()
+                body = json.loads(response.body)
                 token = body["access_token"]
                 if not isinstance(token, str) or not token:
                     raise KeyError("access_token")
@@ -211,10 +212,10 @@ class PbxClient:
         try:
             response = await self._send("GET", path, params)
             try:
-                body = decode_json(response.content)
+                body = decode_json(response.body)
             except ValueError:
                 raise PbxError(f"GET {path}: the PBX answered something that is not JSON "
-                               f"({response.headers.get('content-type', 'no content type')})") from None
+                               f"({response.content_type or 'no content type'})") from None
         except PbxError as exc:
             self._record_xapi(path, params, status=exc.status if isinstance(exc, PbxHttpError) else 0,
                               error=str(exc))
@@ -230,65 +231,65 @@ class PbxClient:
     async def post_json(self, path: str, body: Any) -> Any:
         """POST a JSON body to `path` (a Call Control action) → decoded JSON answer (None when empty)."""
         response = await self._send("POST", path, None, body)
-        if not response.content:
+        if not response.body:
             return None
         try:
-            return response.json()
+            return json.loads(response.body)
         except (ValueError, RecursionError):
             raise PbxError(f"POST {path}: the PBX answered something that is not JSON") from None
 
-    async def _send(self, method: str, path: str, params: dict[str, Any] | None,
-                    body: Any = None) -> httpx.Response:
+    async def _send(self, method: str, path: str, params: dict[str, Any] | None, body: Any = None) -> PbxAnswer:
         token = await self.token()
+        query = {str(k): str(v) for k, v in params.items()} if params else {}
+        content = json.dumps(body).encode() if body is not None else b""
         for attempt in (1, 2):
+            headers = {"Authorization": f"Bearer {token}"}
+            if body is not None:
+                headers["Content-Type"] = "application/json"
             started = time.perf_counter()
             try:
-                response = await self._http.request(method, path, params=params, json=body,
-                                                    headers={"Authorization": f"Bearer {token}"})
-            except httpx.HTTPError as exc:
+                response = await self._http.exchange(PbxRequest(method, path, query, headers, content))
+            except Unreachable as exc:
                 PBX_REQUEST_SECONDS.labels(_kind(path), "error").observe(time.perf_counter() - started)
-                raise PbxError(f"{method} {path}: cannot reach the PBX ({type(exc).__name__}: {exc})") from None
-            PBX_REQUEST_SECONDS.labels(_kind(path), str(response.status_code // 100) + "xx").observe(
+                raise PbxError(f"{method} {path}: cannot reach the PBX ({exc})") from None
+            PBX_REQUEST_SECONDS.labels(_kind(path), str(response.status // 100) + "xx").observe(
                 time.perf_counter() - started)
-            if response.status_code == 401 and attempt == 1:
+            if response.status == 401 and attempt == 1:
                 token = await self.renew(token)
                 continue
-            if response.status_code >= 300:
-                raise PbxHttpError(response.status_code,
-                                   f"{method} {path}: HTTP {response.status_code} {_detail(response)}".rstrip())
+            if response.status >= 300:
+                raise PbxHttpError(response.status,
+                                   f"{method} {path}: HTTP {response.status} {_detail(response)}".rstrip())
             return response
         raise AssertionError("unreachable")
 
     async def stream(self, path: str, params: dict[str, Any] | None = None) -> AsyncIterator[bytes]:
         """GET `path` and yield its body in chunks of up to 64 KB (recordings)."""
         token = await self.token()
+        query = {str(k): str(v) for k, v in params.items()} if params else {}
         for attempt in (1, 2):
             started = time.perf_counter()
-            request = self._http.build_request("GET", path, params=params,
-                                               headers={"Authorization": f"Bearer {token}"})
+            request = PbxRequest("GET", path, query, {"Authorization": f"Bearer {token}"})
             try:
-                response = await self._http.send(request, stream=True)
-            except httpx.HTTPError as exc:
-                PBX_REQUEST_SECONDS.labels("stream", "error").observe(time.perf_counter() - started)
-                raise PbxError(f"GET {path}: cannot reach the PBX ({type(exc).__name__}: {exc})") from None
-            try:
-                PBX_REQUEST_SECONDS.labels("stream", str(response.status_code // 100) + "xx").observe(
-                    time.perf_counter() - started)
-                if response.status_code == 401 and attempt == 1:
-                    token = await self.renew(token)
-                    continue
-                if response.status_code >= 300:
-                    await response.aread()
-                    raise PbxHttpError(response.status_code,
-                                       f"GET {path}: HTTP {response.status_code} {_detail(response)}".rstrip())
-                try:
-                    async for chunk in response.aiter_bytes(CHUNK):
+                async with self._http.stream(request) as response:
+                    PBX_REQUEST_SECONDS.labels("stream", str(response.status // 100) + "xx").observe(
+                        time.perf_counter() - started)
+                    if response.status == 401 and attempt == 1:
+                        token = await self.renew(token)
+                        continue
+                    if response.status >= 300:
+                        answer = PbxAnswer(response.status, b"".join([c async for c in response.chunks]))
+                        raise PbxHttpError(response.status,
+                                           f"GET {path}: HTTP {response.status} {_detail(answer)}".rstrip())
+                    async for chunk in response.chunks:
                         yield chunk
-                except httpx.HTTPError as exc:
-                    raise PbxError(f"GET {path}: the download broke off ({type(exc).__name__}: {exc})") from None
-                return
-            finally:
-                await response.aclose()
+                    return
+            except BrokenOff as exc:
+                raise PbxError(f"GET {path}: the download broke off ({exc})") from None
+            except Unreachable as exc:
+                PBX_REQUEST_SECONDS.labels("stream", "error").observe(time.perf_counter() - started)
+                raise PbxError(f"GET {path}: cannot reach the PBX ({exc})") from None
+        raise AssertionError("unreachable")
 
     # --- WebSocket helpers -----------------------------------------------------------------------
     def websocket_url(self, path: str) -> str:
@@ -311,4 +312,4 @@ class PbxClient:
         return ssl.create_default_context()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._http.close()
