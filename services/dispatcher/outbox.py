@@ -237,8 +237,14 @@ class Outbox:
 
     async def cycle(self, outcomes: Sequence[Outcome], limits: Mapping[str, int], lease_ttl: float) -> list[Claimed]:
         """Records finished attempts, readies each chain's next delivery, and claims due deliveries:
-        up to `limits[endpoint]` per endpoint (so a slow endpoint cannot take every claim)."""
-        return await self.store.run(self._cycle(outcomes, limits, lease_ttl))
+        up to `limits[endpoint]` per endpoint (so a slow endpoint cannot take every claim).
+
+        Not durable (platform/store.py): a kill -9 loses none of it. A power cut may lose the newest
+        cycles, never one before another: their deliveries are pending again and go out again after the
+        restart, in order, with the same webhook-id (the duplicate the promise allows, docs/webhooks.md);
+        claims lost with them were leases nobody else holds. The events themselves were stored durably at
+        publish, before the monitor was told."""
+        return await self.store.run(self._cycle(outcomes, limits, lease_ttl), durable=False)
 
     def _cycle(self, outcomes: Sequence[Outcome], limits: Mapping[str, int], lease_ttl: float) -> Work[list[Claimed]]:
         now = time.time()

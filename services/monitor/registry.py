@@ -94,8 +94,16 @@ class Registry:
         return [OutRow(str(r[1]), str(r[2]), bytes(r[3]), str(r[4]), int(r[0])) for r in rows]
 
     async def commit(self, changed: Sequence[tuple[int, str]], finished: Sequence[int], rows: Sequence[OutRow]) -> None:
-        """Writes chain states (callid, JSON), forgets finished chains, appends rows (their `seq` is filled in)."""
-        await self.store.run(self._commit(changed, finished, rows))
+        """Writes chain states (callid, JSON), forgets finished chains, appends rows (their `seq` is filled in).
+
+        Not durable (platform/store.py), since it sits between a PBX change and its Publish: a kill -9
+        loses none of it. A power cut may lose the newest commits, whose events the dispatcher had not
+        yet acknowledged: an acknowledgement comes from the dispatcher's durable commit, which on a
+        shared store writes these commits to disk with it, and the publisher deletes a row only after
+        it. What is lost is the state of the last moments before the cut; on restart the monitor
+        resyncs with the PBX and recovers the calls it did not see end from the call log, as after any
+        outage (`[pbx] recover_outages`)."""
+        await self.store.run(self._commit(changed, finished, rows), durable=False)
 
     def _commit(self, changed: Sequence[tuple[int, str]], finished: Sequence[int], rows: Sequence[OutRow]) -> Work[None]:
         # One transaction in one hop to the store (it sits between a PBX change and its Publish).

@@ -7,6 +7,7 @@ import random
 import time
 import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from tcxhooks.dispatcher.payloads import attributes, call_id_of, event_names
 from tcxhooks.dispatcher.records import AttemptRecord, NewEvent, Outcome, Routing
 from tcxhooks.dispatcher.retry import RetryPolicy, parse_retry_after
 from tcxhooks.dispatcher.schema import DEAD, DELIVERED, PENDING
-from tcxhooks.platform.store import open_store
+from tcxhooks.platform.store import Store, open_store
 
 from .conftest import answered, ended, new_chain, ringing
 
@@ -61,6 +62,37 @@ async def test_chain_order_and_prune(tmp_path: Path) -> None:
         assert await store.fetchone("SELECT COUNT(*) FROM dispatcher_attempts") == (3,)
         assert await ledger.prune(0, 0) == {DELIVERED: 0, DEAD: 1}        # the dead one after its own period
         assert await store.fetchone("SELECT COUNT(*) FROM dispatcher_events") == (1,)  # ringing went with it
+    finally:
+        await store.close()
+
+
+class _Commits:
+    """The store, noting whether each `run` asked for a durable commit."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.durable: list[bool] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def run(self, work: Any, durable: bool = True) -> Any:
+        self.durable.append(durable)
+        return await self.store.run(work, durable)
+
+
+async def test_a_publish_commits_durably_before_it_answers_and_the_delivery_cycle_need_not(tmp_path: Path) -> None:
+    """The monitor deletes an event once Publish answered: that commit must be on disk (a power cut after
+    it must not lose the event). A lost cycle only sends a delivery again (Outbox.cycle says why)."""
+    store = await open_store(f"sqlite:///{tmp_path / 'd.db'}")
+    try:
+        commits = _Commits(store)
+        outbox = Outbox(commits, owner="test")  # type: ignore[arg-type]
+        await outbox.migrate()
+        await outbox.publish([_new(ringing(new_chain()))], Routing(lambda item, attrs: ["a"]), {"a": 1}, 60)
+        assert commits.durable == [True]
+        await outbox.cycle([], {"a": 100}, 60)
+        assert commits.durable == [True, False]
     finally:
         await store.close()
 

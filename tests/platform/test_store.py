@@ -1,8 +1,12 @@
-"""Transactions written as generators (`Store.run`) on both stores: results, atomicity, rollback."""
+"""Transactions written as generators (`Store.run`) on both stores: results, atomicity, rollback, commits that
+are not durable."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import sqlite3
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -81,3 +85,42 @@ async def test_a_transaction_cancelled_while_waiting_for_the_write_lock_leaves_n
         assert sorted(r[0] for r in await store.fetchall("SELECT k FROM shared")) == ["other", "store"]
     finally:
         await store.close()
+
+
+async def test_a_commit_that_is_not_durable_leaves_the_next_ones_durable(store: Store, table: str) -> None:
+    assert await store.run(_fill(table, {"a": 1, "b": 2}), durable=False) == 1
+    assert await store.run(_read(table)) == ({"a": 1, "b": 3}, 2)
+    if store.dialect == "sqlite":
+        assert await store.fetchone("PRAGMA synchronous") == (2,)  # FULL
+    else:
+        assert await store.fetchone("SHOW synchronous_commit") == ("on",)
+
+
+_COMMIT_THEN_WAIT = """
+import asyncio, sys
+from tcxhooks.platform.store import execute, open_store
+
+async def main():
+    store = await open_store(sys.argv[1])
+    await store.execute("CREATE TABLE t (k TEXT PRIMARY KEY)")
+    def work():
+        yield execute("INSERT INTO t (k) VALUES ('kept')")
+    await store.run(work(), durable=False)
+    print("committed", flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+def test_a_commit_that_is_not_durable_survives_kill_9(tmp_path: Path) -> None:
+    path = tmp_path / "killed.db"
+    child = subprocess.Popen([sys.executable, "-c", _COMMIT_THEN_WAIT, f"sqlite:///{path}"], stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "committed"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT k FROM t").fetchall() == [("kept",)]

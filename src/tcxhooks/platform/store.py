@@ -15,6 +15,15 @@
 thread and back for every statement (and waits for a busy event loop each time, holding the write
 lock), while `run` executes the whole generator there in one hop, BEGIN to COMMIT.
 
+Every commit is durable (on disk when it returns) unless `run(work, durable=False)`: such a commit
+survives the death of the process (kill -9: SQLite has handed the WAL frames to the OS; PostgreSQL's
+server has them) but not a crash of the OS or a power cut, where the last of them may be lost. Any
+later durable commit makes the earlier ones durable too (the WAL is written in order), so what a power
+cut loses is always the newest commits, never one before another. Callers use it only for commits
+whose loss they repair (the monitor's registry, the dispatcher's delivery cycle: each says how) and
+never for one whose success they acknowledge to another service. It saves an fsync per commit, and
+other writers' wait for the write lock meanwhile (docs/performance.md).
+
 SQL is written once with `?` placeholders; the Postgres backend turns them into `%s`. Where the
 dialects differ, a migration or query gives both texts (`store.dialect` is "sqlite" or "postgres").
 Migrations are versioned per component in `schema_migrations` and run at start, once.
@@ -102,7 +111,7 @@ class Store(Protocol):
     url: str
 
     def transaction(self) -> contextlib.AbstractAsyncContextManager[Tx]: ...
-    async def run(self, work: Work[T]) -> T: ...
+    async def run(self, work: Work[T], durable: bool = True) -> T: ...
     async def execute(self, sql: str, params: Params = ()) -> int: ...
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None: ...
@@ -124,9 +133,11 @@ class _BaseStore:
     def transaction(self) -> contextlib.AbstractAsyncContextManager[Tx]:
         raise NotImplementedError
 
-    async def run(self, work: Work[T]) -> T:
+    async def run(self, work: Work[T], durable: bool = True) -> T:
         """Runs a generator of `Query`s as one transaction; returns what the generator returns."""
         async with self.transaction() as tx:
+            if not durable:
+                await self._relax(tx)
             try:
                 query = next(work)
                 while True:
@@ -167,6 +178,9 @@ class _BaseStore:
 
     async def _lock_migrations(self, tx: Tx) -> None:
         """Serialises concurrent migrators (several replicas starting at once)."""
+
+    async def _relax(self, tx: Tx) -> None:
+        """Lets this transaction commit without waiting for the disk (see the module's docstring)."""
 
 
 async def _answer(tx: Tx, query: Query) -> Any:
@@ -290,19 +304,25 @@ class SqliteStore(_BaseStore):
         finally:
             self._lock.release()
 
-    async def run(self, work: Work[T]) -> T:
+    async def run(self, work: Work[T], durable: bool = True) -> T:
         assert self._conn is not None, "store not opened"
         conn = self._conn
 
         def whole() -> T:
-            conn.execute("BEGIN IMMEDIATE")
+            if not durable:  # WAL + NORMAL: the commit writes the WAL but does not fsync it
+                conn.execute("PRAGMA synchronous=NORMAL")
             try:
-                result = _drive(work, lambda query: _sqlite_answer(conn, query))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:  # a failed COMMIT (disk full, I/O error) leaves it open
-                    conn.execute("ROLLBACK")
-                raise
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = _drive(work, lambda query: _sqlite_answer(conn, query))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:  # a failed COMMIT (disk full, I/O error) leaves it open
+                        conn.execute("ROLLBACK")
+                    raise
+            finally:
+                if not durable:
+                    conn.execute("PRAGMA synchronous=FULL")
             return result
 
         async with self._lock:
@@ -369,6 +389,9 @@ class PostgresStore(_BaseStore):
 
     async def _lock_migrations(self, tx: Tx) -> None:
         await tx.execute("SELECT pg_advisory_xact_lock(7316001)")
+
+    async def _relax(self, tx: Tx) -> None:
+        await tx.execute("SET LOCAL synchronous_commit TO OFF")
 
     async def close(self) -> None:
         await self._pool.close()
