@@ -39,7 +39,7 @@ from tests.helpers.services import read_config, start, stop, wait_healthy, write
 CLIENT_ID, CLIENT_SECRET = "crmhooks", "bench-secret"
 KINDS = ("ringing", "answered", "ended")
 EVENT_KIND = {"ringing": "ringing", "hangupincoming": "answered", "incoming": "ended"}
-RING, TALK = 0.2, 0.3  # seconds of each call (the simulator adds ~0.05 s between visible changes)
+RING, TALK = 0.3, 0.6  # seconds of each call (the simulator adds ~0.05 s between visible changes)
 WARM_UP = 10  # calls played and waited for before the measured load (connections open, tokens minted)
 REFERENCE_IDLE = 200  # bare GETs before the load
 REFERENCE_EVERY = 0.05  # seconds between bare GETs during the load
