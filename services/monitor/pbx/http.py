@@ -14,12 +14,12 @@ A failure to get any answer (refused, reset, timeout, TLS) raises `Unreachable`.
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
+from typing import Any, Protocol
 
 import aiohttp
 from yarl import URL
@@ -45,7 +45,7 @@ class PbxAnswer:
     content_type: str = ""
 
     @classmethod
-    def json(cls, status: int, value: Any) -> "PbxAnswer":
+    def json(cls, status: int, value: Any) -> PbxAnswer:
         return cls(status, json.dumps(value).encode(), "application/json")
 
 
@@ -100,7 +100,7 @@ class Network:
                                               headers=request.headers, data=request.body or None,
                                               allow_redirects=False) as response:
                 return PbxAnswer(response.status, await response.read(), response.headers.get("Content-Type", ""))
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise Unreachable(_reason(exc)) from None
 
     @contextlib.asynccontextmanager
@@ -109,14 +109,14 @@ class Network:
             response = await self._client().request(request.method, self._url(request.path),
                                                     params=request.params or None, headers=request.headers,
                                                     allow_redirects=False)
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise Unreachable(_reason(exc)) from None
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
                 async for chunk in response.content.iter_chunked(CHUNK):
                     yield chunk
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 raise BrokenOff(_reason(exc)) from None
 
         try:
