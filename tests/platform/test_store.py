@@ -117,10 +117,15 @@ def test_a_commit_that_is_not_durable_survives_kill_9(tmp_path: Path) -> None:
     path = tmp_path / "killed.db"
     child = subprocess.Popen([sys.executable, "-c", _COMMIT_THEN_WAIT, f"sqlite:///{path}"], stdout=subprocess.PIPE,
                              text=True)
+    assert child.stdout is not None
+    with child.stdout:
+        try:
+            assert child.stdout.readline().strip() == "committed"
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(10)
+    conn = sqlite3.connect(path)
     try:
-        assert child.stdout is not None and child.stdout.readline().strip() == "committed"
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(10)
-    with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT k FROM t").fetchall() == [("kept",)]
+    finally:
+        conn.close()
