@@ -15,9 +15,10 @@ from tcxhooks.v1 import common_pb2, events_pb2
 from .chain import Chain
 from .facts import Facts
 
-RINGING, STOPPED, ANSWERED, ENDED = "ringing", "ringingstopped", "answered", "ended"
+RINGING, STOPPED, ANSWERED, ENDED, DIALING = "ringing", "ringingstopped", "answered", "ended", "dialing"
 _TYPES = {RINGING: events_pb2.CALL_EVENT_TYPE_RINGING, STOPPED: events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED,
-          ANSWERED: events_pb2.CALL_EVENT_TYPE_ANSWERED, ENDED: events_pb2.CALL_EVENT_TYPE_ENDED}
+          ANSWERED: events_pb2.CALL_EVENT_TYPE_ANSWERED, ENDED: events_pb2.CALL_EVENT_TYPE_ENDED,
+          DIALING: events_pb2.CALL_EVENT_TYPE_DIALING}
 DIRECTIONS = {"incoming": common_pb2.DIRECTION_INCOMING, "outgoing": common_pb2.DIRECTION_OUTGOING,
               "internal": common_pb2.DIRECTION_INTERNAL}
 _USER_TYPES = {"ext": common_pb2.USER_TYPE_EXT, "queue": common_pb2.USER_TYPE_QUEUE, "other": common_pb2.USER_TYPE_OTHER}

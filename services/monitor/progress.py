@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from tcxhooks.v1 import common_pb2
 
 from .callback import QueueExits
-from .callevents import ANSWERED, ENDED, RINGING, STOPPED, Emitted, Fields, emitted
+from .callevents import ANSWERED, DIALING, ENDED, RINGING, STOPPED, Emitted, Fields, emitted
 from .chain import Chain, Leg
 from .facts import Facts
 from .participant import Participant
@@ -56,6 +56,9 @@ class Progress:
                 chain.offer_open, chain.offer_at = True, now
             leg.rang_at = now  # an outbound call's ring time is its dialling time (docs/webhooks.md §3)
             self._candidate(chain, leg)
+            if chain.link == 0 and chain.direction == "outgoing":
+                # The outbound leg starts (with makecall: once the user picked up and the PBX dials out).
+                self.emit(chain, DIALING, 0, now, Fields(leg.dn, leg.user_type))
             return
         self.offer(chain, leg, now)
 

@@ -175,7 +175,7 @@ def test_a_route_point_or_trunk_participant_is_never_a_user() -> None:
     for dn, pid in (("101", 3), ("crmhooks", 1), ("10000", 2)):
         graph.remove(dn, pid, 20.0)
     assert [(e.event_id.split("/")[1], e.event.user, e.event.ring_seconds) for e in graph.drain()] == [
-        ("answered", "101", 0), ("ended", "101", 3)]
+        ("dialing", "101", 0), ("answered", "101", 0), ("ended", "101", 3)]
     assert 9 in graph.finished  # over when the external party's leg left, before any grace
 
 

@@ -76,8 +76,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     dispatcher = RecordingDispatcher()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     dispatcher_service_pb2_grpc.add_DispatcherServiceServicer_to_server(dispatcher, server)
-    port = free_port()
-    server.add_insecure_port(f"127.0.0.1:{port}")
+    port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     config = write_config(folder, services={"dispatcher": f"127.0.0.1:{port}"},
                           pbx={"url": pbx.url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
