@@ -43,6 +43,7 @@ RING, TALK = 0.3, 0.6  # seconds of each call (the simulator adds ~0.05 s betwee
 WARM_UP = 10  # calls played and waited for before the measured load (connections open, tokens minted)
 REFERENCE_IDLE = 200  # bare GETs before the load
 REFERENCE_EVERY = 0.05  # seconds between bare GETs during the load
+QUIET = 10.0  # seconds without a new webhook after which the missing ones are given up
 MONITOR_STAGES = {
     "monitor: REST GET of a participant": ("tcxhooks_monitor_pbx_request_seconds", 'kind="callcontrol"'),
     "monitor: XAPI GET (ActiveCalls, ...)": ("tcxhooks_monitor_pbx_request_seconds", 'kind="xapi"')}
@@ -102,15 +103,18 @@ class Receiver:
         self.conn.send(command)
         return self.conn.recv()
 
-    async def wait_for(self, count: int, timeout: float) -> int:
-        deadline = time.monotonic() + timeout
+    async def wait_for(self, count: int, timeout: float, quiet: float = QUIET) -> tuple[int, float]:
+        """(webhooks received, monotonic time the last of them came) once `count` came, none came for `quiet`
+        seconds (some are missing), or `timeout` passed."""
+        last = time.monotonic()
+        deadline = last + timeout
         got = 0
-        while time.monotonic() < deadline:
-            got = await asyncio.to_thread(self._ask, "count")
-            if got >= count:
-                break
+        while time.monotonic() < deadline and got < count and time.monotonic() - last < quiet:
+            now = int(await asyncio.to_thread(self._ask, "count"))
+            if now != got:
+                got, last = now, time.monotonic()
             await asyncio.sleep(0.2)
-        return int(got)
+        return got, last
 
     def take(self) -> list[tuple[int, str, float]]:
         return list(self._ask("take"))
@@ -226,7 +230,7 @@ async def run(events: int, in_flight: int, folder: Path) -> int:
                                    env={"TCXH_METRICS_PORT": str(ports[name])}))
                 await asyncio.to_thread(wait_healthy, services[name], 60)
             await play(http, sim_url, WARM_UP, in_flight)
-            if await receiver.wait_for(WARM_UP * 3, 60) < WARM_UP * 3:
+            if (await receiver.wait_for(WARM_UP * 3, 60))[0] < WARM_UP * 3:
                 print("the warm-up calls did not all reach the receiver: see the services' logs in", folder)
                 return 1
             receiver.take()
@@ -241,9 +245,10 @@ async def run(events: int, in_flight: int, folder: Path) -> int:
             sampler = asyncio.create_task(sample_reference(http, reference_url, stopping, under_load))
             began = time.monotonic()
             await play(http, sim_url, calls, in_flight)
-            got = await receiver.wait_for(calls * 3, calls / in_flight * 2 + 120)
-            elapsed = time.monotonic() - began
-            cpu = {name: (cpu_seconds(pid) - cpu_before[name]) / elapsed for name, pid in watched.items()}
+            got, last = await receiver.wait_for(calls * 3, calls / in_flight * 2 + 120)
+            elapsed = last - began
+            cpu = {name: (cpu_seconds(pid) - cpu_before[name]) / (time.monotonic() - began)
+                   for name, pid in watched.items()}
             stopping.set()
             await sampler
             load_after = load_average()

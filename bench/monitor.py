@@ -6,8 +6,8 @@
 A simulator process plays `inbound_answered` under load (`POST /sim/load`, every call lasting the whole
 ramp so all are up at once); a real monitor process (`tcxhooks monitor`) publishes to a recording
 DispatcherService in this process. Latency = the simulator's timestamp of a Call Control change → the
-matching CallEvent arriving at Publish (ringing and answered; `ended` also waits `[pbx] ringing_grace`,
-shown net of it). The reference, in the same run, is a bare WebSocket reader noting when each Upsert
+matching CallEvent arriving at Publish (ringing, answered, and ended: a plain call's end goes out once
+XAPI `ActiveCalls` no longer lists it, without waiting `[pbx] ringing_grace`). The reference, in the same run, is a bare WebSocket reader noting when each Upsert
 frame arrives: the floor of notification delivery on this machine.
 """
 from __future__ import annotations
@@ -192,7 +192,7 @@ async def run(calls: int, rate: float, folder: Path) -> int:
         kind = KINDS.get(event.call.type, "other")
         per_call.setdefault(callid, []).append(kind)
         if kind in changes.get(callid, {}):
-            latency[kind].append((at - changes[callid][kind]) * 1000 - (GRACE * 1000 if kind == "ended" else 0))
+            latency[kind].append((at - changes[callid][kind]) * 1000)
     bare_latency = [(bare.seen[e] - t) * 1000 for e, t in ringing_entity.items() if e in bare.seen]
     wrong = [c for c in changes if per_call.get(c) != ["ringing", "answered", "ended"]]
     total = calls
@@ -206,7 +206,7 @@ async def run(calls: int, rate: float, folder: Path) -> int:
     print(f"{'ringing latency p50 (ms)':<34}{ring_p50:>14.1f}{'<= 5':>14}{bare_p50:>14.1f}{ring_p50 / bare_p50:>8.1f}")
     print(f"{'ringing latency p99 (ms)':<34}{ring_p99:>14.1f}{'<= 25':>14}{pct(bare_latency, .99):>14.1f}")
     print(f"{'answered latency p50/p99 (ms)':<34}{pct(latency['answered'], .5):>7.1f}/{pct(latency['answered'], .99):<6.1f}")
-    print(f"{'ended latency - grace p50/p99 (ms)':<34}{pct(latency['ended'], .5):>7.1f}/{pct(latency['ended'], .99):<6.1f}")
+    print(f"{'ended latency p50/p99 (ms)':<34}{pct(latency['ended'], .5):>7.1f}/{pct(latency['ended'], .99):<6.1f}")
     print(f"{'events published':<34}{len(recorder.events):>14}{calls * 3:>14}")
     if wrong:
         print(f"calls with wrong events: {len(wrong)}, e.g. {wrong[:5]} → {[per_call.get(c) for c in wrong[:5]]}")
