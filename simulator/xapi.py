@@ -215,17 +215,21 @@ class Xapi:
         now = time.time()
         rows = []
         for callid, legs in sorted(pbx.live_calls().items()):
-            external = next((p for p in legs if p.dn == TRUNK_DN), None)
-            inside = [_party_text(p.dn, pbx.dns[p.dn].name) for p in sorted(legs, key=lambda p: p.legid)
-                      if p.dn != TRUNK_DN]  # in the order the legs were created
-            outside = _party_text(external.party_caller_id, external.party_caller_name) if external else ""
+            ordered = sorted(legs, key=lambda p: p.legid)  # in the order the legs were created
+            # The raw trunk legs, whose party is the number outside (Call Control shows the DN inside instead):
+            # the external party's own first, then any number called out (a transfer to an outside number).
+            trunks = [_party_text(p.party_caller_id, p.party_caller_name) for p in ordered if p.dn == TRUNK_DN]
+            inside = [_party_text(p.dn, pbx.dns[p.dn].name) for p in ordered if p.dn != TRUNK_DN]
+            outside = trunks[0] if trunks else ""
+            # Once no DN inside is left on the call, the number it went on to takes the inside's place.
+            onward = trunks[-1] if len(trunks) > 1 and not inside else ""
             kind = pbx.call_kinds.get(callid, "inbound")
             if kind == "outbound":
-                caller, callee = (inside[0] if inside else ""), outside
+                caller, callee = (inside[0] if inside else onward), outside
             elif kind == "internal":
-                caller, callee = (inside[0] if inside else ""), (inside[-1] if len(inside) > 1 else "")
+                caller, callee = (inside[0] if inside else ""), (inside[-1] if len(inside) > 1 else onward)
             else:
-                caller, callee = outside, (inside[-1] if inside else "")
+                caller, callee = outside, (inside[-1] if inside else onward)
             talking = any(p.status == "Connected" and pbx.dns[p.dn].type in (EXTENSION, QUEUE) for p in legs)
             started = pbx.call_started.get(callid, now)
             rows.append({"Id": callid, "Caller": caller, "Callee": callee,

@@ -3,7 +3,7 @@
     graph = CallGraph(settings, facts)
     graph.upsert(participant, now); graph.remove(dn, pid, now); graph.reconcile(snapshot, now)
     graph.settle(now, listed=active_call_numbers(graph.settling()))    # at once, whenever settling() has calls
-    for callid in graph.due(now): graph.decide(callid, now, listed=active_call_numbers)
+    for callid in graph.due(now): graph.decide(callid, now, listed=active_call_parties)
     for item in graph.drain(): publish(item.event)
 
 One chain per 3CX call (chain.py); `progress.py` turns its legs' changes into events. This module routes
@@ -18,7 +18,7 @@ monitored DNs, which tells a transfer to an outside number.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from tcxhooks.v1 import common_pb2
@@ -227,8 +227,9 @@ class CallGraph:
             return chain.pbx_calls()
         return []
 
-    def decide(self, callid: int, now: float, listed: Collection[int] = ()) -> None:
-        """Decisions due at `now`; `listed`: the call numbers XAPI ActiveCalls lists (see `needs_outside`)."""
+    def decide(self, callid: int, now: float, listed: Collection[int] | Mapping[int, Sequence[str]] = ()) -> None:
+        """Decisions due at `now`; `listed`: the call numbers XAPI ActiveCalls lists (see `needs_outside`), or
+        each with the parties it shows (its `Caller` and `Callee`), which name the number a call went on to."""
         chain = self.chains.get(callid)
         if chain is None:
             return
@@ -242,7 +243,9 @@ class CallGraph:
             if leg.end_due and leg.end_due <= now and not leg.ended:
                 # No transfer seen within the grace: a plain hang-up, unless the PBX still has the call
                 # beyond our DNs (transfer to an outside number, inferred from ActiveCalls).
-                self.progress.ended(chain, leg, leg.removed_at, transfer=outside and not going_on)
+                beyond = [party for number in chain.pbx_calls() if isinstance(listed, Mapping)
+                          for party in listed.get(number, ())]
+                self.progress.ended(chain, leg, leg.removed_at, transfer=outside and not going_on, beyond=beyond)
         if chain.end_due and chain.end_due <= now and not going_on:
             self._finish(chain, now)
 

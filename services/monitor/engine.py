@@ -174,11 +174,11 @@ class Engine:
         due = self.graph.due(now)
         if not due:
             return
-        listed: set[int] = set()
+        listed: dict[int, tuple[str, ...]] = {}
         asking = sorted({number for callid in due for number in self.graph.needs_outside(callid, now)})
         if self.pbx is not None and asking:
             try:
-                listed = await xapi.active_call_numbers(self.pbx, asking)
+                listed = await xapi.active_call_parties(self.pbx, asking)
             except PbxError as exc:
                 log.warning("ActiveCalls unavailable, deciding without it: %s", exc)
         for callid in due:

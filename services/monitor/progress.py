@@ -5,6 +5,7 @@ Where 3CX behaviour is inferred (docs/3cx.md), the comment says so.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tcxhooks.v1 import common_pb2
@@ -12,7 +13,7 @@ from tcxhooks.v1 import common_pb2
 from .callback import QueueExits
 from .callevents import ANSWERED, DIALING, ENDED, RINGING, STOPPED, Emitted, Fields, emitted
 from .chain import Chain, Leg
-from .facts import Facts
+from .facts import Facts, same_number
 from .participant import Participant
 
 # Who a call nobody answered is "missed at": the queue, else a ring group, else the extension (inferred ranking).
@@ -160,14 +161,16 @@ class Progress:
         if self.settings.ringing_stopped:
             self.emit(chain, STOPPED, leg.link, now, Fields(leg.dn, leg.user_type, reason=reason))
 
-    def ended(self, chain: Chain, leg: Leg, end: float, transfer: bool) -> None:
+    def ended(self, chain: Chain, leg: Leg, end: float, transfer: bool, beyond: Sequence[str] = ()) -> None:
+        """The leg's end; `beyond`: the parties XAPI ActiveCalls shows for a call that went on outside the
+        monitored DNs (where a transfer to an outside number names that number)."""
         leg.ended, leg.end_due = True, 0.0
         duration = max(0, round(end - leg.answered_at))
         ring = max(0, round(leg.answered_at - leg.rang_at)) if leg.rang_at else 0
         ref = common_pb2.LegRef(call_id=chain.call_id(leg.link), dn=leg.dn, participant_ids=leg.participant_ids,
                                 pbx_call_number=chain.callid, start_unix_ms=int(leg.answered_at * 1000),
                                 end_unix_ms=int(end * 1000), caller_id=chain.caller_id)
-        to, to_name = transfer_target(chain, leg, self.facts) if transfer else ("", "")
+        to, to_name = transfer_target(chain, leg, self.facts, beyond) if transfer else ("", "")
         self.emit(chain, ENDED, leg.link, end, Fields(leg.dn, finish=common_pb2.FINISH_TYPE_OK, transfer=transfer,
                                                       duration=duration, ring=ring, leg=ref, answered=leg.answered_at,
                                                       transferred_to=to, transferred_to_name=to_name))
@@ -198,10 +201,10 @@ class Progress:
         return True
 
 
-def transfer_target(chain: Chain, leg: Leg, facts: Facts) -> tuple[str, str]:
+def transfer_target(chain: Chain, leg: Leg, facts: Facts, beyond: Sequence[str] = ()) -> tuple[str, str]:
     """Where the call `leg` transferred went, and its name: the user who took it over, else the first DN offered
-    it on the new link (a queue before its agents); ("", "") for an outside number, which Call Control does not
-    show (a monitored trunk's participant shows the DN inside as its party, docs/3cx.md)."""
+    it on the new link (a queue before its agents), else the outside number among the parties ActiveCalls shows
+    (`beyond`; Call Control never shows it: a monitored trunk's participant shows the DN inside, docs/3cx.md)."""
     talker = chain.legs.get(chain.talker)
     if talker is not None and talker is not leg and talker.answered_at >= leg.answered_at:
         return talker.dn, facts.name(talker.dn)
@@ -209,4 +212,16 @@ def transfer_target(chain: Chain, leg: Leg, facts: Facts) -> tuple[str, str]:
                       and not o.ghost and not o.held and o.rang_at), key=lambda o: o.rang_at)
     if offered:
         return offered[0].dn, facts.name(offered[0].dn)
+    return outside_party(chain, facts, beyond)
+
+
+def outside_party(chain: Chain, facts: Facts, shown: Sequence[str]) -> tuple[str, str]:
+    """The number (and name) among ActiveCalls' `Caller` / `Callee` texts ("<number> <name>", docs/3cx.md §5.6)
+    that is neither a DN of the directory nor the call's own external party: the one the call went on to."""
+    for text in shown:
+        number, _, name = text.strip().partition(" ")
+        if not number or number in facts.dn_types or number in facts.names or same_number(number, chain.caller_id):
+            continue
+        name = name.strip()
+        return number, "" if name == number else name
     return "", ""

@@ -32,6 +32,7 @@ ROW = {"Id": st.integers(0, 5), "Number": st.sampled_from(["101", "102", "800"])
        "CallId": st.integers(0, 9) | text, "DID": text, "Name": text, "DisplayName": text,
        "StartTime": st.sampled_from(["2026-12-01T10:00:00Z", "2026-12-01T10:00:00.5+03:00", "", "yesterday"]) | text,
        "EndTime": st.sampled_from(["2026-12-01T10:05:00Z"]) | text, "Status": text, "QueueDnNumber": text,
+       "Caller": text, "Callee": st.sampled_from(["79031112233", "101 Ivan Petrov"]) | text,
        "CallbacksCount": st.integers(-5, 5) | text, "Duration": st.sampled_from(["PT1M5S", "P1D", "00:01:05"]) | text}
 rows = with_fields(ROW)
 collections = st.builds(lambda page, count, extra: {"value": page, "@odata.count": count, **extra},
@@ -46,6 +47,7 @@ answers = st.lists(st.tuples(st.sampled_from([200, 200, 200, 204, 302, 400, 403,
 READS: list[Callable[[PbxClient], Awaitable[Any]]] = [
     xapi.trunk_dids, xapi.inbound_rules, xapi.active_call_numbers,
     lambda pbx: xapi.active_call_numbers(pbx, [1, 2]),
+    lambda pbx: xapi.active_call_parties(pbx, [1, 2]),
     lambda pbx: xapi.inbound_calls(pbx, 1_800_000_000, 1_800_000_600),
     lambda pbx: xapi.callbacks_count(pbx, "800", 1_800_000_000, 1_800_000_600),
     lambda pbx: xapi.recordings(pbx, "101", 1_800_000_000, 1_800_000_600),

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from tcxhooks.monitor.callgraph import CallGraph, Settings
+from tcxhooks.monitor.callgraph import CallGraph, Chain, Settings
 from tcxhooks.monitor.facts import Facts, Rule, same_number
 from tcxhooks.monitor.participant import Participant
+from tcxhooks.monitor.progress import outside_party
 from tcxhooks.simulator.scenarios import build
 
 from .expected import EXPECTED, check
@@ -190,3 +191,18 @@ def test_only_the_calls_asked_about_are_settled_by_the_answer() -> None:
     graph.remove("101", 2, 11.1)  # while the question about call 7 is on its way
     graph.settle(11.2, listed=set(), asked=asked)
     assert 7 in graph.finished and 8 in graph.chains and graph.settling() == {8: [8]}
+
+
+@pytest.mark.parametrize(("caller", "shown", "expected"), [
+    ("79161234567", ["79161234567 Acme Ltd", "79037770011"], ("79037770011", "")),  # inbound: caller, then onward
+    ("79031112233", ["74957770000 Supplier Co", "79031112233"], ("74957770000", "Supplier Co")),  # outbound
+    ("+79161234567", ["79161234567", "79037770011 79037770011"], ("79037770011", "")),  # a name that repeats it
+    ("79161234567", ["79161234567", "101 Ivan Petrov"], ("", "")),  # still at a DN of ours: no outside number
+    ("79161234567", ["79161234567", ""], ("", "")),
+    ("79161234567", [], ("", "")),
+])
+def test_the_outside_number_a_call_went_on_to(caller: str, shown: list[str], expected: tuple[str, str]) -> None:
+    """Among ActiveCalls' Caller / Callee texts: neither a directory DN nor the call's own external party."""
+    chain = Chain(1, "261207010000", 0.0, caller_id=caller)
+    facts = Facts(dn_types={"101": "Wextension", "10000": "Wexternalline"}, names={"101": "Ivan Petrov"})
+    assert outside_party(chain, facts, shown) == expected

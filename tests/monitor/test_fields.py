@@ -30,6 +30,7 @@ ROWS: dict[str, tuple[str, dict[str, Any]]] = {
     "ivr_to_queue": ("ivr_to_queue", {}),
     "ring_group": ("ring_group", {}),
     "transfer_to_queue": ("transfer_to_queue", {}),
+    "transfer_to_external": ("transfer_to_external", {"callee": "79037770011"}),
     "internal_call": ("internal_call", {}),
 }
 
@@ -184,6 +185,14 @@ def test_a_transfer_to_a_queue_names_the_queue_not_its_agents(run: Run) -> None:
     to_queue = only(run.calls("transfer_to_queue"), E.CALL_EVENT_TYPE_ENDED, "101")
     assert (to_queue.transferred_to, to_queue.transferred_to_name) == ("800", "Sales")
     assert only(run.calls("transfer_to_queue"), E.CALL_EVENT_TYPE_ANSWERED, "102").transferred_from == "101"
+
+
+def test_a_transfer_to_an_outside_number_names_that_number(run: Run) -> None:
+    """Call Control never shows the outside number; XAPI ActiveCalls' Callee does once the call went on there."""
+    events = run.calls("transfer_to_external")
+    out = only(events, E.CALL_EVENT_TYPE_ENDED, "101")
+    assert (out.transfer, out.transferred_to, out.transferred_to_name) == (True, "79037770011", "")
+    assert all(not e.transferred_to for e in events if e is not out), events
 
 
 def test_outbound_and_internal_calls_name_their_parties(run: Run) -> None:

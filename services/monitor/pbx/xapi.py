@@ -64,18 +64,30 @@ async def inbound_rules(pbx: PbxClient) -> list[Rule]:
             if isinstance(r.get("RuleName"), str) and isinstance(r.get("Data"), (str, int))]
 
 
+async def _active_rows(pbx: PbxClient, among: list[int] | None, select: str) -> list[dict[str, Any]]:
+    """ActiveCalls rows with the given `$select`; with `among`, only those call numbers (a short `$filter`)."""
+    rows: list[dict[str, Any]] = []
+    batches = [among[i:i + 20] for i in range(0, len(among), 20)] if among is not None else [[]]
+    for batch in batches:
+        params = {"$select": select}
+        if batch:
+            params["$filter"] = " or ".join(f"Id eq {int(n)}" for n in batch)
+        rows.extend(r for r in _rows(await pbx.get_json("/xapi/v1/ActiveCalls", params), "ActiveCalls")
+                    if isinstance(r.get("Id"), int))
+    return rows
+
+
 async def active_call_numbers(pbx: PbxClient, among: list[int] | None = None) -> set[int]:
     """Call numbers the PBX still has (XAPI ActiveCalls.Id, assumed equal to Call Control `callid`);
     with `among`, only those are asked about (a short `$filter` instead of every live call)."""
-    found: set[int] = set()
-    batches = [among[i:i + 20] for i in range(0, len(among), 20)] if among is not None else [[]]
-    for batch in batches:
-        params = {"$select": "Id"}
-        if batch:
-            params["$filter"] = " or ".join(f"Id eq {int(n)}" for n in batch)
-        rows = _rows(await pbx.get_json("/xapi/v1/ActiveCalls", params), "ActiveCalls")
-        found.update(int(r["Id"]) for r in rows if isinstance(r.get("Id"), int))
-    return found
+    return {int(r["Id"]) for r in await _active_rows(pbx, among, "Id")}
+
+
+async def active_call_parties(pbx: PbxClient, among: list[int]) -> dict[int, tuple[str, ...]]:
+    """The calls among `among` the PBX still has, each with its `Caller` and `Callee` texts ("<number> <name>"):
+    the one place the PBX names a number outside it that a call went on to (docs/3cx.md §5.6)."""
+    return {int(r["Id"]): tuple(str(r[k]) for k in ("Caller", "Callee") if isinstance(r.get(k), str) and r[k])
+            for r in await _active_rows(pbx, among, "Id,Caller,Callee")}
 
 
 @dataclass
