@@ -60,19 +60,22 @@ def events_of(callid: int, rows: list[xapi.CallLogRow], facts: Facts, stamp: Cal
     chain = f"{stamp(first.start)}_{callid}"
     did = did_name = ""
     if direction == "incoming":
-        caller = first.source_caller_id
+        caller, caller_name = first.source_caller_id, first.source_name
         did = facts.trunk_did(first.source_dn)
         did_name = facts.rule_name(did) if did else ""
     elif direction == "outgoing":
-        caller = first.destination_caller_id
+        caller, caller_name = first.destination_caller_id, first.destination_name
     else:
         caller = first.source_dn
+        caller_name = facts.name(caller)
+    if caller_name == caller:
+        caller_name = ""  # the PBX shows the number where it has no name (as Call Control does)
     queue = next((r.destination_dn for r in reversed(rows) if r.destination_dn in facts.dn_types
                   and facts.user_type(r.destination_dn) == "queue"), "")
     base = events_pb2.CallEvent(type=events_pb2.CALL_EVENT_TYPE_ENDED, direction=DIRECTIONS[direction],
                                 caller_id=caller, did=did, did_name=did_name, queue=queue, has_callback=bool(queue),
                                 started_time=timestamp(first.start), queue_name=facts.name(queue),
-                                caller_name=facts.name(caller) if direction == "internal" else "")
+                                caller_name=caller_name)
 
     def emitted(link: int, user: str, finish: common_pb2.FinishType, end: float, seq: int, transfer: bool = False, duration: float = 0,
                 ring: float = 0, leg: common_pb2.LegRef | None = None) -> Emitted:

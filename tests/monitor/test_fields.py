@@ -10,6 +10,7 @@ from concurrent import futures
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 
 from tcxhooks.v1 import common_pb2, dispatcher_service_pb2, dispatcher_service_pb2_grpc, events_pb2
@@ -81,7 +82,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     server.start()
     config = write_config(folder, services={"dispatcher": f"127.0.0.1:{port}"},
                           pbx={"url": pbx.url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                               "ringing_grace": "1", "timezone": "UTC"},
+                               "ringing_grace": "1", "timezone": "UTC", "reconcile_delay": "0.5"},
                           events={"language": "en", "internal_calls": "true"}, recordings={"enabled": "false"})
     monitor = start(["monitor", "-c", str(config)], folder / "monitor.log",
                     env={"TCXH_METRICS_PORT": str(free_port())})
@@ -89,6 +90,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         wait_healthy(read_config(config)["services"]["monitor"], timeout=60)
         numbers = {row: pbx.play(name, **{**FAST, **params})["call_number"] for row, (name, params) in ROWS.items()}
         settle(pbx, dispatcher, numbers)
+        numbers["recovered"] = outage(pbx, dispatcher)
         yield Run(dispatcher, numbers)
     finally:
         stop(monitor)
@@ -106,6 +108,21 @@ def settle(pbx: Pbx, dispatcher: RecordingDispatcher, numbers: dict[str, int]) -
             break
         time.sleep(0.2)
     time.sleep(3)  # later ends (a transfer's second leg) and anything extra
+
+
+def outage(pbx: Pbx, dispatcher: RecordingDispatcher) -> int:
+    """A call that rings and ends while the Call Control socket is down: the monitor sends its end from the call
+    log once the socket is back (services/monitor/recover.py). Returns its call number."""
+    faults = f"{pbx.url}/sim/fail"
+    httpx.post(faults, json={"prefix": "/callcontrol/ws", "status": 503, "count": 1000}, timeout=5).raise_for_status()
+    pbx.drop()
+    number = int(pbx.play("inbound_answered", caller="79165550003", caller_name="Acme Ltd", **FAST)["call_number"])
+    pbx.wait_done(number)
+    httpx.post(faults, json={"prefix": "/callcontrol/ws", "status": 503, "count": 0}, timeout=5).raise_for_status()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not dispatcher.of(number):
+        time.sleep(0.2)
+    return number
 
 
 def only(events: list[events_pb2.CallEvent], kind: int, user: str) -> events_pb2.CallEvent:
@@ -193,6 +210,13 @@ def test_a_transfer_to_an_outside_number_names_that_number(run: Run) -> None:
     out = only(events, E.CALL_EVENT_TYPE_ENDED, "101")
     assert (out.transfer, out.transferred_to, out.transferred_to_name) == (True, "79037770011", "")
     assert all(not e.transferred_to for e in events if e is not out), events
+
+
+def test_an_end_recovered_from_the_call_log_names_the_caller(run: Run) -> None:
+    """The call log's SourceDisplayName: the same name Call Control would have shown."""
+    [end] = run.calls("recovered")
+    assert (end.type, end.user, end.caller_id, end.caller_name, end.user_name) == \
+        (E.CALL_EVENT_TYPE_ENDED, "101", "79165550003", "Acme Ltd", "Ivan Petrov")
 
 
 def test_outbound_and_internal_calls_name_their_parties(run: Run) -> None:

@@ -4,6 +4,7 @@ CRM once, calls it saw are not sent again, a 403 turns recovery off."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -96,6 +97,16 @@ def test_recovered_events_carry_the_call_times_and_the_directory_names() -> None
         ("Sales", "Sales", False, T0 + 20)
     [internal] = events_of(698, [row("101", "102", True, 1, 7, direction="Internal")], facts, stamp)
     assert internal.event.caller_name == "Ivan Petrov"
+
+
+@pytest.mark.parametrize(("first", "name"), [
+    (replace(row("10000", "101", True, 1, 5), source_name="Acme Ltd"), "Acme Ltd"),
+    (replace(row("10000", "101", True, 1, 5), source_name=CALLER), ""),  # the PBX shows only the number
+    (replace(row("101", "10000", True, 1, 5, direction="Outbound"), destination_name="Supplier Co"), "Supplier Co"),
+])
+def test_recovered_ends_name_the_external_party_as_the_call_log_does(first: CallLogRow, name: str) -> None:
+    [end] = events_of(698, [first], FACTS, stamp)
+    assert end.event.caller_name == name
 
 
 def test_an_unknown_did_is_left_to_the_enrichment() -> None:

@@ -170,6 +170,8 @@ class CallLogRow:
     ringing: float | None = None
     talking: float | None = None
     status: str = ""  # Answered, Unanswered, Redirected, Waiting (still going)
+    source_name: str = ""  # SourceDisplayName, DestinationDisplayName: the party's name as the PBX shows it
+    destination_name: str = ""
 
 
 @dataclass
@@ -199,7 +201,8 @@ def _call_log_row(row: dict[str, Any]) -> CallLogRow | None:
     return CallLogRow(start, str(texts[0]), str(texts[1]), row["Answered"], str(texts[2]),
                       _text(row.get("SourceCallerId")), _text(row.get("DestinationCallerId")),
                       parse_duration(row.get("RingingDuration")), parse_duration(row.get("TalkingDuration")),
-                      _text(row.get("Status")))
+                      _text(row.get("Status")), _text(row.get("SourceDisplayName")),
+                      _text(row.get("DestinationDisplayName")))
 
 
 def _text(value: Any) -> str:
