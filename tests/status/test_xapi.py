@@ -10,7 +10,6 @@ import pytest
 from aiohttp import web
 
 from tcxhooks.monitor.status.xapi import Xapi, XapiError
-from tests.helpers.net import free_port
 from tests.helpers.services import write_config
 
 from .conftest import Harness, monitor_config
@@ -26,7 +25,7 @@ class FakePbx:
     """A PBX whose XAPI answers are whatever the test sets."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        self.port = 0  # the system's pick, read back when it starts
         self.answers: dict[str, Any] = {"Users": GOOD_USERS, "Queues": GOOD_QUEUES,
                                         "ReportAgentLoginHistory": GOOD_HISTORY}
 
@@ -48,7 +47,8 @@ class FakePbx:
         app.router.add_get("/xapi/v1/{set:[A-Za-z]+}{rest:.*}", self.xapi)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        self.port = self.runner.addresses[0][1]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
