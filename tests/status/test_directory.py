@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -13,10 +14,12 @@ from .conftest import CLIENT_ID, CLIENT_SECRET, Sim
 
 
 @pytest.fixture
-def xapi(sim: Sim) -> httpx.Client:
+def xapi(sim: Sim) -> Iterator[httpx.Client]:
     token = httpx.post(f"{sim.url}/connect/token", data={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
                                                          "grant_type": "client_credentials"}).json()["access_token"]
-    return httpx.Client(base_url=f"{sim.url}/xapi/v1", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    with httpx.Client(base_url=f"{sim.url}/xapi/v1", headers={"Authorization": f"Bearer {token}"},
+                      timeout=10) as client:
+        yield client
 
 
 def values(reply: httpx.Response) -> list[dict[str, Any]]:
