@@ -5,7 +5,8 @@ command line or in its config needs one chosen first, and a port that was free w
 before the process binds it. So the ports come from below the system's ephemeral range, where no
 outgoing connection's local port lands, and each pytest-xdist worker has its own slice of them, so two
 workers never choose the same one. Within a slice they go round from a random start (two runs on one
-machine rarely meet), each checked free when chosen.
+machine rarely meet), each checked free when chosen. Only one port in STRIDE is chosen: `tcxhooks up`
+gives its services the metrics ports after the one it is given (P+1 … P+3).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 LOWEST = 10000  # below: well-known services' ports
+STRIDE = 8
 
 
 def _ephemeral_start() -> int:
@@ -30,8 +32,8 @@ def _slice() -> range:
     """This worker's ports (all of them outside pytest-xdist)."""
     index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    size = (_ephemeral_start() - LOWEST) // max(workers, 1)
-    return range(LOWEST + index * size, LOWEST + (index + 1) * size)
+    size = (_ephemeral_start() - LOWEST) // max(workers, 1) // STRIDE * STRIDE
+    return range(LOWEST + index * size, LOWEST + (index + 1) * size, STRIDE)
 
 
 def _round() -> Iterator[int]:
@@ -55,7 +57,7 @@ def _bound(port: int) -> int | None:
 
 def free_port() -> int:
     global _candidates
-    if len(_slice()) < 100:  # an ephemeral range starting low: no room below it
+    if len(_slice()) < 50:  # an ephemeral range starting low: no room below it
         port = _bound(0)
         assert port, "cannot bind a loopback socket"
         return port
