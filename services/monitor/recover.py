@@ -50,7 +50,8 @@ def events_of(callid: int, rows: list[xapi.CallLogRow], facts: Facts, stamp: Cal
               ) -> list[Emitted]:
     """The `call.ended` events the monitor would have sent for an ended call, from its call-log rows (oldest
     first): one `Ok` end per extension that answered (link 1, 2, … as transfers go; `transfer` when the call was
-    answered again after it), or one `Missed` end on link 0 for the DN the call was missed at (queue, else ring
+    answered again after it, naming where it went and, on the next end, where it came from), or one `Missed` end on
+    link 0 for the DN the call was missed at (queue, else ring
     group, else the last extension, as the call graph ranks them). `stamp` dates the chain (its first row's
     start). Raises BadCallLog on an unknown Direction or a row without readable durations."""
     direction = log_direction(rows)
@@ -109,8 +110,14 @@ def events_of(callid: int, rows: list[xapi.CallLogRow], facts: Facts, stamp: Cal
         link = len(out) + 1
         leg = common_pb2.LegRef(call_id=f"{chain}-{link}", dn=user, pbx_call_number=callid,
                                 start_unix_ms=int(start * 1000), end_unix_ms=int(end * 1000), caller_id=caller)
-        out.append(emitted(link, user, common_pb2.FINISH_TYPE_OK, end, link, transfer=i != answered[-1],
-                           duration=talk, ring=ring, leg=leg))
+        item = emitted(link, user, common_pb2.FINISH_TYPE_OK, end, link, transfer=i != answered[-1],
+                       duration=talk, ring=ring, leg=leg)
+        if item.event.transfer and i + 1 < len(rows):
+            item.event.transferred_to, item.event.transferred_to_name = _reached(rows[i + 1], facts)
+        if out:  # answered after a transfer: from the extension that talked before
+            item.event.transferred_from, item.event.transferred_from_name = out[-1].event.user, \
+                out[-1].event.user_name
+        out.append(item)
     if out:
         return out
     rang = ([first.source_dn] if direction == "outgoing" else []) + [row.destination_dn for row in rows]
@@ -120,6 +127,15 @@ def events_of(callid: int, rows: list[xapi.CallLogRow], facts: Facts, stamp: Cal
             user, rank = dn, missed_rank(facts, dn)
     end = max(row.start + (row.ringing or 0.0) for row in rows)
     return [emitted(0, user, common_pb2.FINISH_TYPE_MISSED, end, 1, ring=end - first.start)]
+
+
+def _reached(row: xapi.CallLogRow, facts: Facts) -> tuple[str, str]:
+    """The party a call-log row went to, and its name: a DN of ours, else the number called out (a trunk)."""
+    dn = row.destination_dn
+    if dn in facts.dn_types and not facts.carrier(dn):
+        return dn, facts.name(dn)
+    number = row.destination_caller_id or dn
+    return number, "" if row.destination_name == number else row.destination_name
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         wait_healthy(read_config(config)["services"]["monitor"], timeout=60)
         numbers = {row: pbx.play(name, **{**FAST, **params})["call_number"] for row, (name, params) in ROWS.items()}
         settle(pbx, dispatcher, numbers)
-        numbers["recovered"] = outage(pbx, dispatcher)
+        numbers.update(outage(pbx, dispatcher))
         yield Run(dispatcher, numbers)
     finally:
         stop(monitor)
@@ -110,19 +110,22 @@ def settle(pbx: Pbx, dispatcher: RecordingDispatcher, numbers: dict[str, int]) -
     time.sleep(3)  # later ends (a transfer's second leg) and anything extra
 
 
-def outage(pbx: Pbx, dispatcher: RecordingDispatcher) -> int:
-    """A call that rings and ends while the Call Control socket is down: the monitor sends its end from the call
-    log once the socket is back (services/monitor/recover.py). Returns its call number."""
+def outage(pbx: Pbx, dispatcher: RecordingDispatcher) -> dict[str, int]:
+    """Calls that ring and end while the Call Control socket is down: the monitor sends their ends from the call
+    log once the socket is back (services/monitor/recover.py). Returns their call numbers by row."""
     faults = f"{pbx.url}/sim/fail"
     httpx.post(faults, json={"prefix": "/callcontrol/ws", "status": 503, "count": 1000}, timeout=5).raise_for_status()
     pbx.drop()
-    number = int(pbx.play("inbound_answered", caller="79165550003", caller_name="Acme Ltd", **FAST)["call_number"])
-    pbx.wait_done(number)
+    numbers = {"recovered": pbx.play("inbound_answered", caller="79165550003", caller_name="Acme Ltd", **FAST),
+               "recovered_transfer": pbx.play("blind_transfer", **FAST)}
+    for reply in numbers.values():
+        pbx.wait_done(reply["call_number"])
     httpx.post(faults, json={"prefix": "/callcontrol/ws", "status": 503, "count": 0}, timeout=5).raise_for_status()
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not dispatcher.of(number):
+    while time.monotonic() < deadline and not all(dispatcher.of(r["call_number"]) for r in numbers.values()):
         time.sleep(0.2)
-    return number
+    time.sleep(1)  # a call's later ends
+    return {row: int(reply["call_number"]) for row, reply in numbers.items()}
 
 
 def only(events: list[events_pb2.CallEvent], kind: int, user: str) -> events_pb2.CallEvent:
@@ -217,6 +220,12 @@ def test_an_end_recovered_from_the_call_log_names_the_caller(run: Run) -> None:
     [end] = run.calls("recovered")
     assert (end.type, end.user, end.caller_id, end.caller_name, end.user_name) == \
         (E.CALL_EVENT_TYPE_ENDED, "101", "79165550003", "Acme Ltd", "Ivan Petrov")
+
+
+def test_a_transfer_recovered_from_the_call_log_names_its_parties(run: Run) -> None:
+    ends = run.calls("recovered_transfer")
+    assert [(e.user, e.transfer, e.transferred_to, e.transferred_to_name, e.transferred_from) for e in ends] == [
+        ("101", True, "102", "Maria Sidorova", ""), ("102", False, "", "", "101")]
 
 
 def test_outbound_and_internal_calls_name_their_parties(run: Run) -> None:

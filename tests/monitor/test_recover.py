@@ -99,6 +99,22 @@ def test_recovered_events_carry_the_call_times_and_the_directory_names() -> None
     assert internal.event.caller_name == "Ivan Petrov"
 
 
+def test_recovered_transfers_name_where_the_call_went_and_where_it_came_from() -> None:
+    facts = Facts(dn_types={**FACTS.dn_types, "10000": "Wexternalline"}, trunk_dids=FACTS.trunk_dids,
+                  names={"101": "Ivan Petrov", "102": "Maria Sidorova", "800": "Sales"})
+    blind = events_of(698, [row("10000", "101", True, 2, 10), row("10000", "102", True, 3, 20, at=12)], facts, stamp)
+    assert [(e.event.user, e.event.transferred_to, e.event.transferred_to_name, e.event.transferred_from,
+             e.event.transferred_from_name) for e in blind] == [("101", "102", "Maria Sidorova", "", ""),
+                                                                 ("102", "", "", "101", "Ivan Petrov")]
+    queue = events_of(698, [row("10000", "101", True, 2, 10), row("10000", "800", False, 3, at=12),
+                            row("10000", "102", True, 3, 20, at=13)], facts, stamp)
+    assert [(e.event.transferred_to, e.event.transferred_from) for e in queue] == [("800", ""), ("", "101")]
+    out = events_of(698, [row("10000", "101", True, 2, 10),
+                          replace(row("101", "10000", True, 4, 30, at=12, direction="Outbound"),
+                                  destination_name="Supplier Co")], facts, stamp)
+    assert [(e.event.transferred_to, e.event.transferred_to_name) for e in out] == [(CALLEE, "Supplier Co")]
+
+
 @pytest.mark.parametrize(("first", "name"), [
     (replace(row("10000", "101", True, 1, 5), source_name="Acme Ltd"), "Acme Ltd"),
     (replace(row("10000", "101", True, 1, 5), source_name=CALLER), ""),  # the PBX shows only the number
