@@ -84,6 +84,18 @@ class BareListener:
                     self.seen.setdefault(event["entity"], at)
 
 
+async def wait_connected(connected: asyncio.Event, listener: asyncio.Task[None], timeout: float = 30.0) -> None:
+    """Until the reference listener is connected; its error (or a timeout) ends the bench instead of a hang."""
+    waiter = asyncio.create_task(connected.wait())
+    done, _ = await asyncio.wait({waiter, listener}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if listener in done:
+        listener.result()  # raises the connect error
+        raise RuntimeError("the reference listener stopped before it connected")
+    if waiter not in done:
+        raise RuntimeError(f"the reference listener did not connect within {timeout:g} s")
+
+
 class ProcStats:
     """CPU seconds and RSS of one process, from /proc."""
 
@@ -150,7 +162,7 @@ async def run(calls: int, rate: float, folder: Path) -> int:
             bare_task = asyncio.create_task(bare.run(pbx.websocket_url("/callcontrol/ws"), await pbx.token(),
                                                      connected, stopping))
             await pbx.aclose()
-            await connected.wait()
+            await wait_connected(connected, bare_task)
             await asyncio.sleep(1)  # the monitor's next request re-mints its knocked-out token once
             stats = ProcStats(monitor.pid)
             cpu0, wall0 = stats.cpu(), time.monotonic()
