@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from yarl import URL
 
@@ -260,10 +262,26 @@ class DispatcherConfig(Section):
 
 
 @dataclass(frozen=True)
+class PbxZone(Section):
+    """[pbx] as the dispatcher reads it (the monitor owns the section): the webhooks show their times in
+    the zone of the call ids' date-time (docs/webhooks.md §2, §3)."""
+
+    SECTION = "pbx"
+    OWNED = False
+    timezone: str = key("", time_zone)
+
+    @property
+    def zone(self) -> dt.tzinfo | None:
+        """The zone (None: the host's)."""
+        return ZoneInfo(self.timezone) if self.timezone else None
+
+
+@dataclass(frozen=True)
 class DispatcherSettings(Settings):
     webhooks: tuple[WebhookConfig, ...]
     crms: tuple[CrmConfig, ...]
     dispatcher: DispatcherConfig
+    pbx: PbxZone
 
     def risks(self) -> Iterator[str]:
         for hook in self.webhooks:

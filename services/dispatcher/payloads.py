@@ -16,6 +16,8 @@ import re
 from typing import Any
 from urllib.parse import quote_plus
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from tcxhooks.v1 import common_pb2, events_pb2
 
 from .errors import InvalidEvent
@@ -32,6 +34,14 @@ _DIRECTION = {common_pb2.DIRECTION_INCOMING: "incoming", common_pb2.DIRECTION_OU
               common_pb2.DIRECTION_INTERNAL: "internal"}
 _REASON = {common_pb2.RINGING_STOPPED_REASON_ANSWERED_ELSEWHERE: "answered_elsewhere",
            common_pb2.RINGING_STOPPED_REASON_MOVED_ON: "moved_on"}
+# callback_state → `callback`: true / false / unknown (JSON null): the PBX gives no way to tell
+_CALLBACK: dict[int, bool | None] = {common_pb2.CALLBACK_STATE_ORDERED: True,
+                                     common_pb2.CALLBACK_STATE_NOT_ORDERED: False,
+                                     common_pb2.CALLBACK_STATE_UNKNOWN: None}
+# the contract's extra call fields, in their order: (field name, CallEvent timestamp) and names as they are
+_TIMES = (("started_at", "started_time"), ("answered_at", "answered_time"), ("ended_at", "ended_time"))
+_NAMES = ("caller_name", "user_name", "queue", "queue_name", "group", "group_name", "transferred_to",
+          "transferred_to_name", "transferred_from", "transferred_from_name")
 _CALL_TYPES = {events_pb2.CALL_EVENT_TYPE_RINGING: "call.ringing",
                events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED: "call.ringing_stopped",
                events_pb2.CALL_EVENT_TYPE_ANSWERED: "call.answered",
@@ -97,6 +107,16 @@ def _need(condition: bool, message: str) -> None:
 LAST_SECOND = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second a webhook's timestamp can show
 
 
+def _in_range(stamp: Timestamp) -> bool:
+    return 0 <= stamp.seconds <= LAST_SECOND and 0 <= stamp.nanos < 1_000_000_000
+
+
+def _times_in_range(call: events_pb2.CallEvent, where: str) -> None:
+    for _, name in _TIMES:
+        _need(not call.HasField(name) or _in_range(getattr(call, name)),
+              f"{where}.{name} must be a time from 1970 to 9999")
+
+
 def validate(event: events_pb2.Event) -> None:
     """Raises InvalidEvent when the event cannot be stored and rendered."""
     _need(bool(event.event_id), "event.event_id is empty")
@@ -104,13 +124,13 @@ def validate(event: events_pb2.Event) -> None:
     _need(bool(event.chain), "event.chain is empty")
     _need(len(event.chain) <= MAX_ID, f"event.chain is longer than {MAX_ID} characters")
     _need("\x00" not in event.event_id + event.chain + call_id_of(event), "ids must not contain NUL characters")
-    _need(0 <= event.occur_time.seconds <= LAST_SECOND and 0 <= event.occur_time.nanos < 1_000_000_000,
-          "event.occur_time must be a time from 1970 to 9999")
+    _need(_in_range(event.occur_time), "event.occur_time must be a time from 1970 to 9999")
     kind = event.WhichOneof("payload")
     _need(kind is not None, "event has no payload (call, status, recording, analytics, analytics_failed or ping)")
     if kind == "call":
         call = event.call
         _need(call.type in _CALL_TYPES, f"call.type {call.type} is not a known CallEventType")
+        _times_in_range(call, "call")
         _need(bool(call.call_id), "call.call_id is empty")
         if call.type in (events_pb2.CALL_EVENT_TYPE_RINGING, events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED):
             _need(call.user_type in _USERTYPE, "call.user_type must be EXT, QUEUE or OTHER")
@@ -133,6 +153,7 @@ def validate(event: events_pb2.Event) -> None:
         _need(all(f.url for f in rec.files), "recording file without url")
         if rec.HasField("call"):
             _need(rec.call.finish_type in _FINISH, "recording.call.finish_type must be OK or MISSED")
+            _times_in_range(rec.call, "recording.call")
     elif kind == "analytics":
         _need(bool(event.analytics.call_id), "analytics.call_id is empty")
     elif kind == "analytics_failed":
@@ -151,9 +172,28 @@ def _ended_fields(call: events_pb2.CallEvent, with_id: bool) -> Fields:
     if with_id:
         fields.append(("id", call.call_id))
     fields += [("duration", call.duration_seconds), ("ringtime", call.ring_seconds), ("didname", call.did_name)]
-    if call.has_callback:
+    if call.callback_state in _CALLBACK:
+        fields.append(("callback", _CALLBACK[call.callback_state]))
+    elif call.has_callback:
         fields.append(("callback", call.callback))
     return fields
+
+
+def iso_time(stamp: Timestamp, zone: dt.tzinfo | None) -> str:
+    """ISO-8601 in `zone` (None: the host's) with its offset at that moment, to the millisecond:
+    `2025-11-25T18:45:00.123+03:00`. A moment the zone would carry past year 9999 is shown in UTC."""
+    when = dt.datetime.fromtimestamp(stamp.seconds, dt.UTC).replace(microsecond=stamp.nanos // 1000)
+    try:
+        return when.astimezone(zone).isoformat(timespec="milliseconds")
+    except (OverflowError, ValueError):
+        return when.isoformat(timespec="milliseconds")
+
+
+def _call_extras(call: events_pb2.CallEvent, zone: dt.tzinfo | None, event_time: Timestamp | None = None) -> Fields:
+    """The contract's fields after the seed's (docs/webhooks.md §3): times, then names; only those with a value."""
+    fields: Fields = [("event_at", iso_time(event_time, zone))] if event_time is not None else []
+    fields += [(name, iso_time(getattr(call, field), zone)) for name, field in _TIMES if call.HasField(field)]
+    return fields + [(name, getattr(call, name)) for name in _NAMES if getattr(call, name)]
 
 
 def _call_fields(call: events_pb2.CallEvent) -> tuple[Fields, Fields]:
@@ -175,18 +215,19 @@ def _call_fields(call: events_pb2.CallEvent) -> tuple[Fields, Fields]:
     return _ended_fields(call, with_id=True), [("direction", _DIRECTION[call.direction])]
 
 
-def _fields(event: events_pb2.Event) -> tuple[Fields, Fields, Fields]:
-    """(shared fields, form-only fields, JSON-only fields), each in order."""
+def _fields(event: events_pb2.Event, zone: dt.tzinfo | None) -> tuple[Fields, Fields, Fields, Fields]:
+    """(shared fields, form-only fields, JSON-only fields, the contract's extras for both), each in order."""
     kind = event.WhichOneof("payload")
     if kind == "call":
         call_shared, call_json = _call_fields(event.call)
-        return call_shared, [], call_json
+        event_time = event.occur_time if event.HasField("occur_time") else None
+        return call_shared, [], call_json, _call_extras(event.call, zone, event_time)
     if kind == "status":
         status = event.status
         _, _, names = _STATUS[status.type]
         shared = [(name, getattr(status, name)) for name in names if name != "email" or status.email]
         extra: Fields = [("queuename", status.queue_name)] if "queue" in names else []
-        return shared, [], extra
+        return shared, [], extra, []
     if kind == "recording":
         rec = event.recording
         form_only: Fields = [("links[]", f.url) for f in rec.files] + [
@@ -194,18 +235,19 @@ def _fields(event: events_pb2.Event) -> tuple[Fields, Fields, Fields]:
         json_only = [("links", [f.url for f in rec.files]),
                      ("files", [{"url": f.url, "duration": f.duration_seconds, "size": f.size_bytes}
                                 for f in rec.files])]
-        ended = _ended_fields(rec.call, with_id=False) if rec.HasField("call") else []
+        ended, extras = ((_ended_fields(rec.call, with_id=False), _call_extras(rec.call, zone)) if rec.HasField("call")
+                         else ([], []))
         # form: id, links[], durations[], call fields; JSON: id, links, files, call fields
-        return [("id", rec.call_id)], form_only + ended, json_only + ended
+        return [("id", rec.call_id)], form_only + ended, json_only + ended, extras
     if kind == "analytics":
         a = event.analytics
         segments = [{"channel": s.channel, "start": s.start_seconds, "end": s.end_seconds, "text": s.text}
                     for s in a.segments]
         return ([("id", a.call_id), ("text", a.text), ("summary", a.summary)], [],
-                [("segments", segments), ("language", a.language), ("backend", a.backend)])
+                [("segments", segments), ("language", a.language), ("backend", a.backend)], [])
     if kind == "analytics_failed":
-        return [("id", event.analytics_failed.call_id), ("error", event.analytics_failed.error)], [], []
-    return [("id", event.ping.id), ("time", event.ping.time)], [], []
+        return [("id", event.analytics_failed.call_id), ("error", event.analytics_failed.error)], [], [], []
+    return [("id", event.ping.id), ("time", event.ping.time)], [], [], []
 
 
 # what quote_plus leaves as it is: such a text (most ids, numbers and names) skips the quoting call
@@ -222,7 +264,7 @@ def _quote(text: str) -> str:
 def _form_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return "unknown" if value is None else str(value)
 
 
 def timestamp_of(event: events_pb2.Event) -> str:
@@ -232,14 +274,14 @@ def timestamp_of(event: events_pb2.Event) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S") + f".{stamp.nanos // 1_000_000:03d}Z"
 
 
-def render(event: events_pb2.Event, fmt: str) -> bytes:
-    """The body of a validated event in `fmt` ("form" or "json")."""
+def render(event: events_pb2.Event, fmt: str, zone: dt.tzinfo | None = None) -> bytes:
+    """The body of a validated event in `fmt` ("form" or "json"); its times in `zone` (None: the host's)."""
     form_name, json_type = event_names(event)
-    shared, form_only, json_only = _fields(event)
+    shared, form_only, json_only, extras = _fields(event, zone)
     if fmt == "form":
-        pairs = [("event", form_name)] + [(k, _form_value(v)) for k, v in shared + form_only]
+        pairs = [("event", form_name)] + [(k, _form_value(v)) for k, v in shared + form_only + extras]
         return "&".join([f"{_quote(k)}={_quote(v)}" for k, v in pairs]).encode("ascii")
-    body = {"type": json_type, "timestamp": timestamp_of(event), "data": dict(shared + json_only)}
+    body = {"type": json_type, "timestamp": timestamp_of(event), "data": dict(shared + json_only + extras)}
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 

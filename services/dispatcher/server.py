@@ -2,6 +2,7 @@
 adapters), the CRM listener, worker, housekeeping, gRPC."""
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 
@@ -29,15 +30,16 @@ from .worker import Worker
 log = logging.getLogger(__name__)
 
 
-def webhook_endpoint(hook: WebhookConfig) -> Endpoint:
-    """A `[webhook:NAME]` section as an endpoint: its filter and a sink posting to its URL."""
+def webhook_endpoint(hook: WebhookConfig, zone: dt.tzinfo | None) -> Endpoint:
+    """A `[webhook:NAME]` section as an endpoint: its filter and a sink posting to its URL (times in `zone`)."""
     transport = Transport(Timeouts(hook.connect_timeout, hook.timeout), hook.concurrency, hook.ca_file)
-    return Endpoint(hook.name, EndpointFilter.from_config(hook), WebhookSink(hook, transport), hook.concurrency,
-                    hook.max_backlog)
+    return Endpoint(hook.name, EndpointFilter.from_config(hook), WebhookSink(hook, transport, zone),
+                    hook.concurrency, hook.max_backlog)
 
 
 def configured_endpoints(settings: DispatcherSettings) -> list[Endpoint]:
-    return [webhook_endpoint(hook) for hook in settings.webhooks]
+    zone = settings.pbx.zone
+    return [webhook_endpoint(hook, zone) for hook in settings.webhooks]
 
 
 async def ping_all(settings: DispatcherSettings) -> list[pb.PingResult]:

@@ -1,10 +1,11 @@
 """A webhook endpoint as a sink: one signed POST per delivery (docs/webhooks.md §1).
 
-    sink = WebhookSink(hook, open_transport(...))
+    sink = WebhookSink(hook, open_transport(...), zone)   # the bodies' times in zone (None: the host's)
     result = await sink.deliver(delivery)     # 2xx → DELIVERED, 410 → GONE, anything else → RETRY
 """
 from __future__ import annotations
 
+import datetime as dt
 import time
 import uuid
 
@@ -62,9 +63,10 @@ def _result(reply: Reply) -> Result:
 
 
 class WebhookSink:
-    def __init__(self, hook: WebhookConfig, transport: Transport) -> None:
+    def __init__(self, hook: WebhookConfig, transport: Transport, zone: dt.tzinfo | None) -> None:
         self.hook = hook
         self.transport = transport
+        self.zone = zone
         self.signer = Signer(hook.secret)
         self.content_type = FORM_CONTENT_TYPE if hook.format == "form" else JSON_CONTENT_TYPE
 
@@ -79,7 +81,7 @@ class WebhookSink:
     async def deliver(self, delivery: Delivery) -> Result:
         try:
             # validated before it was stored; an event damaged since fails to render
-            body = render(delivery.event, self.hook.format)
+            body = render(delivery.event, self.hook.format, self.zone)
         except (DecodeError, KeyError, ValueError) as exc:
             return Result(Verdict.DEAD, error=f"cannot render: {exc}")
         return await self._post(body, webhook_headers(self.content_type, self.signer, delivery.message_id,

@@ -1,9 +1,11 @@
-"""`tcxhooks replay trace.jsonl [--format form|json] [--dialing]`: the webhooks a trace gives, with no PBX and no CRM.
+"""`tcxhooks replay trace.jsonl [--format form|json] [--dialing] [--timezone ZONE]`: the webhooks a trace gives,
+with no PBX and no CRM.
 
 The monitor's call graph and engine replay the trace in-process (docs/3cx.md §8), and each event they would
 publish is checked and rendered by the dispatcher's own payload code, exactly as it would be sent: one body
-a line, in the order the monitor hands them over. Call events only (no recordings or analytics), and the
-opt-in `call.dialing` only with `--dialing` (as an endpoint gets it only when its `events` name it).
+a line, in the order the monitor hands them over, with their times in `--timezone` (the dispatcher's
+`[pbx] timezone`; default: the host's). Call events only (no recordings or analytics), and the opt-in
+`call.dialing` only with `--dialing` (as an endpoint gets it only when its `events` name it).
 """
 from __future__ import annotations
 
@@ -11,6 +13,14 @@ import argparse
 import asyncio
 import logging
 import sys
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(f"{name!r} is no IANA time zone such as Europe/Moscow") from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,6 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--format", choices=("form", "json"), default="form", help="webhook body format (form)")
     parser.add_argument("--dialing", action="store_true",
                         help="also the opt-in call.dialing events (outbound legs starting)")
+    parser.add_argument("--timezone", type=_zone, default=None,
+                        help="IANA time zone of the bodies' times, as [pbx] timezone (default: the host's)")
     args = parser.parse_args(argv)
     # What the monitor would have logged about the trace (anomalies, XAPI reads it lacks) goes to stderr.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
@@ -47,4 +59,4 @@ def main(argv: list[str] | None = None) -> None:
             print(f"tcxhooks replay: the dispatcher would refuse event {replayed.event.event_id}: {exc}",
                   file=sys.stderr)
             continue
-        print(render(replayed.event, args.format).decode("utf-8"))
+        print(render(replayed.event, args.format, args.timezone).decode("utf-8"))

@@ -40,7 +40,7 @@ def test_a_played_trace_gives_the_webhooks_of_its_live_run(stack: Stack, scenari
     wait_quiet(crm)
     got = [r.body.decode() for r in crm.requests[before:]]
     want = (DATA / f"{scenario}.webhooks").read_text(encoding="utf-8").splitlines()
-    assert_same_webhooks(renumbered(got), renumbered(want))
+    assert_same_webhooks(renumbered(got), renumbered(want), same_moments=False)
 
 
 def test_what_cannot_be_played_is_refused(stack: Stack) -> None:

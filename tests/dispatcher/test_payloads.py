@@ -1,4 +1,5 @@
-"""Every event kind rendered by a real dispatcher, byte for byte, in the form and json formats."""
+"""Every event kind rendered by a real dispatcher, byte for byte, in the form and json formats: the legacy
+module's fields exactly, then the contract's extras (here only `event_at`, the one every call event has)."""
 from __future__ import annotations
 
 import json
@@ -78,6 +79,8 @@ FORM = [
 ]
 
 TS = "2025-11-25T15:45:00.123Z"
+AT = "2025-11-25T18:45:00.123+03:00"  # WHEN in [pbx] timezone = Europe/Moscow
+CALL_EVENTS = (0, 1, 2, 3, 10)  # the indexes of the call events in _events()
 ENDED_DATA = {"callerid": "79161234567", "user": "101", "did": "74951234567", "finishtype": "Ok", "transfer": False,
               "title": "Main line, 0:01:05"}
 JSON = [
@@ -114,8 +117,13 @@ JSON = [
 
 
 def test_form_and_json_bodies_are_exact(dispatchers: Dispatchers) -> None:
+    form_bodies = [body + (b"&event_at=" + AT.replace(":", "%3A").replace("+", "%2B").encode()
+                           if i in CALL_EVENTS else b"") for i, body in enumerate(FORM)]
+    json_bodies = [{**body, "data": {**body["data"], "event_at": AT}} if i in CALL_EVENTS else body
+                   for i, body in enumerate(JSON)]
     with Receiver() as form_crm, Receiver() as json_crm:
-        d = dispatchers.make(webhook={"url": form_crm.url}, **{"webhook:json": {"url": json_crm.url, "format": "json"}})
+        d = dispatchers.make(webhook={"url": form_crm.url}, pbx={"timezone": "Europe/Moscow"},
+                             **{"webhook:json": {"url": json_crm.url, "format": "json"}})
         events = _events()
         for event in events:
             assert d.publish(event).deliveries == 2
@@ -124,9 +132,9 @@ def test_form_and_json_bodies_are_exact(dispatchers: Dispatchers) -> None:
     # one chain per call (and per extension): the order within each is the publish order
     by_id = {r.headers["webhook-id"]: r for r in form}
     assert len(by_id) == len(events)
-    assert sorted(r.body for r in form) == sorted(FORM)
+    assert sorted(r.body for r in form) == sorted(form_bodies)
     for chain in (CHAIN, "ext:101"):
-        expected = [FORM[i] for i, e in enumerate(events) if e.chain == chain]
+        expected = [form_bodies[i] for i, e in enumerate(events) if e.chain == chain]
         assert [r.body for r in form if r.body in expected] == expected
     for request in form:
         assert request.headers["Content-Type"] == "application/x-www-form-urlencoded; charset=utf-8"
@@ -134,7 +142,7 @@ def test_form_and_json_bodies_are_exact(dispatchers: Dispatchers) -> None:
         assert request.headers["Content-Type"] == "application/json"
         assert request.body == json.dumps(json.loads(request.body), ensure_ascii=False,
                                           separators=(",", ":")).encode()
-    assert sorted((json.loads(r.body) for r in got_json), key=json.dumps) == sorted(JSON, key=json.dumps)
+    assert sorted((json.loads(r.body) for r in got_json), key=json.dumps) == sorted(json_bodies, key=json.dumps)
     # key order in `data` follows the form order
     ringing_body = next(json.loads(r.body) for r in got_json if json.loads(r.body)["type"] == "call.ringing")
-    assert list(ringing_body["data"]) == ["callerid", "did", "user", "usertype", "id"]
+    assert list(ringing_body["data"]) == ["callerid", "did", "user", "usertype", "id", "event_at"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.helpers.contract import legacy
+
 CALLER, DID, CALLEE = "79161234567", "74951234567", "79031112233"
 PARAMS: dict[str, Any] = {"ring_seconds": 1, "talk_seconds": 2, "wait_seconds": 1}
 RING, TALK = 1, 2
@@ -86,7 +88,8 @@ def check(scenario: str, prefix: str, got: list[list[tuple[str, str]]], outbound
     events = [dict(body).get("event") for body in got]
     assert events == [w[0] for w in want], f"{scenario}: {events}"
     caller = caller or (CALLEE if outbound else CALLER)
-    for body, (event, link, fields) in zip(got, want, strict=True):
+    for full, (event, link, fields) in zip(got, want, strict=True):
+        body = legacy(full)
         values = dict(body)
         did = "" if outbound else DID
         user = fields["user"]
