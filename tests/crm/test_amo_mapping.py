@@ -122,6 +122,19 @@ def test_a_transferred_call_is_one_amo_call_per_leg_each_with_its_recording(scen
         (f"{CHAIN}-1", 501, f"{CHAIN}-1"), (f"{CHAIN}-2", 502, f"{CHAIN}-2")]
 
 
+def test_each_leg_is_logged_from_the_contract_start_time_when_the_monitor_gives_it() -> None:
+    """started_at (the chain's arrival at the PBX) wins over the start worked back from a leg's end."""
+    events = []
+    for shared in SCENARIOS["blind transfer"]:
+        event = events_pb2.Event()
+        event.CopyFrom(shared)
+        if event.HasField("call"):
+            event.call.started_time.FromSeconds(int(STARTED) - 7)
+        events.append(event)
+    sent, _ = drive(events)
+    assert [c.params["body"][0]["created_at"] for c in sent if c.step == "call"] == [int(STARTED) - 7] * 2
+
+
 def test_outbound_calls_are_logged_outbound_and_an_unanswered_one_gets_no_task() -> None:
     answered, _ = drive(SCENARIOS["outbound answered"])
     assert [(c["direction"], c["call_status"], c["phone"]) for c in (answered[0].params["body"][0],)] == [
