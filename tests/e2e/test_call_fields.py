@@ -124,7 +124,7 @@ def test_a_blind_transfer_names_where_the_call_went_and_where_it_came_from(stack
     first_end = extras[3]
     assert (form[3].form()["transfer"], first_end["transferred_to"], first_end["transferred_to_name"]) == (
         "true", "102", "Maria Sidorova")
-    assert all("transferred_from" not in e for e in extras[:2] + [first_end])
+    assert all("transferred_from" not in e for e in [*extras[:2], first_end])
     for target in (extras[2], extras[4], extras[5]):
         assert (target["transferred_from"], target["transferred_from_name"], target["user_name"]) == (
             "101", "Ivan Petrov", "Maria Sidorova")
