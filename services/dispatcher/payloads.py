@@ -182,18 +182,20 @@ def _ended_fields(call: events_pb2.CallEvent, with_id: bool) -> Fields:
 def iso_time(stamp: Timestamp, zone: dt.tzinfo | None) -> str:
     """ISO-8601 in `zone` (None: the host's) with its offset at that moment, to the millisecond:
     `2025-11-25T18:45:00.123+03:00`. A moment the zone would carry past year 9999 is shown in UTC."""
-    when = dt.datetime.fromtimestamp(stamp.seconds, dt.UTC).replace(microsecond=stamp.nanos // 1000)
     try:
-        return when.astimezone(zone).isoformat(timespec="milliseconds")
+        when = (dt.datetime.fromtimestamp(stamp.seconds, zone) if zone
+                else dt.datetime.fromtimestamp(stamp.seconds, dt.UTC).astimezone())
     except (OverflowError, ValueError):
-        return when.isoformat(timespec="milliseconds")
+        when = dt.datetime.fromtimestamp(stamp.seconds, dt.UTC)
+    text = when.isoformat()  # whole seconds: `2025-11-25T18:45:00+03:00`; the milliseconds go in after them
+    return f"{text[:19]}.{stamp.nanos // 1_000_000:03d}{text[19:]}"
 
 
 def _call_extras(call: events_pb2.CallEvent, zone: dt.tzinfo | None, event_time: Timestamp | None = None) -> Fields:
     """The contract's fields after the seed's (docs/webhooks.md §3): times, then names; only those with a value."""
     fields: Fields = [("event_at", iso_time(event_time, zone))] if event_time is not None else []
     fields += [(name, iso_time(getattr(call, field), zone)) for name, field in _TIMES if call.HasField(field)]
-    return fields + [(name, getattr(call, name)) for name in _NAMES if getattr(call, name)]
+    return fields + [(name, value) for name in _NAMES if (value := getattr(call, name))]
 
 
 def _call_fields(call: events_pb2.CallEvent) -> tuple[Fields, Fields]:
@@ -252,13 +254,23 @@ def _fields(event: events_pb2.Event, zone: dt.tzinfo | None) -> tuple[Fields, Fi
 
 # what quote_plus leaves as it is: such a text (most ids, numbers and names) skips the quoting call
 _PLAIN = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
+# a time (2025-11-25T18:45:00.123+03:00): only `:` and `+` to quote; each is new, so no use caching it
+_TIME = re.compile(r"[0-9T.:+-]*").fullmatch
+
+
+def _quote(text: str) -> str:
+    if _PLAIN(text):
+        return text
+    if _TIME(text):
+        return text.replace(":", "%3A").replace("+", "%2B")
+    return _quote_repeated(text)
 
 
 @functools.lru_cache(maxsize=4096)
-def _quote(text: str) -> str:
+def _quote_repeated(text: str) -> str:
     """Field names and most values (DIDs, extensions, DID names, titles) repeat from event to event:
     each is quoted once, a repeat costs a cache lookup (the quoting was half of a body's CPU)."""
-    return text if _PLAIN(text) else quote_plus(text, safe="", encoding="utf-8")
+    return quote_plus(text, safe="", encoding="utf-8")
 
 
 def _form_value(value: Any) -> str:
