@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.contract import legacy
 from tests.helpers.net import free_port
 from tests.helpers.receiver import Receiver
 from tests.helpers.services import read_config, start, stop, wait_healthy, write_config
@@ -76,9 +77,9 @@ def test_an_outbound_leg_starting_is_a_dialing_first_at_link_0(run: Run, row: st
     assert [b["event"] for b in bodies] == ["dialing", *DEFAULT[row]]
     dialing = bodies[0]
     prefix = dialing["id"].rsplit("-", 1)[0]
-    # The seed-style fields first, in this order; the contract's extra fields (docs/webhooks.md) may follow.
-    assert list(dialing.items())[:5] == [("event", "dialing"), ("callerid", CALLEE), ("user", "101"), ("did", ""),
-                                         ("id", f"{prefix}-0")]
+    assert legacy(list(dialing.items())) == [("event", "dialing"), ("callerid", CALLEE), ("user", "101"), ("did", ""),
+                                             ("id", f"{prefix}-0")]
+    assert (dialing["user_name"], "started_at" in dialing, "answered_at" in dialing) == ("Ivan Petrov", True, False)
 
 
 @pytest.mark.parametrize("row", ["inbound", "internal"])
