@@ -172,6 +172,8 @@ class Anonymizer:
 
     def _value(self, key: str, value: Any) -> Any:
         if isinstance(value, dict):
+            if key == "names":  # the header's directory: DN → a person's, queue's or group's name
+                return {dn: self.name(str(item)) for dn, item in value.items()}
             return {name: self._value(name, item) for name, item in value.items()}
         if isinstance(value, list):
             return [self._value(key, item) for item in value]

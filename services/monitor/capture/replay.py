@@ -130,7 +130,8 @@ def _graph(header: Record, settings: Settings) -> CallGraph:
     facts = header.get("facts") or {}
     graph = CallGraph(settings, Facts(dn_types=dict(facts.get("dn_types") or {}),
                                       trunk_dids={k: list(v) for k, v in (facts.get("trunk_dids") or {}).items()},
-                                      rules=[Rule(**rule) for rule in facts.get("rules") or []]))
+                                      rules=[Rule(**rule) for rule in facts.get("rules") or []],
+                                      names={str(k): str(v) for k, v in (facts.get("names") or {}).items()}))
     graph.restore([Chain.from_dict(chain) for chain in header.get("chains") or []])
     graph.finished.update({int(callid): float(when) for callid, when in (header.get("finished") or {}).items()})
     return graph

@@ -40,7 +40,7 @@ class Capture:
         return {"t": round(self.recorder.clock(), 6), "kind": "header", "version": VERSION, "monitor": __version__,
                 "settings": {"graph": dataclasses.asdict(graph.settings), "language": self.language},
                 "facts": {"dn_types": dict(facts.dn_types), "trunk_dids": dict(facts.trunk_dids),
-                          "rules": [dataclasses.asdict(rule) for rule in facts.rules]},
+                          "rules": [dataclasses.asdict(rule) for rule in facts.rules], "names": dict(facts.names)},
                 "chains": [chain.to_dict() for chain in graph.chains.values()],
                 "finished": {str(callid): when for callid, when in graph.finished.items()},
                 "snapshots": self.engine.snapshots}

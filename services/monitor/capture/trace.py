@@ -3,7 +3,7 @@
 Every line has `t` (unix seconds when the monitor received or applied it) and `kind`:
 
 - `header`, the first line: `version`, `monitor` (its version), `settings` (call graph and language), `facts`
-  (DN types, trunk DIDs, inbound rules), `chains` and `finished` (the calls the monitor held, as it stores
+  (DN types, trunk DIDs, inbound rules, the DNs' directory names), `chains` and `finished` (the calls the monitor held, as it stores
   them), `snapshots` (resyncs so far);
 - `open`, `close`: the Call Control WebSocket opened, or was lost or refused (`reason`);
 - `frame`: a WebSocket frame as received (`text`; a binary frame: `binary`, its length);
