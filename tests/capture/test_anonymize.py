@@ -28,7 +28,7 @@ EMAILS = {u.email for u in DIRECTORY.users.values()}
 HOSTS = {"127.0.0.1", "sip.example.net"}
 # the webhook fields an anonymized trace gives fakes in (numbers and names; a DN number stays)
 MASKED = ("callerid", "did", "didname", "title", "caller_name", "user_name", "queue_name", "group_name",
-          "transferred_to_name", "transferred_from_name")
+          "transferred_to", "transferred_to_name", "transferred_from", "transferred_from_name")
 
 
 def anonymized(path: Path) -> list[str]:
