@@ -7,7 +7,8 @@ change and go at the recorded pace, so a CRM developer sees a real PBX's sequenc
 Only what the monitor saw is played: monitored DNs' participants (their Call Control fields; fields this
 simulator does not model are left out), from the trace's snapshots, upserts and removes. A call the PBX still
 listed in `ActiveCalls` after its last monitored participant left (a transfer to an outside number) keeps a
-hidden trunk participant until the trace's `ActiveCalls` stops listing it. Status and directory changes are
+hidden trunk participant (the number it went on to, as that answer gives it) until the trace's `ActiveCalls`
+stops listing it. Status and directory changes are
 not played.
 """
 from __future__ import annotations
@@ -73,11 +74,13 @@ _ID = re.compile(r"\bId eq (\d+)")
 
 @dataclass(frozen=True)
 class _Listing:
-    """One recorded `ActiveCalls` answer: when, which calls it was asked about (None: all), which it listed."""
+    """One recorded `ActiveCalls` answer: when, which calls it was asked about (None: all), which it listed,
+    and each listed call's parties (`Caller`, `Callee`: the number, then the name when it says more)."""
 
     t: float
     asked: frozenset[int] | None
     listed: frozenset[int]
+    parties: dict[int, tuple[str, str]] = dataclasses.field(default_factory=dict)
 
     def concerns(self, callid: int) -> bool:
         return self.asked is None or callid in self.asked
@@ -92,8 +95,10 @@ def _listings(records: list[dict[str, Any]]) -> list[_Listing]:
             continue
         flt = str((record.get("params") or {}).get("$filter", ""))
         asked = frozenset(int(n) for n in _ID.findall(flt)) if flt else None
-        out.append(_Listing(float(record["t"]), asked, frozenset(
-            r["Id"] for r in rows if isinstance(r, dict) and isinstance(r.get("Id"), int))))
+        listed = [r for r in rows if isinstance(r, dict) and isinstance(r.get("Id"), int)]
+        out.append(_Listing(float(record["t"]), asked, frozenset(r["Id"] for r in listed),
+                            {r["Id"]: (str(r.get("Caller") or ""), str(r.get("Callee") or "")) for r in listed
+                             if "Caller" in r or "Callee" in r}))
     return out
 
 
@@ -136,7 +141,13 @@ class _Builder:
         after = next((x for x in self.listings if x.t >= self.clock and x.concerns(callid)), None)
         if after is not None and callid in after.listed:
             self.hidden[callid] = f"{TRUNK_DN}/outside-{callid}"
-            self.steps.append(Upsert(self.hidden[callid], TRUNK_DN, f"c{callid}", {"status": "Connected"}))
+            # with no monitored DN left, ActiveCalls shows the number the call went on to in the inside's place
+            caller, callee = next((x.parties[callid] for x in self.listings
+                                   if x.t >= self.clock and callid in x.parties), ("", ""))
+            number, _, name = (caller if self.calls.get(f"c{callid}") == "outbound" else callee).partition(" ")
+            self.steps.append(Upsert(self.hidden[callid], TRUNK_DN, f"c{callid}", {
+                "status": "Connected", "party_caller_id": number, "party_caller_name": name, "party_dn": TRUNK_DN,
+                "party_dn_type": TRUNK}))
 
     def snapshot(self, body: list[Any]) -> None:
         seen: dict[str, dict[str, Any]] = {}
