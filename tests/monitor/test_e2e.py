@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 import time
 
+from tests.helpers.contract import legacy
+
 from .conftest import Monitor
 
 CALLER, DID = "79161234567", "74951234567"
@@ -12,7 +14,7 @@ CALLER, DID = "79161234567", "74951234567"
 def test_inbound_answered_exact_bodies(monitor_stack: Monitor) -> None:
     started = time.time()
     played = monitor_stack.pbx.play("inbound_answered", ring_seconds=1, talk_seconds=2)
-    ringing, answered, ended = monitor_stack.bodies(3)
+    ringing, answered, ended = (legacy(body) for body in monitor_stack.bodies(3))  # the legacy fields, exactly
     prefix = dict(ringing)["id"].rsplit("-", 1)[0]
     stamp, number = prefix.split("_")
     assert number == str(played["call_number"])
