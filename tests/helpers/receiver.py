@@ -94,7 +94,6 @@ class Receiver:
             self.port = self._runner.addresses[0][1]
             self._started.set()
             loop.run_forever()
-            loop.run_until_complete(self._runner.cleanup())
             loop.close()
 
         self._thread = threading.Thread(target=serve, daemon=True, name="receiver")
@@ -104,10 +103,13 @@ class Receiver:
         return self
 
     def stop(self) -> None:
-        if self._loop is not None:
+        if self._loop is not None and self._runner is not None:
+            # closed while the loop runs, so the connections it accepted are closed too
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(10)
+        self._loop = self._runner = self._thread = None  # a second stop() has nothing to do
 
     def __enter__(self) -> Receiver:
         return self.start()
