@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 
@@ -54,7 +55,9 @@ async def callback_state(pbx: PbxClient | None, exits: QueueExits, queue: str, c
     """The CallbackState of the call `call_id` that left `queue` unanswered at `left` after waiting `waited` s."""
     if pbx is None:
         return common_pb2.CALLBACK_STATE_UNKNOWN
-    me, start, end = chain_of(call_id), left - waited - 2, left + 2
+    # XAPI takes whole seconds (xapi.iso truncates): the report counts from the second `start` falls in,
+    # so the callers who may have ordered what it counts are looked for from that second too.
+    me, start, end = chain_of(call_id), float(math.floor(left - waited - 2)), left + 2
     try:
         if await xapi.callbacks_count(pbx, queue, start, end) == 0:
             return common_pb2.CALLBACK_STATE_NOT_ORDERED

@@ -2,7 +2,13 @@
 one orders a callback; simulator → monitor → dispatcher → CRM, as a user sees the webhooks."""
 from __future__ import annotations
 
+import datetime as dt
+import re
 from pathlib import Path
+from typing import Any
+
+from tcxhooks.monitor.callback import QueueExits, callback_state
+from tcxhooks.v1 import common_pb2
 
 from .table import played
 
@@ -35,3 +41,30 @@ def test_a_callback_counted_as_two_callers_leave_together_is_unknown_for_both(tm
     for body in bodies:
         assert "queue 800, callback unknown" in body["title"], body
         assert body["callback"] != "true", body
+
+
+class _Report:
+    """XAPI ReportQueueCallbacks of queue 800 as the PBX answers it: callbacks ordered in the asked
+    period, which it reads in whole seconds."""
+
+    def __init__(self, *ordered_at: float) -> None:
+        self.ordered_at = ordered_at
+
+    async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        start, end = (dt.datetime.strptime(re.search(rf"{name}=([^,)]+)", path).group(1),  # type: ignore[union-attr]
+                                           "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
+                      for name in ("startDt", "endDt"))
+        count = sum(1 for moment in self.ordered_at if start <= moment <= end)
+        return {"value": [{"QueueDnNumber": "800", "CallbacksCount": count}]}
+
+
+async def test_a_callback_ordered_by_a_caller_who_left_just_before_the_wait_is_not_this_callers() -> None:
+    """The report's period starts at a whole second: a caller who ordered and left in the fraction of a second
+    before this call's window is still a candidate, so this caller's count is not taken as its own."""
+    left, waited = 1_000_000_100.9, 3.0  # the window starts at …95.9, the report's at …95
+    exits = QueueExits()
+    exits.record("800", "250101000000_1", 1_000_000_095.5)  # ordered at …95.3, left at …95.5
+    exits.record("800", "250101000000_2", left)
+    state = await callback_state(_Report(1_000_000_095.3), exits, "800", "250101000000_2-0",  # type: ignore[arg-type]
+                                 left, waited)
+    assert state == common_pb2.CALLBACK_STATE_NOT_ORDERED
