@@ -26,6 +26,7 @@ other writers' wait for the write lock meanwhile (docs/performance.md).
 
 SQL is written once with `?` placeholders; the Postgres backend turns them into `%s`. Where the
 dialects differ, a migration or query gives both texts (`store.dialect` is "sqlite" or "postgres").
+The SQLite store is below; the PostgreSQL one is in postgres.py.
 Migrations are versioned per component in `schema_migrations` and run at start, once.
 """
 from __future__ import annotations
@@ -37,9 +38,12 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .config import redacted_url
+
+if TYPE_CHECKING:
+    from .postgres import PostgresStore
 
 Params = Sequence[Any]
 Row = tuple[Any, ...]
@@ -127,7 +131,9 @@ _MIGRATIONS_TABLE = (
 )
 
 
-class _BaseStore:
+class BaseStore:
+    """What the SQLite store (below) and the Postgres store (postgres.py) share: a transaction runs it all."""
+
     dialect = ""
 
     def transaction(self) -> contextlib.AbstractAsyncContextManager[Tx]:
@@ -230,7 +236,7 @@ class _SqliteTx:
         return row
 
 
-class SqliteStore(_BaseStore):
+class SqliteStore(BaseStore):
     """One connection owned by one thread; transactions are serialised (SQLite has one writer).
 
     `synchronous=FULL` in WAL mode: a commit is on disk before the call returns, so an
@@ -336,77 +342,16 @@ class SqliteStore(_BaseStore):
         self._executor.shutdown(wait=True)
 
 
-# --- PostgreSQL ------------------------------------------------------------------------------
-
-def _pg_sql(sql: str) -> str:
-    return sql.replace("%", "%%").replace("?", "%s")
-
-
-class _PgTx:
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-
-    async def execute(self, sql: str, params: Params = ()) -> int:
-        cur = await self._conn.execute(_pg_sql(sql), params or None)
-        return int(cur.rowcount)
-
-    async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
-        async with self._conn.cursor() as cur:
-            await cur.executemany(_pg_sql(sql), rows)
-
-    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        cur = await self._conn.execute(_pg_sql(sql), params or None)
-        return [tuple(r) for r in await cur.fetchall()]
-
-    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        cur = await self._conn.execute(_pg_sql(sql), params or None)
-        row = await cur.fetchone()
-        return tuple(row) if row is not None else None
-
-
-class PostgresStore(_BaseStore):
-    dialect = "postgres"
-
-    def __init__(self, url: str, max_size: int = 8) -> None:
-        from psycopg_pool import AsyncConnectionPool
-
-        self.url = url
-        self._pool = AsyncConnectionPool(url, min_size=1, max_size=max_size, open=False,
-                                         kwargs={"autocommit": True})
-
-    async def open(self) -> None:
-        import psycopg
-
-        try:
-            await self._pool.open(wait=True, timeout=15)
-        except (psycopg.Error, Exception) as exc:
-            raise StoreError(f"cannot open PostgreSQL store: {redacted_url(self.url)}: {exc}") from exc
-
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
-        async with self._pool.connection() as conn, conn.transaction():
-            yield _PgTx(conn)
-
-    async def _lock_migrations(self, tx: Tx) -> None:
-        await tx.execute("SELECT pg_advisory_xact_lock(7316001)")
-
-    async def _relax(self, tx: Tx) -> None:
-        await tx.execute("SET LOCAL synchronous_commit TO OFF")
-
-    async def close(self) -> None:
-        await self._pool.close()
-
-
 async def open_store(url: str) -> Store:
     """Opens (and creates, for SQLite) the store named by `[store] url`."""
     store: SqliteStore | PostgresStore
     if url.startswith("sqlite:///"):
         store = SqliteStore(url)
     elif url.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresStore  # postgres.py builds on this module, so it cannot be imported above
+
         store = PostgresStore(url)
     else:
         raise StoreError(f"unsupported store url {redacted_url(url)!r}")
     await store.open()
     return store
-
-
