@@ -112,7 +112,7 @@ def settle(pbx: Pbx, dispatcher: RecordingDispatcher, numbers: dict[str, int]) -
 
 def outage(pbx: Pbx, dispatcher: RecordingDispatcher) -> dict[str, int]:
     """Calls that ring and end while the Call Control socket is down: the monitor sends their ends from the call
-    log once the socket is back (services/monitor/recover.py). Returns their call numbers by row."""
+    log once the socket is back (services/monitor/recover.py, services/monitor/recovered.py). Returns their call numbers by row."""
     faults = f"{pbx.url}/sim/fail"
     httpx.post(faults, json={"prefix": "/callcontrol/ws", "status": 503, "count": 1000}, timeout=5).raise_for_status()
     pbx.drop()

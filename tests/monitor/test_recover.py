@@ -12,7 +12,7 @@ import pytest
 from tcxhooks.monitor.facts import Facts, Rule
 from tcxhooks.monitor.pbx.xapi import CallLogRow, parse_duration
 from tcxhooks.monitor.reconcile import BadCallLog
-from tcxhooks.monitor.recover import events_of
+from tcxhooks.monitor.recovered import events_of
 from tcxhooks.v1 import common_pb2
 from tests.helpers.services import stop
 
