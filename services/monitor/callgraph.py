@@ -141,30 +141,12 @@ class CallGraph:
             chain.external_left = True
         elif not leg.ghost:
             chain.last_removed = now
-            self._user_left(chain, leg, now)
+            self.progress.user_left(chain, leg, now)
         if not chain.live():
             chain.end_due = chain.end_due or now + self.settings.grace
             self._unsettle(callid)
             if chain.external_left and not chain.carriers_live():
                 self._over(chain, now)  # the external party's own leg left too (a monitored trunk)
-
-    def _user_left(self, chain: Chain, leg: Leg, now: float) -> None:
-        if leg.held:
-            return
-        if leg.answered_at and not leg.ended:
-            if leg.transfer_away or (leg.key == chain.talker and chain.offer_open and chain.offer_link > chain.link):
-                self.progress.ended(chain, leg, now, transfer=True)
-            else:
-                leg.end_due = now + self.settings.grace
-        elif leg.rang and not leg.stopped and leg.user_type == "ext":
-            sibling = next((o for o in chain.live() if o.dn == leg.dn and o.link == leg.link and not o.stopped
-                            and not o.answered_at), None)
-            if sibling is not None:
-                # Another device of the extension still rings: the extension has not stopped ringing.
-                sibling.rang, sibling.rang_at, sibling.link = True, leg.rang_at, leg.link
-                leg.stopped = True
-            else:
-                leg.stop_due = now + self.settings.grace
 
     def reconcile(self, snapshot: list[Participant], now: float) -> None:
         """A full `GET /callcontrol` after a (re)connect: changes applied, vanished legs ended, new ones adopted.
@@ -316,7 +298,7 @@ class CallGraph:
         if self._recreated(chain, p, now):
             return
         if not leg.held:
-            learn(chain, p, self.facts, alone=not self._known_users(chain))
+            learn(chain, p, self.facts, alone=not chain.known_users())
         chain.legs[p.key] = leg
         if not leg.held:
             self.progress.enter(chain, leg, p.status, now, moved)
@@ -326,16 +308,12 @@ class CallGraph:
         if leg.carrier or (leg.held and not p.party_known):
             return
         if p.party_known:
-            learn(chain, p, self.facts, alone=not self._known_users(chain, but=leg))
+            learn(chain, p, self.facts, alone=not chain.known_users(but=leg))
         if leg.held:
             leg.held = False  # its party is known now: the leg begins (makecall: the dialling out starts)
             self.progress.enter(chain, leg, p.status, now, None)
         elif before != p.status:
             self.progress.change(chain, leg, before, p, now)
-
-    @staticmethod
-    def _known_users(chain: Chain, but: Leg | None = None) -> list[Leg]:
-        return [leg for leg in chain.legs.values() if leg is not but and not leg.carrier and not leg.held]
 
     def _recreated(self, chain: Chain, p: Participant, now: float) -> bool:
         """A `Connected` participant on the DN that talks (or just left) is that user's leg under a new id: a

@@ -92,6 +92,10 @@ class Chain:
     def carriers_live(self) -> bool:
         return any(leg.live and leg.carrier for leg in self.legs.values())
 
+    def known_users(self, but: Leg | None = None) -> list[Leg]:
+        """The user legs whose party is known (carriers and held legs aside), `but` one."""
+        return [leg for leg in self.legs.values() if leg is not but and not leg.carrier and not leg.held]
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -43,7 +43,7 @@ class Progress:
         self.out: list[Emitted] = []
         self.exits = QueueExits()  # callers who left a queue unanswered (the enricher's callback decisions)
 
-    # --- a user leg shows up or changes ------------------------------------------------------
+    # --- a user leg shows up, changes or leaves ---------------------------------------------------
     def enter(self, chain: Chain, leg: Leg, status: str, now: float, moved: Leg | None) -> None:
         """A user leg whose party is known joins the chain (or its party just became known)."""
         self.resolve_stops(chain, now)
@@ -70,6 +70,27 @@ class Progress:
             return  # the caller's own leg of an internal call connecting: the callee's answer tells it
         if p.status == "Connected" and leg.user_type == "ext" and not leg.answered_at:
             self.answer(chain, leg, now, joined=False, moved=None)
+
+    def user_left(self, chain: Chain, leg: Leg, now: float) -> None:
+        """A user leg was removed. Answered: it ends now as transferred when a transfer target took its place or
+        is offered, else its end is decided after the grace. Ringing: its stop is decided after the grace, unless
+        another device of the extension still rings."""
+        if leg.held:
+            return
+        if leg.answered_at and not leg.ended:
+            if leg.transfer_away or (leg.key == chain.talker and chain.offer_open and chain.offer_link > chain.link):
+                self.ended(chain, leg, now, transfer=True)
+            else:
+                leg.end_due = now + self.settings.grace
+        elif leg.rang and not leg.stopped and leg.user_type == "ext":
+            sibling = next((o for o in chain.live() if o.dn == leg.dn and o.link == leg.link and not o.stopped
+                            and not o.answered_at), None)
+            if sibling is not None:
+                # Another device of the extension still rings: the extension has not stopped ringing.
+                sibling.rang, sibling.rang_at, sibling.link = True, leg.rang_at, leg.link
+                leg.stopped = True
+            else:
+                leg.stop_due = now + self.settings.grace
 
     def offer(self, chain: Chain, leg: Leg, now: float) -> None:
         """A DN starts ringing (queues and IVRs answer the caller to play music: their Connected is an offer)."""
