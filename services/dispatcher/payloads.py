@@ -10,16 +10,14 @@ event the contract cannot carry (the servicer answers INVALID_ARGUMENT and store
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
-import re
 from typing import Any
-from urllib.parse import quote_plus
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from tcxhooks.v1 import common_pb2, events_pb2
 
+from .encoding import form_quote, form_value, iso_time, utc_timestamp
 from .errors import InvalidEvent
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
@@ -179,18 +177,6 @@ def _ended_fields(call: events_pb2.CallEvent, with_id: bool) -> Fields:
     return fields
 
 
-def iso_time(stamp: Timestamp, zone: dt.tzinfo | None) -> str:
-    """ISO-8601 in `zone` (None: the host's) with its offset at that moment, to the millisecond:
-    `2025-11-25T18:45:00.123+03:00`. A moment the zone would carry past year 9999 is shown in UTC."""
-    try:
-        when = (dt.datetime.fromtimestamp(stamp.seconds, zone) if zone
-                else dt.datetime.fromtimestamp(stamp.seconds, dt.UTC).astimezone())
-    except (OverflowError, ValueError):
-        when = dt.datetime.fromtimestamp(stamp.seconds, dt.UTC)
-    text = when.isoformat()  # whole seconds: `2025-11-25T18:45:00+03:00`; the milliseconds go in after them
-    return f"{text[:19]}.{stamp.nanos // 1_000_000:03d}{text[19:]}"
-
-
 def _call_extras(call: events_pb2.CallEvent, zone: dt.tzinfo | None, event_time: Timestamp | None = None) -> Fields:
     """The contract's fields after the seed's (docs/webhooks.md §3): times, then names; only those with a value."""
     fields: Fields = [("event_at", iso_time(event_time, zone))] if event_time is not None else []
@@ -252,48 +238,14 @@ def _fields(event: events_pb2.Event, zone: dt.tzinfo | None) -> tuple[Fields, Fi
     return [("id", event.ping.id), ("time", event.ping.time)], [], [], []
 
 
-# what quote_plus leaves as it is: such a text (most ids, numbers and names) skips the quoting call
-_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
-# a time (2025-11-25T18:45:00.123+03:00): only `:` and `+` to quote; each is new, so no use caching it
-_TIME = re.compile(r"[0-9T.:+-]*").fullmatch
-
-
-def _quote(text: str) -> str:
-    if _PLAIN(text):
-        return text
-    if _TIME(text):
-        return text.replace(":", "%3A").replace("+", "%2B")
-    return _quote_repeated(text)
-
-
-@functools.lru_cache(maxsize=4096)
-def _quote_repeated(text: str) -> str:
-    """Field names and most values (DIDs, extensions, DID names, titles) repeat from event to event:
-    each is quoted once, a repeat costs a cache lookup (the quoting was half of a body's CPU)."""
-    return quote_plus(text, safe="", encoding="utf-8")
-
-
-def _form_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "unknown" if value is None else str(value)
-
-
-def timestamp_of(event: events_pb2.Event) -> str:
-    """RFC 3339 UTC time of the event (millisecond precision), the JSON `timestamp`."""
-    stamp = event.occur_time
-    when = dt.datetime.fromtimestamp(stamp.seconds, dt.UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S") + f".{stamp.nanos // 1_000_000:03d}Z"
-
-
 def render(event: events_pb2.Event, fmt: str, zone: dt.tzinfo | None = None) -> bytes:
     """The body of a validated event in `fmt` ("form" or "json"); its times in `zone` (None: the host's)."""
     form_name, json_type = event_names(event)
     shared, form_only, json_only, extras = _fields(event, zone)
     if fmt == "form":
-        pairs = [("event", form_name)] + [(k, _form_value(v)) for k, v in shared + form_only + extras]
-        return "&".join([f"{_quote(k)}={_quote(v)}" for k, v in pairs]).encode("ascii")
-    body = {"type": json_type, "timestamp": timestamp_of(event), "data": dict(shared + json_only + extras)}
+        pairs = [("event", form_name)] + [(k, form_value(v)) for k, v in shared + form_only + extras]
+        return "&".join([f"{form_quote(k)}={form_quote(v)}" for k, v in pairs]).encode("ascii")
+    body = {"type": json_type, "timestamp": utc_timestamp(event.occur_time), "data": dict(shared + json_only + extras)}
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 

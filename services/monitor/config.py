@@ -29,7 +29,7 @@ class PbxConfig(Section):
     client_secret: str = key("", text, "the API client's key", secret=True)
     verify_tls: str = key("true", _verify_tls,
                           "check the PBX's TLS certificate: true, false, or the path of a CA bundle")
-    timezone: str = key("", time_zone, "IANA time zone the call ids' timestamps are in (empty: the host's)")
+    timezone: str = key("", time_zone, "IANA time zone of the PBX: the call ids' timestamps and the webhooks' times (empty: the host's)")
     poll_interval: float = key("5", duration, "how often the directory and agent states are read (XAPI)")
     recordings: str = key("xapi", choice("xapi", "folder"),
                           "where media gets recordings: xapi (through the monitor) or folder (recordings_dir)")
