@@ -3,6 +3,7 @@
 The stubs are never committed (see docs in README, "Development"); every build or
 editable install regenerates them with the pinned grpcio-tools.
 """
+
 from __future__ import annotations
 
 import glob

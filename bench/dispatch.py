@@ -13,6 +13,7 @@ ratio of the bare aiohttp loop, the rate of a stored backlog's delivery (drain) 
 alone, and the CPU each costs: the bare client and the receiver per request, the dispatcher process
 per webhook (read from /proc, Linux).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,6 +46,7 @@ PACED_RATE = 500.0
 
 # --- the receiver (own process) -----------------------------------------------------------
 
+
 def _receiver_main(port: int, conn: Any) -> None:
     from aiohttp import web
 
@@ -56,7 +58,7 @@ def _receiver_main(port: int, conn: Any) -> None:
         if down[0]:
             return web.Response(status=503, text="down")
         at = time.time()
-        key = body[body.rfind(b"id=") + 3:]
+        key = body[body.rfind(b"id=") + 3 :]
         seen.append((key, int(request.headers.get("x-tcxhooks-sequence", "0")), at))
         return web.Response(text="ok")
 
@@ -121,6 +123,7 @@ class ReceiverProcess:
 
 # --- the workload -------------------------------------------------------------------------
 
+
 def events(calls: int, per_call: int) -> list[list[Any]]:
     """Per call, its events in order (ringing, answered, ended repeated), one chain per call."""
     from tcxhooks.v1 import common_pb2, events_pb2
@@ -133,10 +136,20 @@ def events(calls: int, per_call: int) -> list[list[Any]]:
         chain_events = []
         for n in range(per_call):
             call_event = events_pb2.CallEvent(
-                type=kinds[n % 3], call_id=f"{chain}-{n}", direction=common_pb2.DIRECTION_INCOMING,
-                caller_id="79161234567", did="74951234567", user=str(100 + n % 50), user_type=common_pb2.USER_TYPE_EXT,
-                transfer_type=common_pb2.TRANSFER_TYPE_NOT_DEF, finish_type=common_pb2.FINISH_TYPE_OK,
-                title="Main line, 0:01:05", duration_seconds=65, ring_seconds=4, did_name="Main line")
+                type=kinds[n % 3],
+                call_id=f"{chain}-{n}",
+                direction=common_pb2.DIRECTION_INCOMING,
+                caller_id="79161234567",
+                did="74951234567",
+                user=str(100 + n % 50),
+                user_type=common_pb2.USER_TYPE_EXT,
+                transfer_type=common_pb2.TRANSFER_TYPE_NOT_DEF,
+                finish_type=common_pb2.FINISH_TYPE_OK,
+                title="Main line, 0:01:05",
+                duration_seconds=65,
+                ring_seconds=4,
+                did_name="Main line",
+            )
             chain_events.append(events_pb2.Event(event_id=f"{chain}-{n}/e", chain=chain, call=call_event))
         out.append(chain_events)
     return out
@@ -154,6 +167,7 @@ def bodies(count: int) -> list[bytes]:
 
 # --- bare loops ---------------------------------------------------------------------------
 
+
 async def bare_httpx(url: str, payloads: list[bytes]) -> float:
     import httpx
 
@@ -167,6 +181,7 @@ async def bare_aiohttp(url: str, payloads: list[bytes]) -> float:
 
     headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as session:
+
         async def post(body: bytes) -> None:
             async with session.post(url, data=body, headers=headers) as resp:
                 await resp.read()
@@ -179,6 +194,7 @@ async def bare_pyreqwest(url: str, payloads: list[bytes]) -> float:
 
     headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
     async with ClientBuilder().max_connections(CONCURRENCY).build() as client:
+
         async def post(body: bytes) -> None:
             resp = await client.post(url).headers(headers).body_bytes(body).build().send()
             await resp.bytes()
@@ -227,6 +243,7 @@ def process_cpu(pid: int) -> float:
 
 
 # --- the dispatcher -----------------------------------------------------------------------
+
 
 @dataclass
 class Row:
@@ -369,17 +386,28 @@ def _in_turn(row: Row) -> float:
     return 1 / (1 / max(1e-9, row.intake_rate) + 1 / max(1e-9, row.drain_rate))
 
 
-def run_dispatcher(name: str, store_url: str, receiver: ReceiverProcess,
-                   per_call: list[list[Any]], backlog: list[list[Any]], paced: list[Any], folder: Path,
-                   how: str) -> Row:
+def run_dispatcher(
+    name: str,
+    store_url: str,
+    receiver: ReceiverProcess,
+    per_call: list[list[Any]],
+    backlog: list[list[Any]],
+    paced: list[Any],
+    folder: Path,
+    how: str,
+) -> Row:
     total = sum(len(c) for c in per_call)
     backlog_total = sum(len(c) for c in backlog)
     run_dir = folder / name.replace(" ", "-")
     run_dir.mkdir()
-    config = write_config(run_dir, webhook={"url": receiver.url, "concurrency": CONCURRENCY,
-                                             "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
-                          # a failed attempt waits: only the redelivery below sends the backlog again
-                          dispatcher={"retry_schedule": "1h"}, store={"url": store_url}, log={"level": "warning"})
+    config = write_config(
+        run_dir,
+        webhook={"url": receiver.url, "concurrency": CONCURRENCY, "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+        # a failed attempt waits: only the redelivery below sends the backlog again
+        dispatcher={"retry_schedule": "1h"},
+        store={"url": store_url},
+        log={"level": "warning"},
+    )
     address = read_config(config)["services"]["dispatcher"]
     proc = start(["dispatcher", "-c", str(config)], run_dir / "dispatcher.log")
     try:
@@ -420,13 +448,22 @@ def run_dispatcher(name: str, store_url: str, receiver: ReceiverProcess,
     unique = {key for key, _, _ in got}
     drained_unique = {key for key, _, _ in drained}
     drain_rate = len(drained_unique) / max(1e-9, max((at for _, _, at in drained), default=enabled) - enabled)
-    return Row(name, len(unique) / max(1e-9, last - started), total / max(1e-9, published - started),
-               statistics.median(latencies) if latencies else float("nan"), _percentile(latencies, 0.99),
-               statistics.median(paced_latency) if paced_latency else float("nan"),
-               _percentile(paced_latency, 0.99), drain_rate,
-               backlog_total / max(1e-9, stored - intake_started), _out_of_order(got) + _out_of_order(drained),
-               total - len(unique) + len(paced) - len(paced_got) + backlog_total - len(drained_unique), paced_retries,
-               cpu / total, receiver_cpu / total)
+    return Row(
+        name,
+        len(unique) / max(1e-9, last - started),
+        total / max(1e-9, published - started),
+        statistics.median(latencies) if latencies else float("nan"),
+        _percentile(latencies, 0.99),
+        statistics.median(paced_latency) if paced_latency else float("nan"),
+        _percentile(paced_latency, 0.99),
+        drain_rate,
+        backlog_total / max(1e-9, stored - intake_started),
+        _out_of_order(got) + _out_of_order(drained),
+        total - len(unique) + len(paced) - len(paced_got) + backlog_total - len(drained_unique),
+        paced_retries,
+        cpu / total,
+        receiver_cpu / total,
+    )
 
 
 def main() -> None:
@@ -436,9 +473,13 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50_000, help="events in all")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--bare-posts", type=int, default=20_000, help="posts per bare client loop")
-    parser.add_argument("--publish", choices=("monitor", "stream", "unary"), default="monitor",
-                        help=f"how the flood is published by {PUBLISHERS} tasks: through the monitor's PublishBatcher, "
-                             f"by unary Publish, or over {STREAMS} PublishStream calls")
+    parser.add_argument(
+        "--publish",
+        choices=("monitor", "stream", "unary"),
+        default="monitor",
+        help=f"how the flood is published by {PUBLISHERS} tasks: through the monitor's PublishBatcher, "
+        f"by unary Publish, or over {STREAMS} PublishStream calls",
+    )
     args = parser.parse_args()
     calls, total = (20, 500) if args.smoke else (args.calls, args.events)
     per_call = events(calls, total // calls)
@@ -451,14 +492,16 @@ def main() -> None:
     rows: list[Row] = []
     try:
         payloads = bodies(bare_count)
-        loops = {"aiohttp": bare_aiohttp, "httpx": bare_httpx, "httptools": bare_httptools,
-                 "pyreqwest": bare_pyreqwest}
+        loops = {"aiohttp": bare_aiohttp, "httpx": bare_httpx, "httptools": bare_httptools, "pyreqwest": bare_pyreqwest}
         measured: dict[str, tuple[float, float, float]] = {}
         for client, loop in loops.items():
             measured[client] = timed(loop(receiver.url, payloads), receiver, bare_count)
             receiver.take()
-        rows.append(run_dispatcher("sqlite", f"sqlite:///{folder / 'outbox'}.db", receiver, per_call, backlog,
-                                   paced, folder, args.publish))
+        rows.append(
+            run_dispatcher(
+                "sqlite", f"sqlite:///{folder / 'outbox'}.db", receiver, per_call, backlog, paced, folder, args.publish
+            )
+        )
         if not args.no_postgres:
             with postgres_schema("bench_dispatch") as url:
                 rows.append(run_dispatcher("postgres", url, receiver, per_call, backlog, paced, folder, args.publish))
@@ -466,36 +509,51 @@ def main() -> None:
         receiver.stop()
         shutil.rmtree(folder, ignore_errors=True)
     best = measured["aiohttp"][0]
-    how = {"monitor": f"{PUBLISHERS} tasks through the monitor's PublishBatcher",
-           "stream": f"{STREAMS} PublishStream calls", "unary": f"{PUBLISHERS} concurrent unary Publish tasks"}[args.publish]
-    print(f"\ndispatch bench: {total} events over {calls} calls, endpoint concurrency {CONCURRENCY}, "
-          f"published by {how}, {os.cpu_count()} cores")
+    how = {
+        "monitor": f"{PUBLISHERS} tasks through the monitor's PublishBatcher",
+        "stream": f"{STREAMS} PublishStream calls",
+        "unary": f"{PUBLISHERS} concurrent unary Publish tasks",
+    }[args.publish]
+    print(
+        f"\ndispatch bench: {total} events over {calls} calls, endpoint concurrency {CONCURRENCY}, "
+        f"published by {how}, {os.cpu_count()} cores"
+    )
     for client, (rate, cpu, receiver_cpu) in measured.items():
         note = "; the dispatcher's client: the ratios are over this loop" if client == "aiohttp" else ""
-        print(f"bare {client + ' loop:':<15} {rate:8.0f} req/s ({bare_count} posts, CPU per request: client "
-              f"{cpu * 1e6:4.0f} µs, receiver {receiver_cpu * 1e6:3.0f} µs{note})")
+        print(
+            f"bare {client + ' loop:':<15} {rate:8.0f} req/s ({bare_count} posts, CPU per request: client "
+            f"{cpu * 1e6:4.0f} µs, receiver {receiver_cpu * 1e6:3.0f} µs{note})"
+        )
     print(f"paced latency: {len(paced)} more events by unary Publish at {PACED_RATE:.0f}/s after the flood")
-    print(f"{'row':<10} {'webhooks/s':>10} {'ratio':>6} {'publish/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'paced p50':>9} {'paced p99':>9} {'drain/s':>8} {'ratio':>6} {'intake/s':>8} {'in turn/s':>9} "
-          f"{'out of order':>12} {'missing':>7} {'CPU µs':>7} {'rcv µs':>7}")
+    print(
+        f"{'row':<10} {'webhooks/s':>10} {'ratio':>6} {'publish/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'paced p50':>9} {'paced p99':>9} {'drain/s':>8} {'ratio':>6} {'intake/s':>8} {'in turn/s':>9} "
+        f"{'out of order':>12} {'missing':>7} {'CPU µs':>7} {'rcv µs':>7}"
+    )
     for row in rows:
-        print(f"{row.name:<10} {row.rate:10.0f} {row.rate / best:6.2f} {row.publish_rate:9.0f} {row.p50 * 1000:8.1f} "
-              f"{row.p99 * 1000:8.1f} {row.paced_p50 * 1000:9.1f} {row.paced_p99 * 1000:9.1f} {row.drain_rate:8.0f} "
-              f"{row.drain_rate / best:6.2f} {row.intake_rate:8.0f} {_in_turn(row):9.0f} {row.out_of_order:12d} "
-              f"{row.missing:7d} {row.cpu_per_webhook * 1e6:7.0f} {row.receiver_cpu * 1e6:7.0f}")
-    print("webhooks/s: the flood, publishing and delivering at once (first Publish → last webhook); p50/p99: "
-          "publish→receive during the flood (queueing included); paced: the same at a steady rate; drain/s: "
-          "a stored backlog of the same size sent at once by `redeliver --since` (CRM back after an outage), "
-          "from the redelivery's answer to the last webhook; "
-          "intake/s: that backlog's publishing, nothing delivered meanwhile; in turn/s: the flood rate if intake "
-          "and delivery took turns on one resource, 1 / (1/intake + 1/drain); "
-          "ratio: over the bare aiohttp loop; CPU µs: the dispatcher process's CPU (all threads) per webhook of the "
-          "flood, everything included (gRPC intake, durable store, rendering, signing, the POST); rcv µs: the "
-          "receiver's CPU per webhook of the flood (it shares the machine's cores)")
+        print(
+            f"{row.name:<10} {row.rate:10.0f} {row.rate / best:6.2f} {row.publish_rate:9.0f} {row.p50 * 1000:8.1f} "
+            f"{row.p99 * 1000:8.1f} {row.paced_p50 * 1000:9.1f} {row.paced_p99 * 1000:9.1f} {row.drain_rate:8.0f} "
+            f"{row.drain_rate / best:6.2f} {row.intake_rate:8.0f} {_in_turn(row):9.0f} {row.out_of_order:12d} "
+            f"{row.missing:7d} {row.cpu_per_webhook * 1e6:7.0f} {row.receiver_cpu * 1e6:7.0f}"
+        )
+    print(
+        "webhooks/s: the flood, publishing and delivering at once (first Publish → last webhook); p50/p99: "
+        "publish→receive during the flood (queueing included); paced: the same at a steady rate; drain/s: "
+        "a stored backlog of the same size sent at once by `redeliver --since` (CRM back after an outage), "
+        "from the redelivery's answer to the last webhook; "
+        "intake/s: that backlog's publishing, nothing delivered meanwhile; in turn/s: the flood rate if intake "
+        "and delivery took turns on one resource, 1 / (1/intake + 1/drain); "
+        "ratio: over the bare aiohttp loop; CPU µs: the dispatcher process's CPU (all threads) per webhook of the "
+        "flood, everything included (gRPC intake, durable store, rendering, signing, the POST); rcv µs: the "
+        "receiver's CPU per webhook of the flood (it shares the machine's cores)"
+    )
     for row in rows:
         if row.paced_retries:
-            print(f"{row.name}: {row.paced_retries} paced Publish calls failed once and were sent again (as the "
-                  f"monitor does)")
+            print(
+                f"{row.name}: {row.paced_retries} paced Publish calls failed once and were sent again (as the "
+                f"monitor does)"
+            )
     if any(row.missing or row.out_of_order for row in rows):
         raise SystemExit(1)
 

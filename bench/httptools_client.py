@@ -5,6 +5,7 @@ failed where aiohttp does not (bare LF line endings and folded headers read as m
 header values buffered with quadratic copying, IDNA 2003 host names, a dropped POST re-sent
 unrecorded): the product does not use it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -81,8 +82,11 @@ class _Connection(asyncio.Protocol):
             self._settle()  # an answer whose body ends with the connection
         else:
             # kind "connect" when no byte of an answer came: the request may be sent again on a new connection
-            self._fail(TransportError("http" if self._begun else "connect",
-                                      f"connection closed before an answer ({exc or 'by the peer'})"))
+            self._fail(
+                TransportError(
+                    "http" if self._begun else "connect", f"connection closed before an answer ({exc or 'by the peer'})"
+                )
+            )
 
     # --- httptools callbacks
     def on_message_begin(self) -> None:
@@ -149,8 +153,9 @@ def _target(url: str) -> _Target:
     port = parts.port or (443 if tls else 80)
     name = host.encode("idna").decode() if not host.isascii() else host
     name = f"[{name}]" if ":" in name else name
-    path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~") + (f"?{quote(parts.query, safe='=&%+/:;,@!$()*~')}"
-                                                                   if parts.query else "")
+    path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~") + (
+        f"?{quote(parts.query, safe='=&%+/:;,@!$()*~')}" if parts.query else ""
+    )
     lines = [f"POST {path} HTTP/1.1", f"host: {name}" + (f":{parts.port}" if parts.port else "")]
     if parts.username is not None:  # credentials in the URL: Basic auth, as curl and the other clients do
         credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
@@ -175,8 +180,14 @@ class HttptoolsTransport:
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Reply:
         target = self._targets.get(url) or self._targets.setdefault(url, _target(url))
-        request = b"".join((target.head, "".join([f"{k}: {v}\r\n" for k, v in headers.items()]).encode("latin-1"),
-                            b"content-length: %d\r\n\r\n" % len(body), body))
+        request = b"".join(
+            (
+                target.head,
+                "".join([f"{k}: {v}\r\n" for k, v in headers.items()]).encode("latin-1"),
+                b"content-length: %d\r\n\r\n" % len(body),
+                body,
+            )
+        )
         async with self._slots:
             deadline = self._loop.time() + self._timeouts.total
             idle = self._take_idle(target)
@@ -204,16 +215,21 @@ class HttptoolsTransport:
         try:
             async with asyncio.timeout_at(min(deadline, loop.time() + self._timeouts.connect)):
                 _, connection = await loop.create_connection(
-                    _Connection, target.host, target.port, ssl=self._tls if target.tls else None,
-                    server_hostname=target.host if target.tls else None)
+                    _Connection,
+                    target.host,
+                    target.port,
+                    ssl=self._tls if target.tls else None,
+                    server_hostname=target.host if target.tls else None,
+                )
         except TimeoutError:
             raise TransportError("connect", f"{url}: no connection in {self._timeouts.connect:g}s") from None
         except OSError as exc:  # refused, reset, DNS, certificate (ssl.SSLError is an OSError)
             raise TransportError("connect", f"{url}: {exc}") from None
         return connection
 
-    async def _exchange(self, target: _Target, connection: _Connection, request: bytes, deadline: float,
-                        url: str) -> Reply:
+    async def _exchange(
+        self, target: _Target, connection: _Connection, request: bytes, deadline: float, url: str
+    ) -> Reply:
         try:
             reply = await connection.exchange(request, deadline, url)
         except BaseException:  # failed, timed out or cancelled: the connection's state is unknown

@@ -13,6 +13,7 @@ services' own histograms), and the reference of the same run: the round trip of 
 the simulator (a participant, unauthenticated: the same server and path the monitor reads, answered
 401), idle before the load and sampled during it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,13 +47,16 @@ REFERENCE_EVERY = 0.05  # seconds between bare GETs during the load
 QUIET = 10.0  # seconds without a new webhook after which the missing ones are given up
 MONITOR_STAGES = {
     "monitor: REST GET of a participant": ("tcxhooks_monitor_pbx_request_seconds", 'kind="callcontrol"'),
-    "monitor: XAPI GET (ActiveCalls, ...)": ("tcxhooks_monitor_pbx_request_seconds", 'kind="xapi"')}
+    "monitor: XAPI GET (ActiveCalls, ...)": ("tcxhooks_monitor_pbx_request_seconds", 'kind="xapi"'),
+}
 DISPATCHER_STAGES = {
     "dispatcher: PublishBatch (outbox commit)": ("grpc_server_handling_seconds", 'grpc_method="PublishBatch"'),
-    "dispatcher: Publish → the CRM's 2xx": ("tcxhooks_dispatcher_delivery_latency_seconds", "")}
+    "dispatcher: Publish → the CRM's 2xx": ("tcxhooks_dispatcher_delivery_latency_seconds", ""),
+}
 
 
 # --- the receiver (own process): stamps each webhook when it has read the request ---------------------------
+
 
 def _receiver_main(port: int, conn: Any) -> None:
     from aiohttp import web
@@ -126,6 +130,7 @@ class Receiver:
 
 # --- the reference: a bare REST GET round trip to the simulator -------------------------------------------
 
+
 async def bare_get(http: aiohttp.ClientSession, url: str) -> float:
     started = time.perf_counter()
     async with http.get(url) as response:
@@ -158,7 +163,9 @@ async def histogram_totals(http: aiohttp.ClientSession, url: str, wanted: Histog
     return {label: (total[0], total[1]) for label, total in totals.items()}
 
 
-def means(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]) -> dict[str, tuple[float, int]]:
+def means(
+    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]
+) -> dict[str, tuple[float, int]]:
     """label → (mean ms, count) of what was observed between the two readings."""
     out = {}
     for label, (total, count) in after.items():
@@ -177,6 +184,7 @@ def cpu_seconds(pid: int) -> float:
 
 # --- the run ------------------------------------------------------------------------------------------------
 
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -190,9 +198,15 @@ def load_average() -> str:
 
 async def play(http: aiohttp.ClientSession, sim_url: str, calls: int, in_flight: int) -> None:
     duration = RING + TALK + 0.15  # three visible changes ~0.05 s apart
-    await http.post(f"{sim_url}/sim/load", json={
-        "calls": calls, "rate": in_flight / duration, "scenario": "inbound_answered",
-        "params": {"ring_seconds": RING, "talk_seconds": TALK}})
+    await http.post(
+        f"{sim_url}/sim/load",
+        json={
+            "calls": calls,
+            "rate": in_flight / duration,
+            "scenario": "inbound_answered",
+            "params": {"ring_seconds": RING, "talk_seconds": TALK},
+        },
+    )
 
 
 async def run(events: int, in_flight: int, folder: Path) -> int:
@@ -200,12 +214,29 @@ async def run(events: int, in_flight: int, folder: Path) -> int:
     receiver = Receiver()
     sim_port = free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
-    sim = start(["sim", "--port", str(sim_port), "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
-                 "--recordings-dir", str(folder / "rec"), "--load-extensions", str(max(in_flight * 2, 40))],
-                folder / "sim.log")
-    config = write_config(folder, pbx={"url": sim_url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                                       "poll_interval": "30"},
-                          recordings={"enabled": "false"}, webhook={"url": receiver.url}, log={"level": "warning"})
+    sim = start(
+        [
+            "sim",
+            "--port",
+            str(sim_port),
+            "--client-id",
+            CLIENT_ID,
+            "--client-secret",
+            CLIENT_SECRET,
+            "--recordings-dir",
+            str(folder / "rec"),
+            "--load-extensions",
+            str(max(in_flight * 2, 40)),
+        ],
+        folder / "sim.log",
+    )
+    config = write_config(
+        folder,
+        pbx={"url": sim_url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "poll_interval": "30"},
+        recordings={"enabled": "false"},
+        webhook={"url": receiver.url},
+        log={"level": "warning"},
+    )
     ports = {"monitor": free_port(), "dispatcher": free_port()}
     procs = []
     stopping = asyncio.Event()
@@ -222,12 +253,19 @@ async def run(events: int, in_flight: int, folder: Path) -> int:
             services = read_config(config)["services"]
 
             async def read_stages() -> dict[str, tuple[float, float]]:
-                return {**await histogram_totals(http, f"http://127.0.0.1:{ports['monitor']}/metrics", MONITOR_STAGES),
-                        **await histogram_totals(http, f"http://127.0.0.1:{ports['dispatcher']}/metrics",
-                                                 DISPATCHER_STAGES)}
+                return {
+                    **await histogram_totals(http, f"http://127.0.0.1:{ports['monitor']}/metrics", MONITOR_STAGES),
+                    **await histogram_totals(
+                        http, f"http://127.0.0.1:{ports['dispatcher']}/metrics", DISPATCHER_STAGES
+                    ),
+                }
+
             for name in ("dispatcher", "monitor"):
-                procs.append(start([name, "-c", str(config)], folder / f"{name}.log",
-                                   env={"TCXH_METRICS_PORT": str(ports[name])}))
+                procs.append(
+                    start(
+                        [name, "-c", str(config)], folder / f"{name}.log", env={"TCXH_METRICS_PORT": str(ports[name])}
+                    )
+                )
                 await asyncio.to_thread(wait_healthy, services[name], 60)
             await play(http, sim_url, WARM_UP, in_flight)
             if (await receiver.wait_for(WARM_UP * 3, 60))[0] < WARM_UP * 3:
@@ -240,15 +278,20 @@ async def run(events: int, in_flight: int, folder: Path) -> int:
             idle = [await bare_get(http, reference_url) for _ in range(REFERENCE_IDLE)]
             load_before = load_average()
             before = await read_stages()
-            watched = {"simulator": sim.pid, **{name: proc.pid for name, proc in zip(("dispatcher", "monitor"), procs, strict=False)}}
+            watched = {
+                "simulator": sim.pid,
+                **{name: proc.pid for name, proc in zip(("dispatcher", "monitor"), procs, strict=False)},
+            }
             cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
             sampler = asyncio.create_task(sample_reference(http, reference_url, stopping, under_load))
             began = time.monotonic()
             await play(http, sim_url, calls, in_flight)
             got, last = await receiver.wait_for(calls * 3, calls / in_flight * 2 + 120)
             elapsed = last - began
-            cpu = {name: (cpu_seconds(pid) - cpu_before[name]) / (time.monotonic() - began)
-                   for name, pid in watched.items()}
+            cpu = {
+                name: (cpu_seconds(pid) - cpu_before[name]) / (time.monotonic() - began)
+                for name, pid in watched.items()
+            }
             stopping.set()
             await sampler
             load_after = load_average()
@@ -283,20 +326,26 @@ async def run(events: int, in_flight: int, folder: Path) -> int:
         latency[kind].append((at - changes[callid][kind]) * 1000)
     missing = calls * 3 - sum(len(values) for values in latency.values())
 
-    print(f"\nevent latency: {calls * 3} events ({calls} calls of inbound_answered, {in_flight} in flight) in "
-          f"{elapsed:.1f} s; load average {load_before} → {load_after} on {os.cpu_count()} cores")
+    print(
+        f"\nevent latency: {calls * 3} events ({calls} calls of inbound_answered, {in_flight} in flight) in "
+        f"{elapsed:.1f} s; load average {load_before} → {load_after} on {os.cpu_count()} cores"
+    )
     print("simulator's change → the CRM receiver has read the webhook (ms, CLOCK_MONOTONIC)")
     print(f"{'kind':<12}{'events':>8}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}   target")
     print("-" * 70)
     for kind in KINDS:
         values = latency[kind]
         target = "p99 <= 25" if kind == "ended" else "p50 <= 5, p99 <= 25"
-        print(f"{kind:<12}{len(values):>8}{pct(values, .5):>9.2f}{pct(values, .9):>9.2f}{pct(values, .99):>9.2f}"
-              f"{max(values, default=float('nan')):>9.2f}   {target}")
+        print(
+            f"{kind:<12}{len(values):>8}{pct(values, 0.5):>9.2f}{pct(values, 0.9):>9.2f}{pct(values, 0.99):>9.2f}"
+            f"{max(values, default=float('nan')):>9.2f}   {target}"
+        )
     print(f"{'reference: bare REST GET to the simulator':<42}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}")
     for name, values in (("idle", idle), ("under load", under_load)):
-        print(f"  {name + f' ({len(values)} GETs)':<40}{pct(values, .5):>9.2f}{pct(values, .9):>9.2f}"
-              f"{pct(values, .99):>9.2f}{max(values, default=float('nan')):>9.2f}")
+        print(
+            f"  {name + f' ({len(values)} GETs)':<40}{pct(values, 0.5):>9.2f}{pct(values, 0.9):>9.2f}"
+            f"{pct(values, 0.99):>9.2f}{max(values, default=float('nan')):>9.2f}"
+        )
     print("where the time went (means of the services' own histograms over the measured load, ms)")
     for label, (mean, count) in stages.items():
         print(f"  {label:<44}{mean:>8.2f}  ({count})")

@@ -13,6 +13,7 @@ Latency: the real media and dispatcher processes and a fake CRM. Each call's leg
 folder, or in the fake monitor's XAPI list); measured from the moment the file is complete to the
 moment the CRM receives the `recording.ready` webhook (target ≤ 1.5 s + transcoding).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,25 @@ def cpu_seconds() -> float:
 
 def cli(path: Path, out: Path) -> float:
     started = time.perf_counter()
-    subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", str(path), "-c:a", "libmp3lame",
-                    "-b:a", "64k", "-f", "mp3", str(out)], check=True)
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(path),
+            "-c:a",
+            "libmp3lame",
+            "-b:a",
+            "64k",
+            "-f",
+            "mp3",
+            str(out),
+        ],
+        check=True,
+    )
     return time.perf_counter() - started
 
 
@@ -77,14 +95,26 @@ def transcoding(folder: Path, minutes: float, rounds: int) -> list[tuple[str, st
     mine_median, theirs_median = statistics.median(ours_times), statistics.median(cli_times)
     return [
         ("wav", f"{minutes:g} min 8 kHz mono, {wav.stat().st_size / 1e6:.1f} MB", f"{rounds} alternating rounds"),
-        ("tcxhooks transcoder", f"best {mine * 1000:.0f} ms, median {mine_median * 1000:.0f} ms",
-         f"{duration / mine:.0f}x real time"),
-        ("ffmpeg CLI, same file", f"best {theirs * 1000:.0f} ms, median {theirs_median * 1000:.0f} ms",
-         f"{duration / theirs:.0f}x real time"),
-        ("speed ratio (CLI time / ours)", f"best {theirs / mine:.2f}, median {theirs_median / mine_median:.2f}",
-         "target >= 0.90"),
-        ("CPU per file (ours / CLI)", f"{ours_cpu / rounds * 1000:.0f} ms / {cli_cpu / rounds * 1000:.0f} ms",
-         f"ratio {cli_cpu / ours_cpu:.2f} (steady under load)"),
+        (
+            "tcxhooks transcoder",
+            f"best {mine * 1000:.0f} ms, median {mine_median * 1000:.0f} ms",
+            f"{duration / mine:.0f}x real time",
+        ),
+        (
+            "ffmpeg CLI, same file",
+            f"best {theirs * 1000:.0f} ms, median {theirs_median * 1000:.0f} ms",
+            f"{duration / theirs:.0f}x real time",
+        ),
+        (
+            "speed ratio (CLI time / ours)",
+            f"best {theirs / mine:.2f}, median {theirs_median / mine_median:.2f}",
+            "target >= 0.90",
+        ),
+        (
+            "CPU per file (ours / CLI)",
+            f"{ours_cpu / rounds * 1000:.0f} ms / {cli_cpu / rounds * 1000:.0f} ms",
+            f"ratio {cli_cpu / ours_cpu:.2f} (steady under load)",
+        ),
     ]
 
 
@@ -115,7 +145,8 @@ def latency(folder: Path, peers: Peers, mode: str, calls: int, number: int) -> t
             peers.wait_recording(call_id, timeout=60)
             samples.append(peers.recordings(call_id)[0].received - appeared)
         transcode = media.metric("tcxhooks_media_transcode_seconds_sum") / max(
-            1.0, media.metric("tcxhooks_media_transcode_seconds_count"))
+            1.0, media.metric("tcxhooks_media_transcode_seconds_count")
+        )
     finally:
         media.stop()
     return samples, transcode
@@ -136,13 +167,23 @@ def main() -> None:
                 work = folder / mode
                 work.mkdir()
                 samples, transcode = latency(work, peers, mode, calls, 1000 * (n + 1))
-                rows.append((f"latency {mode}: wav complete -> webhook",
-                             f"p50 {statistics.median(samples) * 1000:.0f} ms, max {max(samples) * 1000:.0f} ms",
-                             f"target <= 1500 ms + transcoding ({transcode * 1000:.0f} ms per 30 s file)"))
+                rows.append(
+                    (
+                        f"latency {mode}: wav complete -> webhook",
+                        f"p50 {statistics.median(samples) * 1000:.0f} ms, max {max(samples) * 1000:.0f} ms",
+                        f"target <= 1500 ms + transcoding ({transcode * 1000:.0f} ms per 30 s file)",
+                    )
+                )
         finally:
             peers.stop()
-    rows.insert(len(rows) - 2, ("latency setup", f"grace {GRACE:g} s, 30 s wav complete "
-                                f"{'/'.join(f'{d:g}' for d in APPEAR_AFTER)} s after hangup", f"{calls} calls per mode"))
+    rows.insert(
+        len(rows) - 2,
+        (
+            "latency setup",
+            f"grace {GRACE:g} s, 30 s wav complete {'/'.join(f'{d:g}' for d in APPEAR_AFTER)} s after hangup",
+            f"{calls} calls per mode",
+        ),
+    )
     width = [max(len(r[i]) for r in rows) for i in range(3)]
     print(f"{'measure':<{width[0]}}  {'value':<{width[1]}}  note")
     print(f"{'-' * width[0]}  {'-' * width[1]}  {'-' * width[2]}")

@@ -10,6 +10,7 @@ matching CallEvent arriving at Publish (ringing, answered, and ended: a plain ca
 XAPI `ActiveCalls` no longer lists it, without waiting `[pbx] ringing_grace`). The reference, in the same run, is a bare WebSocket reader noting when each Upsert
 frame arrives: the floor of notification delivery on this machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,11 @@ from tests.helpers.services import read_config, start, stop, wait_healthy, write
 
 CLIENT_ID, CLIENT_SECRET = "crmhooks", "bench-secret"
 GRACE = 1.0
-KINDS = {events_pb2.CALL_EVENT_TYPE_RINGING: "ringing", events_pb2.CALL_EVENT_TYPE_ANSWERED: "answered",
-         events_pb2.CALL_EVENT_TYPE_ENDED: "ended"}
+KINDS = {
+    events_pb2.CALL_EVENT_TYPE_RINGING: "ringing",
+    events_pb2.CALL_EVENT_TYPE_ANSWERED: "answered",
+    events_pb2.CALL_EVENT_TYPE_ENDED: "ended",
+}
 
 
 class Recorder(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
@@ -54,8 +58,11 @@ class Recorder(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
         outcomes = []
         for event in request.events:
             self.events.append((time.time(), event))
-            outcomes.append(dispatcher_service_pb2.PublishOutcome(
-                stored=dispatcher_service_pb2.PublishResponse(sequence=len(self.events))))
+            outcomes.append(
+                dispatcher_service_pb2.PublishOutcome(
+                    stored=dispatcher_service_pb2.PublishResponse(sequence=len(self.events))
+                )
+            )
         return dispatcher_service_pb2.PublishBatchResponse(outcomes=outcomes)
 
 
@@ -70,8 +77,9 @@ class BareListener:
         self.seen: dict[str, float] = {}
 
     async def run(self, url: str, token: str, connected: asyncio.Event, stopping: asyncio.Event) -> None:
-        async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {token}"},
-                                      max_size=None) as ws:
+        async with websockets.connect(
+            url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=None
+        ) as ws:
             connected.set()
             while not stopping.is_set():
                 try:
@@ -129,17 +137,41 @@ def pct(values: list[float], q: float) -> float:
 async def run(calls: int, rate: float, folder: Path) -> int:
     sim_port = free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
-    sim = start(["sim", "--port", str(sim_port), "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
-                 "--recordings-dir", str(folder / "rec"), "--load-extensions", "200"], folder / "sim.log")
+    sim = start(
+        [
+            "sim",
+            "--port",
+            str(sim_port),
+            "--client-id",
+            CLIENT_ID,
+            "--client-secret",
+            CLIENT_SECRET,
+            "--recordings-dir",
+            str(folder / "rec"),
+            "--load-extensions",
+            "200",
+        ],
+        folder / "sim.log",
+    )
     recorder = Recorder()
     server = grpc.aio.server()
     dispatcher_service_pb2_grpc.add_DispatcherServiceServicer_to_server(recorder, server)
     dispatcher_port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    config = write_config(folder, pbx={"url": sim_url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                                       "ringing_grace": str(GRACE), "poll_interval": "30"},
-                          services={"dispatcher": f"127.0.0.1:{dispatcher_port}"}, recordings={"enabled": "false"},
-                          webhook={"url": "http://127.0.0.1:9/hook"}, log={"level": "warning"})
+    config = write_config(
+        folder,
+        pbx={
+            "url": sim_url,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "ringing_grace": str(GRACE),
+            "poll_interval": "30",
+        },
+        services={"dispatcher": f"127.0.0.1:{dispatcher_port}"},
+        recordings={"enabled": "false"},
+        webhook={"url": "http://127.0.0.1:9/hook"},
+        log={"level": "warning"},
+    )
     monitor = None
     stopping = asyncio.Event()
     bare_task = None
@@ -151,24 +183,41 @@ async def run(calls: int, rate: float, folder: Path) -> int:
                     break
                 except httpx.HTTPError:
                     await asyncio.sleep(0.1)
-            monitor = start(["monitor", "-c", str(config)], folder / "monitor.log",
-                            env={"TCXH_METRICS_PORT": str(free_port())})
+            monitor = start(
+                ["monitor", "-c", str(config)], folder / "monitor.log", env={"TCXH_METRICS_PORT": str(free_port())}
+            )
             await asyncio.to_thread(wait_healthy, read_config(config)["services"]["monitor"], 60)
             bare = BareListener()
-            pbx = PbxClient(load_config(None, (MonitorSettings,), env={
-                "TCXH_PBX_URL": sim_url, "TCXH_PBX_CLIENT_ID": CLIENT_ID,
-                "TCXH_PBX_CLIENT_SECRET": CLIENT_SECRET})[MonitorSettings].pbx)
+            pbx = PbxClient(
+                load_config(
+                    None,
+                    (MonitorSettings,),
+                    env={
+                        "TCXH_PBX_URL": sim_url,
+                        "TCXH_PBX_CLIENT_ID": CLIENT_ID,
+                        "TCXH_PBX_CLIENT_SECRET": CLIENT_SECRET,
+                    },
+                )[MonitorSettings].pbx
+            )
             connected = asyncio.Event()
-            bare_task = asyncio.create_task(bare.run(pbx.websocket_url("/callcontrol/ws"), await pbx.token(),
-                                                     connected, stopping))
+            bare_task = asyncio.create_task(
+                bare.run(pbx.websocket_url("/callcontrol/ws"), await pbx.token(), connected, stopping)
+            )
             await pbx.aclose()
             await wait_connected(connected, bare_task)
             await asyncio.sleep(1)  # the monitor's next request re-mints its knocked-out token once
             stats = ProcStats(monitor.pid)
             cpu0, wall0 = stats.cpu(), time.monotonic()
             talk = calls / rate + 5
-            await client.post("/sim/load", json={"calls": calls, "rate": rate, "scenario": "inbound_answered",
-                                                 "params": {"ring_seconds": 1, "talk_seconds": talk}})
+            await client.post(
+                "/sim/load",
+                json={
+                    "calls": calls,
+                    "rate": rate,
+                    "scenario": "inbound_answered",
+                    "params": {"ring_seconds": 1, "talk_seconds": talk},
+                },
+            )
             want = calls * 3
             deadline = time.monotonic() + talk + calls / rate + 60
             while time.monotonic() < deadline and len(recorder.events) < want:
@@ -193,8 +242,11 @@ async def run(calls: int, rate: float, folder: Path) -> int:
         for change in row.get("changes", []):
             if change["status"] == "Ringing":
                 ringing_entity[change["entity"]] = change["time"]
-            key = "ended" if change["kind"] == "R" else {"Ringing": "ringing", "Connected": "answered"}.get(
-                change["status"], "")
+            key = (
+                "ended"
+                if change["kind"] == "R"
+                else {"Ringing": "ringing", "Connected": "answered"}.get(change["status"], "")
+            )
             if key:
                 changes.setdefault(change["callid"], {}).setdefault(key, change["time"])
     per_call: dict[int, list[str]] = {}
@@ -211,14 +263,16 @@ async def run(calls: int, rate: float, folder: Path) -> int:
     print(f"\nmonitor scale: {calls} calls at {rate:g} starts/s, all concurrent (inbound_answered, talk {talk:.0f} s)")
     print(f"{'metric':<34}{'value':>14}{'target':>14}{'reference':>14}{'ratio':>8}")
     print("-" * 84)
-    ring_p50, ring_p99, bare_p50 = pct(latency["ringing"], .5), pct(latency["ringing"], .99), pct(bare_latency, .5)
+    ring_p50, ring_p99, bare_p50 = pct(latency["ringing"], 0.5), pct(latency["ringing"], 0.99), pct(bare_latency, 0.5)
     print(f"{'calls with exact events':<34}{total - len(wrong):>14}{total:>14}")
     print(f"{'monitor CPU (cores, avg)':<34}{cpu / wall:>14.3f}{'< 1':>14}")
     print(f"{'monitor RSS peak (MB)':<34}{stats.peak_rss:>14}{'< 200':>14}")
     print(f"{'ringing latency p50 (ms)':<34}{ring_p50:>14.1f}{'<= 5':>14}{bare_p50:>14.1f}{ring_p50 / bare_p50:>8.1f}")
-    print(f"{'ringing latency p99 (ms)':<34}{ring_p99:>14.1f}{'<= 25':>14}{pct(bare_latency, .99):>14.1f}")
-    print(f"{'answered latency p50/p99 (ms)':<34}{pct(latency['answered'], .5):>7.1f}/{pct(latency['answered'], .99):<6.1f}")
-    print(f"{'ended latency p50/p99 (ms)':<34}{pct(latency['ended'], .5):>7.1f}/{pct(latency['ended'], .99):<6.1f}")
+    print(f"{'ringing latency p99 (ms)':<34}{ring_p99:>14.1f}{'<= 25':>14}{pct(bare_latency, 0.99):>14.1f}")
+    print(
+        f"{'answered latency p50/p99 (ms)':<34}{pct(latency['answered'], 0.5):>7.1f}/{pct(latency['answered'], 0.99):<6.1f}"
+    )
+    print(f"{'ended latency p50/p99 (ms)':<34}{pct(latency['ended'], 0.5):>7.1f}/{pct(latency['ended'], 0.99):<6.1f}")
     print(f"{'events published':<34}{len(recorder.events):>14}{calls * 3:>14}")
     if wrong:
         print(f"calls with wrong events: {len(wrong)}, e.g. {wrong[:5]} → {[per_call.get(c) for c in wrong[:5]]}")

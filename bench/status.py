@@ -9,6 +9,7 @@ publisher), the pure diff alone, and as the reference the same HTTP requests fet
 by a bare httpx loop (the ratio shows what paging checks, typing, diff and store add on top).
 Peak memory of one poll is traced with tracemalloc in a separate run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,9 +60,11 @@ async def reference(pbx: PbxClient, page: int) -> None:
     """The same requests a poll makes, fetched and decoded, nothing else."""
     now = dt.datetime.now(dt.UTC)
     stamp = "%Y-%m-%dT%H:%M:%SZ"
-    call = (f"/xapi/v1/ReportAgentLoginHistory/Pbx.GetAgentLoginHistoryData(clientTimeZone='+00:00',"
-            f"startDt={(now - HISTORY_LOOKBACK).strftime(stamp)},endDt={(now + dt.timedelta(days=1)).strftime(stamp)},"
-            f"queueDnStr='',agentDnStr='')")
+    call = (
+        f"/xapi/v1/ReportAgentLoginHistory/Pbx.GetAgentLoginHistoryData(clientTimeZone='+00:00',"
+        f"startDt={(now - HISTORY_LOOKBACK).strftime(stamp)},endDt={(now + dt.timedelta(days=1)).strftime(stamp)},"
+        f"queueDnStr='',agentDnStr='')"
+    )
 
     async def pages(path: str, params: dict[str, str]) -> None:
         skip = 0
@@ -71,27 +74,43 @@ async def reference(pbx: PbxClient, page: int) -> None:
             if len(body["value"]) < page or skip >= body["@odata.count"]:
                 return
 
-    await asyncio.gather(pages("/xapi/v1/Users", {"$select": USER_FIELDS, "$orderby": "Id"}),
-                         pages("/xapi/v1/Queues", {"$select": QUEUE_FIELDS, "$expand": "Agents", "$orderby": "Id"}),
-                         pages(call, {"$orderby": "QueueNo,AgentNo,loggedInDt"}))
+    await asyncio.gather(
+        pages("/xapi/v1/Users", {"$select": USER_FIELDS, "$orderby": "Id"}),
+        pages("/xapi/v1/Queues", {"$select": QUEUE_FIELDS, "$expand": "Agents", "$orderby": "Id"}),
+        pages(call, {"$orderby": "QueueNo,AgentNo,loggedInDt"}),
+    )
 
 
 async def bench(extensions: int, queues: int, per_queue: int, rounds: int, changes: int) -> list[tuple[str, str, str]]:
     folder = Path(tempfile.mkdtemp(prefix="bench-status-"))
     port = free_port()
-    sim = start(["sim", "--port", str(port), "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
-                 "--recordings-dir", str(folder / "rec")], folder / "sim.log")
+    sim = start(
+        [
+            "sim",
+            "--port",
+            str(port),
+            "--client-id",
+            CLIENT_ID,
+            "--client-secret",
+            CLIENT_SECRET,
+            "--recordings-dir",
+            str(folder / "rec"),
+        ],
+        folder / "sim.log",
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_up(url)
         control = httpx.Client(base_url=url, timeout=60)
-        control.post("/sim/directory/generate", json={"extensions": extensions, "queues": queues,
-                                                      "agents_per_queue": per_queue}).raise_for_status()
+        control.post(
+            "/sim/directory/generate", json={"extensions": extensions, "queues": queues, "agents_per_queue": per_queue}
+        ).raise_for_status()
         snapshot = control.get("/sim/directory").json()
         numbers = [u["Number"] for u in snapshot["users"]]
-        config = load_config(str(write_config(folder, pbx={"url": url, "client_id": CLIENT_ID,
-                                                          "client_secret": CLIENT_SECRET})),
-                             (PlatformSettings, MonitorSettings))
+        config = load_config(
+            str(write_config(folder, pbx={"url": url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})),
+            (PlatformSettings, MonitorSettings),
+        )
         store = await open_store(config[PlatformSettings].store.url)
         pbx = PbxClient(config[MonitorSettings].pbx)
         published: list[events_pb2.Event] = []
@@ -112,8 +131,13 @@ async def bench(extensions: int, queues: int, per_queue: int, rounds: int, chang
             assert await poller.poll() == []
             quiet.append(time.perf_counter() - started)
             for i in range(changes):
-                control.post("/sim/directory/profile", json={"number": numbers[(r * changes + i) % len(numbers)],
-                                                             "profile": "Custom 1" if r % 2 == 0 else "Custom 2"})
+                control.post(
+                    "/sim/directory/profile",
+                    json={
+                        "number": numbers[(r * changes + i) % len(numbers)],
+                        "profile": "Custom 1" if r % 2 == 0 else "Custom 2",
+                    },
+                )
             started = time.perf_counter()
             events = await poller.poll()
             changed.append(time.perf_counter() - started)

@@ -10,6 +10,7 @@ query behind `tcxhooks deliveries --call ID` (target < 10 ms). Then a dispatcher
 `keep_days = 30` starts: its housekeeping purges at start; printed are how long the purge took,
 the rows left (the store stays bounded: only the last `keep_days` remain) and the lookup again.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,9 +58,18 @@ def _payload(chain: str, n: int) -> bytes:
     from tcxhooks.v1 import common_pb2, events_pb2
 
     call = events_pb2.CallEvent(
-        type=events_pb2.CALL_EVENT_TYPE_ENDED, call_id=f"{chain}_{n}", direction=common_pb2.DIRECTION_INCOMING,
-        caller_id="79161234567", did="74951234567", user="101", user_type=common_pb2.USER_TYPE_EXT,
-        finish_type=common_pb2.FINISH_TYPE_OK, title="Main line, 0:01:05", duration_seconds=65, did_name="Main line")
+        type=events_pb2.CALL_EVENT_TYPE_ENDED,
+        call_id=f"{chain}_{n}",
+        direction=common_pb2.DIRECTION_INCOMING,
+        caller_id="79161234567",
+        did="74951234567",
+        user="101",
+        user_type=common_pb2.USER_TYPE_EXT,
+        finish_type=common_pb2.FINISH_TYPE_OK,
+        title="Main line, 0:01:05",
+        duration_seconds=65,
+        did_name="Main line",
+    )
     return events_pb2.Event(event_id=f"{chain}_{n}/ended", chain=chain, call=call).SerializeToString()
 
 
@@ -78,8 +88,23 @@ def _fill_rows(calls: int, run: str, now: float) -> Iterator[tuple[list[tuple[An
             delivery_id += 1
             event_id = f"{chain}_{n}/ended"
             events.append((event_id, chain, n + 1, finished, _payload(chain, n)))
-            deliveries.append((delivery_id, event_id, "default", chain, n + 1, "call.ended", f"{chain}_{n}", DELIVERED, 0,
-                               1, finished, finished, finished))
+            deliveries.append(
+                (
+                    delivery_id,
+                    event_id,
+                    "default",
+                    chain,
+                    n + 1,
+                    "call.ended",
+                    f"{chain}_{n}",
+                    DELIVERED,
+                    0,
+                    1,
+                    finished,
+                    finished,
+                    finished,
+                )
+            )
             attempts.append((delivery_id, 1, finished, 200, 0.004, "ok", ""))
         if len(events) >= ROWS_PER_TX or call == calls - 1:
             yield events, deliveries, attempts
@@ -97,19 +122,29 @@ async def fill(store_url: str, calls: int, run: str) -> float:
         await Outbox(store, "bench").migrate()
 
         def insert(events: list[Any], deliveries: list[Any], attempts: list[Any]) -> Work[None]:
-            yield executemany("INSERT INTO dispatcher_events (event_id, chain, sequence, created_at, payload) "
-                              "VALUES (?, ?, ?, ?, ?)", events)
-            yield executemany("INSERT INTO dispatcher_deliveries (id, event_id, endpoint, chain, sequence, event_type, "
-                              "call_id, status, ready, attempts, created_at, next_attempt_at, finished_at) "
-                              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", deliveries)
-            yield executemany("INSERT INTO dispatcher_attempts (delivery_id, number, at, http_status, latency, response, "
-                              "error) VALUES (?, ?, ?, ?, ?, ?, ?)", attempts)
+            yield executemany(
+                "INSERT INTO dispatcher_events (event_id, chain, sequence, created_at, payload) VALUES (?, ?, ?, ?, ?)",
+                events,
+            )
+            yield executemany(
+                "INSERT INTO dispatcher_deliveries (id, event_id, endpoint, chain, sequence, event_type, "
+                "call_id, status, ready, attempts, created_at, next_attempt_at, finished_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                deliveries,
+            )
+            yield executemany(
+                "INSERT INTO dispatcher_attempts (delivery_id, number, at, http_status, latency, response, "
+                "error) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                attempts,
+            )
 
         for events, deliveries, attempts in _fill_rows(calls, run, time.time()):
             await store.run(insert(events, deliveries, attempts))
         if store.dialect == "postgres":
-            await store.execute("SELECT setval(pg_get_serial_sequence('dispatcher_deliveries', 'id'), "
-                                "(SELECT MAX(id) FROM dispatcher_deliveries))")
+            await store.execute(
+                "SELECT setval(pg_get_serial_sequence('dispatcher_deliveries', 'id'), "
+                "(SELECT MAX(id) FROM dispatcher_deliveries))"
+            )
             await store.execute("ANALYZE")
         return time.perf_counter() - started
     finally:
@@ -142,8 +177,10 @@ def lookups(address: str, calls: int, run: str, recent_only: bool) -> list[float
             call = rng.randrange(1, calls, 2) if recent_only else rng.randrange(calls)
             leg = rng.randrange(EVENTS_PER_CALL)
             started = time.perf_counter()
-            reply = stub.ListDeliveries(dispatcher_service_pb2.ListDeliveriesRequest(
-                call_id=f"2611{run}_{call}_{leg}", with_attempts=True), timeout=30)
+            reply = stub.ListDeliveries(
+                dispatcher_service_pb2.ListDeliveriesRequest(call_id=f"2611{run}_{call}_{leg}", with_attempts=True),
+                timeout=30,
+            )
             timings.append((time.perf_counter() - started) * 1000)
             if len(reply.deliveries) != 1 or len(reply.deliveries[0].attempt_log) != 1:
                 raise SystemExit(f"call 2611{run}_{call}_{leg}: expected one delivery with one attempt, got {reply}")
@@ -180,8 +217,13 @@ def measure(name: str, store_url: str, calls: int, folder: Path) -> Row:
     total = calls * EVENTS_PER_CALL
     run_dir = folder / name
     run_dir.mkdir()
-    keep_all = write_config(run_dir, webhook={"url": "http://127.0.0.1:9/hook"}, store={"url": store_url},
-                            dispatcher={"keep_days": 100_000}, log={"level": "warning"})
+    keep_all = write_config(
+        run_dir,
+        webhook={"url": "http://127.0.0.1:9/hook"},
+        store={"url": store_url},
+        dispatcher={"keep_days": 100_000},
+        log={"level": "warning"},
+    )
     address = read_config(keep_all)["services"]["dispatcher"]
     proc = start(["dispatcher", "-c", str(keep_all)], run_dir / "dispatcher.log")
     try:
@@ -189,8 +231,13 @@ def measure(name: str, store_url: str, calls: int, folder: Path) -> Row:
         before = lookups(address, calls, run, recent_only=False)
     finally:
         stop(proc)
-    purging = write_config(run_dir, webhook={"url": "http://127.0.0.1:9/hook"}, store={"url": store_url},
-                           dispatcher={"keep_days": KEEP_DAYS}, log={"level": "warning"})
+    purging = write_config(
+        run_dir,
+        webhook={"url": "http://127.0.0.1:9/hook"},
+        store={"url": store_url},
+        dispatcher={"keep_days": KEEP_DAYS},
+        log={"level": "warning"},
+    )
     config = read_config(purging)
     address, metrics_port = config["services"]["dispatcher"], config["metrics"]["port"]
     started = time.perf_counter()
@@ -209,8 +256,18 @@ def measure(name: str, store_url: str, calls: int, folder: Path) -> Row:
     left = asyncio.run(count_deliveries(store_url))
     if redelivered != left:
         raise SystemExit(f"redeliver --since queued {redelivered} deliveries of {left}")
-    return Row(name, total, fill_s, statistics.median(before), before[max(0, int(len(before) * 0.99) - 1)],
-               purge_s, purged, left, statistics.median(after), redeliver_s)
+    return Row(
+        name,
+        total,
+        fill_s,
+        statistics.median(before),
+        before[max(0, int(len(before) * 0.99) - 1)],
+        purge_s,
+        purged,
+        left,
+        statistics.median(after),
+        redeliver_s,
+    )
 
 
 def main() -> None:
@@ -229,17 +286,25 @@ def main() -> None:
                 rows.append(measure("postgres", url, calls, folder))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    print(f"\nstore bench: {calls * EVENTS_PER_CALL} delivered events ({calls} calls × {EVENTS_PER_CALL}), half "
-          f"{OLD_DAYS} days old, half {RECENT_DAYS} day old; {LOOKUPS} lookups by call id over gRPC; "
-          f"{os.cpu_count()} cores")
-    print(f"{'store':<9} {'events':>9} {'fill s':>7} {'lookup p50 ms':>13} {'p99 ms':>7} {'purge s':>8} "
-          f"{'purged':>8} {'left':>8} {'after purge p50 ms':>18} {'target':>8} {'redeliver s':>11}")
+    print(
+        f"\nstore bench: {calls * EVENTS_PER_CALL} delivered events ({calls} calls × {EVENTS_PER_CALL}), half "
+        f"{OLD_DAYS} days old, half {RECENT_DAYS} day old; {LOOKUPS} lookups by call id over gRPC; "
+        f"{os.cpu_count()} cores"
+    )
+    print(
+        f"{'store':<9} {'events':>9} {'fill s':>7} {'lookup p50 ms':>13} {'p99 ms':>7} {'purge s':>8} "
+        f"{'purged':>8} {'left':>8} {'after purge p50 ms':>18} {'target':>8} {'redeliver s':>11}"
+    )
     for row in rows:
-        print(f"{row.name:<9} {row.events:9d} {row.fill_s:7.1f} {row.p50_ms:13.2f} {row.p99_ms:7.2f} "
-              f"{row.purge_s:8.1f} {row.purged:8d} {row.left:8d} {row.after_p50_ms:18.2f} {'< 10 ms':>8} "
-              f"{row.redeliver_s:11.1f}")
-    print(f"purge: a dispatcher started with keep_days = {KEEP_DAYS}; the time includes its start. "
-          "redeliver: `tcxhooks redeliver --since` of every delivery left, one call")
+        print(
+            f"{row.name:<9} {row.events:9d} {row.fill_s:7.1f} {row.p50_ms:13.2f} {row.p99_ms:7.2f} "
+            f"{row.purge_s:8.1f} {row.purged:8d} {row.left:8d} {row.after_p50_ms:18.2f} {'< 10 ms':>8} "
+            f"{row.redeliver_s:11.1f}"
+        )
+    print(
+        f"purge: a dispatcher started with keep_days = {KEEP_DAYS}; the time includes its start. "
+        "redeliver: `tcxhooks redeliver --since` of every delivery left, one call"
+    )
     if any(row.left != row.events // 2 or row.purged != row.events // 2 for row in rows):
         raise SystemExit("the purge did not leave exactly the recent half")
 

@@ -1,4 +1,5 @@
 """`tcxhooks sim`: run the 3CX V20 simulator until SIGTERM/SIGINT, optionally playing a scenario on repeat."""
+
 from __future__ import annotations
 
 import argparse
@@ -25,22 +26,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=5001, help="port (default 5001, like a self-hosted 3CX)")
     parser.add_argument("--scenario", choices=scenarios.names(), help="play this scenario once at start")
-    parser.add_argument("--trace", type=Path, metavar="FILE",
-                        help="play this trace of `tcxhooks capture` once at start, on the DNs it shows")
-    parser.add_argument("--repeat", type=float, metavar="SECONDS",
-                        help="with --scenario or --trace: play it again every SECONDS")
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        metavar="FILE",
+        help="play this trace of `tcxhooks capture` once at start, on the DNs it shows",
+    )
+    parser.add_argument(
+        "--repeat", type=float, metavar="SECONDS", help="with --scenario or --trace: play it again every SECONDS"
+    )
     parser.add_argument("--client-id", default="crmhooks", help="API client id (default crmhooks)")
     parser.add_argument("--client-secret", help="API client secret (default: a random one, printed)")
     parser.add_argument("--recordings-dir", type=Path, help="where wav files go (default: a temporary folder)")
-    parser.add_argument("--token-ttl", type=float, default=60.0, metavar="SECONDS",
-                        help="token lifetime (60, as on V20 builds that issue short tokens)")
-    parser.add_argument("--monitor-trunk", action="store_true",
-                        help="the API client also monitors the trunk DN 10000: its participants show up in Call Control")
-    parser.add_argument("--recording-delay", type=float, default=0.3, metavar="SECONDS",
-                        help="time from a leg's end until its recording shows in XAPI (0.3)")
+    parser.add_argument(
+        "--token-ttl",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="token lifetime (60, as on V20 builds that issue short tokens)",
+    )
+    parser.add_argument(
+        "--monitor-trunk",
+        action="store_true",
+        help="the API client also monitors the trunk DN 10000: its participants show up in Call Control",
+    )
+    parser.add_argument(
+        "--recording-delay",
+        type=float,
+        default=0.3,
+        metavar="SECONDS",
+        help="time from a leg's end until its recording shows in XAPI (0.3)",
+    )
     parser.add_argument("--first-call", type=int, default=698, metavar="N", help="first call number (698)")
-    parser.add_argument("--load-extensions", type=int, default=0, metavar="N",
-                        help="add N extensions 2000… for load tests (0)")
+    parser.add_argument(
+        "--load-extensions", type=int, default=0, metavar="N", help="add N extensions 2000… for load tests (0)"
+    )
     args = parser.parse_args(argv)
     if args.repeat is not None and ((args.scenario is None and args.trace is None) or args.repeat <= 0):
         parser.error("--repeat needs --scenario or --trace and a positive number of seconds")
@@ -66,10 +86,19 @@ async def serve(args: argparse.Namespace) -> None:
     recordings = args.recordings_dir or Path(tempfile.mkdtemp(prefix="tcxhooks-sim-"))
     recordings.mkdir(parents=True, exist_ok=True)
     secret = args.client_secret or secrets.token_urlsafe(18)
-    state = SimState(SimConfig(client_id=args.client_id, client_secret=secret, token_ttl=args.token_ttl,
-                               recordings_dir=recordings, recording_delay=args.recording_delay,
-                               first_call_number=args.first_call, extra_extensions=args.load_extensions,
-                               monitor_trunk=args.monitor_trunk, dns=dns))
+    state = SimState(
+        SimConfig(
+            client_id=args.client_id,
+            client_secret=secret,
+            token_ttl=args.token_ttl,
+            recordings_dir=recordings,
+            recording_delay=args.recording_delay,
+            first_call_number=args.first_call,
+            extra_extensions=args.load_extensions,
+            monitor_trunk=args.monitor_trunk,
+            dns=dns,
+        )
+    )
     threading.Thread(target=audio.clip, name="clip-warm-up", daemon=True).start()
     runner = web.AppRunner(create_app(state), access_log=None)
     await runner.setup()
@@ -79,7 +108,7 @@ async def serve(args: argparse.Namespace) -> None:
     print(f"  client id:     {args.client_id}", flush=True)
     print(f"  client secret: {secret}", flush=True)
     print(f"  recordings:    {recordings}", flush=True)
-    print("  scenarios:     POST /sim/play {\"scenario\": NAME}; list: GET /sim/scenarios", flush=True)
+    print('  scenarios:     POST /sim/play {"scenario": NAME}; list: GET /sim/scenarios', flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -87,8 +116,11 @@ async def serve(args: argparse.Namespace) -> None:
     try:
         while not stop.is_set():
             if args.scenario or played:
-                row = state.player.start(played, gap=0.0) if played else state.player.start(
-                    scenarios.build(args.scenario))
+                row = (
+                    state.player.start(played, gap=0.0)
+                    if played
+                    else state.player.start(scenarios.build(args.scenario))
+                )
                 print(f"playing {args.scenario or args.trace} as call {row.call_number}", flush=True)
             if args.repeat is None:
                 await stop.wait()
@@ -101,8 +133,9 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     try:
         asyncio.run(serve(args))
     except OSError as exc:

@@ -6,6 +6,7 @@ and repeated/trimmed to each leg's talk time, so writing a file costs no subproc
 it in the background as it starts: a real PBX has the file ready at hangup, and making the clip then
 (~0.5 s idle, seconds on a busy machine) would publish the first recording late.
 """
+
 from __future__ import annotations
 
 import array
@@ -36,8 +37,9 @@ def _espeak(voice: str, text: str) -> bytes | None:
     if espeak is None:
         return None
     try:
-        wav = subprocess.run([espeak, "-v", voice, "-s", "155", "--stdout", text], check=True,
-                             capture_output=True, timeout=30).stdout
+        wav = subprocess.run(
+            [espeak, "-v", voice, "-s", "155", "--stdout", text], check=True, capture_output=True, timeout=30
+        ).stdout
         return _resample_wav(wav)
     except (OSError, subprocess.SubprocessError, wave.Error, EOFError) as exc:
         LOG.warning("espeak-ng failed (%s); using generated tones", exc)
@@ -49,8 +51,22 @@ def _resample_wav(wav: bytes) -> bytes:
         import imageio_ffmpeg
 
         ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-        command = [ffmpeg, "-v", "error", "-i", "pipe:0", "-af", "volume=0.7", "-ar", str(RATE), "-ac", "1",
-                   "-f", "s16le", "pipe:1"]
+        command = [
+            ffmpeg,
+            "-v",
+            "error",
+            "-i",
+            "pipe:0",
+            "-af",
+            "volume=0.7",
+            "-ar",
+            str(RATE),
+            "-ac",
+            "1",
+            "-f",
+            "s16le",
+            "pipe:1",
+        ]
         return subprocess.run(command, input=wav, check=True, capture_output=True, timeout=30).stdout
     except (ImportError, RuntimeError, OSError, subprocess.SubprocessError):
         return _linear_resample(wav)

@@ -1,4 +1,5 @@
 """OAuth2 client-credentials tokens as 3CX V20 issues them: a signed JWT, one live token per client."""
+
 from __future__ import annotations
 
 import base64
@@ -34,16 +35,25 @@ class Tokens:
 
     def check_credentials(self, client_id: str, client_secret: str) -> bool:
         return hmac.compare_digest(client_id.encode(), self.client_id.encode()) and hmac.compare_digest(
-            client_secret.encode(), self.client_secret.encode())
+            client_secret.encode(), self.client_secret.encode()
+        )
 
     def mint(self, client_id: str) -> tuple[str, int]:
         """A fresh access token and its lifetime in whole seconds (what `expires_in` says)."""
         now = time.time()
         expires = now + self.ttl
         header = {"alg": "HS256", "typ": "JWT"}
-        claims = {"sub": client_id, "scope": ["callcontrol", "xapi"], "aud": "/api", "iss": self.issuer,
-                  "role": ["App", "Reports", "system_owners", "CallFlowApp"], "iat": int(now), "nbf": int(now),
-                  "exp": int(expires) if self.ttl >= 1 else expires, "jti": secrets.token_hex(8)}
+        claims = {
+            "sub": client_id,
+            "scope": ["callcontrol", "xapi"],
+            "aud": "/api",
+            "iss": self.issuer,
+            "role": ["App", "Reports", "system_owners", "CallFlowApp"],
+            "iat": int(now),
+            "nbf": int(now),
+            "exp": int(expires) if self.ttl >= 1 else expires,
+            "jti": secrets.token_hex(8),
+        }
         signing_input = _b64(json.dumps(header).encode()) + "." + _b64(json.dumps(claims).encode())
         signature = hmac.new(self._key, signing_input.encode(), hashlib.sha256).digest()
         token = signing_input + "." + _b64(signature)
@@ -55,7 +65,7 @@ class Tokens:
         """True for `Bearer <the client's live, unexpired token>`."""
         if not authorization or not authorization.startswith("Bearer "):
             return False
-        token = authorization[len("Bearer "):].strip()
+        token = authorization[len("Bearer ") :].strip()
         live = self._live.get(self.client_id)
         return live is not None and hmac.compare_digest(live.token, token) and time.time() < live.expires
 

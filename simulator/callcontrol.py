@@ -1,4 +1,5 @@
 """What Call Control answers to a GET of a path (docs/3cx.md §2), shared by REST and WebSocket requests."""
+
 from __future__ import annotations
 
 import json
@@ -49,5 +50,6 @@ def answer_request(pbx: Pbx, listener: Listener, text: str) -> None:
         return
     path = request["Path"]
     status, body = (405, None) if request.get("RequestData") else read(pbx, path)
-    listener.push(RESPONSE, path, {"RequestID": request.get("RequestID"), "Path": path, "StatusCode": status,
-                                   "Response": body})
+    listener.push(
+        RESPONSE, path, {"RequestID": request.get("RequestID"), "Path": path, "StatusCode": status, "Response": body}
+    )

@@ -13,6 +13,7 @@ later trunk leg is a number called out, e.g. a transfer to an outside number). A
 destination (an extension, or the far end of a number called out) reached `Connected`; queue, IVR and
 ring-group rows only route the call and are never answered.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -28,10 +29,30 @@ MAX_CALLS = 20_000  # ended calls kept (a real PBX caps one report at 20,000 row
 # Numeric DN types as integrators map them (docs/3cx.md §5.6, unverified).
 TYPE_CODES = {EXTENSION: 0, TRUNK: 1, QUEUE: 4, SPECIALMENU: 5, IVR: 6, PARKING: 8, RINGGROUP: 16}
 CALL_TYPES = {EXTENSION: "Extension", TRUNK: "External", QUEUE: "Queue", IVR: "Digital Receptionist"}
-FIELDS = ("CallId", "CallHistoryId", "MainCallHistoryId", "CdrId", "SegmentId", "Indent", "StartTime", "SourceDn",
-          "SourceCallerId", "SourceDisplayName", "SourceType", "DestinationDn", "DestinationCallerId",
-          "DestinationDisplayName", "DestinationType", "RingingDuration", "TalkingDuration", "Answered",
-          "Direction", "CallType", "Status", "RecordingUrl")
+FIELDS = (
+    "CallId",
+    "CallHistoryId",
+    "MainCallHistoryId",
+    "CdrId",
+    "SegmentId",
+    "Indent",
+    "StartTime",
+    "SourceDn",
+    "SourceCallerId",
+    "SourceDisplayName",
+    "SourceType",
+    "DestinationDn",
+    "DestinationCallerId",
+    "DestinationDisplayName",
+    "DestinationType",
+    "RingingDuration",
+    "TalkingDuration",
+    "Answered",
+    "Direction",
+    "CallType",
+    "Status",
+    "RecordingUrl",
+)
 
 
 @dataclass
@@ -90,8 +111,13 @@ class CallLog:
             dn = self.dns[p.dn]
             # A trunk leg stands for the outside party: its number and name are the participant's party fields.
             external = dn.type == TRUNK
-            leg = call.legs[p.id] = _Leg(p.dn, dn.type, p.party_caller_id if external else p.dn,
-                                         p.party_caller_name if external else dn.name, now)
+            leg = call.legs[p.id] = _Leg(
+                p.dn,
+                dn.type,
+                p.party_caller_id if external else p.dn,
+                p.party_caller_name if external else dn.name,
+                now,
+            )
         if p.status == "Connected" and leg.answered is None:
             leg.answered = now
         call.live.add(p.id)
@@ -114,8 +140,12 @@ class CallLog:
 
 
 def _party(leg: _Leg, prefix: str) -> dict[str, Any]:
-    return {f"{prefix}Dn": leg.dn, f"{prefix}CallerId": leg.number, f"{prefix}DisplayName": leg.name,
-            f"{prefix}Type": TYPE_CODES.get(leg.type, 0)}
+    return {
+        f"{prefix}Dn": leg.dn,
+        f"{prefix}CallerId": leg.number,
+        f"{prefix}DisplayName": leg.name,
+        f"{prefix}Type": TYPE_CODES.get(leg.type, 0),
+    }
 
 
 def _direction(kind: str, leg: _Leg) -> str:
@@ -134,14 +164,26 @@ def _rows(call: _Call, now: float) -> list[dict[str, Any]]:
         ended = leg.ended or now
         answered = leg.answered if leg.type in (EXTENSION, TRUNK) else None
         routed_on = leg.type in (QUEUE, IVR, RINGGROUP) and index < len(reached)
-        rows.append({
-            "CallId": call.callid, "CallHistoryId": guid, "MainCallHistoryId": guid,
-            "CdrId": f"00000000-0000-0000-{index:04d}-{call.callid:012d}", "SegmentId": index, "Indent": 0,
-            "StartTime": iso(leg.began), **_party(origin, "Source"), **_party(leg, "Destination"),
-            "RingingDuration": duration((answered or ended) - leg.began),
-            "TalkingDuration": duration(ended - answered if answered else 0), "Answered": answered is not None,
-            "Direction": _direction(call.kind, leg), "CallType": CALL_TYPES.get(leg.type, "System"),
-            "Status": "Answered" if answered else "Redirected" if routed_on else "Unanswered", "RecordingUrl": None})
+        rows.append(
+            {
+                "CallId": call.callid,
+                "CallHistoryId": guid,
+                "MainCallHistoryId": guid,
+                "CdrId": f"00000000-0000-0000-{index:04d}-{call.callid:012d}",
+                "SegmentId": index,
+                "Indent": 0,
+                "StartTime": iso(leg.began),
+                **_party(origin, "Source"),
+                **_party(leg, "Destination"),
+                "RingingDuration": duration((answered or ended) - leg.began),
+                "TalkingDuration": duration(ended - answered if answered else 0),
+                "Answered": answered is not None,
+                "Direction": _direction(call.kind, leg),
+                "CallType": CALL_TYPES.get(leg.type, "System"),
+                "Status": "Answered" if answered else "Redirected" if routed_on else "Unanswered",
+                "RecordingUrl": None,
+            }
+        )
     return rows
 
 
@@ -164,4 +206,3 @@ def _falsified(rows: list[dict[str, Any]], what: str, dns: Mapping[str, Dn]) -> 
             if row[key.replace("Dn", "Type")] == ext:
                 row[key] = other
     return rows
-

@@ -1,4 +1,5 @@
 """The simulator's own control API under `/sim/` (not 3CX; no token): play scenarios, load, faults, inspection."""
+
 from __future__ import annotations
 
 import asyncio
@@ -36,11 +37,13 @@ async def _json(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
-        raise web.HTTPBadRequest(text=json.dumps({"error": "body must be a JSON object"}),
-                                 content_type="application/json") from None
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "body must be a JSON object"}), content_type="application/json"
+        ) from None
     if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text=json.dumps({"error": "body must be a JSON object"}),
-                                 content_type="application/json")
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "body must be a JSON object"}), content_type="application/json"
+        )
     return body
 
 
@@ -94,16 +97,22 @@ class Control:
         if not isinstance(drops, list) or not all(isinstance(n, int) and not isinstance(n, bool) for n in drops):
             return _bad("'drop_ws_after' must be a list of step numbers")
         row = request.app[self.key].player.start(script, gap=gap, record=record, drop_after=frozenset(drops))
-        return web.json_response({"call_number": row.call_number, "scenario": row.scenario,
-                                  "calls": {name: kind for name, kind in script.calls.items()}})
+        return web.json_response(
+            {
+                "call_number": row.call_number,
+                "scenario": row.scenario,
+                "calls": {name: kind for name, kind in script.calls.items()},
+            }
+        )
 
     async def scenario_list(self, request: web.Request) -> web.Response:
         return web.json_response({"scenarios": scenarios.names(), "params": asdict(Params())})
 
     async def calls(self, request: web.Request) -> web.Response:
         rows = request.app[self.key].pbx.calls.values()
-        return web.json_response({"calls": [asdict(row) for row in rows],
-                                  "active": sum(1 for row in rows if not row.done)})
+        return web.json_response(
+            {"calls": [asdict(row) for row in rows], "active": sum(1 for row in rows if not row.done)}
+        )
 
     async def call(self, request: web.Request) -> web.Response:
         raw = request.match_info["number"]
@@ -127,8 +136,11 @@ class Control:
                 listener.push_raw(body["raw"])
             return web.json_response({"sockets": len(listeners)})
         event_type, entity, sequence = body.get("event_type"), body.get("entity"), body.get("sequence")
-        if not isinstance(event_type, int) or not isinstance(entity, str) or not (
-                sequence is None or isinstance(sequence, int)):
+        if (
+            not isinstance(event_type, int)
+            or not isinstance(entity, str)
+            or not (sequence is None or isinstance(sequence, int))
+        ):
             return _bad("give 'raw', or 'event_type' (int) and 'entity' (string), optionally 'sequence' (int)")
         for listener in listeners:
             listener.push(event_type, entity, body.get("attached_data"), sequence)
@@ -192,8 +204,10 @@ class Control:
         exts = [d.number for d in state.pbx.dns.values() if d.type == "Wextension" and d.monitored]
         try:
             per_ext = name in scenarios.EXT_SCENARIOS  # spread one-extension calls over every extension
-            scripts = [self._script(request, name, {**params, "ext": exts[i % len(exts)]} if per_ext else params)
-                       for i in range(min(calls, len(exts)) if per_ext else 1)]
+            scripts = [
+                self._script(request, name, {**params, "ext": exts[i % len(exts)]} if per_ext else params)
+                for i in range(min(calls, len(exts)) if per_ext else 1)
+            ]
             gap = Params.parse(params).gap
         except ValueError as exc:
             return _bad(str(exc))
@@ -205,8 +219,7 @@ class Control:
         task = asyncio.get_running_loop().create_task(self._run_load(state, run, scripts, gap, record))
         self.load_tasks.add(task)
         task.add_done_callback(self.load_tasks.discard)
-        return web.json_response({"load": run.id, "calls": calls, "rate": rate, "scenario": name,
-                                  "params": params})
+        return web.json_response({"load": run.id, "calls": calls, "rate": rate, "scenario": name, "params": params})
 
     async def _run_load(self, state: Any, run: LoadRun, scripts: list[Script], gap: float, record: bool) -> None:
         began = time.monotonic()
@@ -225,8 +238,17 @@ class Control:
         out = []
         for run in self.loads.values():
             done = sum(1 for n in run.call_numbers if n not in calls or calls[n].done) if run.finished_starting else 0
-            out.append({"load": run.id, "calls": run.calls, "rate": run.rate, "scenario": run.scenario,
-                        "started": run.started, "finished_starting": run.finished_starting, "done": done})
+            out.append(
+                {
+                    "load": run.id,
+                    "calls": run.calls,
+                    "rate": run.rate,
+                    "scenario": run.scenario,
+                    "started": run.started,
+                    "finished_starting": run.finished_starting,
+                    "done": done,
+                }
+            )
         return web.json_response({"loads": out})
 
     async def close(self, app: web.Application) -> None:
@@ -236,6 +258,7 @@ class Control:
 
 
 # --- /sim/directory: the XAPI directory's data and its faults ---------------------------------------------
+
 
 def _text_field(body: dict[str, Any], name: str, default: str | None = None) -> str:
     value = body.get(name, default)
@@ -284,6 +307,7 @@ DirectoryAction = Callable[[Any, dict[str, Any], web.Request], Any]
 
 def _directory_control(state_key: web.AppKey[Any], action: DirectoryAction) -> Callable[..., Any]:
     """`action(state, body, request)` → its result as JSON (`{"ok": true}` for none); DirectoryError → 400."""
+
     async def serve(request: web.Request) -> web.Response:
         state = request.app[state_key]
         body = await _json(request) if request.method == "POST" else {}
@@ -292,6 +316,7 @@ def _directory_control(state_key: web.AppKey[Any], action: DirectoryAction) -> C
         except DirectoryError as exc:
             return _bad(str(exc))
         return web.json_response(result if result is not None else {"ok": True})
+
     return serve
 
 
@@ -302,15 +327,30 @@ def _add_directory_routes(app: web.Application, state_key: web.AppKey[Any]) -> N
     on("GET", "", lambda s, b, r: s.directory.snapshot())
     on("POST", "/profile", lambda s, b, r: s.directory.set_profile(_text_field(b, "number"), _text_field(b, "profile")))
     on("POST", "/queue-login", lambda s, b, r: s.directory.set_queue_login(_text_field(b, "number"), _in_out(b)))
-    on("POST", "/queue-status", lambda s, b, r: s.directory.set_queue_status(
-        _text_field(b, "number"), _text_field(b, "queue"), _in_out(b)))
-    on("POST", "/extensions", lambda s, b, r: s.directory.add_extension(
-        _text_field(b, "number"), _text_field(b, "first_name", ""), _text_field(b, "last_name", ""),
-        _text_field(b, "email", ""), _text_field(b, "profile", "Available"), bool(b.get("logged_in", True))).to_json())
+    on(
+        "POST",
+        "/queue-status",
+        lambda s, b, r: s.directory.set_queue_status(_text_field(b, "number"), _text_field(b, "queue"), _in_out(b)),
+    )
+    on(
+        "POST",
+        "/extensions",
+        lambda s, b, r: s.directory.add_extension(
+            _text_field(b, "number"),
+            _text_field(b, "first_name", ""),
+            _text_field(b, "last_name", ""),
+            _text_field(b, "email", ""),
+            _text_field(b, "profile", "Available"),
+            bool(b.get("logged_in", True)),
+        ).to_json(),
+    )
     on("DELETE", "/extensions/{number}", lambda s, b, r: s.directory.delete_extension(r.match_info["number"]))
     on("POST", "/agents", lambda s, b, r: s.directory.add_agent(_text_field(b, "queue"), _text_field(b, "number")))
-    on("DELETE", "/agents/{queue}/{number}", lambda s, b, r: s.directory.remove_agent(
-        r.match_info["queue"], r.match_info["number"]))
+    on(
+        "DELETE",
+        "/agents/{queue}/{number}",
+        lambda s, b, r: s.directory.remove_agent(r.match_info["queue"], r.match_info["number"]),
+    )
     on("POST", "/fail", lambda s, b, r: {"pending": s.faults.add(_directory_fault(b, short=False))})
     on("POST", "/partial", lambda s, b, r: {"pending": s.faults.add(_directory_fault(b, short=True))})
     on("POST", "/generate", lambda s, b, r: _generate(s.directory, b))

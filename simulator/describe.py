@@ -1,7 +1,8 @@
 """The participant sequence a scenario shows over Call Control, as text (used by SCENARIOS.md and its test).
 
-    python -m tcxhooks.simulator.describe [NAME...]   # prints the sequences in SCENARIOS.md's format
+python -m tcxhooks.simulator.describe [NAME...]   # prints the sequences in SCENARIOS.md's format
 """
+
 from __future__ import annotations
 
 import sys
@@ -12,8 +13,15 @@ from .flow import Flow
 from .state import TRUNK_DN
 from .steps import Later, OrderCallback, Remove, Script, SplitRecording, Upsert, Wait
 
-_SHOWN = ("status", "party_dn", "party_dn_type", "party_caller_id", "originated_by_dn", "referred_by_dn",
-          "on_behalf_of_dn")
+_SHOWN = (
+    "status",
+    "party_dn",
+    "party_dn_type",
+    "party_caller_id",
+    "originated_by_dn",
+    "referred_by_dn",
+    "on_behalf_of_dn",
+)
 
 
 def _fields(fields: dict[str, Any]) -> str:
@@ -48,7 +56,9 @@ def sequence(script: Script) -> list[str]:
             if step.leg in seen:
                 lines.append(f"R {Flow.dn(step.leg)} [{step.leg}]")
         elif isinstance(step, Later):
-            lines.append(f"R {Flow.dn(step.step.leg)} [{step.step.leg}] ({step.seconds:g} s later, while the call goes on)")
+            lines.append(
+                f"R {Flow.dn(step.step.leg)} [{step.step.leg}] ({step.seconds:g} s later, while the call goes on)"
+            )
         elif isinstance(step, Wait):
             if lines and lines[-1].startswith("wait"):
                 continue

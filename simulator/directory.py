@@ -6,6 +6,7 @@
 `xapi.py` serves it as 3CX V20 XAPI (`Users`, `Queues`, `Queues({Id})/Agents`, the writes and
 `ReportAgentLoginHistory`, docs/3cx.md §5); `control.py` changes it under `/sim/directory`.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -20,8 +21,20 @@ LOGGED_IN = "LoggedIn"
 LOGGED_OUT = "LoggedOut"
 
 _FIRST = ("Ivan", "Maria", "Oleg", "Anna", "Pavel", "Olga", "Sergey", "Elena", "Dmitry", "Irina", "Nikolay", "Tatiana")
-_LAST = ("Petrov", "Sidorova", "Smirnov", "Kuznetsova", "Volkov", "Popova", "Sokolov", "Lebedeva", "Kozlov",
-         "Novikova", "Morozov", "Pavlova")
+_LAST = (
+    "Petrov",
+    "Sidorova",
+    "Smirnov",
+    "Kuznetsova",
+    "Volkov",
+    "Popova",
+    "Sokolov",
+    "Lebedeva",
+    "Kozlov",
+    "Novikova",
+    "Morozov",
+    "Pavlova",
+)
 
 
 def _utcnow() -> dt.datetime:
@@ -44,10 +57,20 @@ class User:
         return f"{self.first_name} {self.last_name}".strip()
 
     def to_json(self) -> dict[str, Any]:
-        return {"Id": self.id, "Number": self.number, "FirstName": self.first_name, "LastName": self.last_name,
-                "DisplayName": self.display_name, "EmailAddress": self.email, "Mobile": "", "Enabled": True,
-                "IsRegistered": self.registered, "CurrentProfileName": self.profile, "QueueStatus": self.queue_status,
-                "Tags": []}
+        return {
+            "Id": self.id,
+            "Number": self.number,
+            "FirstName": self.first_name,
+            "LastName": self.last_name,
+            "DisplayName": self.display_name,
+            "EmailAddress": self.email,
+            "Mobile": "",
+            "Enabled": True,
+            "IsRegistered": self.registered,
+            "CurrentProfileName": self.profile,
+            "QueueStatus": self.queue_status,
+            "Tags": [],
+        }
 
 
 @dataclass
@@ -58,8 +81,16 @@ class Queue:
     agents: list[str] = field(default_factory=list)  # extension numbers, in membership order
 
     def to_json(self) -> dict[str, Any]:
-        return {"Id": self.id, "Number": self.number, "Name": self.name, "PollingStrategy": "RingAll",
-                "RingTimeout": 20, "MasterTimeout": 300, "WrapUpTime": 0, "IsRegistered": True}
+        return {
+            "Id": self.id,
+            "Number": self.number,
+            "Name": self.name,
+            "PollingStrategy": "RingAll",
+            "RingTimeout": 20,
+            "MasterTimeout": 300,
+            "WrapUpTime": 0,
+            "IsRegistered": True,
+        }
 
 
 @dataclass
@@ -79,12 +110,18 @@ class DirectoryError(Exception):
 class Directory:
     """All directory state. Single-threaded (asyncio), mutated by the control API or by tests directly."""
 
-    def __init__(self, users: Iterable[User] | None = None, queues: Iterable[Queue] | None = None,
-                 sessions: Iterable[Session] | None = None) -> None:
+    def __init__(
+        self,
+        users: Iterable[User] | None = None,
+        queues: Iterable[Queue] | None = None,
+        sessions: Iterable[Session] | None = None,
+    ) -> None:
         if users is None and queues is None:
-            users = [User(1, "101", "Ivan", "Petrov", "ivan.petrov@example.com"),
-                     User(2, "102", "Maria", "Sidorova", "maria.sidorova@example.com"),
-                     User(3, "103", "Oleg", "Smirnov", "oleg.smirnov@example.com")]
+            users = [
+                User(1, "101", "Ivan", "Petrov", "ivan.petrov@example.com"),
+                User(2, "102", "Maria", "Sidorova", "maria.sidorova@example.com"),
+                User(3, "103", "Oleg", "Smirnov", "oleg.smirnov@example.com"),
+            ]
             queues = [Queue(1, "800", "Sales", ["101", "102"])]
         self.users: dict[str, User] = {u.number: u for u in users or ()}
         self.queues: dict[str, Queue] = {q.number: q for q in queues or ()}
@@ -96,9 +133,18 @@ class Directory:
     @classmethod
     def generate(cls, extensions: int = 2000, queues: int = 100, agents_per_queue: int = 20) -> Directory:
         """A large deterministic PBX: extensions 10000…, queues 8000…, each queue with a window of agents."""
-        users = [User(i + 1, str(10000 + i), _FIRST[i % len(_FIRST)], f"{_LAST[(i // 7) % len(_LAST)]}-{i}",
-                      f"user{10000 + i}@example.com", PROFILES[i % 3], LOGGED_OUT if i % 11 == 0 else LOGGED_IN)
-                 for i in range(extensions)]
+        users = [
+            User(
+                i + 1,
+                str(10000 + i),
+                _FIRST[i % len(_FIRST)],
+                f"{_LAST[(i // 7) % len(_LAST)]}-{i}",
+                f"user{10000 + i}@example.com",
+                PROFILES[i % 3],
+                LOGGED_OUT if i % 11 == 0 else LOGGED_IN,
+            )
+            for i in range(extensions)
+        ]
         numbers = [u.number for u in users]
         built = []
         for q in range(queues):
@@ -108,8 +154,12 @@ class Directory:
         return cls(users, built)
 
     def _open_all(self, now: dt.datetime) -> list[Session]:
-        return [Session(q.number, a, now - dt.timedelta(hours=1)) for q in self.queues.values() for a in q.agents
-                if self.users.get(a) is not None and self.users[a].queue_status == LOGGED_IN]
+        return [
+            Session(q.number, a, now - dt.timedelta(hours=1))
+            for q in self.queues.values()
+            for a in q.agents
+            if self.users.get(a) is not None and self.users[a].queue_status == LOGGED_IN
+        ]
 
     # --- observers -------------------------------------------------------------------------
     def subscribe(self, listener: Callable[[str], None]) -> None:
@@ -139,8 +189,9 @@ class Directory:
         self.user(number).profile = profile
         self._changed(number)
 
-    def rename(self, number: str, first_name: str | None = None, last_name: str | None = None,
-               email: str | None = None) -> None:
+    def rename(
+        self, number: str, first_name: str | None = None, last_name: str | None = None, email: str | None = None
+    ) -> None:
         """Changes the names or e-mail given (None keeps a value)."""
         user = self.user(number)
         user.first_name = user.first_name if first_name is None else first_name
@@ -174,14 +225,22 @@ class Directory:
             for session in open_:
                 session.logged_out = now
 
-    def add_extension(self, number: str, first_name: str, last_name: str = "", email: str = "",
-                      profile: str = "Available", logged_in: bool = True) -> User:
+    def add_extension(
+        self,
+        number: str,
+        first_name: str,
+        last_name: str = "",
+        email: str = "",
+        profile: str = "Available",
+        logged_in: bool = True,
+    ) -> User:
         if not number or not number.isdigit():
             raise DirectoryError(f"extension number must be digits, got {number!r}")
         if number in self.users or number in self.queues:
             raise DirectoryError(f"number {number} is taken")
-        user = User(self._next_user_id, number, first_name, last_name, email, profile,
-                    LOGGED_IN if logged_in else LOGGED_OUT)
+        user = User(
+            self._next_user_id, number, first_name, last_name, email, profile, LOGGED_IN if logged_in else LOGGED_OUT
+        )
         self._next_user_id += 1
         self.users[number] = user
         self._changed(number)
@@ -232,8 +291,13 @@ class Directory:
     # --- reads -----------------------------------------------------------------------------
     def agent_json(self, number: str) -> dict[str, Any]:
         user = self.users.get(number)
-        return {"Id": user.id if user else 0, "Number": number, "Name": user.display_name if user else number,
-                "SkillGroup": "1", "Tags": []}
+        return {
+            "Id": user.id if user else 0,
+            "Number": number,
+            "Name": user.display_name if user else number,
+            "SkillGroup": "1",
+            "Tags": [],
+        }
 
     def queue_json(self, queue: Queue, expand_agents: bool) -> dict[str, Any]:
         row = queue.to_json()
@@ -241,8 +305,9 @@ class Directory:
             row["Agents"] = [self.agent_json(a) for a in queue.agents]
         return row
 
-    def history(self, start: dt.datetime, end: dt.datetime, zone: dt.tzinfo, queues: set[str],
-                agents: set[str]) -> list[dict[str, Any]]:
+    def history(
+        self, start: dt.datetime, end: dt.datetime, zone: dt.tzinfo, queues: set[str], agents: set[str]
+    ) -> list[dict[str, Any]]:
         """Report rows: one per session and local day it overlaps within [start, end)."""
         now = _utcnow()
         rows = []
@@ -260,24 +325,39 @@ class Directory:
                 last_piece = next_day.astimezone(dt.UTC) > until
                 piece_out = s.logged_out if last_piece else next_day.astimezone(dt.UTC)
                 if piece_in < end and (piece_out or now) >= start:
-                    rows.append({
-                        "QueueNo": s.queue, "AgentNo": s.agent,
-                        "Agent": f"{s.agent} {user.display_name}" if user else s.agent,
-                        "Day": iso(day, zone), "loggedInDt": iso(piece_in, zone),
-                        "LoggedOutDt": iso(piece_out, zone) if piece_out else None,
-                        "LoggedInInterval": _interval((piece_out or now) - piece_in),
-                        "LoggedInDayInterval": _interval((piece_out or now) - piece_in),
-                        "LoggedInTotalInterval": _interval(until - s.logged_in),
-                        "TalkingInterval": "PT0S", "TalkingDayInterval": "PT0S", "TalkingTotalInterval": "PT0S"})
+                    rows.append(
+                        {
+                            "QueueNo": s.queue,
+                            "AgentNo": s.agent,
+                            "Agent": f"{s.agent} {user.display_name}" if user else s.agent,
+                            "Day": iso(day, zone),
+                            "loggedInDt": iso(piece_in, zone),
+                            "LoggedOutDt": iso(piece_out, zone) if piece_out else None,
+                            "LoggedInInterval": _interval((piece_out or now) - piece_in),
+                            "LoggedInDayInterval": _interval((piece_out or now) - piece_in),
+                            "LoggedInTotalInterval": _interval(until - s.logged_in),
+                            "TalkingInterval": "PT0S",
+                            "TalkingDayInterval": "PT0S",
+                            "TalkingTotalInterval": "PT0S",
+                        }
+                    )
                 day = next_day
         return rows
 
     def snapshot(self) -> dict[str, Any]:
-        return {"users": [u.to_json() for u in self.users.values()],
-                "queues": [self.queue_json(q, True) for q in self.queues.values()],
-                "sessions": [{"queue": s.queue, "agent": s.agent, "logged_in": s.logged_in.isoformat(),
-                              "logged_out": s.logged_out.isoformat() if s.logged_out else None}
-                             for s in self.sessions]}
+        return {
+            "users": [u.to_json() for u in self.users.values()],
+            "queues": [self.queue_json(q, True) for q in self.queues.values()],
+            "sessions": [
+                {
+                    "queue": s.queue,
+                    "agent": s.agent,
+                    "logged_in": s.logged_in.isoformat(),
+                    "logged_out": s.logged_out.isoformat() if s.logged_out else None,
+                }
+                for s in self.sessions
+            ],
+        }
 
 
 def _interval(delta: dt.timedelta) -> str:

@@ -11,6 +11,7 @@ shapes of docs/3cx.md, including the variants a real 3CX V20 shows (docs/3cx.md;
 - `attended`: `caller_moves` completes an attended transfer by moving the caller's participant into the
   consultation call (which survives), instead of the target's participant into the caller's call.
 """
+
 from __future__ import annotations
 
 import random
@@ -100,13 +101,23 @@ def _value(key: str, value: Any, default: Any) -> Any:
 
 
 def party_external(number: str, name: str) -> dict[str, Any]:
-    return {"party_caller_name": name, "party_dn": TRUNK_DN, "party_caller_id": number, "party_did": "",
-            "party_dn_type": TRUNK}
+    return {
+        "party_caller_name": name,
+        "party_dn": TRUNK_DN,
+        "party_caller_id": number,
+        "party_did": "",
+        "party_dn_type": TRUNK,
+    }
 
 
 def party_dn(dn: str) -> dict[str, Any]:
-    return {"party_caller_name": NAMES.get(dn, dn), "party_dn": dn, "party_caller_id": dn, "party_did": "",
-            "party_dn_type": TYPES.get(dn, EXTENSION)}
+    return {
+        "party_caller_name": NAMES.get(dn, dn),
+        "party_dn": dn,
+        "party_caller_id": dn,
+        "party_did": "",
+        "party_dn_type": TYPES.get(dn, EXTENSION),
+    }
 
 
 def by(kind: str, dn: str) -> dict[str, Any]:
@@ -135,8 +146,14 @@ class Flow:
         self._count: dict[tuple[str, str], int] = {}
 
     def script(self) -> Script:
-        return Script(self.name, tuple(self.steps), dict(self.calls), did=self.p.did,
-                      recording_delay=self.p.recording_delay, falsify_log=self.p.falsify_log)
+        return Script(
+            self.name,
+            tuple(self.steps),
+            dict(self.calls),
+            did=self.p.did,
+            recording_delay=self.p.recording_delay,
+            falsify_log=self.p.falsify_log,
+        )
 
     def leg(self, dn: str, call: str) -> str:
         n = self._count.get((dn, call), 0) + 1
@@ -166,8 +183,13 @@ class Flow:
         """The external caller's trunk leg (not monitored: no events, but it keeps the call alive)."""
         self.calls[call] = "inbound"
         self.external[call] = (caller, caller) if caller else (self.p.caller, self.p.caller_name or self.p.caller)
-        return self.up(f"{call}:caller", TRUNK_DN, call, status="Connected",
-                       **{**party_external(*self.external[call]), "party_did": self.p.did})
+        return self.up(
+            f"{call}:caller",
+            TRUNK_DN,
+            call,
+            status="Connected",
+            **{**party_external(*self.external[call]), "party_did": self.p.did},
+        )
 
     def outbound(self, ext: str, call: str = "A") -> str:
         """`ext` dials `callee` through the trunk: U Dialing on ext (originated_by empty, §4.6); with `makecall`
@@ -175,24 +197,46 @@ class Flow:
         self.calls[call] = "outbound"
         self.external[call] = (self.p.callee, "")
         if self.p.makecall:
-            leg = self.offer(ext, call, status="Ringing", party_caller_name="", party_dn="",
-                             party_caller_id=self.p.callee, party_did="", party_dn_type=NONE_TYPE,
-                             **by("originated_by", ""), **by("referred_by", ""), **by("on_behalf_of", ""))
+            leg = self.offer(
+                ext,
+                call,
+                status="Ringing",
+                party_caller_name="",
+                party_dn="",
+                party_caller_id=self.p.callee,
+                party_did="",
+                party_dn_type=NONE_TYPE,
+                **by("originated_by", ""),
+                **by("referred_by", ""),
+                **by("on_behalf_of", ""),
+            )
             self.wait(PICKUP)
             self.pick_up(leg)
             self.up(leg, ext, call, status="Dialing", **party_external(self.p.callee, ""))
         else:
-            leg = self.up(self.leg(ext, call), ext, call, status="Dialing", **party_external(self.p.callee, ""),
-                          **by("originated_by", ""))
+            leg = self.up(
+                self.leg(ext, call),
+                ext,
+                call,
+                status="Dialing",
+                **party_external(self.p.callee, ""),
+                **by("originated_by", ""),
+            )
         self.up(f"{call}:callee", TRUNK_DN, call, status="Ringing", **party_external(self.p.callee, ""))
         return leg
 
     # --- offering ---------------------------------------------------------------------------
     def ring(self, ext: str, call: str = "A", *, behalf: str = "", referred: str = "", origin: str = "ROUTER") -> str:
         """U Ringing on `ext`, the other party being the call's external party."""
-        return self.offer(ext, call, status="Ringing", **party_external(*self.external[call]),
-                          **by("originated_by", behalf or origin), **by("referred_by", referred),
-                          **by("on_behalf_of", behalf))
+        return self.offer(
+            ext,
+            call,
+            status="Ringing",
+            **party_external(*self.external[call]),
+            **by("originated_by", behalf or origin),
+            **by("referred_by", referred),
+            **by("on_behalf_of", behalf),
+        )
 
     def offer(self, dn: str, call: str, **fields: Any) -> str:
         """A new leg on `dn`; an extension with several devices rings on each (the named leg is the one that
@@ -211,8 +255,15 @@ class Flow:
 
     def enter(self, dn: str, call: str = "A", *, referred: str = "", status: str = "Connected") -> str:
         """The caller reaches a queue / IVR / ring group DN (the queue and IVR answer: Connected)."""
-        return self.up(self.leg(dn, call), dn, call, status=status, **party_external(*self.external[call]),
-                       **by("originated_by", "ROUTER"), **by("referred_by", referred))
+        return self.up(
+            self.leg(dn, call),
+            dn,
+            call,
+            status=status,
+            **party_external(*self.external[call]),
+            **by("originated_by", "ROUTER"),
+            **by("referred_by", referred),
+        )
 
     def pick_up(self, leg: str) -> None:
         """U Connected on `leg`; 3CX removes the extension's other devices a moment later."""
@@ -275,10 +326,25 @@ class Flow:
         (`attended=caller_moves`) the caller's participant moves into the consultation call."""
         via, call = self.dn(leg), self.leg_call[leg]
         self.calls[consult] = "internal"
-        dialing = self.up(self.leg(via, consult), via, consult, status="Dialing", **party_dn(target),
-                          **by("originated_by", ""), **by("referred_by", ""), **by("on_behalf_of", ""))
-        ringing = self.offer(target, consult, status="Ringing", **party_dn(via), **by("originated_by", via),
-                             **by("referred_by", ""), **by("on_behalf_of", ""))
+        dialing = self.up(
+            self.leg(via, consult),
+            via,
+            consult,
+            status="Dialing",
+            **party_dn(target),
+            **by("originated_by", ""),
+            **by("referred_by", ""),
+            **by("on_behalf_of", ""),
+        )
+        ringing = self.offer(
+            target,
+            consult,
+            status="Ringing",
+            **party_dn(via),
+            **by("originated_by", via),
+            **by("referred_by", ""),
+            **by("on_behalf_of", ""),
+        )
         self.ringtime()
         self.answer(ringing)
         self.pick_up(dialing)
@@ -290,8 +356,14 @@ class Flow:
             outside = next((f"{call}:{side}" for side in ("caller", "callee") if f"{call}:{side}" in self.leg_call), "")
             if outside:
                 self.up(outside, TRUNK_DN, consult)
-        self.up(ringing, target, joined, status="Connected", **party_external(*self.external[call]),
-                **by("referred_by", via))
+        self.up(
+            ringing,
+            target,
+            joined,
+            status="Connected",
+            **party_external(*self.external[call]),
+            **by("referred_by", via),
+        )
         self.rm(dialing, leg)
         self.talker = ringing
         return ringing
@@ -299,8 +371,14 @@ class Flow:
     def transfer_external(self, leg: str) -> str:
         """The far party is outside the PBX: only a hidden trunk leg appears, then R on the transferring leg."""
         call = self.leg_call[leg]
-        target = self.up(f"{call}:external", TRUNK_DN, call, status="Connected",
-                         **party_external(self.p.callee, ""), **by("referred_by", self.dn(leg)))
+        target = self.up(
+            f"{call}:external",
+            TRUNK_DN,
+            call,
+            status="Connected",
+            **party_external(self.p.callee, ""),
+            **by("referred_by", self.dn(leg)),
+        )
         self.rm(leg)
         return target
 

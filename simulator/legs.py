@@ -1,5 +1,6 @@
 """A script's participants on the PBX: applies its Upsert and Remove steps (call and leg numbering, a leg moving
 to another call), with no timing and no side effects beyond the `Pbx` (the player adds those)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -35,8 +36,14 @@ class Legs:
         current = self.legs.get(step.leg)
         if current is None:
             dn = self.pbx.dns[step.dn]
-            current = Participant(id=self.pbx.new_participant_id(), status="", dn=step.dn,
-                                  device_id=dn.device()["device_id"], callid=callid, legid=self.pbx.new_leg(callid))
+            current = Participant(
+                id=self.pbx.new_participant_id(),
+                status="",
+                dn=step.dn,
+                device_id=dn.device()["device_id"],
+                callid=callid,
+                legid=self.pbx.new_leg(callid),
+            )
         elif current.callid != callid:  # attended transfer: the leg joins another call (§4.5)
             current = replace(current, callid=callid, legid=self.pbx.new_leg(callid))
         current = replace(current, **dict(step.fields))

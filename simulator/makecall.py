@@ -8,6 +8,7 @@
 Both answer like 3CX's CallControlResultResponse once the extension's `Dialing` participant exists:
 `{"finalstatus": "Success", "reason": "None", "reasontext": "", "result": <participant>}`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -33,8 +34,9 @@ class MakecallPlay:
 
 
 def _failed(status: int, reason: str, text: str) -> web.Response:
-    return web.json_response({"finalstatus": "Failed", "reason": reason, "reasontext": text, "result": None},
-                             status=status)
+    return web.json_response(
+        {"finalstatus": "Failed", "reason": reason, "reasontext": text, "result": None}, status=status
+    )
 
 
 def add_routes(app: web.Application, state_key: web.AppKey[Any]) -> None:
@@ -71,10 +73,14 @@ def add_routes(app: web.Application, state_key: web.AppKey[Any]) -> None:
             body = await request.json()
         except ValueError:
             body = None
-        if not isinstance(body, dict) or body.get("scenario") not in PLAYS or not isinstance(
-                body.get("params", {}), dict):
-            return web.json_response({"error": f"give 'scenario' ({' or '.join(PLAYS)}) and optional 'params'"},
-                                     status=400)
+        if (
+            not isinstance(body, dict)
+            or body.get("scenario") not in PLAYS
+            or not isinstance(body.get("params", {}), dict)
+        ):
+            return web.json_response(
+                {"error": f"give 'scenario' ({' or '.join(PLAYS)}) and optional 'params'"}, status=400
+            )
         params = {k: v for k, v in body.get("params", {}).items() if k not in ("ext", "callee")}
         try:
             Params.parse(params)

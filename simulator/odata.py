@@ -9,6 +9,7 @@ $filter supports `eq ne gt ge lt le`, `and`, `or`, `not`, parentheses, `startswi
 and literals: numbers, 'strings' (quotes doubled inside), true/false/null and unquoted date-times
 (2025-11-25T18:45:00Z).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -36,6 +37,7 @@ def error_response(status: int, message: str, code: str = "") -> web.Response:
 
 # --- values ----------------------------------------------------------------------------------
 
+
 def iso(moment: float | dt.datetime, zone: dt.tzinfo = dt.UTC, timespec: str = "seconds") -> str:
     """Edm.DateTimeOffset in `zone` (UTC written `Z`), to the second unless `timespec` says otherwise."""
     if not isinstance(moment, dt.datetime):
@@ -49,8 +51,9 @@ def duration(seconds: float) -> str:
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
-    time = (f"{int(hours)}H" if hours else "") + (f"{int(minutes)}M" if minutes else "") + (
-        f"{secs:g}S" if secs else "")
+    time = (
+        (f"{int(hours)}H" if hours else "") + (f"{int(minutes)}M" if minutes else "") + (f"{secs:g}S" if secs else "")
+    )
     return ("P" + (f"{int(days)}D" if days else "") + "T" + time) if time else (f"P{int(days)}D" if days else "PT0S")
 
 
@@ -70,7 +73,7 @@ def call_args(text: str, function: str) -> dict[str, str]:
     prefix = f"Pbx.{function}("
     if not text.startswith(prefix) or not text.endswith(")"):
         raise ODataError(f"unknown function {text!r}")
-    inner = text[len(prefix):-1]
+    inner = text[len(prefix) : -1]
     args: dict[str, str] = {}
     pos = 0
     while pos < len(inner):
@@ -119,21 +122,29 @@ def key_arg(text: str) -> int | str:
 
 # --- $filter ---------------------------------------------------------------------------------
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     \s*(?:
       (?P<string>'(?:[^']|'')*')
     | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)
     | (?P<number>-?\d+(?:\.\d+)?)
     | (?P<paren>[(),])
     | (?P<word>[A-Za-z_][A-Za-z0-9_/.]*)
-    )""", re.VERBOSE)
+    )""",
+    re.VERBOSE,
+)
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "gt": lambda a, b: a > b,
-    "ge": lambda a, b: a >= b, "lt": lambda a, b: a < b, "le": lambda a, b: a <= b,
+    "eq": lambda a, b: a == b,
+    "ne": lambda a, b: a != b,
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
 }
 _FUNCTIONS: dict[str, Callable[[str, str], bool]] = {
-    "startswith": lambda a, b: a.startswith(b), "endswith": lambda a, b: a.endswith(b),
+    "startswith": lambda a, b: a.startswith(b),
+    "endswith": lambda a, b: a.endswith(b),
     "contains": lambda a, b: b in a,
 }
 MAX_FILTER = 4000  # characters
@@ -153,8 +164,9 @@ def _tokens(text: str) -> list[_Tok]:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if match is None or match.end() == pos:
-            raise ODataError(f"The query specified in the URI is not valid. Syntax error at position {pos} "
-                             f"in '{text}'.")
+            raise ODataError(
+                f"The query specified in the URI is not valid. Syntax error at position {pos} in '{text}'."
+            )
         kind = match.lastgroup or ""
         out.append(_Tok(kind, match.group(kind)))
         pos = match.end()
@@ -250,6 +262,7 @@ class _Parser:
                 return bool(compare(field, value))
             except (TypeError, ValueError):
                 return False
+
         return predicate
 
     def _function(self, function: Callable[[str, str], bool]) -> Predicate:
@@ -286,18 +299,22 @@ class _Parser:
 
 # --- the other options -------------------------------------------------------------------------
 
+
 def _int_option(query: Mapping[str, str], name: str) -> int | None:
     raw = query.get(name)
     if raw is None:
         return None
     if not raw.strip().isdigit():
-        raise ODataError(f"Invalid value '{raw}' for {name} query option found. The {name} query option requires "
-                         "a non-negative integer value.")
+        raise ODataError(
+            f"Invalid value '{raw}' for {name} query option found. The {name} query option requires "
+            "a non-negative integer value."
+        )
     return int(raw)
 
 
-def apply(rows: Sequence[Row], query: Mapping[str, str], fields: Sequence[str],
-          short: bool = False) -> tuple[list[dict[str, Any]], int | None]:
+def apply(
+    rows: Sequence[Row], query: Mapping[str, str], fields: Sequence[str], short: bool = False
+) -> tuple[list[dict[str, Any]], int | None]:
     """Filters, orders, pages and projects `rows`; returns (value, count or None when $count is not asked).
 
     `short` pages as if the last row did not exist while the count still includes it (a PBX answering short).

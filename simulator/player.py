@@ -1,4 +1,5 @@
 """Plays a `Script` against the `Pbx`: participants appear, change and go; recordings are written like 3CX's."""
+
 from __future__ import annotations
 
 import asyncio
@@ -45,8 +46,9 @@ class Player:
         self.tasks: set[asyncio.Task[None]] = set()
         self.drop_sockets: Callable[[], Awaitable[int]] | None = None  # set by the server: cuts every WebSocket
 
-    def start(self, script: Script, gap: float = 0.05, record: bool | None = None,
-              drop_after: frozenset[int] = frozenset()) -> CallRecord:
+    def start(
+        self, script: Script, gap: float = 0.05, record: bool | None = None, drop_after: frozenset[int] = frozenset()
+    ) -> CallRecord:
         """Allocates the first call's number now and plays the rest in the background.
 
         `drop_after`: cut every WebSocket right after the n-th visible change (1-based) of this call.
@@ -83,8 +85,16 @@ class Player:
 
 
 class _Run:
-    def __init__(self, player: Player, script: Script, parts: Legs, record_row: CallRecord, gap: float,
-                 record: bool, drop_after: frozenset[int]) -> None:
+    def __init__(
+        self,
+        player: Player,
+        script: Script,
+        parts: Legs,
+        record_row: CallRecord,
+        gap: float,
+        record: bool,
+        drop_after: frozenset[int],
+    ) -> None:
         self.player = player
         self.pbx = player.pbx
         self.script = script
@@ -124,8 +134,14 @@ class _Run:
                 elif isinstance(step, SplitRecording):
                     self._split(step.leg)
                 elif isinstance(step, OrderCallback):
-                    self.pbx.callback_log.append({"queue": step.queue, "time": time.time(),
-                                                  "caller": self._caller(), "callid": self.parts.callid("A")})
+                    self.pbx.callback_log.append(
+                        {
+                            "queue": step.queue,
+                            "time": time.time(),
+                            "caller": self._caller(),
+                            "callid": self.parts.callid("A"),
+                        }
+                    )
             for leg in list(self.legs):  # a script never leaves legs behind
                 await self._remove(leg)
             if self.writes:  # done = every wav written and visible in XAPI
@@ -156,9 +172,14 @@ class _Run:
             return
         upserts = [s for s in self.script.steps if isinstance(s, Upsert) and s.call == name]
         trunk = next((s.fields for s in upserts if s.dn == TRUNK_DN), {})
-        entry = InboundCall(self.parts.calls[name], time.time(), self.script.did,
-                            str(trunk.get("party_caller_id", "")), str(trunk.get("party_caller_name", "")),
-                            next((s.dn for s in upserts if s.dn != TRUNK_DN), ""))
+        entry = InboundCall(
+            self.parts.calls[name],
+            time.time(),
+            self.script.did,
+            str(trunk.get("party_caller_id", "")),
+            str(trunk.get("party_caller_name", "")),
+            next((s.dn for s in upserts if s.dn != TRUNK_DN), ""),
+        )
         self.inbound[self.parts.calls[name]] = entry
         self.pbx.inbound_log.append(entry)
 
@@ -176,8 +197,12 @@ class _Run:
             self.pbx.queue_log.append((step.dn, time.time()))
         current = self.parts.upsert(step)
         entry = self.inbound.get(current.callid)
-        if entry and entry.answered_at is None and current.status == "Connected" and \
-                self.pbx.dns[step.dn].type == EXTENSION:
+        if (
+            entry
+            and entry.answered_at is None
+            and current.status == "Connected"
+            and self.pbx.dns[step.dn].type == EXTENSION
+        ):
             entry.answered_at = time.time()
         self._track_recording(step.leg, current)
         self.player.call_log.seen(current, self.script.calls.get(step.call, "internal"), time.time())
@@ -203,8 +228,16 @@ class _Run:
         self.changes += 1
         self.last_visible = time.monotonic()
         entity = f"/callcontrol/{p.dn}/participants/{p.id}"
-        self.row.changes.append({"time": time.time(), "monotonic": self.last_visible, "kind": kind,
-                                 "entity": entity, "status": p.status if kind == "U" else "", "callid": p.callid})
+        self.row.changes.append(
+            {
+                "time": time.time(),
+                "monotonic": self.last_visible,
+                "kind": kind,
+                "entity": entity,
+                "status": p.status if kind == "U" else "",
+                "callid": p.callid,
+            }
+        )
         if self.changes in self.drop_after and self.player.drop_sockets is not None:
             await self.player.drop_sockets()
 
@@ -253,18 +286,43 @@ class _Run:
             return
         end = segment.started + seconds
         delay = self.script.recording_delay if self.script.recording_delay is not None else self.player.recording_delay
-        external = {"Dn": TRUNK_DN, "DnType": 1, "CallerNumber": p.party_caller_id, "DisplayName": p.party_caller_name,
-                    "DidNumber": "", "IdParticipant": trunk_participant, "CrmContact": None}
-        internal = {"Dn": p.dn, "DnType": 0, "CallerNumber": f"Ext.{p.dn}", "DisplayName": ext_name,
-                    "DidNumber": self.script.did if inbound else "", "IdParticipant": p.id, "CrmContact": None}
+        external = {
+            "Dn": TRUNK_DN,
+            "DnType": 1,
+            "CallerNumber": p.party_caller_id,
+            "DisplayName": p.party_caller_name,
+            "DidNumber": "",
+            "IdParticipant": trunk_participant,
+            "CrmContact": None,
+        }
+        internal = {
+            "Dn": p.dn,
+            "DnType": 0,
+            "CallerNumber": f"Ext.{p.dn}",
+            "DisplayName": ext_name,
+            "DidNumber": self.script.did if inbound else "",
+            "IdParticipant": p.id,
+            "CrmContact": None,
+        }
         source, target = (external, internal) if inbound else (internal, external)
-        row = {"Id": rec_id, "StartTime": iso(segment.started, timespec="milliseconds"),
-               "EndTime": iso(end, timespec="milliseconds"),
-               "CallType": "InboundExternal" if inbound else "OutboundExternal",
-               **{f"From{k}": v for k, v in source.items()}, **{f"To{k}": v for k, v in target.items()},
-               "RefParticipantId": None, "RecordingUrl": relative, "IsArchived": False, "ArchivedUrl": None,
-               "CanBeTranscribed": False, "IsTranscribed": False, "TranscriptionResult": None,
-               "Transcription": None, "Summary": None, "SentimentScore": None}
+        row = {
+            "Id": rec_id,
+            "StartTime": iso(segment.started, timespec="milliseconds"),
+            "EndTime": iso(end, timespec="milliseconds"),
+            "CallType": "InboundExternal" if inbound else "OutboundExternal",
+            **{f"From{k}": v for k, v in source.items()},
+            **{f"To{k}": v for k, v in target.items()},
+            "RefParticipantId": None,
+            "RecordingUrl": relative,
+            "IsArchived": False,
+            "ArchivedUrl": None,
+            "CanBeTranscribed": False,
+            "IsTranscribed": False,
+            "TranscriptionResult": None,
+            "Transcription": None,
+            "Summary": None,
+            "SentimentScore": None,
+        }
         visible_at = time.monotonic() + delay
         self.visible_at = max(self.visible_at, visible_at)
         self.pbx.add_recording(Recording(rec_id, relative, segment.started, end, visible_at, row))
@@ -275,4 +333,4 @@ class _Run:
 
 
 def _safe(name: str) -> str:
-    return "".join("_" if ch in '/\\\0' else ch for ch in name)
+    return "".join("_" if ch in "/\\\0" else ch for ch in name)

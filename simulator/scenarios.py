@@ -4,6 +4,7 @@
 random but well-formed call for property tests. SCENARIOS.md lists the resulting sequences. Every scenario plays
 under any combination of the variant params (flow.py): the CRM must get the same webhooks.
 """
+
 from __future__ import annotations
 
 import random
@@ -211,10 +212,25 @@ def internal_call(f: Flow) -> None:
     """`ext` calls 102 (103 when `ext` is 102): an internal call, no trunk, no recording."""
     target = "103" if f.p.ext == "102" else "102"
     f.calls["A"] = "internal"
-    dialing = f.up(f.leg(f.p.ext, "A"), f.p.ext, "A", status="Dialing", **party_dn(target),
-                   **by("originated_by", ""), **by("referred_by", ""), **by("on_behalf_of", ""))
-    ringing = f.offer(target, "A", status="Ringing", **party_dn(f.p.ext), **by("originated_by", f.p.ext),
-                      **by("referred_by", ""), **by("on_behalf_of", ""))
+    dialing = f.up(
+        f.leg(f.p.ext, "A"),
+        f.p.ext,
+        "A",
+        status="Dialing",
+        **party_dn(target),
+        **by("originated_by", ""),
+        **by("referred_by", ""),
+        **by("on_behalf_of", ""),
+    )
+    ringing = f.offer(
+        target,
+        "A",
+        status="Ringing",
+        **party_dn(f.p.ext),
+        **by("originated_by", f.p.ext),
+        **by("referred_by", ""),
+        **by("on_behalf_of", ""),
+    )
     f.ringtime()
     f.answer(ringing)
     f.pick_up(dialing)
@@ -262,8 +278,16 @@ SCENARIOS: dict[str, Callable[[Flow], None]] = {
     "internal_call": internal_call,
 }
 
-EXT_SCENARIOS = frozenset({"inbound_answered", "caller_hangs_up_ringing", "mobile_reconnect", "outbound_answered",
-                           "outbound_unanswered", "internal_call"})
+EXT_SCENARIOS = frozenset(
+    {
+        "inbound_answered",
+        "caller_hangs_up_ringing",
+        "mobile_reconnect",
+        "outbound_answered",
+        "outbound_unanswered",
+        "internal_call",
+    }
+)
 
 
 def random_flow(f: Flow) -> None:

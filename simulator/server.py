@@ -1,8 +1,9 @@
 """The simulator's aiohttp application: OAuth token, Call Control REST + WebSocket, XAPI, and `/sim/` control.
 
-    state = SimState(SimConfig(client_id="crmhooks", client_secret="…", recordings_dir=Path("rec")))
-    app = create_app(state)
+state = SimState(SimConfig(client_id="crmhooks", client_secret="…", recordings_dir=Path("rec")))
+app = create_app(state)
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -48,7 +49,14 @@ class SimState:
     def __post_init__(self) -> None:
         extra = tuple(Dn(str(2000 + i), EXTENSION, f"Load {2000 + i}") for i in range(self.config.extra_extensions))
         route_point = Dn(self.config.client_id, ROUTEPOINT, "API route point")  # the API client's own DN (§1.1)
-        dns = (*tuple(replace(dn, monitored=True) if self.config.monitor_trunk and dn.type == TRUNK else dn for dn in self.config.dns), route_point, *extra)
+        dns = (
+            *tuple(
+                replace(dn, monitored=True) if self.config.monitor_trunk and dn.type == TRUNK else dn
+                for dn in self.config.dns
+            ),
+            route_point,
+            *extra,
+        )
         self.pbx = Pbx(dns, self.config.first_call_number)
         self.tokens = Tokens(self.config.client_id, self.config.client_secret, self.config.token_ttl)
         self.player = Player(self.pbx, self.config.recordings_dir, self.config.recording_delay)
@@ -63,8 +71,10 @@ def directory_for(dns: tuple[Dn, ...]) -> Directory:
         first, _, last = dn.name.partition(" ")
         users.append(User(i + 1, dn.number, first, last, f"{first.lower()}.{last.lower() or dn.number}@example.com"))
     members = {"800": ["101", "102"], "801": ["103"]}
-    queues = [Queue(i + 1, dn.number, dn.name, members.get(dn.number, []))
-              for i, dn in enumerate(d for d in dns if d.type == QUEUE)]
+    queues = [
+        Queue(i + 1, dn.number, dn.name, members.get(dn.number, []))
+        for i, dn in enumerate(d for d in dns if d.type == QUEUE)
+    ]
     return Directory(users, queues)
 
 
@@ -86,8 +96,11 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     if path.startswith("/callcontrol") or path.startswith("/xapi/"):
         tokens = request.app[TOKENS_KEY]
         header = request.headers.get("Authorization")
-        if not tokens.valid(header) and not (path.startswith("/xapi/") and "access_token" in request.query
-                                             and tokens.valid("Bearer " + request.query["access_token"])):
+        if not tokens.valid(header) and not (
+            path.startswith("/xapi/")
+            and "access_token" in request.query
+            and tokens.valid("Bearer " + request.query["access_token"])
+        ):
             return _unauthorized()
         target = xapi.target_of(path) if request.method == "GET" else ""
         fault = request.app[STATE_KEY].faults.take(path, target)
@@ -106,14 +119,18 @@ async def token(request: web.Request) -> web.Response:
     grant = str(form.get("grant_type", ""))
     client_id, secret = str(form.get("client_id", "")), str(form.get("client_secret", ""))
     if grant != "client_credentials":
-        return web.json_response({"error": "unsupported_grant_type",
-                                  "error_description": "grant_type must be client_credentials"}, status=400)
+        return web.json_response(
+            {"error": "unsupported_grant_type", "error_description": "grant_type must be client_credentials"},
+            status=400,
+        )
     if not state.tokens.check_credentials(client_id, secret):
-        return web.json_response({"error": "unauthorized", "error_description": "Invalid client credentials"},
-                                 status=401)
+        return web.json_response(
+            {"error": "unauthorized", "error_description": "Invalid client credentials"}, status=401
+        )
     access, expires_in = state.tokens.mint(client_id)
-    return web.json_response({"token_type": "Bearer", "expires_in": expires_in, "access_token": access,
-                              "refresh_token": None})
+    return web.json_response(
+        {"token_type": "Bearer", "expires_in": expires_in, "access_token": access, "refresh_token": None}
+    )
 
 
 async def callcontrol_get(request: web.Request) -> web.Response:

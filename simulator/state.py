@@ -1,4 +1,5 @@
 """The simulated PBX: DNs, live participants, call/leg/participant numbering, WS listeners, recordings, tokens."""
+
 from __future__ import annotations
 
 import asyncio
@@ -35,8 +36,11 @@ class Dn:
     monitored: bool = True
 
     def device(self, host: str = "127.0.0.1") -> dict[str, str]:
-        return {"dn": self.number, "device_id": f"sip:{self.number}@{host}:5062;rinstance=sim{self.number}",
-                "user_agent": "3CX Phone for Linux 20.0" if self.type == EXTENSION else "3CX"}
+        return {
+            "dn": self.number,
+            "device_id": f"sip:{self.number}@{host}:5062;rinstance=sim{self.number}",
+            "user_agent": "3CX Phone for Linux 20.0" if self.type == EXTENSION else "3CX",
+        }
 
 
 DEFAULT_DNS: tuple[Dn, ...] = (
@@ -185,8 +189,14 @@ class Listener:
         number = next(self._sequence) if sequence is None else sequence
         if self.losing:
             return
-        self.queue.put_nowait(json.dumps({"sequence": number, "event": {
-            "event_type": event_type, "entity": entity, "attached_data": attached_data}}))
+        self.queue.put_nowait(
+            json.dumps(
+                {
+                    "sequence": number,
+                    "event": {"event_type": event_type, "entity": entity, "attached_data": attached_data},
+                }
+            )
+        )
 
     def push_raw(self, text: str) -> None:
         self.queue.put_nowait(text)
@@ -239,16 +249,26 @@ class Pbx:
         return found if found is not None and found.monitored else None
 
     def dn_info(self, dn: Dn) -> dict[str, Any]:
-        return {"dn": dn.number, "type": dn.type, "devices": [dn.device()],
-                "participants": [self.shown(p).to_json() for p in self.participants[dn.number].values()]}
+        return {
+            "dn": dn.number,
+            "type": dn.type,
+            "devices": [dn.device()],
+            "participants": [self.shown(p).to_json() for p in self.participants[dn.number].values()],
+        }
 
     def shown(self, p: Participant) -> Participant:
         """The participant as Call Control shows it (a trunk participant's party is the DN inside the PBX)."""
         inside = self._trunk_parties.get((p.dn, p.id))
         if inside is None:
             return p
-        return replace(p, party_dn=inside.number, party_dn_type=inside.type, party_caller_id=inside.number,
-                       party_caller_name=inside.name, party_did="")
+        return replace(
+            p,
+            party_dn=inside.number,
+            party_dn_type=inside.type,
+            party_caller_id=inside.number,
+            party_caller_name=inside.name,
+            party_did="",
+        )
 
     # --- changes (each one is announced to every WebSocket) ---------------------------------
     def upsert(self, participant: Participant) -> None:

@@ -1,4 +1,5 @@
 """The data a scenario is made of: steps on named legs of named calls (see SCENARIOS.md)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping

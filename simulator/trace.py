@@ -11,6 +11,7 @@ hidden trunk participant (the number it went on to, as that answer gives it) unt
 stops listing it. Status and directory changes are
 not played.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -55,8 +56,13 @@ def dns_of(records: list[dict[str, Any]]) -> tuple[Dn, ...]:
     types: dict[str, str] = dict((records[0].get("facts") or {}).get("dn_types") or {})
     for record in records:
         if record["kind"] == "snapshot" and isinstance(record.get("body"), list):
-            types.update({str(i["dn"]): str(i.get("type") or EXTENSION) for i in record["body"]
-                          if isinstance(i, dict) and "dn" in i})
+            types.update(
+                {
+                    str(i["dn"]): str(i.get("type") or EXTENSION)
+                    for i in record["body"]
+                    if isinstance(i, dict) and "dn" in i
+                }
+            )
     dns = tuple(Dn(dn, kind, f"{kind.removeprefix('W').capitalize()} {dn}") for dn, kind in sorted(types.items()))
     return dns if TRUNK_DN in types else (*dns, Dn(TRUNK_DN, TRUNK, "Trunk", monitored=False))
 
@@ -90,15 +96,27 @@ def _listings(records: list[dict[str, Any]]) -> list[_Listing]:
     out = []
     for record in records:
         rows = record.get("body", {}).get("value") if isinstance(record.get("body"), dict) else None
-        if record["kind"] != "xapi" or not str(record.get("path", "")).endswith("/ActiveCalls") or \
-                not isinstance(rows, list):
+        if (
+            record["kind"] != "xapi"
+            or not str(record.get("path", "")).endswith("/ActiveCalls")
+            or not isinstance(rows, list)
+        ):
             continue
         flt = str((record.get("params") or {}).get("$filter", ""))
         asked = frozenset(int(n) for n in _ID.findall(flt)) if flt else None
         listed = [r for r in rows if isinstance(r, dict) and isinstance(r.get("Id"), int)]
-        out.append(_Listing(float(record["t"]), asked, frozenset(r["Id"] for r in listed),
-                            {r["Id"]: (str(r.get("Caller") or ""), str(r.get("Callee") or "")) for r in listed
-                             if "Caller" in r or "Callee" in r}))
+        out.append(
+            _Listing(
+                float(record["t"]),
+                asked,
+                frozenset(r["Id"] for r in listed),
+                {
+                    r["Id"]: (str(r.get("Caller") or ""), str(r.get("Callee") or ""))
+                    for r in listed
+                    if "Caller" in r or "Callee" in r
+                },
+            )
+        )
     return out
 
 
@@ -121,8 +139,7 @@ class _Builder:
         name = f"c{callid}"
         if name not in self.calls:
             external = raw.get("party_dn_type") == TRUNK
-            self.calls[name] = ("inbound" if raw.get("status") == "Ringing" else "outbound") if external \
-                else "internal"
+            self.calls[name] = ("inbound" if raw.get("status") == "Ringing" else "outbound") if external else "internal"
         self.live[leg] = raw
         self.steps.append(Upsert(leg, leg.split("/")[0], name, {k: v for k, v in raw.items() if k in _FIELDS}))
         hidden = self.hidden.pop(callid, None)
@@ -142,12 +159,24 @@ class _Builder:
         if after is not None and callid in after.listed:
             self.hidden[callid] = f"{TRUNK_DN}/outside-{callid}"
             # with no monitored DN left, ActiveCalls shows the number the call went on to in the inside's place
-            caller, callee = next((x.parties[callid] for x in self.listings
-                                   if x.t >= self.clock and callid in x.parties), ("", ""))
+            caller, callee = next(
+                (x.parties[callid] for x in self.listings if x.t >= self.clock and callid in x.parties), ("", "")
+            )
             number, _, name = (caller if self.calls.get(f"c{callid}") == "outbound" else callee).partition(" ")
-            self.steps.append(Upsert(self.hidden[callid], TRUNK_DN, f"c{callid}", {
-                "status": "Connected", "party_caller_id": number, "party_caller_name": name, "party_dn": TRUNK_DN,
-                "party_dn_type": TRUNK}))
+            self.steps.append(
+                Upsert(
+                    self.hidden[callid],
+                    TRUNK_DN,
+                    f"c{callid}",
+                    {
+                        "status": "Connected",
+                        "party_caller_id": number,
+                        "party_caller_name": name,
+                        "party_dn": TRUNK_DN,
+                        "party_dn_type": TRUNK,
+                    },
+                )
+            )
 
     def snapshot(self, body: list[Any]) -> None:
         seen: dict[str, dict[str, Any]] = {}

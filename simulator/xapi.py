@@ -5,6 +5,7 @@ directory (`Users`, `Queues`, `Queues({Id})/Agents` and their PATCH writes, data
 Every handler answers a JSON body or raises: `ODataError` and `DirectoryError` are 400, `KeyError` is 404, as
 OData error objects (`odata.error_response`). Tokens and scheduled faults are checked before (server.py).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -37,27 +38,99 @@ from .state import (
 
 BASE = "/xapi/v1/"
 VERSION = "20.0.10.1001"
-RECORDING_FIELDS = ("Id", "StartTime", "EndTime", "CallType", "FromDn", "FromDnType", "FromCallerNumber",
-                    "FromDisplayName", "FromDidNumber", "FromCrmContact", "FromIdParticipant", "ToDn", "ToDnType",
-                    "ToCallerNumber", "ToDisplayName", "ToDidNumber", "ToCrmContact", "ToIdParticipant",
-                    "RefParticipantId", "RecordingUrl", "IsArchived", "ArchivedUrl", "CanBeTranscribed",
-                    "IsTranscribed", "TranscriptionResult", "Transcription", "Summary", "SentimentScore")
-INBOUND_CALL_FIELDS = ("CallHistoryId", "CdrId", "StartTime", "Did", "RuleName", "TrunkName", "TrunkNumber",
-                       "SourceCallerId", "SourceDisplayName", "SourceDn", "DestinationDn", "DestinationCallerId",
-                       "DestinationDisplayName", "Status", "RingingDuration", "TalkingDuration", "CallDuration",
-                       "RecordingId", "RecordingUrl", "QualityReport", "SentimentScore", "Summary", "Transcription")
+RECORDING_FIELDS = (
+    "Id",
+    "StartTime",
+    "EndTime",
+    "CallType",
+    "FromDn",
+    "FromDnType",
+    "FromCallerNumber",
+    "FromDisplayName",
+    "FromDidNumber",
+    "FromCrmContact",
+    "FromIdParticipant",
+    "ToDn",
+    "ToDnType",
+    "ToCallerNumber",
+    "ToDisplayName",
+    "ToDidNumber",
+    "ToCrmContact",
+    "ToIdParticipant",
+    "RefParticipantId",
+    "RecordingUrl",
+    "IsArchived",
+    "ArchivedUrl",
+    "CanBeTranscribed",
+    "IsTranscribed",
+    "TranscriptionResult",
+    "Transcription",
+    "Summary",
+    "SentimentScore",
+)
+INBOUND_CALL_FIELDS = (
+    "CallHistoryId",
+    "CdrId",
+    "StartTime",
+    "Did",
+    "RuleName",
+    "TrunkName",
+    "TrunkNumber",
+    "SourceCallerId",
+    "SourceDisplayName",
+    "SourceDn",
+    "DestinationDn",
+    "DestinationCallerId",
+    "DestinationDisplayName",
+    "Status",
+    "RingingDuration",
+    "TalkingDuration",
+    "CallDuration",
+    "RecordingId",
+    "RecordingUrl",
+    "QualityReport",
+    "SentimentScore",
+    "Summary",
+    "Transcription",
+)
 USER_FIELDS = tuple(User(0, "", "", "").to_json())
 QUEUE_FIELDS = (*Queue(0, "", "").to_json(), "Agents")
 AGENT_FIELDS = ("Id", "Number", "Name", "SkillGroup", "Tags")
-HISTORY_FIELDS = ("QueueNo", "AgentNo", "Agent", "Day", "loggedInDt", "LoggedOutDt", "LoggedInInterval",
-                  "LoggedInDayInterval", "LoggedInTotalInterval", "TalkingInterval", "TalkingDayInterval",
-                  "TalkingTotalInterval")
-PEER_TYPES = {EXTENSION: "Extension", QUEUE: "Queue", IVR: "IVR", RINGGROUP: "RingGroup", SPECIALMENU: "SpecialMenu",
-              PARKING: "Parking", TRUNK: "ExternalLine", ROUTEPOINT: "RoutePoint"}
+HISTORY_FIELDS = (
+    "QueueNo",
+    "AgentNo",
+    "Agent",
+    "Day",
+    "loggedInDt",
+    "LoggedOutDt",
+    "LoggedInInterval",
+    "LoggedInDayInterval",
+    "LoggedInTotalInterval",
+    "TalkingInterval",
+    "TalkingDayInterval",
+    "TalkingTotalInterval",
+)
+PEER_TYPES = {
+    EXTENSION: "Extension",
+    QUEUE: "Queue",
+    IVR: "IVR",
+    RINGGROUP: "RingGroup",
+    SPECIALMENU: "SpecialMenu",
+    PARKING: "Parking",
+    TRUNK: "ExternalLine",
+    ROUTEPOINT: "RoutePoint",
+}
 # Every parameter of Pbx.GetCallLogData is required (docs/3cx.md §5.6); the simulator serves the "all" values.
-CALL_LOG_ALL = {"sourceType": "0", "sourceFilter": "", "destinationType": "0", "destinationFilter": "",
-                "callsType": "0", "callTimeFilterType": "0", "callTimeFilterFrom": "0:00:0",
-                "callTimeFilterTo": "0:00:0"}
+CALL_LOG_ALL = {
+    "sourceType": "0",
+    "sourceFilter": "",
+    "destinationType": "0",
+    "destinationFilter": "",
+    "callsType": "0",
+    "callTimeFilterType": "0",
+    "callTimeFilterFrom": "0:00:0",
+    "callTimeFilterTo": "0:00:0",
+}
 _USER_PATCH = {"CurrentProfileName", "QueueStatus", "FirstName", "LastName", "EmailAddress"}
 _NOT_FOUND = "No HTTP resource was found that matches the request URI."
 Body = dict[str, Any]
@@ -67,7 +140,7 @@ def target_of(path: str) -> str:
     """The collection an XAPI path reads: `/xapi/v1/Queues(3)/Agents` → Agents, `…/ReportX/Pbx.F(…)` → ReportX."""
     if not path.startswith(BASE):
         return ""
-    names = [part.split("(")[0] for part in path[len(BASE):].split("/") if part and not part.startswith("Pbx.")]
+    names = [part.split("(")[0] for part in path[len(BASE) :].split("/") if part and not part.startswith("Pbx.")]
     return names[-1] if names else ""
 
 
@@ -80,18 +153,31 @@ def _inbound_row(pbx: Pbx, entry: InboundCall, now: float) -> Body:
     end = entry.ended_at or now
     answered = entry.answered_at
     first = pbx.dns.get(entry.first_dn)
-    return {"CallHistoryId": f"00000000-0000-0000-0000-{entry.callid:012d}", "CdrId": f"{entry.callid:08d}-cdr",
-            "StartTime": iso(entry.started), "Did": entry.did,
-            "RuleName": DID_RULE_NAME if entry.did == TRUNK_DID else "", "TrunkName": "Main trunk",
-            "TrunkNumber": TRUNK_DN, "SourceCallerId": entry.caller, "SourceDisplayName": entry.caller_name,
-            "SourceDn": TRUNK_DN, "DestinationDn": entry.first_dn, "DestinationCallerId": f"Ext.{entry.first_dn}",
-            "DestinationDisplayName": first.name if first else "",
-            "Status": "Answered" if answered else ("Unanswered" if entry.ended_at else "Waiting"),
-            "RingingDuration": duration((answered or end) - entry.started),
-            "TalkingDuration": duration(end - answered if answered else 0),
-            "CallDuration": duration(end - entry.started), "RecordingId": entry.recording_id,
-            "RecordingUrl": entry.recording_url or None, "QualityReport": False, "SentimentScore": None,
-            "Summary": None, "Transcription": None}
+    return {
+        "CallHistoryId": f"00000000-0000-0000-0000-{entry.callid:012d}",
+        "CdrId": f"{entry.callid:08d}-cdr",
+        "StartTime": iso(entry.started),
+        "Did": entry.did,
+        "RuleName": DID_RULE_NAME if entry.did == TRUNK_DID else "",
+        "TrunkName": "Main trunk",
+        "TrunkNumber": TRUNK_DN,
+        "SourceCallerId": entry.caller,
+        "SourceDisplayName": entry.caller_name,
+        "SourceDn": TRUNK_DN,
+        "DestinationDn": entry.first_dn,
+        "DestinationCallerId": f"Ext.{entry.first_dn}",
+        "DestinationDisplayName": first.name if first else "",
+        "Status": "Answered" if answered else ("Unanswered" if entry.ended_at else "Waiting"),
+        "RingingDuration": duration((answered or end) - entry.started),
+        "TalkingDuration": duration(end - answered if answered else 0),
+        "CallDuration": duration(end - entry.started),
+        "RecordingId": entry.recording_id,
+        "RecordingUrl": entry.recording_url or None,
+        "QualityReport": False,
+        "SentimentScore": None,
+        "Summary": None,
+        "Transcription": None,
+    }
 
 
 def _call_log_period(args: dict[str, str]) -> tuple[float, float]:
@@ -117,9 +203,11 @@ def _by_key(items: Any, key: int | str, text: str) -> Any:
     return found
 
 
-def _serve(target: str, handler: Callable[[web.Request], Awaitable[Any]]) -> Callable[[web.Request],
-                                                                                       Awaitable[web.StreamResponse]]:
+def _serve(
+    target: str, handler: Callable[[web.Request], Awaitable[Any]]
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """Turns a handler's body (or exception) into the XAPI answer: JSON, 204 for a write, or an OData error."""
+
     async def serve(request: web.Request) -> web.StreamResponse:
         try:
             body = await handler(request)
@@ -132,6 +220,7 @@ def _serve(target: str, handler: Callable[[web.Request], Awaitable[Any]]) -> Cal
         if body is None:
             return web.Response(status=204)
         return web.json_response(body, dumps=functools.partial(json.dumps, ensure_ascii=False))
+
     return serve
 
 
@@ -147,8 +236,9 @@ class Xapi:
         directory: Directory = request.app[self.key].directory
         return directory
 
-    def collection(self, request: web.Request, target: str, rows: list[Body], fields: tuple[str, ...],
-                   context: str = "") -> Body:
+    def collection(
+        self, request: web.Request, target: str, rows: list[Body], fields: tuple[str, ...], context: str = ""
+    ) -> Body:
         """An OData collection reply; a scheduled `/sim/directory/partial` fault makes it one row short."""
         short = request.app[self.key].faults.take(request.path, target, short=True) is not None
         value, count = odata.apply(rows, request.query, fields, short=short)
@@ -170,9 +260,13 @@ class Xapi:
         call = request.match_info["call"]
         if call.startswith("Pbx.GetRecordingRepositorySettings"):
             state = request.app[self.key]
-            return {"@odata.context": "$metadata#Pbx.RecordingRepositorySettings",
-                    "RecordingPath": str(state.config.recordings_dir), "IsArchivingEnabled": False,
-                    "AutoDeleteRecordingDays": 0, "RecordingsQuota": 0}
+            return {
+                "@odata.context": "$metadata#Pbx.RecordingRepositorySettings",
+                "RecordingPath": str(state.config.recordings_dir),
+                "IsArchivingEnabled": False,
+                "AutoDeleteRecordingDays": 0,
+                "RecordingsQuota": 0,
+            }
         try:
             rec_id = int(odata.call_args(call, "DownloadRecording")["recId"])
         except (ValueError, KeyError):
@@ -182,13 +276,23 @@ class Xapi:
         if found is None or path is None or not path.is_file():
             return odata.error_response(400, "WARNINGS.XAPI.FILE_NOT_FOUND", "WARNINGS.XAPI.FILE_NOT_FOUND")
         name = path.name.replace('"', "'")
-        return web.FileResponse(path, headers={"Content-Type": "audio/x-wav",
-                                               "Content-Disposition": f'attachment; filename="{name}"'})
+        return web.FileResponse(
+            path, headers={"Content-Type": "audio/x-wav", "Content-Disposition": f'attachment; filename="{name}"'}
+        )
 
     async def trunks(self, request: web.Request) -> Body:
-        rows = [{"Id": 1, "Number": TRUNK_DN, "Name": "Main trunk", "DidNumbers": [TRUNK_DID],
-                 "ExternalNumber": TRUNK_DID, "Direction": "Both", "IsOnline": True,
-                 "Gateway": {"Name": "SIP provider", "Host": "sip.example.net", "Port": 5060}}]
+        rows = [
+            {
+                "Id": 1,
+                "Number": TRUNK_DN,
+                "Name": "Main trunk",
+                "DidNumbers": [TRUNK_DID],
+                "ExternalNumber": TRUNK_DID,
+                "Direction": "Both",
+                "IsOnline": True,
+                "Gateway": {"Name": "SIP provider", "Host": "sip.example.net", "Port": 5060},
+            }
+        ]
         return self.collection(request, "Trunks", rows, tuple(rows[0]))
 
     async def did_numbers(self, request: web.Request) -> Body:
@@ -196,18 +300,29 @@ class Xapi:
 
     async def inbound_rules(self, request: web.Request) -> Body:
         destination = {"To": "Extension", "Number": "101", "External": None, "Name": "Ivan Petrov"}
-        rows = [{"Id": 1, "RuleName": DID_RULE_NAME, "Data": TRUNK_DID, "Condition": "BasedOnDID",
-                 "CallType": "AllCalls", "TrunkDN": {"Id": 1, "Number": TRUNK_DN, "Name": "Main trunk",
-                                                     "Type": "ExternalLine"},
-                 "OfficeHoursDestination": destination, "OutOfOfficeHoursDestination": destination,
-                 "HolidaysDestination": destination, "Hours": {"Type": "AllHours"}}]
+        rows = [
+            {
+                "Id": 1,
+                "RuleName": DID_RULE_NAME,
+                "Data": TRUNK_DID,
+                "Condition": "BasedOnDID",
+                "CallType": "AllCalls",
+                "TrunkDN": {"Id": 1, "Number": TRUNK_DN, "Name": "Main trunk", "Type": "ExternalLine"},
+                "OfficeHoursDestination": destination,
+                "OutOfOfficeHoursDestination": destination,
+                "HolidaysDestination": destination,
+                "Hours": {"Type": "AllHours"},
+            }
+        ]
         return self.collection(request, "InboundRules", rows, tuple(rows[0]))
 
     async def peers(self, request: web.Request) -> Body:
         """Every DN with its XAPI PeerType, the way to label a DN seen in Call Control (§5.3)."""
         dns = self.pbx(request).dns.values()
-        rows = [{"Id": i + 1, "Number": dn.number, "Name": dn.name, "Type": PEER_TYPES.get(dn.type, "None")}
-                for i, dn in enumerate(dns)]
+        rows = [
+            {"Id": i + 1, "Number": dn.number, "Name": dn.name, "Type": PEER_TYPES.get(dn.type, "None")}
+            for i, dn in enumerate(dns)
+        ]
         return self.collection(request, "Peers", rows, ("Id", "Number", "Name", "Type"))
 
     async def active_calls(self, request: web.Request) -> Body:
@@ -232,18 +347,35 @@ class Xapi:
                 caller, callee = outside, (inside[-1] if inside else onward)
             talking = any(p.status == "Connected" and pbx.dns[p.dn].type in (EXTENSION, QUEUE) for p in legs)
             started = pbx.call_started.get(callid, now)
-            rows.append({"Id": callid, "Caller": caller, "Callee": callee,
-                         "Status": "Talking" if talking else "Routing", "EstablishedAt": iso(started),
-                         "LastChangeStatus": iso(pbx.call_changed.get(callid, started)), "ServerNow": iso(now)})
-        return self.collection(request, "ActiveCalls", rows, ("Id", "Caller", "Callee", "Status", "EstablishedAt",
-                                                              "LastChangeStatus", "ServerNow"))
+            rows.append(
+                {
+                    "Id": callid,
+                    "Caller": caller,
+                    "Callee": callee,
+                    "Status": "Talking" if talking else "Routing",
+                    "EstablishedAt": iso(started),
+                    "LastChangeStatus": iso(pbx.call_changed.get(callid, started)),
+                    "ServerNow": iso(now),
+                }
+            )
+        return self.collection(
+            request,
+            "ActiveCalls",
+            rows,
+            ("Id", "Caller", "Callee", "Status", "EstablishedAt", "LastChangeStatus", "ServerNow"),
+        )
 
     async def system_status(self, request: web.Request) -> Body:
         pbx = self.pbx(request)
-        return {"@odata.context": "$metadata#Pbx.SystemStatus", "Version": VERSION, "FQDN": request.host,
-                "CallsActive": len(pbx.live_calls()),
-                "ExtensionsRegistered": sum(1 for d in pbx.dns.values() if d.type == EXTENSION),
-                "RecordingQuotaReached": False, "RecordingStopped": False}
+        return {
+            "@odata.context": "$metadata#Pbx.SystemStatus",
+            "Version": VERSION,
+            "FQDN": request.host,
+            "CallsActive": len(pbx.live_calls()),
+            "ExtensionsRegistered": sum(1 for d in pbx.dns.values() if d.type == EXTENSION),
+            "RecordingQuotaReached": False,
+            "RecordingStopped": False,
+        }
 
     # --- reports --------------------------------------------------------------------------------
     async def inbound_calls(self, request: web.Request) -> Body:
@@ -251,8 +383,11 @@ class Xapi:
         start, end = odata.moment_arg(args, "periodFrom"), odata.moment_arg(args, "periodTo")
         trunks = [t for t in args.get("trunkDns", "").split(",") if t]
         pbx, now = self.pbx(request), time.time()
-        rows = [_inbound_row(pbx, entry, now) for entry in pbx.inbound_log
-                if start <= entry.started <= end and (not trunks or TRUNK_DN in trunks)]
+        rows = [
+            _inbound_row(pbx, entry, now)
+            for entry in pbx.inbound_log
+            if start <= entry.started <= end and (not trunks or TRUNK_DN in trunks)
+        ]
         return self.collection(request, "ReportInboundCalls", rows, INBOUND_CALL_FIELDS)
 
     async def call_log(self, request: web.Request) -> Body:
@@ -272,23 +407,38 @@ class Xapi:
                 continue
             count = sum(1 for c in pbx.callback_log if c["queue"] == queue and start <= c["time"] <= end)
             received = sum(1 for q, moment in pbx.queue_log if q == queue and start <= moment <= end)
-            rows.append({"QueueDnNumber": queue, "Dn": pbx.dns[queue].name, "ReceivedCount": received,
-                         "CallbacksCount": count, "FailCallbacksCount": 0})
-        return self.collection(request, "ReportQueueCallbacks", rows, ("QueueDnNumber", "Dn", "ReceivedCount",
-                                                                       "CallbacksCount", "FailCallbacksCount"))
+            rows.append(
+                {
+                    "QueueDnNumber": queue,
+                    "Dn": pbx.dns[queue].name,
+                    "ReceivedCount": received,
+                    "CallbacksCount": count,
+                    "FailCallbacksCount": 0,
+                }
+            )
+        return self.collection(
+            request,
+            "ReportQueueCallbacks",
+            rows,
+            ("QueueDnNumber", "Dn", "ReceivedCount", "CallbacksCount", "FailCallbacksCount"),
+        )
 
     async def login_history(self, request: web.Request) -> Body:
         args = odata.call_args(request.match_info["call"], "GetAgentLoginHistoryData")
         missing = [n for n in ("clientTimeZone", "startDt", "endDt", "queueDnStr", "agentDnStr") if n not in args]
         if missing:
             raise ODataError(f"GetAgentLoginHistoryData needs {', '.join(missing)}")
-        start, end = (dt.datetime.fromtimestamp(odata.moment_arg(args, name), dt.UTC)
-                      for name in ("startDt", "endDt"))
-        rows = self.directory(request).history(start, end, odata.zone_arg(args["clientTimeZone"]),
-                                               {q for q in args["queueDnStr"].split(",") if q},
-                                               {a for a in args["agentDnStr"].split(",") if a})
-        return self.collection(request, "ReportAgentLoginHistory", rows, HISTORY_FIELDS,
-                               "Collection(Pbx.AgentLoginHistory)")
+        start, end = (dt.datetime.fromtimestamp(odata.moment_arg(args, name), dt.UTC) for name in ("startDt", "endDt"))
+        rows = self.directory(request).history(
+            start,
+            end,
+            odata.zone_arg(args["clientTimeZone"]),
+            {q for q in args["queueDnStr"].split(",") if q},
+            {a for a in args["agentDnStr"].split(",") if a},
+        )
+        return self.collection(
+            request, "ReportAgentLoginHistory", rows, HISTORY_FIELDS, "Collection(Pbx.AgentLoginHistory)"
+        )
 
     # --- directory ------------------------------------------------------------------------------
     async def users(self, request: web.Request) -> Body:
@@ -353,8 +503,11 @@ class Xapi:
         directory, queue = self.directory(request), self._queue(request)
         body = await _json_object(request)
         agents = body.get("Agents")
-        if set(body) != {"Agents"} or not isinstance(agents, list) or not all(
-                isinstance(a, dict) and isinstance(a.get("Number"), str) for a in agents):
+        if (
+            set(body) != {"Agents"}
+            or not isinstance(agents, list)
+            or not all(isinstance(a, dict) and isinstance(a.get("Number"), str) for a in agents)
+        ):
             raise ODataError('the simulator changes queues only by {"Agents": [{"Number": "…"}, …]}')
         wanted = [a["Number"] for a in agents]
         for number in wanted:
@@ -380,24 +533,25 @@ def add_routes(app: web.Application, state_key: web.AppKey[Any]) -> None:
     x = Xapi(state_key)
     get = app.router.add_get
     for path, target, handler in (
-            ("Recordings", "Recordings", x.recordings),
-            ("Recordings({key})", "Recordings", x.not_found),  # by key is 404 on a real V20 too (§5.7)
-            ("Recordings/{call:.+}", "Recordings", x.recording_function),
-            ("Trunks", "Trunks", x.trunks),
-            ("DidNumbers", "DidNumbers", x.did_numbers),
-            ("InboundRules", "InboundRules", x.inbound_rules),
-            ("Peers", "Peers", x.peers),
-            ("ActiveCalls", "ActiveCalls", x.active_calls),
-            ("SystemStatus", "SystemStatus", x.system_status),
-            ("ReportInboundCalls/{call:.+}", "ReportInboundCalls", x.inbound_calls),
-            ("ReportQueueCallbacks/{call:.+}", "ReportQueueCallbacks", x.queue_callbacks),
-            ("ReportCallLogData/{call:.+}", "ReportCallLogData", x.call_log),  # the bare set is 404 on a V20 too
-            ("ReportAgentLoginHistory/{call:.+}", "ReportAgentLoginHistory", x.login_history),
-            ("Users", "Users", x.users),
-            ("Users({key})", "Users", x.user),
-            ("Queues", "Queues", x.queues),
-            ("Queues({key})", "Queues", x.queue),
-            ("Queues({key})/Agents", "Agents", x.agents)):
+        ("Recordings", "Recordings", x.recordings),
+        ("Recordings({key})", "Recordings", x.not_found),  # by key is 404 on a real V20 too (§5.7)
+        ("Recordings/{call:.+}", "Recordings", x.recording_function),
+        ("Trunks", "Trunks", x.trunks),
+        ("DidNumbers", "DidNumbers", x.did_numbers),
+        ("InboundRules", "InboundRules", x.inbound_rules),
+        ("Peers", "Peers", x.peers),
+        ("ActiveCalls", "ActiveCalls", x.active_calls),
+        ("SystemStatus", "SystemStatus", x.system_status),
+        ("ReportInboundCalls/{call:.+}", "ReportInboundCalls", x.inbound_calls),
+        ("ReportQueueCallbacks/{call:.+}", "ReportQueueCallbacks", x.queue_callbacks),
+        ("ReportCallLogData/{call:.+}", "ReportCallLogData", x.call_log),  # the bare set is 404 on a V20 too
+        ("ReportAgentLoginHistory/{call:.+}", "ReportAgentLoginHistory", x.login_history),
+        ("Users", "Users", x.users),
+        ("Users({key})", "Users", x.user),
+        ("Queues", "Queues", x.queues),
+        ("Queues({key})", "Queues", x.queue),
+        ("Queues({key})/Agents", "Agents", x.agents),
+    ):
         get(BASE + path, _serve(target, handler))
     app.router.add_patch(BASE + "Users({key})", _serve("Users", x.patch_user))
     app.router.add_patch(BASE + "Queues({key})", _serve("Queues", x.patch_queue))

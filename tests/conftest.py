@@ -1,4 +1,5 @@
 """Shared pytest setup: a clean TCXH_* environment for every test."""
+
 from __future__ import annotations
 
 import os

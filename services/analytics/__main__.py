@@ -1,4 +1,5 @@
 """`python -m tcxhooks.analytics -c FILE`: the analytics service process."""
+
 from __future__ import annotations
 
 from tcxhooks.platform import runtime

@@ -6,6 +6,7 @@
 Analytics never follows a URL: it names the leg and the file, and media streams the stored mp3
 (from its folder or its bucket), so analytics needs no route to the public links or to S3.
 """
+
 from __future__ import annotations
 
 import os

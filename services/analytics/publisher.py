@@ -4,6 +4,7 @@ Publishing is retried until the dispatcher acknowledges (platform.retry); the ev
 repeat after a crash harmless (the dispatcher stores an event id once). An event the dispatcher
 refuses as invalid is logged, counted and not sent again, so it cannot hold back the jobs after it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -50,19 +51,22 @@ class Publisher:
                 if not await self._publish_finished(stopping):
                     return
             except Exception as exc:  # the store is away: what is unpublished stays so and goes later
-                log.warning("analytics publisher: store error, trying again in %.0f s: %s", IDLE,
-                            str(exc) or type(exc).__name__)
+                log.warning(
+                    "analytics publisher: store error, trying again in %.0f s: %s", IDLE, str(exc) or type(exc).__name__
+                )
                 STORE_ERRORS.inc()
             await sleep_or_stop(IDLE, self.wake, stopping)
 
     async def _publish_finished(self, stopping: asyncio.Event) -> bool:
         """Publishes the finished, unpublished jobs; False when the service stops meanwhile."""
         for job in await self.jobs.unpublished():
-            send = functools.partial(self.stub.Publish, dispatcher_service_pb2.PublishRequest(event=event_of(job)),
-                                     timeout=15)
+            send = functools.partial(
+                self.stub.Publish, dispatcher_service_pb2.PublishRequest(event=event_of(job)), timeout=15
+            )
             try:
-                reply = await until_acknowledged(send, "dispatcher Publish", stopping,
-                                                 log_extra={"call_id": job.call_id})
+                reply = await until_acknowledged(
+                    send, "dispatcher Publish", stopping, log_extra={"call_id": job.call_id}
+                )
             except Refused as exc:  # the result stays readable through GetJob; the queue behind it moves on
                 log.error("%s; not publishing it again", exc, extra={"call_id": job.call_id})
                 REFUSED.inc()
@@ -71,6 +75,9 @@ class Publisher:
             if reply is None:
                 return False
             await self.jobs.mark_published(job.call_id)
-            log.info("published %s", "analytics" if job.state == DONE else "analytics_failed",
-                     extra={"call_id": job.call_id, "duplicate": reply.duplicate})
+            log.info(
+                "published %s",
+                "analytics" if job.state == DONE else "analytics_failed",
+                extra={"call_id": job.call_id, "duplicate": reply.duplicate},
+            )
         return True

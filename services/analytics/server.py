@@ -3,6 +3,7 @@
 The backend is chosen here, from the configuration: the backends import what a backend is
 (backend.py), never the other way round.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,8 +44,9 @@ def make_backend(config: AnalyticsConfig, client: httpx.AsyncClient, audio: Medi
         try:
             from .offline import OfflineBackend
         except ImportError as exc:
-            backend = Unavailable("offline", "backend = offline needs the offline extra "
-                                  f"(pip install 'tcxhooks[offline]'): {exc}")
+            backend = Unavailable(
+                "offline", f"backend = offline needs the offline extra (pip install 'tcxhooks[offline]'): {exc}"
+            )
         else:
             backend = OfflineBackend(config, audio)
     if isinstance(backend, Unavailable) and config.enabled:

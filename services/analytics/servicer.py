@@ -1,4 +1,5 @@
 """AnalyticsService: Submit stores a job per leg (idempotent on call_id); GetJob reports on it."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,8 +14,12 @@ from .config import AnalyticsConfig
 from .errors import Disabled, InvalidRequest, NotFound
 from .jobstore import DONE, FAILED, QUEUED, RUNNING, AudioRef, JobStore
 
-STATES = {QUEUED: pb.JOB_STATE_QUEUED, RUNNING: pb.JOB_STATE_RUNNING, DONE: pb.JOB_STATE_DONE,
-          FAILED: pb.JOB_STATE_FAILED}
+STATES = {
+    QUEUED: pb.JOB_STATE_QUEUED,
+    RUNNING: pb.JOB_STATE_RUNNING,
+    DONE: pb.JOB_STATE_DONE,
+    FAILED: pb.JOB_STATE_FAILED,
+}
 
 
 class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
@@ -31,8 +36,9 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
         if problem:
             raise InvalidRequest(problem)
         audio = [AudioRef(a.file, max(0.0, a.duration_seconds), max(0, a.channels)) for a in request.audio]
-        created = await self.jobs.submit(request.call_id, request.chain or request.call_id.split("-")[0], audio,
-                                         self.backend_name)
+        created = await self.jobs.submit(
+            request.call_id, request.chain or request.call_id.split("-")[0], audio, self.backend_name
+        )
         if created:
             self.wake.set()
         return pb.SubmitResponse(job_id=request.call_id, duplicate=not created)
@@ -42,8 +48,12 @@ class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
         if job is None:
             raise NotFound(f"no analytics job for call {request.call_id!r}")
         state = RUNNING if job.running else job.state
-        reply = pb.GetJobResponse(call_id=job.call_id, state=STATES.get(state, pb.JOB_STATE_UNSPECIFIED),
-                                  attempts=job.attempts, error=job.error)
+        reply = pb.GetJobResponse(
+            call_id=job.call_id,
+            state=STATES.get(state, pb.JOB_STATE_UNSPECIFIED),
+            attempts=job.attempts,
+            error=job.error,
+        )
         if job.result is not None:
             reply.result.CopyFrom(job.result)
         return reply

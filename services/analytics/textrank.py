@@ -4,6 +4,7 @@ Sentences are split by punctuation, words reduced to 5-letter prefixes ("stems")
 words, sentences linked by word overlap, ranked by PageRank; the best few are kept in their
 original order.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,7 +13,189 @@ import re
 _SENTENCE = re.compile(r"(?<=[.!?…])\s+|\n+")
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
-STOP_WORDS = frozenset(["a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "do", "does", "did", "for", "from", "had", "has", "have", "he", "her", "him", "his", "i", "if", "in", "into", "is", "it", "its", "just", "me", "my", "no", "not", "of", "on", "or", "our", "she", "so", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "to", "too", "us", "was", "we", "were", "what", "when", "where", "which", "who", "will", "with", "would", "you", "your", "yes", "ok", "okay", "hello", "hi", "please", "thank", "thanks", "um", "uh", "а", "без", "бы", "был", "была", "были", "было", "быть", "в", "вам", "вас", "весь", "во", "вот", "все", "всё", "вы", "где", "да", "даже", "для", "до", "его", "ее", "её", "ей", "ему", "если", "есть", "еще", "ещё", "же", "за", "здесь", "и", "из", "или", "им", "их", "к", "как", "какой", "когда", "кто", "ли", "либо", "мне", "мной", "мы", "на", "над", "нам", "нас", "не", "него", "нет", "ни", "них", "но", "ну", "о", "об", "он", "она", "они", "оно", "от", "по", "под", "при", "с", "со", "так", "также", "там", "те", "тем", "то", "того", "тоже", "той", "только", "том", "ты", "у", "уже", "хорошо", "чем", "что", "чтобы", "эта", "эти", "это", "этот", "я", "алло", "здравствуйте", "спасибо", "пожалуйста", "добрый", "день"])
+STOP_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "can",
+        "could",
+        "do",
+        "does",
+        "did",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "he",
+        "her",
+        "him",
+        "his",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "just",
+        "me",
+        "my",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "our",
+        "she",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "too",
+        "us",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yes",
+        "ok",
+        "okay",
+        "hello",
+        "hi",
+        "please",
+        "thank",
+        "thanks",
+        "um",
+        "uh",
+        "а",
+        "без",
+        "бы",
+        "был",
+        "была",
+        "были",
+        "было",
+        "быть",
+        "в",
+        "вам",
+        "вас",
+        "весь",
+        "во",
+        "вот",
+        "все",
+        "всё",
+        "вы",
+        "где",
+        "да",
+        "даже",
+        "для",
+        "до",
+        "его",
+        "ее",
+        "её",
+        "ей",
+        "ему",
+        "если",
+        "есть",
+        "еще",
+        "ещё",
+        "же",
+        "за",
+        "здесь",
+        "и",
+        "из",
+        "или",
+        "им",
+        "их",
+        "к",
+        "как",
+        "какой",
+        "когда",
+        "кто",
+        "ли",
+        "либо",
+        "мне",
+        "мной",
+        "мы",
+        "на",
+        "над",
+        "нам",
+        "нас",
+        "не",
+        "него",
+        "нет",
+        "ни",
+        "них",
+        "но",
+        "ну",
+        "о",
+        "об",
+        "он",
+        "она",
+        "они",
+        "оно",
+        "от",
+        "по",
+        "под",
+        "при",
+        "с",
+        "со",
+        "так",
+        "также",
+        "там",
+        "те",
+        "тем",
+        "то",
+        "того",
+        "тоже",
+        "той",
+        "только",
+        "том",
+        "ты",
+        "у",
+        "уже",
+        "хорошо",
+        "чем",
+        "что",
+        "чтобы",
+        "эта",
+        "эти",
+        "это",
+        "этот",
+        "я",
+        "алло",
+        "здравствуйте",
+        "спасибо",
+        "пожалуйста",
+        "добрый",
+        "день",
+    ]
+)
 
 
 def sentences(text: str) -> list[str]:
@@ -20,8 +203,7 @@ def sentences(text: str) -> list[str]:
 
 
 def _stems(sentence: str) -> set[str]:
-    return {w[:5] for w in (m.group(0).lower() for m in _WORD.finditer(sentence))
-            if w not in STOP_WORDS and len(w) > 1}
+    return {w[:5] for w in (m.group(0).lower() for m in _WORD.finditer(sentence)) if w not in STOP_WORDS and len(w) > 1}
 
 
 def summarize(text: str, count: int = 3, iterations: int = 50, damping: float = 0.85) -> str:
@@ -40,8 +222,10 @@ def summarize(text: str, count: int = 3, iterations: int = 50, damping: float = 
     totals = [sum(row) for row in weights]
     scores = [1.0 / n] * n
     for _ in range(iterations):
-        scores = [(1 - damping) / n + damping * sum(weights[j][i] / totals[j] * scores[j]
-                                                    for j in range(n) if totals[j] and weights[j][i])
-                  for i in range(n)]
+        scores = [
+            (1 - damping) / n
+            + damping * sum(weights[j][i] / totals[j] * scores[j] for j in range(n) if totals[j] and weights[j][i])
+            for i in range(n)
+        ]
     best = sorted(range(n), key=lambda i: (-scores[i], i))[:count]
     return " ".join(found[i] for i in sorted(best))

@@ -1,4 +1,5 @@
 """A transcript as segments per channel, and how it becomes the webhook's text and segments."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -52,6 +53,12 @@ def render_text(segments: Sequence[Segment], names: Sequence[str]) -> str:
 
 
 def to_proto(segments: Sequence[Segment], names: Sequence[str]) -> list[events_pb2.TranscriptSegment]:
-    return [events_pb2.TranscriptSegment(channel=speaker(s.channel, names), start_seconds=round(s.start, 3),
-                                         end_seconds=round(s.end, 3), text=" ".join(s.text.split()))
-            for s in ordered(segments)]
+    return [
+        events_pb2.TranscriptSegment(
+            channel=speaker(s.channel, names),
+            start_seconds=round(s.start, 3),
+            end_seconds=round(s.end, 3),
+            text=" ".join(s.text.split()),
+        )
+        for s in ordered(segments)
+    ]

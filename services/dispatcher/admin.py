@@ -7,6 +7,7 @@
 The ini file gives the dispatcher's address and the service token. Exit codes: 0 done, 2 bad
 usage or configuration (or a request the dispatcher rejects), 1 the dispatcher cannot be reached.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,11 +27,17 @@ from tcxhooks.platform.values import parse_duration
 from tcxhooks.v1 import dispatcher_service_pb2 as pb
 from tcxhooks.v1 import dispatcher_service_pb2_grpc
 
-STATUS = {"pending": pb.DELIVERY_STATUS_PENDING, "delivered": pb.DELIVERY_STATUS_DELIVERED,
-          "dead": pb.DELIVERY_STATUS_DEAD}
+STATUS = {
+    "pending": pb.DELIVERY_STATUS_PENDING,
+    "delivered": pb.DELIVERY_STATUS_DELIVERED,
+    "dead": pb.DELIVERY_STATUS_DEAD,
+}
 STATUS_NAMES = {v: k for k, v in STATUS.items()}
-STATE_NAMES = {pb.ENDPOINT_STATE_ENABLED: "enabled", pb.ENDPOINT_STATE_DISABLED: "disabled",
-               pb.ENDPOINT_STATE_GONE: "gone (410)"}
+STATE_NAMES = {
+    pb.ENDPOINT_STATE_ENABLED: "enabled",
+    pb.ENDPOINT_STATE_DISABLED: "disabled",
+    pb.ENDPOINT_STATE_GONE: "gone (410)",
+}
 TIMEOUT = 30.0
 
 
@@ -51,7 +58,9 @@ def _parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument("--attempts", action="store_true", help="show every attempt")
     elif command == "redeliver":
         parser.description = "Send deliveries again (same webhook-id, new attempts)."
-        parser.add_argument("ids", nargs="*", metavar="ID", help="delivery ids as listed by `tcxhooks deliveries`, or webhook-ids")
+        parser.add_argument(
+            "ids", nargs="*", metavar="ID", help="delivery ids as listed by `tcxhooks deliveries`, or webhook-ids"
+        )
         parser.add_argument("--since", help="every delivery created since T (ISO time, or a duration ago: 2h)")
         parser.add_argument("--dead", action="store_true", help="every dead delivery")
     else:
@@ -71,7 +80,9 @@ def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
     try:
         when = dt.datetime.fromisoformat(text.strip())
     except ValueError:
-        raise UsageError(f"--since {text!r}: expected an ISO time such as 2025-11-25T18:00 or a duration such as 2h") from None
+        raise UsageError(
+            f"--since {text!r}: expected an ISO time such as 2025-11-25T18:00 or a duration such as 2h"
+        ) from None
     return when if when.tzinfo else when.astimezone()
 
 
@@ -91,23 +102,54 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 async def _deliveries(stub: Any, args: argparse.Namespace) -> str:
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
-    reply = await stub.ListDeliveries(pb.ListDeliveriesRequest(
-        status=STATUS.get(args.status or "", pb.DELIVERY_STATUS_UNSPECIFIED), call_id=args.call,
-        endpoint=args.endpoint, limit=args.limit, with_attempts=args.attempts), timeout=TIMEOUT)
+    reply = await stub.ListDeliveries(
+        pb.ListDeliveriesRequest(
+            status=STATUS.get(args.status or "", pb.DELIVERY_STATUS_UNSPECIFIED),
+            call_id=args.call,
+            endpoint=args.endpoint,
+            limit=args.limit,
+            with_attempts=args.attempts,
+        ),
+        timeout=TIMEOUT,
+    )
     if not reply.deliveries:
         return "no deliveries"
     rows = []
     for d in reply.deliveries:
-        rows.append([d.id, STATUS_NAMES.get(d.status, "?"), d.endpoint, d.event_type, d.call_id or d.chain,
-                     str(d.sequence), str(d.attempts), _time(d.created_time),
-                     _time(d.next_attempt_time) if d.status == pb.DELIVERY_STATUS_PENDING else "-", d.webhook_id])
+        rows.append(
+            [
+                d.id,
+                STATUS_NAMES.get(d.status, "?"),
+                d.endpoint,
+                d.event_type,
+                d.call_id or d.chain,
+                str(d.sequence),
+                str(d.attempts),
+                _time(d.created_time),
+                _time(d.next_attempt_time) if d.status == pb.DELIVERY_STATUS_PENDING else "-",
+                d.webhook_id,
+            ]
+        )
         for a in d.attempt_log:
             outcome = f"HTTP {a.http_status}" if a.http_status else (a.error or "no answer")
             detail = a.error if a.http_status and a.error else a.response_snippet.replace("\n", " ")[:60]
-            rows.append(["", f"  #{a.number}", _time(a.time), outcome, f"{a.latency_seconds * 1000:.0f} ms",
-                         "", "", "", detail, ""])
-    return table(["ID", "STATUS", "ENDPOINT", "EVENT", "CALL", "SEQ", "ATTEMPTS", "CREATED", "NEXT ATTEMPT",
-                  "WEBHOOK-ID"], rows)
+            rows.append(
+                [
+                    "",
+                    f"  #{a.number}",
+                    _time(a.time),
+                    outcome,
+                    f"{a.latency_seconds * 1000:.0f} ms",
+                    "",
+                    "",
+                    "",
+                    detail,
+                    "",
+                ]
+            )
+    return table(
+        ["ID", "STATUS", "ENDPOINT", "EVENT", "CALL", "SEQ", "ATTEMPTS", "CREATED", "NEXT ATTEMPT", "WEBHOOK-ID"], rows
+    )
 
 
 async def _redeliver(stub: Any, args: argparse.Namespace) -> str:
@@ -124,21 +166,44 @@ async def _endpoints(stub: Any, args: argparse.Namespace) -> str:
     if args.action in ("enable", "disable"):
         if not args.name:
             raise UsageError(f"endpoints {args.action} NAME")
-        reply = await stub.SetEndpointState(pb.SetEndpointStateRequest(name=args.name, enabled=args.action == "enable"),
-                                            timeout=TIMEOUT)
+        reply = await stub.SetEndpointState(
+            pb.SetEndpointStateRequest(name=args.name, enabled=args.action == "enable"), timeout=TIMEOUT
+        )
         return f"endpoint {reply.endpoint.name} is {STATE_NAMES.get(reply.endpoint.state, '?')}"
     if args.action == "ping":
         reply = await stub.PingEndpoint(pb.PingEndpointRequest(name=args.name), timeout=TIMEOUT)
-        return table(["ENDPOINT", "RESULT", "HTTP", "LATENCY", "ERROR"], [
-            [r.endpoint, "ok" if r.ok else "FAILED", str(r.http_status or "-"), f"{r.latency_seconds * 1000:.0f} ms",
-             r.error] for r in reply.results])
+        return table(
+            ["ENDPOINT", "RESULT", "HTTP", "LATENCY", "ERROR"],
+            [
+                [
+                    r.endpoint,
+                    "ok" if r.ok else "FAILED",
+                    str(r.http_status or "-"),
+                    f"{r.latency_seconds * 1000:.0f} ms",
+                    r.error,
+                ]
+                for r in reply.results
+            ],
+        )
     if args.name:
         raise UsageError("endpoints list takes no name")
     reply = await stub.ListEndpoints(pb.ListEndpointsRequest(), timeout=TIMEOUT)
-    return table(["NAME", "STATE", "FORMAT", "PENDING", "OLDEST", "FAILURES", "URL", "LAST ERROR"], [
-        [e.name, STATE_NAMES.get(e.state, "?"), e.format, str(e.pending),
-         f"{e.oldest_pending_age_seconds:.0f}s" if e.pending else "-", str(e.consecutive_failures), e.url,
-         e.last_error] for e in reply.endpoints])
+    return table(
+        ["NAME", "STATE", "FORMAT", "PENDING", "OLDEST", "FAILURES", "URL", "LAST ERROR"],
+        [
+            [
+                e.name,
+                STATE_NAMES.get(e.state, "?"),
+                e.format,
+                str(e.pending),
+                f"{e.oldest_pending_age_seconds:.0f}s" if e.pending else "-",
+                str(e.consecutive_failures),
+                e.url,
+                e.last_error,
+            ]
+            for e in reply.endpoints
+        ],
+    )
 
 
 COMMANDS = {"deliveries": _deliveries, "redeliver": _redeliver, "endpoints": _endpoints}

@@ -1,5 +1,6 @@
 """The dispatcher's settings: [webhook] / [webhook:NAME] endpoints, [crm] / [crm:NAME] adapters and
 [dispatcher] (docs/config.md, docs/crm.md)."""
+
 from __future__ import annotations
 
 import base64
@@ -40,7 +41,7 @@ def _webhook_secret(value: str) -> tuple[str, ...]:
         if not secret.startswith("whsec_"):
             raise ValueError(_SECRET_FORM)
         try:
-            if not base64.b64decode(secret[len("whsec_"):], validate=True):
+            if not base64.b64decode(secret[len("whsec_") :], validate=True):
                 raise ValueError
         except (binascii.Error, ValueError):
             raise ValueError(_SECRET_FORM) from None
@@ -66,13 +67,16 @@ def _events_filter(value: str) -> tuple[str, ...]:
     events = comma_list(value) or ("*",)
     unknown = [name for name in events if name != "*" and name not in EVENT_NAMES]
     if unknown:
-        raise ValueError(f"* or event names and types; {', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} "
-                         f"none of: {', '.join(EVENT_NAMES)}")
+        raise ValueError(
+            f"* or event names and types; {', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} "
+            f"none of: {', '.join(EVENT_NAMES)}"
+        )
     return events
 
 
 def _numbers(what: str, pattern: str, example: str) -> Callable[[str], tuple[str, ...]]:
     """A comma list of PBX numbers, each matching `pattern` (filters compare them as written)."""
+
     def parse(value: str) -> tuple[str, ...]:
         numbers = comma_list(value)
         bad = [number for number in numbers if not re.fullmatch(pattern, number)]
@@ -110,10 +114,15 @@ class WebhookConfig(Section):
     name: str = "default"
     url: str = key("", optional(_endpoint_url), "the endpoint's URL (required)", secret=URL_PASSWORD)
     format: str = key("form", choice("form", "json"), "form (the legacy module's fields) or json")
-    secret: tuple[str, ...] = key("", _webhook_secret, "whsec_… signing secret; several, space separated, while "
-                                  "rotating (empty: unsigned)", secret=True)
-    events: tuple[str, ...] = key("*", _events_filter,
-                                  "*, or the event names and JSON types to send (docs/webhooks.md)")
+    secret: tuple[str, ...] = key(
+        "",
+        _webhook_secret,
+        "whsec_… signing secret; several, space separated, while rotating (empty: unsigned)",
+        secret=True,
+    )
+    events: tuple[str, ...] = key(
+        "*", _events_filter, "*, or the event names and JSON types to send (docs/webhooks.md)"
+    )
     dids: tuple[str, ...] = key("", _DIDS, "only calls to these DIDs")
     queues: tuple[str, ...] = key("", _QUEUES, "only events of these queues (numbers)")
     users: tuple[str, ...] = key("", _USERS, "only events of these extensions (numbers)")
@@ -163,18 +172,30 @@ class CrmConfig(Section):
     dids: tuple[str, ...] = key("", _DIDS, "only calls to these DIDs")
     queues: tuple[str, ...] = key("", _QUEUES, "only events of these queues (numbers)")
     users: tuple[str, ...] = key("", _USERS, "only events of these extensions (numbers)")
-    url: str = key("", optional(base_url), "the CRM: the Bitrix24 portal (https://company.bitrix24.ru), the amoCRM "
-                   "account (https://company.amocrm.ru), the Zammad server (https://zammad.example.com)")
+    url: str = key(
+        "",
+        optional(base_url),
+        "the CRM: the Bitrix24 portal (https://company.bitrix24.ru), the amoCRM "
+        "account (https://company.amocrm.ru), the Zammad server (https://zammad.example.com)",
+    )
     token: str = key("", text, "amoCRM: a long-lived token; Zammad: the generic CTI token", secret=True)
     client_id: str = key("", text, "Bitrix24: the local application's client id; amoCRM (OAuth): the integration's")
     client_secret: str = key("", text, "the client secret of that application or integration", secret=True)
-    oauth_url: str = key("https://oauth.bitrix.info/oauth/token/", http_url,
-                         "Bitrix24: the OAuth server that refreshes the application's tokens")
-    webhook_url: str = key("", optional(http_url), "Bitrix24: an inbound webhook URL instead of the application "
-                           "(https://company.bitrix24.ru/rest/1/<code>/; portals may refuse it telephony methods)",
-                           secret=True)
-    event_token: str = key("", text, "Bitrix24 with webhook_url: the outgoing webhook's token (click-to-call)",
-                           secret=True)
+    oauth_url: str = key(
+        "https://oauth.bitrix.info/oauth/token/",
+        http_url,
+        "Bitrix24: the OAuth server that refreshes the application's tokens",
+    )
+    webhook_url: str = key(
+        "",
+        optional(http_url),
+        "Bitrix24: an inbound webhook URL instead of the application "
+        "(https://company.bitrix24.ru/rest/1/<code>/; portals may refuse it telephony methods)",
+        secret=True,
+    )
+    event_token: str = key(
+        "", text, "Bitrix24 with webhook_url: the outgoing webhook's token (click-to-call)", secret=True
+    )
     redirect_uri: str = key("", text, "amoCRM (OAuth): the integration's redirect URI")
     auth_code: str = key("", text, "amoCRM (OAuth): the authorization code, for the first tokens", secret=True)
     refresh_token: str = key("", text, "amoCRM (OAuth): a refresh token instead of the code", secret=True)
@@ -190,25 +211,31 @@ class CrmConfig(Section):
     user_map: tuple[str, ...] = key("", _user_map, "extension=user pairs over the CRM's own map, e.g. 101=17")
     users_refresh: float = key("10m", duration, "Bitrix24: how often the employees' extensions are read again")
     stale_after: float = key("20s", duration, "real-time steps (call cards) of older events are skipped")
-    rate: float = key("0", _rate, "requests per second (0: the CRM's; Bitrix24 2 (Enterprise 5), amoCRM 6, "
-                      "Zammad 20)")
+    rate: float = key("0", _rate, "requests per second (0: the CRM's; Bitrix24 2 (Enterprise 5), amoCRM 6, Zammad 20)")
     burst: int = key("0", whole(0), "requests at once above the rate (0: the CRM's; Bitrix24 50, Enterprise 250)")
     missed_task: bool = key("true", boolean, "a call-back task for a missed inbound call")
     missed_task_delay: float = key("15m", duration, "the call-back task is due this long after the call")
-    recording: str = key("upload", choice("upload", "link", "none"),
-                         "recordings: upload the file, send the link (the CRM must reach it), or none")
+    recording: str = key(
+        "upload",
+        choice("upload", "link", "none"),
+        "recordings: upload the file, send the link (the CRM must reach it), or none",
+    )
     transcript: bool = key("true", boolean, "the transcript into the CRM (analytics.ready)")
     summary: bool = key("true", boolean, "the summary into the CRM (analytics.ready)")
-    click_to_call: bool = key("false", boolean, "Bitrix24: calls agents click in the CRM are placed from their "
-                              "extension")
+    click_to_call: bool = key(
+        "false", boolean, "Bitrix24: calls agents click in the CRM are placed from their extension"
+    )
     language: str = key("ru", choice("ru", "en"), "language of the texts written into the CRM")
     timezone: str = key("", time_zone, "time zone of the times sent to the CRM (empty: the host's)")
     timeout: float = key("15", duration, "a CRM request's total timeout")
     connect_timeout: float = key("5", duration, "a CRM request's connect timeout")
     ca_file: str = key("", text, "a CA bundle to trust, for a CRM with a private certificate")
     concurrency: int = key("16", whole(1, 1024), "deliveries to this CRM in flight at once")
-    retry_schedule: tuple[float, ...] = key("", _optional_schedule, "this CRM's waits between attempts (empty: "
-                                            "Zammad's 1s,2s,5s,10s,30s,1m,5m,30m; the others [dispatcher]'s)")
+    retry_schedule: tuple[float, ...] = key(
+        "",
+        _optional_schedule,
+        "this CRM's waits between attempts (empty: Zammad's 1s,2s,5s,10s,30s,1m,5m,30m; the others [dispatcher]'s)",
+    )
     max_backlog: int = key("100000", whole(1), "pending deliveries kept at most; newer events are refused (counted)")
 
     @property
@@ -219,20 +246,26 @@ class CrmConfig(Section):
         """What this CRM's adapter cannot run without."""
         needs: tuple[tuple[str, str], ...] = ()
         if self.type == "bitrix24" and not self.webhook_url:
-            needs = (("url", "the portal, e.g. https://company.bitrix24.ru (or webhook_url)"),
-                     ("client_id", "the local application's client id"),
-                     ("client_secret", "the local application's client secret"))
+            needs = (
+                ("url", "the portal, e.g. https://company.bitrix24.ru (or webhook_url)"),
+                ("client_id", "the local application's client id"),
+                ("client_secret", "the local application's client secret"),
+            )
         elif self.type == "amocrm":
             needs = (("url", "the account, e.g. https://company.amocrm.ru"),)
             if not self.token:
-                needs += (("client_id", "the integration's client id (or a long-lived token)"),
-                          ("client_secret", "the integration's client secret"),
-                          ("redirect_uri", "the integration's redirect URI"))
+                needs += (
+                    ("client_id", "the integration's client id (or a long-lived token)"),
+                    ("client_secret", "the integration's client secret"),
+                    ("redirect_uri", "the integration's redirect URI"),
+                )
                 if not self.refresh_token:
                     needs += (("auth_code", "an authorization code (or refresh_token)"),)
         elif self.type == "zammad":
-            needs = (("url", "the Zammad server, e.g. https://zammad.example.com"),
-                     ("token", "the token of Admin → Integrations → CTI (generic)"))
+            needs = (
+                ("url", "the Zammad server, e.g. https://zammad.example.com"),
+                ("token", "the token of Admin → Integrations → CTI (generic)"),
+            )
         for name, expected in needs:
             if not getattr(self, name):
                 yield Missing(self.title, name, expected)
@@ -248,14 +281,18 @@ class DispatcherConfig(Section):
     share the work."""
 
     SECTION = "dispatcher"
-    retry_schedule: tuple[float, ...] = key("5s,5m,30m,2h,5h,10h,10h", _retry_schedule,
-                                            "the waits between attempts; after the last the delivery is dead")
+    retry_schedule: tuple[float, ...] = key(
+        "5s,5m,30m,2h,5h,10h,10h", _retry_schedule, "the waits between attempts; after the last the delivery is dead"
+    )
     keep_days: int = key("30", whole(1), "delivered events kept this many days")
     keep_dead_days: int = key("30", whole(1), "dead deliveries kept this many days for redelivery")
     lease_ttl: float = key("60", duration, "how long a replica holds the deliveries it claimed (then another may)")
     batch: int = key("256", whole(1, 10000), "deliveries claimed per round")
-    listen: str = key("", optional(host_port), "host:port of the listener for what CRMs send (install "
-                      "callbacks, click-to-call); empty: none")
+    listen: str = key(
+        "",
+        optional(host_port),
+        "host:port of the listener for what CRMs send (install callbacks, click-to-call); empty: none",
+    )
     public_url: str = key("", optional(base_url), "how CRMs reach that listener (https, behind an ingress)")
     tls_cert: str = key("", text, "the listener's certificate chain (PEM), to serve https itself")
     tls_key: str = key("", text, "the listener's private key (PEM; empty: in tls_cert)")
@@ -286,8 +323,10 @@ class DispatcherSettings(Settings):
     def risks(self) -> Iterator[str]:
         for hook in self.webhooks:
             if not hook.secret:
-                yield (f"[{hook.title}] has no secret: its webhooks go unsigned, so the receiver cannot tell them "
-                       "from forged ones")
+                yield (
+                    f"[{hook.title}] has no secret: its webhooks go unsigned, so the receiver cannot tell them "
+                    "from forged ones"
+                )
             if hook.url.startswith("http://"):
                 yield f"[{hook.title}] url is plain http: the webhooks cross the network unencrypted"
 

@@ -1,5 +1,6 @@
 """How values are written in webhook bodies: times (ISO-8601 in a zone, the JSON `timestamp` in UTC) and
 the form encoding of each value (UTF-8 percent-encoding, booleans and `unknown` as words)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -15,8 +16,11 @@ def iso_time(stamp: Timestamp, zone: dt.tzinfo | None) -> str:
     """ISO-8601 in `zone` (None: the host's) with its offset at that moment, to the millisecond:
     `2025-11-25T18:45:00.123+03:00`. A moment the zone would carry past year 9999 is shown in UTC."""
     try:
-        when = (dt.datetime.fromtimestamp(stamp.seconds, zone) if zone
-                else dt.datetime.fromtimestamp(stamp.seconds, dt.UTC).astimezone())
+        when = (
+            dt.datetime.fromtimestamp(stamp.seconds, zone)
+            if zone
+            else dt.datetime.fromtimestamp(stamp.seconds, dt.UTC).astimezone()
+        )
     except (OverflowError, ValueError):
         when = dt.datetime.fromtimestamp(stamp.seconds, dt.UTC)
     text = when.isoformat()  # whole seconds: `2025-11-25T18:45:00+03:00`; the milliseconds go in after them

@@ -1,10 +1,11 @@
 """The configured endpoints at run time: filter, sink, state (enabled / disabled / gone).
 
-    endpoints = Endpoints(ledger, [Endpoint("default", EndpointFilter.from_config(hook), sink, 16)])
-    await endpoints.load()                     # states saved by any replica
-    endpoints.route(new_event, attributes)     # names of the endpoints that get the event
-    await endpoints.set_state("default", enabled=True)
+endpoints = Endpoints(ledger, [Endpoint("default", EndpointFilter.from_config(hook), sink, 16)])
+await endpoints.load()                     # states saved by any replica
+endpoints.route(new_event, attributes)     # names of the endpoints that get the event
+await endpoints.set_state("default", enabled=True)
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -73,13 +74,16 @@ class Endpoints:
         except KeyError:
             raise UnknownEndpoint(f"no endpoint named {name!r} (known: {', '.join(self.by_name)})") from None
 
-
     def routing(self) -> Routing:
         """How a publish routes its events now. Endpoints that take no new deliveries (disabled,
         gone, backlog full) are refused them: what they already hold stays; a refused event is lost
         to them, so it is counted and logged."""
-        return Routing(self.route, self._track, self._filtered,
-                       {e.name: reason for e in self.by_name.values() if (reason := e.refusal)})
+        return Routing(
+            self.route,
+            self._track,
+            self._filtered,
+            {e.name: reason for e in self.by_name.values() if (reason := e.refusal)},
+        )
 
     def stored(self, names: tuple[str, ...]) -> None:
         for name in names:
@@ -115,8 +119,11 @@ class Endpoints:
 
     def mark_gone(self, endpoint: Endpoint) -> None:
         if endpoint.state != GONE:
-            log.error("endpoint %s answered 410 Gone: disabled until re-enabled (tcxhooks endpoints enable %s)",
-                      endpoint.name, endpoint.name)
+            log.error(
+                "endpoint %s answered 410 Gone: disabled until re-enabled (tcxhooks endpoints enable %s)",
+                endpoint.name,
+                endpoint.name,
+            )
             endpoint.state = GONE
             endpoint.show_state()
             self._dirty.add(endpoint.name)

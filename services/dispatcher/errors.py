@@ -1,11 +1,12 @@
 """Errors of the dispatcher, each with the gRPC status its RPCs answer with (platform/errors.py).
 
-    DispatcherError                       INTERNAL
-     ├── InvalidEvent                     INVALID_ARGUMENT  a published event cannot be rendered (never stored)
-     ├── InvalidRequest                   INVALID_ARGUMENT  a bad admin request
-     ├── StaleFence                       ABORTED           a publisher that lost its lease (its Fence is stale)
-     └── UnknownEndpoint                  NOT_FOUND         no endpoint of that name is configured
+DispatcherError                       INTERNAL
+ ├── InvalidEvent                     INVALID_ARGUMENT  a published event cannot be rendered (never stored)
+ ├── InvalidRequest                   INVALID_ARGUMENT  a bad admin request
+ ├── StaleFence                       ABORTED           a publisher that lost its lease (its Fence is stale)
+ └── UnknownEndpoint                  NOT_FOUND         no endpoint of that name is configured
 """
+
 from __future__ import annotations
 
 import grpc

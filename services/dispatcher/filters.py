@@ -10,6 +10,7 @@ analytics events that carry none, the values seen on the call events of the same
 without the attribute a set filter asks for does not match (a DID filter gets no status events).
 A ping ignores the attribute filters (it proves the endpoint answers).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ class EndpointFilter:
     @property
     def passes_all(self) -> bool:
         """Whether every event goes through (`*` and the opt-in events named, no attribute filter)."""
-        return ("*" in self.events and bool(self.events & OPT_IN) and not (self.dids or self.queues or self.users))
+        return "*" in self.events and bool(self.events & OPT_IN) and not (self.dids or self.queues or self.users)
 
     def matches(self, form_name: str, json_type: str, attributes: Attributes) -> bool:
         named = form_name in self.events or json_type in self.events

@@ -7,6 +7,7 @@ depth / oldest pending gauges. Every half lease: clear expired leases (a replica
 Every hour (and at start): remove delivered deliveries older than `keep_days` and dead ones older
 than `keep_dead_days`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -37,9 +38,17 @@ async def _step(ledger: Ledger, endpoints: Endpoints) -> None:
         OLDEST_PENDING.labels(endpoint.name).set(max(0.0, now - oldest) if pending else 0.0)
 
 
-async def housekeeping(outbox: Outbox, ledger: Ledger, endpoints: Endpoints, keep_days: int, keep_dead_days: int,
-                       lease_ttl: float, stopping: asyncio.Event, on_reap: Callable[[], None],
-                       interval: float = 5.0) -> None:
+async def housekeeping(
+    outbox: Outbox,
+    ledger: Ledger,
+    endpoints: Endpoints,
+    keep_days: int,
+    keep_dead_days: int,
+    lease_ttl: float,
+    stopping: asyncio.Event,
+    on_reap: Callable[[], None],
+    interval: float = 5.0,
+) -> None:
     # -inf, not 0: monotonic time starts near 0 at boot, and the first round must reap and prune
     last_reap = last_prune = float("-inf")
     while not stopping.is_set():
@@ -50,8 +59,9 @@ async def housekeeping(outbox: Outbox, ledger: Ledger, endpoints: Endpoints, kee
                 reaped = await outbox.reap()
                 if reaped:
                     LEASES_EXPIRED.inc(reaped)
-                    log.warning("%d deliveries had an expired lease (a replica stopped mid-delivery); queued again",
-                                reaped)
+                    log.warning(
+                        "%d deliveries had an expired lease (a replica stopped mid-delivery); queued again", reaped
+                    )
                     on_reap()
             if time.monotonic() - last_prune >= PRUNE_EVERY:
                 last_prune = time.monotonic()
@@ -59,8 +69,13 @@ async def housekeeping(outbox: Outbox, ledger: Ledger, endpoints: Endpoints, kee
                 PRUNED.labels("delivered").inc(removed[DELIVERED])
                 PRUNED.labels("dead").inc(removed[DEAD])
                 if removed[DELIVERED] or removed[DEAD]:
-                    log.info("pruned %d delivered deliveries older than %d days and %d dead ones older than %d days",
-                             removed[DELIVERED], keep_days, removed[DEAD], keep_dead_days)
+                    log.info(
+                        "pruned %d delivered deliveries older than %d days and %d dead ones older than %d days",
+                        removed[DELIVERED],
+                        keep_days,
+                        removed[DEAD],
+                        keep_dead_days,
+                    )
         except Exception as exc:  # the store may be briefly down; the next round tries again
             log.warning("dispatcher housekeeping failed: %s", exc)
         await sleep_or_stop(min(interval, lease_ttl / 2), stopping)

@@ -9,6 +9,7 @@ resolves before its event is durable; a failed commit fails every future of that
 Deliveries that are their chain's head are claimed in the same transaction, as far as the worker
 has room, and handed to it straight away: a lone event goes out without waiting for a claim.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -45,14 +46,15 @@ class Intake:
 
     async def _drain(self) -> None:
         while self._queue:
-            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
             await self._commit(batch)
 
     async def _commit(self, batch: list[tuple[NewEvent, asyncio.Future[Published]]]) -> None:
         routing = self.endpoints.routing()
         try:
-            results, claimed = await self.outbox.publish([item for item, _ in batch], routing, self.worker.room(),
-                                                         self.worker.lease_ttl)
+            results, claimed = await self.outbox.publish(
+                [item for item, _ in batch], routing, self.worker.room(), self.worker.lease_ttl
+            )
         except Exception as exc:
             for _, future in batch:
                 if not future.done():
@@ -78,5 +80,4 @@ class Intake:
         """Logs the first refusal of an endpoint and every 1,000th after (the metric counts each)."""
         count = self._refusals[endpoint] = self._refusals.get(endpoint, 0) + 1
         if count % 1000 == 1:
-            log.warning("endpoint %s takes no new deliveries (%s): %d events refused so far", endpoint, reason,
-                        count)
+            log.warning("endpoint %s takes no new deliveries (%s): %d events refused so far", endpoint, reason, count)

@@ -16,6 +16,7 @@ Postgres claims with `FOR UPDATE SKIP LOCKED`; an expired lease makes the row cl
 The publish transaction is publishing.py's. What operators do with the queue (list, redeliver, prune) is
 the ledger's (ledger.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,13 @@ class Outbox:
 
     # --- publish -------------------------------------------------------------------------
 
-    async def publish(self, batch: Sequence[NewEvent], routing: Routing, claim: Mapping[str, int] | None = None,
-                      lease_ttl: float = 0.0) -> tuple[list[Published], list[Claimed]]:
+    async def publish(
+        self,
+        batch: Sequence[NewEvent],
+        routing: Routing,
+        claim: Mapping[str, int] | None = None,
+        lease_ttl: float = 0.0,
+    ) -> tuple[list[Published], list[Claimed]]:
         """Stores a batch of events and their deliveries in one transaction (idempotent on event_id).
 
         `routing`: which endpoints get each event (Routing).
@@ -78,8 +84,9 @@ class Outbox:
         return claimed
 
     def _finish(self, outcomes: Sequence[Outcome], now: float) -> Work[None]:
-        finished = sorted({(o.delivery.endpoint, o.delivery.chain) for o in outcomes
-                           if o.result in ("delivered", "dead")})
+        finished = sorted(
+            {(o.delivery.endpoint, o.delivery.chain) for o in outcomes if o.result in ("delivered", "dead")}
+        )
         if self.postgres and finished:
             named, params = one_of("chain", sorted({chain for _, chain in finished}), self.postgres)
             yield fetchall(f"SELECT chain FROM dispatcher_chains WHERE {named} ORDER BY chain FOR UPDATE", params)
@@ -101,29 +108,51 @@ class Outbox:
                 continue
             stamp: tuple[object, ...] = (now,) if "finished_at" in assignments else ()
             chosen, params = one_of("id", groups[key], self.postgres)
-            yield execute(f"UPDATE dispatcher_deliveries SET {assignments}, lease_until = 0, lease_owner = '' "
-                          f"WHERE {guard} {chosen}", (*stamp, owner, *params))
+            yield execute(
+                f"UPDATE dispatcher_deliveries SET {assignments}, lease_until = 0, lease_owner = '' "
+                f"WHERE {guard} {chosen}",
+                (*stamp, owner, *params),
+            )
         retries = [(o.next_attempt_at, owner, o.delivery.id) for o in outcomes if o.result == "retry"]
         if retries:
             yield executemany(
                 "UPDATE dispatcher_deliveries SET attempts = attempts + 1, failures = failures + 1, "
-                f"next_attempt_at = ?, ready = 1, lease_until = 0, lease_owner = '' WHERE {guard} id = ?", retries)
-        yield from insert("dispatcher_attempts (delivery_id, number, at, http_status, latency, response, error)",
-                           [(o.delivery.id, o.attempt.number, o.attempt.at, o.attempt.http_status, o.attempt.latency,
-                             o.attempt.response, o.attempt.error) for o in outcomes if o.attempt is not None])
+                f"next_attempt_at = ?, ready = 1, lease_until = 0, lease_owner = '' WHERE {guard} id = ?",
+                retries,
+            )
+        yield from insert(
+            "dispatcher_attempts (delivery_id, number, at, http_status, latency, response, error)",
+            [
+                (
+                    o.delivery.id,
+                    o.attempt.number,
+                    o.attempt.at,
+                    o.attempt.http_status,
+                    o.attempt.latency,
+                    o.attempt.response,
+                    o.attempt.error,
+                )
+                for o in outcomes
+                if o.attempt is not None
+            ],
+        )
         if not finished:
             return
         if self.postgres:
             heads = f"(VALUES {', '.join(['(?, ?)'] * len(finished))}) AS h (endpoint, chain)"
             params = [value for pair in finished for value in pair]
         else:
-            heads = ("(SELECT json_extract(value, '$[0]') AS endpoint, json_extract(value, '$[1]') AS chain "
-                     "FROM json_each(?)) h")
+            heads = (
+                "(SELECT json_extract(value, '$[0]') AS endpoint, json_extract(value, '$[1]') AS chain "
+                "FROM json_each(?)) h"
+            )
             params = [json.dumps(finished)]
         yield execute(
             "UPDATE dispatcher_deliveries SET ready = 1 WHERE id IN (SELECT (SELECT p.id FROM dispatcher_deliveries p "
             f"WHERE p.endpoint = h.endpoint AND p.chain = h.chain AND p.status = {PENDING} "
-            f"ORDER BY p.sequence LIMIT 1) FROM {heads})", params)
+            f"ORDER BY p.sequence LIMIT 1) FROM {heads})",
+            params,
+        )
 
     def _claim(self, limit: int, endpoint: str, now: float, until: float) -> Work[list[Claimed]]:
         where = f"status = {PENDING} AND ready = 1 AND endpoint = ? AND next_attempt_at <= ? AND lease_until <= ?"
@@ -132,43 +161,74 @@ class Outbox:
             rows = yield fetchall(
                 "UPDATE dispatcher_deliveries SET lease_until = ?, lease_owner = ?, ready = 0 WHERE id IN ("
                 f"SELECT id FROM dispatcher_deliveries WHERE {where} ORDER BY next_attempt_at LIMIT ? "
-                "FOR UPDATE SKIP LOCKED) RETURNING id", (until, self.owner, *params, limit))
+                "FOR UPDATE SKIP LOCKED) RETURNING id",
+                (until, self.owner, *params, limit),
+            )
             ids = [int(r[0]) for r in rows]
         else:
-            rows = yield fetchall(f"SELECT id FROM dispatcher_deliveries WHERE {where} "
-                                  "ORDER BY next_attempt_at LIMIT ?", (*params, limit))
+            rows = yield fetchall(
+                f"SELECT id FROM dispatcher_deliveries WHERE {where} ORDER BY next_attempt_at LIMIT ?", (*params, limit)
+            )
             ids = [int(r[0]) for r in rows]
             if ids:
                 chosen, values = one_of("id", ids, self.postgres)
-                yield execute(f"UPDATE dispatcher_deliveries SET lease_until = ?, lease_owner = ?, ready = 0 "
-                              f"WHERE {chosen}", (until, self.owner, *values))
+                yield execute(
+                    f"UPDATE dispatcher_deliveries SET lease_until = ?, lease_owner = ?, ready = 0 WHERE {chosen}",
+                    (until, self.owner, *values),
+                )
         if not ids:
             return []
         chosen, values = one_of("d.id", ids, self.postgres)
         claimed = yield fetchall(
             "SELECT d.id, d.endpoint, d.event_id, d.chain, d.sequence, d.attempts, d.failures, d.created_at, "
             "e.payload, e.message_id, d.endpoint_sequence FROM dispatcher_deliveries d JOIN dispatcher_events e "
-            f"ON e.event_id = d.event_id WHERE {chosen} ORDER BY d.next_attempt_at, d.id", values)
-        return [Claimed(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), int(r[5]), int(r[6]), float(r[7]),
-                        bytes(r[8]), str(r[9]) or f"msg_{r[0]}", int(r[10])) for r in claimed]
+            f"ON e.event_id = d.event_id WHERE {chosen} ORDER BY d.next_attempt_at, d.id",
+            values,
+        )
+        return [
+            Claimed(
+                int(r[0]),
+                str(r[1]),
+                str(r[2]),
+                str(r[3]),
+                int(r[4]),
+                int(r[5]),
+                int(r[6]),
+                float(r[7]),
+                bytes(r[8]),
+                str(r[9]) or f"msg_{r[0]}",
+                int(r[10]),
+            )
+            for r in claimed
+        ]
 
     async def renew(self, ids: Sequence[int], lease_ttl: float) -> None:
         """Extends the lease of deliveries this replica still holds."""
         until = time.time() + lease_ttl
         async with self.store.transaction() as tx:
             for chunk in chunks(list(ids)):
-                await tx.execute(f"UPDATE dispatcher_deliveries SET lease_until = ? WHERE lease_owner = ? "
-                                 f"AND id IN ({marks(len(chunk))})", (until, self.owner, *chunk))
+                await tx.execute(
+                    f"UPDATE dispatcher_deliveries SET lease_until = ? WHERE lease_owner = ? "
+                    f"AND id IN ({marks(len(chunk))})",
+                    (until, self.owner, *chunk),
+                )
 
     async def release_all(self) -> int:
         """SQLite only (one dispatcher per file): leases of a previous, killed process are void."""
-        return int(await self.store.execute(
-            f"UPDATE dispatcher_deliveries SET ready = 1, lease_until = 0, lease_owner = '' "
-            f"WHERE status = {PENDING} AND lease_until > 0"))
+        return int(
+            await self.store.execute(
+                f"UPDATE dispatcher_deliveries SET ready = 1, lease_until = 0, lease_owner = '' "
+                f"WHERE status = {PENDING} AND lease_until > 0"
+            )
+        )
 
     async def reap(self) -> int:
         """Clears expired leases (their replica died or stalled); returns how many."""
         now = time.time()
-        return int(await self.store.execute(
-            f"UPDATE dispatcher_deliveries SET ready = 1, lease_until = 0, lease_owner = '' "
-            f"WHERE status = {PENDING} AND lease_until > 0 AND lease_until <= ?", (now,)))
+        return int(
+            await self.store.execute(
+                f"UPDATE dispatcher_deliveries SET ready = 1, lease_until = 0, lease_owner = '' "
+                f"WHERE status = {PENDING} AND lease_until > 0 AND lease_until <= ?",
+                (now,),
+            )
+        )

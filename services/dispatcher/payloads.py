@@ -7,6 +7,7 @@ The form body lists the seed's field names in the order of the spec's tables, th
 it is UTF-8 percent-encoded, so one event always gives the same bytes. `validate()` rejects an
 event the contract cannot carry (the servicer answers INVALID_ARGUMENT and stores nothing).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -25,31 +26,66 @@ JSON_CONTENT_TYPE = "application/json"
 MAX_ID = 256
 
 _USERTYPE = {common_pb2.USER_TYPE_EXT: "ext", common_pb2.USER_TYPE_QUEUE: "queue", common_pb2.USER_TYPE_OTHER: "other"}
-_TRTYPE = {common_pb2.TRANSFER_TYPE_UNSPECIFIED: "NotDef", common_pb2.TRANSFER_TYPE_NOT_DEF: "NotDef",
-           common_pb2.TRANSFER_TYPE_BLIND: "Blind", common_pb2.TRANSFER_TYPE_ACCOMP: "Accomp"}
+_TRTYPE = {
+    common_pb2.TRANSFER_TYPE_UNSPECIFIED: "NotDef",
+    common_pb2.TRANSFER_TYPE_NOT_DEF: "NotDef",
+    common_pb2.TRANSFER_TYPE_BLIND: "Blind",
+    common_pb2.TRANSFER_TYPE_ACCOMP: "Accomp",
+}
 _FINISH = {common_pb2.FINISH_TYPE_OK: "Ok", common_pb2.FINISH_TYPE_MISSED: "Missed"}
-_DIRECTION = {common_pb2.DIRECTION_INCOMING: "incoming", common_pb2.DIRECTION_OUTGOING: "outgoing",
-              common_pb2.DIRECTION_INTERNAL: "internal"}
-_REASON = {common_pb2.RINGING_STOPPED_REASON_ANSWERED_ELSEWHERE: "answered_elsewhere",
-           common_pb2.RINGING_STOPPED_REASON_MOVED_ON: "moved_on"}
+_DIRECTION = {
+    common_pb2.DIRECTION_INCOMING: "incoming",
+    common_pb2.DIRECTION_OUTGOING: "outgoing",
+    common_pb2.DIRECTION_INTERNAL: "internal",
+}
+_REASON = {
+    common_pb2.RINGING_STOPPED_REASON_ANSWERED_ELSEWHERE: "answered_elsewhere",
+    common_pb2.RINGING_STOPPED_REASON_MOVED_ON: "moved_on",
+}
 # callback_state → `callback`: true / false / unknown (JSON null): the PBX gives no way to tell
-_CALLBACK: dict[int, bool | None] = {common_pb2.CALLBACK_STATE_ORDERED: True,
-                                     common_pb2.CALLBACK_STATE_NOT_ORDERED: False,
-                                     common_pb2.CALLBACK_STATE_UNKNOWN: None}
+_CALLBACK: dict[int, bool | None] = {
+    common_pb2.CALLBACK_STATE_ORDERED: True,
+    common_pb2.CALLBACK_STATE_NOT_ORDERED: False,
+    common_pb2.CALLBACK_STATE_UNKNOWN: None,
+}
 # the contract's extra call fields, in their order: (field name, CallEvent timestamp) and names as they are
 _TIMES = (("started_at", "started_time"), ("answered_at", "answered_time"), ("ended_at", "ended_time"))
-_NAMES = ("caller_name", "user_name", "queue", "queue_name", "group", "group_name", "transferred_to",
-          "transferred_to_name", "transferred_from", "transferred_from_name")
-_CALL_TYPES = {events_pb2.CALL_EVENT_TYPE_RINGING: "call.ringing",
-               events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED: "call.ringing_stopped",
-               events_pb2.CALL_EVENT_TYPE_ANSWERED: "call.answered",
-               events_pb2.CALL_EVENT_TYPE_ENDED: "call.ended",
-               events_pb2.CALL_EVENT_TYPE_DIALING: "call.dialing"}
+_NAMES = (
+    "caller_name",
+    "user_name",
+    "queue",
+    "queue_name",
+    "group",
+    "group_name",
+    "transferred_to",
+    "transferred_to_name",
+    "transferred_from",
+    "transferred_from_name",
+)
+_CALL_TYPES = {
+    events_pb2.CALL_EVENT_TYPE_RINGING: "call.ringing",
+    events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED: "call.ringing_stopped",
+    events_pb2.CALL_EVENT_TYPE_ANSWERED: "call.answered",
+    events_pb2.CALL_EVENT_TYPE_ENDED: "call.ended",
+    events_pb2.CALL_EVENT_TYPE_DIALING: "call.dialing",
+}
 # status event type → (form name, JSON type, fields in order)
 _STATUS = {
-    events_pb2.STATUS_EVENT_TYPE_FORWARDING: ("forwarding", "agent.forwarding_changed", ("user", "name", "status", "previous")),
-    events_pb2.STATUS_EVENT_TYPE_QUEUE_LOGIN: ("queuelogin", "agent.queue_login_changed", ("user", "name", "status", "previous")),
-    events_pb2.STATUS_EVENT_TYPE_QUEUE_STATUS: ("queuestatus", "agent.queue_status_changed", ("user", "queue", "status", "previous")),
+    events_pb2.STATUS_EVENT_TYPE_FORWARDING: (
+        "forwarding",
+        "agent.forwarding_changed",
+        ("user", "name", "status", "previous"),
+    ),
+    events_pb2.STATUS_EVENT_TYPE_QUEUE_LOGIN: (
+        "queuelogin",
+        "agent.queue_login_changed",
+        ("user", "name", "status", "previous"),
+    ),
+    events_pb2.STATUS_EVENT_TYPE_QUEUE_STATUS: (
+        "queuestatus",
+        "agent.queue_status_changed",
+        ("user", "queue", "status", "previous"),
+    ),
     events_pb2.STATUS_EVENT_TYPE_EXTENSION_ADDED: ("extensionadded", "extension.added", ("user", "name", "email")),
     events_pb2.STATUS_EVENT_TYPE_EXTENSION_DELETED: ("extensiondeleted", "extension.deleted", ("user", "name")),
     events_pb2.STATUS_EVENT_TYPE_AGENT_ADDED: ("agentadded", "queue.agent_added", ("user", "queue")),
@@ -58,10 +94,24 @@ _STATUS = {
 
 # Every form name and JSON type an event can have: what `[webhook] events` may list (docs/webhooks.md).
 EVENT_NAMES = (
-    "ringing", "ringingstopped", "hangupincoming", "hangupoutgoing", "incoming", "outgoing", "dialing",
-    *(form for form, _, _ in _STATUS.values()), "recording", "analytics", "analyticsfailed", "ping",
-    *_CALL_TYPES.values(), *(json_type for _, json_type, _ in _STATUS.values()),
-    "recording.ready", "analytics.ready", "analytics.failed", "webhook.ping",
+    "ringing",
+    "ringingstopped",
+    "hangupincoming",
+    "hangupoutgoing",
+    "incoming",
+    "outgoing",
+    "dialing",
+    *(form for form, _, _ in _STATUS.values()),
+    "recording",
+    "analytics",
+    "analyticsfailed",
+    "ping",
+    *_CALL_TYPES.values(),
+    *(json_type for _, json_type, _ in _STATUS.values()),
+    "recording.ready",
+    "analytics.ready",
+    "analytics.failed",
+    "webhook.ping",
 )
 
 Fields = list[tuple[str, Any]]
@@ -86,8 +136,12 @@ def event_names(event: events_pb2.Event) -> tuple[str, str]:
     if kind == "status":
         form, json_type, _ = _STATUS[event.status.type]
         return form, json_type
-    return {"recording": ("recording", "recording.ready"), "analytics": ("analytics", "analytics.ready"),
-            "analytics_failed": ("analyticsfailed", "analytics.failed"), "ping": ("ping", "webhook.ping")}[str(kind)]
+    return {
+        "recording": ("recording", "recording.ready"),
+        "analytics": ("analytics", "analytics.ready"),
+        "analytics_failed": ("analyticsfailed", "analytics.failed"),
+        "ping": ("ping", "webhook.ping"),
+    }[str(kind)]
 
 
 def call_id_of(event: events_pb2.Event) -> str:
@@ -111,8 +165,10 @@ def _in_range(stamp: Timestamp) -> bool:
 
 def _times_in_range(call: events_pb2.CallEvent, where: str) -> None:
     for _, name in _TIMES:
-        _need(not call.HasField(name) or _in_range(getattr(call, name)),
-              f"{where}.{name} must be a time from 1970 to 9999")
+        _need(
+            not call.HasField(name) or _in_range(getattr(call, name)),
+            f"{where}.{name} must be a time from 1970 to 9999",
+        )
 
 
 def validate(event: events_pb2.Event) -> None:
@@ -134,8 +190,11 @@ def validate(event: events_pb2.Event) -> None:
             _need(call.user_type in _USERTYPE, "call.user_type must be EXT, QUEUE or OTHER")
         if call.type == events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED:
             _need(call.reason in _REASON, "call.reason must be ANSWERED_ELSEWHERE or MOVED_ON")
-        if call.type in (events_pb2.CALL_EVENT_TYPE_ANSWERED, events_pb2.CALL_EVENT_TYPE_ENDED,
-                         events_pb2.CALL_EVENT_TYPE_DIALING):
+        if call.type in (
+            events_pb2.CALL_EVENT_TYPE_ANSWERED,
+            events_pb2.CALL_EVENT_TYPE_ENDED,
+            events_pb2.CALL_EVENT_TYPE_DIALING,
+        ):
             _need(call.direction in _DIRECTION, "call.direction must be INCOMING, OUTGOING or INTERNAL")
             _need(call.transfer_type in _TRTYPE, f"call.transfer_type {call.transfer_type} is not known")
         if call.type == events_pb2.CALL_EVENT_TYPE_ENDED:
@@ -165,8 +224,14 @@ def _seconds(value: float) -> str:
 
 
 def _ended_fields(call: events_pb2.CallEvent, with_id: bool) -> Fields:
-    fields: Fields = [("callerid", call.caller_id), ("user", call.user), ("did", call.did),
-                      ("finishtype", _FINISH[call.finish_type]), ("transfer", call.transfer), ("title", call.title)]
+    fields: Fields = [
+        ("callerid", call.caller_id),
+        ("user", call.user),
+        ("did", call.did),
+        ("finishtype", _FINISH[call.finish_type]),
+        ("transfer", call.transfer),
+        ("title", call.title),
+    ]
     if with_id:
         fields.append(("id", call.call_id))
     fields += [("duration", call.duration_seconds), ("ringtime", call.ring_seconds), ("didname", call.did_name)]
@@ -188,18 +253,32 @@ def _call_fields(call: events_pb2.CallEvent) -> tuple[Fields, Fields]:
     """(fields of both formats in order, JSON-only extras)."""
     t = call.type
     if t in (events_pb2.CALL_EVENT_TYPE_RINGING, events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED):
-        fields: Fields = [("callerid", call.caller_id), ("did", call.did), ("user", call.user),
-                          ("usertype", _USERTYPE[call.user_type]), ("id", call.call_id)]
+        fields: Fields = [
+            ("callerid", call.caller_id),
+            ("did", call.did),
+            ("user", call.user),
+            ("usertype", _USERTYPE[call.user_type]),
+            ("id", call.call_id),
+        ]
         if t == events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED:
             fields.append(("reason", _REASON[call.reason]))
         return fields, []
     if t == events_pb2.CALL_EVENT_TYPE_DIALING:
-        return ([("callerid", call.caller_id), ("user", call.user), ("did", call.did), ("id", call.call_id)],
-                [("direction", _DIRECTION[call.direction])])
+        return (
+            [("callerid", call.caller_id), ("user", call.user), ("did", call.did), ("id", call.call_id)],
+            [("direction", _DIRECTION[call.direction])],
+        )
     if t == events_pb2.CALL_EVENT_TYPE_ANSWERED:
-        return ([("callerid", call.caller_id), ("user", call.user), ("did", call.did),
-                 ("trtype", _TRTYPE[call.transfer_type]), ("id", call.call_id)],
-                [("direction", _DIRECTION[call.direction])])
+        return (
+            [
+                ("callerid", call.caller_id),
+                ("user", call.user),
+                ("did", call.did),
+                ("trtype", _TRTYPE[call.transfer_type]),
+                ("id", call.call_id),
+            ],
+            [("direction", _DIRECTION[call.direction])],
+        )
     return _ended_fields(call, with_id=True), [("direction", _DIRECTION[call.direction])]
 
 
@@ -219,20 +298,28 @@ def _fields(event: events_pb2.Event, zone: dt.tzinfo | None) -> tuple[Fields, Fi
     if kind == "recording":
         rec = event.recording
         form_only: Fields = [("links[]", f.url) for f in rec.files] + [
-            ("durations[]", _seconds(f.duration_seconds)) for f in rec.files]
-        json_only = [("links", [f.url for f in rec.files]),
-                     ("files", [{"url": f.url, "duration": f.duration_seconds, "size": f.size_bytes}
-                                for f in rec.files])]
-        ended, extras = ((_ended_fields(rec.call, with_id=False), _call_extras(rec.call, zone)) if rec.HasField("call")
-                         else ([], []))
+            ("durations[]", _seconds(f.duration_seconds)) for f in rec.files
+        ]
+        json_only = [
+            ("links", [f.url for f in rec.files]),
+            ("files", [{"url": f.url, "duration": f.duration_seconds, "size": f.size_bytes} for f in rec.files]),
+        ]
+        ended, extras = (
+            (_ended_fields(rec.call, with_id=False), _call_extras(rec.call, zone)) if rec.HasField("call") else ([], [])
+        )
         # form: id, links[], durations[], call fields; JSON: id, links, files, call fields
         return [("id", rec.call_id)], form_only + ended, json_only + ended, extras
     if kind == "analytics":
         a = event.analytics
-        segments = [{"channel": s.channel, "start": s.start_seconds, "end": s.end_seconds, "text": s.text}
-                    for s in a.segments]
-        return ([("id", a.call_id), ("text", a.text), ("summary", a.summary)], [],
-                [("segments", segments), ("language", a.language), ("backend", a.backend)], [])
+        segments = [
+            {"channel": s.channel, "start": s.start_seconds, "end": s.end_seconds, "text": s.text} for s in a.segments
+        ]
+        return (
+            [("id", a.call_id), ("text", a.text), ("summary", a.summary)],
+            [],
+            [("segments", segments), ("language", a.language), ("backend", a.backend)],
+            [],
+        )
     if kind == "analytics_failed":
         return [("id", event.analytics_failed.call_id), ("error", event.analytics_failed.error)], [], [], []
     return [("id", event.ping.id), ("time", event.ping.time)], [], [], []
@@ -255,8 +342,11 @@ def attributes(event: events_pb2.Event) -> dict[str, str]:
     found: dict[str, str] = {}
     if kind == "call":
         call = event.call
-        found = {"did": call.did, "queue": call.queue or (call.user if call.user_type == common_pb2.USER_TYPE_QUEUE else ""),
-                 "user": call.user}
+        found = {
+            "did": call.did,
+            "queue": call.queue or (call.user if call.user_type == common_pb2.USER_TYPE_QUEUE else ""),
+            "user": call.user,
+        }
     elif kind == "recording" and event.recording.HasField("call"):
         call = event.recording.call
         found = {"did": call.did, "queue": call.queue, "user": call.user}

@@ -4,6 +4,7 @@ chains, and writes each endpoint's delivery, readying (or claiming) it when it i
 The chain rows are locked (Postgres `FOR UPDATE`) so a publish racing a finish in another replica cannot
 leave a chain without a ready head; a lease fence older than the store has seen stores nothing.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,8 +68,9 @@ class _Chain:
         return did, queue, user
 
 
-def publish_work(batch: Sequence[NewEvent], routing: Routing, claim: dict[str, int], lease_ttl: float, owner: str,
-                 postgres: bool) -> Work[tuple[list[Published], list[Claimed]]]:
+def publish_work(
+    batch: Sequence[NewEvent], routing: Routing, claim: dict[str, int], lease_ttl: float, owner: str, postgres: bool
+) -> Work[tuple[list[Published], list[Claimed]]]:
     """The transaction of Outbox.publish (outbox.py); `owner` leases the deliveries it claims."""
     route, track, filtered, refusing = routing.route, routing.track, routing.filtered, routing.refusing
     now = time.time()
@@ -78,8 +80,7 @@ def publish_work(batch: Sequence[NewEvent], routing: Routing, claim: dict[str, i
     if not admitted:
         return [Published(0, False, 0, stale=True) for _ in batch], []
     stored: dict[str, int] = {}
-    known, params = one_of("event_id", list(dict.fromkeys(item.event.event_id for item in admitted)),
-                           postgres)
+    known, params = one_of("event_id", list(dict.fromkeys(item.event.event_id for item in admitted)), postgres)
     rows = yield fetchall(f"SELECT event_id, sequence FROM dispatcher_events WHERE {known}", params)
     stored.update((str(event_id), int(sequence)) for event_id, sequence in rows)
     fresh: list[NewEvent] = []
@@ -122,8 +123,7 @@ def publish_work(batch: Sequence[NewEvent], routing: Routing, claim: dict[str, i
             taken.append(endpoint)
             head = (endpoint, event.chain) not in pending
             pending.add((endpoint, event.chain))
-            row = (event.event_id, endpoint, event.chain, state.last, item.json_type, item.call_id, PENDING,
-                   number)
+            row = (event.event_id, endpoint, event.chain, state.last, item.json_type, item.call_id, PENDING, number)
             if head and claim.get(endpoint, 0) > 0:
                 claim[endpoint] -= 1
                 payloads[event.event_id] = (payload, msg_id)
@@ -132,21 +132,26 @@ def publish_work(batch: Sequence[NewEvent], routing: Routing, claim: dict[str, i
                 delivery_rows.append((*row, 1 if head else 0, now, now, 0, ""))
         results[event.event_id] = Published(state.last, False, len(taken), tuple(taken), tuple(refused))
     if event_rows:
-        yield from insert("dispatcher_events (event_id, chain, sequence, created_at, payload, message_id)",
-                          event_rows)
-        yield from insert("dispatcher_chains (chain, last_sequence, dids, queues, users, endpoint_sequences, "
-                          "updated_at)",
-                          [(chain, s.last, *s.joined(), s.numbers(), now) for chain, s in chains.items()],
-                          " ON CONFLICT (chain) DO UPDATE SET last_sequence = excluded.last_sequence, "
-                          "dids = excluded.dids, queues = excluded.queues, users = excluded.users, "
-                          "endpoint_sequences = excluded.endpoint_sequences, updated_at = excluded.updated_at")
-    columns = ("dispatcher_deliveries (event_id, endpoint, chain, sequence, event_type, call_id, status, "
-               "endpoint_sequence, ready, created_at, next_attempt_at, lease_until, lease_owner)")
+        yield from insert("dispatcher_events (event_id, chain, sequence, created_at, payload, message_id)", event_rows)
+        yield from insert(
+            "dispatcher_chains (chain, last_sequence, dids, queues, users, endpoint_sequences, updated_at)",
+            [(chain, s.last, *s.joined(), s.numbers(), now) for chain, s in chains.items()],
+            " ON CONFLICT (chain) DO UPDATE SET last_sequence = excluded.last_sequence, "
+            "dids = excluded.dids, queues = excluded.queues, users = excluded.users, "
+            "endpoint_sequences = excluded.endpoint_sequences, updated_at = excluded.updated_at",
+        )
+    columns = (
+        "dispatcher_deliveries (event_id, endpoint, chain, sequence, event_type, call_id, status, "
+        "endpoint_sequence, ready, created_at, next_attempt_at, lease_until, lease_owner)"
+    )
     yield from insert(columns, delivery_rows)
-    leased = yield from insert(columns, leased_rows,
-                               returning="id, event_id, endpoint, chain, sequence, endpoint_sequence")
-    claimed = [Claimed(int(r[0]), str(r[2]), str(r[1]), str(r[3]), int(r[4]), 0, 0, now, *payloads[str(r[1])],
-                       int(r[5])) for r in leased]
+    leased = yield from insert(
+        columns, leased_rows, returning="id, event_id, endpoint, chain, sequence, endpoint_sequence"
+    )
+    claimed = [
+        Claimed(int(r[0]), str(r[2]), str(r[1]), str(r[3]), int(r[4]), 0, 0, now, *payloads[str(r[1])], int(r[5]))
+        for r in leased
+    ]
     out: list[Published] = []
     answered: set[str] = set()
     for item in batch:
@@ -172,9 +177,11 @@ def _stale_fences(fences: set[tuple[str, int]], postgres: bool) -> Work[set[tupl
     highest: dict[str, int] = {}
     for lease, number in fences:
         highest[lease] = max(number, highest.get(lease, number))
-    yield from insert("dispatcher_fences (lease, number)", sorted(highest.items()),
-                      " ON CONFLICT (lease) DO UPDATE SET number = excluded.number"
-                      " WHERE dispatcher_fences.number < excluded.number")
+    yield from insert(
+        "dispatcher_fences (lease, number)",
+        sorted(highest.items()),
+        " ON CONFLICT (lease) DO UPDATE SET number = excluded.number WHERE dispatcher_fences.number < excluded.number",
+    )
     named, params = one_of("lease", sorted(highest), postgres)
     rows = yield fetchall(f"SELECT lease, number FROM dispatcher_fences WHERE {named}", params)
     seen = {str(lease): int(number) for lease, number in rows}
@@ -185,12 +192,18 @@ def _lock_chains(chains: list[str], now: float, postgres: bool) -> Work[dict[str
     """Current state of each chain (created when new), locked for this transaction on Postgres."""
     if not chains:
         return {}
-    yield from insert("dispatcher_chains (chain, last_sequence, updated_at)",
-                            [(chain, 0, now) for chain in chains], " ON CONFLICT (chain) DO NOTHING")
+    yield from insert(
+        "dispatcher_chains (chain, last_sequence, updated_at)",
+        [(chain, 0, now) for chain in chains],
+        " ON CONFLICT (chain) DO NOTHING",
+    )
     lock = " ORDER BY chain FOR UPDATE" if postgres else ""
     named, params = one_of("chain", chains, postgres)
-    rows = yield fetchall(f"SELECT chain, last_sequence, dids, queues, users, endpoint_sequences FROM "
-                          f"dispatcher_chains WHERE {named}{lock}", params)
+    rows = yield fetchall(
+        f"SELECT chain, last_sequence, dids, queues, users, endpoint_sequences FROM "
+        f"dispatcher_chains WHERE {named}{lock}",
+        params,
+    )
     return {str(r[0]): _Chain(int(r[1]), (str(r[2]), str(r[3]), str(r[4])), str(r[5])) for r in rows}
 
 
@@ -199,6 +212,7 @@ def _pending_heads(chains: list[str], postgres: bool) -> Work[set[tuple[str, str
     if not chains:
         return set()
     named, params = one_of("chain", chains, postgres)
-    rows = yield fetchall(f"SELECT DISTINCT endpoint, chain FROM dispatcher_deliveries WHERE status = {PENDING} "
-                          f"AND {named}", params)
+    rows = yield fetchall(
+        f"SELECT DISTINCT endpoint, chain FROM dispatcher_deliveries WHERE status = {PENDING} AND {named}", params
+    )
     return {(str(e), str(c)) for e, c in rows}

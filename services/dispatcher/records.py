@@ -1,4 +1,5 @@
 """The values that travel between the intake, the outbox, the worker and the admin calls."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -26,8 +27,8 @@ class Published(NamedTuple):
     duplicate: bool
     deliveries: int
     endpoints: tuple[str, ...] = ()  # the endpoints that got a delivery of it
-    refused: tuple[str, ...] = ()    # the endpoints it was routed to that took none
-    stale: bool = False              # not stored: its fence is older than one seen for the same lease
+    refused: tuple[str, ...] = ()  # the endpoints it was routed to that took none
+    stale: bool = False  # not stored: its fence is older than one seen for the same lease
 
 
 # route(new_event, attributes incl. the chain's) → endpoint names the event goes to
@@ -44,6 +45,8 @@ class Routing:
     # (x-tcxhooks-endpoint-sequence); an endpoint that gets every event shares the chain's numbers
     filtered: frozenset[str] = frozenset()
     refusing: Mapping[str, str] = field(default_factory=dict)  # endpoint → why it takes no new rows
+
+
 class Claimed(NamedTuple):
     id: int
     endpoint: str

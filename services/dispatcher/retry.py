@@ -1,9 +1,10 @@
 """When to try a failed delivery again: `[dispatcher] retry_schedule`, ±20 % jitter, `Retry-After`.
 
-    policy = RetryPolicy((5, 300, 1800))
-    policy.delay(failures=1)                   # ≈5 s (4–6 s); None once the schedule is used up
-    policy.delay(failures=1, retry_after=60)   # 60 s: the receiver asked for longer
+policy = RetryPolicy((5, 300, 1800))
+policy.delay(failures=1)                   # ≈5 s (4–6 s); None once the schedule is used up
+policy.delay(failures=1, retry_after=60)   # 60 s: the receiver asked for longer
 """
+
 from __future__ import annotations
 
 import email.utils

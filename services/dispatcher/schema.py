@@ -1,5 +1,6 @@
 """The dispatcher's tables (`dispatcher_*`), their migrations for SQLite and PostgreSQL, and the
 codes stored in their state columns."""
+
 from __future__ import annotations
 
 from tcxhooks.platform.store import Migration
@@ -72,27 +73,39 @@ CREATE TABLE dispatcher_endpoints (
 """
 
 MIGRATIONS = [
-    Migration(1, _SCHEMA_1.format(blob="BLOB", serial_key="INTEGER PRIMARY KEY AUTOINCREMENT"),
-              _SCHEMA_1.format(blob="BYTEA", serial_key="BIGSERIAL PRIMARY KEY")),
+    Migration(
+        1,
+        _SCHEMA_1.format(blob="BLOB", serial_key="INTEGER PRIMARY KEY AUTOINCREMENT"),
+        _SCHEMA_1.format(blob="BYTEA", serial_key="BIGSERIAL PRIMARY KEY"),
+    ),
     # claims are made per endpoint: a disabled endpoint's backlog is never walked over
-    Migration(2, """
+    Migration(
+        2,
+        """
 DROP INDEX dispatcher_deliveries_ready;
 CREATE INDEX dispatcher_deliveries_ready ON dispatcher_deliveries (endpoint, next_attempt_at) WHERE status = 1 AND ready = 1
-"""),
+""",
+    ),
     # chain first: "which endpoints have a pending delivery in these chains" (every publish) reads
     # only pending rows, not every delivery a long-lived chain such as `ext:101` ever had
-    Migration(3, """
+    Migration(
+        3,
+        """
 DROP INDEX dispatcher_deliveries_pending;
 CREATE INDEX dispatcher_deliveries_pending ON dispatcher_deliveries (chain, endpoint, sequence) WHERE status = 1
-"""),
+""",
+    ),
     # webhook-id fixed when the event is stored (globally unique, kept by retries and redeliveries);
     # per (endpoint, chain) numbering of the deliveries (x-tcxhooks-endpoint-sequence): the chain keeps
     # each endpoint's last number. Rows stored before have '' and 0 (see outbox.py).
-    Migration(4, """
+    Migration(
+        4,
+        """
 ALTER TABLE dispatcher_events ADD COLUMN message_id TEXT NOT NULL DEFAULT '';
 ALTER TABLE dispatcher_deliveries ADD COLUMN endpoint_sequence BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE dispatcher_chains ADD COLUMN endpoint_sequences TEXT NOT NULL DEFAULT ''
-"""),
+""",
+    ),
     # the highest fencing number seen per producer lease (dispatcher_service.proto, Fence)
     Migration(5, "CREATE TABLE dispatcher_fences (lease TEXT PRIMARY KEY, number BIGINT NOT NULL)"),
 ]

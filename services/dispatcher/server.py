@@ -1,5 +1,6 @@
 """Wiring of the dispatcher: outbox on the shared store, endpoints and their sinks (webhooks and CRM
 adapters), the CRM listener, worker, housekeeping, gRPC."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -33,8 +34,13 @@ log = logging.getLogger(__name__)
 def webhook_endpoint(hook: WebhookConfig, zone: dt.tzinfo | None) -> Endpoint:
     """A `[webhook:NAME]` section as an endpoint: its filter and a sink posting to its URL (times in `zone`)."""
     transport = Transport(Timeouts(hook.connect_timeout, hook.timeout), hook.concurrency, hook.ca_file)
-    return Endpoint(hook.name, EndpointFilter.from_config(hook), WebhookSink(hook, transport, zone),
-                    hook.concurrency, hook.max_backlog)
+    return Endpoint(
+        hook.name,
+        EndpointFilter.from_config(hook),
+        WebhookSink(hook, transport, zone),
+        hook.concurrency,
+        hook.max_backlog,
+    )
 
 
 def configured_endpoints(settings: DispatcherSettings) -> list[Endpoint]:
@@ -56,8 +62,14 @@ async def ping_all(settings: DispatcherSettings) -> list[pb.PingResult]:
 def crm_endpoint(crm: CrmConfig, sink: CrmSink) -> Endpoint:
     """A `[crm:NAME]` section as an endpoint: its filter and its adapter behind the sink seam."""
     schedule = retry_schedule(crm)
-    return Endpoint(crm.name, EndpointFilter.from_config(crm), CrmEndpoint(sink, crm.type), crm.concurrency,
-                    crm.max_backlog, RetryPolicy(schedule) if schedule else None)
+    return Endpoint(
+        crm.name,
+        EndpointFilter.from_config(crm),
+        CrmEndpoint(sink, crm.type),
+        crm.concurrency,
+        crm.max_backlog,
+        RetryPolicy(schedule) if schedule else None,
+    )
 
 
 async def build(app: App[DispatcherSettings]) -> None:
@@ -69,8 +81,9 @@ async def build(app: App[DispatcherSettings]) -> None:
     legs = LegStore(store)
     await legs.migrate()
     clicks = any(crm.click_to_call for crm in app.settings.crms)
-    deps = SinkDeps(legs, settings.public_url, monitor_place_call(app.channel("monitor")) if clicks else None,
-                    settings.keep_days)
+    deps = SinkDeps(
+        legs, settings.public_url, monitor_place_call(app.channel("monitor")) if clicks else None, settings.keep_days
+    )
     crms = [(crm, build_sink(crm, deps)) for crm in app.settings.crms]
     if store.dialect == "sqlite":
         # One dispatcher per SQLite file: leases left by a killed process are void right away.
@@ -90,5 +103,16 @@ async def build(app: App[DispatcherSettings]) -> None:
     intake = Intake(outbox, endpoints, worker)
     register(DispatcherServicer(ledger, endpoints, intake, worker), app.server)
     app.spawn(worker.run(app.stopping), "worker")
-    app.spawn(housekeeping(outbox, ledger, endpoints, settings.keep_days, settings.keep_dead_days,
-                           settings.lease_ttl, app.stopping, worker.wake), "housekeeping")
+    app.spawn(
+        housekeeping(
+            outbox,
+            ledger,
+            endpoints,
+            settings.keep_days,
+            settings.keep_dead_days,
+            settings.lease_ttl,
+            app.stopping,
+            worker.wake,
+        ),
+        "housekeeping",
+    )

@@ -4,6 +4,7 @@ Its errors carry their status codes (errors.py): a refused event or request is I
 (nothing stored), an unknown endpoint NOT_FOUND; a store out of reach is UNAVAILABLE (the producer
 retries) and anything unexpected INTERNAL (platform/errors.py).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -47,17 +48,33 @@ def _timestamp(seconds: float) -> Timestamp:
 
 
 def _attempt(record: AttemptRecord) -> pb.Attempt:
-    return pb.Attempt(number=record.number, time=_timestamp(record.at), http_status=record.http_status,
-                      latency_seconds=record.latency, response_snippet=record.response, error=record.error)
+    return pb.Attempt(
+        number=record.number,
+        time=_timestamp(record.at),
+        http_status=record.http_status,
+        latency_seconds=record.latency,
+        response_snippet=record.response,
+        error=record.error,
+    )
 
 
 def _delivery(row: DeliveryRow) -> pb.Delivery:
-    return pb.Delivery(id=str(row.id), event_id=row.event_id, endpoint=row.endpoint, chain=row.chain,
-                       sequence=row.sequence, event_type=row.event_type, call_id=row.call_id,
-                       status=cast(pb.DeliveryStatus, row.status), attempts=row.attempts, created_time=_timestamp(row.created_at),
-                       next_attempt_time=_timestamp(row.next_attempt_at),
-                       attempt_log=[_attempt(a) for a in row.attempt_log], webhook_id=row.message_id,
-                       endpoint_sequence=row.endpoint_sequence)
+    return pb.Delivery(
+        id=str(row.id),
+        event_id=row.event_id,
+        endpoint=row.endpoint,
+        chain=row.chain,
+        sequence=row.sequence,
+        event_type=row.event_type,
+        call_id=row.call_id,
+        status=cast(pb.DeliveryStatus, row.status),
+        attempts=row.attempts,
+        created_time=_timestamp(row.created_at),
+        next_attempt_time=_timestamp(row.next_attempt_at),
+        attempt_log=[_attempt(a) for a in row.attempt_log],
+        webhook_id=row.message_id,
+        endpoint_sequence=row.endpoint_sequence,
+    )
 
 
 def _fresh(result: Published, fence: pb.Fence | None) -> Published:
@@ -87,8 +104,9 @@ def _chosen(texts: Sequence[str]) -> tuple[list[int], list[str]]:
         elif value.removeprefix("msg_").isdigit():
             ids.append(int(value.removeprefix("msg_")))
         else:
-            raise InvalidRequest(f"{text!r} is neither a delivery number (as `tcxhooks deliveries` lists them) "
-                                 "nor a webhook-id")
+            raise InvalidRequest(
+                f"{text!r} is neither a delivery number (as `tcxhooks deliveries` lists them) nor a webhook-id"
+            )
     return ids, webhook_ids
 
 
@@ -109,15 +127,24 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
         if not event.HasField("occur_time"):
             event.occur_time.FromNanoseconds(time.time_ns())
         form_name, json_type = event_names(event)
-        return NewEvent(event, form_name, json_type, call_id_of(event), attributes(event),
-                        (fence.lease, fence.number) if fence.lease else None)
+        return NewEvent(
+            event,
+            form_name,
+            json_type,
+            call_id_of(event),
+            attributes(event),
+            (fence.lease, fence.number) if fence.lease else None,
+        )
 
-    async def Publish(self, request: pb.PublishRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.PublishResponse:
+    async def Publish(
+        self, request: pb.PublishRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.PublishResponse:
         result = await self.intake.submit(self._prepare(request.event, request.fence))
         return _response(_fresh(result, request.fence))
 
-    async def PublishStream(self, requests: AsyncIterator[pb.PublishRequest],
-                            context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    async def PublishStream(
+        self, requests: AsyncIterator[pb.PublishRequest], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
         # Reading runs ahead of the commits (group commit needs many events in flight), at most
         # STREAM_WINDOW unacknowledged; answers go out in request order.
         queue: asyncio.Queue[asyncio.Future[Published] | None] = asyncio.Queue(STREAM_WINDOW)
@@ -138,8 +165,9 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
         finally:
             reader.cancel()
 
-    async def PublishBatch(self, request: pb.PublishBatchRequest,
-                           context: grpc.aio.ServicerContext[Any, Any]) -> pb.PublishBatchResponse:
+    async def PublishBatch(
+        self, request: pb.PublishBatchRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.PublishBatchResponse:
         if len(request.events) > MAX_BATCH:
             raise InvalidRequest(f"{len(request.events)} events in one batch; at most {MAX_BATCH}")
         submitted: list[asyncio.Future[Published] | str] = []
@@ -157,19 +185,27 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
             outcomes.append(pb.PublishOutcome(stored=_response(result)))
         return pb.PublishBatchResponse(outcomes=outcomes)
 
-    async def ListDeliveries(self, request: pb.ListDeliveriesRequest,
-                             context: grpc.aio.ServicerContext[Any, Any]) -> pb.ListDeliveriesResponse:
+    async def ListDeliveries(
+        self, request: pb.ListDeliveriesRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ListDeliveriesResponse:
         if request.limit < 0:
             raise InvalidRequest("limit must not be negative")
         if request.status not in pb.DeliveryStatus.values():
             raise InvalidRequest(f"unknown status {request.status}")
         if request.endpoint:
             self.endpoints.get(request.endpoint)
-        rows = await self.ledger.list_deliveries(request.status, request.call_id, request.endpoint,
-                                                 min(request.limit or 100, MAX_LIST), request.with_attempts)
+        rows = await self.ledger.list_deliveries(
+            request.status,
+            request.call_id,
+            request.endpoint,
+            min(request.limit or 100, MAX_LIST),
+            request.with_attempts,
+        )
         return pb.ListDeliveriesResponse(deliveries=[_delivery(r) for r in rows])
 
-    async def Redeliver(self, request: pb.RedeliverRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.RedeliverResponse:
+    async def Redeliver(
+        self, request: pb.RedeliverRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.RedeliverResponse:
         ids, webhook_ids = _chosen(request.delivery_ids)
         try:
             since = request.since_time.ToNanoseconds() / 1e9 if request.HasField("since_time") else None
@@ -184,19 +220,27 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
 
     def _endpoint(self, endpoint: Endpoint, stats: dict[str, tuple[int, float]]) -> pb.Endpoint:
         pending, oldest = stats.get(endpoint.name, (0, 0.0))
-        return pb.Endpoint(name=endpoint.name, url=endpoint.sink.target, format=endpoint.sink.kind,
-                           state=cast(pb.EndpointState, endpoint.state), pending=pending,
-                           oldest_pending_age_seconds=max(0.0, time.time() - oldest) if pending else 0.0,
-                           consecutive_failures=endpoint.failures, last_error=endpoint.last_error)
+        return pb.Endpoint(
+            name=endpoint.name,
+            url=endpoint.sink.target,
+            format=endpoint.sink.kind,
+            state=cast(pb.EndpointState, endpoint.state),
+            pending=pending,
+            oldest_pending_age_seconds=max(0.0, time.time() - oldest) if pending else 0.0,
+            consecutive_failures=endpoint.failures,
+            last_error=endpoint.last_error,
+        )
 
-    async def ListEndpoints(self, request: pb.ListEndpointsRequest,
-                            context: grpc.aio.ServicerContext[Any, Any]) -> pb.ListEndpointsResponse:
+    async def ListEndpoints(
+        self, request: pb.ListEndpointsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ListEndpointsResponse:
         await self.endpoints.load()
         stats = await self.ledger.pending_stats()
         return pb.ListEndpointsResponse(endpoints=[self._endpoint(e, stats) for e in self.endpoints])
 
-    async def SetEndpointState(self, request: pb.SetEndpointStateRequest,
-                               context: grpc.aio.ServicerContext[Any, Any]) -> pb.SetEndpointStateResponse:
+    async def SetEndpointState(
+        self, request: pb.SetEndpointStateRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.SetEndpointStateResponse:
         if not request.name:
             raise InvalidRequest("name the endpoint")
         endpoint = await self.endpoints.set_state(request.name, request.enabled)
@@ -204,8 +248,9 @@ class DispatcherServicer(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
         stats = await self.ledger.pending_stats()
         return pb.SetEndpointStateResponse(endpoint=self._endpoint(endpoint, stats))
 
-    async def PingEndpoint(self, request: pb.PingEndpointRequest,
-                           context: grpc.aio.ServicerContext[Any, Any]) -> pb.PingEndpointResponse:
+    async def PingEndpoint(
+        self, request: pb.PingEndpointRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.PingEndpointResponse:
         chosen = [self.endpoints.get(request.name)] if request.name else list(self.endpoints)
         return pb.PingEndpointResponse(results=[await ping(endpoint) for endpoint in chosen])
 

@@ -1,4 +1,5 @@
 """Statement building blocks shared by the outbox and the ledger, written once for both dialects."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,7 @@ def marks(count: int) -> str:
 
 def chunks(items: Sequence[S], size: int = CHUNK) -> Iterable[Sequence[S]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def one_of(column: str, values: Sequence[object], postgres: bool) -> tuple[str, list[object]]:

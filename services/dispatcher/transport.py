@@ -13,6 +13,7 @@ and limits on what a CRM can make us read: a header line of at most 8 KB, 128 he
 of the body the first 1 KB kept and at most 64 KB read before the connection is dropped. A POST is
 never sent again by the client itself: each try is one attempt the worker records.
 """
+
 from __future__ import annotations
 
 import ssl
@@ -30,6 +31,8 @@ MAX_BODY_READ = 64 * 1024
 MAX_HEADER_LINE = 8190
 MAX_HEADERS = 128
 _IDLE_SECONDS = 60.0
+
+
 @dataclass(frozen=True)
 class Timeouts:
     connect: float = 5.0
@@ -63,17 +66,25 @@ def _ssl_context(ca_file: str) -> ssl.SSLContext | bool:
 
 
 class Transport:
-    def __init__(self, timeouts: Timeouts, limit: int, ca_file: str = "",
-                 resolver: AbstractResolver | None = None) -> None:
-        connector = aiohttp.TCPConnector(limit=limit, keepalive_timeout=_IDLE_SECONDS, ssl=_ssl_context(ca_file),
-                                         resolver=resolver)
+    def __init__(
+        self, timeouts: Timeouts, limit: int, ca_file: str = "", resolver: AbstractResolver | None = None
+    ) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=limit, keepalive_timeout=_IDLE_SECONDS, ssl=_ssl_context(ca_file), resolver=resolver
+        )
         # No cookie jar: a CRM's Set-Cookie must not ride along on later webhooks (and the jar costs
         # a lookup per request).
         self._session = aiohttp.ClientSession(
-            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False, trust_env=False,
-            skip_auto_headers=("User-Agent", "Content-Type"), max_line_size=MAX_HEADER_LINE,
-            max_field_size=MAX_HEADER_LINE, max_headers=MAX_HEADERS,
-            timeout=aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect))
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            trust_env=False,
+            skip_auto_headers=("User-Agent", "Content-Type"),
+            max_line_size=MAX_HEADER_LINE,
+            max_field_size=MAX_HEADER_LINE,
+            max_headers=MAX_HEADERS,
+            timeout=aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect),
+        )
         self._urls: dict[str, URL] = {}
 
     def _url(self, url: str) -> URL:

@@ -1,8 +1,9 @@
 """A webhook endpoint as a sink: one signed POST per delivery (docs/webhooks.md §1).
 
-    sink = WebhookSink(hook, open_transport(...), zone)   # the bodies' times in zone (None: the host's)
-    result = await sink.deliver(delivery)     # 2xx → DELIVERED, 410 → GONE, anything else → RETRY
+sink = WebhookSink(hook, open_transport(...), zone)   # the bodies' times in zone (None: the host's)
+result = await sink.deliver(delivery)     # 2xx → DELIVERED, 410 → GONE, anything else → RETRY
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -25,8 +26,9 @@ from .transport import Reply, Transport, TransportError
 USER_AGENT = f"tcxhooks/{__version__}"
 
 
-def webhook_headers(content_type: str, signer: Signer, msg_id: str, sequence: int, endpoint_sequence: int,
-                    body: bytes) -> dict[str, str]:
+def webhook_headers(
+    content_type: str, signer: Signer, msg_id: str, sequence: int, endpoint_sequence: int, body: bytes
+) -> dict[str, str]:
     """The headers of one POST: Standard Webhooks id, timestamp and signature, and our sequences."""
     timestamp = int(time.time())
     headers = {
@@ -84,8 +86,12 @@ class WebhookSink:
             body = render(delivery.event, self.hook.format, self.zone)
         except (DecodeError, KeyError, ValueError) as exc:
             return Result(Verdict.DEAD, error=f"cannot render: {exc}")
-        return await self._post(body, webhook_headers(self.content_type, self.signer, delivery.message_id,
-                                                      delivery.sequence, delivery.endpoint_sequence, body))
+        return await self._post(
+            body,
+            webhook_headers(
+                self.content_type, self.signer, delivery.message_id, delivery.sequence, delivery.endpoint_sequence, body
+            ),
+        )
 
     async def ping(self) -> Result:
         ping_id, event = ping_event()

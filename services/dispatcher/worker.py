@@ -12,6 +12,7 @@ in the same transaction (group commit). Each endpoint has `concurrency` consumer
 deliveries from its queue. On shutdown no new claims are
 made, requests in flight finish, and deliveries not yet sent are released (never acknowledged).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -51,8 +52,9 @@ def _storable(text: str) -> str:
 
 
 class Worker:
-    def __init__(self, outbox: Outbox, endpoints: Endpoints, policy: RetryPolicy, lease_ttl: float,
-                 batch: int, poll: float = 0.5) -> None:
+    def __init__(
+        self, outbox: Outbox, endpoints: Endpoints, policy: RetryPolicy, lease_ttl: float, batch: int, poll: float = 0.5
+    ) -> None:
         self.outbox = outbox
         self.endpoints = endpoints
         self.policy = policy
@@ -70,8 +72,11 @@ class Worker:
         self._wake.set()
 
     async def run(self, stopping: asyncio.Event) -> None:
-        consumers = [asyncio.create_task(self._consume(endpoint), name=f"deliver.{endpoint.name}")
-                     for endpoint in self.endpoints for _ in range(endpoint.concurrency)]
+        consumers = [
+            asyncio.create_task(self._consume(endpoint), name=f"deliver.{endpoint.name}")
+            for endpoint in self.endpoints
+            for _ in range(endpoint.concurrency)
+        ]
         renewed = time.monotonic()
         try:
             while not stopping.is_set():
@@ -114,8 +119,10 @@ class Worker:
         """How many more deliveries each enabled endpoint may have claimed now (none once closing)."""
         if self._closing:
             return {}
-        return {name: min(self.batch, self.batch * HELD_BATCHES - self._held_by[name])
-                for name in self.endpoints.enabled_names()}
+        return {
+            name: min(self.batch, self.batch * HELD_BATCHES - self._held_by[name])
+            for name in self.endpoints.enabled_names()
+        }
 
     def adopt(self, claimed: list[Claimed]) -> None:
         """Deliveries claimed elsewhere (by a publish) join the ones this worker sends."""
@@ -171,14 +178,18 @@ class Worker:
             result = Result(Verdict.DEAD, error=f"cannot read the stored event: {exc}")
         else:
             try:
-                result = await endpoint.sink.deliver(Delivery(item.id, item.message_id, event, item.sequence,
-                                                              item.endpoint_sequence, number, item.created_at))
+                result = await endpoint.sink.deliver(
+                    Delivery(
+                        item.id, item.message_id, event, item.sequence, item.endpoint_sequence, number, item.created_at
+                    )
+                )
             except Exception as exc:  # a fault in the sink must not end this consumer: recorded, retried
                 log.exception("delivery %d: the %s sink failed unexpectedly", item.id, endpoint.name)
                 result = Result(Verdict.RETRY, error=redacted_urls(f"{type(exc).__name__}: {exc}"))
         latency = time.perf_counter() - started
-        attempt = AttemptRecord(number, at, result.status, latency, _storable(result.response),
-                                _storable(result.error[:1024]))
+        attempt = AttemptRecord(
+            number, at, result.status, latency, _storable(result.response), _storable(result.error[:1024])
+        )
         verdict = result.verdict
         if verdict is Verdict.DELIVERED:
             ATTEMPTS_DELIVERED.inc()

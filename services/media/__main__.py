@@ -1,4 +1,5 @@
 """`tcxhooks media -c FILE` / `python -m tcxhooks.media`: the media service process."""
+
 from __future__ import annotations
 
 from tcxhooks.platform import runtime

@@ -1,9 +1,10 @@
 """Just enough of the wav and mp3 formats: the wav header (channels, emptiness) and mp3 duration.
 
-    info = parse_wav_header(first_bytes)   # None: need more bytes; BadAudio: not a usable wav
-                                           # (UnsupportedFormat: a codec other than PCM or G.711)
-    seconds = mp3_duration(mp3_bytes)      # counts MPEG audio frames (no decoding)
+info = parse_wav_header(first_bytes)   # None: need more bytes; BadAudio: not a usable wav
+                                       # (UnsupportedFormat: a codec other than PCM or G.711)
+seconds = mp3_duration(mp3_bytes)      # counts MPEG audio frames (no decoding)
 """
+
 from __future__ import annotations
 
 import struct
@@ -24,10 +25,10 @@ ACCEPTED_FORMATS = {PCM: "PCM", ALAW: "G.711 A-law", MULAW: "G.711 µ-law"}
 class WavInfo:
     channels: int
     sample_rate: int
-    format_tag: int   # the codec: one of ACCEPTED_FORMATS (an EXTENSIBLE header's SubFormat)
+    format_tag: int  # the codec: one of ACCEPTED_FORMATS (an EXTENSIBLE header's SubFormat)
     block_align: int  # bytes per sample frame (all channels)
     data_offset: int  # where the audio bytes start
-    data_size: int    # as declared (0xFFFFFFFF or 0 when the writer never finalised it)
+    data_size: int  # as declared (0xFFFFFFFF or 0 when the writer never finalised it)
 
     def seconds(self, audio_bytes: int) -> float:
         """The duration of `audio_bytes` of this wav's audio."""
@@ -48,7 +49,7 @@ def parse_wav_header(head: bytes) -> WavInfo | None:
             if len(head) >= MAX_HEADER:
                 raise BadAudio("wav header too long or without a data chunk")
             return None
-        chunk_id, size = head[offset:offset + 4], struct.unpack_from("<I", head, offset + 4)[0]
+        chunk_id, size = head[offset : offset + 4], struct.unpack_from("<I", head, offset + 4)[0]
         body = offset + 8
         if not chunk_id.isascii():
             raise BadAudio("corrupt wav chunk list")
@@ -124,7 +125,7 @@ class Mp3Counter:
     def __init__(self) -> None:
         self._buffer = b""
         self._skip: int | None = None  # bytes of ID3v2 tag still to skip; None until known
-        self._ended = False            # a trailing tag or garbage follows the audio
+        self._ended = False  # a trailing tag or garbage follows the audio
         self.frames = self.samples = self.rate = self.channels = 0
 
     def feed(self, data: bytes) -> None:
@@ -156,7 +157,7 @@ class Mp3Counter:
                 break
             if pos + length > len(buffer):
                 break  # the rest of this frame comes with the next data
-            if self.frames or not (b"Xing" in buffer[pos:pos + 64] or b"Info" in buffer[pos:pos + 64]):
+            if self.frames or not (b"Xing" in buffer[pos : pos + 64] or b"Info" in buffer[pos : pos + 64]):
                 self.frames += 1
                 self.samples += count
                 self.rate, self.channels = rate, channels

@@ -1,5 +1,6 @@
 """The media service's settings: [recordings] (docs/config.md), and the keys of [pbx] and [analytics] it
 reads."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -38,18 +39,29 @@ class RecordingsConfig(Section):
     storage: str = key("local", choice("local", "s3"), "local (a folder) or s3 (MinIO or any S3)")
     local_dir: str = key("./data/recordings", text, "the mp3 folder, with storage = local")
     listen: str = key("127.0.0.1:8480", host_port, "host:port of media's HTTP server, which serves the links")
-    public_url: str = key("http://127.0.0.1:8480", base_url,
-                          "the links' base URL as CRMs reach it (e.g. through an ingress)")
+    public_url: str = key(
+        "http://127.0.0.1:8480", base_url, "the links' base URL as CRMs reach it (e.g. through an ingress)"
+    )
     bitrate: str = key("64k", _bitrate, "mp3 bitrate, e.g. 32k or 64k")
     grace: float = key("3", duration, "how long to wait for late wav files after hangup")
     jobs: int = key("0", whole(0, 64), "parallel transcodes (0: as many as the container's CPU limit allows)")
-    link_secret: str = key("", text, "HMAC key of the links; empty: a key generated once and kept only in the "
-                           "store (wiping the store breaks every link sent)", secret=True)
-    link_secret_previous: str = key("", text, "the key before a rotation: links signed with it stay valid "
-                                    "(remove it retention_days after the rotation)", secret=True)
+    link_secret: str = key(
+        "",
+        text,
+        "HMAC key of the links; empty: a key generated once and kept only in the "
+        "store (wiping the store breaks every link sent)",
+        secret=True,
+    )
+    link_secret_previous: str = key(
+        "",
+        text,
+        "the key before a rotation: links signed with it stay valid (remove it retention_days after the rotation)",
+        secret=True,
+    )
     s3_endpoint: str = key("minio:9000", host_port, "host:port of the S3 server")
-    s3_public_endpoint: str = key("", optional(host_port), "host:port CRMs use for presigned URLs "
-                                  "(default s3_endpoint)")
+    s3_public_endpoint: str = key(
+        "", optional(host_port), "host:port CRMs use for presigned URLs (default s3_endpoint)"
+    )
     s3_access_key: str = key("", text, "S3 access key", secret=True)
     s3_secret_key: str = key("", text, "S3 secret key", secret=True)
     s3_bucket: str = key("recordings", text, "the bucket the mp3 files go to")

@@ -10,6 +10,7 @@ The quota is read from cgroup v2 (`cpu.max`: "<quota> <period>" or "max <period>
 ancestor (a limit may sit on a parent), and rounded up; the CPUs the process may run on
 (its affinity, e.g. a cpuset) cap the result.
 """
+
 from __future__ import annotations
 
 import math

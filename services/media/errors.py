@@ -15,6 +15,7 @@ later), and what its RPCs answer with (the gRPC status of each class, platform/e
           └── StorageError                                  the object storage refused or failed
                └── ObjectMissing          NOT_FOUND         the object is no longer stored
 """
+
 from __future__ import annotations
 
 import grpc

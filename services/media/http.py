@@ -1,9 +1,10 @@
 """Media's HTTP server for the download links (`[recordings] listen`).
 
-    GET /r/<call_id>/<n>.mp3?exp=<unix>&sig=<hmac>
-      valid        → 302 to a fresh presigned S3 URL, or the local file (Range supported)
-      tampered     → 403        expired / purged → 410        never the file otherwise
+GET /r/<call_id>/<n>.mp3?exp=<unix>&sig=<hmac>
+  valid        → 302 to a fresh presigned S3 URL, or the local file (Range supported)
+  tampered     → 403        expired / purged → 410        never the file otherwise
 """
+
 from __future__ import annotations
 
 import logging
@@ -61,9 +62,14 @@ class LinkServer:
         if isinstance(target, Redirect):
             raise web.HTTPFound(target.url, headers={"Cache-Control": "no-store"})
         assert isinstance(target, LocalFile)
-        return web.FileResponse(target.path, headers={
-            "Content-Type": "audio/mpeg", "Cache-Control": "private, max-age=3600",
-            "Content-Disposition": f'inline; filename="{call_id}-{idx}.mp3"'})
+        return web.FileResponse(
+            target.path,
+            headers={
+                "Content-Type": "audio/mpeg",
+                "Cache-Control": "private, max-age=3600",
+                "Content-Disposition": f'inline; filename="{call_id}-{idx}.mp3"',
+            },
+        )
 
 
 async def start_http(server: LinkServer, listen: str) -> web.AppRunner:

@@ -8,6 +8,7 @@ Every step is recorded in the store before the next one starts (pending → stor
 submitted → done), so a job left by a killed process resumes where it was; storing is
 idempotent (objects are named after their source file) and the event id is stable.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,8 +39,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 LEASE_SECONDS = 60.0
-MAX_JOBS = 64            # legs handled at once (most of them just wait for late files)
-MAX_SETTLE = 120.0       # after the grace window, stop waiting for files still being written
+MAX_JOBS = 64  # legs handled at once (most of them just wait for late files)
+MAX_SETTLE = 120.0  # after the grace window, stop waiting for files still being written
 MAX_BACKOFF = 60.0
 # A wav shorter than its header says is retried this many times (1 + 2 + 4 s apart), in case it
 # was still being copied; then it is taken as it is.
@@ -47,7 +48,7 @@ SHORT_AUDIO_ATTEMPTS = 3
 # An mp3 that decodes shorter than its wav is transcoded again this many times; then the file
 # counts as unusable (never published cut).
 INCOMPLETE_MP3_ATTEMPTS = 5
-IDLE_POLL = 5.0          # new jobs and retries wake the loop; this catches other replicas' lapsed leases
+IDLE_POLL = 5.0  # new jobs and retries wake the loop; this catches other replicas' lapsed leases
 LAST_FILE_TOLERANCE = 1.0  # a file ending this close to the hangup is the leg's last one
 
 
@@ -72,8 +73,17 @@ def object_key(call_id: str, ident: str) -> str:
 
 
 class Runner:
-    def __init__(self, jobs: JobStore, source: Source, transcoder: Transcoder, storage: Storage, links: Links,
-                 publisher: Publisher, config: RecordingsConfig, analytics: bool) -> None:
+    def __init__(
+        self,
+        jobs: JobStore,
+        source: Source,
+        transcoder: Transcoder,
+        storage: Storage,
+        links: Links,
+        publisher: Publisher,
+        config: RecordingsConfig,
+        analytics: bool,
+    ) -> None:
         self.jobs, self.source, self.transcoder, self.storage = jobs, source, transcoder, storage
         self.links, self.publisher, self.config, self.analytics = links, publisher, config, analytics
         self._wake = asyncio.Event()
@@ -142,8 +152,13 @@ class Runner:
             raise
         except TransientError as exc:
             delay = backoff(job.attempts + 1, 1.0, MAX_BACKOFF)
-            log.warning("recording job %s: %s; retrying in %.0f s", job.call_id, exc, delay,
-                        extra={"call_id": job.call_id, "attempt": job.attempts + 1})
+            log.warning(
+                "recording job %s: %s; retrying in %.0f s",
+                job.call_id,
+                exc,
+                delay,
+                extra={"call_id": job.call_id, "attempt": job.attempts + 1},
+            )
             metrics.RETRIES.labels(job.state).inc()
             await self.jobs.retry(job, delay, str(exc))
             asyncio.get_running_loop().call_later(delay, self.wake)
@@ -152,8 +167,11 @@ class Runner:
             metrics.JOBS.labels("failed").inc()
             await self.jobs.mark(job.call_id, state=FAILED, error=str(exc)[:500])
         except Exception as exc:
-            log.exception("recording job %s failed unexpectedly; retrying in a minute", job.call_id,
-                          extra={"call_id": job.call_id})
+            log.exception(
+                "recording job %s failed unexpectedly; retrying in a minute",
+                job.call_id,
+                extra={"call_id": job.call_id},
+            )
             metrics.ERRORS.labels("internal").inc()
             await self.jobs.retry(job, MAX_BACKOFF, f"internal error: {exc}")
             asyncio.get_running_loop().call_later(MAX_BACKOFF, self.wake)
@@ -173,8 +191,13 @@ class Runner:
             event = recording_event(job, files, urls, self.config.full_info)
             reply = await self._hand_on(job, "dispatcher Publish", lambda: self.publisher.publish(event))
             await self.jobs.mark(job.call_id, published=1)
-            log.info("recording of %s published (%d file(s))%s", job.call_id, len(files),
-                     " again (the dispatcher had it)" if reply.duplicate else "", extra={"call_id": job.call_id})
+            log.info(
+                "recording of %s published (%d file(s))%s",
+                job.call_id,
+                len(files),
+                " again (the dispatcher had it)" if reply.duplicate else "",
+                extra={"call_id": job.call_id},
+            )
         if self.analytics and not job.submitted:
             request = analytics_request(job, files)
             await self._hand_on(job, "analytics Submit", lambda: self.publisher.submit(request))
@@ -184,12 +207,20 @@ class Runner:
 
     async def _hand_on(self, job: Job, what: str, send: Callable[[], Awaitable[T]]) -> T:
         """`send()`'s answer, retried until acknowledged; each failure is kept as the job's error."""
+
         async def note(problem: str) -> None:
             await self.jobs.mark(job.call_id, error=problem[:500])
 
         try:
-            reply = await until_acknowledged(send, what, self._stopping, first=1.0, most=MAX_BACKOFF, on_failure=note,
-                                             log_extra={"call_id": job.call_id})
+            reply = await until_acknowledged(
+                send,
+                what,
+                self._stopping,
+                first=1.0,
+                most=MAX_BACKOFF,
+                on_failure=note,
+                log_extra={"call_id": job.call_id},
+            )
         except Refused as exc:
             raise PeerRefused(str(exc)) from None
         if reply is None:
@@ -223,8 +254,13 @@ class Runner:
         for (item, _), result in zip(tasks.values(), results, strict=True):
             if isinstance(result, BadAudio):
                 bad.append(f"{item.label}: {result}")
-                log.error("recording %s of %s is unusable: %s (no link is sent for it)", item.label, job.call_id,
-                          result, extra={"call_id": job.call_id})
+                log.error(
+                    "recording %s of %s is unusable: %s (no link is sent for it)",
+                    item.label,
+                    job.call_id,
+                    result,
+                    extra={"call_id": job.call_id},
+                )
                 metrics.FILES.labels(result.outcome).inc()
                 metrics.ERRORS.labels(result.outcome).inc()
             elif isinstance(result, BaseException):
@@ -241,26 +277,44 @@ class Runner:
                 metrics.JOBS.labels("no_recording").inc()
             return None
         converted.sort(key=lambda pair: (pair[0].order, pair[0].ident))
-        files = [StoredFile(idx, key, duration, size, channels)
-                 for idx, (_, (key, size, duration, channels)) in enumerate(converted, start=1)]
+        files = [
+            StoredFile(idx, key, duration, size, channels)
+            for idx, (_, (key, size, duration, channels)) in enumerate(converted, start=1)
+        ]
         return files, time.time() + self.config.retention_days * 86400
 
     async def _convert(self, job: Job, item: Found) -> tuple[str, int, float, int]:
         """Transcodes and stores one file; (object key, size, duration, channels)."""
         key = object_key(job.call_id, item.ident)
-        mp3 = await self.transcoder.to_mp3(item.open(), accept_short=job.attempts >= SHORT_AUDIO_ATTEMPTS,
-                                           last_try=job.attempts >= INCOMPLETE_MP3_ATTEMPTS)
+        mp3 = await self.transcoder.to_mp3(
+            item.open(),
+            accept_short=job.attempts >= SHORT_AUDIO_ATTEMPTS,
+            last_try=job.attempts >= INCOMPLETE_MP3_ATTEMPTS,
+        )
         try:
             await self.storage.put(key, mp3.body, mp3.size, {"call-id": job.call_id, "leg": job.request.leg.dn or "-"})
         finally:
             mp3.close()
         if not mp3.complete:
-            log.warning("recording %s of %s still ends before the size its wav header declares after %d attempts: "
-                        "publishing the %.1f s there are", item.label, job.call_id, job.attempts, mp3.duration,
-                        extra={"call_id": job.call_id})
+            log.warning(
+                "recording %s of %s still ends before the size its wav header declares after %d attempts: "
+                "publishing the %.1f s there are",
+                item.label,
+                job.call_id,
+                job.attempts,
+                mp3.duration,
+                extra={"call_id": job.call_id},
+            )
         metrics.FILES.labels("ok" if mp3.complete else "short").inc()
         metrics.STORED_BYTES.inc(mp3.size)
-        log.info("stored %s of %s: %.1f s of audio, %d channel(s), %d bytes, transcoded in %.2f s", item.label,
-                 job.call_id, mp3.duration, mp3.channels, mp3.size, mp3.seconds, extra={"call_id": job.call_id})
+        log.info(
+            "stored %s of %s: %.1f s of audio, %d channel(s), %d bytes, transcoded in %.2f s",
+            item.label,
+            job.call_id,
+            mp3.duration,
+            mp3.channels,
+            mp3.size,
+            mp3.seconds,
+            extra={"call_id": job.call_id},
+        )
         return key, mp3.size, mp3.duration, mp3.channels
-

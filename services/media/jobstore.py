@@ -6,6 +6,7 @@ The rows are a platform JobQueue (`queue`): workers claim due jobs with a lease 
 name, every change of a claimed job is made only while the lease is still its own, and a job left
 by a killed process is picked up again.
 """
+
 from __future__ import annotations
 
 import base64
@@ -20,7 +21,9 @@ from tcxhooks.v1 import media_service_pb2
 PENDING, STORED, DONE, NO_RECORDING, FAILED, PURGED = "pending", "stored", "done", "no_recording", "failed", "purged"
 
 MIGRATIONS = [
-    Migration(1, """
+    Migration(
+        1,
+        """
 CREATE TABLE media_jobs (
   call_id TEXT PRIMARY KEY,
   chain TEXT NOT NULL,
@@ -51,11 +54,15 @@ CREATE TABLE media_settings (
   name TEXT PRIMARY KEY,
   value TEXT NOT NULL
 )
-"""),
-    Migration(2, """
+""",
+    ),
+    Migration(
+        2,
+        """
 ALTER TABLE media_jobs RENAME COLUMN next_attempt_at TO next_at;
 ALTER TABLE media_jobs ADD COLUMN lease_owner TEXT NOT NULL DEFAULT ''
-"""),
+""",
+    ),
 ]
 TABLE = JobTable("media_jobs", key="call_id", runnable=(PENDING, STORED))
 
@@ -88,8 +95,18 @@ _JOB_COLUMNS = "call_id, chain, request, state, published, submitted, attempts, 
 
 def _job(row: tuple[object, ...]) -> Job:
     request = media_service_pb2.RecordingsDueRequest.FromString(base64.b64decode(str(row[2])))
-    return Job(str(row[0]), str(row[1]), request, str(row[3]), bool(row[4]), bool(row[5]), int(row[6]),  # type: ignore[call-overload]
-               str(row[7]), float(row[8]), float(row[9]))  # type: ignore[arg-type]
+    return Job(
+        str(row[0]),
+        str(row[1]),
+        request,
+        str(row[3]),
+        bool(row[4]),
+        bool(row[5]),
+        int(row[6]),  # type: ignore[call-overload]
+        str(row[7]),
+        float(row[8]),  # type: ignore[arg-type]
+        float(row[9]),  # type: ignore[arg-type]
+    )
 
 
 class JobStore:
@@ -107,7 +124,8 @@ class JobStore:
         count = await self.store.execute(
             "INSERT INTO media_jobs (call_id, chain, request, state, created_at, next_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_id) DO NOTHING",
-            (request.leg.call_id, chain, encoded, PENDING, now, now, now))
+            (request.leg.call_id, chain, encoded, PENDING, now, now, now),
+        )
         return bool(count == 1)
 
     async def get(self, call_id: str) -> Job | None:
@@ -117,14 +135,17 @@ class JobStore:
     async def files(self, call_id: str) -> list[StoredFile]:
         rows = await self.store.fetchall(
             "SELECT idx, object_key, duration, size, channels FROM media_files WHERE call_id = ? ORDER BY idx",
-            (call_id,))
+            (call_id,),
+        )
         return [StoredFile(int(r[0]), str(r[1]), float(r[2]), int(r[3]), int(r[4])) for r in rows]
 
     async def file(self, call_id: str, idx: int) -> tuple[str, StoredFile] | None:
         """(job state, file) of one stored file of a leg."""
         row = await self.store.fetchone(
             "SELECT j.state, f.idx, f.object_key, f.duration, f.size, f.channels FROM media_files f"
-            " JOIN media_jobs j ON j.call_id = f.call_id WHERE f.call_id = ? AND f.idx = ?", (call_id, idx))
+            " JOIN media_jobs j ON j.call_id = f.call_id WHERE f.call_id = ? AND f.idx = ?",
+            (call_id, idx),
+        )
         if row is None:
             return None
         return str(row[0]), StoredFile(int(row[1]), str(row[2]), float(row[3]), int(row[4]), int(row[5]))
@@ -136,8 +157,9 @@ class JobStore:
     async def retry(self, job: Job, delay: float, error: str) -> None:
         """Gives the job back, due again in `delay` seconds."""
         now = time.time()
-        await self.queue.update(job.call_id, release=True, attempts=job.attempts + 1, error=error[:500],
-                                next_at=now + delay, updated_at=now)
+        await self.queue.update(
+            job.call_id, release=True, attempts=job.attempts + 1, error=error[:500], next_at=now + delay, updated_at=now
+        )
 
     async def save_files(self, call_id: str, files: list[StoredFile], expire_at: float) -> None:
         """Records the stored mp3s and moves the job to `stored`, in one transaction."""
@@ -146,7 +168,8 @@ class JobStore:
             await tx.execute("DELETE FROM media_files WHERE call_id = ?", (call_id,))
             await tx.executemany(
                 "INSERT INTO media_files (call_id, idx, object_key, duration, size, channels) VALUES (?, ?, ?, ?, ?, ?)",
-                [(call_id, f.idx, f.object_key, f.duration, f.size, f.channels) for f in files])
+                [(call_id, f.idx, f.object_key, f.duration, f.size, f.channels) for f in files],
+            )
 
     async def mark(self, call_id: str, tx: Tx | None = None, **values: object) -> None:
         """Sets columns of a job this process holds (state, published, submitted, error); a final state
@@ -160,7 +183,9 @@ class JobStore:
         """Call ids whose retention ended at or before `now` and whose objects are not purged yet."""
         rows = await self.store.fetchall(
             "SELECT call_id FROM media_jobs WHERE expire_at > 0 AND expire_at <= ? AND state IN (?, ?)"
-            " ORDER BY expire_at LIMIT ?", (now, STORED, DONE, limit))
+            " ORDER BY expire_at LIMIT ?",
+            (now, STORED, DONE, limit),
+        )
         return [str(r[0]) for r in rows]
 
     async def mark_purged(self, call_id: str, now: float) -> bool:
@@ -168,15 +193,18 @@ class JobStore:
         async with self.store.transaction() as tx:
             count = await tx.execute(
                 "UPDATE media_jobs SET state = ?, updated_at = ? WHERE call_id = ? AND expire_at > 0 AND expire_at <= ?",
-                (PURGED, time.time(), call_id, now))
+                (PURGED, time.time(), call_id, now),
+            )
             if count == 1:
                 await tx.execute("DELETE FROM media_files WHERE call_id = ?", (call_id,))
             return bool(count == 1)
 
     async def link_key(self) -> bytes:
         """The links' HMAC key when `[recordings] link_secret` is empty: random, made once, kept in the store."""
-        await self.store.execute("INSERT INTO media_settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-                                 ("link_key", secrets.token_hex(32)))
+        await self.store.execute(
+            "INSERT INTO media_settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+            ("link_key", secrets.token_hex(32)),
+        )
         key = await self.stored_link_key()
         assert key
         return key

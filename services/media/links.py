@@ -10,6 +10,7 @@ New links are signed with the first key; a link signed with any of the keys is v
 be rotated without breaking the links already sent: the old key stays accepted until the last
 link signed with it expires (`retention_days` after the rotation).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,7 +41,7 @@ class Links:
         return f"{self.public_url}{self.path(call_id, idx)}?exp={expires}&sig={sig}"
 
     def check(self, call_id: str, idx: int, exp_text: str, sig_text: str, now: float | None = None) -> str:
-        """"ok", "tampered" (any part changed or missing) or "expired" (valid but past its end)."""
+        """ "ok", "tampered" (any part changed or missing) or "expired" (valid but past its end)."""
         if not (exp_text.isascii() and exp_text.isdigit()) or len(exp_text) > 12 or not sig_text.isascii():
             return "tampered"
         expires = int(exp_text)

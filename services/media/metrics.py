@@ -1,4 +1,5 @@
 """Prometheus metrics of the media service (`tcxhooks_media_` prefix), created once at import."""
+
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -6,8 +7,10 @@ from prometheus_client import Counter, Gauge, Histogram
 # outcome: ok / short / bad_audio / unsupported_format
 FILES = Counter("tcxhooks_media_files_total", "Recording files processed", ["outcome"])
 TRANSCODE_SECONDS = Histogram(
-    "tcxhooks_media_transcode_seconds", "Time to transcode one wav file to mp3",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120))
+    "tcxhooks_media_transcode_seconds",
+    "Time to transcode one wav file to mp3",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
+)
 AUDIO_SECONDS = Counter("tcxhooks_media_audio_seconds_total", "Seconds of audio transcoded")
 STORED_BYTES = Counter("tcxhooks_media_stored_bytes_total", "Bytes of mp3 stored")
 JOBS = Counter("tcxhooks_media_jobs_total", "Recording jobs finished", ["outcome"])  # done / no_recording / failed

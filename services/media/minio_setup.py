@@ -8,6 +8,7 @@ The bucket, endpoint and media's keys are read from `[recordings]` as media read
 again changes nothing (an existing bucket, policy, user and attachment are kept as they are; the
 user's secret is set again to the configured one).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,17 +31,25 @@ from .config import MediaSettings, RecordingsConfig
 POLICY = "tcxhooks-media"
 # What media does with its bucket (storage.py): check and create it, set its lifecycle rule, and
 # put, stat, presign (a read), stream and delete objects.
-BUCKET_ACTIONS = ["s3:GetBucketLocation", "s3:ListBucket", "s3:CreateBucket", "s3:GetLifecycleConfiguration",
-                  "s3:PutLifecycleConfiguration"]
+BUCKET_ACTIONS = [
+    "s3:GetBucketLocation",
+    "s3:ListBucket",
+    "s3:CreateBucket",
+    "s3:GetLifecycleConfiguration",
+    "s3:PutLifecycleConfiguration",
+]
 OBJECT_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
 
 
 def media_policy(bucket: str) -> dict[str, Any]:
     """An IAM policy allowing media's operations on its own bucket and nothing else."""
-    return {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": BUCKET_ACTIONS, "Resource": [f"arn:aws:s3:::{bucket}"]},
-        {"Effect": "Allow", "Action": OBJECT_ACTIONS, "Resource": [f"arn:aws:s3:::{bucket}/*"]},
-    ]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": BUCKET_ACTIONS, "Resource": [f"arn:aws:s3:::{bucket}"]},
+            {"Effect": "Allow", "Action": OBJECT_ACTIONS, "Resource": [f"arn:aws:s3:::{bucket}/*"]},
+        ],
+    }
 
 
 def provision(config: RecordingsConfig, root_user: str, root_password: str) -> None:
@@ -52,8 +61,12 @@ def provision(config: RecordingsConfig, root_user: str, root_password: str) -> N
     s3 = Minio(config.s3_endpoint, root_user, root_password, secure=config.s3_secure, region=config.s3_region)
     if not s3.bucket_exists(config.s3_bucket):
         s3.make_bucket(config.s3_bucket, location=config.s3_region)
-    admin = MinioAdmin(endpoint=config.s3_endpoint, credentials=StaticProvider(root_user, root_password),
-                       region=config.s3_region, secure=config.s3_secure)
+    admin = MinioAdmin(
+        endpoint=config.s3_endpoint,
+        credentials=StaticProvider(root_user, root_password),
+        region=config.s3_region,
+        secure=config.s3_secure,
+    )
     admin.policy_add(POLICY, policy=media_policy(config.s3_bucket))
     admin.user_add(config.s3_access_key, config.s3_secret_key)
     try:
@@ -64,8 +77,9 @@ def provision(config: RecordingsConfig, root_user: str, root_password: str) -> N
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tcxhooks.media.minio_setup",
-                                     description="Prepare MinIO for media: its bucket and its own user.")
+    parser = argparse.ArgumentParser(
+        prog="python -m tcxhooks.media.minio_setup", description="Prepare MinIO for media: its bucket and its own user."
+    )
     add_config_option(parser)
     args = parser.parse_args(argv)
     root_user, root_password = os.environ.get("MINIO_ROOT_USER", ""), os.environ.get("MINIO_ROOT_PASSWORD", "")
@@ -84,8 +98,10 @@ def main(argv: list[str] | None = None) -> None:
     except (S3Error, MinioAdminException, urllib3.exceptions.HTTPError, OSError) as exc:  # MinIO not up yet?
         print(f"minio setup: {config.s3_endpoint}: {str(exc).splitlines()[0][:300]}", file=sys.stderr)
         raise SystemExit(1) from None
-    print(f"bucket {config.s3_bucket} ready; media's user may use it and nothing else "
-          f"(policy {POLICY}: {json.dumps(BUCKET_ACTIONS + OBJECT_ACTIONS)})")
+    print(
+        f"bucket {config.s3_bucket} ready; media's user may use it and nothing else "
+        f"(policy {POLICY}: {json.dumps(BUCKET_ACTIONS + OBJECT_ACTIONS)})"
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 The event id is `<call_id>/recording`: publishing it again (after a crash between the
 dispatcher's acknowledgement and our own bookkeeping) is absorbed by the dispatcher.
 """
+
 from __future__ import annotations
 
 import time
@@ -36,8 +37,11 @@ def recording_event(job: Job, files: list[StoredFile], urls: list[str], full_inf
     occur.FromNanoseconds(time.time_ns())
     ready = events_pb2.RecordingReady(
         call_id=job.call_id,
-        files=[events_pb2.RecordingFile(url=url, duration_seconds=f.duration, size_bytes=f.size)
-               for f, url in zip(files, urls, strict=False)])
+        files=[
+            events_pb2.RecordingFile(url=url, duration_seconds=f.duration, size_bytes=f.size)
+            for f, url in zip(files, urls, strict=False)
+        ],
+    )
     if full_info and job.request.HasField("ended"):
         ready.call.CopyFrom(job.request.ended)
     return events_pb2.Event(event_id=event_id(job.call_id), chain=job.chain, occur_time=occur, recording=ready)
@@ -46,9 +50,15 @@ def recording_event(job: Job, files: list[StoredFile], urls: list[str], full_inf
 def analytics_request(job: Job, files: list[StoredFile]) -> analytics_service_pb2.SubmitRequest:
     """The leg's files by reference: analytics reads each through MediaService.FetchAudio."""
     return analytics_service_pb2.SubmitRequest(
-        call_id=job.call_id, chain=job.chain,
-        audio=[analytics_service_pb2.AudioSource(file=f.idx, object_key=f.object_key, duration_seconds=f.duration,
-                                                 channels=f.channels) for f in files])
+        call_id=job.call_id,
+        chain=job.chain,
+        audio=[
+            analytics_service_pb2.AudioSource(
+                file=f.idx, object_key=f.object_key, duration_seconds=f.duration, channels=f.channels
+            )
+            for f in files
+        ],
+    )
 
 
 class Publisher:
@@ -62,7 +72,8 @@ class Publisher:
     async def publish(self, event: events_pb2.Event) -> dispatcher_service_pb2.PublishResponse:
         """Hands the event to the dispatcher (its `duplicate` tells a repeat of a stored event)."""
         reply: dispatcher_service_pb2.PublishResponse = await self._dispatcher.Publish(
-            dispatcher_service_pb2.PublishRequest(event=event), timeout=TIMEOUT)
+            dispatcher_service_pb2.PublishRequest(event=event), timeout=TIMEOUT
+        )
         return reply
 
     async def submit(self, request: analytics_service_pb2.SubmitRequest) -> analytics_service_pb2.SubmitResponse:

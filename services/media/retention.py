@@ -9,6 +9,7 @@ objects first and then the records, so a purge that stops halfway (crash, S3 dow
 every unfinished leg as it was and the next run finishes it. S3 buckets also carry a
 lifecycle rule (retention + 1 day) as a second line.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,5 @@
 """Wiring of the media service: store, source, transcoder, storage, links, HTTP, jobs, purge, gRPC."""
+
 from __future__ import annotations
 
 import asyncio
@@ -71,8 +72,9 @@ async def build(app: App[MediaSettings]) -> None:
         log.error("storage not ready: %s; retrying in the background", exc)
         app.spawn(_setup_later(storage, app.stopping), "storage-setup")
     app.health.add_check("storage", storage.ping, critical=True)
-    source: Source = FolderSource(pbx.recordings_dir) if pbx.recordings == "folder" else XapiSource(
-        app.channel("monitor"))
+    source: Source = (
+        FolderSource(pbx.recordings_dir) if pbx.recordings == "folder" else XapiSource(app.channel("monitor"))
+    )
     if source.kind == "folder":
         app.health.add_check("recordings_dir", source.ping, critical=True)
     links = Links(await link_keys(config, jobs), config.public_url)
@@ -83,6 +85,7 @@ async def build(app: App[MediaSettings]) -> None:
     http = await start_http(LinkServer(links, jobs, storage), config.listen)
     app.stack.push_async_callback(http.cleanup)
     media_service_pb2_grpc.add_MediaServiceServicer_to_server(
-        MediaServicer(config, jobs, links, retention, storage, runner.wake), app.server)
+        MediaServicer(config, jobs, links, retention, storage, runner.wake), app.server
+    )
     app.spawn(runner.run(app.stopping), "jobs")
     app.spawn(retention.nightly(config.purge_at, app.stopping), "purge")

@@ -1,4 +1,5 @@
 """MediaService over gRPC: RecordingsDue (durable, idempotent), GetRecording, Purge, FetchAudio."""
+
 from __future__ import annotations
 
 import logging
@@ -38,13 +39,21 @@ def chain_of(call_id: str) -> str:
 
 
 class MediaServicer(media_service_pb2_grpc.MediaServiceServicer):
-    def __init__(self, config: RecordingsConfig, jobs: JobStore, links: Links, retention: Retention, storage: Storage,
-                 wake: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        config: RecordingsConfig,
+        jobs: JobStore,
+        links: Links,
+        retention: Retention,
+        storage: Storage,
+        wake: Callable[[], None],
+    ) -> None:
         self.config, self.jobs, self.links, self.retention, self.wake = config, jobs, links, retention, wake
         self.storage = storage
 
-    async def RecordingsDue(self, request: media_service_pb2.RecordingsDueRequest,
-                            context: grpc.aio.ServicerContext[Any, Any]) -> media_service_pb2.RecordingsDueResponse:
+    async def RecordingsDue(
+        self, request: media_service_pb2.RecordingsDueRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> media_service_pb2.RecordingsDueResponse:
         call_id, dn = request.leg.call_id, request.leg.dn
         problem = ""
         if not CALL_ID.fullmatch(call_id) or ".." in call_id:
@@ -64,8 +73,9 @@ class MediaServicer(media_service_pb2_grpc.MediaServiceServicer):
             self.wake()
         return media_service_pb2.RecordingsDueResponse(duplicate=not added)
 
-    async def GetRecording(self, request: media_service_pb2.GetRecordingRequest,
-                           context: grpc.aio.ServicerContext[Any, Any]) -> media_service_pb2.GetRecordingResponse:
+    async def GetRecording(
+        self, request: media_service_pb2.GetRecordingRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> media_service_pb2.GetRecordingResponse:
         job = await self.jobs.get(request.call_id)
         if job is None:
             raise NotFound(f"no recording job for {request.call_id[:80]!r}")
@@ -73,13 +83,18 @@ class MediaServicer(media_service_pb2_grpc.MediaServiceServicer):
         if job.expire_at:
             reply.expire_time.CopyFrom(Timestamp(seconds=int(job.expire_at)))
         for stored in await self.jobs.files(job.call_id):
-            reply.files.append(events_pb2.RecordingFile(
-                url=self.links.url(job.call_id, stored.idx, int(job.expire_at)),
-                duration_seconds=stored.duration, size_bytes=stored.size))
+            reply.files.append(
+                events_pb2.RecordingFile(
+                    url=self.links.url(job.call_id, stored.idx, int(job.expire_at)),
+                    duration_seconds=stored.duration,
+                    size_bytes=stored.size,
+                )
+            )
         return reply
 
-    async def Purge(self, request: media_service_pb2.PurgeRequest,
-                    context: grpc.aio.ServicerContext[Any, Any]) -> media_service_pb2.PurgeResponse:
+    async def Purge(
+        self, request: media_service_pb2.PurgeRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> media_service_pb2.PurgeResponse:
         now = request.now.seconds + request.now.nanos / 1e9 if request.HasField("now") else None
         try:
             purged = await self.retention.purge(now)
@@ -87,8 +102,9 @@ class MediaServicer(media_service_pb2_grpc.MediaServiceServicer):
             raise StorageError(f"purge incomplete: {exc}") from exc
         return media_service_pb2.PurgeResponse(purged=purged)
 
-    async def FetchAudio(self, request: media_service_pb2.FetchAudioRequest,
-                         context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[media_service_pb2.FetchAudioResponse]:
+    async def FetchAudio(
+        self, request: media_service_pb2.FetchAudioRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[media_service_pb2.FetchAudioResponse]:
         """The stored mp3's bytes, for analytics: the only way it reads a recording."""
         missing = f"no stored file {request.file} for {request.call_id[:80]!r}"
         found = await self.jobs.file(request.call_id, request.file)

@@ -13,6 +13,7 @@ grace window, and is taken once its size and mtime have stopped changing.
 A file that ends at the leg's hangup is its last one (earlier files of a mobile reconnect ended
 during the call), so once it is complete nobody waits for the rest of the grace window.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -33,22 +34,22 @@ from .storage import read_chunks
 
 CHUNK = 1024 * 1024
 STABLE_SECONDS = 0.75  # a folder file unchanged this long (and between two looks) is complete
-SLACK = 2.0            # clock and file-system timestamp tolerance around the leg's times
+SLACK = 2.0  # clock and file-system timestamp tolerance around the leg's times
 SAFE_DN = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
 
 
 @dataclass(frozen=True)
 class Window:
-    start: float     # a file of the leg was last written at or after this (unix seconds)
+    start: float  # a file of the leg was last written at or after this (unix seconds)
     deadline: float  # late files are waited for until this moment
 
 
 @dataclass(frozen=True)
 class Found:
-    ident: str   # stable identity of the file (names its object)
+    ident: str  # stable identity of the file (names its object)
     order: float  # recording time, for ordering several files
-    end: float   # when the file stopped being written (unix seconds; 0 unknown)
-    label: str   # for logs
+    end: float  # when the file stopped being written (unix seconds; 0 unknown)
+    label: str  # for logs
     open: Callable[[], AsyncIterator[bytes]]
 
 
@@ -65,6 +66,7 @@ class Source(Protocol):
 
 
 # --- xapi, through the monitor ------------------------------------------------------------------
+
 
 class XapiSource:
     kind = "xapi"
@@ -104,8 +106,9 @@ class _XapiScanner:
         return lambda: self._fetch(recording_id)
 
     async def _fetch(self, recording_id: int) -> AsyncIterator[bytes]:
-        call = self.stub.FetchRecording(monitor_service_pb2.FetchRecordingRequest(recording_id=recording_id),
-                                        timeout=600)
+        call = self.stub.FetchRecording(
+            monitor_service_pb2.FetchRecordingRequest(recording_id=recording_id), timeout=600
+        )
         try:
             async for reply in call:
                 yield reply.chunk
@@ -119,6 +122,7 @@ class _XapiScanner:
 
 
 # --- the recordings folder (media on the PBX host) -----------------------------------------------
+
 
 class FolderSource:
     kind = "folder"
@@ -147,8 +151,11 @@ class _FolderScanner:
         folder = self.source.root / self.leg.dn
         try:
             with os.scandir(folder) as entries:
-                return [(e.name, st.st_size, st.st_mtime_ns) for e in entries
-                        if e.name.lower().endswith(".wav") and e.is_file() and (st := e.stat())]
+                return [
+                    (e.name, st.st_size, st.st_mtime_ns)
+                    for e in entries
+                    if e.name.lower().endswith(".wav") and e.is_file() and (st := e.stat())
+                ]
         except FileNotFoundError:
             if not self.source.root.is_dir():
                 raise SourceUnavailable(f"recordings folder {self.source.root} does not exist") from None

@@ -1,11 +1,12 @@
 """Where mp3 objects live, behind one interface: a local folder or S3/MinIO (minio client).
 
-    storage = make_storage(config.recordings)
-    await storage.setup()                       # folder / bucket (+ lifecycle rule) exists
-    await storage.put(key, body, size, {"call-id": ..., "leg": ...})
-    target = await storage.resolve(key)         # Redirect(presigned url) or LocalFile(path)
-    async for chunk in storage.read(key): ...   # the object's bytes (ObjectMissing: not there)
+storage = make_storage(config.recordings)
+await storage.setup()                       # folder / bucket (+ lifecycle rule) exists
+await storage.put(key, body, size, {"call-id": ..., "leg": ...})
+target = await storage.resolve(key)         # Redirect(presigned url) or LocalFile(path)
+async for chunk in storage.read(key): ...   # the object's bytes (ObjectMissing: not there)
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -154,21 +155,39 @@ class S3Storage:
         try:
             check_bucket_name(config.s3_bucket)
         except ValueError:
-            raise ValueError(f"[recordings] s3_bucket = {config.s3_bucket!r}: expected an S3 bucket name "
-                             "(3-63 lower-case letters, digits, dots or hyphens)") from None
+            raise ValueError(
+                f"[recordings] s3_bucket = {config.s3_bucket!r}: expected an S3 bucket name "
+                "(3-63 lower-case letters, digits, dots or hyphens)"
+            ) from None
 
         logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # our StorageError says it once
         http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=5, read=60), maxsize=16,
-            retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]))
-        self.client = Minio(config.s3_endpoint, access_key=config.s3_access_key, secret_key=config.s3_secret_key,
-                            secure=config.s3_secure, region=config.s3_region, http_client=http)
+            timeout=urllib3.Timeout(connect=5, read=60),
+            maxsize=16,
+            retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+        )
+        self.client = Minio(
+            config.s3_endpoint,
+            access_key=config.s3_access_key,
+            secret_key=config.s3_secret_key,
+            secure=config.s3_secure,
+            region=config.s3_region,
+            http_client=http,
+        )
         # Presigned URLs are followed by CRMs, which may reach S3 under another name than media does
         # (compose/k8s: `minio:9000` inside, an ingress outside). Presigning is local (the region is
         # set), so this client never connects anywhere.
-        self.presigner = self.client if not config.s3_public_endpoint else Minio(
-            config.s3_public_endpoint, access_key=config.s3_access_key, secret_key=config.s3_secret_key,
-            secure=config.s3_secure, region=config.s3_region)
+        self.presigner = (
+            self.client
+            if not config.s3_public_endpoint
+            else Minio(
+                config.s3_public_endpoint,
+                access_key=config.s3_access_key,
+                secret_key=config.s3_secret_key,
+                secure=config.s3_secure,
+                region=config.s3_region,
+            )
+        )
         self.bucket = config.s3_bucket
         self.region = config.s3_region
         self.retention_days = config.retention_days
@@ -195,8 +214,12 @@ class S3Storage:
             except _NETWORK as exc:
                 raise StorageError(f"S3 bucket creation failed: {_short(exc)}") from exc
         # Second line of retention: the bucket expires objects a day after the nightly purge should have.
-        rule = Rule(ENABLED, rule_filter=Filter(prefix=""), rule_id="tcxhooks-retention",
-                    expiration=Expiration(days=self.retention_days + 1))
+        rule = Rule(
+            ENABLED,
+            rule_filter=Filter(prefix=""),
+            rule_id="tcxhooks-retention",
+            expiration=Expiration(days=self.retention_days + 1),
+        )
         await self._call("lifecycle rule", self.client.set_bucket_lifecycle, self.bucket, LifecycleConfig([rule]))
 
     async def put(self, key: str, body: IO[bytes], size: int, metadata: dict[str, str]) -> None:
@@ -210,8 +233,16 @@ class S3Storage:
 
     async def _upload(self, key: str, body: IO[bytes], size: int, metadata: dict[str, str]) -> None:
         body.seek(0)
-        await self._call("upload", self.client.put_object, self.bucket, check_key(key), body, size,
-                         content_type=CONTENT_TYPE, metadata=metadata)
+        await self._call(
+            "upload",
+            self.client.put_object,
+            self.bucket,
+            check_key(key),
+            body,
+            size,
+            content_type=CONTENT_TYPE,
+            metadata=metadata,
+        )
 
     async def delete(self, key: str) -> None:
         await self._call("delete", self.client.remove_object, self.bucket, check_key(key))
@@ -232,8 +263,13 @@ class S3Storage:
     async def resolve(self, key: str) -> Redirect | None:
         if not await self._exists(key):
             return None
-        url = await self._call("presign", self.presigner.presigned_get_object, self.bucket, check_key(key),
-                               expires=dt.timedelta(seconds=PRESIGN_SECONDS))
+        url = await self._call(
+            "presign",
+            self.presigner.presigned_get_object,
+            self.bucket,
+            check_key(key),
+            expires=dt.timedelta(seconds=PRESIGN_SECONDS),
+        )
         return Redirect(str(url))
 
     async def read(self, key: str) -> AsyncIterator[bytes]:

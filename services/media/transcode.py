@@ -21,6 +21,7 @@ which runs gRPC's fork handlers in this process, and in the child before it exec
 FetchRecording streams are in flight, which gRPC does not support (services/media/README.md,
 "ffmpeg and the event loop").
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -85,7 +86,8 @@ class Transcoder:
         if info.data_size in UNFINALISED:
             options["ignore_length"] = "1"
         stream = ffmpeg.input("pipe:0", **options).output(
-            "pipe:1", f="mp3", acodec="libmp3lame", audio_bitrate=self.bitrate, flush_packets=0)
+            "pipe:1", f="mp3", acodec="libmp3lame", audio_bitrate=self.bitrate, flush_packets=0
+        )
         return list(ffmpeg.compile(stream, cmd=[self.exe, "-nostdin", "-hide_banner", "-loglevel", "error"]))
 
     async def to_mp3(self, chunks: AsyncIterator[bytes], accept_short: bool = False, last_try: bool = False) -> Mp3:
@@ -99,8 +101,8 @@ class Transcoder:
             try:
                 async with _ffmpeg(self.command(info)) as proc:
                     fed, size, err = await asyncio.gather(
-                        _feed(proc.stdin, head, chunks, ended), _collect(proc.stdout, body, counter),
-                        proc.stderr.read())
+                        _feed(proc.stdin, head, chunks, ended), _collect(proc.stdout, body, counter), proc.stderr.read()
+                    )
                     code = await proc.wait()
                 if code != 0:
                     lines = err.decode(errors="replace").strip().splitlines()
@@ -126,15 +128,19 @@ def check_length(info: WavInfo, fed: int, mp3_seconds: float, accept_short: bool
     if info.data_size not in UNFINALISED:
         if audio < info.data_size:
             if not accept_short:
-                raise ShortAudio(f"the wav ended after {audio} of the {info.data_size} audio bytes its header "
-                                 "declares (still being written, or cut)")
+                raise ShortAudio(
+                    f"the wav ended after {audio} of the {info.data_size} audio bytes its header "
+                    "declares (still being written, or cut)"
+                )
             complete = False
         else:
             audio = info.data_size
     expected = info.seconds(audio)
     if mp3_seconds + LENGTH_TOLERANCE < expected:
-        message = (f"the mp3 decodes to {mp3_seconds:.2f} s of the {expected:.2f} s of audio given to ffmpeg "
-                   "(not published cut)")
+        message = (
+            f"the mp3 decodes to {mp3_seconds:.2f} s of the {expected:.2f} s of audio given to ffmpeg "
+            "(not published cut)"
+        )
         raise BadAudio(message) if last_try else IncompleteMp3(message)
     return complete
 

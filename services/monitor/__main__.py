@@ -1,4 +1,5 @@
 """`python -m tcxhooks monitor -c FILE`: the monitor service process."""
+
 from __future__ import annotations
 
 from tcxhooks.platform import runtime

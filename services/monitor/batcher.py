@@ -11,6 +11,7 @@ PublishBatch (an older version during a rolling upgrade) it falls back to unary 
 carries the lease's fence: a monitor that lost its lease is refused (ABORTED) once its successor
 has published, and retries until it notices (platform/lease.py).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,8 +37,12 @@ class Unanswered(Exception):
 
 
 class PublishBatcher:
-    def __init__(self, stub: dispatcher_service_pb2_grpc.DispatcherServiceStub, timeout: float = 15.0,
-                 fence: Callable[[], pb.Fence | None] = lambda: None) -> None:
+    def __init__(
+        self,
+        stub: dispatcher_service_pb2_grpc.DispatcherServiceStub,
+        timeout: float = 15.0,
+        fence: Callable[[], pb.Fence | None] = lambda: None,
+    ) -> None:
         self.stub = stub
         self.timeout = timeout
         self.fence = fence
@@ -81,8 +86,9 @@ class PublishBatcher:
 
     async def _publish_batch(self, events: list[events_pb2.Event]) -> list[pb.PublishResponse | BaseException]:
         try:
-            reply = await self.stub.PublishBatch(pb.PublishBatchRequest(events=events, fence=self.fence()),
-                                                 timeout=self.timeout)
+            reply = await self.stub.PublishBatch(
+                pb.PublishBatchRequest(events=events, fence=self.fence()), timeout=self.timeout
+            )
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
                 raise
@@ -91,19 +97,28 @@ class PublishBatcher:
             return await self._publish_each(events)
         if len(reply.outcomes) != len(events):
             raise Unanswered(f"the dispatcher answered {len(reply.outcomes)} outcomes for {len(events)} events")
-        return [outcome.stored if outcome.HasField("stored") else Refused(outcome.refused or "refused")
-                for outcome in reply.outcomes]
+        return [
+            outcome.stored if outcome.HasField("stored") else Refused(outcome.refused or "refused")
+            for outcome in reply.outcomes
+        ]
 
     async def _publish_each(self, events: list[events_pb2.Event]) -> list[pb.PublishResponse | BaseException]:
         """Unary Publish calls, concurrently; each event's answer or error in its place."""
-        return list(await asyncio.gather(
-            *(self.stub.Publish(pb.PublishRequest(event=event, fence=self.fence()), timeout=self.timeout)
-              for event in events),
-            return_exceptions=True))
+        return list(
+            await asyncio.gather(
+                *(
+                    self.stub.Publish(pb.PublishRequest(event=event, fence=self.fence()), timeout=self.timeout)
+                    for event in events
+                ),
+                return_exceptions=True,
+            )
+        )
 
 
-def _settle(batch: list[tuple[events_pb2.Event, asyncio.Future[pb.PublishResponse]]],
-            results: list[pb.PublishResponse | BaseException]) -> None:
+def _settle(
+    batch: list[tuple[events_pb2.Event, asyncio.Future[pb.PublishResponse]]],
+    results: list[pb.PublishResponse | BaseException],
+) -> None:
     for (_, future), result in zip(batch, results, strict=True):
         if future.done():
             continue

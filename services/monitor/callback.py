@@ -11,6 +11,7 @@ it was, so the count is tied to this call by time, with what the monitor itself 
   callers'); one counted then and nobody else left the queue unanswered around that moment, ORDERED;
 - another caller left it unanswered around that moment too, or the report cannot be read: UNKNOWN.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -50,8 +51,9 @@ def chain_of(call_id: str) -> str:
     return call_id.rsplit("-", 1)[0]
 
 
-async def callback_state(pbx: PbxClient | None, exits: QueueExits, queue: str, call_id: str, left: float,
-                         waited: float) -> common_pb2.CallbackState:
+async def callback_state(
+    pbx: PbxClient | None, exits: QueueExits, queue: str, call_id: str, left: float, waited: float
+) -> common_pb2.CallbackState:
     """The CallbackState of the call `call_id` that left `queue` unanswered at `left` after waiting `waited` s."""
     if pbx is None:
         return common_pb2.CALLBACK_STATE_UNKNOWN

@@ -4,6 +4,7 @@ Besides the seed's fields, every event carries what is known of the call by then
 and end, the caller's and the user's names, the queue and the ring group or IVR it passed, and the parties of a
 transfer. Names come from the PBX's directory (Facts, refreshed now and then), never from a request per event.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,14 +17,28 @@ from .chain import Chain
 from .facts import Facts
 
 RINGING, STOPPED, ANSWERED, ENDED, DIALING = "ringing", "ringingstopped", "answered", "ended", "dialing"
-_TYPES = {RINGING: events_pb2.CALL_EVENT_TYPE_RINGING, STOPPED: events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED,
-          ANSWERED: events_pb2.CALL_EVENT_TYPE_ANSWERED, ENDED: events_pb2.CALL_EVENT_TYPE_ENDED,
-          DIALING: events_pb2.CALL_EVENT_TYPE_DIALING}
-DIRECTIONS = {"incoming": common_pb2.DIRECTION_INCOMING, "outgoing": common_pb2.DIRECTION_OUTGOING,
-              "internal": common_pb2.DIRECTION_INTERNAL}
-_USER_TYPES = {"ext": common_pb2.USER_TYPE_EXT, "queue": common_pb2.USER_TYPE_QUEUE, "other": common_pb2.USER_TYPE_OTHER}
-_TRTYPES = {"NotDef": common_pb2.TRANSFER_TYPE_NOT_DEF, "Blind": common_pb2.TRANSFER_TYPE_BLIND,
-            "Accomp": common_pb2.TRANSFER_TYPE_ACCOMP}
+_TYPES = {
+    RINGING: events_pb2.CALL_EVENT_TYPE_RINGING,
+    STOPPED: events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED,
+    ANSWERED: events_pb2.CALL_EVENT_TYPE_ANSWERED,
+    ENDED: events_pb2.CALL_EVENT_TYPE_ENDED,
+    DIALING: events_pb2.CALL_EVENT_TYPE_DIALING,
+}
+DIRECTIONS = {
+    "incoming": common_pb2.DIRECTION_INCOMING,
+    "outgoing": common_pb2.DIRECTION_OUTGOING,
+    "internal": common_pb2.DIRECTION_INTERNAL,
+}
+_USER_TYPES = {
+    "ext": common_pb2.USER_TYPE_EXT,
+    "queue": common_pb2.USER_TYPE_QUEUE,
+    "other": common_pb2.USER_TYPE_OTHER,
+}
+_TRTYPES = {
+    "NotDef": common_pb2.TRANSFER_TYPE_NOT_DEF,
+    "Blind": common_pb2.TRANSFER_TYPE_BLIND,
+    "Accomp": common_pb2.TRANSFER_TYPE_ACCOMP,
+}
 
 
 @dataclass
@@ -71,24 +86,43 @@ def emitted(chain: Chain, kind: str, link: int, when: float, fields: Fields, fac
     call_id = chain.call_id(link)
     incoming = chain.direction == "incoming"
     event = events_pb2.CallEvent(
-        type=_TYPES[kind], call_id=call_id, direction=DIRECTIONS[chain.direction], caller_id=chain.caller_id,
-        did=chain.did if incoming else "", user=fields.user, queue=chain.queue,
+        type=_TYPES[kind],
+        call_id=call_id,
+        direction=DIRECTIONS[chain.direction],
+        caller_id=chain.caller_id,
+        did=chain.did if incoming else "",
+        user=fields.user,
+        queue=chain.queue,
         user_type=_USER_TYPES.get(fields.user_type, common_pb2.USER_TYPE_UNSPECIFIED),
         transfer_type=_TRTYPES.get(fields.trtype, common_pb2.TRANSFER_TYPE_UNSPECIFIED),
-        finish_type=fields.finish, transfer=fields.transfer, duration_seconds=fields.duration,
-        ring_seconds=fields.ring, reason=fields.reason, did_name=chain.did_name if incoming else "",
-        has_callback=bool(chain.queue))
+        finish_type=fields.finish,
+        transfer=fields.transfer,
+        duration_seconds=fields.duration,
+        ring_seconds=fields.ring,
+        reason=fields.reason,
+        did_name=chain.did_name if incoming else "",
+        has_callback=bool(chain.queue),
+    )
     _describe(event, chain, kind, link, when, fields, facts or Facts())
     if kind == ENDED and chain.queue and not fields.needs_callback:
         # Answered, or missed past the queue: ordering a callback ends the caller's call at the queue.
         event.callback_state = common_pb2.CALLBACK_STATE_NOT_ORDERED
-    return Emitted(chain.name, f"{call_id}/{kind}/{fields.user}/{chain.seq}", when, event, fields.leg,
-                   needs_did=kind == ENDED and incoming and not chain.did, needs_callback=fields.needs_callback,
-                   callid=chain.callid, seq=chain.seq)
+    return Emitted(
+        chain.name,
+        f"{call_id}/{kind}/{fields.user}/{chain.seq}",
+        when,
+        event,
+        fields.leg,
+        needs_did=kind == ENDED and incoming and not chain.did,
+        needs_callback=fields.needs_callback,
+        callid=chain.callid,
+        seq=chain.seq,
+    )
 
 
-def _describe(event: events_pb2.CallEvent, chain: Chain, kind: str, link: int, when: float, fields: Fields,
-              facts: Facts) -> None:
+def _describe(
+    event: events_pb2.CallEvent, chain: Chain, kind: str, link: int, when: float, fields: Fields, facts: Facts
+) -> None:
     """The times, names and parties of the call so far (docs/webhooks.md §3)."""
     event.started_time.CopyFrom(stamp(chain.first_seen))
     if fields.answered:

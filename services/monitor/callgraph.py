@@ -15,6 +15,7 @@ it, or the user who talked is in a consultation call that may yet take the calle
 `grace` and is taken by `decide()`, with one fact from the PBX: whether the call still exists outside the
 monitored DNs, which tells a transfer to an outside number.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -195,8 +196,9 @@ class CallGraph:
         out = []
         for callid, chain in self.chains.items():
             if (chain.end_due and chain.end_due <= now) or any(
-                    (leg.end_due and leg.end_due <= now) or (leg.stop_due and leg.stop_due <= now)
-                    for leg in chain.legs.values()):
+                (leg.end_due and leg.end_due <= now) or (leg.stop_due and leg.stop_due <= now)
+                for leg in chain.legs.values()
+            ):
                 out.append(callid)
         return out
 
@@ -204,8 +206,11 @@ class CallGraph:
         """The 3CX call numbers `decide` needs ActiveCalls for (whether the call still exists outside the
         monitored DNs), or [] when it does not depend on that."""
         chain = self.chains.get(callid)
-        if chain is not None and not chain.live() and any(
-                leg.end_due and leg.end_due <= now and not leg.ended for leg in chain.legs.values()):
+        if (
+            chain is not None
+            and not chain.live()
+            and any(leg.end_due and leg.end_due <= now and not leg.ended for leg in chain.legs.values())
+        ):
             return chain.pbx_calls()
         return []
 
@@ -225,8 +230,12 @@ class CallGraph:
             if leg.end_due and leg.end_due <= now and not leg.ended:
                 # No transfer seen within the grace: a plain hang-up, unless the PBX still has the call
                 # beyond our DNs (transfer to an outside number, inferred from ActiveCalls).
-                beyond = [party for number in chain.pbx_calls() if isinstance(listed, Mapping)
-                          for party in listed.get(number, ())]
+                beyond = [
+                    party
+                    for number in chain.pbx_calls()
+                    if isinstance(listed, Mapping)
+                    for party in listed.get(number, ())
+                ]
                 self.progress.ended(chain, leg, leg.removed_at, transfer=outside and not going_on, beyond=beyond)
         if chain.end_due and chain.end_due <= now and not going_on:
             self._finish(chain, now)
@@ -267,7 +276,11 @@ class CallGraph:
 
     def stamp(self, moment: float) -> str:
         """The `yyMMddHHmmss` of a chain first seen at `moment`, in the PBX's zone (docs/webhooks.md §2)."""
-        local = dt.datetime.fromtimestamp(moment, self.zone) if self.zone else dt.datetime.fromtimestamp(moment).astimezone()
+        local = (
+            dt.datetime.fromtimestamp(moment, self.zone)
+            if self.zone
+            else dt.datetime.fromtimestamp(moment).astimezone()
+        )
         return local.strftime("%y%m%d%H%M%S")
 
     def _leave(self, callid: int, key: str, now: float) -> Leg | None:
@@ -288,8 +301,16 @@ class CallGraph:
 
     def _add(self, chain: Chain, p: Participant, now: float, moved: Leg | None) -> None:
         carrier = self.facts.carrier(p.dn)
-        leg = Leg(p.key, p.dn, self.facts.user_type(p.dn), p.status, p.to_dict(), chain.offer_link, carrier=carrier,
-                  held=not carrier and not p.party_known)
+        leg = Leg(
+            p.key,
+            p.dn,
+            self.facts.user_type(p.dn),
+            p.status,
+            p.to_dict(),
+            chain.offer_link,
+            carrier=carrier,
+            held=not carrier and not p.party_known,
+        )
         if carrier:
             chain.legs[p.key] = leg
             return

@@ -11,6 +11,7 @@ consultation call survives, the chain also spans that call's number (`aliases`).
 - a ghost leg (`ghost`): another device of an extension that answered on one device; 3CX removes it a moment
   later, and until then it means nothing.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field

@@ -1,6 +1,7 @@
 """Attended transfer in which the consultation call survives (docs/3cx.md): the caller's participant moves into
 the consultation call, so the target's leg stays there (same callid) and only its party becomes the caller.
 Seen from the monitored DNs, that is the one sign the caller's call goes on in another 3CX call. Pure."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -14,7 +15,12 @@ def taken_over(chains: Iterable[Chain], consultation: Chain, leg: Leg, p: Partic
     """The chain whose caller the consultation call's `leg` now talks to (`p`: its new state), if it just took
     that caller over: the chain whose caller it is and whose user made the consultation. Should that user talk
     to the same number in two calls at once, the one answered last is taken."""
-    if consultation.direction != "internal" or leg.carrier or not p.external or Participant.from_dict(leg.part).external:
+    if (
+        consultation.direction != "internal"
+        or leg.carrier
+        or not p.external
+        or Participant.from_dict(leg.part).external
+    ):
         return None
     found: list[tuple[bool, float, Chain]] = []
     for other in chains:
@@ -34,5 +40,10 @@ def consulting(chains: Iterable[Chain], chain: Chain) -> bool:
     talker = chain.legs.get(chain.talker)
     if talker is None:
         return False
-    return any(other is not chain and other.direction == "internal" and other.live()
-               and any(leg.dn == talker.dn for leg in other.legs.values()) for other in chains)
+    return any(
+        other is not chain
+        and other.direction == "internal"
+        and other.live()
+        and any(leg.dn == talker.dn for leg in other.legs.values())
+        for other in chains
+    )

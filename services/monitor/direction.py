@@ -5,6 +5,7 @@ call outgoing, on any other leg incoming; a party inside the PBX makes it intern
 trunk or route point) and legs whose party is not known yet (makecall rings the user's own phone first) never
 decide: the call's direction stays open until a leg shows its party.
 """
+
 from __future__ import annotations
 
 from .chain import Chain

@@ -9,6 +9,7 @@ Changes are applied to the graph at once (in arrival order); a committer writes 
 chain and the new outbox rows in one transaction (group commit), and only then gives the rows to
 the publisher, so nothing is published that a crash could un-happen.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -60,9 +61,16 @@ class Handover(Protocol):
 
 
 class Engine:
-    def __init__(self, graph: CallGraph, registry: Registry, publisher: Handover, pbx: PbxClient | None,
-                 poke: Callable[[], None] | None = None, clock: Callable[[], float] = time.time,
-                 reconciler: Reconciler | None = None) -> None:
+    def __init__(
+        self,
+        graph: CallGraph,
+        registry: Registry,
+        publisher: Handover,
+        pbx: PbxClient | None,
+        poke: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        reconciler: Reconciler | None = None,
+    ) -> None:
         self.graph = graph
         self.registry = registry
         self.publisher = publisher
@@ -125,8 +133,12 @@ class Engine:
         self.last_change = self.clock()
         for reason, detail in self.graph.anomalies:
             MALFORMED.labels(reason).inc()
-            log.log(logging.WARNING if reason in LOUD_ANOMALIES else logging.INFO,
-                    "Call Control anomaly: %s (%s)", reason, detail[:300])
+            log.log(
+                logging.WARNING if reason in LOUD_ANOMALIES else logging.INFO,
+                "Call Control anomaly: %s (%s)",
+                reason,
+                detail[:300],
+            )
         self.graph.anomalies.clear()
         if self.graph.unasked:
             self._settle_wake.set()  # a call's last leg just left: ask the PBX at once whether it is over

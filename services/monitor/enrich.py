@@ -4,6 +4,7 @@ Call Control shows no DID on extension legs and nothing about queue callbacks (d
 so `call.ended` may need XAPI report reads (callback.py); the result is cached per call id, so a retry or
 the leg's RecordingsDue carries the same values.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,8 +44,9 @@ class Enricher:
         if out.did and not out.did_name:
             out.did_name = self.facts.rule_name(out.did)
         if "callback" in wanted and out.queue:
-            out.callback_state = await callback_state(self.pbx, self.exits, out.queue, out.call_id, occur,
-                                                      out.ring_seconds)
+            out.callback_state = await callback_state(
+                self.pbx, self.exits, out.queue, out.call_id, occur, out.ring_seconds
+            )
             out.callback = out.callback_state == common_pb2.CALLBACK_STATE_ORDERED
         out.title = title(out, self.language)
         self._done[call.call_id] = out

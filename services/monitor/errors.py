@@ -11,6 +11,7 @@ messages name the request that failed, never a secret.
           ├── PbxHttpError                UNAVAILABLE          the PBX answered an HTTP error (`status`, `message`)
           └── CallNotPlaced               FAILED_PRECONDITION  the PBX refused to place a call, and says why
 """
+
 from __future__ import annotations
 
 import grpc

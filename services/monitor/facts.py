@@ -3,6 +3,7 @@
 Filled from `GET /callcontrol` (DN types) and XAPI `Peers` / `Trunks` / `InboundRules` (docs/3cx.md §5.3–5.5)
 by the monitor, refreshed now and then; the graph only reads it (no I/O here).
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -16,8 +17,9 @@ EXTENSION_TYPES = frozenset({"Wextension"})
 CARRIER_TYPES = frozenset({"Wexternalline", "Wroutepoint"})
 # DNs a call passes on its way to a user that are no queue: the IVR and the ring group (whose Call Control type
 # spelling is unconfirmed, docs/3cx.md §2.3: any type not known to be something else).
-_NOT_GROUPS = frozenset({"Wextension", "Wqueue", "Wroutepoint", "Wspecialmenu", "Wparkextension", "Wexternalline",
-                         "None", ""})
+_NOT_GROUPS = frozenset(
+    {"Wextension", "Wqueue", "Wroutepoint", "Wspecialmenu", "Wparkextension", "Wexternalline", "None", ""}
+)
 
 
 def _digits(number: str) -> str:
@@ -32,7 +34,7 @@ def same_number(a: str, b: str) -> bool:
     if da == db:
         return True
     short, long = sorted((da, db), key=len)
-    return len(short) >= 7 and long.endswith(short[-10:]) and short.endswith(long[-len(short):])
+    return len(short) >= 7 and long.endswith(short[-10:]) and short.endswith(long[-len(short) :])
 
 
 @dataclass

@@ -7,6 +7,7 @@ count and ignore (the leg keeps its last known state), not a reason to drop the 
 PBX sends that cannot be encoded (a lone UTF-16 surrogate from a `\\ud800` escape) is replaced by U+FFFD,
 so it can never fail later, when an event is built from it.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -77,12 +78,21 @@ class Participant:
         own = _text(raw, "dn") or encodable(dn)
         if not own:
             raise ValueError("participant has no dn")
-        return cls(id=_int(raw, "id"), dn=own, status=_text(raw, "status"), callid=_int(raw, "callid"),
-                   legid=_int(raw, "legid", required=False), party_dn=_text(raw, "party_dn"),
-                   party_dn_type=_text(raw, "party_dn_type"), party_caller_id=_text(raw, "party_caller_id"),
-                   party_caller_name=_text(raw, "party_caller_name"), party_did=_text(raw, "party_did"),
-                   originated_by_dn=_text(raw, "originated_by_dn"), referred_by_dn=_text(raw, "referred_by_dn"),
-                   on_behalf_of_dn=_text(raw, "on_behalf_of_dn"))
+        return cls(
+            id=_int(raw, "id"),
+            dn=own,
+            status=_text(raw, "status"),
+            callid=_int(raw, "callid"),
+            legid=_int(raw, "legid", required=False),
+            party_dn=_text(raw, "party_dn"),
+            party_dn_type=_text(raw, "party_dn_type"),
+            party_caller_id=_text(raw, "party_caller_id"),
+            party_caller_name=_text(raw, "party_caller_name"),
+            party_did=_text(raw, "party_did"),
+            originated_by_dn=_text(raw, "originated_by_dn"),
+            referred_by_dn=_text(raw, "referred_by_dn"),
+            on_behalf_of_dn=_text(raw, "on_behalf_of_dn"),
+        )
 
     @property
     def key(self) -> str:

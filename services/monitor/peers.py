@@ -1,7 +1,8 @@
 """The PBX directory's names of its DNs: XAPI `Peers` (docs/3cx.md §5.3), every DN with its `Number` and `Name`.
 
-    facts.names = await peer_names(pbx)   # with the other facts, now and then: never per call event
+facts.names = await peer_names(pbx)   # with the other facts, now and then: never per call event
 """
+
 from __future__ import annotations
 
 from .errors import PbxError

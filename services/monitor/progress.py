@@ -3,6 +3,7 @@
 
 Where 3CX behaviour is inferred (docs/3cx.md), the comment says so.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -83,8 +84,14 @@ class Progress:
             else:
                 leg.end_due = now + self.settings.grace
         elif leg.rang and not leg.stopped and leg.user_type == "ext":
-            sibling = next((o for o in chain.live() if o.dn == leg.dn and o.link == leg.link and not o.stopped
-                            and not o.answered_at), None)
+            sibling = next(
+                (
+                    o
+                    for o in chain.live()
+                    if o.dn == leg.dn and o.link == leg.link and not o.stopped and not o.answered_at
+                ),
+                None,
+            )
             if sibling is not None:
                 # Another device of the extension still rings: the extension has not stopped ringing.
                 sibling.rang, sibling.rang_at, sibling.link = True, leg.rang_at, leg.link
@@ -121,8 +128,19 @@ class Progress:
     def _ringing_sibling(self, chain: Chain, leg: Leg) -> Leg | None:
         if leg.user_type != "ext" or not chain.offer_open:
             return None
-        return next((other for other in chain.legs.values() if other is not leg and other.dn == leg.dn
-                     and other.live and other.rang and not other.stopped and other.link == chain.offer_link), None)
+        return next(
+            (
+                other
+                for other in chain.legs.values()
+                if other is not leg
+                and other.dn == leg.dn
+                and other.live
+                and other.rang
+                and not other.stopped
+                and other.link == chain.offer_link
+            ),
+            None,
+        )
 
     def _candidate(self, chain: Chain, leg: Leg) -> None:
         rank = missed_rank(self.facts, leg.dn)
@@ -188,13 +206,33 @@ class Progress:
         leg.ended, leg.end_due = True, 0.0
         duration = max(0, round(end - leg.answered_at))
         ring = max(0, round(leg.answered_at - leg.rang_at)) if leg.rang_at else 0
-        ref = common_pb2.LegRef(call_id=chain.call_id(leg.link), dn=leg.dn, participant_ids=leg.participant_ids,
-                                pbx_call_number=chain.callid, start_unix_ms=int(leg.answered_at * 1000),
-                                end_unix_ms=int(end * 1000), caller_id=chain.caller_id)
+        ref = common_pb2.LegRef(
+            call_id=chain.call_id(leg.link),
+            dn=leg.dn,
+            participant_ids=leg.participant_ids,
+            pbx_call_number=chain.callid,
+            start_unix_ms=int(leg.answered_at * 1000),
+            end_unix_ms=int(end * 1000),
+            caller_id=chain.caller_id,
+        )
         to, to_name = transfer_target(chain, leg, self.facts, beyond) if transfer else ("", "")
-        self.emit(chain, ENDED, leg.link, end, Fields(leg.dn, finish=common_pb2.FINISH_TYPE_OK, transfer=transfer,
-                                                      duration=duration, ring=ring, leg=ref, answered=leg.answered_at,
-                                                      transferred_to=to, transferred_to_name=to_name))
+        self.emit(
+            chain,
+            ENDED,
+            leg.link,
+            end,
+            Fields(
+                leg.dn,
+                finish=common_pb2.FINISH_TYPE_OK,
+                transfer=transfer,
+                duration=duration,
+                ring=ring,
+                leg=ref,
+                answered=leg.answered_at,
+                transferred_to=to,
+                transferred_to_name=to_name,
+            ),
+        )
 
     def finish(self, chain: Chain, now: float) -> None:
         """The call is over: every answered leg not yet ended ends, and an offer nobody answered is `Missed`."""
@@ -206,9 +244,18 @@ class Progress:
             missed_queue = bool(chain.queue) and chain.missed_user == chain.queue
             if missed_queue and self.reported(chain):
                 self.exits.record(chain.queue, chain.name, end)
-            self.emit(chain, ENDED, chain.offer_link, end, Fields(
-                chain.missed_user, finish=common_pb2.FINISH_TYPE_MISSED, ring=max(0, round(end - chain.offer_at)),
-                needs_callback=missed_queue))
+            self.emit(
+                chain,
+                ENDED,
+                chain.offer_link,
+                end,
+                Fields(
+                    chain.missed_user,
+                    finish=common_pb2.FINISH_TYPE_MISSED,
+                    ring=max(0, round(end - chain.offer_at)),
+                    needs_callback=missed_queue,
+                ),
+            )
 
     # --- output --------------------------------------------------------------------------------
     def reported(self, chain: Chain) -> bool:
@@ -229,8 +276,14 @@ def transfer_target(chain: Chain, leg: Leg, facts: Facts, beyond: Sequence[str] 
     talker = chain.legs.get(chain.talker)
     if talker is not None and talker is not leg and talker.answered_at >= leg.answered_at:
         return talker.dn, facts.name(talker.dn)
-    offered = sorted((o for o in chain.legs.values() if o is not leg and o.link > leg.link and not o.carrier
-                      and not o.ghost and not o.held and o.rang_at), key=lambda o: o.rang_at)
+    offered = sorted(
+        (
+            o
+            for o in chain.legs.values()
+            if o is not leg and o.link > leg.link and not o.carrier and not o.ghost and not o.held and o.rang_at
+        ),
+        key=lambda o: o.rang_at,
+    )
     if offered:
         return offered[0].dn, facts.name(offered[0].dn)
     return outside_party(chain, facts, beyond)

@@ -9,6 +9,7 @@ parallel, and the events of concurrent chains share PublishBatch calls (batcher.
 acknowledged row is deleted from the store (in batches); after a crash the rows still in the store
 are sent again with the same event ids, which the dispatcher de-duplicates.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -40,14 +41,23 @@ log = logging.getLogger(__name__)
 WORKERS = 256
 DELETE_EVERY = 0.5
 _PERMANENT = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)
-_EVENT_NAMES = {events_pb2.CALL_EVENT_TYPE_RINGING: "ringing", events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED:
-                "ringingstopped", events_pb2.CALL_EVENT_TYPE_ANSWERED: "answered",
-                events_pb2.CALL_EVENT_TYPE_ENDED: "ended"}
+_EVENT_NAMES = {
+    events_pb2.CALL_EVENT_TYPE_RINGING: "ringing",
+    events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED: "ringingstopped",
+    events_pb2.CALL_EVENT_TYPE_ANSWERED: "answered",
+    events_pb2.CALL_EVENT_TYPE_ENDED: "ended",
+}
 
 
 class Publisher:
-    def __init__(self, registry: Registry, dispatcher: grpc.aio.Channel, media: grpc.aio.Channel | None,
-                 enricher: Enricher, fence: Callable[[], dispatcher_service_pb2.Fence | None] = lambda: None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        dispatcher: grpc.aio.Channel,
+        media: grpc.aio.Channel | None,
+        enricher: Enricher,
+        fence: Callable[[], dispatcher_service_pb2.Fence | None] = lambda: None,
+    ) -> None:
         self.registry = registry
         self.dispatcher = PublishBatcher(dispatcher_service_pb2_grpc.DispatcherServiceStub(dispatcher), fence=fence)
         self.media = media_service_pb2_grpc.MediaServiceStub(media) if media is not None else None
@@ -121,8 +131,9 @@ class Publisher:
             return True
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _PERMANENT:
-                log.error("%s refused %s row of chain %s for good: %s", row.target, row.target, row.chain,
-                          exc.details())
+                log.error(
+                    "%s refused %s row of chain %s for good: %s", row.target, row.target, row.chain, exc.details()
+                )
                 return True
             log.warning("%s unavailable (%s), retrying chain %s", row.target, exc.code().name, row.chain)
             return False
@@ -136,8 +147,9 @@ class Publisher:
     async def _publish(self, row: OutRow) -> None:
         event = row.message if row.message is not None else events_pb2.Event.FromString(row.payload)
         if event.call.type == events_pb2.CALL_EVENT_TYPE_ENDED:
-            enriched = await self.enricher.ended(event.call, event.occur_time.ToSeconds() +
-                                                 event.occur_time.nanos / 1e9, row.needs)
+            enriched = await self.enricher.ended(
+                event.call, event.occur_time.ToSeconds() + event.occur_time.nanos / 1e9, row.needs
+            )
             event.call.CopyFrom(enriched)
         await self.dispatcher.publish(event)
         self.last_ok = time.time()

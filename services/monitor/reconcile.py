@@ -15,6 +15,7 @@ queue (full: the check is dropped and counted, the events are untouched), and a 
 CALL_LOG_BATCH calls per query (a busy PBX is not asked one report per call).
 The call log needs System Owner rights: a 403 turns the check off for the rest of the run.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -158,16 +159,24 @@ class Reconciler:
                 while len(self._watched) > WATCHED:
                     del self._watched[next(iter(self._watched))]
             watched.direction = _DIRECTION_NAMES.get(item.event.direction, "")
-            if item.event.type == events_pb2.CALL_EVENT_TYPE_ENDED and \
-                    item.event.finish_type == common_pb2.FINISH_TYPE_OK:
+            if (
+                item.event.type == events_pb2.CALL_EVENT_TYPE_ENDED
+                and item.event.finish_type == common_pb2.FINISH_TYPE_OK
+            ):
                 watched.answered_by.add(item.event.user)
         now = time.time()
         for callid in finished:
             watched = self._watched.pop(callid, None)
             if watched is None or not watched.whole or not watched.direction:
                 continue
-            check = _Check(callid, watched.chain, Summary(watched.direction, frozenset(watched.answered_by)),
-                           watched.first - BEFORE, now + AFTER, time.monotonic() + self.delay)
+            check = _Check(
+                callid,
+                watched.chain,
+                Summary(watched.direction, frozenset(watched.answered_by)),
+                watched.first - BEFORE,
+                now + AFTER,
+                time.monotonic() + self.delay,
+            )
             try:
                 self.queue.put_nowait(check)
             except asyncio.QueueFull:
@@ -210,8 +219,12 @@ class Reconciler:
                 self._errors(waiting.values(), exc)
                 return
             for callid in found.broken & waiting.keys():
-                self._errors([waiting.pop(callid)], PbxError("rows lacking StartTime, SourceDn, DestinationDn, "
-                                                             "Answered or Direction of the right type"))
+                self._errors(
+                    [waiting.pop(callid)],
+                    PbxError(
+                        "rows lacking StartTime, SourceDn, DestinationDn, Answered or Direction of the right type"
+                    ),
+                )
             for callid, rows in found.calls.items():
                 if callid in waiting:
                     self._settle(waiting.pop(callid), rows)
@@ -234,8 +247,12 @@ class Reconciler:
         for difference in differences:
             self.disagreements[difference.field] += 1
             RECONCILE_DISAGREEMENTS.labels(difference.field).inc()
-        log.warning("call %s (%s): the PBX call log disagrees with the monitor: %s", check.callid, check.chain,
-                    "; ".join(f"{d.field} monitor={d.monitor} call_log={d.call_log}" for d in differences))
+        log.warning(
+            "call %s (%s): the PBX call log disagrees with the monitor: %s",
+            check.callid,
+            check.chain,
+            "; ".join(f"{d.field} monitor={d.monitor} call_log={d.call_log}" for d in differences),
+        )
 
     def _forbidden(self) -> None:
         if not self.enabled:
@@ -243,8 +260,10 @@ class Reconciler:
         self.enabled = False
         self._watched.clear()
         self._count("forbidden")
-        log.error("post-call reconciliation is off for this run: the PBX refuses the call log (HTTP 403); "
-                  "it needs an API client with System Owner rights, or set [pbx] reconcile = false")
+        log.error(
+            "post-call reconciliation is off for this run: the PBX refuses the call log (HTTP 403); "
+            "it needs an API client with System Owner rights, or set [pbx] reconcile = false"
+        )
 
     def _errors(self, checks: Iterable[_Check], exc: Exception) -> None:
         for check in checks:

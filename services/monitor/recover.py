@@ -16,6 +16,7 @@ gets its ended events built from its rows (recovered.py) and committed through t
 change, so a repeated recovery publishes nothing twice. Ringing and answered events are not invented after the
 fact.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -71,8 +72,11 @@ class Recoverer:
         try:
             self.good = await self.registry.load_good()
         except Exception as exc:  # the store is down: this start's gap is not recovered
-            log.error("cannot read when the Call Control socket was last good; the gap before this start is not "
-                      "recovered: %s", exc)
+            log.error(
+                "cannot read when the Call Control socket was last good; the gap before this start is not "
+                "recovered: %s",
+                exc,
+            )
 
     def link(self, up: bool) -> None:
         """CallControl's callback: True once a session is resynced, False when it is lost."""
@@ -90,8 +94,9 @@ class Recoverer:
 
     def _window(self, since: float, now: float) -> None:
         if self.enabled:  # the period is sent in whole seconds: its end is rounded up, not cut
-            self.windows.put_nowait(_Window(max(since - MARGIN, now - MAX_WINDOW), math.ceil(now),
-                                            time.monotonic() + self.delay))
+            self.windows.put_nowait(
+                _Window(max(since - MARGIN, now - MAX_WINDOW), math.ceil(now), time.monotonic() + self.delay)
+            )
 
     async def run(self, stopping: asyncio.Event) -> None:
         worker = asyncio.create_task(self._worker())
@@ -183,12 +188,17 @@ class Recoverer:
             outcomes[outcome] = outcomes.get(outcome, 0) + count
         for outcome, count in outcomes.items():
             RECOVERED.labels(outcome).inc(count)
-        log.info("outage recovery of %s%s: %s", span, "" if earlier is None else " (second read)",
-                 ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())) or "no new calls in the call log")
+        log.info(
+            "outage recovery of %s%s: %s",
+            span,
+            "" if earlier is None else " (second read)",
+            ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())) or "no new calls in the call log",
+        )
         return settled | skip
 
-    async def _publish(self, period: xapi.CallLogPeriod, candidates: list[int], span: str
-                       ) -> tuple[dict[str, int], set[int]]:
+    async def _publish(
+        self, period: xapi.CallLogPeriod, candidates: list[int], span: str
+    ) -> tuple[dict[str, int], set[int]]:
         """Publishes the candidates' ended events; returns the outcome counts and the calls left for a later read
         (still going, or not committed)."""
         if not candidates:
@@ -223,8 +233,9 @@ class Recoverer:
             try:
                 await self.engine.commit_recovered(items, published)
             except Exception as exc:
-                log.error("outage %s: cannot commit the ended events of %d recovered calls: %s", span, len(published),
-                          exc)
+                log.error(
+                    "outage %s: cannot commit the ended events of %d recovered calls: %s", span, len(published), exc
+                )
                 outcomes["error"] += len(published)
                 later.update(published)
                 published = []
@@ -238,11 +249,17 @@ class Recoverer:
             return
         self.enabled = False
         RECOVERED.labels("forbidden").inc()
-        log.error("outage recovery is off for this run: the PBX refuses the call log (HTTP 403); it needs an API "
-                  "client with System Owner rights, or set [pbx] recover_outages = false")
+        log.error(
+            "outage recovery is off for this run: the PBX refuses the call log (HTTP 403); it needs an API "
+            "client with System Owner rights, or set [pbx] recover_outages = false"
+        )
 
     @staticmethod
     def _lost(span: str, exc: Exception, again: str) -> None:
         RECOVERED.labels("error").inc()
-        log.error("outage %s: the call log cannot be read (%s)%s", span, exc,
-                  again or "; calls that rang and ended in it send no webhook")
+        log.error(
+            "outage %s: the call log cannot be read (%s)%s",
+            span,
+            exc,
+            again or "; calls that rang and ended in it send no webhook",
+        )

@@ -1,5 +1,6 @@
 """The `call.ended` events of a call the monitor missed, built from its rows in the PBX call log (docs/3cx.md
 §5.6) for outage recovery (recover.py); pure, like the call graph whose events they stand in for."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -13,8 +14,7 @@ from .pbx import xapi
 from .reconcile import BadCallLog, log_direction
 
 
-def events_of(callid: int, rows: list[xapi.CallLogRow], facts: Facts, stamp: Callable[[float], str]
-              ) -> list[Emitted]:
+def events_of(callid: int, rows: list[xapi.CallLogRow], facts: Facts, stamp: Callable[[float], str]) -> list[Emitted]:
     """The `call.ended` events the monitor would have sent for an ended call, from its call-log rows (oldest
     first): one `Ok` end per extension that answered (link 1, 2, … as transfers go; `transfer` when the call was
     answered again after it, naming where it went and, on the next end, where it came from), or one `Missed` end on
@@ -38,15 +38,38 @@ def events_of(callid: int, rows: list[xapi.CallLogRow], facts: Facts, stamp: Cal
         caller_name = facts.name(caller)
     if caller_name == caller:
         caller_name = ""  # the PBX shows the number where it has no name (as Call Control does)
-    queue = next((r.destination_dn for r in reversed(rows) if r.destination_dn in facts.dn_types
-                  and facts.user_type(r.destination_dn) == "queue"), "")
-    base = events_pb2.CallEvent(type=events_pb2.CALL_EVENT_TYPE_ENDED, direction=DIRECTIONS[direction],
-                                caller_id=caller, did=did, did_name=did_name, queue=queue, has_callback=bool(queue),
-                                started_time=timestamp(first.start), queue_name=facts.name(queue),
-                                caller_name=caller_name)
+    queue = next(
+        (
+            r.destination_dn
+            for r in reversed(rows)
+            if r.destination_dn in facts.dn_types and facts.user_type(r.destination_dn) == "queue"
+        ),
+        "",
+    )
+    base = events_pb2.CallEvent(
+        type=events_pb2.CALL_EVENT_TYPE_ENDED,
+        direction=DIRECTIONS[direction],
+        caller_id=caller,
+        did=did,
+        did_name=did_name,
+        queue=queue,
+        has_callback=bool(queue),
+        started_time=timestamp(first.start),
+        queue_name=facts.name(queue),
+        caller_name=caller_name,
+    )
 
-    def emitted(link: int, user: str, finish: common_pb2.FinishType, end: float, seq: int, transfer: bool = False, duration: float = 0,
-                ring: float = 0, leg: common_pb2.LegRef | None = None) -> Emitted:
+    def emitted(
+        link: int,
+        user: str,
+        finish: common_pb2.FinishType,
+        end: float,
+        seq: int,
+        transfer: bool = False,
+        duration: float = 0,
+        ring: float = 0,
+        leg: common_pb2.LegRef | None = None,
+    ) -> Emitted:
         event = events_pb2.CallEvent()
         event.CopyFrom(base)
         event.call_id, event.user, event.finish_type, event.transfer = f"{chain}-{link}", user, finish, transfer
@@ -58,9 +81,17 @@ def events_of(callid: int, rows: list[xapi.CallLogRow], facts: Facts, stamp: Cal
         missed_queue = finish == common_pb2.FINISH_TYPE_MISSED and bool(queue) and user == queue
         if queue and not missed_queue:
             event.callback_state = common_pb2.CALLBACK_STATE_NOT_ORDERED
-        return Emitted(chain, f"{chain}-{link}/recovered/ended", end, event, leg,
-                       needs_did=direction == "incoming" and not did, needs_callback=missed_queue,
-                       callid=callid, seq=seq)
+        return Emitted(
+            chain,
+            f"{chain}-{link}/recovered/ended",
+            end,
+            event,
+            leg,
+            needs_did=direction == "incoming" and not did,
+            needs_callback=missed_queue,
+            callid=callid,
+            seq=seq,
+        )
 
     extensions = facts.extensions()
     answered = [i for i, row in enumerate(rows) if row.answered]
@@ -68,22 +99,41 @@ def events_of(callid: int, rows: list[xapi.CallLogRow], facts: Facts, stamp: Cal
     for i in answered:
         row = rows[i]
         # An extension answers as a row's destination, or as the caller of a call out the far end answered.
-        user = row.destination_dn if row.destination_dn in extensions else \
-            row.source_dn if i == 0 and direction == "outgoing" and row.source_dn in extensions else ""
+        user = (
+            row.destination_dn
+            if row.destination_dn in extensions
+            else row.source_dn
+            if i == 0 and direction == "outgoing" and row.source_dn in extensions
+            else ""
+        )
         if not user:
             continue  # the far end of a transfer out: it only tells the extension before it was transferred
         ring, talk = row.ringing or 0.0, row.talking or 0.0
         start, end = row.start + ring, row.start + ring + talk
         link = len(out) + 1
-        leg = common_pb2.LegRef(call_id=f"{chain}-{link}", dn=user, pbx_call_number=callid,
-                                start_unix_ms=int(start * 1000), end_unix_ms=int(end * 1000), caller_id=caller)
-        item = emitted(link, user, common_pb2.FINISH_TYPE_OK, end, link, transfer=i != answered[-1],
-                       duration=talk, ring=ring, leg=leg)
+        leg = common_pb2.LegRef(
+            call_id=f"{chain}-{link}",
+            dn=user,
+            pbx_call_number=callid,
+            start_unix_ms=int(start * 1000),
+            end_unix_ms=int(end * 1000),
+            caller_id=caller,
+        )
+        item = emitted(
+            link,
+            user,
+            common_pb2.FINISH_TYPE_OK,
+            end,
+            link,
+            transfer=i != answered[-1],
+            duration=talk,
+            ring=ring,
+            leg=leg,
+        )
         if item.event.transfer and i + 1 < len(rows):
             item.event.transferred_to, item.event.transferred_to_name = _reached(rows[i + 1], facts)
         if out:  # answered after a transfer: from the extension that talked before
-            item.event.transferred_from, item.event.transferred_from_name = out[-1].event.user, \
-                out[-1].event.user_name
+            item.event.transferred_from, item.event.transferred_from_name = out[-1].event.user, out[-1].event.user_name
         out.append(item)
     if out:
         return out

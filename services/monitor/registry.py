@@ -11,6 +11,7 @@ Chains and the events they produced are written in one transaction, so after a k
 restarted monitor holds exactly the state whose events were queued: ids stay the same and no event
 is lost or produced twice.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,11 @@ MIGRATIONS = [
         " seq BIGSERIAL PRIMARY KEY, chain TEXT NOT NULL, target TEXT NOT NULL,"
         " payload BYTEA NOT NULL, needs TEXT NOT NULL DEFAULT '', created_at DOUBLE PRECISION NOT NULL)",
     ),
-    Migration(2, _V2.format(serial="INTEGER", blob="BLOB").replace("INTEGER PRIMARY KEY,", "INTEGER PRIMARY KEY AUTOINCREMENT,"),
-              _V2.format(serial="BIGSERIAL", blob="BYTEA")),
+    Migration(
+        2,
+        _V2.format(serial="INTEGER", blob="BLOB").replace("INTEGER PRIMARY KEY,", "INTEGER PRIMARY KEY AUTOINCREMENT,"),
+        _V2.format(serial="BIGSERIAL", blob="BYTEA"),
+    ),
     # v3: what outage recovery needs to tell a call the monitor saw from one it missed, across restarts.
     Migration(3, _V3, _V3),
 ]
@@ -90,7 +94,8 @@ class Registry:
 
     async def load_outbox(self) -> list[OutRow]:
         rows = await self.store.fetchall(
-            "SELECT seq, chain, target, payload, needs FROM monitor_outbox WHERE pbx = ? ORDER BY seq", (self.pbx,))
+            "SELECT seq, chain, target, payload, needs FROM monitor_outbox WHERE pbx = ? ORDER BY seq", (self.pbx,)
+        )
         return [OutRow(str(r[1]), str(r[2]), bytes(r[3]), str(r[4]), int(r[0])) for r in rows]
 
     async def commit(self, changed: Sequence[tuple[int, str]], finished: Sequence[int], rows: Sequence[OutRow]) -> None:
@@ -105,27 +110,35 @@ class Registry:
         outage (`[pbx] recover_outages`)."""
         await self.store.run(self._commit(changed, finished, rows), durable=False)
 
-    def _commit(self, changed: Sequence[tuple[int, str]], finished: Sequence[int], rows: Sequence[OutRow]) -> Work[None]:
+    def _commit(
+        self, changed: Sequence[tuple[int, str]], finished: Sequence[int], rows: Sequence[OutRow]
+    ) -> Work[None]:
         # One transaction in one hop to the store (it sits between a PBX change and its Publish).
         now = time.time()
         if changed:
             yield executemany(
                 "INSERT INTO monitor_chains (pbx, callid, data, updated_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (pbx, callid) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
-                [(self.pbx, callid, data, now) for callid, data in changed])
+                [(self.pbx, callid, data, now) for callid, data in changed],
+            )
         if finished:
-            yield executemany("DELETE FROM monitor_chains WHERE pbx = ? AND callid = ?", [(self.pbx, c) for c in finished])
+            yield executemany(
+                "DELETE FROM monitor_chains WHERE pbx = ? AND callid = ?", [(self.pbx, c) for c in finished]
+            )
             yield executemany(
                 "INSERT INTO monitor_known (pbx, callid, finished_at) VALUES (?, ?, ?)"
                 " ON CONFLICT (pbx, callid) DO UPDATE SET finished_at = excluded.finished_at",
-                [(self.pbx, c, now) for c in finished])
+                [(self.pbx, c, now) for c in finished],
+            )
         if rows:
             # One statement for the batch; its rows are this PBX's newest (one writer per PBX: the lease).
             yield executemany(
                 "INSERT INTO monitor_outbox (pbx, chain, target, payload, needs, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                [(self.pbx, row.chain, row.target, row.payload, row.needs, now) for row in rows])
-            found = yield fetchall("SELECT seq FROM monitor_outbox WHERE pbx = ? ORDER BY seq DESC LIMIT ?",
-                                   (self.pbx, len(rows)))
+                [(self.pbx, row.chain, row.target, row.payload, row.needs, now) for row in rows],
+            )
+            found = yield fetchall(
+                "SELECT seq FROM monitor_outbox WHERE pbx = ? ORDER BY seq DESC LIMIT ?", (self.pbx, len(rows))
+            )
             for row, (seq,) in zip(rows, reversed(found), strict=False):
                 row.seq = int(seq)
 
@@ -136,8 +149,9 @@ class Registry:
 
     async def known_calls(self, since: float) -> set[int]:
         """Call numbers of the chains that finished at or after `since` (committed with `commit`)."""
-        rows = await self.store.fetchall("SELECT callid FROM monitor_known WHERE pbx = ? AND finished_at >= ?",
-                                         (self.pbx, since))
+        rows = await self.store.fetchall(
+            "SELECT callid FROM monitor_known WHERE pbx = ? AND finished_at >= ?", (self.pbx, since)
+        )
         return {int(row[0]) for row in rows}
 
     async def forget_known(self, before: float) -> None:
@@ -151,4 +165,6 @@ class Registry:
     async def save_good(self, at: float) -> None:
         await self.store.execute(
             "INSERT INTO monitor_link (pbx, good_at) VALUES (?, ?)"
-            " ON CONFLICT (pbx) DO UPDATE SET good_at = excluded.good_at", (self.pbx, at))
+            " ON CONFLICT (pbx) DO UPDATE SET good_at = excluded.good_at",
+            (self.pbx, at),
+        )

@@ -4,6 +4,7 @@ reconciliation, outage recovery, gRPC servicer.
 Only the holder of the store lease `monitor:<pbx url>` talks to the PBX (3CX keeps one live token
 per API client, and two monitors would double every webhook); a standby waits for the lease.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -44,8 +45,12 @@ FACTS_REFRESH = 300.0
 
 
 def graph_settings(settings: MonitorSettings) -> Settings:
-    return Settings(grace=settings.pbx.ringing_grace, ringing_stopped=settings.events.ringing_stopped,
-                    internal_calls=settings.events.internal_calls, timezone=settings.pbx.timezone)
+    return Settings(
+        grace=settings.pbx.ringing_grace,
+        ringing_stopped=settings.events.ringing_stopped,
+        internal_calls=settings.events.internal_calls,
+        timezone=settings.pbx.timezone,
+    )
 
 
 async def refresh_facts(pbx: PbxClient, facts: Facts) -> None:
@@ -73,8 +78,12 @@ async def build(app: App[MonitorSettings]) -> None:
     app.stack.push_async_callback(pbx.aclose)
     facts = Facts()
     graph = CallGraph(graph_settings(config), facts)
-    lease = Lease(store, f"monitor:{config.pbx.url}", owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4()}",
-                  ttl=config.pbx.lease_ttl)
+    lease = Lease(
+        store,
+        f"monitor:{config.pbx.url}",
+        owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4()}",
+        ttl=config.pbx.lease_ttl,
+    )
 
     def fence() -> dispatcher_service_pb2.Fence:
         """Sent with every publish: the dispatcher refuses a monitor whose lease a newer holder took."""
@@ -97,15 +106,28 @@ async def build(app: App[MonitorSettings]) -> None:
     poller = StatusPoller(pbx, store, publish, config.pbx)
     reconciler = Reconciler(pbx, facts, config.pbx.reconcile_delay) if config.pbx.reconcile else None
     engine = Engine(graph, registry, publisher, pbx, poke=poller.poke, reconciler=reconciler)
-    recoverer = Recoverer(pbx, graph, registry, engine, config.pbx.reconcile_delay) if config.pbx.recover_outages \
-        else None
-    callcontrol = CallControl(pbx, engine, on_link=recoverer.link if recoverer is not None else None,
-                              on_gap=recoverer.gap if recoverer is not None else None)
+    recoverer = (
+        Recoverer(pbx, graph, registry, engine, config.pbx.reconcile_delay) if config.pbx.recover_outages else None
+    )
+    callcontrol = CallControl(
+        pbx,
+        engine,
+        on_link=recoverer.link if recoverer is not None else None,
+        on_gap=recoverer.gap if recoverer is not None else None,
+    )
     recorder = Recorder()
     pbx.recorder = callcontrol.recorder = recorder
     capture = Capture(recorder, engine, callcontrol, config.events.language)
-    servicer = MonitorServicer(graph, pbx, callcontrol, poller.extensions, poller.queues,
-                               reads_call_log=config.pbx.reads_call_log, reconciler=reconciler, capture=capture)
+    servicer = MonitorServicer(
+        graph,
+        pbx,
+        callcontrol,
+        poller.extensions,
+        poller.queues,
+        reads_call_log=config.pbx.reads_call_log,
+        reconciler=reconciler,
+        capture=capture,
+    )
     monitor_service_pb2_grpc.add_MonitorServiceServicer_to_server(servicer, app.server)
 
     async def pbx_connected() -> None:
@@ -129,8 +151,14 @@ async def build(app: App[MonitorSettings]) -> None:
         if recoverer is not None:
             await recoverer.restore()
         await refresh_facts(pbx, facts)
-        loops = [lease.keep(app.stopping), engine.run(app.stopping), publisher.run(app.stopping),
-                 callcontrol.run(app.stopping), poller.run(app.stopping), facts_loop(app.stopping)]
+        loops = [
+            lease.keep(app.stopping),
+            engine.run(app.stopping),
+            publisher.run(app.stopping),
+            callcontrol.run(app.stopping),
+            poller.run(app.stopping),
+            facts_loop(app.stopping),
+        ]
         if reconciler is not None:
             loops.append(reconciler.run(app.stopping))
         if recoverer is not None:

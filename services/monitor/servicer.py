@@ -1,6 +1,7 @@
 """MonitorService: the calls the monitor holds, extensions, recordings of a leg and their audio, a PBX check
 (with the post-call check's counts), placing a call for a CRM's click-to-call (the monitor is the only PBX
 client), and captures of what it receives."""
+
 from __future__ import annotations
 
 import asyncio
@@ -34,20 +35,40 @@ def _stamp(seconds: float) -> Timestamp:
 
 
 def call_message(chain: Chain) -> monitor_service_pb2.Call:
-    legs = [monitor_service_pb2.CallLeg(call_id=chain.call_id(leg.link), dn=leg.dn, status=leg.status,
-                                        party=str(leg.part.get("party_caller_id") or leg.part.get("party_dn") or ""))
-            for leg in chain.legs.values() if leg.live]
-    return monitor_service_pb2.Call(chain=chain.name, pbx_call_number=chain.callid,
-                                    direction=DIRECTIONS.get(chain.direction, common_pb2.DIRECTION_UNSPECIFIED), caller_id=chain.caller_id,
-                                    did=chain.did, link=chain.link, legs=legs, start_time=_stamp(chain.first_seen))
+    legs = [
+        monitor_service_pb2.CallLeg(
+            call_id=chain.call_id(leg.link),
+            dn=leg.dn,
+            status=leg.status,
+            party=str(leg.part.get("party_caller_id") or leg.part.get("party_dn") or ""),
+        )
+        for leg in chain.legs.values()
+        if leg.live
+    ]
+    return monitor_service_pb2.Call(
+        chain=chain.name,
+        pbx_call_number=chain.callid,
+        direction=DIRECTIONS.get(chain.direction, common_pb2.DIRECTION_UNSPECIFIED),
+        caller_id=chain.caller_id,
+        did=chain.did,
+        link=chain.link,
+        legs=legs,
+        start_time=_stamp(chain.first_seen),
+    )
 
 
 class MonitorServicer(monitor_service_pb2_grpc.MonitorServiceServicer):
-    def __init__(self, graph: CallGraph, pbx: PbxClient, callcontrol: CallControl,
-                 extensions: Callable[[], list[monitor_service_pb2.Extension]] | None = None,
-                 queues: Callable[[], list[monitor_service_pb2.Queue]] | None = None,
-                 reads_call_log: bool = False, reconciler: Reconciler | None = None,
-                 capture: Capture | None = None) -> None:
+    def __init__(
+        self,
+        graph: CallGraph,
+        pbx: PbxClient,
+        callcontrol: CallControl,
+        extensions: Callable[[], list[monitor_service_pb2.Extension]] | None = None,
+        queues: Callable[[], list[monitor_service_pb2.Queue]] | None = None,
+        reads_call_log: bool = False,
+        reconciler: Reconciler | None = None,
+        capture: Capture | None = None,
+    ) -> None:
         self.graph = graph
         self.pbx = pbx
         self.callcontrol = callcontrol
@@ -101,7 +122,9 @@ class MonitorServicer(monitor_service_pb2_grpc.MonitorServiceServicer):
         out = []
         for row in (r for r in rows if belongs(r)):
             start, stop = xapi.parse_time(row.get("StartTime")), xapi.parse_time(row.get("EndTime"))
-            info = monitor_service_pb2.RecordingInfo(recording_id=row["Id"], file_name=str(row.get("RecordingUrl") or ""))
+            info = monitor_service_pb2.RecordingInfo(
+                recording_id=row["Id"], file_name=str(row.get("RecordingUrl") or "")
+            )
             if start is not None:
                 info.start_time.CopyFrom(_stamp(start))
             if stop is not None:
@@ -130,9 +153,12 @@ class MonitorServicer(monitor_service_pb2_grpc.MonitorServiceServicer):
                 raise NotFound(f"no DN {extension!r} in Call Control") from exc
             raise
         log.info("makecall from %s placed as PBX call %d", extension, placed.callid)
-        return monitor_service_pb2.MakeCallResponse(chain=await self._chain_of(placed.callid),
-                                                    pbx_call_number=placed.callid,
-                                                    participant_id=placed.participant_id, device_id=placed.device_id)
+        return monitor_service_pb2.MakeCallResponse(
+            chain=await self._chain_of(placed.callid),
+            pbx_call_number=placed.callid,
+            participant_id=placed.participant_id,
+            device_id=placed.device_id,
+        )
 
     async def _chain_of(self, callid: int, wait: float = 3.0) -> str:
         """The chain name the graph gives PBX call `callid`, once its first change arrives ("" if not in time)."""
@@ -186,10 +212,13 @@ class MonitorServicer(monitor_service_pb2_grpc.MonitorServiceServicer):
             return monitor_service_pb2.CheckItem(name="reconcile", ok=True, detail="off ([pbx] reconcile = false)")
         counts = {**checker.outcomes, **{f"disagree.{f}": n for f, n in checker.disagreements.items()}}
         fields = ", ".join(f"{f} {n}" for f, n in sorted(checker.disagreements.items()))
-        detail = (f"since start {sum(checker.outcomes.values())} ended calls checked against the PBX call log: "
-                  f"{checker.outcomes['agree']} agree, {checker.outcomes['disagree']} disagree"
-                  + (f" ({fields})" if fields else "") + f", {checker.outcomes['missing']} missing, "
-                  f"{checker.outcomes['error']} unreadable, {checker.outcomes['dropped']} dropped")
+        detail = (
+            f"since start {sum(checker.outcomes.values())} ended calls checked against the PBX call log: "
+            f"{checker.outcomes['agree']} agree, {checker.outcomes['disagree']} disagree"
+            + (f" ({fields})" if fields else "")
+            + f", {checker.outcomes['missing']} missing, "
+            f"{checker.outcomes['error']} unreadable, {checker.outcomes['dropped']} dropped"
+        )
         if not checker.enabled:
             detail += "; off since the call log answered 403 (System Owner rights needed)"
         return monitor_service_pb2.CheckItem(name="reconcile", ok=checker.enabled, detail=detail, counts=counts)

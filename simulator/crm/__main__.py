@@ -5,6 +5,7 @@
 Each fake is a module `tcxhooks.simulator.crm.<name>` with `add_arguments(parser)` and
 `build(args) -> (aiohttp app, lines describing it)`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,11 @@ KNOWN = ("bitrix24", "amocrm", "zammad")
 
 
 def _fakes() -> dict[str, ModuleType]:
-    return {name: importlib.import_module(f"{__package__}.{name}") for name in KNOWN
-            if find_spec(f"{__package__}.{name}") is not None}
+    return {
+        name: importlib.import_module(f"{__package__}.{name}")
+        for name in KNOWN
+        if find_spec(f"{__package__}.{name}") is not None
+    }
 
 
 def parse_args(argv: list[str] | None, fakes: dict[str, ModuleType]) -> argparse.Namespace:

@@ -7,6 +7,7 @@ injected failures, and PHP-style form encoding (how PHP CRMs post their events).
     if not bucket.admit(): ...                  # answer the CRM's "too many requests"
     add_fake_routes(app, fake)                  # GET /fake/calls, POST /fake/limits, POST /fake/fail
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -122,8 +123,9 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
         body = None
     if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text=json.dumps({"error": "body must be a JSON object"}),
-                                 content_type="application/json")
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "body must be a JSON object"}), content_type="application/json"
+        )
     return body
 
 
@@ -150,12 +152,13 @@ def _bad(message: str) -> web.Response:
 def add_fake_routes(app: web.Application, fake: Faked) -> None:
     """The `/fake/` routes every fake CRM has (not the CRM's API):
 
-        GET  /fake/calls                   every API call received, in order
-        POST /fake/limits {"limit": 50, "drain": 2}
-        POST /fake/fail   {"method": "…" or "*", "status": 500, "count": 1, "after": false, "delay": 0, …}
-                          (after: do the work, wait `delay` seconds, then answer the failure, or the
-                          work's own answer for a status below 400; other keys: the failure's body)
+    GET  /fake/calls                   every API call received, in order
+    POST /fake/limits {"limit": 50, "drain": 2}
+    POST /fake/fail   {"method": "…" or "*", "status": 500, "count": 1, "after": false, "delay": 0, …}
+                      (after: do the work, wait `delay` seconds, then answer the failure, or the
+                      work's own answer for a status below 400; other keys: the failure's body)
     """
+
     async def calls(request: web.Request) -> web.Response:
         return web.json_response({"calls": fake.journal.rows(), "refused_by_limit": fake.bucket.refused})
 

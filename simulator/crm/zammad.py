@@ -26,6 +26,7 @@ The `/fake/` API (not Zammad's): `GET /fake/calls` (every request, in order), `G
 caller log), `POST /fake/settings {"enabled", "configured", "blocked_callers"}`, `POST /fake/limits
 {"limit", "drain"}`, `POST /fake/fail {"method": "newCall", "status": 500, "count": 1, "after": false}`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -86,10 +87,19 @@ def _opaque_error() -> CtiError:
 
 
 class FakeZammad:
-    def __init__(self, token: str = DEMO_TOKEN, *, enabled: bool = True, configured: bool = True,
-                 blocked_callers: set[str] | None = None, default_caller_id: str = "",
-                 routing_table: list[tuple[str, str]] | None = None, limit: int = 0, drain: float = 0.0,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        token: str = DEMO_TOKEN,
+        *,
+        enabled: bool = True,
+        configured: bool = True,
+        blocked_callers: set[str] | None = None,
+        default_caller_id: str = "",
+        routing_table: list[tuple[str, str]] | None = None,
+        limit: int = 0,
+        drain: float = 0.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.token = token
         self.enabled = enabled
         self.configured = configured
@@ -183,12 +193,25 @@ class FakeZammad:
         now = int(self.clock())
         if event == "newCall":
             if not call_id:
-                raise CtiError(422, {"error": "Attribute 'call_id' required!", "error_human": "Attribute 'call_id' required!"})
+                raise CtiError(
+                    422, {"error": "Attribute 'call_id' required!", "error_human": "Attribute 'call_id' required!"}
+                )
             if row is not None:  # "call_id … already exists!", humanized by its wording
                 raise CtiError(500, {"error": "Object already exists!", "error_human": "Object already exists!"})
             self.log[str(call_id)] = CallerLogRow(
-                str(call_id), str(direction), str(params.get("from") or ""), str(params.get("to") or ""),
-                from_comment, to_comment, queue, "newCall", direction != "in", now, cause, history=["newCall"])
+                str(call_id),
+                str(direction),
+                str(params.get("from") or ""),
+                str(params.get("to") or ""),
+                from_comment,
+                to_comment,
+                queue,
+                "newCall",
+                direction != "in",
+                now,
+                cause,
+                history=["newCall"],
+            )
         elif event == "answer":
             if row is None:
                 raise _opaque_error()
@@ -204,7 +227,9 @@ class FakeZammad:
             if row is None:
                 raise _opaque_error()
             row.done = True
-            if direction == "in" and ((row.state == "newCall" and cause != "forwarded") or row.to_comment == "voicemail"):
+            if direction == "in" and (
+                (row.state == "newCall" and cause != "forwarded") or row.to_comment == "voicemail"
+            ):
                 row.done = False
             row.state, row.end_at = "hangup", now
             if row.start_at is not None:
@@ -250,8 +275,9 @@ def _add_control_routes(app: web.Application, fake: FakeZammad) -> None:
                 setattr(fake, name, body[name])
         if isinstance(body.get("blocked_callers"), list):
             fake.blocked_callers = {str(number) for number in body["blocked_callers"]}
-        return web.json_response({"enabled": fake.enabled, "configured": fake.configured,
-                                  "blocked_callers": sorted(fake.blocked_callers)})
+        return web.json_response(
+            {"enabled": fake.enabled, "configured": fake.configured, "blocked_callers": sorted(fake.blocked_callers)}
+        )
 
     add_fake_routes(app, fake)
     app.router.add_get("/fake/state", state)
@@ -260,17 +286,27 @@ def _add_control_routes(app: web.Application, fake: FakeZammad) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", default=DEMO_TOKEN, help=f"the CTI token in the endpoint URL ({DEMO_TOKEN})")
-    parser.add_argument("--block", action="append", default=[], metavar="NUMBER",
-                        help="a caller Zammad rejects (Admin → CTI: blocked caller ids); repeatable")
-    parser.add_argument("--limit", type=int, default=0, help="requests a second above which a proxy answers 429 "
-                                                             "(0: none, as Zammad itself)")
+    parser.add_argument(
+        "--block",
+        action="append",
+        default=[],
+        metavar="NUMBER",
+        help="a caller Zammad rejects (Admin → CTI: blocked caller ids); repeatable",
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=0,
+        help="requests a second above which a proxy answers 429 (0: none, as Zammad itself)",
+    )
 
 
 def build(args: argparse.Namespace, url: str) -> tuple[web.Application, list[str]]:
-    fake = FakeZammad(args.token, blocked_callers=set(args.block),
-                      limit=args.limit)
-    lines = [f"fake Zammad at {url}",
-             f"  CTI endpoint:     {url}/api/v1/cti/{fake.token}",
-             f"  blocked callers:  {', '.join(sorted(fake.blocked_callers)) or '(none)'}",
-             "  calls received:   GET /fake/calls; caller log: GET /fake/state"]
+    fake = FakeZammad(args.token, blocked_callers=set(args.block), limit=args.limit)
+    lines = [
+        f"fake Zammad at {url}",
+        f"  CTI endpoint:     {url}/api/v1/cti/{fake.token}",
+        f"  blocked callers:  {', '.join(sorted(fake.blocked_callers)) or '(none)'}",
+        "  calls received:   GET /fake/calls; caller log: GET /fake/state",
+    ]
     return fake.app(), lines

@@ -6,6 +6,7 @@ itself, which needs the monitor stopped or an API client of its own (docs/3cx.md
 as they arrive; Ctrl-C or SIGTERM stops and keeps what was written. `--anonymize` writes no original
 phone number, name or e-mail address.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,8 @@ async def _directory_names(channel: grpc.aio.Channel) -> list[str]:
 
     try:
         reply = await monitor_service_pb2_grpc.MonitorServiceStub(channel).ListExtensions(
-            monitor_service_pb2.ListExtensionsRequest(), timeout=10)
+            monitor_service_pb2.ListExtensionsRequest(), timeout=10
+        )
     except grpc.aio.AioRpcError:
         return []
     return [e.name for e in reply.extensions if e.name]
@@ -66,8 +68,15 @@ class Written:
     lines: int = 0
 
 
-async def capture(services: ServicesConfig, monitor: MonitorSettings, out: TextIO, seconds: float,
-                  anonymize: bool, say: TextIO, written: Written) -> None:
+async def capture(
+    services: ServicesConfig,
+    monitor: MonitorSettings,
+    out: TextIO,
+    seconds: float,
+    anonymize: bool,
+    say: TextIO,
+    written: Written,
+) -> None:
     """Writes trace lines to `out` (counting them in `written`) until `seconds` passed or it is cancelled."""
     from tcxhooks.monitor.capture.anonymize import Anonymizer
     from tcxhooks.monitor.capture.recorder import encode
@@ -83,8 +92,10 @@ async def capture(services: ServicesConfig, monitor: MonitorSettings, out: TextI
     else:
         from tcxhooks.monitor.capture.standalone import standalone_lines
 
-        say.write(f"no monitor answers at {services.monitor}: capturing {monitor.pbx.url} with this "
-                  f"process's own PBX session (stop the monitor first, or use an API client of its own)\n")
+        say.write(
+            f"no monitor answers at {services.monitor}: capturing {monitor.pbx.url} with this "
+            f"process's own PBX session (stop the monitor first, or use an API client of its own)\n"
+        )
         lines = standalone_lines(monitor, seconds)
     try:
         async for line in lines:
@@ -98,8 +109,9 @@ async def capture(services: ServicesConfig, monitor: MonitorSettings, out: TextI
             await channel.close()
 
 
-async def _run(services: ServicesConfig, monitor: MonitorSettings, path: str, seconds: float, anonymize: bool,
-               written: Written) -> bool:
+async def _run(
+    services: ServicesConfig, monitor: MonitorSettings, path: str, seconds: float, anonymize: bool, written: Written
+) -> bool:
     """Captures into `path`; False when a signal stopped it early."""
     loop = asyncio.get_running_loop()
     with open(path, "w", encoding="utf-8") as out:
@@ -114,13 +126,16 @@ async def _run(services: ServicesConfig, monitor: MonitorSettings, path: str, se
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="tcxhooks capture", description="Record what the monitor receives from "
-                                     "the PBX into a trace file (docs/3cx.md §8).")
+    parser = argparse.ArgumentParser(
+        prog="tcxhooks capture",
+        description="Record what the monitor receives from the PBX into a trace file (docs/3cx.md §8).",
+    )
     add_config_option(parser)
     parser.add_argument("-o", "--output", required=True, help="the trace file to write (JSON lines)")
     parser.add_argument("--minutes", type=float, default=10.0, help="how long to record (default 10)")
-    parser.add_argument("--anonymize", action="store_true",
-                        help="replace phone numbers, names and e-mail addresses consistently")
+    parser.add_argument(
+        "--anonymize", action="store_true", help="replace phone numbers, names and e-mail addresses consistently"
+    )
     args = parser.parse_args(argv)
     if not args.minutes > 0:
         parser.error("--minutes must be more than 0")
@@ -133,8 +148,16 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     written = Written()
     try:
-        finished = asyncio.run(_run(config[PlatformSettings].services, config[MonitorSettings], args.output,
-                                    args.minutes * 60, args.anonymize, written))
+        finished = asyncio.run(
+            _run(
+                config[PlatformSettings].services,
+                config[MonitorSettings],
+                args.output,
+                args.minutes * 60,
+                args.anonymize,
+                written,
+            )
+        )
     except grpc.aio.AioRpcError as exc:
         print(f"tcxhooks capture: the monitor refused: {exc.details()}", file=sys.stderr)
         raise SystemExit(1) from None

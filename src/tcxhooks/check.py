@@ -9,6 +9,7 @@ token, so check must not mint a second one; a running dispatcher sends the pings
 reaches the dependency itself. Exit 0 only when every item passes. The probes live in check_pbx.py and
 check_deps.py; this module runs them and prints the report.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,12 +38,27 @@ from .product import Product, load_product
 
 
 async def run_checks(config: Product) -> list[Verdict]:
-    verdicts = [Verdict("config", True, f"{config.path}: {len(config.dispatcher.webhooks)} endpoint(s), "
-                                        f"{len(config.dispatcher.crms)} CRM adapter(s), "
-                                        f"store {config.platform.store.url.split('://')[0]}, "
-                                        f"recordings {config.media.recordings.storage}")]
-    for step in (check_exposure, check_store, check_pbx, check_directory, check_s3, check_link_key, check_endpoints,
-                 check_crms, check_yandex):
+    verdicts = [
+        Verdict(
+            "config",
+            True,
+            f"{config.path}: {len(config.dispatcher.webhooks)} endpoint(s), "
+            f"{len(config.dispatcher.crms)} CRM adapter(s), "
+            f"store {config.platform.store.url.split('://')[0]}, "
+            f"recordings {config.media.recordings.storage}",
+        )
+    ]
+    for step in (
+        check_exposure,
+        check_store,
+        check_pbx,
+        check_directory,
+        check_s3,
+        check_link_key,
+        check_endpoints,
+        check_crms,
+        check_yandex,
+    ):
         item = step.__name__.removeprefix("check_")
         try:
             verdicts += await step(config)
@@ -59,8 +75,11 @@ async def run_checks(config: Product) -> list[Verdict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="tcxhooks check", description="Validate the configuration and reach "
-                                     "every dependency (PBX, store, S3, webhook endpoints, CRM adapters, Yandex).")
+    parser = argparse.ArgumentParser(
+        prog="tcxhooks check",
+        description="Validate the configuration and reach "
+        "every dependency (PBX, store, S3, webhook endpoints, CRM adapters, Yandex).",
+    )
     add_config_option(parser)
     args = parser.parse_args(argv)
     try:
@@ -76,8 +95,11 @@ def main(argv: list[str] | None = None) -> None:
     failed = [v for v in verdicts if not v.ok]
     warned = sum(v.warning for v in verdicts if v.ok)
     warnings = f" ({warned} warning{'s' if warned > 1 else ''})" if warned else ""
-    print(f"\n{len(failed)} of {len(verdicts)} checks failed{warnings}" if failed
-          else f"\nall {len(verdicts)} checks passed{warnings}")
+    print(
+        f"\n{len(failed)} of {len(verdicts)} checks failed{warnings}"
+        if failed
+        else f"\nall {len(verdicts)} checks passed{warnings}"
+    )
     sys.stdout.flush()
     sys.stderr.flush()
     # Everything is printed and nothing is left to clean up. Skipping interpreter shutdown skips a gRPC

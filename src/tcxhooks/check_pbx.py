@@ -1,5 +1,6 @@
 """The PBX probes of `tcxhooks check` (src/tcxhooks/check.py): the API client's rights, and the endpoints'
 queue and user filters against the PBX directory. A running monitor is asked rather than reached past."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,10 +24,17 @@ def _monitor_verdict(config: Product, item: Any, fix: str) -> Verdict:
     if item.name != "reconcile" or not item.ok or not disagreed:
         return Verdict(f"pbx {item.name}", item.ok, detail, fix)
     where = f"-c {config.path} " if os.path.isfile(config.path) else ""
-    return Verdict(f"pbx {item.name}", True, detail, warning=True, fix=(
-        f"the PBX saw {disagreed} call(s) otherwise than the webhooks said: record what the monitor receives and "
-        f"send it to the developers (docs/3cx.md §8): tcxhooks capture {where}-o trace.jsonl --minutes 30 "
-        f"--anonymize"))
+    return Verdict(
+        f"pbx {item.name}",
+        True,
+        detail,
+        warning=True,
+        fix=(
+            f"the PBX saw {disagreed} call(s) otherwise than the webhooks said: record what the monitor receives and "
+            f"send it to the developers (docs/3cx.md §8): tcxhooks capture {where}-o trace.jsonl --minutes 30 "
+            f"--anonymize"
+        ),
+    )
 
 
 async def check_pbx(config: Product) -> list[Verdict]:
@@ -39,14 +47,15 @@ async def check_pbx(config: Product) -> list[Verdict]:
         "recordings": "give the API client the System Owner role (XAPI Recordings answers 403 otherwise)",
         "websocket": "see the monitor's log; it reconnects with backoff",
         "calllog": "give the API client the System Owner role (the call log answers 403 otherwise), or set "
-                   "[pbx] reconcile = false and recover_outages = false",
+        "[pbx] reconcile = false and recover_outages = false",
         "reconcile": "give the API client the System Owner role, or set [pbx] reconcile = false",
     }
     channel = await running(config, "monitor")
     if channel is not None:
         try:
             reply = await monitor_service_pb2_grpc.MonitorServiceStub(channel).CheckPbx(
-                monitor_service_pb2.CheckPbxRequest(), timeout=30)
+                monitor_service_pb2.CheckPbxRequest(), timeout=30
+            )
         finally:
             await channel.close()
         return [_monitor_verdict(config, item, fixes.get(item.name, "")) for item in reply.items]
@@ -104,14 +113,16 @@ async def _directory(config: Product) -> tuple[set[str], set[str], str]:
                     break
                 except grpc.aio.AioRpcError as exc:
                     if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == DIRECTORY_WAIT * 2 - 1:
-                        raise RuntimeError(f"the running monitor answered {exc.code().name}: {exc.details()}") \
-                            from None
+                        raise RuntimeError(f"the running monitor answered {exc.code().name}: {exc.details()}") from None
                     await asyncio.sleep(0.5)
             extensions = await stub.ListExtensions(monitor_service_pb2.ListExtensionsRequest(), timeout=10)
         finally:
             await channel.close()
-        return ({e.number for e in extensions.extensions}, {q.number for q in queues.queues},
-                "as the running monitor polled it")
+        return (
+            {e.number for e in extensions.extensions},
+            {q.number for q in queues.queues},
+            "as the running monitor polled it",
+        )
     if not config.monitor.pbx.url:
         raise RuntimeError("[pbx] url is not set")
     from tcxhooks.monitor.pbx.client import PbxClient
@@ -134,15 +145,26 @@ async def check_directory(config: Product) -> list[Verdict]:
     try:
         extensions, queues, how = await _directory(config)
     except Exception as exc:  # the PBX lines above say why it cannot be read
-        return [Verdict("directory", False, f"cannot read the PBX directory: {exc}",
-                        "fix the pbx items above, then check again")]
+        return [
+            Verdict(
+                "directory", False, f"cannot read the PBX directory: {exc}", "fix the pbx items above, then check again"
+            )
+        ]
     verdicts = []
     for hook in filtered:
         unknown = [f"queue {q}" for q in hook.queues if q not in queues]
         unknown += [f"extension {u}" for u in hook.users if u not in extensions]
-        known = ", ".join([f"queues {', '.join(hook.queues)}"] * bool(hook.queues) +
-                          [f"extensions {', '.join(hook.users)}"] * bool(hook.users))
+        known = ", ".join(
+            [f"queues {', '.join(hook.queues)}"] * bool(hook.queues)
+            + [f"extensions {', '.join(hook.users)}"] * bool(hook.users)
+        )
         detail = f"{', '.join(unknown)} not in the PBX directory" if unknown else f"{known} exist"
-        verdicts.append(Verdict(f"filters {hook.name}", not unknown, f"[{hook.title}] {detail} ({how})",
-                                f"set [{hook.title}] queues / users to numbers the 3CX console lists"))
+        verdicts.append(
+            Verdict(
+                f"filters {hook.name}",
+                not unknown,
+                f"[{hook.title}] {detail} ({how})",
+                f"set [{hook.title}] queues / users to numbers the 3CX console lists",
+            )
+        )
     return verdicts

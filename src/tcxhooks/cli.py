@@ -1,4 +1,5 @@
 """`tcxhooks`: the one command line (docs/config.md). Each subcommand imports only what it needs."""
+
 from __future__ import annotations
 
 import importlib

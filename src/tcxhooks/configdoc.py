@@ -4,6 +4,7 @@
 
 A test compares the file with `render()`, so the reference cannot drift from the code.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -5,6 +5,7 @@ Starts the 3CX V20 simulator, a local webhook receiver and `tcxhooks up`, plays 
 webhook as it arrives, checks that the mp3 link downloads, then stops everything.
 Exit 0 when every expected webhook arrived.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -92,12 +93,21 @@ class DemoReceiver:
 def write_config(folder: str, sim_url: str, receiver: DemoReceiver, analytics: bool) -> str:
     media_port = _free_port()
     parser = configparser.ConfigParser(interpolation=None)
-    parser["pbx"] = {"url": sim_url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                     "poll_interval": "2", "ringing_grace": "1"}
+    parser["pbx"] = {
+        "url": sim_url,
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "poll_interval": "2",
+        "ringing_grace": "1",
+    }
     parser["events"] = {"language": "en"}
     parser["webhook"] = {"url": receiver.url, "format": "form", "secret": WEBHOOK_SECRET}
-    parser["recordings"] = {"local_dir": os.path.join(folder, "recordings"), "grace": "2",
-                            "listen": f"127.0.0.1:{media_port}", "public_url": f"http://127.0.0.1:{media_port}"}
+    parser["recordings"] = {
+        "local_dir": os.path.join(folder, "recordings"),
+        "grace": "2",
+        "listen": f"127.0.0.1:{media_port}",
+        "public_url": f"http://127.0.0.1:{media_port}",
+    }
     parser["analytics"] = {"enabled": "true" if analytics else "false", "backend": "offline", "language": "en-US"}
     parser["store"] = {"url": f"sqlite:///{os.path.join(folder, 'tcxhooks.db')}"}
     parser["services"] = {name: f"127.0.0.1:{_free_port()}" for name in ("monitor", "dispatcher", "media", "analytics")}
@@ -111,8 +121,9 @@ def write_config(folder: str, sim_url: str, receiver: DemoReceiver, analytics: b
 
 def _spawn(args: list[str], log_path: str) -> subprocess.Popen[bytes]:
     with open(log_path, "ab") as log:  # the child has its own copy of the file
-        return subprocess.Popen([sys.executable, "-m", "tcxhooks", *args], stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "tcxhooks", *args], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def _stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
@@ -155,8 +166,20 @@ async def run_demo(scenario: str, talk: float, keep: bool, timeout: float) -> in
     print(f"  CRM receiver   {receiver.url}")
     if not analytics:
         print("  analytics      off (install the offline extra: pip install 'tcxhooks[offline]')")
-    sim = _spawn(["sim", "--port", str(sim_port), "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
-                  "--recordings-dir", os.path.join(folder, "pbx-recordings")], os.path.join(folder, "sim.log"))
+    sim = _spawn(
+        [
+            "sim",
+            "--port",
+            str(sim_port),
+            "--client-id",
+            CLIENT_ID,
+            "--client-secret",
+            CLIENT_SECRET,
+            "--recordings-dir",
+            os.path.join(folder, "pbx-recordings"),
+        ],
+        os.path.join(folder, "sim.log"),
+    )
     up = None
     try:
         await _wait_http(sim_url + "/sim/scenarios", 30)
@@ -164,8 +187,9 @@ async def run_demo(scenario: str, talk: float, keep: bool, timeout: float) -> in
         await _wait_serving(config, 90)
         print(f"\nplaying scenario {scenario!r}; webhooks as the CRM receives them:")
         async with httpx.AsyncClient() as client:
-            reply = await client.post(sim_url + "/sim/play", json={"scenario": scenario,
-                                                                   "params": {"talk_seconds": talk}})
+            reply = await client.post(
+                sim_url + "/sim/play", json={"scenario": scenario, "params": {"talk_seconds": talk}}
+            )
             reply.raise_for_status()
         wanted = expected_events(analytics)
         ok = await _wait_events(receiver, wanted, timeout)
@@ -240,8 +264,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--talk", type=float, default=6.0, help="talk time of the call in seconds")
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds to wait for all webhooks")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, store, mp3 files)")
-    parser.add_argument("--crm", choices=sorted(_crm_demos()), help="play the call into this fake CRM (an adapter) "
-                        "and print the API calls it receives, instead of webhooks")
+    parser.add_argument(
+        "--crm",
+        choices=sorted(_crm_demos()),
+        help="play the call into this fake CRM (an adapter) and print the API calls it receives, instead of webhooks",
+    )
     args = parser.parse_args(argv)
     if args.crm:
         from .democrm import run_crm_demo

@@ -5,6 +5,7 @@ Starts the 3CX simulator, the fake CRM (`tcxhooks fakecrm NAME`) and `tcxhooks u
 application and calls our install handler), plays the call and prints every API call the CRM receives.
 Exit 0 once the calls a CRM should get for that call arrived.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -47,27 +48,48 @@ async def _install_bitrix24(client: httpx.AsyncClient, portal: str, listener: st
 DEMOS = {
     "bitrix24": CrmDemo(
         section=lambda portal, listener: {
-            "type": "bitrix24", "url": portal, "client_id": "local.6650e1f2a3b4c5.12345678",
-            "client_secret": "fake-bitrix24-client-secret", "oauth_url": f"{portal}/oauth/token/", "default_user": "1",
-            "recording": "upload", "language": "en"},
+            "type": "bitrix24",
+            "url": portal,
+            "client_id": "local.6650e1f2a3b4c5.12345678",
+            "client_secret": "fake-bitrix24-client-secret",
+            "oauth_url": f"{portal}/oauth/token/",
+            "default_user": "1",
+            "recording": "upload",
+            "language": "en",
+        },
         setup=_install_bitrix24,
         # a stereo recording's transcript is attached; a mono one's text goes into the summary comment
-        expected=lambda analytics: [("telephony.externalCall.register",), ("telephony.externalCall.finish",),
-                                    ("telephony.externalCall.attachRecord",)]
-        + ([("telephony.call.attachTranscription", "crm.timeline.comment.add")] if analytics else [])),
+        expected=lambda analytics: (
+            [
+                ("telephony.externalCall.register",),
+                ("telephony.externalCall.finish",),
+                ("telephony.externalCall.attachRecord",),
+            ]
+            + ([("telephony.call.attachTranscription", "crm.timeline.comment.add")] if analytics else [])
+        ),
+    ),
     "amocrm": CrmDemo(
         section=lambda account, listener: {
-            "type": "amocrm", "url": account, "token": "fake-amo-long-lived-token", "user_map": "101=501,102=502,103=503",
-            "default_user": "501", "language": "en"},
+            "type": "amocrm",
+            "url": account,
+            "token": "fake-amo-long-lived-token",
+            "user_map": "101=501,102=502,103=503",
+            "default_user": "501",
+            "language": "en",
+        },
         setup=None,
         # the call waits for its recording (amoCRM calls cannot be changed), then the summary is a note on the
         # caller's lead (1002 in the fake account)
-        expected=lambda analytics: [("POST /api/v2/events",), ("POST /api/v4/calls",)]
-        + ([("POST /api/v4/leads/1002/notes",)] if analytics else [])),
+        expected=lambda analytics: (
+            [("POST /api/v2/events",), ("POST /api/v4/calls",)]
+            + ([("POST /api/v4/leads/1002/notes",)] if analytics else [])
+        ),
+    ),
     "zammad": CrmDemo(
         section=lambda server, listener: {"type": "zammad", "url": server, "token": "fake-cti-token"},
         setup=None,
-        expected=lambda analytics: [("newCall",), ("answer",), ("hangup",)]),
+        expected=lambda analytics: [("newCall",), ("answer",), ("hangup",)],
+    ),
 }
 
 
@@ -93,13 +115,22 @@ def write_config(folder: str, sim_url: str, crm_url: str, listener_port: int, de
     media_port = _free_port()
     listener = f"http://127.0.0.1:{listener_port}"
     parser = configparser.ConfigParser(interpolation=None)
-    parser["pbx"] = {"url": sim_url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                     "poll_interval": "2", "ringing_grace": "1"}
+    parser["pbx"] = {
+        "url": sim_url,
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "poll_interval": "2",
+        "ringing_grace": "1",
+    }
     parser["events"] = {"language": "en"}
     parser["dispatcher"] = {"listen": f"127.0.0.1:{listener_port}", "public_url": listener}
     parser[f"crm:{NAME}"] = demo.section(crm_url, listener)
-    parser["recordings"] = {"local_dir": os.path.join(folder, "recordings"), "grace": "2",
-                            "listen": f"127.0.0.1:{media_port}", "public_url": f"http://127.0.0.1:{media_port}"}
+    parser["recordings"] = {
+        "local_dir": os.path.join(folder, "recordings"),
+        "grace": "2",
+        "listen": f"127.0.0.1:{media_port}",
+        "public_url": f"http://127.0.0.1:{media_port}",
+    }
     parser["analytics"] = {"enabled": "true" if analytics else "false", "backend": "offline", "language": "en-US"}
     parser["store"] = {"url": f"sqlite:///{os.path.join(folder, 'tcxhooks.db')}"}
     parser["services"] = {name: f"127.0.0.1:{_free_port()}" for name in ("monitor", "dispatcher", "media", "analytics")}
@@ -117,8 +148,9 @@ def _shown(call: dict[str, Any]) -> str:
     return f"{call['method']:<38} {params[:150]}{status}"
 
 
-async def _print_calls(client: httpx.AsyncClient, crm_url: str, wanted: Sequence[tuple[str, ...]], timeout: float,
-                       started: float) -> bool:
+async def _print_calls(
+    client: httpx.AsyncClient, crm_url: str, wanted: Sequence[tuple[str, ...]], timeout: float, started: float
+) -> bool:
     """Prints the fake CRM's calls as they arrive; True once one method of each wanted group was answered 2xx."""
     seen = 0
     deadline = time.monotonic() + timeout
@@ -145,8 +177,20 @@ async def run_crm_demo(crm: str, scenario: str, talk: float, keep: bool, timeout
     print(f"tcxhooks demo --crm {crm} — work folder {folder}")
     print(f"  3CX simulator  {sim_url}")
     print(f"  fake {crm:<9} {crm_url}  (its calls: GET {crm_url}/fake/calls)")
-    sim = _spawn(["sim", "--port", str(sim_port), "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
-                  "--recordings-dir", os.path.join(folder, "pbx-recordings")], os.path.join(folder, "sim.log"))
+    sim = _spawn(
+        [
+            "sim",
+            "--port",
+            str(sim_port),
+            "--client-id",
+            CLIENT_ID,
+            "--client-secret",
+            CLIENT_SECRET,
+            "--recordings-dir",
+            os.path.join(folder, "pbx-recordings"),
+        ],
+        os.path.join(folder, "sim.log"),
+    )
     fake = _spawn(["fakecrm", crm, "--port", str(crm_port)], os.path.join(folder, "crm.log"))
     up = None
     try:
@@ -159,8 +203,9 @@ async def run_crm_demo(crm: str, scenario: str, talk: float, keep: bool, timeout
                 await demo.setup(client, crm_url, f"http://127.0.0.1:{listener_port}")
             print(f"\nplaying scenario {scenario!r}; API calls as the CRM receives them:")
             started = time.time()
-            reply = await client.post(sim_url + "/sim/play", json={"scenario": scenario,
-                                                                   "params": {"talk_seconds": talk}})
+            reply = await client.post(
+                sim_url + "/sim/play", json={"scenario": scenario, "params": {"talk_seconds": talk}}
+            )
             reply.raise_for_status()
             wanted = demo.expected(analytics)
             if not await _print_calls(client, crm_url, wanted, timeout, started):

@@ -5,6 +5,7 @@ Asks grpc.health.v1 (service "" or `--service liveness`) of every service on 127
 with the configured TLS; exits 0 when one answers SERVING, 1 when none does, 2 on a bad config. The
 container runs one service (or `up`, all four), so "one of them" is the one this container runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,9 @@ def _channel(services: ServicesConfig, name: str) -> grpc.Channel:
     if credentials is None:
         return grpc.insecure_channel(local)
     # the certificate names the service's address, not the loopback this probe dials
-    return grpc.secure_channel(local, credentials,
-                               options=[("grpc.ssl_target_name_override", address.rpartition(":")[0].strip("[]"))])
+    return grpc.secure_channel(
+        local, credentials, options=[("grpc.ssl_target_name_override", address.rpartition(":")[0].strip("[]"))]
+    )
 
 
 def serving(services: ServicesConfig, service: str = "") -> bool:
@@ -40,16 +42,15 @@ def serving(services: ServicesConfig, service: str = "") -> bool:
     channels = [_channel(services, name) for name in SERVICE_NAMES]
     request = health_pb2.HealthCheckRequest(service=service)
     futures = [health_pb2_grpc.HealthStub(channel).Check.future(request, timeout=TIMEOUT) for channel in channels]
-    return any(f.exception() is None and f.result().status == health_pb2.HealthCheckResponse.SERVING
-               for f in futures)
+    return any(f.exception() is None and f.result().status == health_pb2.HealthCheckResponse.SERVING for f in futures)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="tcxhooks health", description="Exit 0 when a service on this host "
-                                                                         "is ready (for container probes).")
+    parser = argparse.ArgumentParser(
+        prog="tcxhooks health", description="Exit 0 when a service on this host is ready (for container probes)."
+    )
     add_config_option(parser)
-    parser.add_argument("--service", default="", help='the health service to ask: "" (ready, the default) or '
-                                                       "liveness")
+    parser.add_argument("--service", default="", help='the health service to ask: "" (ready, the default) or liveness')
     args = parser.parse_args(argv)
     config = load_or_exit(find_config(args.config), ())
     try:

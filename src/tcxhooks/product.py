@@ -6,6 +6,7 @@ loads them through the same loader the services use.
     product = load_product("tcxhooks.ini")
     product.monitor.pbx.url, product.dispatcher.webhooks, product.platform.store.url
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -52,8 +53,14 @@ def settings_of(services: Iterable[str]) -> list[type[Settings]]:
 def load_product(path: str | None, env: Mapping[str, str] | None = None) -> Product:
     """Every service's settings (each one's required keys checked); raises ConfigError."""
     config = load_config(path, settings_of(SERVICES), env)
-    return Product(config, config[PlatformSettings], config[MonitorSettings], config[DispatcherSettings],
-                   config[MediaSettings], config[AnalyticsSettings])
+    return Product(
+        config,
+        config[PlatformSettings],
+        config[MonitorSettings],
+        config[DispatcherSettings],
+        config[MediaSettings],
+        config[AnalyticsSettings],
+    )
 
 
 def owned_sections() -> list[type[Section]]:

@@ -7,6 +7,7 @@ a line, in the order the monitor hands them over, with their times in `--timezon
 `[pbx] timezone`; default: the host's). Call events only (no recordings or analytics), and the opt-in
 `call.dialing` only with `--dialing` (as an endpoint gets it only when its `events` name it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,14 +25,21 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="tcxhooks replay", description="Print the webhooks a trace of "
-                                     "`tcxhooks capture` gives, replayed through the call graph.")
+    parser = argparse.ArgumentParser(
+        prog="tcxhooks replay",
+        description="Print the webhooks a trace of `tcxhooks capture` gives, replayed through the call graph.",
+    )
     parser.add_argument("trace", help="a trace file written by tcxhooks capture")
     parser.add_argument("--format", choices=("form", "json"), default="form", help="webhook body format (form)")
-    parser.add_argument("--dialing", action="store_true",
-                        help="also the opt-in call.dialing events (outbound legs starting)")
-    parser.add_argument("--timezone", type=_zone, default=None,
-                        help="IANA time zone of the bodies' times, as [pbx] timezone (default: the host's)")
+    parser.add_argument(
+        "--dialing", action="store_true", help="also the opt-in call.dialing events (outbound legs starting)"
+    )
+    parser.add_argument(
+        "--timezone",
+        type=_zone,
+        default=None,
+        help="IANA time zone of the bodies' times, as [pbx] timezone (default: the host's)",
+    )
     args = parser.parse_args(argv)
     # What the monitor would have logged about the trace (anomalies, XAPI reads it lacks) goes to stderr.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
@@ -56,7 +64,8 @@ def main(argv: list[str] | None = None) -> None:
         try:
             validate(replayed.event)
         except InvalidEvent as exc:
-            print(f"tcxhooks replay: the dispatcher would refuse event {replayed.event.event_id}: {exc}",
-                  file=sys.stderr)
+            print(
+                f"tcxhooks replay: the dispatcher would refuse event {replayed.event.event_id}: {exc}", file=sys.stderr
+            )
             continue
         print(render(replayed.event, args.format, args.timezone).decode("utf-8"))

@@ -16,6 +16,7 @@ A timestamp more than `tolerance` seconds (5 minutes) from now, in the past or t
 refused: a recorded request cannot be replayed later. Only the standard library is used, so the
 module is importable with the base install and easy to copy. See docs/webhooks.md §8.
 """
+
 from __future__ import annotations
 
 import base64
@@ -36,7 +37,7 @@ class SignatureError(Exception):
 
 def _mac(secret: str) -> hmac.HMAC:
     """An HMAC-SHA256 keyed with the secret, fed nothing yet: copied for each signature."""
-    key = base64.b64decode(secret[len(PREFIX):] if secret.startswith(PREFIX) else secret)
+    key = base64.b64decode(secret[len(PREFIX) :] if secret.startswith(PREFIX) else secret)
     return hmac.new(key, digestmod=hashlib.sha256)
 
 
@@ -66,8 +67,13 @@ def sign(secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> st
     return Signer(secrets).sign(msg_id, timestamp, body)
 
 
-def verify(secret: str | Sequence[str], headers: Mapping[str, str], body: bytes | str,
-           tolerance: int = DEFAULT_TOLERANCE, now: float | None = None) -> None:
+def verify(
+    secret: str | Sequence[str],
+    headers: Mapping[str, str],
+    body: bytes | str,
+    tolerance: int = DEFAULT_TOLERANCE,
+    now: float | None = None,
+) -> None:
     """Checks a received webhook; raises SignatureError unless a signature matches a secret and the
     timestamp is within `tolerance` seconds of `now`. `headers`: any mapping, names in any case."""
     secrets = [secret] if isinstance(secret, str) else list(secret)

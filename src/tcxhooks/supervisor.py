@@ -7,6 +7,7 @@ anything not yet delivered stays in the store for the next start.
 Without a `[services] token`, `up` makes a random one for the run (runtoken.py): the services never
 answer other users of the host, and the CLI run with the same config finds it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -96,9 +97,13 @@ def main(argv: list[str] | None = None) -> None:
     config_args = ["-c", os.path.abspath(path)] if path else []
     token_file = run_token_file(platform.services)
     children = [
-        Child(name, [sys.executable, "-m", "tcxhooks", name, *config_args],
-              child_env(name, platform.metrics.port, platform.services, token_file))
-        for name in START_ORDER if name in names
+        Child(
+            name,
+            [sys.executable, "-m", "tcxhooks", name, *config_args],
+            child_env(name, platform.metrics.port, platform.services, token_file),
+        )
+        for name in START_ORDER
+        if name in names
     ]
     try:
         code = supervise(children, grace=platform.services.grace)
@@ -133,7 +138,7 @@ def supervise(children: list[Child], grace: float) -> int:
                 # A child that ran for a while gets a fresh backoff.
                 if now - child.started > 60:
                     child.restarts = 0
-                delay = min(MAX_BACKOFF, 0.5 * 2 ** child.restarts)
+                delay = min(MAX_BACKOFF, 0.5 * 2**child.restarts)
                 child.restarts += 1
                 child.next_start = now + delay
                 log.warning("%s exited with code %s; restarting in %.1fs", child.name, code, delay)

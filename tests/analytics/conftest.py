@@ -1,4 +1,5 @@
 """Fixtures: fake Yandex, a recording dispatcher, media serving speech mp3s over gRPC, the real service."""
+
 from __future__ import annotations
 
 import subprocess
@@ -68,8 +69,17 @@ def fake() -> Iterator[FakeYandex]:
 
 
 def yandex_settings(fake: FakeYandex, **overrides: Any) -> dict[str, Any]:
-    return {"enabled": "true", "backend": "yandex", "api_key": fake.api_key, "folder_id": fake.folder_id,
-            "language": "en-US", "stt_url": fake.url, "operation_url": fake.url, "llm_url": fake.url, **overrides}
+    return {
+        "enabled": "true",
+        "backend": "yandex",
+        "api_key": fake.api_key,
+        "folder_id": fake.folder_id,
+        "language": "en-US",
+        "stt_url": fake.url,
+        "operation_url": fake.url,
+        "llm_url": fake.url,
+        **overrides,
+    }
 
 
 @dataclass
@@ -89,8 +99,9 @@ class Service:
         """Stores `audio` as the leg's first file in media and submits the leg."""
         self.media.add(call_id, 1, audio.path)
         source = pb.AudioSource(file=1, duration_seconds=audio.duration, channels=channels)
-        return self.stub.Submit(pb.SubmitRequest(call_id=call_id, chain=chain or call_id.split("-")[0],
-                                                 audio=[source]), timeout=10)
+        return self.stub.Submit(
+            pb.SubmitRequest(call_id=call_id, chain=chain or call_id.split("-")[0], audio=[source]), timeout=10
+        )
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -106,18 +117,28 @@ StartService = Callable[..., Service]
 
 
 @pytest.fixture
-def analytics_service(tmp_path: Path, dispatcher: RecordingDispatcher, media: FakeMedia, model_cache: Path
-                      ) -> Iterator[StartService]:
+def analytics_service(
+    tmp_path: Path, dispatcher: RecordingDispatcher, media: FakeMedia, model_cache: Path
+) -> Iterator[StartService]:
     """Starts `tcxhooks analytics` with the given [analytics] settings (restartable on the same store)."""
     started: list[Service] = []
 
-    def launch(settings: dict[str, Any], log_level: str = "info", env: dict[str, str] | None = None,
-               reuse: Service | None = None, store_url: str = "") -> Service:
+    def launch(
+        settings: dict[str, Any],
+        log_level: str = "info",
+        env: dict[str, str] | None = None,
+        reuse: Service | None = None,
+        store_url: str = "",
+    ) -> Service:
         if reuse is None:
             extra = {"store": {"url": store_url}} if store_url else {}
-            config = write_config(tmp_path, analytics=settings,
-                                  services={"dispatcher": dispatcher.address, "media": media.address},
-                                  log={"level": log_level}, **extra)
+            config = write_config(
+                tmp_path,
+                analytics=settings,
+                services={"dispatcher": dispatcher.address, "media": media.address},
+                log={"level": log_level},
+                **extra,
+            )
         else:
             config = reuse.config
         log = tmp_path / "analytics.log"
@@ -131,7 +152,9 @@ def analytics_service(tmp_path: Path, dispatcher: RecordingDispatcher, media: Fa
             except AssertionError:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     stop(proc)
-                    raise AssertionError("analytics did not become healthy:\n" + log.read_text(errors="replace")) from None
+                    raise AssertionError(
+                        "analytics did not become healthy:\n" + log.read_text(errors="replace")
+                    ) from None
         service = Service(proc, config, log, address, grpc.insecure_channel(address), media)
         started.append(service)
         return service
@@ -146,5 +169,3 @@ def _analytics_address(config: Path) -> str:
     from tests.helpers.services import read_config
 
     return read_config(config)["services"]["analytics"]
-
-

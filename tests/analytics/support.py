@@ -1,4 +1,5 @@
 """Speech audio for the analytics tests (espeak-ng, a stereo call mp3) and the word error rate of a transcript."""
+
 from __future__ import annotations
 
 import re
@@ -12,8 +13,7 @@ import imageio_ffmpeg
 def espeak(text: str, wav: Path, voice: str = "en-us", speed: int = 150) -> None:
     if not shutil.which("espeak-ng"):
         raise AssertionError("espeak-ng is needed to synthesise speech (apt-get install -y espeak-ng)")
-    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(wav), text], check=True,
-                   capture_output=True)
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(wav), text], check=True, capture_output=True)
 
 
 def stereo_call_mp3(operator: list[str], client: list[str], out: Path, rate: int = 8000, bitrate: str = "32k") -> float:
@@ -23,7 +23,9 @@ def stereo_call_mp3(operator: list[str], client: list[str], out: Path, rate: int
     work.mkdir(exist_ok=True)
     inputs, filters, cursor = [], [], 0.0
     labels: dict[str, list[str]] = {"L": [], "R": []}
-    turns = [(side, text) for pair in zip(operator, client, strict=False) for side, text in zip("LR", pair, strict=False)]
+    turns = [
+        (side, text) for pair in zip(operator, client, strict=False) for side, text in zip("LR", pair, strict=False)
+    ]
     for index, (side, text) in enumerate(turns):
         wav = work / f"{index}.wav"
         espeak(text, wav)
@@ -35,9 +37,29 @@ def stereo_call_mp3(operator: list[str], client: list[str], out: Path, rate: int
     for side in "LR":
         filters.append("".join(labels[side]) + f"amix=inputs={len(labels[side])}:normalize=0[{side}]")
     filters.append(f"[L][R]amerge=inputs=2,aresample={rate}[out]")
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", *inputs,
-                    "-filter_complex", ";".join(filters), "-map", "[out]", "-t", f"{total:.2f}", "-ac", "2",
-                    "-ar", str(rate), "-b:a", bitrate, str(out)], check=True)
+    subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-y",
+            "-loglevel",
+            "error",
+            *inputs,
+            "-filter_complex",
+            ";".join(filters),
+            "-map",
+            "[out]",
+            "-t",
+            f"{total:.2f}",
+            "-ac",
+            "2",
+            "-ar",
+            str(rate),
+            "-b:a",
+            bitrate,
+            str(out),
+        ],
+        check=True,
+    )
     return total
 
 

@@ -1,4 +1,5 @@
 """The whole product: simulator call → monitor → media → analytics → dispatcher → CRM webhook (`tcxhooks up`)."""
+
 from __future__ import annotations
 
 import base64
@@ -20,10 +21,10 @@ CLIENT_ID = "crmhooks"
 CLIENT_SECRET = "analytics-e2e-client-secret"
 SERVICE_TOKEN = "analytics-e2e-service-token"
 # The first two phrases of the simulator's dialogue (simulator/audio.py) fill 11.5 s of talk.
-SPOKEN = ("Hello, thank you for calling. This is Ivan. How can I help you today? "
-          "Hi. I would like to check the status of my order, number four five six.")
-
-
+SPOKEN = (
+    "Hello, thank you for calling. This is Ivan. How can I help you today? "
+    "Hi. I would like to check the status of my order, number four five six."
+)
 
 
 def _webhook(crm: Receiver, event: str, timeout: float) -> Request:
@@ -36,25 +37,46 @@ def _webhook(crm: Receiver, event: str, timeout: float) -> Request:
     raise AssertionError(f"no {event} webhook within {timeout}s; got {[r.form().get('event') for r in crm.requests]}")
 
 
-def _run_call(tmp_path: Path, analytics: dict[str, str], talk_seconds: float, model_cache: Path
-              ) -> Iterator[tuple[Receiver, dict[str, Request], dict[str, float]]]:
+def _run_call(
+    tmp_path: Path, analytics: dict[str, str], talk_seconds: float, model_cache: Path
+) -> Iterator[tuple[Receiver, dict[str, Request], dict[str, float]]]:
     sim_port = free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
-    sim = start(["sim", "--port", str(sim_port), "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
-                 "--recordings-dir", str(tmp_path / "pbx-recordings")], tmp_path / "sim.log")
+    sim = start(
+        [
+            "sim",
+            "--port",
+            str(sim_port),
+            "--client-id",
+            CLIENT_ID,
+            "--client-secret",
+            CLIENT_SECRET,
+            "--recordings-dir",
+            str(tmp_path / "pbx-recordings"),
+        ],
+        tmp_path / "sim.log",
+    )
     crm = Receiver().start()
-    config = write_config(tmp_path, pbx={"url": sim_url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                                         "ringing_grace": "1"},
-                          webhook={"url": crm.url}, recordings={"grace": "3"}, services={"token": SERVICE_TOKEN},
-                          analytics=analytics, metrics={"port": 0})   # 0: no base+offset port clashes
+    config = write_config(
+        tmp_path,
+        pbx={"url": sim_url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "ringing_grace": "1"},
+        webhook={"url": crm.url},
+        recordings={"grace": "3"},
+        services={"token": SERVICE_TOKEN},
+        analytics=analytics,
+        metrics={"port": 0},
+    )  # 0: no base+offset port clashes
     up = None
     try:
         wait_http(f"{sim_url}/sim/scenarios")
         up = start(["up", "-c", str(config)], tmp_path / "up.log", env={"XDG_CACHE_HOME": str(model_cache)})
         for service in ("dispatcher", "media", "analytics", "monitor"):
             wait_healthy(read_config(config)["services"][service], timeout=60)
-        httpx.post(f"{sim_url}/sim/play", json={"scenario": "inbound_answered", "params": {
-            "ring_seconds": 0.5, "talk_seconds": talk_seconds}}, timeout=10).raise_for_status()
+        httpx.post(
+            f"{sim_url}/sim/play",
+            json={"scenario": "inbound_answered", "params": {"ring_seconds": 0.5, "talk_seconds": talk_seconds}},
+            timeout=10,
+        ).raise_for_status()
         hooks = {"incoming": _webhook(crm, "incoming", 60)}
         hooks["recording"] = _webhook(crm, "recording", 60)
         hooks["analytics"] = _webhook(crm, "analytics", 120)
@@ -74,35 +96,50 @@ def _run_call(tmp_path: Path, analytics: dict[str, str], talk_seconds: float, mo
 def test_offline_pipeline_transcribes_the_simulated_call(tmp_path: Path, model_cache: Path) -> None:
     pytest.importorskip("faster_whisper", reason="the offline extra is not installed")
     # the defaults: no [analytics] language, so the English call must be recognised as English
-    for _crm, hooks, times in _run_call(tmp_path, {"enabled": "true", "backend": "offline"},
-                                        11.5, model_cache):
+    for _crm, hooks, times in _run_call(tmp_path, {"enabled": "true", "backend": "offline"}, 11.5, model_cache):
         form = hooks["analytics"].form()
         call_id = hooks["incoming"].form()["id"]
         assert form["id"] == call_id == hooks["recording"].form()["id"]
         wer = word_error_rate(SPOKEN, form["text"])
-        print(f"offline pipeline: call ended → analytics webhook {times['analytics'] - times['incoming']:.2f}s, "
-              f"recording → analytics {times['analytics'] - times['recording']:.2f}s; WER {wer:.3f}; "
-              f"text {form['text']!r}; summary {form['summary']!r}")
+        print(
+            f"offline pipeline: call ended → analytics webhook {times['analytics'] - times['incoming']:.2f}s, "
+            f"recording → analytics {times['analytics'] - times['recording']:.2f}s; WER {wer:.3f}; "
+            f"text {form['text']!r}; summary {form['summary']!r}"
+        )
         assert wer < 0.35, form["text"]
         assert form["summary"] and form["summary"].split(".")[0] in form["text"]
-        assert not form["text"].startswith(("operator:", "client:"))   # the 3CX recording is mono
+        assert not form["text"].startswith(("operator:", "client:"))  # the 3CX recording is mono
 
 
 def test_yandex_pipeline_sends_media_mp3_to_speechkit(tmp_path: Path, model_cache: Path) -> None:
     with FakeYandex() as fake:
         fake.transcript = {"0": [Phrase(0, 2500, "hello thank you for calling", "Hello, thank you for calling.")]}
-        settings = {"enabled": "true", "backend": "yandex", "api_key": fake.api_key, "folder_id": fake.folder_id,
-                    "language": "en-US", "stt_url": fake.url, "operation_url": fake.url, "llm_url": fake.url}
+        settings = {
+            "enabled": "true",
+            "backend": "yandex",
+            "api_key": fake.api_key,
+            "folder_id": fake.folder_id,
+            "language": "en-US",
+            "stt_url": fake.url,
+            "operation_url": fake.url,
+            "llm_url": fake.url,
+        }
         for _crm, hooks, times in _run_call(tmp_path, settings, 4.0, model_cache):
             form = hooks["analytics"].form()
-            assert form == {"event": "analytics", "id": hooks["incoming"].form()["id"],
-                            "text": "Hello, thank you for calling.", "summary": fake.gpt_text}
+            assert form == {
+                "event": "analytics",
+                "id": hooks["incoming"].form()["id"],
+                "text": "Hello, thank you for calling.",
+                "summary": fake.gpt_text,
+            }
             link = hooks["recording"].form()["links[]"]
             mp3 = httpx.get(link, timeout=10, follow_redirects=True).content
             [submit] = fake.requests_to("/stt/v3/recognizeFileAsync")
             assert base64.b64decode(submit.json["content"]) == mp3
-            print(f"yandex (fake) pipeline: call ended → analytics webhook "
-                  f"{times['analytics'] - times['incoming']:.2f}s, recording → analytics "
-                  f"{times['analytics'] - times['recording']:.2f}s")
+            print(
+                f"yandex (fake) pipeline: call ended → analytics webhook "
+                f"{times['analytics'] - times['incoming']:.2f}s, recording → analytics "
+                f"{times['analytics'] - times['recording']:.2f}s"
+            )
             logs = "\n".join(p.read_text(errors="replace") for p in tmp_path.glob("*.log"))
             assert fake.api_key not in logs

@@ -7,6 +7,7 @@
 Run it again when the simulator gains a scenario or a scenario changes; test_traces.py replays every trace
 and expects the recorded webhooks.
 """
+
 from __future__ import annotations
 
 import sys
@@ -33,8 +34,15 @@ VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     "two_transfers@devices+recreate": ("two_transfers", {"devices": 2, "recreate": True}),
 }
 MONITORED_TRUNK: dict[str, tuple[str, dict[str, object]]] = {
-    f"{scenario}@monitored_trunk": (scenario, {}) for scenario in
-    ("inbound_answered", "outbound_answered", "queue_answered", "blind_transfer", "transfer_to_external")}
+    f"{scenario}@monitored_trunk": (scenario, {})
+    for scenario in (
+        "inbound_answered",
+        "outbound_answered",
+        "queue_answered",
+        "blind_transfer",
+        "transfer_to_external",
+    )
+}
 
 
 def record(stack: Stack, name: str, scenario: str, params: dict[str, object]) -> None:

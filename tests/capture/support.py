@@ -1,9 +1,10 @@
 """Live captures of simulator scenarios, and webhooks compared the way a CRM would see them.
 
-    stack = start_stack(folder)                              # simulator, dispatcher, monitor, fake CRM
-    captured = capture_scenario(stack, "blind_transfer")     # `tcxhooks capture` attached while it plays
-    assert_same_webhooks(replayed_bodies, captured.webhooks)
+stack = start_stack(folder)                              # simulator, dispatcher, monitor, fake CRM
+captured = capture_scenario(stack, "blind_transfer")     # `tcxhooks capture` attached while it plays
+assert_same_webhooks(replayed_bodies, captured.webhooks)
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -46,12 +47,23 @@ def start_stack(folder: Path, *sim_args: str, token: str = "", reconcile_delay: 
     sim, pbx = start_pbx(folder, *sim_args)
     crm = Receiver().start()
     services = {"token": token} if token else {}
-    pbx_section = {"url": pbx.url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "ringing_grace": "1",
-                   "timezone": "UTC", "reconcile_delay": reconcile_delay}
-    config = write_config(folder, services=services, pbx=pbx_section,
-                          events={"language": "en", "ringing_stopped": "true", "internal_calls": "true"},
-                          webhook={"url": crm.url}, recordings={"enabled": "false"},
-                          dispatcher={"retry_schedule": "1s"})
+    pbx_section = {
+        "url": pbx.url,
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "ringing_grace": "1",
+        "timezone": "UTC",
+        "reconcile_delay": reconcile_delay,
+    }
+    config = write_config(
+        folder,
+        services=services,
+        pbx=pbx_section,
+        events={"language": "en", "ringing_stopped": "true", "internal_calls": "true"},
+        webhook={"url": crm.url},
+        recordings={"enabled": "false"},
+        dispatcher={"retry_schedule": "1s"},
+    )
     stack = Stack(Monitor(pbx, crm, config, folder), sim)
     try:
         stack.monitor.start("dispatcher")
@@ -84,8 +96,13 @@ def wait_quiet(crm: Receiver, quiet: float = QUIET, limit: float = 60) -> None:
 def start_capture(stack: Stack, out: Path, *extra: str) -> subprocess.Popen[str]:
     """`tcxhooks capture` attached to the monitor; returns once the trace holds the header and the resync."""
     out.unlink(missing_ok=True)
-    proc = subprocess.Popen(tcxhooks_command("capture", "-c", str(stack.monitor.config), "-o", str(out), *extra),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        tcxhooks_command("capture", "-c", str(stack.monitor.config), "-o", str(out), *extra),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 30
     while not (out.exists() and '"reason":"capture"' in out.read_text(encoding="utf-8")):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -113,11 +130,11 @@ def capture_scenario(stack: Stack, scenario: str, *extra: str, **params: Any) ->
     stack.monitor.pbx.wait_done(number)
     wait_quiet(crm)
     err = end_capture(proc)
-    return Captured(out.read_text(encoding="utf-8").splitlines(), [r.body.decode() for r in crm.requests[before:]],
-                    err)
+    return Captured(out.read_text(encoding="utf-8").splitlines(), [r.body.decode() for r in crm.requests[before:]], err)
 
 
 # --- comparing webhooks ------------------------------------------------------------------------
+
 
 def _chain(fields: dict[str, str]) -> str:
     return fields.get("id", "").rsplit("-", 1)[0]
@@ -139,8 +156,11 @@ def _moment(text: str) -> float:
 
 
 def _untimed(fields: dict[str, str]) -> dict[str, str]:
-    return {k: re.sub(r"\d+:\d\d:\d\d", "H:MM:SS", v) if k == "title" else "<time>" if k in MOMENTS else v
-            for k, v in fields.items() if k not in TIMED}
+    return {
+        k: re.sub(r"\d+:\d\d:\d\d", "H:MM:SS", v) if k == "title" else "<time>" if k in MOMENTS else v
+        for k, v in fields.items()
+        if k not in TIMED
+    }
 
 
 def assert_same_webhooks(got: list[str], want: list[str], same_moments: bool = True) -> None:
@@ -163,8 +183,9 @@ def assert_same_webhooks(got: list[str], want: list[str], same_moments: bool = T
 
 def replay_bodies(trace: Path, fmt: str = "form") -> list[str]:
     """What `tcxhooks replay` prints for a trace file, one body a line."""
-    result = subprocess.run(tcxhooks_command("replay", str(trace), "--format", fmt), capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        tcxhooks_command("replay", str(trace), "--format", fmt), capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0 and "skipped" not in result.stderr, result.stderr
     return result.stdout.splitlines()
 
@@ -177,6 +198,8 @@ def renumbered(bodies: list[str]) -> list[str]:
 
     def renumber(body: str) -> str:
         fields = parse_qsl(body, keep_blank_values=True)
-        return urlencode([(k, rank[v.rsplit("-", 1)[0]] + "-" + v.rsplit("-", 1)[1] if k == "id" else v)
-                          for k, v in fields])
+        return urlencode(
+            [(k, rank[v.rsplit("-", 1)[0]] + "-" + v.rsplit("-", 1)[1] if k == "id" else v) for k, v in fields]
+        )
+
     return [renumber(body) for body in bodies]

@@ -1,6 +1,7 @@
 """`tcxhooks capture` against the real monitor, dispatcher and simulator: the trace replays to the webhooks
 the CRM received, holds what the monitor received and never a secret; without a running monitor the
 capture runs the monitor's PBX side itself."""
+
 from __future__ import annotations
 
 import json
@@ -63,10 +64,15 @@ def test_the_trace_holds_what_the_monitor_received_and_no_secret(stack: Stack) -
 
 def test_a_wrong_services_token_is_refused_and_no_pbx_session_opened(stack: Stack, tmp_path: Path) -> None:
     wrong = tmp_path / "wrong.ini"
-    wrong.write_text(stack.monitor.config.read_text(encoding="utf-8").replace(SERVICES_TOKEN, "not-the-token"),
-                     encoding="utf-8")
-    result = subprocess.run(tcxhooks_command("capture", "-c", str(wrong), "-o", str(tmp_path / "t.jsonl"),
-                                             "--minutes", "0.05"), capture_output=True, text=True, timeout=60)
+    wrong.write_text(
+        stack.monitor.config.read_text(encoding="utf-8").replace(SERVICES_TOKEN, "not-the-token"), encoding="utf-8"
+    )
+    result = subprocess.run(
+        tcxhooks_command("capture", "-c", str(wrong), "-o", str(tmp_path / "t.jsonl"), "--minutes", "0.05"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1 and "the monitor refused: wrong service token" in result.stderr, result.stderr
     assert "own PBX session" not in result.stderr and "not-the-token" not in result.stderr
 
@@ -74,12 +80,25 @@ def test_a_wrong_services_token_is_refused_and_no_pbx_session_opened(stack: Stac
 def test_without_a_monitor_the_capture_runs_its_own_pbx_session(tmp_path: Path) -> None:
     sim, pbx = start_pbx(tmp_path)
     try:
-        config = write_config(tmp_path, pbx={"url": pbx.url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                                             "ringing_grace": "1", "timezone": "UTC"},
-                              events={"ringing_stopped": "true"})
+        config = write_config(
+            tmp_path,
+            pbx={
+                "url": pbx.url,
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+                "ringing_grace": "1",
+                "timezone": "UTC",
+            },
+            events={"ringing_stopped": "true"},
+        )
         out = tmp_path / "trace.jsonl"
-        proc = subprocess.Popen(tcxhooks_command("capture", "-c", str(config), "-o", str(out)),
-                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, start_new_session=True)
+        proc = subprocess.Popen(
+            tcxhooks_command("capture", "-c", str(config), "-o", str(out)),
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 30
         while not (out.exists() and '"reason":"connect"' in out.read_text(encoding="utf-8")):
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]

@@ -1,5 +1,6 @@
 """The recorder hook: nothing is built while nobody listens, a slow listener is cut off rather than slowing the
 monitor, and a standby refuses to be captured (FAILED_PRECONDITION through MonitorService.Capture)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -62,5 +63,6 @@ def test_a_lone_surrogate_still_makes_a_valid_line() -> None:
         with recorder.listen() as listener:
             recorder.record("frame", text="name \ud800")
             return await listener.next(1)
+
     line = asyncio.run(take())
     assert line is not None and json.loads(line)["text"] == "name \ud800" and line.isascii()

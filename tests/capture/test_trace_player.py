@@ -1,5 +1,6 @@
 """The simulator plays a trace as a scenario (`POST /sim/play {"trace": …}`, `tcxhooks sim --trace FILE`): the
 monitor, watching it live, sends the CRM the same webhooks as in the run the trace was captured from."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         running.stop()
 
 
-@pytest.mark.parametrize("scenario", ["attended_transfer", "transfer_to_external", "queue_overflow",
-                                      "parallel_calls", "queue_answered@devices", "attended_transfer@caller_moves"])
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        "attended_transfer",
+        "transfer_to_external",
+        "queue_overflow",
+        "parallel_calls",
+        "queue_answered@devices",
+        "attended_transfer@caller_moves",
+    ],
+)
 def test_a_played_trace_gives_the_webhooks_of_its_live_run(stack: Stack, scenario: str) -> None:
     crm = stack.monitor.crm
     wait_quiet(crm, quiet=0.5)
@@ -45,8 +55,11 @@ def test_a_played_trace_gives_the_webhooks_of_its_live_run(stack: Stack, scenari
 
 def test_what_cannot_be_played_is_refused(stack: Stack) -> None:
     header = (DATA / "inbound_answered.jsonl").read_text(encoding="utf-8").splitlines()[0]
-    for body, message in (({"trace": 5}, "'trace' must be"), ({"trace": "nonsense"}, "line 1 is not JSON"),
-                          ({"trace": header}, "no participant to play")):
+    for body, message in (
+        ({"trace": 5}, "'trace' must be"),
+        ({"trace": "nonsense"}, "line 1 is not JSON"),
+        ({"trace": header}, "no participant to play"),
+    ):
         reply = httpx.post(f"{stack.monitor.pbx.url}/sim/play", json=body, timeout=10)
         assert reply.status_code == 400 and message in reply.json()["error"], reply.text
     other = _trace([("201", "Wextension")], [("201", 5, "Ringing")])
@@ -56,23 +69,51 @@ def test_what_cannot_be_played_is_refused(stack: Stack) -> None:
 
 def _trace(dns: list[tuple[str, str]], changes: list[tuple[str, int, str]]) -> str:
     """A small trace: a snapshot of `dns`, then (dn, participant id, status or "gone") one second apart."""
-    lines = [{"t": 100.0, "kind": "header", "version": 1, "facts": {"dn_types": dict(dns)}},
-             {"t": 100.0, "kind": "snapshot", "reason": "capture",
-              "body": [{"dn": dn, "type": kind, "participants": []} for dn, kind in dns]}]
+    lines = [
+        {"t": 100.0, "kind": "header", "version": 1, "facts": {"dn_types": dict(dns)}},
+        {
+            "t": 100.0,
+            "kind": "snapshot",
+            "reason": "capture",
+            "body": [{"dn": dn, "type": kind, "participants": []} for dn, kind in dns],
+        },
+    ]
     for i, (dn, pid, status) in enumerate(changes, 1):
         entity = f"/callcontrol/{dn}/participants/{pid}"
-        lines.append({"t": 100.0 + i, "kind": "remove", "entity": entity, "reason": "removed"} if status == "gone"
-                     else {"t": 100.0 + i, "kind": "upsert", "entity": entity, "body": {
-                         "id": pid, "dn": dn, "status": status, "callid": 41, "legid": 4, "party_dn": "10007",
-                         "party_dn_type": "Wexternalline", "party_caller_id": "79161230000", "device_id": "sip:x"}})
+        lines.append(
+            {"t": 100.0 + i, "kind": "remove", "entity": entity, "reason": "removed"}
+            if status == "gone"
+            else {
+                "t": 100.0 + i,
+                "kind": "upsert",
+                "entity": entity,
+                "body": {
+                    "id": pid,
+                    "dn": dn,
+                    "status": status,
+                    "callid": 41,
+                    "legid": 4,
+                    "party_dn": "10007",
+                    "party_dn_type": "Wexternalline",
+                    "party_caller_id": "79161230000",
+                    "device_id": "sip:x",
+                },
+            }
+        )
     return "\n".join(json.dumps(line) for line in lines)
 
 
 def test_a_trace_becomes_a_script_on_its_own_dns() -> None:
-    records = records_of(_trace([("201", "Wextension"), ("7000", "Wqueue")],
-                                [("201", 5, "Ringing"), ("201", 5, "Connected"), ("201", 5, "gone")]).splitlines())
-    assert {(d.number, d.type, d.monitored) for d in dns_of(records)} >= {("201", "Wextension", True),
-                                                                         ("7000", "Wqueue", True)}
+    records = records_of(
+        _trace(
+            [("201", "Wextension"), ("7000", "Wqueue")],
+            [("201", 5, "Ringing"), ("201", 5, "Connected"), ("201", 5, "gone")],
+        ).splitlines()
+    )
+    assert {(d.number, d.type, d.monitored) for d in dns_of(records)} >= {
+        ("201", "Wextension", True),
+        ("7000", "Wqueue", True),
+    }
     script = script_of(records)
     assert script.calls == {"c41": "inbound"}
     kinds = [type(s).__name__ for s in script.steps]
@@ -89,11 +130,27 @@ def test_a_trace_becomes_a_script_on_its_own_dns() -> None:
 
 def test_sim_plays_a_trace_file_given_at_start(tmp_path: Path) -> None:
     trace = tmp_path / "other.jsonl"
-    trace.write_text(_trace([("201", "Wextension")], [("201", 5, "Ringing"), ("201", 5, "Connected"),
-                                                       ("201", 5, "gone")]), encoding="utf-8")
+    trace.write_text(
+        _trace([("201", "Wextension")], [("201", 5, "Ringing"), ("201", 5, "Connected"), ("201", 5, "gone")]),
+        encoding="utf-8",
+    )
     port = free_port()
-    proc = start(["sim", "--port", str(port), "--trace", str(trace), "--client-id", "crmhooks", "--client-secret",
-                  "s", "--recordings-dir", str(tmp_path / "rec")], tmp_path / "sim.log")
+    proc = start(
+        [
+            "sim",
+            "--port",
+            str(port),
+            "--trace",
+            str(trace),
+            "--client-id",
+            "crmhooks",
+            "--client-secret",
+            "s",
+            "--recordings-dir",
+            str(tmp_path / "rec"),
+        ],
+        tmp_path / "sim.log",
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/sim/scenarios", proc=proc)
@@ -102,9 +159,14 @@ def test_sim_plays_a_trace_file_given_at_start(tmp_path: Path) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.1)
         assert [(c["kind"], c["entity"].split("/")[2], c["status"]) for c in calls[0]["changes"]] == [
-            ("U", "201", "Ringing"), ("U", "201", "Connected"), ("R", "201", "")]
-        token = httpx.post(f"{url}/connect/token", data={"client_id": "crmhooks", "client_secret": "s",
-                                                          "grant_type": "client_credentials"}).json()["access_token"]
+            ("U", "201", "Ringing"),
+            ("U", "201", "Connected"),
+            ("R", "201", ""),
+        ]
+        token = httpx.post(
+            f"{url}/connect/token",
+            data={"client_id": "crmhooks", "client_secret": "s", "grant_type": "client_credentials"},
+        ).json()["access_token"]
         dns = httpx.get(f"{url}/callcontrol", headers={"Authorization": f"Bearer {token}"}).json()
         assert [d["dn"] for d in dns if d["type"] == "Wextension"] == ["201"]
     finally:

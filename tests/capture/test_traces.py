@@ -1,6 +1,7 @@
 """The traces under tests/data/traces/: one per simulator scenario and per real-V20 variant, captured live;
 replayed through the call graph they give exactly the webhooks the CRM received in that live run
 (tests/capture/record.py writes them)."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,5 +1,6 @@
 """The services and the CLI find the ini file by one rule (-c, TCXH_CONFIG, ./tcxhooks.ini), and an auth
 error says which service token the command sent and where it came from, never its value."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,14 @@ TOKEN = "discovery-test-token"
 
 def tcxhooks(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TCXH_")}
-    return subprocess.run([sys.executable, "-m", "tcxhooks", *args], cwd=cwd, env={**clean, **(env or {})},
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "tcxhooks", *args],
+        cwd=cwd,
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture
@@ -30,8 +37,14 @@ def dispatcher(tmp_path: Path) -> Iterator[Path]:
     assert config == folder / "tcxhooks.ini"
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TCXH_")}
     with open(folder / "dispatcher.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tcxhooks", "dispatcher"], cwd=folder, env=clean, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tcxhooks", "dispatcher"],
+            cwd=folder,
+            env=clean,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         wait_healthy(read_config(config)["services"]["dispatcher"], 60)
         yield config
@@ -62,8 +75,9 @@ def test_an_auth_error_names_the_token_sent_and_where_it_came_from(dispatcher: P
     assert refused.returncode == 1
     assert f"this command sent the service token from TCXH_SERVICES_TOKEN_FILE={wrong}" in refused.stderr
     assert "not-the-right-token" not in refused.stderr + refused.stdout
-    (tmp_path / "tcxhooks.ini").write_text(f"[services]\ndispatcher = {address['TCXH_SERVICES_DISPATCHER']}\n"
-                                           "token = also-wrong\n")
+    (tmp_path / "tcxhooks.ini").write_text(
+        f"[services]\ndispatcher = {address['TCXH_SERVICES_DISPATCHER']}\ntoken = also-wrong\n"
+    )
     in_file = tcxhooks("endpoints", cwd=tmp_path)
     assert "the service token from [services] token in tcxhooks.ini" in in_file.stderr
     assert "also-wrong" not in in_file.stderr

@@ -1,5 +1,6 @@
 """docs/config.md is the configuration reference written from the settings classes: it lists every key
 with its default, environment variable and meaning, and cannot drift from the code."""
+
 from __future__ import annotations
 
 from pathlib import Path

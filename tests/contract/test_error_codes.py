@@ -1,5 +1,6 @@
 """Each service answers its own errors with the status code its errors.py gives them, and an unexpected
 error with INTERNAL (never UNAVAILABLE, which tells a producer to try again): real services over gRPC."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -35,12 +36,19 @@ def answer(call: Callable[..., Any], request: Any) -> Code:
 
 
 def test_each_service_answers_with_the_codes_of_its_errors(tmp_path: Path) -> None:
-    config = write_config(tmp_path, pbx={"url": "http://127.0.0.1:9", "client_id": "c", "client_secret": "s"},
-                          webhook={"url": "http://127.0.0.1:9/crm"}, services={"token": TOKEN})
+    config = write_config(
+        tmp_path,
+        pbx={"url": "http://127.0.0.1:9", "client_id": "c", "client_secret": "s"},
+        webhook={"url": "http://127.0.0.1:9/crm"},
+        services={"token": TOKEN},
+    )
     addresses = read_config(config)["services"]
     with running(["up", "-c", str(config)], tmp_path / "up.log"):
-        channels = {name: grpc.insecure_channel(addresses[name]) for name in addresses if name in
-                    ("monitor", "dispatcher", "media", "analytics")}
+        channels = {
+            name: grpc.insecure_channel(addresses[name])
+            for name in addresses
+            if name in ("monitor", "dispatcher", "media", "analytics")
+        }
         for channel in channels.values():
             grpc.channel_ready_future(channel).result(timeout=90)
         monitor = monitor_service_pb2_grpc.MonitorServiceStub(channels["monitor"])
@@ -53,7 +61,9 @@ def test_each_service_answers_with_the_codes_of_its_errors(tmp_path: Path) -> No
         assert answer(monitor.MakeCall, opb.MakeCallRequest(extension="101", destination="x"))[0] == "INVALID_ARGUMENT"
         assert answer(dispatcher.SetEndpointState, dpb.SetEndpointStateRequest(name="nope"))[0] == "NOT_FOUND"
         assert answer(dispatcher.ListDeliveries, dpb.ListDeliveriesRequest(limit=-1)) == (
-            "INVALID_ARGUMENT", "limit must not be negative")
+            "INVALID_ARGUMENT",
+            "limit must not be negative",
+        )
         assert answer(media.GetRecording, mpb.GetRecordingRequest(call_id="nope"))[0] == "NOT_FOUND"
         due = mpb.RecordingsDueRequest(leg=common_pb2.LegRef(call_id="../etc"))
         assert answer(media.RecordingsDue, due)[0] == "INVALID_ARGUMENT"
@@ -71,8 +81,11 @@ def test_each_service_answers_with_the_codes_of_its_errors(tmp_path: Path) -> No
         assert answer(analytics.GetJob, apb.GetJobRequest(call_id="nope")) == internal
         # The job loops wait the broken store out instead of stopping the service: with the table back,
         # the same service answers again.
-        wait_until(lambda: "analytics job loop: store error" in (tmp_path / "up.log").read_text(), 30,
-                   "the analytics job loop reporting the missing table")
+        wait_until(
+            lambda: "analytics job loop: store error" in (tmp_path / "up.log").read_text(),
+            30,
+            "the analytics job loop reporting the missing table",
+        )
         with sqlite3.connect(tmp_path / "tcxhooks.db") as db:
             db.execute("ALTER TABLE analytics_jobs_away RENAME TO analytics_jobs")
         assert answer(analytics.GetJob, apb.GetJobRequest(call_id="nope"))[0] == "NOT_FOUND"

@@ -1,4 +1,5 @@
 """Packaging contract: every package directory is installed, the platform's public names, the CLI."""
+
 from __future__ import annotations
 
 import subprocess

@@ -1,4 +1,5 @@
 """Fixtures of the CRM adapter tests: the adapters' tables on SQLite and on the local PostgreSQL."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator

@@ -1,5 +1,6 @@
 """A running fake Bitrix24 portal, a media stand-in serving one mp3, and a Bitrix24 sink wired to both
 through its own listener, all in-process on port 0 (for the adapter tests)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -65,20 +66,29 @@ def event(kind: str, link: int, user: str = "", chain: str = "251125184500_698",
     """A call event as the monitor publishes it."""
     direction = fields.pop("direction", "in")
     call = events_pb2.CallEvent(
-        type=KINDS[kind], call_id=f"{chain}-{link}", caller_id=fields.pop("caller", "79161234567"),
-        did=fields.pop("did", "74951234567" if direction == "in" else ""), user=user,
+        type=KINDS[kind],
+        call_id=f"{chain}-{link}",
+        caller_id=fields.pop("caller", "79161234567"),
+        did=fields.pop("did", "74951234567" if direction == "in" else ""),
+        user=user,
         direction=common_pb2.DIRECTION_INCOMING if direction == "in" else common_pb2.DIRECTION_OUTGOING,
         user_type=common_pb2.USER_TYPE_EXT if user.startswith("1") else common_pb2.USER_TYPE_QUEUE,
         finish_type={"Ok": common_pb2.FINISH_TYPE_OK, "Missed": common_pb2.FINISH_TYPE_MISSED}.get(
-            fields.pop("finish", ""), 0), **fields)
+            fields.pop("finish", ""), 0
+        ),
+        **fields,
+    )
     out = events_pb2.Event(event_id=f"{chain}-{link}/{kind}/{user}", chain=chain, call=call)
     out.occur_time.GetCurrentTime()
     return out
 
 
 def recording(link: int, url: str, chain: str = "251125184500_698") -> events_pb2.Event:
-    out = events_pb2.Event(event_id=f"{chain}-{link}/recording", chain=chain, recording=events_pb2.RecordingReady(
-        call_id=f"{chain}-{link}", files=[events_pb2.RecordingFile(url=url)]))
+    out = events_pb2.Event(
+        event_id=f"{chain}-{link}/recording",
+        chain=chain,
+        recording=events_pb2.RecordingReady(call_id=f"{chain}-{link}", files=[events_pb2.RecordingFile(url=url)]),
+    )
     out.occur_time.GetCurrentTime()
     return out
 
@@ -88,6 +98,7 @@ async def stand(tmp_path: Any, **overrides: Any) -> AsyncIterator[Stand]:
     """The whole stand; `overrides` set Bitrix24Settings fields (the portal's URLs are filled in)."""
     portal = Portal(**overrides.pop("portal", {}))
     portal_runner, portal_url = await serve(create_app(portal, **overrides.pop("limits", {})))
+
     async def mp3(request: web.Request) -> web.Response:
         return web.Response(body=MP3, content_type="audio/mpeg")
 
@@ -104,10 +115,15 @@ async def stand(tmp_path: Any, **overrides: Any) -> AsyncIterator[Stand]:
         return PlacedCall("251125184600_700", 700)
 
     webhook = overrides.pop("webhook", False)
-    settings = Bitrix24Settings(name="b24", url=portal_url, client_id=portal.client_id,
-                                client_secret=portal.client_secret, oauth_url=f"{portal_url}/oauth/token/",
-                                default_user=1,
-                                webhook_url=f"{portal_url}/rest/1/{portal.webhook_code}/" if webhook else "")
+    settings = Bitrix24Settings(
+        name="b24",
+        url=portal_url,
+        client_id=portal.client_id,
+        client_secret=portal.client_secret,
+        oauth_url=f"{portal_url}/oauth/token/",
+        default_user=1,
+        webhook_url=f"{portal_url}/rest/1/{portal.webhook_code}/" if webhook else "",
+    )
     settings = dataclasses.replace(settings, **overrides)
     deps = SinkDeps(legs, "", place_call, 30)
     sink = Bitrix24Sink(settings, deps)

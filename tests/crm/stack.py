@@ -8,6 +8,7 @@ one of them.
     with crm_stack(tmp_path, "zammad", ("--token", "t"), lambda url: {"type": "zammad", "url": url,
                                                                        "token": "t"}) as stack: ...
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -44,8 +45,9 @@ class CrmStack:
 
     # --- processes -------------------------------------------------------------------------
     def start(self, name: str) -> None:
-        self.procs[name] = start([name, "-c", str(self.config)], self.folder / f"{name}.log",
-                                 env={"TCXH_METRICS_PORT": str(free_port())})  # one [metrics] port per process
+        self.procs[name] = start(
+            [name, "-c", str(self.config)], self.folder / f"{name}.log", env={"TCXH_METRICS_PORT": str(free_port())}
+        )  # one [metrics] port per process
         try:
             wait_healthy(read_config(self.config)["services"][name], timeout=60)
         except AssertionError as exc:
@@ -55,8 +57,9 @@ class CrmStack:
         kill9(self.procs.pop(name))
 
     def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n" + p.read_text(errors="replace")[-5000:]
-                         for p in sorted(self.folder.glob("*.log")))
+        return "\n".join(
+            f"--- {p.name}\n" + p.read_text(errors="replace")[-5000:] for p in sorted(self.folder.glob("*.log"))
+        )
 
     # --- the PBX -----------------------------------------------------------------------------
     def play(self, scenario: str, **params: Any) -> int:
@@ -72,7 +75,8 @@ class CrmStack:
         """How many deliveries of the call chain the dispatcher has not delivered yet (nor given up)."""
         with grpc.insecure_channel(read_config(self.config)["services"]["dispatcher"]) as channel:
             reply = pbg.DispatcherServiceStub(channel).ListDeliveries(
-                pb.ListDeliveriesRequest(status=pb.DELIVERY_STATUS_PENDING, call_id=chain, limit=1000), timeout=10)
+                pb.ListDeliveriesRequest(status=pb.DELIVERY_STATUS_PENDING, call_id=chain, limit=1000), timeout=10
+            )
         return len(reply.deliveries)
 
     # --- the fake CRM ------------------------------------------------------------------------
@@ -98,22 +102,40 @@ class CrmStack:
 
 
 @contextlib.contextmanager
-def crm_stack(folder: Path, fake: str, fake_args: tuple[str, ...], crm: Callable[[str], dict[str, Any]],
-              name: str = "", **sections: dict[str, Any]) -> Iterator[CrmStack]:
+def crm_stack(
+    folder: Path,
+    fake: str,
+    fake_args: tuple[str, ...],
+    crm: Callable[[str], dict[str, Any]],
+    name: str = "",
+    **sections: dict[str, Any],
+) -> Iterator[CrmStack]:
     """The stack with `tcxhooks fakecrm <fake> *fake_args` and one `[crm:<name>]` section (`name`: `fake`
     unless given), `crm(fake CRM's url)`."""
     sim_port, crm_port = free_port(), free_port()
     sim_url, crm_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{crm_port}"
     config = write_config(
         folder,
-        pbx={"url": sim_url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "ringing_grace": "1",
-             "reconcile": "false", "recover_outages": "false"},
+        pbx={
+            "url": sim_url,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "ringing_grace": "1",
+            "reconcile": "false",
+            "recover_outages": "false",
+        },
         events={"language": "en"},
         recordings={"grace": "1"},
-        **{"dispatcher": {"retry_schedule": "1s,2s,5s,10s"}, **sections, f"crm:{name or fake}": crm(crm_url)})
+        **{"dispatcher": {"retry_schedule": "1s,2s,5s,10s"}, **sections, f"crm:{name or fake}": crm(crm_url)},
+    )
     parser = read_config(config)  # the listener's port: one no other server of the stack was given
-    taken = {sim_port, crm_port, int(parser["metrics"]["port"]), int(parser["recordings"]["listen"].rsplit(":")[1]),
-             *(int(address.rsplit(":")[1]) for address in parser["services"].values() if address.count(":") == 1)}
+    taken = {
+        sim_port,
+        crm_port,
+        int(parser["metrics"]["port"]),
+        int(parser["recordings"]["listen"].rsplit(":")[1]),
+        *(int(address.rsplit(":")[1]) for address in parser["services"].values() if address.count(":") == 1),
+    }
     listener_port = free_port()
     while listener_port in taken:
         listener_port = free_port()
@@ -121,9 +143,23 @@ def crm_stack(folder: Path, fake: str, fake_args: tuple[str, ...], crm: Callable
     parser["dispatcher"].update({"listen": f"127.0.0.1:{listener_port}", "public_url": listener_url})
     with open(config, "w", encoding="utf-8") as handle:
         parser.write(handle)
-    procs = [start(["sim", "--port", str(sim_port), "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
-                    "--recordings-dir", str(folder / "pbx-recordings")], folder / "sim.log"),
-             start(["fakecrm", fake, "--port", str(crm_port), *fake_args], folder / "crm.log")]
+    procs = [
+        start(
+            [
+                "sim",
+                "--port",
+                str(sim_port),
+                "--client-id",
+                CLIENT_ID,
+                "--client-secret",
+                CLIENT_SECRET,
+                "--recordings-dir",
+                str(folder / "pbx-recordings"),
+            ],
+            folder / "sim.log",
+        ),
+        start(["fakecrm", fake, "--port", str(crm_port), *fake_args], folder / "crm.log"),
+    ]
     stack = CrmStack(folder, config, sim_url, crm_url, listener_url)
     try:
         wait_http(f"{sim_url}/sim/scenarios", proc=procs[0])
@@ -139,12 +175,22 @@ def crm_stack(folder: Path, fake: str, fake_args: tuple[str, ...], crm: Callable
 
 
 @contextlib.contextmanager
-def bitrix_stack(folder: Path, portal_args: tuple[str, ...] = (), crm: dict[str, Any] | None = None,
-                 **sections: dict[str, Any]) -> Iterator[CrmStack]:
+def bitrix_stack(
+    folder: Path, portal_args: tuple[str, ...] = (), crm: dict[str, Any] | None = None, **sections: dict[str, Any]
+) -> Iterator[CrmStack]:
     """The stack with the fake Bitrix24 portal, the application installed."""
+
     def section(portal_url: str) -> dict[str, Any]:
-        return {"type": "bitrix24", "url": portal_url, "client_id": PORTAL_CLIENT_ID, "client_secret": PORTAL_SECRET,
-                "oauth_url": f"{portal_url}/oauth/token/", "default_user": "1", "click_to_call": "true", **(crm or {})}
+        return {
+            "type": "bitrix24",
+            "url": portal_url,
+            "client_id": PORTAL_CLIENT_ID,
+            "client_secret": PORTAL_SECRET,
+            "oauth_url": f"{portal_url}/oauth/token/",
+            "default_user": "1",
+            "click_to_call": "true",
+            **(crm or {}),
+        }
 
     with crm_stack(folder, "bitrix24", portal_args, section, "b24", **sections) as stack:
         installed = stack.fake("/fake/install", {"url": f"{stack.listener_url}/crm/b24/install"})

@@ -2,6 +2,7 @@
 fake amoCRM account: what amoCRM holds after each docs/webhooks.md §6 scenario, a dispatcher killed while
 amoCRM had taken a call but not yet answered, amoCRM rate-limiting us, `tcxhooks check` and
 `tcxhooks demo --crm amocrm`."""
+
 from __future__ import annotations
 
 import contextlib
@@ -22,8 +23,15 @@ IVAN_LEAD, OLGA = 1002, 1003  # the fake account's: the caller's one active lead
 
 
 def section(url: str) -> dict[str, Any]:
-    return {"type": "amocrm", "url": url, "token": TOKEN, "user_map": "101=501,102=502,103=503",
-            "default_user": "501", "language": "en", "recording_wait": "1m"}
+    return {
+        "type": "amocrm",
+        "url": url,
+        "token": TOKEN,
+        "user_map": "101=501,102=502,103=503",
+        "default_user": "501",
+        "language": "en",
+        "recording_wait": "1m",
+    }
 
 
 @contextlib.contextmanager
@@ -45,10 +53,14 @@ def of_call(rows: list[dict[str, Any]], number: int) -> list[dict[str, Any]]:
 def settled(stack: CrmStack, number: int, calls: int) -> list[dict[str, Any]]:
     """Waits until PBX call `number` is over, amoCRM holds its `calls` calls and the dispatcher has
     nothing of its chain pending; returns those calls, by leg."""
+
     def done() -> bool:
         logged = of_call(stack.state()["calls"], number)
-        return (bool(stack.sim_call(number).get("done")) and len(logged) == calls
-                and stack.pending(leg_of(logged[0]).rsplit("-", 1)[0]) == 0)
+        return (
+            bool(stack.sim_call(number).get("done"))
+            and len(logged) == calls
+            and stack.pending(leg_of(logged[0]).rsplit("-", 1)[0]) == 0
+        )
 
     stack.wait(done, timeout=90, what=f"amoCRM's calls of PBX call {number}")
     return of_call(stack.state()["calls"], number)
@@ -56,8 +68,16 @@ def settled(stack: CrmStack, number: int, calls: int) -> list[dict[str, Any]]:
 
 def summary(call: dict[str, Any]) -> tuple[Any, ...]:
     body = call["body"]
-    return (leg_of(call).rsplit("-", 1)[1], body["direction"], body["call_status"], body["phone"],
-            body.get("responsible_user_id"), call["entity_type"], call["entity_id"], "link" in body)
+    return (
+        leg_of(call).rsplit("-", 1)[1],
+        body["direction"],
+        body["call_status"],
+        body["phone"],
+        body.get("responsible_user_id"),
+        call["entity_type"],
+        call["entity_id"],
+        "link" in body,
+    )
 
 
 def notified(stack: CrmStack, since: int) -> list[list[int]]:
@@ -66,8 +86,11 @@ def notified(stack: CrmStack, since: int) -> list[list[int]]:
 
 def tasks(stack: CrmStack, calls: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
     legs = {leg_of(c) for c in calls}
-    return [(t["entity_type"], t["entity_id"], t["responsible_user_id"]) for t in stack.state()["tasks"]
-            if any(leg in t["text"] for leg in legs)]
+    return [
+        (t["entity_type"], t["entity_id"], t["responsible_user_id"])
+        for t in stack.state()["tasks"]
+        if any(leg in t["text"] for leg in legs)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -97,14 +120,18 @@ def test_the_scenarios_give_the_exact_amocrm_calls(shared: CrmStack) -> None:
 
     seen = len(stack.state()["phone_events"])
     calls = settled(stack, stack.play("blind_transfer", **FAST), 2)
-    assert [summary(c) for c in calls] == [("1", "inbound", 4, CALLER, 501, "leads", IVAN_LEAD, True),
-                                           ("2", "inbound", 4, CALLER, 502, "leads", IVAN_LEAD, True)]
+    assert [summary(c) for c in calls] == [
+        ("1", "inbound", 4, CALLER, 501, "leads", IVAN_LEAD, True),
+        ("2", "inbound", 4, CALLER, 502, "leads", IVAN_LEAD, True),
+    ]
     assert calls[0]["body"]["link"] != calls[1]["body"]["link"] and notified(stack, seen) == [[501], [502]]
 
     seen = len(stack.state()["phone_events"])
     calls = settled(stack, stack.play("attended_transfer", **FAST), 2)
-    assert [summary(c) for c in calls] == [("1", "inbound", 4, CALLER, 501, "leads", IVAN_LEAD, True),
-                                           ("2", "inbound", 4, CALLER, 502, "leads", IVAN_LEAD, True)]
+    assert [summary(c) for c in calls] == [
+        ("1", "inbound", 4, CALLER, 501, "leads", IVAN_LEAD, True),
+        ("2", "inbound", 4, CALLER, 502, "leads", IVAN_LEAD, True),
+    ]
     assert notified(stack, seen) == [[501]]
 
     seen = len(stack.state()["phone_events"])
@@ -135,8 +162,11 @@ def test_a_dispatcher_killed_after_amo_took_the_call_leaves_no_duplicate(tmp_pat
 def test_amo_rate_limiting_us_loses_nothing(tmp_path: Path) -> None:
     with amo_stack(tmp_path, "--limit", "2", dispatcher={"retry_schedule": "1s,2s,5s,10s,20s,30s"}) as stack:
         first = stack.play("parallel_calls", calls=5, ring_seconds=0.5, talk_seconds=1)
-        stack.wait(lambda: len(stack.state()["calls"]) + len(stack.state()["unsorted"]) == 5, timeout=120,
-                   what="five calls in amoCRM")
+        stack.wait(
+            lambda: len(stack.state()["calls"]) + len(stack.state()["unsorted"]) == 5,
+            timeout=120,
+            what="five calls in amoCRM",
+        )
         state = stack.state()
         assert any(c["status"] == 429 for c in stack.calls())  # amoCRM did refuse us
         assert [c["body"]["phone"] for c in state["calls"]] == [CALLER]  # the one caller amoCRM knows
@@ -144,13 +174,15 @@ def test_amo_rate_limiting_us_loses_nothing(tmp_path: Path) -> None:
         assert all(c["body"].get("link") for c in state["calls"])
         assert all(u["metadata"].get("link") for u in state["unsorted"])
         assert {leg_of(r).split("_")[1].split("-")[0] for r in state["calls"] + state["unsorted"]} == {
-            str(first + i) for i in range(5)}
+            str(first + i) for i in range(5)
+        }
 
 
 def test_check_proves_the_adapter_without_changing_amo(shared: CrmStack) -> None:
     before = shared.state()
-    result = subprocess.run(tcxhooks_command("check", "-c", str(shared.config)), capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        tcxhooks_command("check", "-c", str(shared.config)), capture_output=True, text=True, timeout=120
+    )
     lines = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("amo ")}
     assert set(lines) == {"auth", "users", "notify"}, result.stdout
     assert all(" ok " in line for line in lines.values()), result.stdout
@@ -164,8 +196,12 @@ def test_check_proves_the_adapter_without_changing_amo(shared: CrmStack) -> None
 
 @pytest.mark.slow
 def test_the_amocrm_demo_prints_amos_calls_and_succeeds() -> None:
-    result = subprocess.run(tcxhooks_command("demo", "--crm", "amocrm", "--talk", "2", "--timeout", "240"),
-                            capture_output=True, text=True, timeout=400)
+    result = subprocess.run(
+        tcxhooks_command("demo", "--crm", "amocrm", "--talk", "2", "--timeout", "240"),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     for method in ("POST /api/v2/events", "POST /api/v4/calls"):
         assert method in result.stdout, result.stdout

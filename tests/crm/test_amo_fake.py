@@ -1,4 +1,5 @@
 """The fake amoCRM answers as amoCRM's v4 API documents (simulator/crm/amocrm.py)."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -27,16 +28,26 @@ async def amo() -> AsyncIterator[FakeAmo]:
     await runner.cleanup()
 
 
-async def send(fake: FakeAmo, method: str, path: str, body: Any = None, token: str = TOKEN,
-               params: dict[str, str] | None = None) -> httpx.Response:
+async def send(
+    fake: FakeAmo, method: str, path: str, body: Any = None, token: str = TOKEN, params: dict[str, str] | None = None
+) -> httpx.Response:
     async with httpx.AsyncClient(base_url=URLS[id(fake)]) as client:
-        return await client.request(method, path, json=body, params=params,
-                                    headers={"Authorization": f"Bearer {token}"})
+        return await client.request(
+            method, path, json=body, params=params, headers={"Authorization": f"Bearer {token}"}
+        )
 
 
 def a_call(phone: str, **extra: Any) -> dict[str, Any]:
-    return {"direction": "inbound", "uniq": "251125184500_698-1", "duration": 65, "source": "3CX", "phone": phone,
-            "call_status": 4, "request_id": "0", **extra}
+    return {
+        "direction": "inbound",
+        "uniq": "251125184500_698-1",
+        "duration": 65,
+        "source": "3CX",
+        "phone": phone,
+        "call_status": 4,
+        "request_id": "0",
+        **extra,
+    }
 
 
 async def test_a_call_goes_to_the_only_active_lead_of_the_matching_contact(amo: FakeAmo) -> None:
@@ -82,8 +93,13 @@ async def test_oauth_refresh_rotates_the_refresh_token() -> None:
     refresh = fake.issue_refresh_token()
     runner, URLS[id(fake)] = await serve(fake.app())
     try:
-        grant = {"client_id": fake.client_id, "client_secret": fake.client_secret, "grant_type": "refresh_token",
-                 "refresh_token": refresh, "redirect_uri": "https://example.com"}
+        grant = {
+            "client_id": fake.client_id,
+            "client_secret": fake.client_secret,
+            "grant_type": "refresh_token",
+            "refresh_token": refresh,
+            "redirect_uri": "https://example.com",
+        }
         async with httpx.AsyncClient(base_url=URLS[id(fake)]) as client:
             first = (await client.post("/oauth2/access_token", json=grant)).json()
             reused = await client.post("/oauth2/access_token", json=grant)
@@ -95,10 +111,20 @@ async def test_oauth_refresh_rotates_the_refresh_token() -> None:
 
 
 async def test_unsorted_sip_creates_a_lead_once_and_refuses_the_same_entry(amo: FakeAmo) -> None:
-    entry = {"source_name": "3CX", "source_uid": "251125184500_698-0", "created_at": 1764085500,
-             "metadata": {"uniq": "251125184500_698-0", "duration": 0, "service_code": "tcxhooks",
-                          "phone": "74951234567", "from": "74990001122", "called_at": 1764085500},
-             "_embedded": {"leads": [{"name": "Missed call"}]}}
+    entry = {
+        "source_name": "3CX",
+        "source_uid": "251125184500_698-0",
+        "created_at": 1764085500,
+        "metadata": {
+            "uniq": "251125184500_698-0",
+            "duration": 0,
+            "service_code": "tcxhooks",
+            "phone": "74951234567",
+            "from": "74990001122",
+            "called_at": 1764085500,
+        },
+        "_embedded": {"leads": [{"name": "Missed call"}]},
+    }
     first = await send(amo, "POST", "/api/v4/leads/unsorted/sip", [entry])
     lead_id = first.json()["_embedded"]["unsorted"][0]["_embedded"]["leads"][0]["id"]
     assert amo.account.leads[lead_id].status == "unsorted"
@@ -122,12 +148,19 @@ async def test_phone_call_events_reach_known_users_until_the_account_stops_accep
 async def test_tasks_and_notes_need_an_existing_entity_and_lists_answer_204_when_empty(amo: FakeAmo) -> None:
     lead_id = next(iter(amo.account.leads))
     assert (await send(amo, "GET", "/api/v4/tasks", params={"filter[entity_id][]": str(lead_id)})).status_code == 204
-    task = {"task_type_id": 1, "text": "Call back", "complete_till": 1764086400, "entity_type": "leads",
-            "entity_id": lead_id, "responsible_user_id": 501}
+    task = {
+        "task_type_id": 1,
+        "text": "Call back",
+        "complete_till": 1764086400,
+        "entity_type": "leads",
+        "entity_id": lead_id,
+        "responsible_user_id": 501,
+    }
     assert (await send(amo, "POST", "/api/v4/tasks", [{**task, "entity_id": 1}])).status_code == 400
     assert (await send(amo, "POST", "/api/v4/tasks", [task])).status_code == 200
-    listed = await send(amo, "GET", "/api/v4/tasks", params={"filter[entity_type]": "leads",
-                                                             "filter[entity_id][]": str(lead_id)})
+    listed = await send(
+        amo, "GET", "/api/v4/tasks", params={"filter[entity_type]": "leads", "filter[entity_id][]": str(lead_id)}
+    )
     assert listed.json()["_embedded"]["tasks"][0]["text"] == "Call back"
     note = [{"note_type": "common", "params": {"text": "Summary"}}]
     assert (await send(amo, "POST", f"/api/v4/leads/{lead_id}/notes", note)).status_code == 200
@@ -158,11 +191,14 @@ async def test_the_fake_api_adds_contacts_accepts_unsorted_and_loses_answers_on_
         assert lost.status_code == 504 and len(amo.account.calls) == 1  # added, but the answer is lost
         state = (await client.get("/fake/state")).json()
         assert state["calls"][0]["body"]["phone"] == "74990001122"
-        await client.post("/fake/fail", json={"method": "POST /api/v4/calls", "status": 200, "after": True,
-                                              "delay": 0.05})  # held back, then answered as usual
+        await client.post(
+            "/fake/fail", json={"method": "POST /api/v4/calls", "status": 200, "after": True, "delay": 0.05}
+        )  # held back, then answered as usual
         held = await send(amo, "POST", "/api/v4/calls", [a_call("74990001122", uniq="251125184500_698-2")])
         assert held.status_code == 200 and held.json()["_embedded"]["calls"][0]["request_id"] == "0"
         journal = (await client.get("/fake/calls")).json()["calls"]
-        assert [(c["method"], c["status"]) for c in journal] == [("POST /api/v4/calls", 504),
-                                                                 ("POST /api/v4/calls", 200)]
+        assert [(c["method"], c["status"]) for c in journal] == [
+            ("POST /api/v4/calls", 504),
+            ("POST /api/v4/calls", 200),
+        ]
         assert journal[0]["params"]["body"][0]["uniq"] == "251125184500_698-1"

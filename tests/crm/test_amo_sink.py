@@ -1,5 +1,6 @@
 """The amoCRM adapter against the fake amoCRM: what the account holds after each scenario, after a
 lost answer, under its rate limit, with OAuth, and what `tcxhooks check` says."""
+
 from __future__ import annotations
 
 import asyncio
@@ -26,6 +27,7 @@ TOKEN = "long-lived-amo-token-0123456789"
 def fresh(chain: str = CHAIN) -> dict[str, list[events_pb2.Event]]:
     """The scenarios of a call that started now: real-time steps go out only for fresh events."""
     return scenarios(chain=chain, start=time.time())
+
 
 OPTIONS = AmoOptions(user_map={"101": 501, "102": 502}, default_user=501)
 
@@ -81,12 +83,15 @@ async def deliver_all(sink: AmoSink, events: list[events_pb2.Event]) -> None:
 
 
 def calls(fake: Amo) -> list[tuple[str, int, str, str, str]]:
-    return [(c.body["uniq"], c.body["call_status"], c.body["direction"], c.entity_type, c.body.get("link", ""))
-            for c in fake.account.calls]
+    return [
+        (c.body["uniq"], c.body["call_status"], c.body["direction"], c.entity_type, c.body.get("link", ""))
+        for c in fake.account.calls
+    ]
 
 
 async def test_inbound_answered_one_call_with_its_recording_a_notification_and_the_transcript(
-        sink: AmoSink, amo: Amo) -> None:
+    sink: AmoSink, amo: Amo
+) -> None:
     await deliver_all(sink, fresh()["inbound answered"])
     lead = amo.account.contacts[min(amo.account.contacts)].lead_ids[0]
     assert calls(amo) == [(f"{CHAIN}-1", 4, "inbound", "leads", f"https://media.example/r/{CHAIN}-1/1.mp3")]
@@ -106,15 +111,19 @@ async def test_a_missed_queue_call_status_6_and_a_call_back_task(sink: AmoSink, 
 async def test_transfers_log_each_leg_once_with_its_own_recording(sink: AmoSink, amo: Amo, scenario: str) -> None:
     await deliver_all(sink, fresh()[scenario])
     assert [(uniq, status, link.split("/")[-2]) for uniq, status, _, _, link in calls(amo)] == [
-        (f"{CHAIN}-1", 4, f"{CHAIN}-1"), (f"{CHAIN}-2", 4, f"{CHAIN}-2")]
+        (f"{CHAIN}-1", 4, f"{CHAIN}-1"),
+        (f"{CHAIN}-2", 4, f"{CHAIN}-2"),
+    ]
     assert [c.body["responsible_user_id"] for c in amo.account.calls] == [501, 502]
 
 
 async def test_outbound_answered_and_not(sink: AmoSink, amo: Amo) -> None:
     await deliver_all(sink, fresh()["outbound answered"])
     await deliver_all(sink, fresh("251125184600_699")["outbound not answered"])
-    assert [(u, s, d) for u, s, d, _, _ in calls(amo)] == [(f"{CHAIN}-1", 4, "outbound"),
-                                                           ("251125184600_699-0", 6, "outbound")]
+    assert [(u, s, d) for u, s, d, _, _ in calls(amo)] == [
+        (f"{CHAIN}-1", 4, "outbound"),
+        ("251125184600_699-0", 6, "outbound"),
+    ]
     assert amo.account.tasks == []
 
 
@@ -156,8 +165,9 @@ class LosesAnswers:
         return result
 
 
-async def test_a_create_whose_answer_was_lost_is_found_not_repeated(sink: AmoSink, amo: Amo,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_create_whose_answer_was_lost_is_found_not_repeated(
+    sink: AmoSink, amo: Amo, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = sink.amo
     with monkeypatch.context() as patch:
         patch.setattr(sink, "amo", LosesAnswers(real))
@@ -182,8 +192,15 @@ async def test_oauth_tokens_are_refreshed_rotated_and_kept_in_the_store(legs: Le
     fake = account(Amo(access_ttl=600))  # shorter than the refresh margin: every use refreshes
     first_refresh = fake.issue_refresh_token()
     runner, fake.url = await serve(fake.app())
-    sink = make_sink(legs, fake.url, token="", client_id=fake.client_id, client_secret=fake.client_secret,
-                     redirect_uri="https://tcxhooks.example/amo", refresh_token=first_refresh)
+    sink = make_sink(
+        legs,
+        fake.url,
+        token="",
+        client_id=fake.client_id,
+        client_secret=fake.client_secret,
+        redirect_uri="https://tcxhooks.example/amo",
+        refresh_token=first_refresh,
+    )
     try:
         await deliver_all(sink, fresh()["outbound not answered"])
         assert first_refresh not in fake.refresh_tokens

@@ -1,5 +1,6 @@
 """The leg store's markers the amoCRM adapter keeps for legs waiting for their recording: listed by
 prefix, and taken by exactly one taker (two dispatcher replicas never log one leg twice)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,8 +13,10 @@ async def test_markers_are_listed_by_prefix_per_crm(legs: LegStore) -> None:
     await legs.put("amo", "wait:251125184500_698-2", {"until": 2.0})
     await legs.put("amo", "251125184500_698-1", {"ended": True})
     await legs.put("other", "wait:251125184500_698-3", {"until": 3.0})
-    assert await legs.keys("amo", "wait:") == [("wait:251125184500_698-1", {"until": 1.0}),
-                                               ("wait:251125184500_698-2", {"until": 2.0})]
+    assert await legs.keys("amo", "wait:") == [
+        ("wait:251125184500_698-1", {"until": 1.0}),
+        ("wait:251125184500_698-2", {"until": 2.0}),
+    ]
     assert await legs.keys("amo", "none:") == []
 
 

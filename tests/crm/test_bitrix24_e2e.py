@@ -1,6 +1,7 @@
 """Bitrix24 end to end: the 3CX simulator, the real monitor, dispatcher and media as processes, and the
 fake portal: the exact Bitrix24 calls of the docs/webhooks.md §6 scenarios, a dispatcher killed between
 register and finish, the portal rate-limiting us, and click-to-call from the portal."""
+
 from __future__ import annotations
 
 import re
@@ -30,8 +31,9 @@ def chain_of(stack: CrmStack, number: int) -> str:
 def per_call(stack: CrmStack, chain: str) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     """The successful calls of one chain grouped by Bitrix24 call (its EXTERNAL_CALL_ID's link), in order."""
     state = stack.state()
-    external = {r["call_id"]: r["external_id"] for r in state["registrations"]
-                if r["external_id"].startswith(chain + "-")}
+    external = {
+        r["call_id"]: r["external_id"] for r in state["registrations"] if r["external_id"].startswith(chain + "-")
+    }
     activity_call = {a["ID"]: a.get("CALL_ID") for a in state["activities"]}
     out: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for call in stack.calls():
@@ -51,6 +53,7 @@ def methods(calls: list[tuple[str, dict[str, Any]]]) -> list[str]:
 
 def settled(stack: CrmStack, number: int, expected: dict[str, int]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     """Waits until the scenario's Bitrix24 calls number `expected` (link → count) and the PBX call is over."""
+
     def done() -> bool:
         if not stack.sim_call(number).get("done"):
             return False
@@ -68,8 +71,9 @@ def settled(stack: CrmStack, number: int, expected: dict[str, int]) -> dict[str,
 def test_a_dispatcher_killed_between_register_and_finish_leaves_no_duplicate(tmp_path: Path) -> None:
     with bitrix_stack(tmp_path) as stack:
         # the portal registers the call but holds its answer back: the dispatcher dies before it has the CALL_ID
-        stack.fake("/fake/fail", {"method": "telephony.externalCall.register", "status": 200, "after": True,
-                                  "delay": 30})
+        stack.fake(
+            "/fake/fail", {"method": "telephony.externalCall.register", "status": 200, "after": True, "delay": 30}
+        )
         number = stack.play("inbound_answered", ring_seconds=0.5, talk_seconds=4)
         stack.wait(lambda: len(stack.state()["registrations"]) == 1, what="the register")
         stack.kill9("dispatcher")
@@ -104,7 +108,11 @@ def test_the_scenarios_give_the_exact_bitrix24_calls(shared: CrmStack) -> None:
     assert methods(calls["-0"]) == ["register", "finish", "attachRecord"]
     register, finish, record = (p for _, p in calls["-0"])
     assert (register["USER_ID"], register["TYPE"], register["SHOW"], register["LINE_NUMBER"]) == (
-        11, 2, 1, "74951234567")
+        11,
+        2,
+        1,
+        "74951234567",
+    )
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", register["CALL_START_DATE"])
     assert (finish["USER_ID"], finish["STATUS_CODE"]) == (11, "200") and finish["DURATION"] >= 1
     assert record["FILENAME"].endswith("-1.mp3") and record["FILE_CONTENT"].startswith("<")
@@ -139,33 +147,43 @@ def test_the_scenarios_give_the_exact_bitrix24_calls(shared: CrmStack) -> None:
     assert len(logged) == 9  # one log entry per Bitrix24 call of the seven scenarios, none twice
 
 
-
-
 def test_click_to_call_from_the_portal_is_a_real_call_finished_under_its_call_id(shared: CrmStack) -> None:
     stack = shared
-    stack.wait(lambda: any(h["event"] == "ONEXTERNALCALLSTART" for h in stack.state()["handlers"]),
-               what="the click-to-call handler bound")
-    httpx.post(f"{stack.sim_url}/sim/makecall", json={"scenario": "outbound_answered", "params": FAST},
-               timeout=10).raise_for_status()
+    stack.wait(
+        lambda: any(h["event"] == "ONEXTERNALCALLSTART" for h in stack.state()["handlers"]),
+        what="the click-to-call handler bound",
+    )
+    httpx.post(
+        f"{stack.sim_url}/sim/makecall", json={"scenario": "outbound_answered", "params": FAST}, timeout=10
+    ).raise_for_status()
     clicked = stack.fake("/fake/click", {"user_id": 13, "phone": "+79035556677"})
     assert clicked["handlers"][0]["status"] == 200
-    stack.wait(lambda: any(r["CALL_ID"] == clicked["call_id"] and r["RECORD_FILE_ID"]
-                           for r in stack.state()["statistics"]), timeout=60, what="the clicked call and its recording")
+    stack.wait(
+        lambda: any(r["CALL_ID"] == clicked["call_id"] and r["RECORD_FILE_ID"] for r in stack.state()["statistics"]),
+        timeout=60,
+        what="the clicked call and its recording",
+    )
     state = stack.state()
     row = next(r for r in state["statistics"] if r["CALL_ID"] == clicked["call_id"])
     assert row["PORTAL_USER_ID"] == 13 and row["CALL_FAILED_CODE"] == "200" and row["CALL_DURATION"] >= 1
     # the portal's own registration was the only one: tcxhooks never registered the clicked call again
     assert [r["external_id"] for r in state["registrations"] if r["call_id"] == clicked["call_id"]] == [""]
-    assert not [c for c in stack.calls() if c["method"] == "telephony.externalCall.register"
-                and c["params"]["PHONE_NUMBER"].endswith("79035556677")]
+    assert not [
+        c
+        for c in stack.calls()
+        if c["method"] == "telephony.externalCall.register" and c["params"]["PHONE_NUMBER"].endswith("79035556677")
+    ]
 
 
 def test_check_proves_the_adapter_without_changing_the_portal(shared: CrmStack) -> None:
-    shared.wait(lambda: any(h["event"] == "ONEXTERNALCALLSTART" for h in shared.state()["handlers"]),
-                what="the click-to-call handler bound")
+    shared.wait(
+        lambda: any(h["event"] == "ONEXTERNALCALLSTART" for h in shared.state()["handlers"]),
+        what="the click-to-call handler bound",
+    )
     before = len(shared.calls())
-    result = subprocess.run(tcxhooks_command("check", "-c", str(shared.config)), capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        tcxhooks_command("check", "-c", str(shared.config)), capture_output=True, text=True, timeout=120
+    )
     lines = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("b24 ")}
     assert set(lines) == {"auth", "line", "users", "click"}, result.stdout
     assert all(" ok " in line for line in lines.values()), result.stdout

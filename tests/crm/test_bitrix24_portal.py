@@ -1,5 +1,6 @@
 """The Bitrix24 adapter against the fake portal over HTTP: install, the calls of a call, token refresh,
 the request limit, recordings, click-to-call, a lost answer, webhook auth, and `check`."""
+
 from __future__ import annotations
 
 import asyncio
@@ -45,14 +46,23 @@ async def test_an_install_for_another_portal_or_another_app_is_refused(tmp_path:
 async def test_an_inbound_call_becomes_register_then_finish_with_the_recording(tmp_path: Path) -> None:
     async with stand(tmp_path) as s:
         await s.install()
-        for e in (event("ringing", 0, "101"), event("answered", 1, "101"),
-                  event("ended", 1, "101", finish="Ok", duration_seconds=65, title="Main line"),
-                  recording(1, s.media_url + "/r/1.mp3")):
+        for e in (
+            event("ringing", 0, "101"),
+            event("answered", 1, "101"),
+            event("ended", 1, "101", finish="Ok", duration_seconds=65, title="Main line"),
+            recording(1, s.media_url + "/r/1.mp3"),
+        ):
             reply = await s.sink.deliver(e)
             assert reply.verdict == "delivered", reply
-        assert await s.methods() == ["app.info", "user.get", "telephony.externalLine.get", "telephony.externalLine.add",
-                                     "telephony.externalCall.register", "telephony.externalCall.finish",
-                                     "telephony.externalCall.attachRecord"]
+        assert await s.methods() == [
+            "app.info",
+            "user.get",
+            "telephony.externalLine.get",
+            "telephony.externalLine.add",
+            "telephony.externalCall.register",
+            "telephony.externalCall.finish",
+            "telephony.externalCall.attachRecord",
+        ]
         state = await s.state()
         row = state["statistics"][0]
         assert (row["PORTAL_USER_ID"], row["CALL_DURATION"], row["CALL_FAILED_CODE"]) == (11, 65, "200")
@@ -63,8 +73,11 @@ async def test_an_inbound_call_becomes_register_then_finish_with_the_recording(t
 async def test_a_link_the_portal_cannot_fetch_is_uploaded_instead(tmp_path: Path) -> None:
     async with stand(tmp_path, options=Options(recording="link")) as s:
         await s.install()
-        for e in (event("ringing", 0, "101"), event("ended", 1, "101", finish="Ok", duration_seconds=5),
-                  recording(1, s.media_url + "/r/1.mp3")):
+        for e in (
+            event("ringing", 0, "101"),
+            event("ended", 1, "101", finish="Ok", duration_seconds=5),
+            recording(1, s.media_url + "/r/1.mp3"),
+        ):
             assert (await s.sink.deliver(e)).verdict == "delivered"
         attach = [c for c in await s.calls() if c["method"] == "telephony.externalCall.attachRecord"]
         assert [c["status"] for c in attach] == [400, 200]  # the private link is refused, the upload taken
@@ -74,7 +87,7 @@ async def test_a_link_the_portal_cannot_fetch_is_uploaded_instead(tmp_path: Path
 async def test_an_expired_token_is_refreshed_and_the_call_repeated(tmp_path: Path) -> None:
     async with stand(tmp_path) as s:
         await s.install()
-        first = (await s.sink.tokens.current())
+        first = await s.sink.tokens.current()
         await s.fake("/fake/expire")
         assert (await s.sink.deliver(event("ringing", 0, "101"))).verdict == "delivered"
         calls = await s.calls()
@@ -83,7 +96,8 @@ async def test_an_expired_token_is_refreshed_and_the_call_repeated(tmp_path: Pat
         again = await s.sink.tokens.current()
         assert first is not None and again is not None and again.refresh_token != first.refresh_token
         assert await s.legs.value("b24", "oauth") is not None and again.refresh_token in str(
-            await s.legs.value("b24", "oauth"))
+            await s.legs.value("b24", "oauth")
+        )
 
 
 async def test_the_portal_rate_limiting_us_loses_nothing(tmp_path: Path) -> None:
@@ -91,8 +105,9 @@ async def test_the_portal_rate_limiting_us_loses_nothing(tmp_path: Path) -> None
     async with stand(tmp_path, limits={"limit": 3, "drain": 4.0}, rate=4.0, burst=50) as s:
         await s.install()
         chains = [f"2511251845{n:02d}_{700 + n}" for n in range(6)]
-        replies = await asyncio.gather(*[s.sink.deliver(event("ended", 1, "101", chain=c, finish="Ok",
-                                                              duration_seconds=3)) for c in chains])
+        replies = await asyncio.gather(
+            *[s.sink.deliver(event("ended", 1, "101", chain=c, finish="Ok", duration_seconds=3)) for c in chains]
+        )
         assert [r.verdict for r in replies] == ["delivered"] * 6
         calls = await s.calls()
         assert any(c["error"] == "QUERY_LIMIT_EXCEEDED" for c in calls)
@@ -104,14 +119,19 @@ async def test_a_finish_whose_answer_was_lost_is_not_repeated(tmp_path: Path) ->
     async with stand(tmp_path) as s:
         await s.install()
         await s.sink.deliver(event("ringing", 0, "101"))
-        await s.fake("/fake/fail", {"method": "telephony.externalCall.finish", "status": 500,
-                                    "error": "INTERNAL_SERVER_ERROR", "after": True})
+        await s.fake(
+            "/fake/fail",
+            {"method": "telephony.externalCall.finish", "status": 500, "error": "INTERNAL_SERVER_ERROR", "after": True},
+        )
         ended = event("ended", 1, "101", finish="Ok", duration_seconds=9)
         assert (await s.sink.deliver(ended)).verdict == "retry"
         assert (await s.sink.deliver(ended)).verdict == "delivered"
         methods = await s.methods()
-        assert methods[-3:] == ["telephony.externalCall.finish", "telephony.externalCall.finish",
-                                "voximplant.statistic.get"]
+        assert methods[-3:] == [
+            "telephony.externalCall.finish",
+            "telephony.externalCall.finish",
+            "voximplant.statistic.get",
+        ]
         assert len((await s.state())["statistics"]) == 1
 
 
@@ -127,9 +147,12 @@ async def test_click_to_call_places_the_call_and_finishes_it_under_the_portal_ca
             await asyncio.sleep(0.05)
         assert s.placed == [("102", "+79031112233")]
         chain = "251125184600_700"
-        for e in (event("answered", 1, "102", chain=chain, direction="out", caller="79031112233"),
-                  event("ended", 1, "102", chain=chain, direction="out", caller="79031112233", finish="Ok",
-                        duration_seconds=7)):
+        for e in (
+            event("answered", 1, "102", chain=chain, direction="out", caller="79031112233"),
+            event(
+                "ended", 1, "102", chain=chain, direction="out", caller="79031112233", finish="Ok", duration_seconds=7
+            ),
+        ):
             assert (await s.sink.deliver(e)).verdict == "delivered"
         state = await s.state()
         assert len(state["registrations"]) == 1  # the portal's own; ours never registered
@@ -140,9 +163,12 @@ async def test_click_to_call_places_the_call_and_finishes_it_under_the_portal_ca
 async def test_events_with_a_wrong_application_token_are_refused(tmp_path: Path) -> None:
     async with stand(tmp_path, click_to_call=True) as s:
         await s.install()
-        body = "event=ONEXTERNALCALLSTART&data[USER_ID]=12&data[PHONE_NUMBER]=1&data[CALL_ID]=x&auth[application_token]=no"
-        async with s.http.post(f"{s.listener_url}/crm/b24/event", data=body,
-                               headers={"content-type": "application/x-www-form-urlencoded"}) as reply:
+        body = (
+            "event=ONEXTERNALCALLSTART&data[USER_ID]=12&data[PHONE_NUMBER]=1&data[CALL_ID]=x&auth[application_token]=no"
+        )
+        async with s.http.post(
+            f"{s.listener_url}/crm/b24/event", data=body, headers={"content-type": "application/x-www-form-urlencoded"}
+        ) as reply:
             assert reply.status == 401
         assert s.placed == []
 

@@ -1,5 +1,6 @@
 """[crm:NAME] sections: what each CRM requires, the checks on its values, secrets kept out of the
 effective configuration, and the endpoint the dispatcher makes of it (its own retry schedule)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,39 +30,63 @@ def problems(tmp_path: Path, text: str) -> str:
 
 
 def test_each_crm_names_what_it_cannot_run_without(tmp_path: Path) -> None:
-    text = problems(tmp_path, "[crm:b24]\ntype = bitrix24\n[crm:amo]\ntype = amocrm\n[crm:z]\ntype = zammad\n"
-                              "[crm:x]\nurl = https://x.example.com\n")
-    for line in ("[crm:b24] url is missing", "[crm:b24] client_id is missing", "[crm:b24] client_secret is missing",
-                 "[crm:amo] url is missing", "[crm:amo] auth_code is missing", "[crm:z] token is missing",
-                 "[crm:x] type is missing"):
+    text = problems(
+        tmp_path,
+        "[crm:b24]\ntype = bitrix24\n[crm:amo]\ntype = amocrm\n[crm:z]\ntype = zammad\n"
+        "[crm:x]\nurl = https://x.example.com\n",
+    )
+    for line in (
+        "[crm:b24] url is missing",
+        "[crm:b24] client_id is missing",
+        "[crm:b24] client_secret is missing",
+        "[crm:amo] url is missing",
+        "[crm:amo] auth_code is missing",
+        "[crm:z] token is missing",
+        "[crm:x] type is missing",
+    ):
         assert line in text, text
     assert "[webhook] url" not in text  # CRM sections alone are a valid set of endpoints
-    webhook_only = problems(tmp_path, "[crm:b24]\ntype = bitrix24\nwebhook_url = https://c.bitrix24.ru/rest/1/code/\n"
-                                      "click_to_call = true\n")
-    assert webhook_only.splitlines() == [f"{tmp_path / 't.ini'}: [dispatcher] public_url is missing: expected how "
-                                         "the CRM reaches us for click-to-call (crm:b24)"]
+    webhook_only = problems(
+        tmp_path, "[crm:b24]\ntype = bitrix24\nwebhook_url = https://c.bitrix24.ru/rest/1/code/\nclick_to_call = true\n"
+    )
+    assert webhook_only.splitlines() == [
+        f"{tmp_path / 't.ini'}: [dispatcher] public_url is missing: expected how "
+        "the CRM reaches us for click-to-call (crm:b24)"
+    ]
 
 
 def test_values_are_checked_and_names_not_shared_with_webhooks(tmp_path: Path) -> None:
-    text = problems(tmp_path, "[webhook:b24]\nurl = https://crm.example.com/\n[crm:b24]\ntype = bitrix25\n"
-                              "user_map = 101=17,x\nusers = 10a\n[crm:z]\ntype = zammad\nurl = https://z.example.com"
-                              "/api/v1/cti/secret\ntoken = t\nuser_map = 101=j.doe\n[crm:a]\ntype = amocrm\n"
-                              "url = https://a.amocrm.ru\ntoken = t\nuser_map = 101=j.doe\n")
-    for line in ("[crm:b24] type = 'bitrix25': expected bitrix24 or amocrm or zammad",
-                 "[crm:b24] user_map = '101=17,x': expected extension=user pairs",
-                 "[crm:b24] users = '10a'", "[crm:z] token is missing: expected the CTI token in its own key",
-                 "[crm:a] user_map is missing: expected amocrm user ids (numbers)"):
+    text = problems(
+        tmp_path,
+        "[webhook:b24]\nurl = https://crm.example.com/\n[crm:b24]\ntype = bitrix25\n"
+        "user_map = 101=17,x\nusers = 10a\n[crm:z]\ntype = zammad\nurl = https://z.example.com"
+        "/api/v1/cti/secret\ntoken = t\nuser_map = 101=j.doe\n[crm:a]\ntype = amocrm\n"
+        "url = https://a.amocrm.ru\ntoken = t\nuser_map = 101=j.doe\n",
+    )
+    for line in (
+        "[crm:b24] type = 'bitrix25': expected bitrix24 or amocrm or zammad",
+        "[crm:b24] user_map = '101=17,x': expected extension=user pairs",
+        "[crm:b24] users = '10a'",
+        "[crm:z] token is missing: expected the CTI token in its own key",
+        "[crm:a] user_map is missing: expected amocrm user ids (numbers)",
+    ):
         assert line in text, text
-    named = problems(tmp_path, "[webhook:b24]\nurl = https://crm.example.com/\n[crm:b24]\ntype = zammad\n"
-                               "url = https://z.example.com\ntoken = t\n")
+    named = problems(
+        tmp_path,
+        "[webhook:b24]\nurl = https://crm.example.com/\n[crm:b24]\ntype = zammad\n"
+        "url = https://z.example.com\ntoken = t\n",
+    )
     assert "[crm:b24] name is missing: expected a name no [webhook] section has" in named
 
 
 async def test_the_sections_become_endpoints_with_their_budget_and_schedule(tmp_path: Path) -> None:
-    settings = load(tmp_path, "[crm:b24]\ntype = bitrix24\nurl = https://c.bitrix24.ru\nclient_id = local.1\n"
-                              "client_secret = s3cret-value\nrate = 5\nburst = 250\nuser_map = 101=17\n"
-                              "[crm:z]\ntype = zammad\nurl = https://z.example.com\ntoken = cti-t0ken-value\n"
-                              "[crm:z2]\ntype = zammad\nurl = https://z.example.com\ntoken = t\nretry_schedule = 1s,3s\n")
+    settings = load(
+        tmp_path,
+        "[crm:b24]\ntype = bitrix24\nurl = https://c.bitrix24.ru\nclient_id = local.1\n"
+        "client_secret = s3cret-value\nrate = 5\nburst = 250\nuser_map = 101=17\n"
+        "[crm:z]\ntype = zammad\nurl = https://z.example.com\ntoken = cti-t0ken-value\n"
+        "[crm:z2]\ntype = zammad\nurl = https://z.example.com\ntoken = t\nretry_schedule = 1s,3s\n",
+    )
     store = await open_store(f"sqlite:///{tmp_path / 's.db'}")
     deps = SinkDeps(LegStore(store), "", None, 30)
     try:

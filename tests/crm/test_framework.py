@@ -1,4 +1,5 @@
 """The adapter framework without a CRM: leg state in the store, the step engine, the event view."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -12,6 +13,7 @@ from tcxhooks.dispatcher.crm import Call, CrmError, CrmEvent, LegStore, Trace, r
 from tcxhooks.v1 import common_pb2, events_pb2
 
 # --- leg store ------------------------------------------------------------------------------
+
 
 async def test_leg_state_round_trips_per_crm_and_leg(legs: LegStore) -> None:
     assert await legs.get("b24", "251125184500_698-1") is None
@@ -54,6 +56,7 @@ def test_phone_numbers_match_on_their_last_ten_digits() -> None:
 
 
 # --- engine ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Leg:
@@ -105,8 +108,11 @@ class ToyCrm:
 
 
 def ended(call_id: str = "251125184500_698-1") -> CrmEvent:
-    event = events_pb2.Event(event_id=f"{call_id}/ended", chain=call_id.rsplit("-", 1)[0],
-                             call=events_pb2.CallEvent(type=events_pb2.CALL_EVENT_TYPE_ENDED, call_id=call_id))
+    event = events_pb2.Event(
+        event_id=f"{call_id}/ended",
+        chain=call_id.rsplit("-", 1)[0],
+        call=events_pb2.CallEvent(type=events_pb2.CALL_EVENT_TYPE_ENDED, call_id=call_id),
+    )
     return CrmEvent.of(event)
 
 
@@ -142,23 +148,44 @@ async def test_a_mapping_that_never_finishes_is_stopped(legs: LegStore) -> None:
 
 # --- event view -----------------------------------------------------------------------------
 
+
 def test_the_event_view_reads_call_recording_analytics_and_status_events() -> None:
     stamp = Timestamp(seconds=1764085500)
-    call = events_pb2.CallEvent(type=events_pb2.CALL_EVENT_TYPE_ENDED, call_id="251125184500_698-2",
-                                direction=common_pb2.DIRECTION_INCOMING, caller_id="79161234567", did="74951234567",
-                                user="800", user_type=common_pb2.USER_TYPE_QUEUE,
-                                finish_type=common_pb2.FINISH_TYPE_MISSED, callback=True, has_callback=True,
-                                duration_seconds=0, title="Main line")
+    call = events_pb2.CallEvent(
+        type=events_pb2.CALL_EVENT_TYPE_ENDED,
+        call_id="251125184500_698-2",
+        direction=common_pb2.DIRECTION_INCOMING,
+        caller_id="79161234567",
+        did="74951234567",
+        user="800",
+        user_type=common_pb2.USER_TYPE_QUEUE,
+        finish_type=common_pb2.FINISH_TYPE_MISSED,
+        callback=True,
+        has_callback=True,
+        duration_seconds=0,
+        title="Main line",
+    )
     view = CrmEvent.of(events_pb2.Event(event_id="e1", chain="251125184500_698", occur_time=stamp, call=call))
     assert (view.kind, view.link, view.direction, view.usertype, view.finishtype, view.callback) == (
-        "ended", 2, "in", "queue", "Missed", True)
+        "ended",
+        2,
+        "in",
+        "queue",
+        "Missed",
+        True,
+    )
     assert view.occurred_at == 1764085500 and view.chain_number == "698"
-    recording = events_pb2.RecordingReady(call_id="251125184500_698-1", files=[
-        events_pb2.RecordingFile(url="https://m/1.mp3"), events_pb2.RecordingFile(url="https://m/2.mp3")])
+    recording = events_pb2.RecordingReady(
+        call_id="251125184500_698-1",
+        files=[events_pb2.RecordingFile(url="https://m/1.mp3"), events_pb2.RecordingFile(url="https://m/2.mp3")],
+    )
     view = CrmEvent.of(events_pb2.Event(event_id="e2", chain="251125184500_698", recording=recording))
     assert (view.kind, view.link, view.links) == ("recording", 1, ("https://m/1.mp3", "https://m/2.mp3"))
-    analytics = events_pb2.AnalyticsReady(call_id="251125184500_698-1", summary="s", segments=[
-        events_pb2.TranscriptSegment(channel="operator", start_seconds=0.5, end_seconds=1.5, text="hello")])
+    analytics = events_pb2.AnalyticsReady(
+        call_id="251125184500_698-1",
+        summary="s",
+        segments=[events_pb2.TranscriptSegment(channel="operator", start_seconds=0.5, end_seconds=1.5, text="hello")],
+    )
     view = CrmEvent.of(events_pb2.Event(event_id="e3", chain="251125184500_698", analytics=analytics))
     assert view.kind == "analytics" and view.segments[0].channel == "operator"
     status = events_pb2.StatusEvent(type=events_pb2.STATUS_EVENT_TYPE_EXTENSION_ADDED, user="106", name="New One")
@@ -174,25 +201,57 @@ def test_an_event_without_payload_is_refused() -> None:
 def test_php_style_forms_are_read_nested_and_odd_names_ignored() -> None:
     from tcxhooks.dispatcher.crm.forms import nested
 
-    pairs = [("event", "ONEXTERNALCALLSTART"), ("data[USER_ID]", "11"), ("data[PHONE_NUMBER]", "+7916"),
-             ("auth[application_token]", "t"), ("data", "flat value after a mapping"), ("a[b][c][d][e][f]", "deep"),
-             ("[x]", "no head"), ("data[USER_ID][more]", "value and mapping at once")]
-    assert nested(pairs) == {"event": "ONEXTERNALCALLSTART", "data": {"USER_ID": "11", "PHONE_NUMBER": "+7916"},
-                             "auth": {"application_token": "t"}}
+    pairs = [
+        ("event", "ONEXTERNALCALLSTART"),
+        ("data[USER_ID]", "11"),
+        ("data[PHONE_NUMBER]", "+7916"),
+        ("auth[application_token]", "t"),
+        ("data", "flat value after a mapping"),
+        ("a[b][c][d][e][f]", "deep"),
+        ("[x]", "no head"),
+        ("data[USER_ID][more]", "value and mapping at once"),
+    ]
+    assert nested(pairs) == {
+        "event": "ONEXTERNALCALLSTART",
+        "data": {"USER_ID": "11", "PHONE_NUMBER": "+7916"},
+        "auth": {"application_token": "t"},
+    }
 
 
 def test_the_event_view_reads_the_contract_times_names_and_dialing() -> None:
-    call = events_pb2.CallEvent(type=events_pb2.CALL_EVENT_TYPE_ENDED, call_id="251125184500_698-1",
-                                caller_id="79161234567", user="101", caller_name="Sergey Ivanov", user_name="Ivan Petrov",
-                                queue="800", queue_name="Sales", started_time=Timestamp(seconds=1764085500),
-                                answered_time=Timestamp(seconds=1764085503, nanos=500_000_000),
-                                ended_time=Timestamp(seconds=1764085568))
+    call = events_pb2.CallEvent(
+        type=events_pb2.CALL_EVENT_TYPE_ENDED,
+        call_id="251125184500_698-1",
+        caller_id="79161234567",
+        user="101",
+        caller_name="Sergey Ivanov",
+        user_name="Ivan Petrov",
+        queue="800",
+        queue_name="Sales",
+        started_time=Timestamp(seconds=1764085500),
+        answered_time=Timestamp(seconds=1764085503, nanos=500_000_000),
+        ended_time=Timestamp(seconds=1764085568),
+    )
     view = CrmEvent.of(events_pb2.Event(event_id="e", chain="251125184500_698", call=call))
     assert (view.started_at, view.answered_at, view.ended_at) == (1764085500, 1764085503.5, 1764085568)
     assert (view.caller_name, view.user_name, view.queue_name) == ("Sergey Ivanov", "Ivan Petrov", "Sales")
-    missed = CrmEvent.of(events_pb2.Event(event_id="m", chain="c", call=events_pb2.CallEvent(
-        type=events_pb2.CALL_EVENT_TYPE_ENDED, call_id="251125184500_698-0")))
+    missed = CrmEvent.of(
+        events_pb2.Event(
+            event_id="m",
+            chain="c",
+            call=events_pb2.CallEvent(type=events_pb2.CALL_EVENT_TYPE_ENDED, call_id="251125184500_698-0"),
+        )
+    )
     assert missed.answered_at is None and missed.started_at is None
-    dialing = CrmEvent.of(events_pb2.Event(event_id="d", chain="c", call=events_pb2.CallEvent(
-        type=events_pb2.CALL_EVENT_TYPE_DIALING, call_id="251125184500_699-0", direction=common_pb2.DIRECTION_OUTGOING)))
+    dialing = CrmEvent.of(
+        events_pb2.Event(
+            event_id="d",
+            chain="c",
+            call=events_pb2.CallEvent(
+                type=events_pb2.CALL_EVENT_TYPE_DIALING,
+                call_id="251125184500_699-0",
+                direction=common_pb2.DIRECTION_OUTGOING,
+            ),
+        )
+    )
     assert (dialing.kind, dialing.direction, dialing.link) == ("dialing", "out", 0)

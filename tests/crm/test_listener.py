@@ -1,5 +1,6 @@
 """The dispatcher's CRM listener: adapters' routes under /crm/<name>/, HTTPS with its own certificate,
 unknown paths and failing handlers answered without taking it down."""
+
 from __future__ import annotations
 
 import asyncio

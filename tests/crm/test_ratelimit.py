@@ -1,4 +1,5 @@
 """The CRM rate limiter: bursts, the sustained rate, the real-time lane, slowing down after a refusal."""
+
 from __future__ import annotations
 
 import asyncio

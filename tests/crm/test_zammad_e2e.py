@@ -2,6 +2,7 @@
 fake Zammad: its caller log after each docs/webhooks.md §6 scenario, a dispatcher killed after Zammad took
 a newCall, a proxy rate-limiting us while the dispatcher's own schedule would wait minutes, `tcxhooks
 check` and `tcxhooks demo --crm zammad`."""
+
 from __future__ import annotations
 
 import contextlib
@@ -41,10 +42,15 @@ def row(stack: CrmStack, number: int) -> dict[str, Any] | None:
 def settled(stack: CrmStack, number: int, played: int = 0) -> dict[str, Any]:
     """Waits until PBX call `number` is over (with the scenario the simulator played as `played`, if
     another), its row hung up and the dispatcher has nothing of it pending."""
+
     def done() -> bool:
         found = row(stack, number)
-        return (bool(stack.sim_call(played or number).get("done")) and found is not None
-                and found["state"] == "hangup" and stack.pending(found["call_id"]) == 0)
+        return (
+            bool(stack.sim_call(played or number).get("done"))
+            and found is not None
+            and found["state"] == "hangup"
+            and stack.pending(found["call_id"]) == 0
+        )
 
     stack.wait(done, timeout=90, what=f"Zammad's row of PBX call {number}")
     found = row(stack, number)
@@ -59,8 +65,14 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrmStack]:
 
 
 def shown(found: dict[str, Any]) -> tuple[Any, ...]:
-    return (found["direction"], found["from_number"], found["to_number"], found["history"], found["comment"],
-            found["done"])
+    return (
+        found["direction"],
+        found["from_number"],
+        found["to_number"],
+        found["history"],
+        found["comment"],
+        found["done"],
+    )
 
 
 def test_the_scenarios_give_one_right_caller_log_row_each(shared: CrmStack) -> None:
@@ -81,8 +93,13 @@ def test_the_scenarios_give_one_right_caller_log_row_each(shared: CrmStack) -> N
         assert shown(found) == ("in", CALLER, DID, ["newCall", "answer", "hangup"], "normalClearing", True)
 
     found = settled(stack, stack.play("outbound_answered", **FAST))
-    assert shown(found)[:1] + shown(found)[2:] == ("out", CALLEE, ["newCall", "answer", "hangup"], "normalClearing",
-                                                    True)
+    assert shown(found)[:1] + shown(found)[2:] == (
+        "out",
+        CALLEE,
+        ["newCall", "answer", "hangup"],
+        "normalClearing",
+        True,
+    )
     found = settled(stack, stack.play("outbound_unanswered", **FAST))
     assert shown(found)[:1] + shown(found)[2:] == ("out", CALLEE, ["newCall", "hangup"], "noAnswer", True)
     assert [c["status"] for c in stack.calls()] == [200] * len(stack.calls())
@@ -119,8 +136,9 @@ def test_a_proxy_rate_limiting_us_loses_nothing_and_zammad_retries_within_second
 
 def test_check_proves_the_adapter_without_writing_a_row(shared: CrmStack) -> None:
     rows = len(shared.state()["log"])
-    result = subprocess.run(tcxhooks_command("check", "-c", str(shared.config)), capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        tcxhooks_command("check", "-c", str(shared.config)), capture_output=True, text=True, timeout=120
+    )
     lines = [line for line in result.stdout.splitlines() if line.startswith("zammad cti")]
     assert len(lines) == 1 and " ok " in lines[0], result.stdout
     assert any(line.startswith("crm zammad") and " ok " in line for line in result.stdout.splitlines()), result.stdout
@@ -130,8 +148,12 @@ def test_check_proves_the_adapter_without_writing_a_row(shared: CrmStack) -> Non
 
 @pytest.mark.slow
 def test_the_zammad_demo_prints_the_cti_events_and_succeeds() -> None:
-    result = subprocess.run(tcxhooks_command("demo", "--crm", "zammad", "--talk", "2", "--timeout", "240"),
-                            capture_output=True, text=True, timeout=400)
+    result = subprocess.run(
+        tcxhooks_command("demo", "--crm", "zammad", "--talk", "2", "--timeout", "240"),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     events = re.findall(r"^\s*\+\s*[\d.]+s\s+(\S+)", result.stdout, re.MULTILINE)
     assert events == ["newCall", "answer", "hangup"], result.stdout

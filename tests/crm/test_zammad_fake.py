@@ -1,4 +1,5 @@
 """The fake Zammad answers as Zammad's CTI controller and caller log do (simulator/crm/zammad.py)."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -43,8 +44,9 @@ def call(event: str, **extra: object) -> dict[str, object]:
     return {"event": event, "from": "4930123", "to": "4930555", "direction": "in", "callId": "c1", **extra}
 
 
-async def test_an_answered_inbound_call_is_one_row_with_its_waiting_and_talking_time(zammad: FakeZammad,
-                                                                                      clock: Clock) -> None:
+async def test_an_answered_inbound_call_is_one_row_with_its_waiting_and_talking_time(
+    zammad: FakeZammad, clock: Clock
+) -> None:
     assert (await post(zammad, call("newCall", user=["Anna", "Boris"], queue="Sales"))).json() == {}
     clock.now += 7
     assert (await post(zammad, call("answer", user="Boris", answeringNumber="102"))).json() == {}
@@ -83,7 +85,10 @@ async def test_a_disabled_or_unconfigured_integration_refuses_before_the_token(z
     assert (reply.status_code, reply.json()["error"]) == (422, "Feature not configured, please contact your admin!")
     zammad.enabled = False
     reply = await post(zammad, call("newCall"))
-    assert (reply.status_code, reply.json()["error"]) == (422, "Feature is disabled, please contact your administrator!")
+    assert (reply.status_code, reply.json()["error"]) == (
+        422,
+        "Feature is disabled, please contact your administrator!",
+    )
     assert zammad.log == {}
 
 
@@ -94,8 +99,10 @@ async def test_a_blocked_caller_is_logged_and_rejected(zammad: FakeZammad) -> No
 
 
 async def test_an_outbound_caller_id_rule_rewrites_from_and_answers_dial(zammad: FakeZammad) -> None:
-    reply = await post(zammad, {"event": "newCall", "from": "101", "to": "4917012345", "direction": "out",
-                                "callId": "o1", "user": "Anna"})
+    reply = await post(
+        zammad,
+        {"event": "newCall", "from": "101", "to": "4917012345", "direction": "out", "callId": "o1", "user": "Anna"},
+    )
     assert reply.json() == {"action": "dial", "caller_id": "4930111", "number": "4917012345"}
     assert (zammad.log["o1"].from_number, zammad.log["o1"].done) == ("4930111", True)
 
@@ -110,9 +117,17 @@ async def test_an_answer_after_the_hangup_is_ignored(zammad: FakeZammad, clock: 
 
 async def test_form_data_with_user_arrays_and_call_id_spelling(zammad: FakeZammad) -> None:
     async with httpx.AsyncClient() as client:
-        reply = await client.post(f"{URLS[id(zammad)]}/api/v1/cti/tok", data={"event": "newCall", "from": "4930123", "to": "4930555",
-                                                         "direction": "in", "call_id": "f1",
-                                                         "user[]": ["Anna", "Boris"]})
+        reply = await client.post(
+            f"{URLS[id(zammad)]}/api/v1/cti/tok",
+            data={
+                "event": "newCall",
+                "from": "4930123",
+                "to": "4930555",
+                "direction": "in",
+                "call_id": "f1",
+                "user[]": ["Anna", "Boris"],
+            },
+        )
     assert reply.json() == {}
     assert zammad.log["f1"].to_comment == "Anna, Boris"
 

@@ -1,4 +1,5 @@
 """Zammad's mapping, event by event: which CTI requests each scenario of docs/webhooks.md §6 sends."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -17,7 +18,9 @@ SETTINGS = ZammadOptions(user_map={"102": "boris@example.com"})
 Outcome = dict[str, Any] | CrmError
 
 
-def drive(events: list[events_pb2.Event | CrmEvent], answers: list[Outcome] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def drive(
+    events: list[events_pb2.Event | CrmEvent], answers: list[Outcome] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Runs the mapping as the engine does (state stored as JSON after every answer); returns the
     requests sent and the stored states. `answers` are Zammad's answers in order ({} when absent)."""
     mapping, stored, sent = ZammadMapping(), {}, []
@@ -35,8 +38,11 @@ def drive(events: list[events_pb2.Event | CrmEvent], answers: list[Outcome] | No
             sent.append(dict(call.params))
             outcome = queue.pop(0) if queue else {}
             try:
-                state = (mapping.on_error(event, state, call, outcome) if isinstance(outcome, CrmError)
-                         else mapping.on_result(event, state, call, outcome))
+                state = (
+                    mapping.on_error(event, state, call, outcome)
+                    if isinstance(outcome, CrmError)
+                    else mapping.on_result(event, state, call, outcome)
+                )
             except CrmError:
                 break  # the attempt ends; the state stays as stored
             stored[key] = mapping.dump(state)
@@ -49,21 +55,37 @@ def short(requests: list[dict[str, Any]]) -> list[str]:
     def one(r: dict[str, Any]) -> str:
         extra = [f"{k}={r[k]}" for k in ("user", "queue", "answeringNumber", "cause") if k in r]
         return " ".join([r["event"], r["direction"], *extra])
+
     return [one(r) for r in requests]
 
 
 EXPECTED = {
-    "inbound answered": ["newCall in user=['101']", "answer in user=101 answeringNumber=101",
-                         "hangup in answeringNumber=101 cause=normalClearing"],
-    "queue ring-all": ["newCall in user=[] queue=800", "answer in user=102 answeringNumber=boris@example.com",
-                       "hangup in answeringNumber=boris@example.com cause=normalClearing"],
+    "inbound answered": [
+        "newCall in user=['101']",
+        "answer in user=101 answeringNumber=101",
+        "hangup in answeringNumber=101 cause=normalClearing",
+    ],
+    "queue ring-all": [
+        "newCall in user=[] queue=800",
+        "answer in user=102 answeringNumber=boris@example.com",
+        "hangup in answeringNumber=boris@example.com cause=normalClearing",
+    ],
     "queue abandoned with callback": ["newCall in user=[] queue=800", "hangup in cause=cancel"],
-    "blind transfer": ["newCall in user=['101']", "answer in user=101 answeringNumber=101",
-                       "hangup in answeringNumber=101 cause=normalClearing"],
-    "attended transfer": ["newCall in user=['101']", "answer in user=101 answeringNumber=101",
-                          "hangup in answeringNumber=101 cause=normalClearing"],
-    "outbound answered": ["newCall out user=['101']", "answer out",
-                          "hangup out answeringNumber=101 cause=normalClearing"],
+    "blind transfer": [
+        "newCall in user=['101']",
+        "answer in user=101 answeringNumber=101",
+        "hangup in answeringNumber=101 cause=normalClearing",
+    ],
+    "attended transfer": [
+        "newCall in user=['101']",
+        "answer in user=101 answeringNumber=101",
+        "hangup in answeringNumber=101 cause=normalClearing",
+    ],
+    "outbound answered": [
+        "newCall out user=['101']",
+        "answer out",
+        "hangup out answeringNumber=101 cause=normalClearing",
+    ],
     "outbound not answered": ["newCall out user=['101']", "hangup out cause=noAnswer"],
 }
 
@@ -83,14 +105,25 @@ def test_numbers_of_inbound_and_outbound_rows() -> None:
 
 
 def test_an_outbound_call_with_dialing_gets_its_row_when_it_starts() -> None:
-    sent, _ = drive([ev("dialing", 0, "101", direction="out", did=""), ev("answered", 1, "101", direction="out"),
-                     ended(1, "101", direction="out")])
-    assert short(sent) == ["newCall out user=['101']", "answer out", "hangup out answeringNumber=101 cause=normalClearing"]
+    sent, _ = drive(
+        [
+            ev("dialing", 0, "101", direction="out", did=""),
+            ev("answered", 1, "101", direction="out"),
+            ended(1, "101", direction="out"),
+        ]
+    )
+    assert short(sent) == [
+        "newCall out user=['101']",
+        "answer out",
+        "hangup out answeringNumber=101 cause=normalClearing",
+    ]
 
 
 def test_names_go_to_user_when_the_contract_carries_them() -> None:
-    named = [replace(view(ev("ringing", 0, "101")), user_name="Anna Petrova"),
-             replace(view(ev("answered", 1, "101")), user_name="Anna Petrova")]
+    named = [
+        replace(view(ev("ringing", 0, "101")), user_name="Anna Petrova"),
+        replace(view(ev("answered", 1, "101")), user_name="Anna Petrova"),
+    ]
     sent, _ = drive(named)
     assert (sent[0]["user"], sent[1]["user"]) == (["Anna Petrova"], "Anna Petrova")
 
@@ -106,8 +139,12 @@ def test_an_answer_zammad_refuses_with_an_opaque_500_is_preceded_by_newcall_once
     opaque = CrmError("zammad answer: HTTP 500", status=500, code=SERVER)
     # Zammad never got the newCall (say it was down then): answer 500, newCall ok, answer ok
     sent, stored = drive([ev("answered", 1, "101")], [{}, opaque, {}, {}])
-    assert short(sent) == ["newCall in user=['101']", "answer in user=101 answeringNumber=101",
-                           "newCall in user=['101']", "answer in user=101 answeringNumber=101"]
+    assert short(sent) == [
+        "newCall in user=['101']",
+        "answer in user=101 answeringNumber=101",
+        "newCall in user=['101']",
+        "answer in user=101 answeringNumber=101",
+    ]
     assert stored[CHAIN]["answered_by"] == "101" and stored[CHAIN]["row_check"] == ""
 
 
@@ -115,8 +152,12 @@ def test_a_second_opaque_500_after_zammad_confirmed_the_row_ends_the_attempt() -
     opaque = CrmError("zammad hangup: HTTP 500", status=500, code=SERVER)
     exists = CrmError("zammad newCall: HTTP 500 Object already exists!", status=500, code=EXISTS)
     sent, stored = drive([ev("ringing", 0, "101"), ended(0, "101", "Missed")], [{}, opaque, exists, opaque])
-    assert short(sent) == ["newCall in user=['101']", "hangup in cause=cancel", "newCall in user=['101']",
-                           "hangup in cause=cancel"]
+    assert short(sent) == [
+        "newCall in user=['101']",
+        "hangup in cause=cancel",
+        "newCall in user=['101']",
+        "hangup in cause=cancel",
+    ]
     assert stored[CHAIN]["hung_up"] is False and stored[CHAIN]["row_check"] == "done"
 
 
@@ -132,8 +173,9 @@ def test_the_dial_answer_to_an_outbound_newcall_changes_nothing() -> None:
 
 
 def test_internal_calls_and_non_call_events_send_nothing() -> None:
-    sent, _ = drive([ev("ringing", 0, "102", direction="internal"), ended(1, "102", direction="internal"),
-                     analytics(1)])
+    sent, _ = drive(
+        [ev("ringing", 0, "102", direction="internal"), ended(1, "102", direction="internal"), analytics(1)]
+    )
     assert sent == []
 
 

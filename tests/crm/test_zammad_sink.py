@@ -1,5 +1,6 @@
 """The Zammad adapter against the fake Zammad: what its caller log shows for each scenario, and the
 `tcxhooks check` probe. The leg state lives in the dispatcher's store (SQLite and Postgres)."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -53,8 +54,7 @@ ROWS = {  # scenario → (state, done, to_comment, comment, Zammad's events in o
 
 
 @pytest.mark.parametrize("scenario", list(ROWS))
-async def test_each_scenario_leaves_one_right_caller_log_row(sink: ZammadSink, zammad: Zammad,
-                                                             scenario: str) -> None:
+async def test_each_scenario_leaves_one_right_caller_log_row(sink: ZammadSink, zammad: Zammad, scenario: str) -> None:
     for event in SCENARIOS[scenario]:
         reply = await sink.deliver(event)
         assert reply.verdict == "delivered", reply
@@ -64,8 +64,7 @@ async def test_each_scenario_leaves_one_right_caller_log_row(sink: ZammadSink, z
     assert [c.method for c in zammad.journal.received] == row.history  # nothing else was sent
 
 
-async def test_redelivering_every_event_adds_no_row_and_no_second_answer(sink: ZammadSink,
-                                                                          zammad: Zammad) -> None:
+async def test_redelivering_every_event_adds_no_row_and_no_second_answer(sink: ZammadSink, zammad: Zammad) -> None:
     for event in SCENARIOS["blind transfer"]:
         await sink.deliver(event)
     for event in SCENARIOS["blind transfer"]:
@@ -73,8 +72,9 @@ async def test_redelivering_every_event_adds_no_row_and_no_second_answer(sink: Z
     assert zammad.log[CHAIN].history == ["newCall", "answer", "hangup"]
 
 
-async def test_after_a_lost_state_the_retried_newcall_counts_as_done(legs: LegStore, zammad: Zammad,
-                                                                     store_url: str) -> None:
+async def test_after_a_lost_state_the_retried_newcall_counts_as_done(
+    legs: LegStore, zammad: Zammad, store_url: str
+) -> None:
     first, second = make_sink(legs, zammad.cti_url), make_sink(legs, zammad.cti_url)
     try:
         ringing, answered, ended = SCENARIOS["inbound answered"][:3]
@@ -88,8 +88,7 @@ async def test_after_a_lost_state_the_retried_newcall_counts_as_done(legs: LegSt
     assert zammad.log[CHAIN].history == ["newCall", "answer", "hangup"]
 
 
-async def test_a_call_zammad_never_saw_gets_its_newcall_before_the_answer(sink: ZammadSink,
-                                                                           zammad: Zammad) -> None:
+async def test_a_call_zammad_never_saw_gets_its_newcall_before_the_answer(sink: ZammadSink, zammad: Zammad) -> None:
     await sink.deliver(SCENARIOS["inbound answered"][0])
     zammad.log.clear()  # Zammad lost the row (restored from a backup, say)
     reply = await sink.deliver(SCENARIOS["inbound answered"][1])

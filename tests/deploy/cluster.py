@@ -6,6 +6,7 @@ NetworkPolicy reachability.
     config = load_mounted(mount(objects, workload, container, secrets), "/etc/tcxhooks.ini", tmp_path, "media")
     egress_allowed(objects, pod_labels, Peer(ip="203.0.113.10"), 5001)
 """
+
 from __future__ import annotations
 
 import base64
@@ -31,8 +32,12 @@ def one(objects: list[Obj], kind: str, name: str) -> Obj:
 
 def generated(objects: list[Obj], kind: str, base_name: str) -> Obj | None:
     """A generated ConfigMap/Secret by its name before the hash suffix (None when absent)."""
-    found = [o for o in objects if o["kind"] == kind
-             and (o["metadata"]["name"] == base_name or o["metadata"]["name"].rsplit("-", 1)[0] == base_name)]
+    found = [
+        o
+        for o in objects
+        if o["kind"] == kind
+        and (o["metadata"]["name"] == base_name or o["metadata"]["name"].rsplit("-", 1)[0] == base_name)
+    ]
     assert len(found) <= 1
     return found[0] if found else None
 
@@ -119,6 +124,7 @@ def mount(objects: list[Obj], workload: Obj, container: Obj, secret_fallback: di
 
 def load_mounted(mounted: Mounted, config_path: str, folder: Path, service: str) -> ServiceConfig:
     """Lays the container's files out under `folder` and loads the config the way the service would."""
+
     def local(path: str) -> str:
         return str(folder / path.lstrip("/"))
 
@@ -136,6 +142,7 @@ def load_mounted(mounted: Mounted, config_path: str, folder: Path, service: str)
 
 # --- NetworkPolicy reachability ------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Peer:
     """A destination: an address outside the cluster, or a pod (same namespace) by its labels."""
@@ -151,7 +158,8 @@ def _peer_matches(rule_peer: Obj, peer: Peer) -> bool:
         block = rule_peer["ipBlock"]
         address = ipaddress.ip_address(peer.ip)
         return address in ipaddress.ip_network(block["cidr"]) and not any(
-            address in ipaddress.ip_network(e) for e in block.get("except", []))
+            address in ipaddress.ip_network(e) for e in block.get("except", [])
+        )
     if not peer.labels:
         return False
     if "namespaceSelector" in rule_peer:
@@ -168,9 +176,12 @@ def _port_matches(rule: Obj, port: int) -> bool:
 
 def egress_allowed(objects: list[Obj], labels: dict[str, str], peer: Peer, port: int) -> bool:
     """Whether a pod with `labels` may open TCP `port` to `peer` under the rendered NetworkPolicies."""
-    policies = [p for p in find(objects, "NetworkPolicy")
-                if matches(p["spec"]["podSelector"].get("matchLabels", {}), labels)
-                and "Egress" in p["spec"].get("policyTypes", [])]
+    policies = [
+        p
+        for p in find(objects, "NetworkPolicy")
+        if matches(p["spec"]["podSelector"].get("matchLabels", {}), labels)
+        and "Egress" in p["spec"].get("policyTypes", [])
+    ]
     if not policies:
         return True
     for policy in policies:
@@ -179,4 +190,3 @@ def egress_allowed(objects: list[Obj], labels: dict[str, str], peer: Peer, port:
             if (not peers or any(_peer_matches(p, peer) for p in peers)) and _port_matches(rule, port):
                 return True
     return False
-

@@ -3,6 +3,7 @@ keys, then `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?error}`, `${VA
 
     compose = load_compose(Path("compose.yaml"), read_env_file(Path("deploy/env.example")))
 """
+
 from __future__ import annotations
 
 import re
@@ -12,7 +13,9 @@ from typing import Any
 
 import yaml
 
-_VAR = re.compile(r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)")
+_VAR = re.compile(
+    r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)"
+)
 
 
 class MissingVariable(Exception):

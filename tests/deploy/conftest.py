@@ -4,6 +4,7 @@
 simulator command exists) once for this folder (stopped before other folders' tests run), so the Dockerfile's HEALTHCHECK and the dashboards'
 queries are checked against what the product really serves.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -66,13 +67,27 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         names = ["dispatcher", "media", "analytics"]
         if simulator_available():
             sim_port = free_port()
-            sim = start(["sim", "--port", str(sim_port), "--client-id", SIM_CLIENT_ID,
-                         "--client-secret", SIM_CLIENT_SECRET, "--recordings-dir", str(folder / "pbx")],
-                        folder / "sim.log")
+            sim = start(
+                [
+                    "sim",
+                    "--port",
+                    str(sim_port),
+                    "--client-id",
+                    SIM_CLIENT_ID,
+                    "--client-secret",
+                    SIM_CLIENT_SECRET,
+                    "--recordings-dir",
+                    str(folder / "pbx"),
+                ],
+                folder / "sim.log",
+            )
             procs.append(sim)
             wait_http(f"http://127.0.0.1:{sim_port}/sim/scenarios", proc=sim)
-            sections["pbx"] = {"url": f"http://127.0.0.1:{sim_port}", "client_id": SIM_CLIENT_ID,
-                               "client_secret": SIM_CLIENT_SECRET}
+            sections["pbx"] = {
+                "url": f"http://127.0.0.1:{sim_port}",
+                "client_id": SIM_CLIENT_ID,
+                "client_secret": SIM_CLIENT_SECRET,
+            }
             names.append("monitor")
         config = write_config(folder, **sections)
         live = Live(config)
@@ -83,8 +98,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         for name in names:
             port = free_port()
             live.metrics[name] = port
-            started[name] = start([name, "-c", str(config)], folder / f"{name}.log",
-                                  env={"TCXH_METRICS_PORT": str(port)})
+            started[name] = start(
+                [name, "-c", str(config)], folder / f"{name}.log", env={"TCXH_METRICS_PORT": str(port)}
+            )
             procs.append(started[name])
         for name in names:
             _wait_ready(name, services[name], started[name], folder / f"{name}.log")

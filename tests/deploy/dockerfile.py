@@ -1,9 +1,10 @@
 """Reads a Dockerfile and a .dockerignore the way `docker build` does, for static checks.
 
-    stages = parse_dockerfile(Path("Dockerfile"))
-    stages[-1].instructions("CMD")[0].exec_form()  # ["up"]
-    ignored(".dockerignore patterns", "src/tcxhooks/v1/events_pb2.py")
+stages = parse_dockerfile(Path("Dockerfile"))
+stages[-1].instructions("CMD")[0].exec_form()  # ["up"]
+ignored(".dockerignore patterns", "src/tcxhooks/v1/events_pb2.py")
 """
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,9 @@ class Instruction:
             value = json.loads(text)
         except json.JSONDecodeError:
             raise AssertionError(f"line {self.line}: {self.keyword} is not in exec (JSON) form") from None
-        assert isinstance(value, list) and all(isinstance(v, str) for v in value), f"line {self.line}: not a string list"
+        assert isinstance(value, list) and all(isinstance(v, str) for v in value), (
+            f"line {self.line}: not a string list"
+        )
         return value
 
     def flags(self) -> dict[str, str]:
@@ -101,8 +104,11 @@ def parse_dockerfile(path: Path) -> list[Stage]:
 
 
 def read_dockerignore(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and not line.strip().startswith("#")]
+    return [
+        line.strip()
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
 
 
 def _matches(pattern: str, relpath: str) -> bool:

@@ -5,6 +5,7 @@
 Besides `TCXH_<SECTION>_<KEY>` (and `_FILE` for secrets), the containers may set `TCXH_CONFIG` (the
 ini path, read by every command's `-c` default) and `PGPASSWORD` (libpq's password for the store URL).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -33,16 +34,20 @@ def config_key(name: str) -> Key:
     """The key `name` overrides; AssertionError when it overrides nothing."""
     assert name.startswith(ENV_PREFIX), f"{name}: not a {ENV_PREFIX}* variable"
     rest, file = (name[: -len("_FILE")], True) if name.endswith("_FILE") else (name, False)
-    rest = rest[len(ENV_PREFIX):]
+    rest = rest[len(ENV_PREFIX) :]
     candidates: list[Key] = []
     for cls in owned_sections():
         section = cls.SECTION
         for key, secret in _keys(cls).items():
             if rest == f"{section}_{key}".upper():
                 candidates.append(Key(section, key, secret, file))
-            elif cls.REPEATED and rest.startswith(f"{section}_".upper()) and rest.endswith(f"_{key}".upper()) \
-                    and len(rest) > len(f"{section}__{key}"):
-                instance = rest[len(section) + 1: -len(key) - 1].lower()
+            elif (
+                cls.REPEATED
+                and rest.startswith(f"{section}_".upper())
+                and rest.endswith(f"_{key}".upper())
+                and len(rest) > len(f"{section}__{key}")
+            ):
+                instance = rest[len(section) + 1 : -len(key) - 1].lower()
                 candidates.append(Key(f"{section}:{instance}", key, secret, file))
     assert candidates, f"{name} names no config key"
     found = candidates[0]

@@ -11,6 +11,7 @@ name or by `target`), `namespace`, `labels` (without selectors), `images` and `r
 else in a kustomization is an error, so a file that real kustomize would read differently never
 renders silently.
 """
+
 from __future__ import annotations
 
 import base64
@@ -29,18 +30,55 @@ Obj = dict[str, Any]
 
 FILENAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 SUPPORTED = {
-    "Kustomization": {"apiVersion", "kind", "resources", "components", "configMapGenerator", "secretGenerator",
-                      "generatorOptions", "patches", "namespace", "labels", "images", "replicas"},
-    "Component": {"apiVersion", "kind", "resources", "components", "configMapGenerator", "secretGenerator",
-                  "generatorOptions", "patches", "labels", "images", "replicas"},
+    "Kustomization": {
+        "apiVersion",
+        "kind",
+        "resources",
+        "components",
+        "configMapGenerator",
+        "secretGenerator",
+        "generatorOptions",
+        "patches",
+        "namespace",
+        "labels",
+        "images",
+        "replicas",
+    },
+    "Component": {
+        "apiVersion",
+        "kind",
+        "resources",
+        "components",
+        "configMapGenerator",
+        "secretGenerator",
+        "generatorOptions",
+        "patches",
+        "labels",
+        "images",
+        "replicas",
+    },
 }
 API_VERSIONS = {"Kustomization": "kustomize.config.k8s.io/v1beta1", "Component": "kustomize.config.k8s.io/v1alpha1"}
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "PersistentVolume",
-                  "StorageClass", "PriorityClass", "IngressClass"}
+CLUSTER_SCOPED = {
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "PersistentVolume",
+    "StorageClass",
+    "PriorityClass",
+    "IngressClass",
+}
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
 # Strategic merge keys of the lists our patches touch (from the Kubernetes API's patchMergeKey).
-MERGE_KEYS = {"containers": "name", "initContainers": "name", "env": "name", "volumes": "name",
-              "volumeMounts": "mountPath", "imagePullSecrets": "name"}
+MERGE_KEYS = {
+    "containers": "name",
+    "initContainers": "name",
+    "env": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "imagePullSecrets": "name",
+}
 
 
 class KustomizeError(Exception):
@@ -135,6 +173,7 @@ def _run(folder: Path, kind: str, inherited: list[Resource]) -> list[Resource]:
 
 # --- generators ---------------------------------------------------------------------------------
 
+
 def _generated_data(folder: Path, generator: Obj) -> dict[str, str]:
     unknown = set(generator) - {"name", "behavior", "files", "literals", "options", "type"}
     if unknown:
@@ -201,6 +240,7 @@ def _hash(obj: Obj) -> str:
 
 
 # --- patches --------------------------------------------------------------------------------------
+
 
 def _merge_key(field: str | None, items: list[Any]) -> str | None:
     if field == "ports":
@@ -282,6 +322,7 @@ def _patch(folder: Path, entry: Obj, resources: list[Resource]) -> None:
 
 # --- transformers -------------------------------------------------------------------------------
 
+
 def _pod_templates(obj: Obj) -> Iterator[Obj]:
     if obj["kind"] in WORKLOADS:
         yield obj["spec"]["template"]
@@ -313,7 +354,7 @@ def split_image(image: str) -> tuple[str, str, str]:
     colon = name.rfind(":")
     tag = ""
     if colon > slash:
-        name, tag = name[:colon], name[colon + 1:]
+        name, tag = name[:colon], name[colon + 1 :]
     return name, tag, digest
 
 
@@ -330,8 +371,11 @@ def _set_image(entry: Obj, resources: list[Resource]) -> None:
 
 
 def _set_replicas(entry: Obj, resources: list[Resource], folder: Path) -> None:
-    matched = [r for r in resources if r.obj["kind"] in ("Deployment", "StatefulSet", "ReplicaSet")
-               and r.obj["metadata"]["name"] == entry["name"]]
+    matched = [
+        r
+        for r in resources
+        if r.obj["kind"] in ("Deployment", "StatefulSet", "ReplicaSet") and r.obj["metadata"]["name"] == entry["name"]
+    ]
     if not matched:
         raise KustomizeError(f"{folder}: replicas for unknown workload {entry['name']}")
     for resource in matched:
@@ -339,6 +383,7 @@ def _set_replicas(entry: Obj, resources: list[Resource], folder: Path) -> None:
 
 
 # --- name references ------------------------------------------------------------------------------
+
 
 def _references(obj: Obj) -> Iterator[tuple[str, Obj, str]]:
     """(kind referred to, holder dict, field holding the name) for every ConfigMap/Secret reference."""

@@ -1,8 +1,9 @@
 """Metric names in a PromQL expression (the subset our dashboards use), and names a /metrics page serves.
 
-    metric_names('sum by (le) (rate(tcxhooks_media_transcode_seconds_bucket[$__rate_interval]))')
-    # {"tcxhooks_media_transcode_seconds_bucket"}
+metric_names('sum by (le) (rate(tcxhooks_media_transcode_seconds_bucket[$__rate_interval]))')
+# {"tcxhooks_media_transcode_seconds_bucket"}
 """
+
 from __future__ import annotations
 
 import ast
@@ -12,9 +13,31 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 _KEYWORDS = {
-    "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset", "and", "or", "unless",
-    "sum", "avg", "min", "max", "count", "stddev", "stdvar", "topk", "bottomk", "quantile", "count_values",
-    "group", "inf", "nan",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "offset",
+    "and",
+    "or",
+    "unless",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "count",
+    "stddev",
+    "stdvar",
+    "topk",
+    "bottomk",
+    "quantile",
+    "count_values",
+    "group",
+    "inf",
+    "nan",
 }
 _SAMPLE_SUFFIXES = {
     "counter": ("_total", "_created"),
@@ -28,10 +51,10 @@ _SAMPLE_SUFFIXES = {
 
 
 def metric_names(expr: str) -> set[str]:
-    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)            # string literals
-    text = re.sub(r"\$\{?\w+\}?", "", text)                        # Grafana variables
-    text = re.sub(r"\{[^}]*\}", "", text)                          # label matchers
-    text = re.sub(r"\[[^\]]*\]", "", text)                         # range selectors
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # string literals
+    text = re.sub(r"\$\{?\w+\}?", "", text)  # Grafana variables
+    text = re.sub(r"\{[^}]*\}", "", text)  # label matchers
+    text = re.sub(r"\[[^\]]*\]", "", text)  # range selectors
     text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
     names = set()
     for match in re.finditer(r"(?<![\w.])([A-Za-z_:][A-Za-z0-9_:]*)\s*(\()?", text):
@@ -66,8 +89,11 @@ def declared_labels(paths: list[Path]) -> dict[str, set[str]]:
     declared: dict[str, set[str]] = {}
     for path in paths:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                    and node.func.id in ("Counter", "Gauge", "Histogram", "Summary")):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("Counter", "Gauge", "Histogram", "Summary")
+            ):
                 continue
             args = list(node.args) + [k.value for k in node.keywords if k.arg in ("labelnames",)]
             if not args or not isinstance(args[0], ast.Constant):

@@ -1,6 +1,7 @@
 """Alerting rules: one set for compose's Prometheus (deploy/alerts.yml) and the Prometheus Operator
 (k8s PrometheusRule), well-formed, loaded by compose's Prometheus, and naming only metrics and labels the
 running services really serve; the commands they tell an admin to run exist."""
+
 from __future__ import annotations
 
 import re
@@ -19,8 +20,11 @@ from .promql import declared_labels, grouping_labels, labels_of, metric_names, m
 
 RULES = yaml.safe_load((ROOT / "deploy" / "alerts.yml").read_text(encoding="utf-8"))
 ALERTS = [rule for group in RULES["groups"] for rule in group["rules"]]
-RENDERS = sorted(str(p.parent.relative_to(ROOT / "k8s")) for p in (ROOT / "k8s").glob("**/kustomization.yaml")
-                 if p.parent.parent.name in ("overlays", "tests"))
+RENDERS = sorted(
+    str(p.parent.relative_to(ROOT / "k8s"))
+    for p in (ROOT / "k8s").glob("**/kustomization.yaml")
+    if p.parent.parent.name in ("overlays", "tests")
+)
 
 
 def test_compose_prometheus_loads_the_rule_file() -> None:

@@ -1,5 +1,6 @@
 """compose.yaml, parsed and cross-checked against the code: real commands, config keys, ports, the
 Prometheus/Grafana wiring, and the bucket-init command run against a MinIO stand-in."""
+
 from __future__ import annotations
 
 import logging
@@ -29,7 +30,9 @@ ENV_EXAMPLE = read_env_file(ROOT / "deploy" / "env.example")
 COMPOSE = load_compose(ROOT / "compose.yaml", ENV_EXAMPLE)
 SERVICES_OF = COMPOSE["services"]
 STAGES = parse_dockerfile(ROOT / "Dockerfile")
-IMAGE_CONFIG = next(i.args for i in STAGES[-1].instructions("ENV") if "TCXH_CONFIG=" in i.args).split("TCXH_CONFIG=")[1].split()[0]
+IMAGE_CONFIG = (
+    next(i.args for i in STAGES[-1].instructions("ENV") if "TCXH_CONFIG=" in i.args).split("TCXH_CONFIG=")[1].split()[0]
+)
 
 
 def service_config(name: str) -> ServiceConfig:
@@ -102,8 +105,10 @@ def test_media_reaches_the_compose_minio_and_publishes_its_links_port() -> None:
 
 def test_prometheus_scrapes_every_service_metrics_port() -> None:
     prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text(encoding="utf-8"))
-    targets = {job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
-               for job in prometheus["scrape_configs"]}
+    targets = {
+        job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
+        for job in prometheus["scrape_configs"]
+    }
     for name in SERVICES:
         port = service_config(name).metrics.port
         assert targets[f"tcxhooks-{name}"] == [f"{name}:{port}"]
@@ -166,15 +171,21 @@ def test_bucket_init_gives_media_a_user_of_its_own_limited_to_its_bucket() -> No
     root user creates the bucket, the policy and media's user; media's keys are not the root's."""
     service = SERVICES_OF["minio-init"]
     assert service["depends_on"] == {"minio": {"condition": "service_healthy"}}
-    command = [sys.executable if part == "python" else part.replace(IMAGE_CONFIG, str(INI))
-               for part in service["entrypoint"] + service["command"]]
+    command = [
+        sys.executable if part == "python" else part.replace(IMAGE_CONFIG, str(INI))
+        for part in service["entrypoint"] + service["command"]
+    ]
     root = environment(SERVICES_OF["minio"])
     media = service_config("media").recordings
     assert media.s3_access_key != root["MINIO_ROOT_USER"] and media.s3_secret_key != root["MINIO_ROOT_PASSWORD"]
     assert not set(root.values()) & set(environment(SERVICES_OF["media"]).values()), "media holds no root credential"
     with FakeMinio(root["MINIO_ROOT_USER"], root["MINIO_ROOT_PASSWORD"]) as minio:
-        env = {**os.environ, **environment(service), "TCXH_RECORDINGS_S3_ENDPOINT": minio.endpoint,
-               "TCXH_RECORDINGS_S3_SECURE": "false"}
+        env = {
+            **os.environ,
+            **environment(service),
+            "TCXH_RECORDINGS_S3_ENDPOINT": minio.endpoint,
+            "TCXH_RECORDINGS_S3_SECURE": "false",
+        }
         for _ in range(2):
             reply = subprocess.run(command, env=env, capture_output=True, timeout=60)
             assert reply.returncode == 0, reply.stderr.decode()[-2000:]
@@ -185,8 +196,9 @@ def test_bucket_init_gives_media_a_user_of_its_own_limited_to_its_bucket() -> No
         assert minio.policies == {POLICY: media_policy(media.s3_bucket)}
     for statement in media_policy(media.s3_bucket)["Statement"]:
         assert statement["Effect"] == "Allow" and "*" not in "".join(statement["Action"])
-        assert all(r in (f"arn:aws:s3:::{media.s3_bucket}", f"arn:aws:s3:::{media.s3_bucket}/*")
-                   for r in statement["Resource"])
+        assert all(
+            r in (f"arn:aws:s3:::{media.s3_bucket}", f"arn:aws:s3:::{media.s3_bucket}/*") for r in statement["Resource"]
+        )
 
 
 def test_bucket_init_refuses_to_make_media_the_root_user() -> None:
@@ -203,8 +215,12 @@ def test_secrets_have_no_default_values() -> None:
     raw = yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))
     for name, service in raw["services"].items():
         for key, value in (service.get("environment") or {}).items():
-            secret = key in ("PGPASSWORD", "POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "GF_SECURITY_ADMIN_PASSWORD") or (
-                key.startswith("TCXH_") and config_key(key).secret)
+            secret = key in (
+                "PGPASSWORD",
+                "POSTGRES_PASSWORD",
+                "MINIO_ROOT_PASSWORD",
+                "GF_SECURITY_ADMIN_PASSWORD",
+            ) or (key.startswith("TCXH_") and config_key(key).secret)
             if secret:
                 assert re.fullmatch(r"\$\{\w+(:\?[^}]*|:-)\}", str(value)), f"{name}: {key} = {value}"
 
@@ -214,4 +230,5 @@ def test_images_are_built_here_or_pinned_by_digest() -> None:
         if "build" in service:
             continue
         assert re.fullmatch(r"[a-z0-9./_-]+:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}", service["image"]), (
-            f"{name}: {service['image']} is not pinned by digest")
+            f"{name}: {service['image']} is not pinned by digest"
+        )

@@ -1,5 +1,6 @@
 """The image, compose.yaml and k8s/ run the same thing: the same commands, config path, user, ports
 and health checks, and configs that differ only where the platforms must (hosts, URLs, secrets)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,9 +23,12 @@ from .test_k8s import service_config as k8s_config
 RUNTIME = parse_dockerfile(ROOT / "Dockerfile")[-1]
 # Keys whose values must differ between one Docker host and a cluster (section, key); secrets
 # (shown as *** once set) come from each platform's own store and are not compared.
-PLATFORM_KEYS = {
-    ("services", name) for name in SERVICES
-} | {("store", "url"), ("recordings", "public_url"), ("recordings", "s3_endpoint"), ("recordings", "s3_secure")}
+PLATFORM_KEYS = {("services", name) for name in SERVICES} | {
+    ("store", "url"),
+    ("recordings", "public_url"),
+    ("recordings", "s3_endpoint"),
+    ("recordings", "s3_secure"),
+}
 
 
 def ports(config: ServiceConfig) -> dict[str, str]:
@@ -62,14 +66,18 @@ def test_configs_differ_only_where_the_platform_does(service: str, tmp_path: Pat
     compose = compose_config(service).redacted()
     k8s = k8s_config(render("overlays/prod"), service, tmp_path).redacted()
     assert compose.keys() == k8s.keys()
-    differing = {(section, key) for section in compose for key in compose[section]
-                 if compose[section][key] != k8s[section][key] and "***" not in (compose[section][key], k8s[section][key])}
+    differing = {
+        (section, key)
+        for section in compose
+        for key in compose[section]
+        if compose[section][key] != k8s[section][key] and "***" not in (compose[section][key], k8s[section][key])
+    }
     assert differing <= PLATFORM_KEYS, sorted(differing - PLATFORM_KEYS)
 
 
 def test_docker_and_kubernetes_probe_the_same_health_services() -> None:
     (check,) = RUNTIME.instructions("HEALTHCHECK")
-    assert check.exec_form()[-2:] == ["tcxhooks", "health"], "the image checks readiness (service \"\")"
+    assert check.exec_form()[-2:] == ["tcxhooks", "health"], 'the image checks readiness (service "")'
     for service in SERVICES:
         k8s = container(deployment(render("overlays/prod"), service))
         assert "service" not in k8s["readinessProbe"]["grpc"]

@@ -1,5 +1,6 @@
 """Grafana dashboards: in sync with their generator, well-formed, covering what operators need, and
 every query naming metrics that the running services really serve on /metrics."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -16,8 +17,15 @@ from .conftest import ROOT, Live
 from .promql import declared_labels, grouping_labels, labels_of, metric_names, metrics_modules, served_names
 
 DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
-SHARED = {"grpc_server_handled_total", "grpc_client_handled_total", "grpc_server_handling_seconds_bucket", "grpc_server_handling_seconds_sum",
-          "grpc_server_handling_seconds_count", "tcxhooks_build_info", "tcxhooks_dependency_up"}
+SHARED = {
+    "grpc_server_handled_total",
+    "grpc_client_handled_total",
+    "grpc_server_handling_seconds_bucket",
+    "grpc_server_handling_seconds_sum",
+    "grpc_server_handling_seconds_count",
+    "tcxhooks_build_info",
+    "tcxhooks_dependency_up",
+}
 # What issue 9 asks the dashboards to show, by the metric showing it.
 REQUIRED = {
     "event rate by type": "tcxhooks_monitor_events_emitted_total",
@@ -35,7 +43,9 @@ REQUIRED = {
 
 
 def generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("build_dashboards", ROOT / "deploy" / "grafana" / "build_dashboards.py")
+    spec = importlib.util.spec_from_file_location(
+        "build_dashboards", ROOT / "deploy" / "grafana" / "build_dashboards.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -47,12 +57,20 @@ def dashboards() -> dict[str, dict[str, Any]]:
 
 
 def queried() -> set[str]:
-    return {name for d in dashboards().values() for p in d["panels"] for t in p["targets"] for name in metric_names(t["expr"])}
+    return {
+        name
+        for d in dashboards().values()
+        for p in d["panels"]
+        for t in p["targets"]
+        for name in metric_names(t["expr"])
+    }
 
 
 def test_metric_names_parser() -> None:
-    expr = ('histogram_quantile(0.99, sum by (le, grpc_method) (rate(a_bucket{code!="OK", x=~"y|z"}[$__rate_interval])))'
-            ' / on (job) group_left sum without (instance) (b_total offset 5m) > bool 1 and max(c)')
+    expr = (
+        'histogram_quantile(0.99, sum by (le, grpc_method) (rate(a_bucket{code!="OK", x=~"y|z"}[$__rate_interval])))'
+        " / on (job) group_left sum without (instance) (b_total offset 5m) > bool 1 and max(c)"
+    )
     assert metric_names(expr) == {"a_bucket", "b_total", "c"}
 
 
@@ -60,8 +78,9 @@ def test_json_files_match_the_generator() -> None:
     module = generator()
     assert {f"{uid}.json" for uid in module.DASHBOARDS} == set(dashboards())
     for uid in module.DASHBOARDS:
-        assert (DASHBOARDS / f"{uid}.json").read_text(encoding="utf-8") == module.text(uid), \
+        assert (DASHBOARDS / f"{uid}.json").read_text(encoding="utf-8") == module.text(uid), (
             f"{uid}.json is stale: run python deploy/grafana/build_dashboards.py"
+        )
 
 
 def test_dashboards_are_well_formed() -> None:

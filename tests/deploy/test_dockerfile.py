@@ -1,6 +1,7 @@
 """The Dockerfile, checked without a Docker engine: its stages, the build context, the wheel stage's
 command run for real on the staged context, the runtime user, the command, and the HEALTHCHECK run
 against a real service."""
+
 from __future__ import annotations
 
 import os
@@ -81,7 +82,11 @@ def test_entrypoint_and_default_command_are_real_cli_commands(stages: list[Stage
 
 def test_exposes_the_default_ports_of_every_service(stages: list[Stage]) -> None:
     (expose,) = runtime_stage(stages).instructions("EXPOSE")
-    defaults = {"TCXH_PBX_URL": "https://pbx.example.com", "TCXH_PBX_CLIENT_ID": "c", "TCXH_WEBHOOK_URL": "https://crm.example.com"}
+    defaults = {
+        "TCXH_PBX_URL": "https://pbx.example.com",
+        "TCXH_PBX_CLIENT_ID": "c",
+        "TCXH_WEBHOOK_URL": "https://crm.example.com",
+    }
     config = load_product(None, env=defaults)
     expected = {int(config.platform.services.address(n).rpartition(":")[2]) for n in SERVICES}
     expected |= {config.platform.metrics.port, int(config.media.recordings.listen.rpartition(":")[2])}
@@ -89,10 +94,18 @@ def test_exposes_the_default_ports_of_every_service(stages: list[Stage]) -> None
     assert {int(p) for p in expose.args.split()} == expected
 
 
-def test_build_context_has_everything_the_wheel_needs_and_no_local_stubs(stages: list[Stage], ignore: list[str]) -> None:
+def test_build_context_has_everything_the_wheel_needs_and_no_local_stubs(
+    stages: list[Stage], ignore: list[str]
+) -> None:
     copied = [i.operands()[:-1] for i in stages[0].instructions("COPY")]
     sources = {s.rstrip("/") for group in copied for s in group}
-    needed = {"pyproject.toml", "setup.py", PYPROJECT["project"]["readme"], "proto", *PYPROJECT["project"]["license-files"]}
+    needed = {
+        "pyproject.toml",
+        "setup.py",
+        PYPROJECT["project"]["readme"],
+        "proto",
+        *PYPROJECT["project"]["license-files"],
+    }
     needed |= {d.split("/")[0] for d in PYPROJECT["tool"]["setuptools"]["package-dir"].values()}
     assert needed <= sources, f"not copied: {needed - sources}"
     for source in sources:
@@ -103,7 +116,9 @@ def test_build_context_has_everything_the_wheel_needs_and_no_local_stubs(stages:
     assert not [f for f in files if f.startswith((".venv/", ".git/", "data/"))]
 
 
-def test_wheel_stage_builds_the_package_with_generated_stubs(stages: list[Stage], ignore: list[str], tmp_path: Path) -> None:
+def test_wheel_stage_builds_the_package_with_generated_stubs(
+    stages: list[Stage], ignore: list[str], tmp_path: Path
+) -> None:
     """Runs the wheel stage's RUN on a copy of what its COPY lines put in the image (dependencies left out)."""
     context = tmp_path / "src"
     wanted = [i.operands() for i in stages[0].instructions("COPY")]

@@ -1,5 +1,6 @@
 """docs/deployment.md stays true: its commands exist, its paths exist, its variables are config keys,
 and its metrics reference lists exactly what the running services serve."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -25,12 +26,17 @@ def test_every_tcxhooks_command_exists() -> None:
     assert commands
     for command in commands:
         assert command in COMMANDS, command
-        assert importlib.util.find_spec(COMMANDS[command]) is not None, f"tcxhooks {command}: {COMMANDS[command]} missing"
+        assert importlib.util.find_spec(COMMANDS[command]) is not None, (
+            f"tcxhooks {command}: {COMMANDS[command]} missing"
+        )
 
 
 def test_every_repository_path_exists() -> None:
-    paths = {s.split(" ")[0].rstrip("/") for s in SPANS
-             if re.fullmatch(r"(k8s|deploy|src|tests|docs)/[\w./<>-]+", s.split(" ")[0])}
+    paths = {
+        s.split(" ")[0].rstrip("/")
+        for s in SPANS
+        if re.fullmatch(r"(k8s|deploy|src|tests|docs)/[\w./<>-]+", s.split(" ")[0])
+    }
     assert paths
     for path in paths:
         if "<" not in path:
@@ -47,8 +53,11 @@ def test_metrics_reference_lists_what_the_services_serve(live: Live) -> None:
     documented = {re.sub(r"_total$", "", m) for m in re.findall(r"^\| `((?:tcxhooks|grpc)_\w+)` \|", DOC, re.M)}
     served: set[str] = set()
     for service in live.metrics:
-        served |= {f.name for f in text_string_to_metric_families(live.scrape(service))
-                   if f.name.startswith(("tcxhooks_", "grpc_")) and not f.name.endswith("_created")}
+        served |= {
+            f.name
+            for f in text_string_to_metric_families(live.scrape(service))
+            if f.name.startswith(("tcxhooks_", "grpc_")) and not f.name.endswith("_created")
+        }
     own = {n for n in documented if not any(n.startswith(f"tcxhooks_{s}_") for s in SERVICES if s not in live.metrics)}
     assert own == served, f"undocumented: {sorted(served - own)}; not served: {sorted(own - served)}"
 
@@ -58,8 +67,14 @@ def test_the_readmes_security_section_names_every_port_and_key_it_relies_on() ->
     tells operators to set or rotate are real config keys of the service that owns them."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Security", 1)[1].split("\n## ", 1)[0]
-    config = load_product(None, env={"TCXH_PBX_URL": "https://pbx.example.com", "TCXH_PBX_CLIENT_ID": "c",
-                                     "TCXH_WEBHOOK_URL": "https://crm.example.com"})
+    config = load_product(
+        None,
+        env={
+            "TCXH_PBX_URL": "https://pbx.example.com",
+            "TCXH_PBX_CLIENT_ID": "c",
+            "TCXH_WEBHOOK_URL": "https://crm.example.com",
+        },
+    )
     ports = [config.platform.services.address(name).rpartition(":")[2] for name in SERVICES]
     assert f"| {min(ports)}-{max(ports)} |" in section
     assert f"| {config.platform.metrics.port} |" in section and f"| {HEALTH_PORT} (containers) |" in section

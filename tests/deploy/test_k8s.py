@@ -2,6 +2,7 @@
 schemas (the Prometheus Operator's ServiceMonitor and PrometheusRule against their structure), and the
 manifests cross-checked against the code: commands, the config each container would load, ports, probes,
 secrets, network reachability."""
+
 from __future__ import annotations
 
 import functools
@@ -47,10 +48,16 @@ from .kustomize import KustomizeError, build, strategic_merge
 
 K8S = ROOT / "k8s"
 KUBERNETES_VERSION = "1.30.0"
-RENDERS = sorted(str(p.parent.relative_to(K8S)) for p in K8S.glob("**/kustomization.yaml")
-                 if p.parent.parent.name in ("overlays", "tests"))
-IMAGE_CONFIG = next(i.args for i in parse_dockerfile(ROOT / "Dockerfile")[-1].instructions("ENV")
-                    if "TCXH_CONFIG=" in i.args).split("TCXH_CONFIG=")[1].split()[0]
+RENDERS = sorted(
+    str(p.parent.relative_to(K8S))
+    for p in K8S.glob("**/kustomization.yaml")
+    if p.parent.parent.name in ("overlays", "tests")
+)
+IMAGE_CONFIG = (
+    next(i.args for i in parse_dockerfile(ROOT / "Dockerfile")[-1].instructions("ENV") if "TCXH_CONFIG=" in i.args)
+    .split("TCXH_CONFIG=")[1]
+    .split()[0]
+)
 TEMPLATE = yaml.safe_load((K8S / "base" / "secret.template.yaml").read_text(encoding="utf-8"))
 # an image pinned by digest, its tag kept for reading: name:tag@sha256:<64 hex>
 PINNED = re.compile(r"[a-z0-9./_-]+:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}")
@@ -64,51 +71,116 @@ PUBLIC_LINKS = "198.18.0.10"  # where the Ingress publishes media's links
 DNS_1123 = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DURATION = r"^(0|([0-9]+(ms|s|m|h))+)$"
 SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
-    "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"], "additionalProperties": False,
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
     "properties": {
         "apiVersion": {"const": "monitoring.coreos.com/v1"},
         "kind": {"const": "ServiceMonitor"},
-        "metadata": {"type": "object", "required": ["name"], "additionalProperties": False, "properties": {
-            "name": {"type": "string", "pattern": DNS_1123, "maxLength": 63},
-            "namespace": {"type": "string", "pattern": DNS_1123},
-            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-            "annotations": {"type": "object", "additionalProperties": {"type": "string"}}}},
-        "spec": {"type": "object", "required": ["selector", "endpoints"], "additionalProperties": False, "properties": {
-            "jobLabel": {"type": "string"},
-            "selector": {"type": "object", "additionalProperties": False, "properties": {
-                "matchLabels": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "string"}}}},
-            "namespaceSelector": {"type": "object", "additionalProperties": False, "properties": {
-                "any": {"type": "boolean"}, "matchNames": {"type": "array", "items": {"type": "string"}}}},
-            "endpoints": {"type": "array", "minItems": 1, "items": {
-                "type": "object", "required": ["port"], "additionalProperties": False, "properties": {
-                    "port": {"type": "string"}, "path": {"type": "string", "pattern": "^/"},
-                    "scheme": {"enum": ["http", "https"]},
-                    "interval": {"type": "string", "pattern": DURATION},
-                    "scrapeTimeout": {"type": "string", "pattern": DURATION}}}}}},
+        "metadata": {
+            "type": "object",
+            "required": ["name"],
+            "additionalProperties": False,
+            "properties": {
+                "name": {"type": "string", "pattern": DNS_1123, "maxLength": 63},
+                "namespace": {"type": "string", "pattern": DNS_1123},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+        "spec": {
+            "type": "object",
+            "required": ["selector", "endpoints"],
+            "additionalProperties": False,
+            "properties": {
+                "jobLabel": {"type": "string"},
+                "selector": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "matchLabels": {
+                            "type": "object",
+                            "minProperties": 1,
+                            "additionalProperties": {"type": "string"},
+                        }
+                    },
+                },
+                "namespaceSelector": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "any": {"type": "boolean"},
+                        "matchNames": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+                "endpoints": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["port"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "port": {"type": "string"},
+                            "path": {"type": "string", "pattern": "^/"},
+                            "scheme": {"enum": ["http", "https"]},
+                            "interval": {"type": "string", "pattern": DURATION},
+                            "scrapeTimeout": {"type": "string", "pattern": DURATION},
+                        },
+                    },
+                },
+            },
+        },
     },
 }
 
 
 PROMETHEUS_RULE_SCHEMA: dict[str, Any] = {
-    "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"], "additionalProperties": False,
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
     "properties": {
         "apiVersion": {"const": "monitoring.coreos.com/v1"},
         "kind": {"const": "PrometheusRule"},
         "metadata": SERVICE_MONITOR_SCHEMA["properties"]["metadata"],
-        "spec": {"type": "object", "required": ["groups"], "additionalProperties": False, "properties": {
-            "groups": {"type": "array", "minItems": 1, "items": {
-                "type": "object", "required": ["name", "rules"], "additionalProperties": False, "properties": {
-                    "name": {"type": "string", "minLength": 1},
-                    "interval": {"type": "string", "pattern": DURATION},
-                    "rules": {"type": "array", "minItems": 1, "items": {
-                        "type": "object", "required": ["expr"], "additionalProperties": False,
-                        "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
+        "spec": {
+            "type": "object",
+            "required": ["groups"],
+            "additionalProperties": False,
+            "properties": {
+                "groups": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "rules"],
+                        "additionalProperties": False,
                         "properties": {
-                            "alert": {"type": "string"}, "record": {"type": "string"},
-                            "expr": {"type": "string", "minLength": 1},
-                            "for": {"type": "string", "pattern": DURATION},
-                            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-                            "annotations": {"type": "object", "additionalProperties": {"type": "string"}}}}}}}}}},
+                            "name": {"type": "string", "minLength": 1},
+                            "interval": {"type": "string", "pattern": DURATION},
+                            "rules": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {
+                                    "type": "object",
+                                    "required": ["expr"],
+                                    "additionalProperties": False,
+                                    "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
+                                    "properties": {
+                                        "alert": {"type": "string"},
+                                        "record": {"type": "string"},
+                                        "expr": {"type": "string", "minLength": 1},
+                                        "for": {"type": "string", "pattern": DURATION},
+                                        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                                        "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+                                    },
+                                },
+                            },
+                        },
+                    },
+                }
+            },
+        },
     },
 }
 OPERATOR_SCHEMAS = {"ServiceMonitor": SERVICE_MONITOR_SCHEMA, "PrometheusRule": PROMETHEUS_RULE_SCHEMA}
@@ -145,24 +217,47 @@ def port_of(address: str) -> int:
 
 # --- the renderer itself --------------------------------------------------------------------------
 
+
 def test_strategic_merge_merges_named_lists_and_replaces_others() -> None:
-    base = {"spec": {"containers": [{"name": "a", "args": ["x", "y"], "env": [{"name": "E", "value": "1"}]},
-                                    {"name": "b", "image": "i"}], "drop": 1}}
-    patch = {"spec": {"containers": [{"name": "a", "args": ["z"], "env": [{"name": "F", "value": "2"}]},
-                                     {"name": "b", "$patch": "delete"}], "drop": None}}
-    assert strategic_merge(base, patch) == {"spec": {"containers": [
-        {"name": "a", "args": ["z"], "env": [{"name": "E", "value": "1"}, {"name": "F", "value": "2"}]}]}}
+    base = {
+        "spec": {
+            "containers": [
+                {"name": "a", "args": ["x", "y"], "env": [{"name": "E", "value": "1"}]},
+                {"name": "b", "image": "i"},
+            ],
+            "drop": 1,
+        }
+    }
+    patch = {
+        "spec": {
+            "containers": [
+                {"name": "a", "args": ["z"], "env": [{"name": "F", "value": "2"}]},
+                {"name": "b", "$patch": "delete"},
+            ],
+            "drop": None,
+        }
+    }
+    assert strategic_merge(base, patch) == {
+        "spec": {
+            "containers": [
+                {"name": "a", "args": ["z"], "env": [{"name": "E", "value": "1"}, {"name": "F", "value": "2"}]}
+            ]
+        }
+    }
 
 
 def test_renderer_refuses_what_it_does_not_support(tmp_path: Path) -> None:
     (tmp_path / "kustomization.yaml").write_text(
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamePrefix: x-\n", encoding="utf-8")
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamePrefix: x-\n", encoding="utf-8"
+    )
     with pytest.raises(KustomizeError, match="namePrefix"):
         build(tmp_path)
     outside = tmp_path / "overlay"
     outside.mkdir()
     (outside / "kustomization.yaml").write_text(
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../x.yaml\n", encoding="utf-8")
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../x.yaml\n",
+        encoding="utf-8",
+    )
     (tmp_path / "x.yaml").write_text("kind: ConfigMap\napiVersion: v1\nmetadata: {name: x}\n", encoding="utf-8")
     with pytest.raises(KustomizeError, match="not in or below"):
         build(outside)
@@ -178,6 +273,7 @@ def test_generated_names_carry_a_content_hash_and_references_follow() -> None:
 
 
 # --- every render ---------------------------------------------------------------------------------
+
 
 def test_every_overlay_and_component_is_rendered() -> None:
     assert {"overlays/dev", "overlays/prod"} <= set(RENDERS)
@@ -206,14 +302,17 @@ def test_objects_are_valid_kubernetes(name: str) -> None:
 
 @pytest.mark.parametrize("name", RENDERS)
 @pytest.mark.parametrize("service", SERVICES)
-def test_service_runs_its_command_with_a_config_that_loads(name: str, service: str, tmp_path: Path,
-                                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_service_runs_its_command_with_a_config_that_loads(
+    name: str, service: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     objects = render(name)
     main = container(deployment(objects, service))
     assert main["args"] == [service, "-c", IMAGE_CONFIG] and main["args"][0] in COMMANDS
     assert "command" not in main, "the image's ENTRYPOINT (tcxhooks) runs the args"
-    check_env_names([e["name"] for e in main["env"]] + list(
-        one(objects, "ConfigMap", main["envFrom"][0]["configMapRef"]["name"])["data"]))
+    check_env_names(
+        [e["name"] for e in main["env"]]
+        + list(one(objects, "ConfigMap", main["envFrom"][0]["configMapRef"]["name"])["data"])
+    )
     with caplog.at_level(logging.WARNING, logger="tcxhooks.platform.config"):
         config = service_config(objects, service, tmp_path)
     assert not caplog.records, [r.getMessage() for r in caplog.records]
@@ -240,11 +339,15 @@ def test_ports_probes_and_service_agree_with_the_config(name: str, service: str,
     # the probes ask the plaintext health port, so they keep working when gRPC speaks TLS
     health = port_named(main["ports"], "health")
     assert config.services.health_port == health == HEALTH_PORT and health != int(port)
-    assert main["readinessProbe"]["grpc"] == {"port": health}, "readiness is service \"\""
+    assert main["readinessProbe"]["grpc"] == {"port": health}, 'readiness is service ""'
     assert main["livenessProbe"]["grpc"] == {"port": health, "service": LIVENESS}
     assert main["startupProbe"]["grpc"] == {"port": health, "service": LIVENESS}
     if service == "media":
-        assert port_named(main["ports"], "http") == port_named(svc["spec"]["ports"], "http") == port_of(config.recordings.listen)
+        assert (
+            port_named(main["ports"], "http")
+            == port_named(svc["spec"]["ports"], "http")
+            == port_of(config.recordings.listen)
+        )
         assert not config.recordings.listen.startswith("127.")
 
 
@@ -316,7 +419,11 @@ def test_the_secret_template_invites_no_empty_value() -> None:
 def test_service_monitor_scrapes_the_metrics_port_of_every_service(name: str) -> None:
     objects = render(name)
     (monitor,) = find(objects, "ServiceMonitor")
-    selected = [s for s in find(objects, "Service") if matches(monitor["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])]
+    selected = [
+        s
+        for s in find(objects, "Service")
+        if matches(monitor["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])
+    ]
     assert {s["metadata"]["name"] for s in selected} == {f"tcxhooks-{s}" for s in SERVICES}
     for svc in selected:
         for endpoint in monitor["spec"]["endpoints"]:
@@ -341,7 +448,9 @@ def test_ingress_serves_the_links_at_the_public_url(name: str, tmp_path: Path) -
 
 @pytest.mark.parametrize("name", RENDERS)
 def test_grafana_dashboards_configmap_holds_the_repository_dashboards(name: str) -> None:
-    (maps,) = [c for c in find(render(name), "ConfigMap") if c["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
+    (maps,) = [
+        c for c in find(render(name), "ConfigMap") if c["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
+    ]
     files = {p.name: p.read_text(encoding="utf-8") for p in (ROOT / "deploy" / "grafana" / "dashboards").glob("*.json")}
     assert maps["data"] == files
 
@@ -353,7 +462,9 @@ def test_network_policies_give_each_dependency_to_one_service(name: str, tmp_pat
     for service in SERVICES:
         labels = pod_labels(deployment(objects, service))
         for owner, (ip, port) in owners.items():
-            assert egress_allowed(objects, labels, Peer(ip=ip), port) == (owner == service), f"{service} → {owner}'s {ip}:{port}"
+            assert egress_allowed(objects, labels, Peer(ip=ip), port) == (owner == service), (
+                f"{service} → {owner}'s {ip}:{port}"
+            )
         assert egress_allowed(objects, labels, Peer(ip="192.0.2.77"), 5432), "the store"
         assert not egress_allowed(objects, labels, Peer(ip="192.0.2.77"), 22)
         config = service_config(objects, service, tmp_path / service)
@@ -368,8 +479,9 @@ def test_network_policies_give_each_dependency_to_one_service(name: str, tmp_pat
 
 
 @pytest.mark.parametrize("name", [n for n in RENDERS if find(render(n), "NetworkPolicy")])
-def test_analytics_reads_recordings_from_media_over_grpc_not_through_links_or_storage(name: str, tmp_path: Path
-                                                                                     ) -> None:
+def test_analytics_reads_recordings_from_media_over_grpc_not_through_links_or_storage(
+    name: str, tmp_path: Path
+) -> None:
     objects = render(name)
     analytics = pod_labels(deployment(objects, "analytics"))
     media = tuple(pod_labels(deployment(objects, "media")).items())
@@ -385,19 +497,23 @@ def test_analytics_reads_recordings_from_media_over_grpc_not_through_links_or_st
 
 # --- the overlays ---------------------------------------------------------------------------------
 
+
 def test_prod_runs_replicas_of_the_released_image_behind_policies() -> None:
     objects = render("overlays/prod")
     replicas = {s: deployment(objects, s)["spec"]["replicas"] for s in SERVICES}
     assert replicas["monitor"] == 2, "one active monitor and one standby"
     assert all(count >= 2 for count in replicas.values())
     for service in SERVICES:
-        assert re.fullmatch(r"registry\.example\.com/tcxhooks@sha256:[0-9a-f]{64}",
-                            container(deployment(objects, service))["image"]), "the released image, by digest"
+        assert re.fullmatch(
+            r"registry\.example\.com/tcxhooks@sha256:[0-9a-f]{64}", container(deployment(objects, service))["image"]
+        ), "the released image, by digest"
     assert not find(objects, "Secret"), "production secrets are not kept in the repository"
     assert find(objects, "NetworkPolicy")
     assert all(o["metadata"].get("namespace") == "tcxhooks" for o in objects)
     base_media = container(deployment(render("tests/base-only"), "media"))["resources"]
-    assert quantity(container(deployment(objects, "media"))["resources"]["limits"]["cpu"]) > quantity(base_media["limits"]["cpu"])
+    assert quantity(container(deployment(objects, "media"))["resources"]["limits"]["cpu"]) > quantity(
+        base_media["limits"]["cpu"]
+    )
 
 
 def test_base_image_tag_is_the_package_version() -> None:
@@ -422,10 +538,15 @@ def test_dev_uses_in_cluster_postgres_minio_and_the_simulator(tmp_path: Path) ->
     media = service_config(objects, "media", tmp_path / "m")
     host, _, port = media.recordings.s3_endpoint.rpartition(":")
     s3_service = one(objects, "Service", host)
-    assert matches(s3_service["spec"]["selector"], pod_labels(minio)) and int(port) == port_named(s3_service["spec"]["ports"], "s3")
+    assert matches(s3_service["spec"]["selector"], pod_labels(minio)) and int(port) == port_named(
+        s3_service["spec"]["ports"], "s3"
+    )
     assert media.recordings.s3_secure is False
     minio_env = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in container(minio)["env"]}
-    assert (minio_env["MINIO_ROOT_USER"], minio_env["MINIO_ROOT_PASSWORD"]) == ("minio-root-user", "minio-root-password")
+    assert (minio_env["MINIO_ROOT_USER"], minio_env["MINIO_ROOT_PASSWORD"]) == (
+        "minio-root-user",
+        "minio-root-password",
+    )
 
 
 def test_dev_bucket_job_runs_compose_minio_init_with_media_s3_config(tmp_path: Path) -> None:
@@ -445,7 +566,9 @@ def test_dev_simulator_is_the_monitor_pbx(tmp_path: Path) -> None:
     sim = one(objects, "Deployment", "tcxhooks-sim")
     main = container(sim)
     assert main["args"][0] == "sim" and "sim" in COMMANDS
-    usage = subprocess.run([sys.executable, "-m", "tcxhooks", "sim", "--help"], capture_output=True, text=True, timeout=60)
+    usage = subprocess.run(
+        [sys.executable, "-m", "tcxhooks", "sim", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert usage.returncode == 0, usage.stderr
     for flag in (a for a in main["args"] if a.startswith("--")):
         assert flag in usage.stdout, f"tcxhooks sim has no {flag}"
@@ -453,13 +576,21 @@ def test_dev_simulator_is_the_monitor_pbx(tmp_path: Path) -> None:
     pbx = urlparse(config.pbx.url)
     sim_service = one(objects, "Service", pbx.hostname or "")
     assert matches(sim_service["spec"]["selector"], pod_labels(sim))
-    assert pbx.port == port_named(sim_service["spec"]["ports"], "http") == int(main["args"][main["args"].index("--port") + 1])
+    assert (
+        pbx.port
+        == port_named(sim_service["spec"]["ports"], "http")
+        == int(main["args"][main["args"].index("--port") + 1])
+    )
     assert main["args"][main["args"].index("--client-id") + 1] == config.pbx.client_id
     secret_env = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in main["env"]}
     assert main["args"][main["args"].index("--client-secret") + 1] == "$(PBX_CLIENT_SECRET)"
     assert secret_env["PBX_CLIENT_SECRET"] == "pbx-client-secret"
-    assert config.pbx.client_secret == mount(objects, deployment(objects, "monitor"), container(deployment(objects, "monitor")),
-                                             EXAMPLE_SECRETS).files["/run/secrets/tcxhooks/pbx-client-secret"]
+    assert (
+        config.pbx.client_secret
+        == mount(
+            objects, deployment(objects, "monitor"), container(deployment(objects, "monitor")), EXAMPLE_SECRETS
+        ).files["/run/secrets/tcxhooks/pbx-client-secret"]
+    )
 
 
 @pytest.mark.parametrize("name", RENDERS)

@@ -1,4 +1,5 @@
 """Dispatcher test fixtures: a real `tcxhooks dispatcher` process, a gRPC client, event builders."""
+
 from __future__ import annotations
 
 import subprocess
@@ -142,26 +143,62 @@ def pg_url() -> Iterator[str]:
 CALLER, DID = "79161234567", "74951234567"
 
 
-def ringing(chain: str, link: int = 0, user: str = "101", user_type: int = common_pb2.USER_TYPE_EXT,
-            did: str = DID, queue: str = "", event_id: str = "") -> events_pb2.Event:
-    call = events_pb2.CallEvent(type=events_pb2.CALL_EVENT_TYPE_RINGING, call_id=f"{chain}-{link}", caller_id=CALLER,
-                                did=did, user=user, user_type=user_type, queue=queue)
+def ringing(
+    chain: str,
+    link: int = 0,
+    user: str = "101",
+    user_type: int = common_pb2.USER_TYPE_EXT,
+    did: str = DID,
+    queue: str = "",
+    event_id: str = "",
+) -> events_pb2.Event:
+    call = events_pb2.CallEvent(
+        type=events_pb2.CALL_EVENT_TYPE_RINGING,
+        call_id=f"{chain}-{link}",
+        caller_id=CALLER,
+        did=did,
+        user=user,
+        user_type=user_type,
+        queue=queue,
+    )
     return events_pb2.Event(event_id=event_id or f"{chain}-{link}/ringing/{user}", chain=chain, call=call)
 
 
-def answered(chain: str, link: int = 1, user: str = "101", direction: int = common_pb2.DIRECTION_INCOMING,
-             transfer_type: int = common_pb2.TRANSFER_TYPE_NOT_DEF, did: str = DID) -> events_pb2.Event:
-    call = events_pb2.CallEvent(type=events_pb2.CALL_EVENT_TYPE_ANSWERED, call_id=f"{chain}-{link}", caller_id=CALLER,
-                                did=did, user=user, direction=direction, transfer_type=transfer_type)
+def answered(
+    chain: str,
+    link: int = 1,
+    user: str = "101",
+    direction: int = common_pb2.DIRECTION_INCOMING,
+    transfer_type: int = common_pb2.TRANSFER_TYPE_NOT_DEF,
+    did: str = DID,
+) -> events_pb2.Event:
+    call = events_pb2.CallEvent(
+        type=events_pb2.CALL_EVENT_TYPE_ANSWERED,
+        call_id=f"{chain}-{link}",
+        caller_id=CALLER,
+        did=did,
+        user=user,
+        direction=direction,
+        transfer_type=transfer_type,
+    )
     return events_pb2.Event(event_id=f"{chain}-{link}/answered", chain=chain, call=call)
 
 
 def ended(chain: str, link: int = 1, user: str = "101", **fields: Any) -> events_pb2.Event:
-    values: dict[str, Any] = dict(type=events_pb2.CALL_EVENT_TYPE_ENDED, call_id=f"{chain}-{link}", caller_id=CALLER,
-                                  did=DID, user=user, direction=common_pb2.DIRECTION_INCOMING,
-                                  finish_type=common_pb2.FINISH_TYPE_OK, transfer=False,
-                                  title="Main line, 0:01:05", duration_seconds=65, ring_seconds=4,
-                                  did_name="Main line")
+    values: dict[str, Any] = dict(
+        type=events_pb2.CALL_EVENT_TYPE_ENDED,
+        call_id=f"{chain}-{link}",
+        caller_id=CALLER,
+        did=DID,
+        user=user,
+        direction=common_pb2.DIRECTION_INCOMING,
+        finish_type=common_pb2.FINISH_TYPE_OK,
+        transfer=False,
+        title="Main line, 0:01:05",
+        duration_seconds=65,
+        ring_seconds=4,
+        did_name="Main line",
+    )
     values.update(fields)
     return events_pb2.Event(event_id=f"{chain}-{link}/ended", chain=chain, call=events_pb2.CallEvent(**values))
 

@@ -1,4 +1,5 @@
 """bench/dispatch.py and bench/store.py still work: their smoke modes run every row (CI never times them)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -9,8 +10,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_dispatch_bench_smoke() -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "dispatch.py"), "--smoke"], capture_output=True,
-                          text=True, timeout=180, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "dispatch.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     table = [line.split() for line in done.stdout.splitlines() if line.startswith(("sqlite ", "postgres "))]
     assert [row[0] for row in table] == ["sqlite", "postgres"]
@@ -22,8 +28,13 @@ def test_dispatch_bench_smoke() -> None:
 
 
 def test_store_bench_smoke() -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "store.py"), "--smoke"], capture_output=True,
-                          text=True, timeout=180, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "store.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     rows = [line.split() for line in done.stdout.splitlines() if line.startswith(("sqlite ", "postgres "))]
     assert [row[0] for row in rows] == ["sqlite", "postgres"]

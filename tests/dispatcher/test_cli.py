@@ -1,4 +1,5 @@
 """`tcxhooks deliveries`, `redeliver` and `endpoints` against a real dispatcher."""
+
 from __future__ import annotations
 
 import subprocess
@@ -31,8 +32,19 @@ def test_deliveries_redeliver_and_endpoints(dispatchers: Dispatchers) -> None:
         listed = cli("deliveries", "-c", config, "--call", chain, "--attempts")
         assert listed.returncode == 0, listed.stderr
         lines = listed.stdout.splitlines()
-        assert lines[0].split() == ["ID", "STATUS", "ENDPOINT", "EVENT", "CALL", "SEQ", "ATTEMPTS", "CREATED", "NEXT",
-                                    "ATTEMPT", "WEBHOOK-ID"]
+        assert lines[0].split() == [
+            "ID",
+            "STATUS",
+            "ENDPOINT",
+            "EVENT",
+            "CALL",
+            "SEQ",
+            "ATTEMPTS",
+            "CREATED",
+            "NEXT",
+            "ATTEMPT",
+            "WEBHOOK-ID",
+        ]
         assert "dead" in lines[1] and "call.ringing" in lines[1] and f"{chain}-0" in lines[1]
         assert "HTTP 500" in lines[2] and "HTTP 500" in lines[3]
         assert "delivered" in lines[4] and "call.answered" in lines[4]
@@ -76,10 +88,15 @@ def test_deliveries_redeliver_and_endpoints(dispatchers: Dispatchers) -> None:
 def test_cli_usage_errors_exit_2(dispatchers: Dispatchers) -> None:
     d = dispatchers.make(webhook={"url": "http://127.0.0.1:9/hook"})
     config = str(d.config)
-    for args in (("redeliver", "-c", config), ("redeliver", "-c", config, "--since", "yesterday"),
-                 ("deliveries", "-c", config, "--status", "lost"), ("endpoints", "-c", config, "enable"),
-                 ("endpoints", "-c", config, "enable", "nosuch"), ("redeliver", "-c", config, "abc"),
-                 ("deliveries", "-c", "/nonexistent.ini")):
+    for args in (
+        ("redeliver", "-c", config),
+        ("redeliver", "-c", config, "--since", "yesterday"),
+        ("deliveries", "-c", config, "--status", "lost"),
+        ("endpoints", "-c", config, "enable"),
+        ("endpoints", "-c", config, "enable", "nosuch"),
+        ("redeliver", "-c", config, "abc"),
+        ("deliveries", "-c", "/nonexistent.ini"),
+    ):
         result = cli(*args)
         assert result.returncode == 2, (args, result.stdout, result.stderr)
         assert result.stderr.strip()
@@ -105,10 +122,14 @@ def test_endpoint_urls_are_shown_without_their_secrets(dispatchers: Dispatchers)
 
 @pytest.mark.parametrize("port", ["99999", "8o8o", "0"])
 def test_an_endpoint_url_with_a_bad_port_is_refused_at_start(tmp_path: Path, port: str) -> None:
-    config = write_config(tmp_path, services={"token": "t"},
-                          **{"webhook:crm": {"url": f"http://bot:s3cret@crm.example:{port}/hook?token=s3cret-token"}})
-    started = subprocess.run(tcxhooks_command("dispatcher", "-c", str(config)), capture_output=True, text=True,
-                             timeout=60)
+    config = write_config(
+        tmp_path,
+        services={"token": "t"},
+        **{"webhook:crm": {"url": f"http://bot:s3cret@crm.example:{port}/hook?token=s3cret-token"}},
+    )
+    started = subprocess.run(
+        tcxhooks_command("dispatcher", "-c", str(config)), capture_output=True, text=True, timeout=60
+    )
     assert started.returncode == 2, started.stderr
     [line] = started.stderr.strip().splitlines()
     assert "[webhook:crm] url" in line and "port" in line and "s3cret" not in line, line

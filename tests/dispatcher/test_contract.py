@@ -1,4 +1,5 @@
 """Headers, signatures (checked by the standardwebhooks package), sequences, idempotency, filters, bad input."""
+
 from __future__ import annotations
 
 import re
@@ -58,8 +59,8 @@ def test_rotation_signs_with_every_secret(dispatchers: Dispatchers) -> None:
         [request] = crm.wait_for_sync(1)
     headers = _headers(request)
     assert len(headers["webhook-signature"].split(" ")) == 2
-    Webhook(SECRET).verify(request.body, headers)      # a CRM still on the old secret
-    Webhook(SECRET2).verify(request.body, headers)     # a CRM already on the new one
+    Webhook(SECRET).verify(request.body, headers)  # a CRM still on the old secret
+    Webhook(SECRET2).verify(request.body, headers)  # a CRM already on the new one
     with pytest.raises(WebhookVerificationError):
         Webhook("whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB").verify(request.body, headers)
 
@@ -100,23 +101,41 @@ def test_publish_is_idempotent_on_event_id_postgres(dispatchers: Dispatchers, pg
 
 def test_filters_route_events_to_matching_endpoints(dispatchers: Dispatchers) -> None:
     chain, other = new_chain(), new_chain()
-    with Receiver() as all_crm, Receiver() as ended_crm, Receiver() as did_crm, Receiver() as user_crm, \
-            Receiver() as queue_crm:
+    with (
+        Receiver() as all_crm,
+        Receiver() as ended_crm,
+        Receiver() as did_crm,
+        Receiver() as user_crm,
+        Receiver() as queue_crm,
+    ):
         d = dispatchers.make(
             webhook={"url": all_crm.url},
-            **{"webhook:ended": {"url": ended_crm.url, "events": "incoming, call.answered"},
-               "webhook:did": {"url": did_crm.url, "dids": "74950000000"},
-               "webhook:user": {"url": user_crm.url, "users": "102,103"},
-               "webhook:queue": {"url": queue_crm.url, "queues": "800"}})
-        events = [ringing(chain, 0, user="800", user_type=common_pb2.USER_TYPE_QUEUE),
-                  ringing(chain, 0, user="102", queue="800"),
-                  answered(chain, 1, user="102"),
-                  ended(chain, 1, user="102", queue="800"),
-                  events_pb2.Event(event_id=f"{chain}-1/recording", chain=chain, recording=events_pb2.RecordingReady(
-                      call_id=f"{chain}-1", files=[events_pb2.RecordingFile(url="https://m/1.mp3")])),
-                  ringing(other, 0, user="101", did="74950000000"),
-                  events_pb2.Event(event_id=f"{other}-0/analytics", chain=other, analytics_failed=events_pb2.AnalyticsFailed(
-                      call_id=f"{other}-0", error="x"))]
+            **{
+                "webhook:ended": {"url": ended_crm.url, "events": "incoming, call.answered"},
+                "webhook:did": {"url": did_crm.url, "dids": "74950000000"},
+                "webhook:user": {"url": user_crm.url, "users": "102,103"},
+                "webhook:queue": {"url": queue_crm.url, "queues": "800"},
+            },
+        )
+        events = [
+            ringing(chain, 0, user="800", user_type=common_pb2.USER_TYPE_QUEUE),
+            ringing(chain, 0, user="102", queue="800"),
+            answered(chain, 1, user="102"),
+            ended(chain, 1, user="102", queue="800"),
+            events_pb2.Event(
+                event_id=f"{chain}-1/recording",
+                chain=chain,
+                recording=events_pb2.RecordingReady(
+                    call_id=f"{chain}-1", files=[events_pb2.RecordingFile(url="https://m/1.mp3")]
+                ),
+            ),
+            ringing(other, 0, user="101", did="74950000000"),
+            events_pb2.Event(
+                event_id=f"{other}-0/analytics",
+                chain=other,
+                analytics_failed=events_pb2.AnalyticsFailed(call_id=f"{other}-0", error="x"),
+            ),
+        ]
         counts = [d.publish(e).deliveries for e in events]
         all_crm.wait_for_sync(len(events))
         ended_crm.wait_for_sync(2)
@@ -134,6 +153,7 @@ def test_filters_route_events_to_matching_endpoints(dispatchers: Dispatchers) ->
     assert seen(did_crm) == [("ringing", "101"), ("analyticsfailed", "")]
     assert seen(user_crm) == [("ringing", "102"), ("hangupincoming", "102"), ("incoming", "102"), ("recording", "")]
     assert seen(queue_crm) == [("ringing", "800"), ("ringing", "102"), ("incoming", "102"), ("recording", "")]
+
     # the chain's numbering shows where each event sits in the call; the endpoint's has no gaps
     def numbers(crm: Receiver, header: str) -> list[str]:
         return [r.headers[header] for r in crm.requests if chain in r.form()["id"]]
@@ -153,14 +173,21 @@ BAD_EVENTS = [
     events_pb2.Event(event_id="x" * 300, chain="c", ping=events_pb2.Ping(id="p")),
     events_pb2.Event(event_id="x\x00y", chain="c", ping=events_pb2.Ping(id="p")),
     events_pb2.Event(event_id="x", chain="c", call=events_pb2.CallEvent(call_id="c-0")),
-    events_pb2.Event(event_id="x", chain="c", call=events_pb2.CallEvent(type=events_pb2.CALL_EVENT_TYPE_RINGING,
-                                                                       call_id="c-0")),
+    events_pb2.Event(
+        event_id="x", chain="c", call=events_pb2.CallEvent(type=events_pb2.CALL_EVENT_TYPE_RINGING, call_id="c-0")
+    ),
     events_pb2.Event(event_id="x", chain="c", call=events_pb2.CallEvent(type=99, call_id="c-0")),
-    events_pb2.Event(event_id="x", chain="c", call=events_pb2.CallEvent(type=events_pb2.CALL_EVENT_TYPE_ENDED,
-                                                                       call_id="c-1",
-                                                                       direction=common_pb2.DIRECTION_INCOMING)),
+    events_pb2.Event(
+        event_id="x",
+        chain="c",
+        call=events_pb2.CallEvent(
+            type=events_pb2.CALL_EVENT_TYPE_ENDED, call_id="c-1", direction=common_pb2.DIRECTION_INCOMING
+        ),
+    ),
     events_pb2.Event(event_id="x", chain="c", recording=events_pb2.RecordingReady(call_id="c-1")),
-    events_pb2.Event(event_id="x", chain="c", status=events_pb2.StatusEvent(type=events_pb2.STATUS_EVENT_TYPE_FORWARDING)),
+    events_pb2.Event(
+        event_id="x", chain="c", status=events_pb2.StatusEvent(type=events_pb2.STATUS_EVENT_TYPE_FORWARDING)
+    ),
 ]
 
 
@@ -171,8 +198,11 @@ def test_bad_input_is_rejected_and_never_stored(dispatchers: Dispatchers) -> Non
             with pytest.raises(grpc.RpcError) as caught:
                 d.publish(event)
             assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, event
-        for request in (pb.RedeliverRequest(), pb.RedeliverRequest(delivery_ids=["abc"]),
-                        pb.SetEndpointStateRequest(name="")):
+        for request in (
+            pb.RedeliverRequest(),
+            pb.RedeliverRequest(delivery_ids=["abc"]),
+            pb.SetEndpointStateRequest(name=""),
+        ):
             method = "Redeliver" if isinstance(request, pb.RedeliverRequest) else "SetEndpointState"
             with pytest.raises(grpc.RpcError) as caught:
                 d.call(method, request)
@@ -203,8 +233,9 @@ def test_publish_stream_acks_in_order_and_stops_at_a_bad_event(dispatchers: Disp
         d = dispatchers.make(webhook={"url": crm.url})
         good = [ringing(chain, 0), answered(chain, 1), ended(chain, 1)]
         metadata = (("authorization", f"Bearer {TOKEN}"),)
-        replies = list(d.stub.PublishStream(iter([pb.PublishRequest(event=e) for e in good]), metadata=metadata,
-                                            timeout=10))
+        replies = list(
+            d.stub.PublishStream(iter([pb.PublishRequest(event=e) for e in good]), metadata=metadata, timeout=10)
+        )
         assert [r.sequence for r in replies] == [1, 2, 3]
         bad = [pb.PublishRequest(event=ringing(new_chain())), pb.PublishRequest(event=events_pb2.Event(event_id="x"))]
         call = d.stub.PublishStream(iter(bad), metadata=metadata, timeout=10)
@@ -216,16 +247,25 @@ def test_publish_stream_acks_in_order_and_stops_at_a_bad_event(dispatchers: Disp
         crm.wait_for_sync(3 + len(got))
         d.settle()
         assert len(d.deliveries()) == 3 + len(got)
-    assert [r.form()["event"] for r in crm.requests if chain in r.form()["id"]] == ["ringing", "hangupincoming",
-                                                                                     "incoming"]
+    assert [r.form()["event"] for r in crm.requests if chain in r.form()["id"]] == [
+        "ringing",
+        "hangupincoming",
+        "incoming",
+    ]
 
 
 def test_publish_batch_stores_in_order_and_refuses_only_bad_events(dispatchers: Dispatchers) -> None:
     chain, other = new_chain(), new_chain()
     with Receiver() as crm:
         d = dispatchers.make(webhook={"url": crm.url})
-        events = [ringing(chain, 0), ringing(other, 0), events_pb2.Event(event_id="x"), answered(chain, 1),
-                  ended(chain, 1), ringing(chain, 0)]  # the last one repeats the first
+        events = [
+            ringing(chain, 0),
+            ringing(other, 0),
+            events_pb2.Event(event_id="x"),
+            answered(chain, 1),
+            ended(chain, 1),
+            ringing(chain, 0),
+        ]  # the last one repeats the first
         reply = d.call("PublishBatch", pb.PublishBatchRequest(events=events))
         kinds = [outcome.WhichOneof("result") for outcome in reply.outcomes]
         assert kinds == ["stored", "stored", "refused", "stored", "stored", "stored"]
@@ -239,8 +279,11 @@ def test_publish_batch_stores_in_order_and_refuses_only_bad_events(dispatchers: 
             d.call("PublishBatch", pb.PublishBatchRequest(events=[ringing(new_chain())] * 1001))
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert len(d.deliveries()) == 4
-    assert [r.form()["event"] for r in crm.requests if chain in r.form()["id"]] == ["ringing", "hangupincoming",
-                                                                                     "incoming"]
+    assert [r.form()["event"] for r in crm.requests if chain in r.form()["id"]] == [
+        "ringing",
+        "hangupincoming",
+        "incoming",
+    ]
 
 
 def test_a_burst_of_publish_calls_is_stored_in_full(dispatchers: Dispatchers) -> None:
@@ -293,8 +336,11 @@ def test_metrics_are_exposed(dispatchers: Dispatchers) -> None:
     assert lines["tcxhooks_dispatcher_retries_total"] == "1.0"
     assert lines['tcxhooks_dispatcher_endpoint_state{endpoint="default",state="enabled"}'] == "1.0"
     assert lines["tcxhooks_dispatcher_delivery_latency_seconds_count"] == "1.0"
-    for name in ("tcxhooks_dispatcher_queue_depth", "tcxhooks_dispatcher_oldest_pending_age_seconds",
-                 "tcxhooks_dispatcher_dead_total"):
+    for name in (
+        "tcxhooks_dispatcher_queue_depth",
+        "tcxhooks_dispatcher_oldest_pending_age_seconds",
+        "tcxhooks_dispatcher_dead_total",
+    ):
         assert any(key.startswith(name) for key in lines), name
 
 
@@ -323,8 +369,11 @@ def test_a_full_backlog_refuses_new_events_counted_and_alerted(dispatchers: Disp
 
     first, second = new_chain(), new_chain()
     with Receiver() as crm, Receiver() as other:
-        d = dispatchers.make(webhook={"url": crm.url, "max_backlog": "2"}, dispatcher={"retry_schedule": "1h"},
-                             **{"webhook:other": {"url": other.url}})
+        d = dispatchers.make(
+            webhook={"url": crm.url, "max_backlog": "2"},
+            dispatcher={"retry_schedule": "1h"},
+            **{"webhook:other": {"url": other.url}},
+        )
         crm.respond(*[500] * 10)
         assert [d.publish(e).deliveries for e in (ringing(first), ringing(second), answered(first))] == [2, 2, 1]
         other.wait_for_sync(3)
@@ -336,6 +385,10 @@ def test_a_full_backlog_refuses_new_events_counted_and_alerted(dispatchers: Disp
     # the shipped alert rules watch these series
     rules = yaml.safe_load((Path(__file__).resolve().parents[2] / "deploy" / "alerts.yml").read_text())
     expressions = " ".join(rule["expr"] for group in rules["groups"] for rule in group["rules"])
-    for series in ("tcxhooks_dispatcher_refused_total", "tcxhooks_dispatcher_backlog_limit",
-                   "tcxhooks_dispatcher_queue_depth", "tcxhooks_dispatcher_dead_total"):
+    for series in (
+        "tcxhooks_dispatcher_refused_total",
+        "tcxhooks_dispatcher_backlog_limit",
+        "tcxhooks_dispatcher_queue_depth",
+        "tcxhooks_dispatcher_dead_total",
+    ):
         assert series in expressions and f"\n{series}" in metrics, series

@@ -1,4 +1,5 @@
 """Retries, a CRM that refuses / fails / hangs and comes back, 410 Gone, dead deliveries."""
+
 from __future__ import annotations
 
 import socket
@@ -157,8 +158,10 @@ def test_crm_down_500_and_hanging_then_back(dispatchers: Dispatchers) -> None:
     port = free_port()
     chains = [new_chain() for _ in range(4)]
     url = f"http://127.0.0.1:{port}/hook?token=s3cret-in-url"
-    d = dispatchers.make(webhook={"url": url, "timeout": "1s", "connect_timeout": "1s"},
-                         dispatcher={"retry_schedule": "1s,1s,1s,1s,1s,1s,1s,1s,1s,1s"})
+    d = dispatchers.make(
+        webhook={"url": url, "timeout": "1s", "connect_timeout": "1s"},
+        dispatcher={"retry_schedule": "1s,1s,1s,1s,1s,1s,1s,1s,1s,1s"},
+    )
     for chain in chains:  # connection refused: nobody listens yet
         d.publish(ringing(chain))
         d.publish(answered(chain))
@@ -205,8 +208,12 @@ def test_410_disables_the_endpoint_until_enabled(dispatchers: Dispatchers) -> No
         # stored together, before the 410 comes back
         d.call("PublishBatch", pb.PublishBatchRequest(events=[ringing(chain), answered(chain)]))
         other.wait_for_sync(2)
-        _wait(lambda: {e.name: e.state for e in d.call("ListEndpoints", pb.ListEndpointsRequest()).endpoints}
-              ["default"] == pb.ENDPOINT_STATE_GONE)
+        _wait(
+            lambda: (
+                {e.name: e.state for e in d.call("ListEndpoints", pb.ListEndpointsRequest()).endpoints}["default"]
+                == pb.ENDPOINT_STATE_GONE
+            )
+        )
         endpoints = {e.name: e for e in d.call("ListEndpoints", pb.ListEndpointsRequest()).endpoints}
         assert endpoints["default"].pending == 2
         assert endpoints["default"].last_error == "410 Gone"
@@ -242,9 +249,11 @@ def test_a_hanging_endpoint_does_not_hold_back_another(dispatchers: Dispatchers)
     chains = [new_chain() for _ in range(20)]
     with Receiver() as slow, Receiver() as fast:
         slow.respond(*[200] * 40, delay=2.0)
-        d = dispatchers.make(webhook={"url": slow.url, "concurrency": "1"},
-                             **{"webhook:fast": {"url": fast.url, "concurrency": "1"}},
-                             dispatcher={"batch": "2"})  # few claims in memory: a shared budget would starve
+        d = dispatchers.make(
+            webhook={"url": slow.url, "concurrency": "1"},
+            **{"webhook:fast": {"url": fast.url, "concurrency": "1"}},
+            dispatcher={"batch": "2"},
+        )  # few claims in memory: a shared budget would starve
         for chain in chains:
             d.publish(ringing(chain))
         fast.wait_for_sync(len(chains), timeout=20)

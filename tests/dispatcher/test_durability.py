@@ -1,5 +1,6 @@
 """kill -9 and SIGTERM of the dispatcher during a stream and with a backlog waiting (SQLite and
 Postgres); two replicas sharing Postgres; nothing acknowledged before it is on disk."""
+
 from __future__ import annotations
 
 import random
@@ -64,8 +65,9 @@ def _kill_during_stream(dispatchers: Dispatchers, store_url: str) -> None:
     events = stream()
     with Receiver() as crm:
         crm.respond(*[200] * len(events), delay=0.02)  # a slowish CRM, so kills land mid-delivery
-        d = dispatchers.make(webhook={"url": crm.url, "concurrency": "2"}, store={"url": store_url},
-                             dispatcher={"lease_ttl": "2s"})
+        d = dispatchers.make(
+            webhook={"url": crm.url, "concurrency": "2"}, store={"url": store_url}, dispatcher={"lease_ttl": "2s"}
+        )
         producer = threading.Thread(target=publish_until_acked, args=([d], events, 0.005))
         producer.start()
         for point in sorted(rng.sample(range(5, len(events) - 10), 3)):
@@ -142,8 +144,10 @@ def test_a_backlog_waiting_per_chain_survives_a_stop_in_order(dispatchers: Dispa
     events = [answered(chain, link) for link in range(1, BACKLOG_PER_CALL + 1) for chain in chains]
     with Receiver() as crm:
         crm.respond(*[500] * 100_000)
-        d = dispatchers.make(webhook={"url": crm.url, "concurrency": "4"},
-                             dispatcher={"retry_schedule": ",".join(["1s"] * 50), "lease_ttl": "2s"})
+        d = dispatchers.make(
+            webhook={"url": crm.url, "concurrency": "4"},
+            dispatcher={"retry_schedule": ",".join(["1s"] * 50), "lease_ttl": "2s"},
+        )
         publish_until_acked([d], events, 0.0)
         deadline = time.monotonic() + 30
         while sum(1 for x in d.deliveries(status=pb.DELIVERY_STATUS_PENDING, limit=1000) if x.attempts) < len(chains):
@@ -173,8 +177,10 @@ def test_publish_answers_only_once_its_event_is_on_disk(dispatchers: Dispatchers
         blocker = sqlite3.connect(d.folder / "tcxhooks.db", isolation_level=None)
         try:
             blocker.execute("BEGIN IMMEDIATE")
-            for method, request in (("Publish", pb.PublishRequest(event=answered(chain))),
-                                    ("PublishBatch", pb.PublishBatchRequest(events=[answered(chain)]))):
+            for method, request in (
+                ("Publish", pb.PublishRequest(event=answered(chain))),
+                ("PublishBatch", pb.PublishBatchRequest(events=[answered(chain)])),
+            ):
                 with pytest.raises(grpc.RpcError) as held:
                     d.call(method, request, timeout=2)
                 assert held.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, (method, held.value)
@@ -195,7 +201,7 @@ async def test_the_dispatchers_sqlite_store_syncs_every_commit(dispatchers: Disp
     the dispatcher opens its store. FULL: a commit is on disk before Publish answers."""
     store = await open_store(f"sqlite:///{dispatchers.folder / 'synced.db'}")
     try:
-        assert await store.fetchone("PRAGMA synchronous") == (2,)   # FULL
+        assert await store.fetchone("PRAGMA synchronous") == (2,)  # FULL
         assert await store.fetchone("PRAGMA journal_mode") == ("wal",)
     finally:
         await store.close()

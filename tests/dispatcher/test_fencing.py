@@ -1,6 +1,7 @@
 """The lease fence on Publish / PublishBatch (dispatcher_service.proto, Fence), through a real dispatcher,
 on both stores: once a newer holder of a lease has published, the older one is refused (ABORTED),
 nothing of it stored, counted; producers without a lease send no fence and are never checked."""
+
 from __future__ import annotations
 
 import grpc
@@ -18,16 +19,19 @@ def fence(number: int, lease: str = LEASE) -> pb.Fence:
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-def test_a_stale_fence_is_refused_and_nothing_of_it_stored(dispatchers: Dispatchers, kind: str,
-                                                           request: pytest.FixtureRequest) -> None:
+def test_a_stale_fence_is_refused_and_nothing_of_it_stored(
+    dispatchers: Dispatchers, kind: str, request: pytest.FixtureRequest
+) -> None:
     store = {"url": request.getfixturevalue("pg_url")} if kind == "postgres" else {}
     dispatcher = dispatchers.make(store=store, webhook={"url": "http://127.0.0.1:9/crm"})
     chain = new_chain()
     first = dispatcher.call("Publish", pb.PublishRequest(event=ringing(chain, 1), fence=fence(2)))
     assert first.deliveries == 1
     # the holder before (number 1) is refused, alone and in a batch
-    for call, message in (("Publish", pb.PublishRequest(event=ringing(chain, 2), fence=fence(1))),
-                          ("PublishBatch", pb.PublishBatchRequest(events=[ringing(chain, 3)], fence=fence(1)))):
+    for call, message in (
+        ("Publish", pb.PublishRequest(event=ringing(chain, 2), fence=fence(1))),
+        ("PublishBatch", pb.PublishBatchRequest(events=[ringing(chain, 3)], fence=fence(1))),
+    ):
         with pytest.raises(grpc.RpcError) as refused:
             dispatcher.call(call, message)
         assert refused.value.code() == grpc.StatusCode.ABORTED

@@ -1,4 +1,5 @@
 """The outbox and retry policy in-process: pruning, chain readiness, jitter bounds, Retry-After parsing."""
+
 from __future__ import annotations
 
 import asyncio
@@ -35,32 +36,41 @@ async def test_chain_order_and_prune(tmp_path: Path) -> None:
         outbox = Outbox(store, owner="test")
         await outbox.migrate()
         chain = new_chain()
-        published, claimed = await outbox.publish([_new(e) for e in (ringing(chain), answered(chain), ended(chain))],
-                                                  Routing(lambda item, attrs: ["a", "b"]))
+        published, claimed = await outbox.publish(
+            [_new(e) for e in (ringing(chain), answered(chain), ended(chain))], Routing(lambda item, attrs: ["a", "b"])
+        )
         assert claimed == []  # nothing asked to be claimed
         assert [p.sequence for p in published] == [1, 2, 3]
         first = await outbox.cycle([], {"a": 100, "b": 100}, 60)
         assert [(c.endpoint, c.sequence) for c in first] == [("a", 1), ("b", 1)]  # only each chain's head
-        assert await outbox.cycle([], {"a": 100, "b": 100}, 60) == []                 # leased: not claimed twice
+        assert await outbox.cycle([], {"a": 100, "b": 100}, 60) == []  # leased: not claimed twice
         attempt = AttemptRecord(1, time.time(), 200, 0.01, "ok", "")
         dead = AttemptRecord(1, time.time(), 500, 0.01, "error", "")
-        second = await outbox.cycle([Outcome(first[0], "delivered", attempt), Outcome(first[1], "dead", dead)],
-                                    {"a": 100, "b": 100}, 60)
+        second = await outbox.cycle(
+            [Outcome(first[0], "delivered", attempt), Outcome(first[1], "dead", dead)], {"a": 100, "b": 100}, 60
+        )
         assert sorted((c.endpoint, c.sequence) for c in second) == [("a", 2), ("b", 2)]
         third = await outbox.cycle([Outcome(c, "delivered", attempt) for c in second], {"a": 100, "b": 100}, 60)
         await outbox.cycle([Outcome(c, "retry", dead, time.time() + 3600) for c in third], {}, 60)
-        statuses = sorted((r.endpoint, r.sequence, r.status)
-                          for r in await Ledger(store).list_deliveries(0, chain, "", 100, False))
-        assert statuses == [("a", 1, DELIVERED), ("a", 2, DELIVERED), ("a", 3, PENDING),
-                            ("b", 1, DEAD), ("b", 2, DELIVERED), ("b", 3, PENDING)]
+        statuses = sorted(
+            (r.endpoint, r.sequence, r.status) for r in await Ledger(store).list_deliveries(0, chain, "", 100, False)
+        )
+        assert statuses == [
+            ("a", 1, DELIVERED),
+            ("a", 2, DELIVERED),
+            ("a", 3, PENDING),
+            ("b", 1, DEAD),
+            ("b", 2, DELIVERED),
+            ("b", 3, PENDING),
+        ]
         ledger = Ledger(store)
         assert await ledger.prune(3600, 3600) == {DELIVERED: 0, DEAD: 0}  # nothing that old yet
-        assert await ledger.prune(0, 3600) == {DELIVERED: 3, DEAD: 0}     # delivered ones go, with their attempts
+        assert await ledger.prune(0, 3600) == {DELIVERED: 3, DEAD: 0}  # delivered ones go, with their attempts
         left = await ledger.list_deliveries(0, chain, "", 100, True)
         assert sorted((r.endpoint, r.status) for r in left) == [("a", PENDING), ("b", PENDING), ("b", DEAD)]
         assert await store.fetchone("SELECT COUNT(*) FROM dispatcher_events") == (2,)  # answered: all delivered
         assert await store.fetchone("SELECT COUNT(*) FROM dispatcher_attempts") == (3,)
-        assert await ledger.prune(0, 0) == {DELIVERED: 0, DEAD: 1}        # the dead one after its own period
+        assert await ledger.prune(0, 0) == {DELIVERED: 0, DEAD: 1}  # the dead one after its own period
         assert await store.fetchone("SELECT COUNT(*) FROM dispatcher_events") == (1,)  # ringing went with it
     finally:
         await store.close()
@@ -98,7 +108,9 @@ async def test_a_publish_commits_durably_before_it_answers_and_the_delivery_cycl
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
-async def test_publish_claims_chain_heads_up_to_the_room_given(dialect: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+async def test_publish_claims_chain_heads_up_to_the_room_given(
+    dialect: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     url = request.getfixturevalue("pg_url") if dialect == "postgres" else f"sqlite:///{tmp_path / 'c.db'}"
     store = await open_store(url)
     try:
@@ -106,8 +118,9 @@ async def test_publish_claims_chain_heads_up_to_the_room_given(dialect: str, tmp
         await outbox.migrate()
         first, second = new_chain(), new_chain()
         events = [ringing(first), answered(first), ringing(second), answered(second)]
-        published, claimed = await outbox.publish([_new(e) for e in events], Routing(lambda item, attrs: ["a", "b"]),
-                                                  claim={"a": 1}, lease_ttl=0.2)
+        published, claimed = await outbox.publish(
+            [_new(e) for e in events], Routing(lambda item, attrs: ["a", "b"]), claim={"a": 1}, lease_ttl=0.2
+        )
         assert [p.deliveries for p in published] == [2, 2, 2, 2]
         # room for one on "a": the first chain's head, with what sending it needs; "b" asked for none
         assert [(c.endpoint, c.chain, c.sequence, c.attempts) for c in claimed] == [("a", first, 1, 0)]
@@ -116,7 +129,10 @@ async def test_publish_claims_chain_heads_up_to_the_room_given(dialect: str, tmp
         # the worker's claim takes the other heads, never the one claimed at publish, nor a second event
         taken = await outbox.cycle([], {"a": 100, "b": 100}, 60)
         assert sorted((c.endpoint, c.chain == first, c.sequence) for c in taken) == [
-            ("a", False, 1), ("b", False, 1), ("b", True, 1)]
+            ("a", False, 1),
+            ("b", False, 1),
+            ("b", True, 1),
+        ]
         # the publisher died with it: once the lease runs out, the reaper readies it for anyone, same id
         await asyncio.sleep(0.3)
         assert await outbox.reap() == 1
@@ -130,7 +146,8 @@ async def test_publish_claims_chain_heads_up_to_the_room_given(dialect: str, tmp
 
 
 async def test_housekeeping_prunes_in_its_first_round_even_just_after_boot(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # the monotonic clock starts near 0 when the host boots; the first round must still prune
     monkeypatch.setattr(housekeeping, "time", types.SimpleNamespace(monotonic=lambda: 12.0, time=time.time))
     store = await open_store(f"sqlite:///{tmp_path / 'h.db'}")
@@ -138,18 +155,21 @@ async def test_housekeeping_prunes_in_its_first_round_even_just_after_boot(
         outbox = Outbox(store, owner="test")
         await outbox.migrate()
         chain = new_chain()
-        await outbox.publish([_new(ringing(chain)), _new(answered(chain)), _new(ended(chain))],
-                             Routing(lambda item, attrs: ["a"]))
+        await outbox.publish(
+            [_new(ringing(chain)), _new(answered(chain)), _new(ended(chain))], Routing(lambda item, attrs: ["a"])
+        )
         attempt = AttemptRecord(1, time.time(), 200, 0.01, "ok", "")
         for result in ("delivered", "delivered", "dead", "dead"):
             claimed = await outbox.cycle([], {"a": 10}, 60)
             await outbox.cycle([Outcome(c, result, attempt) for c in claimed], {}, 60)
-        await store.execute("UPDATE dispatcher_deliveries SET finished_at = ? WHERE sequence IN (1, 3)",
-                            (time.time() - 3 * 86400,))
+        await store.execute(
+            "UPDATE dispatcher_deliveries SET finished_at = ? WHERE sequence IN (1, 3)", (time.time() - 3 * 86400,)
+        )
         stopping = asyncio.Event()
         ledger = Ledger(store)
-        task = asyncio.create_task(housekeeping.housekeeping(outbox, ledger, Endpoints(ledger, []), 2, 4, 60.0,
-                                                             stopping, lambda: None))
+        task = asyncio.create_task(
+            housekeeping.housekeeping(outbox, ledger, Endpoints(ledger, []), 2, 4, 60.0, stopping, lambda: None)
+        )
         await asyncio.sleep(0.5)
         stopping.set()
         await asyncio.wait_for(task, 5)
@@ -166,8 +186,8 @@ def test_retry_schedule_jitter_and_retry_after() -> None:
         delays = [policy.delay(failures) for _ in range(200)]
         assert all(d is not None and base * 0.8 <= d <= base * 1.2 for d in delays)
         assert len({round(d or 0, 6) for d in delays}) > 100  # jittered, not constant
-    assert policy.delay(4) is None                            # schedule used up: dead
-    assert policy.delay(1, retry_after=60.0) == 60.0          # the receiver asked for longer
+    assert policy.delay(4) is None  # schedule used up: dead
+    assert policy.delay(1, retry_after=60.0) == 60.0  # the receiver asked for longer
     assert 4.0 <= (policy.delay(1, retry_after=1.0) or 0) <= 6.0  # shorter asks are ignored
     assert parse_retry_after("120") == 120.0
     later = email.utils.formatdate(time.time() + 90, usegmt=True)
@@ -175,23 +195,26 @@ def test_retry_schedule_jitter_and_retry_after() -> None:
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
 
 
-
 @pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
 async def test_redelivering_a_dead_event_puts_it_back_before_its_chains_later_events(
-        dialect: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    dialect: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     url = request.getfixturevalue("pg_url") if dialect == "postgres" else f"sqlite:///{tmp_path / 'r.db'}"
     store = await open_store(url)
     try:
         outbox, ledger = Outbox(store, owner="test"), Ledger(store)
         await outbox.migrate()
         chain, other = new_chain(), new_chain()
-        await outbox.publish([_new(e) for e in (ringing(chain), answered(chain), ended(chain), ringing(other))],
-                             Routing(lambda item, attrs: ["a"]))
+        await outbox.publish(
+            [_new(e) for e in (ringing(chain), answered(chain), ended(chain), ringing(other))],
+            Routing(lambda item, attrs: ["a"]),
+        )
         ok = AttemptRecord(1, time.time(), 200, 0.01, "ok", "")
         failed = AttemptRecord(1, time.time(), 500, 0.01, "error", "")
         heads = await outbox.cycle([], {"a": 10}, 60)
-        second = await outbox.cycle([Outcome(heads[0], "dead", failed), Outcome(heads[1], "delivered", ok)],
-                                    {"a": 10}, 60)
+        second = await outbox.cycle(
+            [Outcome(heads[0], "dead", failed), Outcome(heads[1], "delivered", ok)], {"a": 10}, 60
+        )
         assert [(c.chain, c.sequence) for c in second] == [(chain, 2)]
         await outbox.cycle([Outcome(second[0], "delivered", ok)], {}, 60)  # the chain's third stays ready
         assert await ledger.redeliver([], None, dead=True) == 1
@@ -203,6 +226,8 @@ async def test_redelivering_a_dead_event_puts_it_back_before_its_chains_later_ev
         # redelivering by time takes every delivery of the period, delivered ones included
         assert await ledger.redeliver([], time.time() - 60, dead=False) == 4
         assert sorted((c.chain == chain, c.sequence) for c in await outbox.cycle([], {"a": 10}, 60)) == [
-            (False, 1), (True, 1)]
+            (False, 1),
+            (True, 1),
+        ]
     finally:
         await store.close()

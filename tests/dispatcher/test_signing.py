@@ -1,4 +1,5 @@
 """tcxhooks.signing: what a receiver verifies with, and what the dispatcher signs with."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -18,8 +19,11 @@ NOW = 1764085500
 
 
 def _headers(body: bytes, timestamp: int = NOW, secrets: tuple[str, ...] = (SECRET,)) -> dict[str, str]:
-    return {"Webhook-Id": "msg_0192f3a0c1d27e3a9b1c2d3e4f5a6b7c", "Webhook-Timestamp": str(timestamp),
-            "Webhook-Signature": sign(secrets, "msg_0192f3a0c1d27e3a9b1c2d3e4f5a6b7c", timestamp, body)}
+    return {
+        "Webhook-Id": "msg_0192f3a0c1d27e3a9b1c2d3e4f5a6b7c",
+        "Webhook-Timestamp": str(timestamp),
+        "Webhook-Signature": sign(secrets, "msg_0192f3a0c1d27e3a9b1c2d3e4f5a6b7c", timestamp, body),
+    }
 
 
 def test_signing_matches_the_reference_package() -> None:
@@ -31,7 +35,7 @@ def test_signing_matches_the_reference_package() -> None:
 @pytest.mark.parametrize("body", [FORM, JSON], ids=["form", "json"])
 def test_both_formats_verify_from_their_raw_bytes(body: bytes) -> None:
     verify(SECRET, _headers(body), body, now=NOW)
-    verify([SECRET2, SECRET], _headers(body), body.decode(), now=NOW)   # several secrets, body as text
+    verify([SECRET2, SECRET], _headers(body), body.decode(), now=NOW)  # several secrets, body as text
     verify(SECRET2, _headers(body, secrets=(SECRET, SECRET2)), body, now=NOW)  # signed during a rotation
     with pytest.raises(SignatureError, match="no matching signature"):
         verify(SECRET, _headers(body), body + b" ", now=NOW)
@@ -71,8 +75,14 @@ def test_the_reference_package_verifies_form_bodies_only_without_parsing_json() 
 
 def test_importable_with_the_standard_library_alone() -> None:
     loaded = subprocess.run(
-        [sys.executable, "-c", "import sys; import tcxhooks.signing; "
-         "print('\\n'.join(sorted({m.split('.')[0] for m in sys.modules})))"],
-        capture_output=True, text=True, check=True).stdout.split()
+        [
+            sys.executable,
+            "-c",
+            "import sys; import tcxhooks.signing; print('\\n'.join(sorted({m.split('.')[0] for m in sys.modules})))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     # "_…": the interpreter's and the installer's own hooks (__main__, an editable install's finder)
     assert [m for m in loaded if m not in sys.stdlib_module_names and m != "tcxhooks" and not m.startswith("_")] == []

@@ -1,4 +1,5 @@
 """The delivery client against CRMs that answer in unusual, broken or hostile ways."""
+
 from __future__ import annotations
 
 import asyncio
@@ -41,8 +42,14 @@ class Crm:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
-                length = next((int(line.split(b":")[1]) for line in head.lower().split(b"\r\n")
-                               if line.startswith(b"content-length:")), 0)
+                length = next(
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.lower().split(b"\r\n")
+                        if line.startswith(b"content-length:")
+                    ),
+                    0,
+                )
                 request = head + await reader.readexactly(length)
                 self.requests.append(request)
                 await self.answer(request, writer)
@@ -85,12 +92,19 @@ def _raw(answer: bytes) -> Answer:
     async def write(request: bytes, writer: asyncio.StreamWriter) -> None:
         writer.write(answer)
         await writer.drain()
+
     return write
 
 
 def _plain(status: bytes, body: bytes, *headers: bytes) -> Answer:
-    return _raw(b"HTTP/1.1 " + status + b"\r\n" + b"".join(h + b"\r\n" for h in headers)
-                + b"content-length: %d\r\n\r\n" % len(body) + body)
+    return _raw(
+        b"HTTP/1.1 "
+        + status
+        + b"\r\n"
+        + b"".join(h + b"\r\n" for h in headers)
+        + b"content-length: %d\r\n\r\n" % len(body)
+        + body
+    )
 
 
 async def _post_each(crm_of: Callable[[Answer], Awaitable[Crm]], *answers: Answer) -> list[Any]:
@@ -108,13 +122,21 @@ async def test_answers_in_every_framing_are_read(crm_of: Callable[[Answer], Awai
         writer.close()
 
     replies = await _post_each(
-        crm_of, _plain(b"200 OK", b"fine"),
-        _raw(b"HTTP/1.1 503 Service Unavailable\r\ntransfer-encoding: chunked\r\nRetry-After: 7\r\n\r\n"
-             b"4\r\nbusy\r\n7\r\n, later\r\n0\r\n\r\n"),
+        crm_of,
+        _plain(b"200 OK", b"fine"),
+        _raw(
+            b"HTTP/1.1 503 Service Unavailable\r\ntransfer-encoding: chunked\r\nRetry-After: 7\r\n\r\n"
+            b"4\r\nbusy\r\n7\r\n, later\r\n0\r\n\r\n"
+        ),
         until_close,
-        _raw(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok"))
+        _raw(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok"),
+    )
     assert [(r.status, r.snippet) for r in replies] == [
-        (200, b"fine"), (503, b"busy, later"), (202, b"queued"), (201, b"ok")]
+        (200, b"fine"),
+        (503, b"busy, later"),
+        (202, b"queued"),
+        (201, b"ok"),
+    ]
     assert replies[1].retry_after == "7"
 
 
@@ -122,24 +144,28 @@ async def test_hand_written_receivers_are_understood(crm_of: Callable[[Answer], 
     """Bare LF line endings and a folded (obs-fold) header, as old stacks and hand-written receivers
     send them: the CRM took the webhook, so its answer must read as the 2xx / 503 it is."""
     bare_lf, folded = await _post_each(
-        crm_of, _raw(b"HTTP/1.1 200 OK\nContent-Type: text/plain\ncontent-length: 2\n\nok"),
-        _raw(b"HTTP/1.1 503 Busy\r\nX-Note: first part\r\n  second part\r\nRetry-After: 30\r\n"
-             b"content-length: 4\r\n\r\nbusy"))
+        crm_of,
+        _raw(b"HTTP/1.1 200 OK\nContent-Type: text/plain\ncontent-length: 2\n\nok"),
+        _raw(
+            b"HTTP/1.1 503 Busy\r\nX-Note: first part\r\n  second part\r\nRetry-After: 30\r\n"
+            b"content-length: 4\r\n\r\nbusy"
+        ),
+    )
     assert (bare_lf.status, bare_lf.snippet) == (200, b"ok")
     assert (folded.status, folded.retry_after, folded.snippet) == (503, "30", b"busy")
 
 
 async def test_retry_after_is_taken_only_from_the_final_answer(crm_of: Callable[[Answer], Awaitable[Crm]]) -> None:
     interim, trailer = await _post_each(
-        crm_of, _raw(b"HTTP/1.1 103 Early Hints\r\nRetry-After: 99\r\n\r\n"
-                     b"HTTP/1.1 503 Busy\r\ncontent-length: 2\r\n\r\nno"),
-        _raw(b"HTTP/1.1 503 Busy\r\ntransfer-encoding: chunked\r\n\r\n2\r\nno\r\n0\r\nRetry-After: 77\r\n\r\n"))
+        crm_of,
+        _raw(b"HTTP/1.1 103 Early Hints\r\nRetry-After: 99\r\n\r\nHTTP/1.1 503 Busy\r\ncontent-length: 2\r\n\r\nno"),
+        _raw(b"HTTP/1.1 503 Busy\r\ntransfer-encoding: chunked\r\n\r\n2\r\nno\r\n0\r\nRetry-After: 77\r\n\r\n"),
+    )
     assert (interim.status, interim.retry_after, interim.snippet) == (503, None, b"no")
     assert (trailer.status, trailer.retry_after, trailer.snippet) == (503, None, b"no")
 
 
-async def test_connections_are_kept_alive_and_a_long_answer_is_cut(
-        crm_of: Callable[[Answer], Awaitable[Crm]]) -> None:
+async def test_connections_are_kept_alive_and_a_long_answer_is_cut(crm_of: Callable[[Answer], Awaitable[Crm]]) -> None:
     long = bytes(range(256)) * 800  # 200 KB: only its first kilobyte is kept
     crm = await crm_of(_plain(b"200 OK", b"ok"))
     chatty = await crm_of(_plain(b"500 Internal Server Error", long))
@@ -179,8 +205,9 @@ async def test_an_endless_body_is_cut_and_its_answer_kept(crm_of: Callable[[Answ
 
     async def endless_body(request: bytes, writer: asyncio.StreamWriter) -> None:
         chunk = b"x" * 65536
-        await crm.endless(writer, b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
-                          b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        await crm.endless(
+            writer, b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n", b"%x\r\n" % len(chunk) + chunk + b"\r\n"
+        )
 
     crm = await crm_of(endless_body)
     client = _client()
@@ -220,7 +247,8 @@ async def test_a_post_the_crm_read_and_dropped_is_not_sent_again(crm_of: Callabl
 
 
 async def test_credentials_in_the_url_go_as_basic_auth_and_never_into_errors(
-        crm_of: Callable[[Answer], Awaitable[Crm]]) -> None:
+    crm_of: Callable[[Answer], Awaitable[Crm]],
+) -> None:
     crm = await crm_of(_plain(b"204 No Content", b""))
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
@@ -257,11 +285,15 @@ class _Resolver(AbstractResolver):
     def __init__(self) -> None:
         self.asked: list[str] = []
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-                      ) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         self.asked.append(host)
-        return [ResolveResult(hostname=host, host="127.0.0.1", port=port, family=socket.AF_INET, proto=0,
-                              flags=socket.AI_NUMERICHOST)]
+        return [
+            ResolveResult(
+                hostname=host, host="127.0.0.1", port=port, family=socket.AF_INET, proto=0, flags=socket.AI_NUMERICHOST
+            )
+        ]
 
     async def close(self) -> None:
         pass

@@ -1,4 +1,5 @@
 """End-to-end fixtures: the 3CX simulator and `tcxhooks up` as real processes, a fake CRM."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -37,14 +38,24 @@ class Stack:
         return "\n".join(p.read_text(errors="replace")[-4000:] for p in self.folder.glob("*.log"))
 
 
-
-
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     sim_port = free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
-    sim = start(["sim", "--port", str(sim_port), "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
-                 "--recordings-dir", str(tmp_path / "pbx-recordings")], tmp_path / "sim.log")
+    sim = start(
+        [
+            "sim",
+            "--port",
+            str(sim_port),
+            "--client-id",
+            CLIENT_ID,
+            "--client-secret",
+            CLIENT_SECRET,
+            "--recordings-dir",
+            str(tmp_path / "pbx-recordings"),
+        ],
+        tmp_path / "sim.log",
+    )
     crm = Receiver().start()
     config = write_config(
         tmp_path,

@@ -1,6 +1,7 @@
 """The contract's times and names end to end (docs/webhooks.md §3): the simulator plays an inbound queue call and
 a blind transfer, the real monitor and dispatcher turn them into webhooks, and two receivers (form and json) get
 the names, the times in `[pbx] timezone` and the transfer's parties, the same in both formats."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -54,11 +55,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder: Path = tmp_path_factory.mktemp("fields")
     sim, pbx = start_pbx(folder)
     form_crm, json_crm = Receiver().start(), Receiver().start()
-    config = write_config(folder, pbx={"url": pbx.url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                                       "ringing_grace": "1", "timezone": "Europe/Moscow"},
-                          events={"language": "en"}, recordings={"enabled": "false"},
-                          dispatcher={"retry_schedule": "1s"}, webhook={"url": form_crm.url},
-                          **{"webhook:json": {"url": json_crm.url, "format": "json"}})
+    config = write_config(
+        folder,
+        pbx={
+            "url": pbx.url,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "ringing_grace": "1",
+            "timezone": "Europe/Moscow",
+        },
+        events={"language": "en"},
+        recordings={"enabled": "false"},
+        dispatcher={"retry_schedule": "1s"},
+        webhook={"url": form_crm.url},
+        **{"webhook:json": {"url": json_crm.url, "format": "json"}},
+    )
     monitor = Monitor(pbx, form_crm, config, folder)
     try:
         monitor.start("dispatcher")
@@ -94,12 +105,22 @@ def _same_in_json(form: list[Request], got_json: list[Request]) -> None:
 def test_an_inbound_queue_call_names_everyone_and_times_every_step(stack: Stack) -> None:
     form, got_json = stack.play("queue_answered", 5, caller_name="Acme Ltd")
     events = [(r.form()["event"], r.form()["user"]) for r in form]
-    assert events == [("ringing", "800"), ("ringing", "101"), ("ringing", "102"), ("hangupincoming", "102"),
-                      ("incoming", "102")]
+    assert events == [
+        ("ringing", "800"),
+        ("ringing", "101"),
+        ("ringing", "102"),
+        ("hangupincoming", "102"),
+        ("incoming", "102"),
+    ]
     extras = [_extras(r) for r in form]
     assert {(e["caller_name"], e["queue"], e["queue_name"]) for e in extras} == {("Acme Ltd", "800", "Sales")}
-    assert [e["user_name"] for e in extras] == ["Sales", "Ivan Petrov", "Maria Sidorova", "Maria Sidorova",
-                                                "Maria Sidorova"]
+    assert [e["user_name"] for e in extras] == [
+        "Sales",
+        "Ivan Petrov",
+        "Maria Sidorova",
+        "Maria Sidorova",
+        "Maria Sidorova",
+    ]
     # one start for the whole call: the call id's date-time, in the same zone
     [started] = {e["started_at"] for e in extras}
     stamp = form[0].form()["id"].split("_")[0]
@@ -118,16 +139,28 @@ def test_an_inbound_queue_call_names_everyone_and_times_every_step(stack: Stack)
 def test_a_blind_transfer_names_where_the_call_went_and_where_it_came_from(stack: Stack) -> None:
     form, got_json = stack.play("blind_transfer", 6)
     by_event = [(r.form()["event"], r.form()["user"], r.form()["id"][-1]) for r in form]
-    assert by_event == [("ringing", "101", "0"), ("hangupincoming", "101", "1"), ("ringing", "102", "2"),
-                        ("incoming", "101", "1"), ("hangupincoming", "102", "2"), ("incoming", "102", "2")]
+    assert by_event == [
+        ("ringing", "101", "0"),
+        ("hangupincoming", "101", "1"),
+        ("ringing", "102", "2"),
+        ("incoming", "101", "1"),
+        ("hangupincoming", "102", "2"),
+        ("incoming", "102", "2"),
+    ]
     extras = [_extras(r) for r in form]
     first_end = extras[3]
     assert (form[3].form()["transfer"], first_end["transferred_to"], first_end["transferred_to_name"]) == (
-        "true", "102", "Maria Sidorova")
+        "true",
+        "102",
+        "Maria Sidorova",
+    )
     assert all("transferred_from" not in e for e in [*extras[:2], first_end])
     for target in (extras[2], extras[4], extras[5]):
         assert (target["transferred_from"], target["transferred_from_name"], target["user_name"]) == (
-            "101", "Ivan Petrov", "Maria Sidorova")
+            "101",
+            "Ivan Petrov",
+            "Maria Sidorova",
+        )
         assert "transferred_to" not in target
     assert form[4].form()["trtype"] == "Blind"
     assert len({e["started_at"] for e in extras}) == 1

@@ -2,6 +2,7 @@
 
 Inbound call via DID 74951234567 (rule "Main line") to 101, answered, the caller hangs up.
 """
+
 from __future__ import annotations
 
 import re
@@ -24,9 +25,27 @@ TALK_SECONDS = 3
 
 def mp3_duration(data: bytes) -> float:
     """Decodes the whole file with ffmpeg and returns the decoded duration (fails on a broken mp3)."""
-    result = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "mp3", "-i", "pipe:0",
-                             "-f", "s16le", "-ac", "1", "-ar", "8000", "pipe:1"],
-                            input=data, capture_output=True, timeout=60)
+    result = subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-v",
+            "error",
+            "-f",
+            "mp3",
+            "-i",
+            "pipe:0",
+            "-f",
+            "s16le",
+            "-ac",
+            "1",
+            "-ar",
+            "8000",
+            "pipe:1",
+        ],
+        input=data,
+        capture_output=True,
+        timeout=60,
+    )
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr.decode()
     return len(result.stdout) / 2 / 8000
 
@@ -49,10 +68,22 @@ def test_inbound_answered_call_end_to_end(stack: Stack) -> None:
 
     ringing, answered, ended, recording = (h.form_items() for h in hooks)
     ringing, answered = legacy(ringing), legacy(answered)
-    assert ringing == [("event", "ringing"), ("callerid", CALLER), ("did", DID), ("user", "101"),
-                       ("usertype", "ext"), ("id", f"{prefix}-0")]
-    assert answered == [("event", "hangupincoming"), ("callerid", CALLER), ("user", "101"), ("did", DID),
-                        ("trtype", "NotDef"), ("id", f"{prefix}-1")]
+    assert ringing == [
+        ("event", "ringing"),
+        ("callerid", CALLER),
+        ("did", DID),
+        ("user", "101"),
+        ("usertype", "ext"),
+        ("id", f"{prefix}-0"),
+    ]
+    assert answered == [
+        ("event", "hangupincoming"),
+        ("callerid", CALLER),
+        ("user", "101"),
+        ("did", DID),
+        ("trtype", "NotDef"),
+        ("id", f"{prefix}-1"),
+    ]
     ended_fields = dict(ended)
     assert [k for k, _ in ended][:8] == ["event", "callerid", "user", "did", "finishtype", "transfer", "title", "id"]
     assert ended_fields["event"] == "incoming"

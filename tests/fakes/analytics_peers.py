@@ -1,5 +1,6 @@
 """Analytics' peers in its tests: a DispatcherService recording what is published, and media's FetchAudio
 over files the test stores. Each binds a port the system picks (`address`)."""
+
 from __future__ import annotations
 
 import threading
@@ -33,8 +34,9 @@ class RecordingDispatcher(dispatcher_service_pb2_grpc.DispatcherServiceServicer)
         dispatcher_service_pb2_grpc.add_DispatcherServiceServicer_to_server(self, self._server)
         self.address = f"127.0.0.1:{self._server.add_insecure_port('127.0.0.1:0')}"
 
-    def Publish(self, request: dispatcher_service_pb2.PublishRequest, context: grpc.ServicerContext
-                ) -> dispatcher_service_pb2.PublishResponse:
+    def Publish(
+        self, request: dispatcher_service_pb2.PublishRequest, context: grpc.ServicerContext
+    ) -> dispatcher_service_pb2.PublishResponse:
         with self._cond:
             self.calls += 1
             if self.reject_next > 0:
@@ -79,8 +81,9 @@ class FakeMedia(media_service_pb2_grpc.MediaServiceServicer):
     def add(self, call_id: str, file: int, path: Path) -> None:
         self.files[(call_id, file)] = path
 
-    def FetchAudio(self, request: media_service_pb2.FetchAudioRequest, context: grpc.ServicerContext
-                   ) -> Iterator[media_service_pb2.FetchAudioResponse]:
+    def FetchAudio(
+        self, request: media_service_pb2.FetchAudioRequest, context: grpc.ServicerContext
+    ) -> Iterator[media_service_pb2.FetchAudioResponse]:
         self.fetches.append((request.call_id, request.file))
         if self.unavailable_next > 0:
             self.unavailable_next -= 1

@@ -2,6 +2,7 @@
 (gRPC servers in threads, checking the shared service token, which proves media sends it), plus
 the real dispatcher process delivering to a fake CRM.
 """
+
 from __future__ import annotations
 
 import threading
@@ -67,8 +68,11 @@ class FakeMonitor(monitor_service_pb2_grpc.MonitorServiceServicer):
                 start, end = Timestamp(), Timestamp()
                 start.FromNanoseconds(int(rec.start * 1e9))
                 end.FromNanoseconds(int(rec.end * 1e9))
-                rows.append(monitor_service_pb2.RecordingInfo(recording_id=rec.recording_id, start_time=start,
-                                                              end_time=end, file_name=rec.path.name))
+                rows.append(
+                    monitor_service_pb2.RecordingInfo(
+                        recording_id=rec.recording_id, start_time=start, end_time=end, file_name=rec.path.name
+                    )
+                )
         return monitor_service_pb2.ListRecordingsResponse(recordings=rows)
 
     def FetchRecording(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
@@ -154,8 +158,9 @@ class Peers:
         self.addresses: dict[str, str] = {}
         self._servers: list[grpc.Server] = []
         for name, servicer, add in (
-                ("monitor", self.monitor, monitor_service_pb2_grpc.add_MonitorServiceServicer_to_server),
-                ("analytics", self.analytics, analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server)):
+            ("monitor", self.monitor, monitor_service_pb2_grpc.add_MonitorServiceServicer_to_server),
+            ("analytics", self.analytics, analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server),
+        ):
             server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
             add(servicer, server)
             port = server.add_insecure_port("127.0.0.1:0")
@@ -164,8 +169,12 @@ class Peers:
             self.addresses[name] = f"127.0.0.1:{port}"
         self.crm = Receiver().start()
         self.folder = folder
-        config = write_config(folder, webhook={"url": self.crm.url, "format": "json"},
-                              services={**self.addresses, "token": TOKEN}, log={"level": "warning"})
+        config = write_config(
+            folder,
+            webhook={"url": self.crm.url, "format": "json"},
+            services={**self.addresses, "token": TOKEN},
+            log={"level": "warning"},
+        )
         self.addresses["dispatcher"] = read_config(config)["services"]["dispatcher"]
         self._dispatcher_args = ["dispatcher", "-c", str(config)]
         self.start_dispatcher()
@@ -176,8 +185,11 @@ class Peers:
 
     def recordings(self, call_id: str) -> list[Request]:
         """The recording webhooks the CRM got for this leg so far."""
-        return [r for r in list(self.crm.requests) if r.json()["type"] == "recording.ready"
-                and r.json()["data"]["id"] == call_id]
+        return [
+            r
+            for r in list(self.crm.requests)
+            if r.json()["type"] == "recording.ready" and r.json()["data"]["id"] == call_id
+        ]
 
     def wait_recording(self, call_id: str, timeout: float = 30.0) -> dict[str, Any]:
         """The `data` of the leg's recording webhook, once the CRM has it."""

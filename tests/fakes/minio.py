@@ -5,6 +5,7 @@ encrypted with the root secret). Every request must be signed by the root user.
     with FakeMinio(root_user, root_password) as minio:   # minio.endpoint = "127.0.0.1:<port>"
         ...; minio.buckets, minio.policies, minio.users, minio.attached
 """
+
 from __future__ import annotations
 
 import http.server
@@ -66,9 +67,15 @@ class FakeMinio:
                     request = fake._admin(body)
                     policies = fake.attached.setdefault(request["user"], set())
                     if set(request["policies"]) <= policies:
-                        return self._answer(400, json.dumps({"Code": "XMinioAdminPolicyChangeAlreadyApplied",
-                                                             "Message": "The specified policy change is already "
-                                                             "in effect."}).encode())
+                        return self._answer(
+                            400,
+                            json.dumps(
+                                {
+                                    "Code": "XMinioAdminPolicyChangeAlreadyApplied",
+                                    "Message": "The specified policy change is already in effect.",
+                                }
+                            ).encode(),
+                        )
                     policies.update(request["policies"])
                     return self._answer(204)
                 if "/" not in path and self.command == "HEAD":

@@ -12,6 +12,7 @@ object per line with final / finalRefinement / eouUpdate / statusCode events, in
 are google.rpc.Status bodies: 401 code 16 for a bad key, 429 code 8 for quota, 400 code 3 for a
 malformed request, 404 code 5 for an unknown operation.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -34,7 +35,7 @@ AUDIO_TYPES = {"WAV", "OGG_OPUS", "MP3"}
 class Phrase:
     start_ms: int
     end_ms: int
-    text: str             # the raw `final` text
+    text: str  # the raw `final` text
     normalized: str = ""  # the `finalRefinement` text (none sent when empty)
 
 
@@ -68,7 +69,7 @@ class FakeYandex:
     folder_id: str = "b1gfakefolder"
     language: str = "en-US"
     transcript: dict[str, list[Phrase]] = field(default_factory=dict)
-    polls_until_done: int = 1          # answers with done=false before done=true
+    polls_until_done: int = 1  # answers with done=false before done=true
     never_done: bool = False
     operation_errors: list[dict[str, Any] | None] = field(default_factory=list)  # per submission, in order
     gpt_text: str = "The caller asked about an order; the operator confirmed delivery on Monday."
@@ -90,8 +91,11 @@ class FakeYandex:
     def fail_next(self, path_suffix: str, status: int, times: int = 1, retry_after: str = "") -> None:
         """The next `times` requests whose path ends with `path_suffix` get `status` with a Status body."""
         code = {400: 3, 401: 16, 403: 7, 404: 5, 429: 8, 500: 13, 503: 14, 504: 4}.get(status, 2)
-        messages = {8: "Resource exhausted: quota of asynchronous recognition requests", 13: "Internal error",
-                    14: "Service unavailable"}
+        messages = {
+            8: "Resource exhausted: quota of asynchronous recognition requests",
+            13: "Internal error",
+            14: "Service unavailable",
+        }
         headers = {"Retry-After": retry_after} if retry_after else {}
         body = {"code": code, "message": messages.get(code, "error"), "details": []}
         with self._lock:
@@ -156,8 +160,15 @@ class FakeYandex:
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         body = await request.read()
         with self._lock:
-            self.requests.append(Recorded(request.method, request.path, dict(request.query),
-                                          {k.lower(): v for k, v in request.headers.items()}, body))
+            self.requests.append(
+                Recorded(
+                    request.method,
+                    request.path,
+                    dict(request.query),
+                    {k.lower(): v for k, v in request.headers.items()},
+                    body,
+                )
+            )
             for suffix, queue in self._failures.items():
                 if request.path.endswith(suffix) and queue:
                     status, payload, headers = queue.pop(0)
@@ -172,9 +183,15 @@ class FakeYandex:
         return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
     def _operation_body(self, op: _Operation) -> dict[str, Any]:
-        body: dict[str, Any] = {"id": op.id, "description": "STT v3 async recognition", "createdAt": op.created,
-                                "createdBy": "ajefakeserviceaccount", "modifiedAt": self._now(), "done": op.done,
-                                "metadata": None}
+        body: dict[str, Any] = {
+            "id": op.id,
+            "description": "STT v3 async recognition",
+            "createdAt": op.created,
+            "createdBy": "ajefakeserviceaccount",
+            "modifiedAt": self._now(),
+            "done": op.done,
+            "metadata": None,
+        }
         if op.done and op.error:
             body["error"] = op.error
         return body
@@ -201,8 +218,9 @@ class FakeYandex:
         with self._lock:
             errors = self.operation_errors
             error = errors.pop(0) if errors else None
-            op = _Operation(f"f8d{next(self._ids):05d}{uuid.uuid4().hex[:12]}", audio, self.polls_until_done, error,
-                            self._now())
+            op = _Operation(
+                f"f8d{next(self._ids):05d}{uuid.uuid4().hex[:12]}", audio, self.polls_until_done, error, self._now()
+            )
             self.operations[op.id] = op
         return web.json_response(self._operation_body(op))
 
@@ -230,25 +248,60 @@ class FakeYandex:
         objects: list[dict[str, Any]] = []
         for tag, phrases in sorted(self.transcript.items()):
             for index, phrase in enumerate(phrases):
-                cursors = {"receivedDataMs": str(phrase.end_ms), "resetTimeMs": "0", "partialTimeMs": str(phrase.end_ms),
-                           "finalTimeMs": str(phrase.end_ms), "finalIndex": str(index), "eouTimeMs": "0"}
-                common = {"sessionUuid": session, "audioCursors": cursors, "responseWallTimeMs": "120", "channelTag": tag}
-                words = [{"text": w, "startTimeMs": str(phrase.start_ms), "endTimeMs": str(phrase.end_ms)}
-                         for w in phrase.text.split()]
-                alternative = {"words": words, "text": phrase.text, "startTimeMs": str(phrase.start_ms),
-                               "endTimeMs": str(phrase.end_ms), "confidence": 0,
-                               "languages": [{"languageCode": self.language, "probability": 1}]}
-                objects.append({**common, "partial": {"alternatives": [{**alternative, "text": phrase.text[:3]}],
-                                                      "channelTag": tag}})
+                cursors = {
+                    "receivedDataMs": str(phrase.end_ms),
+                    "resetTimeMs": "0",
+                    "partialTimeMs": str(phrase.end_ms),
+                    "finalTimeMs": str(phrase.end_ms),
+                    "finalIndex": str(index),
+                    "eouTimeMs": "0",
+                }
+                common = {
+                    "sessionUuid": session,
+                    "audioCursors": cursors,
+                    "responseWallTimeMs": "120",
+                    "channelTag": tag,
+                }
+                words = [
+                    {"text": w, "startTimeMs": str(phrase.start_ms), "endTimeMs": str(phrase.end_ms)}
+                    for w in phrase.text.split()
+                ]
+                alternative = {
+                    "words": words,
+                    "text": phrase.text,
+                    "startTimeMs": str(phrase.start_ms),
+                    "endTimeMs": str(phrase.end_ms),
+                    "confidence": 0,
+                    "languages": [{"languageCode": self.language, "probability": 1}],
+                }
+                objects.append(
+                    {
+                        **common,
+                        "partial": {"alternatives": [{**alternative, "text": phrase.text[:3]}], "channelTag": tag},
+                    }
+                )
                 objects.append({**common, "final": {"alternatives": [alternative], "channelTag": tag}})
                 objects.append({**common, "eouUpdate": {"timeMs": str(phrase.end_ms)}})
                 if phrase.normalized:
-                    objects.append({**common, "finalRefinement": {
-                        "finalIndex": str(index),
-                        "normalizedText": {"alternatives": [{**alternative, "text": phrase.normalized}],
-                                           "channelTag": tag}}})
-            objects.append({"sessionUuid": session, "channelTag": tag,
-                            "statusCode": {"codeType": "CLOSED", "message": "session closed"}})
+                    objects.append(
+                        {
+                            **common,
+                            "finalRefinement": {
+                                "finalIndex": str(index),
+                                "normalizedText": {
+                                    "alternatives": [{**alternative, "text": phrase.normalized}],
+                                    "channelTag": tag,
+                                },
+                            },
+                        }
+                    )
+            objects.append(
+                {
+                    "sessionUuid": session,
+                    "channelTag": tag,
+                    "statusCode": {"codeType": "CLOSED", "message": "session closed"},
+                }
+            )
         return objects
 
     async def _delete_recognition(self, request: web.Request) -> web.Response:
@@ -267,15 +320,26 @@ class FakeYandex:
         messages = body.get("messages") if isinstance(body, dict) else None
         if not uri.startswith(f"gpt://{self.folder_id}/"):
             return _status(400, 3, f"invalid modelUri {uri!r}")
-        if not isinstance(messages, list) or not messages or any(
-                m.get("role") not in ("system", "user", "assistant") or not m.get("text") for m in messages):
+        if (
+            not isinstance(messages, list)
+            or not messages
+            or any(m.get("role") not in ("system", "user", "assistant") or not m.get("text") for m in messages)
+        ):
             return _status(400, 3, "messages must be a list of {role, text}")
-        text = self.gpt_text if self.gpt_status != "ALTERNATIVE_STATUS_CONTENT_FILTER" else (
-            "Unfortunately I cannot discuss this topic.")
-        return web.json_response({"result": {
-            "alternatives": [{"message": {"role": "assistant", "text": text}, "status": self.gpt_status}],
-            "usage": {"inputTextTokens": "120", "completionTokens": "30", "totalTokens": "150"},
-            "modelVersion": "23.10.2024"}})
+        text = (
+            self.gpt_text
+            if self.gpt_status != "ALTERNATIVE_STATUS_CONTENT_FILTER"
+            else ("Unfortunately I cannot discuss this topic.")
+        )
+        return web.json_response(
+            {
+                "result": {
+                    "alternatives": [{"message": {"role": "assistant", "text": text}, "status": self.gpt_status}],
+                    "usage": {"inputTextTokens": "120", "completionTokens": "30", "totalTokens": "150"},
+                    "modelVersion": "23.10.2024",
+                }
+            }
+        )
 
 
 def _status(http: int, code: int, message: str) -> web.Response:

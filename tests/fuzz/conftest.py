@@ -1,5 +1,6 @@
 """Fuzz tests count rejections through the metrics; the warnings each rejection logs are silenced here
 (thousands of them would only slow the examples down)."""
+
 from __future__ import annotations
 
 import logging

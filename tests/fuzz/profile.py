@@ -4,6 +4,7 @@ CI runs each test on a fixed set of examples (derandomized, so a failure repeats
 per example: the whole suite stays well under a minute. A longer, random hunt on a workstation:
     FUZZ_EXAMPLES=2000 FUZZ_RANDOM=1 .venv/bin/python -m pytest tests/fuzz
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,19 +23,25 @@ T = TypeVar("T")
 def fuzz(examples: int = 60, deadline_ms: int | None = 2000) -> settings:
     """Settings for one fuzz test: `examples` inputs, none taking longer than `deadline_ms` (None: the test
     bounds each example itself, with run_bounded)."""
-    return settings(max_examples=OVERRIDE or examples, deadline=deadline_ms, derandomize=not os.environ.get("FUZZ_RANDOM"),
-                    database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                                          HealthCheck.filter_too_much])
+    return settings(
+        max_examples=OVERRIDE or examples,
+        deadline=deadline_ms,
+        derandomize=not os.environ.get("FUZZ_RANDOM"),
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    )
 
 
 # Text as a hostile peer sends it: any code point, lone surrogates included (what a `\ud800` escape
 # decodes to), control characters, very long runs.
 text = st.text(st.characters(codec=None, exclude_categories=()), max_size=300) | st.sampled_from(
-    ["\ud800", "\udfff", "a\ud83d", "\x00", "\u202e", "𝕏" * 50, "٣", "-1", "1e309", "NaN", "9" * 5000])
+    ["\ud800", "\udfff", "a\ud83d", "\x00", "\u202e", "𝕏" * 50, "٣", "-1", "1e309", "NaN", "9" * 5000]
+)
 numbers = st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=True, allow_infinity=True)
 scalars = st.none() | st.booleans() | numbers | text
 json_values: st.SearchStrategy[Any] = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(text, inner, max_size=5), max_leaves=20)
+    scalars, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(text, inner, max_size=5), max_leaves=20
+)
 
 
 def deeply_nested(depth: int) -> str:

@@ -7,6 +7,7 @@ JSON. Whatever comes: the reader ends only when the socket does, no change fails
 the socket: a reconnect loop), every frame that is not an event is counted, and every event the graph
 emits renders as a webhook in both formats.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,26 +36,44 @@ from .profile import deeply_nested, fuzz, json_values, run_bounded, text, with_f
 DNS = ["101", "102", "800", "10000"]
 dns = st.sampled_from(DNS) | text
 PARTICIPANT = {
-    "id": st.integers(1, 6), "dn": dns, "callid": st.integers(1, 4), "legid": st.integers(0, 4),
+    "id": st.integers(1, 6),
+    "dn": dns,
+    "callid": st.integers(1, 4),
+    "legid": st.integers(0, 4),
     "status": st.sampled_from(["Ringing", "Dialing", "Connected", "Held", ""]),
-    "party_dn": dns, "party_dn_type": st.sampled_from(["Wexternalline", "Wextension", "Wqueue", "Wroutepoint", "None"]),
+    "party_dn": dns,
+    "party_dn_type": st.sampled_from(["Wexternalline", "Wextension", "Wqueue", "Wroutepoint", "None"]),
     "party_caller_id": st.sampled_from(["+79161234567", "101", ""]) | text,
-    "party_caller_name": text, "party_did": st.sampled_from(["74951234567", ""]) | text,
-    "originated_by_dn": dns, "referred_by_dn": dns, "on_behalf_of_dn": dns,
+    "party_caller_name": text,
+    "party_did": st.sampled_from(["74951234567", ""]) | text,
+    "originated_by_dn": dns,
+    "referred_by_dn": dns,
+    "on_behalf_of_dn": dns,
 }
 participants = with_fields(PARTICIPANT)
-entities = (st.builds("/callcontrol/{}/participants/{}".format, st.sampled_from(DNS), st.integers(1, 6))
-            | st.sampled_from(["/callcontrol/101", "/callcontrol/101/devices/x", "/callcontrol//participants/1"])
-            | text)
-events = st.builds(lambda entity, kind, attached, sequence: json.dumps(
-    {"sequence": sequence, "event": {"event_type": kind, "entity": entity, "attached_data": attached}}),
-    entities, st.sampled_from([0, 1, 2, 3, 4]) | json_values, participants | json_values,
-    st.integers(0, 40) | json_values)
-not_events = (text | st.binary(max_size=200) | st.builds(json.dumps, json_values)
-              | st.integers(1000, 5000).map(deeply_nested))
+entities = (
+    st.builds("/callcontrol/{}/participants/{}".format, st.sampled_from(DNS), st.integers(1, 6))
+    | st.sampled_from(["/callcontrol/101", "/callcontrol/101/devices/x", "/callcontrol//participants/1"])
+    | text
+)
+events = st.builds(
+    lambda entity, kind, attached, sequence: json.dumps(
+        {"sequence": sequence, "event": {"event_type": kind, "entity": entity, "attached_data": attached}}
+    ),
+    entities,
+    st.sampled_from([0, 1, 2, 3, 4]) | json_values,
+    participants | json_values,
+    st.integers(0, 40) | json_values,
+)
+not_events = (
+    text | st.binary(max_size=200) | st.builds(json.dumps, json_values) | st.integers(1000, 5000).map(deeply_nested)
+)
 frames = st.lists(st.tuples(st.just(True), events) | st.tuples(st.just(False), not_events), max_size=15)
-fetched = st.lists(participants.map(lambda p: ("json", p)) | json_values.map(lambda v: ("json", v))
-                   | st.just(("gone", None)), min_size=1, max_size=8)
+fetched = st.lists(
+    participants.map(lambda p: ("json", p)) | json_values.map(lambda v: ("json", v)) | st.just(("gone", None)),
+    min_size=1,
+    max_size=8,
+)
 
 
 class Socket:
@@ -98,12 +117,14 @@ class Collector:
 
 
 def malformed() -> float:
-    return sum(sample.value for metric in MALFORMED.collect() for sample in metric.samples
-               if sample.name.endswith("_total"))
+    return sum(
+        sample.value for metric in MALFORMED.collect() for sample in metric.samples if sample.name.endswith("_total")
+    )
 
 
-async def session(frames: list[tuple[bool, str | bytes]], answers: list[tuple[str, Any]], snapshot: list[Any],
-                  folder: Path) -> tuple[Socket, list[OutRow], float]:
+async def session(
+    frames: list[tuple[bool, str | bytes]], answers: list[tuple[str, Any]], snapshot: list[Any], folder: Path
+) -> tuple[Socket, list[OutRow], float]:
     store = await open_store(f"sqlite:///{folder / 'monitor.db'}")
     try:
         registry = Registry(store, "https://pbx.example.com")
@@ -134,10 +155,18 @@ async def session(frames: list[tuple[bool, str | bytes]], answers: list[tuple[st
 
 
 @fuzz(examples=40, deadline_ms=None)
-@given(frames, fetched, st.lists(st.fixed_dictionaries({"dn": st.sampled_from(DNS), "participants": st.lists(
-    participants, max_size=2)}) | json_values, max_size=3))
+@given(
+    frames,
+    fetched,
+    st.lists(
+        st.fixed_dictionaries({"dn": st.sampled_from(DNS), "participants": st.lists(participants, max_size=2)})
+        | json_values,
+        max_size=3,
+    ),
+)
 def test_hostile_frames_and_participants_never_break_the_session(
-        frames: list[tuple[bool, str | bytes]], answers: list[tuple[str, Any]], snapshot: list[Any]) -> None:
+    frames: list[tuple[bool, str | bytes]], answers: list[tuple[str, Any]], snapshot: list[Any]
+) -> None:
     with tempfile.TemporaryDirectory() as folder:
         socket, rows, counted = run_bounded(lambda: session(frames, answers, snapshot, Path(folder)))
     assert not socket.closed, "a change failed: the session would reconnect (and meet the same input again)"

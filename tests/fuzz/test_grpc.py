@@ -6,6 +6,7 @@ past or future, long and odd strings, large repeated fields). Every answer is a 
 errors give (never INTERNAL or UNKNOWN: those are bugs), within its deadline (never a hang), and every
 request that is not its RPC's message is refused as such and counted.
 """
+
 from __future__ import annotations
 
 import re
@@ -27,21 +28,41 @@ from tests.helpers.services import read_config, start, stop, wait_healthy, write
 from .profile import fuzz
 
 TOKEN = "fuzz-grpc-token"
-MODULES = {"monitor": monitor_service_pb2, "dispatcher": dispatcher_service_pb2, "media": media_service_pb2,
-           "analytics": analytics_service_pb2}
+MODULES = {
+    "monitor": monitor_service_pb2,
+    "dispatcher": dispatcher_service_pb2,
+    "media": media_service_pb2,
+    "analytics": analytics_service_pb2,
+}
 OFFSET = {"monitor": 0, "dispatcher": 1, "media": 2, "analytics": 3}  # the metrics ports under `up`
-METHODS = [(name, method) for name, module in MODULES.items()
-           for service in module.DESCRIPTOR.services_by_name.values() for method in service.methods]
+METHODS = [
+    (name, method)
+    for name, module in MODULES.items()
+    for service in module.DESCRIPTOR.services_by_name.values()
+    for method in service.methods
+]
 # Streams that last until the caller ends them (a capture session): read for a moment, then let go.
 SUBSCRIPTIONS = {"Capture"}
-BUGS = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNAUTHENTICATED}
+BUGS = {
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.UNIMPLEMENTED,
+    grpc.StatusCode.UNAUTHENTICATED,
+}
 F = d.FieldDescriptor
-INTS = {F.TYPE_INT32: 31, F.TYPE_SINT32: 31, F.TYPE_SFIXED32: 31, F.TYPE_INT64: 63, F.TYPE_SINT64: 63,
-        F.TYPE_SFIXED64: 63}
+INTS = {
+    F.TYPE_INT32: 31,
+    F.TYPE_SINT32: 31,
+    F.TYPE_SFIXED32: 31,
+    F.TYPE_INT64: 63,
+    F.TYPE_SINT64: 63,
+    F.TYPE_SFIXED64: 63,
+}
 UINTS = {F.TYPE_UINT32: 32, F.TYPE_FIXED32: 32, F.TYPE_UINT64: 64, F.TYPE_FIXED64: 64}
-strings = st.text(max_size=60) | st.sampled_from(["", "../etc/passwd", "1" * 300, "ext:101", "260101120000_1-1",
-                                                   "%00", "*", "msg_" + "f" * 32, "-1", "\u202e"])
+strings = st.text(max_size=60) | st.sampled_from(
+    ["", "../etc/passwd", "1" * 300, "ext:101", "260101120000_1-1", "%00", "*", "msg_" + "f" * 32, "-1", "\u202e"]
+)
 
 
 def scalar(field: d.FieldDescriptor) -> st.SearchStrategy[Any]:
@@ -70,8 +91,11 @@ def message(descriptor: d.Descriptor, depth: int = 0) -> st.SearchStrategy[dict[
                 continue
             if field.message_type.full_name == "google.protobuf.Timestamp":
                 one: st.SearchStrategy[Any] = st.fixed_dictionaries(
-                    {"seconds": st.integers(-62135596800, 253402300799) | st.integers(-(2**63), 2**63 - 1),
-                     "nanos": st.integers(0, 999_999_999) | st.integers(-(2**31), 2**31 - 1)})
+                    {
+                        "seconds": st.integers(-62135596800, 253402300799) | st.integers(-(2**63), 2**63 - 1),
+                        "nanos": st.integers(0, 999_999_999) | st.integers(-(2**31), 2**31 - 1),
+                    }
+                )
             else:
                 one = st.deferred(lambda f=field: message(f.message_type, depth + 1))
         else:
@@ -95,8 +119,12 @@ def fill(target: Message, values: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("fuzz-grpc")
-    config = write_config(folder, pbx={"url": "http://127.0.0.1:9", "client_id": "c", "client_secret": "s"},
-                          webhook={"url": "http://127.0.0.1:9/crm"}, services={"token": TOKEN})
+    config = write_config(
+        folder,
+        pbx={"url": "http://127.0.0.1:9", "client_id": "c", "client_secret": "s"},
+        webhook={"url": "http://127.0.0.1:9/crm"},
+        services={"token": TOKEN},
+    )
     up = start(["up", "-c", str(config)], folder / "up.log")
     try:
         addresses = read_config(config)["services"]
@@ -153,8 +181,10 @@ def requests(draw: st.DrawFn) -> tuple[str, d.MethodDescriptor, bytes, bool]:
     service, method = draw(st.sampled_from(METHODS))
     if draw(st.booleans()):
         # a field number of the wrong wire type, a length beyond the end, or random bytes
-        garbage = draw(st.sampled_from([b"\x0a\xff\xff\xff\xff\x0f", b"\x08", b"\x0d\x01", b"\xff"]) | st.binary(
-            min_size=1, max_size=200))
+        garbage = draw(
+            st.sampled_from([b"\x0a\xff\xff\xff\xff\x0f", b"\x08", b"\x0d\x01", b"\xff"])
+            | st.binary(min_size=1, max_size=200)
+        )
         return service, method, garbage, True
     built = getattr(MODULES[service], method.input_type.name)()
     fill(built, draw(message(method.input_type)))
@@ -164,7 +194,8 @@ def requests(draw: st.DrawFn) -> tuple[str, d.MethodDescriptor, bytes, bool]:
 @fuzz(examples=150, deadline_ms=None)
 @given(st.lists(requests(), min_size=1, max_size=3))
 def test_hostile_requests_get_a_deliberate_answer_and_malformed_ones_are_counted(
-        product: Path, batch: list[tuple[str, d.MethodDescriptor, bytes, bool]]) -> None:
+    product: Path, batch: list[tuple[str, d.MethodDescriptor, bytes, bool]]
+) -> None:
     for service, method, request, raw in batch:
         before = malformed(product, service)
         code, details = call(product, service, method, request)

@@ -6,6 +6,7 @@ the call graph's facts, the post-call check, outage recovery and the status poll
 raises the PBX error its callers handle (PbxError, XapiError) — never anything else, never hangs — and
 rows it cannot use are counted.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -28,24 +29,42 @@ from tcxhooks.monitor.status.xapi import Xapi, XapiError
 
 from .profile import deeply_nested, fuzz, json_values, run_bounded, text, with_fields
 
-ROW = {"Id": st.integers(0, 5), "Number": st.sampled_from(["101", "102", "800"]) | text,
-       "CallId": st.integers(0, 9) | text, "DID": text, "Name": text, "DisplayName": text,
-       "StartTime": st.sampled_from(["2026-12-01T10:00:00Z", "2026-12-01T10:00:00.5+03:00", "", "yesterday"]) | text,
-       "EndTime": st.sampled_from(["2026-12-01T10:05:00Z"]) | text, "Status": text, "QueueDnNumber": text,
-       "Caller": text, "Callee": st.sampled_from(["79031112233", "101 Ivan Petrov"]) | text,
-       "CallbacksCount": st.integers(-5, 5) | text, "Duration": st.sampled_from(["PT1M5S", "P1D", "00:01:05"]) | text}
+ROW = {
+    "Id": st.integers(0, 5),
+    "Number": st.sampled_from(["101", "102", "800"]) | text,
+    "CallId": st.integers(0, 9) | text,
+    "DID": text,
+    "Name": text,
+    "DisplayName": text,
+    "StartTime": st.sampled_from(["2026-12-01T10:00:00Z", "2026-12-01T10:00:00.5+03:00", "", "yesterday"]) | text,
+    "EndTime": st.sampled_from(["2026-12-01T10:05:00Z"]) | text,
+    "Status": text,
+    "QueueDnNumber": text,
+    "Caller": text,
+    "Callee": st.sampled_from(["79031112233", "101 Ivan Petrov"]) | text,
+    "CallbacksCount": st.integers(-5, 5) | text,
+    "Duration": st.sampled_from(["PT1M5S", "P1D", "00:01:05"]) | text,
+}
 rows = with_fields(ROW)
-collections = st.builds(lambda page, count, extra: {"value": page, "@odata.count": count, **extra},
-                        st.lists(rows | json_values, max_size=6),
-                        st.integers(0, 8) | st.integers(10**6, 10**15) | json_values,
-                        st.dictionaries(text, json_values, max_size=2))
-bodies = (collections.map(json.dumps) | st.builds(json.dumps, json_values) | text
-          | st.integers(1000, 5000).map(deeply_nested)).map(lambda body: body.encode("utf-8", "surrogatepass"))
-answers = st.lists(st.tuples(st.sampled_from([200, 200, 200, 204, 302, 400, 403, 404, 500]), bodies | st.binary(max_size=64)),
-                   min_size=1, max_size=6)
+collections = st.builds(
+    lambda page, count, extra: {"value": page, "@odata.count": count, **extra},
+    st.lists(rows | json_values, max_size=6),
+    st.integers(0, 8) | st.integers(10**6, 10**15) | json_values,
+    st.dictionaries(text, json_values, max_size=2),
+)
+bodies = (
+    collections.map(json.dumps) | st.builds(json.dumps, json_values) | text | st.integers(1000, 5000).map(deeply_nested)
+).map(lambda body: body.encode("utf-8", "surrogatepass"))
+answers = st.lists(
+    st.tuples(st.sampled_from([200, 200, 200, 204, 302, 400, 403, 404, 500]), bodies | st.binary(max_size=64)),
+    min_size=1,
+    max_size=6,
+)
 
 READS: list[Callable[[PbxClient], Awaitable[Any]]] = [
-    xapi.trunk_dids, xapi.inbound_rules, xapi.active_call_numbers,
+    xapi.trunk_dids,
+    xapi.inbound_rules,
+    xapi.active_call_numbers,
     lambda pbx: xapi.active_call_numbers(pbx, [1, 2]),
     lambda pbx: xapi.active_call_parties(pbx, [1, 2]),
     lambda pbx: xapi.inbound_calls(pbx, 1_800_000_000, 1_800_000_600),
@@ -58,8 +77,9 @@ READS: list[Callable[[PbxClient], Awaitable[Any]]] = [
     lambda pbx: Xapi(pbx, page_size=4).users(),
     lambda pbx: Xapi(pbx, page_size=4).queues(),
     lambda pbx: Xapi(pbx, page_size=4).agents(1),
-    lambda pbx: Xapi(pbx, page_size=4).login_history(dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
-                                                      dt.datetime(2026, 12, 2, tzinfo=dt.UTC)),
+    lambda pbx: Xapi(pbx, page_size=4).login_history(
+        dt.datetime(2026, 12, 1, tzinfo=dt.UTC), dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
+    ),
 ]
 
 

@@ -1,8 +1,9 @@
 """The config one service process would load, for tests that look at it as a whole.
 
-    config = service_config("tcxhooks.ini", "media", env={...})
-    config.recordings.listen, config.store.url      # media's sections, then the platform's
+config = service_config("tcxhooks.ini", "media", env={...})
+config.recordings.listen, config.store.url      # media's sections, then the platform's
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -3,10 +3,25 @@ fields first, exactly, then the contract's extras in their order, each only when
 
     assert legacy(hook.form_items()) == [("event", "ringing"), ("callerid", ...), ...]
 """
+
 from __future__ import annotations
 
-EXTRAS = ("event_at", "started_at", "answered_at", "ended_at", "caller_name", "user_name", "queue", "queue_name",
-          "group", "group_name", "transferred_to", "transferred_to_name", "transferred_from", "transferred_from_name")
+EXTRAS = (
+    "event_at",
+    "started_at",
+    "answered_at",
+    "ended_at",
+    "caller_name",
+    "user_name",
+    "queue",
+    "queue_name",
+    "group",
+    "group_name",
+    "transferred_to",
+    "transferred_to_name",
+    "transferred_from",
+    "transferred_from_name",
+)
 
 
 def legacy(body: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ workers never choose the same one. Within a slice they go round from a random st
 machine rarely meet), each checked free when chosen. Only one port in STRIDE is chosen: `tcxhooks up`
 gives its services the metrics ports after the one it is given (P+1 … P+3).
 """
+
 from __future__ import annotations
 
 import itertools

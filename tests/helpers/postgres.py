@@ -1,8 +1,9 @@
 """A throwaway schema in the local PostgreSQL (tests and benches that run the Postgres store for real).
 
-    with postgres_schema("dispatcher_t") as url:     # url puts the new schema first on the search path
-        ...
+with postgres_schema("dispatcher_t") as url:     # url puts the new schema first on the search path
+    ...
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -9,6 +9,7 @@
 Runs in its own thread with its own event loop, so a test's subprocesses and the test's loop
 are never blocked by it (and it can be used from sync tests too).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -89,8 +90,7 @@ class Receiver:
             app.router.add_route("*", "/{tail:.*}", self._handle)
             self._runner = web.AppRunner(app, access_log=None)
             loop.run_until_complete(self._runner.setup())
-            loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port,
-                                                           ssl_context=self.tls).start())
+            loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self.tls).start())
             self.port = self._runner.addresses[0][1]
             self._started.set()
             loop.run_forever()

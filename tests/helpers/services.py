@@ -1,9 +1,10 @@
 """Run tcxhooks commands as real processes for tests, and wait for their gRPC health.
 
-    cfg = write_config(tmp_path, webhook={"url": crm.url}, pbx={"url": sim.url, ...})
-    with running(["dispatcher", "-c", cfg]) as proc:
-        wait_healthy(addr)
+cfg = write_config(tmp_path, webhook={"url": crm.url}, pbx={"url": sim.url, ...})
+with running(["dispatcher", "-c", cfg]) as proc:
+    wait_healthy(addr)
 """
+
 from __future__ import annotations
 
 import configparser
@@ -58,13 +59,16 @@ def tcxhooks_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "tcxhooks", *args]
 
 
-def start(args: list[str], log_path: Path | None = None, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+def start(
+    args: list[str], log_path: Path | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Starts `tcxhooks <args>` in its own process group; output goes to `log_path`."""
     full_env = {**os.environ, **(env or {})}
     # the child has its own copy of the log file
     with open(log_path, "ab") if log_path else contextlib.nullcontext(subprocess.DEVNULL) as out:
-        return subprocess.Popen(tcxhooks_command(*args), stdout=out, stderr=subprocess.STDOUT, env=full_env,
-                                start_new_session=True)
+        return subprocess.Popen(
+            tcxhooks_command(*args), stdout=out, stderr=subprocess.STDOUT, env=full_env, start_new_session=True
+        )
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
@@ -87,7 +91,9 @@ def kill9(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def running(args: list[str], log_path: Path | None = None, env: Mapping[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    args: list[str], log_path: Path | None = None, env: Mapping[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     proc = start(args, log_path, env)
     try:
         yield proc

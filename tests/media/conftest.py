@@ -1,4 +1,5 @@
 """Fixtures of the media tests: fake peers, wav files, and the real media process."""
+
 from __future__ import annotations
 
 import array
@@ -30,7 +31,9 @@ def make_wav(path: Path, seconds: float, channels: int = 1, pitch: float = 440.0
     """Speech-band tones, 8 kHz 16-bit PCM (mono or stereo), written with the stdlib wave module."""
     period = array.array("h")
     for i in range(RATE):  # one second, repeated
-        value = int(6000 * math.sin(2 * math.pi * pitch * i / RATE) * (0.6 + 0.4 * math.sin(2 * math.pi * 3 * i / RATE)))
+        value = int(
+            6000 * math.sin(2 * math.pi * pitch * i / RATE) * (0.6 + 0.4 * math.sin(2 * math.pi * 3 * i / RATE))
+        )
         period.extend([value] * channels)
     frames = int(seconds * RATE)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,13 +65,21 @@ def wav_with_format(wav: bytes, tag: int, sub_format: int | None = None) -> byte
 def decode_mp3(data: bytes) -> tuple[float, int]:
     """Decodes the whole mp3 with ffmpeg; (seconds, channels). Fails on a broken file."""
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-    probe = subprocess.run([ffmpeg, "-hide_banner", "-f", "mp3", "-i", "pipe:0", "-f", "null", "-"],
-                           input=data, capture_output=True, timeout=60)
+    probe = subprocess.run(
+        [ffmpeg, "-hide_banner", "-f", "mp3", "-i", "pipe:0", "-f", "null", "-"],
+        input=data,
+        capture_output=True,
+        timeout=60,
+    )
     assert probe.returncode == 0, probe.stderr.decode()
     layout = re.search(r"Audio: mp3.*?, (\d+) Hz, (mono|stereo)", probe.stderr.decode())
     assert layout, probe.stderr.decode()
-    pcm = subprocess.run([ffmpeg, "-v", "error", "-f", "mp3", "-i", "pipe:0", "-f", "s16le", "-ac", "1",
-                          "-ar", str(RATE), "pipe:1"], input=data, capture_output=True, timeout=60)
+    pcm = subprocess.run(
+        [ffmpeg, "-v", "error", "-f", "mp3", "-i", "pipe:0", "-f", "s16le", "-ac", "1", "-ar", str(RATE), "pipe:1"],
+        input=data,
+        capture_output=True,
+        timeout=60,
+    )
     assert pcm.returncode == 0 and not pcm.stderr.strip(), pcm.stderr.decode()
     return len(pcm.stdout) / 2 / RATE, 1 if layout.group(2) == "mono" else 2
 
@@ -77,14 +88,28 @@ def leg(call_id: str, dn: str = "101", start: float | None = None, end: float | 
     end = time.time() if end is None else end
     start = end - 60 if start is None else start
     number = re.search(r"_(\d+)-", call_id)
-    return common_pb2.LegRef(call_id=call_id, dn=dn, pbx_call_number=int(number.group(1)) if number else 0,
-                             start_unix_ms=int(start * 1000), end_unix_ms=int(end * 1000), caller_id="79161234567")
+    return common_pb2.LegRef(
+        call_id=call_id,
+        dn=dn,
+        pbx_call_number=int(number.group(1)) if number else 0,
+        start_unix_ms=int(start * 1000),
+        end_unix_ms=int(end * 1000),
+        caller_id="79161234567",
+    )
 
 
 def ended_event(call_id: str) -> events_pb2.CallEvent:
-    return events_pb2.CallEvent(type=events_pb2.CALL_EVENT_TYPE_ENDED, call_id=call_id, caller_id="79161234567",
-                                did="74951234567", user="101", finish_type=1, duration_seconds=65,
-                                title="Main line, 0:01:05", did_name="Main line")
+    return events_pb2.CallEvent(
+        type=events_pb2.CALL_EVENT_TYPE_ENDED,
+        call_id=call_id,
+        caller_id="79161234567",
+        did="74951234567",
+        user="101",
+        finish_type=1,
+        duration_seconds=65,
+        title="Main line, 0:01:05",
+        did_name="Main line",
+    )
 
 
 @dataclass
@@ -126,16 +151,21 @@ class Media:
             return getattr(stub, method)(request, metadata=[("authorization", f"Bearer {TOKEN}")], timeout=30)
 
     def due(self, leg_ref: common_pb2.LegRef, ended: events_pb2.CallEvent | None = None) -> bool:
-        reply = self.call("RecordingsDue", media_service_pb2.RecordingsDueRequest(
-            leg=leg_ref, chain=leg_ref.call_id.rsplit("-", 1)[0], ended=ended))
+        reply = self.call(
+            "RecordingsDue",
+            media_service_pb2.RecordingsDueRequest(leg=leg_ref, chain=leg_ref.call_id.rsplit("-", 1)[0], ended=ended),
+        )
         return bool(reply.duplicate)
 
     def fetch_audio(self, call_id: str, file: int) -> bytes:
         """The stored mp3 as analytics reads it (MediaService.FetchAudio, a stream of chunks)."""
         stub, channel = self.stub()
         with channel:
-            chunks = stub.FetchAudio(media_service_pb2.FetchAudioRequest(call_id=call_id, file=file),
-                                     metadata=[("authorization", f"Bearer {TOKEN}")], timeout=30)
+            chunks = stub.FetchAudio(
+                media_service_pb2.FetchAudioRequest(call_id=call_id, file=file),
+                metadata=[("authorization", f"Bearer {TOKEN}")],
+                timeout=30,
+            )
             return b"".join(reply.chunk for reply in chunks)
 
     def recording(self, call_id: str) -> media_service_pb2.GetRecordingResponse:

@@ -1,4 +1,5 @@
 """`recordings = folder` (media on the PBX host) and kill -9 during transcoding, with the real process."""
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,9 @@ def pbx_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory: pytest.TempPathFactory, peers: Peers, pbx_folder: Path) -> Iterator[Media]:
-    yield from running_media(tmp_path_factory.mktemp("media-folder"), peers,
-                             pbx={"recordings": "folder", "recordings_dir": str(pbx_folder)})
+    yield from running_media(
+        tmp_path_factory.mktemp("media-folder"), peers, pbx={"recordings": "folder", "recordings_dir": str(pbx_folder)}
+    )
 
 
 def test_folder_files_of_the_leg_once_complete(media: Media, peers: Peers, pbx_folder: Path, tmp_path: Path) -> None:
@@ -50,7 +52,7 @@ def test_folder_files_of_the_leg_once_complete(media: Media, peers: Peers, pbx_f
         handle.write(data[: len(data) // 2])
         handle.flush()
         time.sleep(0.5)
-        handle.write(data[len(data) // 2:])
+        handle.write(data[len(data) // 2 :])
 
     files = peers.wait_recording(call_id)["links"]
     decoded = [decode_mp3(httpx.get(url, timeout=10).content)[0] for url in files]
@@ -73,7 +75,7 @@ def _ffmpeg_children(pid: int) -> list[int]:
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            name, rest = stat[stat.index("(") + 1: stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+            name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
             if int(rest[1]) == pid and name.startswith("ffmpeg"):
                 found.append(int(entry.name))
     return found

@@ -1,5 +1,6 @@
 """The link key over media's restarts: a key generated into the store, then set in the configuration,
 then rotated. Links already sent keep working while a key that signed them is still accepted."""
+
 from __future__ import annotations
 
 import time
@@ -37,9 +38,9 @@ def test_links_survive_setting_and_rotating_the_key(peers: Peers, tmp_path: Path
             assert _status(media, link) == 200
         return media, link
 
-    media, generated = run({"link_secret": ""}, "251125184500_960-1")      # a key made once, in the store
+    media, generated = run({"link_secret": ""}, "251125184500_960-1")  # a key made once, in the store
     assert media.stop() == 0
-    media, first = run({"link_secret": "key-a"}, "251125184500_961-1")    # now set in the configuration
+    media, first = run({"link_secret": "key-a"}, "251125184500_961-1")  # now set in the configuration
     try:
         assert _status(media, generated) == 200
     finally:
@@ -48,10 +49,10 @@ def test_links_survive_setting_and_rotating_the_key(peers: Peers, tmp_path: Path
     try:
         assert _status(media, first) == 200 and _status(media, generated) == 200
         [again] = media.recording("251125184500_961-1").files
-        assert again.url != first and _status(media, again.url) == 200   # new links carry the new key
+        assert again.url != first and _status(media, again.url) == 200  # new links carry the new key
     finally:
         assert media.stop() == 0
-    media, _ = run({"link_secret": "key-b"})   # the previous key removed once its links expired
+    media, _ = run({"link_secret": "key-b"})  # the previous key removed once its links expired
     try:
         assert _status(media, first) == 403
         assert _status(media, again.url) == 200 and _status(media, generated) == 200

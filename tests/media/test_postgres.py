@@ -1,4 +1,5 @@
 """The media service on the PostgreSQL store (own schema, so parallel test runs never collide)."""
+
 from __future__ import annotations
 
 import time
@@ -43,8 +44,9 @@ def test_recording_through_postgres_store(tmp_path: Path, peers: Peers, schema: 
         assert decode_mp3(httpx.get(link, timeout=10).content)[0] == pytest.approx(2.0, abs=0.3)
         media.wait_state(call_id, media_service_pb2.RECORDING_JOB_STATE_DONE)
         with psycopg.connect(SERVER, autocommit=True) as conn:
-            rows = conn.execute(f"SELECT state, published FROM {schema}.media_jobs WHERE call_id = %s",
-                                (call_id,)).fetchall()
+            rows = conn.execute(
+                f"SELECT state, published FROM {schema}.media_jobs WHERE call_id = %s", (call_id,)
+            ).fetchall()
         assert rows == [("done", 1)]
     finally:
         with pytest.raises(StopIteration):

@@ -1,4 +1,5 @@
 """Recordings through the real media process (xapi source via a fake monitor, local storage)."""
+
 from __future__ import annotations
 
 import itertools

@@ -1,5 +1,6 @@
 """Retention through the real process: a purge that fails halfway resumes and never touches recordings
 still in retention; a bad folder configuration stops media at start."""
+
 from __future__ import annotations
 
 import subprocess
@@ -59,11 +60,16 @@ def test_purge_fails_halfway_then_resumes_and_spares_recordings_in_retention(tmp
         assert media.metric("tcxhooks_media_purge_runs_total", '{outcome="failed"}') == 1
 
 
-@pytest.mark.parametrize("sections, message", [
-    ({"pbx": {"recordings": "folder"}}, "[pbx] recordings_dir is missing"),
-    ({"recordings": {"storage": "s3", "s3_access_key": "k", "s3_secret_key": "s", "s3_bucket": "a/b"}},
-     "[recordings] s3_bucket = 'a/b': expected an S3 bucket name"),
-])
+@pytest.mark.parametrize(
+    "sections, message",
+    [
+        ({"pbx": {"recordings": "folder"}}, "[pbx] recordings_dir is missing"),
+        (
+            {"recordings": {"storage": "s3", "s3_access_key": "k", "s3_secret_key": "s", "s3_bucket": "a/b"}},
+            "[recordings] s3_bucket = 'a/b': expected an S3 bucket name",
+        ),
+    ],
+)
 def test_media_configuration_errors_exit_2(tmp_path: Path, sections: dict[str, dict[str, str]], message: str) -> None:
     config = write_config(tmp_path, **sections)
     result = subprocess.run(tcxhooks_command("media", "-c", str(config)), capture_output=True, text=True, timeout=60)

@@ -1,4 +1,5 @@
 """S3 storage (moto in server mode), full_info and analytics submission, through the real media process."""
+
 from __future__ import annotations
 
 import time
@@ -52,10 +53,19 @@ def s3(s3_server: S3) -> str:
 @pytest.fixture(scope="module")
 def media(tmp_path_factory: pytest.TempPathFactory, peers: Peers, s3: str) -> Iterator[Media]:
     yield from running_media(
-        tmp_path_factory.mktemp("media-s3"), peers,
-        recordings={"storage": "s3", "s3_endpoint": s3, "s3_secure": "false", "s3_bucket": BUCKET,
-                    "s3_access_key": "testing", "s3_secret_key": "testing-secret", "full_info": "true"},
-        analytics={"enabled": "true", "backend": "offline"})
+        tmp_path_factory.mktemp("media-s3"),
+        peers,
+        recordings={
+            "storage": "s3",
+            "s3_endpoint": s3,
+            "s3_secure": "false",
+            "s3_bucket": BUCKET,
+            "s3_access_key": "testing",
+            "s3_secret_key": "testing-secret",
+            "full_info": "true",
+        },
+        analytics={"enabled": "true", "backend": "offline"},
+    )
 
 
 def test_s3_redirect_full_info_and_analytics(media: Media, peers: Peers, s3: str, tmp_path: Path) -> None:
@@ -64,9 +74,16 @@ def test_s3_redirect_full_info_and_analytics(media: Media, peers: Peers, s3: str
     media.due(leg(call_id), ended_event(call_id))
     data = peers.wait_recording(call_id)
     ended = ended_event(call_id)  # full_info = true adds the call-ended fields
-    assert (data["callerid"], data["user"], data["did"], data["finishtype"], data["transfer"], data["title"],
-            data["duration"], data["didname"]) == (ended.caller_id, "101", ended.did, "Ok", False, ended.title, 65,
-                                                   "Main line")
+    assert (
+        data["callerid"],
+        data["user"],
+        data["did"],
+        data["finishtype"],
+        data["transfer"],
+        data["title"],
+        data["duration"],
+        data["didname"],
+    ) == (ended.caller_id, "101", ended.did, "Ok", False, ended.title, 65, "Main line")
     [file] = data["files"]
 
     # The stable link redirects to a fresh, short-lived presigned URL of the object.
@@ -111,15 +128,15 @@ def test_s3_redirect_full_info_and_analytics(media: Media, peers: Peers, s3: str
 
 
 def test_a_submission_analytics_refuses_for_good_fails_the_job_with_the_reason(
-        media: Media, peers: Peers, tmp_path: Path) -> None:
+    media: Media, peers: Peers, tmp_path: Path
+) -> None:
     call_id = "251125184500_902-1"
     peers.analytics.refuse.add(call_id)
     peers.monitor.add(call_id, make_wav(tmp_path / "a.wav", 1.0), start=time.time() - 2)
     media.due(leg(call_id), ended_event(call_id))
     assert peers.wait_recording(call_id)["files"]  # the recording webhook went out before the submission
     failed = media.wait_state(call_id, media_service_pb2.RECORDING_JOB_STATE_FAILED)
-    assert failed.error == ("analytics Submit refused: INVALID_ARGUMENT no audio source this analytics can read "
-                            "(test)")
+    assert failed.error == ("analytics Submit refused: INVALID_ARGUMENT no audio source this analytics can read (test)")
 
 
 def test_s3_outage_is_retried_until_stored(media: Media, peers: Peers, s3_server: S3, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """The transcoder on its own: an mp3 is complete or refused, whatever cut the audio on its way into
 ffmpeg; only PCM and G.711 wavs are taken; the worker count follows the container's CPU limit."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,15 +24,17 @@ FOUR_MIB = 4 * 1024 * 1024
 
 async def _chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
     for start in range(0, len(data), size):
-        yield data[start:start + size]
+        yield data[start : start + size]
 
 
 def _ffmpeg_fed_only(tmp_path: Path, limit: int) -> str:
     """An ffmpeg that gets only the first `limit` bytes of its input and exits 0 (the rest is read and
     dropped): the cut of the uvloop incident, where ffmpeg saw the end of its input after 4 MiB."""
     script = tmp_path / "ffmpeg-cut"
-    script.write_text(f'#!/bin/sh\nhead -c {limit} | "{imageio_ffmpeg.get_ffmpeg_exe()}" "$@"\nstatus=$?\n'
-                      'cat >/dev/null\nexit $status\n')
+    script.write_text(
+        f'#!/bin/sh\nhead -c {limit} | "{imageio_ffmpeg.get_ffmpeg_exe()}" "$@"\nstatus=$?\n'
+        "cat >/dev/null\nexit $status\n"
+    )
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     return str(script)
 
@@ -61,7 +64,7 @@ async def test_an_unfinalised_header_is_checked_against_the_audio_read(tmp_path:
 def test_only_pcm_and_g711_wave_formats_are_taken(tmp_path: Path) -> None:
     pcm = make_wav(tmp_path / "pcm.wav", 0.5).read_bytes()
     assert parse_wav_header(pcm) is not None
-    assert parse_wav_header(wav_with_format(pcm, 0xFFFE, sub_format=1)) is not None      # EXTENSIBLE PCM
+    assert parse_wav_header(wav_with_format(pcm, 0xFFFE, sub_format=1)) is not None  # EXTENSIBLE PCM
     for tag, sub in ((0x0055, None), (0x0031, None), (0x0003, None), (0xFFFE, 0x0055)):  # mp3, GSM, float
         with pytest.raises(UnsupportedFormat, match=r"is not PCM or G\.711"):
             parse_wav_header(wav_with_format(pcm, tag, sub))
@@ -70,8 +73,15 @@ def test_only_pcm_and_g711_wave_formats_are_taken(tmp_path: Path) -> None:
 async def test_a_g711_alaw_wav_becomes_an_mp3(tmp_path: Path) -> None:
     alaw = tmp_path / "alaw.wav"
     proc = await asyncio.create_subprocess_exec(
-        imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(make_wav(tmp_path / "pcm.wav", 2.0)),
-        "-c:a", "pcm_alaw", str(alaw))
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-v",
+        "error",
+        "-i",
+        str(make_wav(tmp_path / "pcm.wav", 2.0)),
+        "-c:a",
+        "pcm_alaw",
+        str(alaw),
+    )
     assert await proc.wait() == 0
     data = alaw.read_bytes()
     info = parse_wav_header(data)
@@ -93,17 +103,30 @@ def _cgroup(tmp_path: Path, proc_line: str, files: dict[str, str]) -> tuple[Path
 
 def test_workers_follow_the_cgroup_cpu_quota_not_the_nodes_cores(tmp_path: Path) -> None:
     # cgroup v2: 1.5 CPUs on the pod's cgroup, a looser limit above it; a 32-core node
-    root, proc = _cgroup(tmp_path / "v2", "0::/kubepods/pod1/ctr\n", {
-        "kubepods/pod1/ctr/cpu.max": "150000 100000\n", "kubepods/cpu.max": "800000 100000\n", "cpu.max": "max 100000"})
+    root, proc = _cgroup(
+        tmp_path / "v2",
+        "0::/kubepods/pod1/ctr\n",
+        {
+            "kubepods/pod1/ctr/cpu.max": "150000 100000\n",
+            "kubepods/cpu.max": "800000 100000\n",
+            "cpu.max": "max 100000",
+        },
+    )
     assert cgroup_quota(root, proc) == 1.5
     assert usable_cpus(root, proc, affinity=32) == 2
-    assert usable_cpus(root, proc, affinity=1) == 1                 # a cpuset of one CPU caps it
+    assert usable_cpus(root, proc, affinity=1) == 1  # a cpuset of one CPU caps it
     # cgroup v1: quota / period on the cpu controller; -1 is no limit
-    root, proc = _cgroup(tmp_path / "v1", "4:cpu,cpuacct:/docker/abc\n1:memory:/docker/abc\n", {
-        "cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "50000\n", "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n"})
+    root, proc = _cgroup(
+        tmp_path / "v1",
+        "4:cpu,cpuacct:/docker/abc\n1:memory:/docker/abc\n",
+        {"cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "50000\n", "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n"},
+    )
     assert usable_cpus(root, proc, affinity=32) == 1
-    root, proc = _cgroup(tmp_path / "none", "4:cpu,cpuacct:/\n", {
-        "cpu,cpuacct/cpu.cfs_quota_us": "-1\n", "cpu,cpuacct/cpu.cfs_period_us": "100000\n"})
+    root, proc = _cgroup(
+        tmp_path / "none",
+        "4:cpu,cpuacct:/\n",
+        {"cpu,cpuacct/cpu.cfs_quota_us": "-1\n", "cpu,cpuacct/cpu.cfs_period_us": "100000\n"},
+    )
     assert cgroup_quota(root, proc) is None and usable_cpus(root, proc, affinity=6) == 6
     assert usable_cpus(tmp_path / "missing", tmp_path / "missing-proc", affinity=3) == 3
     assert Transcoder("64k", 0).slots == usable_cpus()

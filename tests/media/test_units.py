@@ -1,4 +1,5 @@
 """Small pure parts of media: purge schedule, wav header checks, mp3 duration, link signatures."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -49,7 +50,7 @@ def test_mp3_duration_counts_frames() -> None:
     for size in (1, 5, 577, 4096):  # fed as it streams out of ffmpeg, in any chunk size
         counter = Mp3Counter()
         for start in range(0, len(stream), size):
-            counter.feed(stream[start:start + size])
+            counter.feed(stream[start : start + size])
         assert counter.result() == info
 
 
@@ -74,10 +75,11 @@ def test_a_rotated_link_key_keeps_the_links_signed_with_the_old_one_valid() -> N
     rotated = Links([b"new-key" * 4, b"old-key" * 4], "https://media.example.com")
     exp, sig = (part.split("=", 1)[1] for part in sent.split("?", 1)[1].split("&"))
     assert rotated.check("251125184500_698-1", 1, exp, sig, now=1_800_000_000) == "ok"
-    assert rotated.url("251125184500_698-1", 1, 1_900_000_000) != sent          # new links: the new key
+    assert rotated.url("251125184500_698-1", 1, 1_900_000_000) != sent  # new links: the new key
     assert rotated.url("251125184500_698-1", 1, 1_900_000_000) == Links(
-        [b"new-key" * 4], "https://media.example.com").url("251125184500_698-1", 1, 1_900_000_000)
-    finished = Links([b"new-key" * 4], "https://media.example.com")              # the old key dropped
+        [b"new-key" * 4], "https://media.example.com"
+    ).url("251125184500_698-1", 1, 1_900_000_000)
+    finished = Links([b"new-key" * 4], "https://media.example.com")  # the old key dropped
     assert finished.check("251125184500_698-1", 1, exp, sig, now=1_800_000_000) == "tampered"
 
 

@@ -1,4 +1,5 @@
 """Monitor fixtures: the simulator, the real dispatcher and the monitor as processes, a fake CRM."""
+
 from __future__ import annotations
 
 import subprocess
@@ -59,15 +60,21 @@ class Monitor:
 
     def start(self, name: str, **env: str) -> None:
         self.metrics[name] = free_port()
-        self.procs[name] = start([name, "-c", str(self.config)], self.folder / f"{name}.log",
-                                 env={"TCXH_METRICS_PORT": str(self.metrics[name]), **env})
+        self.procs[name] = start(
+            [name, "-c", str(self.config)],
+            self.folder / f"{name}.log",
+            env={"TCXH_METRICS_PORT": str(self.metrics[name]), **env},
+        )
         wait_healthy(read_config(self.config)["services"][name], timeout=60)
 
     def metric(self, name: str, service: str = "monitor") -> float:
         """Sum of every sample of metric `name` (any labels) on the service's /metrics."""
         text = httpx.get(f"http://127.0.0.1:{self.metrics[service]}/metrics", timeout=5).text
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith(name) and not line.startswith("#"))
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and not line.startswith("#")
+        )
 
     def kill9(self, name: str) -> None:
         kill9(self.procs.pop(name))
@@ -89,8 +96,21 @@ class Monitor:
 def start_pbx(folder: Path, *extra: str) -> tuple[subprocess.Popen[bytes], Pbx]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = start(["sim", "--port", str(port), "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
-                  "--recordings-dir", str(folder / "pbx-recordings"), *extra], folder / "sim.log")
+    proc = start(
+        [
+            "sim",
+            "--port",
+            str(port),
+            "--client-id",
+            CLIENT_ID,
+            "--client-secret",
+            CLIENT_SECRET,
+            "--recordings-dir",
+            str(folder / "pbx-recordings"),
+            *extra,
+        ],
+        folder / "sim.log",
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -110,8 +130,13 @@ def monitor_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Mo
     sim, pbx = start_pbx(tmp_path, *extra.pop("sim_args", []))
     crm = Receiver().start()
     sections: dict[str, dict[str, Any]] = {
-        "pbx": {"url": pbx.url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "ringing_grace": "1",
-                "timezone": "UTC"},
+        "pbx": {
+            "url": pbx.url,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "ringing_grace": "1",
+            "timezone": "UTC",
+        },
         "events": {"language": "en"},
         "webhook": {"url": crm.url},
         "recordings": {"enabled": "false"},

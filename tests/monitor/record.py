@@ -7,6 +7,7 @@ Each line: {"t": seconds since the first line, "op": "snapshot"|"upsert"|"remove
 through the call graph (`test_callgraph.py`), so a change of the graph is checked against what a
 PBX really sends, without processes or timing.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -58,8 +59,11 @@ class Recorder:
 
 
 async def record(url: str, scenario: str) -> list[dict[str, Any]]:
-    config = load_config(None, (MonitorSettings,), env={"TCXH_PBX_URL": url, "TCXH_PBX_CLIENT_ID": CLIENT_ID,
-                                                       "TCXH_PBX_CLIENT_SECRET": CLIENT_SECRET})
+    config = load_config(
+        None,
+        (MonitorSettings,),
+        env={"TCXH_PBX_URL": url, "TCXH_PBX_CLIENT_ID": CLIENT_ID, "TCXH_PBX_CLIENT_SECRET": CLIENT_SECRET},
+    )
     pbx = PbxClient(config[MonitorSettings].pbx)
     recorder = Recorder(pbx)
     cc = CallControl(pbx, recorder)

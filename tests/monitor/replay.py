@@ -1,9 +1,10 @@
 """Replays recorded Call Control sequences (data/*.jsonl) through the call graph, as the engine would.
 
-    bodies = replay(lines)                          # form bodies per call prefix, in order
-    bodies = replay(lines, drop=5)                  # line 5 lost, a resync right after it
-    bodies = replay(lines, restart=5)               # process killed after line 5, restored, resynced
+bodies = replay(lines)                          # form bodies per call prefix, in order
+bodies = replay(lines, drop=5)                  # line 5 lost, a resync right after it
+bodies = replay(lines, restart=5)               # process killed after line 5, restored, resynced
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -37,16 +38,22 @@ class FakeXapi:
 
     async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         assert "ReportQueueCallbacks" in path, path
-        return {"value": [{"QueueDnNumber": path.split("queueDnStr='")[1].split("'")[0],
-                           "CallbacksCount": self.callbacks}]}
+        return {
+            "value": [{"QueueDnNumber": path.split("queueDnStr='")[1].split("'")[0], "CallbacksCount": self.callbacks}]
+        }
 
 
 def new_graph(settings: Settings) -> CallGraph:
     return CallGraph(settings, Facts(trunk_dids={TRUNK: [DID]}, rules=[Rule(RULE, DID)]))
 
 
-def replay(lines: list[dict[str, Any]], settings: Settings | None = None, drop: int | None = None,
-           restart: int | None = None, callbacks: int = 0) -> dict[str, list[list[tuple[str, str]]]]:
+def replay(
+    lines: list[dict[str, Any]],
+    settings: Settings | None = None,
+    drop: int | None = None,
+    restart: int | None = None,
+    callbacks: int = 0,
+) -> dict[str, list[list[tuple[str, str]]]]:
     settings = settings or Settings(grace=1.0, ringing_stopped=True, timezone="UTC")
     graph = new_graph(settings)
     emitted = []

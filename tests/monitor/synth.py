@@ -7,6 +7,7 @@ one per WebSocket frame, with the participant as a GET right after it would show
 lists once the changes of that moment are done (an "active" line where only hidden legs changed). So property
 tests can run thousands of random calls in seconds.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -33,15 +34,22 @@ def lines_of(script: Script, gap: float = 0.05, first_call: int = 698, trunk: bo
     pbx.listeners.add(listener)
     legs = Legs(pbx, script)
     legs.callid(next(iter(script.calls)))
-    lines: list[dict[str, Any]] = [{"op": "snapshot", "t": 0.0, "active": [], "participants": [],
-                                    "dns": [{"dn": d.number, "type": d.type} for d in pbx.dns.values() if d.monitored]}]
+    lines: list[dict[str, Any]] = [
+        {
+            "op": "snapshot",
+            "t": 0.0,
+            "active": [],
+            "participants": [],
+            "dns": [{"dn": d.number, "type": d.type} for d in pbx.dns.values() if d.monitored],
+        }
+    ]
     clock = {"t": 0.0, "visible": -gap, "settled": len(lines)}
     later: list[tuple[float, int, str]] = []
 
     def advance(to: float) -> None:
         """Time moves on: the lines of the moment just past learn what ActiveCalls listed at its end."""
         if to > clock["t"]:
-            for line in lines[int(clock["settled"]):]:
+            for line in lines[int(clock["settled"]) :]:
                 line["active"] = sorted(pbx.live_calls())
             clock["settled"], clock["t"] = len(lines), to
 
@@ -98,8 +106,18 @@ def lines_of(script: Script, gap: float = 0.05, first_call: int = 698, trunk: bo
 
 def _shape(raw: dict[str, Any]) -> dict[str, Any]:
     """The monitor's view of the participant JSON (tcxhooks.monitor.participant fields)."""
-    return {"id": raw["id"], "dn": raw["dn"], "status": raw["status"], "callid": raw["callid"], "legid": raw["legid"],
-            "party_dn": raw["party_dn"], "party_dn_type": raw["party_dn_type"],
-            "party_caller_id": raw["party_caller_id"], "party_caller_name": raw["party_caller_name"],
-            "party_did": raw["party_did"], "originated_by_dn": raw["originated_by_dn"],
-            "referred_by_dn": raw["referred_by_dn"], "on_behalf_of_dn": raw["on_behalf_of_dn"]}
+    return {
+        "id": raw["id"],
+        "dn": raw["dn"],
+        "status": raw["status"],
+        "callid": raw["callid"],
+        "legid": raw["legid"],
+        "party_dn": raw["party_dn"],
+        "party_dn_type": raw["party_dn_type"],
+        "party_caller_id": raw["party_caller_id"],
+        "party_caller_name": raw["party_caller_name"],
+        "party_did": raw["party_did"],
+        "originated_by_dn": raw["originated_by_dn"],
+        "referred_by_dn": raw["referred_by_dn"],
+        "on_behalf_of_dn": raw["on_behalf_of_dn"],
+    }

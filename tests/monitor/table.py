@@ -4,6 +4,7 @@ collects what the CRM received per call; the scenario and variant tests check ea
     with played(folder, {"row": ("inbound_answered", {...params})}, later={...}, after="row") as run:
         prefix, bodies = run.call("row")
 """
+
 from __future__ import annotations
 
 import time
@@ -43,28 +44,45 @@ class Played:
 
 
 @contextmanager
-def played(folder: Path, rows: dict[str, Row], later: dict[str, Row] | None = None, after: str = "",
-           sim_args: tuple[str, ...] = ()) -> Iterator[Played]:
+def played(
+    folder: Path,
+    rows: dict[str, Row],
+    later: dict[str, Row] | None = None,
+    after: str = "",
+    sim_args: tuple[str, ...] = (),
+) -> Iterator[Played]:
     """Plays `rows` at once (interleaved, as on a real PBX), then `later` once the row `after` is done and its
     time window has passed (callbacks are counted per queue over a window, docs/3cx.md)."""
     later = later or {}
     sim, pbx = start_pbx(folder, *sim_args)
     crm = Receiver().start()
-    config = write_config(folder, pbx={"url": pbx.url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                                       "ringing_grace": "1", "timezone": "UTC"},
-                          events={"language": "en", "ringing_stopped": "true"}, webhook={"url": crm.url},
-                          recordings={"enabled": "false"})
+    config = write_config(
+        folder,
+        pbx={
+            "url": pbx.url,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "ringing_grace": "1",
+            "timezone": "UTC",
+        },
+        events={"language": "en", "ringing_stopped": "true"},
+        webhook={"url": crm.url},
+        recordings={"enabled": "false"},
+    )
     procs = []
     try:
         for name in ("dispatcher", "monitor"):
-            procs.append(start([name, "-c", str(config)], folder / f"{name}.log",
-                               env={"TCXH_METRICS_PORT": str(free_port())}))
+            procs.append(
+                start([name, "-c", str(config)], folder / f"{name}.log", env={"TCXH_METRICS_PORT": str(free_port())})
+            )
             wait_healthy(read_config(config)["services"][name], timeout=60)
         numbers = {row: pbx.play(scenario, **params)["call_number"] for row, (scenario, params) in rows.items()}
         if later:
             pbx.wait_done(numbers[after])
             time.sleep(2.5)
-            numbers.update({row: pbx.play(scenario, **params)["call_number"] for row, (scenario, params) in later.items()})
+            numbers.update(
+                {row: pbx.play(scenario, **params)["call_number"] for row, (scenario, params) in later.items()}
+            )
         for number in numbers.values():
             pbx.wait_done(number)
         total = sum(len(EXPECTED[scenario]) for scenario, _ in [*rows.values(), *later.values()])

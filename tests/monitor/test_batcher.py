@@ -1,4 +1,5 @@
 """The monitor's PublishBatcher against a dispatcher gRPC server: coalescing, refusals, failures, fallback."""
+
 from __future__ import annotations
 
 import asyncio
@@ -31,10 +32,14 @@ class BatchingDispatcher(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
             self.fail -= 1
             await context.abort(grpc.StatusCode.UNAVAILABLE, "store down")
         await asyncio.sleep(0.05)
-        return pb.PublishBatchResponse(outcomes=[
-            pb.PublishOutcome(refused="bad event") if e.event_id in self.refuse else
-            pb.PublishOutcome(stored=pb.PublishResponse(sequence=int(e.event_id[1:]) + 1, deliveries=1))
-            for e in request.events])
+        return pb.PublishBatchResponse(
+            outcomes=[
+                pb.PublishOutcome(refused="bad event")
+                if e.event_id in self.refuse
+                else pb.PublishOutcome(stored=pb.PublishResponse(sequence=int(e.event_id[1:]) + 1, deliveries=1))
+                for e in request.events
+            ]
+        )
 
 
 class UnaryOnlyDispatcher(dispatcher_service_pb2_grpc.DispatcherServiceServicer):

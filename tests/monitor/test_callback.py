@@ -1,5 +1,6 @@
 """Whose callback the queue report counts (docs/3cx.md §4.3): two callers wait in queue 800 at the same time and
 one orders a callback; simulator → monitor → dispatcher → CRM, as a user sees the webhooks."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -23,8 +24,10 @@ def ended_body(bodies: list[list[tuple[str, str]]]) -> dict[str, str]:
 
 def test_the_caller_who_stayed_on_gets_no_callback_the_one_who_ordered_gets_it(tmp_path: Path) -> None:
     # Both wait at once; the first orders a callback after 2 s and leaves; the second hangs up 6 s later.
-    rows = {"ordered": ("queue_abandoned_callback", {"wait_seconds": 2, "caller": FIRST, "ring_seconds": 1}),
-            "stayed": ("queue_abandoned", {"wait_seconds": 8, "caller": SECOND, "ring_seconds": 1})}
+    rows = {
+        "ordered": ("queue_abandoned_callback", {"wait_seconds": 2, "caller": FIRST, "ring_seconds": 1}),
+        "stayed": ("queue_abandoned", {"wait_seconds": 8, "caller": SECOND, "ring_seconds": 1}),
+    }
     with played(tmp_path, rows) as run:
         ordered, stayed = (ended_body(run.call(row)[1]) for row in ("ordered", "stayed"))
     assert (ordered["callback"], ordered["user"], ordered["finishtype"]) == ("true", "800", "Missed")
@@ -34,8 +37,10 @@ def test_the_caller_who_stayed_on_gets_no_callback_the_one_who_ordered_gets_it(t
 
 
 def test_a_callback_counted_as_two_callers_leave_together_is_unknown_for_both(tmp_path: Path) -> None:
-    rows = {"ordered": ("queue_abandoned_callback", {"wait_seconds": 3, "caller": FIRST, "ring_seconds": 1}),
-            "left": ("queue_abandoned", {"wait_seconds": 3, "caller": SECOND, "ring_seconds": 1})}
+    rows = {
+        "ordered": ("queue_abandoned_callback", {"wait_seconds": 3, "caller": FIRST, "ring_seconds": 1}),
+        "left": ("queue_abandoned", {"wait_seconds": 3, "caller": SECOND, "ring_seconds": 1}),
+    }
     with played(tmp_path, rows) as run:
         bodies = [ended_body(run.call(row)[1]) for row in ("ordered", "left")]
     for body in bodies:
@@ -51,9 +56,15 @@ class _Report:
         self.ordered_at = ordered_at
 
     async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        start, end = (dt.datetime.strptime(re.search(rf"{name}=([^,)]+)", path).group(1),  # type: ignore[union-attr]
-                                           "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
-                      for name in ("startDt", "endDt"))
+        start, end = (
+            dt.datetime.strptime(
+                re.search(rf"{name}=([^,)]+)", path).group(1),  # type: ignore[union-attr]
+                "%Y-%m-%dT%H:%M:%SZ",
+            )
+            .replace(tzinfo=dt.UTC)
+            .timestamp()
+            for name in ("startDt", "endDt")
+        )
         count = sum(1 for moment in self.ordered_at if start <= moment <= end)
         return {"value": [{"QueueDnNumber": "800", "CallbacksCount": count}]}
 
@@ -65,6 +76,12 @@ async def test_a_callback_ordered_by_a_caller_who_left_just_before_the_wait_is_n
     exits = QueueExits()
     exits.record("800", "250101000000_1", 1_000_000_095.5)  # ordered at …95.3, left at …95.5
     exits.record("800", "250101000000_2", left)
-    state = await callback_state(_Report(1_000_000_095.3), exits, "800", "250101000000_2-0",  # type: ignore[arg-type]
-                                 left, waited)
+    state = await callback_state(
+        _Report(1_000_000_095.3),
+        exits,
+        "800",
+        "250101000000_2-0",  # type: ignore[arg-type]
+        left,
+        waited,
+    )
     assert state == common_pb2.CALLBACK_STATE_NOT_ORDERED

@@ -1,4 +1,5 @@
 """PbxClient: token minting, refresh before expiry, one mint at a time, 401 → re-mint once, clear errors."""
+
 from __future__ import annotations
 
 import asyncio
@@ -22,6 +23,7 @@ SECRET = "very-secret-api-key"
 def make_jwt(exp: float) -> str:
     def b64(obj: dict[str, object]) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
     return f"{b64({'alg': 'HS256'})}.{b64({'sub': 'crm', 'exp': exp})}.c2ln"
 
 
@@ -42,8 +44,10 @@ class FakePbx:
             await asyncio.sleep(0.01)
             token = make_jwt(time.time() + self.lifetime) + str(self.mints)
             self.valid = {token}
-            return PbxAnswer.json(200, {"token_type": "Bearer", "expires_in": self.expires_in,
-                                        "access_token": token, "refresh_token": None})
+            return PbxAnswer.json(
+                200,
+                {"token_type": "Bearer", "expires_in": self.expires_in, "access_token": token, "refresh_token": None},
+            )
         self.paths.append(request.path)
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if self.reject_next:
@@ -130,10 +134,12 @@ async def test_errors_name_the_request_never_the_secret() -> None:
 
     async def refuse(request: PbxRequest) -> PbxAnswer:
         raise Unreachable("ClientConnectorError: connection refused")
+
     with pytest.raises(PbxError) as err:
         await PbxClient(pbx_settings(client_secret=SECRET), InProcess(refuse)).get_json("/callcontrol")
-    assert str(err.value) == ("POST /connect/token: cannot reach the PBX at http://pbx.test "
-                              "(ClientConnectorError: connection refused)")
+    assert str(err.value) == (
+        "POST /connect/token: cannot reach the PBX at http://pbx.test (ClientConnectorError: connection refused)"
+    )
 
 
 async def test_the_network_client_against_a_real_http_server() -> None:
@@ -144,8 +150,9 @@ async def test_the_network_client_against_a_real_http_server() -> None:
     async def serve(request: web.Request) -> web.Response:
         if request.path == "/moved":
             raise web.HTTPFound("/xapi/v1/Users")
-        answer = await fake.handle(PbxRequest(request.method, request.path, dict(request.query),
-                                              dict(request.headers), await request.read()))
+        answer = await fake.handle(
+            PbxRequest(request.method, request.path, dict(request.query), dict(request.headers), await request.read())
+        )
         return web.Response(status=answer.status, body=answer.body, content_type=answer.content_type or None)
 
     app = web.Application()
@@ -157,11 +164,13 @@ async def test_the_network_client_against_a_real_http_server() -> None:
     pbx = PbxClient(pbx_settings(client_secret=SECRET, url=f"http://127.0.0.1:{port}"))
     try:
         odata = {"$filter": "Number eq '101' and Id gt 5", "$top": 5}
-        answer = await pbx.get_json("/xapi/v1/ReportCallLogData/Pbx.GetCallLogData(periodFrom=2026-12-01T10:00:00Z,"
-                                    "sourceFilter='')", odata)
+        answer = await pbx.get_json(
+            "/xapi/v1/ReportCallLogData/Pbx.GetCallLogData(periodFrom=2026-12-01T10:00:00Z,sourceFilter='')", odata
+        )
         assert answer["params"] == {"$filter": "Number eq '101' and Id gt 5", "$top": "5"}
-        assert fake.paths == ["/xapi/v1/ReportCallLogData/Pbx.GetCallLogData(periodFrom=2026-12-01T10:00:00Z,"
-                              "sourceFilter='')"]
+        assert fake.paths == [
+            "/xapi/v1/ReportCallLogData/Pbx.GetCallLogData(periodFrom=2026-12-01T10:00:00Z,sourceFilter='')"
+        ]
         fake.reject_next = 1
         assert (await pbx.get_json("/callcontrol"))["value"] and fake.mints == 2
         chunks = [c async for c in pbx.stream("/xapi/v1/Recordings/Pbx.DownloadRecording(recId=1)")]
@@ -203,7 +212,11 @@ async def test_the_next_token_is_minted_ahead_of_expiry_without_a_request() -> N
 
 def test_pbx_json_that_is_not_clean_unicode_is_read_with_replacements() -> None:
     body = b'{"name": "a\\ud800b", "pair": "\\ud83d\\ude00", "raw": "\xff\xfe", "n": [1, {"k\\udc00": "v"}]}'
-    assert decode_json(body) == {"name": "a\ufffdb", "pair": "\U0001F600", "raw": "\ufffd\ufffd",
-                                 "n": [1, {"k\ufffd": "v"}]}
+    assert decode_json(body) == {
+        "name": "a\ufffdb",
+        "pair": "\U0001f600",
+        "raw": "\ufffd\ufffd",
+        "n": [1, {"k\ufffd": "v"}],
+    }
     with pytest.raises(ValueError):
         decode_json(b"not json")

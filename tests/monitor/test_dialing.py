@@ -1,6 +1,7 @@
 """call.dialing (form `dialing`): an outbound leg starting, before it is answered, at link 0; with makecall once the
 user picked up their own phone and the PBX dials out. Opt-in: only an endpoint whose `events` name it gets it.
 Simulator → monitor → dispatcher → two CRM endpoints (the default one and one that asks for dialing)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -18,13 +19,21 @@ from .conftest import CLIENT_ID, CLIENT_SECRET, start_pbx
 
 FAST = {"ring_seconds": 1, "talk_seconds": 2, "wait_seconds": 1}
 CALLEE = "79031112233"
-ROWS = {"answered": ("outbound_answered", {}), "unanswered": ("outbound_unanswered", {}),
-        "makecall": ("outbound_answered", {"makecall": True}), "inbound": ("inbound_answered", {}),
-        "internal": ("internal_call", {})}
+ROWS = {
+    "answered": ("outbound_answered", {}),
+    "unanswered": ("outbound_unanswered", {}),
+    "makecall": ("outbound_answered", {"makecall": True}),
+    "inbound": ("inbound_answered", {}),
+    "internal": ("internal_call", {}),
+}
 # Each call's webhooks at the default endpoint (the same as without call.dialing) and at the one that asks for it.
-DEFAULT = {"answered": ["hangupoutgoing", "outgoing"], "unanswered": ["outgoing"],
-           "makecall": ["hangupoutgoing", "outgoing"], "inbound": ["ringing", "hangupincoming", "incoming"],
-           "internal": []}
+DEFAULT = {
+    "answered": ["hangupoutgoing", "outgoing"],
+    "unanswered": ["outgoing"],
+    "makecall": ["hangupoutgoing", "outgoing"],
+    "inbound": ["ringing", "hangupincoming", "incoming"],
+    "internal": [],
+}
 
 
 @dataclass
@@ -42,15 +51,26 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     folder: Path = tmp_path_factory.mktemp("dialing")
     sim, pbx = start_pbx(folder)
     default, dialing = Receiver().start(), Receiver().start()
-    config = write_config(folder, pbx={"url": pbx.url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                                       "ringing_grace": "1", "timezone": "UTC"},
-                          events={"language": "en"}, webhook={"url": default.url}, recordings={"enabled": "false"},
-                          **{"webhook:dial": {"url": dialing.url, "events": "dialing, hangupoutgoing, outgoing"}})
+    config = write_config(
+        folder,
+        pbx={
+            "url": pbx.url,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "ringing_grace": "1",
+            "timezone": "UTC",
+        },
+        events={"language": "en"},
+        webhook={"url": default.url},
+        recordings={"enabled": "false"},
+        **{"webhook:dial": {"url": dialing.url, "events": "dialing, hangupoutgoing, outgoing"}},
+    )
     procs = []
     try:
         for name in ("dispatcher", "monitor"):
-            procs.append(start([name, "-c", str(config)], folder / f"{name}.log",
-                               env={"TCXH_METRICS_PORT": str(free_port())}))
+            procs.append(
+                start([name, "-c", str(config)], folder / f"{name}.log", env={"TCXH_METRICS_PORT": str(free_port())})
+            )
             wait_healthy(read_config(config)["services"][name], timeout=60)
         numbers = {row: pbx.play(name, **{**FAST, **params})["call_number"] for row, (name, params) in ROWS.items()}
         for number in numbers.values():
@@ -77,8 +97,13 @@ def test_an_outbound_leg_starting_is_a_dialing_first_at_link_0(run: Run, row: st
     assert [b["event"] for b in bodies] == ["dialing", *DEFAULT[row]]
     dialing = bodies[0]
     prefix = dialing["id"].rsplit("-", 1)[0]
-    assert legacy(list(dialing.items())) == [("event", "dialing"), ("callerid", CALLEE), ("user", "101"), ("did", ""),
-                                             ("id", f"{prefix}-0")]
+    assert legacy(list(dialing.items())) == [
+        ("event", "dialing"),
+        ("callerid", CALLEE),
+        ("user", "101"),
+        ("did", ""),
+        ("id", f"{prefix}-0"),
+    ]
     assert (dialing["user_name"], "started_at" in dialing, "answered_at" in dialing) == ("Ivan Petrov", True, False)
 
 

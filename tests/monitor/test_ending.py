@@ -1,5 +1,6 @@
 """`call.ended` goes out as soon as the PBX has shown the call is over, not after `ringing_grace`: with a grace
 far longer than the test waits, plain calls still end (and give exactly their webhooks)."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """call.ended completion: DID and rule name from the inbound-call report, queue callback, titles in ru and en."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -30,23 +31,45 @@ class Reports:
     async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         self.paths.append(path)
         if "GetInboundCalls" in path:
-            return {"value": [
-                {"Did": "74950000000", "RuleName": "Other", "SourceCallerId": "+79160000000", "StartTime": iso(NOW - 30)},
-                {"Did": "74951234567", "RuleName": "", "SourceCallerId": "+79161234567", "StartTime": iso(NOW - 40)},
-                {"Did": "garbage", "StartTime": "yesterday"}]}
+            return {
+                "value": [
+                    {
+                        "Did": "74950000000",
+                        "RuleName": "Other",
+                        "SourceCallerId": "+79160000000",
+                        "StartTime": iso(NOW - 30),
+                    },
+                    {
+                        "Did": "74951234567",
+                        "RuleName": "",
+                        "SourceCallerId": "+79161234567",
+                        "StartTime": iso(NOW - 40),
+                    },
+                    {"Did": "garbage", "StartTime": "yesterday"},
+                ]
+            }
         if self.broken:
             raise PbxError("XAPI ReportQueueCallbacks: 500")
-        start, end = (parse_time(path.split(f"{name}=")[1].split(",")[0].split(")")[0])
-                      for name in ("startDt", "endDt"))
+        start, end = (
+            parse_time(path.split(f"{name}=")[1].split(",")[0].split(")")[0]) for name in ("startDt", "endDt")
+        )
         assert start is not None and end is not None, path
         count = sum(1 for moment in self.callbacks if start <= moment <= end)
         return {"value": [{"QueueDnNumber": "800", "CallbacksCount": count}]}
 
 
 def ended(**fields: Any) -> events_pb2.CallEvent:
-    base = dict(type=events_pb2.CALL_EVENT_TYPE_ENDED, call_id="251125184500_698-0", caller_id="79161234567",
-                direction=common_pb2.DIRECTION_INCOMING, user="800", queue="800", has_callback=True,
-                finish_type=common_pb2.FINISH_TYPE_MISSED, ring_seconds=30)
+    base = dict(
+        type=events_pb2.CALL_EVENT_TYPE_ENDED,
+        call_id="251125184500_698-0",
+        caller_id="79161234567",
+        direction=common_pb2.DIRECTION_INCOMING,
+        user="800",
+        queue="800",
+        has_callback=True,
+        finish_type=common_pb2.FINISH_TYPE_MISSED,
+        ring_seconds=30,
+    )
     return events_pb2.CallEvent(**{**base, **fields})
 
 
@@ -70,7 +93,8 @@ async def test_a_callback_another_caller_ordered_during_this_wait_is_not_this_ca
     assert (out.callback, out.callback_state) == (False, common_pb2.CALLBACK_STATE_NOT_ORDERED)
     assert "queue 800, no callback" in out.title
     mine = await Enricher(Reports(callbacks=(NOW - 20,)), Facts(), "en", exits).ended(  # type: ignore[arg-type]
-        ended(call_id="251125184440_697-0", ring_seconds=10), NOW - 20, "callback")
+        ended(call_id="251125184440_697-0", ring_seconds=10), NOW - 20, "callback"
+    )
     assert (mine.callback, mine.callback_state) == (True, common_pb2.CALLBACK_STATE_ORDERED)
 
 
@@ -94,8 +118,9 @@ async def test_an_unreadable_callback_report_or_no_xapi_is_unknown_not_false() -
 
 
 def test_titles_in_both_languages() -> None:
-    ok = ended(finish_type=common_pb2.FINISH_TYPE_OK, duration_seconds=3725, did_name="Main line", user="101",
-               transfer=True)
+    ok = ended(
+        finish_type=common_pb2.FINISH_TYPE_OK, duration_seconds=3725, did_name="Main line", user="101", transfer=True
+    )
     assert title(ok, "ru") == "Main line: разговор 1:02:05, переведён"
     assert title(ok, "en") == "Main line: talk 1:02:05, transferred"
     out = ended(direction=common_pb2.DIRECTION_OUTGOING, user="101", queue="", has_callback=False, ring_seconds=12)

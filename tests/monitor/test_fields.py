@@ -1,6 +1,7 @@
 """The call events' times, names, queue, group and transfer parties (docs/webhooks.md §3), as the monitor publishes
 them over gRPC: the simulator's scenarios of docs/webhooks.md §6 played at once, the real monitor process, and a
 dispatcher that records every CallEvent it is given."""
+
 from __future__ import annotations
 
 import threading
@@ -54,9 +55,12 @@ class RecordingDispatcher(dispatcher_service_pb2_grpc.DispatcherServiceServicer)
 
     def PublishBatch(self, request: Any, context: Any) -> Any:
         self._take(list(request.events))
-        return dispatcher_service_pb2.PublishBatchResponse(outcomes=[
-            dispatcher_service_pb2.PublishOutcome(stored=dispatcher_service_pb2.PublishResponse(sequence=1))
-            for _ in request.events])
+        return dispatcher_service_pb2.PublishBatchResponse(
+            outcomes=[
+                dispatcher_service_pb2.PublishOutcome(stored=dispatcher_service_pb2.PublishResponse(sequence=1))
+                for _ in request.events
+            ]
+        )
 
     def of(self, number: int) -> list[events_pb2.CallEvent]:
         with self.lock:
@@ -80,12 +84,21 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     dispatcher_service_pb2_grpc.add_DispatcherServiceServicer_to_server(dispatcher, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
-    config = write_config(folder, services={"dispatcher": f"127.0.0.1:{port}"},
-                          pbx={"url": pbx.url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                               "ringing_grace": "1", "timezone": "UTC", "reconcile_delay": "0.5"},
-                          events={"language": "en", "internal_calls": "true"}, recordings={"enabled": "false"})
-    monitor = start(["monitor", "-c", str(config)], folder / "monitor.log",
-                    env={"TCXH_METRICS_PORT": str(free_port())})
+    config = write_config(
+        folder,
+        services={"dispatcher": f"127.0.0.1:{port}"},
+        pbx={
+            "url": pbx.url,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "ringing_grace": "1",
+            "timezone": "UTC",
+            "reconcile_delay": "0.5",
+        },
+        events={"language": "en", "internal_calls": "true"},
+        recordings={"enabled": "false"},
+    )
+    monitor = start(["monitor", "-c", str(config)], folder / "monitor.log", env={"TCXH_METRICS_PORT": str(free_port())})
     try:
         wait_healthy(read_config(config)["services"]["monitor"], timeout=60)
         numbers = {row: pbx.play(name, **{**FAST, **params})["call_number"] for row, (name, params) in ROWS.items()}
@@ -116,8 +129,10 @@ def outage(pbx: Pbx, dispatcher: RecordingDispatcher) -> dict[str, int]:
     faults = f"{pbx.url}/sim/fail"
     httpx.post(faults, json={"prefix": "/callcontrol/ws", "status": 503, "count": 1000}, timeout=5).raise_for_status()
     pbx.drop()
-    numbers = {"recovered": pbx.play("inbound_answered", caller="79165550003", caller_name="Acme Ltd", **FAST),
-               "recovered_transfer": pbx.play("blind_transfer", **FAST)}
+    numbers = {
+        "recovered": pbx.play("inbound_answered", caller="79165550003", caller_name="Acme Ltd", **FAST),
+        "recovered_transfer": pbx.play("blind_transfer", **FAST),
+    }
     for reply in numbers.values():
         pbx.wait_done(reply["call_number"])
     httpx.post(faults, json={"prefix": "/callcontrol/ws", "status": 503, "count": 0}, timeout=5).raise_for_status()
@@ -157,8 +172,10 @@ def test_inbound_answered_names_the_caller_and_the_user(run: Run) -> None:
     events = run.calls("inbound_answered")
     assert {(e.caller_name, e.user, e.user_name) for e in events} == {("Acme Ltd", "101", "Ivan Petrov")}
     assert all(not e.queue and not e.group and not e.transferred_to and not e.transferred_from for e in events)
-    assert only(events, E.CALL_EVENT_TYPE_ANSWERED, "101").answered_time == \
-        only(events, E.CALL_EVENT_TYPE_ENDED, "101").answered_time
+    assert (
+        only(events, E.CALL_EVENT_TYPE_ANSWERED, "101").answered_time
+        == only(events, E.CALL_EVENT_TYPE_ENDED, "101").answered_time
+    )
 
 
 def test_a_caller_without_a_name_has_none(run: Run) -> None:
@@ -175,8 +192,11 @@ def test_queue_calls_carry_the_queue_and_its_name_on_every_event(run: Run) -> No
     assert only(answered, E.CALL_EVENT_TYPE_ANSWERED, "102").user_name == "Maria Sidorova"
     assert only(answered, E.CALL_EVENT_TYPE_ENDED, "102").callback_state == common_pb2.CALLBACK_STATE_NOT_ORDERED
     missed = only(run.calls("queue_abandoned_callback"), E.CALL_EVENT_TYPE_ENDED, "800")
-    assert (missed.user_name, missed.callback, missed.callback_state) == \
-        ("Sales", True, common_pb2.CALLBACK_STATE_ORDERED)
+    assert (missed.user_name, missed.callback, missed.callback_state) == (
+        "Sales",
+        True,
+        common_pb2.CALLBACK_STATE_ORDERED,
+    )
 
 
 def test_the_ring_group_or_ivr_the_call_passed(run: Run) -> None:
@@ -218,14 +238,21 @@ def test_a_transfer_to_an_outside_number_names_that_number(run: Run) -> None:
 def test_an_end_recovered_from_the_call_log_names_the_caller(run: Run) -> None:
     """The call log's SourceDisplayName: the same name Call Control would have shown."""
     [end] = run.calls("recovered")
-    assert (end.type, end.user, end.caller_id, end.caller_name, end.user_name) == \
-        (E.CALL_EVENT_TYPE_ENDED, "101", "79165550003", "Acme Ltd", "Ivan Petrov")
+    assert (end.type, end.user, end.caller_id, end.caller_name, end.user_name) == (
+        E.CALL_EVENT_TYPE_ENDED,
+        "101",
+        "79165550003",
+        "Acme Ltd",
+        "Ivan Petrov",
+    )
 
 
 def test_a_transfer_recovered_from_the_call_log_names_its_parties(run: Run) -> None:
     ends = run.calls("recovered_transfer")
     assert [(e.user, e.transfer, e.transferred_to, e.transferred_to_name, e.transferred_from) for e in ends] == [
-        ("101", True, "102", "Maria Sidorova", ""), ("102", False, "", "", "101")]
+        ("101", True, "102", "Maria Sidorova", ""),
+        ("102", False, "", "", "101"),
+    ]
 
 
 def test_outbound_and_internal_calls_name_their_parties(run: Run) -> None:

@@ -1,6 +1,7 @@
 """Property tests on the simulator's random calls: legs end exactly once, link rules, order, resync, restart —
 and the same webhooks under every combination of the real-PBX variants (several devices per extension,
 re-created participants, a monitored trunk, makecall, unknown statuses, the other attended-transfer model)."""
+
 from __future__ import annotations
 
 import itertools
@@ -17,9 +18,14 @@ from .replay import replay
 from .synth import lines_of
 
 PARAMS = {"ring_seconds": 2, "talk_seconds": 5, "wait_seconds": 2}
-VARIANTS: dict[str, tuple[Any, ...]] = {"devices": (1, 3), "recreate": (False, True), "makecall": (False, True),
-                                        "unknown_status": (False, True), "attended": ("target_moves", "caller_moves"),
-                                        "trunk": (False, True)}
+VARIANTS: dict[str, tuple[Any, ...]] = {
+    "devices": (1, 3),
+    "recreate": (False, True),
+    "makecall": (False, True),
+    "unknown_status": (False, True),
+    "attended": ("target_moves", "caller_moves"),
+    "trunk": (False, True),
+}
 COMBOS = [dict(zip(VARIANTS, values, strict=True)) for values in itertools.product(*VARIANTS.values())]
 PLAIN = COMBOS[0]
 MOMENTS = ("event_at", "started_at", "answered_at", "ended_at")
@@ -73,8 +79,11 @@ def check_call(bodies: list[list[tuple[str, str]]]) -> None:
     # the call was missed there.
     rang = Counter((e["user"], link(e)) for e in events if e["event"] == "ringing" and e["usertype"] == "ext")
     assert set(rang.values()) <= {1}, kinds
-    closed = Counter((e["user"], offer_link(e)) for e in events
-                     if e["event"] == "ringingstopped" or (e["event"].startswith("hangup") and e["trtype"] != "Accomp"))
+    closed = Counter(
+        (e["user"], offer_link(e))
+        for e in events
+        if e["event"] == "ringingstopped" or (e["event"].startswith("hangup") and e["trtype"] != "Accomp")
+    )
     for key in rang:  # on the offer nobody answered, it stopped (moved on) or the call ended while it rang
         assert closed[key] == 1 or (key[1] in missed and closed[key] == 0), (key, kinds)
     stops = {(e["user"], link(e)) for e in events if e["event"] == "ringingstopped"}

@@ -1,5 +1,6 @@
 """Post-call reconciliation (docs/3cx.md §4.7): the comparison, the reconciler against a fake XAPI (retries, garbage,
 403, a full queue), and the real monitor against the simulator's call log."""
+
 from __future__ import annotations
 
 import asyncio
@@ -34,18 +35,23 @@ def summary(direction: str, *answered_by: str) -> Summary:
     return Summary(direction, frozenset(answered_by))
 
 
-@pytest.mark.parametrize("rows,expected", [
-    ([row("10000", "101", True)], summary(IN, "101")),
-    ([row("10000", "800", False, "Inbound Queue"), row("10000", "101", False), row("10000", "102", True)],
-     summary(IN, "102")),
-    ([row("10000", "101", False)], summary(IN)),
-    ([row("10000", "101", True), row("10000", "102", True)], summary(IN, "101", "102")),
-    ([row("101", "10000", True, "Outbound")], summary(OUT, "101")),  # the far end answered 101's call
-    ([row("101", "10000", False, "Outbound")], summary(OUT)),
-    ([row("101", "102", True, "Internal")], summary(INTERNAL, "102")),
-    ([row("10000", "101", True), row("101", "10000", True, "Outbound")], summary(IN, "101")),  # sent outside
-    ([row("10000", "700", True)], summary(IN)),  # an IVR or queue row is no answer
-])
+@pytest.mark.parametrize(
+    "rows,expected",
+    [
+        ([row("10000", "101", True)], summary(IN, "101")),
+        (
+            [row("10000", "800", False, "Inbound Queue"), row("10000", "101", False), row("10000", "102", True)],
+            summary(IN, "102"),
+        ),
+        ([row("10000", "101", False)], summary(IN)),
+        ([row("10000", "101", True), row("10000", "102", True)], summary(IN, "101", "102")),
+        ([row("101", "10000", True, "Outbound")], summary(OUT, "101")),  # the far end answered 101's call
+        ([row("101", "10000", False, "Outbound")], summary(OUT)),
+        ([row("101", "102", True, "Internal")], summary(INTERNAL, "102")),
+        ([row("10000", "101", True), row("101", "10000", True, "Outbound")], summary(IN, "101")),  # sent outside
+        ([row("10000", "700", True)], summary(IN)),  # an IVR or queue row is no answer
+    ],
+)
 def test_what_the_call_log_says(rows: list[CallLogRow], expected: Summary) -> None:
     assert log_summary(rows, EXTENSIONS) == expected
 
@@ -55,15 +61,22 @@ def test_an_unknown_direction_is_refused() -> None:
         log_summary([row("10000", "101", True, "Sideways")], EXTENSIONS)
 
 
-@pytest.mark.parametrize("monitor,call_log,differences", [
-    (summary(IN, "101"), summary(IN, "101"), []),
-    (summary(IN), summary(IN), []),
-    (summary(IN, "101"), summary(IN), [Difference("answered", "answered", "missed")]),
-    (summary(IN), summary(IN, "102"), [Difference("answered", "missed", "answered")]),
-    (summary(IN, "101"), summary(IN, "102"), [Difference("answered_by", "101", "102")]),
-    (summary(IN, "101", "102"), summary(IN, "102"), [Difference("answered_by", "101,102", "102")]),
-    (summary(OUT, "101"), summary(IN), [Difference("direction", OUT, IN), Difference("answered", "answered", "missed")]),
-])
+@pytest.mark.parametrize(
+    "monitor,call_log,differences",
+    [
+        (summary(IN, "101"), summary(IN, "101"), []),
+        (summary(IN), summary(IN), []),
+        (summary(IN, "101"), summary(IN), [Difference("answered", "answered", "missed")]),
+        (summary(IN), summary(IN, "102"), [Difference("answered", "missed", "answered")]),
+        (summary(IN, "101"), summary(IN, "102"), [Difference("answered_by", "101", "102")]),
+        (summary(IN, "101", "102"), summary(IN, "102"), [Difference("answered_by", "101,102", "102")]),
+        (
+            summary(OUT, "101"),
+            summary(IN),
+            [Difference("direction", OUT, IN), Difference("answered", "answered", "missed")],
+        ),
+    ],
+)
 def test_comparison(monitor: Summary, call_log: Summary, differences: list[Difference]) -> None:
     assert compare(monitor, call_log) == differences
 
@@ -71,8 +84,9 @@ def test_comparison(monitor: Summary, call_log: Summary, differences: list[Diffe
 # --- the reconciler against a fake XAPI --------------------------------------------------------------------------
 def outcomes() -> dict[str, float]:
     names = ("agree", "disagree", "missing", "error", "forbidden", "dropped")
-    return {n: REGISTRY.get_sample_value("tcxhooks_monitor_reconciled_calls_total", {"outcome": n}) or 0.0
-            for n in names}
+    return {
+        n: REGISTRY.get_sample_value("tcxhooks_monitor_reconciled_calls_total", {"outcome": n}) or 0.0 for n in names
+    }
 
 
 def counted(before: dict[str, float]) -> dict[str, float]:
@@ -103,24 +117,37 @@ class FakeXapi:
 
 
 def log_row(call_id: int, destination: str, answered: bool, **extra: Any) -> dict[str, Any]:
-    return {"CallId": call_id, "StartTime": "2025-11-25T18:45:00Z", "SourceDn": "10000", "SourceCallerId": "7916",
-            "DestinationDn": destination, "Answered": answered, "Direction": "Inbound", **extra}
+    return {
+        "CallId": call_id,
+        "StartTime": "2025-11-25T18:45:00Z",
+        "SourceDn": "10000",
+        "SourceCallerId": "7916",
+        "DestinationDn": destination,
+        "Answered": answered,
+        "Direction": "Inbound",
+        **extra,
+    }
 
 
 def ended(callid: int, user: str, finish: int, seq: int = 2) -> Emitted:
-    event = events_pb2.CallEvent(type=events_pb2.CALL_EVENT_TYPE_ENDED, direction=common_pb2.DIRECTION_INCOMING,
-                                 user=user, finish_type=finish)
+    event = events_pb2.CallEvent(
+        type=events_pb2.CALL_EVENT_TYPE_ENDED, direction=common_pb2.DIRECTION_INCOMING, user=user, finish_type=finish
+    )
     return Emitted(f"251125184500_{callid}", f"e{callid}", time.time(), event, callid=callid, seq=seq)
 
 
 def ringing(callid: int, user: str) -> Emitted:
-    event = events_pb2.CallEvent(type=events_pb2.CALL_EVENT_TYPE_RINGING, direction=common_pb2.DIRECTION_INCOMING,
-                                 user=user)
+    event = events_pb2.CallEvent(
+        type=events_pb2.CALL_EVENT_TYPE_RINGING, direction=common_pb2.DIRECTION_INCOMING, user=user
+    )
     return Emitted(f"251125184500_{callid}", f"r{callid}", time.time(), event, callid=callid, seq=1)
 
 
-async def reconciled(answer: Callable[[int, int], Any], *calls: tuple[int, bool], wait: float = 1.0,
-                     ) -> tuple[Reconciler, FakeXapi]:
+async def reconciled(
+    answer: Callable[[int, int], Any],
+    *calls: tuple[int, bool],
+    wait: float = 1.0,
+) -> tuple[Reconciler, FakeXapi]:
     """Calls (callid, answered by 101?) reported and finished, then the reconciler runs for `wait` seconds."""
     fake = FakeXapi(answer)
     reconciler = Reconciler(fake, Facts(dn_types={e: "Wextension" for e in EXTENSIONS}), delay=0.05)  # type: ignore[arg-type]
@@ -163,8 +190,11 @@ def malformed_rows() -> float:
 
 
 async def test_garbage_rows_and_errors_are_counted_never_fatal() -> None:
-    garbage = [log_row(1, "101", "yes"), {**log_row(2, "101", True), "StartTime": None},
-               {**log_row(3, "101", True), "CallId": "3"}]
+    garbage = [
+        log_row(1, "101", "yes"),
+        {**log_row(2, "101", True), "StartTime": None},
+        {**log_row(3, "101", True), "CallId": "3"},
+    ]
 
     def answer(call_id: int, read: int) -> Any:
         if call_id == 6:
@@ -179,16 +209,18 @@ async def test_garbage_rows_and_errors_are_counted_never_fatal() -> None:
     assert reconciler.enabled
 
     before = outcomes()
-    reconciler, _ = await reconciled(lambda call_id, read: PbxHttpError(500, "GET …: HTTP 500"), (7, True), (8, True),
-                                     wait=0.3)
+    reconciler, _ = await reconciled(
+        lambda call_id, read: PbxHttpError(500, "GET …: HTTP 500"), (7, True), (8, True), wait=0.3
+    )
     assert counted(before) == {"error": 2}  # a failed read fails the calls it asked about, and no more
     assert reconciler.enabled
 
 
 async def test_forbidden_turns_the_check_off_once(caplog: pytest.LogCaptureFixture) -> None:
     before = outcomes()
-    reconciler, fake = await reconciled(lambda call_id, read: PbxHttpError(403, "GET …: HTTP 403"),
-                                        *[(n, True) for n in range(1, 9)], wait=0.3)
+    reconciler, fake = await reconciled(
+        lambda call_id, read: PbxHttpError(403, "GET …: HTTP 403"), *[(n, True) for n in range(1, 9)], wait=0.3
+    )
     assert counted(before) == {"forbidden": 1}
     assert not reconciler.enabled and fake.queries == 1  # the eight calls were one read
     assert sum("System Owner" in r.getMessage() for r in caplog.records) == 1
@@ -247,8 +279,11 @@ def test_answered_and_missed_calls_agree_and_a_wrong_log_is_reported(monitor_sta
 
 @pytest.mark.parametrize("monitor_stack", [QUICK_CHECK], indirect=True)
 def test_a_forbidden_call_log_turns_the_check_off(monitor_stack: Monitor) -> None:
-    httpx.post(f"{monitor_stack.pbx.url}/sim/fail", json={"prefix": "/xapi/v1/ReportCallLogData", "status": 403,
-                                                           "count": 1000}, timeout=5).raise_for_status()
+    httpx.post(
+        f"{monitor_stack.pbx.url}/sim/fail",
+        json={"prefix": "/xapi/v1/ReportCallLogData", "status": 403, "count": 1000},
+        timeout=5,
+    ).raise_for_status()
     monitor_stack.pbx.play("inbound_answered", ext="101", **FAST)
     monitor_stack.pbx.play("inbound_answered", ext="102", **FAST)
     wait_for(monitor_stack, 'tcxhooks_monitor_reconciled_calls_total{outcome="forbidden"}', 1)

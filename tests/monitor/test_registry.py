@@ -1,4 +1,5 @@
 """The call registry and outbox in SQLite and PostgreSQL: per PBX, written together, restored after a restart."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,19 @@ async def roundtrip(url: str) -> None:
     first, other = Registry(store, pbx_a), Registry(store, pbx_b)
     await first.migrate()
     graph = CallGraph(Settings(timezone="UTC"), Facts())
-    graph.upsert(Participant.parse({"id": 7, "dn": "101", "status": "Ringing", "callid": 698,
-                                    "party_dn_type": "Wexternalline", "party_caller_id": "79161234567"}), 100.0)
+    graph.upsert(
+        Participant.parse(
+            {
+                "id": 7,
+                "dn": "101",
+                "status": "Ringing",
+                "callid": 698,
+                "party_dn_type": "Wexternalline",
+                "party_caller_id": "79161234567",
+            }
+        ),
+        100.0,
+    )
     rows = [row for item in graph.drain() for row in rows_of(item)]
     chain = graph.chains[698]
     await first.commit([(698, json.dumps(chain.to_dict()))], [], rows)
@@ -33,7 +45,8 @@ async def roundtrip(url: str) -> None:
     restored = await Registry(store, pbx_a).load_chains()
     assert [c.to_dict() for c in restored] == [chain.to_dict()]
     assert [(r.chain, r.target, r.payload) for r in await first.load_outbox()] == [
-        (r.chain, r.target, r.payload) for r in rows]
+        (r.chain, r.target, r.payload) for r in rows
+    ]
     await first.delete_outbox([r.seq for r in rows])
     await first.commit([], [698], [])
     assert await first.load_chains() == [] and await first.load_outbox() == []

@@ -1,4 +1,5 @@
 """Faults through real processes: WebSocket drops at every step, an expired token, kill -9 of the monitor."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -26,8 +27,9 @@ def prefix_of(monitor: Monitor, number: int) -> list[list[tuple[str, str]]]:
 def test_websocket_dropped_after_every_step_still_gives_the_same_webhooks(monitor_stack: Monitor) -> None:
     numbers = {}
     for scenario, changes in VISIBLE_CHANGES.items():
-        numbers[scenario] = monitor_stack.pbx.play(
-            scenario, **PARAMS, drop_ws_after=list(range(1, changes)))["call_number"]
+        numbers[scenario] = monitor_stack.pbx.play(scenario, **PARAMS, drop_ws_after=list(range(1, changes)))[
+            "call_number"
+        ]
         time.sleep(0.3)
     httpx.post(f"{monitor_stack.pbx.url}/sim/token/expire", timeout=5).raise_for_status()  # and a dead token
     for number in numbers.values():
@@ -38,7 +40,9 @@ def test_websocket_dropped_after_every_step_still_gives_the_same_webhooks(monito
         bodies = prefix_of(monitor_stack, number)
         assert bodies, f"{scenario}: nothing received\n{monitor_stack.logs()}"
         check(scenario, dict(bodies[0])["id"].rsplit("-", 1)[0], bodies, timing=False)
-    assert monitor_stack.metric('tcxhooks_monitor_ws_reconnects_total{outcome="connected"}') >= 4  # several reconnects happened
+    assert (
+        monitor_stack.metric('tcxhooks_monitor_ws_reconnects_total{outcome="connected"}') >= 4
+    )  # several reconnects happened
 
 
 @pytest.mark.parametrize("monitor_stack", RINGING_STOPPED, indirect=True)
@@ -55,9 +59,14 @@ def test_monitor_killed_mid_call_keeps_ids_and_misses_nothing(monitor_stack: Mon
     assert len(monitor_stack.crm.requests) == 6
     prefix = dict(bodies[0])["id"].rsplit("-", 1)[0]
     events = [(dict(b)["event"], dict(b)["id"], dict(b).get("user")) for b in bodies]
-    assert events == [("ringing", f"{prefix}-0", "101"), ("hangupincoming", f"{prefix}-1", "101"),
-                      ("ringing", f"{prefix}-2", "102"), ("incoming", f"{prefix}-1", "101"),
-                      ("hangupincoming", f"{prefix}-2", "102"), ("incoming", f"{prefix}-2", "102")]
+    assert events == [
+        ("ringing", f"{prefix}-0", "101"),
+        ("hangupincoming", f"{prefix}-1", "101"),
+        ("ringing", f"{prefix}-2", "102"),
+        ("incoming", f"{prefix}-1", "101"),
+        ("hangupincoming", f"{prefix}-2", "102"),
+        ("incoming", f"{prefix}-2", "102"),
+    ]
     assert [dict(b).get("transfer") for b in bodies if dict(b)["event"] == "incoming"] == ["true", "false"]
 
 
@@ -73,7 +82,12 @@ def test_a_call_that_ended_while_the_monitor_was_down_ends_once(monitor_stack: M
     prefix = dict(bodies[0])["id"].rsplit("-", 1)[0]
     ended = dict(bodies[2])
     assert (ended["event"], ended["id"], ended["user"], ended["finishtype"], ended["transfer"]) == (
-        "incoming", f"{prefix}-1", "101", "Ok", "false")
+        "incoming",
+        f"{prefix}-1",
+        "101",
+        "Ok",
+        "false",
+    )
 
 
 @pytest.mark.slow
@@ -103,14 +117,18 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("monitor_stack", [{"sim_args": ["--token-ttl", "3"], "pbx": {"token_margin": "1"}}],
-                         indirect=True)
+@pytest.mark.parametrize(
+    "monitor_stack", [{"sim_args": ["--token-ttl", "3"], "pbx": {"token_margin": "1"}}], indirect=True
+)
 def test_short_lived_tokens_are_minted_ahead_with_the_socket_open(monitor_stack: Monitor) -> None:
     def metric(name: str) -> float:
         return monitor_stack.metric(name)
+
     minted = metric('tcxhooks_monitor_token_mints_total{outcome="ok"}')
-    wait_for(lambda: metric('tcxhooks_monitor_token_mints_total{outcome="ok"}') >= minted + 3,
-             "no token minted ahead of expiry while no call ran")
+    wait_for(
+        lambda: metric('tcxhooks_monitor_token_mints_total{outcome="ok"}') >= minted + 3,
+        "no token minted ahead of expiry while no call ran",
+    )
     number = monitor_stack.pbx.play("blind_transfer", ring_seconds=1, talk_seconds=4, wait_seconds=1)["call_number"]
     monitor_stack.pbx.wait_done(number)
     bodies = monitor_stack.bodies(6)
@@ -137,14 +155,20 @@ def test_short_lived_tokens_are_minted_ahead_with_the_socket_open(monitor_stack:
 # The other tests run with the default (5 s).
 @pytest.mark.parametrize("monitor_stack", [{"pbx": {"lease_ttl": "4"}}], indirect=True)
 def test_a_standby_monitor_takes_over_with_the_same_ids(monitor_stack: Monitor) -> None:
-    standby = start(["monitor", "-c", str(monitor_stack.config)], monitor_stack.folder / "standby.log",
-                    env={"TCXH_METRICS_PORT": str(free_port()), "TCXH_SERVICES_MONITOR": f"127.0.0.1:{free_port()}"})
+    standby = start(
+        ["monitor", "-c", str(monitor_stack.config)],
+        monitor_stack.folder / "standby.log",
+        env={"TCXH_METRICS_PORT": str(free_port()), "TCXH_SERVICES_MONITOR": f"127.0.0.1:{free_port()}"},
+    )
     try:
         number = monitor_stack.pbx.play("blind_transfer", ring_seconds=1, talk_seconds=8, wait_seconds=1)["call_number"]
         monitor_stack.bodies(2)
         standby_log = monitor_stack.folder / "standby.log"
-        wait_until(lambda: "standing by" in standby_log.read_text(errors="replace"), timeout=30,
-                   what="the standby monitor to stand by")
+        wait_until(
+            lambda: "standing by" in standby_log.read_text(errors="replace"),
+            timeout=30,
+            what="the standby monitor to stand by",
+        )
         monitor_stack.kill9("monitor")
         monitor_stack.pbx.wait_done(number)
         bodies = monitor_stack.bodies(6)
@@ -152,8 +176,13 @@ def test_a_standby_monitor_takes_over_with_the_same_ids(monitor_stack: Monitor) 
         assert len(monitor_stack.crm.requests) == 6
         prefix = dict(bodies[0])["id"].rsplit("-", 1)[0]
         assert [(dict(b)["event"], dict(b)["id"]) for b in bodies] == [
-            ("ringing", f"{prefix}-0"), ("hangupincoming", f"{prefix}-1"), ("ringing", f"{prefix}-2"),
-            ("incoming", f"{prefix}-1"), ("hangupincoming", f"{prefix}-2"), ("incoming", f"{prefix}-2")]
+            ("ringing", f"{prefix}-0"),
+            ("hangupincoming", f"{prefix}-1"),
+            ("ringing", f"{prefix}-2"),
+            ("incoming", f"{prefix}-1"),
+            ("hangupincoming", f"{prefix}-2"),
+            ("incoming", f"{prefix}-2"),
+        ]
     finally:
         stop(standby)
 
@@ -162,8 +191,10 @@ def test_a_monitor_whose_lease_is_taken_stops_acting_and_exits_1(monitor_stack: 
     """Another holder has the lease (e.g. this one stalled past it): stop at once, exit 1 for the supervisor."""
     store = sqlite3.connect(monitor_stack.folder / "tcxhooks.db", timeout=10)
     with store:
-        taken = store.execute("UPDATE platform_leases SET owner = 'elsewhere:1', expires_at = ? WHERE name LIKE 'monitor:%'",
-                              (time.time() + 60,)).rowcount
+        taken = store.execute(
+            "UPDATE platform_leases SET owner = 'elsewhere:1', expires_at = ? WHERE name LIKE 'monitor:%'",
+            (time.time() + 60,),
+        ).rowcount
     store.close()
     assert taken == 1
     proc = monitor_stack.procs["monitor"]

@@ -2,6 +2,7 @@
 
 All scenarios play at once on one stack (interleaved, as on a real PBX); each test checks its own call.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -19,8 +20,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Played]:
     # Callbacks are counted per queue over a time window (docs/3cx.md §4.3): the abandoned call
     # without a callback plays once the one with a callback is over.
     rows = {name: (name, PARAMS) for name in EXPECTED if name != "queue_abandoned"}
-    with played(tmp_path_factory.mktemp("scenarios"), rows, later={"queue_abandoned": ("queue_abandoned", PARAMS)},
-                after="queue_abandoned_callback") as result:
+    with played(
+        tmp_path_factory.mktemp("scenarios"),
+        rows,
+        later={"queue_abandoned": ("queue_abandoned", PARAMS)},
+        after="queue_abandoned_callback",
+    ) as result:
         yield result
 
 

@@ -1,4 +1,5 @@
 """MonitorService over gRPC against the simulator: calls, extensions, recordings and their audio, PBX check."""
+
 from __future__ import annotations
 
 import time
@@ -20,7 +21,9 @@ def test_calls_recordings_audio_extensions_and_check(monitor_stack: Monitor) -> 
     number = monitor_stack.pbx.play("mobile_reconnect", ring_seconds=0.5, talk_seconds=3)["call_number"]
     monitor_stack.bodies(2)  # answered: the call is live
     calls = api.ListCalls(monitor_service_pb2.ListCallsRequest(), timeout=5).calls
-    assert [(c.pbx_call_number, c.link, c.caller_id, c.did) for c in calls] == [(number, 1, "79161234567", "74951234567")]
+    assert [(c.pbx_call_number, c.link, c.caller_id, c.did) for c in calls] == [
+        (number, 1, "79161234567", "74951234567")
+    ]
     assert [(leg.dn, leg.status) for leg in calls[0].legs] == [("101", "Connected")]
     call = api.GetCall(monitor_service_pb2.GetCallRequest(chain=calls[0].legs[0].call_id), timeout=5).call
     assert call.chain == calls[0].chain and call.direction == common_pb2.DIRECTION_INCOMING
@@ -32,18 +35,29 @@ def test_calls_recordings_audio_extensions_and_check(monitor_stack: Monitor) -> 
     monitor_stack.bodies(3)
     recordings = monitor_stack.pbx.call(number)["recordings"]
     assert len(recordings) == 3  # the mobile app reconnected twice: three files for one leg
-    leg = common_pb2.LegRef(call_id=calls[0].legs[0].call_id, dn="101", pbx_call_number=number,
-                            start_unix_ms=int((time.time() - 60) * 1000), end_unix_ms=int(time.time() * 1000))
+    leg = common_pb2.LegRef(
+        call_id=calls[0].legs[0].call_id,
+        dn="101",
+        pbx_call_number=number,
+        start_unix_ms=int((time.time() - 60) * 1000),
+        end_unix_ms=int(time.time() * 1000),
+    )
     rows = api.ListRecordings(monitor_service_pb2.ListRecordingsRequest(leg=leg), timeout=10).recordings
     assert [r.recording_id for r in rows] == recordings and all(r.file_name.startswith("101/") for r in rows)
     pid = int(monitor_stack.pbx.call(number)["changes"][0]["entity"].rsplit("/", 1)[1])
     leg.participant_ids[:] = [pid]
-    assert [r.recording_id for r in api.ListRecordings(
-        monitor_service_pb2.ListRecordingsRequest(leg=leg), timeout=10).recordings] == recordings
+    assert [
+        r.recording_id
+        for r in api.ListRecordings(monitor_service_pb2.ListRecordingsRequest(leg=leg), timeout=10).recordings
+    ] == recordings
     leg.participant_ids[:] = [pid + 1000]  # another call's leg on the same DN at the same time: not ours
     assert list(api.ListRecordings(monitor_service_pb2.ListRecordingsRequest(leg=leg), timeout=10).recordings) == []
-    audio = b"".join(c.chunk for c in api.FetchRecording(
-        monitor_service_pb2.FetchRecordingRequest(recording_id=rows[0].recording_id), timeout=10))
+    audio = b"".join(
+        c.chunk
+        for c in api.FetchRecording(
+            monitor_service_pb2.FetchRecordingRequest(recording_id=rows[0].recording_id), timeout=10
+        )
+    )
     assert audio[:4] == b"RIFF" and audio[8:12] == b"WAVE" and len(audio) > 8000
     with pytest.raises(grpc.RpcError) as info:
         list(api.FetchRecording(monitor_service_pb2.FetchRecordingRequest(recording_id=99999), timeout=10))
@@ -55,5 +69,11 @@ def test_calls_recordings_audio_extensions_and_check(monitor_stack: Monitor) -> 
     extensions = api.ListExtensions(monitor_service_pb2.ListExtensionsRequest(), timeout=5).extensions
     assert [e.number for e in extensions] == ["101", "102", "103", "104", "105"]
     items = api.CheckPbx(monitor_service_pb2.CheckPbxRequest(), timeout=10).items
-    assert [(i.name, i.ok) for i in items] == [("token", True), ("callcontrol", True), ("xapi", True),
-                                              ("calllog", True), ("websocket", True), ("reconcile", True)], items
+    assert [(i.name, i.ok) for i in items] == [
+        ("token", True),
+        ("callcontrol", True),
+        ("xapi", True),
+        ("calllog", True),
+        ("websocket", True),
+        ("reconcile", True),
+    ], items

@@ -1,4 +1,5 @@
 """Shared platform fixtures: a store of each kind, SQLite in a temp folder and the local PostgreSQL."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator

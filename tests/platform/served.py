@@ -1,9 +1,10 @@
 """A real service process for the platform's gRPC tests: its address, metrics, memory and log.
 
-    with served(tmp_path, "dispatcher", services={"token": TOKEN}) as service:
-        service.raw("ListEndpoints", b"...", token=TOKEN)      # any bytes to any RPC
-        service.metric("tcxhooks_grpc_refused_total", reason="missing_token")
+with served(tmp_path, "dispatcher", services={"token": TOKEN}) as service:
+    service.raw("ListEndpoints", b"...", token=TOKEN)      # any bytes to any RPC
+    service.metric("tcxhooks_grpc_refused_total", reason="missing_token")
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -19,8 +20,12 @@ import grpc
 
 from tests.helpers.services import read_config, start, stop, wait_healthy, write_config
 
-GRPC_NAMES = {"monitor": "MonitorService", "dispatcher": "DispatcherService", "media": "MediaService",
-              "analytics": "AnalyticsService"}
+GRPC_NAMES = {
+    "monitor": "MonitorService",
+    "dispatcher": "DispatcherService",
+    "media": "MediaService",
+    "analytics": "AnalyticsService",
+}
 
 
 @dataclass
@@ -57,8 +62,9 @@ class Served:
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
-    def raw(self, method: str, request: bytes, token: str | None = None, timeout: float = 30,
-            **channel: Any) -> tuple[grpc.StatusCode, str]:
+    def raw(
+        self, method: str, request: bytes, token: str | None = None, timeout: float = 30, **channel: Any
+    ) -> tuple[grpc.StatusCode, str]:
         """Calls `method` of the service with `request` as its bytes; the status code and details."""
         metadata = [("authorization", f"Bearer {token}")] if token is not None else []
         options = [("grpc.max_send_message_length", -1)]
@@ -72,8 +78,9 @@ class Served:
 
 
 @contextlib.contextmanager
-def served(folder: Path, name: str, env: Mapping[str, str] | None = None,
-           **sections: Mapping[str, object]) -> Iterator[Served]:
+def served(
+    folder: Path, name: str, env: Mapping[str, str] | None = None, **sections: Mapping[str, object]
+) -> Iterator[Served]:
     """`tcxhooks <name>` on a config of `sections`, healthy; stopped at the end."""
     sections.setdefault("webhook", {"url": "http://127.0.0.1:9/crm"})
     config = write_config(folder, **sections)

@@ -4,6 +4,7 @@ A service whose peers are reachable beyond loopback will not start without a tok
 file is an error; `tcxhooks up` makes its own token for the run; a caller without the token is refused
 before its request is read (memory stays flat under 60 MB calls), counted and logged at a bounded rate.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,16 +30,21 @@ BULK = 60 * 1024 * 1024
 
 
 def tcxhooks(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tcxhooks", *args], capture_output=True, text=True, timeout=60,
-                          env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "tcxhooks", *args], capture_output=True, text=True, timeout=60, env=env
+    )
 
 
-@pytest.mark.parametrize("services", [
-    {"dispatcher": "0.0.0.0:{port}"},                        # the service itself listens on every interface
-    {"monitor": "monitor.internal:50051"},                   # a peer elsewhere: the token would go out empty
-])
+@pytest.mark.parametrize(
+    "services",
+    [
+        {"dispatcher": "0.0.0.0:{port}"},  # the service itself listens on every interface
+        {"monitor": "monitor.internal:50051"},  # a peer elsewhere: the token would go out empty
+    ],
+)
 def test_a_service_reachable_beyond_loopback_does_not_start_without_a_token(
-        tmp_path: Path, services: dict[str, str]) -> None:
+    tmp_path: Path, services: dict[str, str]
+) -> None:
     chosen = {name: value.format(port=free_port()) for name, value in services.items()}
     config = write_config(tmp_path, services=chosen, webhook={"url": "http://127.0.0.1:9/crm"})
     done = tcxhooks("dispatcher", "-c", str(config))

@@ -1,4 +1,5 @@
 """Config validation through the real CLI: a bad value exits 2 with one line naming file/section/key."""
+
 from __future__ import annotations
 
 import re
@@ -38,8 +39,13 @@ def run_up(path: Path, env: dict[str, str] | None = None) -> subprocess.Complete
 
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TCXH_")}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "tcxhooks", "up", "-c", str(path)], capture_output=True,
-                          text=True, timeout=60, env=full_env)
+    return subprocess.run(
+        [sys.executable, "-m", "tcxhooks", "up", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=full_env,
+    )
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -102,10 +108,13 @@ def test_env_override_wins_and_is_named(tmp_path: Path) -> None:
 def test_env_only_endpoint_and_secret_file(tmp_path: Path) -> None:
     secret_file = tmp_path / "pbx-secret"
     secret_file.write_text("from-a-mounted-secret\n")
-    config = load_product(str(write(tmp_path, GOOD)), env={
-        "TCXH_WEBHOOK_CRM2_URL": "https://crm2.example.com/hook",
-        "TCXH_PBX_CLIENT_SECRET_FILE": str(secret_file),
-    })
+    config = load_product(
+        str(write(tmp_path, GOOD)),
+        env={
+            "TCXH_WEBHOOK_CRM2_URL": "https://crm2.example.com/hook",
+            "TCXH_PBX_CLIENT_SECRET_FILE": str(secret_file),
+        },
+    )
     assert [w.name for w in config.dispatcher.webhooks] == ["default", "backup", "crm2"]
     assert config.monitor.pbx.client_secret == "from-a-mounted-secret"
 
@@ -173,7 +182,8 @@ def test_store_password_kept_out_of_errors_and_read_from_a_file(tmp_path: Path) 
 
 
 def test_each_service_loads_only_its_settings_and_warns_about_its_own_sections(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """The monitor reads [recordings] enabled (a view of media's section) but leaves its typos to media."""
     path = str(write(tmp_path, GOOD + "\n[recordings]\nenabled = false\nretension_days = 30\n[recordngs]\n"))
     monitor = load_config(path, (PlatformSettings, MonitorSettings), env={})
@@ -216,15 +226,22 @@ def test_every_view_matches_the_owners_key() -> None:
 
 
 def test_strict_filters_name_the_key_and_what_is_allowed(tmp_path: Path) -> None:
-    path = write(tmp_path, GOOD.replace("events = call.ended, recording.ready", "events = call.end, recording\n"
-                                        "queues = Sales, 800\nusers = 101, abc\ndids = +74951234567, 7 495"))
+    path = write(
+        tmp_path,
+        GOOD.replace(
+            "events = call.ended, recording.ready",
+            "events = call.end, recording\nqueues = Sales, 800\nusers = 101, abc\ndids = +74951234567, 7 495",
+        ),
+    )
     result = run_up(path)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if str(path) in line]
     events = next(line for line in lines if "[webhook:backup] events = 'call.end, recording'" in line)
     assert "call.end is none of: ringing," in events and "call.ended" in events and "recording.ready" in events
-    assert any("[webhook:backup] queues = 'Sales, 800': expected queue numbers (digits), e.g. 800; Sales is not"
-               in line for line in lines)
+    assert any(
+        "[webhook:backup] queues = 'Sales, 800': expected queue numbers (digits), e.g. 800; Sales is not" in line
+        for line in lines
+    )
     assert any("[webhook:backup] users = '101, abc'" in line and "abc is not" in line for line in lines)
     assert any("[webhook:backup] dids = '+74951234567, 7 495'" in line and "7 495 is not" in line for line in lines)
 
@@ -233,13 +250,20 @@ def test_every_event_the_dispatcher_renders_has_names_a_filter_accepts() -> None
     from tcxhooks.dispatcher.payloads import EVENT_NAMES, event_names
     from tcxhooks.v1 import common_pb2, events_pb2
 
-    events = [events_pb2.Event(call=events_pb2.CallEvent(type=kind, direction=direction))
-              for kind in events_pb2.CallEventType.values() if kind
-              for direction in (common_pb2.DIRECTION_INCOMING, common_pb2.DIRECTION_OUTGOING)]
-    events += [events_pb2.Event(status=events_pb2.StatusEvent(type=kind))
-               for kind in events_pb2.StatusEventType.values() if kind]
-    payloads = [f.name for f in events_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"].fields
-                if f.name not in ("call", "status")]
+    events = [
+        events_pb2.Event(call=events_pb2.CallEvent(type=kind, direction=direction))
+        for kind in events_pb2.CallEventType.values()
+        if kind
+        for direction in (common_pb2.DIRECTION_INCOMING, common_pb2.DIRECTION_OUTGOING)
+    ]
+    events += [
+        events_pb2.Event(status=events_pb2.StatusEvent(type=kind))
+        for kind in events_pb2.StatusEventType.values()
+        if kind
+    ]
+    payloads = [
+        f.name for f in events_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"].fields if f.name not in ("call", "status")
+    ]
     for name in payloads:
         event = events_pb2.Event()
         getattr(event, name).SetInParent()
@@ -249,6 +273,7 @@ def test_every_event_the_dispatcher_renders_has_names_a_filter_accepts() -> None
 
 
 def test_unknown_keys_are_warned_about_under_the_section_as_written(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     load_product(str(write(tmp_path, GOOD + "\n[webhook:sales]\nurl = http://10.0.0.6/\nqueue = 800\n")), env={})
     assert "[webhook:sales] unknown key 'queue' ignored (typo?)" in caplog.text

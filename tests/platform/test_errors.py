@@ -1,5 +1,6 @@
 """What a gRPC caller reads when a handler raises: a service error's own code, UNAVAILABLE for a
 store out of reach, INTERNAL for anything else (through a real server from create_server)."""
+
 from __future__ import annotations
 
 import logging
@@ -100,7 +101,8 @@ async def test_a_service_error_answers_with_its_own_code(call: Callable[..., Any
 
 
 async def test_an_unexpected_error_is_internal_and_logged_never_unavailable(
-        call: Callable[..., Any], caplog: pytest.LogCaptureFixture) -> None:
+    call: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.ERROR, logger="tcxhooks.platform.errors"):
         code, details, _ = await call(KeyError("customer-secret-value"))
     assert code == grpc.StatusCode.INTERNAL

@@ -1,5 +1,6 @@
 """The job queue of media and analytics, on both stores: owner-checked leases, taking leases back at
 start, and a stalled process that can no longer act on a job another process took over."""
+
 from __future__ import annotations
 
 import asyncio
@@ -24,9 +25,11 @@ class Clock:
 @pytest.fixture
 async def table(store: Store) -> AsyncIterator[JobTable]:
     name = f"jobs_test_{uuid.uuid4().hex[:8]}"
-    await store.execute(f"CREATE TABLE {name} (id TEXT PRIMARY KEY, state TEXT NOT NULL, note TEXT NOT NULL DEFAULT '',"
-                        " next_at DOUBLE PRECISION NOT NULL, lease_owner TEXT NOT NULL DEFAULT '',"
-                        " lease_until DOUBLE PRECISION NOT NULL DEFAULT 0)")
+    await store.execute(
+        f"CREATE TABLE {name} (id TEXT PRIMARY KEY, state TEXT NOT NULL, note TEXT NOT NULL DEFAULT '',"
+        " next_at DOUBLE PRECISION NOT NULL, lease_owner TEXT NOT NULL DEFAULT '',"
+        " lease_until DOUBLE PRECISION NOT NULL DEFAULT 0)"
+    )
     yield JobTable(name, key="id", runnable=("queued", "stored"))
     await store.execute(f"DROP TABLE {name}")
 
@@ -44,8 +47,15 @@ async def _row(store: Store, table: JobTable, key: str) -> tuple[object, ...]:
 
 async def test_due_runnable_jobs_are_claimed_once_oldest_first(store: Store, table: JobTable) -> None:
     clock = Clock()
-    await _add(store, table, ("late", "queued", clock.now + 60), ("b", "stored", clock.now - 5),
-               ("a", "queued", clock.now - 10), ("done", "done", 0.0), ("c", "queued", clock.now))
+    await _add(
+        store,
+        table,
+        ("late", "queued", clock.now + 60),
+        ("b", "stored", clock.now - 5),
+        ("a", "queued", clock.now - 10),
+        ("done", "done", 0.0),
+        ("c", "queued", clock.now),
+    )
     one = JobQueue(store, table, process_owner("host/127.0.0.1:1"), clock)
     other = JobQueue(store, table, process_owner("host/127.0.0.1:2"), clock)
     assert [r[0] for r in await one.claim(2, lease=60, columns="id")] in (["a", "b"], ["b", "a"])
@@ -62,13 +72,13 @@ async def test_a_stalled_process_cannot_act_on_a_job_another_process_took_over(s
     taker = JobQueue(store, table, process_owner("host-b/10.0.0.2:50053"), clock)
     assert await stalled.claim(1, lease=60, columns="id") == [("job",)]
     assert await stalled.renew("job", 60)
-    assert await taker.claim(1, lease=60, columns="id") == []   # the lease still runs
-    clock.now += 61                                             # the stalled process did not renew
+    assert await taker.claim(1, lease=60, columns="id") == []  # the lease still runs
+    clock.now += 61  # the stalled process did not renew
     assert await taker.claim(1, lease=60, columns="id") == [("job",)]
     assert not await stalled.renew("job", 60)
     with pytest.raises(LeaseLost):
         await stalled.update("job", state="done", note="from the stalled one")
-    await stalled.release("job")                                # refused silently: not its lease
+    await stalled.release("job")  # refused silently: not its lease
     await taker.update("job", state="done", note="from the taker", release=True)
     assert await _row(store, table, "job") == ("done", "from the taker", "")
 
@@ -83,7 +93,7 @@ async def test_at_start_a_replica_takes_back_only_its_earlier_processes_leases(s
     restarted = JobQueue(store, table, process_owner("host-a/10.0.0.1:50053"), clock)
     assert await restarted.take_back() == 1
     assert await restarted.claim(5, lease=60, columns="id") == [("mine",)]
-    assert await restarted.take_back() == 0                      # never its own process's leases
+    assert await restarted.take_back() == 0  # never its own process's leases
     with pytest.raises(LeaseLost):
         await killed.update("mine", state="done")
 
@@ -94,16 +104,17 @@ async def test_holding_renews_and_cancels_the_work_once_the_lease_is_lost(store:
     mine = JobQueue(store, table, process_owner("host-a/x:1"), clock)
     assert len(await mine.claim(2, lease=0.3, columns="id")) == 2
 
-    async with mine.holding("kept", lease=0.3):          # several renewals: the lease stays ours
+    async with mine.holding("kept", lease=0.3):  # several renewals: the lease stays ours
         await asyncio.sleep(0.5)
     assert await _row(store, table, "kept") == ("queued", "", mine.owner)
 
     async def work() -> None:
         async with mine.holding("job", lease=0.3):
-            clock.now += 3600                              # the lease ran out: another process claims it
+            clock.now += 3600  # the lease ran out: another process claims it
             assert await JobQueue(store, table, process_owner("host-b/y:1"), clock).claim(
-                1, lease=60, columns="id", exclude=["kept"]) == [("job",)]
-            await asyncio.sleep(3600)                      # cancelled at the next renewal
+                1, lease=60, columns="id", exclude=["kept"]
+            ) == [("job",)]
+            await asyncio.sleep(3600)  # cancelled at the next renewal
 
     with pytest.raises(LeaseLost, match="taken over"):
         await asyncio.wait_for(work(), 30)

@@ -4,6 +4,7 @@ number that grows with each new holder, the store's clock deciding expiry whatev
 Time is a hand-moved clock (the store's clock and the holder's renewal timer), so a busy machine cannot
 make a lease lapse or survive: only the test moves time. The real sleeps between renewals stay short.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -133,8 +134,9 @@ async def test_each_new_holder_gets_a_higher_fencing_number_and_a_release_keeps_
     assert await first.try_acquire() and first.fence == taken + 2  # released, not forgotten
 
 
-async def test_expiry_follows_the_store_clock_whatever_the_hosts_clocks_say(store: Store,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_expiry_follows_the_store_clock_whatever_the_hosts_clocks_say(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two holders on hosts whose wall clocks are hours apart: the store dates every expiry, so the
     standby never sees the active one's lease as lapsed while it renews."""
     name, stopping = f"monitor:{uuid.uuid4()}", asyncio.Event()

@@ -5,6 +5,7 @@ two hosts' clocks drift apart. The standby, running ten seconds ahead with a one
 while the active one renews, and takes over only when it stops, with the next fencing number. On
 PostgreSQL (the store several hosts share) and on SQLite.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -40,8 +41,12 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def monitor(config: Path, folder: Path, name: str, skew: float) -> subprocess.Popen[bytes]:
     (folder / "clock").mkdir(exist_ok=True)
     (folder / "clock" / "sitecustomize.py").write_text(SKEW)
-    env = {"PYTHONPATH": str(folder / "clock"), "SKEWED_CLOCK_SECONDS": str(skew),
-           "TCXH_SERVICES_MONITOR": f"127.0.0.1:{free_port()}", "TCXH_METRICS_PORT": str(free_port())}
+    env = {
+        "PYTHONPATH": str(folder / "clock"),
+        "SKEWED_CLOCK_SECONDS": str(skew),
+        "TCXH_SERVICES_MONITOR": f"127.0.0.1:{free_port()}",
+        "TCXH_METRICS_PORT": str(free_port()),
+    }
     return start(["monitor", "-c", str(config)], folder / f"{name}.log", env)
 
 
@@ -61,10 +66,13 @@ async def renewals(url: str, name: str) -> tuple[str, float]:
 
 
 async def test_skewed_host_clocks_never_give_the_lease_to_two_monitors(tmp_path: Path, store_url: str) -> None:
-    config = write_config(tmp_path, store={"url": store_url},
-                          pbx={"url": "http://127.0.0.1:9", "client_id": "c", "client_secret": "s",
-                               "lease_ttl": str(TTL)},
-                          webhook={"url": "http://127.0.0.1:9/crm"}, services={"token": "lease-test-token"})
+    config = write_config(
+        tmp_path,
+        store={"url": store_url},
+        pbx={"url": "http://127.0.0.1:9", "client_id": "c", "client_secret": "s", "lease_ttl": str(TTL)},
+        webhook={"url": "http://127.0.0.1:9/crm"},
+        services={"token": "lease-test-token"},
+    )
     active = monitor(config, tmp_path, "active", skew=-5)
     standby = None
     try:

@@ -4,6 +4,7 @@ Most RPCs take 256 KiB; the dispatcher's publishing RPCs more (a transcript, a b
 Anything larger is refused (RESOURCE_EXHAUSTED), bytes that are not the message INVALID_ARGUMENT;
 both counted. A service with the token still serves what fits.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,8 +40,13 @@ def batch_of(size: int) -> bytes:
     events = []
     while sum(e.ByteSize() for e in events) < size:
         n = len(events)
-        events.append(events_pb2.Event(event_id=f"analytics:{n}", chain=f"260101120000_{n}",
-                                       analytics=events_pb2.AnalyticsReady(call_id=f"260101120000_{n}-1", text=text)))
+        events.append(
+            events_pb2.Event(
+                event_id=f"analytics:{n}",
+                chain=f"260101120000_{n}",
+                analytics=events_pb2.AnalyticsReady(call_id=f"260101120000_{n}-1", text=text),
+            )
+        )
     return pb.PublishBatchRequest(events=events).SerializeToString()
 
 

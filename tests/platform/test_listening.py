@@ -1,6 +1,7 @@
 """Where the services listen, read from the kernel's socket tables (/proc/net/tcp*) of real processes:
 under `tcxhooks up` on its default loopback addresses nothing listens beyond loopback, /metrics
 included; a service addressed beyond loopback listens on every interface, /metrics too."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -27,7 +28,7 @@ def listening_on(port: int) -> set[str]:
                     continue
                 raw = bytes.fromhex(address)
                 # the kernel prints each 32-bit word in host (little-endian) order
-                words = b"".join(raw[i:i + 4][::-1] for i in range(0, size, 4))
+                words = b"".join(raw[i : i + 4][::-1] for i in range(0, size, 4))
                 ip = ipaddress.ip_address(words)
                 mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
                 found.add(str(mapped or ip))

@@ -6,6 +6,7 @@ unchecked or plaintext PBX and unsigned or plaintext endpoints, which each servi
 Log lines show any URL in them redacted (a library's message may carry one with a token or signature).
 (`tcxhooks endpoints` and the dispatcher's answers: tests/dispatcher/test_cli.py.)
 """
+
 from __future__ import annotations
 
 import io
@@ -26,17 +27,25 @@ PASSWORD, TOKEN = "s3cret-pass", "s3cret-token-value"
 
 
 def check(config: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tcxhooks", "check", "-c", str(config)], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "tcxhooks", "check", "-c", str(config)], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_check_shows_urls_redacted_and_says_what_is_left_open(tmp_path: Path) -> None:
     with Receiver() as crm:
         secret_url = crm.url.replace("http://", f"http://bot:{PASSWORD}@") + f"?token={TOKEN}&format=json"
         config = write_config(
-            tmp_path, pbx={"url": f"http://127.0.0.1:{free_port()}", "client_id": "c", "client_secret": "s",
-                           "verify_tls": "false"},
-            webhook={"url": secret_url}, services={"dispatcher": "dispatcher.internal:50052"})
+            tmp_path,
+            pbx={
+                "url": f"http://127.0.0.1:{free_port()}",
+                "client_id": "c",
+                "client_secret": "s",
+                "verify_tls": "false",
+            },
+            webhook={"url": secret_url},
+            services={"dispatcher": "dispatcher.internal:50052"},
+        )
         result = check(config)
     out = result.stdout
     assert PASSWORD not in out and TOKEN not in out
@@ -54,14 +63,17 @@ def test_check_shows_urls_redacted_and_says_what_is_left_open(tmp_path: Path) ->
 
 
 def test_each_service_logs_what_is_left_open_when_it_starts(tmp_path: Path) -> None:
-    config = write_config(tmp_path, pbx={"url": f"http://127.0.0.1:{free_port()}", "client_id": "c",
-                                         "client_secret": "s", "verify_tls": "false"},
-                          webhook={"url": f"http://127.0.0.1:{free_port()}/crm"})
+    config = write_config(
+        tmp_path,
+        pbx={"url": f"http://127.0.0.1:{free_port()}", "client_id": "c", "client_secret": "s", "verify_tls": "false"},
+        webhook={"url": f"http://127.0.0.1:{free_port()}/crm"},
+    )
     for name in ("monitor", "dispatcher"):
         log_path = tmp_path / f"{name}.log"
         with running([name, "-c", str(config)], log_path):
-            wait_until(lambda log=log_path: " starting; config" in log.read_text(errors="replace"), 30,
-                       f"{name} to start")
+            wait_until(
+                lambda log=log_path: " starting; config" in log.read_text(errors="replace"), 30, f"{name} to start"
+            )
             wait_until(lambda log=log_path: "plain http" in log.read_text(errors="replace"), 30, f"{name}'s warnings")
     monitor, dispatcher = ((tmp_path / f"{name}.log").read_text() for name in ("monitor", "dispatcher"))
     assert "WARNING" in monitor and "[pbx] verify_tls = false" in monitor and "[pbx] url" in monitor
@@ -75,8 +87,9 @@ def test_log_lines_show_every_url_redacted(fmt: str, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(sys, "stderr", stream)
     setup_logging("info", fmt, ["configured-secret"], "test")
     log = logging.getLogger("tcxhooks.test")
-    log.warning("request failed: Cannot connect to host for url 'https://bot:%s@crm.example.com/hook?token=%s'",
-                PASSWORD, TOKEN)
+    log.warning(
+        "request failed: Cannot connect to host for url 'https://bot:%s@crm.example.com/hook?token=%s'", PASSWORD, TOKEN
+    )
     log.info("fetching https://bucket.s3.example.com/r/1.mp3?X-Amz-Signature=abcdef&X-Amz-Credential=AKIA0 (S3)")
     try:
         raise ConnectionError(f"postgresql://tcxhooks:{PASSWORD}@db.example.com/tcxhooks refused configured-secret")

@@ -1,5 +1,6 @@
 """Transactions written as generators (`Store.run`) on both stores: results, atomicity, rollback, commits that
 are not durable."""
+
 from __future__ import annotations
 
 import asyncio
@@ -115,8 +116,9 @@ asyncio.run(main())
 
 def test_a_commit_that_is_not_durable_survives_kill_9(tmp_path: Path) -> None:
     path = tmp_path / "killed.db"
-    child = subprocess.Popen([sys.executable, "-c", _COMMIT_THEN_WAIT, f"sqlite:///{path}"], stdout=subprocess.PIPE,
-                             text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _COMMIT_THEN_WAIT, f"sqlite:///{path}"], stdout=subprocess.PIPE, text=True
+    )
     assert child.stdout is not None
     with child.stdout:
         try:

@@ -5,6 +5,7 @@ without a certificate of its own. Mutual TLS: only clients presenting a certific
 In both, the plaintext health port answers probes and `tcxhooks health` (the image's HEALTHCHECK)
 passes, with or without that port.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,13 +49,18 @@ class Pki:
         return self._write(f"{name}.pem", chain), self._write(f"{name}.key", issued.private_key_pem.bytes())
 
     def services(self, mutual: bool) -> dict[str, object]:
-        return {"token": TOKEN, "tls_cert": self.cert, "tls_key": self.key, "tls_ca": self.ca_file,
-                "tls_client_auth": str(mutual).lower(), "health_port": free_port()}
+        return {
+            "token": TOKEN,
+            "tls_cert": self.cert,
+            "tls_key": self.key,
+            "tls_ca": self.ca_file,
+            "tls_client_auth": str(mutual).lower(),
+            "health_port": free_port(),
+        }
 
 
 def call(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.StatusCode:
-    channel = (grpc.secure_channel(address, credentials) if credentials is not None
-               else grpc.insecure_channel(address))
+    channel = grpc.secure_channel(address, credentials) if credentials is not None else grpc.insecure_channel(address)
     with channel:
         try:
             channel.unary_unary(LIST_ENDPOINTS)(b"", timeout=10, metadata=[("authorization", f"Bearer {TOKEN}")])
@@ -65,8 +71,12 @@ def call(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.Stat
 
 def health_command(config: Path, **env: str) -> int:
     """`tcxhooks health` as the image's HEALTHCHECK runs it (the config from TCXH_CONFIG)."""
-    done = subprocess.run([sys.executable, "-m", "tcxhooks", "health"], capture_output=True, timeout=60,
-                          env={**os.environ, "TCXH_CONFIG": str(config), **env})
+    done = subprocess.run(
+        [sys.executable, "-m", "tcxhooks", "health"],
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "TCXH_CONFIG": str(config), **env},
+    )
     return done.returncode
 
 
@@ -88,8 +98,9 @@ def test_server_tls_serves_any_client_that_verifies_it(tmp_path: Path, pki: Pki)
         # the CLI on a host that has the CA alone
         cli = tmp_path / "cli.ini"
         cli.write_text(f"[services]\ndispatcher = {service.address}\ntoken = {TOKEN}\ntls_ca = {pki.ca_file}\n")
-        listed = subprocess.run([sys.executable, "-m", "tcxhooks", "endpoints", "-c", str(cli)],
-                                capture_output=True, text=True, timeout=60)
+        listed = subprocess.run(
+            [sys.executable, "-m", "tcxhooks", "endpoints", "-c", str(cli)], capture_output=True, text=True, timeout=60
+        )
         assert listed.returncode == 0, listed.stderr
         assert "default" in listed.stdout
         assert_probes_pass(service.config)
@@ -120,14 +131,22 @@ def assert_probes_pass(config: Path) -> None:
         assert stub.Check(health_pb2.HealthCheckRequest(), timeout=10).status == health_pb2.HealthCheckResponse.SERVING
     assert health_command(config) == 0
     assert health_command(config, TCXH_SERVICES_HEALTH_PORT="0") == 0
-    assert health_command(config, TCXH_SERVICES_HEALTH_PORT="0", TCXH_SERVICES_TLS_CA=str(
-        Path(config).parent / "no-such-ca.pem")) == 1
+    assert (
+        health_command(
+            config, TCXH_SERVICES_HEALTH_PORT="0", TCXH_SERVICES_TLS_CA=str(Path(config).parent / "no-such-ca.pem")
+        )
+        == 1
+    )
 
 
 def test_tls_keys_that_need_each_other_are_checked_at_start(tmp_path: Path, pki: Pki) -> None:
-    config = write_config(tmp_path, webhook={"url": "http://127.0.0.1:9/crm"},
-                          services={"token": TOKEN, "tls_cert": pki.cert, "tls_client_auth": "true"})
-    done = subprocess.run([sys.executable, "-m", "tcxhooks", "dispatcher", "-c", str(config)], capture_output=True,
-                          text=True, timeout=60)
+    config = write_config(
+        tmp_path,
+        webhook={"url": "http://127.0.0.1:9/crm"},
+        services={"token": TOKEN, "tls_cert": pki.cert, "tls_client_auth": "true"},
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "tcxhooks", "dispatcher", "-c", str(config)], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2
     assert "[services] tls_key is missing" in done.stderr and "[services] tls_ca is missing" in done.stderr

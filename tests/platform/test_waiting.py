@@ -1,4 +1,5 @@
 """sleep_or_stop: the pause of every background loop ends at once when the service stops or is woken."""
+
 from __future__ import annotations
 
 import asyncio

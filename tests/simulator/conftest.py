@@ -1,4 +1,5 @@
 """Fixtures: an in-process simulator (real HTTP on a loopback port) and a client holding a live token."""
+
 from __future__ import annotations
 
 import asyncio
@@ -29,8 +30,10 @@ class Sim:
         self.bearer = ""
 
     async def token(self) -> str:
-        async with self.session.post(self.url + "/connect/token", data={
-                "grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": SECRET}) as reply:
+        async with self.session.post(
+            self.url + "/connect/token",
+            data={"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": SECRET},
+        ) as reply:
             assert reply.status == 200, await reply.text()
             self.bearer = (await reply.json())["access_token"]
         return self.bearer
@@ -45,8 +48,9 @@ class Sim:
             return json.loads(body) if body and reply.content_type == "application/json" else body
 
     async def play(self, scenario: str, record: bool = True, **params: Any) -> int:
-        async with self.session.post(self.url + "/sim/play", json={
-                "scenario": scenario, "params": {**FAST, **params}, "record": record}) as reply:
+        async with self.session.post(
+            self.url + "/sim/play", json={"scenario": scenario, "params": {**FAST, **params}, "record": record}
+        ) as reply:
             assert reply.status == 200, await reply.text()
             return int((await reply.json())["call_number"])
 
@@ -58,6 +62,7 @@ class Sim:
                 if row["done"]:
                     return row
                 await asyncio.sleep(0.05)
+
         return await asyncio.wait_for(poll(), timeout)
 
     def ws(self) -> Any:
@@ -66,8 +71,9 @@ class Sim:
 
 @pytest.fixture
 async def sim(tmp_path: Path) -> AsyncIterator[Sim]:
-    state = SimState(SimConfig(client_id=CLIENT_ID, client_secret=SECRET, recordings_dir=tmp_path / "rec",
-                               recording_delay=0.05))
+    state = SimState(
+        SimConfig(client_id=CLIENT_ID, client_secret=SECRET, recordings_dir=tmp_path / "rec", recording_delay=0.05)
+    )
     server = TestServer(create_app(state), host="127.0.0.1")
     await server.start_server()
     async with aiohttp.ClientSession() as session:

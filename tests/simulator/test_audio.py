@@ -1,4 +1,5 @@
 """Recording audio: exact lengths, the wav format, and the fallbacks when espeak-ng or ffmpeg is missing."""
+
 from __future__ import annotations
 
 import array

@@ -1,4 +1,5 @@
 """OAuth client credentials: good and bad credentials, one live token per client, expiry, 401 everywhere."""
+
 from __future__ import annotations
 
 import base64
@@ -17,8 +18,10 @@ def _claims(token: str) -> dict[str, object]:
 
 
 async def test_token_reply_is_a_jwt_with_exp(sim: Sim) -> None:
-    async with sim.session.post(sim.url + "/connect/token", data={
-            "grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": SECRET}) as reply:
+    async with sim.session.post(
+        sim.url + "/connect/token",
+        data={"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": SECRET},
+    ) as reply:
         body = await reply.json()
     assert reply.status == 200
     assert body["token_type"] == "Bearer" and body["refresh_token"] is None and body["expires_in"] == 60
@@ -34,11 +37,14 @@ async def test_multipart_form_is_accepted(sim: Sim) -> None:
         assert reply.status == 200
 
 
-@pytest.mark.parametrize("form", [
-    {"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": "wrong"},
-    {"grant_type": "client_credentials", "client_id": "other", "client_secret": SECRET},
-    {"grant_type": "client_credentials"},
-])
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": "wrong"},
+        {"grant_type": "client_credentials", "client_id": "other", "client_secret": SECRET},
+        {"grant_type": "client_credentials"},
+    ],
+)
 async def test_bad_credentials_get_401_json(sim: Sim, form: dict[str, str]) -> None:
     async with sim.session.post(sim.url + "/connect/token", data=form) as reply:
         assert reply.status == 401
@@ -48,8 +54,9 @@ async def test_bad_credentials_get_401_json(sim: Sim, form: dict[str, str]) -> N
 async def test_bad_grant_and_garbage_bodies_are_refused(sim: Sim) -> None:
     async with sim.session.post(sim.url + "/connect/token", data={"grant_type": "password"}) as reply:
         assert reply.status == 400
-    async with sim.session.post(sim.url + "/connect/token", data=b"\xff\xfe{", headers={
-            "Content-Type": "application/json"}) as reply:
+    async with sim.session.post(
+        sim.url + "/connect/token", data=b"\xff\xfe{", headers={"Content-Type": "application/json"}
+    ) as reply:
         assert reply.status == 400
 
 
@@ -63,8 +70,14 @@ async def test_minting_again_invalidates_the_previous_token(sim: Sim) -> None:
 
 
 async def test_every_api_needs_the_token(sim: Sim) -> None:
-    for path in ("/callcontrol", "/callcontrol/101", "/callcontrol/101/participants", "/xapi/v1/Recordings",
-                 "/xapi/v1/Trunks", "/xapi/v1/Users"):
+    for path in (
+        "/callcontrol",
+        "/callcontrol/101",
+        "/callcontrol/101/participants",
+        "/xapi/v1/Recordings",
+        "/xapi/v1/Trunks",
+        "/xapi/v1/Users",
+    ):
         for headers in ({}, {"Authorization": "Bearer nonsense"}, {"Authorization": "Basic abc"}):
             async with sim.session.get(sim.url + path, headers=headers) as reply:
                 assert reply.status == 401, (path, headers)

@@ -1,4 +1,5 @@
 """Call Control REST shapes (docs/3cx.md §2) and WebSocket behaviour (§3)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,9 +11,26 @@ import aiohttp
 from .conftest import Sim
 from .watch import watch
 
-PARTICIPANT_KEYS = {"id", "status", "dn", "party_caller_name", "party_dn", "party_caller_id", "party_did",
-                    "device_id", "party_dn_type", "direct_control", "originated_by_dn", "originated_by_type",
-                    "referred_by_dn", "referred_by_type", "on_behalf_of_dn", "on_behalf_of_type", "callid", "legid"}
+PARTICIPANT_KEYS = {
+    "id",
+    "status",
+    "dn",
+    "party_caller_name",
+    "party_dn",
+    "party_caller_id",
+    "party_did",
+    "device_id",
+    "party_dn_type",
+    "direct_control",
+    "originated_by_dn",
+    "originated_by_type",
+    "referred_by_dn",
+    "referred_by_type",
+    "on_behalf_of_dn",
+    "on_behalf_of_type",
+    "callid",
+    "legid",
+}
 
 
 async def test_snapshot_lists_monitored_dns_with_devices_and_participants(sim: Sim) -> None:
@@ -39,7 +57,11 @@ async def test_participants_during_a_queue_call(sim: Sim) -> None:
     (agent,) = agents
     assert set(agent) == PARTICIPANT_KEYS
     assert (agent["status"], agent["on_behalf_of_dn"], agent["on_behalf_of_type"], agent["callid"]) == (
-        "Ringing", "800", "Wqueue", number)
+        "Ringing",
+        "800",
+        "Wqueue",
+        number,
+    )
     (queue,) = (await sim.get("/callcontrol/800"))["participants"]
     assert (queue["status"], queue["party_caller_id"], queue["callid"]) == ("Connected", "79161234567", number)
     assert agent["legid"] != queue["legid"] and agent["id"] != queue["id"]
@@ -82,8 +104,11 @@ async def test_requests_over_the_socket(sim: Sim) -> None:
     async with sim.ws() as ws:
         await ws.send_str("not json at all")
         await ws.send_str(json.dumps({"RequestID": "r1", "Path": "/callcontrol/101"}))
-        await ws.send_str(json.dumps({"RequestID": "r2", "Path": "/callcontrol/101/participants/1/drop",
-                                      "RequestData": {"reason": "None"}}))
+        await ws.send_str(
+            json.dumps(
+                {"RequestID": "r2", "Path": "/callcontrol/101/participants/1/drop", "RequestData": {"reason": "None"}}
+            )
+        )
         answers = [json.loads((await asyncio.wait_for(ws.receive(), 5)).data) for _ in range(2)]
         await sim.play("caller_hangs_up_ringing")
         seen = await watch(sim, ws, until_removed=1, start=3)
@@ -109,24 +134,35 @@ async def test_drop_cuts_every_socket(sim: Sim) -> None:
 
 async def test_injected_frames_reach_every_socket(sim: Sim) -> None:
     async with sim.ws() as ws:
-        for body in ({"raw": "{not json"}, {"event_type": 0, "entity": "/callcontrol/101/devices/x"},
-                     {"event_type": 2, "entity": "/callcontrol/crmhooks/participants/9",
-                      "attached_data": {"dtmf_input": "12"}, "sequence": 77}):
+        for body in (
+            {"raw": "{not json"},
+            {"event_type": 0, "entity": "/callcontrol/101/devices/x"},
+            {
+                "event_type": 2,
+                "entity": "/callcontrol/crmhooks/participants/9",
+                "attached_data": {"dtmf_input": "12"},
+                "sequence": 77,
+            },
+        ):
             async with sim.session.post(sim.url + "/sim/ws/inject", json=body) as reply:
                 assert (await reply.json())["sockets"] == 1
         frames = [(await asyncio.wait_for(ws.receive(), 5)).data for _ in range(3)]
     assert frames[0] == "{not json"
-    assert json.loads(frames[1]) == {"sequence": 1, "event": {"event_type": 0, "entity": "/callcontrol/101/devices/x",
-                                                              "attached_data": None}}
+    assert json.loads(frames[1]) == {
+        "sequence": 1,
+        "event": {"event_type": 0, "entity": "/callcontrol/101/devices/x", "attached_data": None},
+    }
     assert json.loads(frames[2])["sequence"] == 77 and json.loads(frames[2])["event"]["attached_data"] == {
-        "dtmf_input": "12"}
+        "dtmf_input": "12"
+    }
     async with sim.session.post(sim.url + "/sim/ws/inject", json={"event_type": "x"}) as reply:
         assert reply.status == 400
 
 
 async def test_scheduled_failures(sim: Sim) -> None:
-    async with sim.session.post(sim.url + "/sim/fail", json={"prefix": "/callcontrol/1", "status": 503,
-                                                              "count": 2}) as reply:
+    async with sim.session.post(
+        sim.url + "/sim/fail", json={"prefix": "/callcontrol/1", "status": 503, "count": 2}
+    ) as reply:
         assert (await reply.json())["pending"] == 2
     await sim.get("/callcontrol")  # another prefix
     await sim.get("/callcontrol/101", status=503)
@@ -148,37 +184,49 @@ async def test_scheduled_failures(sim: Sim) -> None:
 
 async def test_play_can_cut_the_sockets_after_a_given_change(sim: Sim) -> None:
     async with sim.ws() as ws:
-        async with sim.session.post(sim.url + "/sim/play", json={
-                "scenario": "inbound_answered", "params": {"ring_seconds": 0.2, "talk_seconds": 0.2},
-                "drop_ws_after": [2]}) as reply:
+        async with sim.session.post(
+            sim.url + "/sim/play",
+            json={
+                "scenario": "inbound_answered",
+                "params": {"ring_seconds": 0.2, "talk_seconds": 0.2},
+                "drop_ws_after": [2],
+            },
+        ) as reply:
             assert reply.status == 200
         first = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
         second = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
         closed = await asyncio.wait_for(ws.receive(), 5)
     assert [first["sequence"], second["sequence"]] == [1, 2]
     assert closed.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE)
-    async with sim.session.post(sim.url + "/sim/play", json={"scenario": "inbound_answered",
-                                                              "drop_ws_after": ["x"]}) as reply:
+    async with sim.session.post(
+        sim.url + "/sim/play", json={"scenario": "inbound_answered", "drop_ws_after": ["x"]}
+    ) as reply:
         assert reply.status == 400
 
 
 async def test_makecall_dials_out_from_the_extension(sim: Sim) -> None:
     async with sim.ws() as ws:
-        async with sim.session.post(sim.url + "/callcontrol/102/makecall", headers=sim.auth(),
-                                    json={"destination": "79035556677"}) as reply:
+        async with sim.session.post(
+            sim.url + "/callcontrol/102/makecall", headers=sim.auth(), json={"destination": "79035556677"}
+        ) as reply:
             assert reply.status == 200
             result = await reply.json()
         first = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
     assert result["finalstatus"] == "Success"
     participant = result["result"]
     assert (participant["dn"], participant["status"], participant["party_caller_id"], participant["legid"]) == (
-        "102", "Dialing", "79035556677", 1)
+        "102",
+        "Dialing",
+        "79035556677",
+        1,
+    )
     assert first["event"]["entity"] == f"/callcontrol/102/participants/{participant['id']}"
     for body, status in (({"destination": "x"}, 400), ({}, 400)):
         async with sim.session.post(sim.url + "/callcontrol/102/makecall", headers=sim.auth(), json=body) as reply:
             assert reply.status == status
-    async with sim.session.post(sim.url + "/callcontrol/800/makecall", headers=sim.auth(),
-                                json={"destination": "1"}) as reply:
+    async with sim.session.post(
+        sim.url + "/callcontrol/800/makecall", headers=sim.auth(), json={"destination": "1"}
+    ) as reply:
         assert reply.status == 404
     async with sim.session.post(sim.url + "/callcontrol/102/makecall", json={"destination": "1"}) as reply:
         assert reply.status == 401

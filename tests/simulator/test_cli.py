@@ -1,4 +1,5 @@
 """`tcxhooks sim` as a real process: prints its URL and credentials, serves, plays, stops on SIGTERM."""
+
 from __future__ import annotations
 
 import json
@@ -22,18 +23,41 @@ def _request(url: str, data: dict[str, str] | None = None, token: str = "") -> o
 
 def test_sim_command(tmp_path: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tcxhooks", "sim", "--port", str(port), "--client-id", "cli",
-                             "--client-secret", "s3cr3t", "--recordings-dir", str(tmp_path), "--scenario",
-                             "caller_hangs_up_ringing", "--first-call", "5000", "--token-ttl", "60"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tcxhooks",
+            "sim",
+            "--port",
+            str(port),
+            "--client-id",
+            "cli",
+            "--client-secret",
+            "s3cr3t",
+            "--recordings-dir",
+            str(tmp_path),
+            "--scenario",
+            "caller_hangs_up_ringing",
+            "--first-call",
+            "5000",
+            "--token-ttl",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         banner = [proc.stdout.readline() for _ in range(6)]
         assert banner[0].strip() == f"3CX V20 simulator at http://127.0.0.1:{port}"
         assert banner[2].split() == ["client", "secret:", "s3cr3t"]
         assert banner[5].strip() == "playing caller_hangs_up_ringing as call 5000"
-        token = _request(f"http://127.0.0.1:{port}/connect/token", {
-            "grant_type": "client_credentials", "client_id": "cli", "client_secret": "s3cr3t"})
+        token = _request(
+            f"http://127.0.0.1:{port}/connect/token",
+            {"grant_type": "client_credentials", "client_id": "cli", "client_secret": "s3cr3t"},
+        )
         assert isinstance(token, dict) and token["expires_in"] == 60
         deadline = time.monotonic() + 10
         calls: object = None
@@ -51,6 +75,7 @@ def test_sim_command(tmp_path: Path) -> None:
 
 def test_bad_arguments_exit_2() -> None:
     for args in (["--repeat", "5"], ["--port", "0"], ["--scenario", "nope"], ["--token-ttl", "0"]):
-        result = subprocess.run([sys.executable, "-m", "tcxhooks", "sim", *args], capture_output=True, text=True,
-                                timeout=30)
+        result = subprocess.run(
+            [sys.executable, "-m", "tcxhooks", "sim", *args], capture_output=True, text=True, timeout=30
+        )
         assert result.returncode == 2, args

@@ -1,4 +1,5 @@
 """The `/sim/` control API: malformed requests, scenario list, load."""
+
 from __future__ import annotations
 
 import asyncio
@@ -11,19 +12,22 @@ from tcxhooks.simulator import scenarios
 from .conftest import Sim
 
 
-@pytest.mark.parametrize("body,message", [
-    ({"scenario": "nope"}, "unknown scenario"),
-    ({}, "'scenario'"),
-    ({"scenario": 5}, "'scenario'"),
-    ({"scenario": "inbound_answered", "params": []}, "'params'"),
-    ({"scenario": "inbound_answered", "params": {"ring_seconds": "soon"}}, "ring_seconds"),
-    ({"scenario": "inbound_answered", "params": {"ring_seconds": -1}}, "negative"),
-    ({"scenario": "inbound_answered", "params": {"bogus": 1}}, "bogus"),
-    ({"scenario": "inbound_answered", "params": {"callback": "yes"}}, "callback"),
-    ({"scenario": "inbound_answered", "params": {"ext": "555"}}, "555"),
-    ({"scenario": "parallel_calls", "params": {"calls": 0}}, "calls"),
-    ({"scenario": "inbound_answered", "record": "yes"}, "record"),
-])
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ({"scenario": "nope"}, "unknown scenario"),
+        ({}, "'scenario'"),
+        ({"scenario": 5}, "'scenario'"),
+        ({"scenario": "inbound_answered", "params": []}, "'params'"),
+        ({"scenario": "inbound_answered", "params": {"ring_seconds": "soon"}}, "ring_seconds"),
+        ({"scenario": "inbound_answered", "params": {"ring_seconds": -1}}, "negative"),
+        ({"scenario": "inbound_answered", "params": {"bogus": 1}}, "bogus"),
+        ({"scenario": "inbound_answered", "params": {"callback": "yes"}}, "callback"),
+        ({"scenario": "inbound_answered", "params": {"ext": "555"}}, "555"),
+        ({"scenario": "parallel_calls", "params": {"calls": 0}}, "calls"),
+        ({"scenario": "inbound_answered", "record": "yes"}, "record"),
+    ],
+)
 async def test_bad_play_requests_are_400(sim: Sim, body: dict[str, Any], message: str) -> None:
     async with sim.session.post(sim.url + "/sim/play", json=body) as reply:
         assert reply.status == 400

@@ -1,4 +1,5 @@
 """The monitor bench's load: 1,000 concurrent calls at 100 starts/s, watched over one WebSocket (slow)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -21,12 +22,16 @@ async def test_thousand_concurrent_calls(tmp_path: Path) -> None:
     counts = {"upsert": 0, "remove": 0}
     try:
         async with aiohttp.ClientSession() as session:
-            async with session.post(url + "/connect/token", data={
-                    "grant_type": "client_credentials", "client_id": "crmhooks", "client_secret": "s"}) as reply:
+            async with session.post(
+                url + "/connect/token",
+                data={"grant_type": "client_credentials", "client_id": "crmhooks", "client_secret": "s"},
+            ) as reply:
                 token = (await reply.json())["access_token"]
             async with session.ws_connect(url + "/callcontrol/ws", headers={"Authorization": f"Bearer {token}"}) as ws:
-                async with session.post(url + "/sim/load", json={"calls": 1000, "rate": 100, "params": {
-                        "talk_seconds": 12, "ring_seconds": 1}}) as reply:
+                async with session.post(
+                    url + "/sim/load",
+                    json={"calls": 1000, "rate": 100, "params": {"talk_seconds": 12, "ring_seconds": 1}},
+                ) as reply:
                     assert reply.status == 200
                 peak = 0
                 while counts["remove"] < 1000:

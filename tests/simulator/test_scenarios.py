@@ -1,4 +1,5 @@
 """Every scenario, played at once on one simulator: the changes seen over WS + GET are exactly the script's."""
+
 from __future__ import annotations
 
 import asyncio
@@ -16,11 +17,27 @@ from tcxhooks.simulator.steps import Remove, Upsert
 
 from .conftest import FAST, Sim
 
-RECORDINGS = {"inbound_answered": 1, "queue_answered": 1, "queue_abandoned_callback": 0, "queue_abandoned": 0,
-              "blind_transfer": 2, "attended_transfer": 2, "outbound_answered": 1, "outbound_unanswered": 0,
-              "ring_group": 1, "ivr_to_queue": 1, "queue_overflow": 1, "agent_rejects": 1,
-              "caller_hangs_up_ringing": 0, "transfer_to_external": 1, "transfer_to_queue": 2, "two_transfers": 3,
-              "mobile_reconnect": 3, "parallel_calls": 2, "internal_call": 0}
+RECORDINGS = {
+    "inbound_answered": 1,
+    "queue_answered": 1,
+    "queue_abandoned_callback": 0,
+    "queue_abandoned": 0,
+    "blind_transfer": 2,
+    "attended_transfer": 2,
+    "outbound_answered": 1,
+    "outbound_unanswered": 0,
+    "ring_group": 1,
+    "ivr_to_queue": 1,
+    "queue_overflow": 1,
+    "agent_rejects": 1,
+    "caller_hangs_up_ringing": 0,
+    "transfer_to_external": 1,
+    "transfer_to_queue": 2,
+    "two_transfers": 3,
+    "mobile_reconnect": 3,
+    "parallel_calls": 2,
+    "internal_call": 0,
+}
 SLOW_GAP = {**FAST, "gap": 0.1}
 
 
@@ -52,8 +69,9 @@ def _check_states(mine: list[tuple[str, str, dict[str, Any]]], want: list[tuple[
             assert state["status"] == status or state["status"] in later, (name, entity, state["status"], status)
 
 
-async def _collect(sim: Sim, ws: aiohttp.ClientWebSocketResponse, stop: asyncio.Event,
-                   into: list[tuple[str, str, dict[str, Any]]]) -> None:
+async def _collect(
+    sim: Sim, ws: aiohttp.ClientWebSocketResponse, stop: asyncio.Event, into: list[tuple[str, str, dict[str, Any]]]
+) -> None:
     """("U"|"R", entity, fetched state) until `stop` is set and the socket has been quiet for a moment."""
     while True:
         try:
@@ -110,12 +128,19 @@ async def test_attended_transfer_moves_the_target_into_the_callers_call(sim: Sim
         await reader
     consult = row["call_numbers"][1]
     target = [state for kind, entity, state in seen if kind == "U" and entity.startswith("/callcontrol/102/")]
-    assert [(s["status"], s["callid"]) for s in target] == [("Ringing", consult), ("Connected", consult),
-                                                            ("Connected", number)]
+    assert [(s["status"], s["callid"]) for s in target] == [
+        ("Ringing", consult),
+        ("Connected", consult),
+        ("Connected", number),
+    ]
     assert len({s["id"] for s in target}) == 1
     moved = target[-1]
     assert (moved["party_dn_type"], moved["party_caller_id"], moved["referred_by_dn"], moved["referred_by_type"]) == (
-        "Wexternalline", "79161234567", "101", "Wextension")
+        "Wexternalline",
+        "79161234567",
+        "101",
+        "Wextension",
+    )
     assert moved["legid"] != target[0]["legid"]
 
 
@@ -128,7 +153,8 @@ async def test_callback_shows_in_the_queue_callbacks_report(sim: Sim) -> None:
     await sim.wait_done(await sim.play("queue_abandoned"))
     after = (await sim.get(report.format(*window)))["value"]
     assert [(r["QueueDnNumber"], r["Dn"], r["ReceivedCount"], r["CallbacksCount"]) for r in after] == [
-        ("800", "Sales", 2, 1)]
+        ("800", "Sales", 2, 1)
+    ]
     await sim.get(report.format("yesterday", window[1]), status=400)
 
 
@@ -154,8 +180,10 @@ async def test_random_scenarios_play_cleanly(sim: Sim) -> None:
     numbers = [await sim.play("random", seed=seed, ring_seconds=0.1, talk_seconds=0.1) for seed in range(12)]
     for number in numbers:
         assert (await sim.wait_done(number))["error"] == ""
-    assert await sim.get("/xapi/v1/ActiveCalls") == {"@odata.context": sim.url + "/xapi/v1/$metadata#ActiveCalls",
-                                                       "value": []}
+    assert await sim.get("/xapi/v1/ActiveCalls") == {
+        "@odata.context": sim.url + "/xapi/v1/$metadata#ActiveCalls",
+        "value": [],
+    }
     assert all(item["participants"] == [] for item in await sim.get("/callcontrol"))
 
 

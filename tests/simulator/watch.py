@@ -1,4 +1,5 @@
 """Reads the Call Control WebSocket like a monitor does: every Upsert is followed by a GET of its entity."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,8 +11,9 @@ import aiohttp
 from .conftest import Sim
 
 
-async def watch(sim: Sim, ws: aiohttp.ClientWebSocketResponse, until_removed: int,
-                timeout: float = 20, start: int = 1) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+async def watch(
+    sim: Sim, ws: aiohttp.ClientWebSocketResponse, until_removed: int, timeout: float = 20, start: int = 1
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(event, participant state) pairs until `until_removed` Removes arrived; Remove pairs carry {}.
 
     Checks the envelope and that `sequence` counts start, start+1, … on this connection.
@@ -39,5 +41,6 @@ async def watch(sim: Sim, ws: aiohttp.ClientWebSocketResponse, until_removed: in
                 assert event["event_type"] == 1
                 removed += 1
                 seen.append((event, {}))
+
     await asyncio.wait_for(run(), timeout)
     return seen

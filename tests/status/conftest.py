@@ -1,4 +1,5 @@
 """Fixtures: the simulator as a real process, and a StatusPoller on a real store and PbxClient."""
+
 from __future__ import annotations
 
 import time
@@ -37,8 +38,20 @@ class Sim:
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[Sim]:
     port = free_port()
-    proc = start(["sim", "--port", str(port), "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
-                  "--recordings-dir", str(tmp_path / "pbx-recordings")], tmp_path / "sim.log")
+    proc = start(
+        [
+            "sim",
+            "--port",
+            str(port),
+            "--client-id",
+            CLIENT_ID,
+            "--client-secret",
+            CLIENT_SECRET,
+            "--recordings-dir",
+            str(tmp_path / "pbx-recordings"),
+        ],
+        tmp_path / "sim.log",
+    )
     url = f"http://127.0.0.1:{port}"
     control = httpx.Client(base_url=url, timeout=10)
     deadline = time.monotonic() + 30

@@ -1,4 +1,5 @@
 """bench/status.py still works (smoke size; CI never times it)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -9,7 +10,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_bench_smoke() -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "status.py"), "--smoke"], capture_output=True,
-                          text=True, timeout=120, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "status.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "poll+diff, nothing changed" in done.stdout and "ratio poll / reference" in done.stdout

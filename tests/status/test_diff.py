@@ -1,4 +1,5 @@
 """The pure diff: what changes produce which events, in which order; login data it cannot trust is skipped."""
+
 from __future__ import annotations
 
 from tcxhooks.monitor.status.diff import NAMES, diff
@@ -25,16 +26,25 @@ def test_identical_views_and_name_only_changes_give_nothing() -> None:
 
 
 def test_numeric_extension_order_and_order_within_one_extension() -> None:
-    a = view([ext("9"), ext("100"), ext("1000")], [QueueView("800", "S", ("100",), frozenset({"100"})),
-                                                   QueueView("90", "T", (), frozenset())])
-    b = view([ext("9", "Away"), ext("100", "Away", login=False), ext("20")],
-             [QueueView("800", "S", (), frozenset()), QueueView("90", "T", ("100", "20"), frozenset({"20"}))])
+    a = view(
+        [ext("9"), ext("100"), ext("1000")],
+        [QueueView("800", "S", ("100",), frozenset({"100"})), QueueView("90", "T", (), frozenset())],
+    )
+    b = view(
+        [ext("9", "Away"), ext("100", "Away", login=False), ext("20")],
+        [QueueView("800", "S", (), frozenset()), QueueView("90", "T", ("100", "20"), frozenset({"20"}))],
+    )
     assert names(diff(a, b)) == [
         ("forwarding", "9", ""),
-        ("extensionadded", "20", ""), ("agentadded", "20", "90"), ("queuestatus", "20", "90"),
-        ("forwarding", "100", ""), ("queuelogin", "100", ""), ("agentadded", "100", "90"),
+        ("extensionadded", "20", ""),
+        ("agentadded", "20", "90"),
+        ("queuestatus", "20", "90"),
+        ("forwarding", "100", ""),
+        ("queuelogin", "100", ""),
+        ("agentadded", "100", "90"),
         ("agentremoved", "100", "800"),
-        ("extensiondeleted", "1000", "")]
+        ("extensiondeleted", "1000", ""),
+    ]
 
 
 def test_deleted_extension_leaves_its_queues_before_it_is_deleted() -> None:
@@ -62,6 +72,8 @@ def test_queue_logins_are_not_diffed_against_a_view_that_did_not_know_them() -> 
 
 
 def test_view_round_trips_through_json() -> None:
-    a = view([ext("101", "Out of office", login=False)], [QueueView("800", "Sales", ("101", "102"), frozenset({"102"}))])
+    a = view(
+        [ext("101", "Out of office", login=False)], [QueueView("800", "Sales", ("101", "102"), frozenset({"102"}))]
+    )
     again = DirectoryView.from_json(a.to_json(), "other")
     assert again == a and again.view_id == "other"

@@ -1,4 +1,5 @@
 """StatusPoller against the simulator process: each change type, baselines, failures, ordering."""
+
 from __future__ import annotations
 
 import asyncio
@@ -16,18 +17,33 @@ from .conftest import Harness, Sim, monitor_config, status_config, summary
 # (control calls, expected events) on the simulator's default directory:
 # 101 Ivan Petrov, 102 Maria Sidorova, 103 Oleg Smirnov, 104, 105; queue 800 Sales (101, 102), 801 (103).
 CHANGES: dict[str, tuple[list[tuple[str, str, dict[str, Any] | None]], list[tuple[str, ...]]]] = {
-    "forwarding": ([("POST", "/profile", {"number": "101", "profile": "Out of office"})],
-                   [("forwarding", "101", "Out of office", "Available", "")]),
-    "queuelogin": ([("POST", "/queue-login", {"number": "102", "status": "out"})],
-                   [("queuelogin", "102", "out", "in", ""), ("queuestatus", "102", "out", "in", "800")]),
-    "queuestatus": ([("POST", "/queue-status", {"number": "101", "queue": "800", "status": "out"})],
-                    [("queuestatus", "101", "out", "in", "800")]),
-    "extensionadded": ([("POST", "/extensions", {"number": "120", "first_name": "Nina", "last_name": "Orlova",
-                                                  "email": "nina@example.com"})],
-                       [("extensionadded", "120", "", "", "")]),
+    "forwarding": (
+        [("POST", "/profile", {"number": "101", "profile": "Out of office"})],
+        [("forwarding", "101", "Out of office", "Available", "")],
+    ),
+    "queuelogin": (
+        [("POST", "/queue-login", {"number": "102", "status": "out"})],
+        [("queuelogin", "102", "out", "in", ""), ("queuestatus", "102", "out", "in", "800")],
+    ),
+    "queuestatus": (
+        [("POST", "/queue-status", {"number": "101", "queue": "800", "status": "out"})],
+        [("queuestatus", "101", "out", "in", "800")],
+    ),
+    "extensionadded": (
+        [
+            (
+                "POST",
+                "/extensions",
+                {"number": "120", "first_name": "Nina", "last_name": "Orlova", "email": "nina@example.com"},
+            )
+        ],
+        [("extensionadded", "120", "", "", "")],
+    ),
     "extensiondeleted": ([("DELETE", "/extensions/104", None)], [("extensiondeleted", "104", "", "", "")]),
-    "agentadded": ([("POST", "/agents", {"queue": "800", "number": "104"})],
-                   [("agentadded", "104", "", "", "800"), ("queuestatus", "104", "in", "out", "800")]),
+    "agentadded": (
+        [("POST", "/agents", {"queue": "800", "number": "104"})],
+        [("agentadded", "104", "", "", "800"), ("queuestatus", "104", "in", "out", "800")],
+    ),
     "agentremoved": ([("DELETE", "/agents/800/102", None)], [("agentremoved", "102", "", "", "800")]),
 }
 
@@ -57,8 +73,11 @@ async def test_each_change_type(harness: Harness, sim: Sim, kind: str) -> None:
 
 async def test_event_fields(harness: Harness, sim: Sim) -> None:
     await harness.poll()
-    sim.do("POST", "/extensions", {"number": "120", "first_name": "Nina", "last_name": "Orlova",
-                                    "email": "nina@example.com"})
+    sim.do(
+        "POST",
+        "/extensions",
+        {"number": "120", "first_name": "Nina", "last_name": "Orlova", "email": "nina@example.com"},
+    )
     sim.do("POST", "/profile", {"number": "101", "profile": "Away"})
     sim.do("DELETE", "/agents/800/102")
     by_type = {e.status.type: e.status for e in await harness.poll()}
@@ -77,9 +96,11 @@ async def test_changes_during_downtime_are_sent_once_after_restart(harness: Harn
     sim.do("DELETE", "/extensions/105")
     sim.do("POST", "/queue-status", {"number": "102", "queue": "800", "status": "out"})
     await harness.open()
-    assert summary(await harness.poll()) == [("queuestatus", "102", "out", "in", "800"),
-                                             ("forwarding", "103", "Custom 1", "Available", ""),
-                                             ("extensiondeleted", "105", "", "", "")]
+    assert summary(await harness.poll()) == [
+        ("queuestatus", "102", "out", "in", "800"),
+        ("forwarding", "103", "Custom 1", "Available", ""),
+        ("extensiondeleted", "105", "", "", ""),
+    ]
     assert await harness.poll() == []
     await harness.restart()
     assert await harness.poll() == []
@@ -105,8 +126,9 @@ async def test_metrics_count_polls_failures_and_changes(harness: Harness, sim: S
 
 
 @pytest.mark.parametrize("target, failing", [("Users", 2), ("Queues", 3)])
-async def test_failed_poll_emits_nothing_and_the_change_arrives_once_after(harness: Harness, sim: Sim,
-                                                                           target: str, failing: int) -> None:
+async def test_failed_poll_emits_nothing_and_the_change_arrives_once_after(
+    harness: Harness, sim: Sim, target: str, failing: int
+) -> None:
     await harness.poll()
     sim.do("POST", "/fail", {"count": failing, "target": target, "status": 500})
     sim.do("DELETE", "/extensions/104")
@@ -137,8 +159,9 @@ async def test_a_short_page_is_paged_on_not_taken_as_the_end(harness: Harness, s
     assert summary(await harness.poll()) == [("extensiondeleted", "104", "", "", "")]
 
 
-async def test_failing_login_report_keeps_other_events_and_reports_queue_logins_later(harness: Harness,
-                                                                                     sim: Sim) -> None:
+async def test_failing_login_report_keeps_other_events_and_reports_queue_logins_later(
+    harness: Harness, sim: Sim
+) -> None:
     await harness.poll()
     sim.do("POST", "/fail", {"count": 1, "target": "ReportAgentLoginHistory"})
     sim.do("POST", "/queue-status", {"number": "101", "queue": "800", "status": "out"})
@@ -164,7 +187,8 @@ async def test_per_extension_order_across_and_within_polls(harness: Harness, sim
         ("queuestatus", "101", "out", "in", "800"),
         ("extensionadded", "130", "", "", ""),
         ("agentadded", "130", "", "", "801"),
-        ("queuestatus", "130", "in", "out", "801")]
+        ("queuestatus", "130", "in", "out", "801"),
+    ]
     assert harness.published == first + second
 
 
@@ -186,8 +210,10 @@ async def test_publish_failure_keeps_events_and_republishes_the_same_ids_first(h
     sim.do("POST", "/profile", {"number": "101", "profile": "Available"})
     await harness.restart()  # also survives a restart: the events wait in the store
     events = await harness.poll()
-    assert summary(events) == [("forwarding", "101", "Away", "Available", ""),
-                               ("forwarding", "101", "Available", "Away", "")]
+    assert summary(events) == [
+        ("forwarding", "101", "Away", "Available", ""),
+        ("forwarding", "101", "Available", "Away", ""),
+    ]
     # the dispatcher deduplicates by event id: a retried event must carry the id of its first attempt
     assert [e.event_id for e in tried[:3]] == [events[0].event_id] * 3
     assert events[1].event_id != events[0].event_id
@@ -195,7 +221,8 @@ async def test_publish_failure_keeps_events_and_republishes_the_same_ids_first(h
 
 
 async def test_an_event_the_dispatcher_refuses_for_good_does_not_hold_back_the_ones_after_it(
-        harness: Harness, sim: Sim) -> None:
+    harness: Harness, sim: Sim
+) -> None:
     tried: list[str] = []
 
     async def dispatcher(event: events_pb2.Event) -> None:

@@ -1,4 +1,5 @@
 """The baseline and its outbox on PostgreSQL too: restart after downtime sends the differences once."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,8 +36,10 @@ async def test_postgres_baseline_restart_and_outbox(tmp_path: Path, sim: Sim) ->
         assert await harness.poll() == []  # stored with the new view, not published
         harness.publish = None
         await harness.restart()
-        assert summary(await harness.poll()) == [("queuelogin", "103", "out", "in", ""),
-                                                 ("queuestatus", "103", "out", "in", "801")]
+        assert summary(await harness.poll()) == [
+            ("queuelogin", "103", "out", "in", ""),
+            ("queuestatus", "103", "out", "in", "801"),
+        ]
         assert await harness.poll() == []
     finally:
         await harness.close()

@@ -4,6 +4,7 @@ Progress kept in the job (so a restart resumes, never resubmits a stored operati
 `parts[i] = {operation_id, submitted_at, polls, next_poll, resubmitted, segments, duration}`,
 then `summary`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -64,7 +65,8 @@ class YandexBackend:
                 waits.append(wait)
         if waits:
             job.progress["stage"] = "waiting for SpeechKit operation " + ", ".join(
-                p["operation_id"] for p in parts if p.get("operation_id") and "segments" not in p)
+                p["operation_id"] for p in parts if p.get("operation_id") and "segments" not in p
+            )
             await save()
             return Wait(max(0.2, min(waits)))
         segments, offset = [], 0.0
@@ -88,9 +90,13 @@ class YandexBackend:
             audio = path.read_bytes()
         job.progress["stage"] = "submitting to SpeechKit"
         op_id = await self.stt.submit(audio)
-        part.update(operation_id=op_id, submitted_at=time.time(), polls=0,
-                    next_poll=time.time() + first_poll_delay(source.duration))
-        await save()   # the id is stored before anything else may fail: never submit this audio twice
+        part.update(
+            operation_id=op_id,
+            submitted_at=time.time(),
+            polls=0,
+            next_poll=time.time() + first_poll_delay(source.duration),
+        )
+        await save()  # the id is stored before anything else may fail: never submit this audio twice
         log.info("submitted recording to SpeechKit", extra={"call_id": job.call_id, "operation_id": op_id})
 
     async def _poll(self, job: Job, index: int, source: AudioRef, part: dict[str, Any], save: Save) -> float | None:

@@ -1,4 +1,5 @@
 """Calls to Yandex Cloud REST APIs: auth headers, and errors mapped to retry decisions (docs/yandex.md §5)."""
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,22 @@ from ..metrics import BACKEND_SECONDS
 log = logging.getLogger(__name__)
 
 GRPC_NAMES = {
-    1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
-    6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION",
-    10: "ABORTED", 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED", 13: "INTERNAL", 14: "UNAVAILABLE",
-    15: "DATA_LOSS", 16: "UNAUTHENTICATED",
+    1: "CANCELLED",
+    2: "UNKNOWN",
+    3: "INVALID_ARGUMENT",
+    4: "DEADLINE_EXCEEDED",
+    5: "NOT_FOUND",
+    6: "ALREADY_EXISTS",
+    7: "PERMISSION_DENIED",
+    8: "RESOURCE_EXHAUSTED",
+    9: "FAILED_PRECONDITION",
+    10: "ABORTED",
+    11: "OUT_OF_RANGE",
+    12: "UNIMPLEMENTED",
+    13: "INTERNAL",
+    14: "UNAVAILABLE",
+    15: "DATA_LOSS",
+    16: "UNAUTHENTICATED",
 }
 QUOTA_DELAY = 2.0
 
@@ -96,8 +109,9 @@ def classify(status: int, code: int, message: str, what: str, retry_after: str |
     if status == 401:
         return permanent(f"{text} (check [analytics] api_key / iam_token / iam_token_file)", "unauthenticated")
     if status == 403:
-        return permanent(f"{text} (the service account needs ai.speechkit-stt.user / ai.languageModels.user)",
-                         "permission_denied")
+        return permanent(
+            f"{text} (the service account needs ai.speechkit-stt.user / ai.languageModels.user)", "permission_denied"
+        )
     if status == 429:
         return transient(text, "quota", delay=_retry_after(retry_after) or QUOTA_DELAY)
     if status == 500:
@@ -116,8 +130,9 @@ def _retry_after(value: str | None) -> float:
         return 0.0
 
 
-async def request(client: httpx.AsyncClient, config: AnalyticsConfig, method: str, url: str, what: str,
-                  operation: str, **kwargs: Any) -> httpx.Response:
+async def request(
+    client: httpx.AsyncClient, config: AnalyticsConfig, method: str, url: str, what: str, operation: str, **kwargs: Any
+) -> httpx.Response:
     """One authenticated call; non-2xx answers and network errors raise a classified AnalyticsError."""
     started = time.monotonic()
     try:
@@ -128,12 +143,22 @@ async def request(client: httpx.AsyncClient, config: AnalyticsConfig, method: st
         BACKEND_SECONDS.labels("yandex", operation).observe(time.monotonic() - started)
     if response.status_code >= 400:
         code, message = rpc_status(response)
-        log.debug("%s answered HTTP %d", what, response.status_code,   # ids for Yandex support (docs/yandex.md §1)
-                  extra={"x_request_id": response.headers.get("x-request-id", ""),
-                         "x_server_trace_id": response.headers.get("x-server-trace-id", "")})
+        log.debug(
+            "%s answered HTTP %d",
+            what,
+            response.status_code,  # ids for Yandex support (docs/yandex.md §1)
+            extra={
+                "x_request_id": response.headers.get("x-request-id", ""),
+                "x_server_trace_id": response.headers.get("x-server-trace-id", ""),
+            },
+        )
         if response.status_code == 401 and config.iam_token_file and not config.api_key:
             # the refresher may not have written the next token yet: wait for it (the job deadline bounds this)
-            raise transient(f"{what}: HTTP 401: the IAM token in [analytics] iam_token_file {config.iam_token_file} "
-                            "was refused (expired, and the file not refreshed yet?)", "unauthenticated", delay=5.0)
+            raise transient(
+                f"{what}: HTTP 401: the IAM token in [analytics] iam_token_file {config.iam_token_file} "
+                "was refused (expired, and the file not refreshed yet?)",
+                "unauthenticated",
+                delay=5.0,
+            )
         raise classify(response.status_code, code, message, what, response.headers.get("retry-after"))
     return response

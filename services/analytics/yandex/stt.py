@@ -1,9 +1,10 @@
 """SpeechKit API v3 asynchronous recognition over REST (docs/yandex.md §2): submit, poll, fetch, delete.
 
-    op_id = await stt.submit(mp3_bytes)              # persist op_id before anything else
-    operation = await stt.operation(op_id)           # None while running
-    segments, languages = await stt.results(op_id, stereo)
+op_id = await stt.submit(mp3_bytes)              # persist op_id before anything else
+operation = await stt.operation(op_id)           # None while running
+segments, languages = await stt.results(op_id, stereo)
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -20,10 +21,10 @@ from ..errors import AnalyticsError, permanent, transient
 from ..transcript import MONO, Segment
 from .http import GRPC_NAMES, request
 
-MAX_INLINE_BYTES = 44 * 1024 * 1024   # base64 of it stays under the 60 MB request limit (docs/yandex.md §4)
-POLL_SPACING = 0.25                   # ≤ 4 status checks per second from this process (quota: 5/s)
-RESUBMIT_CODES = {4, 8, 13, 14}       # operation error codes worth one new submission (docs/yandex.md §5)
-AUTO_LANGUAGES = ("ru-RU", "en-US")   # what `[analytics] language = auto` chooses between
+MAX_INLINE_BYTES = 44 * 1024 * 1024  # base64 of it stays under the 60 MB request limit (docs/yandex.md §4)
+POLL_SPACING = 0.25  # ≤ 4 status checks per second from this process (quota: 5/s)
+RESUBMIT_CODES = {4, 8, 13, 14}  # operation error codes worth one new submission (docs/yandex.md §5)
+AUTO_LANGUAGES = ("ru-RU", "en-US")  # what `[analytics] language = auto` chooses between
 
 
 class OperationFailed(Exception):
@@ -66,22 +67,38 @@ class SpeechKit:
     async def submit(self, audio: bytes) -> str:
         """Starts recognition of one mp3 (stereo files give two channels); returns the operation id."""
         if len(audio) > MAX_INLINE_BYTES:
-            raise permanent(f"recording of {len(audio)} bytes exceeds the {MAX_INLINE_BYTES} bytes SpeechKit "
-                            "accepts inline", "audio_too_large")
-        response = await request(self.client, self.config, "POST", f"{self.config.stt_url}/stt/v3/recognizeFileAsync",
-                                 "SpeechKit recognizeFileAsync", "stt_submit", json=self.request_body(audio))
+            raise permanent(
+                f"recording of {len(audio)} bytes exceeds the {MAX_INLINE_BYTES} bytes SpeechKit accepts inline",
+                "audio_too_large",
+            )
+        response = await request(
+            self.client,
+            self.config,
+            "POST",
+            f"{self.config.stt_url}/stt/v3/recognizeFileAsync",
+            "SpeechKit recognizeFileAsync",
+            "stt_submit",
+            json=self.request_body(audio),
+        )
         operation = _json(response, "SpeechKit recognizeFileAsync")
         op_id = operation.get("id") if isinstance(operation, dict) else None
         if not isinstance(op_id, str) or not op_id:
-            raise transient("SpeechKit recognizeFileAsync answered without an operation id", "bad_response",
-                            max_attempts=3)
+            raise transient(
+                "SpeechKit recognizeFileAsync answered without an operation id", "bad_response", max_attempts=3
+            )
         return op_id
 
     async def operation(self, op_id: str) -> dict[str, Any] | None:
         """The finished operation, or None while it runs; raises OperationFailed if it ended with an error."""
         await self._pace()
-        response = await request(self.client, self.config, "GET", f"{self.config.operation_url}/operations/{op_id}",
-                                 f"operation {op_id}", "operation_poll")
+        response = await request(
+            self.client,
+            self.config,
+            "GET",
+            f"{self.config.operation_url}/operations/{op_id}",
+            f"operation {op_id}",
+            "operation_poll",
+        )
         operation = _json(response, f"operation {op_id}")
         if not isinstance(operation, dict) or not operation.get("done"):
             return None
@@ -94,18 +111,32 @@ class SpeechKit:
         """The recognised phrases of a finished operation, and the language codes reported."""
         what = f"SpeechKit getRecognition {op_id}"
         try:
-            response = await request(self.client, self.config, "GET", f"{self.config.stt_url}/stt/v3/getRecognition",
-                                     what, "stt_results", params={"operationId": op_id})
+            response = await request(
+                self.client,
+                self.config,
+                "GET",
+                f"{self.config.stt_url}/stt/v3/getRecognition",
+                what,
+                "stt_results",
+                params={"operationId": op_id},
+            )
         except AnalyticsError as exc:
-            if exc.reason == "not_found":   # just finished: results may lag a moment (docs/yandex.md §5)
+            if exc.reason == "not_found":  # just finished: results may lag a moment (docs/yandex.md §5)
                 raise transient(str(exc), "results_not_ready", max_attempts=5) from None
             raise
         return parse_results(response.text, stereo)
 
     async def delete(self, op_id: str) -> None:
         """Removes the stored results (privacy); they would otherwise stay 3 days."""
-        await request(self.client, self.config, "DELETE", f"{self.config.stt_url}/stt/v3/deleteRecognition",
-                      f"SpeechKit deleteRecognition {op_id}", "stt_delete", params={"operationId": op_id})
+        await request(
+            self.client,
+            self.config,
+            "DELETE",
+            f"{self.config.stt_url}/stt/v3/deleteRecognition",
+            f"SpeechKit deleteRecognition {op_id}",
+            "stt_delete",
+            params={"operationId": op_id},
+        )
 
     async def _pace(self) -> None:
         async with self._pace_lock:
@@ -135,7 +166,9 @@ def iter_objects(text: str) -> list[dict[str, Any]]:
         try:
             obj, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError:
-            raise permanent("SpeechKit getRecognition answer is not a sequence of JSON objects", "bad_response") from None
+            raise permanent(
+                "SpeechKit getRecognition answer is not a sequence of JSON objects", "bad_response"
+            ) from None
         if isinstance(obj, dict):
             objects.append(obj)
     return objects
@@ -163,8 +196,11 @@ def parse_results(text: str, stereo: bool) -> tuple[list[Segment], list[str]]:
             if alternatives:
                 best = alternatives[0]
                 index = int((result.get("audioCursors") or {}).get("finalIndex", len(finals)) or 0)
-                finals[(tag, index)] = (_ms(best.get("startTimeMs")), _ms(best.get("endTimeMs")),
-                                        str(best.get("text", "")))
+                finals[(tag, index)] = (
+                    _ms(best.get("startTimeMs")),
+                    _ms(best.get("endTimeMs")),
+                    str(best.get("text", "")),
+                )
                 for estimate in best.get("languages") or []:
                     languages[str(estimate.get("languageCode", ""))] += float(estimate.get("probability", 0) or 0)
         if isinstance(result.get("finalRefinement"), dict):
@@ -180,4 +216,3 @@ def parse_results(text: str, stereo: bool) -> tuple[list[Segment], list[str]]:
         segments.append(Segment(channel, start, end, refined.get((tag, index), final_text)))
     ranked = [code for code, _ in sorted(languages.items(), key=lambda item: -item[1]) if code]
     return segments, ranked
-

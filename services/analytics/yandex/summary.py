@@ -2,6 +2,7 @@
 
 A CONTENT_FILTER answer is permanent for that transcript: the extractive TextRank summary is used.
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,16 +19,22 @@ log = logging.getLogger(__name__)
 
 MAX_TRANSCRIPT_CHARS = 60_000
 PROMPTS = {
-    "ru": ("Ты помощник отдела продаж и поддержки. Ниже расшифровка телефонного разговора. "
-           "Кратко перескажи его в 2–4 предложениях на русском языке: кто звонил, зачем, о чём договорились "
-           "и какие следующие шаги. Пиши только сам пересказ, без вступлений и списков."),
-    "en": ("You assist a sales and support team. Below is the transcript of a phone call. "
-           "Summarise it in 2-4 sentences in English: who called, why, what was agreed and the next steps. "
-           "Write only the summary, no preamble and no lists."),
+    "ru": (
+        "Ты помощник отдела продаж и поддержки. Ниже расшифровка телефонного разговора. "
+        "Кратко перескажи его в 2–4 предложениях на русском языке: кто звонил, зачем, о чём договорились "
+        "и какие следующие шаги. Пиши только сам пересказ, без вступлений и списков."
+    ),
+    "en": (
+        "You assist a sales and support team. Below is the transcript of a phone call. "
+        "Summarise it in 2-4 sentences in English: who called, why, what was agreed and the next steps. "
+        "Write only the summary, no preamble and no lists."
+    ),
 }
-OTHER = ("Below is the transcript of a phone call. Summarise it in 2-4 sentences, written in the language "
-         "of the conversation ({language}): who called, why, what was agreed and the next steps. "
-         "Write only the summary.")
+OTHER = (
+    "Below is the transcript of a phone call. Summarise it in 2-4 sentences, written in the language "
+    "of the conversation ({language}): who called, why, what was agreed and the next steps. "
+    "Write only the summary."
+)
 
 
 def model_uri(config: AnalyticsConfig) -> str:
@@ -58,17 +65,24 @@ class YandexGPT:
         """The model's summary of `transcript`; TextRank of `plain_text` if the model refuses the content."""
         if not transcript.strip():
             return ""
-        response = await request(self.client, self.config, "POST",
-                                 f"{self.config.llm_url}/foundationModels/v1/completion", "YandexGPT completion",
-                                 "llm_completion", json=self.request_body(transcript, language))
+        response = await request(
+            self.client,
+            self.config,
+            "POST",
+            f"{self.config.llm_url}/foundationModels/v1/completion",
+            "YandexGPT completion",
+            "llm_completion",
+            json=self.request_body(transcript, language),
+        )
         try:
             body = response.json()
             alternative = body["result"]["alternatives"][0]
             status = str(alternative.get("status", ""))
             text = str(alternative.get("message", {}).get("text", "")).strip()
         except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
-            raise transient("YandexGPT completion answer has no result.alternatives[0]", "bad_response",
-                            max_attempts=3) from None
+            raise transient(
+                "YandexGPT completion answer has no result.alternatives[0]", "bad_response", max_attempts=3
+            ) from None
         if status == "ALTERNATIVE_STATUS_CONTENT_FILTER" or not text:
             log.info("YandexGPT gave no summary (%s); using the extractive summary", status or "empty text")
             return extractive(plain_text)

@@ -11,6 +11,7 @@ The framework every adapter builds on (docs/crm.md):
     errors.CrmError       a failed request and what it means for the event (retry / dead / gone)
     sink.CrmSink          what the dispatcher calls: deliver, run, routes, check, close
 """
+
 from __future__ import annotations
 
 from .client import Answer, JsonApi
@@ -21,22 +22,45 @@ from .legstate import Click, LegStore, same_number
 from .plan import Call, Mapping, Upload
 from .ratelimit import RateLimiter
 from .sink import (
-                   CallRefused,
-                   CheckLine,
-                   CrmEndpoint,
-                   CrmSink,
-                   PlaceCall,
-                   PlacedCall,
-                   Route,
-                   SinkDeps,
-                   SinkReply,
-                   delivered,
-                   failed,
-                   fresh,
+    CallRefused,
+    CheckLine,
+    CrmEndpoint,
+    CrmSink,
+    PlaceCall,
+    PlacedCall,
+    Route,
+    SinkDeps,
+    SinkReply,
+    delivered,
+    failed,
+    fresh,
 )
 
 __all__ = [
-    "Answer", "Call", "CallRefused", "CheckLine", "Click", "CrmEndpoint", "CrmError", "CrmEvent", "CrmSink", "JsonApi", "LegStore",
-    "Mapping", "PlaceCall", "PlacedCall", "RateLimiter", "Route", "Segment", "SinkDeps", "SinkReply", "Trace",
-    "Upload", "delivered", "failed", "fresh", "run_steps", "same_number",
+    "Answer",
+    "Call",
+    "CallRefused",
+    "CheckLine",
+    "Click",
+    "CrmEndpoint",
+    "CrmError",
+    "CrmEvent",
+    "CrmSink",
+    "JsonApi",
+    "LegStore",
+    "Mapping",
+    "PlaceCall",
+    "PlacedCall",
+    "RateLimiter",
+    "Route",
+    "Segment",
+    "SinkDeps",
+    "SinkReply",
+    "Trace",
+    "Upload",
+    "delivered",
+    "failed",
+    "fresh",
+    "run_steps",
+    "same_number",
 ]

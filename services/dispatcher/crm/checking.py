@@ -3,6 +3,7 @@ the shared store (where its tokens are), asked for its read-only probes, and clo
 
     lines = await check_crms(settings, store_url)   # [CheckLine("b24 auth", True, "..."), ...]
 """
+
 from __future__ import annotations
 
 from tcxhooks.platform.store import open_store

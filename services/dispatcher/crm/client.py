@@ -12,6 +12,7 @@ answer raises CrmError(verdict="retry"); what an answer's status means is each C
 Error texts never hold a secret: a CRM URL may carry a token in its path (Bitrix24 webhook URLs),
 so requests are named by what they do, never by URL, and the given secrets are masked anyway.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,13 +47,27 @@ class JsonApi:
     @classmethod
     def of(cls, settings: AdapterSettings) -> JsonApi:
         """The client of one adapter: its rate limiter, timeouts, CA bundle, concurrency, secrets."""
-        return cls(settings.name, RateLimiter(settings.rate, settings.burst), timeout=settings.timeout,
-                   connect_timeout=settings.connect_timeout, ca_file=settings.ca_file,
-                   concurrency=settings.concurrency, secrets=settings.secrets())
+        return cls(
+            settings.name,
+            RateLimiter(settings.rate, settings.burst),
+            timeout=settings.timeout,
+            connect_timeout=settings.connect_timeout,
+            ca_file=settings.ca_file,
+            concurrency=settings.concurrency,
+            secrets=settings.secrets(),
+        )
 
-    def __init__(self, crm: str, limiter: RateLimiter | None, *, timeout: float = 15.0,
-                 connect_timeout: float = 5.0, ca_file: str = "", concurrency: int = 16,
-                 secrets: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        crm: str,
+        limiter: RateLimiter | None,
+        *,
+        timeout: float = 15.0,
+        connect_timeout: float = 5.0,
+        ca_file: str = "",
+        concurrency: int = 16,
+        secrets: Iterable[str] = (),
+    ) -> None:
         self.crm = crm
         self.limiter = limiter
         self._secrets = [s for s in secrets if s]
@@ -62,17 +77,27 @@ class JsonApi:
             context.load_verify_locations(ca_file)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=concurrency, ssl=context),
-            cookie_jar=aiohttp.DummyCookieJar(), trust_env=False,
-            timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout))
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+            timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout),
+        )
 
     def masked(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
 
-    async def send(self, method: str, url: str, *, what: str, json_body: Any = None,
-                   form: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None,
-                   realtime: bool = False) -> Answer:
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        json_body: Any = None,
+        form: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        realtime: bool = False,
+    ) -> Answer:
         """One request, after the limiter lets it go. `what` names it in errors (never the URL)."""
         if self.limiter is not None:
             waited = time.perf_counter()
@@ -85,21 +110,36 @@ class JsonApi:
             sent_headers["content-type"] = "application/json"
         started = time.perf_counter()
         try:
-            async with self._session.request(method, url, data=data if form is None else dict(form),
-                                             headers=sent_headers, allow_redirects=False) as response:
+            async with self._session.request(
+                method, url, data=data if form is None else dict(form), headers=sent_headers, allow_redirects=False
+            ) as response:
                 raw = await response.content.read(MAX_BODY)
-                answer = Answer(response.status, _decode(raw), raw[:SNIPPET].decode("utf-8", "replace"),
-                                {k.lower(): v for k, v in response.headers.items()})
+                answer = Answer(
+                    response.status,
+                    _decode(raw),
+                    raw[:SNIPPET].decode("utf-8", "replace"),
+                    {k.lower(): v for k, v in response.headers.items()},
+                )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             REQUEST_SECONDS.labels(self.crm).observe(time.perf_counter() - started)
             detail = "timeout" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}".rstrip(": ")
-            raise CrmError(self.masked(f"{what}: no answer from the CRM ({detail})"), verdict="retry",
-                           code="network") from None
+            raise CrmError(
+                self.masked(f"{what}: no answer from the CRM ({detail})"), verdict="retry", code="network"
+            ) from None
         REQUEST_SECONDS.labels(self.crm).observe(time.perf_counter() - started)
         return answer
 
-    async def send_patiently(self, method: str, url: str, *, what: str, first_wait: float, json_body: Any = None,
-                             headers: Mapping[str, str] | None = None, realtime: bool = False) -> Answer:
+    async def send_patiently(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        first_wait: float,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        realtime: bool = False,
+    ) -> Answer:
         """`send`, with "too many requests" (429, 503) waited out in place a few times (`first_wait`
         seconds, then twice as long each time, the limiter paused meanwhile) before the answer is
         given back: a CRM whose budget other clients share refuses now and then, and each refusal
@@ -110,7 +150,7 @@ class JsonApi:
                 return answer
             REQUESTS.labels(self.crm, "limited").inc()
             if self.limiter is not None:
-                self.limiter.slow_down(first_wait * 2 ** tries)
+                self.limiter.slow_down(first_wait * 2**tries)
         raise AssertionError("unreachable")
 
     async def fetch(self, url: str, *, what: str, limit: int = MAX_FETCH) -> bytes:
@@ -118,12 +158,14 @@ class JsonApi:
         try:
             async with self._session.get(url, allow_redirects=True) as response:
                 if response.status != 200:
-                    raise CrmError(f"{what}: HTTP {response.status}", verdict="retry", status=response.status,
-                                   code="fetch")
+                    raise CrmError(
+                        f"{what}: HTTP {response.status}", verdict="retry", status=response.status, code="fetch"
+                    )
                 body = await response.content.read(limit + 1)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise CrmError(self.masked(f"{what}: cannot download ({type(exc).__name__})"), verdict="retry",
-                           code="fetch") from None
+            raise CrmError(
+                self.masked(f"{what}: cannot download ({type(exc).__name__})"), verdict="retry", code="fetch"
+            ) from None
         if len(body) > limit:
             raise CrmError(f"{what}: larger than {limit} bytes", verdict="dead", code="fetch")
         return body

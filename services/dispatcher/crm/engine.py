@@ -6,6 +6,7 @@
 The state is stored after every call, before the next one is made: a retry after a crash, a timeout
 or an error resumes at the first call not yet answered.
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,8 +46,17 @@ class Trace:
         return joined if len(joined) <= limit else joined[: limit - 1] + "…"
 
 
-async def run_steps(mapping: Mapping[S, C], event: CrmEvent, context: C, *, legs: LegStore, crm: str,
-                    caller: Caller, fresh: bool, trace: Trace | None = None) -> Trace:
+async def run_steps(
+    mapping: Mapping[S, C],
+    event: CrmEvent,
+    context: C,
+    *,
+    legs: LegStore,
+    crm: str,
+    caller: Caller,
+    fresh: bool,
+    trace: Trace | None = None,
+) -> Trace:
     """Makes the event's calls in order; raises CrmError (with `trace` filled so far) when one fails
     and the mapping does not recover."""
     trace = trace if trace is not None else Trace()

@@ -12,6 +12,7 @@ A mapping sees every CrmError of its own calls first (`Mapping.on_error`) and ma
 turns it into its reply; it never reaches an RPC (so it is no DispatcherError, whose `code` is a gRPC
 status, while this one's is the CRM's error code).
 """
+
 from __future__ import annotations
 
 VERDICTS = ("retry", "dead", "gone")
@@ -20,8 +21,16 @@ VERDICTS = ("retry", "dead", "gone")
 class CrmError(Exception):
     """A CRM request failed. `status` is the HTTP status (0: no answer), `code` the CRM's error code."""
 
-    def __init__(self, message: str, *, verdict: str = "retry", status: int = 0, code: str = "",
-                 description: str = "", retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        verdict: str = "retry",
+        status: int = 0,
+        code: str = "",
+        description: str = "",
+        retry_after: float | None = None,
+    ) -> None:
         if verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}")
         super().__init__(message)
@@ -33,6 +42,11 @@ class CrmError(Exception):
 
     def but(self, verdict: str, retry_after: float | None = None) -> CrmError:
         """The same failure with another verdict (a mapping knows better than the client)."""
-        return CrmError(str(self), verdict=verdict, status=self.status, code=self.code,
-                        description=self.description,
-                        retry_after=self.retry_after if retry_after is None else retry_after)
+        return CrmError(
+            str(self),
+            verdict=verdict,
+            status=self.status,
+            code=self.code,
+            description=self.description,
+            retry_after=self.retry_after if retry_after is None else retry_after,
+        )

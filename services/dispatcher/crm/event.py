@@ -7,6 +7,7 @@ Adapters never touch the protobuf: a field added to the contract reaches every a
 times (`started_at`, `answered_at`, `ended_at`) are the contract's `*_time` fields (docs/webhooks.md),
 None where the monitor left them unset; `occurred_at` is the event's own `occur_time`.
 """
+
 from __future__ import annotations
 
 import re
@@ -17,9 +18,13 @@ from google.protobuf.message import Message
 
 from tcxhooks.v1 import common_pb2, events_pb2
 
-_CALL_KINDS = {events_pb2.CALL_EVENT_TYPE_RINGING: "ringing", events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED: "ringing_stopped",
-               events_pb2.CALL_EVENT_TYPE_ANSWERED: "answered", events_pb2.CALL_EVENT_TYPE_ENDED: "ended",
-               events_pb2.CALL_EVENT_TYPE_DIALING: "dialing"}
+_CALL_KINDS = {
+    events_pb2.CALL_EVENT_TYPE_RINGING: "ringing",
+    events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED: "ringing_stopped",
+    events_pb2.CALL_EVENT_TYPE_ANSWERED: "answered",
+    events_pb2.CALL_EVENT_TYPE_ENDED: "ended",
+    events_pb2.CALL_EVENT_TYPE_DIALING: "dialing",
+}
 _STATUS_KINDS = {
     events_pb2.STATUS_EVENT_TYPE_FORWARDING: "forwarding",
     events_pb2.STATUS_EVENT_TYPE_QUEUE_LOGIN: "queue_login",
@@ -29,8 +34,11 @@ _STATUS_KINDS = {
     events_pb2.STATUS_EVENT_TYPE_AGENT_ADDED: "agent_added",
     events_pb2.STATUS_EVENT_TYPE_AGENT_REMOVED: "agent_removed",
 }
-_DIRECTIONS = {common_pb2.DIRECTION_INCOMING: "in", common_pb2.DIRECTION_OUTGOING: "out",
-               common_pb2.DIRECTION_INTERNAL: "internal"}
+_DIRECTIONS = {
+    common_pb2.DIRECTION_INCOMING: "in",
+    common_pb2.DIRECTION_OUTGOING: "out",
+    common_pb2.DIRECTION_INTERNAL: "internal",
+}
 _USERTYPES = {common_pb2.USER_TYPE_EXT: "ext", common_pb2.USER_TYPE_QUEUE: "queue", common_pb2.USER_TYPE_OTHER: "other"}
 _TRTYPES = {common_pb2.TRANSFER_TYPE_BLIND: "Blind", common_pb2.TRANSFER_TYPE_ACCOMP: "Accomp"}
 _FINISH = {common_pb2.FINISH_TYPE_OK: "Ok", common_pb2.FINISH_TYPE_MISSED: "Missed"}
@@ -98,8 +106,11 @@ class CrmEvent:
     def of(cls, event: events_pb2.Event) -> CrmEvent:
         """Raises ValueError for an event no adapter can read (no payload, unknown type)."""
         kind = event.WhichOneof("payload")
-        base: dict[str, Any] = {"event_id": event.event_id, "chain": event.chain,
-                                "occurred_at": _seconds(event, "occur_time") or 0.0}
+        base: dict[str, Any] = {
+            "event_id": event.event_id,
+            "chain": event.chain,
+            "occurred_at": _seconds(event, "occur_time") or 0.0,
+        }
         if kind == "call":
             return cls(**base, **_call_fields(event.call))
         if kind == "recording":
@@ -110,19 +121,37 @@ class CrmEvent:
         if kind == "analytics":
             a = event.analytics
             segments = tuple(Segment(s.channel, s.start_seconds, s.end_seconds, s.text) for s in a.segments)
-            return cls(**base, kind="analytics", **_leg(a.call_id), text=a.text, summary=a.summary,
-                       segments=segments)
+            return cls(**base, kind="analytics", **_leg(a.call_id), text=a.text, summary=a.summary, segments=segments)
         if kind == "analytics_failed":
-            return cls(**base, kind="analytics_failed", **_leg(event.analytics_failed.call_id),
-                       error=event.analytics_failed.error)
+            return cls(
+                **base,
+                kind="analytics_failed",
+                **_leg(event.analytics_failed.call_id),
+                error=event.analytics_failed.error,
+            )
         if kind == "status":
             s = event.status
             if s.type not in _STATUS_KINDS:
                 raise ValueError(f"unknown status event type {s.type}")
-            extra = {k: v for k, v in (("name", s.name), ("email", s.email), ("status", s.status),
-                                       ("previous", s.previous), ("queue", s.queue)) if v}
-            return cls(**base, kind=_STATUS_KINDS[s.type], extension=s.user, queue=s.queue,
-                       queue_name=s.queue_name, extra=extra)
+            extra = {
+                k: v
+                for k, v in (
+                    ("name", s.name),
+                    ("email", s.email),
+                    ("status", s.status),
+                    ("previous", s.previous),
+                    ("queue", s.queue),
+                )
+                if v
+            }
+            return cls(
+                **base,
+                kind=_STATUS_KINDS[s.type],
+                extension=s.user,
+                queue=s.queue,
+                queue_name=s.queue_name,
+                extra=extra,
+            )
         if kind == "ping":
             return cls(**base, kind="ping")
         raise ValueError("the event has no payload")
@@ -138,15 +167,27 @@ def _call_fields(call: events_pb2.CallEvent) -> dict[str, Any]:
     if kind is None:
         raise ValueError(f"unknown call event type {int(call.type)}")
     return {
-        "kind": kind, **_leg(call.call_id),
-        "direction": _DIRECTIONS.get(call.direction, ""), "caller": call.caller_id, "did": call.did,
-        "did_name": call.did_name, "user": call.user, "usertype": _USERTYPES.get(call.user_type, ""),
-        "trtype": _TRTYPES.get(call.transfer_type, "NotDef"), "finishtype": _FINISH.get(call.finish_type, ""),
-        "transfer": call.transfer, "title": call.title, "duration": int(call.duration_seconds),
-        "ring_seconds": int(call.ring_seconds), "callback": call.callback if call.has_callback else None,
-        "queue": call.queue, "caller_name": call.caller_name, "user_name": call.user_name,
+        "kind": kind,
+        **_leg(call.call_id),
+        "direction": _DIRECTIONS.get(call.direction, ""),
+        "caller": call.caller_id,
+        "did": call.did,
+        "did_name": call.did_name,
+        "user": call.user,
+        "usertype": _USERTYPES.get(call.user_type, ""),
+        "trtype": _TRTYPES.get(call.transfer_type, "NotDef"),
+        "finishtype": _FINISH.get(call.finish_type, ""),
+        "transfer": call.transfer,
+        "title": call.title,
+        "duration": int(call.duration_seconds),
+        "ring_seconds": int(call.ring_seconds),
+        "callback": call.callback if call.has_callback else None,
+        "queue": call.queue,
+        "caller_name": call.caller_name,
+        "user_name": call.user_name,
         "queue_name": call.queue_name,
-        "started_at": _seconds(call, "started_time"), "answered_at": _seconds(call, "answered_time"),
+        "started_at": _seconds(call, "started_time"),
+        "answered_at": _seconds(call, "answered_time"),
         "ended_at": _seconds(call, "ended_time"),
     }
 

@@ -1,8 +1,9 @@
 """Reads what PHP CRMs post: form fields with nested names (`data[PHONE_NUMBER]`, `auth[domain]`).
 
-    nested([("event", "ONEXTERNALCALLSTART"), ("data[USER_ID]", "11"), ("auth[application_token]", "…")])
-    → {"event": "ONEXTERNALCALLSTART", "data": {"USER_ID": "11"}, "auth": {"application_token": "…"}}
+nested([("event", "ONEXTERNALCALLSTART"), ("data[USER_ID]", "11"), ("auth[application_token]", "…")])
+→ {"event": "ONEXTERNALCALLSTART", "data": {"USER_ID": "11"}, "auth": {"application_token": "…"}}
 """
+
 from __future__ import annotations
 
 import re

@@ -11,6 +11,7 @@
 `crm` is the adapter's [crm:NAME] name, so two adapters never share a row. Leg states and clicks
 older than the dispatcher's `keep_days` are pruned by `prune`.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,13 @@ CREATE TABLE dispatcher_crm_clicks (
 CREATE INDEX dispatcher_crm_clicks_extension ON dispatcher_crm_clicks (crm, extension, created_at)
 """
 
-MIGRATIONS = [Migration(1, _SCHEMA_1.format(serial_key="INTEGER PRIMARY KEY AUTOINCREMENT"),
-                        _SCHEMA_1.format(serial_key="BIGSERIAL PRIMARY KEY"))]
+MIGRATIONS = [
+    Migration(
+        1,
+        _SCHEMA_1.format(serial_key="INTEGER PRIMARY KEY AUTOINCREMENT"),
+        _SCHEMA_1.format(serial_key="BIGSERIAL PRIMARY KEY"),
+    )
+]
 
 
 @dataclass(frozen=True)
@@ -96,43 +102,50 @@ class LegStore:
         await self.store.execute(
             "INSERT INTO dispatcher_crm_legs (crm, leg, state, updated_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (crm, leg) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-            (crm, leg, json.dumps(state, sort_keys=True), time.time()))
+            (crm, leg, json.dumps(state, sort_keys=True), time.time()),
+        )
 
     async def keys(self, crm: str, prefix: str) -> list[tuple[str, dict[str, Any]]]:
         """The leg states of `crm` whose key starts with `prefix` (an adapter's own markers)."""
         rows = await self.store.fetchall(
             "SELECT leg, state FROM dispatcher_crm_legs WHERE crm = ? AND substr(leg, 1, ?) = ? ORDER BY leg",
-            (crm, len(prefix), prefix))
+            (crm, len(prefix), prefix),
+        )
         return [(str(leg), json.loads(str(state))) for leg, state in rows]
 
     async def take(self, crm: str, leg: str) -> dict[str, Any] | None:
         """Removes a leg state and returns it; None when it is gone (another replica took it)."""
         async with self.store.transaction() as tx:
             row = await tx.fetchone("SELECT state FROM dispatcher_crm_legs WHERE crm = ? AND leg = ?", (crm, leg))
-            if row is None or int(await tx.execute("DELETE FROM dispatcher_crm_legs WHERE crm = ? AND leg = ?",
-                                                   (crm, leg))) != 1:
+            if (
+                row is None
+                or int(await tx.execute("DELETE FROM dispatcher_crm_legs WHERE crm = ? AND leg = ?", (crm, leg))) != 1
+            ):
                 return None
         value = json.loads(str(row[0]))
         return value if isinstance(value, dict) else {}
 
     # --- adapter values (tokens, caches) ----------------------------------------------------
     async def value(self, crm: str, name: str) -> str | None:
-        row = await self.store.fetchone("SELECT value FROM dispatcher_crm_values WHERE crm = ? AND name = ?",
-                                        (crm, name))
+        row = await self.store.fetchone(
+            "SELECT value FROM dispatcher_crm_values WHERE crm = ? AND name = ?", (crm, name)
+        )
         return None if row is None else str(row[0])
 
     async def set_value(self, crm: str, name: str, value: str) -> None:
         await self.store.execute(
             "INSERT INTO dispatcher_crm_values (crm, name, value, updated_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (crm, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            (crm, name, value, time.time()))
+            (crm, name, value, time.time()),
+        )
 
     # --- click-to-call ------------------------------------------------------------------------
-    async def add_click(self, crm: str, extension: str, number: str, crm_call_id: str,
-                        details: dict[str, Any]) -> None:
+    async def add_click(self, crm: str, extension: str, number: str, crm_call_id: str, details: dict[str, Any]) -> None:
         await self.store.execute(
             "INSERT INTO dispatcher_crm_clicks (crm, extension, number, crm_call_id, details, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)", (crm, extension, number, crm_call_id, json.dumps(details), time.time()))
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (crm, extension, number, crm_call_id, json.dumps(details), time.time()),
+        )
 
     async def take_click(self, crm: str, chain: str, extension: str, number: str, window: float) -> Click | None:
         """The click this call chain answers: one it took already, else the oldest open click of
@@ -142,18 +155,25 @@ class LegStore:
             rows = await tx.fetchall(
                 "SELECT id, extension, number, crm_call_id, details, chain, created_at FROM dispatcher_crm_clicks "
                 "WHERE crm = ? AND (chain = ? OR (chain = '' AND extension = ? AND created_at >= ?)) "
-                "ORDER BY id", (crm, chain, extension, since))
-            clicks = [Click(int(r[0]), str(r[1]), str(r[2]), str(r[3]), json.loads(str(r[4])), str(r[5]), float(r[6]))
-                      for r in rows]
+                "ORDER BY id",
+                (crm, chain, extension, since),
+            )
+            clicks = [
+                Click(int(r[0]), str(r[1]), str(r[2]), str(r[3]), json.loads(str(r[4])), str(r[5]), float(r[6]))
+                for r in rows
+            ]
             taken = next((c for c in clicks if c.chain == chain), None)
             if taken is not None:
                 return taken
             found = next((c for c in clicks if same_number(c.number, number)), None)
             if found is None:
                 return None
-            await tx.execute("UPDATE dispatcher_crm_clicks SET chain = ? WHERE id = ? AND chain = ''", (chain, found.id))
-            return Click(found.id, found.extension, found.number, found.crm_call_id, found.details, chain,
-                         found.created_at)
+            await tx.execute(
+                "UPDATE dispatcher_crm_clicks SET chain = ? WHERE id = ? AND chain = ''", (chain, found.id)
+            )
+            return Click(
+                found.id, found.extension, found.number, found.crm_call_id, found.details, chain, found.created_at
+            )
 
     # --- housekeeping ---------------------------------------------------------------------------
     async def prune(self, older_than: float) -> int:

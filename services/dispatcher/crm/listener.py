@@ -8,6 +8,7 @@
 Cloud CRMs call public HTTPS handlers only: put `[dispatcher] public_url` behind an ingress that
 terminates TLS, or give the listener a certificate itself.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,8 +1,9 @@
 """Click-to-call's PBX side as adapters see it: the monitor (the only PBX client) places the call.
 
-    place_call = monitor_place_call(app.channel("monitor"))
-    placed = await place_call("101", "+79161234567")    # PlacedCall(chain, pbx_call_number); CallRefused
+place_call = monitor_place_call(app.channel("monitor"))
+placed = await place_call("101", "+79161234567")    # PlacedCall(chain, pbx_call_number); CallRefused
 """
+
 from __future__ import annotations
 
 import grpc

@@ -9,6 +9,7 @@ changes the state. No I/O here; `engine.run_steps` drives it.
 One event usually takes a few calls; each call's answer is stored before the next call is made, so
 a retry after a crash or a timeout continues where the last attempt stopped.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping as Map

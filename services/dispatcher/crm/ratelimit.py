@@ -9,6 +9,7 @@ Cloud CRMs meter requests with a leaky bucket (Bitrix24: a counter that grows pe
 `rate` per second and blocks above `burst`, docs/crm.md); a token bucket of the same size and rate
 never goes over. Waiting requests are granted one token at a time, all real-time ones first.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -4,6 +4,7 @@
 
 `rate` and `burst` of 0 keep the CRM's own documented budget (each adapter's settings default).
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -38,25 +39,51 @@ def _budget(settings: T, config: CrmConfig) -> T:
 
 
 def _http(config: CrmConfig) -> dict[str, Any]:
-    return {"name": config.name, "stale_after": config.stale_after, "timeout": config.timeout,
-            "connect_timeout": config.connect_timeout, "ca_file": config.ca_file, "concurrency": config.concurrency}
+    return {
+        "name": config.name,
+        "stale_after": config.stale_after,
+        "timeout": config.timeout,
+        "connect_timeout": config.connect_timeout,
+        "ca_file": config.ca_file,
+        "concurrency": config.concurrency,
+    }
 
 
 def amocrm_settings(config: CrmConfig) -> AmoSettings:
     options = AmoOptions(
         user_map={ext: int(user) for ext, user in config.users_by_extension.items()},
-        default_user=config.default_user, source=config.source, notify=config.notify, unsorted=config.unsorted,
-        pipeline_id=config.pipeline_id, missed_task=config.missed_task, missed_task_delay=config.missed_task_delay,
-        transcript=config.transcript, summary=config.summary, recording_wait=config.recording_wait,
-        links=config.recording != "none", language=config.language)
-    return AmoSettings(url=config.url, token=config.token, client_id=config.client_id,
-                       client_secret=config.client_secret, redirect_uri=config.redirect_uri,
-                       auth_code=config.auth_code, refresh_token=config.refresh_token, options=options, **_http(config))
+        default_user=config.default_user,
+        source=config.source,
+        notify=config.notify,
+        unsorted=config.unsorted,
+        pipeline_id=config.pipeline_id,
+        missed_task=config.missed_task,
+        missed_task_delay=config.missed_task_delay,
+        transcript=config.transcript,
+        summary=config.summary,
+        recording_wait=config.recording_wait,
+        links=config.recording != "none",
+        language=config.language,
+    )
+    return AmoSettings(
+        url=config.url,
+        token=config.token,
+        client_id=config.client_id,
+        client_secret=config.client_secret,
+        redirect_uri=config.redirect_uri,
+        auth_code=config.auth_code,
+        refresh_token=config.refresh_token,
+        options=options,
+        **_http(config),
+    )
 
 
 def zammad_settings(config: CrmConfig) -> ZammadSettings:
-    settings = ZammadSettings(url=f"{config.url}/api/v1/cti/{config.token}",
-                              options=ZammadOptions(user_map=config.users_by_extension), **_http(config))
+    settings = ZammadSettings(
+        url=f"{config.url}/api/v1/cti/{config.token}",
+        options=ZammadOptions(user_map=config.users_by_extension),
+        **_http(config),
+    )
     return replace(settings, retry_schedule=config.retry_schedule) if config.retry_schedule else settings
 
 

@@ -7,6 +7,7 @@ HTTP client and how stale a real-time step may be (docs/crm.md).
         url: str = ""
     JsonApi.of(MySettings("mine"))  # a client with that budget, timeouts and CA bundle
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

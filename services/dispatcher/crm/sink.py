@@ -9,6 +9,7 @@
 The outbox, per-chain ordering, retries, dead letters and redelivery stay the dispatcher's: a sink
 only turns one event into its CRM's calls (docs/crm.md).
 """
+
 from __future__ import annotations
 
 import asyncio

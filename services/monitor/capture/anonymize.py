@@ -11,6 +11,7 @@ them (Call Control participants, the XAPI rows it reads, its own stored calls); 
 scrubbed of e-mail addresses, URLs' hosts, runs of five or more digits that are not DN numbers, and every
 name met so far. Free text that may quote anybody (call-log reasons, transcripts) is dropped.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -20,38 +21,128 @@ from collections.abc import Callable
 from typing import Any
 
 # Keys whose value is a phone number (or a list of them, or a map to them).
-NUMBER_KEYS = frozenset({
-    "party_caller_id", "party_did", "caller_id", "callerid", "did", "data", "trunk_dids", "Did", "DidNumbers", "Data",
-    "ExternalNumber", "Mobile", "OutboundCallerID", "CallerId", "SourceCallerId", "DestinationCallerId",
-    "FromCallerNumber", "ToCallerNumber", "FromDidNumber", "ToDidNumber", "TrunkNumberCallerId"})
+NUMBER_KEYS = frozenset(
+    {
+        "party_caller_id",
+        "party_did",
+        "caller_id",
+        "callerid",
+        "did",
+        "data",
+        "trunk_dids",
+        "Did",
+        "DidNumbers",
+        "Data",
+        "ExternalNumber",
+        "Mobile",
+        "OutboundCallerID",
+        "CallerId",
+        "SourceCallerId",
+        "DestinationCallerId",
+        "FromCallerNumber",
+        "ToCallerNumber",
+        "FromDidNumber",
+        "ToDidNumber",
+        "TrunkNumberCallerId",
+    }
+)
 # Keys whose value is a name (a person's, a queue's, a rule's…); a value of digits alone is a number.
-NAME_KEYS = frozenset({
-    "party_caller_name", "caller_name", "did_name", "name", "Name", "FirstName", "LastName", "DisplayName",
-    "CustomName", "RuleName", "TrunkName", "SourceDisplayName", "DestinationDisplayName", "FromDisplayName",
-    "ToDisplayName", "ActionDnDisplayName", "Tags"})
+NAME_KEYS = frozenset(
+    {
+        "party_caller_name",
+        "caller_name",
+        "did_name",
+        "name",
+        "Name",
+        "FirstName",
+        "LastName",
+        "DisplayName",
+        "CustomName",
+        "RuleName",
+        "TrunkName",
+        "SourceDisplayName",
+        "DestinationDisplayName",
+        "FromDisplayName",
+        "ToDisplayName",
+        "ActionDnDisplayName",
+        "Tags",
+    }
+)
 # "<number> <name>" (ActiveCalls, the login report).
 MIXED_KEYS = frozenset({"Caller", "Callee", "Agent"})
 # Values that are DN numbers: kept, and learnt so the digit scrubber keeps them elsewhere too.
-DN_KEYS = frozenset({
-    "dn", "party_dn", "originated_by_dn", "referred_by_dn", "on_behalf_of_dn", "trunk", "queue", "missed_user",
-    "Number", "SourceDn", "DestinationDn", "ActionDnDn", "FromDn", "ToDn", "QueueNo", "AgentNo", "QueueDnNumber",
-    "TrunkNumber", "Dn"})
+DN_KEYS = frozenset(
+    {
+        "dn",
+        "party_dn",
+        "originated_by_dn",
+        "referred_by_dn",
+        "on_behalf_of_dn",
+        "trunk",
+        "queue",
+        "missed_user",
+        "Number",
+        "SourceDn",
+        "DestinationDn",
+        "ActionDnDn",
+        "FromDn",
+        "ToDn",
+        "QueueNo",
+        "AgentNo",
+        "QueueDnNumber",
+        "TrunkNumber",
+        "Dn",
+    }
+)
 HOST_KEYS = frozenset({"FQDN", "Host"})
 DEVICE_KEYS = frozenset({"device_id"})
 DROP_KEYS = frozenset({"Reason", "Transcription", "TranscriptionResult", "Summary", "CustomMessage"})
 # Ids, times and enumerations (statuses, types, settings): kept as they are.
-KEEP_KEYS = frozenset({
-    "t", "kind", "stamp", "entity", "key", "talker", "Id", "CallId", "CallHistoryId", "MainCallHistoryId", "CdrId",
-    "SegmentId", "RecordingId", "FromIdParticipant", "ToIdParticipant", "RefParticipantId", "SrcRecId", "DstRecId",
-    "status", "direction", "trtype", "outcome", "timezone", "language", "Direction", "Status", "CallType",
-    "QueueStatus", "CurrentProfileName", "Condition", "PollingStrategy"})
+KEEP_KEYS = frozenset(
+    {
+        "t",
+        "kind",
+        "stamp",
+        "entity",
+        "key",
+        "talker",
+        "Id",
+        "CallId",
+        "CallHistoryId",
+        "MainCallHistoryId",
+        "CdrId",
+        "SegmentId",
+        "RecordingId",
+        "FromIdParticipant",
+        "ToIdParticipant",
+        "RefParticipantId",
+        "SrcRecId",
+        "DstRecId",
+        "status",
+        "direction",
+        "trtype",
+        "outcome",
+        "timezone",
+        "language",
+        "Direction",
+        "Status",
+        "CallType",
+        "QueueStatus",
+        "CurrentProfileName",
+        "Condition",
+        "PollingStrategy",
+    }
+)
 
-_SCRUB = re.compile(r"""
+_SCRUB = re.compile(
+    r"""
     (?P<time>\d{4}-\d{2}-\d{2}T[\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)
   | (?P<email>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)
   | (?P<url>(?<=://)[^/\s:'"?#]+)
   | (?P<number>\+?(?<!\d)\d{5,}(?!\d))
-""", re.VERBOSE)
+""",
+    re.VERBOSE,
+)
 _DIGITS = re.compile(r"\+?\d+")
 _MIXED = re.compile(r"^\s*(\+?\d+)\s*(.*)$", re.S)
 _WORD = re.compile(r"[^\W\d_]{3,}")
@@ -77,7 +168,7 @@ class Anonymizer:
         fake = self._numbers.get(digits)
         if fake is None:
             fake = self._numbers[digits] = self._fake_number(len(digits))
-        return text[:len(text) - len(digits)] + fake
+        return text[: len(text) - len(digits)] + fake
 
     def _fake_number(self, length: int) -> str:
         """A new number of `length` digits (longer only when they run out), never a DN or an earlier fake."""
@@ -123,6 +214,7 @@ class Anonymizer:
 
     def scrub(self, text: str) -> str:
         """Free text: e-mails, hosts of URLs, long digit runs that are no DN, and every name met so far."""
+
         def replace(match: re.Match[str]) -> str:
             kind = match.lastgroup
             if kind == "email":
@@ -144,8 +236,10 @@ class Anonymizer:
     # --- records --------------------------------------------------------------------------------
     def record(self, record: dict[str, Any]) -> dict[str, Any]:
         self._learn_dns(record)
-        return {key: self._frame(value) if key == "text" and isinstance(value, str) else self._value(key, value)
-                for key, value in record.items()}
+        return {
+            key: self._frame(value) if key == "text" and isinstance(value, str) else self._value(key, value)
+            for key, value in record.items()
+        }
 
     def _frame(self, text: str) -> str:
         """A WebSocket frame's text: its JSON anonymized like any record (free text if it is not JSON)."""
@@ -204,8 +298,12 @@ class Anonymizer:
 
 
 _RULES: dict[str, Callable[[Anonymizer, str], str]] = {
-    **{key: Anonymizer._number_field for key in NUMBER_KEYS}, **{key: Anonymizer.name for key in NAME_KEYS},
-    **{key: Anonymizer._mixed for key in MIXED_KEYS}, **{key: Anonymizer._dn for key in DN_KEYS},
-    **{key: Anonymizer._host for key in HOST_KEYS}, **{key: Anonymizer._device for key in DEVICE_KEYS},
-    **{key: Anonymizer._drop for key in DROP_KEYS}, **{key: Anonymizer._keep for key in KEEP_KEYS},
+    **{key: Anonymizer._number_field for key in NUMBER_KEYS},
+    **{key: Anonymizer.name for key in NAME_KEYS},
+    **{key: Anonymizer._mixed for key in MIXED_KEYS},
+    **{key: Anonymizer._dn for key in DN_KEYS},
+    **{key: Anonymizer._host for key in HOST_KEYS},
+    **{key: Anonymizer._device for key in DEVICE_KEYS},
+    **{key: Anonymizer._drop for key in DROP_KEYS},
+    **{key: Anonymizer._keep for key in KEEP_KEYS},
 }

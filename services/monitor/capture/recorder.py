@@ -11,6 +11,7 @@ kind, time and size). A listener that falls more than `limit` lines
 behind is cut off (`CaptureOverrun`) rather than slowing the monitor down. Callers never hand it a token, a secret
 or a request header: only what the PBX answered.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -10,6 +10,7 @@ reads the engine and the enricher make (ActiveCalls, start times, the inbound-ca
 are answered by the real `PbxClient` from the answers recorded for the same request, the one nearest in
 time. Its state lives in an in-memory store. Status events, recordings and analytics are not replayed.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -128,10 +129,15 @@ def _settings(header: Record, override: Settings | None) -> Settings:
 
 def _graph(header: Record, settings: Settings) -> CallGraph:
     facts = header.get("facts") or {}
-    graph = CallGraph(settings, Facts(dn_types=dict(facts.get("dn_types") or {}),
-                                      trunk_dids={k: list(v) for k, v in (facts.get("trunk_dids") or {}).items()},
-                                      rules=[Rule(**rule) for rule in facts.get("rules") or []],
-                                      names={str(k): str(v) for k, v in (facts.get("names") or {}).items()}))
+    graph = CallGraph(
+        settings,
+        Facts(
+            dn_types=dict(facts.get("dn_types") or {}),
+            trunk_dids={k: list(v) for k, v in (facts.get("trunk_dids") or {}).items()},
+            rules=[Rule(**rule) for rule in facts.get("rules") or []],
+            names={str(k): str(v) for k, v in (facts.get("names") or {}).items()},
+        ),
+    )
     graph.restore([Chain.from_dict(chain) for chain in header.get("chains") or []])
     graph.finished.update({int(callid): float(when) for callid, when in (header.get("finished") or {}).items()})
     return graph
@@ -202,8 +208,7 @@ async def replay(trace: Trace, settings: Settings | None = None) -> Result:
     header = trace.header
     clock = Clock(float(header["t"]))
     xapi = RecordedXapi(trace.records, clock)
-    pbx = PbxClient(PbxConfig(url=URL, client_id="replay", client_secret="replay"),
-                    InProcess(xapi.handle))
+    pbx = PbxClient(PbxConfig(url=URL, client_id="replay", client_secret="replay"), InProcess(xapi.handle))
     store = await open_store("sqlite:///:memory:")
     try:
         registry = Registry(store, URL)

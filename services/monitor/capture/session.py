@@ -9,6 +9,7 @@ holds and the records that follow fit together exactly: a replay restores the ca
 them and applies the records on top (replay.py). Only the active monitor (the lease holder) talks to the
 PBX; a standby has nothing to record.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -37,13 +38,22 @@ class Capture:
     def header(self) -> Record:
         graph = self.engine.graph
         facts = graph.facts
-        return {"t": round(self.recorder.clock(), 6), "kind": "header", "version": VERSION, "monitor": __version__,
-                "settings": {"graph": dataclasses.asdict(graph.settings), "language": self.language},
-                "facts": {"dn_types": dict(facts.dn_types), "trunk_dids": dict(facts.trunk_dids),
-                          "rules": [dataclasses.asdict(rule) for rule in facts.rules], "names": dict(facts.names)},
-                "chains": [chain.to_dict() for chain in graph.chains.values()],
-                "finished": {str(callid): when for callid, when in graph.finished.items()},
-                "snapshots": self.engine.snapshots}
+        return {
+            "t": round(self.recorder.clock(), 6),
+            "kind": "header",
+            "version": VERSION,
+            "monitor": __version__,
+            "settings": {"graph": dataclasses.asdict(graph.settings), "language": self.language},
+            "facts": {
+                "dn_types": dict(facts.dn_types),
+                "trunk_dids": dict(facts.trunk_dids),
+                "rules": [dataclasses.asdict(rule) for rule in facts.rules],
+                "names": dict(facts.names),
+            },
+            "chains": [chain.to_dict() for chain in graph.chains.values()],
+            "finished": {str(callid): when for callid, when in graph.finished.items()},
+            "snapshots": self.engine.snapshots,
+        }
 
     async def lines(self, seconds: float) -> AsyncIterator[str]:
         """Trace lines for `seconds` (0: until the caller stops reading); CaptureOverrun if the reader falls

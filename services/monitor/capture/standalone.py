@@ -8,6 +8,7 @@ events to nobody, only so that the trace holds the XAPI reads the monitor makes 
 decisions, the reports that complete `call.ended`). 3CX keeps one live token per API client (docs/3cx.md
 §1.2): this needs the monitor stopped, or an API client of its own.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -19,6 +19,7 @@ A record too large for one gRPC message (over 8 MiB) keeps only `t`, `kind` and 
 
 Tokens, secrets and request headers are never part of a record.
 """
+
 from __future__ import annotations
 
 import json

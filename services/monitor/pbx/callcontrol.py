@@ -11,6 +11,7 @@ sink strictly in message order. Bad frames are counted and logged, never fatal; 
 triggers a resync. Reconnects back off exponentially (capped) forever. While it runs, the PBX client
 mints each next token ahead of expiry (the socket stays open across re-mints).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -78,9 +79,16 @@ def parse_snapshot(body: Any) -> tuple[list[dict[str, Any]], list[Participant]]:
 
 
 class CallControl:
-    def __init__(self, pbx: PbxClient, sink: Sink, ping_interval: float = 10.0, max_backoff: float = 30.0,
-                 resync_every: float = 60.0, on_link: Callable[[bool], None] | None = None,
-                 on_gap: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        pbx: PbxClient,
+        sink: Sink,
+        ping_interval: float = 10.0,
+        max_backoff: float = 30.0,
+        resync_every: float = 60.0,
+        on_link: Callable[[bool], None] | None = None,
+        on_gap: Callable[[float], None] | None = None,
+    ) -> None:
         self.pbx = pbx
         self.sink = sink
         self.on_link = on_link  # told True once a session is resynced, False when such a session is lost
@@ -161,10 +169,16 @@ class CallControl:
     async def _session(self, stopping: asyncio.Event) -> None:
         token = self._token = await self.pbx.token()
         url = self.pbx.websocket_url("/callcontrol/ws")
-        async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {token}"},
-                                      ssl=self.pbx.ssl_context(), ping_interval=self.ping_interval,
-                                      ping_timeout=self.ping_interval, max_size=16 * 1024 * 1024,
-                                      open_timeout=15, compression=None) as ws:
+        async with websockets.connect(
+            url,
+            additional_headers={"Authorization": f"Bearer {token}"},
+            ssl=self.pbx.ssl_context(),
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_interval,
+            max_size=16 * 1024 * 1024,
+            open_timeout=15,
+            compression=None,
+        ) as ws:
             self.connects += 1
             WS_RECONNECTS.labels("connected").inc()
             log.info("Call Control WebSocket open (%s)", url)
@@ -285,8 +299,14 @@ class CallControl:
         finally:
             closer.cancel()
 
-    async def _dispatch(self, event_type: int, entity: str, attached: Any, ordered: asyncio.Queue[Step | None],
-                        fetches: dict[str, asyncio.Task[Fetched]]) -> None:
+    async def _dispatch(
+        self,
+        event_type: int,
+        entity: str,
+        attached: Any,
+        ordered: asyncio.Queue[Step | None],
+        fetches: dict[str, asyncio.Task[Fetched]],
+    ) -> None:
         match = _PARTICIPANT.match(entity)
         if match is None:
             other = _DEVICE_OR_DN.match(entity)
@@ -298,12 +318,14 @@ class CallControl:
             return
         dn, pid = match.group(1), int(match.group(2))
         if event_type == REMOVE:
+
             async def removed() -> None:
                 if entity in self._gone:
                     self._gone.discard(entity)
                     return
                 self._record("remove", entity=entity, reason="removed")
                 await self.sink.remove(dn, pid)
+
             await ordered.put(removed)
         elif event_type == UPSERT:
             previous = fetches.get(entity)
@@ -313,6 +335,7 @@ class CallControl:
             def forget(done: asyncio.Task[Fetched], key: str = entity) -> None:
                 if fetches.get(key) is done:
                     del fetches[key]
+
             task.add_done_callback(forget)
 
             async def upserted() -> None:
@@ -327,6 +350,7 @@ class CallControl:
                     self._gone.discard(entity)
                     self._record("upsert", entity=entity, body=raw)
                     await self.sink.upsert(part)
+
             await ordered.put(upserted)
         elif event_type not in (DTMF, PROMPT_DONE, RESPONSE):
             _bad("unknown_event_type", f"{event_type} {entity}")

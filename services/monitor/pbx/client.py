@@ -18,6 +18,7 @@ Requests go through `http.py` (aiohttp; a trace replay answers in process instea
 JSON from the PBX is read leniently: bytes that are not UTF-8 and `\ud800`-style escapes of lone surrogates
 become U+FFFD, so one odd name cannot make a whole `GET /callcontrol` unreadable.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -159,23 +160,30 @@ class PbxClient:
                 return self._token
             started = time.perf_counter()
             try:
-                form = urlencode({"client_id": self.client_id, "client_secret": self._secret,
-                                  "grant_type": "client_credentials"}).encode()
-                response = await self._http.exchange(PbxRequest(
-                    "POST", TOKEN_PATH, headers={"Content-Type": "application/x-www-form-urlencoded"}, body=form))
+                form = urlencode(
+                    {"client_id": self.client_id, "client_secret": self._secret, "grant_type": "client_credentials"}
+                ).encode()
+                response = await self._http.exchange(
+                    PbxRequest(
+                        "POST", TOKEN_PATH, headers={"Content-Type": "application/x-www-form-urlencoded"}, body=form
+                    )
+                )
             except Unreachable as exc:
                 TOKEN_MINTS.labels("unreachable").inc()
                 self._record_token("unreachable")
                 PBX_REQUEST_SECONDS.labels("token", "error").observe(time.perf_counter() - started)
                 raise PbxError(f"POST {TOKEN_PATH}: cannot reach the PBX at {self.base_url} ({exc})") from None
             PBX_REQUEST_SECONDS.labels("token", str(response.status // 100) + "xx").observe(
-                time.perf_counter() - started)
+                time.perf_counter() - started
+            )
             if response.status != 200:
                 TOKEN_MINTS.labels("refused").inc()
                 self._record_token("refused", status=response.status)
-                raise PbxHttpError(response.status,
-                                   f"POST {TOKEN_PATH}: the PBX refused client id {self.client_id!r} "
-                                   f"(HTTP {response.status} {_detail(response)})")
+                raise PbxHttpError(
+                    response.status,
+                    f"POST {TOKEN_PATH}: the PBX refused client id {self.client_id!r} "
+                    f"(HTTP {response.status} {_detail(response)})",
+                )
             try:
                 body = json.loads(response.body)
                 token = body["access_token"]
@@ -189,8 +197,9 @@ class PbxClient:
             expires = jwt_expiry(token)
             if expires is None:
                 lifetime = body.get("expires_in") if isinstance(body, dict) else None
-                expires = now + (float(lifetime) if isinstance(lifetime, (int, float)) and lifetime > 0
-                                 else DEFAULT_LIFETIME)
+                expires = now + (
+                    float(lifetime) if isinstance(lifetime, (int, float)) and lifetime > 0 else DEFAULT_LIFETIME
+                )
             lifetime = max(0.0, expires - now)
             # A margin larger than half the lifetime would mint on every request.
             self._refresh_at = expires - min(self._margin, lifetime / 2)
@@ -214,11 +223,12 @@ class PbxClient:
             try:
                 body = decode_json(response.body)
             except ValueError:
-                raise PbxError(f"GET {path}: the PBX answered something that is not JSON "
-                               f"({response.content_type or 'no content type'})") from None
+                raise PbxError(
+                    f"GET {path}: the PBX answered something that is not JSON "
+                    f"({response.content_type or 'no content type'})"
+                ) from None
         except PbxError as exc:
-            self._record_xapi(path, params, status=exc.status if isinstance(exc, PbxHttpError) else 0,
-                              error=str(exc))
+            self._record_xapi(path, params, status=exc.status if isinstance(exc, PbxHttpError) else 0, error=str(exc))
             raise
         self._record_xapi(path, params, body=body)
         return body
@@ -253,13 +263,15 @@ class PbxClient:
                 PBX_REQUEST_SECONDS.labels(_kind(path), "error").observe(time.perf_counter() - started)
                 raise PbxError(f"{method} {path}: cannot reach the PBX ({exc})") from None
             PBX_REQUEST_SECONDS.labels(_kind(path), str(response.status // 100) + "xx").observe(
-                time.perf_counter() - started)
+                time.perf_counter() - started
+            )
             if response.status == 401 and attempt == 1:
                 token = await self.renew(token)
                 continue
             if response.status >= 300:
-                raise PbxHttpError(response.status,
-                                   f"{method} {path}: HTTP {response.status} {_detail(response)}".rstrip())
+                raise PbxHttpError(
+                    response.status, f"{method} {path}: HTTP {response.status} {_detail(response)}".rstrip()
+                )
             return response
         raise AssertionError("unreachable")
 
@@ -273,14 +285,16 @@ class PbxClient:
             try:
                 async with self._http.stream(request) as response:
                     PBX_REQUEST_SECONDS.labels("stream", str(response.status // 100) + "xx").observe(
-                        time.perf_counter() - started)
+                        time.perf_counter() - started
+                    )
                     if response.status == 401 and attempt == 1:
                         token = await self.renew(token)
                         continue
                     if response.status >= 300:
                         answer = PbxAnswer(response.status, b"".join([c async for c in response.chunks]))
-                        raise PbxHttpError(response.status,
-                                           f"GET {path}: HTTP {response.status} {_detail(answer)}".rstrip())
+                        raise PbxHttpError(
+                            response.status, f"GET {path}: HTTP {response.status} {_detail(answer)}".rstrip()
+                        )
                     async for chunk in response.chunks:
                         yield chunk
                     return
@@ -295,8 +309,8 @@ class PbxClient:
     def websocket_url(self, path: str) -> str:
         base = self.base_url
         if base.startswith("https://"):
-            return "wss://" + base[len("https://"):] + path
-        return "ws://" + base[len("http://"):] + path
+            return "wss://" + base[len("https://") :] + path
+        return "ws://" + base[len("http://") :] + path
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS settings of `verify_tls` for the WebSocket (None for plain ws://)."""

@@ -12,6 +12,7 @@ an event (bench/latency.py; docs/performance.md). The dispatcher uses aiohttp to
 one HTTP client stack. No environment proxies (`trust_env` off), no cookies, no redirects followed.
 A failure to get any answer (refused, reset, timeout, TLS) raises `Unreachable`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -87,8 +88,11 @@ class Network:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=self.ssl), cookie_jar=aiohttp.DummyCookieJar(), trust_env=False,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT))
+                connector=aiohttp.TCPConnector(ssl=self.ssl),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=False,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT),
+            )
         return self._session
 
     def _url(self, path: str) -> URL:
@@ -96,9 +100,14 @@ class Network:
 
     async def exchange(self, request: PbxRequest) -> PbxAnswer:
         try:
-            async with self._client().request(request.method, self._url(request.path), params=request.params or None,
-                                              headers=request.headers, data=request.body or None,
-                                              allow_redirects=False) as response:
+            async with self._client().request(
+                request.method,
+                self._url(request.path),
+                params=request.params or None,
+                headers=request.headers,
+                data=request.body or None,
+                allow_redirects=False,
+            ) as response:
                 return PbxAnswer(response.status, await response.read(), response.headers.get("Content-Type", ""))
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise Unreachable(_reason(exc)) from None
@@ -106,9 +115,13 @@ class Network:
     @contextlib.asynccontextmanager
     async def stream(self, request: PbxRequest) -> AsyncIterator[Streamed]:
         try:
-            response = await self._client().request(request.method, self._url(request.path),
-                                                    params=request.params or None, headers=request.headers,
-                                                    allow_redirects=False)
+            response = await self._client().request(
+                request.method,
+                self._url(request.path),
+                params=request.params or None,
+                headers=request.headers,
+                allow_redirects=False,
+            )
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise Unreachable(_reason(exc)) from None
 
@@ -148,7 +161,7 @@ class InProcess:
 
         async def chunks() -> AsyncIterator[bytes]:
             for start in range(0, len(answer.body), CHUNK):
-                yield answer.body[start:start + CHUNK]
+                yield answer.body[start : start + CHUNK]
 
         yield Streamed(answer.status, answer.content_type, chunks())
 

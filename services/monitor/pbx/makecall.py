@@ -8,6 +8,7 @@ returns the new participant); a DN without one gets the DN-level makecall, which
 ringing the user's phone first. The answer is a CallControlResultResponse: `finalstatus`
 (Success / Failed / Rejected), `reason`, `reasontext`, `result` (the participant).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

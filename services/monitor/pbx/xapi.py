@@ -4,6 +4,7 @@ the call log.
 Every function takes the shared PbxClient and returns plain data; garbage rows are skipped and
 counted, an unusable answer raises PbxError.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -60,20 +61,26 @@ async def trunk_dids(pbx: PbxClient) -> dict[str, list[str]]:
 
 async def inbound_rules(pbx: PbxClient) -> list[Rule]:
     rows = _rows(await pbx.get_json("/xapi/v1/InboundRules", {"$select": "Id,RuleName,Data"}), "InboundRules")
-    return [Rule(str(r["RuleName"]), str(r["Data"])) for r in rows
-            if isinstance(r.get("RuleName"), str) and isinstance(r.get("Data"), (str, int))]
+    return [
+        Rule(str(r["RuleName"]), str(r["Data"]))
+        for r in rows
+        if isinstance(r.get("RuleName"), str) and isinstance(r.get("Data"), (str, int))
+    ]
 
 
 async def _active_rows(pbx: PbxClient, among: list[int] | None, select: str) -> list[dict[str, Any]]:
     """ActiveCalls rows with the given `$select`; with `among`, only those call numbers (a short `$filter`)."""
     rows: list[dict[str, Any]] = []
-    batches = [among[i:i + 20] for i in range(0, len(among), 20)] if among is not None else [[]]
+    batches = [among[i : i + 20] for i in range(0, len(among), 20)] if among is not None else [[]]
     for batch in batches:
         params = {"$select": select}
         if batch:
             params["$filter"] = " or ".join(f"Id eq {int(n)}" for n in batch)
-        rows.extend(r for r in _rows(await pbx.get_json("/xapi/v1/ActiveCalls", params), "ActiveCalls")
-                    if isinstance(r.get("Id"), int))
+        rows.extend(
+            r
+            for r in _rows(await pbx.get_json("/xapi/v1/ActiveCalls", params), "ActiveCalls")
+            if isinstance(r.get("Id"), int)
+        )
     return rows
 
 
@@ -86,8 +93,10 @@ async def active_call_numbers(pbx: PbxClient, among: list[int] | None = None) ->
 async def active_call_parties(pbx: PbxClient, among: list[int]) -> dict[int, tuple[str, ...]]:
     """The calls among `among` the PBX still has, each with its `Caller` and `Callee` texts ("<number> <name>"):
     the one place the PBX names a number outside it that a call went on to (docs/3cx.md §5.6)."""
-    return {int(r["Id"]): tuple(str(r[k]) for k in ("Caller", "Callee") if isinstance(r.get(k), str) and r[k])
-            for r in await _active_rows(pbx, among, "Id,Caller,Callee")}
+    return {
+        int(r["Id"]): tuple(str(r[k]) for k in ("Caller", "Callee") if isinstance(r.get(k), str) and r[k])
+        for r in await _active_rows(pbx, among, "Id,Caller,Callee")
+    }
 
 
 @dataclass
@@ -99,21 +108,26 @@ class InboundCall:
 
 
 async def inbound_calls(pbx: PbxClient, start: float, end: float) -> list[InboundCall]:
-    path = (f"/xapi/v1/ReportInboundCalls/Pbx.GetInboundCalls(periodFrom={iso(start)},periodTo={iso(end)},"
-            f"trunkDns='',callsType=0)")
+    path = (
+        f"/xapi/v1/ReportInboundCalls/Pbx.GetInboundCalls(periodFrom={iso(start)},periodTo={iso(end)},"
+        f"trunkDns='',callsType=0)"
+    )
     out = []
     for row in _rows(await pbx.get_json(path), "ReportInboundCalls"):
         moment = parse_time(row.get("StartTime"))
         if moment is not None and isinstance(row.get("Did"), str):
-            out.append(InboundCall(row["Did"], str(row.get("RuleName") or ""), str(row.get("SourceCallerId") or ""),
-                                   moment))
+            out.append(
+                InboundCall(row["Did"], str(row.get("RuleName") or ""), str(row.get("SourceCallerId") or ""), moment)
+            )
     return out
 
 
 async def callbacks_count(pbx: PbxClient, queue: str, start: float, end: float) -> int:
     """Callbacks ordered in `queue` over [start, end] (a per-queue count, not a per-call flag: §4.3)."""
-    path = (f"/xapi/v1/ReportQueueCallbacks/Pbx.GetQueueCallbacksData(startDt={iso(start)},endDt={iso(end)},"
-            f"queueDnStr='{queue}')")
+    path = (
+        f"/xapi/v1/ReportQueueCallbacks/Pbx.GetQueueCallbacksData(startDt={iso(start)},endDt={iso(end)},"
+        f"queueDnStr='{queue}')"
+    )
     total = 0
     for row in _rows(await pbx.get_json(path), "ReportQueueCallbacks"):
         if str(row.get("QueueDnNumber", queue)) == queue and isinstance(row.get("CallbacksCount"), int):
@@ -124,8 +138,10 @@ async def callbacks_count(pbx: PbxClient, queue: str, start: float, end: float) 
 async def recordings(pbx: PbxClient, dn: str, start: float, end: float) -> list[dict[str, Any]]:
     """XAPI Recordings rows of `dn` overlapping [start, end] (± a few seconds), oldest first."""
     odata_dn = dn.replace("'", "''")
-    flt = (f"(FromDn eq '{odata_dn}' or ToDn eq '{odata_dn}') and StartTime le {iso(end + 5)}"
-           f" and EndTime ge {iso(start - 5)}")
+    flt = (
+        f"(FromDn eq '{odata_dn}' or ToDn eq '{odata_dn}') and StartTime le {iso(end + 5)}"
+        f" and EndTime ge {iso(start - 5)}"
+    )
     body = await pbx.get_json("/xapi/v1/Recordings", {"$filter": flt, "$orderby": "Id asc", "$top": "100"})
     return [r for r in _rows(body, "Recordings") if isinstance(r.get("Id"), int)]
 
@@ -134,7 +150,7 @@ async def call_start_times(pbx: PbxClient, numbers: list[int]) -> dict[int, floa
     """ActiveCalls.EstablishedAt (unix seconds) of the given call numbers, where the PBX reports one."""
     out: dict[int, float] = {}
     for i in range(0, len(numbers), 20):
-        flt = " or ".join(f"Id eq {int(n)}" for n in numbers[i:i + 20])
+        flt = " or ".join(f"Id eq {int(n)}" for n in numbers[i : i + 20])
         body = await pbx.get_json("/xapi/v1/ActiveCalls", {"$select": "Id,EstablishedAt", "$filter": flt})
         for row in _rows(body, "ActiveCalls"):
             moment = parse_time(row.get("EstablishedAt"))
@@ -183,9 +199,11 @@ class CallLogPeriod:
 
 
 # Every parameter is required; 0 / '' mean "all"; hidePcalls leaves out the PBX's internal plumbing (§5.6).
-_CALL_LOG = ("/xapi/v1/ReportCallLogData/Pbx.GetCallLogData(periodFrom={start},periodTo={end},sourceType=0,"
-             "sourceFilter='',destinationType=0,destinationFilter='',callsType=0,callTimeFilterType=0,"
-             "callTimeFilterFrom='0:00:0',callTimeFilterTo='0:00:0',hidePcalls=true)")
+_CALL_LOG = (
+    "/xapi/v1/ReportCallLogData/Pbx.GetCallLogData(periodFrom={start},periodTo={end},sourceType=0,"
+    "sourceFilter='',destinationType=0,destinationFilter='',callsType=0,callTimeFilterType=0,"
+    "callTimeFilterFrom='0:00:0',callTimeFilterTo='0:00:0',hidePcalls=true)"
+)
 
 
 def _call_of(row: dict[str, Any]) -> int | None:
@@ -198,11 +216,20 @@ def _call_log_row(row: dict[str, Any]) -> CallLogRow | None:
     texts = [row.get(k) for k in ("SourceDn", "DestinationDn", "Direction")]
     if start is None or not all(isinstance(t, str) for t in texts) or not isinstance(row.get("Answered"), bool):
         return None
-    return CallLogRow(start, str(texts[0]), str(texts[1]), row["Answered"], str(texts[2]),
-                      _text(row.get("SourceCallerId")), _text(row.get("DestinationCallerId")),
-                      parse_duration(row.get("RingingDuration")), parse_duration(row.get("TalkingDuration")),
-                      _text(row.get("Status")), _text(row.get("SourceDisplayName")),
-                      _text(row.get("DestinationDisplayName")))
+    return CallLogRow(
+        start,
+        str(texts[0]),
+        str(texts[1]),
+        row["Answered"],
+        str(texts[2]),
+        _text(row.get("SourceCallerId")),
+        _text(row.get("DestinationCallerId")),
+        parse_duration(row.get("RingingDuration")),
+        parse_duration(row.get("TalkingDuration")),
+        _text(row.get("Status")),
+        _text(row.get("SourceDisplayName")),
+        _text(row.get("DestinationDisplayName")),
+    )
 
 
 def _text(value: Any) -> str:
@@ -241,7 +268,7 @@ async def call_logs(pbx: PbxClient, call_ids: Collection[int], start: float, end
     ids = sorted(set(call_ids))
     out = CallLogPeriod()
     for i in range(0, len(ids), CALL_LOG_BATCH):
-        batch = ids[i:i + CALL_LOG_BATCH]
+        batch = ids[i : i + CALL_LOG_BATCH]
         params = {"$filter": " or ".join(f"CallId eq {int(n)}" for n in batch), "$top": str(200 * len(batch))}
         _collect(_rows(await pbx.get_json(path, params), "ReportCallLogData"), out, set(batch))
     return _oldest_first(out)

@@ -3,6 +3,7 @@
 Changes come grouped per extension (extensions in numeric order) and, within one extension, in the
 order a CRM can apply them: added, forwarding, queue login, per queue (added, login, removed), deleted.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,9 +21,15 @@ EXTENSION_DELETED = T.STATUS_EVENT_TYPE_EXTENSION_DELETED
 AGENT_ADDED = T.STATUS_EVENT_TYPE_AGENT_ADDED
 AGENT_REMOVED = T.STATUS_EVENT_TYPE_AGENT_REMOVED
 
-NAMES = {FORWARDING: "forwarding", QUEUE_LOGIN: "queuelogin", QUEUE_STATUS: "queuestatus",
-         EXTENSION_ADDED: "extensionadded", EXTENSION_DELETED: "extensiondeleted", AGENT_ADDED: "agentadded",
-         AGENT_REMOVED: "agentremoved"}
+NAMES = {
+    FORWARDING: "forwarding",
+    QUEUE_LOGIN: "queuelogin",
+    QUEUE_STATUS: "queuestatus",
+    EXTENSION_ADDED: "extensionadded",
+    EXTENSION_DELETED: "extensiondeleted",
+    AGENT_ADDED: "agentadded",
+    AGENT_REMOVED: "agentremoved",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +44,16 @@ class Change:
     queue_name: str = ""
 
     def to_proto(self) -> events_pb2.StatusEvent:
-        return events_pb2.StatusEvent(type=self.type, user=self.user, name=self.name, email=self.email,
-                                      status=self.status, previous=self.previous, queue=self.queue,
-                                      queue_name=self.queue_name)
+        return events_pb2.StatusEvent(
+            type=self.type,
+            user=self.user,
+            name=self.name,
+            email=self.email,
+            status=self.status,
+            previous=self.previous,
+            queue=self.queue,
+            queue_name=self.queue_name,
+        )
 
 
 def _in_out(flag: bool) -> str:
@@ -79,8 +93,16 @@ class _Differ:
             if now.profile != was.profile:
                 self.add(self.PROFILE, Change(FORWARDING, number, now.name, status=now.profile, previous=was.profile))
             if now.queue_login != was.queue_login:
-                self.add(self.LOGIN, Change(QUEUE_LOGIN, number, now.name, status=_in_out(now.queue_login),
-                                            previous=_in_out(was.queue_login)))
+                self.add(
+                    self.LOGIN,
+                    Change(
+                        QUEUE_LOGIN,
+                        number,
+                        now.name,
+                        status=_in_out(now.queue_login),
+                        previous=_in_out(was.queue_login),
+                    ),
+                )
         for number, was in before.items():
             if number not in after:
                 self.add(self.DELETED, Change(EXTENSION_DELETED, number, was.name))
@@ -101,12 +123,35 @@ class _Differ:
             if agent not in was_agents:
                 self.add(self.QUEUE, Change(AGENT_ADDED, agent, self.name(agent), queue=number, queue_name=queue_name))
                 if logins and logged_in:
-                    self.add(self.QUEUE, Change(QUEUE_STATUS, agent, self.name(agent), status="in", previous="out",
-                                                queue=number, queue_name=queue_name), 1)
+                    self.add(
+                        self.QUEUE,
+                        Change(
+                            QUEUE_STATUS,
+                            agent,
+                            self.name(agent),
+                            status="in",
+                            previous="out",
+                            queue=number,
+                            queue_name=queue_name,
+                        ),
+                        1,
+                    )
             elif logins and logged_in != (agent in was.logged_in):
-                self.add(self.QUEUE, Change(QUEUE_STATUS, agent, self.name(agent), status=_in_out(logged_in),
-                                            previous=_in_out(not logged_in), queue=number, queue_name=queue_name), 1)
+                self.add(
+                    self.QUEUE,
+                    Change(
+                        QUEUE_STATUS,
+                        agent,
+                        self.name(agent),
+                        status=_in_out(logged_in),
+                        previous=_in_out(not logged_in),
+                        queue=number,
+                        queue_name=queue_name,
+                    ),
+                    1,
+                )
         for agent in was.agents:
             if agent not in now_agents:
-                self.add(self.QUEUE, Change(AGENT_REMOVED, agent, self.name(agent), queue=number,
-                                            queue_name=queue_name), 2)
+                self.add(
+                    self.QUEUE, Change(AGENT_REMOVED, agent, self.name(agent), queue=number, queue_name=queue_name), 2
+                )

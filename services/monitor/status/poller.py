@@ -10,6 +10,7 @@ diffed (it never turns into deletions). Per-queue logins come from the login-his
 that report fails, or has no row for an agent of a queue, the last known state is kept (and diffed
 once the report shows it again).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -40,8 +41,16 @@ HISTORY_LOOKBACK = dt.timedelta(days=2)  # login sessions are reported per day: 
 
 
 class StatusPoller:
-    def __init__(self, pbx: JsonGetter, store: Store, publish: Publish, pbx_settings: PbxConfig, *,
-                 page_size: int = 500, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        pbx: JsonGetter,
+        store: Store,
+        publish: Publish,
+        pbx_settings: PbxConfig,
+        *,
+        page_size: int = 500,
+        timeout: float = 10.0,
+    ) -> None:
         self._xapi = Xapi(pbx, page_size=page_size, timeout=timeout)
         self._store = StatusStore(store, pbx_settings.url)
         self._publish = publish
@@ -88,17 +97,27 @@ class StatusPoller:
         for queue in view.queues.values():
             for agent in queue.agents:
                 queues.setdefault(agent, []).append(queue.number)
-        return [monitor_service_pb2.Extension(number=e.number, name=e.name, email=e.email, profile=e.profile,
-                                              queue_logged_in=e.queue_login, queues=queues.get(e.number, []))
-                for e in sorted(view.extensions.values(), key=lambda e: (len(e.number), e.number))]
+        return [
+            monitor_service_pb2.Extension(
+                number=e.number,
+                name=e.name,
+                email=e.email,
+                profile=e.profile,
+                queue_logged_in=e.queue_login,
+                queues=queues.get(e.number, []),
+            )
+            for e in sorted(view.extensions.values(), key=lambda e: (len(e.number), e.number))
+        ]
 
     def queues(self) -> list[monitor_service_pb2.Queue]:
         """The queues as last polled; NotReady before the first poll (an empty list would mean no queues)."""
         view = self._view
         if view is None:
             raise NotReady("the directory has not been read yet")
-        return [monitor_service_pb2.Queue(number=q.number, name=q.name, agents=q.agents)
-                for q in sorted(view.queues.values(), key=lambda q: (len(q.number), q.number))]
+        return [
+            monitor_service_pb2.Queue(number=q.number, name=q.name, agents=q.agents)
+            for q in sorted(view.queues.values(), key=lambda q: (len(q.number), q.number))
+        ]
 
     # --- one round -------------------------------------------------------------------------
     async def poll(self) -> list[events_pb2.Event]:
@@ -116,15 +135,25 @@ class StatusPoller:
         previous = self._view
         if previous is None:
             self._view = await self._store.save(current)
-            log.info("status baseline taken: %d extensions, %d queues (no events on a first start)",
-                     len(current.extensions), len(current.queues))
+            log.info(
+                "status baseline taken: %d extensions, %d queues (no events on a first start)",
+                len(current.extensions),
+                len(current.queues),
+            )
         else:
             changes = diff(previous, current)
             if changes or current != previous:
                 occur = Timestamp()
                 occur.GetCurrentTime()
-                events = [events_pb2.Event(event_id=f"status-{previous.view_id}-{i}", chain=f"ext:{c.user}",
-                                           occur_time=occur, status=c.to_proto()) for i, c in enumerate(changes)]
+                events = [
+                    events_pb2.Event(
+                        event_id=f"status-{previous.view_id}-{i}",
+                        chain=f"ext:{c.user}",
+                        occur_time=occur,
+                        status=c.to_proto(),
+                    )
+                    for i, c in enumerate(changes)
+                ]
                 self._view = await self._store.save(current, events)
                 for change in changes:
                     metrics.CHANGES.labels(NAMES[change.type]).inc()
@@ -158,8 +187,9 @@ class StatusPoller:
             self._failed(exc.what, f"{exc}; per-queue logins kept as last seen")
             logins = None
             known = previous.queue_logins_known if previous is not None else False
-        extensions = {u.number: ExtensionView(u.number, u.name, u.email, u.profile, u.queue_status == LOGGED_IN)
-                      for u in users}
+        extensions = {
+            u.number: ExtensionView(u.number, u.name, u.email, u.profile, u.queue_status == LOGGED_IN) for u in users
+        }
         views = {}
         for q in queues:
             last = previous.queues.get(q.number) if previous is not None else None
@@ -209,4 +239,3 @@ class StatusPoller:
     def _recovered(self, what: str) -> None:
         if self._failing.pop(what, None) is not None:
             log.info("%s answers again", what)
-

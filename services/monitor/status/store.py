@@ -5,6 +5,7 @@ against it (changes during the downtime are sent once). A new view and the event
 written in one transaction (`monitor_status_outbox`), then published and deleted: a crash or a
 dispatcher outage in between re-publishes the same events (same ids) and never loses or re-derives them.
 """
+
 from __future__ import annotations
 
 import base64
@@ -19,12 +20,15 @@ from tcxhooks.v1 import events_pb2
 from .view import DirectoryView
 
 MIGRATIONS = [
-    Migration(1, "CREATE TABLE IF NOT EXISTS monitor_status_view ("
-                 " pbx TEXT PRIMARY KEY, view_id TEXT NOT NULL, body TEXT NOT NULL,"
-                 " saved_at DOUBLE PRECISION NOT NULL);\n"
-                 "CREATE TABLE IF NOT EXISTS monitor_status_outbox ("
-                 " pbx TEXT NOT NULL, seq INTEGER NOT NULL, event_id TEXT NOT NULL, body TEXT NOT NULL,"
-                 " PRIMARY KEY (pbx, seq))"),
+    Migration(
+        1,
+        "CREATE TABLE IF NOT EXISTS monitor_status_view ("
+        " pbx TEXT PRIMARY KEY, view_id TEXT NOT NULL, body TEXT NOT NULL,"
+        " saved_at DOUBLE PRECISION NOT NULL);\n"
+        "CREATE TABLE IF NOT EXISTS monitor_status_outbox ("
+        " pbx TEXT NOT NULL, seq INTEGER NOT NULL, event_id TEXT NOT NULL, body TEXT NOT NULL,"
+        " PRIMARY KEY (pbx, seq))",
+    ),
 ]
 
 
@@ -57,20 +61,26 @@ class StatusStore:
             await tx.execute(
                 "INSERT INTO monitor_status_view (pbx, view_id, body, saved_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (pbx) DO UPDATE SET view_id = excluded.view_id, body = excluded.body,"
-                " saved_at = excluded.saved_at", (self._pbx, view_id, body, time.time()))
+                " saved_at = excluded.saved_at",
+                (self._pbx, view_id, body, time.time()),
+            )
             if events:
                 row = await tx.fetchone("SELECT MAX(seq) FROM monitor_status_outbox WHERE pbx = ?", (self._pbx,))
                 first = int(row[0]) + 1 if row and row[0] is not None else 1
                 await tx.executemany(
                     "INSERT INTO monitor_status_outbox (pbx, seq, event_id, body) VALUES (?, ?, ?, ?)",
-                    [(self._pbx, first + i, e.event_id, base64.b64encode(e.SerializeToString()).decode())
-                     for i, e in enumerate(events)])
+                    [
+                        (self._pbx, first + i, e.event_id, base64.b64encode(e.SerializeToString()).decode())
+                        for i, e in enumerate(events)
+                    ],
+                )
         return DirectoryView(view.extensions, view.queues, view.queue_logins_known, view_id)
 
     async def pending(self) -> list[tuple[int, events_pb2.Event]]:
         """Events stored with a view but not yet handed to the dispatcher, oldest first."""
         rows = await self._store.fetchall(
-            "SELECT seq, body FROM monitor_status_outbox WHERE pbx = ? ORDER BY seq", (self._pbx,))
+            "SELECT seq, body FROM monitor_status_outbox WHERE pbx = ? ORDER BY seq", (self._pbx,)
+        )
         out = []
         for seq, body in rows:
             event = events_pb2.Event()

@@ -1,4 +1,5 @@
 """The directory as one poll saw it: extensions, queues with their agents and per-queue logins."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -36,15 +37,20 @@ class DirectoryView:
         return [q.number for q in self.queues.values() if number in q.agents]
 
     def to_json(self) -> dict[str, Any]:
-        return {"extensions": [[e.number, e.name, e.email, e.profile, e.queue_login]
-                               for e in self.extensions.values()],
-                "queues": [[q.number, q.name, list(q.agents), sorted(q.logged_in)] for q in self.queues.values()],
-                "queue_logins_known": self.queue_logins_known}
+        return {
+            "extensions": [[e.number, e.name, e.email, e.profile, e.queue_login] for e in self.extensions.values()],
+            "queues": [[q.number, q.name, list(q.agents), sorted(q.logged_in)] for q in self.queues.values()],
+            "queue_logins_known": self.queue_logins_known,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], view_id: str) -> DirectoryView:
-        extensions = {str(n): ExtensionView(str(n), str(name), str(email), str(profile), bool(login))
-                      for n, name, email, profile, login in data["extensions"]}
-        queues = {str(n): QueueView(str(n), str(name), tuple(str(a) for a in agents), frozenset(str(a) for a in logged))
-                  for n, name, agents, logged in data["queues"]}
+        extensions = {
+            str(n): ExtensionView(str(n), str(name), str(email), str(profile), bool(login))
+            for n, name, email, profile, login in data["extensions"]
+        }
+        queues = {
+            str(n): QueueView(str(n), str(name), tuple(str(a) for a in agents), frozenset(str(a) for a in logged))
+            for n, name, agents, logged in data["queues"]
+        }
         return cls(extensions, queues, bool(data.get("queue_logins_known", True)), view_id)

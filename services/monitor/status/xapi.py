@@ -6,6 +6,7 @@ where the rows end; an empty page before the count is reached is a partial answe
 answer, a PBX that changed between pages or a garbled row raises `XapiError` naming the request
 instead of returning a list that would read as deletions.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -130,8 +131,13 @@ class Xapi:
         rows: list[Mapping[str, Any]] = []
         expected: int | None = None
         while True:
-            page_params = {**params, "$orderby": params.get("$orderby", "Id"),
-                           "$top": str(self._page_size), "$skip": str(len(rows)), "$count": "true"}
+            page_params = {
+                **params,
+                "$orderby": params.get("$orderby", "Id"),
+                "$top": str(self._page_size),
+                "$skip": str(len(rows)),
+                "$count": "true",
+            }
             body = await self._get(what, path, page_params)
             page = body.get("value")
             count = body.get("@odata.count")
@@ -192,8 +198,14 @@ class Xapi:
                     if not isinstance(agent, dict):
                         raise ValueError(f"{where} agent {k} is not an object")
                     numbers.append(_text(agent, "Number", f"{where} agent {k}", required=True))
-                queues.append(QueueRow(_int(row, "Id", where), _text(row, "Number", where, required=True),
-                                       _text(row, "Name", where), tuple(numbers)))
+                queues.append(
+                    QueueRow(
+                        _int(row, "Id", where),
+                        _text(row, "Number", where, required=True),
+                        _text(row, "Name", where),
+                        tuple(numbers),
+                    )
+                )
         except ValueError as exc:
             raise XapiError(what, str(exc)) from None
         _unique(what, [q.number for q in queues])
@@ -210,8 +222,10 @@ class Xapi:
     async def login_history(self, start: dt.datetime, end: dt.datetime) -> list[LoginRow]:
         """Every queue login session piece between `start` and `end` (all queues, all agents)."""
         what = "ReportAgentLoginHistory"
-        call = (f"/ReportAgentLoginHistory/Pbx.GetAgentLoginHistoryData(clientTimeZone='+00:00',"
-                f"startDt={_odata_moment(start)},endDt={_odata_moment(end)},queueDnStr='',agentDnStr='')")
+        call = (
+            f"/ReportAgentLoginHistory/Pbx.GetAgentLoginHistoryData(clientTimeZone='+00:00',"
+            f"startDt={_odata_moment(start)},endDt={_odata_moment(end)},queueDnStr='',agentDnStr='')"
+        )
         rows = await self._collection(what, call, {"$orderby": "QueueNo,AgentNo,loggedInDt"})
         history = []
         try:
@@ -219,9 +233,14 @@ class Xapi:
                 where = f"{what} row {i}"
                 logged_in = _moment(row, "loggedInDt", where, required=True)
                 assert logged_in is not None
-                history.append(LoginRow(_text(row, "QueueNo", where, required=True),
-                                        _text(row, "AgentNo", where, required=True), logged_in,
-                                        _moment(row, "LoggedOutDt", where, required=False)))
+                history.append(
+                    LoginRow(
+                        _text(row, "QueueNo", where, required=True),
+                        _text(row, "AgentNo", where, required=True),
+                        logged_in,
+                        _moment(row, "LoggedOutDt", where, required=False),
+                    )
+                )
         except ValueError as exc:
             raise XapiError(what, str(exc)) from None
         return history

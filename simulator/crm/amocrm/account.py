@@ -10,6 +10,7 @@ The rules are amoCRM's documented ones (docs/crm.md, "amoCRM / Kommo"):
 - amoCRM does not document that a repeated `uniq` is refused, so this fake adds the call again:
   the duplicate an adapter must never cause is visible here.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -138,8 +139,9 @@ class AmoAccount:
 
     def find_contacts(self, phone: str) -> list[Contact]:
         wanted = last10(phone)
-        return [c for c in self.contacts.values()
-                if c.accepted and wanted and any(last10(p) == wanted for p in c.phones)]
+        return [
+            c for c in self.contacts.values() if c.accepted and wanted and any(last10(p) == wanted for p in c.phones)
+        ]
 
     def attach_call(self, body: dict[str, Any]) -> Call | None:
         """Adds a call to the entity its phone leads to; None when no contact has the number."""
@@ -151,14 +153,18 @@ class AmoAccount:
         entity_type, entity_id = ("leads", active[0]) if len(active) == 1 else ("contacts", contact.id)
         call = Call(self.next_id(), body, entity_type, entity_id)
         self.calls.append(call)
-        params: dict[str, Any] = {k: body[k] for k in ("uniq", "duration", "source", "link", "phone", "call_result",
-                                                        "call_status") if k in body}
+        params: dict[str, Any] = {
+            k: body[k]
+            for k in ("uniq", "duration", "source", "link", "phone", "call_result", "call_status")
+            if k in body
+        }
         note_type = "call_in" if body["direction"] == "inbound" else "call_out"
         self.add_note(entity_type, entity_id, note_type, params, int(body.get("created_by") or 0))
         return call
 
-    def add_note(self, entity_type: str, entity_id: int, note_type: str, params: dict[str, Any],
-                 created_by: int = 0) -> Note:
+    def add_note(
+        self, entity_type: str, entity_id: int, note_type: str, params: dict[str, Any], created_by: int = 0
+    ) -> Note:
         note = Note(self.next_id(), entity_type, entity_id, note_type, params, int(time.time()), created_by)
         self.notes.append(note)
         return note
@@ -168,14 +174,25 @@ class AmoAccount:
         metadata = item["metadata"]
         contact_name = _first_name(embedded.get("contacts"), str(metadata.get("from") or "Unknown caller"))
         contact = Contact(self.next_id(), contact_name, [str(metadata.get("from") or "")], accepted=False)
-        lead = Lead(self.next_id(), _first_name(embedded.get("leads"), f"Call from {metadata.get('from')}"),
-                    [contact.id], status="unsorted")
+        lead = Lead(
+            self.next_id(),
+            _first_name(embedded.get("leads"), f"Call from {metadata.get('from')}"),
+            [contact.id],
+            status="unsorted",
+        )
         contact.lead_ids.append(lead.id)
         self.contacts[contact.id] = contact
         self.leads[lead.id] = lead
-        entry = Unsorted(secrets.token_hex(20), str(item["source_uid"]), str(item["source_name"]), metadata, lead.id,
-                         contact.id, int(item.get("created_at") or time.time()),
-                         int(item.get("pipeline_id") or pipeline_id))
+        entry = Unsorted(
+            secrets.token_hex(20),
+            str(item["source_uid"]),
+            str(item["source_name"]),
+            metadata,
+            lead.id,
+            contact.id,
+            int(item.get("created_at") or time.time()),
+            int(item.get("pipeline_id") or pipeline_id),
+        )
         self.unsorted.append(entry)
         if metadata.get("is_call_event_needed", True):
             params = {k: metadata[k] for k in ("uniq", "duration", "link", "phone") if k in metadata}

@@ -11,6 +11,7 @@ own actions a test or the demo triggers.
                         (after: do the work, then answer the failure)
     POST /fake/settings {"accepts_call_events": false}
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -32,13 +33,18 @@ def add_control_routes(app: web.Application, fake: FakeAmo) -> None:
     account = fake.account
 
     async def state(request: web.Request) -> web.Response:
-        return web.json_response({
-            "users": [asdict(u) for u in account.users.values()],
-            "contacts": [asdict(c) for c in account.contacts.values()],
-            "leads": [asdict(lead) for lead in account.leads.values()],
-            "calls": [asdict(c) for c in account.calls], "notes": [asdict(n) for n in account.notes],
-            "tasks": [asdict(t) for t in account.tasks], "unsorted": [asdict(u) for u in account.unsorted],
-            "phone_events": [asdict(e) for e in account.phone_events]})
+        return web.json_response(
+            {
+                "users": [asdict(u) for u in account.users.values()],
+                "contacts": [asdict(c) for c in account.contacts.values()],
+                "leads": [asdict(lead) for lead in account.leads.values()],
+                "calls": [asdict(c) for c in account.calls],
+                "notes": [asdict(n) for n in account.notes],
+                "tasks": [asdict(t) for t in account.tasks],
+                "unsorted": [asdict(u) for u in account.unsorted],
+                "phone_events": [asdict(e) for e in account.phone_events],
+            }
+        )
 
     async def contacts(request: web.Request) -> web.Response:
         body = await json_body(request)

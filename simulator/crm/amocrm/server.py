@@ -18,6 +18,7 @@ Behaviour (docs/crm.md, "amoCRM / Kommo"):
 - `POST /api/v2/events`: 202 while the account still accepts call notifications
   (`accepts_call_events`), else 404.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,9 @@ class Invalid(Exception):
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> Invalid:
-    return Invalid(status, {"title": title, "type": f"https://httpstatus.es/{status}", "status": status,
-                            "detail": detail, **extra})
+    return Invalid(
+        status, {"title": title, "type": f"https://httpstatus.es/{status}", "status": status, "detail": detail, **extra}
+    )
 
 
 def validation(request_id: str, path: str, detail: str, code: str = "NotSupportedChoice") -> Invalid:
@@ -55,10 +57,20 @@ def validation(request_id: str, path: str, detail: str, code: str = "NotSupporte
 
 
 class FakeAmo:
-    def __init__(self, long_lived_token: str = "", *, client_id: str = "tcxhooks-integration",
-                 client_secret: str = "fake-client-secret", auth_code: str = "", access_ttl: float = 86400.0,
-                 limit: int = 7, drain: float = 7.0, accepts_call_events: bool = True, pipeline_id: int = 7000001,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        long_lived_token: str = "",
+        *,
+        client_id: str = "tcxhooks-integration",
+        client_secret: str = "fake-client-secret",
+        auth_code: str = "",
+        access_ttl: float = 86400.0,
+        limit: int = 7,
+        drain: float = 7.0,
+        accepts_call_events: bool = True,
+        pipeline_id: int = 7000001,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.account = AmoAccount()
         self.long_lived_token = long_lived_token
         self.client_id, self.client_secret, self.auth_code = client_id, client_secret, auth_code
@@ -77,11 +89,15 @@ class FakeAmo:
         app = web.Application()
         app.router.add_post("/oauth2/access_token", self._token)
         routes: list[tuple[str, str, Handler]] = [
-            ("GET", "/api/v4/account", self._get_account), ("GET", "/api/v4/users", self._get_users),
-            ("GET", "/api/v4/contacts", self._get_contacts), ("POST", "/api/v4/calls", self._post_calls),
+            ("GET", "/api/v4/account", self._get_account),
+            ("GET", "/api/v4/users", self._get_users),
+            ("GET", "/api/v4/contacts", self._get_contacts),
+            ("POST", "/api/v4/calls", self._post_calls),
             ("POST", "/api/v4/leads/unsorted/sip", self._post_unsorted),
-            ("GET", "/api/v4/leads/unsorted", self._get_unsorted), ("POST", "/api/v2/events", self._post_events),
-            ("POST", "/api/v4/tasks", self._post_tasks), ("GET", "/api/v4/tasks", self._get_tasks),
+            ("GET", "/api/v4/leads/unsorted", self._get_unsorted),
+            ("POST", "/api/v2/events", self._post_events),
+            ("POST", "/api/v4/tasks", self._post_tasks),
+            ("GET", "/api/v4/tasks", self._get_tasks),
             ("POST", "/api/v4/{entity}/{id:[0-9]+}/notes", self._post_notes),
             ("GET", "/api/v4/{entity}/{id:[0-9]+}/notes", self._get_notes),
             ("GET", "/api/v4/{entity}/notes", self._get_notes),
@@ -93,13 +109,17 @@ class FakeAmo:
 
     def _api(self, handler: Handler) -> Handler:
         """Every API request: journaled, limited, authorized, failed on demand, then handled."""
+
         async def run(request: web.Request) -> web.StreamResponse:
             name = f"{request.method} {request.path}"
             params = await _journal_params(request)
             if not self.bucket.admit():
                 self.journal.add(name, params, 429, "limit")
-                return web.Response(status=429, text="<html><body><h1>429 Too Many Requests</h1></body></html>",
-                                    content_type="text/html")
+                return web.Response(
+                    status=429,
+                    text="<html><body><h1>429 Too Many Requests</h1></body></html>",
+                    content_type="text/html",
+                )
             failure = self.faults.take(name)
             try:
                 if failure is not None and not failure.body.get("after"):
@@ -113,6 +133,7 @@ class FakeAmo:
                 return web.json_response(exc.body, status=exc.status, content_type="application/problem+json")
             self.journal.add(name, params, response.status)
             return response
+
         return run
 
     # --- auth ----------------------------------------------------------------------------------------------
@@ -134,11 +155,16 @@ class FakeAmo:
             return web.json_response(exc.body, status=exc.status)
         grant = body.get("grant_type")
         self.journal.add("POST /oauth2/access_token", {"grant_type": grant, "client_id": body.get("client_id")}, 200)
-        fail = {"hint": "", "title": "Некорректный запрос", "type": "https://developers.amocrm.ru/v3/errors/OAuthProblemJson",
-                "status": 400}
+        fail = {
+            "hint": "",
+            "title": "Некорректный запрос",
+            "type": "https://developers.amocrm.ru/v3/errors/OAuthProblemJson",
+            "status": 400,
+        }
         if body.get("client_id") != self.client_id or body.get("client_secret") != self.client_secret:
-            return web.json_response({**fail, "hint": "Client authentication failed", "detail": "invalid_client"},
-                                     status=401)
+            return web.json_response(
+                {**fail, "hint": "Client authentication failed", "detail": "invalid_client"}, status=401
+            )
         if grant == "authorization_code" and self.auth_code and body.get("code") == self.auth_code:
             self.auth_code = ""  # a code works once
         elif grant == "refresh_token" and body.get("refresh_token") in self.refresh_tokens:
@@ -148,8 +174,14 @@ class FakeAmo:
         access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         self.access_tokens[access] = time.time() + self.access_ttl
         self.refresh_tokens.add(refresh)
-        return web.json_response({"token_type": "Bearer", "expires_in": int(self.access_ttl),
-                                  "access_token": access, "refresh_token": refresh})
+        return web.json_response(
+            {
+                "token_type": "Bearer",
+                "expires_in": int(self.access_ttl),
+                "access_token": access,
+                "refresh_token": refresh,
+            }
+        )
 
     def issue_refresh_token(self) -> str:
         """A refresh token as if an admin had installed the integration (for OAuth set-ups in tests)."""
@@ -170,9 +202,17 @@ class FakeAmo:
     # --- reads ---------------------------------------------------------------------------------------------
     async def _get_account(self, request: web.Request) -> web.Response:
         account = self.account
-        return web.json_response({"id": account.id, "name": "tcxhooks demo", "subdomain": account.subdomain,
-                                  "current_user_id": min(account.users, default=0), "country": "RU",
-                                  "currency": "RUB", "_links": self._link(request, "/api/v4/account")})
+        return web.json_response(
+            {
+                "id": account.id,
+                "name": "tcxhooks demo",
+                "subdomain": account.subdomain,
+                "current_user_id": min(account.users, default=0),
+                "country": "RU",
+                "currency": "RUB",
+                "_links": self._link(request, "/api/v4/account"),
+            }
+        )
 
     async def _get_users(self, request: web.Request) -> web.StreamResponse:
         users = [{"id": u.id, "name": u.name, "email": u.email, "lang": "ru"} for u in self.account.users.values()]
@@ -180,23 +220,38 @@ class FakeAmo:
 
     async def _get_contacts(self, request: web.Request) -> web.StreamResponse:
         query = request.query.get("query", "")
-        found = self.account.find_contacts(query) if query else [c for c in self.account.contacts.values() if c.accepted]
+        found = (
+            self.account.find_contacts(query) if query else [c for c in self.account.contacts.values() if c.accepted]
+        )
         items = [{"id": c.id, "name": c.name, "_embedded": {"leads": [{"id": i} for i in c.lead_ids]}} for c in found]
         return _listing("contacts", items, request)
 
     async def _get_unsorted(self, request: web.Request) -> web.StreamResponse:
         categories = _filter_values(request, "category")
-        items = [{"uid": u.uid, "source_uid": u.source_uid, "source_name": u.source_name, "category": "sip",
-                  "pipeline_id": u.pipeline_id, "created_at": u.created_at, "metadata": u.metadata,
-                  "account_id": self.account.id,
-                  "_embedded": {"leads": [{"id": u.lead_id}], "contacts": [{"id": u.contact_id}], "companies": []}}
-                 for u in self.account.unsorted if not categories or "sip" in categories]
+        items = [
+            {
+                "uid": u.uid,
+                "source_uid": u.source_uid,
+                "source_name": u.source_name,
+                "category": "sip",
+                "pipeline_id": u.pipeline_id,
+                "created_at": u.created_at,
+                "metadata": u.metadata,
+                "account_id": self.account.id,
+                "_embedded": {"leads": [{"id": u.lead_id}], "contacts": [{"id": u.contact_id}], "companies": []},
+            }
+            for u in self.account.unsorted
+            if not categories or "sip" in categories
+        ]
         return _listing("unsorted", items, request)
 
     async def _get_tasks(self, request: web.Request) -> web.StreamResponse:
         types, ids = _filter_values(request, "entity_type"), _filter_values(request, "entity_id")
-        items = [_task_json(t) for t in self.account.tasks
-                 if (not types or t.entity_type in types) and (not ids or str(t.entity_id) in ids)]
+        items = [
+            _task_json(t)
+            for t in self.account.tasks
+            if (not types or t.entity_type in types) and (not ids or str(t.entity_id) in ids)
+        ]
         return _listing("tasks", items, request)
 
     async def _get_notes(self, request: web.Request) -> web.StreamResponse:
@@ -204,11 +259,22 @@ class FakeAmo:
         entity_id = int(request.match_info["id"]) if "id" in request.match_info else None
         note_types = _filter_values(request, "note_type")
         since = int(request.query.get("filter[updated_at][from]", "0") or 0)
-        items = [{"id": n.id, "entity_id": n.entity_id, "note_type": n.note_type, "params": n.params,
-                  "created_at": n.created_at, "updated_at": n.created_at, "created_by": n.created_by}
-                 for n in self.account.notes
-                 if n.entity_type == entity and (entity_id is None or n.entity_id == entity_id)
-                 and (not note_types or n.note_type in note_types) and n.created_at >= since]
+        items = [
+            {
+                "id": n.id,
+                "entity_id": n.entity_id,
+                "note_type": n.note_type,
+                "params": n.params,
+                "created_at": n.created_at,
+                "updated_at": n.created_at,
+                "created_by": n.created_by,
+            }
+            for n in self.account.notes
+            if n.entity_type == entity
+            and (entity_id is None or n.entity_id == entity_id)
+            and (not note_types or n.note_type in note_types)
+            and n.created_at >= since
+        ]
         return _listing("notes", items, request)
 
     # --- writes --------------------------------------------------------------------------------------------
@@ -221,13 +287,26 @@ class FakeAmo:
             request_id = str(item.get("request_id", n))
             call = self.account.attach_call(item)
             if call is None:
-                errors.append({"request_id": request_id, "status": 404, "title": "Not Found",
-                               "detail": "No entity with this phone number: the call is not added"})
+                errors.append(
+                    {
+                        "request_id": request_id,
+                        "status": 404,
+                        "title": "Not Found",
+                        "detail": "No entity with this phone number: the call is not added",
+                    }
+                )
                 continue
             path = f"/api/v4/{call.entity_type}/{call.entity_id}"
-            added.append({"id": call.id, "entity_id": call.entity_id, "entity_type": ENTITY_PATHS[call.entity_type],
-                          "account_id": self.account.id, "request_id": request_id,
-                          "_embedded": {"entity": {"id": call.entity_id, "_links": self._link(request, path)}}})
+            added.append(
+                {
+                    "id": call.id,
+                    "entity_id": call.entity_id,
+                    "entity_type": ENTITY_PATHS[call.entity_type],
+                    "account_id": self.account.id,
+                    "request_id": request_id,
+                    "_embedded": {"entity": {"id": call.entity_id, "_links": self._link(request, path)}},
+                }
+            )
         return web.json_response({"_total_items": len(added), "errors": errors, "_embedded": {"calls": added}})
 
     async def _post_unsorted(self, request: web.Request) -> web.Response:
@@ -241,10 +320,20 @@ class FakeAmo:
         created = []
         for n, item in enumerate(items):
             entry = self.account.add_unsorted(item, self.pipeline_id)
-            created.append({"uid": entry.uid, "category": "sip", "request_id": str(item.get("request_id", n)),
-                            "_embedded": {"leads": [{"id": entry.lead_id,
-                                                     "_links": self._link(request, f"/api/v4/leads/{entry.lead_id}")}],
-                                          "contacts": [{"id": entry.contact_id}], "companies": []}})
+            created.append(
+                {
+                    "uid": entry.uid,
+                    "category": "sip",
+                    "request_id": str(item.get("request_id", n)),
+                    "_embedded": {
+                        "leads": [
+                            {"id": entry.lead_id, "_links": self._link(request, f"/api/v4/leads/{entry.lead_id}")}
+                        ],
+                        "contacts": [{"id": entry.contact_id}],
+                        "companies": [],
+                    },
+                }
+            )
         return web.json_response({"_total_items": len(created), "_embedded": {"unsorted": created}})
 
     async def _post_events(self, request: web.Request) -> web.Response:
@@ -276,12 +365,23 @@ class FakeAmo:
                 raise validation(request_id, "entity_id", "Entity not found", "NotFound")
         created = []
         for n, item in enumerate(items):
-            task = Task(self.account.next_id(), str(item["entity_type"]), int(item["entity_id"]), str(item["text"]),
-                        int(item["complete_till"]), int(item.get("task_type_id") or 1),
-                        int(item.get("responsible_user_id") or 0))
+            task = Task(
+                self.account.next_id(),
+                str(item["entity_type"]),
+                int(item["entity_id"]),
+                str(item["text"]),
+                int(item["complete_till"]),
+                int(item.get("task_type_id") or 1),
+                int(item.get("responsible_user_id") or 0),
+            )
             self.account.tasks.append(task)
-            created.append({"id": task.id, "request_id": str(item.get("request_id", n)),
-                            "_links": self._link(request, f"/api/v4/tasks/{task.id}")})
+            created.append(
+                {
+                    "id": task.id,
+                    "request_id": str(item.get("request_id", n)),
+                    "_links": self._link(request, f"/api/v4/tasks/{task.id}"),
+                }
+            )
         return web.json_response({"_embedded": {"tasks": created}})
 
     async def _post_notes(self, request: web.Request) -> web.Response:
@@ -300,9 +400,16 @@ class FakeAmo:
 
 
 def _task_json(task: Task) -> dict[str, Any]:
-    return {"id": task.id, "entity_type": task.entity_type, "entity_id": task.entity_id, "text": task.text,
-            "complete_till": task.complete_till, "task_type_id": task.task_type_id,
-            "responsible_user_id": task.responsible_user_id, "is_completed": False}
+    return {
+        "id": task.id,
+        "entity_type": task.entity_type,
+        "entity_id": task.entity_id,
+        "text": task.text,
+        "complete_till": task.complete_till,
+        "task_type_id": task.task_type_id,
+        "responsible_user_id": task.responsible_user_id,
+        "is_completed": False,
+    }
 
 
 def _check_call(request_id: str, item: dict[str, Any]) -> None:
@@ -351,7 +458,7 @@ def _listing(key: str, items: list[dict[str, Any]], request: web.Request) -> web
         page = max(1, int(request.query.get("page", "1") or 1))
     except ValueError:
         raise problem(400, "Bad Request", "limit and page must be numbers") from None
-    shown = items[(page - 1) * limit: page * limit]
+    shown = items[(page - 1) * limit : page * limit]
     if not shown:
         return web.Response(status=204)
     return web.json_response({"_page": page, "_links": {}, "_embedded": {key: shown}})

@@ -11,6 +11,7 @@ actions a test or the demo triggers (installing the app, an agent's click on a p
                          "after": false}  (after: do the work, then answer the failure)
     POST /fake/settings {"webhook_telephony": false, "public_links_only": true}
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -34,14 +35,27 @@ def add_control_routes(app: web.Application, fake: FakeBitrix24) -> None:
     portal = fake.portal
 
     async def state(request: web.Request) -> web.Response:
-        registrations = [{**{k: v for k, v in asdict(r).items() if k not in ("entity", "shown")},
-                          "shown": sorted(r.shown), "entity": f"{r.entity.type}:{r.entity.id}" if r.entity else ""}
-                         for r in portal.registrations.values()]
-        return web.json_response({
-            "lines": list(portal.lines.values()), "registrations": registrations, "statistics": portal.statistics,
-            "activities": portal.activities, "files": list(portal.files.values()), "transcripts": portal.transcripts,
-            "comments": portal.comments, "handlers": portal.handlers,
-            "entities": [asdict(e) for e in portal.entities]})
+        registrations = [
+            {
+                **{k: v for k, v in asdict(r).items() if k not in ("entity", "shown")},
+                "shown": sorted(r.shown),
+                "entity": f"{r.entity.type}:{r.entity.id}" if r.entity else "",
+            }
+            for r in portal.registrations.values()
+        ]
+        return web.json_response(
+            {
+                "lines": list(portal.lines.values()),
+                "registrations": registrations,
+                "statistics": portal.statistics,
+                "activities": portal.activities,
+                "files": list(portal.files.values()),
+                "transcripts": portal.transcripts,
+                "comments": portal.comments,
+                "handlers": portal.handlers,
+                "entities": [asdict(e) for e in portal.entities],
+            }
+        )
 
     async def install(request: web.Request) -> web.Response:
         body = await json_body(request)
@@ -49,8 +63,12 @@ def add_control_routes(app: web.Application, fake: FakeBitrix24) -> None:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             return _bad("give 'url': the application's installation handler")
         tokens = portal.issue_tokens()
-        answer = await fake.post_event(url, "ONAPPINSTALL", {"VERSION": "1", "ACTIVE": "Y", "INSTALLED": "Y",
-                                                             "LANGUAGE_ID": "ru"}, fake.auth_block(request, tokens))
+        answer = await fake.post_event(
+            url,
+            "ONAPPINSTALL",
+            {"VERSION": "1", "ACTIVE": "Y", "INSTALLED": "Y", "LANGUAGE_ID": "ru"},
+            fake.auth_block(request, tokens),
+        )
         return web.json_response(answer)
 
     async def click(request: web.Request) -> web.Response:
@@ -63,18 +81,36 @@ def add_control_routes(app: web.Application, fake: FakeBitrix24) -> None:
         if not isinstance(phone, str) or not phone.lstrip("+").isdigit():
             return _bad("give 'phone': the number the agent clicked")
         line = next(iter(portal.lines), "")
-        registered = telephony.register(portal, {"USER_ID": employee.id, "PHONE_NUMBER": phone, "TYPE": 1,
-                                                 "LINE_NUMBER": line, "SHOW": 1,
-                                                 "CRM_ENTITY_TYPE": body.get("entity_type"),
-                                                 "CRM_ENTITY_ID": body.get("entity_id")})
-        data = {"PHONE_NUMBER": phone, "PHONE_NUMBER_INTERNATIONAL": phone, "EXTENSION": "",
-                "USER_ID": str(employee.id), "CALL_LIST_ID": "0", "LINE_NUMBER": line, "IS_MOBILE": "0",
-                "CALL_ID": registered["CALL_ID"], "CRM_ENTITY_TYPE": registered["CRM_ENTITY_TYPE"],
-                "CRM_ENTITY_ID": str(registered["CRM_ENTITY_ID"])}
+        registered = telephony.register(
+            portal,
+            {
+                "USER_ID": employee.id,
+                "PHONE_NUMBER": phone,
+                "TYPE": 1,
+                "LINE_NUMBER": line,
+                "SHOW": 1,
+                "CRM_ENTITY_TYPE": body.get("entity_type"),
+                "CRM_ENTITY_ID": body.get("entity_id"),
+            },
+        )
+        data = {
+            "PHONE_NUMBER": phone,
+            "PHONE_NUMBER_INTERNATIONAL": phone,
+            "EXTENSION": "",
+            "USER_ID": str(employee.id),
+            "CALL_LIST_ID": "0",
+            "LINE_NUMBER": line,
+            "IS_MOBILE": "0",
+            "CALL_ID": registered["CALL_ID"],
+            "CRM_ENTITY_TYPE": registered["CRM_ENTITY_TYPE"],
+            "CRM_ENTITY_ID": str(registered["CRM_ENTITY_ID"]),
+        }
         tokens = portal.issue_tokens()
         handlers = [h["handler"] for h in portal.handlers if h["event"] == "ONEXTERNALCALLSTART"]
-        answers = [await fake.post_event(url, "ONEXTERNALCALLSTART", data, fake.auth_block(request, tokens))
-                   for url in handlers]
+        answers = [
+            await fake.post_event(url, "ONEXTERNALCALLSTART", data, fake.auth_block(request, tokens))
+            for url in handlers
+        ]
         return web.json_response({"call_id": registered["CALL_ID"], "handlers": answers})
 
     async def expire(request: web.Request) -> web.Response:

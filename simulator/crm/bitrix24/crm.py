@@ -1,5 +1,6 @@
 """The fake portal's non-telephony methods the adapter uses: users, CRM activities and comments,
 event handlers and the application's own record."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -21,8 +22,9 @@ def user_get(portal: Portal, p: Params) -> Any:
             rows.append(shown)
     sort = str(p.get("sort") or p.get("SORT") or "ID")
     reverse = str(p.get("order") or p.get("ORDER") or "ASC").upper() == "DESC"
-    rows.sort(key=lambda row: (str(row.get(sort, "")).zfill(12) if sort == "ID" else str(row.get(sort, ""))),
-              reverse=reverse)
+    rows.sort(
+        key=lambda row: str(row.get(sort, "")).zfill(12) if sort == "ID" else str(row.get(sort, "")), reverse=reverse
+    )
     return Page.of(rows, p.get("start"))
 
 
@@ -45,11 +47,19 @@ def todo_add(portal: Portal, p: Params) -> Any:
     except ValueError:
         raise RestError(400, "INVALID_ARG_VALUE", "Invalid value for parameter 'deadline'") from None
     todo_id = portal.next_id()
-    portal.activities.append({"ID": todo_id, "TYPE": "TODO", "OWNER_TYPE_ID": int(p["ownerTypeId"]),
-                              "OWNER_ID": int(p["ownerId"]), "DEADLINE": str(p["deadline"]),
-                              "TITLE": str(p.get("title") or ""), "DESCRIPTION": str(p.get("description") or ""),
-                              "RESPONSIBLE_ID": int(p.get("responsibleId") or 0),
-                              "PARENT_ID": int(p.get("parentActivityId") or 0)})
+    portal.activities.append(
+        {
+            "ID": todo_id,
+            "TYPE": "TODO",
+            "OWNER_TYPE_ID": int(p["ownerTypeId"]),
+            "OWNER_ID": int(p["ownerId"]),
+            "DEADLINE": str(p["deadline"]),
+            "TITLE": str(p.get("title") or ""),
+            "DESCRIPTION": str(p.get("description") or ""),
+            "RESPONSIBLE_ID": int(p.get("responsibleId") or 0),
+            "PARENT_ID": int(p.get("parentActivityId") or 0),
+        }
+    )
     return {"id": todo_id}
 
 
@@ -62,13 +72,22 @@ def comment_add(portal: Portal, p: Params) -> Any:
     if portal.entity(entity_type, fields["ENTITY_ID"]) is None:
         raise core("Entity not found")
     comment_id = portal.next_id()
-    portal.comments.append({"ID": comment_id, "ENTITY_TYPE": entity_type, "ENTITY_ID": int(fields["ENTITY_ID"]),
-                            "COMMENT": str(fields["COMMENT"])})
+    portal.comments.append(
+        {
+            "ID": comment_id,
+            "ENTITY_TYPE": entity_type,
+            "ENTITY_ID": int(fields["ENTITY_ID"]),
+            "COMMENT": str(fields["COMMENT"]),
+        }
+    )
     return comment_id
 
 
 def event_bind(portal: Portal, p: Params) -> Any:
-    event, handler = str(p.get("event") or p.get("EVENT") or "").upper(), str(p.get("handler") or p.get("HANDLER") or "")
+    event, handler = (
+        str(p.get("event") or p.get("EVENT") or "").upper(),
+        str(p.get("handler") or p.get("HANDLER") or ""),
+    )
     if not event or not handler:
         raise core("Event and handler are required")
     if not handler.startswith(("http://", "https://")):
@@ -91,5 +110,13 @@ def event_unbind(portal: Portal, p: Params) -> Any:
 
 
 def app_info(portal: Portal, p: Params) -> Any:
-    return {"ID": 3, "CODE": portal.client_id, "VERSION": 1, "STATUS": "L", "INSTALLED": True,
-            "PAYMENT_EXPIRED": "N", "DAYS": None, "LICENSE": "ru_project"}
+    return {
+        "ID": 3,
+        "CODE": portal.client_id,
+        "VERSION": 1,
+        "STATUS": "L",
+        "INSTALLED": True,
+        "PAYMENT_EXPIRED": "N",
+        "DAYS": None,
+        "LICENSE": "ru_project",
+    }

@@ -7,6 +7,7 @@ the request limit, and the `/fake/` control API.
     #         POST /rest/<user>/<code>/<method>   inbound webhook
     # OAuth:  GET|POST /oauth/token/?grant_type=refresh_token&client_id=…&client_secret=…&refresh_token=…
 """
+
 from __future__ import annotations
 
 import secrets
@@ -25,29 +26,41 @@ from .state import Page, Portal, RestError
 Method = Callable[[Portal, dict[str, Any]], Any]
 PORTAL = web.AppKey("portal", Portal)
 # methods by their lower-case name (Bitrix24 method names are case-insensitive)
-METHODS: dict[str, tuple[str, Method]] = {name.lower(): (name, fn) for name, fn in {
-    "telephony.externalLine.add": telephony.line_add,
-    "telephony.externalLine.get": telephony.line_get,
-    "telephony.externalCall.register": telephony.register,
-    "telephony.externalCall.show": telephony.show,
-    "telephony.externalCall.hide": telephony.hide,
-    "telephony.externalCall.finish": telephony.finish,
-    "telephony.call.attachTranscription": telephony.attach_transcription,
-    "telephony.externalCall.searchCrmEntities": telephony.search_crm_entities,
-    "voximplant.statistic.get": telephony.statistic_get,
-    "user.get": crm.user_get,
-    "crm.activity.todo.add": crm.todo_add,
-    "crm.timeline.comment.add": crm.comment_add,
-    "event.bind": crm.event_bind,
-    "event.get": crm.event_get,
-    "event.unbind": crm.event_unbind,
-    "app.info": crm.app_info,
-}.items()}
+METHODS: dict[str, tuple[str, Method]] = {
+    name.lower(): (name, fn)
+    for name, fn in {
+        "telephony.externalLine.add": telephony.line_add,
+        "telephony.externalLine.get": telephony.line_get,
+        "telephony.externalCall.register": telephony.register,
+        "telephony.externalCall.show": telephony.show,
+        "telephony.externalCall.hide": telephony.hide,
+        "telephony.externalCall.finish": telephony.finish,
+        "telephony.call.attachTranscription": telephony.attach_transcription,
+        "telephony.externalCall.searchCrmEntities": telephony.search_crm_entities,
+        "voximplant.statistic.get": telephony.statistic_get,
+        "user.get": crm.user_get,
+        "crm.activity.todo.add": crm.todo_add,
+        "crm.timeline.comment.add": crm.comment_add,
+        "event.bind": crm.event_bind,
+        "event.get": crm.event_get,
+        "event.unbind": crm.event_unbind,
+        "app.info": crm.app_info,
+    }.items()
+}
 ATTACH_RECORD = "telephony.externalCall.attachRecord"
 # "works only in the context of an application" (their method pages): refused to inbound webhooks
-APP_ONLY = {"telephony.externalcall.register", "telephony.externalcall.finish", "telephony.externalline.add",
-            "telephony.externalline.get", "telephony.externalline.update", "telephony.externalline.delete",
-            "event.bind", "event.get", "event.unbind", "app.info"}
+APP_ONLY = {
+    "telephony.externalcall.register",
+    "telephony.externalcall.finish",
+    "telephony.externalline.add",
+    "telephony.externalline.get",
+    "telephony.externalline.update",
+    "telephony.externalline.delete",
+    "event.bind",
+    "event.get",
+    "event.unbind",
+    "app.info",
+}
 
 
 def _error(status: int, code: str, description: str) -> web.Response:
@@ -56,10 +69,16 @@ def _error(status: int, code: str, description: str) -> web.Response:
 
 def _time(started: float) -> dict[str, Any]:
     now = time.time()
-    return {"start": started, "finish": now, "duration": now - started, "processing": now - started,
-            "date_start": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(started)),
-            "date_finish": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now)),
-            "operating_reset_at": int(now) + 600, "operating": 0}
+    return {
+        "start": started,
+        "finish": now,
+        "duration": now - started,
+        "processing": now - started,
+        "date_start": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(started)),
+        "date_finish": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now)),
+        "operating_reset_at": int(now) + 600,
+        "operating": 0,
+    }
 
 
 async def _params(request: web.Request) -> dict[str, Any]:
@@ -99,12 +118,17 @@ class FakeBitrix24:
     async def webhook_rest(self, request: web.Request) -> web.Response:
         user, code = request.match_info["user"], request.match_info["code"]
         if user != str(self.portal.webhook_user) or code != self.portal.webhook_code:
-            return await self._rest(request, request.match_info["method"], webhook=True, refused=(
-                401, "INVALID_CREDENTIALS", "Invalid request credentials"))
+            return await self._rest(
+                request,
+                request.match_info["method"],
+                webhook=True,
+                refused=(401, "INVALID_CREDENTIALS", "Invalid request credentials"),
+            )
         return await self._rest(request, request.match_info["method"], webhook=True)
 
-    async def _rest(self, request: web.Request, raw_method: str, webhook: bool,
-                    refused: tuple[int, str, str] | None = None) -> web.Response:
+    async def _rest(
+        self, request: web.Request, raw_method: str, webhook: bool, refused: tuple[int, str, str] | None = None
+    ) -> web.Response:
         started = time.time()
         method = raw_method.removesuffix(".json")
         name, fn = METHODS.get(method.lower(), (method, None))
@@ -113,8 +137,11 @@ class FakeBitrix24:
         try:
             params = await _params(request)
         except (RestError, ValueError) as exc:
-            status, code, text = (exc.status, exc.code, exc.description) if isinstance(exc, RestError) else (
-                400, "INVALID_REQUEST", "The request body is not valid JSON")
+            status, code, text = (
+                (exc.status, exc.code, exc.description)
+                if isinstance(exc, RestError)
+                else (400, "INVALID_REQUEST", "The request body is not valid JSON")
+            )
             self.journal.add(name, {}, status, code)
             return _error(status, code, text)
         if not self.bucket.admit():
@@ -132,8 +159,9 @@ class FakeBitrix24:
             if fn is not None:
                 result = fn(self.portal, params)
             elif name == ATTACH_RECORD:
-                result = await telephony.attach_record(self.portal, params, self.download,
-                                                       lambda call_id: self._upload_url(request, call_id))
+                result = await telephony.attach_record(
+                    self.portal, params, self.download, lambda call_id: self._upload_url(request, call_id)
+                )
             else:
                 raise RestError(404, "ERROR_METHOD_NOT_FOUND", "Method not found!")
         except RestError as exc:
@@ -189,8 +217,10 @@ class FakeBitrix24:
 
     # --- OAuth server (oauth.bitrix.info) ---------------------------------------------------
     async def oauth_token(self, request: web.Request) -> web.Response:
-        params = {**request.query, **({k: str(v) for k, v in (await request.post()).items()}
-                                      if request.method == "POST" else {})}
+        params = {
+            **request.query,
+            **({k: str(v) for k, v in (await request.post()).items()} if request.method == "POST" else {}),
+        }
         self.journal.add("oauth/token", {k: v for k, v in params.items() if k != "refresh_token"}, 200)
         if params.get("client_id") != self.portal.client_id or params.get("client_secret") != self.portal.client_secret:
             return _error(401, "invalid_client", "Invalid client credentials")
@@ -200,26 +230,41 @@ class FakeBitrix24:
         if tokens is None:
             return _error(400, "invalid_grant", "Invalid refresh token")
         origin = str(request.url.origin())
-        return web.json_response({**tokens, "client_endpoint": f"{origin}/rest/",
-                                  "server_endpoint": f"{origin}/oauth/rest/", "domain": "oauth.bitrix.info"})
+        return web.json_response(
+            {
+                **tokens,
+                "client_endpoint": f"{origin}/rest/",
+                "server_endpoint": f"{origin}/oauth/rest/",
+                "domain": "oauth.bitrix.info",
+            }
+        )
 
     # --- events the portal sends ----------------------------------------------------------------
     async def post_event(self, url: str, event: str, data: dict[str, Any], auth: dict[str, Any]) -> dict[str, Any]:
         assert self.http is not None
         body = urlencode(php_form({"event": event, "data": data, "ts": str(int(time.time())), "auth": auth}))
         try:
-            async with self.http.post(url, data=body, headers={
-                    "content-type": "application/x-www-form-urlencoded"}) as response:
+            async with self.http.post(
+                url, data=body, headers={"content-type": "application/x-www-form-urlencoded"}
+            ) as response:
                 return {"handler": url, "status": response.status, "body": (await response.text())[:500]}
         except aiohttp.ClientError as exc:
             return {"handler": url, "status": 0, "body": f"{type(exc).__name__}: {exc}"}
 
     def auth_block(self, request: web.Request, tokens: dict[str, Any]) -> dict[str, Any]:
         origin = str(request.url.origin())
-        return {"access_token": tokens["access_token"], "expires_in": str(tokens["expires_in"]),
-                "scope": tokens["scope"], "domain": request.url.host or self.portal.domain, "server_endpoint": f"{origin}/oauth/rest/",
-                "status": "L", "client_endpoint": f"{origin}/rest/", "member_id": self.portal.member_id,
-                "refresh_token": tokens["refresh_token"], "application_token": self.portal.application_token}
+        return {
+            "access_token": tokens["access_token"],
+            "expires_in": str(tokens["expires_in"]),
+            "scope": tokens["scope"],
+            "domain": request.url.host or self.portal.domain,
+            "server_endpoint": f"{origin}/oauth/rest/",
+            "status": "L",
+            "client_endpoint": f"{origin}/rest/",
+            "member_id": self.portal.member_id,
+            "refresh_token": tokens["refresh_token"],
+            "application_token": self.portal.application_token,
+        }
 
 
 def create_app(portal: Portal, limit: int = 50, drain: float = 2.0) -> web.Application:
@@ -241,4 +286,3 @@ def create_app(portal: Portal, limit: int = 50, drain: float = 2.0) -> web.Appli
     app.router.add_route("*", "/rest/{method}", fake.oauth_rest)
     add_control_routes(app, fake)
     return app
-

@@ -1,5 +1,6 @@
 """The fake Bitrix24 portal's data: employees, CRM entities, the app's lines, registered and finished
 calls, activities, files, transcripts, comments, event handlers, OAuth tokens."""
+
 from __future__ import annotations
 
 import itertools
@@ -37,7 +38,7 @@ class Page:
         except (TypeError, ValueError):
             first = 0
         more = first + size < len(rows)
-        return cls(rows[first:first + size], len(rows), first + size if more else None)
+        return cls(rows[first : first + size], len(rows), first + size if more else None)
 
 
 def core(description: str) -> RestError:
@@ -54,8 +55,14 @@ class Employee:
     user_type: str = "employee"
 
     def to_json(self) -> dict[str, Any]:
-        return {"ID": str(self.id), "ACTIVE": self.active, "NAME": self.name, "LAST_NAME": self.last_name,
-                "UF_PHONE_INNER": self.phone_inner, "USER_TYPE": self.user_type}
+        return {
+            "ID": str(self.id),
+            "ACTIVE": self.active,
+            "NAME": self.name,
+            "LAST_NAME": self.last_name,
+            "UF_PHONE_INNER": self.phone_inner,
+            "USER_TYPE": self.user_type,
+        }
 
 
 @dataclass
@@ -101,13 +108,22 @@ class Portal:
     webhook_code: str = "fakewebhookcode"
     webhook_telephony: bool = False  # current portals refuse telephony methods to inbound webhooks
     public_links_only: bool = True  # cloud portals refuse RECORD_URL links to private addresses
-    employees: list[Employee] = field(default_factory=lambda: [
-        Employee(1, "Admin", "Portal"), Employee(11, "Ivan", "Petrov", "101"), Employee(12, "Maria", "Sidorova", "102"),
-        Employee(13, "Oleg", "Smirnov", "103"), Employee(14, "Anna", "Kuznetsova", "104"),
-        Employee(19, "Former", "Agent", "109", active=False)])
-    entities: list[Entity] = field(default_factory=lambda: [
-        Entity("CONTACT", 797, "Sergey Ivanov", ("+79161234567",), 11),
-        Entity("COMPANY", 31, "Romashka LLC", ("+74957654321",), 12)])
+    employees: list[Employee] = field(
+        default_factory=lambda: [
+            Employee(1, "Admin", "Portal"),
+            Employee(11, "Ivan", "Petrov", "101"),
+            Employee(12, "Maria", "Sidorova", "102"),
+            Employee(13, "Oleg", "Smirnov", "103"),
+            Employee(14, "Anna", "Kuznetsova", "104"),
+            Employee(19, "Former", "Agent", "109", active=False),
+        ]
+    )
+    entities: list[Entity] = field(
+        default_factory=lambda: [
+            Entity("CONTACT", 797, "Sergey Ivanov", ("+79161234567",), 11),
+            Entity("COMPANY", 31, "Romashka LLC", ("+74957654321",), 12),
+        ]
+    )
     lines: dict[str, dict[str, str]] = field(default_factory=dict)  # NUMBER → {NUMBER, NAME, CRM_AUTO_CREATE}
     registrations: dict[str, Registration] = field(default_factory=dict)
     statistics: list[dict[str, Any]] = field(default_factory=list)
@@ -128,9 +144,16 @@ class Portal:
         access, refresh = secrets.token_hex(16), secrets.token_hex(16)
         self.access_tokens[access] = time.time() + self.token_ttl
         self.refresh_tokens.add(refresh)
-        return {"access_token": access, "refresh_token": refresh, "expires_in": int(self.token_ttl),
-                "domain": self.domain, "member_id": self.member_id, "scope": "crm,telephony,user",
-                "status": "L", "application_token": self.application_token}
+        return {
+            "access_token": access,
+            "refresh_token": refresh,
+            "expires_in": int(self.token_ttl),
+            "domain": self.domain,
+            "member_id": self.member_id,
+            "scope": "crm,telephony,user",
+            "status": "L",
+            "application_token": self.application_token,
+        }
 
     def refresh(self, refresh_token: str) -> dict[str, Any] | None:
         """A new token pair for a live refresh token (which is spent); None when unknown."""
@@ -158,7 +181,8 @@ class Portal:
             raise core("USER_ID or USER_PHONE_INNER should be set")
         for employee in self.employees:
             if (user_id not in (None, "") and str(employee.id) == str(user_id)) or (
-                    user_id in (None, "") and employee.phone_inner == str(phone_inner)):
+                user_id in (None, "") and employee.phone_inner == str(phone_inner)
+            ):
                 if employee.active:
                     return employee
                 break

@@ -1,5 +1,6 @@
 """The fake portal's telephony methods (apidocs.bitrix24.com, api-reference/telephony): external lines,
 register / show / hide / finish, records, transcripts, CRM search and call statistics."""
+
 from __future__ import annotations
 
 import base64
@@ -31,8 +32,11 @@ def line_add(portal: Portal, p: Params) -> Any:
         raise core("NUMBER should not be empty")
     if number in portal.lines:
         raise core("Line already exists")
-    portal.lines[number] = {"NUMBER": number, "NAME": str(p.get("NAME") or number),
-                            "CRM_AUTO_CREATE": "N" if str(p.get("CRM_AUTO_CREATE", "Y")).upper() == "N" else "Y"}
+    portal.lines[number] = {
+        "NUMBER": number,
+        "NAME": str(p.get("NAME") or number),
+        "CRM_AUTO_CREATE": "N" if str(p.get("CRM_AUTO_CREATE", "Y")).upper() == "N" else "Y",
+    }
     return {"ID": len(portal.lines)}
 
 
@@ -63,8 +67,14 @@ def register(portal: Portal, p: Params) -> Any:
     line, external = str(p.get("LINE_NUMBER") or ""), str(p.get("EXTERNAL_CALL_ID") or "")
     now = time.time()
     for earlier in portal.registrations.values():  # the documented re-registration rule
-        if (now - earlier.registered_at < REGISTER_REUSE_SECONDS and earlier.phone == phone and earlier.type == kind
-                and earlier.user_id == employee.id and earlier.line == line and earlier.external_id == external):
+        if (
+            now - earlier.registered_at < REGISTER_REUSE_SECONDS
+            and earlier.phone == phone
+            and earlier.type == kind
+            and earlier.user_id == employee.id
+            and earlier.line == line
+            and earlier.external_id == external
+        ):
             return _registered(earlier)
     entity = None
     if p.get("CRM_ENTITY_TYPE") and p.get("CRM_ENTITY_ID"):
@@ -75,9 +85,18 @@ def register(portal: Portal, p: Params) -> Any:
         entity = portal.new_lead(phone, employee.id)
         created.append({"ENTITY_TYPE": "LEAD", "ENTITY_ID": entity.id})
     call_id = f"externalCall.{portal.member_id[:16]}{portal.next_id()}.{int(now)}"
-    registration = Registration(call_id, employee.id, phone, kind, line, external,
-                                start or dt.datetime.now().astimezone().isoformat(timespec="seconds"), now, entity,
-                                created)
+    registration = Registration(
+        call_id,
+        employee.id,
+        phone,
+        kind,
+        line,
+        external,
+        start or dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        now,
+        entity,
+        created,
+    )
     if _flag(p.get("SHOW"), 1):
         registration.shown.add(employee.id)
     portal.registrations[call_id] = registration
@@ -85,10 +104,13 @@ def register(portal: Portal, p: Params) -> Any:
 
 
 def _registered(r: Registration) -> dict[str, Any]:
-    return {"CALL_ID": r.call_id, "CRM_CREATED_LEAD": next((c["ENTITY_ID"] for c in r.created
-                                                            if c["ENTITY_TYPE"] == "LEAD"), None),
-            "CRM_CREATED_ENTITIES": r.created, "CRM_ENTITY_TYPE": r.entity.type if r.entity else "",
-            "CRM_ENTITY_ID": r.entity.id if r.entity else 0}
+    return {
+        "CALL_ID": r.call_id,
+        "CRM_CREATED_LEAD": next((c["ENTITY_ID"] for c in r.created if c["ENTITY_TYPE"] == "LEAD"), None),
+        "CRM_CREATED_ENTITIES": r.created,
+        "CRM_ENTITY_TYPE": r.entity.type if r.entity else "",
+        "CRM_ENTITY_ID": r.entity.id if r.entity else 0,
+    }
 
 
 def _users(value: Any) -> list[int]:
@@ -137,18 +159,40 @@ def finish(portal: Portal, p: Params) -> Any:
     activity = 0
     if entity is not None:
         activity = portal.next_id()
-        portal.activities.append({"ID": activity, "TYPE": "CALL", "OWNER_TYPE_ID": ENTITY_TYPE_IDS[entity.type],
-                                  "OWNER_ID": entity.id, "RESPONSIBLE_ID": employee.id, "CALL_ID": registration.call_id,
-                                  "DIRECTION": "out" if registration.type == 1 else "in"})
-    row = {"ID": len(portal.statistics) + 1, "CALL_ID": registration.call_id,
-           "EXTERNAL_CALL_ID": registration.external_id or None, "PORTAL_USER_ID": employee.id,
-           "PHONE_NUMBER": registration.phone, "PORTAL_NUMBER": registration.line, "INCOMING": str(registration.type),
-           "CALL_DURATION": duration, "CALL_START_DATE": registration.start, "CALL_STATUS": 1 if status == "200" else 0,
-           "CALL_VOTE": int(p.get("VOTE") or 0), "COST": float(p.get("COST") or 0),
-           "COST_CURRENCY": str(p.get("COST_CURRENCY") or ""), "CALL_FAILED_CODE": status,
-           "CALL_FAILED_REASON": str(p.get("FAILED_REASON") or ""), "CRM_ACTIVITY_ID": activity,
-           "CRM_ENTITY_TYPE": entity.type if entity else "", "CRM_ENTITY_ID": entity.id if entity else 0,
-           "RECORD_FILE_ID": None, "TRANSCRIPT_ID": None, "COMMENT": None}
+        portal.activities.append(
+            {
+                "ID": activity,
+                "TYPE": "CALL",
+                "OWNER_TYPE_ID": ENTITY_TYPE_IDS[entity.type],
+                "OWNER_ID": entity.id,
+                "RESPONSIBLE_ID": employee.id,
+                "CALL_ID": registration.call_id,
+                "DIRECTION": "out" if registration.type == 1 else "in",
+            }
+        )
+    row = {
+        "ID": len(portal.statistics) + 1,
+        "CALL_ID": registration.call_id,
+        "EXTERNAL_CALL_ID": registration.external_id or None,
+        "PORTAL_USER_ID": employee.id,
+        "PHONE_NUMBER": registration.phone,
+        "PORTAL_NUMBER": registration.line,
+        "INCOMING": str(registration.type),
+        "CALL_DURATION": duration,
+        "CALL_START_DATE": registration.start,
+        "CALL_STATUS": 1 if status == "200" else 0,
+        "CALL_VOTE": int(p.get("VOTE") or 0),
+        "COST": float(p.get("COST") or 0),
+        "COST_CURRENCY": str(p.get("COST_CURRENCY") or ""),
+        "CALL_FAILED_CODE": status,
+        "CALL_FAILED_REASON": str(p.get("FAILED_REASON") or ""),
+        "CRM_ACTIVITY_ID": activity,
+        "CRM_ENTITY_TYPE": entity.type if entity else "",
+        "CRM_ENTITY_ID": entity.id if entity else 0,
+        "RECORD_FILE_ID": None,
+        "TRANSCRIPT_ID": None,
+        "COMMENT": None,
+    }
     portal.statistics.append(row)
     registration.finished = len(portal.statistics)
     registration.shown.clear()
@@ -168,8 +212,9 @@ def _private(url: str) -> bool:
 async def attach_record(portal: Portal, p: Params, download: Download, upload_url: Callable[[str], str]) -> Any:
     url, name = str(p.get("RECORD_URL") or ""), str(p.get("FILENAME") or "")
     if not url and not name:
-        raise RestError(400, "", "Required parameters are not set. Request should contain either URL or FILENAME "
-                                 "parameter")
+        raise RestError(
+            400, "", "Required parameters are not set. Request should contain either URL or FILENAME parameter"
+        )
     row = portal.statistic(str(p.get("CALL_ID") or ""))
     if row is None:
         raise RestError(400, "", "Call is not found in the statistic table. It looks like it is not finished yet.")
@@ -199,8 +244,14 @@ async def attach_record(portal: Portal, p: Params, download: Download, upload_ur
 def store_record(portal: Portal, row: dict[str, Any], name: str, content: bytes, url: str = "") -> int:
     """Attaches a file to a finished call, replacing the one attached before."""
     file_id = portal.next_id()
-    portal.files[file_id] = {"ID": file_id, "NAME": name, "SIZE": len(content), "CALL_ID": row["CALL_ID"],
-                             "SOURCE": url or "upload", "MP3": content[:3] == b"ID3" or content[:2] == b"\xff\xfb"}
+    portal.files[file_id] = {
+        "ID": file_id,
+        "NAME": name,
+        "SIZE": len(content),
+        "CALL_ID": row["CALL_ID"],
+        "SOURCE": url or "upload",
+        "MP3": content[:3] == b"ID3" or content[:2] == b"\xff\xfb",
+    }
     if row["RECORD_FILE_ID"] is not None:
         portal.files.pop(int(row["RECORD_FILE_ID"]), None)
     row["RECORD_FILE_ID"] = file_id
@@ -237,14 +288,27 @@ def search_crm_entities(portal: Portal, p: Params) -> Any:
     if entity is None:
         return []
     assigned = next((e for e in portal.employees if e.id == entity.assigned_by), None)
-    return [{"CRM_ENTITY_TYPE": entity.type, "CRM_ENTITY_ID": entity.id, "ASSIGNED_BY_ID": entity.assigned_by,
-             "NAME": entity.name, "ASSIGNED_BY": {"ID": str(entity.assigned_by), "TIMEMAN_STATUS": "OPENED",
-                                                  "USER_PHONE_INNER": assigned.phone_inner if assigned else ""}}]
+    return [
+        {
+            "CRM_ENTITY_TYPE": entity.type,
+            "CRM_ENTITY_ID": entity.id,
+            "ASSIGNED_BY_ID": entity.assigned_by,
+            "NAME": entity.name,
+            "ASSIGNED_BY": {
+                "ID": str(entity.assigned_by),
+                "TIMEMAN_STATUS": "OPENED",
+                "USER_PHONE_INNER": assigned.phone_inner if assigned else "",
+            },
+        }
+    ]
 
 
 def statistic_get(portal: Portal, p: Params) -> Any:
     raw = p.get("FILTER")
     wanted: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    rows = [row for row in portal.statistics
-            if all(str(row.get(key.lstrip("="))) == str(value) for key, value in wanted.items())]
+    rows = [
+        row
+        for row in portal.statistics
+        if all(str(row.get(key.lstrip("="))) == str(value) for key, value in wanted.items())
+    ]
     return Page.of(rows, p.get("start"))

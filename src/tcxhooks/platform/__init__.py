@@ -1,4 +1,5 @@
 """Shared plumbing of the four services: config, logging, metrics, gRPC, health, store, runtime."""
+
 from .config import Config, ConfigError, Missing, Section, Settings, key, load_config
 from .grpc import create_server, open_channel
 from .health import Health

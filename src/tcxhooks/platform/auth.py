@@ -7,6 +7,7 @@ without the token cannot make the server hold its message in memory (only gRPC's
 of it ever arrives). Each refusal is counted (`tcxhooks_grpc_refused_total{reason}`) and logged,
 at most one line per `LOG_EVERY` seconds with the number of refusals since the previous line.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -40,8 +41,9 @@ class RefusalLog:
         if now < self._next:
             return
         more = f" ({self._unlogged - 1} more refused since the last report)" if self._unlogged > 1 else ""
-        log.warning("refused a call without the service token (%s): %r from %s%s", reason,
-                    method[:_SHOWN_METHOD], peer, more)
+        log.warning(
+            "refused a call without the service token (%s): %r from %s%s", reason, method[:_SHOWN_METHOD], peer, more
+        )
         self._next, self._unlogged = now + self.every, 0
 
 
@@ -53,8 +55,9 @@ def _deny(service: str, reason: str, message: str, method: str, report: RefusalL
         report.refused(reason, method, context.peer())
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
-    return grpc.stream_unary_rpc_method_handler(abort, request_deserializer=lambda raw: raw,
-                                                response_serializer=lambda raw: raw)
+    return grpc.stream_unary_rpc_method_handler(
+        abort, request_deserializer=lambda raw: raw, response_serializer=lambda raw: raw
+    )
 
 
 class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
@@ -74,8 +77,9 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
             if key == "authorization":
                 given = value if isinstance(value, bytes) else value.encode(errors="replace")
         if not given:
-            return _deny(self._service, "missing_token", "missing service token (authorization: Bearer …)", method,
-                         self._report)
+            return _deny(
+                self._service, "missing_token", "missing service token (authorization: Bearer …)", method, self._report
+            )
         if not hmac.compare_digest(given, self._expected):
             return _deny(self._service, "wrong_token", "wrong service token", method, self._report)
         return await continuation(details)

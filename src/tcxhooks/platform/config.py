@@ -20,6 +20,7 @@ A bad value raises `ConfigError` whose message is one line per problem naming th
 section as written, the key, the value and what is expected; the CLI prints it and exits 2.
 Secret values are never echoed (they appear as `***`).
 """
+
 from __future__ import annotations
 
 import configparser
@@ -38,8 +39,19 @@ log = logging.getLogger(__name__)
 
 ENV_PREFIX = "TCXH_"
 # Every section of docs/config.md; an ini section by another name is warned about as a typo.
-SECTION_NAMES = ("pbx", "events", "webhook", "crm", "dispatcher", "recordings", "analytics",
-                 "store", "services", "metrics", "log")
+SECTION_NAMES = (
+    "pbx",
+    "events",
+    "webhook",
+    "crm",
+    "dispatcher",
+    "recordings",
+    "analytics",
+    "store",
+    "services",
+    "metrics",
+    "log",
+)
 # `secret` of a key: True when the whole value is secret, URL_PASSWORD when it is a URL whose
 # password and query values alone are (shown as ***, the rest kept for troubleshooting)
 URL_PASSWORD = "url-password"
@@ -51,8 +63,9 @@ class ConfigError(Exception):
 
 def key(default: str, parse: Callable[[str], Any], doc: str = "", secret: bool | str = False) -> Any:
     """One ini key of a Section dataclass: its default as written, its parser, what it means."""
-    return field(default=parse(default),
-                 metadata={"raw_default": default, "parse": parse, "doc": doc, "secret": secret})
+    return field(
+        default=parse(default), metadata={"raw_default": default, "parse": parse, "doc": doc, "secret": secret}
+    )
 
 
 class Section:
@@ -243,8 +256,10 @@ class _Loader:
         """The section's instance (a tuple of instances for a repeated section), parsed once per class."""
         if cls not in self._parsed:
             if cls.REPEATED:
-                self._parsed[cls] = tuple(self._section(cls, section_title(cls, name), raw, {"name": name})
-                                          for name, raw in self._instances(cls))
+                self._parsed[cls] = tuple(
+                    self._section(cls, section_title(cls, name), raw, {"name": name})
+                    for name, raw in self._instances(cls)
+                )
             else:
                 raw = self.parser[cls.SECTION] if self.parser.has_section(cls.SECTION) else {}
                 self._parsed[cls] = self._section(cls, cls.SECTION, raw)
@@ -268,11 +283,12 @@ class _Loader:
             if var == prefix + cls.ENV_KEY.upper():
                 found.setdefault("default", {})
             elif var.startswith(prefix) and var.endswith(marker) and len(var) > len(prefix + marker):
-                found.setdefault(var[len(prefix):-len(marker)].lower(), {})
+                found.setdefault(var[len(prefix) : -len(marker)].lower(), {})
         return sorted(found.items(), key=lambda item: (item[0] != "default", item[0]))
 
-    def _section(self, cls: type[Section], title: str, raw: Mapping[str, str],
-                 extra: dict[str, Any] | None = None) -> Any:
+    def _section(
+        self, cls: type[Section], title: str, raw: Mapping[str, str], extra: dict[str, Any] | None = None
+    ) -> Any:
         values: dict[str, Any] = dict(extra or {})
         for name, f in keys_of(cls).items():
             variable = env_name(title, name)
@@ -291,8 +307,10 @@ class _Loader:
                     self.errors.append(f"{self.path}: [{title}] {name}: cannot read {source} ({exc.strerror})")
                     continue
                 if not text:  # an empty mounted secret is a mistake, never "no secret"
-                    self.errors.append(f"{self.path}: [{title}] {name}: {where} is empty: expected the secret "
-                                       f"(leave the variable unset when the key does not apply)")
+                    self.errors.append(
+                        f"{self.path}: [{title}] {name}: {where} is empty: expected the secret "
+                        f"(leave the variable unset when the key does not apply)"
+                    )
                     continue
             if text is None:
                 continue
@@ -324,8 +342,9 @@ class _Loader:
 
 
 def _read_ini(path: str | None) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(inline_comment_prefixes=(";", "#"), interpolation=None,
-                                       default_section="__none__")
+    parser = configparser.ConfigParser(
+        inline_comment_prefixes=(";", "#"), interpolation=None, default_section="__none__"
+    )
     if not path:
         return parser
     try:
@@ -336,7 +355,11 @@ def _read_ini(path: str | None) -> configparser.ConfigParser:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
     except (configparser.DuplicateOptionError, configparser.DuplicateSectionError) as exc:
-        what = f"[{exc.section}] {exc.option}" if isinstance(exc, configparser.DuplicateOptionError) else f"[{exc.section}]"
+        what = (
+            f"[{exc.section}] {exc.option}"
+            if isinstance(exc, configparser.DuplicateOptionError)
+            else f"[{exc.section}]"
+        )
         raise ConfigError(f"{path}: {what} is set twice (line {exc.lineno}): expected it once") from None
     except configparser.Error as exc:
         first = str(exc).splitlines()[0]
@@ -344,8 +367,7 @@ def _read_ini(path: str | None) -> configparser.ConfigParser:
     return parser
 
 
-def load_config(path: str | None, settings: Sequence[type[Settings]],
-                env: Mapping[str, str] | None = None) -> Config:
+def load_config(path: str | None, settings: Sequence[type[Settings]], env: Mapping[str, str] | None = None) -> Config:
     """Reads the ini file (optional: the environment alone works) into each settings class asked for,
     and checks the keys each of them requires.
 
@@ -364,8 +386,9 @@ def load_config(path: str | None, settings: Sequence[type[Settings]],
     for instance in instances:
         for missing in instance.missing():
             if (missing.section, missing.key) not in loader.invalid:
-                loader.errors.append(f"{loader.path}: [{missing.section}] {missing.key} is missing: "
-                                     f"expected {missing.expected}")
+                loader.errors.append(
+                    f"{loader.path}: [{missing.section}] {missing.key} is missing: expected {missing.expected}"
+                )
     loader.warn_unknown(loaded)
     for warning in dict.fromkeys(loader.warnings):
         log.warning("%s", warning)

@@ -7,6 +7,7 @@
 `-c FILE` first, then the TCXH_CONFIG variable, then ./tcxhooks.ini when it exists; with none of
 them the environment alone (TCXH_<SECTION>_<KEY>) configures.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,12 @@ DEFAULT_FILE = "tcxhooks.ini"
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-c", "--config", metavar="FILE",
-                        help=f"the ini file (default: ${CONFIG_VARIABLE}, else ./{DEFAULT_FILE} if it exists)")
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help=f"the ini file (default: ${CONFIG_VARIABLE}, else ./{DEFAULT_FILE} if it exists)",
+    )
 
 
 def find_config(given: str | None, env: Mapping[str, str] | None = None) -> str | None:

@@ -10,6 +10,7 @@ one place. `ErrorInterceptor` (installed by `create_server`) answers every RPC t
     anything else                INTERNAL, logged with its traceback: a bug that trying again will
                                  not fix, so a producer must not take it for "try again"
 """
+
 from __future__ import annotations
 
 import inspect
@@ -53,8 +54,9 @@ async def _answer(exc: Exception, context: grpc.aio.ServicerContext[Any, Any], m
         log.warning("%s: store unavailable: %s", method, exc)
         await context.abort(grpc.StatusCode.UNAVAILABLE, f"store unavailable: {str(exc).splitlines()[0][:200]}")
     log.error("%s failed", method, exc_info=exc)
-    await context.abort(grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__}); the service log has "
-                                                  "the details")
+    await context.abort(
+        grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__}); the service log has the details"
+    )
     raise AssertionError("context.abort returned")
 
 
@@ -104,6 +106,9 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         for kind, (make, wrap) in kinds.items():
             behaviour = getattr(handler, kind)
             if behaviour is not None:
-                return make(wrap(behaviour, method), request_deserializer=handler.request_deserializer,
-                            response_serializer=handler.response_serializer)
+                return make(
+                    wrap(behaviour, method),
+                    request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer,
+                )
         return handler

@@ -8,6 +8,7 @@ With `[services] token` set, every RPC except grpc.health.v1 needs `authorizatio
 a wrong or missing token gets UNAUTHENTICATED before the request is read (auth.py). Channels made here
 send the token themselves. Requests are held to their RPC's size (limits.py); TLS: tls.py.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -73,19 +74,25 @@ def open_without_token(services: ServicesConfig) -> str:
     beyond = [f"{name} = {services.address(name)}" for name in SERVICE_NAMES if not is_loopback(services.address(name))]
     if not beyond:
         return ""
-    return (f"[services] token is empty while {', '.join(beyond)} is reachable from other hosts: anyone reaching "
-            "it could call every RPC; set the same token (e.g. openssl rand -hex 32) for every service and the "
-            "CLI ([services] token, TCXH_SERVICES_TOKEN or TCXH_SERVICES_TOKEN_FILE)")
+    return (
+        f"[services] token is empty while {', '.join(beyond)} is reachable from other hosts: anyone reaching "
+        "it could call every RPC; set the same token (e.g. openssl rand -hex 32) for every service and the "
+        "CLI ([services] token, TCXH_SERVICES_TOKEN or TCXH_SERVICES_TOKEN_FILE)"
+    )
 
 
-def create_server(services: ServicesConfig, address: str, *, service: str = "",
-                  limits: RequestLimits | None = None) -> tuple[grpc.aio.Server, int]:
+def create_server(
+    services: ServicesConfig, address: str, *, service: str = "", limits: RequestLimits | None = None
+) -> tuple[grpc.aio.Server, int]:
     """A grpc.aio server bound to `address` with the shared interceptors; returns it and its port.
 
     `service` names the process in the refusal metric; `limits` holds each RPC to its request size."""
     limits = limits or RequestLimits(service=service)
-    interceptors: list[grpc.aio.ServerInterceptor] = [ServerMetricsInterceptor(), RequestGuard(limits),
-                                                      ErrorInterceptor()]
+    interceptors: list[grpc.aio.ServerInterceptor] = [
+        ServerMetricsInterceptor(),
+        RequestGuard(limits),
+        ErrorInterceptor(),
+    ]
     if services.token:
         interceptors.insert(0, TokenAuthInterceptor(services.token, service))
     options = [*_SERVER_OPTIONS, ("grpc.max_receive_message_length", limits.largest)]
@@ -114,8 +121,10 @@ def describe_token(config: Config) -> str:
     if not services.token:
         if read_run_token(services):
             return f"the service token of the running `tcxhooks up` ({run_token_path(services)})"
-        return (f"no service token (none is set in {config.path}, TCXH_SERVICES_TOKEN or TCXH_SERVICES_TOKEN_FILE; "
-                "name the services' ini file with -c or TCXH_CONFIG)")
+        return (
+            f"no service token (none is set in {config.path}, TCXH_SERVICES_TOKEN or TCXH_SERVICES_TOKEN_FILE; "
+            "name the services' ini file with -c or TCXH_CONFIG)"
+        )
     return f"the service token from {config.origin('services', 'token')}"
 
 
@@ -123,8 +132,9 @@ def _with_token(details: Any, pair: tuple[str, str] | None) -> Any:
     if pair is None:
         return details
     metadata = grpc.aio.Metadata(*(details.metadata or ()), pair)
-    return grpc.aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials,
-                                      details.wait_for_ready)
+    return grpc.aio.ClientCallDetails(
+        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+    )
 
 
 def _names(method: str | bytes) -> tuple[str, str]:

@@ -5,6 +5,7 @@
 Service "" and the service's full gRPC name are SERVING while every critical check passes
 (readiness). Service "liveness" stays SERVING while the event loop runs (never depends on peers).
 """
+
 from __future__ import annotations
 
 import asyncio

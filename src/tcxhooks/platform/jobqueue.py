@@ -21,6 +21,7 @@ it takes back every lease held by its own earlier processes: they were killed. O
 leases run out (`lease` seconds after their last renewal) and are claimed then. On SQLite there
 is one host and one replica per store, so its restarts take back every lease at once.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -71,9 +72,13 @@ class JobQueue:
     async def take_back(self) -> int:
         """At start: frees the leases of this replica's earlier processes; returns how many."""
         t = self.table
-        return int(await self.store.execute(
-            f"UPDATE {t.table} SET lease_owner = '', lease_until = 0 WHERE lease_until > 0 AND "
-            "substr(lease_owner, 1, ?) = ? AND lease_owner <> ?", (len(self.replica), self.replica, self.owner)))
+        return int(
+            await self.store.execute(
+                f"UPDATE {t.table} SET lease_owner = '', lease_until = 0 WHERE lease_until > 0 AND "
+                "substr(lease_owner, 1, ?) = ? AND lease_owner <> ?",
+                (len(self.replica), self.replica, self.owner),
+            )
+        )
 
     async def claim(self, limit: int, lease: float, columns: str, exclude: Collection[str] = ()) -> list[Row]:
         """Leases up to `limit` due jobs (oldest due first) to this process; their `columns`."""
@@ -86,27 +91,35 @@ class JobQueue:
             f"UPDATE {t.table} SET lease_owner = ?, lease_until = ? WHERE {t.key} IN ("
             f"SELECT {t.key} FROM {t.table} WHERE {self._due}{skip} ORDER BY next_at LIMIT ?{lock}) "
             f"AND {self._due} RETURNING {columns}",
-            (self.owner, now + lease, *t.runnable, now, now, *exclude, limit, *t.runnable, now, now))
+            (self.owner, now + lease, *t.runnable, now, now, *exclude, limit, *t.runnable, now, now),
+        )
 
     async def next_due(self) -> float | None:
         """When the next runnable job comes due (None: none waits)."""
         t = self.table
         row = await self.store.fetchone(
-            f"SELECT MIN(next_at) FROM {t.table} WHERE state IN ({', '.join('?' * len(t.runnable))})", t.runnable)
+            f"SELECT MIN(next_at) FROM {t.table} WHERE state IN ({', '.join('?' * len(t.runnable))})", t.runnable
+        )
         return float(row[0]) if row and row[0] is not None else None
 
     async def renew(self, key: str, lease: float) -> bool:
         """Extends this process's lease on `key`; False when it is no longer ours."""
         t = self.table
-        return bool(await self.store.execute(
-            f"UPDATE {t.table} SET lease_until = ? WHERE {t.key} = ? AND lease_owner = ?",
-            (self.clock() + lease, key, self.owner)) == 1)
+        return bool(
+            await self.store.execute(
+                f"UPDATE {t.table} SET lease_until = ? WHERE {t.key} = ? AND lease_owner = ?",
+                (self.clock() + lease, key, self.owner),
+            )
+            == 1
+        )
 
     async def release(self, key: str) -> None:
         """Gives the job back at once (shutdown): another process may claim it now."""
         t = self.table
-        await self.store.execute(f"UPDATE {t.table} SET lease_owner = '', lease_until = 0 "
-                                 f"WHERE {t.key} = ? AND lease_owner = ?", (key, self.owner))
+        await self.store.execute(
+            f"UPDATE {t.table} SET lease_owner = '', lease_until = 0 WHERE {t.key} = ? AND lease_owner = ?",
+            (key, self.owner),
+        )
 
     async def update(self, key: str, tx: Tx | None = None, release: bool = False, **columns: object) -> None:
         """Sets columns of a job this process holds (and frees its lease with `release`); LeaseLost

@@ -18,6 +18,7 @@ A holder that stalls past all that (a paused VM) may still have calls in flight 
 fencing number, sent with what it publishes, lets the receiver refuse a holder older than one it has
 already heard from (dispatcher_service.proto, Fence).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,8 +32,11 @@ from .waiting import sleep_or_stop
 log = logging.getLogger(__name__)
 
 MIGRATIONS = [
-    Migration(1, "CREATE TABLE IF NOT EXISTS platform_leases ("
-                 " name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL)"),
+    Migration(
+        1,
+        "CREATE TABLE IF NOT EXISTS platform_leases ("
+        " name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL)",
+    ),
     # a released lease keeps its row (expired), so its fencing number never goes back
     Migration(2, "ALTER TABLE platform_leases ADD COLUMN fence BIGINT NOT NULL DEFAULT 0"),
 ]
@@ -65,8 +69,16 @@ class Lease:
     """`clock` dates expiries (the store's, `store_clock`); `timer` measures how long a renewal has been
     waiting (this host's monotonic clock). Tests inject both to move time without waiting for it."""
 
-    def __init__(self, store: Store, name: str, owner: str, ttl: float, *, clock: StoreClock | None = None,
-                 timer: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        store: Store,
+        name: str,
+        owner: str,
+        ttl: float,
+        *,
+        clock: StoreClock | None = None,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store, self.name, self.owner, self.ttl = store, name, owner, ttl
         self.clock, self.timer = clock or store_clock(store), timer
         self.held = False
@@ -83,7 +95,8 @@ class Lease:
                 " fence = CASE WHEN platform_leases.owner = excluded.owner THEN platform_leases.fence"
                 " ELSE platform_leases.fence + 1 END"
                 " WHERE platform_leases.owner = excluded.owner OR platform_leases.expires_at < ?",
-                (self.name, self.owner, now + self.ttl, now))
+                (self.name, self.owner, now + self.ttl, now),
+            )
             row = await tx.fetchone("SELECT owner, fence FROM platform_leases WHERE name = ?", (self.name,))
         self.held = row is not None and row[0] == self.owner
         if self.held:
@@ -137,6 +150,7 @@ class Lease:
         """Ends the holding at once (a standby need not wait for the expiry); the row and its fencing number
         stay."""
         if self.held:
-            await self.store.execute("UPDATE platform_leases SET expires_at = 0 WHERE name = ? AND owner = ?",
-                                     (self.name, self.owner))
+            await self.store.execute(
+                "UPDATE platform_leases SET expires_at = 0 WHERE name = ? AND owner = ?", (self.name, self.owner)
+            )
             self.held = False

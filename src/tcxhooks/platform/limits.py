@@ -10,6 +10,7 @@ request that does not parse as its message INVALID_ARGUMENT. Both refusals are c
 call events. Only the dispatcher's publishing RPCs carry more (transcripts, batches of events); audio
 travels in answers (FetchRecording, FetchAudio), which the receiving client bounds.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -32,8 +33,9 @@ ANSWER_LIMIT = 16 * MIB
 class RequestLimits:
     """The largest request each RPC of one service accepts, by method name (`Publish`), and the rest's."""
 
-    def __init__(self, limits: Mapping[str, int] | None = None, service: str = "",
-                 default: int = DEFAULT_REQUEST) -> None:
+    def __init__(
+        self, limits: Mapping[str, int] | None = None, service: str = "", default: int = DEFAULT_REQUEST
+    ) -> None:
         self.limits = dict(limits or {})
         self.service = service
         self.default = default
@@ -55,13 +57,19 @@ class _Refusal(Exception):
 
 def _parse(raw: bytes, limit: int, deserialize: Callable[[bytes], Any]) -> Any:
     if len(raw) > limit:
-        raise _Refusal(grpc.StatusCode.RESOURCE_EXHAUSTED, "too_large",
-                       f"request of {len(raw)} bytes; this RPC takes at most {limit}")
+        raise _Refusal(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "too_large",
+            f"request of {len(raw)} bytes; this RPC takes at most {limit}",
+        )
     try:
         return deserialize(raw)
     except (DecodeError, ValueError, TypeError) as exc:
-        raise _Refusal(grpc.StatusCode.INVALID_ARGUMENT, "malformed",
-                       f"the request is not this RPC's message ({type(exc).__name__})") from None
+        raise _Refusal(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "malformed",
+            f"the request is not this RPC's message ({type(exc).__name__})",
+        ) from None
 
 
 class RequestGuard(grpc.aio.ServerInterceptor):
@@ -93,25 +101,33 @@ class RequestGuard(grpc.aio.ServerInterceptor):
 
         def unary_request(inner: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
             if inspect.isasyncgenfunction(inner):
+
                 async def streamed(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
                     request = await one(raw, context)
                     async for item in inner(request, context):
                         yield item
+
                 return streamed
 
             async def answered(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 return await inner(await one(raw, context), context)
+
             return answered
 
         def streamed_request(inner: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
             if inspect.isasyncgenfunction(inner):
-                async def streamed(raws: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+
+                async def streamed(
+                    raws: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+                ) -> AsyncIterator[Any]:
                     async for item in inner(each(raws, context), context):
                         yield item
+
                 return streamed
 
             async def answered(raws: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 return await inner(each(raws, context), context)
+
             return answered
 
         kinds = {
@@ -123,6 +139,5 @@ class RequestGuard(grpc.aio.ServerInterceptor):
         for kind, (make, wrap) in kinds.items():
             behaviour = getattr(handler, kind)
             if behaviour is not None:
-                return make(wrap(behaviour), request_deserializer=None,
-                            response_serializer=handler.response_serializer)
+                return make(wrap(behaviour), request_deserializer=None, response_serializer=handler.response_serializer)
         return handler

@@ -4,6 +4,7 @@ its password and query values as *** (a library's message may carry a URL with a
 Context goes in `extra` (`call_id`, `delivery_id`, `attempt`, ...) and is printed as key=value
 (text) or as JSON fields.
 """
+
 from __future__ import annotations
 
 import json

@@ -2,6 +2,7 @@
 
 Service-specific metrics live in `services/<name>/metrics.py` (module level, created once).
 """
+
 from __future__ import annotations
 
 import time
@@ -16,15 +17,21 @@ from tcxhooks import __version__
 BUILD_INFO = Gauge("tcxhooks_build_info", "Build information", ["service", "version"])
 DEPENDENCY_UP = Gauge("tcxhooks_dependency_up", "1 while a dependency check passes", ["service", "dependency"])
 GRPC_SERVER_HANDLED = Counter(
-    "grpc_server_handled_total", "RPCs completed on the server", ["grpc_service", "grpc_method", "grpc_code"])
+    "grpc_server_handled_total", "RPCs completed on the server", ["grpc_service", "grpc_method", "grpc_code"]
+)
 GRPC_SERVER_SECONDS = Histogram(
-    "grpc_server_handling_seconds", "RPC handling time on the server", ["grpc_service", "grpc_method"],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+    "grpc_server_handling_seconds",
+    "RPC handling time on the server",
+    ["grpc_service", "grpc_method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 GRPC_CLIENT_HANDLED = Counter(
-    "grpc_client_handled_total", "RPCs completed by clients", ["grpc_service", "grpc_method", "grpc_code"])
+    "grpc_client_handled_total", "RPCs completed by clients", ["grpc_service", "grpc_method", "grpc_code"]
+)
 # reason: missing_token, wrong_token (auth.py), too_large, malformed (limits.py)
 GRPC_REFUSED = Counter(
-    "tcxhooks_grpc_refused_total", "gRPC calls refused before reaching the service", ["service", "reason"])
+    "tcxhooks_grpc_refused_total", "gRPC calls refused before reaching the service", ["service", "reason"]
+)
 
 
 def start_metrics(service: str, port: int, host: str = "0.0.0.0") -> int:
@@ -65,8 +72,10 @@ class ServerMetricsInterceptor(grpc.aio.ServerInterceptor):
                     record(started, context)
 
             return grpc.unary_unary_rpc_method_handler(
-                unary_unary, request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+                unary_unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         if handler.unary_stream:
             inner_us = handler.unary_stream
 
@@ -79,6 +88,8 @@ class ServerMetricsInterceptor(grpc.aio.ServerInterceptor):
                     record(started, context)
 
             return grpc.unary_stream_rpc_method_handler(
-                unary_stream, request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+                unary_stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         return handler

@@ -2,6 +2,7 @@
 
 SQL comes with `?` placeholders, as for SQLite; they become `%s` here (and a literal `%` becomes `%%`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,8 +46,7 @@ class PostgresStore(BaseStore):
         from psycopg_pool import AsyncConnectionPool
 
         self.url = url
-        self._pool = AsyncConnectionPool(url, min_size=1, max_size=max_size, open=False,
-                                         kwargs={"autocommit": True})
+        self._pool = AsyncConnectionPool(url, min_size=1, max_size=max_size, open=False, kwargs={"autocommit": True})
 
     async def open(self) -> None:
         import psycopg

@@ -12,6 +12,7 @@ records it for operators, e.g. in the job's error column). The receivers store e
 (INVALID_ARGUMENT: it would refuse it again, e.g. an event kind an older peer does not know) raises
 `Refused` instead: retrying it for ever would hold back everything queued behind it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -45,10 +46,16 @@ def rpc_error(exc: grpc.aio.AioRpcError) -> str:
     return f"{exc.code().name} {exc.details() or ''}".strip()
 
 
-async def until_acknowledged(send: Callable[[], Awaitable[T]], what: str, stopping: asyncio.Event, *,
-                             first: float = 0.5, most: float = 30.0,
-                             on_failure: Callable[[str], Awaitable[None]] | None = None,
-                             log_extra: Mapping[str, Any] | None = None) -> T | None:
+async def until_acknowledged(
+    send: Callable[[], Awaitable[T]],
+    what: str,
+    stopping: asyncio.Event,
+    *,
+    first: float = 0.5,
+    most: float = 30.0,
+    on_failure: Callable[[str], Awaitable[None]] | None = None,
+    log_extra: Mapping[str, Any] | None = None,
+) -> T | None:
     """`send()`'s answer once a call succeeds; None when `stopping` is set first; Refused when the peer
     refuses the request for good."""
     attempt = 0

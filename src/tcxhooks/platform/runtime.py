@@ -12,6 +12,7 @@
 Each process loads the platform's settings ([store] [services] [metrics] [log]) and its own service's
 settings class; `App.settings` holds the latter, `App.platform` the former.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -130,8 +131,15 @@ def refuse_open_services(config: Config) -> None:
         raise SystemExit(2)
 
 
-def run(name: str, settings: type[S], build: Build[S], argv: list[str] | None = None, *, grpc_service: str,
-        request_limits: Mapping[str, int] | None = None) -> None:
+def run(
+    name: str,
+    settings: type[S],
+    build: Build[S],
+    argv: list[str] | None = None,
+    *,
+    grpc_service: str,
+    request_limits: Mapping[str, int] | None = None,
+) -> None:
     """Entry point of one service process; exits 0 after a clean shutdown, 1 when it could not start or a
     background task crashed (after shutting down cleanly), 2 on bad config.
 
@@ -172,8 +180,15 @@ def _freeze_startup_heap() -> None:
     log.info("%d startup objects kept out of garbage collection", gc.get_freeze_count())
 
 
-async def serve(name: str, config: Config, settings: type[S], build: Build[S], grpc_service: str,
-                ready: asyncio.Event | None = None, limits: RequestLimits | None = None) -> str:
+async def serve(
+    name: str,
+    config: Config,
+    settings: type[S],
+    build: Build[S],
+    grpc_service: str,
+    ready: asyncio.Event | None = None,
+    limits: RequestLimits | None = None,
+) -> str:
     """Runs the service until SIGTERM/SIGINT or a background task's crash; returns that task's name ("" for a
     signal)."""
     log.info("%s starting; config %s", name, config.path, extra={"config": config.redacted()})
@@ -202,8 +217,14 @@ async def serve(name: str, config: Config, settings: type[S], build: Build[S], g
             await each.start()
         await health.run_checks()
         health_task = asyncio.create_task(health.loop(), name=f"{name}.health")
-        log.info("%s serving gRPC on %s (port %d), metrics on :%d (%s event loop)", name, address, port,
-                 metrics_port, type(loop).__module__.partition(".")[0])
+        log.info(
+            "%s serving gRPC on %s (port %d), metrics on :%d (%s event loop)",
+            name,
+            address,
+            port,
+            metrics_port,
+            type(loop).__module__.partition(".")[0],
+        )
         if ready is not None:
             ready.set()
         await app.stopping.wait()

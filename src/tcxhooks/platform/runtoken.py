@@ -9,6 +9,7 @@ lives in a folder only this user may enter ($XDG_RUNTIME_DIR/tcxhooks, else <tmp
 is named after the services' addresses: a command reading the same config finds the token of the
 `up` serving those addresses.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -2,6 +2,7 @@
 
 Every service process loads them beside its own settings (`runtime.run`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,9 +26,12 @@ class StoreConfig(Section):
     replicas."""
 
     SECTION = "store"
-    url: str = key("sqlite:///./data/tcxhooks.db", _store_url,
-                   "the shared store: sqlite:///FILE for one host, postgresql://user@host/db for several replicas",
-                   secret=URL_PASSWORD)
+    url: str = key(
+        "sqlite:///./data/tcxhooks.db",
+        _store_url,
+        "the shared store: sqlite:///FILE for one host, postgresql://user@host/db for several replicas",
+        secret=URL_PASSWORD,
+    )
 
 
 SERVICE_NAMES = ("monitor", "dispatcher", "media", "analytics")  # the keys of [services] naming an address
@@ -42,18 +46,33 @@ class ServicesConfig(Section):
     dispatcher: str = key("127.0.0.1:50052", host_port, "the dispatcher's gRPC host:port")
     media: str = key("127.0.0.1:50053", host_port, "the media service's gRPC host:port")
     analytics: str = key("127.0.0.1:50054", host_port, "the analytics service's gRPC host:port")
-    token: str = key("", text,
-                     "bearer token the services require of each other and of the CLI; required when a service "
-                     "address is not loopback (`tcxhooks up` makes one per run when empty)", secret=True)
-    tls_cert: str = key("", text, "the service's certificate (PEM file): its gRPC server speaks TLS; with "
-                                  "tls_client_auth, also the client certificate it presents")
+    token: str = key(
+        "",
+        text,
+        "bearer token the services require of each other and of the CLI; required when a service "
+        "address is not loopback (`tcxhooks up` makes one per run when empty)",
+        secret=True,
+    )
+    tls_cert: str = key(
+        "",
+        text,
+        "the service's certificate (PEM file): its gRPC server speaks TLS; with "
+        "tls_client_auth, also the client certificate it presents",
+    )
     tls_key: str = key("", text, "the private key of tls_cert (PEM file)")
-    tls_ca: str = key("", text, "the CA certificate (PEM file) clients verify the services' certificates with "
-                                "(empty: the system's CAs); with tls_client_auth, servers verify clients with it too")
-    tls_client_auth: bool = key("false", boolean, "mutual TLS: servers require a client certificate signed by "
-                                                  "tls_ca")
-    health_port: int = key("0", whole(0, 65535), "a plaintext port answering gRPC health alone, for probes that "
-                                                 "cannot speak TLS (0: none; +0..+3 per service in `tcxhooks up`)")
+    tls_ca: str = key(
+        "",
+        text,
+        "the CA certificate (PEM file) clients verify the services' certificates with "
+        "(empty: the system's CAs); with tls_client_auth, servers verify clients with it too",
+    )
+    tls_client_auth: bool = key("false", boolean, "mutual TLS: servers require a client certificate signed by tls_ca")
+    health_port: int = key(
+        "0",
+        whole(0, 65535),
+        "a plaintext port answering gRPC health alone, for probes that "
+        "cannot speak TLS (0: none; +0..+3 per service in `tcxhooks up`)",
+    )
     grace: float = key("5", duration, "how long a stopping service lets work in flight finish")
 
     def address(self, service: str) -> str:
@@ -69,8 +88,9 @@ class ServicesConfig(Section):
         if self.tls_key and not self.tls_cert:
             found.append(Missing("services", "tls_cert", "the certificate of tls_key"))
         if self.tls_client_auth and not self.tls_ca:
-            found.append(Missing("services", "tls_ca", "the CA that signed the clients' certificates "
-                                                       "(tls_client_auth = true)"))
+            found.append(
+                Missing("services", "tls_ca", "the CA that signed the clients' certificates (tls_client_auth = true)")
+            )
         if self.tls_client_auth and not self.tls_cert:
             found.append(Missing("services", "tls_cert", "the certificate clients present (tls_client_auth = true)"))
         return found
@@ -82,8 +102,12 @@ class MetricsConfig(Section):
 
     SECTION = "metrics"
     port: int = key("9464", whole(0, 65535), "Prometheus /metrics port (+0..+3 per service in `tcxhooks up`)")
-    host: str = key("", text, "the address /metrics listens on (empty: loopback when the service's gRPC address "
-                              "is loopback, as under `tcxhooks up`, else every interface)")
+    host: str = key(
+        "",
+        text,
+        "the address /metrics listens on (empty: loopback when the service's gRPC address "
+        "is loopback, as under `tcxhooks up`, else every interface)",
+    )
 
 
 @dataclass(frozen=True)

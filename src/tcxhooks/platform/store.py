@@ -29,6 +29,7 @@ dialects differ, a migration or query gives both texts (`store.dialect` is "sqli
 The SQLite store is below; the PostgreSQL one is in postgres.py.
 Migrations are versioned per component in `schema_migrations` and run at start, once.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -172,15 +173,19 @@ class BaseStore:
         async with self.transaction() as tx:
             await self._lock_migrations(tx)
             await tx.execute(_MIGRATIONS_TABLE)
-            done = {row[0] for row in await tx.fetchall(
-                "SELECT version FROM schema_migrations WHERE component = ?", (component,))}
+            done = {
+                row[0]
+                for row in await tx.fetchall("SELECT version FROM schema_migrations WHERE component = ?", (component,))
+            }
             for migration in sorted(migrations, key=lambda m: m.version):
                 if migration.version in done:
                     continue
                 for statement in _statements(migration.text(self.dialect)):
                     await tx.execute(statement)
-                await tx.execute("INSERT INTO schema_migrations (component, version, applied_at) VALUES (?, ?, ?)",
-                                 (component, migration.version, time.time()))
+                await tx.execute(
+                    "INSERT INTO schema_migrations (component, version, applied_at) VALUES (?, ?, ?)",
+                    (component, migration.version, time.time()),
+                )
 
     async def _lock_migrations(self, tx: Tx) -> None:
         """Serialises concurrent migrators (several replicas starting at once)."""
@@ -201,6 +206,7 @@ def _statements(script: str) -> list[str]:
 
 
 # --- SQLite ----------------------------------------------------------------------------------
+
 
 def _sqlite_answer(conn: sqlite3.Connection, query: Query) -> Any:
     if query.op == "executemany":
@@ -247,7 +253,7 @@ class SqliteStore(BaseStore):
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.path = url[len("sqlite:///"):]
+        self.path = url[len("sqlite:///") :]
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._lock = asyncio.Lock()
         self._cleanups: set[asyncio.Future[None]] = set()

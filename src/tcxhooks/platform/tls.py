@@ -8,6 +8,7 @@
 Health probes cannot speak TLS (kubelet gRPC probes, Docker's HEALTHCHECK): `[services] health_port`
 answers grpc.health.v1 alone in plaintext for them.
 """
+
 from __future__ import annotations
 
 import grpc

@@ -6,6 +6,7 @@ message completes "expected ..." in the one-line error the loader prints:
     poll_interval: float = key("5", duration, "seconds between XAPI status polls")
     # [pbx] poll_interval = 'soon': expected a duration such as 5, 5s, 250ms, 5m, 2h or 1d
 """
+
 from __future__ import annotations
 
 import re
@@ -38,6 +39,7 @@ def boolean(text: str) -> bool:
 
 def whole(minimum: int = 0, maximum: int | None = None) -> Callable[[str], int]:
     """A whole number within [minimum, maximum]."""
+
     def parse(text: str) -> int:
         try:
             value = int(text.strip())
@@ -52,6 +54,7 @@ def whole(minimum: int = 0, maximum: int | None = None) -> Callable[[str], int]:
 
 def choice(*options: str) -> Callable[[str], str]:
     """One of `options` (case-insensitive, returned in lower case)."""
+
     def parse(text: str) -> str:
         value = text.strip().lower()
         if value not in options:
@@ -85,6 +88,7 @@ def base_url(value: str) -> str:
 
 def optional(parse: Callable[[str], str]) -> Callable[[str], str]:
     """`parse`, or "" for an empty value."""
+
     def parse_optional(value: str) -> str:
         return parse(value) if value.strip() else ""
 

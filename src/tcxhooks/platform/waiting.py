@@ -1,10 +1,11 @@
 """Waiting in background loops: a pause that ends early when the service stops (or is woken).
 
-    while not stopping.is_set():
-        do_work()
-        await sleep_or_stop(5.0, stopping)            # True: stopping was set, False: 5 s passed
-        await sleep_or_stop(poll, stopping, wake)     # or a wake-up event, whichever comes first
+while not stopping.is_set():
+    do_work()
+    await sleep_or_stop(5.0, stopping)            # True: stopping was set, False: 5 s passed
+    await sleep_or_stop(poll, stopping, wake)     # or a wake-up event, whichever comes first
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,5 @@
 """The amoCRM / Kommo adapter (`[crm:NAME] type = amocrm`): each leg logged once, with its recording (docs/crm.md)."""
+
 from __future__ import annotations
 
 from .requests import AmoOptions

@@ -9,6 +9,7 @@ amoCRM voids a refresh token once it is used, so the new pair is stored before i
 refresh runs at a time. The configured authorization code (valid 20 minutes, once) or refresh token
 only starts the chain: afterwards the stored tokens win.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,8 +22,10 @@ from ..errors import CrmError
 from ..legstate import LegStore
 
 EARLY = 300.0  # refresh this long before the access token expires
-FIX = ("give the integration access again (amoCRM: Settings → Integrations → your integration → Keys) and put "
-       "a new authorization code in [crm] auth_code, or use a long-lived token ([crm] token)")
+FIX = (
+    "give the integration access again (amoCRM: Settings → Integrations → your integration → Keys) and put "
+    "a new authorization code in [crm] auth_code, or use a long-lived token ([crm] token)"
+)
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,9 @@ class Tokens:
 
 
 class AmoAuth:
-    def __init__(self, crm: str, legs: LegStore, api: JsonApi, base_url: str, *, token: str = "",
-                 oauth: OAuthApp | None = None) -> None:
+    def __init__(
+        self, crm: str, legs: LegStore, api: JsonApi, base_url: str, *, token: str = "", oauth: OAuthApp | None = None
+    ) -> None:
         if not token and oauth is None:
             raise ValueError("amoCRM needs a long-lived token or an OAuth integration")
         self.crm, self.legs, self.api, self.base_url = crm, legs, api, base_url
@@ -80,8 +84,11 @@ class AmoAuth:
             if current is not None and current != stale and current.expires_at - EARLY > time.time():
                 return current
             app = self.oauth
-            grant: dict[str, str] = {"client_id": app.client_id, "client_secret": app.client_secret,
-                                     "redirect_uri": app.redirect_uri}
+            grant: dict[str, str] = {
+                "client_id": app.client_id,
+                "client_secret": app.client_secret,
+                "redirect_uri": app.redirect_uri,
+            }
             if current is not None:
                 grant.update(grant_type="refresh_token", refresh_token=current.refresh)
             elif app.refresh_token:
@@ -90,18 +97,30 @@ class AmoAuth:
                 grant.update(grant_type="authorization_code", code=app.auth_code)
             else:
                 raise CrmError("amoCRM OAuth: no authorization code or refresh token", verdict="gone", code="auth")
-            answer = await self.api.send("POST", f"{self.base_url}/oauth2/access_token", what="amo token refresh",
-                                         json_body=grant)
+            answer = await self.api.send(
+                "POST", f"{self.base_url}/oauth2/access_token", what="amo token refresh", json_body=grant
+            )
             body = answer.body if isinstance(answer.body, dict) else {}
             if answer.status != 200 or not body.get("access_token") or not body.get("refresh_token"):
                 if answer.status >= 500 or answer.status == 429:
                     raise CrmError(f"amo token refresh: HTTP {answer.status}", status=answer.status, code="auth")
                 hint = str(body.get("hint") or body.get("detail") or "")
-                raise CrmError(f"amo token refresh refused: HTTP {answer.status} {hint}".rstrip(), verdict="gone",
-                               status=answer.status, code="auth", description=FIX)
-            tokens = Tokens(str(body["access_token"]), str(body["refresh_token"]),
-                            time.time() + float(body.get("expires_in") or 86400))
-            await self.legs.set_value(self.crm, "oauth", json.dumps(
-                {"access": tokens.access, "refresh": tokens.refresh, "expires_at": tokens.expires_at}))
+                raise CrmError(
+                    f"amo token refresh refused: HTTP {answer.status} {hint}".rstrip(),
+                    verdict="gone",
+                    status=answer.status,
+                    code="auth",
+                    description=FIX,
+                )
+            tokens = Tokens(
+                str(body["access_token"]),
+                str(body["refresh_token"]),
+                time.time() + float(body.get("expires_in") or 86400),
+            )
+            await self.legs.set_value(
+                self.crm,
+                "oauth",
+                json.dumps({"access": tokens.access, "refresh": tokens.refresh, "expires_at": tokens.expires_at}),
+            )
             self._tokens = tokens
             return tokens

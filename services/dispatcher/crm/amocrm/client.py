@@ -14,6 +14,7 @@
 | 429 | more than 7 requests a second: waited out in place (1, 2, 4 s), then | retry in 30 s |
 | 5xx, no answer | | retry |
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,18 +48,24 @@ class AmoApi:
         verb, _, path = call.method.partition(" ")
         what = f"amo {call.step}"
         if path == EVENTS_PATH and time.monotonic() < self._events_off_until:
-            raise CrmError(f"{what}: the account no longer takes call notifications", verdict="dead",
-                           status=404, code=NOT_ACCEPTED)
-        answer = await self.request(verb, path, what, body=call.params.get("body"), query=call.params.get("query"),
-                                    realtime=call.realtime)
+            raise CrmError(
+                f"{what}: the account no longer takes call notifications", verdict="dead", status=404, code=NOT_ACCEPTED
+            )
+        answer = await self.request(
+            verb, path, what, body=call.params.get("body"), query=call.params.get("query"), realtime=call.realtime
+        )
         if answer.status in (200, 201, 202, 204):
             return answer.body if answer.body is not None else {}
         if answer.status == 404 and path == EVENTS_PATH:
             self._events_off_until = time.monotonic() + EVENTS_RETRY
-            log.warning("amoCRM answers 404 to call notifications (POST %s): the account no longer takes them; "
-                        "calls are still logged", EVENTS_PATH)
-            raise CrmError(f"{what}: HTTP 404 (call notifications not accepted)", verdict="dead", status=404,
-                           code=NOT_ACCEPTED)
+            log.warning(
+                "amoCRM answers 404 to call notifications (POST %s): the account no longer takes them; "
+                "calls are still logged",
+                EVENTS_PATH,
+            )
+            raise CrmError(
+                f"{what}: HTTP 404 (call notifications not accepted)", verdict="dead", status=404, code=NOT_ACCEPTED
+            )
         raise self.error(answer, what)
 
     async def call_json(self, verb: str, path: str, what: str, *, query: Mapping[str, Any] | None = None) -> Any:
@@ -68,15 +75,31 @@ class AmoApi:
             return answer.body if isinstance(answer.body, dict) else {}
         raise self.error(answer, what)
 
-    async def request(self, verb: str, path: str, what: str, *, body: Any = None,
-                      query: Mapping[str, Any] | None = None, realtime: bool = False) -> Answer:
+    async def request(
+        self,
+        verb: str,
+        path: str,
+        what: str,
+        *,
+        body: Any = None,
+        query: Mapping[str, Any] | None = None,
+        realtime: bool = False,
+    ) -> Answer:
         url = self.base_url + path + (f"?{urlencode(query)}" if query else "")
-        answer = await self.api.send_patiently(verb, url, what=what, first_wait=1.0, json_body=body,
-                                               headers=await self.auth.headers(), realtime=realtime)
+        answer = await self.api.send_patiently(
+            verb, url, what=what, first_wait=1.0, json_body=body, headers=await self.auth.headers(), realtime=realtime
+        )
         if answer.status == 401 and self.auth.refreshable:
             await self.auth.refresh()
-            answer = await self.api.send_patiently(verb, url, what=what, first_wait=1.0, json_body=body,
-                                                   headers=await self.auth.headers(), realtime=realtime)
+            answer = await self.api.send_patiently(
+                verb,
+                url,
+                what=what,
+                first_wait=1.0,
+                json_body=body,
+                headers=await self.auth.headers(),
+                realtime=realtime,
+            )
         REQUESTS.labels(self.api.crm, request_outcome(answer.status)).inc()
         return answer
 
@@ -88,18 +111,28 @@ class AmoApi:
         if status == 400:
             problems = _validation(body)
             duplicate = any("duplicate" in p.lower() or "exist" in p.lower() for p in problems)
-            return CrmError(f"{shown}: {'; '.join(problems)[:500]}" if problems else shown, verdict="dead",
-                            status=status, code=DUPLICATE if duplicate else "invalid")
+            return CrmError(
+                f"{shown}: {'; '.join(problems)[:500]}" if problems else shown,
+                verdict="dead",
+                status=status,
+                code=DUPLICATE if duplicate else "invalid",
+            )
         if status == 401:
-            return CrmError(f"{shown} (the token is wrong, expired or revoked)", verdict="gone", status=status,
-                            code="auth")
+            return CrmError(
+                f"{shown} (the token is wrong, expired or revoked)", verdict="gone", status=status, code="auth"
+            )
         if status in (402, 403):
-            return CrmError(f"{shown} (account not paid, IP blocked or no rights)", verdict="gone", status=status,
-                            code="refused")
+            return CrmError(
+                f"{shown} (account not paid, IP blocked or no rights)", verdict="gone", status=status, code="refused"
+            )
         if status == 429:  # still refused after the waits in place: the budget is someone else's for now
             wait = parse_retry_after(answer.headers.get("retry-after")) or LIMITED_RETRY
-            return CrmError(f"{what}: HTTP 429 (more than amoCRM's requests per second)", status=status,
-                            code="limited", retry_after=wait)
+            return CrmError(
+                f"{what}: HTTP 429 (more than amoCRM's requests per second)",
+                status=status,
+                code="limited",
+                retry_after=wait,
+            )
         return CrmError(shown, verdict="retry" if status >= 500 or status == 0 else "dead", status=status)
 
 

@@ -7,6 +7,7 @@ A call can be added to amoCRM only once and never changed (`POST /api/v4/calls`:
 recording link is part of it, so an answered leg is logged when its recording is ready, or when
 `recording_wait` passed without one (then a later recording is added as a note).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -78,9 +79,18 @@ def absorb(event: CrmEvent, leg: AmoLeg, recording_wait: float, links: bool = Tr
     """The leg once this event is known (nothing is sent here). Without `links` (recording = none)
     no recording is waited for or sent."""
     if event.kind == "ended" or (event.kind == "recording" and event.finishtype and not leg.ended):
-        leg = replace(leg, ended=True, direction="outbound" if event.direction == "out" else "inbound",
-                      phone=event.caller, line=event.did or event.user, user=event.user, started_at=started_at(event),
-                      duration=event.duration, missed=event.finishtype == "Missed", result=event.title)
+        leg = replace(
+            leg,
+            ended=True,
+            direction="outbound" if event.direction == "out" else "inbound",
+            phone=event.caller,
+            line=event.did or event.user,
+            user=event.user,
+            started_at=started_at(event),
+            duration=event.duration,
+            missed=event.finishtype == "Missed",
+            result=event.title,
+        )
         if (recording_wait <= 0 or not links) and not leg.recording:
             leg = replace(leg, recording="none")
     if event.kind == "recording" and event.links and links:

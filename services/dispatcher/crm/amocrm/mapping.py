@@ -17,6 +17,7 @@ logged becomes a note. Each create request is marked `pending` in the leg before
 later attempt that finds the mark looks for what the request may have created (by the leg id in
 it) before it creates anything again: a crash never leaves a duplicate.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping as Map
@@ -97,13 +98,21 @@ class AmoMapping:
             if added is None:  # no entity has the number
                 unsorted = self.options.unsorted and leg.direction == "inbound"
                 return replace(leg, pending="", not_found=True, logged="" if unsorted else "nowhere")
-            return replace(leg, pending="", logged="call", entity_type=rq.SINGULAR.get(str(added.get("entity_type")), ""),
-                           entity_id=int(added.get("entity_id") or 0), logged_link=leg.link)
+            return replace(
+                leg,
+                pending="",
+                logged="call",
+                entity_type=rq.SINGULAR.get(str(added.get("entity_type")), ""),
+                entity_id=int(added.get("entity_id") or 0),
+                logged_link=leg.link,
+            )
         if step == "unsorted":
             lead = _unsorted_lead(rq.items(result, "unsorted"), key)
             if not lead:  # an answer without the lead: find it
                 return replace(leg, pending="unsorted", search="")
-            return replace(leg, pending="", logged="unsorted", entity_type="leads", entity_id=lead, logged_link=leg.link)
+            return replace(
+                leg, pending="", logged="unsorted", entity_type="leads", entity_id=lead, logged_link=leg.link
+            )
         if step == "task":
             created = rq.items(result, "tasks")
             return replace(leg, pending="", task_id=int(created[0].get("id") or -1) if created else -1)
@@ -120,15 +129,29 @@ class AmoMapping:
             note = next((n for n in found if str((n.get("params") or {}).get("uniq")) == key), None)
             if note is not None:
                 link = str((note.get("params") or {}).get("link") or "")
-                return replace(leg, pending="", search="", logged="call", entity_type=where,
-                               entity_id=int(note.get("entity_id") or 0), logged_link=link)
-            later = rq.ENTITY_TYPES[rq.ENTITY_TYPES.index(where) + 1:]
+                return replace(
+                    leg,
+                    pending="",
+                    search="",
+                    logged="call",
+                    entity_type=where,
+                    entity_id=int(note.get("entity_id") or 0),
+                    logged_link=link,
+                )
+            later = rq.ENTITY_TYPES[rq.ENTITY_TYPES.index(where) + 1 :]
         elif step == "find_unsorted":
             found = rq.items(result, "unsorted")
             lead = _unsorted_lead(found, key, by_uniq=True)
             if lead:
-                return replace(leg, pending="", search="", logged="unsorted", entity_type="leads", entity_id=lead,
-                               logged_link=leg.link)
+                return replace(
+                    leg,
+                    pending="",
+                    search="",
+                    logged="unsorted",
+                    entity_type="leads",
+                    entity_id=lead,
+                    logged_link=leg.link,
+                )
         elif step == "find_task":
             found = rq.items(result, "tasks")
             task = next((t for t in found if key in str(t.get("text", ""))), None)
@@ -156,8 +179,13 @@ class AmoMapping:
         return replace(leg, notified=(*leg.notified, event.user))
 
 
-_FIRST_PAGE = {"call": "leads:1", "unsorted": "unsorted:1", "task": "tasks:1", "link_note": "notes:1",
-               "transcript_note": "notes:1"}
+_FIRST_PAGE = {
+    "call": "leads:1",
+    "unsorted": "unsorted:1",
+    "task": "tasks:1",
+    "link_note": "notes:1",
+    "transcript_note": "notes:1",
+}
 
 
 def _noted(leg: AmoLeg, step: str) -> AmoLeg:
@@ -170,8 +198,11 @@ def _noted(leg: AmoLeg, step: str) -> AmoLeg:
 def _unsorted_lead(entries: list[dict[str, Any]], key: str, by_uniq: bool = False) -> int:
     """The lead id of this leg's Unsorted entry (0: not among `entries`)."""
     for entry in entries:
-        mine = (str((entry.get("metadata") or {}).get("uniq")) == key or str(entry.get("source_uid")) == key
-                if by_uniq else str(entry.get("request_id")) == key)
+        mine = (
+            str((entry.get("metadata") or {}).get("uniq")) == key or str(entry.get("source_uid")) == key
+            if by_uniq
+            else str(entry.get("request_id")) == key
+        )
         leads = (entry.get("_embedded") or {}).get("leads") or []
         if mine and leads and isinstance(leads[0], dict):
             return int(leads[0].get("id") or 0)

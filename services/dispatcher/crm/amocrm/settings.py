@@ -1,4 +1,5 @@
 """The settings of one amoCRM / Kommo adapter, as its [crm:NAME] section gives them (docs/crm.md)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -12,6 +12,7 @@ needs (docs/crm.md, "amoCRM / Kommo"):
   once `recording_wait` is over, so nothing waits forever;
 - a create request is marked `pending` in the stored leg before it is sent (see mapping.py).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -89,9 +90,16 @@ class AmoSink:
             return
         async with self._leg_lock(key):  # a recording event and the wait's end never log one leg at once
             await self._absorb(view, key)
-            await run_steps(self.mapping, view, time.time(), legs=self.deps.legs, crm=self.name,
-                            caller=_WriteAhead(self.amo, self.deps.legs, self.name, key),
-                            fresh=fresh(view, self.settings.stale_after), trace=trace)
+            await run_steps(
+                self.mapping,
+                view,
+                time.time(),
+                legs=self.deps.legs,
+                crm=self.name,
+                caller=_WriteAhead(self.amo, self.deps.legs, self.name, key),
+                fresh=fresh(view, self.settings.stale_after),
+                trace=trace,
+            )
 
     @contextlib.asynccontextmanager
     async def _leg_lock(self, key: str) -> AsyncIterator[None]:
@@ -149,14 +157,27 @@ class AmoSink:
             if float(value.get("until", 0)) > now or await legs.take(self.name, marker) is None:
                 continue
             taken += 1
-            key = marker[len(WAIT):]
+            key = marker[len(WAIT) :]
             chain, _, _ = key.rpartition("-")
-            reply = await replied(CrmEvent(kind=RECORDING_TIMEOUT, event_id=f"{key}:{RECORDING_TIMEOUT}",
-                                           chain=chain, occurred_at=now, call_id=key), self._steps)
+            reply = await replied(
+                CrmEvent(
+                    kind=RECORDING_TIMEOUT,
+                    event_id=f"{key}:{RECORDING_TIMEOUT}",
+                    chain=chain,
+                    occurred_at=now,
+                    call_id=key,
+                ),
+                self._steps,
+            )
             if reply.verdict in ("retry", "gone"):
                 await legs.put(self.name, marker, {"until": now + RETRY_WAIT})
-                log.warning("amoCRM adapter %s: leg %s not logged yet (%s); trying again in %.0fs", self.name, key,
-                            reply.error, RETRY_WAIT)
+                log.warning(
+                    "amoCRM adapter %s: leg %s not logged yet (%s); trying again in %.0fs",
+                    self.name,
+                    key,
+                    reply.error,
+                    RETRY_WAIT,
+                )
             elif reply.verdict == "dead":
                 log.error("amoCRM adapter %s: amoCRM refused leg %s: %s", self.name, key, reply.error)
         return taken

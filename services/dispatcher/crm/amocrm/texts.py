@@ -4,6 +4,7 @@
 
 Each text names the leg id: after a lost answer the adapter finds its own task or note by it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,10 +39,24 @@ class Texts:
 
 
 TEXTS = {
-    "ru": Texts("Пропущенный звонок с {phone}", "Звонок с {phone}", "Перезвонить {phone}: пропущенный звонок {key}",
-                "Запись звонка {key}: {link}", "Звонок {key}", "Кратко", "Расшифровка"),
-    "en": Texts("Missed call from {phone}", "Call from {phone}", "Call back {phone}: missed call {key}",
-                "Recording of call {key}: {link}", "Call {key}", "Summary", "Transcript"),
+    "ru": Texts(
+        "Пропущенный звонок с {phone}",
+        "Звонок с {phone}",
+        "Перезвонить {phone}: пропущенный звонок {key}",
+        "Запись звонка {key}: {link}",
+        "Звонок {key}",
+        "Кратко",
+        "Расшифровка",
+    ),
+    "en": Texts(
+        "Missed call from {phone}",
+        "Call from {phone}",
+        "Call back {phone}: missed call {key}",
+        "Recording of call {key}: {link}",
+        "Call {key}",
+        "Summary",
+        "Transcript",
+    ),
 }
 
 

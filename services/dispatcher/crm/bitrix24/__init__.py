@@ -1,4 +1,5 @@
 """The Bitrix24 adapter (`[crm:NAME] type = bitrix24`): telephony REST for an external PBX (docs/crm.md)."""
+
 from __future__ import annotations
 
 from .adapter import Bitrix24Sink

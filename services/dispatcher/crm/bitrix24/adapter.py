@@ -5,6 +5,7 @@ lines, click-to-call correlation and the `tcxhooks check` probes around it.
     reply = await sink.deliver(event)         # register / show / hide / finish / attachRecord / …
     lines = await sink.check()                # auth, line, users, click-to-call: nothing changed in the CRM
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,8 +43,9 @@ class Bitrix24Sink:
         self.api = BitrixApi(settings, self.http, self.tokens)
         self.directory = Directory(settings, self.api)
         self.mapping = BitrixMapping()
-        self.events = PortalEvents(settings, self.api, self.tokens, self.directory, deps.legs, deps.place_call,
-                                   self.bind_click_handler)
+        self.events = PortalEvents(
+            settings, self.api, self.tokens, self.directory, deps.legs, deps.place_call, self.bind_click_handler
+        )
 
     @property
     def handler_url(self) -> str:
@@ -62,8 +64,16 @@ class Bitrix24Sink:
         elif self.mapping.key(view) is not None:
             context = await self._context(view)
             await self._take_click(view)
-            await run_steps(self.mapping, view, context, legs=self.deps.legs, crm=self.name, caller=self.api,
-                            fresh=context.fresh, trace=trace)
+            await run_steps(
+                self.mapping,
+                view,
+                context,
+                legs=self.deps.legs,
+                crm=self.name,
+                caller=self.api,
+                fresh=context.fresh,
+                trace=trace,
+            )
 
     async def ping(self) -> SinkReply:
         trace = Trace()
@@ -77,8 +87,9 @@ class Bitrix24Sink:
     async def _context(self, view: CrmEvent) -> Context:
         users = await self.directory.users()
         line = await self.directory.line(view.did, view.did_name) if view.is_call else ""
-        return Context(users, self.settings.default_user, line, fresh(view, self.settings.stale_after),
-                       self.settings.options)
+        return Context(
+            users, self.settings.default_user, line, fresh(view, self.settings.stale_after), self.settings.options
+        )
 
     async def _take_click(self, view: CrmEvent) -> None:
         """The first leg of an outbound call an agent asked for by a click is finished under the
@@ -88,15 +99,21 @@ class Bitrix24Sink:
         key = self.mapping.key(view)
         if key is None or await self.deps.legs.get(self.name, key) is not None:
             return
-        click = await self.deps.legs.take_click(self.name, view.chain, view.user, view.caller,
-                                                self.settings.click_window)
+        click = await self.deps.legs.take_click(
+            self.name, view.chain, view.user, view.caller, self.settings.click_window
+        )
         if click is None:
             return
         user = int(click.details.get("user_id") or 0)
         entity = str(click.details.get("entity_id") or "")
-        leg = Leg(call_id=click.crm_call_id, user_id=user, shown=(user,) if user else (), clicked=True,
-                  entity_type=str(click.details.get("entity_type") or "") if entity.isdigit() else "",
-                  entity_id=int(entity) if entity.isdigit() else 0)
+        leg = Leg(
+            call_id=click.crm_call_id,
+            user_id=user,
+            shown=(user,) if user else (),
+            clicked=True,
+            entity_type=str(click.details.get("entity_type") or "") if entity.isdigit() else "",
+            entity_id=int(entity) if entity.isdigit() else 0,
+        )
         await self.deps.legs.put(self.name, key, self.mapping.dump(leg))
         log.info("Bitrix24 %s: call %s is the click-to-call %s", self.name, view.chain, click.crm_call_id)
 
@@ -144,13 +161,17 @@ class Bitrix24Sink:
                 raise
             return "inbound webhook accepted for telephony methods"
         if await self.tokens.current() is None:
-            raise CrmError("the Bitrix24 application is not installed yet (no OAuth tokens)", verdict="retry",
-                           code="NOT_INSTALLED")
+            raise CrmError(
+                "the Bitrix24 application is not installed yet (no OAuth tokens)", verdict="retry", code="NOT_INSTALLED"
+            )
         info = await self.api.method("app.info")
         code = info.get("CODE") if isinstance(info, dict) else None
         if code != self.settings.client_id:
-            raise CrmError(f"the stored tokens belong to application {code!r}, not {self.settings.client_id!r}",
-                           verdict="gone", code="WRONG_APP")
+            raise CrmError(
+                f"the stored tokens belong to application {code!r}, not {self.settings.client_id!r}",
+                verdict="gone",
+                code="WRONG_APP",
+            )
         return f"application {code} installed on {self.settings.portal_host}"
 
     async def check(self) -> list[CheckLine]:

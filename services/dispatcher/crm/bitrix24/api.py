@@ -7,6 +7,7 @@ means for the event.
     rows = await api.pages("user.get", {"filter": {"USER_TYPE": "employee"}})
     answer = await api.call(Call("register", "telephony.externalCall.register", {...}))   # the engine's Caller
 """
+
 from __future__ import annotations
 
 import base64
@@ -26,14 +27,36 @@ log = logging.getLogger(__name__)
 LIMITED_TRIES = 4  # QUERY_LIMIT_EXCEEDED answers waited out in place before the outbox takes over
 MAX_PAGES = 200
 # ERROR_CORE texts of values Bitrix24 will never take: the event is dead, no retry can help
-_PERMANENT_TEXTS = ("unsupported phone number format", "unknown type", "iso-8601", "should be set",
-                    "should be an array", "should be either", "should be greater", "is empty",
-                    "wrong file extension", "not properly encoded", "user is not found", "must be a string",
-                    "should not be empty", "required parameters are not set")
+_PERMANENT_TEXTS = (
+    "unsupported phone number format",
+    "unknown type",
+    "iso-8601",
+    "should be set",
+    "should be an array",
+    "should be either",
+    "should be greater",
+    "is empty",
+    "wrong file extension",
+    "not properly encoded",
+    "user is not found",
+    "must be a string",
+    "should not be empty",
+    "required parameters are not set",
+)
 # the portal refuses us, not this event: stop the adapter like a 410 until someone fixes it
-_REFUSALS = {"NO_AUTH_FOUND", "INVALID_CREDENTIALS", "invalid_token", "insufficient_scope", "ACCESS_DENIED",
-             "user_access_error", "OVERLOAD_LIMIT", "WRONG_AUTH_TYPE", "PORTAL_DELETED", "INVALID_REQUEST",
-             "ERROR_METHOD_NOT_FOUND"}
+_REFUSALS = {
+    "NO_AUTH_FOUND",
+    "INVALID_CREDENTIALS",
+    "invalid_token",
+    "insufficient_scope",
+    "ACCESS_DENIED",
+    "user_access_error",
+    "OVERLOAD_LIMIT",
+    "WRONG_AUTH_TYPE",
+    "PORTAL_DELETED",
+    "INVALID_REQUEST",
+    "ERROR_METHOD_NOT_FOUND",
+}
 
 
 def classify(method: str, answer: Answer) -> CrmError:
@@ -47,8 +70,9 @@ def classify(method: str, answer: Answer) -> CrmError:
     if code == "OPERATION_TIME_LIMIT" or answer.status == 429:
         reset = body.get("time", {}).get("operating_reset_at") if isinstance(body.get("time"), dict) else None
         wait = max(1.0, float(reset) - time.time()) if isinstance(reset, (int, float)) else 60.0
-        return CrmError(shown, verdict="retry", status=answer.status, code=code, description=description,
-                        retry_after=wait)
+        return CrmError(
+            shown, verdict="retry", status=answer.status, code=code, description=description, retry_after=wait
+        )
     if code in _REFUSALS or answer.status in (401, 403):
         return CrmError(shown, verdict="gone", status=answer.status, code=code, description=description)
     if answer.status >= 500 or answer.status < 400:
@@ -115,8 +139,9 @@ class BitrixApi:
                 REQUESTS.labels(self.settings.name, "limited").inc()
                 # the portal drains its counter at about our rate: wait for a token or two, then longer
                 wait = 2.0 ** (attempt - 1) / self.settings.rate
-                log.warning("Bitrix24 %s: the portal's request limit was reached; waiting %.1f s",
-                            self.settings.name, wait)
+                log.warning(
+                    "Bitrix24 %s: the portal's request limit was reached; waiting %.1f s", self.settings.name, wait
+                )
                 if self.http.limiter is not None:
                     self.http.limiter.slow_down(wait)
                 continue
@@ -132,7 +157,11 @@ class BitrixApi:
             return self.settings.rest_url + method, params, ""
         tokens = await self.tokens.current()
         if tokens is None:
-            raise CrmError(f"{method}: the Bitrix24 application is not installed yet (no OAuth tokens); "
-                           "save it in the portal so its install callback reaches this dispatcher",
-                           verdict="retry", code="NOT_INSTALLED", retry_after=60.0)
+            raise CrmError(
+                f"{method}: the Bitrix24 application is not installed yet (no OAuth tokens); "
+                "save it in the portal so its install callback reaches this dispatcher",
+                verdict="retry",
+                code="NOT_INSTALLED",
+                retry_after=60.0,
+            )
         return self.settings.rest_url + method, {**params, "auth": tokens.access_token}, tokens.access_token

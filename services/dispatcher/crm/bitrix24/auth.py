@@ -6,6 +6,7 @@ callback brings new ones.
     current = await tokens.current()                  # None until the app is installed
     fresh = await tokens.refresh(current.access_token) # after an `expired_token` answer
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -53,8 +54,9 @@ class TokenKeeper:
         try:
             return Tokens(**json.loads(raw))
         except (ValueError, TypeError):
-            log.error("Bitrix24 adapter %s: the stored OAuth tokens cannot be read; install the app again",
-                      self.settings.name)
+            log.error(
+                "Bitrix24 adapter %s: the stored OAuth tokens cannot be read; install the app again", self.settings.name
+            )
             return None
 
     async def save(self, tokens: Tokens) -> None:
@@ -70,11 +72,19 @@ class TokenKeeper:
                 self._tokens = stored
                 return stored
             if stored is None:
-                raise CrmError("the Bitrix24 application is not installed (no OAuth tokens)", verdict="retry",
-                               code="NOT_INSTALLED", retry_after=60.0)
+                raise CrmError(
+                    "the Bitrix24 application is not installed (no OAuth tokens)",
+                    verdict="retry",
+                    code="NOT_INSTALLED",
+                    retry_after=60.0,
+                )
             # posted as a form, as Bitrix24's own SDK does: the secrets stay out of the URL (and of any log of it)
-            form = {"grant_type": "refresh_token", "client_id": self.settings.client_id,
-                    "client_secret": self.settings.client_secret, "refresh_token": stored.refresh_token}
+            form = {
+                "grant_type": "refresh_token",
+                "client_id": self.settings.client_id,
+                "client_secret": self.settings.client_secret,
+                "refresh_token": stored.refresh_token,
+            }
             answer = await self.http.send("POST", self.settings.oauth_url, what="OAuth token refresh", form=form)
             body: Any = answer.body if isinstance(answer.body, dict) else {}
             if answer.status != 200 or not body.get("access_token") or not body.get("refresh_token"):
@@ -84,10 +94,19 @@ class TokenKeeper:
                     return again
                 code = str(body.get("error") or answer.status)
                 verdict = "retry" if answer.status >= 500 or answer.status == 0 else "gone"
-                raise CrmError(f"OAuth token refresh refused ({code}): install the Bitrix24 app again",
-                               verdict=verdict, status=answer.status, code=code)
-            tokens = Tokens(str(body["access_token"]), str(body["refresh_token"]), stored.application_token,
-                            str(body.get("member_id") or stored.member_id), time.time())
+                raise CrmError(
+                    f"OAuth token refresh refused ({code}): install the Bitrix24 app again",
+                    verdict=verdict,
+                    status=answer.status,
+                    code=code,
+                )
+            tokens = Tokens(
+                str(body["access_token"]),
+                str(body["refresh_token"]),
+                stored.application_token,
+                str(body.get("member_id") or stored.member_id),
+                time.time(),
+            )
             await self.save(tokens)
             log.info("Bitrix24 adapter %s: OAuth tokens refreshed", self.settings.name)
             return tokens

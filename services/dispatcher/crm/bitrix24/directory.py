@@ -6,6 +6,7 @@ overridden by `user_map`), and the application's external lines (one per DID, ad
     directory.extension_of(11)               # "101"
     line = await directory.line("74951234567", "Main line")
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,14 +39,16 @@ class Directory:
             except CrmError as exc:
                 if self._users is None or exc.verdict != "retry":
                     raise
-                log.warning("Bitrix24 %s: cannot read the employees (%s); keeping the last map",
-                            self.settings.name, exc)
+                log.warning(
+                    "Bitrix24 %s: cannot read the employees (%s); keeping the last map", self.settings.name, exc
+                )
         assert self._users is not None
         return self._users
 
     async def _read_users(self) -> dict[str, int]:
-        rows = await self.api.pages("user.get", {"filter": {"USER_TYPE": "employee", "ACTIVE": True},
-                                                 "sort": "ID", "order": "ASC"})
+        rows = await self.api.pages(
+            "user.get", {"filter": {"USER_TYPE": "employee", "ACTIVE": True}, "sort": "ID", "order": "ASC"}
+        )
         found: dict[str, int] = {}
         for row in rows:
             inner = str(row.get("UF_PHONE_INNER") or "").strip() if isinstance(row, dict) else ""
@@ -69,11 +72,14 @@ class Directory:
             return did
         if self._lines is None:
             rows = await self.api.method("telephony.externalLine.get")
-            self._lines = {str(r.get("NUMBER")) for r in rows if isinstance(r, dict)} if isinstance(rows, list) else set()
+            self._lines = (
+                {str(r.get("NUMBER")) for r in rows if isinstance(r, dict)} if isinstance(rows, list) else set()
+            )
         if did not in self._lines:
             try:
-                await self.api.method("telephony.externalLine.add",
-                                      {"NUMBER": did, "NAME": name or did, "CRM_AUTO_CREATE": "N"})
+                await self.api.method(
+                    "telephony.externalLine.add", {"NUMBER": did, "NAME": name or did, "CRM_AUTO_CREATE": "N"}
+                )
             except CrmError as exc:
                 if "already exists" not in exc.description.lower():
                     raise

@@ -9,6 +9,7 @@ file per CALL_ID, which is why a transfer chain is several Bitrix24 calls.
     call = mapping.next_call(view, leg, context)   # Call("register", "telephony.externalCall.register", …)
     leg = mapping.on_result(view, leg, call, {"CALL_ID": "externalCall.…", …})
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -21,17 +22,31 @@ from ..errors import CrmError
 from ..event import CrmEvent
 from ..plan import Call, Upload
 
-REGISTER, SHOW, HIDE, FINISH = ("telephony.externalCall.register", "telephony.externalCall.show",
-                                "telephony.externalCall.hide", "telephony.externalCall.finish")
+REGISTER, SHOW, HIDE, FINISH = (
+    "telephony.externalCall.register",
+    "telephony.externalCall.show",
+    "telephony.externalCall.hide",
+    "telephony.externalCall.finish",
+)
 ATTACH_RECORD, TRANSCRIPT = "telephony.externalCall.attachRecord", "telephony.call.attachTranscription"
 STATISTIC, TODO, COMMENT = "voximplant.statistic.get", "crm.activity.todo.add", "crm.timeline.comment.add"
 OWNER_TYPE_IDS = {"LEAD": 1, "DEAL": 2, "CONTACT": 3, "COMPANY": 4}
 SIDES = {"operator": "User", "client": "Client"}
 TEXTS = {
-    "ru": {"task": "Перезвонить клиенту", "missed": "Пропущенный звонок", "callback": "Клиент заказал обратный звонок",
-           "summary": "Итог разговора", "transcript": "Расшифровка"},
-    "en": {"task": "Call back", "missed": "Missed call", "callback": "The caller ordered a callback",
-           "summary": "Call summary", "transcript": "Transcript"},
+    "ru": {
+        "task": "Перезвонить клиенту",
+        "missed": "Пропущенный звонок",
+        "callback": "Клиент заказал обратный звонок",
+        "summary": "Итог разговора",
+        "transcript": "Расшифровка",
+    },
+    "en": {
+        "task": "Call back",
+        "missed": "Missed call",
+        "callback": "The caller ordered a callback",
+        "summary": "Call summary",
+        "transcript": "Transcript",
+    },
 }
 
 
@@ -103,10 +118,20 @@ class BitrixMapping:
         return Leg(**{**raw, "shown": tuple(raw.get("shown", ())), "done": tuple(raw.get("done", ()))})
 
     def dump(self, state: Leg) -> dict[str, Any]:
-        return {"call_id": state.call_id, "user_id": state.user_id, "shown": list(state.shown),
-                "finished": state.finished, "activity_id": state.activity_id, "entity_type": state.entity_type,
-                "entity_id": state.entity_id, "clicked": state.clicked, "user_fallback": state.user_fallback,
-                "record_upload": state.record_upload, "lost": state.lost, "done": list(state.done)}
+        return {
+            "call_id": state.call_id,
+            "user_id": state.user_id,
+            "shown": list(state.shown),
+            "finished": state.finished,
+            "activity_id": state.activity_id,
+            "entity_type": state.entity_type,
+            "entity_id": state.entity_id,
+            "clicked": state.clicked,
+            "user_fallback": state.user_fallback,
+            "record_upload": state.record_upload,
+            "lost": state.lost,
+            "done": list(state.done),
+        }
 
     # --- the next call ---------------------------------------------------------------------------
     def next_call(self, event: CrmEvent, leg: Leg, ctx: Context) -> Call | None:
@@ -141,15 +166,23 @@ class BitrixMapping:
             return None  # an agent without a Bitrix24 account rings: a mapped one, or the call's end, registers
         user = self._user(event, leg, ctx)
         if not user:
-            raise CrmError(f"no Bitrix24 user for extension {event.user or '?'} and no default_user",
-                           verdict="dead", code="NO_USER")
+            raise CrmError(
+                f"no Bitrix24 user for extension {event.user or '?'} and no default_user",
+                verdict="dead",
+                code="NO_USER",
+            )
         # the card pops up for whoever rings, dials or takes a transfer, while it is worth it
         popup = ctx.fresh and (event.kind in ("ringing", "dialing") or (event.kind == "answered" and event.link > 1))
         params: dict[str, Any] = {
-            "USER_ID": user, "PHONE_NUMBER": phone(event.caller), "TYPE": 1 if event.direction == "out" else 2,
+            "USER_ID": user,
+            "PHONE_NUMBER": phone(event.caller),
+            "TYPE": 1 if event.direction == "out" else 2,
             "CALL_START_DATE": _iso(event.started_at or event.occurred_at, ctx.options.timezone),
-            "CRM_CREATE": int(ctx.options.crm_create), "SHOW": int(popup),
-            "ADD_TO_CHAT": int(ctx.options.add_to_chat), "EXTERNAL_CALL_ID": event.call_id}
+            "CRM_CREATE": int(ctx.options.crm_create),
+            "SHOW": int(popup),
+            "ADD_TO_CHAT": int(ctx.options.add_to_chat),
+            "EXTERNAL_CALL_ID": event.call_id,
+        }
         if ctx.line:
             params["LINE_NUMBER"] = ctx.line
         return Call("register", REGISTER, params, realtime=popup)
@@ -162,9 +195,13 @@ class BitrixMapping:
         if not leg.finished:
             user = ctx.users.get(event.user, 0) if not leg.user_fallback else 0
             user = user or ctx.default_user or leg.user_id
-            params: dict[str, Any] = {"CALL_ID": leg.call_id, "USER_ID": user, "DURATION": 0 if missed else
-                                      event.duration, "ADD_TO_CHAT": int(options.add_to_chat),
-                                      "STATUS_CODE": ("603-S" if event.direction == "out" else "304") if missed else "200"}
+            params: dict[str, Any] = {
+                "CALL_ID": leg.call_id,
+                "USER_ID": user,
+                "DURATION": 0 if missed else event.duration,
+                "ADD_TO_CHAT": int(options.add_to_chat),
+                "STATUS_CODE": ("603-S" if event.direction == "out" else "304") if missed else "200",
+            }
             if missed:
                 params["FAILED_REASON"] = event.title or TEXTS[options.language]["missed"]
             return Call("finish", FINISH, params)
@@ -175,11 +212,14 @@ class BitrixMapping:
             if event.callback:
                 description = f"{description}. {texts['callback']}"
             responsible = ctx.default_user or leg.user_id
-            params = {"ownerTypeId": OWNER_TYPE_IDS[leg.entity_type], "ownerId": leg.entity_id,
-                      "deadline": _iso((event.ended_at or event.occurred_at) + options.missed_task_delay,
-                                       options.timezone),
-                      "title": texts["task"], "description": f"{description} ({event.caller})",
-                      "responsibleId": responsible}
+            params = {
+                "ownerTypeId": OWNER_TYPE_IDS[leg.entity_type],
+                "ownerId": leg.entity_id,
+                "deadline": _iso((event.ended_at or event.occurred_at) + options.missed_task_delay, options.timezone),
+                "title": texts["task"],
+                "description": f"{description} ({event.caller})",
+                "responsibleId": responsible,
+            }
             if leg.activity_id:
                 params["parentActivityId"] = leg.activity_id
             return Call("todo", TODO, params)
@@ -190,15 +230,27 @@ class BitrixMapping:
             return None
         name = f"{event.call_id}.mp3"
         if options.recording == "link" and not leg.record_upload and len(event.links) == 1:
-            return Call("record", ATTACH_RECORD, {"CALL_ID": leg.call_id, "FILENAME": name,
-                                                  "RECORD_URL": event.links[0]})
-        return Call("record", ATTACH_RECORD, {"CALL_ID": leg.call_id, "FILENAME": name},
-                    upload=Upload(event.links, "FILE_CONTENT"))
+            return Call(
+                "record", ATTACH_RECORD, {"CALL_ID": leg.call_id, "FILENAME": name, "RECORD_URL": event.links[0]}
+            )
+        return Call(
+            "record",
+            ATTACH_RECORD,
+            {"CALL_ID": leg.call_id, "FILENAME": name},
+            upload=Upload(event.links, "FILE_CONTENT"),
+        )
 
     def _analytics(self, event: CrmEvent, leg: Leg, options: Options) -> Call | None:
-        messages = [{"SIDE": SIDES[s.channel], "START_TIME": max(0, math.floor(s.start)),
-                     "STOP_TIME": max(1, math.ceil(s.end)), "MESSAGE": s.text.strip()}
-                    for s in event.segments if s.channel in SIDES and s.text.strip()]
+        messages = [
+            {
+                "SIDE": SIDES[s.channel],
+                "START_TIME": max(0, math.floor(s.start)),
+                "STOP_TIME": max(1, math.ceil(s.end)),
+                "MESSAGE": s.text.strip(),
+            }
+            for s in event.segments
+            if s.channel in SIDES and s.text.strip()
+        ]
         if options.transcript and messages and "transcript" not in leg.done:
             return Call("transcript", TRANSCRIPT, {"CALL_ID": leg.call_id, "MESSAGES": messages})
         texts = TEXTS[options.language]
@@ -206,8 +258,11 @@ class BitrixMapping:
             comment = f"{texts['summary']} ({event.call_id}): {event.summary}"
             if not messages and event.text:  # a mono recording: no speakers for a transcript, the text goes here
                 comment += f"\n\n{texts['transcript']}:\n{event.text}"
-            return Call("comment", COMMENT, {"fields": {"ENTITY_TYPE": leg.entity_type.lower(),
-                                                        "ENTITY_ID": leg.entity_id, "COMMENT": comment}})
+            return Call(
+                "comment",
+                COMMENT,
+                {"fields": {"ENTITY_TYPE": leg.entity_type.lower(), "ENTITY_ID": leg.entity_id, "COMMENT": comment}},
+            )
         return None
 
     # --- answers -------------------------------------------------------------------------------
@@ -215,22 +270,34 @@ class BitrixMapping:
         answer: dict[str, Any] = result if isinstance(result, dict) else {}
         if call.step == "register":
             shown = (int(call.params["USER_ID"]),) if call.params["SHOW"] else ()
-            return replace(leg, call_id=str(answer.get("CALL_ID") or ""), user_id=int(call.params["USER_ID"]),
-                           shown=shown, **_entity(answer, leg))
+            return replace(
+                leg,
+                call_id=str(answer.get("CALL_ID") or ""),
+                user_id=int(call.params["USER_ID"]),
+                shown=shown,
+                **_entity(answer, leg),
+            )
         if call.step == "show":
             return replace(leg, shown=leg.shown + tuple(u for u in call.params["USER_ID"] if u not in leg.shown))
         if call.step == "hide":
             return replace(leg, shown=tuple(u for u in leg.shown if u not in call.params["USER_ID"]))
         if call.step == "finish":
-            return replace(leg, finished=True, shown=(), activity_id=_int(answer.get("CRM_ACTIVITY_ID")),
-                           **_entity(answer, leg))
+            return replace(
+                leg, finished=True, shown=(), activity_id=_int(answer.get("CRM_ACTIVITY_ID")), **_entity(answer, leg)
+            )
         if call.step == "lookup":
             rows = result if isinstance(result, list) else []
             row = next((r for r in rows if isinstance(r, dict) and r.get("CALL_ID") == leg.call_id), None)
             if row is None:  # the portal forgot the call: register it again and finish that one
                 return replace(leg, call_id="", shown=(), lost=False)
-            return replace(leg, lost=False, finished=True, shown=(), activity_id=_int(row.get("CRM_ACTIVITY_ID")),
-                           **_entity(row, leg))
+            return replace(
+                leg,
+                lost=False,
+                finished=True,
+                shown=(),
+                activity_id=_int(row.get("CRM_ACTIVITY_ID")),
+                **_entity(row, leg),
+            )
         return replace(leg, done=(*leg.done, call.step))
 
     def on_error(self, event: CrmEvent, leg: Leg, call: Call, error: CrmError) -> Leg:
@@ -245,8 +312,11 @@ class BitrixMapping:
             return replace(leg, lost=False, finished=True, shown=())
         if call.step in ("show", "hide") and error.verdict == "dead":
             return replace(leg, shown=())  # the card is gone with the call; screen pops are not worth a dead event
-        if call.step == "record" and not leg.record_upload and (
-                "server returns http error" in text or "non-public address" in text):
+        if (
+            call.step == "record"
+            and not leg.record_upload
+            and ("server returns http error" in text or "non-public address" in text)
+        ):
             return replace(leg, record_upload=True)  # the portal cannot reach our link: send the file itself
         if call.step in ("record", "transcript") and ("not finished" in text or "is it finished" in text):
             raise error.but("retry")

@@ -9,6 +9,7 @@ click-to-call event (ONEXTERNALCALLSTART).
 Bitrix24 posts events as PHP forms (`data[USER_ID]=…&auth[application_token]=…`) and never
 retries them, so the handler answers at once and does the work in the background.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -60,8 +61,16 @@ def _text(mapping: Any, key: str) -> str:
 
 
 class PortalEvents:
-    def __init__(self, settings: Bitrix24Settings, api: BitrixApi, tokens: TokenKeeper, directory: Directory,
-                 legs: LegStore, place_call: PlaceCall | None, bind: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        settings: Bitrix24Settings,
+        api: BitrixApi,
+        tokens: TokenKeeper,
+        directory: Directory,
+        legs: LegStore,
+        place_call: PlaceCall | None,
+        bind: Callable[[], Awaitable[None]],
+    ) -> None:
         self.settings = settings
         self.api = api
         self.tokens = tokens
@@ -80,21 +89,30 @@ class PortalEvents:
             return web.Response(status=400, text="expected ONAPPINSTALL with the application's OAuth tokens\n")
         domain = (_text(auth, "domain") or urlsplit(_text(auth, "client_endpoint")).hostname or "").lower()
         if domain != self.settings.portal_host:
-            log.warning("Bitrix24 %s: install callback for portal %r refused (configured: %r)",
-                        self.settings.name, domain, self.settings.portal_host)
+            log.warning(
+                "Bitrix24 %s: install callback for portal %r refused (configured: %r)",
+                self.settings.name,
+                domain,
+                self.settings.portal_host,
+            )
             return web.Response(status=403, text="this dispatcher serves another portal\n")
         try:  # the tokens must work on our portal and belong to our application
-            answer = await self.api.http.send("POST", self.settings.rest_url + "app.info", what="app.info",
-                                              json_body={"auth": access})
+            answer = await self.api.http.send(
+                "POST", self.settings.rest_url + "app.info", what="app.info", json_body={"auth": access}
+            )
         except CrmError as exc:
             return web.Response(status=502, text=f"cannot reach the portal to check the tokens: {exc}\n")
         info = answer.body.get("result") if isinstance(answer.body, dict) else None
         if answer.status != 200 or not isinstance(info, dict) or info.get("CODE") != self.settings.client_id:
-            log.warning("Bitrix24 %s: install callback refused: its token is not our application's on %s",
-                        self.settings.name, self.settings.portal_host)
+            log.warning(
+                "Bitrix24 %s: install callback refused: its token is not our application's on %s",
+                self.settings.name,
+                self.settings.portal_host,
+            )
             return web.Response(status=403, text="the tokens are not this application's\n")
-        await self.tokens.save(Tokens(access, refresh, _text(auth, "application_token"), _text(auth, "member_id"),
-                                      time.time()))
+        await self.tokens.save(
+            Tokens(access, refresh, _text(auth, "application_token"), _text(auth, "member_id"), time.time())
+        )
         log.info("Bitrix24 %s: application installed on %s; OAuth tokens kept", self.settings.name, domain)
         self._spawn(self.bind())
         return web.Response(text="installed\n")
@@ -132,13 +150,20 @@ class PortalEvents:
             log.warning("Bitrix24 %s: cannot read the employees for a click-to-call: %s", self.settings.name, exc)
         extension = self.directory.extension_of(user)
         if not self.settings.click_to_call or self.place_call is None or not extension:
-            why = ("click-to-call is off ([crm] click_to_call)" if not self.settings.click_to_call else
-                   "no monitor to place calls" if self.place_call is None else
-                   f"Bitrix24 user {user} has no extension (Internal phone)")
+            why = (
+                "click-to-call is off ([crm] click_to_call)"
+                if not self.settings.click_to_call
+                else "no monitor to place calls"
+                if self.place_call is None
+                else f"Bitrix24 user {user} has no extension (Internal phone)"
+            )
             await self._fail(call_id, user, why)
             return
-        details = {"user_id": user, "entity_type": _text(data, "CRM_ENTITY_TYPE"),
-                   "entity_id": _text(data, "CRM_ENTITY_ID")}
+        details = {
+            "user_id": user,
+            "entity_type": _text(data, "CRM_ENTITY_TYPE"),
+            "entity_id": _text(data, "CRM_ENTITY_ID"),
+        }
         await self.legs.add_click(self.settings.name, extension, number, call_id, details)
         try:
             placed = await self.place_call(extension, phone(number))
@@ -146,19 +171,34 @@ class PortalEvents:
             await self._fail(call_id, user, f"the PBX did not place the call: {exc}")
             return
         CLICKS.labels(self.settings.name, "started").inc()
-        log.info("Bitrix24 %s: click-to-call from %s to %s started (chain %s)", self.settings.name, extension,
-                 number, placed.chain or placed.pbx_call_number)
+        log.info(
+            "Bitrix24 %s: click-to-call from %s to %s started (chain %s)",
+            self.settings.name,
+            extension,
+            number,
+            placed.chain or placed.pbx_call_number,
+        )
 
     async def _fail(self, call_id: str, user: int, why: str) -> None:
         """The click cannot become a call: its Bitrix24 call is finished as not placed, with the reason."""
         CLICKS.labels(self.settings.name, "failed").inc()
         log.warning("Bitrix24 %s: click-to-call %s not placed: %s", self.settings.name, call_id, why)
         try:
-            await self.api.method(FINISH, {"CALL_ID": call_id, "USER_ID": user, "DURATION": 0, "STATUS_CODE": "480",
-                                           "FAILED_REASON": why[:250], "ADD_TO_CHAT": 0})
+            await self.api.method(
+                FINISH,
+                {
+                    "CALL_ID": call_id,
+                    "USER_ID": user,
+                    "DURATION": 0,
+                    "STATUS_CODE": "480",
+                    "FAILED_REASON": why[:250],
+                    "ADD_TO_CHAT": 0,
+                },
+            )
         except CrmError as exc:
-            log.warning("Bitrix24 %s: cannot finish the unplaced click-to-call %s: %s", self.settings.name,
-                        call_id, exc)
+            log.warning(
+                "Bitrix24 %s: cannot finish the unplaced click-to-call %s: %s", self.settings.name, call_id, exc
+            )
 
     def _spawn(self, work: Awaitable[None]) -> None:
         async def guarded() -> None:

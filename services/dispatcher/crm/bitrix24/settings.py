@@ -1,4 +1,5 @@
 """The settings of one Bitrix24 adapter, as its [crm:NAME] section gives them (docs/crm.md)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -48,18 +49,37 @@ class Bitrix24Settings(AdapterSettings):
 
     @classmethod
     def from_config(cls, crm: CrmConfig) -> Bitrix24Settings:
-        options = Options(crm_create=crm.crm_create, add_to_chat=crm.add_to_chat, missed_task=crm.missed_task,
-                          missed_task_delay=crm.missed_task_delay, recording=crm.recording,
-                          transcript=crm.transcript, summary=crm.summary, language=crm.language,
-                          timezone=ZoneInfo(crm.timezone) if crm.timezone else None)
-        return cls(name=crm.name, url=crm.url, client_id=crm.client_id, client_secret=crm.client_secret,
-                   oauth_url=crm.oauth_url, webhook_url=crm.webhook_url, event_token=crm.event_token,
-                   stale_after=crm.stale_after, default_user=crm.default_user,
-                   user_map={ext: int(user) for ext, user in crm.users_by_extension.items()},
-                   users_refresh=crm.users_refresh,
-                   line=crm.line, click_to_call=crm.click_to_call, timeout=crm.timeout,
-                   connect_timeout=crm.connect_timeout, ca_file=crm.ca_file, concurrency=crm.concurrency,
-                   options=options)
+        options = Options(
+            crm_create=crm.crm_create,
+            add_to_chat=crm.add_to_chat,
+            missed_task=crm.missed_task,
+            missed_task_delay=crm.missed_task_delay,
+            recording=crm.recording,
+            transcript=crm.transcript,
+            summary=crm.summary,
+            language=crm.language,
+            timezone=ZoneInfo(crm.timezone) if crm.timezone else None,
+        )
+        return cls(
+            name=crm.name,
+            url=crm.url,
+            client_id=crm.client_id,
+            client_secret=crm.client_secret,
+            oauth_url=crm.oauth_url,
+            webhook_url=crm.webhook_url,
+            event_token=crm.event_token,
+            stale_after=crm.stale_after,
+            default_user=crm.default_user,
+            user_map={ext: int(user) for ext, user in crm.users_by_extension.items()},
+            users_refresh=crm.users_refresh,
+            line=crm.line,
+            click_to_call=crm.click_to_call,
+            timeout=crm.timeout,
+            connect_timeout=crm.connect_timeout,
+            ca_file=crm.ca_file,
+            concurrency=crm.concurrency,
+            options=options,
+        )
 
     @property
     def target(self) -> str:

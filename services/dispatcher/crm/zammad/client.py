@@ -16,6 +16,7 @@ What Zammad answers (docs/crm.md, "Zammad"):
 | 500 other | an error Zammad shows only in its log, e.g. "No such call_id" (code `server`) | retry |
 | 429, 503 | a proxy's or Zammad's limit: waited out in place (½, 1, 2 s), then | retry in 5 s |
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -51,8 +52,9 @@ class ZammadCti:
         message = str(answer.body.get("error", "")) if isinstance(answer.body, dict) else ""
         shown = f"{what}: HTTP {status}" + (f" {message}" if message else "")
         if status == 401:
-            return CrmError(f"{shown} (the CTI token in [crm] url is not Zammad's)", verdict="gone", status=status,
-                            code="token")
+            return CrmError(
+                f"{shown} (the CTI token in [crm] url is not Zammad's)", verdict="gone", status=status, code="token"
+            )
         if status == 422 and message.startswith("Feature"):
             return CrmError(shown, verdict="gone", status=status, code="disabled")
         if status == 500:

@@ -20,6 +20,7 @@ plain failure, retried by the schedule. An inbound `newCall` Zammad answers with
 caller) is ended at once with cause `busy`, and the rest of the chain is not sent: tcxhooks cannot
 end the PBX call, but Zammad's log shows what Zammad asked for. Internal calls are not sent.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping as Map
@@ -89,22 +90,28 @@ class ZammadMapping:
         if event.kind == "answered" and not state.answered_by:
             if state.direction == "out":  # Zammad would take `user` as the called party's name
                 return _request("answer", chain, state)
-            return _request("answer", chain, state, user=_name(event),
-                            answeringNumber=_answering(event.user, options))
+            return _request("answer", chain, state, user=_name(event), answeringNumber=_answering(event.user, options))
         if event.kind == "ended" and not event.transfer:
             if state.answered_by:
-                return _request("hangup", chain, state, cause="normalClearing",
-                                answeringNumber=_answering(state.answered_by, options))
+                return _request(
+                    "hangup",
+                    chain,
+                    state,
+                    cause="normalClearing",
+                    answeringNumber=_answering(state.answered_by, options),
+                )
             return _request("hangup", chain, state, cause="cancel" if state.direction == "in" else "noAnswer")
         return None
 
     def on_result(self, event: CrmEvent, state: ChainState, call: Call, result: Any) -> ChainState:
         if call.step == "newCall":
-            rejected = (isinstance(result, dict) and result.get("action") == "reject"
-                        and call.params["direction"] == "in")
+            rejected = (
+                isinstance(result, dict) and result.get("action") == "reject" and call.params["direction"] == "in"
+            )
             row = state if state.new_call else _row_of(event)
-            return replace(row, new_call="rejected" if rejected else "sent",
-                           row_check="done" if state.row_check else "")
+            return replace(
+                row, new_call="rejected" if rejected else "sent", row_check="done" if state.row_check else ""
+            )
         if call.step == "answer":
             return replace(state, answered_by=event.user or "?", row_check="")
         return replace(state, hung_up=True, row_check="")
@@ -128,8 +135,9 @@ def _row_of(event: CrmEvent) -> ChainState:
     queue_call = event.usertype == "queue"
     users = () if queue_call or not event.user else (_name(event),)
     queue = event.queue_name or (event.user if queue_call else event.queue)
-    return ChainState(direction="in", from_number=event.caller, to_number=event.did or event.user,
-                      users=users, queue=queue)
+    return ChainState(
+        direction="in", from_number=event.caller, to_number=event.did or event.user, users=users, queue=queue
+    )
 
 
 def _name(event: CrmEvent) -> str:
@@ -141,6 +149,12 @@ def _answering(extension: str, options: ZammadOptions) -> str:
 
 
 def _request(event_name: str, chain: str, row: ChainState, **extra: Any) -> Call:
-    params = {"event": event_name, "from": row.from_number, "to": row.to_number, "direction": row.direction,
-              "callId": chain, **extra}
+    params = {
+        "event": event_name,
+        "from": row.from_number,
+        "to": row.to_number,
+        "direction": row.direction,
+        "callId": chain,
+        **extra,
+    }
     return Call(event_name, event_name, params)

@@ -7,6 +7,7 @@
 Zammad times a call by when each request arrives (the CTI API has no time field), so its deliveries
 want a short, real-time retry schedule (`ZammadSettings.retry_schedule`, docs/crm.md).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -28,8 +29,10 @@ from .settings import ZammadSettings
 log = logging.getLogger(__name__)
 PRUNE_EVERY = 3600.0
 
-FIX_URL = ("from Zammad's Admin → Integrations → CTI (generic) endpoint https://SERVER/api/v1/cti/TOKEN: "
-           "[crm] url = https://SERVER, token = TOKEN")
+FIX_URL = (
+    "from Zammad's Admin → Integrations → CTI (generic) endpoint https://SERVER/api/v1/cti/TOKEN: "
+    "[crm] url = https://SERVER, token = TOKEN"
+)
 
 
 class ZammadSink:
@@ -46,8 +49,16 @@ class ZammadSink:
         return await deliver_with(event, self._steps)
 
     async def _steps(self, view: CrmEvent, trace: Trace) -> None:
-        await run_steps(self.mapping, view, self.settings.options, legs=self.deps.legs, crm=self.name,
-                        caller=self.cti, fresh=fresh(view, self.settings.stale_after), trace=trace)
+        await run_steps(
+            self.mapping,
+            view,
+            self.settings.options,
+            legs=self.deps.legs,
+            crm=self.name,
+            caller=self.cti,
+            fresh=fresh(view, self.settings.stale_after),
+            trace=trace,
+        )
 
     async def ping(self) -> SinkReply:
         """The invalid-direction probe: proves the URL, the token and that the integration is on."""
@@ -63,9 +74,16 @@ class ZammadSink:
         return failed(self.cti.error(answer, "zammad probe"), trace)
 
     async def _probe(self) -> Answer:
-        return await self.cti.post({"event": "newCall", "from": "tcxhooks-check", "to": "tcxhooks-check",
-                                    "direction": "check", "callId": f"tcxhooks-check-{uuid.uuid4().hex[:12]}"},
-                                   "zammad probe")
+        return await self.cti.post(
+            {
+                "event": "newCall",
+                "from": "tcxhooks-check",
+                "to": "tcxhooks-check",
+                "direction": "check",
+                "callId": f"tcxhooks-check-{uuid.uuid4().hex[:12]}",
+            },
+            "zammad probe",
+        )
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Prunes old leg states (the CTI endpoint has no tokens or user list to keep up)."""
@@ -89,18 +107,36 @@ class ZammadSink:
             return [CheckLine(item, False, str(error), "check [crm] url: host, port, TLS")]
         message = str(answer.body.get("error", "")) if isinstance(answer.body, dict) else ""
         if _probe_passed(answer):
-            return [CheckLine(item, True, "token accepted, CTI (generic) integration on and configured "
-                                          "(the probe writes no caller-log row)")]
+            return [
+                CheckLine(
+                    item,
+                    True,
+                    "token accepted, CTI (generic) integration on and configured (the probe writes no caller-log row)",
+                )
+            ]
         if answer.status == 401:
             return [CheckLine(item, False, "Zammad refused the token (401)", FIX_URL)]
         if answer.status == 422 and "disabled" in message:
-            return [CheckLine(item, False, f"Zammad: {message}",
-                              "switch on Admin → Integrations → CTI (generic) in Zammad")]
+            return [
+                CheckLine(item, False, f"Zammad: {message}", "switch on Admin → Integrations → CTI (generic) in Zammad")
+            ]
         if answer.status == 422 and "configured" in message:
-            return [CheckLine(item, False, f"Zammad: {message}",
-                              "open Admin → Integrations → CTI (generic) in Zammad and save its settings once")]
-        return [CheckLine(item, False, f"unexpected answer HTTP {answer.status} {answer.text[:200]}",
-                          "[crm] url must be Zammad's CTI (generic) endpoint: https://HOST/api/v1/cti/TOKEN")]
+            return [
+                CheckLine(
+                    item,
+                    False,
+                    f"Zammad: {message}",
+                    "open Admin → Integrations → CTI (generic) in Zammad and save its settings once",
+                )
+            ]
+        return [
+            CheckLine(
+                item,
+                False,
+                f"unexpected answer HTTP {answer.status} {answer.text[:200]}",
+                "[crm] url must be Zammad's CTI (generic) endpoint: https://HOST/api/v1/cti/TOKEN",
+            )
+        ]
 
     async def close(self) -> None:
         await self.http.close()
