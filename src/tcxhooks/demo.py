@@ -119,6 +119,12 @@ def write_config(folder: str, sim_url: str, receiver: DemoReceiver, analytics: b
     return path
 
 
+def spawn_simulator(folder: str, port: int) -> subprocess.Popen[bytes]:
+    """The 3CX simulator of a demo, its recordings and log in `folder`."""
+    args = ["sim", "--port", str(port), "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET]
+    return _spawn([*args, "--recordings-dir", os.path.join(folder, "pbx-recordings")], os.path.join(folder, "sim.log"))
+
+
 def _spawn(args: list[str], log_path: str) -> subprocess.Popen[bytes]:
     with open(log_path, "ab") as log:  # the child has its own copy of the file
         return subprocess.Popen(
@@ -166,20 +172,7 @@ async def run_demo(scenario: str, talk: float, keep: bool, timeout: float) -> in
     print(f"  CRM receiver   {receiver.url}")
     if not analytics:
         print("  analytics      off (install the offline extra: pip install 'tcxhooks[offline]')")
-    sim = _spawn(
-        [
-            "sim",
-            "--port",
-            str(sim_port),
-            "--client-id",
-            CLIENT_ID,
-            "--client-secret",
-            CLIENT_SECRET,
-            "--recordings-dir",
-            os.path.join(folder, "pbx-recordings"),
-        ],
-        os.path.join(folder, "sim.log"),
-    )
+    sim = spawn_simulator(folder, sim_port)
     up = None
     try:
         await _wait_http(sim_url + "/sim/scenarios", 30)

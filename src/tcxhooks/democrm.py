@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from .demo import CLIENT_ID, CLIENT_SECRET, _free_port, _spawn, _stop, _wait_http, _wait_serving
+from .demo import CLIENT_ID, CLIENT_SECRET, _free_port, _spawn, _stop, _wait_http, _wait_serving, spawn_simulator
 
 NAME = "demo"  # the [crm:NAME] of the demo
 
@@ -177,20 +177,7 @@ async def run_crm_demo(crm: str, scenario: str, talk: float, keep: bool, timeout
     print(f"tcxhooks demo --crm {crm} — work folder {folder}")
     print(f"  3CX simulator  {sim_url}")
     print(f"  fake {crm:<9} {crm_url}  (its calls: GET {crm_url}/fake/calls)")
-    sim = _spawn(
-        [
-            "sim",
-            "--port",
-            str(sim_port),
-            "--client-id",
-            CLIENT_ID,
-            "--client-secret",
-            CLIENT_SECRET,
-            "--recordings-dir",
-            os.path.join(folder, "pbx-recordings"),
-        ],
-        os.path.join(folder, "sim.log"),
-    )
+    sim = spawn_simulator(folder, sim_port)
     fake = _spawn(["fakecrm", crm, "--port", str(crm_port)], os.path.join(folder, "crm.log"))
     up = None
     try:
