@@ -20,6 +20,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,20 @@ class Recorder(dispatcher_service_pb2_grpc.DispatcherServiceServicer):
         return dispatcher_service_pb2.PublishBatchResponse(outcomes=outcomes)
 
 
+async def _connect(url: str, mint: Callable[[], Awaitable[str]], attempts: int = 5) -> Any:
+    """The socket, with a token minted for it; a 401 (the monitor re-minted its own token in between,
+    which knocks ours out) is met with a new token."""
+    for attempt in range(1, attempts + 1):
+        token = await mint()
+        try:
+            return await websockets.connect(url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=None)
+        except websockets.exceptions.InvalidStatus as exc:
+            if exc.response.status_code != 401 or attempt == attempts:
+                raise
+            await asyncio.sleep(0.2)
+    raise AssertionError("unreachable")
+
+
 class BareListener:
     """The reference: a bare Call Control WebSocket reader noting when each entity's first Upsert arrives.
 
@@ -76,10 +91,10 @@ class BareListener:
     def __init__(self) -> None:
         self.seen: dict[str, float] = {}
 
-    async def run(self, url: str, token: str, connected: asyncio.Event, stopping: asyncio.Event) -> None:
-        async with websockets.connect(
-            url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=None
-        ) as ws:
+    async def run(
+        self, url: str, mint: Callable[[], Awaitable[str]], connected: asyncio.Event, stopping: asyncio.Event
+    ) -> None:
+        async with await _connect(url, mint) as ws:
             connected.set()
             while not stopping.is_set():
                 try:
@@ -188,22 +203,24 @@ async def run(calls: int, rate: float, folder: Path) -> int:
             )
             await asyncio.to_thread(wait_healthy, read_config(config)["services"]["monitor"], 60)
             bare = BareListener()
-            pbx = PbxClient(
-                load_config(
-                    None,
-                    (MonitorSettings,),
-                    env={
-                        "TCXH_PBX_URL": sim_url,
-                        "TCXH_PBX_CLIENT_ID": CLIENT_ID,
-                        "TCXH_PBX_CLIENT_SECRET": CLIENT_SECRET,
-                    },
-                )[MonitorSettings].pbx
-            )
+            settings = load_config(
+                None,
+                (MonitorSettings,),
+                env={"TCXH_PBX_URL": sim_url, "TCXH_PBX_CLIENT_ID": CLIENT_ID, "TCXH_PBX_CLIENT_SECRET": CLIENT_SECRET},
+            )[MonitorSettings].pbx
+
+            async def mint() -> str:
+                pbx = PbxClient(settings)
+                try:
+                    return await pbx.token()
+                finally:
+                    await pbx.aclose()
+
             connected = asyncio.Event()
-            bare_task = asyncio.create_task(
-                bare.run(pbx.websocket_url("/callcontrol/ws"), await pbx.token(), connected, stopping)
-            )
-            await pbx.aclose()
+            probe = PbxClient(settings)
+            url = probe.websocket_url("/callcontrol/ws")
+            await probe.aclose()
+            bare_task = asyncio.create_task(bare.run(url, mint, connected, stopping))
             await wait_connected(connected, bare_task)
             await asyncio.sleep(1)  # the monitor's next request re-mints its knocked-out token once
             stats = ProcStats(monitor.pid)
