@@ -33,6 +33,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from shared import cpu_seconds, serve_receiver  # noqa: E402
+
 from tcxhooks.monitor.publisher import WORKERS  # noqa: E402
 from tests.helpers.net import free_port  # noqa: E402
 from tests.helpers.postgres import postgres_schema  # noqa: E402
@@ -48,12 +50,12 @@ PACED_RATE = 500.0
 
 
 def _receiver_main(port: int, conn: Any) -> None:
-    from aiohttp import web
-
     seen: list[tuple[bytes, int, float]] = []
     down = [False]
 
-    async def handle(request: web.Request) -> web.Response:
+    async def handle(request: Any) -> Any:
+        from aiohttp import web
+
         body = await request.read()
         if down[0]:
             return web.Response(status=503, text="down")
@@ -62,29 +64,13 @@ def _receiver_main(port: int, conn: Any) -> None:
         seen.append((key, int(request.headers.get("x-tcxhooks-sequence", "0")), at))
         return web.Response(text="ok")
 
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_post("/hook", handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        conn.send("ready")
-        loop = asyncio.get_running_loop()
-        while True:
-            command = await loop.run_in_executor(None, conn.recv)
-            if command == "count":
-                conn.send(len(seen))
-            elif command == "take":
-                conn.send(list(seen))
-                seen.clear()
-            elif command in ("down", "up"):
-                down[0] = command == "down"
-                conn.send("ok")
-            elif command == "stop":
-                break
-        await runner.cleanup()
+    def command(asked: str) -> bool:
+        if asked not in ("down", "up"):
+            return False
+        down[0] = asked == "down"
+        return True
 
-    asyncio.run(main())
+    serve_receiver(port, conn, handle, seen, command)
 
 
 class ReceiverProcess:
@@ -109,7 +95,7 @@ class ReceiverProcess:
         return list(self.conn.recv())
 
     def cpu(self) -> float:
-        return process_cpu(self.proc.pid)
+        return cpu_seconds(self.proc.pid)
 
     def set_down(self, down: bool) -> None:
         """Down: every request is answered 503 and not counted (the CRM is away)."""
@@ -230,16 +216,6 @@ def timed(loop: Any, receiver: ReceiverProcess, count: int) -> tuple[float, floa
     cpu, receiver_cpu = time.process_time(), receiver.cpu()
     rate = asyncio.run(loop)
     return rate, (time.process_time() - cpu) / count, (receiver.cpu() - receiver_cpu) / count
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system, all threads) a process has used so far; NaN where /proc is missing."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- the dispatcher -----------------------------------------------------------------------
@@ -413,14 +389,14 @@ def run_dispatcher(
     try:
         wait_healthy(address, 60)
         receiver.take()
-        started, cpu, receiver_cpu = time.time(), process_cpu(proc.pid), receiver.cpu()
+        started, cpu, receiver_cpu = time.time(), cpu_seconds(proc.pid), receiver.cpu()
         sent = asyncio.run(publish_all(address, per_call, how))
         published = time.time()
         deadline = time.monotonic() + 300
         while receiver.count() < total and time.monotonic() < deadline:
             time.sleep(0.05)
         got = receiver.take()
-        cpu, receiver_cpu = process_cpu(proc.pid) - cpu, receiver.cpu() - receiver_cpu
+        cpu, receiver_cpu = cpu_seconds(proc.pid) - cpu, receiver.cpu() - receiver_cpu
         paced_sent, paced_retries = asyncio.run(publish_paced(address, paced, PACED_RATE))
         deadline = time.monotonic() + 60
         while receiver.count() < len(paced) and time.monotonic() < deadline:

@@ -34,10 +34,11 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from shared import CLIENT_ID, CLIENT_SECRET, cpu_seconds, serve_receiver, start_simulator  # noqa: E402
+
 from tests.helpers.net import free_port  # noqa: E402
 from tests.helpers.services import read_config, start, stop, wait_healthy, write_config  # noqa: E402
 
-CLIENT_ID, CLIENT_SECRET = "crmhooks", "bench-secret"
 KINDS = ("ringing", "answered", "ended")
 EVENT_KIND = {"ringing": "ringing", "hangupincoming": "answered", "incoming": "ended"}
 RING, TALK = 0.3, 0.6  # seconds of each call (the simulator adds ~0.05 s between visible changes)
@@ -59,11 +60,11 @@ DISPATCHER_STAGES = {
 
 
 def _receiver_main(port: int, conn: Any) -> None:
-    from aiohttp import web
-
     seen: list[tuple[int, str, float]] = []
 
-    async def handle(request: web.Request) -> web.Response:
+    async def handle(request: Any) -> Any:
+        from aiohttp import web
+
         body = await request.read()
         at = time.monotonic()
         form = dict(parse_qsl(body.decode()))
@@ -72,26 +73,7 @@ def _receiver_main(port: int, conn: Any) -> None:
         seen.append((callid, form.get("event", ""), at))
         return web.Response(text="ok")
 
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_post("/hook", handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        conn.send("ready")
-        loop = asyncio.get_running_loop()
-        while True:
-            command = await loop.run_in_executor(None, conn.recv)
-            if command == "count":
-                conn.send(len(seen))
-            elif command == "take":
-                conn.send(list(seen))
-                seen.clear()
-            elif command == "stop":
-                break
-        await runner.cleanup()
-
-    asyncio.run(main())
+    serve_receiver(port, conn, handle, seen)
 
 
 class Receiver:
@@ -175,13 +157,6 @@ def means(
     return out
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc)."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 # --- the run ------------------------------------------------------------------------------------------------
 
 
@@ -214,22 +189,7 @@ async def run(events: int, in_flight: int, folder: Path) -> int:
     receiver = Receiver()
     sim_port = free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
-    sim = start(
-        [
-            "sim",
-            "--port",
-            str(sim_port),
-            "--client-id",
-            CLIENT_ID,
-            "--client-secret",
-            CLIENT_SECRET,
-            "--recordings-dir",
-            str(folder / "rec"),
-            "--load-extensions",
-            str(max(in_flight * 2, 40)),
-        ],
-        folder / "sim.log",
-    )
+    sim = start_simulator(folder, sim_port, "--load-extensions", str(max(in_flight * 2, 40)))
     config = write_config(
         folder,
         pbx={"url": sim_url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "poll_interval": "30"},

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import tempfile
 import time
@@ -31,6 +30,8 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from shared import CLIENT_ID, CLIENT_SECRET, cpu_seconds, start_simulator  # noqa: E402
+
 from tcxhooks.monitor.config import MonitorSettings  # noqa: E402
 from tcxhooks.monitor.pbx.client import PbxClient  # noqa: E402
 from tcxhooks.platform.config import load_config  # noqa: E402
@@ -38,7 +39,6 @@ from tcxhooks.v1 import dispatcher_service_pb2, dispatcher_service_pb2_grpc, eve
 from tests.helpers.net import free_port  # noqa: E402
 from tests.helpers.services import read_config, start, stop, wait_healthy, write_config  # noqa: E402
 
-CLIENT_ID, CLIENT_SECRET = "crmhooks", "bench-secret"
 GRACE = 1.0
 KINDS = {
     events_pb2.CALL_EVENT_TYPE_RINGING: "ringing",
@@ -124,13 +124,10 @@ class ProcStats:
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.tick = os.sysconf("SC_CLK_TCK")
         self.peak_rss = 0
 
     def cpu(self) -> float:
-        with open(f"/proc/{self.pid}/stat", encoding="ascii") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / self.tick
+        return cpu_seconds(self.pid)
 
     def rss_mb(self) -> float:
         with open(f"/proc/{self.pid}/status", encoding="ascii") as handle:
@@ -152,22 +149,7 @@ def pct(values: list[float], q: float) -> float:
 async def run(calls: int, rate: float, folder: Path) -> int:
     sim_port = free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
-    sim = start(
-        [
-            "sim",
-            "--port",
-            str(sim_port),
-            "--client-id",
-            CLIENT_ID,
-            "--client-secret",
-            CLIENT_SECRET,
-            "--recordings-dir",
-            str(folder / "rec"),
-            "--load-extensions",
-            "200",
-        ],
-        folder / "sim.log",
-    )
+    sim = start_simulator(folder, sim_port, "--load-extensions", "200")
     recorder = Recorder()
     server = grpc.aio.server()
     dispatcher_service_pb2_grpc.add_DispatcherServiceServicer_to_server(recorder, server)
