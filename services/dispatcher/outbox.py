@@ -3,6 +3,7 @@
     outbox = Outbox(store, owner="replica-uuid")
     await outbox.migrate()
     published, claimed = await outbox.publish(new_events, Routing(route), claim={"crm": 16}, lease_ttl=60)
+    await outbox.sync()        # durable now: the publisher may be told (the claimed may go out before)
     claimed = await outbox.cycle(outcomes, limits={"crm": 256}, lease_ttl=60)   # finish, then claim
 
 One row per (event, endpoint) in `dispatcher_deliveries` (schema.py). Ordering per endpoint and
@@ -51,6 +52,8 @@ class Outbox:
     ) -> tuple[list[Published], list[Claimed]]:
         """Stores a batch of events and their deliveries in one transaction (idempotent on event_id).
 
+        The commit survives kill -9 when this returns, not yet a power cut: the claimed deliveries may go
+        out at once, but no one may be told the events are stored before `sync()` has returned.
         `routing`: which endpoints get each event (Routing).
         `claim`: up to this many deliveries per endpoint that are their chain's head are stored
         already claimed (leased for `lease_ttl`) and returned, so the caller sends them without a
@@ -58,7 +61,11 @@ class Outbox:
         An endpoint in `routing.refusing` (disabled, or its backlog full) gets no delivery, but the
         event still takes its next endpoint_sequence: the gap tells the receiver it missed one."""
         work = publish_work(batch, routing, dict(claim or {}), lease_ttl, self.owner, self.postgres)
-        return await self.store.run(work)
+        return await self.store.run(work, durable=False)
+
+    async def sync(self) -> None:
+        """Makes every publish before the call durable (on disk: a power cut cannot take it back)."""
+        await self.store.sync()
 
     # --- delivery cycle ------------------------------------------------------------------
 

@@ -197,11 +197,12 @@ def test_publish_answers_only_once_its_event_is_on_disk(dispatchers: Dispatchers
 
 
 async def test_the_dispatchers_sqlite_store_syncs_every_commit(dispatchers: Dispatchers) -> None:
-    """kill -9 cannot show a missing fsync (the OS still has the pages): the setting is checked as
-    the dispatcher opens its store. FULL: a commit is on disk before Publish answers."""
+    """kill -9 cannot show a missing fsync (the OS still has the pages): the settings are checked as the
+    dispatcher opens its store. NORMAL in WAL mode: SQLite syncs the WAL before each checkpoint and the file
+    after it; the store fsyncs the WAL before a durable commit returns (tests/platform/test_store.py)."""
     store = await open_store(f"sqlite:///{dispatchers.folder / 'synced.db'}")
     try:
-        assert await store.fetchone("PRAGMA synchronous") == (2,)  # FULL
+        assert await store.fetchone("PRAGMA synchronous") == (1,)  # NORMAL, never OFF
         assert await store.fetchone("PRAGMA journal_mode") == ("wal",)
     finally:
         await store.close()

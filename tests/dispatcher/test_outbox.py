@@ -13,13 +13,16 @@ from typing import Any
 import pytest
 
 from tcxhooks.dispatcher import housekeeping
-from tcxhooks.dispatcher.endpoints import Endpoints
+from tcxhooks.dispatcher.endpoints import Endpoint, Endpoints
+from tcxhooks.dispatcher.filters import EndpointFilter
+from tcxhooks.dispatcher.intake import Intake
 from tcxhooks.dispatcher.ledger import Ledger
 from tcxhooks.dispatcher.outbox import Outbox
 from tcxhooks.dispatcher.payloads import attributes, call_id_of, event_names
 from tcxhooks.dispatcher.records import AttemptRecord, NewEvent, Outcome, Routing
 from tcxhooks.dispatcher.retry import RetryPolicy, parse_retry_after
 from tcxhooks.dispatcher.schema import DEAD, DELIVERED, PENDING
+from tcxhooks.dispatcher.worker import Worker
 from tcxhooks.platform.store import Store, open_store
 
 from .conftest import answered, ended, new_chain, ringing
@@ -76,33 +79,53 @@ async def test_chain_order_and_prune(tmp_path: Path) -> None:
         await store.close()
 
 
-class _Commits:
-    """The store, noting whether each `run` asked for a durable commit."""
+class _HeldSync:
+    """The store, holding each `sync` until the test lets it go."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.durable: list[bool] = []
+        self.syncing = asyncio.Event()
+        self.release = asyncio.Event()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
-    async def run(self, work: Any, durable: bool = True) -> Any:
-        self.durable.append(durable)
-        return await self.store.run(work, durable)
+    async def sync(self) -> None:
+        self.syncing.set()
+        await self.release.wait()
+        await self.store.sync()
 
 
-async def test_a_publish_commits_durably_before_it_answers_and_the_delivery_cycle_need_not(tmp_path: Path) -> None:
-    """The monitor deletes an event once Publish answered: that commit must be on disk (a power cut after
-    it must not lose the event). A lost cycle only sends a delivery again (Outbox.cycle says why)."""
+class _Unused:
+    """A sink the test never lets the worker call."""
+
+    kind, target = "webhook", "unused"
+
+    async def deliver(self, delivery: Any) -> Any:
+        raise AssertionError("the worker is not running")
+
+
+async def test_a_publish_goes_out_before_its_fsync_and_is_answered_only_after_it(tmp_path: Path) -> None:
+    """The monitor deletes an event once Publish answered: it must be on disk by then (a power cut after the
+    answer must not lose it). The webhook need not wait for the disk: the claimed delivery reaches the worker
+    as soon as the commit is done."""
     store = await open_store(f"sqlite:///{tmp_path / 'd.db'}")
     try:
-        commits = _Commits(store)
+        commits = _HeldSync(store)
         outbox = Outbox(commits, owner="test")  # type: ignore[arg-type]
         await outbox.migrate()
-        await outbox.publish([_new(ringing(new_chain()))], Routing(lambda item, attrs: ["a"]), {"a": 1}, 60)
-        assert commits.durable == [True]
-        await outbox.cycle([], {"a": 100}, 60)
-        assert commits.durable == [True, False]
+        everything = EndpointFilter(frozenset({"*"}), frozenset(), frozenset(), frozenset())
+        endpoint = Endpoint("a", everything, _Unused(), concurrency=1, max_backlog=100)  # type: ignore[arg-type]
+        endpoints = Endpoints(Ledger(store), [endpoint])
+        worker = Worker(outbox, endpoints, RetryPolicy((1.0,)), lease_ttl=60, batch=16)
+        intake = Intake(outbox, endpoints, worker)
+        answer = intake.submit(_new(ringing(new_chain())))
+        await asyncio.wait_for(commits.syncing.wait(), 10)
+        assert endpoint.queue.qsize() == 1  # handed to its consumer while the fsync runs
+        await asyncio.sleep(0.05)
+        assert not answer.done()  # not answered before the fsync has returned
+        commits.release.set()
+        assert (await asyncio.wait_for(answer, 10)).deliveries == 1
     finally:
         await store.close()
 

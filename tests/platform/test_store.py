@@ -4,6 +4,7 @@ are not durable."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sqlite3
 import subprocess
@@ -91,10 +92,39 @@ async def test_a_transaction_cancelled_while_waiting_for_the_write_lock_leaves_n
 async def test_a_commit_that_is_not_durable_leaves_the_next_ones_durable(store: Store, table: str) -> None:
     assert await store.run(_fill(table, {"a": 1, "b": 2}), durable=False) == 1
     assert await store.run(_read(table)) == ({"a": 1, "b": 3}, 2)
-    if store.dialect == "sqlite":
-        assert await store.fetchone("PRAGMA synchronous") == (2,)  # FULL
-    else:
+    await store.sync()
+    if store.dialect == "postgres":
         assert await store.fetchone("SHOW synchronous_commit") == ("on",)
+
+
+async def test_a_durable_sqlite_commit_has_fsynced_the_wal_when_it_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite itself syncs only at a checkpoint (synchronous=NORMAL): each durable commit is the store's fsync."""
+    synced: list[str] = []
+    fsync = os.fsync
+
+    def noting(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", noting)
+    store = await open_store(f"sqlite:///{tmp_path / 's.db'}")
+    wal = str(tmp_path / "s.db-wal")
+    try:
+        await store.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)")
+        assert synced == [wal]
+        await store.run(_fill("t", {"a": 1}), durable=False)
+        assert synced == [wal]
+        await store.run(_fill("t", {"b": 2}))
+        assert synced == [wal, wal]
+        async with store.transaction() as tx:
+            await tx.execute("INSERT INTO t (k, v) VALUES ('c', 3)")
+        assert synced == [wal] * 3
+        await asyncio.gather(*(store.sync() for _ in range(5)))  # callers waiting together share an fsync
+        assert synced == [wal] * 4
+    finally:
+        await store.close()
 
 
 _COMMIT_THEN_WAIT = """

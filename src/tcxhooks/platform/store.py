@@ -18,11 +18,12 @@ lock), while `run` executes the whole generator there in one hop, BEGIN to COMMI
 Every commit is durable (on disk when it returns) unless `run(work, durable=False)`: such a commit
 survives the death of the process (kill -9: SQLite has handed the WAL frames to the OS; PostgreSQL's
 server has them) but not a crash of the OS or a power cut, where the last of them may be lost. Any
-later durable commit makes the earlier ones durable too (the WAL is written in order), so what a power
-cut loses is always the newest commits, never one before another. Callers use it only for commits
-whose loss they repair (the monitor's registry, the dispatcher's delivery cycle: each says how) and
-never for one whose success they acknowledge to another service. It saves an fsync per commit, and
-other writers' wait for the write lock meanwhile (docs/performance.md).
+later durable commit, or `sync()`, makes the earlier ones durable too (the WAL is written in order), so
+what a power cut loses is always the newest commits, never one before another. Callers use it for
+commits whose loss they repair (the monitor's registry, the dispatcher's delivery cycle: each says how),
+and for work that may start before the commit is durable, calling `sync()` before they acknowledge it
+to another service (the dispatcher sends a webhook while its event's fsync runs). It saves an fsync per
+commit, and other writers' wait for the write lock meanwhile (docs/performance.md).
 
 SQL is written once with `?` placeholders; the Postgres backend turns them into `%s`. Where the
 dialects differ, a migration or query gives both texts (`store.dialect` is "sqlite" or "postgres").
@@ -117,6 +118,7 @@ class Store(Protocol):
 
     def transaction(self) -> contextlib.AbstractAsyncContextManager[Tx]: ...
     async def run(self, work: Work[T], durable: bool = True) -> T: ...
+    async def sync(self) -> None: ...
     async def execute(self, sql: str, params: Params = ()) -> int: ...
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None: ...
@@ -193,6 +195,10 @@ class BaseStore:
     async def _relax(self, tx: Tx) -> None:
         """Lets this transaction commit without waiting for the disk (see the module's docstring)."""
 
+    async def sync(self) -> None:
+        """Makes every commit made so far durable, those of `run(durable=False)` included."""
+        raise NotImplementedError
+
 
 async def _answer(tx: Tx, query: Query) -> Any:
     if query.op == "executemany":
@@ -245,8 +251,10 @@ class _SqliteTx:
 class SqliteStore(BaseStore):
     """One connection owned by one thread; transactions are serialised (SQLite has one writer).
 
-    `synchronous=FULL` in WAL mode: a commit is on disk before the call returns, so an
-    acknowledged event survives kill -9 and power loss alike.
+    WAL mode with `synchronous=NORMAL`: a commit writes its WAL frames to the OS and releases the write
+    lock; a durable one then fsyncs the WAL file (`sync`) before it returns, in a thread of its own, so
+    neither this process's next transaction nor another process's wait for the disk. An acknowledged
+    commit survives kill -9 and power loss alike; one not yet synced survives kill -9.
     """
 
     dialect = "sqlite"
@@ -255,7 +263,10 @@ class SqliteStore(BaseStore):
         self.url = url
         self.path = url[len("sqlite:///") :]
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-sync")
         self._lock = asyncio.Lock()
+        self._sync_lock = asyncio.Lock()
+        self._next_sync: asyncio.Future[None] | None = None
         self._cleanups: set[asyncio.Future[None]] = set()
         self._conn: sqlite3.Connection | None = None
 
@@ -265,7 +276,7 @@ class SqliteStore(BaseStore):
             os.makedirs(folder, exist_ok=True)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # the WAL is synced before a checkpoint; `sync` does the rest
             conn.execute("PRAGMA busy_timeout=30000")
             conn.execute("PRAGMA foreign_keys=ON")
             return conn
@@ -306,6 +317,7 @@ class SqliteStore(BaseStore):
             await asyncio.shield(self._run(lambda: conn.execute("COMMIT")))
         finally:
             self._lock.release()
+        await self.sync()
 
     async def _abandon(self, conn: sqlite3.Connection, begin: asyncio.Future[Any]) -> None:
         """Rolls back what an abandoned BEGIN opened, once it has, then lets the next transaction in."""
@@ -321,31 +333,51 @@ class SqliteStore(BaseStore):
         conn = self._conn
 
         def whole() -> T:
-            if not durable:  # WAL + NORMAL: the commit writes the WAL but does not fsync it
-                conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    result = _drive(work, lambda query: _sqlite_answer(conn, query))
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:  # a failed COMMIT (disk full, I/O error) leaves it open
-                        conn.execute("ROLLBACK")
-                    raise
-            finally:
-                if not durable:
-                    conn.execute("PRAGMA synchronous=FULL")
+                result = _drive(work, lambda query: _sqlite_answer(conn, query))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # a failed COMMIT (disk full, I/O error) leaves it open
+                    conn.execute("ROLLBACK")
+                raise
             return result
 
         async with self._lock:
             # shielded: once started in the thread, the transaction finishes even if the caller is cancelled
-            return await asyncio.shield(self._run(whole))
+            result: T = await asyncio.shield(self._run(whole))
+        if durable:
+            await self.sync()
+        return result
+
+    async def sync(self) -> None:
+        """fsyncs the WAL file: every commit before the call is then on disk. Callers that come while an
+        fsync waits for the one before it share it; an fsync that has started covers only what came before."""
+        if self._next_sync is None:
+            self._next_sync = asyncio.ensure_future(self._sync_next())
+        await asyncio.shield(self._next_sync)
+
+    async def _sync_next(self) -> None:
+        async with self._sync_lock:
+            self._next_sync = None  # from now on a caller's commit may be newer than this fsync
+            await asyncio.get_running_loop().run_in_executor(self._syncer, self._fsync_wal)
+
+    def _fsync_wal(self) -> None:
+        try:
+            fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+        except FileNotFoundError:  # no WAL: the last checkpoint moved every commit into the synced file
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     async def close(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await self._run(conn.close)
         self._executor.shutdown(wait=True)
+        self._syncer.shutdown(wait=True)
 
 
 async def open_store(url: str) -> Store:
