@@ -14,7 +14,7 @@ consultation call survives, the chain also spans that call's number (`aliases`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -41,6 +41,9 @@ class Leg:
     held: bool = False
     ghost: bool = False
     earlier_ids: list[int] = field(default_factory=list)  # participant ids this leg had before it was re-created
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "part": dict(self.part), "earlier_ids": list(self.earlier_ids)}
 
     @property
     def participant_ids(self) -> list[int]:
@@ -98,7 +101,14 @@ class Chain:
         return [leg for leg in self.legs.values() if leg is not but and not leg.carrier and not leg.held]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """What dataclasses.asdict returns (tests/monitor/test_chain_state.py checks it), written out: the
+        monitor serialises every changed chain before each commit, and asdict's generic copy is slow."""
+        return {
+            **self.__dict__,
+            "legs": {key: leg.to_dict() for key, leg in self.legs.items()},
+            "aliases": list(self.aliases),
+            "transfers_from": dict(self.transfers_from),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Chain:

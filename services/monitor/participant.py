@@ -10,7 +10,7 @@ so it can never fail later, when an event is built from it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 STATUSES = ("Ringing", "Dialing", "Connected")
@@ -112,7 +112,9 @@ class Participant:
         return self.party_dn_type not in UNKNOWN_PARTY_TYPES
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # every field is a scalar: a copy of the instance's dict is what dataclasses.asdict returns, at a
+        # tenth of its cost (it runs for every Call Control change)
+        return dict(self.__dict__)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Participant:
