@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tcxhooks.platform import sqlite
 from tcxhooks.platform.store import Store, Work, execute, executemany, fetchall, fetchone, open_store
 
 
@@ -161,3 +162,56 @@ def test_a_commit_that_is_not_durable_survives_kill_9(tmp_path: Path) -> None:
         assert conn.execute("SELECT k FROM t").fetchall() == [("kept",)]
     finally:
         conn.close()
+
+
+async def test_a_run_while_another_process_writes_waits_for_it_off_the_event_loop(tmp_path: Path) -> None:
+    """A transaction normally runs on the event loop; when another connection holds SQLite's write lock it waits
+    in the store's thread, and the loop goes on meanwhile."""
+    path = tmp_path / "shared.db"
+    store = await open_store(f"sqlite:///{path}")
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        await store.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)")
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO t (k, v) VALUES ('other', 1)")
+        waiting = asyncio.ensure_future(store.run(_fill("t", {"store": 2})))
+        ticks = 0
+        for _ in range(20):  # the loop runs on while the store waits for the lock
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 20 and not waiting.done()
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(waiting, 10) == 1
+        assert await store.run(_read("t")) == ({"other": 1, "store": 3}, 2)
+    finally:
+        other.close()
+        await store.close()
+
+
+def _in_main_file(path: Path) -> list[tuple[object, ...]]:
+    """The rows of t as the database file holds them, without the WAL."""
+    main_file_only = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    try:
+        return main_file_only.execute("SELECT k FROM t").fetchall()
+    except sqlite3.OperationalError:  # no table there yet
+        return []
+    finally:
+        main_file_only.close()
+
+
+async def test_commits_are_checkpointed_into_the_database_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's connection never checkpoints on commit (that would wait for the disk on the event loop):
+    its sync thread does, so the WAL does not grow without end."""
+    monkeypatch.setattr(sqlite, "CHECKPOINT_EVERY", 0.0)
+    path = tmp_path / "c.db"
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        await store.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)")
+        await store.run(_fill("t", {"a": 1}), durable=False)
+        for _ in range(500):
+            if _in_main_file(path) == [("a",)]:
+                break
+            await asyncio.sleep(0.01)
+        assert _in_main_file(path) == [("a",)]
+    finally:
+        await store.close()

@@ -11,9 +11,9 @@
         return len(rows)
     count = await store.run(work())
 
-`store.run` exists because SQLite runs in its own thread: an `async with` transaction hops to that
-thread and back for every statement (and waits for a busy event loop each time, holding the write
-lock), while `run` executes the whole generator there in one hop, BEGIN to COMMIT.
+`store.run` exists because SQLite's calls block: an `async with` transaction hops to the store's thread
+and back for every statement (and waits for a busy event loop each time, holding the write lock), while
+`run` executes the whole generator at once, BEGIN to COMMIT (sqlite.py says where).
 
 Every commit is durable (on disk when it returns) unless `run(work, durable=False)`: such a commit
 survives the death of the process (kill -9: SQLite has handed the WAL frames to the OS; PostgreSQL's
@@ -27,18 +27,14 @@ commit, and other writers' wait for the write lock meanwhile (docs/performance.m
 
 SQL is written once with `?` placeholders; the Postgres backend turns them into `%s`. Where the
 dialects differ, a migration or query gives both texts (`store.dialect` is "sqlite" or "postgres").
-The SQLite store is below; the PostgreSQL one is in postgres.py.
+The SQLite store is in sqlite.py, the PostgreSQL one in postgres.py.
 Migrations are versioned per component in `schema_migrations` and run at start, once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
-import sqlite3
-from collections.abc import AsyncIterator, Callable, Generator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -46,6 +42,7 @@ from .config import redacted_url
 
 if TYPE_CHECKING:
     from .postgres import PostgresStore
+    from .sqlite import SqliteStore
 
 Params = Sequence[Any]
 Row = tuple[Any, ...]
@@ -78,15 +75,6 @@ def fetchall(sql: str, params: Params = ()) -> Query:
 
 def fetchone(sql: str, params: Params = ()) -> Query:
     return Query("fetchone", sql, params)
-
-
-def _drive(work: Work[T], answer: Callable[[Query], Any]) -> T:
-    try:
-        query = next(work)
-        while True:
-            query = work.send(answer(query))
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -211,179 +199,12 @@ def _statements(script: str) -> list[str]:
     return [part.strip() for part in script.split(";\n") if part.strip().strip(";")]
 
 
-# --- SQLite ----------------------------------------------------------------------------------
-
-
-def _sqlite_answer(conn: sqlite3.Connection, query: Query) -> Any:
-    if query.op == "executemany":
-        conn.executemany(query.sql, query.params)
-        return None
-    cursor = conn.execute(query.sql, query.params)
-    if query.op == "fetchall":
-        return cursor.fetchall()
-    if query.op == "fetchone":
-        return cursor.fetchone()
-    return cursor.rowcount
-
-
-class _SqliteTx:
-    def __init__(self, store: SqliteStore, conn: sqlite3.Connection) -> None:
-        self._store, self._conn = store, conn
-
-    async def _answer(self, query: Query) -> Any:
-        return await self._store._run(lambda: _sqlite_answer(self._conn, query))
-
-    async def execute(self, sql: str, params: Params = ()) -> int:
-        return int(await self._answer(execute(sql, params)))
-
-    async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
-        await self._answer(executemany(sql, rows))
-
-    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        rows: list[Row] = await self._answer(fetchall(sql, params))  # sqlite3 rows are tuples already
-        return rows
-
-    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        row: Row | None = await self._answer(fetchone(sql, params))
-        return row
-
-
-class SqliteStore(BaseStore):
-    """One connection owned by one thread; transactions are serialised (SQLite has one writer).
-
-    WAL mode with `synchronous=NORMAL`: a commit writes its WAL frames to the OS and releases the write
-    lock; a durable one then fsyncs the WAL file (`sync`) before it returns, in a thread of its own, so
-    neither this process's next transaction nor another process's wait for the disk. An acknowledged
-    commit survives kill -9 and power loss alike; one not yet synced survives kill -9.
-    """
-
-    dialect = "sqlite"
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.path = url[len("sqlite:///") :]
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
-        self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-sync")
-        self._lock = asyncio.Lock()
-        self._sync_lock = asyncio.Lock()
-        self._next_sync: asyncio.Future[None] | None = None
-        self._cleanups: set[asyncio.Future[None]] = set()
-        self._conn: sqlite3.Connection | None = None
-
-    async def open(self) -> None:
-        def connect() -> sqlite3.Connection:
-            folder = os.path.dirname(os.path.abspath(self.path))
-            os.makedirs(folder, exist_ok=True)
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")  # the WAL is synced before a checkpoint; `sync` does the rest
-            conn.execute("PRAGMA busy_timeout=30000")
-            conn.execute("PRAGMA foreign_keys=ON")
-            return conn
-
-        try:
-            self._conn = await asyncio.get_running_loop().run_in_executor(self._executor, connect)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
-
-    async def _run(self, fn: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
-
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
-        assert self._conn is not None, "store not opened"
-        conn = self._conn
-        await self._lock.acquire()
-        begin = asyncio.ensure_future(self._run(lambda: conn.execute("BEGIN IMMEDIATE")))
-        try:
-            await asyncio.shield(begin)
-        except asyncio.CancelledError:
-            # The caller gave up (e.g. a timeout while BEGIN waits for SQLite's write lock), but the BEGIN
-            # runs on in the thread: end the transaction it opens, or the connection would stay in it,
-            # holding the write lock for every process sharing the file. The next caller waits for that.
-            cleanup = asyncio.ensure_future(self._abandon(conn, begin))
-            self._cleanups.add(cleanup)
-            cleanup.add_done_callback(self._cleanups.discard)
-            raise
-        except BaseException:
-            self._lock.release()
-            raise
-        try:
-            yield _SqliteTx(self, conn)
-        except BaseException:
-            await asyncio.shield(self._run(lambda: conn.execute("ROLLBACK")))
-            raise
-        else:
-            await asyncio.shield(self._run(lambda: conn.execute("COMMIT")))
-        finally:
-            self._lock.release()
-        await self.sync()
-
-    async def _abandon(self, conn: sqlite3.Connection, begin: asyncio.Future[Any]) -> None:
-        """Rolls back what an abandoned BEGIN opened, once it has, then lets the next transaction in."""
-        try:
-            await asyncio.wait([begin])
-            if not begin.cancelled() and begin.exception() is None:
-                await self._run(lambda: conn.execute("ROLLBACK"))
-        finally:
-            self._lock.release()
-
-    async def run(self, work: Work[T], durable: bool = True) -> T:
-        assert self._conn is not None, "store not opened"
-        conn = self._conn
-
-        def whole() -> T:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = _drive(work, lambda query: _sqlite_answer(conn, query))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:  # a failed COMMIT (disk full, I/O error) leaves it open
-                    conn.execute("ROLLBACK")
-                raise
-            return result
-
-        async with self._lock:
-            # shielded: once started in the thread, the transaction finishes even if the caller is cancelled
-            result: T = await asyncio.shield(self._run(whole))
-        if durable:
-            await self.sync()
-        return result
-
-    async def sync(self) -> None:
-        """fsyncs the WAL file: every commit before the call is then on disk. Callers that come while an
-        fsync waits for the one before it share it; an fsync that has started covers only what came before."""
-        if self._next_sync is None:
-            self._next_sync = asyncio.ensure_future(self._sync_next())
-        await asyncio.shield(self._next_sync)
-
-    async def _sync_next(self) -> None:
-        async with self._sync_lock:
-            self._next_sync = None  # from now on a caller's commit may be newer than this fsync
-            await asyncio.get_running_loop().run_in_executor(self._syncer, self._fsync_wal)
-
-    def _fsync_wal(self) -> None:
-        try:
-            fd = os.open(f"{self.path}-wal", os.O_RDONLY)
-        except FileNotFoundError:  # no WAL: the last checkpoint moved every commit into the synced file
-            return
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    async def close(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await self._run(conn.close)
-        self._executor.shutdown(wait=True)
-        self._syncer.shutdown(wait=True)
-
-
 async def open_store(url: str) -> Store:
     """Opens (and creates, for SQLite) the store named by `[store] url`."""
     store: SqliteStore | PostgresStore
     if url.startswith("sqlite:///"):
+        from .sqlite import SqliteStore  # sqlite.py builds on this module, as postgres.py does
+
         store = SqliteStore(url)
     elif url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore  # postgres.py builds on this module, so it cannot be imported above
