@@ -49,6 +49,13 @@ PACED_RATE = 500.0
 # --- the receiver (own process) -----------------------------------------------------------
 
 
+def _call_id(body: bytes) -> bytes:
+    """The form body's `id` field (the call id the bench published), wherever it stands in the body."""
+    start = 3 if body.startswith(b"id=") else body.find(b"&id=") + 4
+    end = body.find(b"&", start)
+    return body[start:] if end < 0 else body[start:end]
+
+
 def _receiver_main(port: int, conn: Any) -> None:
     seen: list[tuple[bytes, int, float]] = []
     down = [False]
@@ -60,7 +67,7 @@ def _receiver_main(port: int, conn: Any) -> None:
         if down[0]:
             return web.Response(status=503, text="down")
         at = time.time()
-        key = body[body.rfind(b"id=") + 3 :]
+        key = _call_id(body)
         seen.append((key, int(request.headers.get("x-tcxhooks-sequence", "0")), at))
         return web.Response(text="ok")
 
