@@ -161,6 +161,8 @@ async def test_publish_claims_chain_heads_up_to_the_room_given(
         assert await outbox.reap() == 1
         again = await outbox.cycle([], {"a": 100}, 60)
         assert [c.id for c in again] == [claimed[0].id]
+        # read back from the store as it was handed out at publish: the bytes, the webhook-id, the exact time
+        assert again[0]._replace(attempts=0) == claimed[0]
         attempt = AttemptRecord(1, time.time(), 200, 0.01, "ok", "")
         after = await outbox.cycle([Outcome(again[0], "delivered", attempt)], {"a": 100}, 60)
         assert [(c.chain, c.sequence) for c in after] == [(first, 2)]  # delivered: the chain's next is ready
