@@ -29,7 +29,7 @@ from tcxhooks.platform.store import Store, Work, execute, executemany, fetchall
 from .publishing import publish_work
 from .records import Claimed, NewEvent, Outcome, Published, Routing
 from .schema import DEAD, DELIVERED, MIGRATIONS, PENDING
-from .sql import chunks, insert, marks, one_of, rows_of
+from .sql import chunks, insert, marks, one_of
 
 
 class Outbox:
@@ -173,11 +173,8 @@ class Outbox:
             )
             ids = [int(r[0]) for r in rows]
         else:
-            rows = yield from rows_of(
-                "id",
-                f"FROM (SELECT id FROM dispatcher_deliveries WHERE {where} ORDER BY next_attempt_at LIMIT ?)",
-                (*params, limit),
-                self.postgres,
+            rows = yield fetchall(
+                f"SELECT id FROM dispatcher_deliveries WHERE {where} ORDER BY next_attempt_at LIMIT ?", (*params, limit)
             )
             ids = [int(r[0]) for r in rows]
             if ids:
@@ -189,20 +186,12 @@ class Outbox:
         if not ids:
             return []
         chosen, values = one_of("d.id", ids, self.postgres)
-        # times as exact text and the payload as hex on SQLite, where the rows come as JSON (sql.rows_of)
-        created, payload, due = (
-            ("d.created_at", "e.payload", "d.next_attempt_at")
-            if self.postgres
-            else ("printf('%!.17g', d.created_at)", "hex(e.payload)", "printf('%!.17g', d.next_attempt_at)")
-        )
-        claimed = yield from rows_of(
-            f"d.id, d.endpoint, d.event_id, d.chain, d.sequence, d.attempts, d.failures, {created}, "
-            f"{payload}, e.message_id, d.endpoint_sequence, {due}",
-            f"FROM dispatcher_deliveries d JOIN dispatcher_events e ON e.event_id = d.event_id WHERE {chosen}",
+        claimed = yield fetchall(
+            "SELECT d.id, d.endpoint, d.event_id, d.chain, d.sequence, d.attempts, d.failures, d.created_at, "
+            "e.payload, e.message_id, d.endpoint_sequence FROM dispatcher_deliveries d JOIN dispatcher_events e "
+            f"ON e.event_id = d.event_id WHERE {chosen} ORDER BY d.next_attempt_at, d.id",
             values,
-            self.postgres,
         )
-        claimed.sort(key=lambda r: (float(r[11]), int(r[0])))  # due first, as they were claimed
         return [
             Claimed(
                 int(r[0]),
@@ -213,7 +202,7 @@ class Outbox:
                 int(r[5]),
                 int(r[6]),
                 float(r[7]),
-                bytes(r[8]) if self.postgres else bytes.fromhex(r[8]),
+                bytes(r[8]),
                 str(r[9]) or f"msg_{r[0]}",
                 int(r[10]),
             )

@@ -12,13 +12,12 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from tcxhooks.platform.store import Work, fetchall, fetchone
+from tcxhooks.platform.store import Work, fetchall
 
 from .records import Claimed, NewEvent, Published, Routing
 from .schema import PENDING
-from .sql import insert, one_of, rows_of
+from .sql import insert, one_of
 
 
 def _split(text: str) -> set[str]:
@@ -146,7 +145,9 @@ def publish_work(
         "endpoint_sequence, ready, created_at, next_attempt_at, lease_until, lease_owner)"
     )
     yield from insert(columns, delivery_rows)
-    leased = yield from _insert_leased(columns, leased_rows, postgres)
+    leased = yield from insert(
+        columns, leased_rows, returning="id, event_id, endpoint, chain, sequence, endpoint_sequence"
+    )
     claimed = [
         Claimed(int(r[0]), str(r[2]), str(r[1]), str(r[3]), int(r[4]), 0, 0, now, *payloads[str(r[1])], int(r[5]))
         for r in leased
@@ -198,11 +199,10 @@ def _lock_chains(chains: list[str], now: float, postgres: bool) -> Work[dict[str
     )
     lock = " ORDER BY chain FOR UPDATE" if postgres else ""
     named, params = one_of("chain", chains, postgres)
-    rows = yield from rows_of(
-        "chain, last_sequence, dids, queues, users, endpoint_sequences",
-        f"FROM dispatcher_chains WHERE {named}{lock}",
+    rows = yield fetchall(
+        f"SELECT chain, last_sequence, dids, queues, users, endpoint_sequences FROM "
+        f"dispatcher_chains WHERE {named}{lock}",
         params,
-        postgres,
     )
     return {str(r[0]): _Chain(int(r[1]), (str(r[2]), str(r[3]), str(r[4])), str(r[5])) for r in rows}
 
@@ -212,25 +212,7 @@ def _pending_heads(chains: list[str], postgres: bool) -> Work[set[tuple[str, str
     if not chains:
         return set()
     named, params = one_of("chain", chains, postgres)
-    rows = yield from rows_of(
-        "endpoint, chain",
-        f"FROM (SELECT DISTINCT endpoint, chain FROM dispatcher_deliveries WHERE status = {PENDING} AND {named}) heads",
-        params,
-        postgres,
+    rows = yield fetchall(
+        f"SELECT DISTINCT endpoint, chain FROM dispatcher_deliveries WHERE status = {PENDING} AND {named}", params
     )
     return {(str(e), str(c)) for e, c in rows}
-
-
-def _insert_leased(columns: str, rows: list[tuple[object, ...]], postgres: bool) -> Work[list[list[Any]]]:
-    """Inserts the deliveries a publish claims; returns their (id, event_id, endpoint, chain, sequence,
-    endpoint_sequence) in insertion order. On SQLite not by RETURNING (a row stepped per delivery, see
-    sql.rows_of) but as the rows above the largest id before the insert: ids only grow (AUTOINCREMENT),
-    and this transaction holds the write lock."""
-    wanted = "id, event_id, endpoint, chain, sequence, endpoint_sequence"
-    if postgres or not rows:
-        found = yield from insert(columns, rows, returning=wanted)
-        return [list(row) for row in found]
-    (last,) = yield fetchone("SELECT coalesce(max(id), 0) FROM dispatcher_deliveries")
-    yield from insert(columns, rows)
-    leased = yield from rows_of(wanted, "FROM dispatcher_deliveries WHERE id > ?", (last,), postgres)
-    return sorted(leased, key=lambda row: int(row[0]))

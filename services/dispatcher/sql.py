@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from tcxhooks.platform.store import Params, Row, Work, execute, fetchall
+from tcxhooks.platform.store import Row, Work, execute, fetchall
 
 S = TypeVar("S")
 CHUNK = 500
@@ -52,19 +52,3 @@ def insert(target: str, rows: Sequence[tuple[object, ...]], tail: str = "", retu
         else:
             yield execute(f"INSERT INTO {target} VALUES {values}{tail}", params)
     return fetched
-
-
-def rows_of(columns: str, source: str, params: Params, postgres: bool) -> Work[list[list[Any]]]:
-    """The rows of `SELECT {columns} {source}`, each a list of its values, in no particular order.
-
-    On SQLite they come back as one JSON array, one row to step: sqlite3 gives up the GIL for every
-    row it steps and then waits to take it back, which beside a busy event loop can take up to the
-    interpreter's switch interval (5 ms) each time; a claim or a publish of a few hundred rows spent
-    most of its time so. JSON carries text, integers, NULL and REAL to 15 significant digits: select a
-    time as `printf('%!.17g', t)` (text, exact: without the `!` SQLite stops at 16 digits) and a BLOB as `hex(b)`."""
-    if postgres:
-        found = yield fetchall(f"SELECT {columns} {source}", params)
-        return [list(row) for row in found]
-    (text,) = (yield fetchall(f"SELECT json_group_array(json_array({columns})) {source}", params))[0]
-    rows: list[list[Any]] = json.loads(text)
-    return rows
