@@ -11,6 +11,7 @@ import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -131,13 +132,24 @@ async def serve(args: argparse.Namespace) -> None:
         await runner.cleanup()
 
 
+def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed, as the services run: a stand-in PBX should not be the slow end of a latency
+    measured through it (bench/latency.py)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     try:
-        asyncio.run(serve(args))
+        with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+            runner.run(serve(args))
     except OSError as exc:
         print(f"tcxhooks sim: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
