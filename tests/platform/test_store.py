@@ -122,6 +122,9 @@ async def test_a_durable_sqlite_commit_has_fsynced_the_wal_when_it_returns(
         async with store.transaction() as tx:
             await tx.execute("INSERT INTO t (k, v) VALUES ('c', 3)")
         assert synced == [wal] * 3
+        assert (await store.run(_read("t")))[1] == 3
+        assert len(await store.fetchall("SELECT k FROM t")) == 3
+        assert synced == [wal] * 3  # a read needs no fsync
         await asyncio.gather(*(store.sync() for _ in range(5)))  # callers waiting together share an fsync
         assert synced == [wal] * 4
     finally:

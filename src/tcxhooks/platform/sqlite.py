@@ -68,18 +68,27 @@ def _drive(work: Work[T], answer: Callable[[Query], Any]) -> T:
         return done.value  # type: ignore[no-any-return]
 
 
-def _transact(conn: sqlite3.Connection, work: Work[T], begun: bool = False) -> T:
-    """Runs `work` to COMMIT (BEGIN IMMEDIATE first unless `begun`); rolls back on any failure."""
+def _transact(conn: sqlite3.Connection, work: Work[T], begun: bool = False) -> tuple[T, bool]:
+    """Runs `work` to COMMIT (BEGIN IMMEDIATE first unless `begun`); rolls back on any failure. Returns
+    what the work returns and whether it wrote (a statement run for its effect, or rows changed)."""
     if not begun:
         conn.execute("BEGIN IMMEDIATE")
+    before = conn.total_changes
+    wrote = False
+
+    def answer(query: Query) -> Any:
+        nonlocal wrote
+        wrote = wrote or query.op in ("execute", "executemany")
+        return _answer(conn, query)
+
     try:
-        result = _drive(work, lambda query: _answer(conn, query))
+        result = _drive(work, answer)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:  # a failed COMMIT (disk full, I/O error) leaves it open
             conn.execute("ROLLBACK")
         raise
-    return result
+    return result, wrote or conn.total_changes != before
 
 
 def _begin_at_once(conn: sqlite3.Connection) -> bool:
@@ -97,14 +106,17 @@ def _begin_at_once(conn: sqlite3.Connection) -> bool:
 class _SqliteTx:
     def __init__(self, store: SqliteStore, conn: sqlite3.Connection) -> None:
         self._store, self._conn = store, conn
+        self.wrote = False  # a statement ran for its effect (fetches that change rows show in total_changes)
 
     async def _ask(self, query: Query) -> Any:
         return await self._store._in_thread(lambda: _answer(self._conn, query))
 
     async def execute(self, sql: str, params: Params = ()) -> int:
+        self.wrote = True
         return int(await self._ask(execute(sql, params)))
 
     async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        self.wrote = True
         await self._ask(executemany(sql, rows))
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
@@ -176,8 +188,10 @@ class SqliteStore(BaseStore):
         except BaseException:
             self._lock.release()
             raise
+        before = conn.total_changes
+        tx = _SqliteTx(self, conn)
         try:
-            yield _SqliteTx(self, conn)
+            yield tx
         except BaseException:
             await asyncio.shield(self._in_thread(lambda: conn.execute("ROLLBACK")))
             raise
@@ -185,8 +199,9 @@ class SqliteStore(BaseStore):
             await asyncio.shield(self._in_thread(lambda: conn.execute("COMMIT")))
         finally:
             self._lock.release()
-        self._committed()
-        await self.sync()
+        if tx.wrote or conn.total_changes != before:  # a read needs no fsync
+            self._committed()
+            await self.sync()
 
     async def _abandon(self, conn: sqlite3.Connection, begin: asyncio.Future[Any]) -> None:
         """Rolls back what an abandoned BEGIN opened, once it has, then lets the next transaction in."""
@@ -202,13 +217,14 @@ class SqliteStore(BaseStore):
         conn = self._conn
         async with self._lock:
             if _begin_at_once(conn):
-                result = _transact(conn, work, begun=True)
+                result, wrote = _transact(conn, work, begun=True)
             else:  # another process writes: wait for it in the thread, not on the loop
                 # shielded: once started in the thread, the transaction finishes even if the caller is cancelled
-                result = await asyncio.shield(self._in_thread(lambda: _transact(conn, work)))
-        self._committed()
-        if durable:
-            await self.sync()
+                result, wrote = await asyncio.shield(self._in_thread(lambda: _transact(conn, work)))
+        if wrote:  # a read needs no fsync
+            self._committed()
+            if durable:
+                await self.sync()
         return result
 
     async def sync(self) -> None:
