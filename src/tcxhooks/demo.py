@@ -90,7 +90,11 @@ class DemoReceiver:
                 print(f"{'':28}{key}: {hook.get(key)[:300]}", flush=True)
 
 
-def write_config(folder: str, sim_url: str, receiver: DemoReceiver, analytics: bool) -> str:
+def write_config(
+    folder: str, sim_url: str, delivery: dict[str, dict[str, str]], analytics: bool, metrics_port: int | None = None
+) -> str:
+    """The demo's ini in `folder`: the simulator as the PBX, `delivery` (the sections that say where events go:
+    a webhook, or a CRM adapter and its listener), services on free loopback ports."""
     media_port = _free_port()
     parser = configparser.ConfigParser(interpolation=None)
     parser["pbx"] = {
@@ -101,7 +105,7 @@ def write_config(folder: str, sim_url: str, receiver: DemoReceiver, analytics: b
         "ringing_grace": "1",
     }
     parser["events"] = {"language": "en"}
-    parser["webhook"] = {"url": receiver.url, "format": "form", "secret": WEBHOOK_SECRET}
+    parser.read_dict(delivery)
     parser["recordings"] = {
         "local_dir": os.path.join(folder, "recordings"),
         "grace": "2",
@@ -111,7 +115,7 @@ def write_config(folder: str, sim_url: str, receiver: DemoReceiver, analytics: b
     parser["analytics"] = {"enabled": "true" if analytics else "false", "backend": "offline", "language": "en-US"}
     parser["store"] = {"url": f"sqlite:///{os.path.join(folder, 'tcxhooks.db')}"}
     parser["services"] = {name: f"127.0.0.1:{_free_port()}" for name in ("monitor", "dispatcher", "media", "analytics")}
-    parser["metrics"] = {"port": str(_free_port())}
+    parser["metrics"] = {"port": str(metrics_port or _free_port())}
     parser["log"] = {"level": "warning"}
     path = os.path.join(folder, "tcxhooks.ini")
     with open(path, "w", encoding="utf-8") as handle:
@@ -166,7 +170,8 @@ async def run_demo(scenario: str, talk: float, keep: bool, timeout: float) -> in
     await receiver.start()
     sim_port = _free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
-    config = write_config(folder, sim_url, receiver, analytics)
+    webhook = {"url": receiver.url, "format": "form", "secret": WEBHOOK_SECRET}
+    config = write_config(folder, sim_url, {"webhook": webhook}, analytics)
     print(f"tcxhooks demo — work folder {folder}")
     print(f"  3CX simulator  {sim_url}")
     print(f"  CRM receiver   {receiver.url}")

@@ -9,7 +9,6 @@ Exit 0 once the calls a CRM should get for that call arrived.
 from __future__ import annotations
 
 import asyncio
-import configparser
 import os
 import shutil
 import socket
@@ -23,7 +22,15 @@ from typing import Any
 
 import httpx
 
-from .demo import CLIENT_ID, CLIENT_SECRET, _free_port, _spawn, _stop, _wait_http, _wait_serving, spawn_simulator
+from .demo import (
+    _free_port,
+    _spawn,
+    _stop,
+    _wait_http,
+    _wait_serving,
+    spawn_simulator,
+    write_config,
+)
 
 NAME = "demo"  # the [crm:NAME] of the demo
 
@@ -111,37 +118,6 @@ def _free_block(count: int) -> int:
                 sock.close()
 
 
-def write_config(folder: str, sim_url: str, crm_url: str, listener_port: int, demo: CrmDemo, analytics: bool) -> str:
-    media_port = _free_port()
-    listener = f"http://127.0.0.1:{listener_port}"
-    parser = configparser.ConfigParser(interpolation=None)
-    parser["pbx"] = {
-        "url": sim_url,
-        "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET,
-        "poll_interval": "2",
-        "ringing_grace": "1",
-    }
-    parser["events"] = {"language": "en"}
-    parser["dispatcher"] = {"listen": f"127.0.0.1:{listener_port}", "public_url": listener}
-    parser[f"crm:{NAME}"] = demo.section(crm_url, listener)
-    parser["recordings"] = {
-        "local_dir": os.path.join(folder, "recordings"),
-        "grace": "2",
-        "listen": f"127.0.0.1:{media_port}",
-        "public_url": f"http://127.0.0.1:{media_port}",
-    }
-    parser["analytics"] = {"enabled": "true" if analytics else "false", "backend": "offline", "language": "en-US"}
-    parser["store"] = {"url": f"sqlite:///{os.path.join(folder, 'tcxhooks.db')}"}
-    parser["services"] = {name: f"127.0.0.1:{_free_port()}" for name in ("monitor", "dispatcher", "media", "analytics")}
-    parser["metrics"] = {"port": str(_free_block(4))}
-    parser["log"] = {"level": "warning"}
-    path = os.path.join(folder, "tcxhooks.ini")
-    with open(path, "w", encoding="utf-8") as handle:
-        parser.write(handle)
-    return path
-
-
 def _shown(call: dict[str, Any]) -> str:
     params = " ".join(f"{k}={v}" for k, v in call["params"].items())
     status = "" if 200 <= call["status"] < 300 else f"  → {call['status']} {call['error']}"
@@ -173,7 +149,12 @@ async def run_crm_demo(crm: str, scenario: str, talk: float, keep: bool, timeout
     analytics = find_spec("faster_whisper") is not None
     sim_port, crm_port, listener_port = _free_port(), _free_port(), _free_port()
     sim_url, crm_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{crm_port}"
-    config = write_config(folder, sim_url, crm_url, listener_port, demo, analytics)
+    listener = f"http://127.0.0.1:{listener_port}"
+    delivery = {
+        "dispatcher": {"listen": f"127.0.0.1:{listener_port}", "public_url": listener},
+        f"crm:{NAME}": demo.section(crm_url, listener),
+    }
+    config = write_config(folder, sim_url, delivery, analytics, metrics_port=_free_block(4))
     print(f"tcxhooks demo --crm {crm} — work folder {folder}")
     print(f"  3CX simulator  {sim_url}")
     print(f"  fake {crm:<9} {crm_url}  (its calls: GET {crm_url}/fake/calls)")
