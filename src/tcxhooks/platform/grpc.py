@@ -166,13 +166,23 @@ class _StreamToken(grpc.aio.UnaryStreamClientInterceptor):
         return await continuation(_with_token(details, self._pair), request)
 
 
+class _BidiToken(grpc.aio.StreamStreamClientInterceptor):
+    """Adds the service token to bidirectional streaming calls (the monitor's PublishStream)."""
+
+    def __init__(self, pair: tuple[str, str] | None) -> None:
+        self._pair = pair
+
+    async def intercept_stream_stream(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
+        return await continuation(_with_token(details, self._pair), request_iterator)
+
+
 def open_channel(services: ServicesConfig, service: str, address: str | None = None) -> grpc.aio.Channel:
     """A channel to a service at its `[services] <service>` address, sending the shared token (or, when
     none is set, the one of the `tcxhooks up` running with these addresses)."""
     target = address or services.address(service)
     token = services.token or read_run_token(services)
     pair = ("authorization", f"Bearer {token}") if token else None
-    interceptors: list[grpc.aio.ClientInterceptor] = [_UnaryToken(pair), _StreamToken(pair)]
+    interceptors: list[grpc.aio.ClientInterceptor] = [_UnaryToken(pair), _StreamToken(pair), _BidiToken(pair)]
     credentials = channel_credentials(services)
     if credentials is not None:
         return grpc.aio.secure_channel(target, credentials, options=_CHANNEL_OPTIONS, interceptors=interceptors)
