@@ -255,6 +255,7 @@ class Row:
     missing: int
     paced_retries: int
     cpu_per_webhook: float  # seconds of dispatcher CPU per event of the flood
+    drain_cpu: float  # seconds of dispatcher CPU per webhook of the drain
     receiver_cpu: float  # seconds of the receiver's CPU per event of the flood
     publisher_cpu: float  # seconds of this process's CPU per event of the flood (the publisher, mostly)
 
@@ -432,10 +433,11 @@ def run_dispatcher(
         time.sleep(1.0)  # the heads' first attempts fail meanwhile (none is in flight when it comes back)
         receiver.set_down(False)
         assert asyncio.run(redeliver_since(address, intake_started - 0.001)) == backlog_total
-        enabled = time.time()  # the redelivery committed: the worker starts on it now
+        enabled, drain_cpu = time.time(), cpu_seconds(proc.pid)  # the redelivery committed: the worker starts now
         deadline = time.monotonic() + 300
         while receiver.count() < backlog_total and time.monotonic() < deadline:
             time.sleep(0.05)
+        drain_cpu = cpu_seconds(proc.pid) - drain_cpu
         drained = receiver.take()
     finally:
         stop(proc)
@@ -459,6 +461,7 @@ def run_dispatcher(
         total - len(unique) + len(paced) - len(paced_got) + backlog_total - len(drained_unique),
         paced_retries,
         cpu / total,
+        drain_cpu / max(1, len(drained)),
         receiver_cpu / total,
         own_cpu / total,
     )
@@ -526,14 +529,15 @@ def main() -> None:
     print(
         f"{'row':<10} {'webhooks/s':>10} {'ratio':>6} {'publish/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'paced p50':>9} {'paced p99':>9} {'drain/s':>8} {'ratio':>6} {'intake/s':>8} {'in turn/s':>9} "
-        f"{'out of order':>12} {'missing':>7} {'CPU µs':>7} {'rcv µs':>7} {'pub µs':>7}"
+        f"{'out of order':>12} {'missing':>7} {'CPU µs':>7} {'drain µs':>8} {'rcv µs':>7} {'pub µs':>7}"
     )
     for row in rows:
         print(
             f"{row.name:<10} {row.rate:10.0f} {row.rate / best:6.2f} {row.publish_rate:9.0f} {row.p50 * 1000:8.1f} "
             f"{row.p99 * 1000:8.1f} {row.paced_p50 * 1000:9.1f} {row.paced_p99 * 1000:9.1f} {row.drain_rate:8.0f} "
             f"{row.drain_rate / best:6.2f} {row.intake_rate:8.0f} {_in_turn(row):9.0f} {row.out_of_order:12d} "
-            f"{row.missing:7d} {row.cpu_per_webhook * 1e6:7.0f} {row.receiver_cpu * 1e6:7.0f} {row.publisher_cpu * 1e6:7.0f}"
+            f"{row.missing:7d} {row.cpu_per_webhook * 1e6:7.0f} {row.drain_cpu * 1e6:8.0f} {row.receiver_cpu * 1e6:7.0f} "
+            f"{row.publisher_cpu * 1e6:7.0f}"
         )
     print(
         "webhooks/s: the flood, publishing and delivering at once (first Publish → last webhook); p50/p99: "
@@ -543,7 +547,8 @@ def main() -> None:
         "intake/s: that backlog's publishing, nothing delivered meanwhile; in turn/s: the flood rate if intake "
         "and delivery took turns on one resource, 1 / (1/intake + 1/drain); "
         "ratio: over the bare aiohttp loop; CPU µs: the dispatcher process's CPU (all threads) per webhook of the "
-        "flood, everything included (gRPC intake, durable store, rendering, signing, the POST); rcv µs: the "
+        "flood, everything included (gRPC intake, durable store, rendering, signing, the POST); drain µs: the same per "
+        "webhook of the drain; rcv µs: the "
         "receiver's CPU per webhook of the flood (it shares the machine's cores); pub µs: this process's CPU per "
         "event of the flood, the publisher's (it too shares the cores)"
     )

@@ -22,9 +22,9 @@ def test_dispatch_bench_smoke() -> None:
     assert [row[0] for row in table] == ["sqlite", "postgres"]
     assert all(f"bare {client} loop" in done.stdout for client in ("aiohttp", "httpx", "httptools", "pyreqwest"))
     header = next(line.split() for line in done.stdout.splitlines() if line.startswith("row "))
-    assert {"intake/s", "rcv", "pub"} <= set(header), header
-    # the name and 16 figures: nothing missing, 0 out of order and 0 missing in every row
-    assert all(len(row) == 17 and row[12] == "0" and row[13] == "0" for row in table), done.stdout
+    assert {"intake/s", "drain", "rcv", "pub"} <= set(header), header
+    # the name and 17 figures: nothing missing, 0 out of order and 0 missing in every row
+    assert all(len(row) == 18 and row[12] == "0" and row[13] == "0" for row in table), done.stdout
 
 
 def test_store_bench_smoke() -> None:
