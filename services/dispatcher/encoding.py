@@ -47,6 +47,12 @@ def form_quote(text: str) -> str:
     return _quote_repeated(text)
 
 
+@functools.lru_cache(maxsize=256)
+def form_key(name: str) -> str:
+    """A field name, quoted: the names are a few dozen fixed texts, each quoted once."""
+    return form_quote(name)
+
+
 @functools.lru_cache(maxsize=4096)
 def _quote_repeated(text: str) -> str:
     """Field names and most values (DIDs, extensions, DID names, titles) repeat from event to event:

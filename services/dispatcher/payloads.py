@@ -18,7 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from tcxhooks.v1 import common_pb2, events_pb2
 
-from .encoding import form_quote, form_value, iso_time, utc_timestamp
+from .encoding import form_key, form_quote, form_value, iso_time, utc_timestamp
 from .errors import InvalidEvent
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
@@ -152,6 +152,8 @@ def call_id_of(event: events_pb2.Event) -> str:
 
 
 def _need(condition: bool, message: str) -> None:
+    """A message that names a value is formatted only when the check fails (`if ...: raise`): every
+    event of every Publish passes through here."""
     if not condition:
         raise InvalidEvent(message)
 
@@ -165,25 +167,26 @@ def _in_range(stamp: Timestamp) -> bool:
 
 def _times_in_range(call: events_pb2.CallEvent, where: str) -> None:
     for _, name in _TIMES:
-        _need(
-            not call.HasField(name) or _in_range(getattr(call, name)),
-            f"{where}.{name} must be a time from 1970 to 9999",
-        )
+        if call.HasField(name) and not _in_range(getattr(call, name)):
+            raise InvalidEvent(f"{where}.{name} must be a time from 1970 to 9999")
 
 
 def validate(event: events_pb2.Event) -> None:
     """Raises InvalidEvent when the event cannot be stored and rendered."""
     _need(bool(event.event_id), "event.event_id is empty")
-    _need(len(event.event_id) <= MAX_ID, f"event.event_id is longer than {MAX_ID} characters")
+    if len(event.event_id) > MAX_ID:
+        raise InvalidEvent(f"event.event_id is longer than {MAX_ID} characters")
     _need(bool(event.chain), "event.chain is empty")
-    _need(len(event.chain) <= MAX_ID, f"event.chain is longer than {MAX_ID} characters")
+    if len(event.chain) > MAX_ID:
+        raise InvalidEvent(f"event.chain is longer than {MAX_ID} characters")
     _need("\x00" not in event.event_id + event.chain + call_id_of(event), "ids must not contain NUL characters")
     _need(_in_range(event.occur_time), "event.occur_time must be a time from 1970 to 9999")
     kind = event.WhichOneof("payload")
     _need(kind is not None, "event has no payload (call, status, recording, analytics, analytics_failed or ping)")
     if kind == "call":
         call = event.call
-        _need(call.type in _CALL_TYPES, f"call.type {call.type} is not a known CallEventType")
+        if call.type not in _CALL_TYPES:
+            raise InvalidEvent(f"call.type {call.type} is not a known CallEventType")
         _times_in_range(call, "call")
         _need(bool(call.call_id), "call.call_id is empty")
         if call.type in (events_pb2.CALL_EVENT_TYPE_RINGING, events_pb2.CALL_EVENT_TYPE_RINGING_STOPPED):
@@ -196,12 +199,14 @@ def validate(event: events_pb2.Event) -> None:
             events_pb2.CALL_EVENT_TYPE_DIALING,
         ):
             _need(call.direction in _DIRECTION, "call.direction must be INCOMING, OUTGOING or INTERNAL")
-            _need(call.transfer_type in _TRTYPE, f"call.transfer_type {call.transfer_type} is not known")
+            if call.transfer_type not in _TRTYPE:
+                raise InvalidEvent(f"call.transfer_type {call.transfer_type} is not known")
         if call.type == events_pb2.CALL_EVENT_TYPE_ENDED:
             _need(call.finish_type in _FINISH, "call.finish_type must be OK or MISSED")
             _need(call.duration_seconds >= 0 and call.ring_seconds >= 0, "call durations must not be negative")
     elif kind == "status":
-        _need(event.status.type in _STATUS, f"status.type {event.status.type} is not a known StatusEventType")
+        if event.status.type not in _STATUS:
+            raise InvalidEvent(f"status.type {event.status.type} is not a known StatusEventType")
         _need(bool(event.status.user), "status.user is empty")
     elif kind == "recording":
         rec = event.recording
@@ -330,8 +335,11 @@ def render(event: events_pb2.Event, fmt: str, zone: dt.tzinfo | None = None) -> 
     form_name, json_type = event_names(event)
     shared, form_only, json_only, extras = _fields(event, zone)
     if fmt == "form":
-        pairs = [("event", form_name)] + [(k, form_value(v)) for k, v in shared + form_only + extras]
-        return "&".join([f"{form_quote(k)}={form_quote(v)}" for k, v in pairs]).encode("ascii")
+        parts = [f"event={form_quote(form_name)}"]
+        for key, value in (*shared, *form_only, *extras):
+            text = value if type(value) is str else form_value(value)
+            parts.append(f"{form_key(key)}={form_quote(text)}")
+        return "&".join(parts).encode("ascii")
     body = {"type": json_type, "timestamp": utc_timestamp(event.occur_time), "data": dict(shared + json_only + extras)}
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 

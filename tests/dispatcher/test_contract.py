@@ -10,6 +10,8 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tcxhooks import __version__
+from tcxhooks.dispatcher.errors import InvalidEvent
+from tcxhooks.dispatcher.payloads import validate
 from tcxhooks.signing import SignatureError, verify
 from tcxhooks.v1 import common_pb2, dispatcher_service_pb2_grpc, events_pb2
 from tcxhooks.v1 import dispatcher_service_pb2 as pb
@@ -189,6 +191,41 @@ BAD_EVENTS = [
         event_id="x", chain="c", status=events_pb2.StatusEvent(type=events_pb2.STATUS_EVENT_TYPE_FORWARDING)
     ),
 ]
+
+
+def test_a_refusal_names_what_it_refused() -> None:
+    """The checks that name a value in their message format it only when they fail: each still does."""
+    chain = new_chain()
+    early = ended(chain)
+    early.call.started_time.seconds = -1
+    unknown_transfer = answered(chain)
+    unknown_transfer.call.transfer_type = 7  # type: ignore[assignment]
+    refused = {
+        "event.event_id is longer than 256 characters": events_pb2.Event(
+            event_id="x" * 257, chain="c", ping=events_pb2.Ping(id="p")
+        ),
+        "event.chain is longer than 256 characters": events_pb2.Event(
+            event_id="x", chain="c" * 257, ping=events_pb2.Ping(id="p")
+        ),
+        "call.type 99 is not a known CallEventType": BAD_EVENTS[8],
+        "call.started_time must be a time from 1970 to 9999": early,
+        "call.transfer_type 7 is not known": unknown_transfer,
+        "status.type 99 is not a known StatusEventType": events_pb2.Event(
+            event_id="x",
+            chain="c",
+            status=events_pb2.StatusEvent(type=99, user="101"),  # type: ignore[arg-type]
+        ),
+    }
+    for message, event in refused.items():
+        with pytest.raises(InvalidEvent) as caught:
+            validate(event)
+        assert str(caught.value) == message
+    for event in (
+        ended(chain),
+        answered(chain),
+        events_pb2.Event(event_id="x" * 256, chain="c" * 256, ping=events_pb2.Ping(id="p")),
+    ):
+        validate(event)  # at the limits, or as the monitor sends them: stored
 
 
 def test_bad_input_is_rejected_and_never_stored(dispatchers: Dispatchers) -> None:
