@@ -19,6 +19,9 @@ from .records import Claimed, NewEvent, Published, Routing
 from .schema import PENDING
 from .sql import insert, one_of
 
+# one encoder for every chain of every publish: json.dumps with separators builds a new one per call
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
 
 def _split(text: str) -> set[str]:
     return {part for part in text.split("\n") if part}
@@ -59,7 +62,7 @@ class _Chain:
         return taken
 
     def numbers(self) -> str:
-        return self.numbered if self._numbers is None else json.dumps(self._numbers, separators=(",", ":"))
+        return self.numbered if self._numbers is None else _COMPACT.encode(self._numbers)
 
     def joined(self) -> tuple[str, str, str]:
         if self._parsed is None:
