@@ -77,8 +77,12 @@ class Outbox:
         cycles, never one before another: their deliveries are pending again and go out again after the
         restart, in order, with the same webhook-id (the duplicate the promise allows, docs/webhooks.md);
         claims lost with them were leases nobody else holds. The events themselves were stored durably at
-        publish, before the monitor was told."""
-        return await self.store.run(self._cycle(outcomes, limits, lease_ttl), durable=False)
+        publish, before the monitor was told.
+
+        Beside the event loop (SQLite: in the store's thread): under load the loop, which sends every
+        webhook, is the limit. A first attempt waits for its publish, not for a cycle (only an event
+        published while its chain's previous webhook is in flight waits for the cycle that records it)."""
+        return await self.store.run(self._cycle(outcomes, limits, lease_ttl), durable=False, beside_loop=True)
 
     def _cycle(self, outcomes: Sequence[Outcome], limits: Mapping[str, int], lease_ttl: float) -> Work[list[Claimed]]:
         now = time.time()

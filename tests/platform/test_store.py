@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -189,6 +190,23 @@ async def test_a_run_while_another_process_writes_waits_for_it_off_the_event_loo
     finally:
         other.close()
         await store.close()
+
+
+def _where(table: str) -> Work[int]:
+    """Writes a row, and returns the thread the work ran in."""
+    yield execute(f"INSERT INTO {table} (k, v) VALUES (?, ?)", (uuid.uuid4().hex, 1))
+    return threading.get_ident()
+
+
+async def test_a_run_beside_the_loop_runs_in_the_stores_thread(store: Store, table: str) -> None:
+    """SQLite runs a transaction on the event loop when it can, and in its own thread when asked (the
+    dispatcher's delivery cycles); Postgres waits on the network either way."""
+    loop_thread = threading.get_ident()
+    on_loop = await store.run(_where(table))
+    beside = await store.run(_where(table), durable=False, beside_loop=True)
+    if store.dialect == "sqlite":
+        assert on_loop == loop_thread and beside != loop_thread
+    assert await store.fetchone(f"SELECT COUNT(*) FROM {table}") == (2,)  # both committed
 
 
 def _in_main_file(path: Path) -> list[tuple[object, ...]]:

@@ -8,7 +8,10 @@ waits for the disk. A commit survives kill -9 as soon as it is done, a power cut
 Where a transaction runs: `run` executes it on the event loop when SQLite's write lock is free at
 once (BEGIN IMMEDIATE without waiting): a short transaction costs less than the two thread hops
 around it. When another process holds the lock, it runs in the store's thread, which waits for the
-lock there. Nothing on the loop waits for the disk: the connection never checkpoints on commit
+lock there. `run(work, beside_loop=True)` always runs in the store's thread: for work the event loop
+need not wait for, whose statements and commit then step beside the loop (sqlite3 gives up the GIL
+while SQLite works), taking its time off a loop that is the limit (the dispatcher's delivery cycles:
+docs/performance.md). Nothing on the loop waits for the disk: the connection never checkpoints on commit
 (`wal_autocheckpoint=0`); the sync thread checkpoints at most once a second after commits, on a
 connection of its own (a passive checkpoint: it never blocks a writer). `transaction()` (the
 statement-by-statement form, for the cold paths) always runs in the store's thread.
@@ -213,13 +216,13 @@ class SqliteStore(BaseStore):
         finally:
             self._lock.release()
 
-    async def run(self, work: Work[T], durable: bool = True) -> T:
+    async def run(self, work: Work[T], durable: bool = True, beside_loop: bool = False) -> T:
         assert self._conn is not None, "store not opened"
         conn = self._conn
         async with self._lock:
-            if _begin_at_once(conn):
+            if not beside_loop and _begin_at_once(conn):
                 result, wrote = _transact(conn, work, begun=True)
-            else:  # another process writes: wait for it in the thread, not on the loop
+            else:  # asked for, or another process writes: wait for it in the thread, not on the loop
                 # shielded: once started in the thread, the transaction finishes even if the caller is cancelled
                 result, wrote = await asyncio.shield(self._in_thread(lambda: _transact(conn, work)))
         if wrote:  # a read needs no fsync

@@ -13,7 +13,8 @@
 
 `store.run` exists because SQLite's calls block: an `async with` transaction hops to the store's thread
 and back for every statement (and waits for a busy event loop each time, holding the write lock), while
-`run` executes the whole generator at once, BEGIN to COMMIT (sqlite.py says where).
+`run` executes the whole generator at once, BEGIN to COMMIT (sqlite.py says where; `beside_loop=True` asks
+for the store's thread, for work whose SQLite time should not be the event loop's).
 
 Every commit is durable (on disk when it returns) unless `run(work, durable=False)`: such a commit
 survives the death of the process (kill -9: SQLite has handed the WAL frames to the OS; PostgreSQL's
@@ -105,7 +106,7 @@ class Store(Protocol):
     url: str
 
     def transaction(self) -> contextlib.AbstractAsyncContextManager[Tx]: ...
-    async def run(self, work: Work[T], durable: bool = True) -> T: ...
+    async def run(self, work: Work[T], durable: bool = True, beside_loop: bool = False) -> T: ...
     async def sync(self) -> None: ...
     async def execute(self, sql: str, params: Params = ()) -> int: ...
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
@@ -130,8 +131,9 @@ class BaseStore:
     def transaction(self) -> contextlib.AbstractAsyncContextManager[Tx]:
         raise NotImplementedError
 
-    async def run(self, work: Work[T], durable: bool = True) -> T:
-        """Runs a generator of `Query`s as one transaction; returns what the generator returns."""
+    async def run(self, work: Work[T], durable: bool = True, beside_loop: bool = False) -> T:
+        """Runs a generator of `Query`s as one transaction; returns what the generator returns.
+        `beside_loop`: SQLite only (sqlite.py); a network store never blocks the event loop."""
         async with self.transaction() as tx:
             if not durable:
                 await self._relax(tx)
