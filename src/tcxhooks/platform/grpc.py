@@ -143,11 +143,16 @@ def _names(method: str | bytes) -> tuple[str, str]:
     return service, name
 
 
-class _UnaryToken(grpc.aio.UnaryUnaryClientInterceptor):
-    """Adds the service token to unary calls and counts them."""
+class _Token:
+    """The service token's metadata pair, for the interceptors below: grpc.aio takes one call kind per
+    interceptor, so each kind has its own."""
 
     def __init__(self, pair: tuple[str, str] | None) -> None:
         self._pair = pair
+
+
+class _UnaryToken(_Token, grpc.aio.UnaryUnaryClientInterceptor):
+    """Adds the service token to unary calls and counts them."""
 
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         call = await continuation(_with_token(details, self._pair), request)
@@ -156,21 +161,15 @@ class _UnaryToken(grpc.aio.UnaryUnaryClientInterceptor):
         return call
 
 
-class _StreamToken(grpc.aio.UnaryStreamClientInterceptor):
-    """Adds the service token to server-streaming calls (grpc.aio takes one call kind per interceptor)."""
-
-    def __init__(self, pair: tuple[str, str] | None) -> None:
-        self._pair = pair
+class _StreamToken(_Token, grpc.aio.UnaryStreamClientInterceptor):
+    """Adds the service token to server-streaming calls."""
 
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(_with_token(details, self._pair), request)
 
 
-class _BidiToken(grpc.aio.StreamStreamClientInterceptor):
+class _BidiToken(_Token, grpc.aio.StreamStreamClientInterceptor):
     """Adds the service token to bidirectional streaming calls (the monitor's PublishStream)."""
-
-    def __init__(self, pair: tuple[str, str] | None) -> None:
-        self._pair = pair
 
     async def intercept_stream_stream(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
         return await continuation(_with_token(details, self._pair), request_iterator)
