@@ -18,7 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from tcxhooks.v1 import common_pb2, events_pb2
 
-from .encoding import form_key, form_quote, form_value, iso_time, utc_timestamp
+from .encoding import form_field, form_quote, form_value, iso_time, utc_timestamp
 from .errors import InvalidEvent
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
@@ -115,6 +115,8 @@ EVENT_NAMES = (
 )
 
 Fields = list[tuple[str, Any]]
+# one encoder for every body: json.dumps with options builds a new one per call
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def event_names(event: events_pb2.Event) -> tuple[str, str]:
@@ -337,11 +339,10 @@ def render(event: events_pb2.Event, fmt: str, zone: dt.tzinfo | None = None) -> 
     if fmt == "form":
         parts = [f"event={form_quote(form_name)}"]
         for key, value in (*shared, *form_only, *extras):
-            text = value if type(value) is str else form_value(value)
-            parts.append(f"{form_key(key)}={form_quote(text)}")
+            parts.append(form_field(key, value if type(value) is str else form_value(value)))
         return "&".join(parts).encode("ascii")
     body = {"type": json_type, "timestamp": utc_timestamp(event.occur_time), "data": dict(shared + json_only + extras)}
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _JSON.encode(body).encode("utf-8")
 
 
 def attributes(event: events_pb2.Event) -> dict[str, str]:
