@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
 import subprocess
 import sys
 
@@ -30,6 +33,17 @@ def test_signing_matches_the_reference_package() -> None:
     stamp = dt.datetime.fromtimestamp(NOW, tz=dt.UTC)
     theirs = [Webhook(s).sign("msg_42", stamp, FORM.decode()) for s in (SECRET, SECRET2)]
     assert sign([SECRET, SECRET2], "msg_42", NOW, FORM) == " ".join(theirs)
+
+
+@pytest.mark.parametrize("key_bytes", [1, 24, 63, 64, 65, 100])
+def test_signing_is_hmac_sha256_for_keys_of_any_length(key_bytes: int) -> None:
+    """Keys shorter and longer than SHA-256's 64-byte block (a longer one is hashed first), bodies
+    empty and larger than the block and the GIL threshold of hashlib."""
+    key = bytes(range(7, 7 + key_bytes))
+    secret = "whsec_" + base64.b64encode(key).decode()
+    for body in (b"", FORM, FORM * 40):
+        expected = hmac.new(key, b"msg_42.%d." % NOW + body, hashlib.sha256).digest()
+        assert sign([secret], "msg_42", NOW, body) == "v1," + base64.b64encode(expected).decode()
 
 
 @pytest.mark.parametrize("body", [FORM, JSON], ids=["form", "json"])
