@@ -31,6 +31,10 @@ MAX_BODY_READ = 64 * 1024
 MAX_HEADER_LINE = 8190
 MAX_HEADERS = 128
 _IDLE_SECONDS = 60.0
+# aiohttp adds a User-Agent and a Content-Type of its own to a request without them: not ours. The
+# session skips nothing itself (its skip list costs ~5 µs a request, copies of the headers); a post
+# whose headers lack one of them asks aiohttp to skip both.
+_OWN_HEADERS = ("User-Agent", "Content-Type")
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,6 @@ class Transport:
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,
             trust_env=False,
-            skip_auto_headers=("User-Agent", "Content-Type"),
             max_line_size=MAX_HEADER_LINE,
             max_field_size=MAX_HEADER_LINE,
             max_headers=MAX_HEADERS,
@@ -101,8 +104,11 @@ class Transport:
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Reply:
         target = self._url(url)
+        skip = None if "user-agent" in headers and "content-type" in headers else _OWN_HEADERS
         try:
-            async with self._session.post(target, data=body, headers=headers, allow_redirects=False) as resp:
+            async with self._session.post(
+                target, data=body, headers=headers, skip_auto_headers=skip, allow_redirects=False
+            ) as resp:
                 return Reply(resp.status, resp.headers.get("Retry-After"), await _read(resp))
         except TimeoutError as exc:
             raise TransportError("timeout", str(exc) or "no answer in time") from None

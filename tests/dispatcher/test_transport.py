@@ -182,6 +182,37 @@ async def test_connections_are_kept_alive_and_a_long_answer_is_cut(crm_of: Calla
     assert after.status == 500 and after.snippet == long[:SNIPPET]
 
 
+async def test_no_user_agent_or_content_type_but_the_callers(crm_of: Callable[[Answer], Awaitable[Crm]]) -> None:
+    """aiohttp's own User-Agent and Content-Type never go out: a header the caller left out is not sent,
+    one it gave is sent once, as given (in whatever case its name was written)."""
+    crm = await crm_of(_plain(b"200 OK", b"ok"))
+    sent = [
+        {"webhook-id": "msg_1"},
+        HEADERS,
+        {**HEADERS, "user-agent": "tcxhooks/test"},
+        {"User-Agent": "tcxhooks/test", "Content-Type": "text/plain"},
+    ]
+    client = _client()
+    try:
+        for headers in sent:
+            assert (await client.post(crm.url, b"a=1", headers)).status == 200
+    finally:
+        await client.close()
+    heads = [
+        [line.split(b": ", 1) for line in request.split(b"\r\n\r\n")[0].split(b"\r\n")[1:]] for request in crm.requests
+    ]
+    own = [
+        [(name.lower(), value) for name, value in head if name.lower() in (b"user-agent", b"content-type")]
+        for head in heads
+    ]
+    assert own == [
+        [],
+        [(b"content-type", b"application/x-www-form-urlencoded; charset=utf-8")],
+        [(b"content-type", b"application/x-www-form-urlencoded; charset=utf-8"), (b"user-agent", b"tcxhooks/test")],
+        [(b"user-agent", b"tcxhooks/test"), (b"content-type", b"text/plain")],
+    ]
+
+
 async def test_an_endless_header_is_refused_without_reading_it(crm_of: Callable[[Answer], Awaitable[Crm]]) -> None:
     crm: Crm
 
