@@ -19,6 +19,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
@@ -43,8 +44,7 @@ class Timeouts:
     total: float = 15.0
 
 
-@dataclass(frozen=True)
-class Reply:
+class Reply(NamedTuple):  # one per webhook: a tuple is built faster than a frozen dataclass
     status: int
     retry_after: str | None
     snippet: bytes
