@@ -109,7 +109,8 @@ class Transport:
             async with self._session.post(
                 target, data=body, headers=headers, skip_auto_headers=skip, allow_redirects=False
             ) as resp:
-                return Reply(resp.status, resp.headers.get("Retry-After"), await _read(resp))
+                snippet = _read_arrived(resp) if resp.content.is_eof() else await _read(resp)
+                return Reply(resp.status, resp.headers.get("Retry-After"), snippet)
         except TimeoutError as exc:
             raise TransportError("timeout", str(exc) or "no answer in time") from None
         except aiohttp.ClientConnectorError as exc:
@@ -143,3 +144,18 @@ async def _read(resp: aiohttp.ClientResponse) -> bytes:
         pass
     resp.close()
     return snippet
+
+
+def _read_arrived(resp: aiohttp.ClientResponse) -> bytes:
+    """_read of an answer that has arrived whole (the usual short one, in the packet of its head),
+    without a coroutine to await."""
+    content = resp.content
+    try:
+        body = content.read_nowait(MAX_BODY_READ)
+    except aiohttp.ClientPayloadError:
+        body = b""
+    else:
+        if content.at_eof():
+            return body[:SNIPPET]
+    resp.close()
+    return body[:SNIPPET]
