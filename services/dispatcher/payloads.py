@@ -18,7 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from tcxhooks.v1 import common_pb2, events_pb2
 
-from .encoding import form_field, form_quote, form_value, iso_time, utc_timestamp
+from .encoding import form_field, form_value, iso_time, utc_timestamp
 from .errors import InvalidEvent
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
@@ -337,7 +337,7 @@ def render(event: events_pb2.Event, fmt: str, zone: dt.tzinfo | None = None) -> 
     form_name, json_type = event_names(event)
     shared, form_only, json_only, extras = _fields(event, zone)
     if fmt == "form":
-        parts = [f"event={form_quote(form_name)}"]
+        parts = [form_field("event", form_name)]
         for key, value in (*shared, *form_only, *extras):
             parts.append(form_field(key, value if type(value) is str else form_value(value)))
         return "&".join(parts).encode("ascii")

@@ -152,10 +152,9 @@ def _read_arrived(resp: aiohttp.ClientResponse) -> bytes:
     content = resp.content
     try:
         body = content.read_nowait(MAX_BODY_READ)
-    except aiohttp.ClientPayloadError:
-        body = b""
-    else:
         if content.at_eof():
             return body[:SNIPPET]
+    except aiohttp.ClientPayloadError:
+        body = b""
     resp.close()
     return body[:SNIPPET]

@@ -86,14 +86,12 @@ class WebhookSink:
             body = render(delivery.event, self.hook.format, self.zone)
         except (DecodeError, KeyError, ValueError) as exc:
             return Result(Verdict.DEAD, error=f"cannot render: {exc}")
-        headers = webhook_headers(
-            self.content_type, self.signer, delivery.message_id, delivery.sequence, delivery.endpoint_sequence, body
+        return await self._post(
+            body,
+            webhook_headers(
+                self.content_type, self.signer, delivery.message_id, delivery.sequence, delivery.endpoint_sequence, body
+            ),
         )
-        try:  # _post's body, inline: a coroutine less on every webhook's await chain
-            reply = await self.transport.post(self.hook.url, body, headers)
-        except TransportError as exc:
-            return Result(Verdict.RETRY, error=str(exc))
-        return _result(reply)
 
     async def ping(self) -> Result:
         ping_id, event = ping_event()
