@@ -83,7 +83,7 @@ class PublishBatcher:
         try:
             events = [event for event, _ in batch]
             if len(events) == 1 and not self._unary and time.monotonic() >= self._stream_rests_until:
-                results = await self._publish_alone(self._stream, events[0])
+                results = await self._publish_alone(events[0])
             else:
                 results = await (self._publish_each(events) if self._unary else self._publish_batch(events))
         except (grpc.aio.AioRpcError, Unanswered) as exc:
@@ -99,14 +99,12 @@ class PublishBatcher:
             raise
         _settle(batch, results)
 
-    async def _publish_alone(
-        self, stream: EventStream, event: events_pb2.Event
-    ) -> list[pb.PublishResponse | BaseException]:
+    async def _publish_alone(self, event: events_pb2.Event) -> list[pb.PublishResponse | BaseException]:
         """The event as a message on the stream. When the call ends before answering it (the dispatcher
         refused this or an earlier event, restarted, or has no PublishStream), the event goes by
         PublishBatch at once, and the stream rests for `stream_rest` seconds if that is answered."""
         try:
-            return [await stream.publish(pb.PublishRequest(event=event, fence=self.fence()))]
+            return [await self._stream.publish(pb.PublishRequest(event=event, fence=self.fence()))]
         except TimeoutError as exc:
             raise Unanswered(str(exc)) from None
         except StreamEnded as exc:
