@@ -102,10 +102,20 @@ class Receiver:
             raise RuntimeError(f"the receiver did not start on port {self.port}")
         return self
 
+    async def _close(self) -> None:
+        """Closes the server and every connection it accepted while the loop runs. A TLS connection's graceful
+        close waits for the client's close_notify, which a stopped loop never reads: those are aborted."""
+        assert self._runner is not None and self._runner.server is not None
+        transports = [handler.transport for handler in self._runner.server.connections]
+        await self._runner.cleanup()
+        for transport in transports:
+            if transport is not None:
+                transport.abort()
+        await asyncio.sleep(0)  # an aborted transport closes its socket on the loop's next turn
+
     def stop(self) -> None:
         if self._loop is not None and self._runner is not None:
-            # closed while the loop runs, so the connections it accepted are closed too
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+            asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(10)
