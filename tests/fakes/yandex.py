@@ -15,7 +15,6 @@ malformed request, 404 code 5 for an unknown operation.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import datetime as dt
@@ -27,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.helpers.app_thread import AppThread
 
 AUDIO_TYPES = {"WAV", "OGG_OPUS", "MP3"}
 
@@ -81,9 +82,7 @@ class FakeYandex:
         self._failures: dict[str, list[tuple[int, dict[str, Any], dict[str, str]]]] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
+        self._server = AppThread("fake-yandex")
         self.url = ""
 
     # --- test controls ------------------------------------------------------------------------
@@ -123,36 +122,16 @@ class FakeYandex:
         self.stop()
 
     def start(self) -> None:
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), daemon=True, name="fake-yandex")
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake Yandex did not start")
-
-    def stop(self) -> None:
-        if self._loop and self._runner:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread:
-            self._thread.join(10)
-
-    def _serve(self, ready: threading.Event) -> None:
-        self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self._loop)
         app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._middleware])
         app.router.add_post("/stt/v3/recognizeFileAsync", self._recognize)
         app.router.add_get("/operations/{id}", self._operation)
         app.router.add_get("/stt/v3/getRecognition", self._get_recognition)
         app.router.add_delete("/stt/v3/deleteRecognition", self._delete_recognition)
         app.router.add_post("/foundationModels/v1/completion", self._completion)
-        self._runner = web.AppRunner(app)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-        ready.set()
-        self._loop.run_forever()
-        self._loop.close()
+        self.url = f"http://127.0.0.1:{self._server.start(app)}"
+
+    def stop(self) -> None:
+        self._server.stop()
 
     # --- plumbing -----------------------------------------------------------------------------
 

@@ -6,8 +6,8 @@
         crm.requests[0].form()["event"]
         hooks = crm.wait_exactly_sync(4)    # the 4 expected, and no fifth within the grace period
 
-Runs in its own thread with its own event loop, so a test's subprocesses and the test's loop
-are never blocked by it (and it can be used from sync tests too).
+Served by an AppThread (app_thread.py): a test's subprocesses and the test's loop are never blocked
+by it, and sync tests can use it too.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+
+from .app_thread import AppThread
 
 
 @dataclass
@@ -52,10 +54,7 @@ class Receiver:
         self.requests: list[Request] = []
         self._answers: deque[tuple[int, dict[str, str], float]] = deque()
         self._cond = threading.Condition()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._started = threading.Event()
-        self._runner: web.AppRunner | None = None
+        self._server = AppThread("receiver")
 
     @property
     def url(self) -> str:
@@ -83,43 +82,13 @@ class Receiver:
         return web.Response(status=status, text="ok" if status < 400 else "error", headers=headers)
 
     def start(self) -> Receiver:
-        def serve() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", self._handle)
-            self._runner = web.AppRunner(app, access_log=None)
-            loop.run_until_complete(self._runner.setup())
-            loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self.tls).start())
-            self.port = self._runner.addresses[0][1]
-            self._started.set()
-            loop.run_forever()
-            loop.close()
-
-        self._thread = threading.Thread(target=serve, daemon=True, name="receiver")
-        self._thread.start()
-        if not self._started.wait(10):
-            raise RuntimeError(f"the receiver did not start on port {self.port}")
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self.port = self._server.start(app, self.port, self.tls)
         return self
 
-    async def _close(self) -> None:
-        """Closes the server and every connection it accepted while the loop runs. A TLS connection's graceful
-        close waits for the client's close_notify, which a stopped loop never reads: those are aborted."""
-        assert self._runner is not None and self._runner.server is not None
-        transports = [handler.transport for handler in self._runner.server.connections]
-        await self._runner.cleanup()
-        for transport in transports:
-            if transport is not None:
-                transport.abort()
-        await asyncio.sleep(0)  # an aborted transport closes its socket on the loop's next turn
-
     def stop(self) -> None:
-        if self._loop is not None and self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-        self._loop = self._runner = self._thread = None  # a second stop() has nothing to do
+        self._server.stop()
 
     def __enter__(self) -> Receiver:
         return self.start()
