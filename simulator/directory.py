@@ -3,7 +3,7 @@
     directory = Directory()                      # 101-103, queue 800 with agents 101, 102
     directory = Directory.generate(2000, 100)    # a large PBX for the benchmark
 
-`xapi.py` serves it as 3CX V20 XAPI (`Users`, `Queues`, `Queues({Id})/Agents`, the writes and
+`xapidirectory.py` serves it as 3CX V20 XAPI (`Users`, `Queues`, `Queues({Id})/Agents`, the writes and
 `ReportAgentLoginHistory`, docs/3cx.md §5); `control.py` changes it under `/sim/directory`.
 """
 
