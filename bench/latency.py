@@ -35,10 +35,10 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shared import CLIENT_ID, CLIENT_SECRET, cpu_seconds, serve_receiver, start_simulator  # noqa: E402
+from shared import CLIENT_ID, CLIENT_SECRET, cpu_seconds, serve_receiver  # noqa: E402
 
 from tests.helpers.net import free_port  # noqa: E402
-from tests.helpers.services import read_config, start, stop, wait_healthy, write_config  # noqa: E402
+from tests.helpers.services import read_config, start, start_simulator, stop, wait_healthy, write_config  # noqa: E402
 
 KINDS = ("ringing", "answered", "ended")
 EVENT_KIND = {"ringing": "ringing", "hangupincoming": "answered", "incoming": "ended"}
@@ -192,12 +192,10 @@ async def play(http: aiohttp.ClientSession, sim_url: str, calls: int, in_flight:
 async def run(events: int, in_flight: int, folder: Path) -> int:
     calls = math.ceil(events / 3)
     receiver = Receiver()
-    sim_port = free_port()
-    sim_url = f"http://127.0.0.1:{sim_port}"
-    sim = start_simulator(folder, sim_port, "--load-extensions", str(max(in_flight * 2, 40)))
+    sim = start_simulator(folder, CLIENT_ID, CLIENT_SECRET, "--load-extensions", str(max(in_flight * 2, 40)))
     config = write_config(
         folder,
-        pbx={"url": sim_url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "poll_interval": "30"},
+        pbx=sim.pbx(poll_interval="30"),
         recordings={"enabled": "false"},
         webhook={"url": receiver.url},
         log={"level": "warning"},
@@ -210,7 +208,7 @@ async def run(events: int, in_flight: int, folder: Path) -> int:
         async with aiohttp.ClientSession() as http:
             for _ in range(300):
                 try:
-                    async with http.get(f"{sim_url}/sim/scenarios") as response:
+                    async with http.get(f"{sim.url}/sim/scenarios") as response:
                         await response.read()
                     break
                 except aiohttp.ClientError:
@@ -232,25 +230,25 @@ async def run(events: int, in_flight: int, folder: Path) -> int:
                     )
                 )
                 await asyncio.to_thread(wait_healthy, services[name], 60)
-            await play(http, sim_url, WARM_UP, in_flight)
+            await play(http, sim.url, WARM_UP, in_flight)
             if (await receiver.wait_for(WARM_UP * 3, 60))[0] < WARM_UP * 3:
                 print("the warm-up calls did not all reach the receiver: see the services' logs in", folder)
                 return 1
             receiver.take()
-            first = (await (await http.get(f"{sim_url}/sim/calls")).json())["calls"]
+            first = (await (await http.get(f"{sim.url}/sim/calls")).json())["calls"]
             skip = {row["call_number"] for row in first}
-            reference_url = f"{sim_url}/callcontrol/101/participants/1"
+            reference_url = f"{sim.url}/callcontrol/101/participants/1"
             idle = [await bare_get(http, reference_url) for _ in range(REFERENCE_IDLE)]
             load_before = load_average()
             before = await read_stages()
             watched = {
-                "simulator": sim.pid,
+                "simulator": sim.proc.pid,
                 **{name: proc.pid for name, proc in zip(("dispatcher", "monitor"), procs, strict=False)},
             }
             cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
             sampler = asyncio.create_task(sample_reference(http, reference_url, stopping, under_load))
             began = time.monotonic()
-            await play(http, sim_url, calls, in_flight)
+            await play(http, sim.url, calls, in_flight)
             got, last = await receiver.wait_for(calls * 3, calls / in_flight * 2 + 120)
             elapsed = last - began
             cpu = {
@@ -260,12 +258,12 @@ async def run(events: int, in_flight: int, folder: Path) -> int:
             stopping.set()
             await sampler
             load_after = load_average()
-            rows = (await (await http.get(f"{sim_url}/sim/calls")).json())["calls"]
+            rows = (await (await http.get(f"{sim.url}/sim/calls")).json())["calls"]
             stages = means(before, await read_stages())
     finally:
         for proc in reversed(procs):
             stop(proc)
-        stop(sim)
+        stop(sim.proc)
         webhooks = receiver.take()
         receiver.stop()
 

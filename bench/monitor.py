@@ -30,14 +30,14 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shared import CLIENT_ID, CLIENT_SECRET, cpu_seconds, start_simulator  # noqa: E402
+from shared import CLIENT_ID, CLIENT_SECRET, cpu_seconds  # noqa: E402
 
 from tcxhooks.monitor.config import MonitorSettings  # noqa: E402
 from tcxhooks.monitor.pbx.client import PbxClient  # noqa: E402
 from tcxhooks.platform.config import load_config  # noqa: E402
 from tcxhooks.v1 import dispatcher_service_pb2, dispatcher_service_pb2_grpc, events_pb2  # noqa: E402
 from tests.helpers.net import free_port  # noqa: E402
-from tests.helpers.services import read_config, start, stop, wait_healthy, write_config  # noqa: E402
+from tests.helpers.services import read_config, start, start_simulator, stop, wait_healthy, write_config  # noqa: E402
 
 GRACE = 1.0
 KINDS = {
@@ -147,9 +147,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def run(calls: int, rate: float, folder: Path) -> int:
-    sim_port = free_port()
-    sim_url = f"http://127.0.0.1:{sim_port}"
-    sim = start_simulator(folder, sim_port, "--load-extensions", "200")
+    sim = start_simulator(folder, CLIENT_ID, CLIENT_SECRET, "--load-extensions", "200")
     recorder = Recorder()
     server = grpc.aio.server()
     dispatcher_service_pb2_grpc.add_DispatcherServiceServicer_to_server(recorder, server)
@@ -157,13 +155,7 @@ async def run(calls: int, rate: float, folder: Path) -> int:
     await server.start()
     config = write_config(
         folder,
-        pbx={
-            "url": sim_url,
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "ringing_grace": str(GRACE),
-            "poll_interval": "30",
-        },
+        pbx=sim.pbx(ringing_grace=str(GRACE), poll_interval="30"),
         services={"dispatcher": f"127.0.0.1:{dispatcher_port}"},
         recordings={"enabled": "false"},
         webhook={"url": "http://127.0.0.1:9/hook"},
@@ -173,7 +165,7 @@ async def run(calls: int, rate: float, folder: Path) -> int:
     stopping = asyncio.Event()
     bare_task = None
     try:
-        async with httpx.AsyncClient(base_url=sim_url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=sim.url, timeout=30) as client:
             for _ in range(300):
                 try:
                     await client.get("/sim/scenarios")
@@ -188,7 +180,7 @@ async def run(calls: int, rate: float, folder: Path) -> int:
             settings = load_config(
                 None,
                 (MonitorSettings,),
-                env={"TCXH_PBX_URL": sim_url, "TCXH_PBX_CLIENT_ID": CLIENT_ID, "TCXH_PBX_CLIENT_SECRET": CLIENT_SECRET},
+                env={"TCXH_PBX_URL": sim.url, "TCXH_PBX_CLIENT_ID": CLIENT_ID, "TCXH_PBX_CLIENT_SECRET": CLIENT_SECRET},
             )[MonitorSettings].pbx
 
             async def mint() -> str:
@@ -232,7 +224,7 @@ async def run(calls: int, rate: float, folder: Path) -> int:
             await bare_task
         if monitor is not None:
             stop(monitor)
-        stop(sim)
+        stop(sim.proc)
         await server.stop(1)
 
     changes: dict[int, dict[str, float]] = {}

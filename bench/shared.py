@@ -1,24 +1,14 @@
-"""What the benches share: the simulator they play against, a webhook receiver in its own process,
+"""What the benches share: the client the simulator lets in, a webhook receiver in its own process,
 and a process's CPU time. Imported by the bench scripts (their folder is on sys.path when run)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
-from tests.helpers.services import start
-
 CLIENT_ID, CLIENT_SECRET = "crmhooks", "bench-secret"
-
-
-def start_simulator(folder: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
-    """`tcxhooks sim` on `port` with the benches' client, its recordings and log in `folder`."""
-    args = ["sim", "--port", str(port), "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET]
-    return start([*args, "--recordings-dir", str(folder / "rec"), *extra], folder / "sim.log")
 
 
 def cpu_seconds(pid: int) -> float:

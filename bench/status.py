@@ -37,8 +37,7 @@ from tcxhooks.platform.config import load_config
 from tcxhooks.platform.settings import PlatformSettings
 from tcxhooks.platform.store import open_store
 from tcxhooks.v1 import events_pb2
-from tests.helpers.net import free_port
-from tests.helpers.services import start, stop, write_config
+from tests.helpers.services import start_simulator, stop, write_config
 
 CLIENT_ID, CLIENT_SECRET = "benchstatus", "bench-status-secret"
 TARGET_MS = 200.0
@@ -83,34 +82,16 @@ async def reference(pbx: PbxClient, page: int) -> None:
 
 async def bench(extensions: int, queues: int, per_queue: int, rounds: int, changes: int) -> list[tuple[str, str, str]]:
     folder = Path(tempfile.mkdtemp(prefix="bench-status-"))
-    port = free_port()
-    sim = start(
-        [
-            "sim",
-            "--port",
-            str(port),
-            "--client-id",
-            CLIENT_ID,
-            "--client-secret",
-            CLIENT_SECRET,
-            "--recordings-dir",
-            str(folder / "rec"),
-        ],
-        folder / "sim.log",
-    )
-    url = f"http://127.0.0.1:{port}"
+    sim = start_simulator(folder, CLIENT_ID, CLIENT_SECRET)
     try:
-        wait_up(url)
-        control = httpx.Client(base_url=url, timeout=60)
+        wait_up(sim.url)
+        control = httpx.Client(base_url=sim.url, timeout=60)
         control.post(
             "/sim/directory/generate", json={"extensions": extensions, "queues": queues, "agents_per_queue": per_queue}
         ).raise_for_status()
         snapshot = control.get("/sim/directory").json()
         numbers = [u["Number"] for u in snapshot["users"]]
-        config = load_config(
-            str(write_config(folder, pbx={"url": url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})),
-            (PlatformSettings, MonitorSettings),
-        )
+        config = load_config(str(write_config(folder, pbx=sim.pbx())), (PlatformSettings, MonitorSettings))
         store = await open_store(config[PlatformSettings].store.url)
         pbx = PbxClient(config[MonitorSettings].pbx)
         published: list[events_pb2.Event] = []
@@ -159,7 +140,7 @@ async def bench(extensions: int, queues: int, per_queue: int, rounds: int, chang
         await store.close()
         control.close()
     finally:
-        stop(sim)
+        stop(sim.proc)
 
     q_ms, c_ms, ref_ms = (statistics.median(x) * 1000 for x in (quiet, changed, refs))
     verdict = "ok" if max(q_ms, c_ms) < TARGET_MS else "MISSED"

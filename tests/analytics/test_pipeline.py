@@ -11,9 +11,8 @@ import httpx
 import pytest
 
 from tests.fakes.yandex import FakeYandex, Phrase
-from tests.helpers.net import free_port
 from tests.helpers.receiver import Receiver, Request
-from tests.helpers.services import read_config, start, stop, wait_healthy, wait_http, write_config
+from tests.helpers.services import read_config, start, start_simulator, stop, wait_healthy, write_config
 
 from .support import word_error_rate
 
@@ -40,26 +39,11 @@ def _webhook(crm: Receiver, event: str, timeout: float) -> Request:
 def _run_call(
     tmp_path: Path, analytics: dict[str, str], talk_seconds: float, model_cache: Path
 ) -> Iterator[tuple[Receiver, dict[str, Request], dict[str, float]]]:
-    sim_port = free_port()
-    sim_url = f"http://127.0.0.1:{sim_port}"
-    sim = start(
-        [
-            "sim",
-            "--port",
-            str(sim_port),
-            "--client-id",
-            CLIENT_ID,
-            "--client-secret",
-            CLIENT_SECRET,
-            "--recordings-dir",
-            str(tmp_path / "pbx-recordings"),
-        ],
-        tmp_path / "sim.log",
-    )
+    sim = start_simulator(tmp_path, CLIENT_ID, CLIENT_SECRET)
     crm = Receiver().start()
     config = write_config(
         tmp_path,
-        pbx={"url": sim_url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "ringing_grace": "1"},
+        pbx=sim.pbx(ringing_grace="1"),
         webhook={"url": crm.url},
         recordings={"grace": "3"},
         services={"token": SERVICE_TOKEN},
@@ -68,12 +52,12 @@ def _run_call(
     )  # 0: no base+offset port clashes
     up = None
     try:
-        wait_http(f"{sim_url}/sim/scenarios")
+        sim.wait_ready()
         up = start(["up", "-c", str(config)], tmp_path / "up.log", env={"XDG_CACHE_HOME": str(model_cache)})
         for service in ("dispatcher", "media", "analytics", "monitor"):
             wait_healthy(read_config(config)["services"][service], timeout=60)
         httpx.post(
-            f"{sim_url}/sim/play",
+            f"{sim.url}/sim/play",
             json={"scenario": "inbound_answered", "params": {"ring_seconds": 0.5, "talk_seconds": talk_seconds}},
             timeout=10,
         ).raise_for_status()
@@ -88,7 +72,7 @@ def _run_call(
     finally:
         if up is not None:
             stop(up)
-        stop(sim)
+        stop(sim.proc)
         crm.stop()
 
 

@@ -12,33 +12,19 @@ import pytest
 
 from tests.helpers.net import free_port
 from tests.helpers.receiver import Receiver
-from tests.helpers.services import read_config, running, start, stop, wait_healthy, wait_http, write_config
+from tests.helpers.services import read_config, running, start_simulator, stop, wait_healthy, write_config
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    proc = start(
-        [
-            "sim",
-            "--port",
-            str(port),
-            "--client-id",
-            "crmhooks",
-            "--client-secret",
-            "check-secret",
-            "--recordings-dir",
-            str(tmp_path / "pbx"),
-        ],
-        tmp_path / "sim.log",
-    )
+    simulator = start_simulator(tmp_path, "crmhooks", "check-secret")
     try:
-        wait_http(f"http://127.0.0.1:{port}/sim/scenarios")
-        yield f"http://127.0.0.1:{port}"
+        simulator.wait_ready()
+        yield simulator.url
     finally:
-        stop(proc)
+        stop(simulator.proc)
 
 
 def check(config: Path) -> subprocess.CompletedProcess[str]:

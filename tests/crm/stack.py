@@ -24,7 +24,17 @@ import httpx
 from tcxhooks.v1 import dispatcher_service_pb2 as pb
 from tcxhooks.v1 import dispatcher_service_pb2_grpc as pbg
 from tests.helpers.net import free_port
-from tests.helpers.services import kill9, read_config, start, stop, wait_healthy, wait_http, wait_until, write_config
+from tests.helpers.services import (
+    kill9,
+    read_config,
+    start,
+    start_simulator,
+    stop,
+    wait_healthy,
+    wait_http,
+    wait_until,
+    write_config,
+)
 
 CLIENT_ID = "crmhooks"
 CLIENT_SECRET = "bitrix-e2e-pbx-secret"
@@ -112,25 +122,19 @@ def crm_stack(
 ) -> Iterator[CrmStack]:
     """The stack with `tcxhooks fakecrm <fake> *fake_args` and one `[crm:<name>]` section (`name`: `fake`
     unless given), `crm(fake CRM's url)`."""
-    sim_port, crm_port = free_port(), free_port()
-    sim_url, crm_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{crm_port}"
+    sim = start_simulator(folder, CLIENT_ID, CLIENT_SECRET)
+    crm_port = free_port()
+    crm_url = f"http://127.0.0.1:{crm_port}"
     config = write_config(
         folder,
-        pbx={
-            "url": sim_url,
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "ringing_grace": "1",
-            "reconcile": "false",
-            "recover_outages": "false",
-        },
+        pbx=sim.pbx(ringing_grace="1", reconcile="false", recover_outages="false"),
         events={"language": "en"},
         recordings={"grace": "1"},
         **{"dispatcher": {"retry_schedule": "1s,2s,5s,10s"}, **sections, f"crm:{name or fake}": crm(crm_url)},
     )
     parser = read_config(config)  # the listener's port: one no other server of the stack was given
     taken = {
-        sim_port,
+        sim.port,
         crm_port,
         int(parser["metrics"]["port"]),
         int(parser["recordings"]["listen"].rsplit(":")[1]),
@@ -143,26 +147,10 @@ def crm_stack(
     parser["dispatcher"].update({"listen": f"127.0.0.1:{listener_port}", "public_url": listener_url})
     with open(config, "w", encoding="utf-8") as handle:
         parser.write(handle)
-    procs = [
-        start(
-            [
-                "sim",
-                "--port",
-                str(sim_port),
-                "--client-id",
-                CLIENT_ID,
-                "--client-secret",
-                CLIENT_SECRET,
-                "--recordings-dir",
-                str(folder / "pbx-recordings"),
-            ],
-            folder / "sim.log",
-        ),
-        start(["fakecrm", fake, "--port", str(crm_port), *fake_args], folder / "crm.log"),
-    ]
-    stack = CrmStack(folder, config, sim_url, crm_url, listener_url)
+    procs = [sim.proc, start(["fakecrm", fake, "--port", str(crm_port), *fake_args], folder / "crm.log")]
+    stack = CrmStack(folder, config, sim.url, crm_url, listener_url)
     try:
-        wait_http(f"{sim_url}/sim/scenarios", proc=procs[0])
+        sim.wait_ready()
         wait_http(f"{crm_url}/fake/calls", proc=procs[1])
         for name in SERVICES:
             stack.start(name)

@@ -19,7 +19,7 @@ import pytest
 
 from tests.helpers.net import free_port
 from tests.helpers.receiver import Receiver
-from tests.helpers.services import read_config, start, stop, wait_healthy, wait_http, write_config
+from tests.helpers.services import read_config, start, start_simulator, stop, wait_healthy, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM_CLIENT_ID = "crmhooks"
@@ -66,28 +66,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         sections: dict[str, dict[str, object]] = {"webhook": {"url": crm.url}}
         names = ["dispatcher", "media", "analytics"]
         if simulator_available():
-            sim_port = free_port()
-            sim = start(
-                [
-                    "sim",
-                    "--port",
-                    str(sim_port),
-                    "--client-id",
-                    SIM_CLIENT_ID,
-                    "--client-secret",
-                    SIM_CLIENT_SECRET,
-                    "--recordings-dir",
-                    str(folder / "pbx"),
-                ],
-                folder / "sim.log",
-            )
-            procs.append(sim)
-            wait_http(f"http://127.0.0.1:{sim_port}/sim/scenarios", proc=sim)
-            sections["pbx"] = {
-                "url": f"http://127.0.0.1:{sim_port}",
-                "client_id": SIM_CLIENT_ID,
-                "client_secret": SIM_CLIENT_SECRET,
-            }
+            sim = start_simulator(folder, SIM_CLIENT_ID, SIM_CLIENT_SECRET)
+            procs.append(sim.proc)
+            sim.wait_ready()
+            sections["pbx"] = sim.pbx()
             names.append("monitor")
         config = write_config(folder, **sections)
         live = Live(config)

@@ -9,9 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers.net import free_port
 from tests.helpers.receiver import Receiver
-from tests.helpers.services import read_config, start, stop, wait_healthy, wait_http, write_config
+from tests.helpers.services import read_config, start, start_simulator, stop, wait_healthy, write_config
 
 CLIENT_ID = "crmhooks"
 CLIENT_SECRET = "e2e-client-secret-value"
@@ -40,26 +39,11 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    sim_port = free_port()
-    sim_url = f"http://127.0.0.1:{sim_port}"
-    sim = start(
-        [
-            "sim",
-            "--port",
-            str(sim_port),
-            "--client-id",
-            CLIENT_ID,
-            "--client-secret",
-            CLIENT_SECRET,
-            "--recordings-dir",
-            str(tmp_path / "pbx-recordings"),
-        ],
-        tmp_path / "sim.log",
-    )
+    sim = start_simulator(tmp_path, CLIENT_ID, CLIENT_SECRET)
     crm = Receiver().start()
     config = write_config(
         tmp_path,
-        pbx={"url": sim_url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "ringing_grace": "1"},
+        pbx=sim.pbx(ringing_grace="1"),
         events={"language": "en"},
         webhook={"url": crm.url, "secret": WEBHOOK_SECRET},
         recordings={"grace": "2"},
@@ -67,13 +51,13 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     )
     up = None
     try:
-        wait_http(f"{sim_url}/sim/scenarios")
+        sim.wait_ready()
         up = start(["up", "-c", str(config)], tmp_path / "up.log")
         for service in ("dispatcher", "media", "analytics", "monitor"):
             wait_healthy(read_config(config)["services"][service], timeout=60)
-        yield Stack(sim_url, crm, config, tmp_path)
+        yield Stack(sim.url, crm, config, tmp_path)
     finally:
         if up is not None:
             assert stop(up) == 0, "tcxhooks up did not stop cleanly"
-        stop(sim)
+        stop(sim.proc)
         crm.stop()

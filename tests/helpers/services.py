@@ -1,6 +1,7 @@
 """Run tcxhooks commands as real processes for tests, and wait for their gRPC health.
 
-cfg = write_config(tmp_path, webhook={"url": crm.url}, pbx={"url": sim.url, ...})
+sim = start_simulator(tmp_path, "crmhooks", "secret")
+cfg = write_config(tmp_path, webhook={"url": crm.url}, pbx=sim.pbx(ringing_grace="1"))
 with running(["dispatcher", "-c", cfg]) as proc:
     wait_healthy(addr)
 """
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -69,6 +71,36 @@ def start(
         return subprocess.Popen(
             tcxhooks_command(*args), stdout=out, stderr=subprocess.STDOUT, env=full_env, start_new_session=True
         )
+
+
+@dataclass(frozen=True)
+class Simulator:
+    """A `tcxhooks sim` process and the OAuth client it lets in."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    client_id: str
+    client_secret: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def pbx(self, **settings: object) -> dict[str, object]:
+        """A `[pbx]` config section that signs in to this simulator, with `settings` added."""
+        return {"url": self.url, "client_id": self.client_id, "client_secret": self.client_secret, **settings}
+
+    def wait_ready(self) -> None:
+        """Returns once the simulator answers HTTP; fails at once if its process exited."""
+        wait_http(f"{self.url}/sim/scenarios", proc=self.proc)
+
+
+def start_simulator(folder: Path, client_id: str, client_secret: str, *extra: str) -> Simulator:
+    """`tcxhooks sim *extra` on a free port, letting in `client_id`; its recordings and sim.log in `folder`."""
+    port = free_port()
+    args = ["sim", "--port", str(port), "--client-id", client_id, "--client-secret", client_secret]
+    proc = start([*args, "--recordings-dir", str(folder / "pbx-recordings"), *extra], folder / "sim.log")
+    return Simulator(proc, port, client_id, client_secret)
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:

@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers.net import free_port
 from tests.helpers.receiver import Receiver
-from tests.helpers.services import kill9, read_config, start, stop, wait_healthy, write_config
+from tests.helpers.services import kill9, read_config, start, start_simulator, stop, wait_healthy, write_config
 
 CLIENT_ID = "crmhooks"
 CLIENT_SECRET = "monitor-test-secret"
@@ -94,32 +94,13 @@ class Monitor:
 
 
 def start_pbx(folder: Path, *extra: str) -> tuple[subprocess.Popen[bytes], Pbx]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = start(
-        [
-            "sim",
-            "--port",
-            str(port),
-            "--client-id",
-            CLIENT_ID,
-            "--client-secret",
-            CLIENT_SECRET,
-            "--recordings-dir",
-            str(folder / "pbx-recordings"),
-            *extra,
-        ],
-        folder / "sim.log",
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"{url}/sim/scenarios", timeout=1)
-            return proc, Pbx(url, folder)
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    stop(proc)
-    raise AssertionError("simulator did not start")
+    sim = start_simulator(folder, CLIENT_ID, CLIENT_SECRET, *extra)
+    try:
+        sim.wait_ready()
+    except AssertionError:
+        stop(sim.proc)
+        raise
+    return sim.proc, Pbx(sim.url, folder)
 
 
 @pytest.fixture

@@ -17,8 +17,7 @@ from tcxhooks.monitor.status.poller import StatusPoller
 from tcxhooks.platform.store import Store, open_store
 from tcxhooks.v1 import events_pb2
 from tests.helpers.config import ServiceConfig, service_config
-from tests.helpers.net import free_port
-from tests.helpers.services import start, stop, write_config
+from tests.helpers.services import start_simulator, stop, write_config
 
 CLIENT_ID = "statushooks"
 CLIENT_SECRET = "status-test-secret"
@@ -37,37 +36,22 @@ class Sim:
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[Sim]:
-    port = free_port()
-    proc = start(
-        [
-            "sim",
-            "--port",
-            str(port),
-            "--client-id",
-            CLIENT_ID,
-            "--client-secret",
-            CLIENT_SECRET,
-            "--recordings-dir",
-            str(tmp_path / "pbx-recordings"),
-        ],
-        tmp_path / "sim.log",
-    )
-    url = f"http://127.0.0.1:{port}"
-    control = httpx.Client(base_url=url, timeout=10)
+    simulator = start_simulator(tmp_path, CLIENT_ID, CLIENT_SECRET)
+    control = httpx.Client(base_url=simulator.url, timeout=10)
     deadline = time.monotonic() + 30
     while True:
         try:
             control.get("/sim/directory").raise_for_status()
             break
         except httpx.HTTPError:
-            if time.monotonic() > deadline or proc.poll() is not None:
+            if time.monotonic() > deadline or simulator.proc.poll() is not None:
                 raise AssertionError((tmp_path / "sim.log").read_text(errors="replace")[-2000:]) from None
             time.sleep(0.1)
     try:
-        yield Sim(url, control)
+        yield Sim(simulator.url, control)
     finally:
         control.close()
-        stop(proc)
+        stop(simulator.proc)
 
 
 def status_config(tmp_path: Path, sim_url: str, **sections: dict[str, object]) -> Path:
