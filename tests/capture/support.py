@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from tests.helpers.receiver import Receiver
 from tests.helpers.services import stop, tcxhooks_command, write_config
-from tests.monitor.conftest import CLIENT_ID, CLIENT_SECRET, Monitor, start_pbx
+from tests.monitor.conftest import Monitor, start_pbx
 from tests.monitor.expected import PARAMS
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "traces"
@@ -47,18 +47,10 @@ def start_stack(folder: Path, *sim_args: str, token: str = "", reconcile_delay: 
     sim, pbx = start_pbx(folder, *sim_args)
     crm = Receiver().start()
     services = {"token": token} if token else {}
-    pbx_section = {
-        "url": pbx.url,
-        "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET,
-        "ringing_grace": "1",
-        "timezone": "UTC",
-        "reconcile_delay": reconcile_delay,
-    }
     config = write_config(
         folder,
         services=services,
-        pbx=pbx_section,
+        pbx=pbx.section(reconcile_delay=reconcile_delay),
         events={"language": "en", "ringing_stopped": "true", "internal_calls": "true"},
         webhook={"url": crm.url},
         recordings={"enabled": "false"},

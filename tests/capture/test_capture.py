@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.services import stop, tcxhooks_command, write_config
-from tests.monitor.conftest import CLIENT_ID, CLIENT_SECRET, start_pbx
+from tests.monitor.conftest import CLIENT_SECRET, start_pbx
 from tests.monitor.expected import PARAMS
 
 from .support import Stack, assert_same_webhooks, capture_scenario, end_capture, replay_bodies, start_stack
@@ -82,13 +82,7 @@ def test_without_a_monitor_the_capture_runs_its_own_pbx_session(tmp_path: Path) 
     try:
         config = write_config(
             tmp_path,
-            pbx={
-                "url": pbx.url,
-                "client_id": CLIENT_ID,
-                "client_secret": CLIENT_SECRET,
-                "ringing_grace": "1",
-                "timezone": "UTC",
-            },
+            pbx=pbx.section(),
             events={"ringing_stopped": "true"},
         )
         out = tmp_path / "trace.jsonl"

@@ -15,7 +15,7 @@ import pytest
 from tests.helpers.contract import EXTRAS, legacy
 from tests.helpers.receiver import Receiver, Request
 from tests.helpers.services import stop, write_config
-from tests.monitor.conftest import CLIENT_ID, CLIENT_SECRET, Monitor, start_pbx
+from tests.monitor.conftest import Monitor, start_pbx
 
 FAST = {"ring_seconds": 1, "talk_seconds": 2, "wait_seconds": 1}
 MOSCOW = dt.timedelta(hours=3)
@@ -57,13 +57,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     form_crm, json_crm = Receiver().start(), Receiver().start()
     config = write_config(
         folder,
-        pbx={
-            "url": pbx.url,
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "ringing_grace": "1",
-            "timezone": "Europe/Moscow",
-        },
+        pbx=pbx.section(timezone="Europe/Moscow"),
         events={"language": "en"},
         recordings={"enabled": "false"},
         dispatcher={"retry_schedule": "1s"},

@@ -48,6 +48,17 @@ class Pbx:
     def drop(self) -> None:
         httpx.post(f"{self.url}/sim/ws/drop", timeout=10).raise_for_status()
 
+    def section(self, **settings: str) -> dict[str, str]:
+        """A `[pbx]` config section that signs in to this simulator: 1 s ringing grace, UTC, then `settings`."""
+        return {
+            "url": self.url,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "ringing_grace": "1",
+            "timezone": "UTC",
+            **settings,
+        }
+
 
 @dataclass
 class Monitor:
@@ -111,13 +122,7 @@ def monitor_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Mo
     sim, pbx = start_pbx(tmp_path, *extra.pop("sim_args", []))
     crm = Receiver().start()
     sections: dict[str, dict[str, Any]] = {
-        "pbx": {
-            "url": pbx.url,
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "ringing_grace": "1",
-            "timezone": "UTC",
-        },
+        "pbx": pbx.section(),
         "events": {"language": "en"},
         "webhook": {"url": crm.url},
         "recordings": {"enabled": "false"},

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.net import free_port
 from tests.helpers.receiver import Receiver
-from tests.helpers.services import read_config, start, stop, wait_healthy, write_config
+from tests.helpers.services import stop, write_config
 
-from .conftest import CLIENT_ID, CLIENT_SECRET, start_pbx
+from .conftest import Monitor, start_pbx
 from .expected import EXPECTED
 
 Row = tuple[str, dict[str, Any]]  # scenario, params
@@ -58,24 +57,15 @@ def played(
     crm = Receiver().start()
     config = write_config(
         folder,
-        pbx={
-            "url": pbx.url,
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "ringing_grace": "1",
-            "timezone": "UTC",
-        },
+        pbx=pbx.section(),
         events={"language": "en", "ringing_stopped": "true"},
         webhook={"url": crm.url},
         recordings={"enabled": "false"},
     )
-    procs = []
+    monitor = Monitor(pbx, crm, config, folder)
     try:
-        for name in ("dispatcher", "monitor"):
-            procs.append(
-                start([name, "-c", str(config)], folder / f"{name}.log", env={"TCXH_METRICS_PORT": str(free_port())})
-            )
-            wait_healthy(read_config(config)["services"][name], timeout=60)
+        monitor.start("dispatcher")
+        monitor.start("monitor")
         numbers = {row: pbx.play(scenario, **params)["call_number"] for row, (scenario, params) in rows.items()}
         if later:
             pbx.wait_done(numbers[after])
@@ -96,7 +86,7 @@ def played(
         logs = "\n".join(p.read_text(errors="replace")[-3000:] for p in folder.glob("*.log"))
         yield Played(numbers, by_prefix, logs)
     finally:
-        for proc in procs:
+        for proc in monitor.procs.values():
             stop(proc)
         stop(sim)
         crm.stop()

@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.contract import legacy
-from tests.helpers.net import free_port
 from tests.helpers.receiver import Receiver
-from tests.helpers.services import read_config, start, stop, wait_healthy, write_config
+from tests.helpers.services import stop, write_config
 
-from .conftest import CLIENT_ID, CLIENT_SECRET, start_pbx
+from .conftest import Monitor, start_pbx
 
 FAST = {"ring_seconds": 1, "talk_seconds": 2, "wait_seconds": 1}
 CALLEE = "79031112233"
@@ -53,25 +52,16 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     default, dialing = Receiver().start(), Receiver().start()
     config = write_config(
         folder,
-        pbx={
-            "url": pbx.url,
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "ringing_grace": "1",
-            "timezone": "UTC",
-        },
+        pbx=pbx.section(),
         events={"language": "en"},
         webhook={"url": default.url},
         recordings={"enabled": "false"},
         **{"webhook:dial": {"url": dialing.url, "events": "dialing, hangupoutgoing, outgoing"}},
     )
-    procs = []
+    monitor = Monitor(pbx, default, config, folder)
     try:
-        for name in ("dispatcher", "monitor"):
-            procs.append(
-                start([name, "-c", str(config)], folder / f"{name}.log", env={"TCXH_METRICS_PORT": str(free_port())})
-            )
-            wait_healthy(read_config(config)["services"][name], timeout=60)
+        monitor.start("dispatcher")
+        monitor.start("monitor")
         numbers = {row: pbx.play(name, **{**FAST, **params})["call_number"] for row, (name, params) in ROWS.items()}
         for number in numbers.values():
             pbx.wait_done(number)
@@ -79,7 +69,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         dialing.wait_exactly_sync(3 + 5)  # a dialing per outbound call, and their ends and answers
         yield Run(numbers, default, dialing)
     finally:
-        for proc in procs:
+        for proc in monitor.procs.values():
             stop(proc)
         stop(sim)
         default.stop()

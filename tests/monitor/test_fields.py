@@ -18,7 +18,7 @@ from tcxhooks.v1 import common_pb2, dispatcher_service_pb2, dispatcher_service_p
 from tests.helpers.net import free_port
 from tests.helpers.services import read_config, start, stop, wait_healthy, write_config
 
-from .conftest import CLIENT_ID, CLIENT_SECRET, Pbx, start_pbx
+from .conftest import Pbx, start_pbx
 
 E = events_pb2
 FAST = {"ring_seconds": 1, "talk_seconds": 2, "wait_seconds": 1}
@@ -87,14 +87,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     config = write_config(
         folder,
         services={"dispatcher": f"127.0.0.1:{port}"},
-        pbx={
-            "url": pbx.url,
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "ringing_grace": "1",
-            "timezone": "UTC",
-            "reconcile_delay": "0.5",
-        },
+        pbx=pbx.section(reconcile_delay="0.5"),
         events={"language": "en", "internal_calls": "true"},
         recordings={"enabled": "false"},
     )
