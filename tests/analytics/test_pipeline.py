@@ -14,6 +14,7 @@ from tests.fakes.yandex import FakeYandex, Phrase
 from tests.helpers.receiver import Receiver, Request
 from tests.helpers.services import read_config, start, start_simulator, stop, wait_healthy, write_config
 
+from .conftest import yandex_settings
 from .support import word_error_rate
 
 CLIENT_ID = "crmhooks"
@@ -98,17 +99,7 @@ def test_offline_pipeline_transcribes_the_simulated_call(tmp_path: Path, model_c
 def test_yandex_pipeline_sends_media_mp3_to_speechkit(tmp_path: Path, model_cache: Path) -> None:
     with FakeYandex() as fake:
         fake.transcript = {"0": [Phrase(0, 2500, "hello thank you for calling", "Hello, thank you for calling.")]}
-        settings = {
-            "enabled": "true",
-            "backend": "yandex",
-            "api_key": fake.api_key,
-            "folder_id": fake.folder_id,
-            "language": "en-US",
-            "stt_url": fake.url,
-            "operation_url": fake.url,
-            "llm_url": fake.url,
-        }
-        for _crm, hooks, times in _run_call(tmp_path, settings, 4.0, model_cache):
+        for _crm, hooks, times in _run_call(tmp_path, yandex_settings(fake), 4.0, model_cache):
             form = hooks["analytics"].form()
             assert form == {
                 "event": "analytics",
