@@ -92,6 +92,24 @@ def ended(rows: list[CallLogRow]) -> list[tuple[object, ...]]:
 
 
 CHAIN = "251125184500_698"
+# 101 answered after 2 s of ringing and talked 10 s, then passed the caller on (to 102, or out of the PBX)
+PASSED_ON_BY_101 = (
+    f"{CHAIN}-1/recovered/ended",
+    f"{CHAIN}-1",
+    "101",
+    "FINISH_TYPE_OK",
+    True,
+    10,
+    2,
+    "DIRECTION_INCOMING",
+    CALLER,
+    "74951234567",
+    "",
+    12.0,
+    False,
+    False,
+    True,
+)
 
 
 @pytest.mark.parametrize(
@@ -170,23 +188,7 @@ CHAIN = "251125184500_698"
         (
             [row("10000", "101", True, 2, 10), row("10000", "102", True, 3, 20, at=12)],  # blind transfer: two legs
             [
-                (
-                    f"{CHAIN}-1/recovered/ended",
-                    f"{CHAIN}-1",
-                    "101",
-                    "FINISH_TYPE_OK",
-                    True,
-                    10,
-                    2,
-                    "DIRECTION_INCOMING",
-                    CALLER,
-                    "74951234567",
-                    "",
-                    12.0,
-                    False,
-                    False,
-                    True,
-                ),
+                PASSED_ON_BY_101,
                 (
                     f"{CHAIN}-2/recovered/ended",
                     f"{CHAIN}-2",
@@ -211,25 +213,7 @@ CHAIN = "251125184500_698"
                 row("10000", "101", True, 2, 10),
                 row("101", "10000", True, 4, 30, at=12, direction="Outbound"),
             ],  # sent out
-            [
-                (
-                    f"{CHAIN}-1/recovered/ended",
-                    f"{CHAIN}-1",
-                    "101",
-                    "FINISH_TYPE_OK",
-                    True,
-                    10,
-                    2,
-                    "DIRECTION_INCOMING",
-                    CALLER,
-                    "74951234567",
-                    "",
-                    12.0,
-                    False,
-                    False,
-                    True,
-                )
-            ],
+            [PASSED_ON_BY_101],
         ),
         (
             [row("101", "10000", True, 5, 42.6, direction="Outbound", ringing="PT5S")],  # outbound answered
