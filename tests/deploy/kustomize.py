@@ -29,35 +29,21 @@ import yaml
 Obj = dict[str, Any]
 
 FILENAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-SUPPORTED = {
-    "Kustomization": {
-        "apiVersion",
-        "kind",
-        "resources",
-        "components",
-        "configMapGenerator",
-        "secretGenerator",
-        "generatorOptions",
-        "patches",
-        "namespace",
-        "labels",
-        "images",
-        "replicas",
-    },
-    "Component": {
-        "apiVersion",
-        "kind",
-        "resources",
-        "components",
-        "configMapGenerator",
-        "secretGenerator",
-        "generatorOptions",
-        "patches",
-        "labels",
-        "images",
-        "replicas",
-    },
+COMPONENT_FIELDS = {
+    "apiVersion",
+    "kind",
+    "resources",
+    "components",
+    "configMapGenerator",
+    "secretGenerator",
+    "generatorOptions",
+    "patches",
+    "labels",
+    "images",
+    "replicas",
 }
+# the fields each kind may have: a Component is a Kustomization without its own `namespace`
+SUPPORTED = {"Kustomization": COMPONENT_FIELDS | {"namespace"}, "Component": COMPONENT_FIELDS}
 API_VERSIONS = {"Kustomization": "kustomize.config.k8s.io/v1beta1", "Component": "kustomize.config.k8s.io/v1alpha1"}
 CLUSTER_SCOPED = {
     "Namespace",
