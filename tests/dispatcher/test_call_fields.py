@@ -86,27 +86,21 @@ MOSCOW = {"timezone": "Europe/Moscow"}
 
 def _queue_call(chain: str) -> list[events_pb2.Event]:
     """Queue 800 (after IVR 700) rings 102, who answers and blind-transfers the caller to an external number."""
-    ring = ringing(chain, 0, user="102", queue="800")
-    ring.call.MergeFrom(
-        events_pb2.CallEvent(
-            caller_name="Иван Петров",
-            user_name="Anna Smith",
-            queue_name="Sales",
-            group="700",
-            group_name="Main IVR",
-            started_time=_at(T0),
-        )
+    known_at_ringing = events_pb2.CallEvent(
+        caller_name="Иван Петров",
+        user_name="Anna Smith",
+        queue_name="Sales",
+        group="700",
+        group_name="Main IVR",
+        started_time=_at(T0),
     )
+    ring = ringing(chain, 0, user="102", queue="800")
+    ring.call.MergeFrom(known_at_ringing)
     ring.occur_time.CopyFrom(_at(T0 + 3, 250))
     end = ended(chain, 1, user="102", queue="800", transfer=True, title="Main line: talk 0:01:05, transferred")
+    end.call.MergeFrom(known_at_ringing)
     end.call.MergeFrom(
         events_pb2.CallEvent(
-            caller_name="Иван Петров",
-            user_name="Anna Smith",
-            queue_name="Sales",
-            group="700",
-            group_name="Main IVR",
-            started_time=_at(T0),
             answered_time=_at(T0 + 4),
             ended_time=_at(T0 + 69, 5),
             transferred_to="79031112233",
