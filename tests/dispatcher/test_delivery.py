@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import trustme
@@ -37,6 +39,28 @@ def first_seen(requests: list[Request]) -> list[Request]:
     return out
 
 
+@contextlib.contextmanager
+def socket_crm(answer: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A CRM below HTTP: `answer` handles each connection on the bare socket, which is closed after it.
+    Yields the URL of its /hook."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                answer(connection)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+    finally:
+        listener.close()
+
+
 def assert_in_order(requests: list[Request], chains: list[str], per_chain: int) -> None:
     for chain in chains:
         sequences = [int(r.headers["x-tcxhooks-sequence"]) for r in requests if r.form()["id"].startswith(chain)]
@@ -66,27 +90,17 @@ def test_a_post_the_crm_read_and_dropped_is_a_recorded_attempt(dispatchers: Disp
     retried on the schedule, never re-sent at once unrecorded."""
     received: list[bytes] = []
 
-    def serve() -> None:
-        while True:
-            try:
-                connection, _ = listener.accept()
-            except OSError:
-                return
-            with connection:
-                received.append(connection.recv(65536))
-                if len(received) > 1:
-                    connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+    def answer(connection: socket.socket) -> None:
+        received.append(connection.recv(65536))
+        if len(received) > 1:
+            connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
 
-    listener = socket.create_server(("127.0.0.1", 0))
-    threading.Thread(target=serve, daemon=True).start()
     chain = new_chain()
-    try:
-        d = dispatchers.make(webhook={"url": f"http://127.0.0.1:{listener.getsockname()[1]}/hook"})
+    with socket_crm(answer) as url:
+        d = dispatchers.make(webhook={"url": url})
         d.publish(ringing(chain))
         d.settle()
         [delivery] = d.deliveries(call_id=chain, with_attempts=True)
-    finally:
-        listener.close()
     assert len(received) == 2
     assert [(a.number, a.http_status) for a in delivery.attempt_log] == [(1, 0), (2, 200)]
     assert delivery.attempt_log[0].error.startswith("http: "), delivery.attempt_log[0].error
@@ -128,26 +142,15 @@ def test_https_crm_is_trusted_only_through_its_ca_file(dispatchers: Dispatchers,
 
 
 def test_a_crm_answering_garbage_is_retried_and_its_url_token_kept_secret(dispatchers: Dispatchers) -> None:
-    def serve() -> None:
-        while True:
-            try:
-                connection, _ = listener.accept()
-            except OSError:
-                return
-            with connection:
-                connection.recv(65536)
-                connection.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+    def answer(connection: socket.socket) -> None:
+        connection.recv(65536)
+        connection.sendall(b"NOT HTTP AT ALL\r\n\r\n")
 
-    listener = socket.create_server(("127.0.0.1", 0))
-    threading.Thread(target=serve, daemon=True).start()
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook?token=s3cret-in-url"
-    try:
-        d = dispatchers.make(webhook={"url": url})
+    with socket_crm(answer) as url:
+        d = dispatchers.make(webhook={"url": f"{url}?token=s3cret-in-url"})
         d.publish(ringing(new_chain()))
         _wait(lambda: any(x.attempts for x in d.deliveries()))
         [delivery] = d.deliveries(with_attempts=True)
-    finally:
-        listener.close()
     assert delivery.status == pb.DELIVERY_STATUS_PENDING  # retried later, not lost
     [attempt, *_] = delivery.attempt_log
     assert attempt.http_status == 0 and attempt.error.split(":")[0] in ("http", "connect"), attempt.error
