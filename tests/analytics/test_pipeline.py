@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fakes.receiver import Receiver, Request
 from tests.fakes.yandex import FakeYandex, Phrase
-from tests.helpers.receiver import Receiver, Request
 from tests.helpers.services import read_config, start, start_simulator, stop, wait_healthy, write_config
 
 from .conftest import yandex_settings

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from tests.helpers.receiver import Receiver
+from tests.fakes.receiver import Receiver
 from tests.helpers.services import stop, tcxhooks_command, write_config
 from tests.monitor.conftest import Monitor, start_pbx
 from tests.monitor.expected import PARAMS

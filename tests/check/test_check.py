@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fakes.receiver import Receiver
 from tests.helpers.net import free_port
-from tests.helpers.receiver import Receiver
 from tests.helpers.services import read_config, running, start_simulator, stop, wait_healthy, write_config
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fakes.receiver import Receiver
 from tests.helpers.net import free_port
-from tests.helpers.receiver import Receiver
 from tests.helpers.services import read_config, start, start_simulator, stop, wait_healthy, write_config
 
 ROOT = Path(__file__).resolve().parents[2]

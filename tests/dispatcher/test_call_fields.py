@@ -9,7 +9,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from tcxhooks.v1 import common_pb2, events_pb2
-from tests.helpers.receiver import Receiver, Request
+from tests.fakes.receiver import Receiver, Request
 
 from .conftest import CALLER, DID, Dispatchers, answered, ended, new_chain, ringing
 

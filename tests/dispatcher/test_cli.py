@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tcxhooks.v1 import dispatcher_service_pb2 as pb
-from tests.helpers.receiver import Receiver
+from tests.fakes.receiver import Receiver
 from tests.helpers.services import tcxhooks_command, write_config
 
 from .conftest import Dispatchers, answered, new_chain, ringing

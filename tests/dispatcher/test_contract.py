@@ -15,7 +15,7 @@ from tcxhooks.dispatcher.payloads import validate
 from tcxhooks.signing import SignatureError, verify
 from tcxhooks.v1 import common_pb2, dispatcher_service_pb2_grpc, events_pb2
 from tcxhooks.v1 import dispatcher_service_pb2 as pb
-from tests.helpers.receiver import Receiver
+from tests.fakes.receiver import Receiver
 
 from .conftest import SECRET, SECRET2, TOKEN, Dispatchers, answered, ended, new_chain, ringing
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import trustme
 
 from tcxhooks.v1 import dispatcher_service_pb2 as pb
+from tests.fakes.receiver import Receiver, Request
 from tests.helpers.net import free_port
-from tests.helpers.receiver import Receiver, Request
 
 from .conftest import Dispatchers, answered, ended, new_chain, ringing
 

@@ -14,7 +14,7 @@ import pytest
 from tcxhooks.platform.store import open_store
 from tcxhooks.v1 import dispatcher_service_pb2 as pb
 from tcxhooks.v1 import events_pb2
-from tests.helpers.receiver import Receiver, Request
+from tests.fakes.receiver import Receiver, Request
 
 from .conftest import Dispatcher, Dispatchers, answered, new_chain, ringing
 

@@ -8,7 +8,7 @@ import json
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from tcxhooks.v1 import common_pb2, events_pb2
-from tests.helpers.receiver import Receiver
+from tests.fakes.receiver import Receiver
 
 from .conftest import Dispatchers, answered, ended, ringing
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers.receiver import Receiver
+from tests.fakes.receiver import Receiver
 from tests.helpers.services import read_config, start, start_simulator, stop, wait_healthy, write_config
 
 CLIENT_ID = "crmhooks"

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.receiver import Receiver, Request
 from tests.helpers.contract import EXTRAS, legacy
-from tests.helpers.receiver import Receiver, Request
 from tests.helpers.services import stop, write_config
 from tests.monitor.conftest import Monitor, start_pbx
 

@@ -24,7 +24,7 @@ from tcxhooks.v1 import (
     monitor_service_pb2,
     monitor_service_pb2_grpc,
 )
-from tests.helpers.receiver import Receiver, Request
+from tests.fakes.receiver import Receiver, Request
 from tests.helpers.services import read_config, start, stop, wait_healthy, write_config
 
 TOKEN = "media-test-service-token"

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fakes.receiver import Receiver
 from tests.helpers.net import free_port
-from tests.helpers.receiver import Receiver
 from tests.helpers.services import kill9, read_config, start, start_simulator, stop, wait_healthy, write_config
 
 CLIENT_ID = "crmhooks"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.receiver import Receiver
+from tests.fakes.receiver import Receiver
 from tests.helpers.services import stop, write_config
 
 from .conftest import Monitor, start_pbx

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.receiver import Receiver
 from tests.helpers.contract import legacy
-from tests.helpers.receiver import Receiver
 from tests.helpers.services import stop, write_config
 
 from .conftest import Monitor, start_pbx

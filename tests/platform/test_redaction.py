@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from tcxhooks.platform.logging import setup_logging
+from tests.fakes.receiver import Receiver
 from tests.helpers.net import free_port
-from tests.helpers.receiver import Receiver
 from tests.helpers.services import running, wait_until, write_config
 
 PASSWORD, TOKEN = "s3cret-pass", "s3cret-token-value"

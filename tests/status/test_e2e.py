@@ -10,7 +10,7 @@ import pytest
 
 from tcxhooks.platform.grpc import open_channel
 from tcxhooks.v1 import dispatcher_service_pb2, dispatcher_service_pb2_grpc, events_pb2
-from tests.helpers.receiver import Receiver, Request
+from tests.fakes.receiver import Receiver, Request
 from tests.helpers.services import start, stop, wait_healthy
 
 from .conftest import Harness, Sim, monitor_config, status_config

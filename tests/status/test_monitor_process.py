@@ -14,8 +14,8 @@ import grpc
 import pytest
 
 from tcxhooks.v1 import monitor_service_pb2, monitor_service_pb2_grpc
+from tests.fakes.receiver import Receiver
 from tests.helpers.net import free_port
-from tests.helpers.receiver import Receiver
 from tests.helpers.services import read_config, start, stop, wait_healthy, wait_until
 
 from .conftest import Sim, status_config

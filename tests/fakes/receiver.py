@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from .app_thread import AppThread
+from tests.helpers.app_thread import AppThread
 
 
 @dataclass
