@@ -122,21 +122,8 @@ class _Differ:
             logged_in = agent in now.logged_in
             if agent not in was_agents:
                 self.add(self.QUEUE, Change(AGENT_ADDED, agent, self.name(agent), queue=number, queue_name=queue_name))
-                if logins and logged_in:
-                    self.add(
-                        self.QUEUE,
-                        Change(
-                            QUEUE_STATUS,
-                            agent,
-                            self.name(agent),
-                            status="in",
-                            previous="out",
-                            queue=number,
-                            queue_name=queue_name,
-                        ),
-                        1,
-                    )
-            elif logins and logged_in != (agent in was.logged_in):
+            # a view's logged_in holds only its agents: an agent added logged in logs in ("in" after "out")
+            if logins and logged_in != (agent in was.logged_in):
                 self.add(
                     self.QUEUE,
                     Change(
