@@ -11,13 +11,15 @@ per store gets every event over gRPC, with a durable store, and delivers it. Pri
 (first Publish → last webhook received), p50/p99 publish→receive latency, events received out of
 order per call, our rate as a ratio of the bare aiohttp loop, the rate of a stored backlog's
 delivery (drain) and of its intake alone, and the CPU each costs: the bare client and the receiver
-per request, the dispatcher process per webhook (read from /proc, Linux).
+per request, the dispatcher process per webhook, and on PostgreSQL the server's processes per webhook
+(read from /proc, Linux: the server must run on this machine, as the bench's does).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import multiprocessing
 import os
 import shutil
@@ -33,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shared import cpu_seconds, serve_receiver  # noqa: E402
+from shared import cpu_seconds, postgres_cpu_seconds, serve_receiver  # noqa: E402
 
 from tcxhooks.monitor.publisher import WORKERS  # noqa: E402
 from tests.helpers.net import free_port  # noqa: E402
@@ -258,6 +260,7 @@ class Row:
     drain_cpu: float  # seconds of dispatcher CPU per webhook of the drain
     receiver_cpu: float  # seconds of the receiver's CPU per event of the flood
     publisher_cpu: float  # seconds of this process's CPU per event of the flood (the publisher, mostly)
+    server_cpu: float  # seconds of the PostgreSQL server's CPU per event of the flood (NaN: no server, SQLite)
 
 
 async def publish_all(address: str, per_call: list[list[Any]], how: str) -> dict[bytes, float]:
@@ -410,7 +413,9 @@ def run_dispatcher(
     try:
         wait_healthy(address, 60)
         receiver.take()
+        server = postgres_cpu_seconds if store_url.startswith("postgres") else lambda: float("nan")
         started, cpu, receiver_cpu, own_cpu = time.time(), cpu_seconds(proc.pid), receiver.cpu(), time.process_time()
+        server_cpu = server()
         sent = asyncio.run(publish_all(address, per_call, how))
         published = time.time()
         deadline = time.monotonic() + 300
@@ -418,6 +423,7 @@ def run_dispatcher(
             time.sleep(0.05)
         got = receiver.take()
         cpu, receiver_cpu = cpu_seconds(proc.pid) - cpu, receiver.cpu() - receiver_cpu
+        server_cpu = server() - server_cpu
         own_cpu = time.process_time() - own_cpu
         paced_sent, paced_retries = asyncio.run(publish_paced(address, paced, PACED_RATE))
         deadline = time.monotonic() + 60
@@ -464,6 +470,7 @@ def run_dispatcher(
         drain_cpu / max(1, len(drained)),
         receiver_cpu / total,
         own_cpu / total,
+        server_cpu / total,
     )
 
 
@@ -529,7 +536,7 @@ def main() -> None:
     print(
         f"{'row':<10} {'webhooks/s':>10} {'ratio':>6} {'publish/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'paced p50':>9} {'paced p99':>9} {'drain/s':>8} {'ratio':>6} {'intake/s':>8} {'in turn/s':>9} "
-        f"{'out of order':>12} {'missing':>7} {'CPU µs':>7} {'drain µs':>8} {'rcv µs':>7} {'pub µs':>7}"
+        f"{'out of order':>12} {'missing':>7} {'CPU µs':>7} {'drain µs':>8} {'rcv µs':>7} {'pub µs':>7} {'pg µs':>7}"
     )
     for row in rows:
         print(
@@ -537,7 +544,7 @@ def main() -> None:
             f"{row.p99 * 1000:8.1f} {row.paced_p50 * 1000:9.1f} {row.paced_p99 * 1000:9.1f} {row.drain_rate:8.0f} "
             f"{row.drain_rate / best:6.2f} {row.intake_rate:8.0f} {_in_turn(row):9.0f} {row.out_of_order:12d} "
             f"{row.missing:7d} {row.cpu_per_webhook * 1e6:7.0f} {row.drain_cpu * 1e6:8.0f} {row.receiver_cpu * 1e6:7.0f} "
-            f"{row.publisher_cpu * 1e6:7.0f}"
+            f"{row.publisher_cpu * 1e6:7.0f} {'-' if math.isnan(row.server_cpu) else f'{row.server_cpu * 1e6:.0f}':>7}"
         )
     print(
         "webhooks/s: the flood, publishing and delivering at once (first Publish → last webhook); p50/p99: "
@@ -550,7 +557,8 @@ def main() -> None:
         "flood, everything included (gRPC intake, durable store, rendering, signing, the POST); drain µs: the same per "
         "webhook of the drain; rcv µs: the "
         "receiver's CPU per webhook of the flood (it shares the machine's cores); pub µs: this process's CPU per "
-        "event of the flood, the publisher's (it too shares the cores)"
+        "event of the flood, the publisher's (it too shares the cores); pg µs: the PostgreSQL server's CPU per webhook "
+        "of the flood, all its processes on this machine (it too shares the cores; SQLite runs inside the dispatcher)"
     )
     for row in rows:
         if row.paced_retries:

@@ -1,5 +1,5 @@
 """What the benches share: the client the simulator lets in, a webhook receiver in its own process,
-and a process's CPU time. Imported by the bench scripts (their folder is on sys.path when run)."""
+and the CPU time of a process or of the local PostgreSQL server. Imported by the bench scripts (their folder is on sys.path when run)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,36 @@ from typing import Any
 CLIENT_ID, CLIENT_SECRET = "crmhooks", "bench-secret"
 
 
+def _stat(pid: int | str) -> tuple[str, list[str]] | None:
+    """A process's name and the fields of /proc/PID/stat after it; None when it is gone or /proc is missing."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            text = stat.read()
+    except OSError:
+        return None
+    head, _, rest = text.rpartition(")")
+    return head.partition("(")[2], rest.split()
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU seconds (user + system, all threads) a process has used so far; NaN where /proc is missing."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
+    stat = _stat(pid)
+    if stat is None:
         return float("nan")
+    fields = stat[1]
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU seconds the PostgreSQL server on this machine has used so far: its processes, and the ones that
+    exited (the postmaster collected their time). NaN when none runs here."""
+    ticks, found = 0, False
+    for pid in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        stat = _stat(pid) if pid.isdigit() else None
+        if stat is not None and stat[0] == "postgres":
+            found = True
+            ticks += sum(int(value) for value in stat[1][11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK") if found else float("nan")
 
 
 def serve_receiver(

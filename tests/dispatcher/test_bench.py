@@ -22,9 +22,11 @@ def test_dispatch_bench_smoke() -> None:
     assert [row[0] for row in table] == ["sqlite", "postgres"]
     assert all(f"bare {client} loop" in done.stdout for client in ("aiohttp", "httpx", "httptools", "pyreqwest"))
     header = next(line.split() for line in done.stdout.splitlines() if line.startswith("row "))
-    assert {"intake/s", "drain", "rcv", "pub"} <= set(header), header
-    # the name and 17 figures: nothing missing, 0 out of order and 0 missing in every row
-    assert all(len(row) == 18 and row[12] == "0" and row[13] == "0" for row in table), done.stdout
+    assert {"intake/s", "drain", "rcv", "pub", "pg"} <= set(header), header
+    # the name and 18 figures: nothing missing, 0 out of order and 0 missing in every row
+    assert all(len(row) == 19 and row[12] == "0" and row[13] == "0" for row in table), done.stdout
+    # the PostgreSQL server's CPU is measured for its row; SQLite has no server
+    assert table[0][18] == "-" and float(table[1][18]) > 0, done.stdout
 
 
 def test_store_bench_smoke() -> None:
