@@ -206,13 +206,7 @@ async def run(events: int, in_flight: int, folder: Path) -> int:
     under_load: list[float] = []
     try:
         async with aiohttp.ClientSession() as http:
-            for _ in range(300):
-                try:
-                    async with http.get(f"{sim.url}/sim/scenarios") as response:
-                        await response.read()
-                    break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.1)
+            await asyncio.to_thread(sim.wait_ready)
             services = read_config(config)["services"]
 
             async def read_stages() -> dict[str, tuple[float, float]]:

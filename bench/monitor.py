@@ -166,12 +166,7 @@ async def run(calls: int, rate: float, folder: Path) -> int:
     bare_task = None
     try:
         async with httpx.AsyncClient(base_url=sim.url, timeout=30) as client:
-            for _ in range(300):
-                try:
-                    await client.get("/sim/scenarios")
-                    break
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.1)
+            await asyncio.to_thread(sim.wait_ready)
             monitor = start(
                 ["monitor", "-c", str(config)], folder / "monitor.log", env={"TCXH_METRICS_PORT": str(free_port())}
             )

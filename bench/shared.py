@@ -1,5 +1,6 @@
 """What the benches share: the client the simulator lets in, a webhook receiver in its own process,
-and the CPU time of a process or of the local PostgreSQL server. Imported by the bench scripts (their folder is on sys.path when run)."""
+and the CPU time of a process or of the local PostgreSQL server. Imported by the bench scripts (their
+folder is on sys.path when run)."""
 
 from __future__ import annotations
 
@@ -34,13 +35,16 @@ def cpu_seconds(pid: int) -> float:
 def postgres_cpu_seconds() -> float:
     """CPU seconds the PostgreSQL server on this machine has used so far: its processes, and the ones that
     exited (the postmaster collected their time). NaN when none runs here."""
-    ticks, found = 0, False
-    for pid in os.listdir("/proc") if os.path.isdir("/proc") else ():
-        stat = _stat(pid) if pid.isdigit() else None
-        if stat is not None and stat[0] == "postgres":
-            found = True
-            ticks += sum(int(value) for value in stat[1][11:15])  # utime, stime, cutime, cstime
-    return ticks / os.sysconf("SC_CLK_TCK") if found else float("nan")
+    server = [stat[1] for pid in _pids() if (stat := _stat(pid)) is not None and stat[0] == "postgres"]
+    ticks = sum(int(value) for fields in server for value in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK") if server else float("nan")
+
+
+def _pids() -> list[str]:
+    try:
+        return [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return []
 
 
 def serve_receiver(

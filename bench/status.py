@@ -43,18 +43,6 @@ CLIENT_ID, CLIENT_SECRET = "benchstatus", "bench-status-secret"
 TARGET_MS = 200.0
 
 
-def wait_up(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(url + "/sim/directory", timeout=30).raise_for_status()
-            return
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 async def reference(pbx: PbxClient, page: int) -> None:
     """The same requests a poll makes, fetched and decoded, nothing else."""
     now = dt.datetime.now(dt.UTC)
@@ -84,7 +72,7 @@ async def bench(extensions: int, queues: int, per_queue: int, rounds: int, chang
     folder = Path(tempfile.mkdtemp(prefix="bench-status-"))
     sim = start_simulator(folder, CLIENT_ID, CLIENT_SECRET)
     try:
-        wait_up(sim.url)
+        sim.wait_ready()
         control = httpx.Client(base_url=sim.url, timeout=60)
         control.post(
             "/sim/directory/generate", json={"extensions": extensions, "queues": queues, "agents_per_queue": per_queue}

@@ -14,7 +14,7 @@ import pytest
 from tcxhooks.simulator.steps import Remove, Upsert, Wait
 from tcxhooks.simulator.trace import TraceError, dns_of, records_of, script_of
 from tests.helpers.net import free_port
-from tests.helpers.services import start, stop, wait_http
+from tests.helpers.services import start, start_simulator, stop
 
 from .support import DATA, Stack, assert_same_webhooks, renumbered, start_stack, wait_quiet
 
@@ -134,26 +134,10 @@ def test_sim_plays_a_trace_file_given_at_start(tmp_path: Path) -> None:
         _trace([("201", "Wextension")], [("201", 5, "Ringing"), ("201", 5, "Connected"), ("201", 5, "gone")]),
         encoding="utf-8",
     )
-    port = free_port()
-    proc = start(
-        [
-            "sim",
-            "--port",
-            str(port),
-            "--trace",
-            str(trace),
-            "--client-id",
-            "crmhooks",
-            "--client-secret",
-            "s",
-            "--recordings-dir",
-            str(tmp_path / "rec"),
-        ],
-        tmp_path / "sim.log",
-    )
+    sim = start_simulator(tmp_path, "crmhooks", "s", "--trace", str(trace))
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/sim/scenarios", proc=proc)
+        sim.wait_ready()
+        url = sim.url
         deadline = time.monotonic() + 30
         while not (calls := httpx.get(f"{url}/sim/calls", timeout=5).json()["calls"]) or not calls[0]["done"]:
             assert time.monotonic() < deadline
@@ -165,12 +149,12 @@ def test_sim_plays_a_trace_file_given_at_start(tmp_path: Path) -> None:
         ]
         token = httpx.post(
             f"{url}/connect/token",
-            data={"client_id": "crmhooks", "client_secret": "s", "grant_type": "client_credentials"},
+            data={"client_id": sim.client_id, "client_secret": sim.client_secret, "grant_type": "client_credentials"},
         ).json()["access_token"]
         dns = httpx.get(f"{url}/callcontrol", headers={"Authorization": f"Bearer {token}"}).json()
         assert [d["dn"] for d in dns if d["type"] == "Wextension"] == ["201"]
     finally:
-        stop(proc)
+        stop(sim.proc)
     bad = tmp_path / "bad.jsonl"
     bad.write_text("not a trace\n")
     result = start(["sim", "--port", str(free_port()), "--trace", str(bad)], tmp_path / "bad.log")

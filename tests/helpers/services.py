@@ -75,12 +75,13 @@ def start(
 
 @dataclass(frozen=True)
 class Simulator:
-    """A `tcxhooks sim` process and the OAuth client it lets in."""
+    """A `tcxhooks sim` process, the OAuth client it lets in, and its log."""
 
     proc: subprocess.Popen[bytes]
     port: int
     client_id: str
     client_secret: str
+    log: Path
 
     @property
     def url(self) -> str:
@@ -91,16 +92,20 @@ class Simulator:
         return {"url": self.url, "client_id": self.client_id, "client_secret": self.client_secret, **settings}
 
     def wait_ready(self) -> None:
-        """Returns once the simulator answers HTTP; fails at once if its process exited."""
-        wait_http(f"{self.url}/sim/scenarios", proc=self.proc)
+        """Returns once the simulator answers HTTP; fails at once if its process exited, showing its log's end."""
+        try:
+            wait_http(f"{self.url}/sim/scenarios", proc=self.proc)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.log.read_text(errors='replace')[-2000:]}") from None
 
 
 def start_simulator(folder: Path, client_id: str, client_secret: str, *extra: str) -> Simulator:
     """`tcxhooks sim *extra` on a free port, letting in `client_id`; its recordings and sim.log in `folder`."""
     port = free_port()
     args = ["sim", "--port", str(port), "--client-id", client_id, "--client-secret", client_secret]
-    proc = start([*args, "--recordings-dir", str(folder / "pbx-recordings"), *extra], folder / "sim.log")
-    return Simulator(proc, port, client_id, client_secret)
+    log = folder / "sim.log"
+    proc = start([*args, "--recordings-dir", str(folder / "pbx-recordings"), *extra], log)
+    return Simulator(proc, port, client_id, client_secret, log)
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:

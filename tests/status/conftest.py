@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,16 +36,8 @@ class Sim:
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[Sim]:
     simulator = start_simulator(tmp_path, CLIENT_ID, CLIENT_SECRET)
+    simulator.wait_ready()
     control = httpx.Client(base_url=simulator.url, timeout=10)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            control.get("/sim/directory").raise_for_status()
-            break
-        except httpx.HTTPError:
-            if time.monotonic() > deadline or simulator.proc.poll() is not None:
-                raise AssertionError((tmp_path / "sim.log").read_text(errors="replace")[-2000:]) from None
-            time.sleep(0.1)
     try:
         yield Sim(simulator.url, control)
     finally:
