@@ -6,7 +6,7 @@
         crm.requests[0].form()["event"]
         hooks = crm.wait_exactly_sync(4)    # the 4 expected, and no fifth within the grace period
 
-Served by an AppThread (app_thread.py): a test's subprocesses and the test's loop are never blocked
+Served by an AppThread (tests/helpers/app_thread.py): a test's subprocesses and the test's loop are never blocked
 by it, and sync tests can use it too.
 """
 

@@ -14,7 +14,16 @@ import pytest
 
 from tests.fakes.receiver import Receiver
 from tests.helpers.net import free_port
-from tests.helpers.services import kill9, read_config, start, start_simulator, stop, wait_healthy, write_config
+from tests.helpers.services import (
+    Simulator,
+    kill9,
+    read_config,
+    start,
+    start_simulator,
+    stop,
+    wait_healthy,
+    write_config,
+)
 
 CLIENT_ID = "crmhooks"
 CLIENT_SECRET = "monitor-test-secret"
@@ -22,8 +31,12 @@ CLIENT_SECRET = "monitor-test-secret"
 
 @dataclass
 class Pbx:
-    url: str
+    sim: Simulator
     folder: Path
+
+    @property
+    def url(self) -> str:
+        return self.sim.url
 
     def play(self, scenario: str, drop_ws_after: list[int] | None = None, **params: Any) -> dict[str, Any]:
         body: dict[str, Any] = {"scenario": scenario, "params": params}
@@ -48,16 +61,9 @@ class Pbx:
     def drop(self) -> None:
         httpx.post(f"{self.url}/sim/ws/drop", timeout=10).raise_for_status()
 
-    def section(self, **settings: str) -> dict[str, str]:
+    def section(self, **settings: object) -> dict[str, object]:
         """A `[pbx]` config section that signs in to this simulator: 1 s ringing grace, UTC, then `settings`."""
-        return {
-            "url": self.url,
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "ringing_grace": "1",
-            "timezone": "UTC",
-            **settings,
-        }
+        return self.sim.pbx(**{"ringing_grace": "1", "timezone": "UTC", **settings})
 
 
 @dataclass
@@ -111,7 +117,7 @@ def start_pbx(folder: Path, *extra: str) -> tuple[subprocess.Popen[bytes], Pbx]:
     except AssertionError:
         stop(sim.proc)
         raise
-    return sim.proc, Pbx(sim.url, folder)
+    return sim.proc, Pbx(sim, folder)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from tcxhooks.monitor.status.poller import StatusPoller
 from tcxhooks.platform.store import Store, open_store
 from tcxhooks.v1 import events_pb2
 from tests.helpers.config import ServiceConfig, service_config
-from tests.helpers.services import start_simulator, stop, write_config
+from tests.helpers.services import Simulator, start_simulator, stop, write_config
 
 CLIENT_ID = "statushooks"
 CLIENT_SECRET = "status-test-secret"
@@ -24,8 +24,12 @@ CLIENT_SECRET = "status-test-secret"
 
 @dataclass
 class Sim:
-    url: str
+    simulator: Simulator
     control: httpx.Client
+
+    @property
+    def url(self) -> str:
+        return self.simulator.url
 
     def do(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         reply = self.control.request(method, f"/sim/directory{path}", json=body)
@@ -39,15 +43,16 @@ def sim(tmp_path: Path) -> Iterator[Sim]:
     simulator.wait_ready()
     control = httpx.Client(base_url=simulator.url, timeout=10)
     try:
-        yield Sim(simulator.url, control)
+        yield Sim(simulator, control)
     finally:
         control.close()
         stop(simulator.proc)
 
 
-def status_config(tmp_path: Path, sim_url: str, **sections: dict[str, object]) -> Path:
-    pbx = {"url": sim_url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "poll_interval": "1"}
-    return write_config(tmp_path, pbx={**pbx, **sections.pop("pbx", {})}, **sections)
+def status_config(tmp_path: Path, sim: Sim, **sections: dict[str, object]) -> Path:
+    return write_config(
+        tmp_path, pbx=sim.simulator.pbx(**{"poll_interval": "1", **sections.pop("pbx", {})}), **sections
+    )
 
 
 def monitor_config(path: Path) -> ServiceConfig:
@@ -96,7 +101,7 @@ class Harness:
 
 @pytest.fixture
 async def harness(tmp_path: Path, sim: Sim) -> AsyncIterator[Harness]:
-    h = await Harness(monitor_config(status_config(tmp_path, sim.url))).open()
+    h = await Harness(monitor_config(status_config(tmp_path, sim))).open()
     try:
         yield h
     finally:

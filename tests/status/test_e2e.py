@@ -23,7 +23,7 @@ async def wired(tmp_path: Path, sim: Sim) -> AsyncIterator[tuple[Harness, Receiv
     crm = Receiver().start()
     path = status_config(
         tmp_path,
-        sim.url,
+        sim,
         webhook={"url": crm.url + "/form", "format": "form"},
         services={"token": SERVICE_TOKEN},
         **{"webhook:js": {"url": crm.url + "/json", "format": "json"}},

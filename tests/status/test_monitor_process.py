@@ -50,9 +50,7 @@ class Processes:
 @pytest.fixture
 def processes(tmp_path: Path, sim: Sim) -> Iterator[tuple[Processes, Receiver]]:
     crm = Receiver().start()
-    config = status_config(
-        tmp_path, sim.url, webhook={"url": crm.url, "format": "form"}, recordings={"enabled": "false"}
-    )
+    config = status_config(tmp_path, sim, webhook={"url": crm.url, "format": "form"}, recordings={"enabled": "false"})
     running = Processes(config, tmp_path)
     try:
         running.start("dispatcher")

@@ -243,7 +243,7 @@ async def test_an_event_the_dispatcher_refuses_for_good_does_not_hold_back_the_o
 
 
 async def test_run_polls_on_interval_and_poke(tmp_path: Path, sim: Sim) -> None:
-    harness = await Harness(monitor_config(status_config(tmp_path, sim.url, pbx={"poll_interval": "1h"}))).open()
+    harness = await Harness(monitor_config(status_config(tmp_path, sim, pbx={"poll_interval": "1h"}))).open()
     stopping = asyncio.Event()
     assert harness.poller is not None
     task = asyncio.create_task(harness.poller.run(stopping))

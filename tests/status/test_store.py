@@ -16,7 +16,7 @@ PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 @pytest.mark.postgres
 async def test_postgres_baseline_restart_and_outbox(tmp_path: Path, sim: Sim) -> None:
-    config = monitor_config(status_config(tmp_path, sim.url, store={"url": PG_URL}))  # rows keyed by this sim's URL
+    config = monitor_config(status_config(tmp_path, sim, store={"url": PG_URL}))  # rows keyed by this sim's URL
     store = await open_store(PG_URL)
     await StatusStore(store, sim.url).migrate()
     for table in ("monitor_status_view", "monitor_status_outbox"):  # a previous run may have used this port
