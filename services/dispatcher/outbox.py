@@ -31,6 +31,11 @@ from .records import Claimed, NewEvent, Outcome, Published, Routing
 from .schema import DEAD, DELIVERED, MIGRATIONS, PENDING
 from .sql import chunks, insert, marks, one_of
 
+# A publish of this many events or more runs in the store's thread (SQLite steps it without the GIL,
+# beside the loop that sends the webhooks); a smaller one, the latency path of a lone event, runs on the
+# loop when the write lock is free: no thread hop before its first attempt leaves.
+BESIDE_LOOP_FROM = 4
+
 
 class Outbox:
     def __init__(self, store: Store, owner: str) -> None:
@@ -59,9 +64,10 @@ class Outbox:
         already claimed (leased for `lease_ttl`) and returned, so the caller sends them without a
         claim transaction of its own.
         An endpoint in `routing.refusing` (disabled, or its backlog full) gets no delivery, but the
-        event still takes its next endpoint_sequence: the gap tells the receiver it missed one."""
+        event still takes its next endpoint_sequence: the gap tells the receiver it missed one.
+        A batch of BESIDE_LOOP_FROM events or more runs beside the event loop (sqlite.py)."""
         work = publish_work(batch, routing, dict(claim or {}), lease_ttl, self.owner, self.postgres)
-        return await self.store.run(work, durable=False)
+        return await self.store.run(work, durable=False, beside_loop=len(batch) >= BESIDE_LOOP_FROM)
 
     async def sync(self) -> None:
         """Makes every publish before the call durable (on disk: a power cut cannot take it back)."""
