@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,10 +22,16 @@ def test_dispatch_bench_smoke() -> None:
     table = [line.split() for line in done.stdout.splitlines() if line.startswith(("sqlite ", "postgres "))]
     assert [row[0] for row in table] == ["sqlite", "postgres"]
     assert all(f"bare {client} loop" in done.stdout for client in ("aiohttp", "httpx", "httptools", "pyreqwest"))
+    # the reference is run before and after the dispatcher's rows, and the ratios are over their mean
+    before = float(re.search(r"bare aiohttp loop: +(\d+) req/s", done.stdout)[1])  # type: ignore[index]
+    after = float(re.search(r"after the dispatcher's runs: (\d+) req/s", done.stdout)[1])  # type: ignore[index]
+    mean = float(re.search(r"the mean of both runs, (\d+) req/s", done.stdout)[1])  # type: ignore[index]
+    assert abs(mean - (before + after) / 2) <= 1, done.stdout
     header = next(line.split() for line in done.stdout.splitlines() if line.startswith("row "))
     assert {"intake/s", "drain", "rcv", "pub", "pg"} <= set(header), header
     # the name and 18 figures: nothing missing, 0 out of order and 0 missing in every row
     assert all(len(row) == 19 and row[12] == "0" and row[13] == "0" for row in table), done.stdout
+    assert all(abs(float(row[2]) - float(row[1]) / mean) <= 0.01 for row in table), done.stdout
     # the PostgreSQL server's CPU is measured for its row; SQLite has no server
     assert table[0][18] == "-" and float(table[1][18]) > 0, done.stdout
 
