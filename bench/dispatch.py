@@ -520,7 +520,7 @@ def main() -> None:
     finally:
         receiver.stop()
         shutil.rmtree(folder, ignore_errors=True)
-    best = (measured["aiohttp"][0] + after[0]) / 2
+    reference = (measured["aiohttp"][0] + after[0]) / 2
     how = {
         "monitor": f"{PUBLISHERS} tasks through the monitor's PublishBatcher",
         "stream": f"{STREAMS} PublishStream calls",
@@ -538,7 +538,7 @@ def main() -> None:
         )
     print(
         f"bare aiohttp loop again after the dispatcher's runs: {after[0]:.0f} req/s (client {after[1] * 1e6:.0f} µs); "
-        f"the ratios are over the mean of both runs, {best:.0f} req/s"
+        f"the ratios are over the mean of both runs, {reference:.0f} req/s"
     )
     print(f"paced latency: {len(paced)} more events by unary Publish at {PACED_RATE:.0f}/s after the flood")
     print(
@@ -548,9 +548,9 @@ def main() -> None:
     )
     for row in rows:
         print(
-            f"{row.name:<10} {row.rate:10.0f} {row.rate / best:6.2f} {row.publish_rate:9.0f} {row.p50 * 1000:8.1f} "
+            f"{row.name:<10} {row.rate:10.0f} {row.rate / reference:6.2f} {row.publish_rate:9.0f} {row.p50 * 1000:8.1f} "
             f"{row.p99 * 1000:8.1f} {row.paced_p50 * 1000:9.1f} {row.paced_p99 * 1000:9.1f} {row.drain_rate:8.0f} "
-            f"{row.drain_rate / best:6.2f} {row.intake_rate:8.0f} {_in_turn(row):9.0f} {row.out_of_order:12d} "
+            f"{row.drain_rate / reference:6.2f} {row.intake_rate:8.0f} {_in_turn(row):9.0f} {row.out_of_order:12d} "
             f"{row.missing:7d} {row.cpu_per_webhook * 1e6:7.0f} {row.drain_cpu * 1e6:8.0f} {row.receiver_cpu * 1e6:7.0f} "
             f"{row.publisher_cpu * 1e6:7.0f} {'-' if math.isnan(row.server_cpu) else f'{row.server_cpu * 1e6:.0f}':>7}"
         )
