@@ -262,6 +262,8 @@ class Row:
     receiver_cpu: float  # seconds of the receiver's CPU per event of the flood
     publisher_cpu: float  # seconds of this process's CPU per event of the flood (the publisher, mostly)
     server_cpu: float  # seconds of the PostgreSQL server's CPU per event of the flood (NaN: no server, SQLite)
+    paced_cpu: float  # seconds of dispatcher CPU per event at the paced rate
+    paced_receiver_cpu: float  # seconds of the receiver's CPU per event at the paced rate
 
 
 async def publish_all(address: str, per_call: list[list[Any]], how: str) -> dict[bytes, float]:
@@ -426,11 +428,13 @@ def run_dispatcher(
         cpu, receiver_cpu = cpu_seconds(proc.pid) - cpu, receiver.cpu() - receiver_cpu
         server_cpu = server() - server_cpu
         own_cpu = time.process_time() - own_cpu
+        paced_cpu, paced_receiver_cpu = cpu_seconds(proc.pid), receiver.cpu()
         paced_sent, paced_retries = asyncio.run(publish_paced(address, paced, PACED_RATE))
         deadline = time.monotonic() + 60
         while receiver.count() < len(paced) and time.monotonic() < deadline:
             time.sleep(0.05)
         paced_got = receiver.take()
+        paced_cpu, paced_receiver_cpu = cpu_seconds(proc.pid) - paced_cpu, receiver.cpu() - paced_receiver_cpu
         # The CRM was away (answering 503, each chain's head failed and waits for its retry) while a
         # backlog was stored; once it is back, `redeliver --since` sends the whole backlog at once.
         receiver.set_down(True)
@@ -472,6 +476,8 @@ def run_dispatcher(
         receiver_cpu / total,
         own_cpu / total,
         server_cpu / total,
+        paced_cpu / len(paced),
+        paced_receiver_cpu / len(paced),
     )
 
 
@@ -544,7 +550,8 @@ def main() -> None:
     print(
         f"{'row':<10} {'webhooks/s':>10} {'ratio':>6} {'publish/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'paced p50':>9} {'paced p99':>9} {'drain/s':>8} {'ratio':>6} {'intake/s':>8} {'in turn/s':>9} "
-        f"{'out of order':>12} {'missing':>7} {'CPU µs':>7} {'drain µs':>8} {'rcv µs':>7} {'pub µs':>7} {'pg µs':>7}"
+        f"{'out of order':>12} {'missing':>7} {'CPU µs':>7} {'drain µs':>8} {'rcv µs':>7} {'pub µs':>7} {'pg µs':>7} "
+        f"{'paced µs':>8} {'paced rcv µs':>12}"
     )
     for row in rows:
         print(
@@ -552,7 +559,8 @@ def main() -> None:
             f"{row.p99 * 1000:8.1f} {row.paced_p50 * 1000:9.1f} {row.paced_p99 * 1000:9.1f} {row.drain_rate:8.0f} "
             f"{row.drain_rate / reference:6.2f} {row.intake_rate:8.0f} {_in_turn(row):9.0f} {row.out_of_order:12d} "
             f"{row.missing:7d} {row.cpu_per_webhook * 1e6:7.0f} {row.drain_cpu * 1e6:8.0f} {row.receiver_cpu * 1e6:7.0f} "
-            f"{row.publisher_cpu * 1e6:7.0f} {'-' if math.isnan(row.server_cpu) else f'{row.server_cpu * 1e6:.0f}':>7}"
+            f"{row.publisher_cpu * 1e6:7.0f} {'-' if math.isnan(row.server_cpu) else f'{row.server_cpu * 1e6:.0f}':>7} "
+            f"{row.paced_cpu * 1e6:8.0f} {row.paced_receiver_cpu * 1e6:12.0f}"
         )
     print(
         "webhooks/s: the flood, publishing and delivering at once (first Publish → last webhook); p50/p99: "
@@ -566,7 +574,10 @@ def main() -> None:
         "webhook of the drain; rcv µs: the "
         "receiver's CPU per webhook of the flood (it shares the machine's cores); pub µs: this process's CPU per "
         "event of the flood, the publisher's (it too shares the cores); pg µs: the PostgreSQL server's CPU per webhook "
-        "of the flood, all its processes on this machine (it too shares the cores; SQLite runs inside the dispatcher)"
+        "of the flood, all its processes on this machine (it too shares the cores; SQLite runs inside the dispatcher); "
+        "paced µs: the dispatcher's CPU per webhook at the paced rate, where each event has a Publish call, store "
+        "transactions and a POST of its own (for sizing: a core serves about 1/paced µs events a second sent so); paced rcv µs: the "
+        "receiver's CPU per webhook at that rate, the same run's reference for what a request costs at a steady pace"
     )
     for row in rows:
         if row.paced_retries:

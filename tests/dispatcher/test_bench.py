@@ -29,11 +29,13 @@ def test_dispatch_bench_smoke() -> None:
     assert abs(mean - (before + after) / 2) <= 1, done.stdout
     header = next(line.split() for line in done.stdout.splitlines() if line.startswith("row "))
     assert {"intake/s", "drain", "rcv", "pub", "pg"} <= set(header), header
-    # the name and 18 figures: nothing missing, 0 out of order and 0 missing in every row
-    assert all(len(row) == 19 and row[12] == "0" and row[13] == "0" for row in table), done.stdout
+    # the name and 20 figures: nothing missing, 0 out of order and 0 missing in every row
+    assert all(len(row) == 21 and row[12] == "0" and row[13] == "0" for row in table), done.stdout
     assert all(abs(float(row[2]) - float(row[1]) / mean) <= 0.01 for row in table), done.stdout
     # the PostgreSQL server's CPU is measured for its row; SQLite has no server
     assert table[0][18] == "-" and float(table[1][18]) > 0, done.stdout
+    # the CPU a webhook costs at the paced rate, the dispatcher's and the receiver's, in every row
+    assert all(float(row[19]) > 0 and float(row[20]) > 0 for row in table), done.stdout
 
 
 def test_store_bench_smoke() -> None:
