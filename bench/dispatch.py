@@ -319,7 +319,8 @@ async def publish_all(address: str, per_call: list[list[Any]], how: str) -> dict
 
 
 async def publish_paced(address: str, paced: list[Any], rate: float) -> tuple[dict[bytes, float], int]:
-    """Unary Publish calls at a steady `rate` per second (as a monitor sends them), for latency;
+    """Unary Publish calls at a steady `rate` per second, one per event, for latency (a monitor sends a lone
+    event as a message on its PublishStream, which costs the dispatcher a little less);
     a failed call is sent again after a growing pause, as the monitor does (latency still counts
     from the first send).
     Returns the send times and how many calls were sent again."""
@@ -576,8 +577,9 @@ def main() -> None:
         "event of the flood, the publisher's (it too shares the cores); pg µs: the PostgreSQL server's CPU per webhook "
         "of the flood, all its processes on this machine (it too shares the cores; SQLite runs inside the dispatcher); "
         "paced µs: the dispatcher's CPU per webhook at the paced rate, where each event has a Publish call, store "
-        "transactions and a POST of its own (for sizing: a core serves about 1/paced µs events a second sent so); paced rcv µs: the "
-        "receiver's CPU per webhook at that rate, the same run's reference for what a request costs at a steady pace"
+        "transactions and a POST of its own (for sizing, a little above what a monitor's stream messages cost); "
+        "paced rcv µs: the receiver's CPU per webhook at that rate, the same run's reference for what a request "
+        "costs at a steady pace"
     )
     for row in rows:
         if row.paced_retries:
