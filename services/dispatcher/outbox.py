@@ -9,8 +9,10 @@
 One row per (event, endpoint) in `dispatcher_deliveries` (schema.py). Ordering per endpoint and
 chain is kept by the `ready` flag: only the pending delivery with the lowest sequence of its
 (endpoint, chain) is ready, and only ready rows are claimed; finishing it (delivered or dead)
-readies the next one. A claimed row is not ready while its lease runs (a retry, a release or the
-reaper readies it again), so the claim query never walks over deliveries in flight.
+hands the next one over: leased at once to the replica that finished it while its endpoint has room
+(one write, and no claim of its own), else made ready. A claimed row is not ready while its lease
+runs (a retry, a release or the reaper readies it again), so the claim query never walks over
+deliveries in flight.
 Publish and finish lock the chain's row (Postgres `FOR UPDATE`), so a publish racing a finish in
 another replica cannot leave a chain without a ready head. Claims take a lease (owner, until);
 Postgres claims with `FOR UPDATE SKIP LOCKED`; an expired lease makes the row claimable again.
@@ -76,8 +78,9 @@ class Outbox:
     # --- delivery cycle ------------------------------------------------------------------
 
     async def cycle(self, outcomes: Sequence[Outcome], limits: Mapping[str, int], lease_ttl: float) -> list[Claimed]:
-        """Records finished attempts, readies each chain's next delivery, and claims due deliveries:
-        up to `limits[endpoint]` per endpoint (so a slow endpoint cannot take every claim).
+        """Records finished attempts, hands each finished chain's next delivery over, and claims due
+        deliveries: up to `limits[endpoint]` per endpoint, those handed over included (so a slow
+        endpoint cannot take every claim).
 
         Not durable (platform/store.py): a kill -9 loses none of it. A power cut may lose the newest
         cycles, never one before another: their deliveries are pending again and go out again after the
@@ -92,15 +95,19 @@ class Outbox:
 
     def _cycle(self, outcomes: Sequence[Outcome], limits: Mapping[str, int], lease_ttl: float) -> Work[list[Claimed]]:
         now = time.time()
-        claimed: list[Claimed] = []
+        until = now + lease_ttl
+        room = dict(limits)
+        taken: list[int] = []
         if outcomes:
-            yield from self._finish(outcomes, now)
-        for endpoint, limit in limits.items():
+            taken += yield from self._finish(outcomes, now, room, until)
+        for endpoint, limit in room.items():
             if limit > 0:
-                claimed += yield from self._claim(limit, endpoint, now, now + lease_ttl)
-        return claimed
+                taken += yield from self._claim(limit, endpoint, now, until)
+        return (yield from self._claimed(taken))
 
-    def _finish(self, outcomes: Sequence[Outcome], now: float) -> Work[None]:
+    def _finish(self, outcomes: Sequence[Outcome], now: float, room: dict[str, int], until: float) -> Work[list[int]]:
+        """Records the outcomes, then hands each finished chain's next delivery over (`_hand_over`):
+        returns the ids leased to this owner."""
         finished = sorted(
             {(o.delivery.endpoint, o.delivery.chain) for o in outcomes if o.result in ("delivered", "dead")}
         )
@@ -154,7 +161,16 @@ class Outbox:
             ],
         )
         if not finished:
-            return
+            return []
+        return (yield from self._hand_over(finished, now, room, until))
+
+    def _hand_over(
+        self, finished: list[tuple[str, str]], now: float, room: dict[str, int], until: float
+    ) -> Work[list[int]]:
+        """The next pending delivery of each finished (endpoint, chain) is leased to this owner while
+        `room[endpoint]` lasts and it is due and unleased; any other becomes ready for a claim. Leasing
+        it here writes the row once, where readying it and claiming it later wrote it twice (on
+        Postgres a new version of the row in every index each time). Returns the leased ids."""
         if self.postgres:
             heads = f"(VALUES {', '.join(['(?, ?)'] * len(finished))}) AS h (endpoint, chain)"
             params = [value for pair in finished for value in pair]
@@ -164,14 +180,35 @@ class Outbox:
                 "FROM json_each(?)) h"
             )
             params = [json.dumps(finished)]
-        yield execute(
-            "UPDATE dispatcher_deliveries SET ready = 1 WHERE id IN (SELECT (SELECT p.id FROM dispatcher_deliveries p "
-            f"WHERE p.endpoint = h.endpoint AND p.chain = h.chain AND p.status = {PENDING} "
-            f"ORDER BY p.sequence LIMIT 1) FROM {heads})",
+        rows = yield fetchall(
+            "SELECT d.id, d.endpoint, d.ready, d.lease_until, d.next_attempt_at FROM dispatcher_deliveries d "
+            "WHERE d.id IN (SELECT (SELECT p.id FROM dispatcher_deliveries p WHERE p.endpoint = h.endpoint AND "
+            f"p.chain = h.chain AND p.status = {PENDING} ORDER BY p.sequence LIMIT 1) FROM {heads})",
             params,
         )
+        handed: list[int] = []
+        readied: list[int] = []
+        for delivery_id, endpoint, ready, lease_until, next_attempt_at in rows:
+            if int(ready) == 0 and lease_until <= now and next_attempt_at <= now and room.get(endpoint, 0) > 0:
+                room[endpoint] -= 1
+                handed.append(int(delivery_id))
+            elif int(ready) != 1:
+                readied.append(int(delivery_id))
+        if readied:
+            chosen, values = one_of("id", readied, self.postgres)
+            yield execute(f"UPDATE dispatcher_deliveries SET ready = 1 WHERE {chosen}", values)
+        if not handed:
+            return []
+        # guarded as a claim is: on Postgres a row the reaper readied meanwhile may be another's by now
+        chosen, values = one_of("id", handed, self.postgres)
+        leased = yield fetchall(
+            "UPDATE dispatcher_deliveries SET lease_until = ?, lease_owner = ?, ready = 0 "
+            f"WHERE status = {PENDING} AND ready = 0 AND lease_until <= ? AND {chosen} RETURNING id",
+            (until, self.owner, now, *values),
+        )
+        return [int(r[0]) for r in leased]
 
-    def _claim(self, limit: int, endpoint: str, now: float, until: float) -> Work[list[Claimed]]:
+    def _claim(self, limit: int, endpoint: str, now: float, until: float) -> Work[list[int]]:
         where = f"status = {PENDING} AND ready = 1 AND endpoint = ? AND next_attempt_at <= ? AND lease_until <= ?"
         params = (endpoint, now, now)
         if self.postgres:
@@ -181,18 +218,21 @@ class Outbox:
                 "FOR UPDATE SKIP LOCKED) RETURNING id",
                 (until, self.owner, *params, limit),
             )
-            ids = [int(r[0]) for r in rows]
-        else:
-            rows = yield fetchall(
-                f"SELECT id FROM dispatcher_deliveries WHERE {where} ORDER BY next_attempt_at LIMIT ?", (*params, limit)
+            return [int(r[0]) for r in rows]
+        rows = yield fetchall(
+            f"SELECT id FROM dispatcher_deliveries WHERE {where} ORDER BY next_attempt_at LIMIT ?", (*params, limit)
+        )
+        ids = [int(r[0]) for r in rows]
+        if ids:
+            chosen, values = one_of("id", ids, self.postgres)
+            yield execute(
+                f"UPDATE dispatcher_deliveries SET lease_until = ?, lease_owner = ?, ready = 0 WHERE {chosen}",
+                (until, self.owner, *values),
             )
-            ids = [int(r[0]) for r in rows]
-            if ids:
-                chosen, values = one_of("id", ids, self.postgres)
-                yield execute(
-                    f"UPDATE dispatcher_deliveries SET lease_until = ?, lease_owner = ?, ready = 0 WHERE {chosen}",
-                    (until, self.owner, *values),
-                )
+        return ids
+
+    def _claimed(self, ids: list[int]) -> Work[list[Claimed]]:
+        """The deliveries `ids` (leased by this cycle) with what sending them needs."""
         if not ids:
             return []
         chosen, values = one_of("d.id", ids, self.postgres)

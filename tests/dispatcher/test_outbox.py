@@ -256,3 +256,90 @@ async def test_redelivering_a_dead_event_puts_it_back_before_its_chains_later_ev
         ]
     finally:
         await store.close()
+
+
+class _CountedWrites:
+    """The store, counting the `dispatcher_deliveries` rows its transactions update (a retry's
+    executemany, whose count the drivers do not give, aside)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.rows_updated = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def run(self, work: Any, durable: bool = True, beside_loop: bool = False) -> Any:
+        return await self.store.run(self._counted(work), durable, beside_loop)
+
+    def _counted(self, work: Any) -> Any:
+        try:
+            query = next(work)
+            while True:
+                answer = yield query
+                if query.sql.startswith("UPDATE dispatcher_deliveries") and query.op != "executemany":
+                    self.rows_updated += answer if isinstance(answer, int) else len(answer)
+                query = work.send(answer)
+        except StopIteration as done:
+            return done.value
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+async def test_finishing_a_delivery_hands_the_next_of_its_chain_over_leased_while_there_is_room(
+    dialect: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The next delivery of a finished chain is leased in the finishing transaction: written once
+    (leased) and once more when finished, never first readied and then claimed."""
+    url = request.getfixturevalue("pg_url") if dialect == "postgres" else f"sqlite:///{tmp_path / 'h.db'}"
+    store = await open_store(url)
+    try:
+        counted = _CountedWrites(store)
+        outbox = Outbox(counted, owner="test")  # type: ignore[arg-type]
+        await outbox.migrate()
+        chains = [new_chain() for _ in range(3)]
+        await outbox.publish(
+            [_new(e) for chain in chains for e in (ringing(chain), answered(chain), ended(chain))],
+            Routing(lambda item, attrs: ["a"]),
+        )
+        ok = AttemptRecord(1, time.time(), 200, 0.01, "ok", "")
+        heads = await outbox.cycle([], {"a": 10}, 60)
+        assert sorted((c.chain, c.sequence) for c in heads) == sorted((chain, 1) for chain in chains)
+        second = await outbox.cycle([Outcome(c, "delivered", ok) for c in heads], {"a": 10}, 60)
+        assert sorted((c.chain, c.sequence) for c in second) == sorted((chain, 2) for chain in chains)
+        third = await outbox.cycle([Outcome(c, "delivered", ok) for c in second], {"a": 10}, 60)
+        assert await outbox.cycle([Outcome(c, "delivered", ok) for c in third], {"a": 10}, 60) == []
+        assert counted.rows_updated == 2 * 9  # leased, finished: each of the nine deliveries twice
+
+        # with room for one, the other chains' next deliveries are made ready for a later claim
+        others = [new_chain() for _ in range(3)]
+        await outbox.publish(
+            [_new(e) for chain in others for e in (ringing(chain), answered(chain))], Routing(lambda item, attrs: ["a"])
+        )
+        firsts = await outbox.cycle([], {"a": 10}, 60)
+        assert len(await outbox.cycle([Outcome(c, "delivered", ok) for c in firsts], {"a": 1}, 60)) == 1
+        assert len(await outbox.cycle([], {"a": 10}, 60)) == 2
+        # a cycle that claims nothing (the worker's last, at shutdown) hands nothing over
+        last = [new_chain() for _ in range(2)]
+        await outbox.publish(
+            [_new(e) for chain in last for e in (ringing(chain), answered(chain))], Routing(lambda item, attrs: ["a"])
+        )
+        firsts = await outbox.cycle([], {"a": 10}, 60)
+        assert await outbox.cycle([Outcome(c, "delivered", ok) for c in firsts], {}, 60) == []
+        assert sorted((c.chain, c.sequence) for c in await outbox.cycle([], {"a": 10}, 60)) == sorted(
+            (chain, 2) for chain in last
+        )
+        # a next delivery waiting for its retry is not handed over before it is due
+        chain = new_chain()
+        await outbox.publish([_new(e) for e in (ringing(chain), answered(chain))], Routing(lambda item, attrs: ["a"]))
+        (first,) = await outbox.cycle([], {"a": 10}, 60)
+        (waiting,) = await outbox.cycle([Outcome(first, "dead", ok._replace(http_status=400))], {"a": 10}, 60)
+        assert (
+            await outbox.cycle([Outcome(waiting, "retry", ok._replace(http_status=500), time.time() + 3600)], {}, 60)
+            == []
+        )
+        assert await Ledger(store).redeliver([first.id], None, dead=False) == 1
+        (again,) = await outbox.cycle([], {"a": 10}, 60)
+        assert again.id == first.id
+        assert await outbox.cycle([Outcome(again, "delivered", ok)], {"a": 10}, 60) == []
+    finally:
+        await store.close()
