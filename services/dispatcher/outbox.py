@@ -171,21 +171,26 @@ class Outbox:
         `room[endpoint]` lasts and it is due and unleased; any other becomes ready for a claim. Leasing
         it here writes the row once, where readying it and claiming it later wrote it twice (on
         Postgres a new version of the row in every index each time). Returns the leased ids."""
-        if self.postgres:
-            heads = f"(VALUES {', '.join(['(?, ?)'] * len(finished))}) AS h (endpoint, chain)"
-            params = [value for pair in finished for value in pair]
-        else:
-            heads = (
-                "(SELECT json_extract(value, '$[0]') AS endpoint, json_extract(value, '$[1]') AS chain "
-                "FROM json_each(?)) h"
-            )
-            params = [json.dumps(finished)]
-        rows = yield fetchall(
-            "SELECT d.id, d.endpoint, d.ready, d.lease_until, d.next_attempt_at FROM dispatcher_deliveries d "
-            "WHERE d.id IN (SELECT (SELECT p.id FROM dispatcher_deliveries p WHERE p.endpoint = h.endpoint AND "
-            f"p.chain = h.chain AND p.status = {PENDING} ORDER BY p.sequence LIMIT 1) FROM {heads})",
-            params,
+        columns = "{0}.id, {0}.endpoint, {0}.ready, {0}.lease_until, {0}.next_attempt_at"
+        next_of_pair = (
+            f"FROM dispatcher_deliveries p WHERE p.endpoint = h.endpoint AND p.chain = h.chain AND "
+            f"p.status = {PENDING} ORDER BY p.sequence LIMIT 1"
         )
+        if self.postgres:  # a lateral join finds each pair's next delivery once
+            pairs = ", ".join(["(?, ?)"] * len(finished))
+            rows = yield fetchall(
+                f"SELECT d.* FROM (VALUES {pairs}) AS h (endpoint, chain) CROSS JOIN LATERAL "
+                f"(SELECT {columns.format('p')} {next_of_pair}) d",
+                [value for pair in finished for value in pair],
+            )
+        else:  # SQLite has no lateral join: the ids first, then their rows
+            rows = yield fetchall(
+                f"SELECT {columns.format('d')} FROM dispatcher_deliveries d WHERE d.id IN (SELECT (SELECT p.id "
+                f"{next_of_pair}) "
+                "FROM (SELECT json_extract(value, '$[0]') AS endpoint, json_extract(value, '$[1]') AS chain "
+                "FROM json_each(?)) h)",
+                [json.dumps(finished)],
+            )
         handed: list[int] = []
         readied: list[int] = []
         for delivery_id, endpoint, ready, lease_until, next_attempt_at in rows:
