@@ -159,6 +159,7 @@ class Outbox:
                 for o in outcomes
                 if o.attempt is not None
             ],
+            postgres=self.postgres,
         )
         if not finished:
             return []

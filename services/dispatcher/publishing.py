@@ -135,21 +135,26 @@ def publish_work(
                 delivery_rows.append((*row, 1 if head else 0, now, now, 0, ""))
         results[event.event_id] = Published(state.last, False, len(taken), tuple(taken), tuple(refused))
     if event_rows:
-        yield from insert("dispatcher_events (event_id, chain, sequence, created_at, payload, message_id)", event_rows)
+        yield from insert(
+            "dispatcher_events (event_id, chain, sequence, created_at, payload, message_id)",
+            event_rows,
+            postgres=postgres,
+        )
         yield from insert(
             "dispatcher_chains (chain, last_sequence, dids, queues, users, endpoint_sequences, updated_at)",
             [(chain, s.last, *s.joined(), s.numbers(), now) for chain, s in chains.items()],
             " ON CONFLICT (chain) DO UPDATE SET last_sequence = excluded.last_sequence, "
             "dids = excluded.dids, queues = excluded.queues, users = excluded.users, "
             "endpoint_sequences = excluded.endpoint_sequences, updated_at = excluded.updated_at",
+            postgres=postgres,
         )
     columns = (
         "dispatcher_deliveries (event_id, endpoint, chain, sequence, event_type, call_id, status, "
         "endpoint_sequence, ready, created_at, next_attempt_at, lease_until, lease_owner)"
     )
-    yield from insert(columns, delivery_rows)
+    yield from insert(columns, delivery_rows, postgres=postgres)
     leased = yield from insert(
-        columns, leased_rows, returning="id, event_id, endpoint, chain, sequence, endpoint_sequence"
+        columns, leased_rows, returning="id, event_id, endpoint, chain, sequence, endpoint_sequence", postgres=postgres
     )
     claimed = [
         Claimed(int(r[0]), str(r[2]), str(r[1]), str(r[3]), int(r[4]), 0, 0, now, *payloads[str(r[1])], int(r[5]))
@@ -184,6 +189,7 @@ def _stale_fences(fences: set[tuple[str, int]], postgres: bool) -> Work[set[tupl
         "dispatcher_fences (lease, number)",
         sorted(highest.items()),
         " ON CONFLICT (lease) DO UPDATE SET number = excluded.number WHERE dispatcher_fences.number < excluded.number",
+        postgres=postgres,
     )
     named, params = one_of("lease", sorted(highest), postgres)
     rows = yield fetchall(f"SELECT lease, number FROM dispatcher_fences WHERE {named}", params)
@@ -199,6 +205,7 @@ def _lock_chains(chains: list[str], now: float, postgres: bool) -> Work[dict[str
         "dispatcher_chains (chain, last_sequence, updated_at)",
         [(chain, 0, now) for chain in chains],
         " ON CONFLICT (chain) DO NOTHING",
+        postgres=postgres,
     )
     lock = " ORDER BY chain FOR UPDATE" if postgres else ""
     named, params = one_of("chain", chains, postgres)
