@@ -195,10 +195,11 @@ class Outbox:
         handed: list[int] = []
         readied: list[int] = []
         for delivery_id, endpoint, ready, lease_until, next_attempt_at in rows:
-            if int(ready) == 0 and lease_until <= now and next_attempt_at <= now and room.get(endpoint, 0) > 0:
+            state = int(ready)
+            if state == 0 and lease_until <= now and next_attempt_at <= now and room.get(endpoint, 0) > 0:
                 room[endpoint] -= 1
                 handed.append(int(delivery_id))
-            elif int(ready) != 1:
+            elif state != 1:
                 readied.append(int(delivery_id))
         if readied:
             chosen, values = one_of("id", readied, self.postgres)

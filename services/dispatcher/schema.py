@@ -72,6 +72,21 @@ CREATE TABLE dispatcher_endpoints (
 )
 """
 
+# The PostgreSQL type of each column the dispatcher inserts into, for inserts sent as one array per
+# column (sql.py); a column an insert gains needs its type here. `number` is an INTEGER of
+# dispatcher_attempts and a BIGINT of dispatcher_fences: bigint serves both (an INSERT casts it).
+PG_COLUMN_TYPES = {
+    **dict.fromkeys(
+        ("event_id", "chain", "endpoint", "event_type", "call_id", "message_id", "lease_owner", "lease"), "text"
+    ),
+    **dict.fromkeys(("dids", "queues", "users", "endpoint_sequences", "response", "error"), "text"),
+    **dict.fromkeys(("sequence", "last_sequence", "endpoint_sequence", "delivery_id", "number"), "bigint"),
+    **dict.fromkeys(("created_at", "updated_at", "next_attempt_at", "lease_until", "at", "latency"), "float8"),
+    **dict.fromkeys(("status", "ready"), "smallint"),
+    "http_status": "integer",
+    "payload": "bytea",
+}
+
 MIGRATIONS = [
     Migration(
         1,

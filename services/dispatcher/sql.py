@@ -8,6 +8,8 @@ from typing import TypeVar
 
 from tcxhooks.platform.store import Row, Work, execute, fetchall
 
+from .schema import PG_COLUMN_TYPES
+
 S = TypeVar("S")
 CHUNK = 500
 _MAX_PARAMS = 30000  # below SQLite's 32766 and Postgres' 65535 bind parameters
@@ -34,22 +36,6 @@ def one_of(column: str, values: Sequence[object], postgres: bool) -> tuple[str, 
     return f"{column} IN (SELECT value FROM json_each(?))", [json.dumps(list(values))]
 
 
-# The PostgreSQL type of each column the dispatcher inserts into (schema.py), for inserts sent as one
-# array per column. `number` is an INTEGER of dispatcher_attempts and a BIGINT of dispatcher_fences:
-# bigint serves both (an INSERT casts it to the column's type).
-_PG_TYPES = {
-    **dict.fromkeys(
-        ("event_id", "chain", "endpoint", "event_type", "call_id", "message_id", "lease_owner", "lease"), "text"
-    ),
-    **dict.fromkeys(("dids", "queues", "users", "endpoint_sequences", "response", "error"), "text"),
-    **dict.fromkeys(("sequence", "last_sequence", "endpoint_sequence", "delivery_id", "number"), "bigint"),
-    **dict.fromkeys(("created_at", "updated_at", "next_attempt_at", "lease_until", "at", "latency"), "float8"),
-    **dict.fromkeys(("status", "ready"), "smallint"),
-    "http_status": "integer",
-    "payload": "bytea",
-}
-
-
 def insert(
     target: str, rows: Sequence[tuple[object, ...]], tail: str = "", returning: str = "", postgres: bool = False
 ) -> Work[list[Row]]:
@@ -65,7 +51,7 @@ def insert(
     suffix = f"{tail} RETURNING {returning}" if returning else tail
     if postgres:
         names = target[target.index("(") + 1 : target.rindex(")")].split(",")
-        arrays = ", ".join(f"?::{_PG_TYPES[name.strip()]}[]" for name in names)
+        arrays = ", ".join(f"?::{PG_COLUMN_TYPES[name.strip()]}[]" for name in names)
         statement = f"INSERT INTO {target} SELECT * FROM unnest({arrays}){suffix}"
         columns = [list(column) for column in zip(*rows, strict=True)]
         if returning:
